@@ -1,0 +1,191 @@
+//! `rebeam`: run a Python program as a supervised, parallel system.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+const ABOUT: &str = "Run Python programs as parallel, fault-tolerant systems.
+
+`rebeam main.py` runs your script as `python main.py` would, with a pool of worker
+processes beside it. Actors (GenPy classes) you start there run in parallel, under
+supervisors that restart what crashes: an exception, a segfault in a C extension or
+a killed worker costs one worker, never the program.";
+
+const EXAMPLES: &str = "Examples:
+  rebeam main.py                     run main.py with one worker per core
+  rebeam --workers 4 main.py --port 8080
+                                     four workers; --port 8080 goes to the script
+  rebeam run --log-level debug main.py
+                                     show what the governor does
+  REBEAM_PYTHON=/opt/py/bin/python rebeam main.py
+                                     use that interpreter for the script and workers";
+
+#[derive(Parser)]
+#[command(name = "rebeam", version, about = ABOUT, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Python script under the governor (the default: `rebeam main.py` = `rebeam run main.py`).
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Worker processes hosting actors [default: number of cores].
+    #[arg(short, long, env = "REBEAM_WORKERS", value_name = "N")]
+    workers: Option<usize>,
+
+    /// Python interpreter for the script and the workers [default: REBEAM_PYTHON, the active
+    /// virtualenv, the python beside this rebeam, ./.venv, then python3].
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+
+    /// Largest message (pickle plus buffers) in bytes; bigger messages are refused with an error.
+    #[arg(long, value_name = "BYTES", default_value_t = rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: u64,
+
+    /// Seconds the whole system gets to stop politely on shutdown before everything is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    shutdown_timeout: f64,
+
+    /// Warm spare workers kept ready so restarts after a worker crash are fast.
+    #[arg(long, value_name = "N", default_value_t = rebeam_governor::DEFAULT_SPARES)]
+    spares: usize,
+
+    /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
+    #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+
+    /// The Python script to run.
+    script: PathBuf,
+
+    /// Arguments passed to the script as sys.argv[1:].
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+/// `rebeam main.py …` is `rebeam run main.py …`: insert `run` unless a subcommand or a
+/// top-level flag comes first.
+fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
+    const TOP_LEVEL: [&str; 6] = ["run", "help", "-h", "--help", "-V", "--version"];
+    if let Some(first) = argv.get(1) {
+        if !TOP_LEVEL.contains(&first.to_string_lossy().as_ref()) {
+            argv.insert(1, "run".into());
+        }
+    }
+    argv
+}
+
+struct Prefixed;
+
+impl<S, N> FormatEvent<S, N> for Prefixed
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let level = *event.metadata().level();
+        let tag = match level {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(w, "rebeam {tag}: ")?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("rebeam: bad log filter {filter:?} ({e}); using 'info'");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(Prefixed)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize(std::env::args_os().collect()));
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    init_logging(&args.log_level);
+    let script = match std::fs::metadata(&args.script) {
+        Ok(m) if m.is_file() => std::path::absolute(&args.script).unwrap_or(args.script.clone()),
+        Ok(_) => {
+            eprintln!(
+                "rebeam: {} is not a file; give the path of a Python script",
+                args.script.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("rebeam: cannot open script {}: {e}", args.script.display());
+            return ExitCode::from(2);
+        }
+    };
+    if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout >= 0.0) {
+        eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
+        return ExitCode::from(2);
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if workers == 0 {
+        eprintln!("rebeam: --workers must be at least 1");
+        return ExitCode::from(2);
+    }
+    let config = rebeam_governor::Config {
+        python: rebeam_governor::find_python(args.python.as_deref()),
+        script,
+        args: args.args,
+        workers,
+        spares: args.spares,
+        max_message_bytes: args.max_message_bytes,
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+        log_filter: args.log_level,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rebeam: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(rebeam_governor::run(config)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("rebeam: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

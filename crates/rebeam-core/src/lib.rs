@@ -1,0 +1,3 @@
+//! Pure logic of rebeam, free of I/O: the governor wires these to sockets and processes.
+
+pub mod supervision;

@@ -1,0 +1,293 @@
+//! Actor lifecycle in the governor: create, place on a worker, start, stop, and end.
+//!
+//! An actor is one incarnation (one `ActorId`) of a child. When it ends, every caller still
+//! waiting on it gets an error at once, its monitors get down notices, its name is freed, and its
+//! supervisor (if any) decides what happens next. Stopping is polite first (the worker runs the
+//! actor's stop after its current message); if it has not stopped when its shutdown timeout
+//! passes, its worker is killed, because one Python thread cannot be killed safely on its own.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rebeam_proto::{
+    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind,
+    Exit, Frame, Outcome, ReqId, Response,
+};
+
+use crate::process;
+use crate::report;
+use crate::router::{Input, ProcIdx, Router};
+use crate::tree::{Running, TreeId};
+
+pub struct Actor {
+    pub name: Option<String>,
+    /// How logs and reports name it: `'counter'` or `Counter<12>`.
+    pub label: String,
+    /// The worker hosting it; `None` while it waits for a ready worker.
+    pub proc: Option<ProcIdx>,
+    code: ChildCode,
+    pub started: bool,
+    pub stopping: bool,
+    pub parent: Option<(TreeId, usize)>,
+    pub pending: BTreeSet<DeliveryId>,
+    waiter: Option<StartWaiter>,
+}
+
+/// Who is told when the actor has started (or failed to).
+pub enum StartWaiter {
+    Spawn { proc: ProcIdx, req: ReqId },
+    Tree { tree: TreeId, slot: usize },
+}
+
+impl Router {
+    /// Creates an actor for `spec` and starts it on the least-loaded worker (or queues it).
+    pub fn create_actor(
+        &mut self,
+        spec: &ChildSpec,
+        parent: Option<(TreeId, usize)>,
+        waiter: StartWaiter,
+    ) -> Result<ActorId, ErrorInfo> {
+        if matches!(spec.code, ChildCode::Tree(_) | ChildCode::Adopt { .. }) {
+            return Err(ErrorInfo::new(
+                ErrorKind::BadRequest,
+                "a Supervisor is not an actor; nest it in a Supervisor",
+            ));
+        }
+        if let Some(name) = &spec.name {
+            if let Some(&holder) = self.names.get(name) {
+                return Err(ErrorInfo::new(
+                    ErrorKind::StartFailed,
+                    format!("the name '{name}' is already registered to actor <{holder}>; pick another name or stop that actor first"),
+                ));
+            }
+        }
+        let id = self.next_id();
+        let label = match &spec.name {
+            Some(n) => format!("'{n}'"),
+            None => format!("{}<{id}>", spec.label),
+        };
+        if let Some(name) = &spec.name {
+            self.names.insert(name.clone(), id);
+        }
+        self.actors.insert(
+            id,
+            Actor {
+                name: spec.name.clone(),
+                label,
+                proc: None,
+                code: spec.code.clone(),
+                started: false,
+                stopping: false,
+                parent,
+                pending: BTreeSet::new(),
+                waiter: Some(waiter),
+            },
+        );
+        self.queued_starts.push_back(id);
+        self.dispatch_queued_starts();
+        Ok(id)
+    }
+
+    /// Sends queued starts to ready workers.
+    pub fn dispatch_queued_starts(&mut self) {
+        while let Some(&id) = self.queued_starts.front() {
+            let Some(worker) = self.place() else { return };
+            self.queued_starts.pop_front();
+            let Some(actor) = self.actors.get_mut(&id) else {
+                continue;
+            };
+            actor.proc = Some(worker);
+            let frame = Frame::Command(Cmd::Start {
+                actor: id,
+                name: actor.name.clone(),
+                label: actor.label.clone(),
+                code: actor.code.clone(),
+            });
+            self.procs[worker].actors.insert(id);
+            self.send(worker, &frame);
+        }
+    }
+
+    pub fn on_started(&mut self, id: ActorId, result: Result<(), ErrorInfo>) {
+        let Some(actor) = self.actors.get_mut(&id) else {
+            return;
+        };
+        let waiter = actor.waiter.take();
+        match result {
+            Ok(()) => {
+                actor.started = true;
+                tracing::debug!("actor {} started", actor.label);
+                match waiter {
+                    Some(StartWaiter::Spawn { proc, req }) => {
+                        let r = ActorRef {
+                            id,
+                            name: actor.name.clone(),
+                        };
+                        self.send(
+                            proc,
+                            &Frame::Response {
+                                req,
+                                body: Response::Spawned(Ok(r)),
+                            },
+                        );
+                    }
+                    Some(StartWaiter::Tree { tree, slot }) => {
+                        self.tree_child_started(tree, slot, Running::Actor(id))
+                    }
+                    None => {}
+                }
+            }
+            Err(info) => {
+                actor.waiter = waiter;
+                self.actor_ended(id, Exit::Crashed(info));
+            }
+        }
+    }
+
+    /// The actor is gone (it exited, crashed, failed to start, or its worker died).
+    pub fn actor_ended(&mut self, id: ActorId, exit: Exit) {
+        let Some(actor) = self.actors.remove(&id) else {
+            return;
+        };
+        if let Some(p) = actor.proc {
+            self.procs[p].actors.remove(&id);
+        }
+        if let Some(name) = &actor.name {
+            if self.names.get(name) == Some(&id) {
+                self.names.remove(name);
+            }
+        }
+        self.queued_starts.retain(|&a| a != id);
+        let why = describe_exit(&exit);
+        for d in &actor.pending {
+            if let Some(p) = self.pending.remove(d) {
+                let info = ErrorInfo::new(
+                    ErrorKind::ActorDown,
+                    format!("actor {} ended before it answered: {why}", actor.label),
+                );
+                self.send(
+                    p.caller,
+                    &Frame::Response {
+                        req: p.req,
+                        body: Response::Call(Outcome::Failed(info)),
+                    },
+                );
+            }
+        }
+        let down: Vec<u64> = self
+            .monitors
+            .iter()
+            .filter(|(_, m)| m.target == id)
+            .map(|(&k, _)| k)
+            .collect();
+        for monitor in down {
+            let m = self.monitors.remove(&monitor).expect("listed");
+            let frame = Frame::Command(Cmd::Down {
+                monitor,
+                watcher: m.watcher,
+                actor: ActorRef {
+                    id,
+                    name: actor.name.clone(),
+                },
+                reason: exit.clone(),
+            });
+            self.send(m.watcher_proc, &frame);
+        }
+        match (actor.waiter, actor.parent) {
+            (Some(StartWaiter::Spawn { proc, req }), _) => {
+                let info = start_failure(&actor.label, &exit);
+                tracing::error!("{}", info.message);
+                self.send(
+                    proc,
+                    &Frame::Response {
+                        req,
+                        body: Response::Spawned(Err(info)),
+                    },
+                );
+            }
+            (Some(StartWaiter::Tree { tree, slot }), _) => {
+                self.tree_child_start_failed(tree, slot, start_failure(&actor.label, &exit));
+            }
+            (None, Some((tree, slot))) => self.tree_child_ended(tree, slot, exit),
+            (None, None) => {
+                if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) && !self.is_shutting_down() {
+                    tracing::error!("{}", report::unsupervised(&actor.label, &exit));
+                }
+            }
+        }
+    }
+
+    /// Asks an actor to stop; kills its worker if it has not stopped within `timeout`
+    /// (`None` waits forever, zero kills at once).
+    pub fn stop_actor(&mut self, id: ActorId, timeout: Option<Duration>) {
+        let Some(actor) = self.actors.get_mut(&id) else {
+            return;
+        };
+        actor.stopping = true;
+        let Some(worker) = actor
+            .proc
+            .filter(|_| actor.started || actor.waiter.is_some())
+        else {
+            return self.actor_ended(id, Exit::Shutdown);
+        };
+        if !self.send(worker, &Frame::Command(Cmd::Stop { actor: id })) {
+            return self.actor_ended(id, Exit::Shutdown);
+        }
+        match timeout {
+            Some(t) if t.is_zero() => self.on_stop_deadline(id),
+            Some(t) => self.after(t, Input::StopDeadline(id)),
+            None => {}
+        }
+    }
+
+    pub fn on_stop_deadline(&mut self, id: ActorId) {
+        let Some(actor) = self.actors.get(&id).filter(|a| a.stopping) else {
+            return;
+        };
+        let Some(worker) = actor.proc else { return };
+        let p = &self.procs[worker];
+        tracing::warn!(
+            "actor {} did not stop in time; killing {} and the {} actor(s) in it",
+            actor.label,
+            p.describe(),
+            p.actors.len()
+        );
+        process::kill_group(p.pid, libc::SIGKILL);
+    }
+
+    pub fn spawn_unsupervised(&mut self, proc: ProcIdx, req: ReqId, child: ChildSpec) {
+        if let Err(info) = self.create_actor(&child, None, StartWaiter::Spawn { proc, req }) {
+            self.send(
+                proc,
+                &Frame::Response {
+                    req,
+                    body: Response::Spawned(Err(info)),
+                },
+            );
+        }
+    }
+}
+
+pub fn describe_exit(exit: &Exit) -> String {
+    match exit {
+        Exit::Normal => "it exited normally".into(),
+        Exit::Shutdown => "it was stopped".into(),
+        Exit::Crashed(info) => format!("it crashed with {info}"),
+        Exit::Killed(why) => format!("it was killed ({why})"),
+    }
+}
+
+fn start_failure(label: &str, exit: &Exit) -> ErrorInfo {
+    match exit {
+        Exit::Crashed(info) => ErrorInfo {
+            kind: ErrorKind::StartFailed,
+            message: format!("actor {label} failed to start: {info}"),
+            exc_type: info.exc_type.clone(),
+            traceback: info.traceback.clone(),
+        },
+        other => ErrorInfo::new(
+            ErrorKind::StartFailed,
+            format!("actor {label} failed to start: {}", describe_exit(other)),
+        ),
+    }
+}

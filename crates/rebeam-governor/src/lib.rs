@@ -1,0 +1,86 @@
+//! The rebeam governor: a pure-Rust parent for Python processes.
+//!
+//! It starts the main process (the user's script) and a pool of worker processes, keeps one warm
+//! spare, routes every message between them, runs the supervision trees the script builds, and
+//! ends the run with a meaningful status. It never links or starts a Python interpreter in its
+//! own process, so a crash in Python costs a worker, never the governor.
+//!
+//! Lifecycle of a run:
+//! 1. Listen on a private Unix socket (`$XDG_RUNTIME_DIR/rebeam` or `/tmp/rebeam-<uid>`, 0700).
+//! 2. Spawn the main process and `workers + spares` workers from one long-lived thread, each in
+//!    its own process group, each with PR_SET_PDEATHSIG so it dies with the governor.
+//! 3. Route frames until the root tree ends, `rebeam.shutdown()` is called, the script body ends
+//!    with no tree, or SIGINT/SIGTERM arrives.
+//! 4. Shut down in reverse start order: trees (children in reverse order, polite stop, timeout,
+//!    kill), then the main process, then workers; kill every process group that remains.
+
+mod actors;
+mod listener;
+mod process;
+mod python;
+mod report;
+mod router;
+mod tree;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use python::find_python;
+
+/// How long a process may take to connect and say Ready before it is declared failed.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time the whole system gets to stop politely before everything is killed.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Warm spare workers kept ready so a crashed worker's actors restart without waiting for Python.
+pub const DEFAULT_SPARES: usize = 1;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Python interpreter for the main process and workers.
+    pub python: PathBuf,
+    /// The user's script (absolute).
+    pub script: PathBuf,
+    /// Arguments for the script (`sys.argv[1:]`).
+    pub args: Vec<OsString>,
+    /// Worker processes hosting actors.
+    pub workers: usize,
+    /// Warm spares beyond `workers`.
+    pub spares: usize,
+    /// Limit on one message's payload.
+    pub max_message_bytes: u64,
+    /// Time the whole system gets to stop politely.
+    pub shutdown_timeout: Duration,
+    /// Log filter handed to Python processes (`REBEAM_LOG`).
+    pub log_filter: String,
+}
+
+/// Errors that stop the governor from running at all (everything after start-up is handled and
+/// reported inside the run).
+#[derive(Debug, thiserror::Error)]
+pub enum GovernorError {
+    #[error("cannot create the runtime directory {path}: {source}")]
+    RuntimeDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {what} with {python}: {source}")]
+    Spawn {
+        what: String,
+        python: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs a program to its end and returns the process exit status.
+pub async fn run(config: Config) -> Result<i32, GovernorError> {
+    router::run(config).await
+}

@@ -1,0 +1,179 @@
+//! Starting, reaping and killing the governor's child processes.
+//!
+//! Why a dedicated spawner thread: PR_SET_PDEATHSIG fires when the *thread* that forked the
+//! child exits, not the process. Children forked from a short-lived thread (a tokio blocking
+//! task, say) would be killed when that thread retires. One thread that lives as long as the
+//! governor forks every child.
+//!
+//! Why a reaper thread calling `waitpid(-1)`: the governor is a child subreaper, so orphaned
+//! grandchildren (a worker's own subprocesses) are re-parented to it and must be reaped too, not
+//! left as zombies. One loop reaps everything and reports the exits it cares about.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);
+
+/// Handle to the long-lived spawner thread.
+#[derive(Clone)]
+pub struct Spawner {
+    jobs: mpsc::Sender<SpawnJob>,
+}
+
+impl Spawner {
+    pub fn start() -> Self {
+        let (jobs, rx) = mpsc::channel::<SpawnJob>();
+        thread::Builder::new()
+            .name("rebeam-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn().map(|child| child.id()));
+                }
+            })
+            .expect("spawn the spawner thread");
+        Spawner { jobs }
+    }
+
+    /// Spawns `cmd` in its own process group, tied to the governor's life. Returns its pid.
+    pub fn spawn(&self, mut cmd: Command) -> io::Result<u32> {
+        let governor = std::process::id() as libc::pid_t;
+        cmd.stdin(Stdio::inherit()).process_group(0);
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // The governor may have died between fork and prctl; then no signal will come.
+                if libc::getppid() != governor {
+                    libc::_exit(70);
+                }
+                Ok(())
+            });
+        }
+        let (tx, rx) = mpsc::channel();
+        self.jobs
+            .send((cmd, tx))
+            .map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.recv()
+            .map_err(|_| io::Error::other("spawner thread is gone"))?
+    }
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessExit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ProcessExit {
+    /// The status a shell would report for it.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ProcessExit::Code(c) => c,
+            ProcessExit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessExit::Code(c) => write!(f, "exit status {c}"),
+            ProcessExit::Signal(s) => write!(f, "killed by {}", signal_name(*s)),
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// Starts the reaper thread; `on_exit` is called for every reaped pid.
+pub fn start_reaper(on_exit: impl Fn(u32, ProcessExit) + Send + 'static) {
+    thread::Builder::new()
+        .name("rebeam-reaper".into())
+        .spawn(move || loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: plain syscall with a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+            if pid < 0 {
+                // ECHILD: nothing to reap yet; children are spawned later or all are gone.
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let exit = if libc::WIFSIGNALED(status) {
+                ProcessExit::Signal(libc::WTERMSIG(status))
+            } else {
+                ProcessExit::Code(libc::WEXITSTATUS(status))
+            };
+            on_exit(pid as u32, exit);
+        })
+        .expect("spawn the reaper thread");
+}
+
+/// Makes the governor the reaper of every orphan below it.
+pub fn become_subreaper() {
+    // SAFETY: plain prctl on our own process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// Sends `sig` to a whole process group (the child and everything it started).
+pub fn kill_group(pgid: u32, sig: i32) {
+    // SAFETY: plain syscall; a stale pgid at worst returns ESRCH.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, sig);
+    }
+}
+
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// A random hex token (the one-time credential a child presents in its Hello).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

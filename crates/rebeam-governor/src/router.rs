@@ -1,0 +1,934 @@
+//! The router: the one task that owns the governor's state.
+//!
+//! Every input (a Hello, a frame, a lost connection, a reaped process, a timer, a signal) arrives
+//! on one channel and is handled to completion before the next, so there are no locks and the
+//! order in which one connection's frames arrive is the order in which they are forwarded: that
+//! is what makes delivery FIFO per sender → receiver pair.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rebeam_proto::{
+    encode, ActorId, ActorRef, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
+    Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
+    PROTOCOL_VERSION,
+};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::listener::{spawn_acceptor, Hello};
+use crate::process::{self, ProcessExit, Spawner};
+use crate::tree::Trees;
+use crate::{Config, GovernorError, READY_TIMEOUT};
+
+pub type ProcIdx = usize;
+
+/// Everything the router reacts to.
+pub enum Input {
+    Hello(Hello),
+    Frame(ProcIdx, Frame),
+    Lost(ProcIdx, ProtoError),
+    Reaped(u32, ProcessExit),
+    LostGrace(ProcIdx),
+    ReadyDeadline(ProcIdx),
+    StopDeadline(ActorId),
+    ShutdownDeadline,
+    Sweep,
+}
+
+/// Consecutive workers that may die before saying Ready before the run is declared broken.
+const MAX_EARLY_WORKER_DEATHS: u32 = 3;
+/// How long a lost connection waits for its process's exit status, to name the cause.
+const LOST_GRACE: Duration = Duration::from_millis(200);
+/// Late replies to calls whose callers gave up are forgotten after this much extra time.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Spawned,
+    Connected,
+    Ready,
+    Dead,
+}
+
+pub struct Proc {
+    pub role: Role,
+    /// 0 for the main process, 1.. for workers.
+    pub index: u32,
+    pub pid: u32,
+    token: String,
+    pub state: ProcState,
+    tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pub actors: BTreeSet<ActorId>,
+    pub spare: bool,
+    lost: bool,
+}
+
+impl Proc {
+    pub fn describe(&self) -> String {
+        match self.role {
+            Role::Main => format!("main process (pid {})", self.pid),
+            Role::Worker => format!("worker {} (pid {})", self.index, self.pid),
+        }
+    }
+}
+
+/// A call delivered to an actor and not yet answered.
+pub struct Pending {
+    pub caller: ProcIdx,
+    pub req: ReqId,
+    pub actor: ActorId,
+    pub deadline: Instant,
+}
+
+pub struct Monitor {
+    pub watcher_proc: ProcIdx,
+    pub watcher: Option<ActorId>,
+    pub target: ActorId,
+}
+
+pub struct Router {
+    pub config: Config,
+    spawner: Spawner,
+    pub inputs: mpsc::UnboundedSender<Input>,
+    socket_path: PathBuf,
+    pub procs: Vec<Proc>,
+    pub main: ProcIdx,
+    pub actors: HashMap<ActorId, crate::actors::Actor>,
+    pub names: HashMap<String, ActorId>,
+    pub pending: HashMap<DeliveryId, Pending>,
+    pub monitors: HashMap<u64, Monitor>,
+    pub trees: Trees,
+    /// Actors waiting for a ready worker.
+    pub queued_starts: VecDeque<ActorId>,
+    next_id: u64,
+    early_deaths: u32,
+    body_done: bool,
+    shutdown: Option<i32>,
+    finished: bool,
+}
+
+pub async fn run(config: Config) -> Result<i32, GovernorError> {
+    process::become_subreaper();
+    let dir = runtime_dir()?;
+    let socket_path = dir.join(format!("run-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket_path);
+    let listener = UnixListener::bind(&socket_path).map_err(|source| GovernorError::Listen {
+        path: socket_path.clone(),
+        source,
+    })?;
+
+    let (inputs, mut rx) = mpsc::unbounded_channel();
+    spawn_acceptor(
+        listener,
+        inputs.clone(),
+        config.max_message_bytes + FRAME_OVERHEAD_BYTES,
+    );
+    let reaped = inputs.clone();
+    process::start_reaper(move |pid, exit| {
+        let _ = reaped.send(Input::Reaped(pid, exit));
+    });
+    let mut sigint = signal(SignalKind::interrupt()).map_err(GovernorError::Signals)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(GovernorError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(GovernorError::Signals)?;
+
+    let mut router = Router {
+        config,
+        spawner: Spawner::start(),
+        inputs: inputs.clone(),
+        socket_path: socket_path.clone(),
+        procs: Vec::new(),
+        main: 0,
+        actors: HashMap::new(),
+        names: HashMap::new(),
+        pending: HashMap::new(),
+        monitors: HashMap::new(),
+        trees: Trees::default(),
+        queued_starts: VecDeque::new(),
+        next_id: 1,
+        early_deaths: 0,
+        body_done: false,
+        shutdown: None,
+        finished: false,
+    };
+    let started = router.start_processes();
+    let code = match started {
+        Err(e) => {
+            router.kill_everything();
+            let _ = std::fs::remove_file(&socket_path);
+            return Err(e);
+        }
+        Ok(()) => {
+            tokio::spawn(sweeper(inputs.clone()));
+            let mut interrupts = 0;
+            while !router.finished {
+                tokio::select! {
+                    Some(input) = rx.recv() => router.handle(input),
+                    _ = sigint.recv() => {
+                        interrupts += 1;
+                        router.on_interrupt(interrupts);
+                    }
+                    _ = sigterm.recv() => router.begin_shutdown(143, "received SIGTERM"),
+                    _ = sighup.recv() => router.begin_shutdown(129, "received SIGHUP"),
+                }
+            }
+            router.shutdown.unwrap_or(0)
+        }
+    };
+    router.kill_everything();
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(code)
+}
+
+async fn sweeper(inputs: mpsc::UnboundedSender<Input>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        if inputs.send(Input::Sweep).is_err() {
+            return;
+        }
+    }
+}
+
+/// A private directory for sockets: `$XDG_RUNTIME_DIR/rebeam` or `/tmp/rebeam-<uid>`, mode 0700.
+pub fn runtime_dir() -> Result<PathBuf, GovernorError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(base) => PathBuf::from(base).join("rebeam"),
+        None => PathBuf::from(format!(
+            "/tmp/rebeam-{}",
+            rustix::process::getuid().as_raw()
+        )),
+    };
+    let err = |source| GovernorError::RuntimeDir {
+        path: dir.clone(),
+        source,
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(e)),
+    }
+    let meta = std::fs::metadata(&dir).map_err(err)?;
+    if std::os::unix::fs::MetadataExt::uid(&meta) != rustix::process::getuid().as_raw() {
+        return Err(err(std::io::Error::other(
+            "the directory belongs to another user",
+        )));
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    remove_stale_sockets(&dir);
+    Ok(dir)
+}
+
+/// Sockets of governors that were killed (SIGKILL leaves no chance to clean up).
+fn remove_stale_sockets(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_suffix(".sock")
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Router {
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn start_processes(&mut self) -> Result<(), GovernorError> {
+        self.main = self.spawn_process(Role::Main, 0, false)?;
+        for i in 0..self.config.workers + self.config.spares {
+            self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
+        }
+        tracing::info!(
+            "started {} with {} workers (+{} spare) using {}",
+            self.config.script.display(),
+            self.config.workers,
+            self.config.spares,
+            self.config.python.display()
+        );
+        Ok(())
+    }
+
+    fn spawn_process(
+        &mut self,
+        role: Role,
+        index: u32,
+        spare: bool,
+    ) -> Result<ProcIdx, GovernorError> {
+        let token = process::random_token();
+        let mut cmd = Command::new(&self.config.python);
+        match role {
+            Role::Main => {
+                cmd.args(["-m", "rebeam._main"])
+                    .arg(&self.config.script)
+                    .args(&self.config.args);
+            }
+            Role::Worker => {
+                cmd.args(["-m", "rebeam._worker"]);
+            }
+        }
+        cmd.env("REBEAM_SOCKET", &self.socket_path)
+            .env("REBEAM_TOKEN", &token)
+            .env(
+                "REBEAM_ROLE",
+                if role == Role::Main { "main" } else { "worker" },
+            )
+            .env("REBEAM_INDEX", index.to_string())
+            .env("REBEAM_SCRIPT", &self.config.script)
+            .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
+            .env("REBEAM_LOG", &self.config.log_filter);
+        let what = match role {
+            Role::Main => "the main process".to_string(),
+            Role::Worker => format!("worker {index}"),
+        };
+        let pid = self
+            .spawner
+            .spawn(cmd)
+            .map_err(|source| GovernorError::Spawn {
+                what,
+                python: self.config.python.clone(),
+                source,
+            })?;
+        let idx = self.procs.len();
+        self.procs.push(Proc {
+            role,
+            index,
+            pid,
+            token,
+            state: ProcState::Spawned,
+            tx: None,
+            actors: BTreeSet::new(),
+            spare,
+            lost: false,
+        });
+        tracing::debug!("spawned {}", self.procs[idx].describe());
+        self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
+        Ok(idx)
+    }
+
+    /// Sends `input` to the router after `delay`.
+    pub fn after(&self, delay: Duration, input: Input) {
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(input);
+        });
+    }
+
+    pub fn send(&self, proc: ProcIdx, frame: &Frame) -> bool {
+        let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
+            return false;
+        };
+        match encode(frame) {
+            Ok(bytes) => tx.send(bytes).is_ok(),
+            Err(e) => {
+                tracing::error!(
+                    "cannot encode a frame for {}: {e}",
+                    self.procs[proc].describe()
+                );
+                false
+            }
+        }
+    }
+
+    fn respond(&self, proc: ProcIdx, req: ReqId, body: Response) {
+        self.send(proc, &Frame::Response { req, body });
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Hello(hello) => self.on_hello(hello),
+            Input::Frame(proc, frame) => self.on_frame(proc, frame),
+            Input::Lost(proc, err) => self.on_lost(proc, err),
+            Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
+            Input::LostGrace(proc) => {
+                if self.procs[proc].state != ProcState::Dead {
+                    process::kill_group(self.procs[proc].pid, libc::SIGKILL);
+                    self.proc_died(proc, "its connection to the governor was lost".into(), None);
+                }
+            }
+            Input::ReadyDeadline(proc) => {
+                let p = &self.procs[proc];
+                if matches!(p.state, ProcState::Spawned | ProcState::Connected) {
+                    tracing::error!(
+                        "{} was not ready after {READY_TIMEOUT:?}; killing it",
+                        p.describe()
+                    );
+                    process::kill_group(p.pid, libc::SIGKILL);
+                }
+            }
+            Input::StopDeadline(actor) => self.on_stop_deadline(actor),
+            Input::ShutdownDeadline => {
+                if self.shutdown.is_some() && !self.finished {
+                    tracing::warn!(
+                        "shutdown did not finish in {:?}; killing what is left",
+                        self.config.shutdown_timeout
+                    );
+                    self.kill_everything();
+                    self.finished = true;
+                }
+            }
+            Input::Sweep => {
+                let now = Instant::now();
+                self.pending.retain(|_, p| p.deadline > now);
+            }
+        }
+        self.check_finished();
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        let found = self
+            .procs
+            .iter()
+            .position(|p| p.token == hello.token && p.state == ProcState::Spawned);
+        let verdict = match found {
+            _ if hello.version != PROTOCOL_VERSION => Err(format!(
+                "protocol version {} (this governor speaks {PROTOCOL_VERSION}); the Python package and the rebeam binary are from different builds",
+                hello.version
+            )),
+            None => Err("unknown or reused token".to_string()),
+            Some(idx) if self.procs[idx].role != hello.role || self.procs[idx].pid != hello.pid => {
+                Err(format!("token of {} presented by pid {}", self.procs[idx].describe(), hello.pid))
+            }
+            Some(idx) => Ok(idx),
+        };
+        if let Ok(idx) = verdict {
+            let p = &mut self.procs[idx];
+            p.tx = Some(hello.writer);
+            p.state = ProcState::Connected;
+            let welcome = Frame::Welcome {
+                index: p.index,
+                max_message_bytes: self.config.max_message_bytes,
+            };
+            self.send(idx, &welcome);
+        }
+        let _ = hello.accept.send(verdict);
+    }
+
+    fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
+        if self.procs[proc].state == ProcState::Dead {
+            return;
+        }
+        match frame {
+            Frame::Ready => self.on_ready(proc),
+            Frame::Request { req, body } => self.on_request(proc, req, body),
+            Frame::Event(event) => self.on_event(proc, event),
+            other => {
+                let p = &self.procs[proc];
+                tracing::warn!(
+                    "{} sent a frame only the governor may send ({}); dropping it",
+                    p.describe(),
+                    frame_name(&other)
+                );
+                self.drop_peer(proc, "it broke the protocol");
+            }
+        }
+    }
+
+    fn on_ready(&mut self, proc: ProcIdx) {
+        let p = &mut self.procs[proc];
+        p.state = ProcState::Ready;
+        tracing::debug!("{} is ready", p.describe());
+        if p.role == Role::Worker {
+            self.early_deaths = 0;
+            self.send(proc, &Frame::Command(Cmd::Preload));
+            self.dispatch_queued_starts();
+        }
+    }
+
+    fn on_request(&mut self, proc: ProcIdx, req: ReqId, body: Request) {
+        if self.shutdown.is_some() {
+            if let Request::Call { .. } | Request::Spawn { .. } | Request::StartTree { .. } = body {
+                let info = ErrorInfo::new(ErrorKind::ShuttingDown, "rebeam is shutting down");
+                let resp = match body {
+                    Request::Call { .. } => Response::Call(Outcome::Failed(info)),
+                    _ => Response::Refused(info),
+                };
+                return self.respond(proc, req, resp);
+            }
+        }
+        match body {
+            Request::Call {
+                target,
+                subject,
+                sender,
+                payload,
+                timeout_ms,
+            } => {
+                let outcome = self.deliver(
+                    proc,
+                    Some((req, timeout_ms)),
+                    &target,
+                    subject,
+                    sender,
+                    payload,
+                );
+                if let Err(info) = outcome {
+                    self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+                }
+            }
+            Request::Cast {
+                target,
+                subject,
+                sender,
+                payload,
+            } => {
+                let delivered = self
+                    .deliver(proc, None, &target, subject, sender, payload)
+                    .is_ok();
+                self.respond(proc, req, Response::Cast { delivered });
+            }
+            Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),
+            Request::StartTree { spec } => {
+                if self.procs[proc].role != Role::Main {
+                    let info = ErrorInfo::new(
+                        ErrorKind::BadRequest,
+                        "supervision trees are started from the main process (build the Supervisor in your script, or nest it in a tree)",
+                    );
+                    return self.respond(proc, req, Response::Refused(info));
+                }
+                self.start_top_level_tree(proc, req, spec);
+            }
+            Request::Whereis { name } => {
+                let found = self.names.get(&name).map(|&id| ActorRef {
+                    id,
+                    name: Some(name.clone()),
+                });
+                self.respond(proc, req, Response::Whereis(found));
+            }
+            Request::Monitor { watcher, target } => {
+                let result = self.monitor(proc, watcher, &target);
+                self.respond(proc, req, Response::Monitored(result));
+            }
+            Request::Demonitor { monitor } => {
+                self.monitors.remove(&monitor);
+                self.respond(proc, req, Response::Done);
+            }
+            Request::Shutdown { code } => {
+                self.respond(proc, req, Response::Done);
+                let who = self.procs[proc].describe();
+                self.begin_shutdown(
+                    code,
+                    &format!("rebeam.shutdown({code}) called in the {who}"),
+                );
+            }
+        }
+    }
+
+    fn on_event(&mut self, proc: ProcIdx, event: Event) {
+        match event {
+            Event::Replied { delivery, outcome } => {
+                if let Some(p) = self.pending.remove(&delivery) {
+                    if let Some(actor) = self.actors.get_mut(&p.actor) {
+                        actor.pending.remove(&delivery);
+                    }
+                    self.respond(p.caller, p.req, Response::Call(outcome));
+                }
+            }
+            Event::Started { actor, result } => self.on_started(actor, result),
+            Event::Exited { actor, reason } => {
+                if self
+                    .actors
+                    .get(&actor)
+                    .is_some_and(|a| a.proc == Some(proc))
+                {
+                    self.actor_ended(actor, reason);
+                }
+            }
+            Event::BodyDone { error } => {
+                self.body_done = true;
+                match error {
+                    Some(info) => {
+                        tracing::debug!("the script ended with {info}");
+                        self.begin_shutdown(1, "the script raised an exception");
+                    }
+                    None if self.trees.roots().is_empty() => {
+                        let code = if self.trees.root_failed() { 1 } else { 0 };
+                        self.begin_shutdown(code, "the script finished");
+                    }
+                    None => tracing::debug!(
+                        "the script body finished; the supervision tree keeps running"
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Routes a call (`call` is `Some((req, timeout_ms))`) or a cast to its actor.
+    fn deliver(
+        &mut self,
+        caller: ProcIdx,
+        call: Option<(ReqId, u64)>,
+        target: &Target,
+        subject: String,
+        sender: Option<ActorId>,
+        payload: rebeam_proto::Payload,
+    ) -> Result<(), ErrorInfo> {
+        if payload.len() > self.config.max_message_bytes {
+            return Err(ErrorInfo::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "a message of {} bytes for {target} exceeds the limit of {} bytes (--max-message-bytes)",
+                    payload.len(),
+                    self.config.max_message_bytes
+                ),
+            ));
+        }
+        let id = self.resolve(target)?;
+        let Some(worker) = self.actors[&id].proc else {
+            return Err(ErrorInfo::new(
+                ErrorKind::NoProcess,
+                format!("actor {target} is still waiting for a worker to start on; try again"),
+            ));
+        };
+        let delivery = call.map(|_| self.next_id());
+        let sender = sender.map(|s| ActorRef {
+            id: s,
+            name: self.actors.get(&s).and_then(|a| a.name.clone()),
+        });
+        let frame = Frame::Command(Cmd::Deliver {
+            delivery,
+            actor: id,
+            subject,
+            sender,
+            payload,
+        });
+        if !self.send(worker, &frame) {
+            return Err(ErrorInfo::new(
+                ErrorKind::ActorDown,
+                format!("the worker of actor {target} is gone"),
+            ));
+        }
+        if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
+            self.pending.insert(
+                d,
+                Pending {
+                    caller,
+                    req,
+                    actor: id,
+                    deadline,
+                },
+            );
+            self.actors
+                .get_mut(&id)
+                .expect("resolved")
+                .pending
+                .insert(d);
+        }
+        Ok(())
+    }
+
+    pub fn resolve(&self, target: &Target) -> Result<ActorId, ErrorInfo> {
+        let id = match target {
+            Target::Name(name) => self.names.get(name).copied().ok_or_else(|| {
+                ErrorInfo::new(
+                    ErrorKind::NoProcess,
+                    format!("no actor named '{name}' is running"),
+                )
+            })?,
+            Target::Actor(id) => *id,
+        };
+        match self.actors.get(&id) {
+            Some(a) if !a.stopping => Ok(id),
+            Some(a) => Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor {} is stopping", a.label))),
+            None => Err(ErrorInfo::new(
+                ErrorKind::NoProcess,
+                format!("actor <{id}> is not alive (a restarted actor gets a new id; address it by name)"),
+            )),
+        }
+    }
+
+    fn monitor(
+        &mut self,
+        proc: ProcIdx,
+        watcher: Option<ActorId>,
+        target: &Target,
+    ) -> Result<u64, ErrorInfo> {
+        let id = self.next_id();
+        match self.resolve(target) {
+            Ok(actor) => {
+                self.monitors.insert(
+                    id,
+                    Monitor {
+                        watcher_proc: proc,
+                        watcher,
+                        target: actor,
+                    },
+                );
+            }
+            Err(info) => {
+                // As in Erlang: monitoring something already dead gives an immediate down notice.
+                let actor = match target {
+                    Target::Actor(a) => ActorRef { id: *a, name: None },
+                    Target::Name(n) => ActorRef {
+                        id: 0,
+                        name: Some(n.clone()),
+                    },
+                };
+                let reason = rebeam_proto::Exit::Killed(format!("noproc: {}", info.message));
+                self.send(
+                    proc,
+                    &Frame::Command(Cmd::Down {
+                        monitor: id,
+                        watcher,
+                        actor,
+                        reason,
+                    }),
+                );
+            }
+        }
+        Ok(id)
+    }
+
+    fn on_lost(&mut self, proc: ProcIdx, err: ProtoError) {
+        let p = &mut self.procs[proc];
+        if p.state == ProcState::Dead {
+            return;
+        }
+        p.tx = None;
+        match err {
+            ProtoError::Closed => {
+                p.lost = true;
+                self.after(LOST_GRACE, Input::LostGrace(proc));
+            }
+            err => {
+                tracing::warn!("{} sent a bad frame ({err}); dropping it", p.describe());
+                self.drop_peer(proc, "it sent a malformed frame");
+            }
+        }
+    }
+
+    /// Cuts off a misbehaving process: kills it and treats it as dead.
+    fn drop_peer(&mut self, proc: ProcIdx, why: &str) {
+        process::kill_group(self.procs[proc].pid, libc::SIGKILL);
+        self.proc_died(proc, format!("dropped by the governor because {why}"), None);
+    }
+
+    fn on_reaped(&mut self, pid: u32, exit: ProcessExit) {
+        match self.procs.iter().position(|p| p.pid == pid) {
+            Some(proc) => {
+                // Kill what the process left behind in its group (its own subprocesses).
+                process::kill_group(pid, libc::SIGKILL);
+                if self.procs[proc].state != ProcState::Dead {
+                    self.proc_died(proc, exit.to_string(), Some(exit));
+                }
+            }
+            None => tracing::debug!("reaped orphan pid {pid} ({exit})"),
+        }
+    }
+
+    fn proc_died(&mut self, proc: ProcIdx, why: String, exit: Option<ProcessExit>) {
+        let p = &mut self.procs[proc];
+        let was = p.state;
+        p.state = ProcState::Dead;
+        p.tx = None;
+        let role = p.role;
+        let spare = p.spare;
+        let desc = p.describe();
+        let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
+
+        if role == Role::Main {
+            if self.shutdown.is_none() {
+                let code = exit
+                    .map(ProcessExit::shell_status)
+                    .filter(|&c| c != 0)
+                    .unwrap_or(1);
+                tracing::error!("the main process died unexpectedly ({why})");
+                self.begin_shutdown(code, "the main process died");
+            }
+            return;
+        }
+        if self.shutdown.is_some() {
+            for a in actors {
+                self.actor_ended(
+                    a,
+                    rebeam_proto::Exit::Killed(format!("{desc} exited during shutdown")),
+                );
+            }
+            return;
+        }
+        if was != ProcState::Ready {
+            self.early_deaths += 1;
+            tracing::error!("{desc} died before it was ready ({why})");
+            if self.early_deaths >= MAX_EARLY_WORKER_DEATHS {
+                tracing::error!(
+                    "workers keep dying at start-up; check that {} can `import rebeam._rebeam` (is rebeam installed in that environment?)",
+                    self.config.python.display()
+                );
+                self.begin_shutdown(1, "workers cannot start");
+                return;
+            }
+        } else {
+            tracing::warn!(
+                "{desc} died ({why}); restarting its {} actor(s) elsewhere",
+                actors.len()
+            );
+        }
+        self.replace_worker(spare);
+        for a in actors {
+            self.actor_ended(a, rebeam_proto::Exit::Killed(format!("{desc} died: {why}")));
+        }
+    }
+
+    /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
+    fn replace_worker(&mut self, dead_was_spare: bool) {
+        let next_index = self.procs.iter().map(|p| p.index).max().unwrap_or(0) + 1;
+        if !dead_was_spare {
+            let spare = self
+                .procs
+                .iter()
+                .position(|p| p.spare && p.state == ProcState::Ready)
+                .or_else(|| {
+                    self.procs
+                        .iter()
+                        .position(|p| p.spare && p.state != ProcState::Dead)
+                });
+            match spare {
+                Some(s) => self.procs[s].spare = false,
+                None => {
+                    if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
+                        tracing::error!("cannot replace a dead worker: {e}");
+                    }
+                    return self.dispatch_queued_starts();
+                }
+            }
+        }
+        if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
+            tracing::error!("cannot start a spare worker: {e}");
+        }
+        self.dispatch_queued_starts();
+    }
+
+    /// The ready, non-spare worker with the fewest actors.
+    pub fn place(&self) -> Option<ProcIdx> {
+        self.procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
+            .min_by_key(|(i, p)| (p.actors.len(), *i))
+            .map(|(i, _)| i)
+    }
+
+    fn on_interrupt(&mut self, count: u32) {
+        if count > 1 || self.shutdown.is_some() && count > 1 {
+            tracing::warn!("interrupted again; killing everything now");
+            self.kill_everything();
+            self.shutdown.get_or_insert(130);
+            self.finished = true;
+            return;
+        }
+        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script.
+        let main = &self.procs[self.main];
+        if main.state != ProcState::Dead {
+            process::kill(main.pid, libc::SIGINT);
+        }
+        self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");
+    }
+
+    /// Stops the system in reverse start order: trees, then the main process, then workers.
+    pub fn begin_shutdown(&mut self, code: i32, why: &str) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        if code == 0 {
+            tracing::debug!("shutting down: {why}");
+        } else {
+            tracing::info!("shutting down: {why}");
+        }
+        self.shutdown = Some(code);
+        self.after(self.config.shutdown_timeout, Input::ShutdownDeadline);
+        for tree in self.trees.roots().iter().rev().copied().collect::<Vec<_>>() {
+            self.stop_tree(tree, rebeam_core::supervision::ExitReason::Shutdown);
+        }
+        let unsupervised: Vec<ActorId> = self
+            .actors
+            .iter()
+            .filter(|(_, a)| a.parent.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in unsupervised {
+            self.stop_actor(id, Some(rebeam_core::supervision::DEFAULT_SHUTDOWN));
+        }
+        self.check_finished();
+    }
+
+    /// Once trees have stopped: dismiss the main process, then the workers; done when all are dead.
+    fn check_finished(&mut self) {
+        let Some(code) = self.shutdown else { return };
+        if self.finished
+            || !self.trees.is_empty()
+            || self.actors.values().any(|a| a.parent.is_none())
+        {
+            return;
+        }
+        let main = self.main;
+        if self.procs[main].state != ProcState::Dead {
+            if !self.procs[main].lost {
+                self.send(main, &Frame::Command(Cmd::Shutdown { code }));
+                self.procs[main].lost = true;
+            }
+            return;
+        }
+        let mut alive = false;
+        for i in 0..self.procs.len() {
+            if self.procs[i].state != ProcState::Dead {
+                alive = true;
+                if !self.procs[i].lost {
+                    self.procs[i].lost = true;
+                    if !self.send(i, &Frame::Command(Cmd::Shutdown { code })) {
+                        process::kill_group(self.procs[i].pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        if !alive {
+            self.finished = true;
+        }
+    }
+
+    fn kill_everything(&mut self) {
+        for p in &self.procs {
+            if p.state != ProcState::Dead {
+                process::kill_group(p.pid, libc::SIGKILL);
+            }
+            // Process groups outlive their leader: kill stragglers of dead ones too.
+            process::kill_group(p.pid, libc::SIGKILL);
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    pub fn body_done(&self) -> bool {
+        self.body_done
+    }
+}
+
+fn frame_name(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Hello { .. } => "Hello",
+        Frame::Welcome { .. } => "Welcome",
+        Frame::Ready => "Ready",
+        Frame::Request { .. } => "Request",
+        Frame::Response { .. } => "Response",
+        Frame::Command(_) => "Command",
+        Frame::Event(_) => "Event",
+    }
+}

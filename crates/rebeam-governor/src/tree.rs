@@ -1,0 +1,499 @@
+//! Supervision trees in the governor: the I/O half of `rebeam_core::supervision`.
+//!
+//! The core decides (restart which children, or escalate); this module carries the decision
+//! out. A tree works through a queue of operations, one at a time, because starting and
+//! stopping children are asynchronous (a worker answers later):
+//!
+//! - `Start(i)`: start child `i` (an actor in a worker, or a nested tree) and wait for it.
+//! - `Stop(i)`: stop child `i` politely, kill it after its shutdown timeout, wait for its exit.
+//! - `Started`: every child is up: the tree is running; answer whoever asked for it.
+//! - `Exit(reason)`: the tree ends; its parent (or, for a top-level tree, the run) decides.
+//!
+//! During the initial start a child that fails to start aborts the tree: the children already
+//! started are stopped in reverse order and the start fails (as `supervisor:start_link` does).
+//! Exits that arrive before the tree is fully started are handled once it is.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rebeam_core::supervision::{Decision, ExitReason, Intensity, Restart, Strategy, Supervisor};
+use rebeam_proto::{
+    ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
+};
+
+use crate::actors::StartWaiter;
+use crate::report;
+use crate::router::{ProcIdx, Router};
+
+pub type TreeId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Running {
+    Actor(ActorId),
+    Tree(TreeId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Start(usize),
+    Stop(usize),
+    Started,
+    Exit(Exit),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Running,
+    Stopping,
+}
+
+pub struct Tree {
+    label: String,
+    spec: TreeSpec,
+    strategy: Strategy,
+    intensity: Intensity,
+    restarts: Vec<Restart>,
+    logic: Option<Supervisor>,
+    slots: Vec<Option<Running>>,
+    parent: Option<(TreeId, usize)>,
+    phase: Phase,
+    ops: VecDeque<Op>,
+    current: Option<Op>,
+    waiter: Option<(ProcIdx, ReqId)>,
+    start_error: Option<ErrorInfo>,
+    deferred: Vec<(usize, Exit)>,
+}
+
+#[derive(Default)]
+pub struct Trees {
+    map: HashMap<TreeId, Tree>,
+    /// Top-level trees in start order; the first is the root.
+    roots: Vec<TreeId>,
+    root_failed: bool,
+}
+
+impl Trees {
+    pub fn roots(&self) -> &[TreeId] {
+        &self.roots
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn root_failed(&self) -> bool {
+        self.root_failed
+    }
+}
+
+fn shutdown_of(child: &ChildSpec) -> Option<Duration> {
+    child.shutdown_ms.map(Duration::from_millis)
+}
+
+fn core_reason(exit: &Exit) -> ExitReason {
+    match exit {
+        Exit::Normal => ExitReason::Normal,
+        Exit::Shutdown => ExitReason::Shutdown,
+        Exit::Crashed(info) => ExitReason::Crashed(info.to_string()),
+        Exit::Killed(why) => ExitReason::Killed(why.clone()),
+    }
+}
+
+fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
+    let bad = |e: rebeam_core::supervision::SpecError| {
+        ErrorInfo::new(ErrorKind::BadRequest, e.to_string())
+    };
+    let strategy: Strategy = spec.strategy.parse().map_err(bad)?;
+    let restarts = spec
+        .children
+        .iter()
+        .map(|c| c.restart.parse())
+        .collect::<Result<Vec<Restart>, _>>()
+        .map_err(bad)?;
+    let intensity = Intensity::new(
+        spec.max_restarts,
+        Duration::from_millis(spec.max_seconds_ms),
+    );
+    Ok((strategy, intensity, restarts))
+}
+
+impl Router {
+    pub fn start_top_level_tree(&mut self, proc: ProcIdx, req: ReqId, spec: TreeSpec) {
+        match self.create_tree(spec, None, Some((proc, req))) {
+            Ok(id) => {
+                self.trees.roots.push(id);
+                self.advance(id);
+            }
+            Err(info) => self.send_response(proc, req, Response::TreeStarted(Err(info))),
+        }
+    }
+
+    fn send_response(&self, proc: ProcIdx, req: ReqId, body: Response) {
+        self.send(proc, &Frame::Response { req, body });
+    }
+
+    fn create_tree(
+        &mut self,
+        spec: TreeSpec,
+        parent: Option<(TreeId, usize)>,
+        waiter: Option<(ProcIdx, ReqId)>,
+    ) -> Result<TreeId, ErrorInfo> {
+        let (strategy, intensity, restarts) = parse(&spec)?;
+        let id = self.next_id();
+        let label = match &spec.name {
+            Some(n) => format!("'{n}'"),
+            None => format!("Supervisor<{id}>"),
+        };
+        let n = spec.children.len();
+        let mut ops: VecDeque<Op> = (0..n).map(Op::Start).collect();
+        ops.push_back(Op::Started);
+        tracing::debug!("supervisor {label} ({strategy}) starting {n} children");
+        self.trees.map.insert(
+            id,
+            Tree {
+                label,
+                spec,
+                strategy,
+                intensity,
+                restarts,
+                logic: None,
+                slots: vec![None; n],
+                parent,
+                phase: Phase::Starting,
+                ops,
+                current: None,
+                waiter,
+                start_error: None,
+                deferred: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Runs queued operations until one has to wait for a worker or a child.
+    fn advance(&mut self, id: TreeId) {
+        loop {
+            let Some(tree) = self.trees.map.get_mut(&id) else {
+                return;
+            };
+            if tree.current.is_some() {
+                return;
+            }
+            let Some(op) = tree.ops.pop_front() else {
+                return;
+            };
+            match op {
+                Op::Start(slot) => {
+                    if tree.phase == Phase::Stopping || tree.slots[slot].is_some() {
+                        continue;
+                    }
+                    tree.current = Some(Op::Start(slot));
+                    self.start_child(id, slot);
+                }
+                Op::Stop(slot) => {
+                    let Some(running) = tree.slots[slot] else {
+                        continue;
+                    };
+                    tree.current = Some(Op::Stop(slot));
+                    let timeout = shutdown_of(&tree.spec.children[slot]);
+                    match running {
+                        Running::Actor(actor) => self.stop_actor(actor, timeout),
+                        Running::Tree(sub) => self.stop_tree(sub, ExitReason::Shutdown),
+                    }
+                }
+                Op::Started => return self.tree_started(id),
+                Op::Exit(exit) => return self.finish_tree(id, exit),
+            }
+        }
+    }
+
+    fn start_child(&mut self, id: TreeId, slot: usize) {
+        let child = self.trees.map[&id].spec.children[slot].clone();
+        let result = match child.code {
+            ChildCode::Tree(spec) => self
+                .create_tree(spec, Some((id, slot)), None)
+                .map(|sub| self.advance(sub)),
+            ChildCode::Adopt { tree } => return self.adopt(id, slot, tree),
+            _ => self
+                .create_actor(
+                    &child,
+                    Some((id, slot)),
+                    StartWaiter::Tree { tree: id, slot },
+                )
+                .map(|_| ()),
+        };
+        if let Err(info) = result {
+            self.tree_child_start_failed(id, slot, info);
+        }
+    }
+
+    /// Makes a running top-level tree child `slot` of `id`.
+    fn adopt(&mut self, id: TreeId, slot: usize, sub: TreeId) {
+        let Some(pos) = self
+            .trees
+            .roots
+            .iter()
+            .position(|&r| r == sub)
+            .filter(|_| sub != id)
+        else {
+            let info = ErrorInfo::new(
+                ErrorKind::BadRequest,
+                "that Supervisor is already part of another tree",
+            );
+            return self.tree_child_start_failed(id, slot, info);
+        };
+        // The adopter takes the adopted tree's place among the top-level trees (and so may
+        // become the root, which is what `Supervisor(modules=[Supervisor(...)])` means).
+        self.trees.roots.retain(|&r| r != id);
+        self.trees.roots[pos] = id;
+        let sub_spec = {
+            let subtree = self.trees.map.get_mut(&sub).expect("listed roots exist");
+            subtree.parent = Some((id, slot));
+            subtree.spec.clone()
+        };
+        let tree = self.trees.map.get_mut(&id).expect("tree exists");
+        // Restarts of this child rebuild it from its spec.
+        tree.spec.children[slot].code = ChildCode::Tree(sub_spec);
+        self.tree_child_started(id, slot, Running::Tree(sub));
+    }
+
+    fn tree_started(&mut self, id: TreeId) {
+        let tree = self.trees.map.get_mut(&id).expect("tree exists");
+        tree.phase = Phase::Running;
+        tree.logic = Some(Supervisor::new(
+            tree.strategy,
+            tree.intensity,
+            tree.restarts.clone(),
+        ));
+        let waiter = tree.waiter.take();
+        let parent = tree.parent;
+        let deferred = std::mem::take(&mut tree.deferred);
+        tracing::debug!("supervisor {} is up", tree.label);
+        if let Some((proc, req)) = waiter {
+            self.send_response(proc, req, Response::TreeStarted(Ok(id)));
+        }
+        if let Some((p, slot)) = parent {
+            self.tree_child_started(p, slot, Running::Tree(id));
+        }
+        for (slot, exit) in deferred {
+            self.tree_child_ended(id, slot, exit);
+        }
+        self.check_tree_finished(id);
+    }
+
+    pub fn tree_child_started(&mut self, id: TreeId, slot: usize, running: Running) {
+        let Some(tree) = self.trees.map.get_mut(&id) else {
+            return;
+        };
+        tree.slots[slot] = Some(running);
+        if tree.current == Some(Op::Start(slot)) {
+            tree.current = None;
+        }
+        if let Some(logic) = tree.logic.as_mut() {
+            logic.child_started(slot);
+        }
+        self.advance(id);
+    }
+
+    pub fn tree_child_start_failed(&mut self, id: TreeId, slot: usize, info: ErrorInfo) {
+        let Some(tree) = self.trees.map.get_mut(&id) else {
+            return;
+        };
+        if tree.current == Some(Op::Start(slot)) {
+            tree.current = None;
+        }
+        let child = tree.spec.children[slot].label.clone();
+        match tree.phase {
+            Phase::Starting => {
+                tracing::error!(
+                    "supervisor {}: child {child} failed to start: {}",
+                    tree.label,
+                    info
+                );
+                tree.phase = Phase::Stopping;
+                tree.ops.clear();
+                for j in (0..slot).rev() {
+                    tree.ops.push_back(Op::Stop(j));
+                }
+                let exit = Exit::Crashed(info.clone());
+                tree.start_error = Some(info);
+                tree.ops.push_back(Op::Exit(exit));
+            }
+            Phase::Running => {
+                // A restart that fails to start is a crash of that child: it counts toward
+                // intensity, so a child that can never start ends in escalation, not a loop.
+                let logic = tree.logic.as_mut().expect("running trees have logic");
+                logic.child_started(slot);
+                return self.decide(id, slot, Exit::Crashed(info));
+            }
+            Phase::Stopping => {}
+        }
+        self.advance(id);
+    }
+
+    pub fn tree_child_ended(&mut self, id: TreeId, slot: usize, exit: Exit) {
+        let Some(tree) = self.trees.map.get_mut(&id) else {
+            return;
+        };
+        tree.slots[slot] = None;
+        if tree.current == Some(Op::Stop(slot)) {
+            tree.current = None;
+            if let Some(logic) = tree.logic.as_mut() {
+                logic.child_stopped(slot);
+            }
+            self.advance(id);
+            return self.check_tree_finished(id);
+        }
+        match tree.phase {
+            Phase::Starting => tree.deferred.push((slot, exit)),
+            Phase::Stopping => {
+                if let Some(logic) = tree.logic.as_mut() {
+                    logic.child_exited(slot, &core_reason(&exit), Instant::now());
+                }
+                self.advance(id);
+            }
+            Phase::Running => self.decide(id, slot, exit),
+        }
+    }
+
+    fn decide(&mut self, id: TreeId, slot: usize, exit: Exit) {
+        let now = Instant::now();
+        let tree = self.trees.map.get_mut(&id).expect("tree exists");
+        let logic = tree.logic.as_mut().expect("running trees have logic");
+        let decision = logic.child_exited(slot, &core_reason(&exit), now);
+        let restarts = logic.restarts_in_window(now);
+        let child = &tree.spec.children[slot];
+        if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) {
+            let r = report::CrashReport {
+                supervisor: &tree.label,
+                strategy: tree.strategy,
+                child: &child.label,
+                name: child.name.as_deref(),
+                exit: &exit,
+                restarts,
+                intensity: tree.intensity,
+                decision: &decision,
+            };
+            tracing::error!("{}", r.render());
+        } else {
+            tracing::debug!(
+                "supervisor {}: child {} ended ({:?})",
+                tree.label,
+                child.label,
+                exit
+            );
+        }
+        match decision {
+            Decision::Ignore => {}
+            Decision::Restart { stop, start } => {
+                tree.ops.extend(stop.into_iter().map(Op::Stop));
+                tree.ops.extend(start.into_iter().map(Op::Start));
+            }
+            Decision::Escalate { stop } => {
+                tree.phase = Phase::Stopping;
+                tree.ops.clear();
+                tree.ops.extend(stop.into_iter().map(Op::Stop));
+                let reason = tree.intensity.escalation_reason().to_string();
+                let info = ErrorInfo::new(
+                    ErrorKind::Crashed,
+                    format!("supervisor {} {reason}", tree.label),
+                );
+                tree.ops.push_back(Op::Exit(Exit::Crashed(info)));
+            }
+        }
+        self.advance(id);
+        self.check_tree_finished(id);
+    }
+
+    /// A running tree whose children have all ended, with nothing left to do, ends normally.
+    fn check_tree_finished(&mut self, id: TreeId) {
+        let Some(tree) = self.trees.map.get(&id) else {
+            return;
+        };
+        let idle = tree.current.is_none() && tree.ops.is_empty();
+        if tree.phase == Phase::Running
+            && idle
+            && tree.logic.as_ref().is_some_and(Supervisor::finished)
+        {
+            tracing::debug!(
+                "supervisor {}: every child has ended; it ends too",
+                tree.label
+            );
+            self.finish_tree(id, Exit::Normal);
+        }
+    }
+
+    /// Stops a tree's children in reverse start order, then ends the tree with `reason`.
+    pub fn stop_tree(&mut self, id: TreeId, reason: ExitReason) {
+        let Some(tree) = self.trees.map.get_mut(&id) else {
+            return;
+        };
+        if tree.phase == Phase::Stopping && tree.ops.iter().any(|op| matches!(op, Op::Exit(_))) {
+            return;
+        }
+        tree.phase = Phase::Stopping;
+        tree.ops.clear();
+        let order: Vec<usize> = match tree.logic.as_mut() {
+            Some(logic) => logic.begin_shutdown(),
+            None => (0..tree.slots.len()).rev().collect(),
+        };
+        // A child still starting (the current op) is stopped once it is up.
+        tree.ops.extend(order.into_iter().map(Op::Stop));
+        if let Some(Op::Start(slot)) = tree.current {
+            tree.ops.push_back(Op::Stop(slot));
+        }
+        let exit = match reason {
+            ExitReason::Normal => Exit::Normal,
+            _ => Exit::Shutdown,
+        };
+        tree.ops.push_back(Op::Exit(exit));
+        self.advance(id);
+    }
+
+    fn finish_tree(&mut self, id: TreeId, exit: Exit) {
+        let Some(tree) = self.trees.map.remove(&id) else {
+            return;
+        };
+        let failed = matches!(exit, Exit::Crashed(_) | Exit::Killed(_));
+        if let Some((proc, req)) = tree.waiter {
+            let info = tree.start_error.clone().unwrap_or_else(|| {
+                ErrorInfo::new(
+                    ErrorKind::StartFailed,
+                    format!("supervisor {} stopped while starting", tree.label),
+                )
+            });
+            self.send_response(proc, req, Response::TreeStarted(Err(info)));
+        }
+        if let Some((parent, slot)) = tree.parent {
+            let starting = self
+                .trees
+                .map
+                .get(&parent)
+                .is_some_and(|p| p.current == Some(Op::Start(slot)));
+            if starting && tree.start_error.is_some() {
+                let info = tree.start_error.clone().expect("checked");
+                return self.tree_child_start_failed(parent, slot, info);
+            }
+            return self.tree_child_ended(parent, slot, exit);
+        }
+        let is_root = self.trees.roots.first() == Some(&id);
+        self.trees.roots.retain(|&r| r != id);
+        if failed {
+            tracing::error!(
+                "supervisor {} failed: {}",
+                tree.label,
+                crate::actors::describe_exit(&exit)
+            );
+        }
+        if is_root && failed && tree.start_error.is_none() {
+            self.trees.root_failed = true;
+            self.begin_shutdown(1, "the root supervisor failed");
+        } else if is_root && !failed && self.body_done() {
+            self.begin_shutdown(0, "the root supervision tree ended");
+        } else if self.trees.roots.is_empty() && self.body_done() {
+            let code = if self.trees.root_failed { 1 } else { 0 };
+            self.begin_shutdown(code, "every supervision tree has ended");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The frames themselves. Supervision specs travel with the user's spellings ("one_for_all",
+//! "transient"); the governor parses them into `rebeam-core` types and answers a bad spelling
+//! with an error that names it.
+
+use serde::{Deserialize, Serialize};
+
+/// One incarnation of an actor or task, unique for the life of a governor.
+pub type ActorId = u64;
+/// Request id, chosen by the process that sends the request.
+pub type ReqId = u64;
+/// Id of one delivered call, chosen by the governor; the worker's reply carries it back.
+pub type DeliveryId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Runs the user's script.
+    Main,
+    /// Hosts actors and tasks.
+    Worker,
+}
+
+/// Whom a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    Name(String),
+    Actor(ActorId),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Name(name) => write!(f, "'{name}'"),
+            Target::Actor(id) => write!(f, "<{id}>"),
+        }
+    }
+}
+
+/// An actor's identity as the receiver sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorRef {
+    pub id: ActorId,
+    pub name: Option<String>,
+}
+
+/// A Python value: a protocol-5 pickle and its out-of-band buffers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload {
+    pub data: Vec<u8>,
+    pub buffers: Vec<Vec<u8>>,
+}
+
+impl Payload {
+    pub fn len(&self) -> u64 {
+        (self.data.len() + self.buffers.iter().map(Vec::len).sum::<usize>()) as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What kind of failure a caller is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// No live actor has that name or id.
+    NoProcess,
+    /// The actor died (its handler crashed elsewhere, it was stopped, or its worker died)
+    /// before it answered.
+    ActorDown,
+    /// The handler raised; the error carries the exception and the remote traceback.
+    Crashed,
+    /// No answer within the caller's timeout.
+    Timeout,
+    /// A message over the size limit.
+    TooLarge,
+    /// An actor, task or tree could not be started.
+    StartFailed,
+    /// The request was malformed or not allowed.
+    BadRequest,
+    /// The system is shutting down.
+    ShuttingDown,
+    /// The target is a task, which has no mailbox.
+    NoMailbox,
+}
+
+/// A failure as reported to a caller or a supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// Python exception type, for errors raised by Python code.
+    pub exc_type: Option<String>,
+    /// Formatted Python traceback, for errors raised by Python code.
+    pub traceback: Option<String>,
+}
+
+impl ErrorInfo {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            exc_type: None,
+            traceback: None,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.exc_type {
+            Some(t) => write!(f, "{t}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Status a handler answered with (`response_ok` / `response_error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+/// The result of a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Reply { status: Status, payload: Payload },
+    Failed(ErrorInfo),
+}
+
+/// Why an actor or task ended, as its process saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    Normal,
+    Shutdown,
+    Crashed(ErrorInfo),
+    Killed(String),
+}
+
+/// What a child runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildCode {
+    /// A pickled `GenPy` instance.
+    Actor {
+        class_name: String,
+        instance: Payload,
+    },
+    /// A pickled callable run as a long-running task (a module child runs its `main`).
+    Task { function: Payload },
+    /// A script path: its `GenPy` class if it defines one, else the script run as a task.
+    Script { path: String },
+    /// A nested supervisor.
+    Tree(TreeSpec),
+    /// A tree the main process already started (Python builds the inner `Supervisor(...)` of a
+    /// nested tree before the outer one): the new supervisor adopts it as this child.
+    Adopt { tree: u64 },
+}
+
+/// One child of a supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildSpec {
+    /// Registered name, if any (names survive restarts).
+    pub name: Option<String>,
+    /// Human-readable label for logs and crash reports.
+    pub label: String,
+    /// "permanent", "transient" or "temporary".
+    pub restart: String,
+    /// Polite-stop timeout in milliseconds; `None` waits forever, `Some(0)` kills at once.
+    pub shutdown_ms: Option<u64>,
+    pub code: ChildCode,
+}
+
+/// A supervisor and its children, in start order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeSpec {
+    pub name: Option<String>,
+    /// "one_for_one", "one_for_all" or "rest_for_one".
+    pub strategy: String,
+    pub max_restarts: u32,
+    pub max_seconds_ms: u64,
+    pub children: Vec<ChildSpec>,
+}
+
+/// Everything that travels on a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    Hello {
+        version: u32,
+        role: Role,
+        token: String,
+        pid: u32,
+    },
+    Welcome {
+        index: u32,
+        max_message_bytes: u64,
+    },
+    Ready,
+    Request {
+        req: ReqId,
+        body: Request,
+    },
+    Response {
+        req: ReqId,
+        body: Response,
+    },
+    Command(Command),
+    Event(Event),
+}
+
+/// Process → governor, answered by a [`Response`] with the same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Call {
+        target: Target,
+        subject: String,
+        sender: Option<ActorId>,
+        payload: Payload,
+        timeout_ms: u64,
+    },
+    Cast {
+        target: Target,
+        subject: String,
+        sender: Option<ActorId>,
+        payload: Payload,
+    },
+    Spawn {
+        child: ChildSpec,
+    },
+    StartTree {
+        spec: TreeSpec,
+    },
+    Whereis {
+        name: String,
+    },
+    Monitor {
+        watcher: Option<ActorId>,
+        target: Target,
+    },
+    Demonitor {
+        monitor: u64,
+    },
+    Shutdown {
+        code: i32,
+    },
+}
+
+/// Governor → process, answering a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Call(Outcome),
+    Cast { delivered: bool },
+    Spawned(Result<ActorRef, ErrorInfo>),
+    TreeStarted(Result<u64, ErrorInfo>),
+    Whereis(Option<ActorRef>),
+    Monitored(Result<u64, ErrorInfo>),
+    Done,
+    Refused(ErrorInfo),
+}
+
+/// Governor → process, one-way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// A message for an actor; `delivery` is set for calls, which must be answered.
+    Deliver {
+        delivery: Option<DeliveryId>,
+        actor: ActorId,
+        subject: String,
+        sender: Option<ActorRef>,
+        payload: Payload,
+    },
+    /// Start an actor or task (never a `ChildCode::Tree`: trees live in the governor).
+    Start {
+        actor: ActorId,
+        name: Option<String>,
+        label: String,
+        code: ChildCode,
+    },
+    /// Stop an actor politely: after its current message, run its stop hook, then exit.
+    Stop { actor: ActorId },
+    /// Import the user's script now, so the first start on this worker is fast.
+    Preload,
+    /// A monitored actor ended.
+    Down {
+        monitor: u64,
+        watcher: Option<ActorId>,
+        actor: ActorRef,
+        reason: Exit,
+    },
+    /// Leave: finish up and exit with this status.
+    Shutdown { code: i32 },
+}
+
+/// Process → governor, one-way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Replied {
+        delivery: DeliveryId,
+        outcome: Outcome,
+    },
+    Started {
+        actor: ActorId,
+        result: Result<(), ErrorInfo>,
+    },
+    Exited {
+        actor: ActorId,
+        reason: Exit,
+    },
+    /// The main process finished the script body (`error` if it raised).
+    BodyDone {
+        error: Option<ErrorInfo>,
+    },
+}

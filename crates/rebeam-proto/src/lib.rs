@@ -1,0 +1,52 @@
+//! rebeam's wire protocol between the governor and the processes it runs.
+//!
+//! Every process (the main process running the user's script, and each worker) holds one
+//! Unix-socket connection to the governor. On it travel length-prefixed frames:
+//!
+//! ```text
+//! frame  = length:u32 little-endian, body:[u8; length]
+//! body   = bincode (varint) encoding of [`Frame`]
+//! ```
+//!
+//! The rules a peer must follow:
+//! - The first frame a process sends is [`Frame::Hello`] carrying the one-time token the governor
+//!   gave it in its environment; the governor answers [`Frame::Welcome`]. The process sends
+//!   [`Frame::Ready`] once it can take work; nothing is dispatched to it before.
+//! - Requests carry a request id chosen by the sender; each gets exactly one [`Frame::Response`]
+//!   with the same id. Commands and events are one-way.
+//! - Frames longer than the receiver's limit, or bodies that do not decode, are protocol errors:
+//!   the receiver drops the peer. A decoder never allocates more than the limit, whatever the
+//!   length prefix claims.
+//! - Python values travel as [`Payload`]s: a pickle (protocol 5) plus its out-of-band buffers, so
+//!   the governor routes them without understanding them.
+
+mod codec;
+mod frame;
+
+pub use codec::{decode_body, encode, read_frame, write_frame, FrameDecoder, HEADER_BYTES};
+pub use frame::*;
+
+/// Version spoken by this build; a Hello with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
+/// with room to spare; `--max-message-bytes` changes it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Headroom a frame may take beyond its payload (subjects, names, tracebacks).
+pub const FRAME_OVERHEAD_BYTES: u64 = 1024 * 1024;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: u64, limit: u64 },
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("connection closed")]
+    Closed,
+    #[error("connection closed in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated { got: usize, expected: usize },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

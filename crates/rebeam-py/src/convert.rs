@@ -1,0 +1,230 @@
+//! Python values ↔ protocol types.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use rebeam_proto::{
+    ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Target, TreeSpec,
+};
+
+use crate::errors::{kind_from_name, kind_name};
+
+pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
+    if let Ok(name) = obj.cast::<PyString>() {
+        return Ok(Target::Name(name.to_str()?.to_owned()));
+    }
+    if let Ok(id) = obj.extract::<u64>() {
+        return Ok(Target::Actor(id));
+    }
+    if let Ok(id) = obj.getattr("id").and_then(|id| id.extract::<u64>()) {
+        return Ok(Target::Actor(id));
+    }
+    Err(PyTypeError::new_err(format!(
+        "a target is an actor's name (str) or its ProcessID, not {}",
+        obj.get_type().name()?
+    )))
+}
+
+fn bytes_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    let buf = PyBuffer::<u8>::get(obj)?;
+    buf.to_vec(py)
+}
+
+pub fn payload_from_py(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    buffers: &Bound<'_, PyAny>,
+) -> PyResult<Payload> {
+    let data = bytes_of(py, data)?;
+    let mut out = Vec::new();
+    for b in buffers.try_iter()? {
+        out.push(bytes_of(py, &b?)?);
+    }
+    Ok(Payload { data, buffers: out })
+}
+
+/// `(data: bytes, buffers: list[bytearray])`; bytearrays so unpickled arrays are writable.
+pub fn payload_to_py<'py>(
+    py: Python<'py>,
+    p: Payload,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let data = PyBytes::new(py, &p.data).into_any();
+    let buffers = PyList::new(py, p.buffers.iter().map(|b| PyByteArray::new(py, b)))?.into_any();
+    Ok((data, buffers))
+}
+
+fn actor_ref<'py>(py: Python<'py>, r: ActorRef) -> PyResult<Bound<'py, PyAny>> {
+    Ok((r.id, r.name).into_pyobject(py)?.into_any())
+}
+
+fn info_to_py<'py>(py: Python<'py>, i: ErrorInfo) -> PyResult<Bound<'py, PyAny>> {
+    Ok((kind_name(i.kind), i.message, i.exc_type, i.traceback)
+        .into_pyobject(py)?
+        .into_any())
+}
+
+fn exit_to_py<'py>(py: Python<'py>, exit: Exit) -> PyResult<Bound<'py, PyAny>> {
+    let none = py.None().into_bound(py);
+    let (kind, detail) = match exit {
+        Exit::Normal => ("normal", none),
+        Exit::Shutdown => ("shutdown", none),
+        Exit::Crashed(info) => ("crashed", info_to_py(py, info)?),
+        Exit::Killed(why) => ("killed", why.into_pyobject(py)?.into_any()),
+    };
+    Ok((kind, detail).into_pyobject(py)?.into_any())
+}
+
+pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple>> {
+    let s = |s: &str| -> PyResult<Bound<'_, PyAny>> { Ok(s.into_pyobject(py)?.into_any()) };
+    let items: Vec<Bound<'_, PyAny>> = match cmd {
+        Command::Deliver {
+            delivery,
+            actor,
+            subject,
+            sender,
+            payload,
+        } => {
+            let (data, buffers) = payload_to_py(py, payload)?;
+            let sender = match sender {
+                Some(r) => actor_ref(py, r)?,
+                None => py.None().into_bound(py),
+            };
+            vec![
+                s("deliver")?,
+                delivery.into_pyobject(py)?.into_any(),
+                actor.into_pyobject(py)?.into_any(),
+                subject.into_pyobject(py)?.into_any(),
+                sender,
+                data,
+                buffers,
+            ]
+        }
+        Command::Start {
+            actor,
+            name,
+            label,
+            code,
+        } => {
+            let (kind, data, buffers, class_name) = match code {
+                ChildCode::Actor {
+                    class_name,
+                    instance,
+                } => {
+                    let (d, b) = payload_to_py(py, instance)?;
+                    ("actor", d, b, class_name)
+                }
+                ChildCode::Task { function } => {
+                    let (d, b) = payload_to_py(py, function)?;
+                    ("task", d, b, String::new())
+                }
+                ChildCode::Script { path } => (
+                    "script",
+                    path.into_pyobject(py)?.into_any(),
+                    PyList::empty(py).into_any(),
+                    String::new(),
+                ),
+                ChildCode::Tree(_) | ChildCode::Adopt { .. } => {
+                    return Err(PyValueError::new_err(
+                        "the governor asked a worker to start a tree",
+                    ))
+                }
+            };
+            vec![
+                s("start")?,
+                actor.into_pyobject(py)?.into_any(),
+                name.into_pyobject(py)?.into_any(),
+                label.into_pyobject(py)?.into_any(),
+                s(kind)?,
+                data,
+                buffers,
+                class_name.into_pyobject(py)?.into_any(),
+            ]
+        }
+        Command::Stop { actor } => vec![s("stop")?, actor.into_pyobject(py)?.into_any()],
+        Command::Preload => vec![s("preload")?],
+        Command::Down {
+            monitor,
+            watcher,
+            actor,
+            reason,
+        } => vec![
+            s("down")?,
+            monitor.into_pyobject(py)?.into_any(),
+            watcher.into_pyobject(py)?.into_any(),
+            actor_ref(py, actor)?,
+            exit_to_py(py, reason)?,
+        ],
+        Command::Shutdown { code } => vec![s("shutdown")?, code.into_pyobject(py)?.into_any()],
+    };
+    PyTuple::new(py, items)
+}
+
+/// `(kind, message, exc_type, traceback)` → ErrorInfo.
+pub fn info_from_py(t: &Bound<'_, PyTuple>) -> PyResult<ErrorInfo> {
+    let (kind, message, exc_type, traceback): (String, String, Option<String>, Option<String>) =
+        t.extract()?;
+    let kind = kind_from_name(&kind)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
+    Ok(ErrorInfo {
+        kind,
+        message,
+        exc_type,
+        traceback,
+    })
+}
+
+fn get<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("child spec lacks {key:?}")))
+}
+
+pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpec> {
+    let kind: String = get(d, "kind")?.extract()?;
+    let code = match kind.as_str() {
+        "actor" => ChildCode::Actor {
+            class_name: get(d, "class_name")?.extract()?,
+            instance: payload_from_py(py, &get(d, "data")?, &get(d, "buffers")?)?,
+        },
+        "task" => ChildCode::Task {
+            function: payload_from_py(py, &get(d, "data")?, &get(d, "buffers")?)?,
+        },
+        "script" => ChildCode::Script {
+            path: get(d, "path")?.extract()?,
+        },
+        "tree" => ChildCode::Tree(tree_from_py(py, get(d, "tree")?.cast::<PyDict>()?)?),
+        "adopt" => ChildCode::Adopt {
+            tree: get(d, "tree_id")?.extract()?,
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown child kind {other:?}"
+            )))
+        }
+    };
+    Ok(ChildSpec {
+        name: get(d, "name")?.extract()?,
+        label: get(d, "label")?.extract()?,
+        restart: get(d, "restart")?.extract()?,
+        shutdown_ms: get(d, "shutdown_ms")?.extract()?,
+        code,
+    })
+}
+
+pub fn tree_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<TreeSpec> {
+    let children = get(d, "children")?;
+    let mut specs = Vec::new();
+    for c in children.try_iter()? {
+        specs.push(child_from_py(py, c?.cast::<PyDict>()?)?);
+    }
+    Ok(TreeSpec {
+        name: get(d, "name")?.extract()?,
+        strategy: get(d, "strategy")?.extract()?,
+        max_restarts: get(d, "max_restarts")?.extract()?,
+        max_seconds_ms: get(d, "max_seconds_ms")?.extract()?,
+        children: specs,
+    })
+}

@@ -1,0 +1,523 @@
+//! `rebeam._rebeam`: the private native half of the rebeam Python package.
+//!
+//! It owns the process's connection to the governor. A reader thread (pure Rust, never
+//! attached to Python) decodes frames: responses go straight to the thread waiting for them,
+//! commands go to a queue that the process's dispatcher thread drains with `next_command`. Every
+//! blocking wait releases the GIL, so a handler blocked in `call()` does not stall its neighbours.
+//! The public API is the plain-Python package around it; see `_rebeam.pyi` for this surface.
+
+mod convert;
+mod errors;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use rebeam_proto::{
+    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Outcome, ReqId,
+    Request, Response, Role, Status, Target, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+};
+
+use convert::{
+    child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py,
+};
+use errors::{connection_lost, to_exception, to_pyerr};
+
+struct Shared {
+    writer: Mutex<UnixStream>,
+    pending: Mutex<HashMap<ReqId, Sender<Response>>>,
+    next_req: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn write(&self, frame: &Frame) -> Result<(), ErrorInfo> {
+        let bytes =
+            encode(frame).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        w.write_all(&bytes).map_err(|e| {
+            ErrorInfo::new(
+                ErrorKind::ShuttingDown,
+                format!("the governor is gone ({e})"),
+            )
+        })
+    }
+}
+
+/// The connection of this process to its governor.
+#[pyclass(frozen, module = "rebeam._rebeam")]
+struct Connection {
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    #[pyo3(get)]
+    index: u32,
+    #[pyo3(get)]
+    max_message_bytes: u64,
+}
+
+fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+    loop {
+        match read_frame(&mut stream, limit) {
+            Ok(Frame::Response { req, body }) => {
+                let waiter = shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&req);
+                if let Some(tx) = waiter {
+                    let _ = tx.send(body);
+                }
+            }
+            Ok(Frame::Command(cmd)) => {
+                if commands.send(cmd).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    shared.closed.store(true, Ordering::SeqCst);
+    // Dropping the senders wakes every waiting request with a disconnect.
+    shared
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    let _ = commands.send(Command::Shutdown { code: -1 });
+}
+
+impl Connection {
+    /// Sends a request and waits (without the GIL) for its response.
+    fn request(
+        &self,
+        py: Python<'_>,
+        body: Request,
+        timeout: Option<Duration>,
+    ) -> PyResult<Response> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(connection_lost(py));
+        }
+        let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = bounded(1);
+        shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req, tx);
+        let frame = Frame::Request { req, body };
+        let result = py.detach(|| {
+            shared.write(&frame)?;
+            match timeout {
+                Some(t) => rx.recv_timeout(t).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => ErrorInfo::new(ErrorKind::Timeout, ""),
+                    RecvTimeoutError::Disconnected => {
+                        ErrorInfo::new(ErrorKind::ShuttingDown, "the governor is gone")
+                    }
+                }),
+                None => rx
+                    .recv()
+                    .map_err(|_| ErrorInfo::new(ErrorKind::ShuttingDown, "the governor is gone")),
+            }
+        });
+        result.map_err(|info| {
+            shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&req);
+            to_pyerr(py, info)
+        })
+    }
+
+    fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
+        let shared = &self.shared;
+        let frame = Frame::Event(event);
+        py.detach(|| shared.write(&frame))
+            .map_err(|info| to_pyerr(py, info))
+    }
+
+    fn check_size(&self, py: Python<'_>, target: &Target, len: u64) -> PyResult<()> {
+        if len > self.max_message_bytes {
+            let info = ErrorInfo::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "a message of {len} bytes for {target} exceeds the limit of {} bytes; send less, or raise it with `rebeam --max-message-bytes`",
+                    self.max_message_bytes
+                ),
+            );
+            return Err(to_pyerr(py, info));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Connection {
+    /// Connects to the governor at `socket` and introduces this process with its token.
+    #[staticmethod]
+    fn connect(py: Python<'_>, socket: &str, token: &str, role: &str) -> PyResult<Self> {
+        let role = match role {
+            "main" => Role::Main,
+            "worker" => Role::Worker,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown role {other:?}"
+                )))
+            }
+        };
+        let socket = socket.to_string();
+        let token = token.to_string();
+        let (stream, index, max) = py
+            .detach(move || -> Result<_, String> {
+                let mut stream = UnixStream::connect(&socket)
+                    .map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+                let hello = Frame::Hello {
+                    version: PROTOCOL_VERSION,
+                    role,
+                    token,
+                    pid: std::process::id(),
+                };
+                stream
+                    .write_all(&encode(&hello).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                match read_frame(&mut stream, 1 << 20) {
+                    Ok(Frame::Welcome {
+                        index,
+                        max_message_bytes,
+                    }) => Ok((stream, index, max_message_bytes)),
+                    Ok(other) => Err(format!(
+                        "unexpected first frame from the governor: {other:?}"
+                    )),
+                    Err(e) => Err(format!("the governor refused this process ({e})")),
+                }
+            })
+            .map_err(|msg| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, msg)))?;
+        let read_half = stream
+            .try_clone()
+            .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(stream),
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+        });
+        let (tx, commands) = unbounded();
+        let for_reader = shared.clone();
+        std::thread::Builder::new()
+            .name("rebeam-reader".into())
+            .spawn(move || reader(read_half, for_reader, tx, max + FRAME_OVERHEAD_BYTES))
+            .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
+        Ok(Connection {
+            shared,
+            commands,
+            index,
+            max_message_bytes: max,
+        })
+    }
+
+    /// Tells the governor this process can take work.
+    fn ready(&self, py: Python<'_>) -> PyResult<()> {
+        let shared = &self.shared;
+        py.detach(|| shared.write(&Frame::Ready))
+            .map_err(|info| to_pyerr(py, info))
+    }
+
+    /// Calls an actor. Returns `("ok" | "error", data, buffers)` for a handler's answer, or
+    /// `("failed", exception)` when the call itself failed (timeout, no such actor, crash).
+    #[pyo3(signature = (target, subject, data, buffers, sender, timeout))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        target: &Bound<'py, PyAny>,
+        subject: String,
+        data: &Bound<'py, PyAny>,
+        buffers: &Bound<'py, PyAny>,
+        sender: Option<ActorId>,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let target = target_from_py(target)?;
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &target, payload.len())?;
+        let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
+        let shown = target.to_string();
+        let body = Request::Call {
+            target,
+            subject,
+            sender,
+            payload,
+            timeout_ms,
+        };
+        let outcome = match self.request(py, body, Some(Duration::from_secs_f64(timeout.max(0.0))))
+        {
+            Ok(Response::Call(outcome)) => outcome,
+            Ok(other) => Outcome::Failed(unexpected(&other)),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                let timed_out = e.value(py).get_type().name()?.to_string() == "CallTimeout";
+                if timed_out {
+                    Outcome::Failed(ErrorInfo::new(
+                        ErrorKind::Timeout,
+                        format!("no reply from actor {shown} within {timeout} s"),
+                    ))
+                } else {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        match outcome {
+            Outcome::Reply { status, payload } => {
+                let status = match status {
+                    Status::Ok => "ok",
+                    Status::Error => "error",
+                };
+                let (data, buffers) = convert::payload_to_py(py, payload)?;
+                PyTuple::new(py, [status.into_pyobject(py)?.into_any(), data, buffers])
+            }
+            Outcome::Failed(info) => PyTuple::new(
+                py,
+                [
+                    "failed".into_pyobject(py)?.into_any(),
+                    to_exception(py, info),
+                ],
+            ),
+        }
+    }
+
+    /// Sends a message without waiting for an answer; True if it reached a live mailbox.
+    #[pyo3(signature = (target, subject, data, buffers, sender))]
+    fn cast(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        subject: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        sender: Option<ActorId>,
+    ) -> PyResult<bool> {
+        let target = target_from_py(target)?;
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &target, payload.len())?;
+        match self.request(
+            py,
+            Request::Cast {
+                target,
+                subject,
+                sender,
+                payload,
+            },
+            None,
+        )? {
+            Response::Cast { delivered } => Ok(delivered),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// Starts an actor or task outside any tree; returns `(id, name)`.
+    fn spawn(
+        &self,
+        py: Python<'_>,
+        child: &Bound<'_, PyDict>,
+    ) -> PyResult<(ActorId, Option<String>)> {
+        let child = child_from_py(py, child)?;
+        match self.request(py, Request::Spawn { child }, None)? {
+            Response::Spawned(Ok(r)) => Ok((r.id, r.name)),
+            Response::Spawned(Err(info)) | Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// Starts a supervision tree and waits until every child is up; returns the tree id.
+    fn start_tree(&self, py: Python<'_>, spec: &Bound<'_, PyDict>) -> PyResult<u64> {
+        let spec = tree_from_py(py, spec)?;
+        match self.request(py, Request::StartTree { spec }, None)? {
+            Response::TreeStarted(Ok(id)) => Ok(id),
+            Response::TreeStarted(Err(info)) | Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    fn whereis(&self, py: Python<'_>, name: String) -> PyResult<Option<(ActorId, Option<String>)>> {
+        match self.request(py, Request::Whereis { name }, None)? {
+            Response::Whereis(found) => Ok(found.map(|r| (r.id, r.name))),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    #[pyo3(signature = (watcher, target))]
+    fn monitor(
+        &self,
+        py: Python<'_>,
+        watcher: Option<ActorId>,
+        target: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let target = target_from_py(target)?;
+        match self.request(py, Request::Monitor { watcher, target }, None)? {
+            Response::Monitored(Ok(id)) => Ok(id),
+            Response::Monitored(Err(info)) | Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    fn demonitor(&self, py: Python<'_>, monitor: u64) -> PyResult<()> {
+        self.request(py, Request::Demonitor { monitor }, None)
+            .map(|_| ())
+    }
+
+    fn shutdown(&self, py: Python<'_>, code: i32) -> PyResult<()> {
+        self.request(py, Request::Shutdown { code }, Some(Duration::from_secs(5)))
+            .map(|_| ())
+    }
+
+    /// The next command for this process, or None after `timeout` seconds (None waits forever).
+    #[pyo3(signature = (timeout=None))]
+    fn next_command<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let rx = &self.commands;
+        let got = py.detach(|| match timeout {
+            Some(t) => rx.recv_timeout(Duration::from_secs_f64(t.max(0.0))).ok(),
+            None => rx.recv().ok(),
+        });
+        match got {
+            Some(cmd) => command_to_py(py, cmd).map(Some),
+            None if self.shared.closed.load(Ordering::SeqCst) && rx.is_empty() => PyTuple::new(
+                py,
+                [
+                    "shutdown".into_pyobject(py)?.into_any(),
+                    (-1i32).into_pyobject(py)?.into_any(),
+                ],
+            )
+            .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Answers a delivered call with a handler's result.
+    fn reply(
+        &self,
+        py: Python<'_>,
+        delivery: u64,
+        ok: bool,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload_from_py(py, data, buffers)?;
+        let status = if ok { Status::Ok } else { Status::Error };
+        self.send_event(
+            py,
+            Event::Replied {
+                delivery,
+                outcome: Outcome::Reply { status, payload },
+            },
+        )
+    }
+
+    /// Answers a delivered call with a failure: `info` is `(kind, message, exc_type, traceback)`.
+    fn reply_failure(
+        &self,
+        py: Python<'_>,
+        delivery: u64,
+        info: &Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        let info = info_from_py(info)?;
+        self.send_event(
+            py,
+            Event::Replied {
+                delivery,
+                outcome: Outcome::Failed(info),
+            },
+        )
+    }
+
+    /// Reports that an actor started (`error` None) or failed to start.
+    #[pyo3(signature = (actor, error=None))]
+    fn started(
+        &self,
+        py: Python<'_>,
+        actor: ActorId,
+        error: Option<&Bound<'_, PyTuple>>,
+    ) -> PyResult<()> {
+        let result = match error {
+            None => Ok(()),
+            Some(info) => Err(info_from_py(info)?),
+        };
+        self.send_event(py, Event::Started { actor, result })
+    }
+
+    /// Reports that an actor ended: `reason` is "normal", "shutdown" or "crashed" (with `error`).
+    #[pyo3(signature = (actor, reason, error=None))]
+    fn exited(
+        &self,
+        py: Python<'_>,
+        actor: ActorId,
+        reason: &str,
+        error: Option<&Bound<'_, PyTuple>>,
+    ) -> PyResult<()> {
+        let reason = match (reason, error) {
+            ("normal", _) => Exit::Normal,
+            ("shutdown", _) => Exit::Shutdown,
+            ("crashed", Some(info)) => Exit::Crashed(info_from_py(info)?),
+            (other, _) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown exit reason {other:?}"
+                )))
+            }
+        };
+        self.send_event(py, Event::Exited { actor, reason })
+    }
+
+    /// The main process finished the script body (`error` if it raised).
+    #[pyo3(signature = (error=None))]
+    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
+        let error = error.map(info_from_py).transpose()?;
+        self.send_event(py, Event::BodyDone { error })
+    }
+
+    /// Writes raw bytes on the socket, bypassing the codec. For tests of the governor's
+    /// handling of malformed frames; never needed by programs.
+    fn _send_raw(&self, py: Python<'_>, bytes: Vec<u8>) -> PyResult<()> {
+        let shared = &self.shared;
+        py.detach(|| {
+            let mut w = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+            w.write_all(&bytes)
+        })
+        .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))
+    }
+
+    /// Whether the governor connection is gone.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+}
+
+fn unexpected(resp: &Response) -> ErrorInfo {
+    match resp {
+        Response::Refused(info) => info.clone(),
+        other => ErrorInfo::new(
+            ErrorKind::BadRequest,
+            format!("unexpected response from the governor: {other:?}"),
+        ),
+    }
+}
+
+#[pymodule]
+fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Connection>()?;
+    m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
+    m.add(
+        "DEFAULT_MAX_MESSAGE_BYTES",
+        rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES,
+    )?;
+    Ok(())
+}

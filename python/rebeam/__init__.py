@@ -1,0 +1,83 @@
+"""rebeam: run Python programs as parallel, fault-tolerant systems.
+
+Run your script with ``rebeam main.py``. In it, build actors (``GenPy`` subclasses) and
+supervise them::
+
+    from rebeam import GenPy, Supervisor, start, receive, response_ok, call
+
+    class Counter(GenPy):
+        def __init__(self, name=None):
+            self.name = name
+
+        @start()
+        def init(self):
+            self.state["n"] = 0
+
+        @receive("add")
+        def add(self, source, message):
+            self.state["n"] += message
+            return response_ok(self.state["n"])
+
+    Supervisor(modules=[Counter(name="counter")])
+    print(call("counter", "add", 2))     # ('ok', 2)
+"""
+
+from . import errors
+from ._runtime import ProcessID
+from .actor import (
+    DEFAULT_CALL_TIMEOUT,
+    DOWN,
+    Down,
+    GenPy,
+    Response,
+    call,
+    cast,
+    demonitor,
+    monitor,
+    receive,
+    receive_down,
+    response_error,
+    response_ok,
+    self_pid,
+    shutdown,
+    start,
+    whereis,
+)
+from .errors import (
+    ActorDown,
+    CallTimeout,
+    InvalidRequest,
+    MessageTooLarge,
+    NoMailbox,
+    NoProcess,
+    NotRunning,
+    RebeamError,
+    RemoteError,
+    SerializationError,
+    ShuttingDown,
+    StartError,
+)
+from .supervisor import (
+    ONE_FOR_ALL,
+    ONE_FOR_ONE,
+    PERMANENT,
+    REST_FOR_ONE,
+    TEMPORARY,
+    TRANSIENT,
+    Child,
+    Supervisor,
+    child,
+    spawn,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",
+    "start", "receive", "call", "cast", "response_ok", "response_error",
+    "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
+    "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
+    "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
+    "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
+    "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
+]

@@ -1,0 +1,105 @@
+"""The main process: runs the user's script as ``python script.py`` would.
+
+Run as ``python -m rebeam._main script.py args...`` by the governor. When the body ends it
+tells the governor and waits: the run goes on while a supervision tree runs.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import sys
+import threading
+import traceback
+
+from . import _runtime
+from ._worker import error_info, exit_now
+
+_shutdown = threading.Event()
+_shutdown_code = [0]
+_body_running = [True]
+
+
+class _Stop(BaseException):
+    """Raised in the main thread when the governor ends the run while the body still runs."""
+
+
+def _events(conn) -> None:
+    from .actor import Down
+
+    while True:
+        cmd = conn.next_command()
+        if cmd is None:
+            continue
+        if cmd[0] == "down":
+            _, ref, _watcher, (actor, name), reason = cmd
+            _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
+        elif cmd[0] == "shutdown":
+            _shutdown_code[0] = max(cmd[1], 0)
+            _shutdown.set()
+            if _body_running[0]:
+                # Wake the main thread even from time.sleep or a blocking read.
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _on_sigterm(signum, frame):
+    if _shutdown.is_set():
+        raise _Stop()
+    raise SystemExit(128 + signum)
+
+
+def _print_exception(e: BaseException, script: str) -> None:
+    tb = e.__traceback__
+    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
+        tb = tb.tb_next
+    traceback.print_exception(type(e), e, tb)
+
+
+def main() -> None:
+    script = os.path.abspath(sys.argv[1])
+    conn = _runtime.connect()
+    threading.Thread(target=_events, args=(conn,), name="rebeam-events", daemon=True).start()
+    conn.ready()
+    sys.argv = sys.argv[1:]
+    sys.path[0] = os.path.dirname(script)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    error = None
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except _Stop:
+        pass
+    except SystemExit as e:
+        if not _shutdown.is_set():
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if not isinstance(e.code, (int, type(None))):
+                print(e.code, file=sys.stderr)
+            _body_running[0] = False
+            try:
+                conn.shutdown(code)
+            except Exception:
+                pass
+    except KeyboardInterrupt as e:
+        if not _shutdown.is_set():
+            _print_exception(e, script)
+            error = error_info(e)
+    except BaseException as e:
+        if not _shutdown.is_set():
+            _print_exception(e, script)
+            error = error_info(e)
+    _body_running[0] = False
+    try:
+        if not _shutdown.is_set():
+            conn.body_done(error)
+        while not _shutdown.wait(0.5):
+            pass
+    except (_Stop, SystemExit, KeyboardInterrupt):
+        pass
+    except Exception:
+        pass
+    exit_now(0 if error is None else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""This process's place in a rebeam run: its connection, its role, and who is running now.
+
+Messages are pickled with protocol 5; large buffers (NumPy arrays, bytes) travel out of band.
+Code (actor instances, functions given as children) is pickled by reference when it can be,
+and with cloudpickle when it cannot (lambdas, closures, classes defined in a REPL).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import NotRunning, SerializationError
+
+ROLE: str | None = os.environ.get("REBEAM_ROLE")
+_conn = None
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class ProcessID:
+    """One incarnation of an actor. A restarted actor gets a new id but keeps its name."""
+
+    id: int
+    name: str | None = None
+
+    def __repr__(self) -> str:
+        return f"ProcessID({self.id}, {self.name!r})" if self.name else f"ProcessID({self.id})"
+
+
+def connect():
+    """Connects this process to the governor that started it."""
+    global _conn
+    from . import _rebeam
+
+    try:
+        socket, token = os.environ["REBEAM_SOCKET"], os.environ["REBEAM_TOKEN"]
+    except KeyError:
+        raise NotRunning("this process was not started by rebeam") from None
+    _conn = _rebeam.Connection.connect(socket, token, ROLE or "main")
+    return _conn
+
+
+def connection():
+    if _conn is None:
+        raise NotRunning(
+            "rebeam is not running in this process: run your script with `rebeam script.py` "
+            "instead of `python script.py`"
+        )
+    return _conn
+
+
+def current() -> ProcessID | None:
+    """The actor whose code runs on this thread, if any."""
+    return getattr(_local, "actor", None)
+
+
+def set_current(pid: ProcessID | None) -> None:
+    _local.actor = pid
+
+
+def dumps(obj: Any, what: str) -> tuple[bytes, list]:
+    buffers: list = []
+    try:
+        data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    except Exception as e:
+        raise SerializationError(
+            f"{what} cannot be pickled ({type(obj).__name__}: {e}); nothing was sent. "
+            "Send plain data (numbers, strings, lists, dicts, dataclasses, NumPy arrays)."
+        ) from e
+    return data, [b.raw() for b in buffers]
+
+
+def loads(data: bytes, buffers: list) -> Any:
+    return pickle.loads(data, buffers=buffers)
+
+
+def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
+    """Pickles code: by reference when importable, else by value with cloudpickle."""
+    try:
+        return pickle.dumps(obj, protocol=5), []
+    except Exception:
+        pass
+    try:
+        import cloudpickle
+
+        return cloudpickle.dumps(obj, protocol=5), []
+    except Exception as e:
+        raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
+
+
+import queue as _queue
+
+#: Down notices for monitors set by the main process (see ``rebeam.receive_down``).
+down_notices: _queue.SimpleQueue = _queue.SimpleQueue()

@@ -1,0 +1,314 @@
+"""A worker process: hosts actors and tasks for the governor.
+
+Each actor has a mailbox. When a message arrives and the actor is idle, the actor is handed to a
+thread of the pool, which runs its messages one at a time, in arrival order. The pool grows
+when every thread is busy, so a handler blocked in ``call()`` (waiting, without the GIL, for
+another actor, maybe in this same worker) never starves its neighbours. Tasks (function,
+module and script children) run on threads of their own.
+
+Run as ``python -m rebeam._worker`` by the governor; not meant to be started by hand.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import queue
+import runpy
+import sys
+import threading
+import traceback
+from typing import Any
+
+from . import _runtime
+from ._output import PrefixedStream
+from ._runtime import ProcessID
+from ._script import ensure_main_script, script_child
+from .actor import DOWN, Down, GenPy, Response
+from .errors import SerializationError
+
+
+def error_info(e: BaseException, kind: str = "crashed") -> tuple:
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return (kind, str(e), type(e).__qualname__, tb)
+
+
+class Pool:
+    """Threads that run actors' mailboxes; a new thread starts whenever none is idle."""
+
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, fn) -> None:
+        with self._lock:
+            grow = self._idle == 0
+            if not grow:
+                self._idle -= 1
+        self._q.put(fn)
+        if grow:
+            threading.Thread(target=self._run, name="rebeam-actor", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            fn = self._q.get()
+            try:
+                fn()
+            except BaseException:
+                traceback.print_exc()
+            with self._lock:
+                self._idle += 1
+
+
+class Host:
+    """One actor or task living in this worker."""
+
+    def __init__(self, actor: int, name: str | None, label: str) -> None:
+        self.pid = ProcessID(actor, name)
+        self.label = label
+        self.mailbox: collections.deque = collections.deque()
+        self.lock = threading.Lock()
+        self.scheduled = False
+        self.instance: Any = None
+        self.task_thread: threading.Thread | None = None
+        self.stopping = False
+        self.dead = False
+
+
+class Worker:
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.hosts: dict[int, Host] = {}
+        self.pool = Pool()
+
+    # -- the command loop (one thread) ---------------------------------------------------
+
+    def run(self) -> None:
+        self.conn.ready()
+        while True:
+            cmd = self.conn.next_command()
+            if cmd is None:
+                continue
+            kind = cmd[0]
+            if kind == "deliver":
+                _, delivery, actor, subject, sender, data, buffers = cmd
+                self.enqueue(actor, ("msg", delivery, subject, sender, data, buffers))
+            elif kind == "start":
+                _, actor, name, label, code_kind, data, buffers, _class_name = cmd
+                self.hosts[actor] = Host(actor, name, label)
+                self.enqueue(actor, ("start", code_kind, data, buffers))
+            elif kind == "stop":
+                self.stop(cmd[1])
+            elif kind == "preload":
+                self.pool.submit(self.preload)
+            elif kind == "down":
+                _, ref, watcher, (actor, name), reason = cmd
+                if watcher is not None:
+                    notice = Down(ref, ProcessID(actor, name), reason)
+                    self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
+            elif kind == "shutdown":
+                exit_now(0)
+
+    def preload(self) -> None:
+        try:
+            ensure_main_script()
+        except BaseException:
+            # Reported where it matters: when an actor that needs the script starts.
+            if "debug" in os.environ.get("REBEAM_LOG", ""):
+                traceback.print_exc()
+
+    def enqueue(self, actor: int, item: tuple) -> None:
+        host = self.hosts.get(actor)
+        if host is None or host.dead:
+            if item[0] == "msg" and item[1] is not None:
+                info = ("no_process", f"actor <{actor}> is not running in this worker", None, None)
+                self.conn.reply_failure(item[1], info)
+            return
+        with host.lock:
+            host.mailbox.append(item)
+            if host.scheduled:
+                return
+            host.scheduled = True
+        self.pool.submit(lambda: self.drain(host))
+
+    def stop(self, actor: int) -> None:
+        host = self.hosts.get(actor)
+        if host is None:
+            return
+        if host.task_thread is not None:
+            host.stopping = True
+            _raise_in_thread(host.task_thread, SystemExit)
+        else:
+            self.enqueue(actor, ("stop",))
+
+    # -- on pool threads ------------------------------------------------------------------
+
+    def drain(self, host: Host) -> None:
+        _runtime.set_current(host.pid)
+        try:
+            while True:
+                with host.lock:
+                    if not host.mailbox or host.dead:
+                        host.scheduled = False
+                        return
+                    item = host.mailbox.popleft()
+                self.handle(host, item)
+        finally:
+            _runtime.set_current(None)
+
+    def handle(self, host: Host, item: tuple) -> None:
+        kind = item[0]
+        if kind == "start":
+            self.start(host, *item[1:])
+        elif kind == "msg":
+            _, delivery, subject, sender, data, buffers = item
+            try:
+                message = _runtime.loads(data, buffers)
+            except BaseException as e:
+                if delivery is not None:
+                    info = ("bad_request", f"actor {host.label} cannot unpickle a {subject!r} message: {e}", type(e).__qualname__, None)
+                    self.conn.reply_failure(delivery, info)
+                return
+            source = ProcessID(*sender) if sender else None
+            self.dispatch(host, delivery, subject, source, message)
+        elif kind == "local":
+            _, subject, source, message = item
+            self.dispatch(host, None, subject, source, message)
+        elif kind == "stop":
+            self.finish(host, "shutdown")
+
+    def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
+        try:
+            ensure_main_script()
+            if code_kind == "script":
+                obj = script_child(data)
+                if obj is None:
+                    path = data
+                    obj = lambda: runpy.run_path(path, run_name="__main__")  # noqa: E731
+                    code_kind = "task"
+                else:
+                    code_kind = "actor"
+                    if obj.name is None:
+                        obj.name = host.pid.name
+            else:
+                obj = _runtime.loads(data, buffers)
+            if code_kind == "actor":
+                if not isinstance(obj, GenPy):
+                    raise TypeError(f"{type(obj).__name__} is not a GenPy actor")
+                obj.__dict__["_rebeam_pid"] = host.pid
+                host.instance = obj
+                _, _, start_name = type(obj)._rebeam_handlers()
+                if start_name:
+                    getattr(obj, start_name)()
+            else:
+                host.task_thread = threading.Thread(target=self.run_task, args=(host, obj), name=f"rebeam-task-{host.label}", daemon=True)
+        except BaseException as e:
+            host.dead = True
+            self.hosts.pop(host.pid.id, None)
+            self.conn.started(host.pid.id, error_info(e, "start_failed"))
+            return
+        self.conn.started(host.pid.id)
+        if host.task_thread is not None:
+            host.task_thread.start()
+
+    def dispatch(self, host: Host, delivery: int | None, subject: str, source: ProcessID | None, message: Any) -> None:
+        obj = host.instance
+        if obj is None:  # a task
+            if delivery is not None:
+                info = ("no_mailbox", f"{host.label} is a task (a function, module or script child); tasks take no messages", None, None)
+                self.conn.reply_failure(delivery, info)
+            return
+        subjects, catch_all, _ = type(obj)._rebeam_handlers()
+        method = subjects.get(subject, catch_all)
+        if method is None:
+            if delivery is not None:
+                info = (
+                    "bad_request",
+                    f"actor {host.label} has no handler for subject {subject!r}; add @receive({subject!r}) or a catch-all @receive()",
+                    None,
+                    None,
+                )
+                self.conn.reply_failure(delivery, info)
+            return
+        try:
+            result = getattr(obj, method)(source, message)
+        except BaseException as e:
+            info = error_info(e)
+            if delivery is not None:
+                self.conn.reply_failure(delivery, info)
+            self.finish(host, "crashed", info)
+            return
+        if delivery is None:
+            return
+        status, value = result if isinstance(result, Response) else ("ok", result)
+        try:
+            data, buffers = _runtime.dumps(value, f"the reply of actor {host.label} to {subject!r}")
+        except SerializationError as e:
+            self.conn.reply_failure(delivery, ("crashed", str(e), "SerializationError", None))
+            return
+        self.conn.reply(delivery, status == "ok", data, buffers)
+
+    def finish(self, host: Host, reason: str, info: tuple | None = None) -> None:
+        terminate = getattr(host.instance, "terminate", None)
+        if callable(terminate):
+            try:
+                terminate(reason)
+            except BaseException:
+                traceback.print_exc()
+        with host.lock:
+            host.dead = True
+            host.mailbox.clear()
+        self.hosts.pop(host.pid.id, None)
+        self.conn.exited(host.pid.id, reason, info)
+
+    def run_task(self, host: Host, fn) -> None:
+        _runtime.set_current(host.pid)
+        try:
+            fn()
+            reason, info = ("shutdown" if host.stopping else "normal"), None
+        except SystemExit as e:
+            clean = host.stopping or e.code in (None, 0)
+            reason, info = ("shutdown" if host.stopping else "normal", None) if clean else ("crashed", error_info(e))
+        except BaseException as e:
+            reason, info = ("shutdown", None) if host.stopping else ("crashed", error_info(e))
+        finally:
+            _runtime.set_current(None)
+        self.hosts.pop(host.pid.id, None)
+        host.dead = True
+        self.conn.exited(host.pid.id, reason, info)
+
+
+def _raise_in_thread(thread: threading.Thread, exc: type[BaseException]) -> None:
+    """Raises ``exc`` in ``thread`` at its next bytecode (not inside a C call)."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
+
+
+def exit_now(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def main() -> None:
+    governor = os.environ.get("REBEAM_GOVERNOR_PID")
+    if governor and os.getppid() != int(governor):
+        os._exit(70)  # the governor died before we started: nothing to serve
+    index = os.environ.get("REBEAM_INDEX", "?")
+    sys.stdout = PrefixedStream(sys.__stdout__, f"worker {index}")
+    sys.stderr = PrefixedStream(sys.__stderr__, f"worker {index}")
+    # Workers never react to Ctrl-C themselves: the governor decides how the system stops.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = _runtime.connect()
+    Worker(conn).run()
+
+
+if __name__ == "__main__":
+    main()

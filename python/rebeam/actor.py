@@ -1,0 +1,208 @@
+"""Actors: ``GenPy`` classes, their handlers, and messaging (``call``, ``cast``).
+
+Rules an actor can rely on:
+
+- One message at a time: its handlers never run concurrently, so ``self.state`` needs no lock.
+- FIFO per sender → receiver pair.
+- ``self.state`` is private to one incarnation; a restarted actor starts from a fresh copy of
+  the instance you built (its ``@start`` runs again).
+- A handler's exception crashes the actor: the caller gets ``("error", RemoteError)`` with
+  the remote traceback and the supervisor decides what happens next.
+- A handler may block in ``call()``: other actors in the same worker keep running.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from . import _runtime
+from ._runtime import ProcessID
+
+#: Default time ``call`` waits for an answer, in seconds.
+DEFAULT_CALL_TIMEOUT = 5.0
+
+#: Subject of the message a watcher receives when an actor it monitors ends.
+DOWN = "DOWN"
+
+
+class Response(NamedTuple):
+    status: str
+    value: Any
+
+
+def response_ok(value: Any = None) -> Response:
+    """Answer a call successfully: the caller gets ``("ok", value)``."""
+    return Response("ok", value)
+
+
+def response_error(value: Any = None) -> Response:
+    """Answer a call with an error of your own: the caller gets ``("error", value)``."""
+    return Response("error", value)
+
+
+def start() -> Callable:
+    """Marks the method that initialises an actor; it runs in the worker before any message."""
+
+    def mark(fn: Callable) -> Callable:
+        fn._rebeam_start = True
+        return fn
+
+    return mark
+
+
+def receive(subject: str | Callable | None = None) -> Callable:
+    """Marks a handler for ``subject``; bare ``@receive()`` handles every other subject.
+
+    A handler is called as ``handler(self, source, message)``: ``source`` is the sender's
+    ProcessID (None when the sender is not an actor) and ``message`` the value sent.
+    """
+    if callable(subject):  # used as @receive without parentheses
+        subject._rebeam_subject = None
+        return subject
+
+    def mark(fn: Callable) -> Callable:
+        fn._rebeam_subject = subject
+        return fn
+
+    return mark
+
+
+class GenPy:
+    """Base class of actors (Elixir's GenServer, in Python).
+
+    Set ``name`` to register the actor under that name (names survive restarts). Class
+    attributes ``restart`` ("permanent", "transient", "temporary") and ``shutdown`` (seconds
+    for a polite stop, None to wait forever) tune how a supervisor treats it.
+    """
+
+    name: str | None = None
+    restart: str = "permanent"
+    shutdown: float | None = 5.0
+
+    @property
+    def state(self) -> dict:
+        """Private state of this incarnation."""
+        st = self.__dict__.get("_rebeam_state")
+        if st is None:
+            st = self.__dict__["_rebeam_state"] = {}
+        return st
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        self.__dict__["_rebeam_state"] = value
+
+    @property
+    def pid(self) -> ProcessID | None:
+        """This incarnation's ProcessID (set once the actor runs in a worker)."""
+        return self.__dict__.get("_rebeam_pid")
+
+    def __getstate__(self) -> dict:
+        # An actor is sent to its worker as built: state is per incarnation, never shipped.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_rebeam_")}
+
+    @classmethod
+    def _rebeam_handlers(cls) -> tuple[dict[str, str], str | None, str | None]:
+        """(subject → method name, catch-all method name, start method name)."""
+        cached = cls.__dict__.get("_rebeam_handler_cache")
+        if cached is not None:
+            return cached
+        subjects: dict[str, str] = {}
+        catch_all = start_name = None
+        for klass in reversed(cls.__mro__):
+            for attr, fn in vars(klass).items():
+                if getattr(fn, "_rebeam_start", False):
+                    start_name = attr
+                if hasattr(fn, "_rebeam_subject"):
+                    if fn._rebeam_subject is None:
+                        catch_all = attr
+                    else:
+                        subjects[fn._rebeam_subject] = attr
+        cached = (subjects, catch_all, start_name)
+        setattr(cls, "_rebeam_handler_cache", cached)
+        return cached
+
+
+def _sender(sender_pid: ProcessID | None) -> int | None:
+    pid = sender_pid if sender_pid is not None else _runtime.current()
+    return pid.id if pid is not None else None
+
+
+def _check_target(target: Any) -> Any:
+    if isinstance(target, (str, ProcessID)):
+        return target
+    raise TypeError(f"a target is an actor's name (str) or its ProcessID, not {type(target).__name__}")
+
+
+def call(target: str | ProcessID, subject: str, message: Any = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> tuple[str, Any]:
+    """Sends ``message`` to ``target`` and waits for its answer.
+
+    Returns ``("ok", value)`` or ``("error", value)`` as the handler answered, or
+    ``("error", exc)`` with a :class:`~rebeam.errors.RebeamError` when the call failed:
+    ``CallTimeout``, ``NoProcess``, ``ActorDown``, or ``RemoteError`` when the handler raised.
+    Never waits longer than ``timeout`` seconds.
+    """
+    _check_target(target)
+    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    result = _runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout))
+    if result[0] == "failed":
+        return ("error", result[1])
+    status, data, buffers = result
+    return (status, _runtime.loads(data, buffers))
+
+
+def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None) -> bool:
+    """Sends ``message`` without waiting; True if it reached a live actor's mailbox.
+
+    ``sender_pid`` is what the receiver sees as ``source`` (by default, the calling actor).
+    """
+    _check_target(target)
+    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    return _runtime.connection().cast(target, subject, data, buffers, _sender(sender_pid))
+
+
+def whereis(name: str) -> ProcessID | None:
+    """The live actor registered as ``name``, or None."""
+    found = _runtime.connection().whereis(name)
+    return ProcessID(*found) if found else None
+
+
+def self_pid() -> ProcessID | None:
+    """The ProcessID of the actor running this code (None outside actors)."""
+    return _runtime.current()
+
+
+def shutdown(code: int = 0) -> None:
+    """Stops the whole system gracefully (trees in reverse start order); rebeam exits with ``code``."""
+    _runtime.connection().shutdown(int(code))
+
+
+class Down(NamedTuple):
+    """Notice that a monitored actor ended. ``reason`` is ``(kind, detail)``: kind is
+    "normal", "shutdown", "crashed" (detail: error info) or "killed" (detail: why)."""
+
+    ref: int
+    pid: ProcessID
+    reason: tuple
+
+
+def monitor(target: str | ProcessID) -> int:
+    """Watches ``target``: when it ends, the calling actor gets a ``"DOWN"`` message (a
+    :class:`Down`); in the main process, :func:`receive_down` returns it. Returns a reference."""
+    _check_target(target)
+    me = _runtime.current()
+    return _runtime.connection().monitor(me.id if me else None, target)
+
+
+def demonitor(ref: int) -> None:
+    """Stops watching (a notice already sent may still arrive)."""
+    _runtime.connection().demonitor(ref)
+
+
+def receive_down(timeout: float | None = None) -> Down | None:
+    """In the main process: the next down notice for a monitor it set, or None after ``timeout``."""
+    import queue
+
+    try:
+        return _runtime.down_notices.get(timeout=timeout)
+    except queue.Empty:
+        return None

@@ -1,0 +1,81 @@
+"""The exceptions rebeam raises or returns. Every one derives from :class:`RebeamError`.
+
+``call`` returns failures as ``("error", exception)`` rather than raising them, so a caller can
+tell a handler's own ``response_error(...)`` (any value) from a failure of the call itself
+(an instance of one of these classes). Errors in what the *caller* passed (an unpicklable
+message, one over the size limit, a bad target) are raised at once and nothing is sent.
+"""
+
+from __future__ import annotations
+
+
+class RebeamError(Exception):
+    """Root of rebeam's exceptions."""
+
+    #: For errors raised by Python code in another process: the exception's type name.
+    remote_type: str | None = None
+    #: For errors raised by Python code in another process: its formatted traceback.
+    remote_traceback: str | None = None
+
+
+class NoProcess(RebeamError):
+    """No live actor has that name or id (never started, ended, or restarting)."""
+
+
+class ActorDown(RebeamError):
+    """The actor ended (crashed elsewhere, was stopped, or its worker died) before answering."""
+
+
+class RemoteError(RebeamError):
+    """The handler raised. ``remote_type`` and ``remote_traceback`` say what and where."""
+
+    def __str__(self) -> str:
+        return super().__str__() if not self.remote_type else f"{self.remote_type}: {super().__str__()}"
+
+
+class CallTimeout(RebeamError, TimeoutError):
+    """No answer within the call's timeout."""
+
+
+class MessageTooLarge(RebeamError, ValueError):
+    """The message is bigger than the run's limit (``rebeam --max-message-bytes``)."""
+
+
+class SerializationError(RebeamError, TypeError):
+    """The message cannot be pickled; nothing was sent."""
+
+
+class StartError(RebeamError):
+    """An actor, task or supervision tree could not be started."""
+
+
+class InvalidRequest(RebeamError, ValueError):
+    """The request is malformed or not allowed here."""
+
+
+class ShuttingDown(RebeamError):
+    """The system is shutting down (or the governor is gone)."""
+
+
+class NoMailbox(RebeamError):
+    """The target is a task (a function or module child); tasks take no messages."""
+
+
+class NotRunning(RebeamError):
+    """This process is not part of a rebeam run."""
+
+
+__all__ = [
+    "RebeamError",
+    "NoProcess",
+    "ActorDown",
+    "RemoteError",
+    "CallTimeout",
+    "MessageTooLarge",
+    "SerializationError",
+    "StartError",
+    "InvalidRequest",
+    "ShuttingDown",
+    "NoMailbox",
+    "NotRunning",
+]

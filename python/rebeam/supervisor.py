@@ -1,0 +1,197 @@
+"""Supervision trees, as in Erlang/OTP.
+
+``Supervisor(modules=[...], strategy=ONE_FOR_ONE, max_restarts=3, max_seconds=5)`` built in the
+main process starts its children, in order, before the constructor returns. Children are:
+
+- a ``GenPy`` instance: an actor in a worker;
+- a function or a module: a long-running task in a worker (a module runs its ``main()``);
+- a path to a script: its GenPy class if it defines one, else the script run as a task;
+- a nested ``Supervisor``;
+- any of those wrapped in :func:`child` to set its name, restart kind or shutdown time.
+
+Strategies: ``ONE_FOR_ONE`` restarts only the child that ended; ``ONE_FOR_ALL`` stops the
+others and restarts them all; ``REST_FOR_ONE`` restarts it and the children started after it.
+Restart kinds: ``PERMANENT`` always, ``TRANSIENT`` only after a crash, ``TEMPORARY`` never.
+More than ``max_restarts`` restarts within ``max_seconds`` and the supervisor gives up: it
+stops its children and fails to its own parent; when the root fails, rebeam exits non-zero
+with a crash report. The rules are those of OTP's supervisor, implemented in rebeam-core.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import _runtime
+from .actor import GenPy
+
+ONE_FOR_ONE = "one_for_one"
+ONE_FOR_ALL = "one_for_all"
+REST_FOR_ONE = "rest_for_one"
+PERMANENT = "permanent"
+TRANSIENT = "transient"
+TEMPORARY = "temporary"
+
+_STRATEGIES = (ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE)
+_RESTARTS = (PERMANENT, TRANSIENT, TEMPORARY)
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child with explicit options; see :func:`child`."""
+
+    spec: Any
+    name: str | None = None
+    restart: str | None = None
+    shutdown: Any = _UNSET
+
+
+def child(spec: Any, *, name: str | None = None, restart: str | None = None, shutdown: Any = _UNSET) -> Child:
+    """Wraps a child to set its registered ``name``, ``restart`` kind, or ``shutdown`` time
+    (seconds for a polite stop before it is killed; 0 kills at once; None waits forever)."""
+    if restart is not None and restart not in _RESTARTS:
+        raise ValueError(f"restart must be one of {', '.join(_RESTARTS)}, not {restart!r}")
+    return Child(spec, name, restart, shutdown)
+
+
+class _ModuleTask:
+    """A module child: runs the module's ``main()`` in a worker (pickled by name)."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __call__(self) -> Any:
+        mod = importlib.import_module(self.module)
+        entry = getattr(mod, "main", None)
+        if not callable(entry):
+            raise TypeError(f"module {self.module} given as a child has no main() to run")
+        return entry()
+
+
+def _shutdown_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError("shutdown must be ≥ 0 seconds (0 kills at once; None waits forever)")
+    return int(seconds * 1000)
+
+
+def child_spec(obj: Any) -> dict:
+    """The wire form of one child."""
+    opts = Child(obj)
+    if isinstance(obj, Child):
+        opts, obj = obj, obj.spec
+    if isinstance(obj, Supervisor):
+        spec = obj._as_child()
+    elif isinstance(obj, GenPy):
+        data, buffers = _runtime.dumps_code(obj, f"actor {type(obj).__name__}")
+        spec = {
+            "kind": "actor",
+            "class_name": type(obj).__qualname__,
+            "data": data,
+            "buffers": buffers,
+            "name": obj.name,
+            "label": type(obj).__name__,
+            "restart": obj.restart,
+            "shutdown_ms": _shutdown_ms(obj.shutdown),
+        }
+    elif isinstance(obj, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(obj))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"script child {os.fspath(obj)!r} does not exist")
+        spec = {"kind": "script", "path": path, "name": None, "label": os.path.basename(path)}
+    elif isinstance(obj, types.ModuleType):
+        data, buffers = _runtime.dumps_code(_ModuleTask(obj.__name__), f"module {obj.__name__}")
+        spec = {"kind": "task", "data": data, "buffers": buffers, "name": None, "label": obj.__name__}
+    elif isinstance(obj, type) and issubclass(obj, GenPy):
+        raise TypeError(f"{obj.__name__} is a class: give an instance, {obj.__name__}(...)")
+    elif callable(obj):
+        label = getattr(obj, "__qualname__", type(obj).__name__)
+        data, buffers = _runtime.dumps_code(obj, f"function {label}")
+        spec = {"kind": "task", "data": data, "buffers": buffers, "name": None, "label": label}
+    else:
+        raise TypeError(
+            f"cannot supervise {type(obj).__name__}: a child is a GenPy instance, a function, "
+            "a module, a script path or a Supervisor"
+        )
+    spec.setdefault("restart", PERMANENT)
+    spec.setdefault("shutdown_ms", 5000)
+    if opts.name is not None:
+        spec["name"] = opts.name
+    if opts.restart is not None:
+        spec["restart"] = opts.restart
+    if opts.shutdown is not _UNSET:
+        spec["shutdown_ms"] = _shutdown_ms(opts.shutdown)
+    return spec
+
+
+class Supervisor:
+    """A supervision tree; see the module documentation."""
+
+    def __init__(
+        self,
+        modules: list,
+        strategy: str = ONE_FOR_ONE,
+        max_restarts: int = 3,
+        max_seconds: float = 5,
+        name: str | None = None,
+    ):
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"strategy must be one of ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE, not {strategy!r}")
+        if max_restarts < 0 or max_seconds <= 0:
+            raise ValueError("max_restarts must be ≥ 0 and max_seconds > 0")
+        self.modules = list(modules)
+        self.strategy = strategy
+        self.max_restarts = int(max_restarts)
+        self.max_seconds = max_seconds
+        self.name = name
+        self.tree_id: int | None = None
+        # Built in the main process: start now, so the rest of the script can call the actors.
+        # Built elsewhere (a worker importing the script): only a description.
+        if _runtime.ROLE == "main":
+            self.tree_id = _runtime.connection().start_tree(self._spec())
+
+    def _spec(self) -> dict:
+        return {
+            "name": self.name,
+            "strategy": self.strategy,
+            "max_restarts": self.max_restarts,
+            "max_seconds_ms": int(self.max_seconds * 1000),
+            "children": [child_spec(c) for c in self.modules],
+        }
+
+    def _as_child(self) -> dict:
+        base = {"name": None, "label": self.name or "Supervisor", "restart": PERMANENT, "shutdown_ms": None}
+        if self.tree_id is not None:
+            return {**base, "kind": "adopt", "tree_id": self.tree_id}
+        return {**base, "kind": "tree", "tree": self._spec()}
+
+    def __repr__(self) -> str:
+        state = f"running as tree {self.tree_id}" if self.tree_id is not None else "not started"
+        return f"Supervisor({self.name or ''!s}{self.strategy}, {len(self.modules)} children, {state})"
+
+
+def spawn(actor: Any, name: str | None = None) -> _runtime.ProcessID:
+    """Starts an actor (or a task) outside any tree and returns its ProcessID once it runs."""
+    spec = child_spec(child(actor, name=name) if name is not None else actor)
+    if spec["kind"] in ("tree", "adopt"):
+        raise TypeError("spawn starts actors and tasks; build a Supervisor to start a tree")
+    return _runtime.ProcessID(*_runtime.connection().spawn(spec))
+
+
+__all__ = [
+    "Supervisor",
+    "child",
+    "spawn",
+    "ONE_FOR_ONE",
+    "ONE_FOR_ALL",
+    "REST_FOR_ONE",
+    "PERMANENT",
+    "TRANSIENT",
+    "TEMPORARY",
+]
