@@ -6,12 +6,13 @@ tells the governor and waits: the run goes on while a supervision tree runs.
 
 from __future__ import annotations
 
+import builtins
 import os
-import runpy
 import signal
 import sys
 import threading
 import traceback
+import types
 
 from . import _runtime
 from ._worker import error_info, exit_now
@@ -57,8 +58,23 @@ def _print_exception(e: BaseException, script: str) -> None:
     traceback.print_exception(type(e), e, tb)
 
 
+def _run_as_main(script: str) -> None:
+    """Runs the script as `python script.py` does: a fresh `__main__` module, `__file__`
+    absolute, `sys.argv[0]` as the user typed it."""
+    module = types.ModuleType("__main__")
+    module.__file__ = script
+    module.__builtins__ = builtins
+    sys.modules["__main__"] = module
+    with open(script, "rb") as f:
+        code = compile(f.read(), script, "exec")
+    exec(code, module.__dict__)
+
+
 def main() -> None:
     script = os.path.abspath(sys.argv[1])
+    if not os.path.isfile(script):
+        print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)
+        exit_now(2)
     conn = _runtime.connect()
     threading.Thread(target=_events, args=(conn,), name="rebeam-events", daemon=True).start()
     conn.ready()
@@ -67,7 +83,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     error = None
     try:
-        runpy.run_path(script, run_name="__main__")
+        _run_as_main(script)
     except _Stop:
         pass
     except SystemExit as e:

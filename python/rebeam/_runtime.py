@@ -7,6 +7,7 @@ and with cloudpickle when it cannot (lambdas, closures, classes defined in a REP
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import threading
@@ -45,6 +46,12 @@ def connect():
 
 
 def connection():
+    importing = getattr(_local, "importing_script", None)
+    if importing:
+        raise NotRunning(
+            f"{importing} called rebeam while a worker imported it for a type it defines; put the "
+            "script's main code under `if __name__ == \"__main__\":` so it runs only in the main process"
+        )
     if _conn is None:
         raise NotRunning(
             "rebeam is not running in this process: run your script with `rebeam script.py` "
@@ -67,6 +74,15 @@ def dumps(obj: Any, what: str) -> tuple[bytes, list]:
     try:
         data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     except Exception as e:
+        # Lambdas, closures and classes defined in the script travel by value.
+        try:
+            import cloudpickle
+
+            buffers = []
+            data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            return data, [b.raw() for b in buffers]
+        except Exception:
+            pass
         raise SerializationError(
             f"{what} cannot be pickled ({type(obj).__name__}: {e}); nothing was sent. "
             "Send plain data (numbers, strings, lists, dicts, dataclasses, NumPy arrays)."
@@ -74,16 +90,27 @@ def dumps(obj: Any, what: str) -> tuple[bytes, list]:
     return data, [b.raw() for b in buffers]
 
 
+class _Unpickler(pickle.Unpickler):
+    """Resolves ``__main__.X`` in a worker by importing the user's script on first need."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__" and ROLE == "worker":
+            from ._script import ensure_main_script
+
+            ensure_main_script()
+        return super().find_class(module, name)
+
+
 def loads(data: bytes, buffers: list) -> Any:
-    return pickle.loads(data, buffers=buffers)
+    if ROLE != "worker":
+        return pickle.loads(data, buffers=buffers)
+    return _Unpickler(io.BytesIO(data), buffers=buffers).load()
 
 
 def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
-    """Pickles code: by reference when importable, else by value with cloudpickle."""
-    try:
-        return pickle.dumps(obj, protocol=5), []
-    except Exception:
-        pass
+    """Pickles code with cloudpickle: importable things by reference, things defined in the
+    script (``__main__``), lambdas and closures by value, so workers need not import the
+    script to run its actors."""
     try:
         import cloudpickle
 

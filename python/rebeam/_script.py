@@ -32,7 +32,13 @@ def ensure_main_script() -> None:
             script_dir = os.path.dirname(path)
             if script_dir not in sys.path:
                 sys.path.insert(0, script_dir)
-            module = _load("__rebeam_main__", path)
+            from . import _runtime
+
+            _runtime._local.importing_script = os.path.basename(path)
+            try:
+                module = _load("__rebeam_main__", path)
+            finally:
+                _runtime._local.importing_script = None
             sys.modules["__main__"] = module
         _loaded = True
 

@@ -24,14 +24,25 @@ from typing import Any
 from . import _runtime
 from ._output import PrefixedStream
 from ._runtime import ProcessID
-from ._script import ensure_main_script, script_child
+from ._script import script_child
 from .actor import DOWN, Down, GenPy, Response
 from .errors import SerializationError
 
 
 def error_info(e: BaseException, kind: str = "crashed") -> tuple:
-    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    # Drop rebeam's own frames at the top: the report starts in the user's code.
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None and _is_rebeam_frame(tb):
+        tb = tb.tb_next
+    tb = "".join(traceback.format_exception(type(e), e, tb))
     return (kind, str(e), type(e).__qualname__, tb)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _is_rebeam_frame(tb) -> bool:
+    return os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) == _PACKAGE_DIR
 
 
 class Pool:
@@ -112,12 +123,9 @@ class Worker:
                 exit_now(0)
 
     def preload(self) -> None:
-        try:
-            ensure_main_script()
-        except BaseException:
-            # Reported where it matters: when an actor that needs the script starts.
-            if "debug" in os.environ.get("REBEAM_LOG", ""):
-                traceback.print_exc()
+        # Warm what every start needs. The user's script itself is imported only when a
+        # message names a type it defines (see _runtime.loads).
+        import cloudpickle  # noqa: F401
 
     def enqueue(self, actor: int, item: tuple) -> None:
         host = self.hosts.get(actor)
@@ -181,7 +189,6 @@ class Worker:
 
     def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
         try:
-            ensure_main_script()
             if code_kind == "script":
                 obj = script_child(data)
                 if obj is None:

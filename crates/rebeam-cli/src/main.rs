@@ -28,7 +28,14 @@ const EXAMPLES: &str = "Examples:
                                      use that interpreter for the script and workers";
 
 #[derive(Parser)]
-#[command(name = "rebeam", version, about = ABOUT, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "rebeam",
+    version,
+    about = ABOUT,
+    after_help = EXAMPLES,
+    override_usage = "rebeam [OPTIONS] <SCRIPT> [ARGS]...\n       rebeam <COMMAND>",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -164,6 +171,7 @@ fn run(args: RunArgs) -> ExitCode {
     let config = rebeam_governor::Config {
         python: rebeam_governor::find_python(args.python.as_deref()),
         script,
+        argv0: args.script.into_os_string(),
         args: args.args,
         workers,
         spares: args.spares,

@@ -88,8 +88,12 @@ impl Router {
         Ok(id)
     }
 
-    /// Sends queued starts to ready workers.
+    /// Sends queued starts to ready workers. While a pool worker is still starting, starts
+    /// wait for it: otherwise everything would pile onto the first worker to say Ready.
     pub fn dispatch_queued_starts(&mut self) {
+        if self.pool_warming() {
+            return;
+        }
         while let Some(&id) = self.queued_starts.front() {
             let Some(worker) = self.place() else { return };
             self.queued_starts.pop_front();

@@ -42,6 +42,8 @@ pub struct Config {
     pub python: PathBuf,
     /// The user's script (absolute).
     pub script: PathBuf,
+    /// The script as the user typed it (`sys.argv[0]`, as with `python main.py`).
+    pub argv0: OsString,
     /// Arguments for the script (`sys.argv[1:]`).
     pub args: Vec<OsString>,
     /// Worker processes hosting actors.

@@ -275,7 +275,7 @@ impl Router {
         match role {
             Role::Main => {
                 cmd.args(["-m", "rebeam._main"])
-                    .arg(&self.config.script)
+                    .arg(&self.config.argv0)
                     .args(&self.config.args);
             }
             Role::Worker => {
@@ -815,6 +815,15 @@ impl Router {
         self.dispatch_queued_starts();
     }
 
+    /// True while a (non-spare) pool worker has been spawned but is not ready yet.
+    pub fn pool_warming(&self) -> bool {
+        self.procs.iter().any(|p| {
+            p.role == Role::Worker
+                && !p.spare
+                && matches!(p.state, ProcState::Spawned | ProcState::Connected)
+        })
+    }
+
     /// The ready, non-spare worker with the fewest actors.
     pub fn place(&self) -> Option<ProcIdx> {
         self.procs
@@ -826,7 +835,7 @@ impl Router {
     }
 
     fn on_interrupt(&mut self, count: u32) {
-        if count > 1 || self.shutdown.is_some() && count > 1 {
+        if count > 1 {
             tracing::warn!("interrupted again; killing everything now");
             self.kill_everything();
             self.shutdown.get_or_insert(130);

@@ -63,13 +63,3 @@ pub fn to_exception(py: Python<'_>, info: ErrorInfo) -> Bound<'_, PyAny> {
 pub fn to_pyerr(py: Python<'_>, info: ErrorInfo) -> PyErr {
     PyErr::from_value(to_exception(py, info))
 }
-
-pub fn connection_lost(py: Python<'_>) -> PyErr {
-    to_pyerr(
-        py,
-        ErrorInfo::new(
-            ErrorKind::ShuttingDown,
-            "the connection to the rebeam governor is closed",
-        ),
-    )
-}

@@ -27,7 +27,7 @@ use rebeam_proto::{
 use convert::{
     child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py,
 };
-use errors::{connection_lost, to_exception, to_pyerr};
+use errors::{to_exception, to_pyerr};
 
 struct Shared {
     writer: Mutex<UnixStream>,
@@ -95,15 +95,18 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
 
 impl Connection {
     /// Sends a request and waits (without the GIL) for its response.
-    fn request(
+    fn roundtrip(
         &self,
         py: Python<'_>,
         body: Request,
         timeout: Option<Duration>,
-    ) -> PyResult<Response> {
+    ) -> Result<Response, ErrorInfo> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(connection_lost(py));
+            return Err(ErrorInfo::new(
+                ErrorKind::ShuttingDown,
+                "the connection to the rebeam governor is closed",
+            ));
         }
         let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(1);
@@ -113,28 +116,35 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .insert(req, tx);
         let frame = Frame::Request { req, body };
+        let gone = || ErrorInfo::new(ErrorKind::ShuttingDown, "the rebeam governor is gone");
         let result = py.detach(|| {
             shared.write(&frame)?;
             match timeout {
                 Some(t) => rx.recv_timeout(t).map_err(|e| match e {
                     RecvTimeoutError::Timeout => ErrorInfo::new(ErrorKind::Timeout, ""),
-                    RecvTimeoutError::Disconnected => {
-                        ErrorInfo::new(ErrorKind::ShuttingDown, "the governor is gone")
-                    }
+                    RecvTimeoutError::Disconnected => gone(),
                 }),
-                None => rx
-                    .recv()
-                    .map_err(|_| ErrorInfo::new(ErrorKind::ShuttingDown, "the governor is gone")),
+                None => rx.recv().map_err(|_| gone()),
             }
         });
-        result.map_err(|info| {
+        if result.is_err() {
             shared
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&req);
-            to_pyerr(py, info)
-        })
+        }
+        result
+    }
+
+    fn request(
+        &self,
+        py: Python<'_>,
+        body: Request,
+        timeout: Option<Duration>,
+    ) -> PyResult<Response> {
+        self.roundtrip(py, body, timeout)
+            .map_err(|info| to_pyerr(py, info))
     }
 
     fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -233,6 +243,7 @@ impl Connection {
     /// Calls an actor. Returns `("ok" | "error", data, buffers)` for a handler's answer, or
     /// `("failed", exception)` when the call itself failed (timeout, no such actor, crash).
     #[pyo3(signature = (target, subject, data, buffers, sender, timeout))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python call; a struct would only rename it
     fn call<'py>(
         &self,
         py: Python<'py>,
@@ -255,23 +266,16 @@ impl Connection {
             payload,
             timeout_ms,
         };
-        let outcome = match self.request(py, body, Some(Duration::from_secs_f64(timeout.max(0.0))))
-        {
-            Ok(Response::Call(outcome)) => outcome,
-            Ok(other) => Outcome::Failed(unexpected(&other)),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
-                let timed_out = e.value(py).get_type().name()?.to_string() == "CallTimeout";
-                if timed_out {
-                    Outcome::Failed(ErrorInfo::new(
-                        ErrorKind::Timeout,
-                        format!("no reply from actor {shown} within {timeout} s"),
-                    ))
-                } else {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
-        };
+        let outcome =
+            match self.roundtrip(py, body, Some(Duration::from_secs_f64(timeout.max(0.0)))) {
+                Ok(Response::Call(outcome)) => outcome,
+                Ok(other) => Outcome::Failed(unexpected(&other)),
+                Err(info) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
+                    ErrorKind::Timeout,
+                    format!("no reply from actor {shown} within {timeout} s"),
+                )),
+                Err(info) => return Err(to_pyerr(py, info)),
+            };
         match outcome {
             Outcome::Reply { status, payload } => {
                 let status = match status {

@@ -1,0 +1,59 @@
+"""Running real `rebeam` programs from tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+REBEAM = os.environ.get("REBEAM_BIN") or str(Path(sys.executable).with_name("rebeam"))
+
+
+def write_script(tmp_path: Path, source: str, name: str = "main.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def run_rebeam(tmp_path: Path, source: str, *args: str, workers: int = 2, timeout: float = 60,
+               env: dict | None = None, rebeam_args: tuple = ()) -> subprocess.CompletedProcess:
+    """Writes `source` to tmp_path/main.py and runs `rebeam --workers N [rebeam_args] main.py args`."""
+    write_script(tmp_path, source)
+    cmd = [REBEAM, "--workers", str(workers), *rebeam_args, "main.py", *args]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def processes_with(marker: str) -> list[str]:
+    """Live processes whose command line or environment mentions `marker` (zombies excluded)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if marker.encode() in env or marker.encode() in cmd:
+            shown = cmd.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{pid}: {shown}")
+    return found
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
