@@ -32,7 +32,7 @@ fi
 VPY=.venv/bin/python
 
 # 2. Build and test dependencies (pinned to what is tested).
-if ! $VPY -c 'import maturin, cloudpickle, numpy, pytest, pytest_timeout' 2>/dev/null; then
+if ! $VPY -c 'import maturin, cloudpickle, numpy, pytest, pytest_timeout, ruff' 2>/dev/null; then
   say "installing build and test dependencies"
   $VPY -m pip install --quiet --upgrade pip
   $VPY -m pip install --quiet -r requirements-dev.txt

@@ -6,7 +6,8 @@ cd "$(dirname "$0")"
 
 ./bootstrap.sh --no-example
 
-echo "==> cargo fmt --check; cargo clippy"
+echo "==> ruff; cargo fmt --check; cargo clippy"
+.venv/bin/ruff check python tests examples benches
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

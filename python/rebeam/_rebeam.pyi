@@ -1,6 +1,7 @@
 """Private native module of rebeam: the connection to the governor. Use the `rebeam` API."""
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int

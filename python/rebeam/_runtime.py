@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import queue as _queue
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -118,8 +119,6 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
     except Exception as e:
         raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
 
-
-import queue as _queue
 
 #: Down notices for monitors set by the main process (see ``rebeam.receive_down``).
 down_notices: _queue.SimpleQueue = _queue.SimpleQueue()

@@ -176,7 +176,8 @@ class Worker:
                 message = _runtime.loads(data, buffers)
             except BaseException as e:
                 if delivery is not None:
-                    info = ("bad_request", f"actor {host.label} cannot unpickle a {subject!r} message: {e}", type(e).__qualname__, None)
+                    why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
+                    info = ("bad_request", why, type(e).__qualname__, None)
                     self.conn.reply_failure(delivery, info)
                 return
             source = ProcessID(*sender) if sender else None
@@ -210,7 +211,9 @@ class Worker:
                 if start_name:
                     getattr(obj, start_name)()
             else:
-                host.task_thread = threading.Thread(target=self.run_task, args=(host, obj), name=f"rebeam-task-{host.label}", daemon=True)
+                host.task_thread = threading.Thread(
+                    target=self.run_task, args=(host, obj), name=f"rebeam-task-{host.label}", daemon=True
+                )
         except BaseException as e:
             host.dead = True
             self.hosts.pop(host.pid.id, None)
@@ -224,7 +227,8 @@ class Worker:
         obj = host.instance
         if obj is None:  # a task
             if delivery is not None:
-                info = ("no_mailbox", f"{host.label} is a task (a function, module or script child); tasks take no messages", None, None)
+                why = f"{host.label} is a task (a function, module or script child); tasks take no messages"
+                info = ("no_mailbox", why, None, None)
                 self.conn.reply_failure(delivery, info)
             return
         subjects, catch_all, _ = type(obj)._rebeam_handlers()
@@ -233,7 +237,8 @@ class Worker:
             if delivery is not None:
                 info = (
                     "bad_request",
-                    f"actor {host.label} has no handler for subject {subject!r}; add @receive({subject!r}) or a catch-all @receive()",
+                    f"actor {host.label} has no handler for subject {subject!r}; "
+                    f"add @receive({subject!r}) or a catch-all @receive()",
                     None,
                     None,
                 )

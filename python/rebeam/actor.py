@@ -13,7 +13,8 @@ Rules an actor can rely on:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 from . import _runtime
 from ._runtime import ProcessID
@@ -118,7 +119,7 @@ class GenPy:
                     else:
                         subjects[fn._rebeam_subject] = attr
         cached = (subjects, catch_all, start_name)
-        setattr(cls, "_rebeam_handler_cache", cached)
+        cls._rebeam_handler_cache = cached
         return cached
 
 
@@ -133,7 +134,9 @@ def _check_target(target: Any) -> Any:
     raise TypeError(f"a target is an actor's name (str) or its ProcessID, not {type(target).__name__}")
 
 
-def call(target: str | ProcessID, subject: str, message: Any = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> tuple[str, Any]:
+def call(
+    target: str | ProcessID, subject: str, message: Any = None, timeout: float = DEFAULT_CALL_TIMEOUT
+) -> tuple[str, Any]:
     """Sends ``message`` to ``target`` and waits for its answer.
 
     Returns ``("ok", value)`` or ``("error", value)`` as the handler answered, or

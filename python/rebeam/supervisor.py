@@ -23,7 +23,7 @@ import importlib
 import os
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import _runtime
 from .actor import GenPy

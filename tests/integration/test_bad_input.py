@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 
-from helpers import REBEAM, run_rebeam, wait_until, write_script
+from helpers import REBEAM, run_rebeam, write_script
 
 ECHO = """
     import rebeam
