@@ -181,3 +181,14 @@ def test_malformed_frame_from_a_worker_drops_only_that_worker(tmp_path):
     assert "sent a bad frame" in r.stderr
     assert "back: True" in r.stdout
     assert "('ok', 'pong')" in r.stdout
+
+
+def test_interpreter_without_rebeam_is_named(tmp_path):
+    """The base interpreter of the test venv does not see the venv's packages."""
+    import sys
+
+    base = os.path.join(sys.base_prefix, "bin", "python3")
+    r = run_rebeam(tmp_path, "print('never')\n", rebeam_args=("--python", base))
+    assert r.returncode != 0
+    assert "never" not in r.stdout
+    assert f"check that {base} can `import rebeam`" in r.stderr

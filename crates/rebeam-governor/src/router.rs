@@ -749,7 +749,15 @@ impl Router {
                     .map(ProcessExit::shell_status)
                     .filter(|&c| c != 0)
                     .unwrap_or(1);
-                tracing::error!("the main process died unexpectedly ({why})");
+                if was == ProcState::Ready {
+                    tracing::error!("the main process died unexpectedly ({why})");
+                } else {
+                    tracing::error!(
+                        "the main process exited before it was ready ({why}); check that {} can `import rebeam` \
+                         (install rebeam into that environment, or choose another with --python / REBEAM_PYTHON)",
+                        self.config.python.display()
+                    );
+                }
                 self.begin_shutdown(code, "the main process died");
             }
             return;

@@ -394,6 +394,17 @@ impl Router {
                 tree.phase = Phase::Stopping;
                 tree.ops.clear();
                 tree.ops.extend(stop.into_iter().map(Op::Stop));
+                // A child whose restart is in flight is not running yet, so it is not in
+                // `stop`: stop it once it is up (in its place in reverse start order), or it
+                // would outlive the tree and keep its name from the tree's next incarnation.
+                if let Some(Op::Start(starting)) = tree.current {
+                    let at = tree
+                        .ops
+                        .iter()
+                        .position(|op| matches!(op, Op::Stop(j) if *j < starting))
+                        .unwrap_or(tree.ops.len());
+                    tree.ops.insert(at, Op::Stop(starting));
+                }
                 let reason = tree.intensity.escalation_reason().to_string();
                 let info = ErrorInfo::new(
                     ErrorKind::Crashed,
