@@ -1,0 +1,633 @@
+#!/usr/bin/env python3
+"""Runs the same workloads on rebeam and its peers and prints one comparison table.
+
+Run through benches/run.sh (it prepares the bench venv); by hand:
+
+    .bench-venv/bin/python benches/bench.py [--systems rebeam,mp,pykka,ray] [--quick]
+
+Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
+shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
+benches/results/latest.json, each subprocess's output in benches/results/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOADS = HERE / "workloads"
+RESULTS = HERE / "results"
+LOGS = RESULTS / "logs"
+PY = sys.executable
+VENV_BIN = Path(PY).parent
+# The bench venv: every process started from it is ours (used to find leftovers).
+VENV_DIR = str(VENV_BIN.parent)
+
+# Sizes: the same for every system unless a system is too slow for them (then noted).
+SIZES = {
+    "call_n": 20000,
+    "call_warm": 2000,
+    "cast_n": 30000,
+    "cast_reps": 3,
+    "cpu_total": 16_000_000,
+    "cpu_chunks": 4,
+    "cpu_reps": 7,
+    "crash_reps": 10,
+    "rss_settle": 1.0,
+    "hello_reps": 7,
+}
+QUICK = {
+    "call_n": 3000,
+    "call_warm": 300,
+    "cast_n": 5000,
+    "cpu_total": 4_000_000,
+    "crash_reps": 3,
+    "cpu_reps": 3,
+    "rss_settle": 0.3,
+    "hello_reps": 3,
+}
+# Per-system overrides: a size that would take minutes on that system.
+OVERRIDES = {
+    "mp": {"cast_n": 300000},
+    "pykka": {"cast_n": 200000},
+    "ray": {"call_n": 5000, "call_warm": 500, "cast_n": 20000, "crash_reps": 3, "hello_reps": 2},
+}
+
+HELLO = {
+    "mp": (
+        "import multiprocessing as mp\n"
+        "def f(c): c.send('hello ' + c.recv())\n"
+        "if __name__ == '__main__':\n"
+        "    a, b = mp.Pipe(); p = mp.Process(target=f, args=(b,)); p.start()\n"
+        "    a.send('world'); assert a.recv() == 'hello world'\n"
+        "    import time; print('BENCH_JSON {\"t_reply_epoch\": %.6f}' % time.time(), flush=True); p.join()\n"
+    ),
+    "pykka": (
+        "import pykka\n"
+        "class H(pykka.ThreadingActor):\n"
+        "    def on_receive(self, m): return 'hello ' + m\n"
+        "r = H.start(); assert r.ask('world') == 'hello world'\n"
+        "import time; print('BENCH_JSON {\"t_reply_epoch\": %.6f}' % time.time(), flush=True); r.stop()\n"
+    ),
+    "ray": (
+        "import ray\n"
+        "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level='ERROR')\n"
+        "@ray.remote\n"
+        "class H:\n"
+        "    def hi(self, m): return 'hello ' + m\n"
+        "h = H.remote(); assert ray.get(h.hi.remote('world')) == 'hello world'\n"
+        "import time; print('BENCH_JSON {\"t_reply_epoch\": %.6f}' % time.time(), flush=True); ray.shutdown()\n"
+    ),
+    "python": "pass\n",
+}
+
+PEERS = ["mp", "pykka", "ray"]
+LABEL = {"rebeam": "rebeam", "mp": "mp (Pipe/Pool)", "pykka": "Pykka", "ray": "Ray"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+    except OSError:
+        return []
+
+
+# --- subprocesses ----------------------------------------------------------------------------
+
+_log_seq = [0]
+
+
+def run(name: str, cmd: list[str], limit: float, env: dict | None = None) -> dict:
+    """Runs cmd under `timeout` in its own session; returns wall time, exit code and JSON lines."""
+    _log_seq[0] += 1
+    full = ["timeout", "-k", "5", str(int(limit))] + cmd
+    e = dict(os.environ)
+    e.update(env or {})
+    load = loadavg()[:1]
+    epoch0 = time.time()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(
+        full,
+        cwd=WORKLOADS,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = p.communicate(timeout=limit + 20)
+    except subprocess.TimeoutExpired:  # `timeout` itself stuck: kill its whole group
+        _killpg(p.pid)
+        out, err = p.communicate()
+    wall = time.perf_counter() - t0
+    _killpg(p.pid)  # anything left in the group it led
+    (LOGS / f"{_log_seq[0]:02d}-{name}.log").write_text(
+        f"$ {' '.join(full)}\nexit {p.returncode}, {wall:.3f} s\n--- stdout\n{out}\n--- stderr\n{err}"
+    )
+    results = []
+    for line in out.splitlines():
+        if line.startswith("BENCH_JSON "):
+            try:
+                results.append(json.loads(line[len("BENCH_JSON ") :]))
+            except json.JSONDecodeError:
+                pass
+    timed_out = p.returncode in (124, 137)
+    for r in results:
+        r.setdefault("load_1m_before", load[0] if load else None)
+    return {
+        "wall_s": wall,
+        "code": p.returncode,
+        "results": results,
+        "timed_out": timed_out,
+        "t_launch_epoch": epoch0,
+        "stderr_tail": err.strip().splitlines()[-3:] if err.strip() else [],
+    }
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def leftovers() -> list[tuple[int, str]]:
+    """Processes still running from the bench venv (all started by this run), except us."""
+    found = []
+    me = os.getpid()
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in (me, os.getppid()):
+            continue
+        try:
+            cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            exe = os.readlink(f"/proc/{d}/exe")
+        except OSError:
+            continue
+        if (VENV_DIR in cmd or exe.startswith(VENV_DIR)) and "bench.py" not in cmd:
+            found.append((int(d), cmd.strip()[:160]))
+    return found
+
+
+_preexisting: set[int] = set()
+
+
+def reap_leftovers(after: str, notes: list[str]) -> None:
+    """Kills (by pid) processes of the bench venv that this run left behind; reports them."""
+    time.sleep(0.3)
+    left = [(pid, cmd) for pid, cmd in leftovers() if pid not in _preexisting]
+    if not left:
+        return
+    own_venv = os.path.basename(VENV_DIR) == ".bench-venv"
+    notes.append(
+        f"after {after}: {len(left)} process(es) still running{', killed' if own_venv else ''}: "
+        + "; ".join(f"{pid} {cmd}" for pid, cmd in left[:5])
+    )
+    if not own_venv:  # not our private venv: never touch processes we cannot be sure are ours
+        return
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def first(run_out: dict, workload: str | None = None) -> dict:
+    for r in run_out["results"]:
+        if workload is None or r.get("workload") == workload:
+            return r
+    why = "timed out" if run_out["timed_out"] else f"exit {run_out['code']}, no result"
+    tail = " | ".join(run_out["stderr_tail"])
+    return {"error": f"{why}: {tail}"[:300]}
+
+
+def kv(sizes: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in sizes.items() if k != "hello_reps"]
+
+
+def hello_times(name: str, cmd: list[str], reps: int, limit: float, env: dict | None = None) -> dict:
+    """Whole-command wall time; and launch → first reply, from the reply's time.time() stamp."""
+    walls, to_reply, inside, errors = [], [], [], []
+    for i in range(reps):
+        r = run(f"hello-{name}-{i}", cmd, limit, env)
+        if r["code"] == 0:
+            walls.append(r["wall_s"] * 1000)
+            res = r["results"][0] if r["results"] else {}
+            if "t_reply_epoch" in res:
+                to_reply.append((res["t_reply_epoch"] - r["t_launch_epoch"]) * 1000)
+            if "in_script_ms" in res:
+                inside.append(res["in_script_ms"])
+        else:
+            errors.append(first(r).get("error", f"exit {r['code']}"))
+    if not walls:
+        return {"error": errors[0] if errors else "no run"}
+
+    def med(xs):
+        return sorted(xs)[len(xs) // 2] if xs else None
+
+    walls.sort()
+    out = {
+        "reps": len(walls),
+        "median_ms": med(walls),
+        "min_ms": walls[0],
+        "max_ms": walls[-1],
+        "to_reply_median_ms": med(to_reply),
+        "in_script_median_ms": med(inside),
+    }
+    if errors:
+        out["failed_runs"] = errors
+    return out
+
+
+# --- systems ---------------------------------------------------------------------------------
+
+
+def bench_rebeam(sizes: dict, notes: list[str]) -> dict:
+    rebeam = str(VENV_BIN / "rebeam")
+    out: dict = {}
+
+    def go(workload: str, workers: int, limit: float) -> dict:
+        env = {"BENCH_EXPECT_WORKERS": str(workers + 1)}  # the pool + rebeam's one warm spare
+        r = run(
+            f"rebeam-{workload}-w{workers}",
+            [rebeam, "--workers", str(workers), "rebeam_bench.py", workload] + kv(sizes),
+            limit,
+            env,
+        )
+        res = first(r, workload)
+        res["wall_s"] = r["wall_s"]
+        return res
+
+    log("rebeam: call")
+    out["call"] = go("call", 2, 120)
+    log("rebeam: cast")
+    out["cast"] = go("cast", 2, 120)
+    log("rebeam: cpu (2 actors on 2 workers vs on 1 worker, alternating)")
+    out["cpu"] = go("cpu", 2, 180)
+    log("rebeam: crash")
+    out["crash"] = go("crash", 2, 120)
+    log("rebeam: rss")
+    out["rss"] = go("rss", 2, 60)
+    log("rebeam: hello")
+    out["hello"] = hello_times("rebeam", [rebeam, "--workers", "2", "hello.py"], sizes["hello_reps"], 30)
+    # For context: the same with the fewest processes (1 worker, no spare): how much of the
+    # start-up is several interpreters starting at once on few cores.
+    out["hello_1_worker_no_spare"] = hello_times(
+        "rebeam-w1-s0", [rebeam, "--workers", "1", "--spares", "0", "hello.py"], sizes["hello_reps"], 30
+    )
+    reap_leftovers("rebeam", notes)
+    return out
+
+
+def bench_peer(system: str, sizes: dict, notes: list[str]) -> dict:
+    out: dict = {}
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if system == "ray" else {}
+    if system == "ray":
+        log("ray: call, cast, cpu, rss, crash in one ray.init()")
+        r = run("ray-all", [PY, "peers.py", "ray", "all"] + kv(sizes), 240, env)
+        for w in ("init", "call", "cast", "cpu", "rss", "crash"):
+            out[w] = first(r, w)
+    else:
+        for w in ["call", "cast", "cpu", "rss"] if system == "mp" else ["call", "cast", "cpu"]:
+            log(f"{system}: {w}")
+            out[w] = first(run(f"{system}-{w}", [PY, "peers.py", system, w] + kv(sizes), 120, env), w)
+    log(f"{system}: hello")
+    out["hello"] = hello_times(system, [PY, "-c", HELLO[system]], sizes["hello_reps"], 60, env)
+    reap_leftovers(system, notes)
+    return out
+
+
+def available(system: str) -> tuple[bool, str]:
+    if system == "rebeam":
+        ok = (VENV_BIN / "rebeam").exists()
+        return ok, "" if ok else f"no rebeam binary in {VENV_BIN}"
+    if system == "mp":
+        return True, ""
+    mod = system
+    r = run(f"import-{system}", [PY, "-c", f"import {mod}"], 120)
+    if r["code"] == 0:
+        return True, ""
+    note = os.environ.get(f"BENCH_SKIP_{system.upper()}", "")
+    return False, note or f"`import {mod}` failed in the bench venv"
+
+
+def version_of(mod: str) -> str | None:
+    r = subprocess.run(
+        ["timeout", "60", PY, "-c", f"import importlib.metadata as m; print(m.version('{mod}'))"],
+        capture_output=True,
+        text=True,
+    )
+    return r.stdout.strip() or None
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def g(d: dict, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+ROWS = [
+    # key, measure, unit, lower_is_better, getter, target, format
+    (
+        "call_p50",
+        "1. call round trip p50, actor→actor across processes",
+        "µs",
+        True,
+        lambda s: g(s, "call", "p50_us"),
+        "≤ 15 µs",
+        "{:.1f}",
+    ),
+    ("call_p99", "1. call round trip p99", "µs", True, lambda s: g(s, "call", "p99_us"), "—", "{:.1f}"),
+    (
+        "cast_rate",
+        "2. cast throughput, 1 sender → 1 actor in another process",
+        "msgs/s",
+        False,
+        lambda s: g(s, "cast", "msgs_per_s"),
+        "≥ 500k/s",
+        "{:,.0f}",
+    ),
+    (
+        "cpu_time2",
+        "3. CPU job (4 chunks) on 2 workers, best of reps",
+        "s",
+        True,
+        lambda s: g(s, "cpu", "seconds_2"),
+        "—",
+        "{:.3f}",
+    ),
+    (
+        "cpu_speedup",
+        "3. CPU speedup, 2 workers vs 1 (best of reps)",
+        "×",
+        False,
+        lambda s: g(s, "cpu", "speedup"),
+        "≥ 1.85×",
+        "{:.2f}",
+    ),
+    (
+        "hello",
+        "4. start to first reply (whole command, wall)",
+        "ms",
+        True,
+        lambda s: g(s, "hello", "median_ms"),
+        "≤ 150 ms",
+        "{:.0f}",
+    ),
+    (
+        "hello_reply",
+        "4. launch to first reply (shutdown excluded)",
+        "ms",
+        True,
+        lambda s: g(s, "hello", "to_reply_median_ms"),
+        "—",
+        "{:.0f}",
+    ),
+    (
+        "crash_raise",
+        "5. crash → serving again (handler raises)",
+        "ms",
+        True,
+        lambda s: g(s, "crash", "raise", "median_ms"),
+        "≤ 50 ms",
+        "{:.2f}",
+    ),
+    (
+        "crash_exit",
+        "5. crash → serving again (os._exit, worker dies)",
+        "ms",
+        True,
+        lambda s: g(s, "crash", "exit", "median_ms"),
+        "≤ 50 ms",
+        "{:.2f}",
+    ),
+    ("rss", "6. idle worker RSS", "MB", True, lambda s: g(s, "rss", "mean_worker_rss_mb"), "≤ 20 MB", "{:.1f}"),
+]
+
+NA = {  # peer cells that are not applicable, and why
+    ("pykka", "rss"): "n/a (threads)",
+    ("pykka", "crash_raise"): "n/a (no supervisor)",
+    ("pykka", "crash_exit"): "n/a (no supervisor)",
+    ("mp", "crash_raise"): "n/a (no supervisor)",
+    ("mp", "crash_exit"): "n/a (no supervisor)",
+    ("ray", "crash_raise"): "n/a (exception keeps actor)",
+}
+
+
+def cell(system: str, key: str, data: dict | None, getter, fmt: str, workload: str) -> tuple[str, float | None]:
+    if data is None:
+        return "skipped", None
+    if (system, key) in NA:
+        return NA[(system, key)], None
+    v = getter(data)
+    if v is None:
+        err = g(data, workload, "error") or g(data, workload, "raise", "error") or g(data, workload, "exit", "error")
+        return ("error" if err or g(data, workload) else "—"), None
+    return fmt.format(v), float(v)
+
+
+def ratio_text(
+    rebeam: float | None, peer: float | None, lower_better: bool, peer_name: str
+) -> tuple[str, float | None]:
+    """'rebeam 2.1×' or 'mp 7.6×': who is better and by how much; raw = peer/rebeam or rebeam/peer."""
+    if rebeam is None or peer is None or rebeam <= 0 or peer <= 0:
+        return "", None
+    raw = peer / rebeam if lower_better else rebeam / peer  # > 1: rebeam better
+    if abs(raw - 1) < 0.05:
+        return f"≈ ({raw:.2f})", raw
+    return (f"rebeam {raw:.2f}× better" if raw > 1 else f"{peer_name} {1 / raw:.2f}× better"), raw
+
+
+WORKLOAD_OF = {
+    "call_p50": "call",
+    "call_p99": "call",
+    "cast_rate": "cast",
+    "cpu_time2": "cpu",
+    "cpu_speedup": "cpu",
+    "hello": "hello",
+    "hello_reply": "hello",
+    "crash_raise": "crash",
+    "crash_exit": "crash",
+    "rss": "rss",
+}
+
+
+def build_table(data: dict, peers: list[str]) -> tuple[str, list[dict]]:
+    head = (
+        ["measure", "unit", "rebeam"]
+        + [LABEL[p] for p in peers]
+        + [f"vs {LABEL[p]}" for p in peers]
+        + ["rebeam target"]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
+    for key, measure, unit, lower, getter, target, fmt in ROWS:
+        w = WORKLOAD_OF[key]
+        rtext, rval = cell("rebeam", key, data.get("rebeam"), getter, fmt, w)
+        cells, ratios, row = (
+            [],
+            [],
+            {
+                "key": key,
+                "measure": measure,
+                "unit": unit,
+                "better": "lower" if lower else "higher",
+                "target": target,
+                "rebeam": rval,
+                "peers": {},
+                "ratios": {},
+            },
+        )
+        for p in peers:
+            ptext, pval = cell(p, key, data.get(p), getter, fmt, w)
+            cells.append(ptext)
+            rt, raw = ratio_text(rval, pval, lower, LABEL[p].split()[0])
+            ratios.append(rt)
+            row["peers"][p] = pval if pval is not None else ptext
+            row["ratios"][p] = raw
+        arrow = "↓" if lower else "↑"
+        lines.append("| " + " | ".join([measure, f"{unit} {arrow}", rtext] + cells + ratios + [target]) + " |")
+        rows.append(row)
+    return "\n".join(lines), rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--systems", default="rebeam,mp,pykka,ray", help="comma-separated subset of rebeam,mp,pykka,ray")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, numbers are noisy)")
+    ap.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = ap.parse_args()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if LOGS.exists():
+        shutil.rmtree(LOGS)
+    LOGS.mkdir(parents=True)
+    sizes = dict(SIZES)
+    if args.quick:
+        sizes.update(QUICK)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    peers = [p for p in PEERS if p in systems]
+    t_start = time.perf_counter()
+    load_before = loadavg()
+    notes: list[str] = []
+    if load_before and load_before[0] > 0.7:
+        notes.append(
+            f"load average {load_before[0]:.2f} before the run on a {os.cpu_count()}-core machine: "
+            "something else is using the CPU, so the numbers are noisier than usual"
+        )
+    early = leftovers()
+    _preexisting.update(pid for pid, _ in early)
+    if early:
+        notes.append(f"{len(early)} process(es) from the bench venv were already running before the run (left alone)")
+
+    data: dict = {}
+    skipped: dict = {}
+    used_sizes: dict = {}
+    for system in systems:
+        ok, why = available(system)
+        if not ok:
+            skipped[system] = why
+            log(f"{system}: SKIPPED ({why})")
+            continue
+        s = dict(sizes)
+        if not args.quick:
+            s.update(OVERRIDES.get(system, {}))
+        else:
+            s.update({k: min(v, sizes[k]) for k, v in OVERRIDES.get(system, {}).items()})
+        used_sizes[system] = s
+        try:
+            data[system] = bench_rebeam(s, notes) if system == "rebeam" else bench_peer(system, s, notes)
+        except Exception as e:  # never lose the other systems' results
+            data[system] = {"error": f"{type(e).__name__}: {e}"}
+            notes.append(f"{system}: driver error {type(e).__name__}: {e}")
+    log("python -c pass (interpreter start, for reference)")
+    baseline = hello_times("python", [PY, "-c", HELLO["python"]], 5, 30)
+
+    for sys_name in ["rebeam"] + peers:
+        d = data.get(sys_name) or {}
+        for w, v in d.items():
+            if isinstance(v, dict) and "error" in v:
+                notes.append(f"{sys_name} {w}: {v['error']}")
+    rb = data.get("rebeam") or {}
+    if g(rb, "call", "different_processes") is False:
+        notes.append("rebeam call: both actors ended up in the same worker process (see latest.json)")
+
+    table, rows = build_table(data, peers)
+    elapsed = time.perf_counter() - t_start
+    report = {
+        "when": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_before": load_before,
+            "load_after": loadavg(),
+        },
+        "versions": {
+            "rebeam": version_of("rebeam"),
+            **{m: version_of(m) for m in ("pykka", "ray", "numpy") if m in systems or m == "numpy"},
+        },
+        "sizes": used_sizes,
+        "skipped": skipped,
+        "notes": notes,
+        "baseline_python_start_ms": baseline.get("median_ms"),
+        "elapsed_s": elapsed,
+        "table": rows,
+        "raw": data,
+        "markdown": table,
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+    print()
+    print(
+        f"rebeam vs peers — {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{report['when']}, run took {elapsed:.0f} s"
+    )
+    print()
+    print(table)
+    print()
+    print(
+        "↓ lower is better, ↑ higher is better. `vs X`: who wins and by how much "
+        "(X/rebeam for ↓ rows, rebeam/X for ↑ rows; ≈ within 5%)."
+    )
+    if baseline.get("median_ms") is not None:
+        print(f"For reference: `python -c pass` takes {baseline['median_ms']:.0f} ms here.")
+    small = g(rb, "hello_1_worker_no_spare", "median_ms")
+    if small is not None:
+        print(f"rebeam start to first reply with --workers 1 --spares 0 (2 interpreters instead of 4): {small:.0f} ms.")
+    inside = g(rb, "hello", "in_script_median_ms")
+    if inside is not None:
+        print(
+            f"rebeam start to first reply: {inside:.0f} ms of it inside hello.py (import to reply), "
+            "the rest is the governor, process start-up and shutdown."
+        )
+    for system, why in skipped.items():
+        print(f"SKIPPED {LABEL.get(system, system)}: {why}")
+    for n in notes:
+        print(f"note: {n}")
+    print(f"\nFull results: {os.path.relpath(args.out)}; subprocess logs: {os.path.relpath(LOGS)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

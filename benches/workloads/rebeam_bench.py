@@ -1,0 +1,387 @@
+"""rebeam side of the benchmark: `rebeam --workers N rebeam_bench.py <workload> [key=value ...]`.
+
+Prints one line `BENCH_JSON {...}` with the results, then stops the system with
+rebeam.shutdown(). Workloads: call, cast, cpu, crash, rss (see benches/README.md).
+Sizes: call_n, call_warm, cast_n, cast_reps, cpu_total, cpu_chunks, cpu_reps, crash_reps,
+rss_settle (the driver, benches/bench.py, passes the same sizes to every system).
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import rebeam
+from rebeam import GenPy, Supervisor, call, cast, receive, response_ok, start
+
+WORKLOAD = sys.argv[1] if len(sys.argv) > 1 else "call"
+
+
+# Placement happens only on workers that are ready when an actor starts, and the main script
+# starts at the same time as the workers: a Supervisor built at once can land every actor on the
+# first worker that is ready. So before placing actors the main process waits until every worker
+# process (children of the governor running rebeam._worker) holds its connection to the
+# governor (a socket fd), plus a short grace for its Ready to be processed.
+def _children(pid):
+    kids = []
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _is_worker(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"rebeam._worker" in f.read()
+    except OSError:
+        return False
+
+
+def _connected(pid):
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def wait_workers_ready(timeout=10.0, grace=0.05):
+    """Waits until BENCH_EXPECT_WORKERS worker processes (pool + spare) are connected; seconds waited."""
+    expect = int(os.environ.get("BENCH_EXPECT_WORKERS", "0"))
+    t0 = time.perf_counter()
+    if not expect:
+        return None
+    governor = os.getppid()
+    while time.perf_counter() - t0 < timeout:
+        workers = [p for p in _children(governor) if _is_worker(p)]
+        if len([p for p in workers if _connected(p)]) >= expect:
+            break
+        time.sleep(0.002)
+    time.sleep(grace)
+    return time.perf_counter() - t0
+
+
+OPTS = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)
+
+
+def opt(key, default):
+    return type(default)(float(OPTS[key])) if key in OPTS else default
+
+
+def pct(sorted_ns, p):
+    """p-th percentile (nearest rank) of a sorted list of nanoseconds, in microseconds."""
+    k = min(len(sorted_ns) - 1, max(0, int(round(p / 100.0 * len(sorted_ns))) - 1))
+    return sorted_ns[k] / 1000.0
+
+
+def emit(result):
+    print("BENCH_JSON " + json.dumps(result), flush=True)
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def check(reply, what):
+    status, value = reply
+    if status != "ok":
+        raise RuntimeError(f"{what} failed: {value!r}")
+    return value
+
+
+# --- actors -----------------------------------------------------------------------------------
+
+
+class Echo(GenPy):
+    """B: answers pings, counts casts."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @start()
+    def init(self):
+        self.state["n"] = 0
+
+    @receive("ping")
+    def ping(self, source, message):
+        return response_ok(message)
+
+    @receive("inc")
+    def inc(self, source, message):
+        self.state["n"] += 1
+
+    @receive("count")
+    def count(self, source, message):
+        n = self.state["n"]
+        self.state["n"] = 0
+        return response_ok(n)
+
+    @receive("pid")
+    def pid(self, source, message):
+        return response_ok(os.getpid())
+
+
+class Driver(GenPy):
+    """A: drives the call / cast loops against `target`, timing inside the actor."""
+
+    def __init__(self, name, target):
+        self.name = name
+        self.target = target
+
+    @receive("pid")
+    def pid(self, source, message):
+        return response_ok(os.getpid())
+
+    @receive("calls")
+    def calls(self, source, n):
+        target = self.target
+        clock = time.perf_counter_ns
+        samples = [0] * n
+        for i in range(n):
+            t0 = clock()
+            status, _ = call(target, "ping", i)
+            samples[i] = clock() - t0
+            if status != "ok":
+                raise RuntimeError(f"ping {i} failed")
+        return response_ok(samples)
+
+    @receive("casts")
+    def casts(self, source, n):
+        target = self.target
+        t0 = time.perf_counter_ns()
+        for i in range(n):
+            cast(target, "inc", i)
+        status, got = call(target, "count", None, 60.0)
+        t1 = time.perf_counter_ns()
+        return response_ok((t1 - t0, got))
+
+
+class Cruncher(GenPy):
+    def __init__(self, name):
+        self.name = name
+
+    @receive("pid")
+    def pid(self, source, message):
+        return response_ok(os.getpid())
+
+    @receive("chunk")
+    def chunk(self, source, bounds):
+        lo, hi = bounds
+        s = 0
+        for i in range(lo, hi):
+            s += i * i
+        return response_ok(s)
+
+
+class Fragile(GenPy):
+    def __init__(self, name):
+        self.name = name
+
+    @receive("ping")
+    def ping(self, source, message):
+        return response_ok(os.getpid())
+
+    @receive("raise")
+    def boom(self, source, message):
+        raise RuntimeError("deliberate crash (benchmark)")
+
+    @receive("exit")
+    def die(self, source, message):
+        os._exit(1)
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+def w_call():
+    n, warm = opt("call_n", 20000), opt("call_warm", 2000)
+    Supervisor(modules=[Driver("a", "b"), Echo("b")])
+    pa, pb = check(call("a", "pid"), "pid a"), check(call("b", "pid"), "pid b")
+    check(call("a", "calls", warm, 120.0), "warm-up")
+    samples = sorted(check(call("a", "calls", n, 300.0), "calls"))
+    return {
+        "n": n,
+        "p50_us": pct(samples, 50),
+        "p99_us": pct(samples, 99),
+        "mean_us": sum(samples) / len(samples) / 1000.0,
+        "min_us": samples[0] / 1000.0,
+        "pids": [pa, pb],
+        "different_processes": pa != pb,
+    }
+
+
+def w_cast():
+    n, reps = opt("cast_n", 20000), opt("cast_reps", 3)
+    Supervisor(modules=[Driver("a", "b"), Echo("b")])
+    pa, pb = check(call("a", "pid"), "pid a"), check(call("b", "pid"), "pid b")
+    check(call("a", "casts", 5000, 60.0), "warm-up")
+    rates, lost = [], 0
+    for _ in range(reps):
+        ns, got = check(call("a", "casts", n, 300.0), "casts")
+        lost += n - got
+        rates.append(n / (ns / 1e9))
+    rates.sort()
+    return {
+        "n": n,
+        "reps": reps,
+        "msgs_per_s": rates[len(rates) // 2],
+        "best_msgs_per_s": rates[-1],
+        "lost": lost,
+        "pids": [pa, pb],
+        "different_processes": pa != pb,
+    }
+
+
+def w_cpu():
+    """4 chunks over 2 actors in 2 workers vs 2 actors in 1 worker, interleaved run by run.
+
+    Three Crunchers on 2 workers: least-loaded placement puts c0 and c2 on one worker and c1
+    on the other (checked with their pids). "1 worker" sends the chunks to the pair sharing
+    a worker, "2 workers" to a pair on different workers; the two alternate, so both see the
+    same background load. Best (shortest) run of each is used for the speedup.
+    """
+    total, chunks, reps = opt("cpu_total", 12_000_000), opt("cpu_chunks", 4), opt("cpu_reps", 3)
+    names = ["c0", "c1", "c2"]
+    Supervisor(modules=[Cruncher(n) for n in names])
+    pids = {n: check(call(n, "pid"), "pid") for n in names}
+    same = next(((a, b) for i, a in enumerate(names) for b in names[i + 1 :] if pids[a] == pids[b]), None)
+    diff = next(((a, b) for i, a in enumerate(names) for b in names[i + 1 :] if pids[a] != pids[b]), None)
+    if same is None or diff is None:
+        raise RuntimeError(f"cannot find actor pairs on one and on two workers: {pids}")
+    step = total // chunks
+    bounds = [(k * step, total if k == chunks - 1 else (k + 1) * step) for k in range(chunks)]
+    expect = (total - 1) * total * (2 * total - 1) // 6
+    for n in names:  # warm up: the code is loaded in every worker
+        assert check(call(n, "chunk", (0, 1000)), "warm-up") == sum(i * i for i in range(1000))
+
+    def one_run(pair):
+        results = [None] * chunks
+
+        def go(k):
+            results[k] = check(call(pair[k % 2], "chunk", bounds[k], 300.0), "chunk")
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=go, args=(k,)) for k in range(chunks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        dt = time.perf_counter() - t0
+        assert sum(results) == expect
+        return dt
+
+    t1, t2 = [], []
+    for _ in range(reps):
+        t2.append(one_run(diff))
+        t1.append(one_run(same))
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {
+        "total": total,
+        "chunks": chunks,
+        "reps": reps,
+        "seconds_1": min(t1),
+        "seconds_2": min(t2),
+        "speedup": min(t1) / min(t2),
+        "median_seconds_1": med(t1),
+        "median_seconds_2": med(t2),
+        "median_speedup": med(t1) / med(t2),
+        "times_1": t1,
+        "times_2": t2,
+        "pair_1_worker": same,
+        "pair_2_workers": diff,
+        "pids": pids,
+    }
+
+
+def wait_serving(name, deadline_s=10.0):
+    """Calls `name` until it answers ok; returns (ns when it did, attempts)."""
+    attempts = 0
+    end = time.perf_counter() + deadline_s
+    while time.perf_counter() < end:
+        attempts += 1
+        status, value = call(name, "ping", None, 1.0)
+        if status == "ok":
+            return time.perf_counter_ns(), attempts, value
+        time.sleep(0.0005)
+    raise RuntimeError(f"{name} did not serve again within {deadline_s}s")
+
+
+def w_crash():
+    reps = opt("crash_reps", 10)
+    Supervisor(modules=[Fragile("f")], max_restarts=1000, max_seconds=1)
+    out = {}
+    for mode in ("raise", "exit"):
+        samples, from_error, attempts = [], [], []
+        check(call("f", "ping"), "ping")
+        for _ in range(reps):
+            pid_before = check(call("f", "ping"), "ping")
+            t0 = time.perf_counter_ns()
+            status, err = call("f", mode, None, 5.0)
+            t_err = time.perf_counter_ns()
+            if status != "error":
+                raise RuntimeError(f"{mode} did not fail: {err!r}")
+            t1, n, pid_after = wait_serving("f")
+            samples.append((t1 - t0) / 1e6)
+            from_error.append((t1 - t_err) / 1e6)
+            attempts.append(n)
+            if mode == "exit" and pid_after == pid_before:
+                raise RuntimeError("worker did not change after os._exit")
+            time.sleep(0.05)  # let the spare worker come back before the next round
+        samples.sort()
+        from_error.sort()
+        out[mode] = {
+            "reps": reps,
+            "median_ms": samples[len(samples) // 2],
+            "max_ms": samples[-1],
+            "min_ms": samples[0],
+            "median_from_error_ms": from_error[len(from_error) // 2],
+            "median_attempts": sorted(attempts)[len(attempts) // 2],
+            "last_error": type(err).__name__,
+        }
+    return out
+
+
+def w_rss():
+    settle = opt("rss_settle", 1.0)
+    Supervisor(modules=[Echo("r0"), Echo("r1")])
+    pids = [check(call(f"r{i}", "pid"), "pid") for i in range(2)]
+    time.sleep(settle)
+    worker_rss = [rss_kb(p) for p in pids]
+    governor = os.getppid()
+    others = [p for p in _children(governor) if p not in pids and p != os.getpid()]
+    spare_rss = [rss_kb(p) for p in others]
+    return {
+        "worker_pids": pids,
+        "worker_rss_kb": worker_rss,
+        "mean_worker_rss_mb": sum(worker_rss) / len(worker_rss) / 1024.0,
+        "spare_rss_kb": spare_rss,
+        "main_rss_kb": rss_kb(os.getpid()),
+        "governor_rss_kb": rss_kb(governor),
+    }
+
+
+WORKLOADS = {"call": w_call, "cast": w_cast, "cpu": w_cpu, "crash": w_crash, "rss": w_rss}
+
+if __name__ == "__main__":
+    code = 0
+    try:
+        waited = wait_workers_ready()
+        result = WORKLOADS[WORKLOAD]()
+        result["waited_for_workers_s"] = waited
+        result["workload"] = WORKLOAD
+        emit(result)
+    except Exception as e:  # report, don't hang
+        import traceback
+
+        traceback.print_exc()
+        emit({"workload": WORKLOAD, "error": f"{type(e).__name__}: {e}"})
+        code = 1
+    rebeam.shutdown(code)
