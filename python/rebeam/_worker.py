@@ -146,10 +146,16 @@ class Worker:
         if host is None:
             return
         if host.task_thread is not None:
-            host.stopping = True
-            _raise_in_thread(host.task_thread, SystemExit)
+            self.stop_task(host)
         else:
             self.enqueue(actor, ("stop",))
+
+    def stop_task(self, host: Host) -> None:
+        # The governor learns a task started just before its thread starts, so a stop can
+        # come before the thread runs (raising in it would then do nothing): run_task checks
+        # `stopping` before it calls the task.
+        host.stopping = True
+        _raise_in_thread(host.task_thread, SystemExit)
 
     # -- on pool threads ------------------------------------------------------------------
 
@@ -186,7 +192,10 @@ class Worker:
             _, subject, source, message = item
             self.dispatch(host, None, subject, source, message)
         elif kind == "stop":
-            self.finish(host, "shutdown")
+            if host.task_thread is not None:  # a task whose start was still queued
+                self.stop_task(host)
+            else:
+                self.finish(host, "shutdown")
 
     def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
         try:
@@ -278,6 +287,8 @@ class Worker:
     def run_task(self, host: Host, fn) -> None:
         _runtime.set_current(host.pid)
         try:
+            if host.stopping:
+                raise SystemExit
             fn()
             reason, info = ("shutdown" if host.stopping else "normal"), None
         except SystemExit as e:

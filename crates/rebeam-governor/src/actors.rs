@@ -197,6 +197,9 @@ impl Router {
             });
             self.send(m.watcher_proc, &frame);
         }
+        // As in Erlang, the monitors this actor set end with it: nobody is left to notify, and
+        // a watcher that restarts (and monitors again) would otherwise leak one per restart.
+        self.monitors.retain(|_, m| m.watcher != Some(id));
         match (actor.waiter, actor.parent) {
             (Some(StartWaiter::Spawn { proc, req }), _) => {
                 let info = start_failure(&actor.label, &exit);

@@ -65,6 +65,21 @@ pub struct Tree {
     deferred: Vec<(usize, Exit)>,
 }
 
+impl Tree {
+    /// Queues a stop of the child whose start is in flight (if any), to run once it is up,
+    /// in its place among the queued stops (reverse start order).
+    fn stop_starting_child_when_up(&mut self) {
+        if let Some(Op::Start(starting)) = self.current {
+            let at = self
+                .ops
+                .iter()
+                .position(|op| matches!(op, Op::Stop(j) if *j < starting))
+                .unwrap_or(self.ops.len());
+            self.ops.insert(at, Op::Stop(starting));
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Trees {
     map: HashMap<TreeId, Tree>,
@@ -387,7 +402,17 @@ impl Router {
         match decision {
             Decision::Ignore => {}
             Decision::Restart { stop, start } => {
+                // Starts still queued from an earlier decision are redone in this one's order
+                // (after the child that just failed), not before it.
+                tree.ops
+                    .retain(|op| !matches!(op, Op::Start(j) if start.contains(j)));
                 tree.ops.extend(stop.into_iter().map(Op::Stop));
+                // A child to restart whose start is in flight is not running yet, so it is not
+                // in `stop`; it was started before this failure: stop it once it is up, then
+                // start it again in order.
+                if matches!(tree.current, Some(Op::Start(s)) if start.contains(&s)) {
+                    tree.stop_starting_child_when_up();
+                }
                 tree.ops.extend(start.into_iter().map(Op::Start));
             }
             Decision::Escalate { stop } => {
@@ -397,14 +422,7 @@ impl Router {
                 // A child whose restart is in flight is not running yet, so it is not in
                 // `stop`: stop it once it is up (in its place in reverse start order), or it
                 // would outlive the tree and keep its name from the tree's next incarnation.
-                if let Some(Op::Start(starting)) = tree.current {
-                    let at = tree
-                        .ops
-                        .iter()
-                        .position(|op| matches!(op, Op::Stop(j) if *j < starting))
-                        .unwrap_or(tree.ops.len());
-                    tree.ops.insert(at, Op::Stop(starting));
-                }
+                tree.stop_starting_child_when_up();
                 let reason = tree.intensity.escalation_reason().to_string();
                 let info = ErrorInfo::new(
                     ErrorKind::Crashed,
