@@ -192,3 +192,23 @@ def test_interpreter_without_rebeam_is_named(tmp_path):
     assert r.returncode != 0
     assert "never" not in r.stdout
     assert f"check that {base} can `import rebeam`" in r.stderr
+
+
+def test_messages_to_a_task_are_refused(tmp_path):
+    r = run_rebeam(tmp_path, """
+    import time
+    import rebeam
+    from rebeam import Supervisor, call, cast, child
+
+    def pump():
+        time.sleep(30)
+
+    if __name__ == "__main__":
+        Supervisor(modules=[child(pump, name="pump")])
+        status, err = call("pump", "x", 1)
+        print(status, type(err).__name__, flush=True)
+        print("cast:", cast("pump", "x", 1), flush=True)
+        rebeam.shutdown(0)
+    """, rebeam_args=("--shutdown-timeout", "2"))
+    assert "error NoMailbox" in r.stdout
+    assert "cast: False" in r.stdout

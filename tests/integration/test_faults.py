@@ -457,12 +457,6 @@ def test_first_tree_is_spread_over_every_worker(tmp_path):
     assert "spread: True" in lines(r)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: each actor killed with a dead worker counts as one restart toward the "
-    "supervisor's intensity, so one segfault in a worker hosting more than max_restarts "
-    "actors of a tree fails the whole program (tree.rs decide / rebeam-core child_exited)",
-)
 def test_one_segfault_costs_one_worker_not_the_program(tmp_path):
     # `rebeam --help`: "a segfault in a C extension or a killed worker costs one worker,
     # never the program". Eight actors on two workers: four die with the crashed worker.

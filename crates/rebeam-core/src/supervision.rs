@@ -50,6 +50,15 @@
 //! parent. So `max_restarts = 3` allows three restarts in the window and the fourth
 //! escalates; `max_restarts = 0` escalates on the first. The default is 3 in 5 seconds.
 //!
+//! # Faults
+//!
+//! One event can end several children at once: a worker process that dies takes every actor
+//! in it. Such exits carry the same [`FaultId`] ([`Supervisor::child_exited_in_fault`]), and
+//! a supervisor counts one fault as one restart toward its intensity: the first exit of a
+//! fault is recorded, the others restart their children without a new record. Otherwise a
+//! single segfault in a worker hosting four actors of one supervisor would exceed the
+//! default intensity by itself, and one crashed process would end the program.
+//!
 //! # Shutdown
 //!
 //! A supervisor that shuts down stops its running children in reverse start order
@@ -296,7 +305,12 @@ pub struct Supervisor {
     children: Vec<Child>,
     /// Times of recorded restarts, oldest first; pruned to the window on each new restart.
     restarts: Vec<Instant>,
+    /// The fault whose first exit was last recorded (see "Faults").
+    last_fault: Option<FaultId>,
 }
+
+/// Identifies one event that may end several children at once (a worker process dying).
+pub type FaultId = u64;
 
 impl Supervisor {
     /// All children start as Running (the governor calls `new` after starting them all).
@@ -314,6 +328,7 @@ impl Supervisor {
             intensity,
             children,
             restarts: Vec::new(),
+            last_fault: None,
         }
     }
 
@@ -355,12 +370,28 @@ impl Supervisor {
 
     /// A child ended with `reason` at `now`. Marks it Stopped or Removed and returns what to do.
     pub fn child_exited(&mut self, child: usize, reason: &ExitReason, now: Instant) -> Decision {
+        self.child_exited_in_fault(child, reason, now, None)
+    }
+
+    /// Like [`Supervisor::child_exited`], for an exit caused by `fault`: the first exit of a
+    /// fault counts toward intensity, later ones of the same fault do not.
+    pub fn child_exited_in_fault(
+        &mut self,
+        child: usize,
+        reason: &ExitReason,
+        now: Instant,
+        fault: Option<FaultId>,
+    ) -> Decision {
         let was = self.children[child];
         self.mark_ended(child);
         if was.status != ChildStatus::Running || was.stopping || !was.kind.restarts_after(reason) {
             return Decision::Ignore;
         }
-        if !self.add_restart(now) {
+        let counted = fault.is_none() || fault != self.last_fault;
+        if fault.is_some() {
+            self.last_fault = fault;
+        }
+        if counted && !self.add_restart(now) {
             let stop = self.stop_running_from(0);
             return Decision::Escalate { stop };
         }
@@ -822,5 +853,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn exits_of_one_fault_count_once_toward_intensity() {
+        // Four actors of one supervisor die with their worker: one fault, one restart counted.
+        let t0 = Instant::now();
+        let mut s = sup(OneForOne, &[Permanent; 4]);
+        for child in 0..4 {
+            let d = s.child_exited_in_fault(child, &killed(), t0, Some(7));
+            assert_eq!(d, restart(&[], &[child]));
+            apply(&mut s, &d);
+        }
+        assert_eq!(s.restarts_in_window(t0), 1);
+        // Distinct faults are counted one by one: 3 allowed, the 4th fault escalates.
+        for (n, fault) in [8, 9].into_iter().enumerate() {
+            let d = s.child_exited_in_fault(0, &killed(), t0 + ms(1 + n as u64), Some(fault));
+            apply(&mut s, &d);
+        }
+        assert_eq!(s.restarts_in_window(t0 + ms(3)), 3);
+        let d = s.child_exited_in_fault(1, &killed(), t0 + ms(4), Some(10));
+        assert_eq!(d, escalate(&[3, 2, 0]));
+    }
+
+    #[test]
+    fn a_fault_under_one_for_all_restarts_everything_once() {
+        let t0 = Instant::now();
+        let mut s = sup(OneForAll, &[Permanent; 3]);
+        let first = s.child_exited_in_fault(1, &killed(), t0, Some(1));
+        assert_eq!(first, restart(&[2, 0], &[0, 1, 2]));
+        // The siblings the decision is stopping die of the same fault: nothing more to do.
+        assert_eq!(s.child_exited_in_fault(0, &killed(), t0, Some(1)), Ignore);
+        assert_eq!(s.child_exited_in_fault(2, &killed(), t0, Some(1)), Ignore);
+        assert_eq!(s.restarts_in_window(t0), 1);
+    }
+
+    #[test]
+    fn plain_exits_are_each_counted_even_after_a_fault() {
+        let t0 = Instant::now();
+        let mut s = sup(OneForOne, &[Permanent; 2]);
+        let d = s.child_exited_in_fault(0, &killed(), t0, Some(5));
+        apply(&mut s, &d);
+        let d = s.child_exited(1, &crash(), t0);
+        apply(&mut s, &d);
+        assert_eq!(s.restarts_in_window(t0), 2);
     }
 }

@@ -18,6 +18,7 @@ use crate::process;
 use crate::report;
 use crate::router::{Input, ProcIdx, Router};
 use crate::tree::{Running, TreeId};
+use rebeam_core::supervision::FaultId;
 
 pub struct Actor {
     pub name: Option<String>,
@@ -30,6 +31,8 @@ pub struct Actor {
     pub stopping: bool,
     pub parent: Option<(TreeId, usize)>,
     pub pending: BTreeSet<DeliveryId>,
+    /// Messages that arrived before the actor had a worker, in arrival order.
+    pub parked: Vec<Frame>,
     waiter: Option<StartWaiter>,
 }
 
@@ -80,6 +83,7 @@ impl Router {
                 stopping: false,
                 parent,
                 pending: BTreeSet::new(),
+                parked: Vec::new(),
                 waiter: Some(waiter),
             },
         );
@@ -107,8 +111,12 @@ impl Router {
                 label: actor.label.clone(),
                 code: actor.code.clone(),
             });
+            let parked = std::mem::take(&mut actor.parked);
             self.procs[worker].actors.insert(id);
             self.send(worker, &frame);
+            for message in parked {
+                self.send(worker, &message);
+            }
         }
     }
 
@@ -150,6 +158,12 @@ impl Router {
 
     /// The actor is gone (it exited, crashed, failed to start, or its worker died).
     pub fn actor_ended(&mut self, id: ActorId, exit: Exit) {
+        self.actor_ended_in_fault(id, exit, None);
+    }
+
+    /// Like [`Router::actor_ended`], for an actor ended by `fault` (its worker died): the
+    /// supervisors count that fault once, however many of their children it took.
+    pub fn actor_ended_in_fault(&mut self, id: ActorId, exit: Exit, fault: Option<FaultId>) {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
@@ -215,7 +229,7 @@ impl Router {
             (Some(StartWaiter::Tree { tree, slot }), _) => {
                 self.tree_child_start_failed(tree, slot, start_failure(&actor.label, &exit));
             }
-            (None, Some((tree, slot))) => self.tree_child_ended(tree, slot, exit),
+            (None, Some((tree, slot))) => self.tree_child_ended_in_fault(tree, slot, exit, fault),
             (None, None) => {
                 if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) && !self.is_shutting_down() {
                     tracing::error!("{}", report::unsupervised(&actor.label, &exit));
@@ -272,6 +286,13 @@ impl Router {
                 },
             );
         }
+    }
+}
+
+impl Actor {
+    /// A function or module child: it runs, but takes no messages.
+    pub fn is_task(&self) -> bool {
+        matches!(self.code, ChildCode::Task { .. })
     }
 }
 

@@ -590,12 +590,12 @@ impl Router {
             ));
         }
         let id = self.resolve(target)?;
-        let Some(worker) = self.actors[&id].proc else {
+        if self.actors[&id].is_task() {
             return Err(ErrorInfo::new(
-                ErrorKind::NoProcess,
-                format!("actor {target} is still waiting for a worker to start on; try again"),
+                ErrorKind::NoMailbox,
+                format!("{target} is a task (a function or module child); tasks take no messages"),
             ));
-        };
+        }
         let delivery = call.map(|_| self.next_id());
         let sender = sender.map(|s| ActorRef {
             id: s,
@@ -608,11 +608,23 @@ impl Router {
             sender,
             payload,
         });
-        if !self.send(worker, &frame) {
-            return Err(ErrorInfo::new(
-                ErrorKind::ActorDown,
-                format!("the worker of actor {target} is gone"),
-            ));
+        match self.actors[&id].proc {
+            Some(worker) => {
+                if !self.send(worker, &frame) {
+                    return Err(ErrorInfo::new(
+                        ErrorKind::ActorDown,
+                        format!("the worker of actor {target} is gone"),
+                    ));
+                }
+            }
+            // Registered but not yet placed (its worker is still starting): hold the message;
+            // it follows the actor's Start, in order, once a worker takes it.
+            None => self
+                .actors
+                .get_mut(&id)
+                .expect("resolved")
+                .parked
+                .push(frame),
         }
         if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
             let deadline = Instant::now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
@@ -789,8 +801,13 @@ impl Router {
             );
         }
         self.replace_worker(spare);
+        let fault = self.next_id();
         for a in actors {
-            self.actor_ended(a, rebeam_proto::Exit::Killed(format!("{desc} died: {why}")));
+            self.actor_ended_in_fault(
+                a,
+                rebeam_proto::Exit::Killed(format!("{desc} died: {why}")),
+                Some(fault),
+            );
         }
     }
 

@@ -16,7 +16,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rebeam_core::supervision::{Decision, ExitReason, Intensity, Restart, Strategy, Supervisor};
+use rebeam_core::supervision::{
+    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor,
+};
 use rebeam_proto::{
     ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
 };
@@ -62,7 +64,7 @@ pub struct Tree {
     current: Option<Op>,
     waiter: Option<(ProcIdx, ReqId)>,
     start_error: Option<ErrorInfo>,
-    deferred: Vec<(usize, Exit)>,
+    deferred: Vec<(usize, Exit, Option<FaultId>)>,
 }
 
 impl Tree {
@@ -291,8 +293,8 @@ impl Router {
         if let Some((p, slot)) = parent {
             self.tree_child_started(p, slot, Running::Tree(id));
         }
-        for (slot, exit) in deferred {
-            self.tree_child_ended(id, slot, exit);
+        for (slot, exit, fault) in deferred {
+            self.tree_child_ended_in_fault(id, slot, exit, fault);
         }
         self.check_tree_finished(id);
     }
@@ -340,7 +342,7 @@ impl Router {
                 // intensity, so a child that can never start ends in escalation, not a loop.
                 let logic = tree.logic.as_mut().expect("running trees have logic");
                 logic.child_started(slot);
-                return self.decide(id, slot, Exit::Crashed(info));
+                return self.decide(id, slot, Exit::Crashed(info), None);
             }
             Phase::Stopping => {}
         }
@@ -348,6 +350,16 @@ impl Router {
     }
 
     pub fn tree_child_ended(&mut self, id: TreeId, slot: usize, exit: Exit) {
+        self.tree_child_ended_in_fault(id, slot, exit, None);
+    }
+
+    pub fn tree_child_ended_in_fault(
+        &mut self,
+        id: TreeId,
+        slot: usize,
+        exit: Exit,
+        fault: Option<FaultId>,
+    ) {
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
@@ -361,22 +373,22 @@ impl Router {
             return self.check_tree_finished(id);
         }
         match tree.phase {
-            Phase::Starting => tree.deferred.push((slot, exit)),
+            Phase::Starting => tree.deferred.push((slot, exit, fault)),
             Phase::Stopping => {
                 if let Some(logic) = tree.logic.as_mut() {
                     logic.child_exited(slot, &core_reason(&exit), Instant::now());
                 }
                 self.advance(id);
             }
-            Phase::Running => self.decide(id, slot, exit),
+            Phase::Running => self.decide(id, slot, exit, fault),
         }
     }
 
-    fn decide(&mut self, id: TreeId, slot: usize, exit: Exit) {
+    fn decide(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
         let now = Instant::now();
         let tree = self.trees.map.get_mut(&id).expect("tree exists");
         let logic = tree.logic.as_mut().expect("running trees have logic");
-        let decision = logic.child_exited(slot, &core_reason(&exit), now);
+        let decision = logic.child_exited_in_fault(slot, &core_reason(&exit), now, fault);
         let restarts = logic.restarts_in_window(now);
         let child = &tree.spec.children[slot];
         if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) {
@@ -423,7 +435,10 @@ impl Router {
                 // `stop`: stop it once it is up (in its place in reverse start order), or it
                 // would outlive the tree and keep its name from the tree's next incarnation.
                 tree.stop_starting_child_when_up();
-                let reason = tree.intensity.escalation_reason().to_string();
+                let reason = match tree.intensity.escalation_reason() {
+                    ExitReason::Crashed(why) => why,
+                    other => other.to_string(),
+                };
                 let info = ErrorInfo::new(
                     ErrorKind::Crashed,
                     format!("supervisor {} {reason}", tree.label),
@@ -508,12 +523,12 @@ impl Router {
         }
         let is_root = self.trees.roots.first() == Some(&id);
         self.trees.roots.retain(|&r| r != id);
-        if failed {
-            tracing::error!(
-                "supervisor {} failed: {}",
-                tree.label,
-                crate::actors::describe_exit(&exit)
-            );
+        match &exit {
+            Exit::Crashed(info) if tree.start_error.is_none() => {
+                tracing::error!("{}", info.message)
+            }
+            Exit::Killed(why) => tracing::error!("supervisor {} was killed: {why}", tree.label),
+            _ => {}
         }
         if is_root && failed && tree.start_error.is_none() {
             self.trees.root_failed = true;
