@@ -13,7 +13,7 @@ import sys
 import time
 
 import rebeam
-from rebeam import GenPy, Supervisor, ONE_FOR_ONE, call, cast, receive, response_ok, start
+from rebeam import ONE_FOR_ONE, GenPy, Supervisor, call, receive, response_ok, start
 
 
 class Parser(GenPy):
@@ -23,9 +23,11 @@ class Parser(GenPy):
     def line(self, source, text):
         city, temp = text.split(",")          # a malformed line raises: the actor crashes
         record = {"city": city.strip(), "temp": float(temp)}
-        cast("stats", "record", record)
+        # call, not cast: the record is counted before the parser answers, so whoever asks
+        # `stats` next sees it (FIFO holds per sender, and the next asker is the script).
+        call("stats", "record", record)
         if record["temp"] > 30:
-            cast("alerts", "hot", record)
+            call("alerts", "hot", record)
         return response_ok(record)
 
     @receive("segfault")

@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+HERE = str(Path(__file__).resolve().parent)
 REBEAM = os.environ.get("REBEAM_BIN") or str(Path(sys.executable).with_name("rebeam"))
 
 
@@ -24,7 +25,18 @@ def run_rebeam(tmp_path: Path, source: str, *args: str, workers: int = 2, timeou
     write_script(tmp_path, source)
     cmd = [REBEAM, "--workers", str(workers), *rebeam_args, "main.py", *args]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env=program_env(env))
+
+
+def program_env(extra: dict | None = None) -> dict:
+    """The environment of a test program: it can `import scriptlib` (helpers for programs)."""
+    extra = dict(extra or {})
+    path = os.pathsep.join(p for p in (extra.pop("PYTHONPATH", None), HERE, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **extra, "PYTHONPATH": path}
+
+
+def check(r: subprocess.CompletedProcess, code: int = 0) -> None:
+    assert r.returncode == code, f"exit {r.returncode}\n--- stdout ---\n{r.stdout}\n--- stderr ---\n{r.stderr}"
 
 
 def processes_with(marker: str) -> list[str]:

@@ -7,10 +7,7 @@ import textwrap
 
 import pytest
 
-try:
-    from .helpers import run_rebeam
-except ImportError:
-    from helpers import run_rebeam
+from helpers import check, run_rebeam
 
 PRELUDE = textwrap.dedent(
     '''
@@ -18,6 +15,7 @@ PRELUDE = textwrap.dedent(
     import rebeam
     from rebeam import GenPy, Supervisor, call, cast, child, whereis, start, receive, response_ok
     from rebeam.errors import ActorDown, CallTimeout, NoProcess, RemoteError
+    from scriptlib import retry_call, wait_new_pid
 
     HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -62,26 +60,6 @@ PRELUDE = textwrap.dedent(
             time.sleep(seconds)
             return "slept"
 
-    def retry_call(target, subject, message=None, deadline=15.0):
-        """call(), retried while the target is between two incarnations (NoProcess)."""
-        end = time.monotonic() + deadline
-        while True:
-            r = call(target, subject, message, timeout=10)
-            if not (r[0] == "error" and isinstance(r[1], NoProcess)) or time.monotonic() > end:
-                return r
-            time.sleep(0.02)
-
-    def wait_new_pid(name, old, deadline=15.0):
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            p = whereis(name)
-            if p is not None and p != old:
-                return p
-            time.sleep(0.02)
-        print(f"TIMED OUT waiting for a new {name}", flush=True)
-        rebeam.shutdown(3)
-        time.sleep(60)
-
     def show(label, r):
         print(f"{label}:", r[0], type(r[1]).__name__ if isinstance(r[1], Exception) else repr(r[1]), flush=True)
     '''
@@ -91,9 +69,6 @@ PRELUDE = textwrap.dedent(
 def script(body: str) -> str:
     return PRELUDE + textwrap.dedent(body)
 
-
-def check(r, code=0):
-    assert r.returncode == code, f"exit {r.returncode}\n--- stdout ---\n{r.stdout}\n--- stderr ---\n{r.stderr}"
 
 
 def lines(r) -> list[str]:

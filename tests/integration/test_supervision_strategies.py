@@ -7,10 +7,7 @@ import textwrap
 
 import pytest
 
-try:
-    from .helpers import run_rebeam
-except ImportError:
-    from helpers import run_rebeam
+from helpers import check, run_rebeam
 
 # Shared by every script: actors that log their starts and stops, and polling helpers.
 PRELUDE = textwrap.dedent(
@@ -19,6 +16,8 @@ PRELUDE = textwrap.dedent(
     import rebeam
     from rebeam import GenPy, Supervisor, call, cast, child, whereis, start, receive
     from rebeam.errors import NoProcess
+    import scriptlib
+    from scriptlib import retry_call, wait_for
 
     LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log.txt")
 
@@ -58,29 +57,9 @@ PRELUDE = textwrap.dedent(
         def crash(self, source, _):
             raise RuntimeError(f"{self.name} crashes on purpose")
 
-    def retry_call(target, subject, message=None, deadline=15.0):
-        """call(), retried while the target is between two incarnations (NoProcess)."""
-        end = time.monotonic() + deadline
-        while True:
-            r = call(target, subject, message, timeout=10)
-            if not (r[0] == "error" and isinstance(r[1], NoProcess)) or time.monotonic() > end:
-                return r
-            time.sleep(0.02)
-
-    def wait_for(what, pred, deadline=15.0):
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            value = pred()
-            if value:
-                return value
-            time.sleep(0.02)
-        print(f"TIMED OUT waiting for {what}", flush=True)
-        rebeam.shutdown(3)
-        time.sleep(60)
-
     def wait_new_pid(name, old):
         """The next incarnation of ``name``, once its @start has run."""
-        new = wait_for(f"a new {name}", lambda: (p := whereis(name)) is not None and p != old and p)
+        new = scriptlib.wait_new_pid(name, old)
         # whereis knows the new incarnation as soon as it is created; a call waits for @start.
         call(new, "get", timeout=10)
         return new
@@ -100,9 +79,6 @@ def log_of(tmp_path) -> list[str]:
     path = tmp_path / "log.txt"
     return path.read_text().split() if path.exists() else []
 
-
-def check(r, code=0):
-    assert r.returncode == code, f"exit {r.returncode}\n--- stdout ---\n{r.stdout}\n--- stderr ---\n{r.stderr}"
 
 
 def test_one_for_one_restarts_only_the_failed_child(tmp_path):
