@@ -33,7 +33,12 @@ def _events(conn) -> None:
         cmd = conn.next_command()
         if cmd is None:
             continue
-        if cmd[0] == "down":
+        if cmd[0] == "publication":
+            _, sub, _actor, topic, data, buffers, _dropped = cmd
+            fn = _runtime.bus_handlers.get(sub)
+            if fn is not None:
+                _bus_queue().put((fn, topic, data, buffers))
+        elif cmd[0] == "down":
             _, ref, _watcher, (actor, name), reason = cmd
             _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
         elif cmd[0] == "shutdown":
@@ -43,6 +48,30 @@ def _events(conn) -> None:
                 # Wake the main thread even from time.sleep or a blocking read.
                 os.kill(os.getpid(), signal.SIGTERM)
             return
+
+
+_bus: list = []
+
+
+def _bus_queue():
+    """Bus handlers of the main process run one at a time on this thread (until `pump()`
+    lets an event loop run them)."""
+    import queue
+
+    if not _bus:
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        _bus.append(q)
+        threading.Thread(target=_run_bus, args=(q,), name="rebeam-bus", daemon=True).start()
+    return _bus[0]
+
+
+def _run_bus(q) -> None:
+    while True:
+        fn, topic, data, buffers = q.get()
+        try:
+            fn(topic, _runtime.loads(data, buffers))
+        except Exception:
+            traceback.print_exc()
 
 
 def _on_sigterm(signum, frame):

@@ -120,5 +120,8 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
         raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
 
 
+#: Bus handlers of this process, by subscription id.
+bus_handlers: dict = {}
+
 #: Down notices for monitors set by the main process (see ``rebeam.receive_down``).
 down_notices: _queue.SimpleQueue = _queue.SimpleQueue()

@@ -26,7 +26,7 @@ from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
 from .actor import DOWN, Down, GenPy, Response
-from .errors import SerializationError
+from .errors import SafetyInterrupt, SerializationError
 
 
 def error_info(e: BaseException, kind: str = "crashed") -> tuple:
@@ -86,6 +86,11 @@ class Host:
         self.task_thread: threading.Thread | None = None
         self.stopping = False
         self.dead = False
+        # The delivery a pool thread runs for it now, that thread, and whether a disarm
+        # cancelled it (see Worker.cancel).
+        self.current: int | None = None
+        self.thread: int | None = None
+        self.cancelled = False
 
 
 class Worker:
@@ -119,6 +124,13 @@ class Worker:
                 if watcher is not None:
                     notice = Down(ref, ProcessID(actor, name), reason)
                     self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
+            elif kind == "cancel":
+                self.cancel(cmd[1], cmd[2])
+            elif kind == "publication":
+                _, sub, actor, topic, data, buffers, _dropped = cmd
+                fn = _runtime.bus_handlers.get(sub)
+                if fn is not None and actor is not None:
+                    self.enqueue(actor, ("bus", fn, topic, data, buffers))
             elif kind == "shutdown":
                 exit_now(0)
 
@@ -159,8 +171,20 @@ class Worker:
 
     # -- on pool threads ------------------------------------------------------------------
 
+    def cancel(self, actor: int, delivery: int) -> None:
+        """A disarm cancelled this gated delivery: flag it and interrupt its thread, but only
+        if that thread still runs this very delivery (never the next, unrelated message)."""
+        host = self.hosts.get(actor)
+        if host is None:
+            return
+        with host.lock:
+            if host.current == delivery and host.thread is not None:
+                host.cancelled = True
+                _raise_in_thread(host.thread, SafetyInterrupt)
+
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
+        _runtime._local.host = host
         try:
             while True:
                 with host.lock:
@@ -171,6 +195,7 @@ class Worker:
                 self.handle(host, item)
         finally:
             _runtime.set_current(None)
+            _runtime._local.host = None
 
     def handle(self, host: Host, item: tuple) -> None:
         kind = item[0]
@@ -191,6 +216,12 @@ class Worker:
         elif kind == "local":
             _, subject, source, message = item
             self.dispatch(host, None, subject, source, message)
+        elif kind == "bus":
+            _, fn, topic, data, buffers = item
+            try:
+                fn(topic, _runtime.loads(data, buffers))
+            except BaseException as e:
+                self.finish(host, "crashed", error_info(e))
         elif kind == "stop":
             if host.task_thread is not None:  # a task whose start was still queued
                 self.stop_task(host)
@@ -228,7 +259,8 @@ class Worker:
             self.hosts.pop(host.pid.id, None)
             self.conn.started(host.pid.id, error_info(e, "start_failed"))
             return
-        self.conn.started(host.pid.id)
+        gating = type(host.instance)._rebeam_gating() if host.instance is not None else None
+        self.conn.started(host.pid.id, None, gating)
         if host.task_thread is not None:
             host.task_thread.start()
 
@@ -253,8 +285,21 @@ class Worker:
                 )
                 self.conn.reply_failure(delivery, info)
             return
+        handler = getattr(obj, method)
+        if getattr(handler, "_rebeam_requires_armed", False) and self.conn.safety_state() != "armed":
+            # The governor refuses gated work before dispatch; this covers a disarm that
+            # overtook the message on its way here.
+            if delivery is not None:
+                why = f"actor {host.label} {subject!r} requires the system to be armed"
+                self.conn.reply_failure(delivery, ("safety", why, None, None))
+            return
         try:
-            result = getattr(obj, method)(source, message)
+            result = self.run_tracked(host, delivery, handler, source, message)
+        except SafetyInterrupt:
+            if delivery is not None:
+                why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
+                self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
+            return
         except BaseException as e:
             info = error_info(e)
             if delivery is not None:
@@ -270,6 +315,27 @@ class Worker:
             self.conn.reply_failure(delivery, ("crashed", str(e), "SerializationError", None))
             return
         self.conn.reply(delivery, status == "ok", data, buffers)
+
+    def run_tracked(self, host: Host, delivery: int | None, handler, source, message):
+        """Runs a handler while recording which delivery this thread runs, so a cancel can
+        interrupt exactly it; afterwards clears any interrupt that arrived too late to land."""
+        with host.lock:
+            host.current, host.thread, host.cancelled = delivery, threading.get_ident(), False
+        try:
+            return handler(source, message)
+        finally:
+            self.end_tracked(host)
+
+    @staticmethod
+    def end_tracked(host: Host) -> None:
+        while True:
+            try:
+                with host.lock:
+                    host.current = None
+                    _clear_async_exc()
+                return
+            except SafetyInterrupt:
+                continue  # it landed here, after the handler: swallow it and clear again
 
     def finish(self, host: Host, reason: str, info: tuple | None = None) -> None:
         terminate = getattr(host.instance, "terminate", None)
@@ -307,6 +373,11 @@ def _raise_in_thread(thread: threading.Thread, exc: type[BaseException]) -> None
     """Raises ``exc`` in ``thread`` at its next bytecode (not inside a C call)."""
     if thread.ident is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
+
+
+def _clear_async_exc() -> None:
+    """Drops an asynchronous exception set for this thread but not raised yet."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
 
 
 def exit_now(code: int) -> None:

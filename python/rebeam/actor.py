@@ -102,6 +102,16 @@ class GenPy:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_rebeam_")}
 
     @classmethod
+    def _rebeam_gating(cls) -> tuple[list[str], list[str], bool]:
+        """(subjects with a handler, gated subjects, whether the catch-all is gated)."""
+        subjects, catch_all, _ = cls._rebeam_handlers()
+
+        def gated(name):
+            return bool(getattr(getattr(cls, name), "_rebeam_requires_armed", False))
+
+        return list(subjects), [s for s, m in subjects.items() if gated(m)], bool(catch_all and gated(catch_all))
+
+    @classmethod
     def _rebeam_handlers(cls) -> tuple[dict[str, str], str | None, str | None]:
         """(subject → method name, catch-all method name, start method name)."""
         cached = cls.__dict__.get("_rebeam_handler_cache")

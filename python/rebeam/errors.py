@@ -65,6 +65,25 @@ class NotRunning(RebeamError):
     """This process is not part of a rebeam run."""
 
 
+class SafetyError(RebeamError):
+    """Gated work (``@requires_armed``) was refused because the system is not armed, or was
+    interrupted because the host disarmed it."""
+
+
+class ReservedTopic(RebeamError, PermissionError):
+    """A publication on a topic reserved for the host (``safety.``, ``actuator.``, ``param.``,
+    ``rebeam.``) that the host did not open (``rebeam --allow-publish``)."""
+
+
+class SafetyInterrupt(KeyboardInterrupt):
+    """Raised asynchronously in the thread running gated work when the host disarms.
+
+    A ``KeyboardInterrupt``, so ``except Exception`` does not swallow it. It lands between
+    bytecodes, not inside a C call; if the work has not stopped within the grace period, its
+    worker is killed.
+    """
+
+
 __all__ = [
     "RebeamError",
     "NoProcess",
@@ -78,4 +97,6 @@ __all__ = [
     "ShuttingDown",
     "NoMailbox",
     "NotRunning",
+    "SafetyError",
+    "ReservedTopic",
 ]

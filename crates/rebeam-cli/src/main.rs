@@ -46,6 +46,45 @@ enum Command {
     /// Run a Python script under the governor (the default: `rebeam main.py` = `rebeam run main.py`).
     #[command(after_help = EXAMPLES)]
     Run(RunArgs),
+    /// Control a running system: arm, disarm, force-disarm, status. Only the host arms.
+    #[command(after_help = CTL_EXAMPLES)]
+    Ctl(CtlArgs),
+}
+
+const CTL_EXAMPLES: &str = "Examples:
+  rebeam ctl status        the safety state, the processes and the supervision tree
+  rebeam ctl arm           allow work marked @requires_armed to run
+  rebeam ctl disarm        refuse new gated work; interrupt running gated work, kill it
+                           after the grace period (rebeam run --safety-grace)
+  rebeam ctl force-disarm  leave the error state (after a worker could not be stopped)
+
+The running system is found through --socket, REBEAM_CONTROL (set inside every process
+of a run), or, when this user runs exactly one rebeam, that one.";
+
+#[derive(Args)]
+struct CtlArgs {
+    /// The control socket of the run [default: REBEAM_CONTROL, or the only running rebeam].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    #[arg(value_enum)]
+    action: CtlAction,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CtlAction {
+    Arm,
+    Disarm,
+    ForceDisarm,
+    Status,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SafetyFlag {
+    /// Only handlers marked @requires_armed need the system armed.
+    Marked,
+    /// Every message to every actor needs the system armed.
+    RequireArmed,
 }
 
 #[derive(Args)]
@@ -71,6 +110,19 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = rebeam_governor::DEFAULT_SPARES)]
     spares: usize,
 
+    /// Which Python work needs the system armed (the host arms with `rebeam ctl arm`).
+    #[arg(long, value_enum, default_value = "marked")]
+    safety: SafetyFlag,
+
+    /// Seconds gated work gets to stop after a disarm before its worker is killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SAFETY_GRACE.as_secs_f64())]
+    safety_grace: f64,
+
+    /// Let Python publish on this topic pattern although its prefix is reserved (safety.,
+    /// actuator., param., rebeam.); repeat for more.
+    #[arg(long, value_name = "PATTERN")]
+    allow_publish: Vec<String>,
+
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
     #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
     log_level: String,
@@ -86,7 +138,7 @@ struct RunArgs {
 /// `rebeam main.py …` is `rebeam run main.py …`: insert `run` unless a subcommand or a
 /// top-level flag comes first.
 fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
-    const TOP_LEVEL: [&str; 6] = ["run", "help", "-h", "--help", "-V", "--version"];
+    const TOP_LEVEL: [&str; 7] = ["run", "ctl", "help", "-h", "--help", "-V", "--version"];
     if let Some(first) = argv.get(1) {
         if !TOP_LEVEL.contains(&first.to_string_lossy().as_ref()) {
             argv.insert(1, "run".into());
@@ -102,12 +154,7 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &tracing::Event<'_>) -> fmt::Result {
         let level = *event.metadata().level();
         let tag = match level {
             tracing::Level::ERROR => "error",
@@ -127,17 +174,63 @@ fn init_logging(filter: &str) {
         eprintln!("rebeam: bad log filter {filter:?} ({e}); using 'info'");
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .event_format(Prefixed)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(Prefixed).init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize(std::env::args_os().collect()));
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Ctl(args) => ctl(args),
+    }
+}
+
+fn ctl(args: CtlArgs) -> ExitCode {
+    use rebeam_proto::{ControlRequest, ControlResponse};
+    let socket = match rebeam_governor::find_control_socket(args.socket.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rebeam ctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = match args.action {
+        CtlAction::Arm => ControlRequest::Arm,
+        CtlAction::Disarm => ControlRequest::Disarm,
+        CtlAction::ForceDisarm => ControlRequest::ForceDisarm,
+        CtlAction::Status => ControlRequest::Status,
+    };
+    match rebeam_governor::control_request(&socket, request) {
+        Ok(ControlResponse::Safety { state, transitions }) => {
+            for t in &transitions {
+                println!("{t}");
+            }
+            println!("safety: {}", state_name(state));
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Status { state, report }) => {
+            println!("safety:  {}", state_name(state));
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Refused(why)) => {
+            eprintln!("rebeam ctl: refused: {why}");
+            ExitCode::FAILURE
+        }
+        Ok(ControlResponse::Done) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rebeam ctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn state_name(state: rebeam_proto::Safety) -> &'static str {
+    match state {
+        rebeam_proto::Safety::Disarmed => "disarmed",
+        rebeam_proto::Safety::Armed => "armed",
+        rebeam_proto::Safety::Disarming => "disarming",
+        rebeam_proto::Safety::Error => "error",
     }
 }
 
@@ -146,10 +239,7 @@ fn run(args: RunArgs) -> ExitCode {
     let script = match std::fs::metadata(&args.script) {
         Ok(m) if m.is_file() => std::path::absolute(&args.script).unwrap_or(args.script.clone()),
         Ok(_) => {
-            eprintln!(
-                "rebeam: {} is not a file; give the path of a Python script",
-                args.script.display()
-            );
+            eprintln!("rebeam: {} is not a file; give the path of a Python script", args.script.display());
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -161,9 +251,11 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
         return ExitCode::from(2);
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if !(args.safety_grace.is_finite() && args.safety_grace >= 0.0) {
+        eprintln!("rebeam: --safety-grace must be a number of seconds ≥ 0");
+        return ExitCode::from(2);
+    }
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if workers == 0 {
         eprintln!("rebeam: --workers must be at least 1");
         return ExitCode::from(2);
@@ -178,11 +270,14 @@ fn run(args: RunArgs) -> ExitCode {
         max_message_bytes: args.max_message_bytes,
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
         log_filter: args.log_level,
+        safety: match args.safety {
+            SafetyFlag::Marked => rebeam_governor::SafetyMode::Marked,
+            SafetyFlag::RequireArmed => rebeam_governor::SafetyMode::RequireArmed,
+        },
+        safety_grace: Duration::from_secs_f64(args.safety_grace),
+        allow_publish: args.allow_publish,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rebeam: cannot start the runtime: {e}");

@@ -1,3 +1,5 @@
 //! Pure logic of rebeam, free of I/O: the governor wires these to sockets and processes.
 
+pub mod safety;
 pub mod supervision;
+pub mod topics;

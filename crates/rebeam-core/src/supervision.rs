@@ -85,11 +85,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 3] = [
-        Strategy::OneForOne,
-        Strategy::OneForAll,
-        Strategy::RestForOne,
-    ];
+    pub const ALL: [Strategy; 3] = [Strategy::OneForOne, Strategy::OneForAll, Strategy::RestForOne];
 
     /// The Python (and OTP) spelling.
     pub fn as_str(self) -> &'static str {
@@ -158,10 +154,7 @@ pub struct Intensity {
 
 impl Intensity {
     pub const fn new(max_restarts: u32, max_seconds: Duration) -> Self {
-        Intensity {
-            max_restarts,
-            max_seconds,
-        }
+        Intensity { max_restarts, max_seconds }
     }
 
     /// The reason a supervisor exits with after [`Decision::Escalate`].
@@ -175,10 +168,7 @@ impl Intensity {
 
 impl Default for Intensity {
     fn default() -> Self {
-        Intensity::new(
-            DEFAULT_MAX_RESTARTS,
-            Duration::from_secs(DEFAULT_MAX_SECONDS),
-        )
+        Intensity::new(DEFAULT_MAX_RESTARTS, Duration::from_secs(DEFAULT_MAX_SECONDS))
     }
 }
 
@@ -232,14 +222,11 @@ fn parse_spelling<T: Copy>(
     all: &[T],
     spelling: fn(T) -> &'static str,
 ) -> Result<T, SpecError> {
-    all.iter()
-        .copied()
-        .find(|v| spelling(*v) == value)
-        .ok_or_else(|| SpecError {
-            what,
-            value: value.to_owned(),
-            valid: all.iter().map(|v| spelling(*v)).collect(),
-        })
+    all.iter().copied().find(|v| spelling(*v) == value).ok_or_else(|| SpecError {
+        what,
+        value: value.to_owned(),
+        valid: all.iter().map(|v| spelling(*v)).collect(),
+    })
 }
 
 impl FromStr for Strategy {
@@ -315,21 +302,9 @@ pub type FaultId = u64;
 impl Supervisor {
     /// All children start as Running (the governor calls `new` after starting them all).
     pub fn new(strategy: Strategy, intensity: Intensity, restarts: Vec<Restart>) -> Self {
-        let children = restarts
-            .into_iter()
-            .map(|kind| Child {
-                kind,
-                status: ChildStatus::Running,
-                stopping: false,
-            })
-            .collect();
-        Supervisor {
-            strategy,
-            intensity,
-            children,
-            restarts: Vec::new(),
-            last_fault: None,
-        }
+        let children =
+            restarts.into_iter().map(|kind| Child { kind, status: ChildStatus::Running, stopping: false }).collect();
+        Supervisor { strategy, intensity, children, restarts: Vec::new(), last_fault: None }
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -360,11 +335,7 @@ impl Supervisor {
     /// Restarts counted inside the current window (for crash reports: "restart 2 of 3 in 5 s").
     pub fn restarts_in_window(&self, now: Instant) -> u32 {
         let window = self.intensity.max_seconds;
-        let count = self
-            .restarts
-            .iter()
-            .filter(|&&t| within(window, t, now))
-            .count();
+        let count = self.restarts.iter().filter(|&&t| within(window, t, now)).count();
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
@@ -396,10 +367,7 @@ impl Supervisor {
             return Decision::Escalate { stop };
         }
         match self.strategy {
-            Strategy::OneForOne => Decision::Restart {
-                stop: Vec::new(),
-                start: vec![child],
-            },
+            Strategy::OneForOne => Decision::Restart { stop: Vec::new(), start: vec![child] },
             Strategy::OneForAll => self.restart_from(0),
             Strategy::RestForOne => self.restart_from(child),
         }
@@ -457,10 +425,7 @@ impl Supervisor {
 
     /// OTP's add_restart: records a restart at `now`; false when the intensity is exceeded.
     fn add_restart(&mut self, now: Instant) -> bool {
-        let Intensity {
-            max_restarts,
-            max_seconds,
-        } = self.intensity;
+        let Intensity { max_restarts, max_seconds } = self.intensity;
         self.restarts.retain(|&t| within(max_seconds, t, now));
         self.restarts.push(now);
         self.restarts.len() <= max_restarts as usize

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rebeam_proto::{
-    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind,
-    Exit, Frame, Outcome, ReqId, Response,
+    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Exit, Frame, Gating,
+    Outcome, ReqId, Response,
 };
 
 use crate::process;
@@ -33,6 +33,8 @@ pub struct Actor {
     pub pending: BTreeSet<DeliveryId>,
     /// Messages that arrived before the actor had a worker, in arrival order.
     pub parked: Vec<Frame>,
+    /// Which of its handlers need the system armed (known once it started).
+    pub gating: Gating,
     waiter: Option<StartWaiter>,
 }
 
@@ -51,10 +53,7 @@ impl Router {
         waiter: StartWaiter,
     ) -> Result<ActorId, ErrorInfo> {
         if matches!(spec.code, ChildCode::Tree(_) | ChildCode::Adopt { .. }) {
-            return Err(ErrorInfo::new(
-                ErrorKind::BadRequest,
-                "a Supervisor is not an actor; nest it in a Supervisor",
-            ));
+            return Err(ErrorInfo::new(ErrorKind::BadRequest, "a Supervisor is not an actor; nest it in a Supervisor"));
         }
         if let Some(name) = &spec.name {
             if let Some(&holder) = self.names.get(name) {
@@ -84,6 +83,7 @@ impl Router {
                 parent,
                 pending: BTreeSet::new(),
                 parked: Vec::new(),
+                gating: Gating::default(),
                 waiter: Some(waiter),
             },
         );
@@ -120,32 +120,22 @@ impl Router {
         }
     }
 
-    pub fn on_started(&mut self, id: ActorId, result: Result<(), ErrorInfo>) {
+    pub fn on_started(&mut self, id: ActorId, result: Result<Gating, ErrorInfo>) {
         let Some(actor) = self.actors.get_mut(&id) else {
             return;
         };
         let waiter = actor.waiter.take();
         match result {
-            Ok(()) => {
+            Ok(gating) => {
                 actor.started = true;
+                actor.gating = gating;
                 tracing::debug!("actor {} started", actor.label);
                 match waiter {
                     Some(StartWaiter::Spawn { proc, req }) => {
-                        let r = ActorRef {
-                            id,
-                            name: actor.name.clone(),
-                        };
-                        self.send(
-                            proc,
-                            &Frame::Response {
-                                req,
-                                body: Response::Spawned(Ok(r)),
-                            },
-                        );
+                        let r = ActorRef { id, name: actor.name.clone() };
+                        self.send(proc, &Frame::Response { req, body: Response::Spawned(Ok(r)) });
                     }
-                    Some(StartWaiter::Tree { tree, slot }) => {
-                        self.tree_child_started(tree, slot, Running::Actor(id))
-                    }
+                    Some(StartWaiter::Tree { tree, slot }) => self.tree_child_started(tree, slot, Running::Actor(id)),
                     None => {}
                 }
             }
@@ -176,6 +166,7 @@ impl Router {
             }
         }
         self.queued_starts.retain(|&a| a != id);
+        self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
         for d in &actor.pending {
             if let Some(p) = self.pending.remove(d) {
@@ -183,30 +174,17 @@ impl Router {
                     ErrorKind::ActorDown,
                     format!("actor {} ended before it answered: {why}", actor.label),
                 );
-                self.send(
-                    p.caller,
-                    &Frame::Response {
-                        req: p.req,
-                        body: Response::Call(Outcome::Failed(info)),
-                    },
-                );
+                self.send(p.caller, &Frame::Response { req: p.req, body: Response::Call(Outcome::Failed(info)) });
             }
         }
-        let down: Vec<u64> = self
-            .monitors
-            .iter()
-            .filter(|(_, m)| m.target == id)
-            .map(|(&k, _)| k)
-            .collect();
+        self.gated_actor_ended(id);
+        let down: Vec<u64> = self.monitors.iter().filter(|(_, m)| m.target == id).map(|(&k, _)| k).collect();
         for monitor in down {
             let m = self.monitors.remove(&monitor).expect("listed");
             let frame = Frame::Command(Cmd::Down {
                 monitor,
                 watcher: m.watcher,
-                actor: ActorRef {
-                    id,
-                    name: actor.name.clone(),
-                },
+                actor: ActorRef { id, name: actor.name.clone() },
                 reason: exit.clone(),
             });
             self.send(m.watcher_proc, &frame);
@@ -218,13 +196,7 @@ impl Router {
             (Some(StartWaiter::Spawn { proc, req }), _) => {
                 let info = start_failure(&actor.label, &exit);
                 tracing::error!("{}", info.message);
-                self.send(
-                    proc,
-                    &Frame::Response {
-                        req,
-                        body: Response::Spawned(Err(info)),
-                    },
-                );
+                self.send(proc, &Frame::Response { req, body: Response::Spawned(Err(info)) });
             }
             (Some(StartWaiter::Tree { tree, slot }), _) => {
                 self.tree_child_start_failed(tree, slot, start_failure(&actor.label, &exit));
@@ -245,10 +217,7 @@ impl Router {
             return;
         };
         actor.stopping = true;
-        let Some(worker) = actor
-            .proc
-            .filter(|_| actor.started || actor.waiter.is_some())
-        else {
+        let Some(worker) = actor.proc.filter(|_| actor.started || actor.waiter.is_some()) else {
             return self.actor_ended(id, Exit::Shutdown);
         };
         if !self.send(worker, &Frame::Command(Cmd::Stop { actor: id })) {
@@ -278,18 +247,17 @@ impl Router {
 
     pub fn spawn_unsupervised(&mut self, proc: ProcIdx, req: ReqId, child: ChildSpec) {
         if let Err(info) = self.create_actor(&child, None, StartWaiter::Spawn { proc, req }) {
-            self.send(
-                proc,
-                &Frame::Response {
-                    req,
-                    body: Response::Spawned(Err(info)),
-                },
-            );
+            self.send(proc, &Frame::Response { req, body: Response::Spawned(Err(info)) });
         }
     }
 }
 
 impl Actor {
+    /// Whether `subject` has a handler of its own (else the catch-all gets it).
+    pub fn handles(&self, subject: &str) -> bool {
+        self.gating.handled.iter().any(|s| s == subject)
+    }
+
     /// A function or module child: it runs, but takes no messages.
     pub fn is_task(&self) -> bool {
         matches!(self.code, ChildCode::Task { .. })
@@ -313,9 +281,8 @@ fn start_failure(label: &str, exit: &Exit) -> ErrorInfo {
             exc_type: info.exc_type.clone(),
             traceback: info.traceback.clone(),
         },
-        other => ErrorInfo::new(
-            ErrorKind::StartFailed,
-            format!("actor {label} failed to start: {}", describe_exit(other)),
-        ),
+        other => {
+            ErrorInfo::new(ErrorKind::StartFailed, format!("actor {label} failed to start: {}", describe_exit(other)))
+        }
     }
 }

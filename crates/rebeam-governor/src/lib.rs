@@ -15,17 +15,21 @@
 //!    kill), then the main process, then workers; kill every process group that remains.
 
 mod actors;
+mod bus;
+mod control;
 mod listener;
 mod process;
 mod python;
 mod report;
 mod router;
+mod safety;
 mod tree;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use control::{find_socket as find_control_socket, request as control_request};
 pub use python::find_python;
 
 /// How long a process may take to connect and say Ready before it is declared failed.
@@ -56,30 +60,43 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Log filter handed to Python processes (`REBEAM_LOG`).
     pub log_filter: String,
+    /// Which Python work needs the system armed.
+    pub safety: SafetyMode,
+    /// On disarm, how long interrupted gated work has before its worker is killed.
+    pub safety_grace: Duration,
+    /// Topic patterns under reserved prefixes that Python may publish on anyway.
+    pub allow_publish: Vec<String>,
 }
+
+/// Which Python work is gated by the safety state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SafetyMode {
+    /// Only handlers marked `@requires_armed`.
+    #[default]
+    Marked,
+    /// Every message to every actor (`rebeam --safety require-armed`).
+    RequireArmed,
+}
+
+/// Default time interrupted gated work gets to stop before its worker is killed.
+pub const DEFAULT_SAFETY_GRACE: Duration = Duration::from_millis(200);
+/// After SIGKILL, how long a worker may take to be reaped before the safety state is `error`.
+pub const KILL_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Errors that stop the governor from running at all (everything after start-up is handled and
 /// reported inside the run).
 #[derive(Debug, thiserror::Error)]
 pub enum GovernorError {
     #[error("cannot create the runtime directory {path}: {source}")]
-    RuntimeDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    RuntimeDir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {path}: {source}")]
-    Listen {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Listen { path: PathBuf, source: std::io::Error },
     #[error("cannot start {what} with {python}: {source}")]
-    Spawn {
-        what: String,
-        python: PathBuf,
-        source: std::io::Error,
-    },
+    Spawn { what: String, python: PathBuf, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("bad --allow-publish pattern: {0}")]
+    Pattern(String),
 }
 
 /// Runs a program to its end and returns the process exit status.

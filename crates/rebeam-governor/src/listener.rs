@@ -30,11 +30,7 @@ pub struct Hello {
     pub accept: oneshot::Sender<Result<ProcIdx, String>>,
 }
 
-pub fn spawn_acceptor(
-    listener: UnixListener,
-    inputs: mpsc::UnboundedSender<Input>,
-    frame_limit: u64,
-) {
+pub fn spawn_acceptor(listener: UnixListener, inputs: mpsc::UnboundedSender<Input>, frame_limit: u64) {
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -67,8 +63,7 @@ async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_l
     let mut decoder = FrameDecoder::new(frame_limit);
     let mut buf = vec![0u8; READ_CHUNK];
 
-    let first =
-        tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf)).await;
+    let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf)).await;
     let hello = match first {
         Err(_) => {
             tracing::warn!(pid = ?peer.pid(), "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
@@ -80,26 +75,13 @@ async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_l
         }
         Ok(Ok(frame)) => frame,
     };
-    let Frame::Hello {
-        version,
-        role,
-        token,
-        pid,
-    } = hello
-    else {
+    let Frame::Hello { version, role, token, pid } = hello else {
         tracing::warn!(pid = ?peer.pid(), "dropped a connection whose first frame was not a Hello");
         return;
     };
     let (writer, mut outbox) = mpsc::unbounded_channel::<Vec<u8>>();
     let (accept, accepted) = oneshot::channel();
-    let hello = Hello {
-        version,
-        role,
-        token,
-        pid,
-        writer,
-        accept,
-    };
+    let hello = Hello { version, role, token, pid, writer, accept };
     if inputs.send(Input::Hello(hello)).is_err() {
         return;
     }
@@ -149,10 +131,7 @@ async fn next_frame(
         if n == 0 {
             return Err(match decoder.pending() {
                 0 => ProtoError::Closed,
-                got => ProtoError::Truncated {
-                    got,
-                    expected: got + 1,
-                },
+                got => ProtoError::Truncated { got, expected: got + 1 },
             });
         }
         decoder.push(&buf[..n]);

@@ -45,14 +45,7 @@ impl Spawner {
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // The governor may have died between fork and prctl; then no signal will come.
@@ -63,11 +56,8 @@ impl Spawner {
             });
         }
         let (tx, rx) = mpsc::channel();
-        self.jobs
-            .send((cmd, tx))
-            .map_err(|_| io::Error::other("spawner thread is gone"))?;
-        rx.recv()
-            .map_err(|_| io::Error::other("spawner thread is gone"))?
+        self.jobs.send((cmd, tx)).map_err(|_| io::Error::other("spawner thread is gone"))?;
+        rx.recv().map_err(|_| io::Error::other("spawner thread is gone"))?
     }
 }
 
@@ -166,13 +156,8 @@ pub fn kill(pid: u32, sig: i32) {
 /// A random hex token (the one-time credential a child presents in its Hello).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -18,10 +18,7 @@ pub fn find_python(explicit: Option<&Path>) -> PathBuf {
             return p;
         }
     }
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
         for name in ["python", "python3"] {
             let p = dir.join(name);
             if p.exists() {

@@ -26,11 +26,7 @@ impl CrashReport<'_> {
                 format!("restarting it ({} child(ren))", start.len())
             }
             Decision::Restart { stop, start } => {
-                format!(
-                    "stopping {} sibling(s) and restarting {} child(ren)",
-                    stop.len(),
-                    start.len()
-                )
+                format!("stopping {} sibling(s) and restarting {} child(ren)", stop.len(), start.len())
             }
             Decision::Escalate { .. } => {
                 "giving up: too many restarts; the supervisor stops and fails upward".to_string()
@@ -51,10 +47,8 @@ impl CrashReport<'_> {
 }
 
 pub fn unsupervised(label: &str, exit: &Exit) -> String {
-    let mut out = format!(
-        "CRASH REPORT\n  actor:      {label} (not supervised; it is gone)\n  reason:     {}",
-        reason(exit)
-    );
+    let mut out =
+        format!("CRASH REPORT\n  actor:      {label} (not supervised; it is gone)\n  reason:     {}", reason(exit));
     push_traceback(&mut out, exit);
     out
 }

@@ -11,9 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rebeam_proto::{
-    encode, ActorId, ActorRef, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
-    Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
-    PROTOCOL_VERSION,
+    encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
+    Event, Frame, Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -37,6 +36,10 @@ pub enum Input {
     StopDeadline(ActorId),
     ShutdownDeadline,
     Sweep,
+    Control(rebeam_proto::ControlRequest, crate::control::Reply),
+    SafetyGrace,
+    KillConfirm(ProcIdx),
+    BusFlush(u64),
 }
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
@@ -102,6 +105,9 @@ pub struct Router {
     pub pending: HashMap<DeliveryId, Pending>,
     pub monitors: HashMap<u64, Monitor>,
     pub trees: Trees,
+    pub gate: crate::safety::Gate,
+    pub bus: crate::bus::Bus,
+    control_path: PathBuf,
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
     next_id: u64,
@@ -116,17 +122,14 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     let dir = runtime_dir()?;
     let socket_path = dir.join(format!("run-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&socket_path);
-    let listener = UnixListener::bind(&socket_path).map_err(|source| GovernorError::Listen {
-        path: socket_path.clone(),
-        source,
-    })?;
+    let listener = UnixListener::bind(&socket_path)
+        .map_err(|source| GovernorError::Listen { path: socket_path.clone(), source })?;
 
+    let (control, control_path) = crate::control::bind(&dir)?;
+    let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
-    spawn_acceptor(
-        listener,
-        inputs.clone(),
-        config.max_message_bytes + FRAME_OVERHEAD_BYTES,
-    );
+    spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
+    crate::control::spawn_acceptor(control, inputs.clone());
     let reaped = inputs.clone();
     process::start_reaper(move |pid, exit| {
         let _ = reaped.send(Input::Reaped(pid, exit));
@@ -147,6 +150,9 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         pending: HashMap::new(),
         monitors: HashMap::new(),
         trees: Trees::default(),
+        gate: crate::safety::Gate::default(),
+        bus,
+        control_path: control_path.clone(),
         queued_starts: VecDeque::new(),
         next_id: 1,
         early_deaths: 0,
@@ -159,6 +165,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         Err(e) => {
             router.kill_everything();
             let _ = std::fs::remove_file(&socket_path);
+            let _ = std::fs::remove_file(&control_path);
             return Err(e);
         }
         Ok(()) => {
@@ -180,6 +187,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     };
     router.kill_everything();
     let _ = std::fs::remove_file(&socket_path);
+    let _ = std::fs::remove_file(&control_path);
     Ok(code)
 }
 
@@ -198,15 +206,9 @@ pub fn runtime_dir() -> Result<PathBuf, GovernorError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(base) => PathBuf::from(base).join("rebeam"),
-        None => PathBuf::from(format!(
-            "/tmp/rebeam-{}",
-            rustix::process::getuid().as_raw()
-        )),
+        None => PathBuf::from(format!("/tmp/rebeam-{}", rustix::process::getuid().as_raw())),
     };
-    let err = |source| GovernorError::RuntimeDir {
-        path: dir.clone(),
-        source,
-    };
+    let err = |source| GovernorError::RuntimeDir { path: dir.clone(), source };
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -214,9 +216,7 @@ pub fn runtime_dir() -> Result<PathBuf, GovernorError> {
     }
     let meta = std::fs::metadata(&dir).map_err(err)?;
     if std::os::unix::fs::MetadataExt::uid(&meta) != rustix::process::getuid().as_raw() {
-        return Err(err(std::io::Error::other(
-            "the directory belongs to another user",
-        )));
+        return Err(err(std::io::Error::other("the directory belongs to another user")));
     }
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
     remove_stale_sockets(&dir);
@@ -230,10 +230,8 @@ fn remove_stale_sockets(dir: &std::path::Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_suffix(".sock")
-            .and_then(|n| n.rsplit('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
+        let Some(pid) =
+            name.strip_suffix(".sock").and_then(|n| n.rsplit('-').next()).and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
@@ -264,19 +262,12 @@ impl Router {
         Ok(())
     }
 
-    fn spawn_process(
-        &mut self,
-        role: Role,
-        index: u32,
-        spare: bool,
-    ) -> Result<ProcIdx, GovernorError> {
+    fn spawn_process(&mut self, role: Role, index: u32, spare: bool) -> Result<ProcIdx, GovernorError> {
         let token = process::random_token();
         let mut cmd = Command::new(&self.config.python);
         match role {
             Role::Main => {
-                cmd.args(["-m", "rebeam._main"])
-                    .arg(&self.config.argv0)
-                    .args(&self.config.args);
+                cmd.args(["-m", "rebeam._main"]).arg(&self.config.argv0).args(&self.config.args);
             }
             Role::Worker => {
                 cmd.args(["-m", "rebeam._worker"]);
@@ -284,10 +275,8 @@ impl Router {
         }
         cmd.env("REBEAM_SOCKET", &self.socket_path)
             .env("REBEAM_TOKEN", &token)
-            .env(
-                "REBEAM_ROLE",
-                if role == Role::Main { "main" } else { "worker" },
-            )
+            .env("REBEAM_CONTROL", &self.control_path)
+            .env("REBEAM_ROLE", if role == Role::Main { "main" } else { "worker" })
             .env("REBEAM_INDEX", index.to_string())
             .env("REBEAM_SCRIPT", &self.config.script)
             .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
@@ -296,14 +285,11 @@ impl Router {
             Role::Main => "the main process".to_string(),
             Role::Worker => format!("worker {index}"),
         };
-        let pid = self
-            .spawner
-            .spawn(cmd)
-            .map_err(|source| GovernorError::Spawn {
-                what,
-                python: self.config.python.clone(),
-                source,
-            })?;
+        let pid = self.spawner.spawn(cmd).map_err(|source| GovernorError::Spawn {
+            what,
+            python: self.config.python.clone(),
+            source,
+        })?;
         let idx = self.procs.len();
         self.procs.push(Proc {
             role,
@@ -337,10 +323,7 @@ impl Router {
         match encode(frame) {
             Ok(bytes) => tx.send(bytes).is_ok(),
             Err(e) => {
-                tracing::error!(
-                    "cannot encode a frame for {}: {e}",
-                    self.procs[proc].describe()
-                );
+                tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false
             }
         }
@@ -365,10 +348,7 @@ impl Router {
             Input::ReadyDeadline(proc) => {
                 let p = &self.procs[proc];
                 if matches!(p.state, ProcState::Spawned | ProcState::Connected) {
-                    tracing::error!(
-                        "{} was not ready after {READY_TIMEOUT:?}; killing it",
-                        p.describe()
-                    );
+                    tracing::error!("{} was not ready after {READY_TIMEOUT:?}; killing it", p.describe());
                     process::kill_group(p.pid, libc::SIGKILL);
                 }
             }
@@ -383,6 +363,12 @@ impl Router {
                     self.finished = true;
                 }
             }
+            Input::Control(request, reply) => {
+                let _ = reply.send(self.on_control(request));
+            }
+            Input::SafetyGrace => self.on_safety_grace(),
+            Input::KillConfirm(proc) => self.on_kill_confirm(proc),
+            Input::BusFlush(id) => self.flush(id),
             Input::Sweep => {
                 let now = Instant::now();
                 self.pending.retain(|_, p| p.deadline > now);
@@ -392,10 +378,7 @@ impl Router {
     }
 
     fn on_hello(&mut self, hello: Hello) {
-        let found = self
-            .procs
-            .iter()
-            .position(|p| p.token == hello.token && p.state == ProcState::Spawned);
+        let found = self.procs.iter().position(|p| p.token == hello.token && p.state == ProcState::Spawned);
         let verdict = match found {
             _ if hello.version != PROTOCOL_VERSION => Err(format!(
                 "protocol version {} (this governor speaks {PROTOCOL_VERSION}); the Python package and the rebeam binary are from different builds",
@@ -411,10 +394,7 @@ impl Router {
             let p = &mut self.procs[idx];
             p.tx = Some(hello.writer);
             p.state = ProcState::Connected;
-            let welcome = Frame::Welcome {
-                index: p.index,
-                max_message_bytes: self.config.max_message_bytes,
-            };
+            let welcome = Frame::Welcome { index: p.index, max_message_bytes: self.config.max_message_bytes };
             self.send(idx, &welcome);
         }
         let _ = hello.accept.send(verdict);
@@ -428,6 +408,13 @@ impl Router {
             Frame::Ready => self.on_ready(proc),
             Frame::Request { req, body } => self.on_request(proc, req, body),
             Frame::Event(event) => self.on_event(proc, event),
+            Frame::Control(request) => {
+                // Only the host arms: Python processes have no business sending these.
+                tracing::error!(
+                    "refused a control request ({request:?}) from {}: only the host may arm or disarm, through the control socket",
+                    self.procs[proc].describe()
+                );
+            }
             other => {
                 let p = &self.procs[proc];
                 tracing::warn!(
@@ -444,6 +431,9 @@ impl Router {
         let p = &mut self.procs[proc];
         p.state = ProcState::Ready;
         tracing::debug!("{} is ready", p.describe());
+        let state = self.safety_state();
+        self.send(proc, &Frame::Command(Cmd::Safety { state }));
+        let p = &self.procs[proc];
         if p.role == Role::Worker {
             self.early_deaths = 0;
             self.send(proc, &Frame::Command(Cmd::Preload));
@@ -463,34 +453,14 @@ impl Router {
             }
         }
         match body {
-            Request::Call {
-                target,
-                subject,
-                sender,
-                payload,
-                timeout_ms,
-            } => {
-                let outcome = self.deliver(
-                    proc,
-                    Some((req, timeout_ms)),
-                    &target,
-                    subject,
-                    sender,
-                    payload,
-                );
+            Request::Call { target, subject, sender, payload, timeout_ms } => {
+                let outcome = self.deliver(proc, Some((req, timeout_ms)), &target, subject, sender, payload);
                 if let Err(info) = outcome {
                     self.respond(proc, req, Response::Call(Outcome::Failed(info)));
                 }
             }
-            Request::Cast {
-                target,
-                subject,
-                sender,
-                payload,
-            } => {
-                let delivered = self
-                    .deliver(proc, None, &target, subject, sender, payload)
-                    .is_ok();
+            Request::Cast { target, subject, sender, payload } => {
+                let delivered = self.deliver(proc, None, &target, subject, sender, payload).is_ok();
                 self.respond(proc, req, Response::Cast { delivered });
             }
             Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),
@@ -505,10 +475,7 @@ impl Router {
                 self.start_top_level_tree(proc, req, spec);
             }
             Request::Whereis { name } => {
-                let found = self.names.get(&name).map(|&id| ActorRef {
-                    id,
-                    name: Some(name.clone()),
-                });
+                let found = self.names.get(&name).map(|&id| ActorRef { id, name: Some(name.clone()) });
                 self.respond(proc, req, Response::Whereis(found));
             }
             Request::Monitor { watcher, target } => {
@@ -519,13 +486,25 @@ impl Router {
                 self.monitors.remove(&monitor);
                 self.respond(proc, req, Response::Done);
             }
+            Request::Subscribe { actor, pattern, throttle_ms, queue } => {
+                let result = self.subscribe(proc, actor, &pattern, throttle_ms, queue);
+                self.respond(proc, req, Response::Subscribed(result));
+            }
+            Request::Unsubscribe { subscription } => {
+                self.bus.subs.remove(&subscription);
+                self.respond(proc, req, Response::Done);
+            }
+            Request::Publish { topic, payload } => {
+                let body = match self.publish(&topic, payload) {
+                    Ok(()) => Response::Done,
+                    Err(info) => Response::Refused(info),
+                };
+                self.respond(proc, req, body);
+            }
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
                 let who = self.procs[proc].describe();
-                self.begin_shutdown(
-                    code,
-                    &format!("rebeam.shutdown({code}) called in the {who}"),
-                );
+                self.begin_shutdown(code, &format!("rebeam.shutdown({code}) called in the {who}"));
             }
         }
     }
@@ -533,6 +512,7 @@ impl Router {
     fn on_event(&mut self, proc: ProcIdx, event: Event) {
         match event {
             Event::Replied { delivery, outcome } => {
+                self.gated_done(delivery);
                 if let Some(p) = self.pending.remove(&delivery) {
                     if let Some(actor) = self.actors.get_mut(&p.actor) {
                         actor.pending.remove(&delivery);
@@ -542,11 +522,7 @@ impl Router {
             }
             Event::Started { actor, result } => self.on_started(actor, result),
             Event::Exited { actor, reason } => {
-                if self
-                    .actors
-                    .get(&actor)
-                    .is_some_and(|a| a.proc == Some(proc))
-                {
+                if self.actors.get(&actor).is_some_and(|a| a.proc == Some(proc)) {
                     self.actor_ended(actor, reason);
                 }
             }
@@ -561,9 +537,7 @@ impl Router {
                         let code = if self.trees.root_failed() { 1 } else { 0 };
                         self.begin_shutdown(code, "the script finished");
                     }
-                    None => tracing::debug!(
-                        "the script body finished; the supervision tree keeps running"
-                    ),
+                    None => tracing::debug!("the script body finished; the supervision tree keeps running"),
                 }
             }
         }
@@ -596,66 +570,46 @@ impl Router {
                 format!("{target} is a task (a function or module child); tasks take no messages"),
             ));
         }
-        let delivery = call.map(|_| self.next_id());
-        let sender = sender.map(|s| ActorRef {
-            id: s,
-            name: self.actors.get(&s).and_then(|a| a.name.clone()),
-        });
-        let frame = Frame::Command(Cmd::Deliver {
-            delivery,
-            actor: id,
-            subject,
-            sender,
-            payload,
-        });
+        let gated = self.is_gated(id, &subject);
+        if gated && !self.gate.machine.allows_gated() {
+            return Err(self.safety_refusal(&target.to_string(), &subject));
+        }
+        // Gated casts get a delivery id too: the worker's answer tells when the work ended.
+        let delivery = (call.is_some() || gated).then(|| self.next_id());
+        if let (true, Some(d)) = (gated, delivery) {
+            self.track_gated(d, id, call.map(|(req, _)| (caller, req)));
+        }
+        let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
+        let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
         match self.actors[&id].proc {
             Some(worker) => {
                 if !self.send(worker, &frame) {
-                    return Err(ErrorInfo::new(
-                        ErrorKind::ActorDown,
-                        format!("the worker of actor {target} is gone"),
-                    ));
+                    if let Some(d) = delivery {
+                        self.gate.work.remove(&d);
+                    }
+                    return Err(ErrorInfo::new(ErrorKind::ActorDown, format!("the worker of actor {target} is gone")));
                 }
             }
             // Registered but not yet placed (its worker is still starting): hold the message;
             // it follows the actor's Start, in order, once a worker takes it.
-            None => self
-                .actors
-                .get_mut(&id)
-                .expect("resolved")
-                .parked
-                .push(frame),
+            None => self.actors.get_mut(&id).expect("resolved").parked.push(frame),
         }
         if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
             let deadline = Instant::now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
-            self.pending.insert(
-                d,
-                Pending {
-                    caller,
-                    req,
-                    actor: id,
-                    deadline,
-                },
-            );
-            self.actors
-                .get_mut(&id)
-                .expect("resolved")
-                .pending
-                .insert(d);
+            self.pending.insert(d, Pending { caller, req, actor: id, deadline });
+            self.actors.get_mut(&id).expect("resolved").pending.insert(d);
         }
         Ok(())
     }
 
     pub fn resolve(&self, target: &Target) -> Result<ActorId, ErrorInfo> {
-        let id = match target {
-            Target::Name(name) => self.names.get(name).copied().ok_or_else(|| {
-                ErrorInfo::new(
-                    ErrorKind::NoProcess,
-                    format!("no actor named '{name}' is running"),
-                )
-            })?,
-            Target::Actor(id) => *id,
-        };
+        let id =
+            match target {
+                Target::Name(name) => self.names.get(name).copied().ok_or_else(|| {
+                    ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
+                })?,
+                Target::Actor(id) => *id,
+            };
         match self.actors.get(&id) {
             Some(a) if !a.stopping => Ok(id),
             Some(a) => Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor {} is stopping", a.label))),
@@ -666,43 +620,20 @@ impl Router {
         }
     }
 
-    fn monitor(
-        &mut self,
-        proc: ProcIdx,
-        watcher: Option<ActorId>,
-        target: &Target,
-    ) -> Result<u64, ErrorInfo> {
+    fn monitor(&mut self, proc: ProcIdx, watcher: Option<ActorId>, target: &Target) -> Result<u64, ErrorInfo> {
         let id = self.next_id();
         match self.resolve(target) {
             Ok(actor) => {
-                self.monitors.insert(
-                    id,
-                    Monitor {
-                        watcher_proc: proc,
-                        watcher,
-                        target: actor,
-                    },
-                );
+                self.monitors.insert(id, Monitor { watcher_proc: proc, watcher, target: actor });
             }
             Err(info) => {
                 // As in Erlang: monitoring something already dead gives an immediate down notice.
                 let actor = match target {
                     Target::Actor(a) => ActorRef { id: *a, name: None },
-                    Target::Name(n) => ActorRef {
-                        id: 0,
-                        name: Some(n.clone()),
-                    },
+                    Target::Name(n) => ActorRef { id: 0, name: Some(n.clone()) },
                 };
                 let reason = rebeam_proto::Exit::Killed(format!("noproc: {}", info.message));
-                self.send(
-                    proc,
-                    &Frame::Command(Cmd::Down {
-                        monitor: id,
-                        watcher,
-                        actor,
-                        reason,
-                    }),
-                );
+                self.send(proc, &Frame::Command(Cmd::Down { monitor: id, watcher, actor, reason }));
             }
         }
         Ok(id)
@@ -754,13 +685,11 @@ impl Router {
         let spare = p.spare;
         let desc = p.describe();
         let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
+        self.unsubscribe_proc(proc);
 
         if role == Role::Main {
             if self.shutdown.is_none() {
-                let code = exit
-                    .map(ProcessExit::shell_status)
-                    .filter(|&c| c != 0)
-                    .unwrap_or(1);
+                let code = exit.map(ProcessExit::shell_status).filter(|&c| c != 0).unwrap_or(1);
                 if was == ProcState::Ready {
                     tracing::error!("the main process died unexpectedly ({why})");
                 } else {
@@ -776,10 +705,7 @@ impl Router {
         }
         if self.shutdown.is_some() {
             for a in actors {
-                self.actor_ended(
-                    a,
-                    rebeam_proto::Exit::Killed(format!("{desc} exited during shutdown")),
-                );
+                self.actor_ended(a, rebeam_proto::Exit::Killed(format!("{desc} exited during shutdown")));
             }
             return;
         }
@@ -795,19 +721,12 @@ impl Router {
                 return;
             }
         } else {
-            tracing::warn!(
-                "{desc} died ({why}); restarting its {} actor(s) elsewhere",
-                actors.len()
-            );
+            tracing::warn!("{desc} died ({why}); restarting its {} actor(s) elsewhere", actors.len());
         }
         self.replace_worker(spare);
         let fault = self.next_id();
         for a in actors {
-            self.actor_ended_in_fault(
-                a,
-                rebeam_proto::Exit::Killed(format!("{desc} died: {why}")),
-                Some(fault),
-            );
+            self.actor_ended_in_fault(a, rebeam_proto::Exit::Killed(format!("{desc} died: {why}")), Some(fault));
         }
     }
 
@@ -819,11 +738,7 @@ impl Router {
                 .procs
                 .iter()
                 .position(|p| p.spare && p.state == ProcState::Ready)
-                .or_else(|| {
-                    self.procs
-                        .iter()
-                        .position(|p| p.spare && p.state != ProcState::Dead)
-                });
+                .or_else(|| self.procs.iter().position(|p| p.spare && p.state != ProcState::Dead));
             match spare {
                 Some(s) => self.procs[s].spare = false,
                 None => {
@@ -842,11 +757,9 @@ impl Router {
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.
     pub fn pool_warming(&self) -> bool {
-        self.procs.iter().any(|p| {
-            p.role == Role::Worker
-                && !p.spare
-                && matches!(p.state, ProcState::Spawned | ProcState::Connected)
-        })
+        self.procs
+            .iter()
+            .any(|p| p.role == Role::Worker && !p.spare && matches!(p.state, ProcState::Spawned | ProcState::Connected))
     }
 
     /// The ready, non-spare worker with the fewest actors.
@@ -890,12 +803,8 @@ impl Router {
         for tree in self.trees.roots().iter().rev().copied().collect::<Vec<_>>() {
             self.stop_tree(tree, rebeam_core::supervision::ExitReason::Shutdown);
         }
-        let unsupervised: Vec<ActorId> = self
-            .actors
-            .iter()
-            .filter(|(_, a)| a.parent.is_none())
-            .map(|(&id, _)| id)
-            .collect();
+        let unsupervised: Vec<ActorId> =
+            self.actors.iter().filter(|(_, a)| a.parent.is_none()).map(|(&id, _)| id).collect();
         for id in unsupervised {
             self.stop_actor(id, Some(rebeam_core::supervision::DEFAULT_SHUTDOWN));
         }
@@ -905,10 +814,7 @@ impl Router {
     /// Once trees have stopped: dismiss the main process, then the workers; done when all are dead.
     fn check_finished(&mut self) {
         let Some(code) = self.shutdown else { return };
-        if self.finished
-            || !self.trees.is_empty()
-            || self.actors.values().any(|a| a.parent.is_none())
-        {
+        if self.finished || !self.trees.is_empty() || self.actors.values().any(|a| a.parent.is_none()) {
             return;
         }
         let main = self.main;
@@ -946,6 +852,37 @@ impl Router {
         }
     }
 
+    fn on_control(&mut self, request: ControlRequest) -> ControlResponse {
+        use rebeam_core::safety::SafetyCommand;
+        let command = match request {
+            ControlRequest::Arm => SafetyCommand::Arm,
+            ControlRequest::Disarm => SafetyCommand::Disarm,
+            ControlRequest::ForceDisarm => SafetyCommand::ForceDisarm,
+            ControlRequest::Status => {
+                return ControlResponse::Status { state: self.safety_state(), report: self.status_report() };
+            }
+        };
+        match self.safety_command(command) {
+            Ok(transitions) => ControlResponse::Safety { state: self.safety_state(), transitions },
+            Err(why) => ControlResponse::Refused(why),
+        }
+    }
+
+    /// What `rebeam ctl status` prints after the state: processes, then the trees.
+    fn status_report(&self) -> String {
+        let mut out = format!(
+            "script:  {}
+",
+            self.config.script.display()
+        );
+        for p in self.procs.iter().filter(|p| p.state != ProcState::Dead) {
+            let role = if p.spare { " (spare)" } else { "" };
+            out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), p.actors.len()));
+        }
+        out.push_str(&self.render_trees());
+        out
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_some()
     }
@@ -964,5 +901,7 @@ fn frame_name(frame: &Frame) -> &'static str {
         Frame::Response { .. } => "Response",
         Frame::Command(_) => "Command",
         Frame::Event(_) => "Event",
+        Frame::Control(_) => "Control",
+        Frame::ControlReply(_) => "ControlReply",
     }
 }

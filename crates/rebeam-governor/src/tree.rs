@@ -16,12 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rebeam_core::supervision::{
-    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor,
-};
-use rebeam_proto::{
-    ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
-};
+use rebeam_core::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
+use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
 
 use crate::actors::StartWaiter;
 use crate::report;
@@ -72,11 +68,8 @@ impl Tree {
     /// in its place among the queued stops (reverse start order).
     fn stop_starting_child_when_up(&mut self) {
         if let Some(Op::Start(starting)) = self.current {
-            let at = self
-                .ops
-                .iter()
-                .position(|op| matches!(op, Op::Stop(j) if *j < starting))
-                .unwrap_or(self.ops.len());
+            let at =
+                self.ops.iter().position(|op| matches!(op, Op::Stop(j) if *j < starting)).unwrap_or(self.ops.len());
             self.ops.insert(at, Op::Stop(starting));
         }
     }
@@ -118,20 +111,10 @@ fn core_reason(exit: &Exit) -> ExitReason {
 }
 
 fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
-    let bad = |e: rebeam_core::supervision::SpecError| {
-        ErrorInfo::new(ErrorKind::BadRequest, e.to_string())
-    };
+    let bad = |e: rebeam_core::supervision::SpecError| ErrorInfo::new(ErrorKind::BadRequest, e.to_string());
     let strategy: Strategy = spec.strategy.parse().map_err(bad)?;
-    let restarts = spec
-        .children
-        .iter()
-        .map(|c| c.restart.parse())
-        .collect::<Result<Vec<Restart>, _>>()
-        .map_err(bad)?;
-    let intensity = Intensity::new(
-        spec.max_restarts,
-        Duration::from_millis(spec.max_seconds_ms),
-    );
+    let restarts = spec.children.iter().map(|c| c.restart.parse()).collect::<Result<Vec<Restart>, _>>().map_err(bad)?;
+    let intensity = Intensity::new(spec.max_restarts, Duration::from_millis(spec.max_seconds_ms));
     Ok((strategy, intensity, restarts))
 }
 
@@ -228,17 +211,9 @@ impl Router {
     fn start_child(&mut self, id: TreeId, slot: usize) {
         let child = self.trees.map[&id].spec.children[slot].clone();
         let result = match child.code {
-            ChildCode::Tree(spec) => self
-                .create_tree(spec, Some((id, slot)), None)
-                .map(|sub| self.advance(sub)),
+            ChildCode::Tree(spec) => self.create_tree(spec, Some((id, slot)), None).map(|sub| self.advance(sub)),
             ChildCode::Adopt { tree } => return self.adopt(id, slot, tree),
-            _ => self
-                .create_actor(
-                    &child,
-                    Some((id, slot)),
-                    StartWaiter::Tree { tree: id, slot },
-                )
-                .map(|_| ()),
+            _ => self.create_actor(&child, Some((id, slot)), StartWaiter::Tree { tree: id, slot }).map(|_| ()),
         };
         if let Err(info) = result {
             self.tree_child_start_failed(id, slot, info);
@@ -247,17 +222,8 @@ impl Router {
 
     /// Makes a running top-level tree child `slot` of `id`.
     fn adopt(&mut self, id: TreeId, slot: usize, sub: TreeId) {
-        let Some(pos) = self
-            .trees
-            .roots
-            .iter()
-            .position(|&r| r == sub)
-            .filter(|_| sub != id)
-        else {
-            let info = ErrorInfo::new(
-                ErrorKind::BadRequest,
-                "that Supervisor is already part of another tree",
-            );
+        let Some(pos) = self.trees.roots.iter().position(|&r| r == sub).filter(|_| sub != id) else {
+            let info = ErrorInfo::new(ErrorKind::BadRequest, "that Supervisor is already part of another tree");
             return self.tree_child_start_failed(id, slot, info);
         };
         // The adopter takes the adopted tree's place among the top-level trees (and so may
@@ -278,11 +244,7 @@ impl Router {
     fn tree_started(&mut self, id: TreeId) {
         let tree = self.trees.map.get_mut(&id).expect("tree exists");
         tree.phase = Phase::Running;
-        tree.logic = Some(Supervisor::new(
-            tree.strategy,
-            tree.intensity,
-            tree.restarts.clone(),
-        ));
+        tree.logic = Some(Supervisor::new(tree.strategy, tree.intensity, tree.restarts.clone()));
         let waiter = tree.waiter.take();
         let parent = tree.parent;
         let deferred = std::mem::take(&mut tree.deferred);
@@ -323,11 +285,7 @@ impl Router {
         let child = tree.spec.children[slot].label.clone();
         match tree.phase {
             Phase::Starting => {
-                tracing::error!(
-                    "supervisor {}: child {child} failed to start: {}",
-                    tree.label,
-                    info
-                );
+                tracing::error!("supervisor {}: child {child} failed to start: {}", tree.label, info);
                 tree.phase = Phase::Stopping;
                 tree.ops.clear();
                 for j in (0..slot).rev() {
@@ -353,13 +311,7 @@ impl Router {
         self.tree_child_ended_in_fault(id, slot, exit, None);
     }
 
-    pub fn tree_child_ended_in_fault(
-        &mut self,
-        id: TreeId,
-        slot: usize,
-        exit: Exit,
-        fault: Option<FaultId>,
-    ) {
+    pub fn tree_child_ended_in_fault(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
@@ -404,20 +356,14 @@ impl Router {
             };
             tracing::error!("{}", r.render());
         } else {
-            tracing::debug!(
-                "supervisor {}: child {} ended ({:?})",
-                tree.label,
-                child.label,
-                exit
-            );
+            tracing::debug!("supervisor {}: child {} ended ({:?})", tree.label, child.label, exit);
         }
         match decision {
             Decision::Ignore => {}
             Decision::Restart { stop, start } => {
                 // Starts still queued from an earlier decision are redone in this one's order
                 // (after the child that just failed), not before it.
-                tree.ops
-                    .retain(|op| !matches!(op, Op::Start(j) if start.contains(j)));
+                tree.ops.retain(|op| !matches!(op, Op::Start(j) if start.contains(j)));
                 tree.ops.extend(stop.into_iter().map(Op::Stop));
                 // A child to restart whose start is in flight is not running yet, so it is not
                 // in `stop`; it was started before this failure: stop it once it is up, then
@@ -439,10 +385,7 @@ impl Router {
                     ExitReason::Crashed(why) => why,
                     other => other.to_string(),
                 };
-                let info = ErrorInfo::new(
-                    ErrorKind::Crashed,
-                    format!("supervisor {} {reason}", tree.label),
-                );
+                let info = ErrorInfo::new(ErrorKind::Crashed, format!("supervisor {} {reason}", tree.label));
                 tree.ops.push_back(Op::Exit(Exit::Crashed(info)));
             }
         }
@@ -456,14 +399,8 @@ impl Router {
             return;
         };
         let idle = tree.current.is_none() && tree.ops.is_empty();
-        if tree.phase == Phase::Running
-            && idle
-            && tree.logic.as_ref().is_some_and(Supervisor::finished)
-        {
-            tracing::debug!(
-                "supervisor {}: every child has ended; it ends too",
-                tree.label
-            );
+        if tree.phase == Phase::Running && idle && tree.logic.as_ref().is_some_and(Supervisor::finished) {
+            tracing::debug!("supervisor {}: every child has ended; it ends too", tree.label);
             self.finish_tree(id, Exit::Normal);
         }
     }
@@ -502,19 +439,12 @@ impl Router {
         let failed = matches!(exit, Exit::Crashed(_) | Exit::Killed(_));
         if let Some((proc, req)) = tree.waiter {
             let info = tree.start_error.clone().unwrap_or_else(|| {
-                ErrorInfo::new(
-                    ErrorKind::StartFailed,
-                    format!("supervisor {} stopped while starting", tree.label),
-                )
+                ErrorInfo::new(ErrorKind::StartFailed, format!("supervisor {} stopped while starting", tree.label))
             });
             self.send_response(proc, req, Response::TreeStarted(Err(info)));
         }
         if let Some((parent, slot)) = tree.parent {
-            let starting = self
-                .trees
-                .map
-                .get(&parent)
-                .is_some_and(|p| p.current == Some(Op::Start(slot)));
+            let starting = self.trees.map.get(&parent).is_some_and(|p| p.current == Some(Op::Start(slot)));
             if starting && tree.start_error.is_some() {
                 let info = tree.start_error.clone().expect("checked");
                 return self.tree_child_start_failed(parent, slot, info);
@@ -538,6 +468,49 @@ impl Router {
         } else if self.trees.roots.is_empty() && self.body_done() {
             let code = if self.trees.root_failed { 1 } else { 0 };
             self.begin_shutdown(code, "every supervision tree has ended");
+        }
+    }
+}
+
+impl Router {
+    /// The running trees, for `rebeam ctl status`: each child's state and each supervisor's
+    /// restarts within its intensity window.
+    pub fn render_trees(&self) -> String {
+        let mut out = String::new();
+        for &root in &self.trees.roots {
+            self.render_tree(root, 0, &mut out);
+        }
+        if out.is_empty() {
+            out.push_str("no supervision tree is running\n");
+        }
+        out
+    }
+
+    fn render_tree(&self, id: TreeId, depth: usize, out: &mut String) {
+        let Some(t) = self.trees.map.get(&id) else { return };
+        let pad = "  ".repeat(depth);
+        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(Instant::now()));
+        out.push_str(&format!(
+            "{pad}supervisor {} ({}): {used} of {} restarts used in the last {}s\n",
+            t.label,
+            t.strategy,
+            t.intensity.max_restarts,
+            t.intensity.max_seconds.as_secs_f64()
+        ));
+        for (slot, child) in t.spec.children.iter().enumerate() {
+            let name = child.name.as_deref().map_or(child.label.clone(), |n| format!("'{n}' ({})", child.label));
+            match t.slots[slot] {
+                Some(Running::Tree(sub)) => self.render_tree(sub, depth + 1, out),
+                Some(Running::Actor(a)) => {
+                    let place = self
+                        .actors
+                        .get(&a)
+                        .and_then(|actor| actor.proc)
+                        .map_or("waiting for a worker".to_string(), |p| self.procs[p].describe());
+                    out.push_str(&format!("{pad}  {name}: running as <{a}> on {place}\n"));
+                }
+                None => out.push_str(&format!("{pad}  {name}: not running\n")),
+            }
         }
     }
 }

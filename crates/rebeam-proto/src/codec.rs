@@ -17,28 +17,19 @@ fn options(limit: u64) -> impl Options {
 
 /// Encodes a frame with its length prefix.
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
-    let len = options(u32::MAX as u64)
-        .serialized_size(frame)
-        .map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    let len = options(u32::MAX as u64).serialized_size(frame).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     if len > u32::MAX as u64 {
-        return Err(ProtoError::TooLarge {
-            len,
-            limit: u32::MAX as u64,
-        });
+        return Err(ProtoError::TooLarge { len, limit: u32::MAX as u64 });
     }
     let mut out = Vec::with_capacity(HEADER_BYTES + len as usize);
     out.extend_from_slice(&(len as u32).to_le_bytes());
-    options(u32::MAX as u64)
-        .serialize_into(&mut out, frame)
-        .map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    options(u32::MAX as u64).serialize_into(&mut out, frame).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     Ok(out)
 }
 
 /// Decodes one frame body (without its prefix).
 pub fn decode_body(body: &[u8]) -> Result<Frame, ProtoError> {
-    options(body.len() as u64 + 16)
-        .deserialize(body)
-        .map_err(|e| ProtoError::Malformed(e.to_string()))
+    options(body.len() as u64 + 16).deserialize(body).map_err(|e| ProtoError::Malformed(e.to_string()))
 }
 
 fn check_len(header: [u8; HEADER_BYTES], limit: u64) -> Result<usize, ProtoError> {
@@ -64,12 +55,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8], at_boundary: bool) -> Result<(),
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) if got == 0 && at_boundary => return Err(ProtoError::Closed),
-            Ok(0) => {
-                return Err(ProtoError::Truncated {
-                    got,
-                    expected: buf.len(),
-                })
-            }
+            Ok(0) => return Err(ProtoError::Truncated { got, expected: buf.len() }),
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -93,10 +79,7 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(limit: u64) -> Self {
-        Self {
-            buf: Vec::new(),
-            limit,
-        }
+        Self { buf: Vec::new(), limit }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -130,21 +113,10 @@ mod tests {
     use crate::*;
 
     fn sample_frames() -> Vec<Frame> {
-        let payload = Payload {
-            data: vec![1, 2, 3],
-            buffers: vec![vec![9; 1000], vec![]],
-        };
+        let payload = Payload { data: vec![1, 2, 3], buffers: vec![vec![9; 1000], vec![]] };
         vec![
-            Frame::Hello {
-                version: PROTOCOL_VERSION,
-                role: Role::Worker,
-                token: "t0k".into(),
-                pid: 42,
-            },
-            Frame::Welcome {
-                index: 3,
-                max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            },
+            Frame::Hello { version: PROTOCOL_VERSION, role: Role::Worker, token: "t0k".into(), pid: 42 },
+            Frame::Welcome { index: 3, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES },
             Frame::Ready,
             Frame::Request {
                 req: 7,
@@ -158,10 +130,7 @@ mod tests {
             },
             Frame::Response {
                 req: 7,
-                body: Response::Call(Outcome::Reply {
-                    status: Status::Ok,
-                    payload: payload.clone(),
-                }),
+                body: Response::Call(Outcome::Reply { status: Status::Ok, payload: payload.clone() }),
             },
             Frame::Response {
                 req: 8,
@@ -192,17 +161,12 @@ mod tests {
                             label: "A".into(),
                             restart: "permanent".into(),
                             shutdown_ms: Some(5000),
-                            code: ChildCode::Script {
-                                path: "x.py".into(),
-                            },
+                            code: ChildCode::Script { path: "x.py".into() },
                         }],
                     },
                 },
             },
-            Frame::Event(Event::Exited {
-                actor: 9,
-                reason: Exit::Killed("SIGSEGV".into()),
-            }),
+            Frame::Event(Event::Exited { actor: 9, reason: Exit::Killed("SIGSEGV".into()) }),
             Frame::Event(Event::BodyDone { error: None }),
         ]
     }
@@ -253,10 +217,7 @@ mod tests {
         let body = b"\xff\xfe\xfd\xfc this is not a frame";
         let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(body);
-        assert!(matches!(
-            read_frame(&mut &bytes[..], 1024),
-            Err(ProtoError::Malformed(_))
-        ));
+        assert!(matches!(read_frame(&mut &bytes[..], 1024), Err(ProtoError::Malformed(_))));
     }
 
     #[test]
@@ -266,29 +227,16 @@ mod tests {
         body.extend_from_slice(&[0xff; 19]);
         let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        assert!(matches!(
-            read_frame(&mut &bytes[..], 1024),
-            Err(ProtoError::Malformed(_))
-        ));
+        assert!(matches!(read_frame(&mut &bytes[..], 1024), Err(ProtoError::Malformed(_))));
     }
 
     #[test]
     fn truncation_and_clean_close_are_told_apart() {
-        assert!(matches!(
-            read_frame(&mut &[][..], 1024),
-            Err(ProtoError::Closed)
-        ));
+        assert!(matches!(read_frame(&mut &[][..], 1024), Err(ProtoError::Closed)));
         let bytes = encode(&Frame::Ready).unwrap();
         let cut = &bytes[..bytes.len() - 1];
-        let cut = if cut.len() == HEADER_BYTES {
-            &bytes[..2]
-        } else {
-            cut
-        };
-        assert!(matches!(
-            read_frame(&mut &cut[..], 1024),
-            Err(ProtoError::Truncated { .. })
-        ));
+        let cut = if cut.len() == HEADER_BYTES { &bytes[..2] } else { cut };
+        assert!(matches!(read_frame(&mut &cut[..], 1024), Err(ProtoError::Truncated { .. })));
     }
 
     proptest::proptest! {

@@ -81,6 +81,10 @@ pub enum ErrorKind {
     ShuttingDown,
     /// The target is a task, which has no mailbox.
     NoMailbox,
+    /// Gated work refused or interrupted because the system is not armed.
+    Safety,
+    /// A publication on a topic closed to the publisher.
+    Reserved,
 }
 
 /// A failure as reported to a caller or a supervisor.
@@ -96,12 +100,7 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            exc_type: None,
-            traceback: None,
-        }
+        Self { kind, message: message.into(), exc_type: None, traceback: None }
     }
 }
 
@@ -128,6 +127,26 @@ pub enum Outcome {
     Failed(ErrorInfo),
 }
 
+/// Which of an actor's handlers need the system armed (`@requires_armed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gating {
+    /// Subjects with a handler of their own (the rest go to the catch-all).
+    pub handled: Vec<String>,
+    /// Subjects whose handlers are gated.
+    pub subjects: Vec<String>,
+    /// Whether the catch-all handler is gated.
+    pub catch_all: bool,
+}
+
+/// Safety states, as the wire carries them (`rebeam-core` owns the machine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Safety {
+    Disarmed,
+    Armed,
+    Disarming,
+    Error,
+}
+
 /// Why an actor or task ended, as its process saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Exit {
@@ -141,10 +160,7 @@ pub enum Exit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChildCode {
     /// A pickled `GenPy` instance.
-    Actor {
-        class_name: String,
-        instance: Payload,
-    },
+    Actor { class_name: String, instance: Payload },
     /// A pickled callable run as a long-running task (a module child runs its `main`).
     Task { function: Payload },
     /// A script path: its `GenPy` class if it defines one, else the script run as a task.
@@ -205,6 +221,36 @@ pub enum Frame {
     },
     Command(Command),
     Event(Event),
+    /// Host → governor, on the control socket only.
+    Control(ControlRequest),
+    /// Governor → host, answering a [`Frame::Control`].
+    ControlReply(ControlResponse),
+}
+
+/// What the host may ask on the control socket. Arriving on a process's socket, these are
+/// refused: only the host arms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    Arm,
+    Disarm,
+    ForceDisarm,
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// The safety state after the request, and the transitions it caused ("from → to: reason").
+    Safety {
+        state: Safety,
+        transitions: Vec<String>,
+    },
+    Refused(String),
+    /// Human-readable status: the safety state, the processes and the supervision tree.
+    Status {
+        state: Safety,
+        report: String,
+    },
+    Done,
 }
 
 /// Process → governor, answered by a [`Response`] with the same id.
@@ -242,6 +288,20 @@ pub enum Request {
     Shutdown {
         code: i32,
     },
+    /// Subscribe `actor` (or, when None, the requesting process) to topics matching `pattern`.
+    Subscribe {
+        actor: Option<ActorId>,
+        pattern: String,
+        throttle_ms: u64,
+        queue: u32,
+    },
+    Unsubscribe {
+        subscription: u64,
+    },
+    Publish {
+        topic: String,
+        payload: Payload,
+    },
 }
 
 /// Governor → process, answering a [`Request`].
@@ -253,6 +313,7 @@ pub enum Response {
     TreeStarted(Result<u64, ErrorInfo>),
     Whereis(Option<ActorRef>),
     Monitored(Result<u64, ErrorInfo>),
+    Subscribed(Result<u64, ErrorInfo>),
     Done,
     Refused(ErrorInfo),
 }
@@ -269,25 +330,22 @@ pub enum Command {
         payload: Payload,
     },
     /// Start an actor or task (never a `ChildCode::Tree`: trees live in the governor).
-    Start {
-        actor: ActorId,
-        name: Option<String>,
-        label: String,
-        code: ChildCode,
-    },
+    Start { actor: ActorId, name: Option<String>, label: String, code: ChildCode },
     /// Stop an actor politely: after its current message, run its stop hook, then exit.
     Stop { actor: ActorId },
     /// Import the user's script now, so the first start on this worker is fast.
     Preload,
     /// A monitored actor ended.
-    Down {
-        monitor: u64,
-        watcher: Option<ActorId>,
-        actor: ActorRef,
-        reason: Exit,
-    },
+    Down { monitor: u64, watcher: Option<ActorId>, actor: ActorRef, reason: Exit },
     /// Leave: finish up and exit with this status.
     Shutdown { code: i32 },
+    /// The safety state changed (sent to every process).
+    Safety { state: Safety },
+    /// The system was disarmed while this gated delivery ran: mark it cancelled and interrupt
+    /// the thread running it (only if it still runs that very delivery).
+    Cancel { actor: ActorId, delivery: DeliveryId },
+    /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
+    Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
 }
 
 /// Process → governor, one-way.
@@ -299,7 +357,7 @@ pub enum Event {
     },
     Started {
         actor: ActorId,
-        result: Result<(), ErrorInfo>,
+        result: Result<Gating, ErrorInfo>,
     },
     Exited {
         actor: ActorId,

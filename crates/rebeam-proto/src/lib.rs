@@ -22,9 +22,11 @@
 
 mod codec;
 mod frame;
+mod pickle;
 
 pub use codec::{decode_body, encode, read_frame, write_frame, FrameDecoder, HEADER_BYTES};
 pub use frame::*;
+pub use pickle::{pickle_map, PickleValue};
 
 /// Version spoken by this build; a Hello with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;

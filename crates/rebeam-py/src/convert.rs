@@ -4,9 +4,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
-use rebeam_proto::{
-    ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Target, TreeSpec,
-};
+use rebeam_proto::{ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Target, TreeSpec};
 
 use crate::errors::{kind_from_name, kind_name};
 
@@ -34,11 +32,7 @@ fn bytes_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     buf.to_vec(py)
 }
 
-pub fn payload_from_py(
-    py: Python<'_>,
-    data: &Bound<'_, PyAny>,
-    buffers: &Bound<'_, PyAny>,
-) -> PyResult<Payload> {
+pub fn payload_from_py(py: Python<'_>, data: &Bound<'_, PyAny>, buffers: &Bound<'_, PyAny>) -> PyResult<Payload> {
     let data = bytes_of(py, data)?;
     let mut out = Vec::new();
     for b in buffers.try_iter()? {
@@ -48,10 +42,7 @@ pub fn payload_from_py(
 }
 
 /// `(data: bytes, buffers: list[bytearray])`; bytearrays so unpickled arrays are writable.
-pub fn payload_to_py<'py>(
-    py: Python<'py>,
-    p: Payload,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+pub fn payload_to_py<'py>(py: Python<'py>, p: Payload) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let data = PyBytes::new(py, &p.data).into_any();
     let buffers = PyList::new(py, p.buffers.iter().map(|b| PyByteArray::new(py, b)))?.into_any();
     Ok((data, buffers))
@@ -62,9 +53,7 @@ fn actor_ref<'py>(py: Python<'py>, r: ActorRef) -> PyResult<Bound<'py, PyAny>> {
 }
 
 fn info_to_py<'py>(py: Python<'py>, i: ErrorInfo) -> PyResult<Bound<'py, PyAny>> {
-    Ok((kind_name(i.kind), i.message, i.exc_type, i.traceback)
-        .into_pyobject(py)?
-        .into_any())
+    Ok((kind_name(i.kind), i.message, i.exc_type, i.traceback).into_pyobject(py)?.into_any())
 }
 
 fn exit_to_py<'py>(py: Python<'py>, exit: Exit) -> PyResult<Bound<'py, PyAny>> {
@@ -81,13 +70,7 @@ fn exit_to_py<'py>(py: Python<'py>, exit: Exit) -> PyResult<Bound<'py, PyAny>> {
 pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple>> {
     let s = |s: &str| -> PyResult<Bound<'_, PyAny>> { Ok(s.into_pyobject(py)?.into_any()) };
     let items: Vec<Bound<'_, PyAny>> = match cmd {
-        Command::Deliver {
-            delivery,
-            actor,
-            subject,
-            sender,
-            payload,
-        } => {
+        Command::Deliver { delivery, actor, subject, sender, payload } => {
             let (data, buffers) = payload_to_py(py, payload)?;
             let sender = match sender {
                 Some(r) => actor_ref(py, r)?,
@@ -103,17 +86,9 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
                 buffers,
             ]
         }
-        Command::Start {
-            actor,
-            name,
-            label,
-            code,
-        } => {
+        Command::Start { actor, name, label, code } => {
             let (kind, data, buffers, class_name) = match code {
-                ChildCode::Actor {
-                    class_name,
-                    instance,
-                } => {
+                ChildCode::Actor { class_name, instance } => {
                     let (d, b) = payload_to_py(py, instance)?;
                     ("actor", d, b, class_name)
                 }
@@ -121,16 +96,11 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
                     let (d, b) = payload_to_py(py, function)?;
                     ("task", d, b, String::new())
                 }
-                ChildCode::Script { path } => (
-                    "script",
-                    path.into_pyobject(py)?.into_any(),
-                    PyList::empty(py).into_any(),
-                    String::new(),
-                ),
+                ChildCode::Script { path } => {
+                    ("script", path.into_pyobject(py)?.into_any(), PyList::empty(py).into_any(), String::new())
+                }
                 ChildCode::Tree(_) | ChildCode::Adopt { .. } => {
-                    return Err(PyValueError::new_err(
-                        "the governor asked a worker to start a tree",
-                    ))
+                    return Err(PyValueError::new_err("the governor asked a worker to start a tree"))
                 }
             };
             vec![
@@ -146,12 +116,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
         }
         Command::Stop { actor } => vec![s("stop")?, actor.into_pyobject(py)?.into_any()],
         Command::Preload => vec![s("preload")?],
-        Command::Down {
-            monitor,
-            watcher,
-            actor,
-            reason,
-        } => vec![
+        Command::Down { monitor, watcher, actor, reason } => vec![
             s("down")?,
             monitor.into_pyobject(py)?.into_any(),
             watcher.into_pyobject(py)?.into_any(),
@@ -159,27 +124,36 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
             exit_to_py(py, reason)?,
         ],
         Command::Shutdown { code } => vec![s("shutdown")?, code.into_pyobject(py)?.into_any()],
+        // Kept by the reader thread (see `safety_state`); never forwarded.
+        Command::Safety { .. } => vec![s("safety")?],
+        Command::Cancel { actor, delivery } => {
+            vec![s("cancel")?, actor.into_pyobject(py)?.into_any(), delivery.into_pyobject(py)?.into_any()]
+        }
+        Command::Publication { subscription, actor, topic, payload, dropped } => {
+            let (data, buffers) = payload_to_py(py, payload)?;
+            vec![
+                s("publication")?,
+                subscription.into_pyobject(py)?.into_any(),
+                actor.into_pyobject(py)?.into_any(),
+                topic.into_pyobject(py)?.into_any(),
+                data,
+                buffers,
+                dropped.into_pyobject(py)?.into_any(),
+            ]
+        }
     };
     PyTuple::new(py, items)
 }
 
 /// `(kind, message, exc_type, traceback)` → ErrorInfo.
 pub fn info_from_py(t: &Bound<'_, PyTuple>) -> PyResult<ErrorInfo> {
-    let (kind, message, exc_type, traceback): (String, String, Option<String>, Option<String>) =
-        t.extract()?;
-    let kind = kind_from_name(&kind)
-        .ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
-    Ok(ErrorInfo {
-        kind,
-        message,
-        exc_type,
-        traceback,
-    })
+    let (kind, message, exc_type, traceback): (String, String, Option<String>, Option<String>) = t.extract()?;
+    let kind = kind_from_name(&kind).ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
+    Ok(ErrorInfo { kind, message, exc_type, traceback })
 }
 
 fn get<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    d.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("child spec lacks {key:?}")))
+    d.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("child spec lacks {key:?}")))
 }
 
 pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpec> {
@@ -189,21 +163,11 @@ pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpe
             class_name: get(d, "class_name")?.extract()?,
             instance: payload_from_py(py, &get(d, "data")?, &get(d, "buffers")?)?,
         },
-        "task" => ChildCode::Task {
-            function: payload_from_py(py, &get(d, "data")?, &get(d, "buffers")?)?,
-        },
-        "script" => ChildCode::Script {
-            path: get(d, "path")?.extract()?,
-        },
+        "task" => ChildCode::Task { function: payload_from_py(py, &get(d, "data")?, &get(d, "buffers")?)? },
+        "script" => ChildCode::Script { path: get(d, "path")?.extract()? },
         "tree" => ChildCode::Tree(tree_from_py(py, get(d, "tree")?.cast::<PyDict>()?)?),
-        "adopt" => ChildCode::Adopt {
-            tree: get(d, "tree_id")?.extract()?,
-        },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown child kind {other:?}"
-            )))
-        }
+        "adopt" => ChildCode::Adopt { tree: get(d, "tree_id")?.extract()? },
+        other => return Err(PyValueError::new_err(format!("unknown child kind {other:?}"))),
     };
     Ok(ChildSpec {
         name: get(d, "name")?.extract()?,

@@ -15,6 +15,8 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::BadRequest => "InvalidRequest",
         ErrorKind::ShuttingDown => "ShuttingDown",
         ErrorKind::NoMailbox => "NoMailbox",
+        ErrorKind::Safety => "SafetyError",
+        ErrorKind::Reserved => "ReservedTopic",
     }
 }
 
@@ -29,6 +31,8 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::BadRequest => "bad_request",
         ErrorKind::ShuttingDown => "shutting_down",
         ErrorKind::NoMailbox => "no_mailbox",
+        ErrorKind::Safety => "safety",
+        ErrorKind::Reserved => "reserved",
     }
 }
 
@@ -43,6 +47,8 @@ pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
         "bad_request" => ErrorKind::BadRequest,
         "shutting_down" => ErrorKind::ShuttingDown,
         "no_mailbox" => ErrorKind::NoMailbox,
+        "safety" => ErrorKind::Safety,
+        "reserved" => ErrorKind::Reserved,
         _ => return None,
     })
 }

@@ -12,7 +12,7 @@ mod errors;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,13 +20,11 @@ use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rebeam_proto::{
-    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Outcome, ReqId,
-    Request, Response, Role, Status, Target, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, ReqId, Request,
+    Response, Role, Safety, Status, Target, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
-use convert::{
-    child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py,
-};
+use convert::{child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
 use errors::{to_exception, to_pyerr};
 
 struct Shared {
@@ -34,19 +32,16 @@ struct Shared {
     pending: Mutex<HashMap<ReqId, Sender<Response>>>,
     next_req: AtomicU64,
     closed: AtomicBool,
+    /// The safety state, as last broadcast by the governor (kept here so reading it costs no
+    /// round trip and no Python).
+    safety: AtomicU8,
 }
 
 impl Shared {
     fn write(&self, frame: &Frame) -> Result<(), ErrorInfo> {
-        let bytes =
-            encode(frame).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
+        let bytes = encode(frame).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        w.write_all(&bytes).map_err(|e| {
-            ErrorInfo::new(
-                ErrorKind::ShuttingDown,
-                format!("the governor is gone ({e})"),
-            )
-        })
+        w.write_all(&bytes).map_err(|e| ErrorInfo::new(ErrorKind::ShuttingDown, format!("the governor is gone ({e})")))
     }
 }
 
@@ -65,14 +60,13 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
     loop {
         match read_frame(&mut stream, limit) {
             Ok(Frame::Response { req, body }) => {
-                let waiter = shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&req);
+                let waiter = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
                 if let Some(tx) = waiter {
                     let _ = tx.send(body);
                 }
+            }
+            Ok(Frame::Command(Command::Safety { state })) => {
+                shared.safety.store(state as u8, Ordering::SeqCst);
             }
             Ok(Frame::Command(cmd)) => {
                 if commands.send(cmd).is_err() {
@@ -85,36 +79,20 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
     }
     shared.closed.store(true, Ordering::SeqCst);
     // Dropping the senders wakes every waiting request with a disconnect.
-    shared
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clear();
+    shared.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let _ = commands.send(Command::Shutdown { code: -1 });
 }
 
 impl Connection {
     /// Sends a request and waits (without the GIL) for its response.
-    fn roundtrip(
-        &self,
-        py: Python<'_>,
-        body: Request,
-        timeout: Option<Duration>,
-    ) -> Result<Response, ErrorInfo> {
+    fn roundtrip(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> Result<Response, ErrorInfo> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(ErrorInfo::new(
-                ErrorKind::ShuttingDown,
-                "the connection to the rebeam governor is closed",
-            ));
+            return Err(ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed"));
         }
         let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(1);
-        shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(req, tx);
+        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
         let frame = Frame::Request { req, body };
         let gone = || ErrorInfo::new(ErrorKind::ShuttingDown, "the rebeam governor is gone");
         let result = py.detach(|| {
@@ -128,30 +106,19 @@ impl Connection {
             }
         });
         if result.is_err() {
-            shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&req);
+            shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
         }
         result
     }
 
-    fn request(
-        &self,
-        py: Python<'_>,
-        body: Request,
-        timeout: Option<Duration>,
-    ) -> PyResult<Response> {
-        self.roundtrip(py, body, timeout)
-            .map_err(|info| to_pyerr(py, info))
+    fn request(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> PyResult<Response> {
+        self.roundtrip(py, body, timeout).map_err(|info| to_pyerr(py, info))
     }
 
     fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
         let shared = &self.shared;
         let frame = Frame::Event(event);
-        py.detach(|| shared.write(&frame))
-            .map_err(|info| to_pyerr(py, info))
+        py.detach(|| shared.write(&frame)).map_err(|info| to_pyerr(py, info))
     }
 
     fn check_size(&self, py: Python<'_>, target: &Target, len: u64) -> PyResult<()> {
@@ -177,47 +144,31 @@ impl Connection {
         let role = match role {
             "main" => Role::Main,
             "worker" => Role::Worker,
-            other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown role {other:?}"
-                )))
-            }
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown role {other:?}"))),
         };
         let socket = socket.to_string();
         let token = token.to_string();
         let (stream, index, max) = py
             .detach(move || -> Result<_, String> {
-                let mut stream = UnixStream::connect(&socket)
-                    .map_err(|e| format!("cannot connect to {socket}: {e}"))?;
-                let hello = Frame::Hello {
-                    version: PROTOCOL_VERSION,
-                    role,
-                    token,
-                    pid: std::process::id(),
-                };
-                stream
-                    .write_all(&encode(&hello).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
+                let mut stream =
+                    UnixStream::connect(&socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
+                let hello = Frame::Hello { version: PROTOCOL_VERSION, role, token, pid: std::process::id() };
+                stream.write_all(&encode(&hello).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 match read_frame(&mut stream, 1 << 20) {
-                    Ok(Frame::Welcome {
-                        index,
-                        max_message_bytes,
-                    }) => Ok((stream, index, max_message_bytes)),
-                    Ok(other) => Err(format!(
-                        "unexpected first frame from the governor: {other:?}"
-                    )),
+                    Ok(Frame::Welcome { index, max_message_bytes }) => Ok((stream, index, max_message_bytes)),
+                    Ok(other) => Err(format!("unexpected first frame from the governor: {other:?}")),
                     Err(e) => Err(format!("the governor refused this process ({e})")),
                 }
             })
             .map_err(|msg| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, msg)))?;
-        let read_half = stream
-            .try_clone()
-            .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
+        let read_half =
+            stream.try_clone().map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
         let shared = Arc::new(Shared {
             writer: Mutex::new(stream),
             pending: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            safety: AtomicU8::new(Safety::Disarmed as u8),
         });
         let (tx, commands) = unbounded();
         let for_reader = shared.clone();
@@ -225,19 +176,13 @@ impl Connection {
             .name("rebeam-reader".into())
             .spawn(move || reader(read_half, for_reader, tx, max + FRAME_OVERHEAD_BYTES))
             .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
-        Ok(Connection {
-            shared,
-            commands,
-            index,
-            max_message_bytes: max,
-        })
+        Ok(Connection { shared, commands, index, max_message_bytes: max })
     }
 
     /// Tells the governor this process can take work.
     fn ready(&self, py: Python<'_>) -> PyResult<()> {
         let shared = &self.shared;
-        py.detach(|| shared.write(&Frame::Ready))
-            .map_err(|info| to_pyerr(py, info))
+        py.detach(|| shared.write(&Frame::Ready)).map_err(|info| to_pyerr(py, info))
     }
 
     /// Calls an actor. Returns `("ok" | "error", data, buffers)` for a handler's answer, or
@@ -259,23 +204,16 @@ impl Connection {
         self.check_size(py, &target, payload.len())?;
         let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
         let shown = target.to_string();
-        let body = Request::Call {
-            target,
-            subject,
-            sender,
-            payload,
-            timeout_ms,
+        let body = Request::Call { target, subject, sender, payload, timeout_ms };
+        let outcome = match self.roundtrip(py, body, Some(Duration::from_secs_f64(timeout.max(0.0)))) {
+            Ok(Response::Call(outcome)) => outcome,
+            Ok(other) => Outcome::Failed(unexpected(&other)),
+            Err(info) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
+                ErrorKind::Timeout,
+                format!("no reply from actor {shown} within {timeout} s"),
+            )),
+            Err(info) => return Err(to_pyerr(py, info)),
         };
-        let outcome =
-            match self.roundtrip(py, body, Some(Duration::from_secs_f64(timeout.max(0.0)))) {
-                Ok(Response::Call(outcome)) => outcome,
-                Ok(other) => Outcome::Failed(unexpected(&other)),
-                Err(info) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
-                    ErrorKind::Timeout,
-                    format!("no reply from actor {shown} within {timeout} s"),
-                )),
-                Err(info) => return Err(to_pyerr(py, info)),
-            };
         match outcome {
             Outcome::Reply { status, payload } => {
                 let status = match status {
@@ -285,13 +223,7 @@ impl Connection {
                 let (data, buffers) = convert::payload_to_py(py, payload)?;
                 PyTuple::new(py, [status.into_pyobject(py)?.into_any(), data, buffers])
             }
-            Outcome::Failed(info) => PyTuple::new(
-                py,
-                [
-                    "failed".into_pyobject(py)?.into_any(),
-                    to_exception(py, info),
-                ],
-            ),
+            Outcome::Failed(info) => PyTuple::new(py, ["failed".into_pyobject(py)?.into_any(), to_exception(py, info)]),
         }
     }
 
@@ -309,27 +241,14 @@ impl Connection {
         let target = target_from_py(target)?;
         let payload = payload_from_py(py, data, buffers)?;
         self.check_size(py, &target, payload.len())?;
-        match self.request(
-            py,
-            Request::Cast {
-                target,
-                subject,
-                sender,
-                payload,
-            },
-            None,
-        )? {
+        match self.request(py, Request::Cast { target, subject, sender, payload }, None)? {
             Response::Cast { delivered } => Ok(delivered),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
     }
 
     /// Starts an actor or task outside any tree; returns `(id, name)`.
-    fn spawn(
-        &self,
-        py: Python<'_>,
-        child: &Bound<'_, PyDict>,
-    ) -> PyResult<(ActorId, Option<String>)> {
+    fn spawn(&self, py: Python<'_>, child: &Bound<'_, PyDict>) -> PyResult<(ActorId, Option<String>)> {
         let child = child_from_py(py, child)?;
         match self.request(py, Request::Spawn { child }, None)? {
             Response::Spawned(Ok(r)) => Ok((r.id, r.name)),
@@ -356,12 +275,7 @@ impl Connection {
     }
 
     #[pyo3(signature = (watcher, target))]
-    fn monitor(
-        &self,
-        py: Python<'_>,
-        watcher: Option<ActorId>,
-        target: &Bound<'_, PyAny>,
-    ) -> PyResult<u64> {
+    fn monitor(&self, py: Python<'_>, watcher: Option<ActorId>, target: &Bound<'_, PyAny>) -> PyResult<u64> {
         let target = target_from_py(target)?;
         match self.request(py, Request::Monitor { watcher, target }, None)? {
             Response::Monitored(Ok(id)) => Ok(id),
@@ -371,22 +285,16 @@ impl Connection {
     }
 
     fn demonitor(&self, py: Python<'_>, monitor: u64) -> PyResult<()> {
-        self.request(py, Request::Demonitor { monitor }, None)
-            .map(|_| ())
+        self.request(py, Request::Demonitor { monitor }, None).map(|_| ())
     }
 
     fn shutdown(&self, py: Python<'_>, code: i32) -> PyResult<()> {
-        self.request(py, Request::Shutdown { code }, Some(Duration::from_secs(5)))
-            .map(|_| ())
+        self.request(py, Request::Shutdown { code }, Some(Duration::from_secs(5))).map(|_| ())
     }
 
     /// The next command for this process, or None after `timeout` seconds (None waits forever).
     #[pyo3(signature = (timeout=None))]
-    fn next_command<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let rx = &self.commands;
         let got = py.detach(|| match timeout {
             Some(t) => rx.recv_timeout(Duration::from_secs_f64(t.max(0.0))).ok(),
@@ -394,14 +302,10 @@ impl Connection {
         });
         match got {
             Some(cmd) => command_to_py(py, cmd).map(Some),
-            None if self.shared.closed.load(Ordering::SeqCst) && rx.is_empty() => PyTuple::new(
-                py,
-                [
-                    "shutdown".into_pyobject(py)?.into_any(),
-                    (-1i32).into_pyobject(py)?.into_any(),
-                ],
-            )
-            .map(Some),
+            None if self.shared.closed.load(Ordering::SeqCst) && rx.is_empty() => {
+                PyTuple::new(py, ["shutdown".into_pyobject(py)?.into_any(), (-1i32).into_pyobject(py)?.into_any()])
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -417,42 +321,30 @@ impl Connection {
     ) -> PyResult<()> {
         let payload = payload_from_py(py, data, buffers)?;
         let status = if ok { Status::Ok } else { Status::Error };
-        self.send_event(
-            py,
-            Event::Replied {
-                delivery,
-                outcome: Outcome::Reply { status, payload },
-            },
-        )
+        self.send_event(py, Event::Replied { delivery, outcome: Outcome::Reply { status, payload } })
     }
 
     /// Answers a delivered call with a failure: `info` is `(kind, message, exc_type, traceback)`.
-    fn reply_failure(
-        &self,
-        py: Python<'_>,
-        delivery: u64,
-        info: &Bound<'_, PyTuple>,
-    ) -> PyResult<()> {
+    fn reply_failure(&self, py: Python<'_>, delivery: u64, info: &Bound<'_, PyTuple>) -> PyResult<()> {
         let info = info_from_py(info)?;
-        self.send_event(
-            py,
-            Event::Replied {
-                delivery,
-                outcome: Outcome::Failed(info),
-            },
-        )
+        self.send_event(py, Event::Replied { delivery, outcome: Outcome::Failed(info) })
     }
 
-    /// Reports that an actor started (`error` None) or failed to start.
-    #[pyo3(signature = (actor, error=None))]
+    /// Reports that an actor started (`error` None) or failed to start. `gating` is
+    /// `(handled subjects, gated subjects, catch-all gated)`.
+    #[pyo3(signature = (actor, error=None, gating=None))]
     fn started(
         &self,
         py: Python<'_>,
         actor: ActorId,
         error: Option<&Bound<'_, PyTuple>>,
+        gating: Option<(Vec<String>, Vec<String>, bool)>,
     ) -> PyResult<()> {
         let result = match error {
-            None => Ok(()),
+            None => {
+                let (handled, subjects, catch_all) = gating.unwrap_or_default();
+                Ok(Gating { handled, subjects, catch_all })
+            }
             Some(info) => Err(info_from_py(info)?),
         };
         self.send_event(py, Event::Started { actor, result })
@@ -460,21 +352,13 @@ impl Connection {
 
     /// Reports that an actor ended: `reason` is "normal", "shutdown" or "crashed" (with `error`).
     #[pyo3(signature = (actor, reason, error=None))]
-    fn exited(
-        &self,
-        py: Python<'_>,
-        actor: ActorId,
-        reason: &str,
-        error: Option<&Bound<'_, PyTuple>>,
-    ) -> PyResult<()> {
+    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
         let reason = match (reason, error) {
             ("normal", _) => Exit::Normal,
             ("shutdown", _) => Exit::Shutdown,
             ("crashed", Some(info)) => Exit::Crashed(info_from_py(info)?),
             (other, _) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown exit reason {other:?}"
-                )))
+                return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown exit reason {other:?}")))
             }
         };
         self.send_event(py, Event::Exited { actor, reason })
@@ -498,6 +382,53 @@ impl Connection {
         .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))
     }
 
+    /// The safety state: "disarmed", "armed", "disarming" or "error".
+    fn safety_state(&self) -> &'static str {
+        match self.shared.safety.load(Ordering::SeqCst) {
+            x if x == Safety::Armed as u8 => "armed",
+            x if x == Safety::Disarming as u8 => "disarming",
+            x if x == Safety::Error as u8 => "error",
+            _ => "disarmed",
+        }
+    }
+
+    /// Subscribes `actor` (None: this process) to `pattern`; returns the subscription id.
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        actor: Option<ActorId>,
+        pattern: String,
+        throttle_ms: u64,
+        queue: u32,
+    ) -> PyResult<u64> {
+        match self.request(py, Request::Subscribe { actor, pattern, throttle_ms, queue }, None)? {
+            Response::Subscribed(Ok(id)) => Ok(id),
+            Response::Subscribed(Err(info)) | Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    fn unsubscribe(&self, py: Python<'_>, subscription: u64) -> PyResult<()> {
+        self.request(py, Request::Unsubscribe { subscription }, None).map(|_| ())
+    }
+
+    /// Publishes on the bus; raises ReservedTopic for a topic closed to Python.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &Target::Name(topic.clone()), payload.len())?;
+        match self.request(py, Request::Publish { topic, payload }, None)? {
+            Response::Done => Ok(()),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
     /// Whether the governor connection is gone.
     #[getter]
     fn closed(&self) -> bool {
@@ -508,10 +439,7 @@ impl Connection {
 fn unexpected(resp: &Response) -> ErrorInfo {
     match resp {
         Response::Refused(info) => info.clone(),
-        other => ErrorInfo::new(
-            ErrorKind::BadRequest,
-            format!("unexpected response from the governor: {other:?}"),
-        ),
+        other => ErrorInfo::new(ErrorKind::BadRequest, format!("unexpected response from the governor: {other:?}")),
     }
 }
 
@@ -519,9 +447,6 @@ fn unexpected(resp: &Response) -> ErrorInfo {
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
-    m.add(
-        "DEFAULT_MAX_MESSAGE_BYTES",
-        rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES,
-    )?;
+    m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     Ok(())
 }

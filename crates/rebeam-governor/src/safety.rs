@@ -1,0 +1,193 @@
+//! The safety gate in the governor: the I/O half of `rebeam_core::safety`.
+//!
+//! Gated work is a delivery to a handler marked `@requires_armed` (or any delivery, under
+//! `--safety require-armed`). Before dispatch it is refused unless the system is armed. Every
+//! gated delivery in flight is tracked; when the system leaves `armed`, the governor walks
+//! the ladder, in order, without ever waiting on Python:
+//!
+//! 1. callers of in-flight gated work get a safety error at once, and anything that work later
+//!    answers is discarded (its pending entry is gone);
+//! 2. its worker is told to cancel it: `rebeam.cancelled()` turns true for that work and
+//!    `SafetyInterrupt` is raised in exactly the thread running it;
+//! 3. after the grace period (`--safety-grace`), the worker of any gated work still running
+//!    is killed; its actors are restarted by their supervisors, still disarmed;
+//! 4. a killed worker not reaped within `KILL_CONFIRM_TIMEOUT` puts the state in `error`.
+//!
+//! When no gated work is left, `disarming` becomes `disarmed`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rebeam_core::safety::{SafetyCommand, SafetyEvent, SafetyMachine, SafetyState, Transition};
+use rebeam_proto::{
+    ActorId, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, ReqId, Response, Safety,
+};
+
+use crate::process;
+use crate::router::{Input, ProcIdx, ProcState, Router};
+use crate::{SafetyMode, KILL_CONFIRM_TIMEOUT};
+
+/// A gated delivery that has not finished.
+pub struct GatedWork {
+    pub actor: ActorId,
+    pub caller: Option<(ProcIdx, ReqId)>,
+    pub cancelled: bool,
+}
+
+#[derive(Default)]
+pub struct Gate {
+    pub machine: SafetyMachine,
+    pub work: HashMap<DeliveryId, GatedWork>,
+    started: Option<Instant>,
+}
+
+pub fn wire(state: SafetyState) -> Safety {
+    match state {
+        SafetyState::Disarmed => Safety::Disarmed,
+        SafetyState::Armed => Safety::Armed,
+        SafetyState::Disarming => Safety::Disarming,
+        SafetyState::Error => Safety::Error,
+    }
+}
+
+impl Router {
+    /// Whether a message for `actor` with `subject` is gated work.
+    pub fn is_gated(&self, actor: ActorId, subject: &str) -> bool {
+        if self.config.safety == SafetyMode::RequireArmed {
+            return true;
+        }
+        let Some(a) = self.actors.get(&actor) else { return false };
+        a.gating.subjects.iter().any(|s| s == subject) || (a.gating.catch_all && !a.handles(subject))
+    }
+
+    /// Refusal for gated work while not armed.
+    pub fn safety_refusal(&self, target: &str, subject: &str) -> ErrorInfo {
+        ErrorInfo::new(
+            ErrorKind::Safety,
+            format!(
+                "{target} '{subject}' requires the system to be armed (safety state: {}); the host arms it with `rebeam ctl arm`",
+                self.gate.machine.state()
+            ),
+        )
+    }
+
+    pub fn track_gated(&mut self, delivery: DeliveryId, actor: ActorId, caller: Option<(ProcIdx, ReqId)>) {
+        self.gate.work.insert(delivery, GatedWork { actor, caller, cancelled: false });
+    }
+
+    /// A gated delivery ended (answered, or its actor is gone).
+    pub fn gated_done(&mut self, delivery: DeliveryId) {
+        if self.gate.work.remove(&delivery).is_some() && self.gate.work.is_empty() {
+            // `Stopped` is never refused: it only completes a disarm, or is a late no-op.
+            let _ = self.safety_event(SafetyEvent::Stopped);
+        }
+    }
+
+    pub fn gated_actor_ended(&mut self, actor: ActorId) {
+        let done: Vec<DeliveryId> = self.gate.work.iter().filter(|(_, w)| w.actor == actor).map(|(&d, _)| d).collect();
+        for d in done {
+            self.gated_done(d);
+        }
+    }
+
+    /// A command from the host. Returns the transitions it caused, or why it was refused.
+    pub fn safety_command(&mut self, command: SafetyCommand) -> Result<Vec<String>, String> {
+        self.safety_event(SafetyEvent::Command(command))
+    }
+
+    fn safety_event(&mut self, event: SafetyEvent) -> Result<Vec<String>, String> {
+        let in_flight = !self.gate.work.is_empty();
+        let transitions = self.gate.machine.apply(event, in_flight).map_err(|r| r.to_string())?;
+        let shown = transitions.iter().map(|t| format!("{} → {}: {}", t.from, t.to, t.reason)).collect();
+        for t in transitions {
+            self.on_transition(t);
+        }
+        Ok(shown)
+    }
+
+    fn on_transition(&mut self, t: Transition) {
+        tracing::info!("safety: {} → {} ({})", t.from, t.to, t.reason);
+        let state = wire(t.to);
+        for i in 0..self.procs.len() {
+            if self.procs[i].state != ProcState::Dead {
+                self.send(i, &Frame::Command(Cmd::Safety { state }));
+            }
+        }
+        let started = *self.gate.started.get_or_insert_with(Instant::now);
+        let payload = rebeam_proto::pickle_map(&[
+            ("from", PickleValue::Str(t.from.to_string())),
+            ("to", PickleValue::Str(t.to.to_string())),
+            ("reason", PickleValue::Str(t.reason.clone())),
+            ("monotonic_ns", PickleValue::Int(started.elapsed().as_nanos() as i128)),
+        ]);
+        self.publish_as_host("safety.transition", rebeam_proto::Payload { data: payload, buffers: vec![] });
+        if t.from == SafetyState::Armed {
+            self.interrupt_gated_work();
+        }
+    }
+
+    /// Steps 1 and 2 of the ladder, then the grace timer for step 3.
+    fn interrupt_gated_work(&mut self) {
+        let mut any = false;
+        let ids: Vec<DeliveryId> = self.gate.work.keys().copied().collect();
+        for d in ids {
+            let w = self.gate.work.get_mut(&d).expect("listed");
+            if w.cancelled {
+                continue;
+            }
+            w.cancelled = true;
+            any = true;
+            let actor = w.actor;
+            if let Some((proc, req)) = w.caller.take() {
+                self.pending.remove(&d);
+                let label = self.actors.get(&actor).map(|a| a.label.clone()).unwrap_or_default();
+                let info = ErrorInfo::new(
+                    ErrorKind::Safety,
+                    format!("interrupted: the system was disarmed while actor {label} ran gated work"),
+                );
+                self.send(proc, &Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
+            }
+            if let Some(worker) = self.actors.get(&actor).and_then(|a| a.proc) {
+                self.send(worker, &Frame::Command(Cmd::Cancel { actor, delivery: d }));
+            }
+        }
+        if any {
+            self.after(self.config.safety_grace, Input::SafetyGrace);
+        }
+    }
+
+    /// Step 3: kill the workers of gated work that is still running.
+    pub fn on_safety_grace(&mut self) {
+        let mut workers: Vec<ProcIdx> = self
+            .gate
+            .work
+            .values()
+            .filter(|w| w.cancelled)
+            .filter_map(|w| self.actors.get(&w.actor).and_then(|a| a.proc))
+            .collect();
+        workers.sort_unstable();
+        workers.dedup();
+        for proc in workers {
+            let p = &self.procs[proc];
+            tracing::warn!(
+                "safety: gated work in {} did not stop within {:?} of the disarm; killing it",
+                p.describe(),
+                self.config.safety_grace
+            );
+            process::kill_group(p.pid, libc::SIGKILL);
+            self.after(KILL_CONFIRM_TIMEOUT, Input::KillConfirm(proc));
+        }
+    }
+
+    /// Step 4: a worker that was killed and is still not reaped.
+    pub fn on_kill_confirm(&mut self, proc: ProcIdx) {
+        if self.procs[proc].state != ProcState::Dead {
+            let why = format!("{} was not reaped {KILL_CONFIRM_TIMEOUT:?} after SIGKILL", self.procs[proc].describe());
+            let _ = self.safety_event(SafetyEvent::StopFailed(why));
+        }
+    }
+
+    pub fn safety_state(&self) -> Safety {
+        wire(self.gate.machine.state())
+    }
+}

@@ -1,0 +1,76 @@
+"""The safety gate and the topic bus, as Python sees them.
+
+Python reads the safety state; it never changes it. The host arms and disarms the system
+(``rebeam ctl arm`` / ``disarm``). Work marked :func:`requires_armed` (or all work, under
+``rebeam --safety require-armed``) is refused before it starts unless the system is armed;
+when the host disarms, running gated work is cancelled (:func:`cancelled` turns true),
+interrupted (:class:`~rebeam.errors.SafetyInterrupt` in its thread) and, after a grace
+period, its worker is killed. Its answer and its publications are discarded.
+
+The bus: ``on("sensor.*", fn)`` subscribes (``*`` is one segment, ``**`` any number);
+``publish("sensor.joint1", value)`` sends. Handlers run in the subscribing actor, one at a
+time with its messages (in the main process, on a bus thread). Topics under ``safety.``,
+``actuator.``, ``param.`` and ``rebeam.`` are the host's; safety transitions arrive on
+``safety.transition`` as ``{"from", "to", "reason", "monotonic_ns"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from collections.abc import Callable
+
+from . import _runtime
+
+#: Default bound of a subscription's queue; when full, the oldest publication is dropped.
+DEFAULT_QUEUE = 64
+
+
+def requires_armed(fn: Callable) -> Callable:
+    """Marks a handler as gated: it runs only while the host has armed the system."""
+    fn._rebeam_requires_armed = True
+    return fn
+
+
+def safety_state() -> str:
+    """"disarmed", "armed", "disarming" or "error"."""
+    return _runtime.connection().safety_state()
+
+
+def armed() -> bool:
+    return safety_state() == "armed"
+
+
+def cancelled() -> bool:
+    """True inside gated work that a disarm has cancelled: stop as soon as you can."""
+    host = getattr(_runtime._local, "host", None)
+    return bool(host is not None and host.cancelled)
+
+
+def on(pattern: str, fn: Callable[[str, Any], Any], throttle: float = 0.0, queue: int = DEFAULT_QUEUE) -> int:
+    """Calls ``fn(topic, payload)`` for every publication matching ``pattern``.
+
+    ``throttle``: at most one delivery per that many seconds (the newest wins; older ones are
+    dropped). ``queue``: how many undelivered publications to keep. Returns a subscription id
+    for :func:`off`. Called in an actor, the subscription lives as long as that incarnation.
+    """
+    if not callable(fn):
+        raise TypeError("on(pattern, fn): fn must be callable as fn(topic, payload)")
+    me = _runtime.current()
+    sub = _runtime.connection().subscribe(me.id if me else None, pattern, int(throttle * 1000), int(queue))
+    _runtime.bus_handlers[sub] = fn
+    return sub
+
+
+def off(subscription: int) -> None:
+    _runtime.bus_handlers.pop(subscription, None)
+    _runtime.connection().unsubscribe(subscription)
+
+
+def publish(topic: str, payload: Any = None) -> bool:
+    """Publishes ``payload`` on ``topic``. Returns False (and sends nothing) from gated work
+    that a disarm cancelled. Raises ReservedTopic for the host's topics."""
+    if cancelled():
+        return False
+    data, buffers = _runtime.dumps(payload, f"the payload for topic {topic!r}")
+    _runtime.connection().publish(topic, data, buffers)
+    return True
