@@ -107,32 +107,39 @@ class Worker:
             cmd = self.conn.next_command()
             if cmd is None:
                 continue
-            kind = cmd[0]
-            if kind == "deliver":
-                _, delivery, actor, subject, sender, data, buffers = cmd
-                self.enqueue(actor, ("msg", delivery, subject, sender, data, buffers))
-            elif kind == "start":
-                _, actor, name, label, code_kind, data, buffers, _class_name = cmd
-                self.hosts[actor] = Host(actor, name, label)
-                self.enqueue(actor, ("start", code_kind, data, buffers))
-            elif kind == "stop":
-                self.stop(cmd[1])
-            elif kind == "preload":
-                self.pool.submit(self.preload)
-            elif kind == "down":
-                _, ref, watcher, (actor, name), reason = cmd
-                if watcher is not None:
-                    notice = Down(ref, ProcessID(actor, name), reason)
-                    self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
-            elif kind == "cancel":
-                self.cancel(cmd[1], cmd[2])
-            elif kind == "publication":
-                _, sub, actor, topic, data, buffers, _dropped = cmd
-                fn = _runtime.bus_handlers.get(sub)
-                if fn is not None and actor is not None:
-                    self.enqueue(actor, ("bus", fn, topic, data, buffers))
-            elif kind == "shutdown":
-                exit_now(0)
+            try:
+                self.command(cmd)
+            except Exception:
+                # One bad command must not take the worker and all its actors down.
+                traceback.print_exc()
+
+    def command(self, cmd: tuple) -> None:
+        kind = cmd[0]
+        if kind == "deliver":
+            _, delivery, actor, subject, sender, data, buffers = cmd
+            self.enqueue(actor, ("msg", delivery, subject, sender, data, buffers))
+        elif kind == "start":
+            _, actor, name, label, code_kind, data, buffers, _class_name = cmd
+            self.hosts[actor] = Host(actor, name, label)
+            self.enqueue(actor, ("start", code_kind, data, buffers))
+        elif kind == "stop":
+            self.stop(cmd[1])
+        elif kind == "preload":
+            self.pool.submit(self.preload)
+        elif kind == "down":
+            _, ref, watcher, (actor, name), reason = cmd
+            if watcher is not None:
+                notice = Down(ref, ProcessID(actor, name), reason)
+                self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
+        elif kind == "cancel":
+            self.cancel(cmd[1], cmd[2])
+        elif kind == "publication":
+            _, sub, actor, topic, data, buffers, _dropped = cmd
+            fn = _runtime.bus_handlers.get(sub)
+            if fn is not None and actor is not None:
+                self.enqueue(actor, ("bus", fn, topic, data, buffers))
+        elif kind == "shutdown":
+            exit_now(0)
 
     def preload(self) -> None:
         # Warm what every start needs. The user's script itself is imported only when a
@@ -167,7 +174,7 @@ class Worker:
         # come before the thread runs (raising in it would then do nothing): run_task checks
         # `stopping` before it calls the task.
         host.stopping = True
-        _raise_in_thread(host.task_thread, SystemExit)
+        _raise_in_thread(host.task_thread.ident, SystemExit)
 
     # -- on pool threads ------------------------------------------------------------------
 
@@ -369,10 +376,10 @@ class Worker:
         self.conn.exited(host.pid.id, reason, info)
 
 
-def _raise_in_thread(thread: threading.Thread, exc: type[BaseException]) -> None:
-    """Raises ``exc`` in ``thread`` at its next bytecode (not inside a C call)."""
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc))
+def _raise_in_thread(ident: int | None, exc: type[BaseException]) -> None:
+    """Raises ``exc`` in the thread ``ident`` at its next bytecode (not inside a C call)."""
+    if ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
 
 
 def _clear_async_exc() -> None:

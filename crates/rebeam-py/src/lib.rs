@@ -443,9 +443,24 @@ fn unexpected(resp: &Response) -> ErrorInfo {
     }
 }
 
+/// A control frame as the host would send it ("arm", "disarm", "force-disarm", "status"),
+/// encoded. For tests proving that the governor refuses one from a Python process.
+#[pyfunction]
+fn _control_frame(action: &str) -> PyResult<Vec<u8>> {
+    let request = match action {
+        "arm" => rebeam_proto::ControlRequest::Arm,
+        "disarm" => rebeam_proto::ControlRequest::Disarm,
+        "force-disarm" => rebeam_proto::ControlRequest::ForceDisarm,
+        "status" => rebeam_proto::ControlRequest::Status,
+        other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown action {other:?}"))),
+    };
+    encode(&Frame::Control(request)).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
+    m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     Ok(())
