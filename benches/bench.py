@@ -45,6 +45,8 @@ SIZES = {
     "crash_reps": 10,
     "rss_settle": 1.0,
     "hello_reps": 7,
+    "safety_reps": 10,
+    "kill_reps": 5,
 }
 QUICK = {
     "call_n": 3000,
@@ -55,6 +57,8 @@ QUICK = {
     "cpu_reps": 3,
     "rss_settle": 0.3,
     "hello_reps": 3,
+    "safety_reps": 5,
+    "kill_reps": 3,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -283,6 +287,8 @@ def bench_rebeam(sizes: dict, notes: list[str]) -> dict:
     out["crash"] = go("crash", 2, 120)
     log("rebeam: rss")
     out["rss"] = go("rss", 2, 60)
+    log("rebeam: safety (disarm → loop interrupted, disarm → stuck worker killed)")
+    out["safety"] = go("safety", 2, 120)
     log("rebeam: hello")
     out["hello"] = hello_times("rebeam", [rebeam, "--workers", "2", "hello.py"], sizes["hello_reps"], 30)
     # For context: the same with the fewest processes (1 worker, no spare): how much of the
@@ -422,6 +428,33 @@ ROWS = [
         "{:.2f}",
     ),
     ("rss", "6. idle worker RSS", "MB", True, lambda s: g(s, "rss", "mean_worker_rss_mb"), "≤ 20 MB", "{:.1f}"),
+    (
+        "disarm_loop",
+        "7. disarm → pure-Python loop stopped (caller gets SafetyError)",
+        "ms",
+        True,
+        lambda s: g(s, "safety", "loop_error_median_ms"),
+        "≤ 20 ms",
+        "{:.2f}",
+    ),
+    (
+        "disarm_loop_landed",
+        "7. disarm → SafetyInterrupt lands in the loop (worker)",
+        "ms",
+        True,
+        lambda s: g(s, "safety", "loop_stopped_median_ms"),
+        "—",
+        "{:.2f}",
+    ),
+    (
+        "disarm_kill",
+        "7. disarm → worker stuck in C (time.sleep) killed, pid gone",
+        "ms",
+        True,
+        lambda s: g(s, "safety", "kill_gone_median_ms"),
+        "≤ grace + 20 ms (220)",
+        "{:.1f}",
+    ),
 ]
 
 NA = {  # peer cells that are not applicable, and why
@@ -431,6 +464,7 @@ NA = {  # peer cells that are not applicable, and why
     ("mp", "crash_raise"): "n/a (no supervisor)",
     ("mp", "crash_exit"): "n/a (no supervisor)",
     ("ray", "crash_raise"): "n/a (exception keeps actor)",
+    **{(p, k): "n/a (no safety gate)" for p in PEERS for k in ("disarm_loop", "disarm_loop_landed", "disarm_kill")},
 }
 
 
@@ -469,6 +503,9 @@ WORKLOAD_OF = {
     "crash_raise": "crash",
     "crash_exit": "crash",
     "rss": "rss",
+    "disarm_loop": "safety",
+    "disarm_loop_landed": "safety",
+    "disarm_kill": "safety",
 }
 
 
@@ -620,6 +657,14 @@ def main() -> int:
         print(
             f"rebeam start to first reply: {inside:.0f} ms of it inside hello.py (import to reply), "
             "the rest is the governor, process start-up and shutdown."
+        )
+    safety = rb.get("safety") or {}
+    if "grace_s" in safety:
+        print(
+            f"Rows 7 (rebeam only: no peer has a safety gate; in-process embedding cannot stop a C call): "
+            f"median of {safety['loop_reps']} / {safety['kill_reps']} disarms, from the control request "
+            f"to the caller's SafetyError / to the worker's exit, --safety-grace {safety['grace_s'] * 1000:.0f} ms; "
+            f"in the kill case the caller had its SafetyError after {safety['kill_error_median_ms']:.2f} ms."
         )
     for system, why in skipped.items():
         print(f"SKIPPED {LABEL.get(system, system)}: {why}")

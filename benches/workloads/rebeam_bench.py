@@ -1,19 +1,22 @@
 """rebeam side of the benchmark: `rebeam --workers N rebeam_bench.py <workload> [key=value ...]`.
 
 Prints one line `BENCH_JSON {...}` with the results, then stops the system with
-rebeam.shutdown(). Workloads: call, cast, cpu, crash, rss (see benches/README.md).
+rebeam.shutdown(). Workloads: call, cast, cpu, crash, rss, safety (see benches/README.md).
 Sizes: call_n, call_warm, cast_n, cast_reps, cpu_total, cpu_chunks, cpu_reps, crash_reps,
-rss_settle (the driver, benches/bench.py, passes the same sizes to every system).
+rss_settle, safety_reps, kill_reps (the driver, benches/bench.py, passes the same sizes to
+every system).
 """
 
 import json
 import os
+import select
+import socket
 import sys
 import threading
 import time
 
 import rebeam
-from rebeam import GenPy, Supervisor, call, cast, receive, response_ok, start
+from rebeam import GenPy, SafetyInterrupt, Supervisor, call, cast, receive, requires_armed, response_ok, start
 
 WORKLOAD = sys.argv[1] if len(sys.argv) > 1 else "call"
 
@@ -198,6 +201,44 @@ class Fragile(GenPy):
         os._exit(1)
 
 
+class Gated(GenPy):
+    """Gated work for the disarm measurements: a pure-Python loop, and a C call."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @start()
+    def init(self):
+        self.state["stopped_at"] = None
+
+    @receive("pid")
+    def pid(self, source, message):
+        return response_ok(os.getpid())
+
+    @receive("stopped_at")
+    def stopped_at(self, source, message):
+        return response_ok(self.state["stopped_at"])
+
+    @requires_armed
+    @receive("spin")
+    def spin(self, source, message):
+        self.state["stopped_at"] = None
+        try:
+            rebeam.publish("bench.started", "spin")
+            while True:
+                pass
+        except SafetyInterrupt:
+            # CLOCK_MONOTONIC, the same clock as the main process's perf_counter_ns.
+            self.state["stopped_at"] = time.perf_counter_ns()
+            raise
+
+    @requires_armed
+    @receive("sleep")
+    def sleep(self, source, message):
+        rebeam.publish("bench.started", "sleep")
+        time.sleep(60)
+
+
 # --- workloads --------------------------------------------------------------------------------
 
 
@@ -368,7 +409,116 @@ def w_rss():
     }
 
 
-WORKLOADS = {"call": w_call, "cast": w_cast, "cpu": w_cpu, "crash": w_crash, "rss": w_rss}
+def control(action):
+    """Sends one request on the control socket, as `rebeam ctl` does, and waits for the answer.
+    Returns perf_counter_ns() taken just before the request is written."""
+    from rebeam import _rebeam
+
+    frame = _rebeam._control_frame(action)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(os.environ["REBEAM_CONTROL"])
+        t0 = time.perf_counter_ns()
+        s.sendall(frame)
+        s.settimeout(10)
+        if not s.recv(65536):
+            raise RuntimeError(f"no answer to {action!r} on the control socket")
+    return t0
+
+
+def wait_state(state, deadline_s=10.0):
+    end = time.perf_counter() + deadline_s
+    while rebeam.safety_state() != state:
+        if time.perf_counter() > end:
+            raise RuntimeError(f"safety state {rebeam.safety_state()!r}, expected {state!r}")
+        time.sleep(0.001)
+
+
+def med(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def w_safety():
+    """Disarm latencies: a pure-Python loop interrupted, a worker stuck in C killed."""
+    loop_reps, kill_reps = opt("safety_reps", 10), opt("kill_reps", 5)
+    grace = float(os.environ.get("BENCH_SAFETY_GRACE", "0.2"))
+    Supervisor(modules=[Gated("g")], max_restarts=1000, max_seconds=1)
+    started = threading.Event()
+    rebeam.on("bench.started", lambda topic, what: started.set())
+
+    def disarm_during(subject):
+        """Arms, starts `subject` from a thread, disarms once it runs. Returns (t_disarm, t_error, reply)."""
+        control("arm")
+        wait_state("armed")
+        started.clear()
+        box = {}
+
+        def caller():
+            r = call("g", subject, None, 30.0)
+            box["t"] = time.perf_counter_ns()
+            box["r"] = r
+
+        t = threading.Thread(target=caller)
+        t.start()
+        if not started.wait(10):
+            raise RuntimeError(f"{subject} did not start")
+        time.sleep(0.01)  # well inside the work
+        t0 = control("disarm")
+        t.join(30)
+        status, err = box["r"]
+        if status != "error" or not isinstance(err, rebeam.SafetyError):
+            raise RuntimeError(f"{subject}: expected a SafetyError, got {box['r']!r}")
+        return t0, box["t"], err
+
+    loop_error, loop_stop = [], []
+    pid = check(call("g", "pid"), "pid")
+    for _ in range(loop_reps):
+        t0, t_err, _ = disarm_during("spin")
+        stopped = check(call("g", "stopped_at"), "stopped_at")
+        if stopped is None:
+            raise RuntimeError("the loop was not interrupted")
+        loop_error.append((t_err - t0) / 1e6)
+        loop_stop.append((stopped - t0) / 1e6)
+        wait_state("disarmed")
+    if check(call("g", "pid"), "pid") != pid:
+        raise RuntimeError("the worker changed: the loop was killed, not interrupted")
+
+    kill_gone, kill_error = [], []
+    for _ in range(kill_reps):
+        pid = check(call("g", "pid"), "pid")
+        pidfd = os.pidfd_open(pid)
+        try:
+            t0, t_err, _ = disarm_during("sleep")
+            if not select.select([pidfd], [], [], 10)[0]:  # readable once the process has exited
+                raise RuntimeError(f"worker {pid} was not killed")
+            t_gone = time.perf_counter_ns()
+        finally:
+            os.close(pidfd)
+        kill_gone.append((t_gone - t0) / 1e6)
+        kill_error.append((t_err - t0) / 1e6)
+        wait_state("disarmed")
+        end = time.perf_counter() + 10
+        while call("g", "pid", None, 1.0)[0] != "ok":  # the actor restarted on the spare
+            if time.perf_counter() > end:
+                raise RuntimeError("the actor did not come back after the kill")
+            time.sleep(0.005)
+        wait_workers_ready()  # and a new spare is up before the next round
+    return {
+        "grace_s": grace,
+        "loop_reps": loop_reps,
+        "loop_error_median_ms": med(loop_error),
+        "loop_stopped_median_ms": med(loop_stop),
+        "loop_error_ms": loop_error,
+        "loop_stopped_ms": loop_stop,
+        "kill_reps": kill_reps,
+        "kill_gone_median_ms": med(kill_gone),
+        "kill_error_median_ms": med(kill_error),
+        "kill_gone_ms": kill_gone,
+        "kill_error_ms": kill_error,
+    }
+
+
+WORKLOADS = {"call": w_call, "cast": w_cast, "cpu": w_cpu, "crash": w_crash, "rss": w_rss, "safety": w_safety}
 
 if __name__ == "__main__":
     code = 0

@@ -29,6 +29,10 @@ from .actor import DOWN, Down, GenPy, Response
 from .errors import SafetyInterrupt, SerializationError
 
 
+#: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
+REQUIRE_ARMED = os.environ.get("REBEAM_SAFETY") == "require-armed"
+
+
 def error_info(e: BaseException, kind: str = "crashed") -> tuple:
     # Drop rebeam's own frames at the top: the report starts in the user's code.
     tb = e.__traceback__
@@ -86,11 +90,15 @@ class Host:
         self.task_thread: threading.Thread | None = None
         self.stopping = False
         self.dead = False
-        # The delivery a pool thread runs for it now, that thread, and whether a disarm
-        # cancelled it (see Worker.cancel).
+        # The delivery a pool thread runs for it now, that thread, whether it is gated work,
+        # and whether a disarm cancelled it (see Worker.cancel and rebeam.cancelled).
         self.current: int | None = None
         self.thread: int | None = None
+        self.gated = False
         self.cancelled = False
+        # Gated deliveries a disarm cancelled after a pool thread took them from the mailbox
+        # but before they started (see Worker.cancel and run_tracked).
+        self.revoked: set[int] = set()
 
 
 class Worker:
@@ -180,7 +188,14 @@ class Worker:
 
     def cancel(self, actor: int, delivery: int) -> None:
         """A disarm cancelled this gated delivery: flag it and interrupt its thread, but only
-        if that thread still runs this very delivery (never the next, unrelated message)."""
+        if that thread still runs this very delivery (never the next, unrelated message).
+
+        A delivery still waiting in the mailbox never starts: it is taken out and answered
+        (the governor has already failed its caller; the answer tells it the work is over).
+        One taken from the mailbox but not started yet is revoked: run_tracked refuses it.
+        Deliveries reach the mailbox before their cancel does (one socket, one command
+        thread), so this covers every gated delivery that has not finished.
+        """
         host = self.hosts.get(actor)
         if host is None:
             return
@@ -188,6 +203,14 @@ class Worker:
             if host.current == delivery and host.thread is not None:
                 host.cancelled = True
                 _raise_in_thread(host.thread, SafetyInterrupt)
+                return
+            queued = next((m for m in host.mailbox if m[0] == "msg" and m[1] == delivery), None)
+            if queued is None:
+                host.revoked.add(delivery)  # or it has finished: run_tracked forgets it
+                return
+            host.mailbox.remove(queued)
+        why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
+        self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
 
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
@@ -293,7 +316,8 @@ class Worker:
                 self.conn.reply_failure(delivery, info)
             return
         handler = getattr(obj, method)
-        if getattr(handler, "_rebeam_requires_armed", False) and self.conn.safety_state() != "armed":
+        gated = getattr(handler, "_rebeam_requires_armed", False) or (REQUIRE_ARMED and delivery is not None)
+        if gated and self.conn.safety_state() != "armed":
             # The governor refuses gated work before dispatch; this covers a disarm that
             # overtook the message on its way here.
             if delivery is not None:
@@ -301,7 +325,7 @@ class Worker:
                 self.conn.reply_failure(delivery, ("safety", why, None, None))
             return
         try:
-            result = self.run_tracked(host, delivery, handler, source, message)
+            result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
             if delivery is not None:
                 why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
@@ -323,12 +347,18 @@ class Worker:
             return
         self.conn.reply(delivery, status == "ok", data, buffers)
 
-    def run_tracked(self, host: Host, delivery: int | None, handler, source, message):
+    def run_tracked(self, host: Host, delivery: int | None, handler, source, message, gated: bool = False):
         """Runs a handler while recording which delivery this thread runs, so a cancel can
         interrupt exactly it; afterwards clears any interrupt that arrived too late to land."""
         with host.lock:
-            host.current, host.thread, host.cancelled = delivery, threading.get_ident(), False
+            host.current, host.thread, host.gated = delivery, threading.get_ident(), gated
+            host.cancelled = revoked = delivery in host.revoked
+            if host.revoked and delivery is not None:
+                # Deliveries reach an actor in id order: older ids can no longer start.
+                host.revoked = {d for d in host.revoked if d > delivery}
         try:
+            if revoked:
+                raise SafetyInterrupt
             return handler(source, message)
         finally:
             self.end_tracked(host)
@@ -338,7 +368,9 @@ class Worker:
         while True:
             try:
                 with host.lock:
-                    host.current = None
+                    # The work is over: neither its cancellation nor a late interrupt may
+                    # reach what this actor runs next (a bus handler, the next message).
+                    host.current, host.gated, host.cancelled = None, False, False
                     _clear_async_exc()
                 return
             except SafetyInterrupt:

@@ -41,9 +41,15 @@ def armed() -> bool:
 
 
 def cancelled() -> bool:
-    """True inside gated work that a disarm has cancelled: stop as soon as you can."""
+    """True inside gated work that a disarm has cancelled: stop as soon as you can.
+
+    It turns true as soon as this process learns that the system left ``armed`` (the
+    governor's broadcast, read without Python), before the work is interrupted.
+    """
     host = getattr(_runtime._local, "host", None)
-    return bool(host is not None and host.cancelled)
+    if host is None:
+        return False
+    return bool(host.cancelled or (host.gated and _runtime.connection().safety_state() != "armed"))
 
 
 def on(pattern: str, fn: Callable[[str, Any], Any], throttle: float = 0.0, queue: int = DEFAULT_QUEUE) -> int:

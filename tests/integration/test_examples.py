@@ -33,7 +33,30 @@ def test_quickstart_survives_a_segfaulting_worker():
     assert "summary: {'records'" in r.stdout
 
 
+def test_robot_moves_only_while_armed():
+    r = run("robot")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    # Refused while disarmed: the host's own move, and the policy's targets.
+    assert "host: the system starts disarmed" in out
+    assert "host: move while disarmed -> error: SafetyError" in out
+    assert any(x.startswith("[motor] target ") and x.endswith(" refused: the system is disarmed") for x in out)
+    # Moving while armed: the motor follows the policy's targets.
+    assert "host: $ rebeam ctl arm -> disarmed → armed: armed by the host; safety: armed" in out
+    assert any(x.startswith("[motor] at ") for x in out), r.stdout
+    # Stopped mid-move on disarm, and held there while the policy keeps planning.
+    assert "host: $ rebeam ctl disarm -> armed → disarming: disarm requested by the host; safety: disarming" in out
+    stopped = [x for x in out if x.startswith("[motor] stopped by the disarm at ")]
+    assert len(stopped) == 1, r.stdout
+    at = stopped[0].split(" at ", 1)[1].split()[0]
+    assert f"host: the motor stopped at {at}" in out
+    assert f"host: the motor holds at {at} (still), safety disarmed" in out
+    assert sum(x.endswith("refused: the system is disarmed") for x in out) == 2
+    assert "safety: disarming → disarmed (every gated task stopped)" in r.stderr
+    assert "killing it" not in r.stderr  # the interrupt stopped it; no kill was needed
+
+
 def test_every_example_is_tested():
-    tested = {"quickstart"}
+    tested = {"quickstart", "robot"}
     present = {p.name for p in EXAMPLES.iterdir() if (p / "main.py").exists()}
     assert present <= tested, f"examples without a test: {present - tested}"

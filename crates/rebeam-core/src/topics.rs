@@ -42,6 +42,8 @@
 //!   subscriber can see that it missed publications.
 //! - A throttled subscriber gets at most one item per `min_interval`, measured from the
 //!   last delivery; the first delivery is never delayed. A zero interval is no throttle.
+//!   Each delivery is the newest item waiting: the older ones are dropped (and counted),
+//!   so a slow subscriber never works through a backlog of stale values.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -267,11 +269,19 @@ impl<T> Mailbox<T> {
     }
 
     /// The next item to deliver at `now`, if the throttle allows (at most one per min_interval since the last delivery; zero interval = no throttle).
+    ///
+    /// Unthrottled, items come out oldest first. Throttled, the newest waiting item comes out
+    /// and the older ones are dropped (counted in [`Mailbox::dropped`]).
     pub fn pop_ready(&mut self, now: Instant) -> Option<T> {
         if self.queue.is_empty() || self.throttle_opens_at(now)? > now {
             return None;
         }
         self.last_delivery = Some(now);
+        if !self.min_interval.is_zero() {
+            let stale = self.queue.len() - 1;
+            self.queue.drain(..stale);
+            self.dropped = self.dropped.saturating_add(stale as u64);
+        }
         self.queue.pop_front()
     }
 
@@ -463,6 +473,27 @@ mod tests {
         assert_eq!(mailbox.next_ready_at(t0 + ms(460)), Some(t0 + ms(550)));
         assert_eq!(mailbox.pop_ready(t0 + ms(549)), None);
         assert_eq!(mailbox.pop_ready(t0 + ms(550)), Some(5));
+    }
+
+    #[test]
+    fn a_throttled_mailbox_delivers_the_newest_and_drops_the_backlog() {
+        let t0 = Instant::now();
+        let mut mailbox = Mailbox::new(64, ms(200));
+        mailbox.push(0, t0);
+        assert_eq!(mailbox.pop_ready(t0), Some(0)); // the first delivery is not delayed
+        for item in 1..50 {
+            mailbox.push(item, t0 + ms(item));
+        }
+        assert_eq!((mailbox.len(), mailbox.dropped()), (49, 0));
+        assert_eq!(mailbox.pop_ready(t0 + ms(199)), None);
+        assert_eq!(mailbox.pop_ready(t0 + ms(200)), Some(49));
+        assert_eq!((mailbox.len(), mailbox.dropped()), (0, 48));
+        assert_eq!(mailbox.next_ready_at(t0 + ms(200)), None);
+        // Unthrottled, nothing is skipped: oldest first.
+        let mut fifo = Mailbox::new(64, Duration::ZERO);
+        (0..3).for_each(|item| fifo.push(item, t0));
+        let out: Vec<_> = std::iter::from_fn(|| fifo.pop_ready(t0)).collect();
+        assert_eq!((out, fifo.dropped()), (vec![0, 1, 2], 0));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub enum Input {
     ShutdownDeadline,
     Sweep,
     Control(rebeam_proto::ControlRequest, crate::control::Reply),
-    SafetyGrace,
+    /// The grace period of one disarm (its number) is over.
+    SafetyGrace(u64),
     KillConfirm(ProcIdx),
     BusFlush(u64),
 }
@@ -280,7 +281,14 @@ impl Router {
             .env("REBEAM_INDEX", index.to_string())
             .env("REBEAM_SCRIPT", &self.config.script)
             .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
-            .env("REBEAM_LOG", &self.config.log_filter);
+            .env("REBEAM_LOG", &self.config.log_filter)
+            .env(
+                "REBEAM_SAFETY",
+                match self.config.safety {
+                    crate::SafetyMode::Marked => "marked",
+                    crate::SafetyMode::RequireArmed => "require-armed",
+                },
+            );
         let what = match role {
             Role::Main => "the main process".to_string(),
             Role::Worker => format!("worker {index}"),
@@ -366,7 +374,7 @@ impl Router {
             Input::Control(request, reply) => {
                 let _ = reply.send(self.on_control(request));
             }
-            Input::SafetyGrace => self.on_safety_grace(),
+            Input::SafetyGrace(disarm) => self.on_safety_grace(disarm),
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),
             Input::BusFlush(id) => self.flush(id),
             Input::Sweep => {

@@ -9,8 +9,9 @@
 //!    answers is discarded (its pending entry is gone);
 //! 2. its worker is told to cancel it: `rebeam.cancelled()` turns true for that work and
 //!    `SafetyInterrupt` is raised in exactly the thread running it;
-//! 3. after the grace period (`--safety-grace`), the worker of any gated work still running
-//!    is killed; its actors are restarted by their supervisors, still disarmed;
+//! 3. after the grace period (`--safety-grace`, counted from the disarm that cancelled the
+//!    work: each disarm has its own timer), the worker of any gated work still running is
+//!    killed; its actors are restarted by their supervisors, still disarmed;
 //! 4. a killed worker not reaped within `KILL_CONFIRM_TIMEOUT` puts the state in `error`.
 //!
 //! When no gated work is left, `disarming` becomes `disarmed`.
@@ -31,7 +32,8 @@ use crate::{SafetyMode, KILL_CONFIRM_TIMEOUT};
 pub struct GatedWork {
     pub actor: ActorId,
     pub caller: Option<(ProcIdx, ReqId)>,
-    pub cancelled: bool,
+    /// The disarm that cancelled it (its number), if one did.
+    pub cancelled: Option<u64>,
 }
 
 #[derive(Default)]
@@ -39,6 +41,8 @@ pub struct Gate {
     pub machine: SafetyMachine,
     pub work: HashMap<DeliveryId, GatedWork>,
     started: Option<Instant>,
+    /// Disarms that cancelled work so far: each has its own grace period.
+    disarms: u64,
 }
 
 pub fn wire(state: SafetyState) -> Safety {
@@ -72,7 +76,7 @@ impl Router {
     }
 
     pub fn track_gated(&mut self, delivery: DeliveryId, actor: ActorId, caller: Option<(ProcIdx, ReqId)>) {
-        self.gate.work.insert(delivery, GatedWork { actor, caller, cancelled: false });
+        self.gate.work.insert(delivery, GatedWork { actor, caller, cancelled: None });
     }
 
     /// A gated delivery ended (answered, or its actor is gone).
@@ -129,17 +133,21 @@ impl Router {
     /// Steps 1 and 2 of the ladder, then the grace timer for step 3.
     fn interrupt_gated_work(&mut self) {
         let mut any = false;
+        let disarm = self.gate.disarms + 1;
         let ids: Vec<DeliveryId> = self.gate.work.keys().copied().collect();
         for d in ids {
             let w = self.gate.work.get_mut(&d).expect("listed");
-            if w.cancelled {
+            if w.cancelled.is_some() {
                 continue;
             }
-            w.cancelled = true;
+            w.cancelled = Some(disarm);
             any = true;
             let actor = w.actor;
             if let Some((proc, req)) = w.caller.take() {
                 self.pending.remove(&d);
+                if let Some(a) = self.actors.get_mut(&actor) {
+                    a.pending.remove(&d);
+                }
                 let label = self.actors.get(&actor).map(|a| a.label.clone()).unwrap_or_default();
                 let info = ErrorInfo::new(
                     ErrorKind::Safety,
@@ -152,17 +160,19 @@ impl Router {
             }
         }
         if any {
-            self.after(self.config.safety_grace, Input::SafetyGrace);
+            self.gate.disarms = disarm;
+            self.after(self.config.safety_grace, Input::SafetyGrace(disarm));
         }
     }
 
-    /// Step 3: kill the workers of gated work that is still running.
-    pub fn on_safety_grace(&mut self) {
+    /// Step 3: kill the workers of gated work that `disarm` cancelled and that is still
+    /// running. Work cancelled by a later disarm has a grace period of its own.
+    pub fn on_safety_grace(&mut self, disarm: u64) {
         let mut workers: Vec<ProcIdx> = self
             .gate
             .work
             .values()
-            .filter(|w| w.cancelled)
+            .filter(|w| w.cancelled == Some(disarm))
             .filter_map(|w| self.actors.get(&w.actor).and_then(|a| a.proc))
             .collect();
         workers.sort_unstable();
