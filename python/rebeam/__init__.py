@@ -60,7 +60,7 @@ from .errors import (
     ShuttingDown,
     StartError,
 )
-from .safety import armed, cancelled, off, on, publish, requires_armed, safety_state
+from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
     ONE_FOR_ALL,
     ONE_FOR_ONE,
@@ -82,7 +82,7 @@ __all__ = [
     "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
-    "requires_armed", "safety_state", "armed", "cancelled", "on", "off", "publish",
+    "requires_armed", "safety_state", "armed", "cancelled", "on", "off", "publish", "dropped",
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",

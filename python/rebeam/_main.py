@@ -34,7 +34,8 @@ def _events(conn) -> None:
         if cmd is None:
             continue
         if cmd[0] == "publication":
-            _, sub, _actor, topic, data, buffers, _dropped = cmd
+            _, sub, _actor, topic, data, buffers, dropped = cmd
+            _runtime.bus_dropped[sub] = dropped
             fn = _runtime.bus_handlers.get(sub)
             if fn is not None:
                 _bus_queue().put((fn, topic, data, buffers))

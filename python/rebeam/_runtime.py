@@ -122,6 +122,8 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
 
 #: Bus handlers of this process, by subscription id.
 bus_handlers: dict = {}
+#: Publications each subscription has dropped, as the governor last reported.
+bus_dropped: dict = {}
 
 #: Down notices for monitors set by the main process (see ``rebeam.receive_down``).
 down_notices: _queue.SimpleQueue = _queue.SimpleQueue()

@@ -142,7 +142,8 @@ class Worker:
         elif kind == "cancel":
             self.cancel(cmd[1], cmd[2])
         elif kind == "publication":
-            _, sub, actor, topic, data, buffers, _dropped = cmd
+            _, sub, actor, topic, data, buffers, dropped = cmd
+            _runtime.bus_dropped[sub] = dropped
             fn = _runtime.bus_handlers.get(sub)
             if fn is not None and actor is not None:
                 self.enqueue(actor, ("bus", fn, topic, data, buffers))

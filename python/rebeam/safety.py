@@ -67,6 +67,12 @@ def on(pattern: str, fn: Callable[[str, Any], Any], throttle: float = 0.0, queue
     return sub
 
 
+def dropped(subscription: int) -> int:
+    """How many publications this subscription's bounded queue (or throttle) has dropped so
+    far, as of the last one delivered."""
+    return _runtime.bus_dropped.get(subscription, 0)
+
+
 def off(subscription: int) -> None:
     _runtime.bus_handlers.pop(subscription, None)
     _runtime.connection().unsubscribe(subscription)

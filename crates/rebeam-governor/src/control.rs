@@ -51,6 +51,10 @@ async fn serve(mut stream: UnixStream, inputs: mpsc::UnboundedSender<Input>) {
         Ok(cred) if cred.uid() == me => {}
         Ok(cred) => {
             tracing::warn!(uid = cred.uid(), "refused a control connection from another user");
+            let why = format!("uid {} may not control this rebeam: it belongs to uid {me}", cred.uid());
+            if let Ok(bytes) = rebeam_proto::encode(&Frame::ControlReply(ControlResponse::Refused(why))) {
+                let _ = stream.write_all(&bytes).await;
+            }
             return;
         }
         Err(e) => {
@@ -100,8 +104,11 @@ pub type Reply = oneshot::Sender<ControlResponse>;
 pub fn request(socket: &Path, request: ControlRequest) -> Result<ControlResponse, String> {
     let mut stream = std::os::unix::net::UnixStream::connect(socket)
         .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
-    rebeam_proto::write_frame(&mut stream, &Frame::Control(request)).map_err(|e| e.to_string())?;
+    // A refused peer gets its refusal and the connection closes, maybe before our write:
+    // read the answer even when the write failed.
+    let written = rebeam_proto::write_frame(&mut stream, &Frame::Control(request));
     match rebeam_proto::read_frame(&mut stream, CONTROL_FRAME_LIMIT) {
+        Err(_) if written.is_err() => Err(written.expect_err("checked").to_string()),
         Ok(Frame::ControlReply(response)) => Ok(response),
         Ok(other) => Err(format!("unexpected answer from the governor: {other:?}")),
         Err(e) => Err(format!("no answer from the governor at {}: {e}", socket.display())),
