@@ -69,3 +69,7 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def lines(r: subprocess.CompletedProcess) -> list[str]:
+    return r.stdout.splitlines()

@@ -35,3 +35,9 @@ def wait_for(what, pred, deadline=15.0):
 def wait_new_pid(name, old, deadline=15.0):
     """The next incarnation of `name` (a ProcessID other than `old`)."""
     return wait_for(f"a new {name}", lambda: (p := whereis(name)) is not None and p != old and p, deadline)
+
+
+def show(label, r):
+    """Prints a call's result as `label: status value`, naming exceptions by their type."""
+    v = r[1]
+    print(f"{label}:", r[0], type(v).__name__ if isinstance(v, BaseException) else repr(v), flush=True)

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from helpers import check, run_rebeam
+from helpers import check, lines, run_rebeam
 
 PRELUDE = textwrap.dedent(
     '''
@@ -15,7 +15,7 @@ PRELUDE = textwrap.dedent(
     import rebeam
     from rebeam import GenPy, Supervisor, call, cast, child, whereis, start, receive, response_ok
     from rebeam.errors import ActorDown, CallTimeout, NoProcess, RemoteError
-    from scriptlib import retry_call, wait_new_pid
+    from scriptlib import retry_call, show, wait_new_pid
 
     HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,9 +59,6 @@ PRELUDE = textwrap.dedent(
         def sleep(self, source, seconds):
             time.sleep(seconds)
             return "slept"
-
-    def show(label, r):
-        print(f"{label}:", r[0], type(r[1]).__name__ if isinstance(r[1], Exception) else repr(r[1]), flush=True)
     '''
 )
 
@@ -69,10 +66,6 @@ PRELUDE = textwrap.dedent(
 def script(body: str) -> str:
     return PRELUDE + textwrap.dedent(body)
 
-
-
-def lines(r) -> list[str]:
-    return r.stdout.splitlines()
 
 
 def test_handler_exception_gives_remote_error_and_a_fresh_actor(tmp_path):

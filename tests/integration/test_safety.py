@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REBEAM, check, program_env, run_rebeam, write_script
+from helpers import REBEAM, check, lines, program_env, run_rebeam, write_script
 
 PRELUDE = textwrap.dedent(
     '''
@@ -28,7 +28,7 @@ PRELUDE = textwrap.dedent(
     import rebeam
     from rebeam import GenPy, Supervisor, call, cast, child, receive, requires_armed, start, whereis
     from rebeam.errors import ReservedTopic, SafetyError, SafetyInterrupt
-    from scriptlib import retry_call, wait_for, wait_new_pid
+    from scriptlib import retry_call, show, wait_for, wait_new_pid
 
     HERE = os.path.dirname(os.path.abspath(__file__))
     REBEAM = os.environ.get("REBEAM_BIN") or str(Path(sys.executable).with_name("rebeam"))
@@ -38,11 +38,6 @@ PRELUDE = textwrap.dedent(
         """`rebeam ctl ACTION` as the host runs it (a separate process, the control socket)."""
         cmd = [*prefix, REBEAM, "ctl", "--socket", socket or os.environ["REBEAM_CONTROL"], action]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
-
-
-    def show(label, r):
-        v = r[1]
-        print(f"{label}:", r[0], type(v).__name__ if isinstance(v, BaseException) else repr(v), flush=True)
 
 
     def touched(name):
@@ -179,10 +174,6 @@ def script(body: str) -> str:
 def run(tmp_path: Path, body: str, *rebeam_args: str, env: dict | None = None, timeout: float = 60):
     return run_rebeam(tmp_path, script(body), rebeam_args=rebeam_args, timeout=timeout,
                       env={"REBEAM_BIN": REBEAM, **(env or {})})
-
-
-def lines(r) -> list[str]:
-    return r.stdout.splitlines()
 
 
 def short_tmpdir() -> str:
