@@ -26,7 +26,9 @@ class _Stop(BaseException):
     """Raised in the main thread when the governor ends the run while the body still runs."""
 
 
-def _events(conn) -> None:
+def events(conn, library: bool = False) -> None:
+    """Handles the governor's commands for the main process. In library mode, a shutdown only
+    closes the runtime: the user's process goes on."""
     from .actor import Down
 
     while True:
@@ -42,6 +44,10 @@ def _events(conn) -> None:
         elif cmd[0] == "down":
             _, ref, _watcher, (actor, name), reason = cmd
             _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
+        elif cmd[0] == "shutdown" and library:
+            if _runtime._conn is conn:
+                _runtime._conn = None
+            return
         elif cmd[0] == "shutdown":
             _shutdown_code[0] = max(cmd[1], 0)
             _shutdown.set()
@@ -106,7 +112,7 @@ def main() -> None:
         print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)
         exit_now(2)
     conn = _runtime.connect()
-    threading.Thread(target=_events, args=(conn,), name="rebeam-events", daemon=True).start()
+    threading.Thread(target=events, args=(conn,), name="rebeam-events", daemon=True).start()
     conn.ready()
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(script)

@@ -53,12 +53,29 @@ def connection():
             f"{importing} called rebeam while a worker imported it for a type it defines; put the "
             "script's main code under `if __name__ == \"__main__\":` so it runs only in the main process"
         )
+    if _conn is None and ROLE in (None, "main"):
+        from . import _library
+
+        if _library.enabled():
+            return _library.start()
     if _conn is None:
         raise NotRunning(
             "rebeam is not running in this process: run your script with `rebeam script.py` "
             "instead of `python script.py`"
         )
     return _conn
+
+
+def starts_trees() -> bool:
+    """Whether a Supervisor built here starts its tree: in the main process of a run, or in
+    library mode (workers only describe trees)."""
+    from . import _library
+
+    return ROLE == "main" or (ROLE is None and _library.enabled())
+
+
+#: The control socket, in library mode (under `rebeam script.py` it is $REBEAM_CONTROL).
+control_path: str | None = None
 
 
 def current() -> ProcessID | None:

@@ -153,7 +153,7 @@ class Supervisor:
         self.tree_id: int | None = None
         # Built in the main process: start now, so the rest of the script can call the actors.
         # Built elsewhere (a worker importing the script): only a description.
-        if _runtime.ROLE == "main":
+        if _runtime.starts_trees():
             self.tree_id = _runtime.connection().start_tree(self._spec())
 
     def _spec(self) -> dict:

@@ -49,6 +49,10 @@ enum Command {
     /// Control a running system: arm, disarm, force-disarm, status. Only the host arms.
     #[command(after_help = CTL_EXAMPLES)]
     Ctl(CtlArgs),
+    /// Serve a Python process that imported rebeam (library mode; started by `import rebeam`
+    /// itself, not by hand).
+    #[command(hide = true)]
+    Serve(ServeArgs),
 }
 
 const CTL_EXAMPLES: &str = "Examples:
@@ -89,6 +93,36 @@ enum SafetyFlag {
 
 #[derive(Args)]
 struct RunArgs {
+    #[command(flatten)]
+    options: Options,
+
+    /// The Python script to run.
+    script: PathBuf,
+
+    /// Arguments passed to the script as sys.argv[1:].
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+/// `rebeam serve`: the governor of a Python process that imported rebeam (library mode).
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    options: Options,
+
+    /// The Python process this governor serves: it connects as the main process with the
+    /// token in REBEAM_MAIN_TOKEN, and the governor ends when it does.
+    #[arg(long, value_name = "PID")]
+    parent_pid: u32,
+
+    /// A pipe to write the socket paths to once listening.
+    #[arg(long, value_name = "FD")]
+    ready_fd: Option<i32>,
+}
+
+/// Options of every governor.
+#[derive(Args)]
+struct Options {
     /// Worker processes hosting actors [default: number of cores].
     #[arg(short, long, env = "REBEAM_WORKERS", value_name = "N")]
     workers: Option<usize>,
@@ -126,19 +160,12 @@ struct RunArgs {
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
     #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
     log_level: String,
-
-    /// The Python script to run.
-    script: PathBuf,
-
-    /// Arguments passed to the script as sys.argv[1:].
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<OsString>,
 }
 
 /// `rebeam main.py …` is `rebeam run main.py …`: insert `run` unless a subcommand or a
 /// top-level flag comes first.
 fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
-    const TOP_LEVEL: [&str; 7] = ["run", "ctl", "help", "-h", "--help", "-V", "--version"];
+    const TOP_LEVEL: [&str; 8] = ["run", "ctl", "serve", "help", "-h", "--help", "-V", "--version"];
     if let Some(first) = argv.get(1) {
         if !TOP_LEVEL.contains(&first.to_string_lossy().as_ref()) {
             argv.insert(1, "run".into());
@@ -182,6 +209,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Ctl(args) => ctl(args),
+        Command::Serve(args) => serve(args),
     }
 }
 
@@ -235,7 +263,7 @@ fn state_name(state: rebeam_proto::Safety) -> &'static str {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    init_logging(&args.log_level);
+    init_logging(&args.options.log_level);
     let script = match std::fs::metadata(&args.script) {
         Ok(m) if m.is_file() => std::path::absolute(&args.script).unwrap_or(args.script.clone()),
         Ok(_) => {
@@ -247,35 +275,47 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !(args.shutdown_timeout.is_finite() && args.shutdown_timeout >= 0.0) {
+    let program = rebeam_governor::Program::Script { script, argv0: args.script.into_os_string(), args: args.args };
+    govern(args.options, program)
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(&args.options.log_level);
+    let Some(token) = std::env::var("REBEAM_MAIN_TOKEN").ok().filter(|t| !t.is_empty()) else {
+        eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
+        return ExitCode::from(2);
+    };
+    govern(args.options, rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd })
+}
+
+fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
+    if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
         return ExitCode::from(2);
     }
-    if !(args.safety_grace.is_finite() && args.safety_grace >= 0.0) {
+    if !(options.safety_grace.is_finite() && options.safety_grace >= 0.0) {
         eprintln!("rebeam: --safety-grace must be a number of seconds ≥ 0");
         return ExitCode::from(2);
     }
-    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let workers = options.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if workers == 0 {
         eprintln!("rebeam: --workers must be at least 1");
         return ExitCode::from(2);
     }
     let config = rebeam_governor::Config {
-        python: rebeam_governor::find_python(args.python.as_deref()),
-        script,
-        argv0: args.script.into_os_string(),
-        args: args.args,
+        python: rebeam_governor::find_python(options.python.as_deref()),
+        program,
         workers,
-        spares: args.spares,
-        max_message_bytes: args.max_message_bytes,
-        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
-        log_filter: args.log_level,
-        safety: match args.safety {
+        spares: options.spares,
+        max_message_bytes: options.max_message_bytes,
+        shutdown_timeout: Duration::from_secs_f64(options.shutdown_timeout),
+        log_filter: options.log_level,
+        safety: match options.safety {
             SafetyFlag::Marked => rebeam_governor::SafetyMode::Marked,
             SafetyFlag::RequireArmed => rebeam_governor::SafetyMode::RequireArmed,
         },
-        safety_grace: Duration::from_secs_f64(args.safety_grace),
-        allow_publish: args.allow_publish,
+        safety_grace: Duration::from_secs_f64(options.safety_grace),
+        allow_publish: options.allow_publish,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

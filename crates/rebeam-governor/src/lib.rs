@@ -44,12 +44,8 @@ pub const DEFAULT_SPARES: usize = 1;
 pub struct Config {
     /// The Python interpreter for the main process and workers.
     pub python: PathBuf,
-    /// The user's script (absolute).
-    pub script: PathBuf,
-    /// The script as the user typed it (`sys.argv[0]`, as with `python main.py`).
-    pub argv0: OsString,
-    /// Arguments for the script (`sys.argv[1:]`).
-    pub args: Vec<OsString>,
+    /// What runs as the main process.
+    pub program: Program,
     /// Worker processes hosting actors.
     pub workers: usize,
     /// Warm spares beyond `workers`.
@@ -66,6 +62,44 @@ pub struct Config {
     pub safety_grace: Duration,
     /// Topic patterns under reserved prefixes that Python may publish on anyway.
     pub allow_publish: Vec<String>,
+}
+
+/// What the main process is.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// `rebeam main.py`: the governor starts the main process, running the script.
+    Script {
+        /// The user's script (absolute).
+        script: PathBuf,
+        /// The script as the user typed it (`sys.argv[0]`, as with `python main.py`).
+        argv0: OsString,
+        /// Arguments for the script (`sys.argv[1:]`).
+        args: Vec<OsString>,
+    },
+    /// Library mode (`import rebeam` in plain `python`): the Python process that started this
+    /// governor is the main process. It is not the governor's child, so the governor never
+    /// signals it; when it exits (its connection closes, or it is no longer our parent), the
+    /// governor shuts everything down.
+    Library {
+        /// Its pid (our parent).
+        parent: u32,
+        /// The token it will present in its Hello.
+        token: String,
+        /// A pipe to write our socket paths to (`REBEAM_SOCKET=…` and `REBEAM_CONTROL=…`
+        /// lines), then close. Not stdout: workers inherit stdout, and the user should see
+        /// what they print.
+        ready_fd: Option<i32>,
+    },
+}
+
+impl Program {
+    /// How logs name what runs.
+    pub fn describe(&self) -> String {
+        match self {
+            Program::Script { script, .. } => script.display().to_string(),
+            Program::Library { parent, .. } => format!("library mode for pid {parent}"),
+        }
+    }
 }
 
 /// Which Python work is gated by the safety state.

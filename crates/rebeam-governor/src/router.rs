@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::listener::{spawn_acceptor, Hello};
 use crate::process::{self, ProcessExit, Spawner};
 use crate::tree::Trees;
-use crate::{Config, GovernorError, READY_TIMEOUT};
+use crate::{Config, GovernorError, Program, READY_TIMEOUT};
 
 pub type ProcIdx = usize;
 
@@ -41,6 +41,7 @@ pub enum Input {
     SafetyGrace(u64),
     KillConfirm(ProcIdx),
     BusFlush(u64),
+    ParentGone,
 }
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
@@ -49,6 +50,9 @@ const MAX_EARLY_WORKER_DEATHS: u32 = 3;
 const LOST_GRACE: Duration = Duration::from_millis(200);
 /// Late replies to calls whose callers gave up are forgotten after this much extra time.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Library mode: how often to check that our parent is alive (its closed connection usually
+/// tells us first).
+const PARENT_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcState {
@@ -69,6 +73,8 @@ pub struct Proc {
     pub actors: BTreeSet<ActorId>,
     pub spare: bool,
     lost: bool,
+    /// Not our child (the library-mode main process): never signalled, never reaped.
+    external: bool,
 }
 
 impl Proc {
@@ -131,6 +137,17 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     let (inputs, mut rx) = mpsc::unbounded_channel();
     spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
     crate::control::spawn_acceptor(control, inputs.clone());
+    if let Program::Library { parent, ready_fd, .. } = &config.program {
+        if let Some(fd) = *ready_fd {
+            use std::io::Write;
+            use std::os::fd::FromRawFd;
+            // SAFETY: the parent passed us this pipe's write end for exactly this; we own it.
+            let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+            let lines = format!("REBEAM_SOCKET={}\nREBEAM_CONTROL={}\n", socket_path.display(), control_path.display());
+            let _ = pipe.write_all(lines.as_bytes());
+        }
+        tokio::spawn(watch_parent(*parent, inputs.clone()));
+    }
     let reaped = inputs.clone();
     process::start_reaper(move |pid, exit| {
         let _ = reaped.send(Input::Reaped(pid, exit));
@@ -192,6 +209,19 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     Ok(code)
 }
 
+/// Library mode: the governor ends when the Python process that started it is gone.
+async fn watch_parent(parent: u32, inputs: mpsc::UnboundedSender<Input>) {
+    let mut tick = tokio::time::interval(PARENT_POLL);
+    loop {
+        tick.tick().await;
+        let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+        if ppid != parent {
+            let _ = inputs.send(Input::ParentGone);
+            return;
+        }
+    }
+}
+
 async fn sweeper(inputs: mpsc::UnboundedSender<Input>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -249,13 +279,30 @@ impl Router {
     }
 
     fn start_processes(&mut self) -> Result<(), GovernorError> {
-        self.main = self.spawn_process(Role::Main, 0, false)?;
+        self.main = match &self.config.program {
+            Program::Script { .. } => self.spawn_process(Role::Main, 0, false)?,
+            Program::Library { parent, token, .. } => {
+                self.procs.push(Proc {
+                    role: Role::Main,
+                    index: 0,
+                    pid: *parent,
+                    token: token.clone(),
+                    state: ProcState::Spawned,
+                    tx: None,
+                    actors: BTreeSet::new(),
+                    spare: false,
+                    lost: false,
+                    external: true,
+                });
+                self.procs.len() - 1
+            }
+        };
         for i in 0..self.config.workers + self.config.spares {
             self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
         }
         tracing::info!(
             "started {} with {} workers (+{} spare) using {}",
-            self.config.script.display(),
+            self.config.program.describe(),
             self.config.workers,
             self.config.spares,
             self.config.python.display()
@@ -266,11 +313,12 @@ impl Router {
     fn spawn_process(&mut self, role: Role, index: u32, spare: bool) -> Result<ProcIdx, GovernorError> {
         let token = process::random_token();
         let mut cmd = Command::new(&self.config.python);
-        match role {
-            Role::Main => {
-                cmd.args(["-m", "rebeam._main"]).arg(&self.config.argv0).args(&self.config.args);
+        match (role, &self.config.program) {
+            (Role::Main, Program::Script { argv0, args, .. }) => {
+                cmd.args(["-m", "rebeam._main"]).arg(argv0).args(args);
             }
-            Role::Worker => {
+            (Role::Main, Program::Library { .. }) => unreachable!("the library-mode main process is not spawned"),
+            (Role::Worker, _) => {
                 cmd.args(["-m", "rebeam._worker"]);
             }
         }
@@ -279,7 +327,13 @@ impl Router {
             .env("REBEAM_CONTROL", &self.control_path)
             .env("REBEAM_ROLE", if role == Role::Main { "main" } else { "worker" })
             .env("REBEAM_INDEX", index.to_string())
-            .env("REBEAM_SCRIPT", &self.config.script)
+            .env(
+                "REBEAM_SCRIPT",
+                match &self.config.program {
+                    Program::Script { script, .. } => script.as_os_str(),
+                    Program::Library { .. } => std::ffi::OsStr::new(""),
+                },
+            )
             .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
             .env("REBEAM_LOG", &self.config.log_filter)
             .env(
@@ -309,6 +363,7 @@ impl Router {
             actors: BTreeSet::new(),
             spare,
             lost: false,
+            external: false,
         });
         tracing::debug!("spawned {}", self.procs[idx].describe());
         self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
@@ -349,7 +404,7 @@ impl Router {
             Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
             Input::LostGrace(proc) => {
                 if self.procs[proc].state != ProcState::Dead {
-                    process::kill_group(self.procs[proc].pid, libc::SIGKILL);
+                    self.kill_proc(proc);
                     self.proc_died(proc, "its connection to the governor was lost".into(), None);
                 }
             }
@@ -357,7 +412,7 @@ impl Router {
                 let p = &self.procs[proc];
                 if matches!(p.state, ProcState::Spawned | ProcState::Connected) {
                     tracing::error!("{} was not ready after {READY_TIMEOUT:?}; killing it", p.describe());
-                    process::kill_group(p.pid, libc::SIGKILL);
+                    self.kill_proc(proc);
                 }
             }
             Input::StopDeadline(actor) => self.on_stop_deadline(actor),
@@ -377,6 +432,7 @@ impl Router {
             Input::SafetyGrace(disarm) => self.on_safety_grace(disarm),
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),
             Input::BusFlush(id) => self.flush(id),
+            Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = Instant::now();
                 self.pending.retain(|_, p| p.deadline > now);
@@ -667,7 +723,7 @@ impl Router {
 
     /// Cuts off a misbehaving process: kills it and treats it as dead.
     fn drop_peer(&mut self, proc: ProcIdx, why: &str) {
-        process::kill_group(self.procs[proc].pid, libc::SIGKILL);
+        self.kill_proc(proc);
         self.proc_died(proc, format!("dropped by the governor because {why}"), None);
     }
 
@@ -831,7 +887,11 @@ impl Router {
                 self.send(main, &Frame::Command(Cmd::Shutdown { code }));
                 self.procs[main].lost = true;
             }
-            return;
+            if !self.procs[main].external {
+                return;
+            }
+            // Library mode: the user's process goes on without us; nothing to wait for.
+            self.procs[main].state = ProcState::Dead;
         }
         let mut alive = false;
         for i in 0..self.procs.len() {
@@ -840,7 +900,7 @@ impl Router {
                 if !self.procs[i].lost {
                     self.procs[i].lost = true;
                     if !self.send(i, &Frame::Command(Cmd::Shutdown { code })) {
-                        process::kill_group(self.procs[i].pid, libc::SIGKILL);
+                        self.kill_proc(i);
                     }
                 }
             }
@@ -851,11 +911,16 @@ impl Router {
     }
 
     fn kill_everything(&mut self) {
-        for p in &self.procs {
-            if p.state != ProcState::Dead {
-                process::kill_group(p.pid, libc::SIGKILL);
-            }
-            // Process groups outlive their leader: kill stragglers of dead ones too.
+        // Process groups outlive their leader: dead ones may have stragglers too.
+        for proc in 0..self.procs.len() {
+            self.kill_proc(proc);
+        }
+    }
+
+    /// SIGKILLs a process and its group, unless it is not ours to kill (library mode's main).
+    pub fn kill_proc(&self, proc: ProcIdx) {
+        let p = &self.procs[proc];
+        if !p.external {
             process::kill_group(p.pid, libc::SIGKILL);
         }
     }
@@ -878,11 +943,10 @@ impl Router {
 
     /// What `rebeam ctl status` prints after the state: processes, then the trees.
     fn status_report(&self) -> String {
-        let mut out = format!(
-            "script:  {}
-",
-            self.config.script.display()
-        );
+        let mut out = match &self.config.program {
+            Program::Script { script, .. } => format!("script:  {}\n", script.display()),
+            library => format!("program: {}\n", library.describe()),
+        };
         for p in self.procs.iter().filter(|p| p.state != ProcState::Dead) {
             let role = if p.spare { " (spare)" } else { "" };
             out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), p.actors.len()));

@@ -1,0 +1,119 @@
+"""Library mode: ``import rebeam`` in plain ``python``, a REPL or a notebook.
+
+The first call that needs the runtime starts a governor (``rebeam serve``) as a child of this
+process, in its own process group (so Ctrl-C in a REPL interrupts your code, not rebeam), and
+connects this process as the main process. The governor ends when this process does (its
+connection closes, or it is no longer the governor's parent) and takes its workers with it.
+``rebeam.shutdown()`` stops it early; the next call starts a fresh one.
+
+Set ``REBEAM_LIBRARY=0`` to make calls outside ``rebeam script.py`` raise ``NotRunning``
+instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+
+from . import _runtime
+from .errors import NotRunning
+
+#: How long the governor may take to start listening.
+START_TIMEOUT = 30.0
+
+_lock = threading.Lock()
+_governor: list = []
+
+
+def enabled() -> bool:
+    return os.environ.get("REBEAM_LIBRARY", "1") != "0"
+
+
+def find_binary() -> str:
+    """The ``rebeam`` command: ``REBEAM_BIN``, beside this interpreter, or on PATH."""
+    for candidate in (
+        os.environ.get("REBEAM_BIN"),
+        os.path.join(os.path.dirname(sys.executable), "rebeam"),
+        shutil.which("rebeam"),
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise NotRunning(
+        "cannot find the `rebeam` command to start the runtime: install rebeam into this "
+        f"environment ({sys.executable} -m pip install rebeam) or set REBEAM_BIN"
+    )
+
+
+def start(workers: int | None = None):
+    """Starts a governor for this process and connects to it (once)."""
+    with _lock:
+        if _runtime._conn is not None:
+            return _runtime._conn
+        from . import _rebeam
+
+        token = secrets.token_hex(16)
+        read_end, write_end = os.pipe()
+        cmd = [find_binary(), "serve", "--parent-pid", str(os.getpid()), "--ready-fd", str(write_end)]
+        if workers:
+            cmd += ["--workers", str(int(workers))]
+        env = {**os.environ, "REBEAM_MAIN_TOKEN": token, "REBEAM_PYTHON": sys.executable}
+        env.setdefault("REBEAM_LOG", "warn")  # a REPL is no place for the governor's story
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(write_end,), process_group=0
+            )
+        finally:
+            os.close(write_end)
+        paths = _read_paths(read_end, proc)
+        _runtime.ROLE = "main"
+        conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
+        _runtime._conn = conn
+        _runtime.control_path = paths["REBEAM_CONTROL"]
+        from . import _main
+
+        threading.Thread(target=_main.events, args=(conn, True), name="rebeam-events", daemon=True).start()
+        conn.ready()
+        _governor[:] = [proc]
+        if len(_governor) == 1 and not getattr(start, "_atexit", False):
+            atexit.register(stop)
+            start._atexit = True
+        return conn
+
+
+def _read_paths(fd: int, proc: subprocess.Popen) -> dict:
+    import select
+
+    data = b""
+    with os.fdopen(fd, "rb") as pipe:
+        while data.count(b"\n") < 2:
+            ready, _, _ = select.select([pipe], [], [], START_TIMEOUT)
+            chunk = pipe.read1(4096) if ready else b""
+            if not chunk:
+                proc.kill()
+                proc.wait()
+                raise NotRunning(f"the rebeam governor did not start (exit status {proc.returncode})")
+            data += chunk
+    return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+
+
+def stop(timeout: float = 15.0) -> None:
+    """Stops this process's governor and waits for it (and so its workers) to exit."""
+    conn = _runtime._conn
+    if conn is not None and not conn.closed:
+        try:
+            conn.shutdown(0)
+        except Exception:
+            pass
+    for proc in _governor:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    _governor.clear()
+    _runtime._conn = None
