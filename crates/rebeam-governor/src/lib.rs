@@ -18,6 +18,7 @@ mod actors;
 mod bus;
 mod control;
 mod listener;
+mod pool;
 mod process;
 mod python;
 mod report;

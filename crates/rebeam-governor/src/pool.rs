@@ -1,0 +1,298 @@
+//! The process pool: spawning the main process and the workers, their handshakes, their
+//! deaths, and their replacement.
+//!
+//! A worker that dies is replaced by the warm spare (which is ready, so restarts do not wait
+//! for Python to start) and a new spare is started. A worker that dies before it was ever
+//! ready counts toward `MAX_EARLY_WORKER_DEATHS`: past it, the run stops with a message that
+//! says which interpreter cannot `import rebeam._rebeam`. Actors are placed on the ready,
+//! non-spare worker with the fewest actors, and not before the initial pool is up, so the
+//! first tree is spread over every worker.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use rebeam_proto::{ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
+
+use crate::listener::Hello;
+use crate::process::{self, ProcessExit};
+use crate::router::{Input, Proc, ProcIdx, ProcState, Router, LOST_GRACE, MAX_EARLY_WORKER_DEATHS};
+use crate::{GovernorError, Program, READY_TIMEOUT};
+
+impl Router {
+    pub(crate) fn start_processes(&mut self) -> Result<(), GovernorError> {
+        self.main = match &self.config.program {
+            Program::Script { .. } => self.spawn_process(Role::Main, 0, false)?,
+            Program::Library { parent, token, .. } => {
+                self.procs.push(Proc {
+                    role: Role::Main,
+                    index: 0,
+                    pid: *parent,
+                    token: token.clone(),
+                    state: ProcState::Spawned,
+                    tx: None,
+                    actors: BTreeSet::new(),
+                    spare: false,
+                    lost: false,
+                    external: true,
+                });
+                self.procs.len() - 1
+            }
+        };
+        for i in 0..self.config.workers + self.config.spares {
+            self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
+        }
+        tracing::info!(
+            "started {} with {} workers (+{} spare) using {}",
+            self.config.program.describe(),
+            self.config.workers,
+            self.config.spares,
+            self.config.python.display()
+        );
+        Ok(())
+    }
+
+    pub(crate) fn spawn_process(&mut self, role: Role, index: u32, spare: bool) -> Result<ProcIdx, GovernorError> {
+        let token = process::random_token();
+        let mut cmd = Command::new(&self.config.python);
+        match (role, &self.config.program) {
+            (Role::Main, Program::Script { argv0, args, .. }) => {
+                cmd.args(["-m", "rebeam._main"]).arg(argv0).args(args);
+            }
+            (Role::Main, Program::Library { .. }) => unreachable!("the library-mode main process is not spawned"),
+            (Role::Worker, _) => {
+                cmd.args(["-m", "rebeam._worker"]);
+            }
+        }
+        cmd.env("REBEAM_SOCKET", &self.socket_path)
+            .env("REBEAM_TOKEN", &token)
+            .env("REBEAM_CONTROL", &self.control_path)
+            .env("REBEAM_ROLE", if role == Role::Main { "main" } else { "worker" })
+            .env("REBEAM_INDEX", index.to_string())
+            .env(
+                "REBEAM_SCRIPT",
+                match &self.config.program {
+                    Program::Script { script, .. } => script.as_os_str(),
+                    Program::Library { .. } => std::ffi::OsStr::new(""),
+                },
+            )
+            .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
+            .env("REBEAM_LOG", &self.config.log_filter)
+            .env(
+                "REBEAM_SAFETY",
+                match self.config.safety {
+                    crate::SafetyMode::Marked => "marked",
+                    crate::SafetyMode::RequireArmed => "require-armed",
+                },
+            );
+        let what = match role {
+            Role::Main => "the main process".to_string(),
+            Role::Worker => format!("worker {index}"),
+        };
+        let pid = self.spawner.spawn(cmd).map_err(|source| GovernorError::Spawn {
+            what,
+            python: self.config.python.clone(),
+            source,
+        })?;
+        let idx = self.procs.len();
+        self.procs.push(Proc {
+            role,
+            index,
+            pid,
+            token,
+            state: ProcState::Spawned,
+            tx: None,
+            actors: BTreeSet::new(),
+            spare,
+            lost: false,
+            external: false,
+        });
+        tracing::debug!("spawned {}", self.procs[idx].describe());
+        self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
+        Ok(idx)
+    }
+
+    pub(crate) fn on_hello(&mut self, hello: Hello) {
+        let found = self.procs.iter().position(|p| p.token == hello.token && p.state == ProcState::Spawned);
+        let verdict = match found {
+            _ if hello.version != PROTOCOL_VERSION => Err(format!(
+                "protocol version {} (this governor speaks {PROTOCOL_VERSION}); the Python package and the rebeam binary are from different builds",
+                hello.version
+            )),
+            None => Err("unknown or reused token".to_string()),
+            Some(idx) if self.procs[idx].role != hello.role || self.procs[idx].pid != hello.pid => {
+                Err(format!("token of {} presented by pid {}", self.procs[idx].describe(), hello.pid))
+            }
+            Some(idx) => Ok(idx),
+        };
+        if let Ok(idx) = verdict {
+            let p = &mut self.procs[idx];
+            p.tx = Some(hello.writer);
+            p.state = ProcState::Connected;
+            let welcome = Frame::Welcome { index: p.index, max_message_bytes: self.config.max_message_bytes };
+            self.send(idx, &welcome);
+        }
+        let _ = hello.accept.send(verdict);
+    }
+
+    pub(crate) fn on_ready(&mut self, proc: ProcIdx) {
+        let p = &mut self.procs[proc];
+        p.state = ProcState::Ready;
+        tracing::debug!("{} is ready", p.describe());
+        let state = self.safety_state();
+        self.send(proc, &Frame::Command(Cmd::Safety { state }));
+        let p = &self.procs[proc];
+        if p.role == Role::Worker {
+            self.early_deaths = 0;
+            self.send(proc, &Frame::Command(Cmd::Preload));
+            self.dispatch_queued_starts();
+        }
+    }
+
+    pub(crate) fn on_lost(&mut self, proc: ProcIdx, err: ProtoError) {
+        let p = &mut self.procs[proc];
+        if p.state == ProcState::Dead {
+            return;
+        }
+        p.tx = None;
+        match err {
+            ProtoError::Closed => {
+                p.lost = true;
+                self.after(LOST_GRACE, Input::LostGrace(proc));
+            }
+            err => {
+                tracing::warn!("{} sent a bad frame ({err}); dropping it", p.describe());
+                self.drop_peer(proc, "it sent a malformed frame");
+            }
+        }
+    }
+
+    /// Cuts off a misbehaving process: kills it and treats it as dead.
+    pub(crate) fn drop_peer(&mut self, proc: ProcIdx, why: &str) {
+        self.kill_proc(proc);
+        self.proc_died(proc, format!("dropped by the governor because {why}"), None);
+    }
+
+    pub(crate) fn on_reaped(&mut self, pid: u32, exit: ProcessExit) {
+        match self.procs.iter().position(|p| p.pid == pid) {
+            Some(proc) => {
+                // Kill what the process left behind in its group (its own subprocesses).
+                process::kill_group(pid, libc::SIGKILL);
+                if self.procs[proc].state != ProcState::Dead {
+                    self.proc_died(proc, exit.to_string(), Some(exit));
+                }
+            }
+            None => tracing::debug!("reaped orphan pid {pid} ({exit})"),
+        }
+    }
+
+    pub(crate) fn proc_died(&mut self, proc: ProcIdx, why: String, exit: Option<ProcessExit>) {
+        let p = &mut self.procs[proc];
+        let was = p.state;
+        p.state = ProcState::Dead;
+        p.tx = None;
+        let role = p.role;
+        let spare = p.spare;
+        let desc = p.describe();
+        let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
+        self.unsubscribe_proc(proc);
+
+        if role == Role::Main {
+            if self.shutdown.is_none() {
+                let code = exit.map(ProcessExit::shell_status).filter(|&c| c != 0).unwrap_or(1);
+                if was == ProcState::Ready {
+                    tracing::error!("the main process died unexpectedly ({why})");
+                } else {
+                    tracing::error!(
+                        "the main process exited before it was ready ({why}); check that {} can `import rebeam` \
+                         (install rebeam into that environment, or choose another with --python / REBEAM_PYTHON)",
+                        self.config.python.display()
+                    );
+                }
+                self.begin_shutdown(code, "the main process died");
+            }
+            return;
+        }
+        if self.shutdown.is_some() {
+            for a in actors {
+                self.actor_ended(a, rebeam_proto::Exit::Killed(format!("{desc} exited during shutdown")));
+            }
+            return;
+        }
+        if was != ProcState::Ready {
+            self.early_deaths += 1;
+            tracing::error!("{desc} died before it was ready ({why})");
+            if self.early_deaths >= MAX_EARLY_WORKER_DEATHS {
+                tracing::error!(
+                    "workers keep dying at start-up; check that {} can `import rebeam._rebeam` (is rebeam installed in that environment?)",
+                    self.config.python.display()
+                );
+                self.begin_shutdown(1, "workers cannot start");
+                return;
+            }
+        } else {
+            tracing::warn!("{desc} died ({why}); restarting its {} actor(s) elsewhere", actors.len());
+        }
+        self.replace_worker(spare);
+        let fault = self.next_id();
+        for a in actors {
+            self.actor_ended_in_fault(a, rebeam_proto::Exit::Killed(format!("{desc} died: {why}")), Some(fault));
+        }
+    }
+
+    /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
+    pub(crate) fn replace_worker(&mut self, dead_was_spare: bool) {
+        let next_index = self.procs.iter().map(|p| p.index).max().unwrap_or(0) + 1;
+        if !dead_was_spare {
+            let spare = self
+                .procs
+                .iter()
+                .position(|p| p.spare && p.state == ProcState::Ready)
+                .or_else(|| self.procs.iter().position(|p| p.spare && p.state != ProcState::Dead));
+            match spare {
+                Some(s) => self.procs[s].spare = false,
+                None => {
+                    if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
+                        tracing::error!("cannot replace a dead worker: {e}");
+                    }
+                    return self.dispatch_queued_starts();
+                }
+            }
+        }
+        if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
+            tracing::error!("cannot start a spare worker: {e}");
+        }
+        self.dispatch_queued_starts();
+    }
+
+    /// True while a (non-spare) pool worker has been spawned but is not ready yet.
+    pub fn pool_warming(&self) -> bool {
+        self.procs
+            .iter()
+            .any(|p| p.role == Role::Worker && !p.spare && matches!(p.state, ProcState::Spawned | ProcState::Connected))
+    }
+
+    /// The ready, non-spare worker with the fewest actors.
+    pub fn place(&self) -> Option<ProcIdx> {
+        self.procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
+            .min_by_key(|(i, p)| (p.actors.len(), *i))
+            .map(|(i, _)| i)
+    }
+
+    pub(crate) fn kill_everything(&mut self) {
+        // Process groups outlive their leader: dead ones may have stragglers too.
+        for proc in 0..self.procs.len() {
+            self.kill_proc(proc);
+        }
+    }
+
+    /// SIGKILLs a process and its group, unless it is not ours to kill (library mode's main).
+    pub fn kill_proc(&self, proc: ProcIdx) {
+        let p = &self.procs[proc];
+        if !p.external {
+            process::kill_group(p.pid, libc::SIGKILL);
+        }
+    }
+}
