@@ -8,26 +8,11 @@ Prints one line `BENCH_JSON {...}` per workload. The same sizes and message shap
 rebeam_bench.py: a small int as the message, the same reply; timing with perf_counter_ns.
 """
 
-import json
 import os
 import sys
 import time
 
-
-OPTS = dict(a.split("=", 1) for a in sys.argv[3:] if "=" in a)
-
-
-def opt(key, default):
-    return type(default)(float(OPTS[key])) if key in OPTS else default
-
-
-def emit(result):
-    print("BENCH_JSON " + json.dumps(result), flush=True)
-
-
-def pct(sorted_ns, p):
-    k = min(len(sorted_ns) - 1, max(0, int(round(p / 100.0 * len(sorted_ns))) - 1))
-    return sorted_ns[k] / 1000.0
+from common import emit, opt, pct, rss_kb  # noqa: E402  (beside this script)
 
 
 def lat_stats(samples, **extra):
@@ -40,14 +25,6 @@ def lat_stats(samples, **extra):
         "min_us": samples[0] / 1000.0,
         **extra,
     }
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
 
 
 def crunch(bounds):

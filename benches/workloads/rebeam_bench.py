@@ -7,7 +7,6 @@ rss_settle, safety_reps, kill_reps (the driver, benches/bench.py, passes the sam
 every system).
 """
 
-import json
 import os
 import select
 import socket
@@ -17,6 +16,8 @@ import time
 
 import rebeam
 from rebeam import GenPy, SafetyInterrupt, Supervisor, call, cast, receive, requires_armed, response_ok, start
+
+from common import emit, opt, pct, rss_kb  # noqa: E402  (beside this script)
 
 WORKLOAD = sys.argv[1] if len(sys.argv) > 1 else "call"
 
@@ -66,31 +67,6 @@ def wait_workers_ready(timeout=10.0, grace=0.05):
         time.sleep(0.002)
     time.sleep(grace)
     return time.perf_counter() - t0
-
-
-OPTS = dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a)
-
-
-def opt(key, default):
-    return type(default)(float(OPTS[key])) if key in OPTS else default
-
-
-def pct(sorted_ns, p):
-    """p-th percentile (nearest rank) of a sorted list of nanoseconds, in microseconds."""
-    k = min(len(sorted_ns) - 1, max(0, int(round(p / 100.0 * len(sorted_ns))) - 1))
-    return sorted_ns[k] / 1000.0
-
-
-def emit(result):
-    print("BENCH_JSON " + json.dumps(result), flush=True)
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
 
 
 def check(reply, what):
