@@ -35,7 +35,11 @@ def events(conn, library: bool = False) -> None:
         cmd = conn.next_command()
         if cmd is None:
             continue
-        if cmd[0] == "publication":
+        if cmd[0] == "surrender":
+            from . import boc
+
+            boc.surrender(conn, cmd[1])
+        elif cmd[0] == "publication":
             _, sub, _actor, topic, data, buffers, dropped = cmd
             _runtime.bus_dropped[sub] = dropped
             fn = _runtime.bus_handlers.get(sub)

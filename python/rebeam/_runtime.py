@@ -137,6 +137,9 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
         raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
 
 
+#: Values of the cowns this process holds, by cown id (see rebeam.boc).
+cown_store: dict = {}
+
 #: Bus handlers of this process, by subscription id.
 bus_handlers: dict = {}
 #: Publications each subscription has dropped, as the governor last reported.

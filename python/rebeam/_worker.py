@@ -147,6 +147,14 @@ class Worker:
             fn = _runtime.bus_handlers.get(sub)
             if fn is not None and actor is not None:
                 self.enqueue(actor, ("bus", fn, topic, data, buffers))
+        elif kind == "run_behaviour":
+            from . import boc
+
+            self.pool.submit(lambda: boc.run_behaviour(self.conn, *cmd[1:]))
+        elif kind == "surrender":
+            from . import boc
+
+            boc.surrender(self.conn, cmd[1])
         elif kind == "shutdown":
             exit_now(0)
 

@@ -260,6 +260,13 @@ impl Scheduler {
         self.cowns.get(&c).map(|cown| cown.at)
     }
 
+    /// The cowns whose value is at `at` (when a worker dies, these values die with it).
+    pub fn cowns_at(&self, at: Location) -> Vec<CownId> {
+        let mut found: Vec<CownId> = self.cowns.iter().filter(|(_, c)| c.at == at).map(|(&id, _)| id).collect();
+        found.sort_unstable();
+        found
+    }
+
     /// False for an unknown cown.
     pub fn is_pinned(&self, c: CownId) -> bool {
         self.cowns.get(&c).is_some_and(|cown| cown.pinned)
@@ -652,5 +659,16 @@ mod tests {
         ) {
             run_case(steps);
         }
+    }
+
+    #[test]
+    fn cowns_at_lists_what_a_location_holds() {
+        let mut s = Scheduler::new();
+        s.create_cown(1, Location::Worker(2), false).unwrap();
+        s.create_cown(2, Location::Main, false).unwrap();
+        s.create_cown(3, Location::Worker(2), false).unwrap();
+        assert_eq!(s.cowns_at(Location::Worker(2)), vec![1, 3]);
+        assert_eq!(s.cowns_at(Location::Main), vec![2]);
+        assert!(s.cowns_at(Location::Worker(9)).is_empty());
     }
 }

@@ -15,6 +15,7 @@
 //!    kill), then the main process, then workers; kill every process group that remains.
 
 mod actors;
+mod boc;
 mod bus;
 mod control;
 mod listener;

@@ -145,6 +145,7 @@ impl Router {
             self.early_deaths = 0;
             self.send(proc, &Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
+            self.dispatch_waiting_behaviours();
         }
     }
 
@@ -194,6 +195,7 @@ impl Router {
         let spare = p.spare;
         let desc = p.describe();
         let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
+        self.boc_proc_died(proc);
         self.unsubscribe_proc(proc);
 
         if role == Role::Main {

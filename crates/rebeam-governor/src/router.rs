@@ -41,6 +41,7 @@ pub enum Input {
     KillConfirm(ProcIdx),
     BusFlush(u64),
     ParentGone,
+    QuiesceDeadline(u64),
 }
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
@@ -113,6 +114,7 @@ pub struct Router {
     pub trees: Trees,
     pub gate: crate::safety::Gate,
     pub bus: crate::bus::Bus,
+    pub(crate) boc: crate::boc::Boc,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
@@ -169,6 +171,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         trees: Trees::default(),
         gate: crate::safety::Gate::default(),
         bus,
+        boc: crate::boc::Boc::default(),
         control_path: control_path.clone(),
         queued_starts: VecDeque::new(),
         next_id: 1,
@@ -339,6 +342,7 @@ impl Router {
             Input::SafetyGrace(disarm) => self.on_safety_grace(disarm),
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),
             Input::BusFlush(id) => self.flush(id),
+            Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = Instant::now();
@@ -435,6 +439,14 @@ impl Router {
                 };
                 self.respond(proc, req, body);
             }
+            Request::Schedule { behaviour, cowns, result, code } => {
+                let body = match self.schedule(proc, behaviour, cowns, result, code) {
+                    Ok(()) => Response::Done,
+                    Err(info) => Response::Refused(info),
+                };
+                self.respond(proc, req, body);
+            }
+            Request::Quiesce { timeout_ms } => self.quiesce(proc, req, timeout_ms),
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
                 let who = self.procs[proc].describe();
@@ -460,6 +472,9 @@ impl Router {
                     self.actor_ended(actor, reason);
                 }
             }
+            Event::CownCreated { cown, pinned } => self.cown_created(proc, cown, pinned),
+            Event::CownValue { cown, payload } => self.cown_value(cown, payload),
+            Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::BodyDone { error } => {
                 self.body_done = true;
                 match error {

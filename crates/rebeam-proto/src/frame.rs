@@ -302,6 +302,18 @@ pub enum Request {
         topic: String,
         payload: Payload,
     },
+    /// Schedule a behaviour on `cowns` (its result goes to the new cown `result`); answered
+    /// at once, before the behaviour runs.
+    Schedule {
+        behaviour: u64,
+        cowns: Vec<u64>,
+        result: u64,
+        code: Payload,
+    },
+    /// Answered when no scheduled behaviour is left (`wait()`), or after `timeout_ms`.
+    Quiesce {
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// Governor → process, answering a [`Request`].
@@ -344,6 +356,18 @@ pub enum Command {
     /// The system was disarmed while this gated delivery ran: mark it cancelled and interrupt
     /// the thread running it (only if it still runs that very delivery).
     Cancel { actor: ActorId, delivery: DeliveryId },
+    /// Send the governor the value of this cown (and forget it): a behaviour needs it elsewhere.
+    Surrender { cown: u64 },
+    /// Run a behaviour here: `values` are the cowns that moved here for it; `lost` the cowns
+    /// whose value died with a worker; the others are already in this process.
+    RunBehaviour {
+        behaviour: u64,
+        cowns: Vec<u64>,
+        result: u64,
+        values: Vec<(u64, Payload)>,
+        lost: Vec<u64>,
+        code: Payload,
+    },
     /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
 }
@@ -362,6 +386,20 @@ pub enum Event {
     Exited {
         actor: ActorId,
         reason: Exit,
+    },
+    /// A cown was created in this process, holding its value.
+    CownCreated {
+        cown: u64,
+        pinned: bool,
+    },
+    /// The value of a cown the governor asked for (see `Command::Surrender`).
+    CownValue {
+        cown: u64,
+        payload: Payload,
+    },
+    /// A behaviour finished (its result, or its exception, is now in its result cown here).
+    BehaviourDone {
+        behaviour: u64,
     },
     /// The main process finished the script body (`error` if it raised).
     BodyDone {

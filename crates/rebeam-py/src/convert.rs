@@ -126,6 +126,25 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
         Command::Shutdown { code } => vec![s("shutdown")?, code.into_pyobject(py)?.into_any()],
         // Kept by the reader thread (see `safety_state`); never forwarded.
         Command::Safety { .. } => vec![s("safety")?],
+        Command::Surrender { cown } => vec![s("surrender")?, cown.into_pyobject(py)?.into_any()],
+        Command::RunBehaviour { behaviour, cowns, result, values, lost, code } => {
+            let mut moved = Vec::new();
+            for (cown, payload) in values {
+                let (data, buffers) = payload_to_py(py, payload)?;
+                moved.push((cown, data, buffers).into_pyobject(py)?.into_any());
+            }
+            let (code_data, code_buffers) = payload_to_py(py, code)?;
+            vec![
+                s("run_behaviour")?,
+                behaviour.into_pyobject(py)?.into_any(),
+                cowns.into_pyobject(py)?.into_any(),
+                result.into_pyobject(py)?.into_any(),
+                PyList::new(py, moved)?.into_any(),
+                lost.into_pyobject(py)?.into_any(),
+                code_data,
+                code_buffers,
+            ]
+        }
         Command::Cancel { actor, delivery } => {
             vec![s("cancel")?, actor.into_pyobject(py)?.into_any(), delivery.into_pyobject(py)?.into_any()]
         }

@@ -429,6 +429,57 @@ impl Connection {
         }
     }
 
+    /// Announces a cown whose value this process holds.
+    fn cown_created(&self, py: Python<'_>, cown: u64, pinned: bool) -> PyResult<()> {
+        self.send_event(py, Event::CownCreated { cown, pinned })
+    }
+
+    /// Hands over a cown's value that the governor asked for (`surrender`).
+    fn cown_value(
+        &self,
+        py: Python<'_>,
+        cown: u64,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload_from_py(py, data, buffers)?;
+        self.send_event(py, Event::CownValue { cown, payload })
+    }
+
+    fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
+        self.send_event(py, Event::BehaviourDone { behaviour })
+    }
+
+    /// Schedules a behaviour on `cowns`; its result goes to the new cown `result`.
+    fn schedule(
+        &self,
+        py: Python<'_>,
+        behaviour: u64,
+        cowns: Vec<u64>,
+        result: u64,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let code = payload_from_py(py, data, buffers)?;
+        match self.request(py, Request::Schedule { behaviour, cowns, result, code }, None)? {
+            Response::Done => Ok(()),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// Waits until no behaviour is pending; False if `timeout` seconds passed first.
+    #[pyo3(signature = (timeout=None))]
+    fn quiesce(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout_ms = timeout.map(|t| (t.max(0.0) * 1000.0) as u64);
+        match self.request(py, Request::Quiesce { timeout_ms }, None)? {
+            Response::Done => Ok(true),
+            Response::Refused(info) if info.kind == ErrorKind::Timeout => Ok(false),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
     /// Whether the governor connection is gone.
     #[getter]
     fn closed(&self) -> bool {

@@ -1,0 +1,229 @@
+//! Behaviour-oriented concurrency in the governor: the I/O half of `rebeam_core::cowns`.
+//!
+//! A cown's value lives in the process that created it or last ran a behaviour on it. When a
+//! behaviour becomes runnable (it heads the queue of every cown it requested), the governor
+//! picks where it runs (`place`: the main process if a cown is pinned, else the worker that
+//! holds most of its cowns), asks each other holder to surrender its value, and once every
+//! value has arrived sends the behaviour there with the values that moved. When it is done,
+//! all its cowns (its result cown included) are where it ran, and the behaviours behind it
+//! may run. `wait()` is answered when no behaviour is left.
+//!
+//! A behaviour's result cown is part of its request set, so behaviours chained on the result
+//! run after it, in order. A result cown has no value until its behaviour is done. A worker
+//! that dies takes the values it held: those cowns are marked lost, and behaviours that need
+//! them get an error instead of a value; its running behaviours end with that error.
+
+use std::collections::{HashMap, HashSet};
+
+use rebeam_core::cowns::{place, BehaviourId, CownId, Location, Scheduler};
+use rebeam_proto::{Command as Cmd, ErrorInfo, ErrorKind, Frame, Payload, ReqId, Response, Role};
+
+use crate::router::{Input, ProcIdx, ProcState, Router};
+
+struct Waiting {
+    target: ProcIdx,
+    missing: HashSet<CownId>,
+    values: Vec<(CownId, Payload)>,
+}
+
+#[derive(Default)]
+pub struct Boc {
+    sched: Scheduler,
+    code: HashMap<BehaviourId, (Payload, CownId)>,
+    gathering: HashMap<BehaviourId, Waiting>,
+    /// Which behaviour asked for a cown's value.
+    surrenders: HashMap<CownId, BehaviourId>,
+    running: HashMap<BehaviourId, ProcIdx>,
+    /// Result cowns whose behaviour has not finished: nothing to move yet.
+    empty: HashSet<CownId>,
+    /// Cowns whose value died with a worker.
+    lost: HashSet<CownId>,
+    quiesce: Vec<(ProcIdx, ReqId, u64)>,
+}
+
+fn bad(e: impl std::fmt::Display) -> ErrorInfo {
+    ErrorInfo::new(ErrorKind::BadRequest, e.to_string())
+}
+
+impl Router {
+    fn location_of(&self, proc: ProcIdx) -> Location {
+        if self.procs[proc].role == Role::Main {
+            Location::Main
+        } else {
+            Location::Worker(proc as u32)
+        }
+    }
+
+    fn proc_at(&self, at: Location) -> ProcIdx {
+        match at {
+            Location::Main => self.main,
+            Location::Worker(p) => p as ProcIdx,
+        }
+    }
+
+    pub fn cown_created(&mut self, proc: ProcIdx, cown: CownId, pinned: bool) {
+        let at = self.location_of(proc);
+        if let Err(e) = self.boc.sched.create_cown(cown, at, pinned) {
+            tracing::warn!("{} created a bad cown: {e}", self.procs[proc].describe());
+        }
+    }
+
+    pub fn schedule(
+        &mut self,
+        proc: ProcIdx,
+        behaviour: BehaviourId,
+        cowns: Vec<CownId>,
+        result: CownId,
+        code: Payload,
+    ) -> Result<(), ErrorInfo> {
+        let at = self.location_of(proc);
+        self.boc.sched.create_cown(result, at, false).map_err(bad)?;
+        self.boc.empty.insert(result);
+        let mut request = cowns;
+        request.push(result);
+        let runnable = self.boc.sched.schedule(behaviour, &request).map_err(bad)?;
+        self.boc.code.insert(behaviour, (code, result));
+        if runnable {
+            self.dispatch_behaviour(behaviour);
+        }
+        Ok(())
+    }
+
+    fn dispatch_behaviour(&mut self, b: BehaviourId) {
+        let workers: Vec<u32> = self
+            .procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
+            .map(|(i, _)| i as u32)
+            .collect();
+        // Load counts behaviours still gathering their values too: they are on their way.
+        let (running, gathering) = (&self.boc.running, &self.boc.gathering);
+        let load = |w: u32| {
+            let w = w as ProcIdx;
+            running.values().filter(|&&p| p == w).count() + gathering.values().filter(|g| g.target == w).count()
+        };
+        let Some(at) = place(&self.boc.sched, b, &workers, &load) else {
+            // No worker is ready yet: try again when one is (see `dispatch_waiting_behaviours`).
+            return;
+        };
+        let target = self.proc_at(at);
+        let cowns = self.boc.sched.cowns_of(b).expect("scheduled").to_vec();
+        let mut missing = HashSet::new();
+        for c in cowns {
+            let here = self.boc.sched.location(c) == Some(at);
+            if here || self.boc.empty.contains(&c) || self.boc.lost.contains(&c) {
+                continue;
+            }
+            let holder = self.proc_at(self.boc.sched.location(c).expect("known"));
+            self.boc.surrenders.insert(c, b);
+            missing.insert(c);
+            self.send(holder, &Frame::Command(Cmd::Surrender { cown: c }));
+        }
+        let _ = self.boc.sched.start(b);
+        self.boc.gathering.insert(b, Waiting { target, missing, values: Vec::new() });
+        self.maybe_run(b);
+    }
+
+    /// Runnable behaviours that found no worker (at start-up) go once workers are ready.
+    pub fn dispatch_waiting_behaviours(&mut self) {
+        for b in self.boc.sched.runnable() {
+            self.dispatch_behaviour(b);
+        }
+    }
+
+    pub fn cown_value(&mut self, cown: CownId, payload: Payload) {
+        let Some(b) = self.boc.surrenders.remove(&cown) else { return };
+        if let Some(w) = self.boc.gathering.get_mut(&b) {
+            w.missing.remove(&cown);
+            w.values.push((cown, payload));
+        }
+        self.maybe_run(b);
+    }
+
+    fn maybe_run(&mut self, b: BehaviourId) {
+        if !self.boc.gathering.get(&b).is_some_and(|w| w.missing.is_empty()) {
+            return;
+        }
+        let w = self.boc.gathering.remove(&b).expect("checked");
+        let (code, result) = self.boc.code.get(&b).cloned().expect("scheduled");
+        let cowns = self.boc.sched.cowns_of(b).expect("scheduled").to_vec();
+        let lost = cowns.iter().copied().filter(|c| self.boc.lost.contains(c)).collect();
+        self.boc.running.insert(b, w.target);
+        let frame = Frame::Command(Cmd::RunBehaviour { behaviour: b, cowns, result, values: w.values, lost, code });
+        self.send(w.target, &frame);
+    }
+
+    pub fn behaviour_done(&mut self, proc: ProcIdx, b: BehaviourId) {
+        if self.boc.running.remove(&b).is_none() {
+            return;
+        }
+        let at = self.location_of(proc);
+        if let Some((_, result)) = self.boc.code.remove(&b) {
+            self.boc.empty.remove(&result);
+        }
+        let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
+        for c in cowns {
+            self.boc.lost.remove(&c);
+        }
+        match self.boc.sched.complete(b, at) {
+            Ok(next) => {
+                for n in next {
+                    self.dispatch_behaviour(n);
+                }
+            }
+            Err(e) => tracing::warn!("behaviour {b} completed oddly: {e}"),
+        }
+        self.answer_quiesce();
+    }
+
+    /// A worker died: the values it held are lost, and so are the behaviours it ran.
+    pub fn boc_proc_died(&mut self, proc: ProcIdx) {
+        let at = self.location_of(proc);
+        let running: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
+        for b in running {
+            self.boc.running.remove(&b);
+            if let Some((_, result)) = self.boc.code.remove(&b) {
+                self.boc.empty.remove(&result);
+            }
+            let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
+            self.boc.lost.extend(cowns);
+            if let Ok(next) = self.boc.sched.complete(b, at) {
+                for n in next {
+                    self.dispatch_behaviour(n);
+                }
+            }
+        }
+        // Every value it still held is gone too.
+        let lost = self.boc.sched.cowns_at(at);
+        self.boc.lost.extend(lost);
+        self.answer_quiesce();
+    }
+
+    pub fn quiesce(&mut self, proc: ProcIdx, req: ReqId, timeout_ms: Option<u64>) {
+        let token = self.next_id();
+        self.boc.quiesce.push((proc, req, token));
+        if let Some(ms) = timeout_ms {
+            self.after(std::time::Duration::from_millis(ms), Input::QuiesceDeadline(token));
+        }
+        self.answer_quiesce();
+    }
+
+    pub fn quiesce_deadline(&mut self, token: u64) {
+        if let Some(i) = self.boc.quiesce.iter().position(|&(_, _, t)| t == token) {
+            let (proc, req, _) = self.boc.quiesce.remove(i);
+            let info =
+                ErrorInfo::new(ErrorKind::Timeout, format!("{} behaviour(s) still pending", self.boc.sched.pending()));
+            self.send(proc, &Frame::Response { req, body: Response::Refused(info) });
+        }
+    }
+
+    fn answer_quiesce(&mut self) {
+        if self.boc.sched.pending() > 0 {
+            return;
+        }
+        for (proc, req, _) in std::mem::take(&mut self.boc.quiesce) {
+            self.send(proc, &Frame::Response { req, body: Response::Done });
+        }
+    }
+}

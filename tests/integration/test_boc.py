@@ -1,0 +1,137 @@
+"""rebeam.boc, end to end: behaviours run in worker processes, in order, without deadlock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from helpers import check, lines, program_env, run_rebeam
+
+SCENARIOS = """
+    import os, time
+    from rebeam.boc import Cown, when, whencall, wait
+
+    def report(label, *cowns):
+        # Behaviours print from their worker; the test reads the lines.
+        whencall(list(cowns), lambda *cs: print(label, [c.value for c in cs], flush=True))
+
+    counter = Cown(0)
+    for _ in range(500):
+        @when(counter)
+        def inc(counter):
+            counter.value += 1
+
+    accounts = [Cown(100) for _ in range(4)]
+    for i in range(40):
+        src, dst = accounts[i % 4], accounts[(i * 3 + 1) % 4]
+        if src is dst:
+            continue
+        @when(src, dst)
+        def transfer(src, dst):
+            src.value -= 5
+            dst.value += 5
+
+    @when(accounts)                           # a group: one argument, a list of cowns
+    def total(accounts):
+        return sum(a.value for a in accounts)
+
+    @when(counter, counter)                   # duplicates are requested once
+    def twice(c1, c2):
+        return c1.value == c2.value
+
+    @when(counter)
+    def boom(counter):
+        raise ValueError("boom")
+
+    @when(boom)                               # chaining on a result cown
+    def seen(boom):
+        return boom.exception, type(boom.value).__name__
+
+    @when(boom)
+    def unwrapped(boom):
+        try:
+            boom.unwrap()
+        except ValueError as e:
+            return f"re-raised {e}"
+
+    offset = 10
+    @when(counter)
+    def closure(counter):                     # closures and lambdas travel by value
+        return counter.value + offset
+
+    assert wait(60)
+    report("counter:", counter)
+    report("total:", total)
+    report("twice:", twice)
+    report("seen:", seen)
+    report("unwrapped:", unwrapped)
+    report("closure:", closure)
+    assert wait(60)
+
+    # Independent cowns run in parallel, in different workers.
+    def spin(c):
+        t = time.time()
+        while time.time() - t < 0.3:
+            pass
+        c.value = os.getpid()
+
+    left, right = Cown(None), Cown(None)
+    whencall([left], spin)
+    whencall([right], spin)
+    assert wait(60)
+    whencall([left, right], lambda l, r: print("parallel:", l.value != r.value, flush=True))
+    assert wait(60)
+
+    try:
+        counter.value
+    except RuntimeError as e:
+        print("outside:", e, flush=True)
+"""
+
+
+def assert_scenarios(out: list[str]) -> None:
+    assert "counter: [500]" in out
+    assert "total: [400]" in out
+    assert "twice: [True]" in out
+    assert "seen: [(True, 'ValueError')]" in out
+    assert "unwrapped: ['re-raised boom']" in out
+    assert "closure: [510]" in out
+    assert "parallel: True" in out
+    assert any(x.startswith("outside: Cown<") and "is not acquired" in x for x in out)
+
+
+def test_scenarios_under_rebeam(tmp_path):
+    r = run_rebeam(tmp_path, SCENARIOS, timeout=120)
+    check(r)
+    assert_scenarios([x.split("] ", 1)[-1] for x in lines(r)])
+
+
+def test_scenarios_in_plain_python(tmp_path):
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(SCENARIOS))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=program_env(), capture_output=True,
+                       text=True, timeout=120)
+    check(r)
+    assert_scenarios([x.split("] ", 1)[-1] for x in lines(r)])
+
+
+def test_numpy_inside_behaviours(tmp_path):
+    r = run_rebeam(tmp_path, """
+        import numpy as np
+        from rebeam.boc import Cown, when, wait
+
+        grid = Cown(np.zeros((100, 100)))
+        for i in range(10):
+            @when(grid)
+            def step(grid):
+                grid.value += 1.5
+
+        @when(grid)
+        def show(grid):
+            print("sum:", float(grid.value.sum()), flush=True)
+
+        assert wait(60)
+    """, timeout=120)
+    check(r)
+    assert any(x.endswith("sum: 150000.0") for x in lines(r))
