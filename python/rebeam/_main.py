@@ -111,6 +111,11 @@ def _run_as_main(script: str) -> None:
 
 
 def main() -> None:
+    # Whole lines, as the workers write them: output from several processes then interleaves
+    # by line, never mid-line, even through a pipe (`rebeam main.py | tee log`).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     script = os.path.abspath(sys.argv[1])
     if not os.path.isfile(script):
         print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)

@@ -117,7 +117,9 @@ PRELUDE = textwrap.dedent(
         @requires_armed
         @receive("sleep")
         def sleep(self, source, _):
-            rebeam.publish("motor.started", "sleep")
+            # Announce from another thread once this one is inside time.sleep: a disarm that
+            # came before would be interrupted in Python, and no kill would be needed.
+            threading.Timer(0.2, rebeam.publish, ("motor.started", "sleep")).start()
             time.sleep(60)                    # in C: no interrupt can land
 
         @requires_armed
