@@ -35,7 +35,11 @@ def events(conn, library: bool = False) -> None:
         cmd = conn.next_command()
         if cmd is None:
             continue
-        if cmd[0] == "surrender":
+        if cmd[0] == "run_behaviour":
+            from . import boc
+
+            boc.queue_main_behaviour(cmd[1:])
+        elif cmd[0] == "surrender":
             from . import boc
 
             boc.surrender(conn, cmd[1])

@@ -139,6 +139,9 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
 
 #: Values of the cowns this process holds, by cown id (see rebeam.boc).
 cown_store: dict = {}
+#: When main-side behaviours were last pumped, and when the oldest waiting one arrived.
+last_pump: float = 0.0
+main_queued_at: float = 0.0
 
 #: Bus handlers of this process, by subscription id.
 bus_handlers: dict = {}

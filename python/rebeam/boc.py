@@ -25,8 +25,10 @@ behaviour has run.
 from __future__ import annotations
 
 import itertools
+import os
+import queue
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable
 
 from . import _runtime
@@ -107,6 +109,31 @@ class Cown:
         return v
 
 
+class PinnedCown(Cown):
+    """A cown whose value never leaves the main process: a GUI toolkit, a GL context, an
+    asyncio loop. A behaviour that requests any pinned cown runs on the main thread of the
+    main process, when the program calls :func:`pump` (``wait()`` pumps by itself); its other
+    cowns are brought to it there."""
+
+    __slots__ = ()
+
+    def __init__(self, value: Any = None):
+        if _runtime.ROLE == "worker":
+            raise RuntimeError("a PinnedCown is created in the main process; this is a worker")
+        self._id = _new_id()
+        _runtime.cown_store[self._id] = value
+        _runtime.connection().cown_created(self._id, True)
+
+    def __reduce__(self):
+        raise TypeError(
+            f"PinnedCown<{self._id}> cannot be serialised: its value never leaves the main process. "
+            "Pass it to when() instead of capturing it in a closure or a message."
+        )
+
+    def __repr__(self) -> str:
+        return f"PinnedCown<{self._id}>"
+
+
 def _ids_of(group: Any) -> Any:
     if isinstance(group, Cown):
         return group._id
@@ -140,12 +167,137 @@ def when(*cowns: Any) -> Callable[[Callable], Cown]:
 
 
 def wait(timeout: float | None = None) -> bool:
-    """Waits until every scheduled behaviour has run; False if ``timeout`` passed first."""
-    return _runtime.connection().quiesce(timeout)
+    """Waits until every scheduled behaviour has run; False if ``timeout`` passed first.
+    In the main process it pumps main-side behaviours meanwhile, so batch scripts that use
+    PinnedCowns keep working."""
+    import time
+
+    conn = _runtime.connection()
+    if _runtime.ROLE == "worker":
+        return conn.quiesce(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pump()
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        if conn.quiesce(_PUMP_SLICE if left is None else min(_PUMP_SLICE, left)):
+            pump()
+            return True
 
 
-def run_behaviour(conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers) -> None:
-    """Runs a behaviour in this process (a worker): called by the worker for the governor."""
+#: How long wait() blocks between two pumps.
+_PUMP_SLICE = 0.01
+
+
+class PumpResult(NamedTuple):
+    """What one pump() did: behaviours run, behaviours still queued, exceptions raised."""
+
+    ran: int
+    remaining: int
+    errors: list
+
+
+_main_queue: queue.SimpleQueue = queue.SimpleQueue()
+_pumping = threading.local()
+
+
+def pump(
+    deadline_ms: float | None = None, max_behaviors: int | None = None, raise_on_error: bool = False
+) -> PumpResult:
+    """Runs queued main-side behaviours (those holding a PinnedCown) on this thread, from
+    inside your event loop, and returns without blocking past ``deadline_ms``.
+
+    Exceptions land on the behaviours' result cowns; with ``raise_on_error`` the first one is
+    raised after its behaviour is done. Pumping from inside a main-side behaviour raises.
+    """
+    import time
+
+    if getattr(_pumping, "active", False):
+        raise RuntimeError("pump() called from inside a main-side behaviour; return to your event loop first")
+    end = None if deadline_ms is None else time.monotonic() + deadline_ms / 1000.0
+    ran, errors = 0, []
+    _pumping.active = True
+    try:
+        while max_behaviors is None or ran < max_behaviors:
+            if end is not None and time.monotonic() >= end:
+                break
+            try:
+                job = _main_queue.get_nowait()
+            except queue.Empty:
+                break
+            failure = run_behaviour(_runtime.connection(), *job)
+            ran += 1
+            if failure is not None:
+                errors.append(failure)
+                if raise_on_error:
+                    raise failure
+    finally:
+        _pumping.active = False
+        _runtime.last_pump = time.monotonic()
+    return PumpResult(ran, _main_queue.qsize(), errors)
+
+
+def set_pump_watchdog(warn_ms: float | None, on_starve: Callable[[int, float], Any] | None = None) -> None:
+    """Warns when main-side behaviours wait longer than ``warn_ms`` with nobody pumping:
+    calls ``on_starve(queued, waited_seconds)``, or prints a warning. None turns it off."""
+    _watchdog[:] = [] if warn_ms is None else [warn_ms / 1000.0, on_starve]
+    _watchdog_set.append(True)
+    if warn_ms is not None and not _watchdog_thread:
+        t = threading.Thread(target=_watch, name="rebeam-pump-watchdog", daemon=True)
+        _watchdog_thread.append(t)
+        t.start()
+
+
+_watchdog: list = []
+_watchdog_thread: list = []
+_watchdog_set: list = []
+
+#: Under `rebeam main.py`, main-side behaviours waiting this long without a pump get a warning
+#: (unless the program set its own watchdog).
+DEFAULT_PUMP_WARN_MS = 2000
+
+
+def _watch() -> None:
+    import sys
+    import time
+
+    warned_at = 0.0
+    while True:
+        time.sleep(0.05)
+        if not _watchdog or _main_queue.empty():
+            continue
+        limit, on_starve = _watchdog
+        waited = time.monotonic() - max(_runtime.last_pump, _runtime.main_queued_at)
+        if waited < limit or time.monotonic() - warned_at < limit:
+            continue
+        warned_at = time.monotonic()
+        if on_starve is not None:
+            on_starve(_main_queue.qsize(), waited)
+        else:
+            print(
+                f"rebeam: {_main_queue.qsize()} main-side behaviour(s) (PinnedCown) have waited {waited:.1f} s: "
+                "call rebeam.boc.pump() from your event loop, or wait()",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def queue_main_behaviour(job: tuple) -> None:
+    """The governor sent a behaviour to run here: it waits for the next pump()."""
+    import time
+
+    if _main_queue.empty():
+        _runtime.main_queued_at = time.monotonic()
+    _main_queue.put(job)
+    if not _watchdog_set and os.environ.get("REBEAM_ROLE") == "main":
+        set_pump_watchdog(DEFAULT_PUMP_WARN_MS)
+
+
+def run_behaviour(
+    conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers
+) -> BaseException | None:
+    """Runs a behaviour in this process; returns the exception it raised, if any."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         try:
@@ -161,12 +313,15 @@ def run_behaviour(conn, b: int, cowns: list, result: int, moved: list, lost: lis
             return Cown._handle(g) if isinstance(g, int) else [handles(x) for x in g]
 
         store[result] = fn(*[handles(g) for g in groups])
+        failure = None
     except BaseException as e:
         store[result] = _Failure(e)
+        failure = e
     finally:
         _runtime._local.acquired = None
         _runtime._local.lost = ()
     conn.behaviour_done(b)
+    return failure
 
 
 def surrender(conn, cown: int) -> None:
@@ -179,4 +334,4 @@ def surrender(conn, cown: int) -> None:
     conn.cown_value(cown, data, buffers)
 
 
-__all__ = ["Cown", "when", "whencall", "wait"]
+__all__ = ["Cown", "PinnedCown", "PumpResult", "when", "whencall", "wait", "pump", "set_pump_watchdog"]

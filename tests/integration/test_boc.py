@@ -135,3 +135,101 @@ def test_numpy_inside_behaviours(tmp_path):
     """, timeout=120)
     check(r)
     assert any(x.endswith("sum: 150000.0") for x in lines(r))
+
+
+PINNED = """
+    import asyncio, os, threading, time
+    from rebeam.boc import Cown, PinnedCown, when, wait, pump
+
+    MAIN_PID = os.getpid()
+    ui = PinnedCown({"events": []})
+    data = Cown(0)
+
+    @when(data)
+    def compute(data):
+        data.value = sum(range(1000))
+        return os.getpid() != MAIN_PID            # ordinary behaviours run in workers
+
+    @when(ui, data)
+    def render(ui, data):                        # holds a pinned cown: runs in the main process
+        on_main = os.getpid() == MAIN_PID and threading.current_thread() is threading.main_thread()
+        ui.value["events"].append(("render", data.value, on_main))
+
+    async def event_loop():
+        # The user's own loop pumps main-side work cooperatively, never blocking past 5 ms.
+        for _ in range(400):
+            t = time.monotonic()
+            r = pump(deadline_ms=5)
+            assert time.monotonic() - t < 1.0
+            if r.ran:
+                return r
+            await asyncio.sleep(0.01)
+
+    print("asyncio pump:", asyncio.run(event_loop()), flush=True)
+
+    pins = [PinnedCown(0) for _ in range(5)]
+    for i, pin in enumerate(pins):               # independent: all five queue at once
+        @when(pin)
+        def tick(pin, i=i):
+            pin.value = i + 1
+
+    time.sleep(0.5)
+    print("max_behaviors:", pump(max_behaviors=2).ran, flush=True)
+
+    @when(ui)
+    def nested(ui):
+        try:
+            pump()
+        except RuntimeError as e:
+            return str(e)
+
+    @when(compute, nested)
+    def collect(compute, nested):
+        return compute.value, nested.value
+
+    assert wait(30)                               # wait() pumps the rest by itself
+
+    @when(ui, collect, pins)
+    def show(ui, collect, pins):
+        print("events:", ui.value["events"], flush=True)
+        print("collect:", collect.value, flush=True)
+        print("ticks:", [p.value for p in pins], flush=True)
+
+    assert wait(30)
+    import pickle
+    try:
+        pickle.dumps(ui)
+    except TypeError as e:
+        print("serialise:", e, flush=True)
+"""
+
+
+def test_pinned_cowns_run_on_the_main_thread_when_pumped(tmp_path):
+    r = run_rebeam(tmp_path, PINNED, timeout=120)
+    check(r)
+    out = lines(r)
+    assert "asyncio pump: PumpResult(ran=1, remaining=0, errors=[])" in out
+    assert "max_behaviors: 2" in out
+    assert "events: [('render', 499500, True)]" in out
+    assert "ticks: [1, 2, 3, 4, 5]" in out
+    assert "collect: (True, 'pump() called from inside a main-side behaviour; return to your event loop first')" in out
+    assert any(x.startswith("serialise: PinnedCown<") and "never leaves the main process" in x for x in out)
+
+
+def test_the_watchdog_warns_when_nobody_pumps(tmp_path):
+    r = run_rebeam(tmp_path, """
+        import time
+        from rebeam.boc import PinnedCown, when, wait
+
+        ui = PinnedCown(0)
+
+        @when(ui)
+        def starved(ui):
+            ui.value += 1
+
+        time.sleep(3)          # an event loop that forgot to pump
+        assert wait(30)
+    """, timeout=60)
+    check(r)
+    assert "main-side behaviour(s) (PinnedCown) have waited" in r.stderr
+    assert "call rebeam.boc.pump() from your event loop" in r.stderr
