@@ -294,6 +294,48 @@ def queue_main_behaviour(job: tuple) -> None:
         set_pump_watchdog(DEFAULT_PUMP_WARN_MS)
 
 
+#: The tag of what receive() returns when its timeout fires and there is no ``after``.
+TIMEOUT = "__rebeam_timeout__"
+
+#: The longest tag, in UTF-8 bytes (as bocpy).
+MAX_TAG_BYTES = 63
+
+
+def _tags(tags: Any) -> list[str]:
+    tags = [tags] if isinstance(tags, str) else list(tags)
+    for t in tags:
+        if not isinstance(t, str) or not t:
+            raise TypeError(f"a tag is a non-empty str, not {t!r}")
+        if len(t.encode()) > MAX_TAG_BYTES:
+            raise ValueError(f"tag {t[:20]!r}… is longer than {MAX_TAG_BYTES} UTF-8 bytes")
+    return tags
+
+
+def send(tag: str, contents: Any = None) -> None:
+    """Queues ``contents`` under ``tag``, for whoever calls ``receive(tag)`` in any process."""
+    (tag,) = _tags(tag)
+    data, buffers = _runtime.dumps(contents, f"the message for tag {tag!r}")
+    _runtime.connection().send_tagged(tag, data, buffers)
+
+
+def receive(tags: Any, timeout: float | None = -1, after: Callable[[], Any] | None = None) -> Any:
+    """The oldest message under any of ``tags``, as ``[tag, contents]``; blocks until one
+    arrives. With a ``timeout`` (seconds; negative or None waits forever) it returns
+    ``after()`` if given, else ``(TIMEOUT, None)``."""
+    tags = _tags(tags)
+    wait = None if timeout is None or timeout < 0 else float(timeout)
+    got = _runtime.connection().receive(tags, wait)
+    if got is None:
+        return after() if after is not None else (TIMEOUT, None)
+    tag, data, buffers = got
+    return [tag, _runtime.loads(data, buffers)]
+
+
+def drain(tags: Any) -> None:
+    """Discards every message queued under ``tags``."""
+    _runtime.connection().drain(_tags(tags))
+
+
 def run_behaviour(
     conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers
 ) -> BaseException | None:
@@ -334,4 +376,7 @@ def surrender(conn, cown: int) -> None:
     conn.cown_value(cown, data, buffers)
 
 
-__all__ = ["Cown", "PinnedCown", "PumpResult", "when", "whencall", "wait", "pump", "set_pump_watchdog"]
+__all__ = [
+    "Cown", "PinnedCown", "PumpResult", "TIMEOUT",
+    "when", "whencall", "wait", "pump", "set_pump_watchdog", "send", "receive", "drain",
+]

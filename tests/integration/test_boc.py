@@ -233,3 +233,41 @@ def test_the_watchdog_warns_when_nobody_pumps(tmp_path):
     check(r)
     assert "main-side behaviour(s) (PinnedCown) have waited" in r.stderr
     assert "call rebeam.boc.pump() from your event loop" in r.stderr
+
+
+def test_send_and_selective_receive_between_processes(tmp_path):
+    r = run_rebeam(tmp_path, """
+        import time
+        from rebeam.boc import Cown, TIMEOUT, drain, receive, send, wait, when
+
+        worker = Cown(None)
+
+        @when(worker)
+        def producer(worker):                     # runs in a worker process
+            send("noise", "ignore me")
+            for i in range(3):
+                send("job", i)
+            send("done", "all sent")
+
+        print("done:", receive("done", timeout=30), flush=True)
+        print("either:", receive(["job", "done"], timeout=5), flush=True)   # oldest first
+        print("jobs:", [receive("job", 5)[1] for _ in range(2)], flush=True)
+        print("timeout:", receive("job", timeout=0.2), flush=True)
+        print("after:", receive("job", timeout=0.2, after=lambda: ("job", "self-tick")), flush=True)
+        drain("noise")
+        print("drained:", receive("noise", timeout=0.2)[0] == TIMEOUT, flush=True)
+        try:
+            send("x" * 64, 1)
+        except ValueError as e:
+            print("long tag:", e, flush=True)
+        assert wait(30)
+    """, timeout=60)
+    check(r)
+    out = lines(r)
+    assert "done: ['done', 'all sent']" in out
+    assert "either: ['job', 0]" in out
+    assert "jobs: [1, 2]" in out
+    assert "timeout: ('__rebeam_timeout__', None)" in out
+    assert "after: ('job', 'self-tick')" in out
+    assert "drained: True" in out
+    assert any(x.startswith("long tag:") and "63 UTF-8 bytes" in x for x in out)

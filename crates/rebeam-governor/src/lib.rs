@@ -19,6 +19,7 @@ mod boc;
 mod bus;
 mod control;
 mod listener;
+mod messages;
 mod pool;
 mod process;
 mod python;

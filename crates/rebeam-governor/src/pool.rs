@@ -196,6 +196,7 @@ impl Router {
         let desc = p.describe();
         let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
         self.boc_proc_died(proc);
+        self.messages_proc_died(proc);
         self.unsubscribe_proc(proc);
 
         if role == Role::Main {

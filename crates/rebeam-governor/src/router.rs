@@ -42,6 +42,7 @@ pub enum Input {
     BusFlush(u64),
     ParentGone,
     QuiesceDeadline(u64),
+    ReceiveDeadline(u64),
 }
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
@@ -115,6 +116,7 @@ pub struct Router {
     pub gate: crate::safety::Gate,
     pub bus: crate::bus::Bus,
     pub(crate) boc: crate::boc::Boc,
+    pub(crate) messages: crate::messages::Messages,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
@@ -172,6 +174,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         gate: crate::safety::Gate::default(),
         bus,
         boc: crate::boc::Boc::default(),
+        messages: crate::messages::Messages::default(),
         control_path: control_path.clone(),
         queued_starts: VecDeque::new(),
         next_id: 1,
@@ -343,6 +346,7 @@ impl Router {
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),
             Input::BusFlush(id) => self.flush(id),
             Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
+            Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = Instant::now();
@@ -447,6 +451,18 @@ impl Router {
                 self.respond(proc, req, body);
             }
             Request::Quiesce { timeout_ms } => self.quiesce(proc, req, timeout_ms),
+            Request::SendTagged { tag, payload } => {
+                let body = match self.send_tagged(tag, payload) {
+                    Ok(()) => Response::Done,
+                    Err(info) => Response::Refused(info),
+                };
+                self.respond(proc, req, body);
+            }
+            Request::Receive { tags, timeout_ms } => self.receive_tagged(proc, req, tags, timeout_ms),
+            Request::Drain { tags } => {
+                self.drain_tagged(&tags);
+                self.respond(proc, req, Response::Done);
+            }
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
                 let who = self.procs[proc].describe();

@@ -314,6 +314,21 @@ pub enum Request {
     Quiesce {
         timeout_ms: Option<u64>,
     },
+    /// bocpy messaging: queue a message under `tag`.
+    SendTagged {
+        tag: String,
+        payload: Payload,
+    },
+    /// The oldest message under any of `tags` (answered when one arrives, or `None` after
+    /// `timeout_ms`).
+    Receive {
+        tags: Vec<String>,
+        timeout_ms: Option<u64>,
+    },
+    /// Discards every queued message under `tags`.
+    Drain {
+        tags: Vec<String>,
+    },
 }
 
 /// Governor → process, answering a [`Request`].
@@ -326,6 +341,7 @@ pub enum Response {
     Whereis(Option<ActorRef>),
     Monitored(Result<u64, ErrorInfo>),
     Subscribed(Result<u64, ErrorInfo>),
+    Received(Option<(String, Payload)>),
     Done,
     Refused(ErrorInfo),
 }

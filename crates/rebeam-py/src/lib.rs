@@ -480,6 +480,47 @@ impl Connection {
         }
     }
 
+    /// bocpy messaging: queues `data` under `tag`.
+    fn send_tagged(
+        &self,
+        py: Python<'_>,
+        tag: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &Target::Name(tag.clone()), payload.len())?;
+        match self.request(py, Request::SendTagged { tag, payload }, None)? {
+            Response::Done => Ok(()),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// The oldest message under any of `tags`: `(tag, data, buffers)`, or None after `timeout`.
+    #[pyo3(signature = (tags, timeout=None))]
+    fn receive<'py>(
+        &self,
+        py: Python<'py>,
+        tags: Vec<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let timeout_ms = timeout.map(|t| (t.max(0.0) * 1000.0) as u64);
+        match self.request(py, Request::Receive { tags, timeout_ms }, None)? {
+            Response::Received(Some((tag, payload))) => {
+                let (data, buffers) = convert::payload_to_py(py, payload)?;
+                PyTuple::new(py, [tag.into_pyobject(py)?.into_any(), data, buffers]).map(Some)
+            }
+            Response::Received(None) => Ok(None),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    fn drain(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
+        self.request(py, Request::Drain { tags }, None).map(|_| ())
+    }
+
     /// Whether the governor connection is gone.
     #[getter]
     fn closed(&self) -> bool {
