@@ -271,3 +271,21 @@ def test_send_and_selective_receive_between_processes(tmp_path):
     assert "after: ('job', 'self-tick')" in out
     assert "drained: True" in out
     assert any(x.startswith("long tag:") and "63 UTF-8 bytes" in x for x in out)
+
+
+def test_a_refused_behaviour_leaves_nothing_pending(tmp_path):
+    r = run_rebeam(tmp_path, """
+        import rebeam
+        from rebeam.boc import Cown, wait, whencall
+
+        ghost = Cown._handle(999_999)             # no such cown
+        try:
+            whencall([ghost], lambda g: None)
+        except rebeam.InvalidRequest as e:
+            print("refused:", e, flush=True)
+        print("nothing pending:", wait(10), flush=True)
+    """, timeout=60)
+    check(r)
+    out = lines(r)
+    assert any(x.startswith("refused: unknown cown 999999") for x in out), out
+    assert "nothing pending: True" in out

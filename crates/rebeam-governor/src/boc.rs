@@ -81,7 +81,15 @@ impl Router {
         self.boc.empty.insert(result);
         let mut request = cowns;
         request.push(result);
-        let runnable = self.boc.sched.schedule(behaviour, &request).map_err(bad)?;
+        let runnable = match self.boc.sched.schedule(behaviour, &request) {
+            Ok(runnable) => runnable,
+            Err(e) => {
+                // Refused: the result cown made for it must not linger.
+                let _ = self.boc.sched.drop_cown(result);
+                self.boc.empty.remove(&result);
+                return Err(bad(e));
+            }
+        };
         self.boc.code.insert(behaviour, (code, result));
         if runnable {
             self.dispatch_behaviour(behaviour);
@@ -162,10 +170,8 @@ impl Router {
         if let Some((_, result)) = self.boc.code.remove(&b) {
             self.boc.empty.remove(&result);
         }
-        let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
-        for c in cowns {
-            self.boc.lost.remove(&c);
-        }
+        // Lost cowns stay lost: a behaviour cannot write them (their value raises), so running
+        // one does not bring a value back.
         match self.boc.sched.complete(b, at) {
             Ok(next) => {
                 for n in next {
