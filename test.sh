@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Xvfb: tests/integration/test_pinned_tk.py pumps rebeam.boc from a real Tk event loop on a
+# virtual X display. Installed once (Debian package xvfb); a no-op when Xvfb is on PATH.
+if ! command -v Xvfb >/dev/null; then
+  echo "==> installing Xvfb (apt-get install xvfb)"
+  sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  install_xvfb() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xvfb >/dev/null; }
+  install_xvfb || { $sudo apt-get update -qq && install_xvfb; } \
+    || echo "test.sh: could not install Xvfb; test_pinned_tk.py will fail until it is installed" >&2
+fi
+
 ./bootstrap.sh --no-example
 
 echo "==> ruff; cargo fmt --check; cargo clippy"
