@@ -43,6 +43,10 @@ def events(conn, library: bool = False) -> None:
             from . import boc
 
             boc.surrender(conn, cmd[1])
+        elif cmd[0] == "cancel_behaviour":
+            from . import boc
+
+            boc.cancel_behaviour(cmd[1])
         elif cmd[0] == "publication":
             _, sub, _actor, topic, data, buffers, dropped = cmd
             _runtime.bus_dropped[sub] = dropped

@@ -12,7 +12,6 @@ Run as ``python -m rebeam._worker`` by the governor; not meant to be started by 
 from __future__ import annotations
 
 import collections
-import ctypes
 import os
 import queue
 import runpy
@@ -25,6 +24,7 @@ from . import _runtime
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
+from ._threads import clear_async_exc, raise_in_thread
 from .actor import DOWN, Down, GenPy, Response
 from .errors import SafetyInterrupt, SerializationError
 
@@ -150,7 +150,12 @@ class Worker:
         elif kind == "run_behaviour":
             from . import boc
 
+            boc.admit(cmd[1])
             self.pool.submit(lambda: boc.run_behaviour(self.conn, *cmd[1:]))
+        elif kind == "cancel_behaviour":
+            from . import boc
+
+            boc.cancel_behaviour(cmd[1])
         elif kind == "surrender":
             from . import boc
 
@@ -191,7 +196,7 @@ class Worker:
         # come before the thread runs (raising in it would then do nothing): run_task checks
         # `stopping` before it calls the task.
         host.stopping = True
-        _raise_in_thread(host.task_thread.ident, SystemExit)
+        raise_in_thread(host.task_thread.ident, SystemExit)
 
     # -- on pool threads ------------------------------------------------------------------
 
@@ -211,7 +216,7 @@ class Worker:
         with host.lock:
             if host.current == delivery and host.thread is not None:
                 host.cancelled = True
-                _raise_in_thread(host.thread, SafetyInterrupt)
+                raise_in_thread(host.thread, SafetyInterrupt)
                 return
             queued = next((m for m in host.mailbox if m[0] == "msg" and m[1] == delivery), None)
             if queued is None:
@@ -380,7 +385,7 @@ class Worker:
                     # The work is over: neither its cancellation nor a late interrupt may
                     # reach what this actor runs next (a bus handler, the next message).
                     host.current, host.gated, host.cancelled = None, False, False
-                    _clear_async_exc()
+                    clear_async_exc()
                 return
             except SafetyInterrupt:
                 continue  # it landed here, after the handler: swallow it and clear again
@@ -415,17 +420,6 @@ class Worker:
         self.hosts.pop(host.pid.id, None)
         host.dead = True
         self.conn.exited(host.pid.id, reason, info)
-
-
-def _raise_in_thread(ident: int | None, exc: type[BaseException]) -> None:
-    """Raises ``exc`` in the thread ``ident`` at its next bytecode (not inside a C call)."""
-    if ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc))
-
-
-def _clear_async_exc() -> None:
-    """Drops an asynchronous exception set for this thread but not raised yet."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
 
 
 def exit_now(code: int) -> None:

@@ -8,6 +8,8 @@ message, one over the size limit, a bad target) are raised at once and nothing i
 
 from __future__ import annotations
 
+import pickle
+
 
 class RebeamError(Exception):
     """Root of rebeam's exceptions."""
@@ -41,8 +43,9 @@ class MessageTooLarge(RebeamError, ValueError):
     """The message is bigger than the run's limit (``rebeam --max-message-bytes``)."""
 
 
-class SerializationError(RebeamError, TypeError):
-    """The message cannot be pickled; nothing was sent."""
+class SerializationError(RebeamError, TypeError, pickle.PicklingError):
+    """The message cannot be pickled; nothing was sent. (A ``PicklingError`` too, which is
+    what bocpy raises.)"""
 
 
 class StartError(RebeamError):
@@ -70,6 +73,11 @@ class SafetyError(RebeamError):
     interrupted because the host disarmed it."""
 
 
+class CapacityError(RebeamError, RuntimeError):
+    """A bounded store is full: a tag's message queue (``send``) or the noticeboard's 64 keys
+    (``notice_seed``). A ``RuntimeError``, as in bocpy."""
+
+
 class ReservedTopic(RebeamError, PermissionError):
     """A publication on a topic reserved for the host (``safety.``, ``actuator.``, ``param.``,
     ``rebeam.``) that the host did not open (``rebeam --allow-publish``)."""
@@ -92,6 +100,7 @@ __all__ = [
     "CallTimeout",
     "MessageTooLarge",
     "SerializationError",
+    "CapacityError",
     "StartError",
     "InvalidRequest",
     "ShuttingDown",

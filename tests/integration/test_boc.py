@@ -10,11 +10,11 @@ from helpers import check, lines, program_env, run_rebeam
 
 SCENARIOS = """
     import os, time
-    from rebeam.boc import Cown, when, whencall, wait
+    from rebeam.boc import Cown, quiesce, when, whencall, wait
 
     def report(label, *cowns):
         # Behaviours print from their worker; the test reads the lines.
-        whencall(list(cowns), lambda *cs: print(label, [c.value for c in cs], flush=True))
+        whencall(lambda *cs: print(label, [c.value for c in cs], flush=True), list(cowns), [])
 
     counter = Cown(0)
     for _ in range(500):
@@ -60,14 +60,14 @@ SCENARIOS = """
     def closure(counter):                     # closures and lambdas travel by value
         return counter.value + offset
 
-    assert wait(60)
+    quiesce(60)
     report("counter:", counter)
     report("total:", total)
     report("twice:", twice)
     report("seen:", seen)
     report("unwrapped:", unwrapped)
     report("closure:", closure)
-    assert wait(60)
+    quiesce(60)
 
     # Independent cowns run in parallel, in different workers.
     def spin(c):
@@ -77,11 +77,11 @@ SCENARIOS = """
         c.value = os.getpid()
 
     left, right = Cown(None), Cown(None)
-    whencall([left], spin)
-    whencall([right], spin)
-    assert wait(60)
-    whencall([left, right], lambda l, r: print("parallel:", l.value != r.value, flush=True))
-    assert wait(60)
+    whencall(spin, [left], [])
+    whencall(spin, [right], [])
+    quiesce(60)
+    whencall(lambda l, r: print("parallel:", l.value != r.value, flush=True), [left, right], [])
+    assert wait(60) is None
 
     try:
         counter.value
@@ -131,7 +131,7 @@ def test_numpy_inside_behaviours(tmp_path):
         def show(grid):
             print("sum:", float(grid.value.sum()), flush=True)
 
-        assert wait(60)
+        wait(60)
     """, timeout=120)
     check(r)
     assert any(x.endswith("sum: 150000.0") for x in lines(r))
@@ -139,7 +139,7 @@ def test_numpy_inside_behaviours(tmp_path):
 
 PINNED = """
     import asyncio, os, threading, time
-    from rebeam.boc import Cown, PinnedCown, when, wait, pump
+    from rebeam.boc import Cown, PinnedCown, quiesce, when, wait, pump
 
     MAIN_PID = os.getpid()
     ui = PinnedCown({"events": []})
@@ -161,7 +161,7 @@ PINNED = """
             t = time.monotonic()
             r = pump(deadline_ms=5)
             assert time.monotonic() - t < 1.0
-            if r.ran:
+            if r.executed:
                 return r
             await asyncio.sleep(0.01)
 
@@ -174,7 +174,7 @@ PINNED = """
             pin.value = i + 1
 
     time.sleep(0.5)
-    print("max_behaviors:", pump(max_behaviors=2).ran, flush=True)
+    print("max_behaviors:", pump(max_behaviors=2).executed, flush=True)
 
     @when(ui)
     def nested(ui):
@@ -187,7 +187,7 @@ PINNED = """
     def collect(compute, nested):
         return compute.value, nested.value
 
-    assert wait(30)                               # wait() pumps the rest by itself
+    quiesce(30)                                   # quiesce() pumps the rest by itself
 
     @when(ui, collect, pins)
     def show(ui, collect, pins):
@@ -195,7 +195,7 @@ PINNED = """
         print("collect:", collect.value, flush=True)
         print("ticks:", [p.value for p in pins], flush=True)
 
-    assert wait(30)
+    wait(30)
     import pickle
     try:
         pickle.dumps(ui)
@@ -208,7 +208,7 @@ def test_pinned_cowns_run_on_the_main_thread_when_pumped(tmp_path):
     r = run_rebeam(tmp_path, PINNED, timeout=120)
     check(r)
     out = lines(r)
-    assert "asyncio pump: PumpResult(ran=1, remaining=0, errors=[])" in out
+    assert "asyncio pump: PumpResult(executed=1, deadline_reached=False, raised=0)" in out
     assert "max_behaviors: 2" in out
     assert "events: [('render', 499500, True)]" in out
     assert "ticks: [1, 2, 3, 4, 5]" in out
@@ -228,7 +228,7 @@ def test_the_watchdog_warns_when_nobody_pumps(tmp_path):
             ui.value += 1
 
         time.sleep(3)          # an event loop that forgot to pump
-        assert wait(30)
+        wait(30)
     """, timeout=60)
     check(r)
     assert "main-side behaviour(s) (PinnedCown) have waited" in r.stderr
@@ -260,14 +260,14 @@ def test_send_and_selective_receive_between_processes(tmp_path):
             send("x" * 64, 1)
         except ValueError as e:
             print("long tag:", e, flush=True)
-        assert wait(30)
+        wait(30)
     """, timeout=60)
     check(r)
     out = lines(r)
-    assert "done: ['done', 'all sent']" in out
-    assert "either: ['job', 0]" in out
+    assert "done: ('done', 'all sent')" in out
+    assert "either: ('job', 0)" in out
     assert "jobs: [1, 2]" in out
-    assert "timeout: ('__rebeam_timeout__', None)" in out
+    assert "timeout: ('__timeout__', None)" in out
     assert "after: ('job', 'self-tick')" in out
     assert "drained: True" in out
     assert any(x.startswith("long tag:") and "63 UTF-8 bytes" in x for x in out)
@@ -276,14 +276,14 @@ def test_send_and_selective_receive_between_processes(tmp_path):
 def test_a_refused_behaviour_leaves_nothing_pending(tmp_path):
     r = run_rebeam(tmp_path, """
         import rebeam
-        from rebeam.boc import Cown, wait, whencall
+        from rebeam.boc import Cown, quiesce, whencall
 
         ghost = Cown._handle(999_999)             # no such cown
         try:
-            whencall([ghost], lambda g: None)
+            whencall(lambda g: None, [ghost], [])
         except rebeam.InvalidRequest as e:
             print("refused:", e, flush=True)
-        print("nothing pending:", wait(10), flush=True)
+        print("nothing pending:", quiesce(10) is None, flush=True)
     """, timeout=60)
     check(r)
     out = lines(r)

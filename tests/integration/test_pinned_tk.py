@@ -20,7 +20,7 @@ from helpers import check, lines, processes_with, run_rebeam, wait_until
 TK_PROGRAM = """
     import os, sys, threading, time, traceback
     import tkinter as tk
-    from rebeam.boc import Cown, PinnedCown, pump, wait, when
+    from rebeam.boc import Cown, PinnedCown, pump, quiesce, when
 
     MAIN_PID = os.getpid()
     K = 5                                        # pinned behaviours per batch
@@ -123,7 +123,7 @@ TK_PROGRAM = """
         print("FAILED:", state["failed"], "in phase", state["phase"], "log:", log, "ticks:", ticks, flush=True)
         sys.exit(3)
 
-    assert wait(30)
+    quiesce(30)
     print("screen:", root.winfo_screen(), flush=True)
     print("label:", label.cget("text"), flush=True)
     print("log:", log, flush=True)

@@ -12,6 +12,14 @@
 //! run after it, in order. A result cown has no value until its behaviour is done. A worker
 //! that dies takes the values it held: those cowns are marked lost, and behaviours that need
 //! them get an error instead of a value; its running behaviours end with that error.
+//!
+//! `Cown.acquire()` in the main process is a behaviour placed there whatever its cowns
+//! (`at_main`): it "runs" from the moment its values arrive until `release()` says it is
+//! done, and its result cown is dropped then. A `@requires_armed` behaviour (`gated`) is
+//! refused when scheduled unless the system is armed, and checked again when it is about to
+//! run: if the system left `armed` meanwhile, it is sent with `refused` set, so its result
+//! cown gets the safety error and its cowns move on. Once running it is gated work like a
+//! gated actor message: a disarm interrupts it (see `safety.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,8 +34,16 @@ struct Waiting {
     values: Vec<(CownId, Payload)>,
 }
 
+/// How a behaviour was scheduled.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct How {
+    pub at_main: bool,
+    pub gated: bool,
+}
+
 #[derive(Default)]
 pub struct Boc {
+    how: HashMap<BehaviourId, How>,
     sched: Scheduler,
     code: HashMap<BehaviourId, (Payload, CownId)>,
     gathering: HashMap<BehaviourId, Waiting>,
@@ -39,6 +55,8 @@ pub struct Boc {
     /// Cowns whose value died with a worker.
     lost: HashSet<CownId>,
     quiesce: Vec<(ProcIdx, ReqId, u64)>,
+    /// Behaviours each process has run.
+    ran: HashMap<ProcIdx, u64>,
 }
 
 fn bad(e: impl std::fmt::Display) -> ErrorInfo {
@@ -75,7 +93,15 @@ impl Router {
         cowns: Vec<CownId>,
         result: CownId,
         code: Payload,
+        mut how: How,
     ) -> Result<(), ErrorInfo> {
+        how.gated |= self.config.safety == crate::SafetyMode::RequireArmed && !how.at_main;
+        if how.gated && !self.is_armed() {
+            return Err(self.behaviour_refusal());
+        }
+        if how.at_main && self.procs[proc].role != Role::Main {
+            return Err(bad("Cown.acquire() is for the main process; a behaviour requests its cowns with @when"));
+        }
         let at = self.location_of(proc);
         self.boc.sched.create_cown(result, at, false).map_err(bad)?;
         self.boc.empty.insert(result);
@@ -91,6 +117,9 @@ impl Router {
             }
         };
         self.boc.code.insert(behaviour, (code, result));
+        if how.at_main || how.gated {
+            self.boc.how.insert(behaviour, how);
+        }
         if runnable {
             self.dispatch_behaviour(behaviour);
         }
@@ -111,7 +140,9 @@ impl Router {
             let w = w as ProcIdx;
             running.values().filter(|&&p| p == w).count() + gathering.values().filter(|g| g.target == w).count()
         };
-        let Some(at) = place(&self.boc.sched, b, &workers, &load) else {
+        let at_main = self.boc.how.get(&b).is_some_and(|h| h.at_main);
+        let placed = if at_main { Some(Location::Main) } else { place(&self.boc.sched, b, &workers, &load) };
+        let Some(at) = placed else {
             // No worker is ready yet: try again when one is (see `dispatch_waiting_behaviours`).
             return;
         };
@@ -158,7 +189,13 @@ impl Router {
         let cowns = self.boc.sched.cowns_of(b).expect("scheduled").to_vec();
         let lost = cowns.iter().copied().filter(|c| self.boc.lost.contains(c)).collect();
         self.boc.running.insert(b, w.target);
-        let frame = Frame::Command(Cmd::RunBehaviour { behaviour: b, cowns, result, values: w.values, lost, code });
+        let gated = self.boc.how.get(&b).is_some_and(|h| h.gated);
+        let refused = (gated && !self.is_armed()).then(|| self.behaviour_refusal());
+        if gated && refused.is_none() {
+            self.track_gated_behaviour(b, w.target);
+        }
+        let frame =
+            Frame::Command(Cmd::RunBehaviour { behaviour: b, cowns, result, values: w.values, lost, code, refused });
         self.send(w.target, &frame);
     }
 
@@ -167,12 +204,25 @@ impl Router {
             return;
         }
         let at = self.location_of(proc);
-        if let Some((_, result)) = self.boc.code.remove(&b) {
+        let result = self.boc.code.remove(&b).map(|(_, result)| result);
+        if let Some(result) = result {
             self.boc.empty.remove(&result);
+        }
+        let how = self.boc.how.remove(&b).unwrap_or_default();
+        if !how.at_main {
+            *self.boc.ran.entry(proc).or_default() += 1;
         }
         // Lost cowns stay lost: a behaviour cannot write them (their value raises), so running
         // one does not bring a value back.
-        match self.boc.sched.complete(b, at) {
+        let completed = self.boc.sched.complete(b, at);
+        if how.gated {
+            self.gated_behaviour_done(b);
+        }
+        if let (true, Some(result)) = (how.at_main, result) {
+            // An acquire's result cown is never seen by the program.
+            let _ = self.boc.sched.drop_cown(result);
+        }
+        match completed {
             Ok(next) => {
                 for n in next {
                     self.dispatch_behaviour(n);
@@ -192,6 +242,9 @@ impl Router {
             if let Some((_, result)) = self.boc.code.remove(&b) {
                 self.boc.empty.remove(&result);
             }
+            if self.boc.how.remove(&b).is_some_and(|h| h.gated) {
+                self.gated_behaviour_done(b);
+            }
             let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
             self.boc.lost.extend(cowns);
             if let Ok(next) = self.boc.sched.complete(b, at) {
@@ -204,6 +257,11 @@ impl Router {
         let lost = self.boc.sched.cowns_at(at);
         self.boc.lost.extend(lost);
         self.answer_quiesce();
+    }
+
+    pub fn boc_stats(&self) -> Vec<(u32, u32, u64)> {
+        let live = self.procs.iter().enumerate().filter(|(_, p)| p.state != ProcState::Dead && !p.spare);
+        live.map(|(i, p)| (p.index, p.pid, self.boc.ran.get(&i).copied().unwrap_or(0))).collect()
     }
 
     pub fn quiesce(&mut self, proc: ProcIdx, req: ReqId, timeout_ms: Option<u64>) {

@@ -20,6 +20,7 @@ mod bus;
 mod control;
 mod listener;
 mod messages;
+mod notices;
 mod pool;
 mod process;
 mod python;

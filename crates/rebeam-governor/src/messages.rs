@@ -41,7 +41,7 @@ impl Router {
         let queue = self.messages.queues.entry(tag.clone()).or_default();
         if queue.len() >= MAX_QUEUED {
             return Err(ErrorInfo::new(
-                ErrorKind::BadRequest,
+                ErrorKind::Full,
                 format!("the message queue for tag {tag:?} is full ({MAX_QUEUED} messages): receive or drain it"),
             ));
         }
@@ -82,6 +82,10 @@ impl Router {
         for t in tags {
             self.messages.queues.remove(t);
         }
+    }
+
+    pub fn drain_all(&mut self) {
+        self.messages.queues.clear();
     }
 
     /// A process that died waits no more.

@@ -128,7 +128,11 @@ impl Router {
             let p = &mut self.procs[idx];
             p.tx = Some(hello.writer);
             p.state = ProcState::Connected;
-            let welcome = Frame::Welcome { index: p.index, max_message_bytes: self.config.max_message_bytes };
+            let welcome = Frame::Welcome {
+                index: p.index,
+                max_message_bytes: self.config.max_message_bytes,
+                workers: self.config.workers as u32,
+            };
             self.send(idx, &welcome);
         }
         let _ = hello.accept.send(verdict);

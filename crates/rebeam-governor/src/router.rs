@@ -117,6 +117,7 @@ pub struct Router {
     pub bus: crate::bus::Bus,
     pub(crate) boc: crate::boc::Boc,
     pub(crate) messages: crate::messages::Messages,
+    pub(crate) notices: crate::notices::Notices,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
@@ -175,6 +176,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         bus,
         boc: crate::boc::Boc::default(),
         messages: crate::messages::Messages::default(),
+        notices: crate::notices::Notices::default(),
         control_path: control_path.clone(),
         queued_starts: VecDeque::new(),
         next_id: 1,
@@ -443,8 +445,9 @@ impl Router {
                 };
                 self.respond(proc, req, body);
             }
-            Request::Schedule { behaviour, cowns, result, code } => {
-                let body = match self.schedule(proc, behaviour, cowns, result, code) {
+            Request::Schedule { behaviour, cowns, result, code, at_main, gated } => {
+                let how = crate::boc::How { at_main, gated };
+                let body = match self.schedule(proc, behaviour, cowns, result, code, how) {
                     Ok(()) => Response::Done,
                     Err(info) => Response::Refused(info),
                 };
@@ -462,6 +465,26 @@ impl Router {
             Request::Drain { tags } => {
                 self.drain_tagged(&tags);
                 self.respond(proc, req, Response::Done);
+            }
+            Request::DrainAll => {
+                self.drain_all();
+                self.respond(proc, req, Response::Done);
+            }
+            Request::NoticeSeed { key, payload } => {
+                let body = self.notice_seed(&key, payload);
+                self.respond(proc, req, body);
+            }
+            Request::NoticeUpdate { key, expected, payload } => {
+                let body = self.notice_update(&key, expected, payload);
+                self.respond(proc, req, body);
+            }
+            Request::BocStats => {
+                let body = Response::BocStats(self.boc_stats());
+                self.respond(proc, req, body);
+            }
+            Request::Notices { clear } => {
+                let body = self.notices_snapshot(clear);
+                self.respond(proc, req, body);
             }
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
@@ -491,6 +514,7 @@ impl Router {
             Event::CownCreated { cown, pinned } => self.cown_created(proc, cown, pinned),
             Event::CownValue { cown, payload } => self.cown_value(cown, payload),
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
+            Event::Notice { key, payload } => self.notice(proc, &key, payload),
             Event::BodyDone { error } => {
                 self.body_done = true;
                 match error {

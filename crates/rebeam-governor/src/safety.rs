@@ -15,6 +15,10 @@
 //! 4. a killed worker not reaped within `KILL_CONFIRM_TIMEOUT` puts the state in `error`.
 //!
 //! When no gated work is left, `disarming` becomes `disarmed`.
+//!
+//! A running `@requires_armed` behaviour is gated work too, on the same ladder: it has no
+//! caller to fail (its result cown gets the `SafetyInterrupt` it raises, or the worker's
+//! death), so step 1 does not apply to it.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -36,10 +40,17 @@ pub struct GatedWork {
     pub cancelled: Option<u64>,
 }
 
+/// A gated behaviour that has not finished: where it runs, and the disarm that cancelled it.
+pub struct GatedBehaviour {
+    pub proc: ProcIdx,
+    pub cancelled: Option<u64>,
+}
+
 #[derive(Default)]
 pub struct Gate {
     pub machine: SafetyMachine,
     pub work: HashMap<DeliveryId, GatedWork>,
+    pub behaviours: HashMap<u64, GatedBehaviour>,
     started: Option<Instant>,
     /// Disarms that cancelled work so far: each has its own grace period.
     disarms: u64,
@@ -75,13 +86,42 @@ impl Router {
         )
     }
 
+    pub fn behaviour_refusal(&self) -> ErrorInfo {
+        ErrorInfo::new(
+            ErrorKind::Safety,
+            format!(
+                "a @requires_armed behaviour requires the system to be armed (safety state: {}); the host arms it with `rebeam ctl arm`",
+                self.gate.machine.state()
+            ),
+        )
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.gate.machine.state() == SafetyState::Armed
+    }
+
+    fn gated_in_flight(&self) -> bool {
+        !self.gate.work.is_empty() || !self.gate.behaviours.is_empty()
+    }
+
+    pub fn track_gated_behaviour(&mut self, behaviour: u64, proc: ProcIdx) {
+        self.gate.behaviours.insert(behaviour, GatedBehaviour { proc, cancelled: None });
+    }
+
+    /// A gated behaviour ended (done, or its worker died).
+    pub fn gated_behaviour_done(&mut self, behaviour: u64) {
+        if self.gate.behaviours.remove(&behaviour).is_some() && !self.gated_in_flight() {
+            let _ = self.safety_event(SafetyEvent::Stopped);
+        }
+    }
+
     pub fn track_gated(&mut self, delivery: DeliveryId, actor: ActorId, caller: Option<(ProcIdx, ReqId)>) {
         self.gate.work.insert(delivery, GatedWork { actor, caller, cancelled: None });
     }
 
     /// A gated delivery ended (answered, or its actor is gone).
     pub fn gated_done(&mut self, delivery: DeliveryId) {
-        if self.gate.work.remove(&delivery).is_some() && self.gate.work.is_empty() {
+        if self.gate.work.remove(&delivery).is_some() && !self.gated_in_flight() {
             // `Stopped` is never refused: it only completes a disarm, or is a late no-op.
             let _ = self.safety_event(SafetyEvent::Stopped);
         }
@@ -100,7 +140,7 @@ impl Router {
     }
 
     fn safety_event(&mut self, event: SafetyEvent) -> Result<Vec<String>, String> {
-        let in_flight = !self.gate.work.is_empty();
+        let in_flight = self.gated_in_flight();
         let transitions = self.gate.machine.apply(event, in_flight).map_err(|r| r.to_string())?;
         let shown = transitions.iter().map(|t| format!("{} → {}: {}", t.from, t.to, t.reason)).collect();
         for t in transitions {
@@ -159,6 +199,15 @@ impl Router {
                 self.send(worker, &Frame::Command(Cmd::Cancel { actor, delivery: d }));
             }
         }
+        let mut cancels = Vec::new();
+        for (&b, w) in self.gate.behaviours.iter_mut().filter(|(_, w)| w.cancelled.is_none()) {
+            w.cancelled = Some(disarm);
+            cancels.push((w.proc, b));
+        }
+        for (proc, behaviour) in cancels {
+            any = true;
+            self.send(proc, &Frame::Command(Cmd::CancelBehaviour { behaviour }));
+        }
         if any {
             self.gate.disarms = disarm;
             self.after(self.config.safety_grace, Input::SafetyGrace(disarm));
@@ -174,6 +223,7 @@ impl Router {
             .values()
             .filter(|w| w.cancelled == Some(disarm))
             .filter_map(|w| self.actors.get(&w.actor).and_then(|a| a.proc))
+            .chain(self.gate.behaviours.values().filter(|w| w.cancelled == Some(disarm)).map(|w| w.proc))
             .collect();
         workers.sort_unstable();
         workers.dedup();

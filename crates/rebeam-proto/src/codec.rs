@@ -116,7 +116,7 @@ mod tests {
         let payload = Payload { data: vec![1, 2, 3], buffers: vec![vec![9; 1000], vec![]] };
         vec![
             Frame::Hello { version: PROTOCOL_VERSION, role: Role::Worker, token: "t0k".into(), pid: 42 },
-            Frame::Welcome { index: 3, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES },
+            Frame::Welcome { index: 3, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, workers: 2 },
             Frame::Ready,
             Frame::Request {
                 req: 7,

@@ -85,6 +85,8 @@ pub enum ErrorKind {
     Safety,
     /// A publication on a topic closed to the publisher.
     Reserved,
+    /// A bounded store is full: a message queue, or the noticeboard.
+    Full,
 }
 
 /// A failure as reported to a caller or a supervisor.
@@ -209,6 +211,8 @@ pub enum Frame {
     Welcome {
         index: u32,
         max_message_bytes: u64,
+        /// How many workers the run has (not counting spares).
+        workers: u32,
     },
     Ready,
     Request {
@@ -309,6 +313,10 @@ pub enum Request {
         cowns: Vec<u64>,
         result: u64,
         code: Payload,
+        /// Run it in the main process even without a pinned cown: `Cown.acquire()` there.
+        at_main: bool,
+        /// `@requires_armed`: refused unless the system is armed when it is about to run.
+        gated: bool,
     },
     /// Answered when no scheduled behaviour is left (`wait()`), or after `timeout_ms`.
     Quiesce {
@@ -329,19 +337,47 @@ pub enum Request {
     Drain {
         tags: Vec<String>,
     },
+    /// Discards every queued message under every tag (bocpy's `set_tags`).
+    DrainAll,
+    /// Writes a noticeboard entry and answers once it is applied (`notice_seed`).
+    NoticeSeed {
+        key: String,
+        payload: Payload,
+    },
+    /// Writes (or, with no payload, deletes) `key` only if its version is still `expected`
+    /// (0: absent); answered with [`Response::Updated`].
+    NoticeUpdate {
+        key: String,
+        expected: u64,
+        payload: Option<Payload>,
+    },
+    /// How many behaviours each live process has run: answered with [`Response::BocStats`].
+    BocStats,
+    /// A snapshot of the noticeboard (`clear`: and empty it, as bocpy's `wait()` does).
+    Notices {
+        clear: bool,
+    },
 }
 
 /// Governor → process, answering a [`Request`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Call(Outcome),
-    Cast { delivered: bool },
+    Cast {
+        delivered: bool,
+    },
     Spawned(Result<ActorRef, ErrorInfo>),
     TreeStarted(Result<u64, ErrorInfo>),
     Whereis(Option<ActorRef>),
     Monitored(Result<u64, ErrorInfo>),
     Subscribed(Result<u64, ErrorInfo>),
     Received(Option<(String, Payload)>),
+    /// Noticeboard entries: key, version, value.
+    Notices(Vec<(String, u64, Payload)>),
+    /// Per process: its index (0 is the main process), its pid, and behaviours it ran.
+    BocStats(Vec<(u32, u32, u64)>),
+    /// Whether a [`Request::NoticeUpdate`] applied.
+    Updated(bool),
     Done,
     Refused(ErrorInfo),
 }
@@ -372,6 +408,9 @@ pub enum Command {
     /// The system was disarmed while this gated delivery ran: mark it cancelled and interrupt
     /// the thread running it (only if it still runs that very delivery).
     Cancel { actor: ActorId, delivery: DeliveryId },
+    /// The system was disarmed while this gated behaviour ran: mark it cancelled and
+    /// interrupt the thread running it (or, if it has not started, refuse it).
+    CancelBehaviour { behaviour: u64 },
     /// Send the governor the value of this cown (and forget it): a behaviour needs it elsewhere.
     Surrender { cown: u64 },
     /// Run a behaviour here: `values` are the cowns that moved here for it; `lost` the cowns
@@ -383,6 +422,9 @@ pub enum Command {
         values: Vec<(u64, Payload)>,
         lost: Vec<u64>,
         code: Payload,
+        /// Set when the behaviour must not run (`@requires_armed` while not armed): its
+        /// result cown gets this error instead.
+        refused: Option<ErrorInfo>,
     },
     /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
@@ -416,6 +458,12 @@ pub enum Event {
     /// A behaviour finished (its result, or its exception, is now in its result cown here).
     BehaviourDone {
         behaviour: u64,
+    },
+    /// Writes (or, with no payload, deletes) a noticeboard entry, fire-and-forget
+    /// (`notice_write`, `notice_delete`).
+    Notice {
+        key: String,
+        payload: Option<Payload>,
     },
     /// The main process finished the script body (`error` if it raised).
     BodyDone {

@@ -127,7 +127,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
         // Kept by the reader thread (see `safety_state`); never forwarded.
         Command::Safety { .. } => vec![s("safety")?],
         Command::Surrender { cown } => vec![s("surrender")?, cown.into_pyobject(py)?.into_any()],
-        Command::RunBehaviour { behaviour, cowns, result, values, lost, code } => {
+        Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused } => {
             let mut moved = Vec::new();
             for (cown, payload) in values {
                 let (data, buffers) = payload_to_py(py, payload)?;
@@ -143,8 +143,13 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
                 lost.into_pyobject(py)?.into_any(),
                 code_data,
                 code_buffers,
+                match refused {
+                    Some(info) => crate::errors::to_exception(py, info),
+                    None => py.None().into_bound(py),
+                },
             ]
         }
+        Command::CancelBehaviour { behaviour } => vec![s("cancel_behaviour")?, behaviour.into_pyobject(py)?.into_any()],
         Command::Cancel { actor, delivery } => {
             vec![s("cancel")?, actor.into_pyobject(py)?.into_any(), delivery.into_pyobject(py)?.into_any()]
         }

@@ -17,6 +17,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::NoMailbox => "NoMailbox",
         ErrorKind::Safety => "SafetyError",
         ErrorKind::Reserved => "ReservedTopic",
+        ErrorKind::Full => "CapacityError",
     }
 }
 
@@ -33,6 +34,7 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::NoMailbox => "no_mailbox",
         ErrorKind::Safety => "safety",
         ErrorKind::Reserved => "reserved",
+        ErrorKind::Full => "full",
     }
 }
 
@@ -49,6 +51,7 @@ pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
         "no_mailbox" => ErrorKind::NoMailbox,
         "safety" => ErrorKind::Safety,
         "reserved" => ErrorKind::Reserved,
+        "full" => ErrorKind::Full,
         _ => return None,
     })
 }

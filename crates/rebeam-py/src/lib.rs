@@ -54,6 +54,9 @@ struct Connection {
     index: u32,
     #[pyo3(get)]
     max_message_bytes: u64,
+    /// The run's worker count.
+    #[pyo3(get)]
+    workers: u32,
 }
 
 fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
@@ -148,14 +151,16 @@ impl Connection {
         };
         let socket = socket.to_string();
         let token = token.to_string();
-        let (stream, index, max) = py
+        let (stream, index, max, workers) = py
             .detach(move || -> Result<_, String> {
                 let mut stream =
                     UnixStream::connect(&socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
                 let hello = Frame::Hello { version: PROTOCOL_VERSION, role, token, pid: std::process::id() };
                 stream.write_all(&encode(&hello).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
                 match read_frame(&mut stream, 1 << 20) {
-                    Ok(Frame::Welcome { index, max_message_bytes }) => Ok((stream, index, max_message_bytes)),
+                    Ok(Frame::Welcome { index, max_message_bytes, workers }) => {
+                        Ok((stream, index, max_message_bytes, workers))
+                    }
                     Ok(other) => Err(format!("unexpected first frame from the governor: {other:?}")),
                     Err(e) => Err(format!("the governor refused this process ({e})")),
                 }
@@ -176,7 +181,7 @@ impl Connection {
             .name("rebeam-reader".into())
             .spawn(move || reader(read_half, for_reader, tx, max + FRAME_OVERHEAD_BYTES))
             .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
-        Ok(Connection { shared, commands, index, max_message_bytes: max })
+        Ok(Connection { shared, commands, index, max_message_bytes: max, workers })
     }
 
     /// Tells the governor this process can take work.
@@ -450,7 +455,10 @@ impl Connection {
         self.send_event(py, Event::BehaviourDone { behaviour })
     }
 
-    /// Schedules a behaviour on `cowns`; its result goes to the new cown `result`.
+    /// Schedules a behaviour on `cowns`; its result goes to the new cown `result`. `at_main`
+    /// places it in this (the main) process (`Cown.acquire`); `gated` is `@requires_armed`.
+    #[pyo3(signature = (behaviour, cowns, result, data, buffers, at_main=false, gated=false))]
+    #[allow(clippy::too_many_arguments)]
     fn schedule(
         &self,
         py: Python<'_>,
@@ -459,9 +467,11 @@ impl Connection {
         result: u64,
         data: &Bound<'_, PyAny>,
         buffers: &Bound<'_, PyAny>,
+        at_main: bool,
+        gated: bool,
     ) -> PyResult<()> {
         let code = payload_from_py(py, data, buffers)?;
-        match self.request(py, Request::Schedule { behaviour, cowns, result, code }, None)? {
+        match self.request(py, Request::Schedule { behaviour, cowns, result, code, at_main, gated }, None)? {
             Response::Done => Ok(()),
             Response::Refused(info) => Err(to_pyerr(py, info)),
             other => Err(to_pyerr(py, unexpected(&other))),
@@ -519,6 +529,89 @@ impl Connection {
 
     fn drain(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
         self.request(py, Request::Drain { tags }, None).map(|_| ())
+    }
+
+    /// bocpy's `set_tags`: empties every tag's queue.
+    fn drain_all(&self, py: Python<'_>) -> PyResult<()> {
+        self.request(py, Request::DrainAll, None).map(|_| ())
+    }
+
+    /// Writes (`data` None: deletes) a noticeboard entry, without waiting.
+    #[pyo3(signature = (key, data, buffers))]
+    fn notice(
+        &self,
+        py: Python<'_>,
+        key: String,
+        data: Option<&Bound<'_, PyAny>>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = data.map(|d| payload_from_py(py, d, buffers)).transpose()?;
+        if let Some(p) = &payload {
+            self.check_size(py, &Target::Name(key.clone()), p.len())?;
+        }
+        self.send_event(py, Event::Notice { key, payload })
+    }
+
+    /// Writes a noticeboard entry and waits until it is applied.
+    fn notice_seed(
+        &self,
+        py: Python<'_>,
+        key: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &Target::Name(key.clone()), payload.len())?;
+        match self.request(py, Request::NoticeSeed { key, payload }, None)? {
+            Response::Done => Ok(()),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// Compare-and-set on a noticeboard entry's version (0: absent); `data` None deletes.
+    /// Returns whether it applied.
+    #[pyo3(signature = (key, expected, data, buffers))]
+    fn notice_update(
+        &self,
+        py: Python<'_>,
+        key: String,
+        expected: u64,
+        data: Option<&Bound<'_, PyAny>>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let payload = data.map(|d| payload_from_py(py, d, buffers)).transpose()?;
+        if let Some(p) = &payload {
+            self.check_size(py, &Target::Name(key.clone()), p.len())?;
+        }
+        match self.request(py, Request::NoticeUpdate { key, expected, payload }, None)? {
+            Response::Updated(applied) => Ok(applied),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// `[(index, pid, behaviours run)]` per live process (index 0: the main process).
+    fn boc_stats(&self, py: Python<'_>) -> PyResult<Vec<(u32, u32, u64)>> {
+        match self.request(py, Request::BocStats, None)? {
+            Response::BocStats(stats) => Ok(stats),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// The noticeboard: `[(key, version, data, buffers)]`; `clear` empties it as well.
+    fn notices<'py>(&self, py: Python<'py>, clear: bool) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        match self.request(py, Request::Notices { clear }, None)? {
+            Response::Notices(entries) => entries
+                .into_iter()
+                .map(|(key, version, payload)| {
+                    let (data, buffers) = convert::payload_to_py(py, payload)?;
+                    PyTuple::new(
+                        py,
+                        [key.into_pyobject(py)?.into_any(), version.into_pyobject(py)?.into_any(), data, buffers],
+                    )
+                })
+                .collect(),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
     }
 
     /// Whether the governor connection is gone.

@@ -1,0 +1,415 @@
+"""Cowns and behaviours: what a program holds, what it schedules, and how a behaviour runs here.
+
+A cown's value lives in this process's ``cown_store`` while this process holds it; the
+governor moves it (``surrender``) when a behaviour elsewhere needs it. Inside a behaviour,
+the cowns it requested are *acquired* on its thread. The main process may also acquire a
+cown outside any behaviour (``acquire``/``release``, ``with cown as value``): that is a
+behaviour the governor places here, which holds the cown until ``release``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import threading
+from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+
+from .. import _runtime
+from .._threads import clear_async_exc, raise_in_thread
+from ..errors import SafetyInterrupt
+
+T = TypeVar("T")
+
+_ids = itertools.count(1)
+_ids_lock = threading.Lock()
+
+
+def new_id() -> int:
+    # Unique across processes: this process's index in the high bits.
+    conn = _runtime.connection()
+    with _ids_lock:
+        return (conn.index << 40) | next(_ids)
+
+
+class Failure:
+    """What a result cown holds when its behaviour raised."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+#: Cowns the main process holds outside a behaviour (``acquire``), with the behaviour
+#: that holds them; and which of them lost their value with a worker.
+_main_held: dict[int, int] = {}
+_main_lost: set[int] = set()
+#: Acquires waiting for the governor to hand their cown over, by behaviour id.
+_acquiring: dict[int, list] = {}
+_acquired_cv = threading.Condition()
+
+
+def _on_behaviour_thread(cown: int) -> bool:
+    held = getattr(_runtime._local, "acquired", None)
+    return bool(held) and cown in held
+
+
+class Cown(Generic[T]):
+    """A concurrently owned value. Read and write ``value`` inside a behaviour that requested
+    the cown (see :func:`when`), or in the main process between ``acquire()`` and ``release()``
+    (``with cown as value: ...``)."""
+
+    __slots__ = ("_id",)
+
+    def __init__(self, value: T = None):
+        self._id = new_id()
+        _runtime.cown_store[self._id] = value
+        _runtime.connection().cown_created(self._id, False)
+
+    @classmethod
+    def _handle(cls, cown_id: int) -> Cown:
+        c = cls.__new__(cls)
+        c._id = cown_id
+        return c
+
+    def __reduce__(self):
+        return (Cown._handle, (self._id,))
+
+    def __repr__(self) -> str:
+        return f"Cown<{self._id}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Cown):
+            return NotImplemented
+        return other._id == self._id
+
+    def __lt__(self, other: Cown) -> bool:
+        if not isinstance(other, Cown):
+            return NotImplemented
+        return self._id < other._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    # -- access --------------------------------------------------------------------------
+
+    @property
+    def acquired(self) -> bool:
+        """Whether this thread's behaviour, or the main process, holds the cown now."""
+        return _on_behaviour_thread(self._id) or (_runtime.ROLE != "worker" and self._id in _main_held)
+
+    def _check(self) -> None:
+        if not self.acquired:
+            raise RuntimeError(
+                f"{self!r} is not acquired: read or write its value inside a behaviour (@when({self!r})), "
+                "or in the main process inside `with cown as value:`"
+            )
+        lost = getattr(_runtime._local, "lost", ()) if _on_behaviour_thread(self._id) else _main_lost
+        if self._id in lost:
+            raise RuntimeError(f"the value of {self!r} was lost: the worker process holding it died")
+
+    @property
+    def value(self) -> T:
+        self._check()
+        v = _runtime.cown_store.get(self._id)
+        return v.exc if isinstance(v, Failure) else v
+
+    @value.setter
+    def value(self, v: T) -> None:
+        self._check()
+        _runtime.cown_store[self._id] = v
+
+    @property
+    def exception(self) -> bool:
+        """True when this (result) cown holds the exception its behaviour raised."""
+        with self._held():
+            return isinstance(_runtime.cown_store.get(self._id), Failure)
+
+    @exception.setter
+    def exception(self, flag: bool) -> None:
+        with self._held():
+            v = _runtime.cown_store.get(self._id)
+            if flag and not isinstance(v, Failure):
+                _runtime.cown_store[self._id] = Failure(v)
+            elif not flag and isinstance(v, Failure):
+                _runtime.cown_store[self._id] = v.exc
+
+    def unwrap(self) -> T:
+        """Takes the value out (the cown is left holding None); re-raises the exception if
+        its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``."""
+        with self._held():
+            v = _runtime.cown_store.get(self._id)
+            _runtime.cown_store[self._id] = None
+        if isinstance(v, Failure):
+            raise v.exc
+        return v
+
+    def _held(self):
+        """Holds the cown for one read: already held, or acquired here for the moment."""
+        if self.acquired:
+            self._check()
+            return _Noop()
+        return self
+
+    # -- acquire / release in the main process --------------------------------------------
+
+    def acquire(self) -> None:
+        """Waits until every behaviour scheduled on this cown before now has run, then holds
+        it in this (the main) process until :meth:`release`. Main-side behaviours keep being
+        pumped while it waits."""
+        if _runtime.ROLE == "worker" or _on_behaviour_thread(self._id):
+            raise RuntimeError(
+                f"{self!r}.acquire() is for the main process outside behaviours; "
+                "a behaviour gets its cowns by requesting them with @when"
+            )
+        if self._id in _main_held:
+            raise RuntimeError(f"{self!r} is already acquired by the main process: release() it first")
+        conn = _runtime.connection()
+        b = new_id()
+        slot: list = []
+        _acquiring[b] = slot
+        try:
+            conn.schedule(b, [self._id], new_id(), b"", [], at_main=True)
+            from ._pump import pump_while
+
+            pump_while(lambda: not slot, _acquired_cv)
+        finally:
+            _acquiring.pop(b, None)
+        _b, _cowns, _result, moved, lost, *_ = slot[0]
+        for cown, data, buffers in moved:
+            _runtime.cown_store[cown] = _load_value(data, buffers)
+        _main_lost.update(lost)
+        _main_held[self._id] = b
+
+    def release(self) -> None:
+        """Lets behaviours waiting on this cown run (the value may move to a worker)."""
+        b = _main_held.pop(self._id, None)
+        if b is None:
+            raise RuntimeError(f"{self!r} is not acquired by the main process")
+        _main_lost.discard(self._id)
+        _runtime.connection().behaviour_done(b)
+
+    def __enter__(self) -> T:
+        self.acquire()
+        return self.value
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _Noop:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class PinnedCown(Cown[T]):
+    """A cown whose value never leaves the main process: a GUI toolkit, a GL context, an
+    asyncio loop. A behaviour that requests any pinned cown runs on the main thread of the
+    main process, when the program calls :func:`pump` (``wait()`` pumps by itself); its other
+    cowns are brought to it there."""
+
+    __slots__ = ()
+
+    def __init__(self, value: T = None):
+        if _runtime.ROLE == "worker":
+            raise RuntimeError("a PinnedCown is created in the main process; this is a worker")
+        self._id = new_id()
+        _runtime.cown_store[self._id] = value
+        _runtime.connection().cown_created(self._id, True)
+
+    def __reduce__(self):
+        raise TypeError(
+            f"PinnedCown<{self._id}> cannot be serialised: its value never leaves the main process. "
+            "Pass it to when() instead of capturing it in a closure or a message."
+        )
+
+    def __repr__(self) -> str:
+        return f"PinnedCown<{self._id}>"
+
+
+# -- scheduling ------------------------------------------------------------------------------
+
+_NOT_COWNS = "can only schedule over cowns or sequences of cowns"
+
+
+def _ids_of(arg: Any) -> Any:
+    if isinstance(arg, Cown):
+        return arg._id
+    if isinstance(arg, (list, tuple)):
+        ids = []
+        for c in arg:
+            if not isinstance(c, Cown):
+                raise TypeError(f"{_NOT_COWNS}, not a sequence holding {type(c).__name__} ({c!r:.60})")
+            ids.append(c._id)
+        return ids
+    raise TypeError(f"{_NOT_COWNS}, not {type(arg).__name__} ({arg!r:.60})")
+
+
+def check_shape(func: Callable, n_cowns: int) -> None:
+    """bocpy's checks at decoration time, minus the closure ban (closures travel by value)."""
+    if not callable(func):
+        raise TypeError(f"@when decorates a function, not {type(func).__name__}")
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return  # a builtin or a callable object: called with the cowns as they are
+    name = code.co_name
+    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE):
+        raise SyntaxError(f"@when behavior {name!r} is an async function; @when does not support async functions.")
+    if code.co_flags & inspect.CO_GENERATOR:
+        raise SyntaxError(
+            f"@when behavior {name!r} is a generator function; @when does not support generator functions."
+        )
+    if code.co_flags & inspect.CO_VARARGS:
+        return
+    n_params, n_defaults = code.co_argcount, len(func.__defaults__ or ())
+    if n_params < n_cowns:
+        raise TypeError(
+            f"@when behavior {name!r} takes {n_params} parameter(s) but @when lists {n_cowns} cown(s): add "
+            "the missing cown parameter(s) so each cown has a corresponding positional parameter."
+        )
+    if n_params - n_cowns > n_defaults:
+        raise TypeError(
+            f"@when behavior {name!r} takes {n_params} parameter(s) for {n_cowns} cown(s): the "
+            f"{n_params - n_cowns} parameter(s) beyond the cown count must each be a capture with a default "
+            f"value (e.g. ``x=x``); got {n_defaults} default(s)."
+        )
+
+
+def whencall(func: Callable, args: list, captures: list) -> Cown:
+    """Schedules ``func(*args, *captures)`` as a behaviour over ``args`` (cowns, or lists of
+    cowns); returns its result cown. ``captures`` are snapshotted now."""
+    if isinstance(func, str):
+        raise TypeError("whencall() takes a behavior function, not a thunk name")
+    groups = [_ids_of(a) for a in args]
+    name = getattr(func, "__qualname__", repr(func))
+    data, buffers = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
+    result = Cown._handle(new_id())
+    requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
+    gated = bool(getattr(func, "_rebeam_requires_armed", False))
+    _runtime.connection().schedule(new_id(), requested, result._id, data, buffers, gated=gated)
+    return result
+
+
+def when(*cowns: Any) -> Callable[[Callable], Cown]:
+    """``@when(a, b)``: runs the function as a behaviour holding ``a`` and ``b`` (each a cown
+    or a list of cowns), after every behaviour scheduled on them before; the decorated name
+    becomes its result cown. Parameters beyond the cowns take their defaults, snapshotted now."""
+
+    def schedule(func: Callable) -> Cown:
+        check_shape(func, len(cowns))
+        return whencall(func, list(cowns), [])
+
+    return schedule
+
+
+# -- running here ------------------------------------------------------------------------------
+
+
+def hand_to_acquirer(job: tuple) -> bool:
+    """The governor placed behaviour ``job[0]`` here: if it is an ``acquire()``, wake it."""
+    slot = _acquiring.get(job[0])
+    if slot is None:
+        return False
+    with _acquired_cv:
+        slot.append(job)
+        _acquired_cv.notify_all()
+    return True
+
+
+def _load_value(data: bytes, buffers: list) -> Any:
+    try:
+        return _runtime.loads(data, buffers)
+    except BaseException as e:
+        return Failure(e)
+
+
+class _Tracked:
+    """A behaviour this worker was sent, for ``cancelled()`` and a disarm's interrupt."""
+
+    __slots__ = ("thread", "cancelled", "gated")
+
+    def __init__(self) -> None:
+        self.thread: int | None = None
+        self.cancelled = False
+        # Only gated behaviours are ever cancelled, and a cancel sets `cancelled` itself.
+        self.gated = False
+
+
+_tracked: dict[int, _Tracked] = {}
+_tracked_lock = threading.Lock()
+
+
+def admit(b: int) -> None:
+    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it."""
+    with _tracked_lock:
+        _tracked[b] = _Tracked()
+
+
+def cancel_behaviour(b: int) -> None:
+    """A disarm cancelled gated behaviour ``b``: interrupt its thread, or refuse it to start."""
+    with _tracked_lock:
+        t = _tracked.get(b)
+        if t is None:
+            return  # already over
+        t.cancelled = True
+        if t.thread is not None:
+            raise_in_thread(t.thread, SafetyInterrupt)
+
+
+def run_behaviour(
+    conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers, refused=None
+) -> BaseException | None:
+    """Runs a behaviour in this process; returns the exception it raised, if any."""
+    store = _runtime.cown_store
+    for cown, data, buffers in moved:
+        store[cown] = _load_value(data, buffers)
+    local = _runtime._local
+    local.acquired, local.lost, local.notices = set(cowns) | {result}, set(lost), None
+    with _tracked_lock:
+        tracked = _tracked.setdefault(b, _Tracked())
+        tracked.thread = threading.get_ident()
+    previous_host, local.host = getattr(local, "host", None), tracked
+    try:
+        if refused is not None:
+            raise refused
+        if tracked.cancelled:
+            raise SafetyInterrupt("cancelled before it started: the system was disarmed")
+        fn, groups, captures = _runtime.loads(code, code_buffers)
+
+        def handles(g):
+            return Cown._handle(g) if isinstance(g, int) else [Cown._handle(x) for x in g]
+
+        store[result] = fn(*[handles(g) for g in groups], *captures)
+        failure = None
+    except BaseException as e:
+        store[result] = Failure(e)
+        failure = e
+    finally:
+        _end_tracked(b)
+        local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
+    conn.behaviour_done(b)
+    return failure
+
+
+def _end_tracked(b: int) -> None:
+    while True:
+        try:
+            with _tracked_lock:
+                # Over: an interrupt that arrived too late to land must not hit what runs next.
+                _tracked.pop(b, None)
+                clear_async_exc()
+            return
+        except SafetyInterrupt:
+            continue
+
+
+def surrender(conn, cown: int) -> None:
+    """Sends a cown's value to the governor (a behaviour needs it elsewhere) and forgets it."""
+    value = _runtime.cown_store.pop(cown, None)
+    try:
+        data, buffers = _runtime.dumps(value, f"the value of Cown<{cown}>")
+    except Exception as e:
+        data, buffers = _runtime.dumps(Failure(RuntimeError(str(e))), "a failure")
+    conn.cown_value(cown, data, buffers)
