@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Runs the same workloads on rebeam and its peers and prints one comparison table.
+"""Runs the same workloads on rebeam and its peers and prints the comparison tables.
 
 Run through benches/run.sh (it prepares the bench venv); by hand:
 
-    .bench-venv/bin/python benches/bench.py [--systems rebeam,mp,pykka,ray] [--quick]
+    .bench-venv/bin/python benches/bench.py [--systems rebeam,mp,pykka,ray,bocpy] [--only boc] [--quick]
+
+Two tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7), and rebeam.boc
+next to bocpy (rows 8-9). `--only` runs some workloads and updates their rows in latest.json,
+keeping the other rows from the previous run.
 
 Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
 shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
@@ -47,6 +51,14 @@ SIZES = {
     "hello_reps": 7,
     "safety_reps": 10,
     "kill_reps": 5,
+    # rebeam.boc and bocpy (boc_bench.py)
+    "boc_n": 20000,
+    "boc_cowns": 8,
+    "boc_reps": 3,
+    "boc_cpu_k": 4,
+    "boc_cpu_m": 4_000_000,
+    "boc_cpu_reps": 3,
+    "boc_cpu_rounds": 2,
 }
 QUICK = {
     "call_n": 3000,
@@ -59,6 +71,11 @@ QUICK = {
     "hello_reps": 3,
     "safety_reps": 5,
     "kill_reps": 3,
+    "boc_n": 3000,
+    "boc_reps": 2,
+    "boc_cpu_m": 1_000_000,
+    "boc_cpu_reps": 2,
+    "boc_cpu_rounds": 1,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -96,7 +113,16 @@ HELLO = {
 }
 
 PEERS = ["mp", "pykka", "ray"]
-LABEL = {"rebeam": "rebeam", "mp": "mp (Pipe/Pool)", "pykka": "Pykka", "ray": "Ray"}
+BOC_PEERS = ["bocpy"]
+LABEL = {"rebeam": "rebeam", "mp": "mp (Pipe/Pool)", "pykka": "Pykka", "ray": "Ray", "bocpy": "bocpy"}
+# What each system runs (`--only` picks among them).
+WORKLOADS_OF = {
+    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc"],
+    "mp": ["call", "cast", "cpu", "rss", "hello"],
+    "pykka": ["call", "cast", "cpu", "hello"],
+    "ray": ["call", "cast", "cpu", "rss", "crash", "hello"],
+    "bocpy": ["boc"],
+}
 
 
 def log(msg: str) -> None:
@@ -221,7 +247,7 @@ def first(run_out: dict, workload: str | None = None) -> dict:
 
 
 def kv(sizes: dict) -> list[str]:
-    return [f"{k}={v}" for k, v in sizes.items() if k != "hello_reps"]
+    return [f"{k}={v}" for k, v in sizes.items() if k != "hello_reps" and not k.startswith("boc_")]
 
 
 def hello_times(name: str, cmd: list[str], reps: int, limit: float, env: dict | None = None) -> dict:
@@ -261,7 +287,7 @@ def hello_times(name: str, cmd: list[str], reps: int, limit: float, env: dict | 
 # --- systems ---------------------------------------------------------------------------------
 
 
-def bench_rebeam(sizes: dict, notes: list[str]) -> dict:
+def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     rebeam = str(VENV_BIN / "rebeam")
     out: dict = {}
 
@@ -277,43 +303,112 @@ def bench_rebeam(sizes: dict, notes: list[str]) -> dict:
         res["wall_s"] = r["wall_s"]
         return res
 
-    log("rebeam: call")
-    out["call"] = go("call", 2, 120)
-    log("rebeam: cast")
-    out["cast"] = go("cast", 2, 120)
-    log("rebeam: cpu (2 actors on 2 workers vs on 1 worker, alternating)")
-    out["cpu"] = go("cpu", 2, 180)
-    log("rebeam: crash")
-    out["crash"] = go("crash", 2, 120)
-    log("rebeam: rss")
-    out["rss"] = go("rss", 2, 60)
-    log("rebeam: safety (disarm → loop interrupted, disarm → stuck worker killed)")
-    out["safety"] = go("safety", 2, 120)
-    log("rebeam: hello")
-    out["hello"] = hello_times("rebeam", [rebeam, "--workers", "2", "hello.py"], sizes["hello_reps"], 30)
-    # For context: the same with the fewest processes (1 worker, no spare): how much of the
-    # start-up is several interpreters starting at once on few cores.
-    out["hello_1_worker_no_spare"] = hello_times(
-        "rebeam-w1-s0", [rebeam, "--workers", "1", "--spares", "0", "hello.py"], sizes["hello_reps"], 30
-    )
+    if "call" in only:
+        log("rebeam: call")
+        out["call"] = go("call", 2, 120)
+    if "cast" in only:
+        log("rebeam: cast")
+        out["cast"] = go("cast", 2, 120)
+    if "cpu" in only:
+        log("rebeam: cpu (2 actors on 2 workers vs on 1 worker, alternating)")
+        out["cpu"] = go("cpu", 2, 180)
+    if "crash" in only:
+        log("rebeam: crash")
+        out["crash"] = go("crash", 2, 120)
+    if "rss" in only:
+        log("rebeam: rss")
+        out["rss"] = go("rss", 2, 60)
+    if "safety" in only:
+        log("rebeam: safety (disarm → loop interrupted, disarm → stuck worker killed)")
+        out["safety"] = go("safety", 2, 120)
+    if "hello" in only:
+        log("rebeam: hello")
+        out["hello"] = hello_times("rebeam", [rebeam, "--workers", "2", "hello.py"], sizes["hello_reps"], 30)
+        # For context: the same with the fewest processes (1 worker, no spare): how much of the
+        # start-up is several interpreters starting at once on few cores.
+        out["hello_1_worker_no_spare"] = hello_times(
+            "rebeam-w1-s0", [rebeam, "--workers", "1", "--spares", "0", "hello.py"], sizes["hello_reps"], 30
+        )
+    if "boc" in only:
+        out.update(bench_boc("rebeam", sizes))
     reap_leftovers("rebeam", notes)
     return out
 
 
-def bench_peer(system: str, sizes: dict, notes: list[str]) -> dict:
+def bench_boc(system: str, sizes: dict) -> dict:
+    """rebeam.boc or bocpy (boc_bench.py): trivial behaviours/s on 2 workers; CPU-bound
+    behaviours with 1 and with 2 workers, a fresh process for each run, the two alternating."""
+
+    def go(workload: str, workers: int, tag: str) -> dict:
+        args = ["boc_bench.py", system, workload, f"workers={workers}"]
+        args += [f"{k}={v}" for k, v in sizes.items() if k.startswith("boc_")]
+        if system == "rebeam":
+            cmd = [str(VENV_BIN / "rebeam"), "--workers", str(workers)] + args
+            env = {"BENCH_EXPECT_WORKERS": str(workers + 1)}  # the pool + rebeam's one warm spare
+        else:  # bocpy: worker sub-interpreters in this one process, bocpy.start(worker_count=workers)
+            cmd, env = [PY] + args, {}
+        return first(run(f"{system}-boc-{workload}-w{workers}{tag}", cmd, 240, env), f"boc_{workload}")
+
+    out: dict = {}
+    log(f"{system}: boc trivial behaviours ({sizes['boc_n']} over {sizes['boc_cowns']} cowns, 2 workers)")
+    out["boc_trivial"] = go("trivial", 2, "")
+    log(f"{system}: boc CPU-bound behaviours, 1 worker vs 2 (a fresh process each, alternating)")
+    runs: dict[int, list] = {1: [], 2: []}
+    for i in range(sizes["boc_cpu_rounds"]):
+        for workers in (2, 1):
+            runs[workers].append(go("cpu", workers, f"-{i}"))
+    out["boc_cpu"] = boc_speedup(runs)
+    return out
+
+
+def boc_speedup(runs: dict[int, list]) -> dict:
+    """Speedup from the best (shortest) run with each worker count, as row 3."""
+    errors = [r["error"] for rs in runs.values() for r in rs if "error" in r]
+    times = {w: [t for r in rs if "error" not in r for t in r["times"]] for w, rs in runs.items()}
+    out: dict = {"runs_1": runs[1], "runs_2": runs[2]}
+    if errors:
+        out["error"] = errors[0]
+    if not times[1] or not times[2]:
+        return out
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    last2 = next(r for r in reversed(runs[2]) if "error" not in r)
+    out.update(
+        {
+            "k": last2["k"],
+            "m": last2["m"],
+            "seconds_1": min(times[1]),
+            "seconds_2": min(times[2]),
+            "speedup": min(times[1]) / min(times[2]),
+            "median_seconds_1": med(times[1]),
+            "median_seconds_2": med(times[2]),
+            "median_speedup": med(times[1]) / med(times[2]),
+            "times_1": times[1],
+            "times_2": times[2],
+            "processes_2": last2["processes"],
+            "executors_2": last2["executors"],
+        }
+    )
+    return out
+
+
+def bench_peer(system: str, sizes: dict, only: set[str], notes: list[str]) -> dict:
     out: dict = {}
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if system == "ray" else {}
-    if system == "ray":
-        log("ray: call, cast, cpu, rss, crash in one ray.init()")
-        r = run("ray-all", [PY, "peers.py", "ray", "all"] + kv(sizes), 240, env)
-        for w in ("init", "call", "cast", "cpu", "rss", "crash"):
+    mine = [w for w in WORKLOADS_OF[system] if w in only and w not in ("hello", "boc")]
+    if system == "ray" and mine:
+        log(f"ray: {', '.join(mine)} in one ray.init()")
+        r = run("ray-all", [PY, "peers.py", "ray", "all"] + mine + kv(sizes), 240, env)
+        for w in ["init"] + mine:
             out[w] = first(r, w)
     else:
-        for w in ["call", "cast", "cpu", "rss"] if system == "mp" else ["call", "cast", "cpu"]:
+        for w in mine:
             log(f"{system}: {w}")
             out[w] = first(run(f"{system}-{w}", [PY, "peers.py", system, w] + kv(sizes), 120, env), w)
-    log(f"{system}: hello")
-    out["hello"] = hello_times(system, [PY, "-c", HELLO[system]], sizes["hello_reps"], 60, env)
+    if "hello" in only and "hello" in WORKLOADS_OF[system]:
+        log(f"{system}: hello")
+        out["hello"] = hello_times(system, [PY, "-c", HELLO[system]], sizes["hello_reps"], 60, env)
+    if "boc" in only and "boc" in WORKLOADS_OF[system]:
+        out.update(bench_boc(system, sizes))
     reap_leftovers(system, notes)
     return out
 
@@ -457,6 +552,45 @@ ROWS = [
     ),
 ]
 
+BOC_ROWS = [
+    (
+        "boc_rate",
+        "8. trivial behaviours/s, scheduled in a loop until all have run (2 workers)",
+        "behaviours/s",
+        False,
+        lambda s: g(s, "boc_trivial", "behaviours_per_s"),
+        "≥ 100k/s",
+        "{:,.0f}",
+    ),
+    (
+        "boc_cpu_time1",
+        "9. CPU-bound behaviours on independent cowns, 1 worker (best of reps)",
+        "s",
+        True,
+        lambda s: g(s, "boc_cpu", "seconds_1"),
+        "—",
+        "{:.3f}",
+    ),
+    (
+        "boc_cpu_time2",
+        "9. CPU-bound behaviours on independent cowns, 2 workers (best of reps)",
+        "s",
+        True,
+        lambda s: g(s, "boc_cpu", "seconds_2"),
+        "—",
+        "{:.3f}",
+    ),
+    (
+        "boc_cpu_speedup",
+        "9. CPU-bound speedup, 2 workers vs 1 (best of reps)",
+        "×",
+        False,
+        lambda s: g(s, "boc_cpu", "speedup"),
+        "≥ 1.85×",
+        "{:.2f}",
+    ),
+]
+
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
     ("pykka", "crash_raise"): "n/a (no supervisor)",
@@ -506,19 +640,30 @@ WORKLOAD_OF = {
     "disarm_loop": "safety",
     "disarm_loop_landed": "safety",
     "disarm_kill": "safety",
+    "boc_rate": "boc_trivial",
+    "boc_cpu_time1": "boc_cpu",
+    "boc_cpu_time2": "boc_cpu",
+    "boc_cpu_speedup": "boc_cpu",
 }
 
 
-def build_table(data: dict, peers: list[str]) -> tuple[str, list[dict]]:
+def group_of(workload: str) -> str:
+    """The `--only` name of a workload: boc_trivial and boc_cpu are both `boc`."""
+    return "boc" if workload.startswith("boc_") else workload
+
+
+def build_table(
+    data: dict, peers: list[str], rows_spec: list = ROWS, only: set[str] | None = None, rebeam: str = "rebeam"
+) -> tuple[str, list[dict]]:
+    """The markdown table and its rows as data, for the rows whose workload is in `only`."""
     head = (
-        ["measure", "unit", "rebeam"]
-        + [LABEL[p] for p in peers]
-        + [f"vs {LABEL[p]}" for p in peers]
-        + ["rebeam target"]
+        ["measure", "unit", rebeam] + [LABEL[p] for p in peers] + [f"vs {LABEL[p]}" for p in peers] + ["rebeam target"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     rows = []
-    for key, measure, unit, lower, getter, target, fmt in ROWS:
+    for key, measure, unit, lower, getter, target, fmt in rows_spec:
+        if only is not None and group_of(WORKLOAD_OF[key]) not in only:
+            continue
         w = WORKLOAD_OF[key]
         rtext, rval = cell("rebeam", key, data.get("rebeam"), getter, fmt, w)
         cells, ratios, row = (
@@ -548,12 +693,67 @@ def build_table(data: dict, peers: list[str]) -> tuple[str, list[dict]]:
     return "\n".join(lines), rows
 
 
+ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc"]
+
+
+def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:
+    """A run of some workloads (`--only`): their rows replace those of the previous latest.json,
+    whose other rows stay, so the file keeps one row for every measure. The partial run's time,
+    load and notes go under `updates`."""
+    try:
+        prev = json.loads(Path(previous_path).read_text())
+    except (OSError, ValueError):
+        return report
+    raw = prev.get("raw") or {}
+    for system, d in report["raw"].items():
+        if not isinstance(raw.get(system), dict):
+            raw[system] = {}
+        raw[system].update(d)
+    for key in ("sizes", "versions"):
+        merged = prev.get(key) or {}
+        for k, v in report[key].items():
+            merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+        prev[key] = merged
+    skipped = {k: v for k, v in (prev.get("skipped") or {}).items() if k not in report["raw"]}
+    skipped.update(report["skipped"])
+    table, rows = build_table(raw, [p for p in PEERS if p in raw])
+    boc_table, boc_rows = build_table(raw, [p for p in BOC_PEERS if p in raw], BOC_ROWS, rebeam="rebeam.boc")
+    label = ",".join(w for w in ALL_WORKLOADS if w in only)
+    updates = prev.get("updates") or {}
+    updates[label] = {
+        "when": report["when"],
+        "systems": list(report["raw"]),
+        "machine": report["machine"],
+        "elapsed_s": report["elapsed_s"],
+        "notes": report["notes"],
+    }
+    prev.update(
+        skipped=skipped, updates=updates, table=rows + boc_rows, raw=raw, markdown=table, markdown_boc=boc_table
+    )
+    return prev
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--systems", default="rebeam,mp,pykka,ray", help="comma-separated subset of rebeam,mp,pykka,ray")
+    ap.add_argument(
+        "--systems", default="rebeam,mp,pykka,ray,bocpy", help="comma-separated subset of rebeam,mp,pykka,ray,bocpy"
+    )
+    ap.add_argument(
+        "--only",
+        default=",".join(ALL_WORKLOADS),
+        help=f"comma-separated subset of {','.join(ALL_WORKLOADS)}: run only these; latest.json keeps "
+        "the other rows from the previous run",
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, numbers are noisy)")
     ap.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = ap.parse_args()
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if only - set(ALL_WORKLOADS) or set(systems) - set(WORKLOADS_OF):
+        ap.error(f"unknown workload or system in --only {args.only!r} / --systems {args.systems!r}")
+    partial = only != set(ALL_WORKLOADS)
+    # A system with nothing to run under --only (Ray for `--only boc`) is left out, not skipped.
+    systems = [s for s in systems if only & set(WORKLOADS_OF[s])]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     if LOGS.exists():
@@ -562,8 +762,8 @@ def main() -> int:
     sizes = dict(SIZES)
     if args.quick:
         sizes.update(QUICK)
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     peers = [p for p in PEERS if p in systems]
+    boc_peers = [p for p in BOC_PEERS if p in systems]
     t_start = time.perf_counter()
     load_before = loadavg()
     notes: list[str] = []
@@ -593,14 +793,19 @@ def main() -> int:
             s.update({k: min(v, sizes[k]) for k, v in OVERRIDES.get(system, {}).items()})
         used_sizes[system] = s
         try:
-            data[system] = bench_rebeam(s, notes) if system == "rebeam" else bench_peer(system, s, notes)
+            if system == "rebeam":
+                data[system] = bench_rebeam(s, only, notes)
+            else:
+                data[system] = bench_peer(system, s, only, notes)
         except Exception as e:  # never lose the other systems' results
             data[system] = {"error": f"{type(e).__name__}: {e}"}
             notes.append(f"{system}: driver error {type(e).__name__}: {e}")
-    log("python -c pass (interpreter start, for reference)")
-    baseline = hello_times("python", [PY, "-c", HELLO["python"]], 5, 30)
+    baseline: dict = {}
+    if "hello" in only:
+        log("python -c pass (interpreter start, for reference)")
+        baseline = hello_times("python", [PY, "-c", HELLO["python"]], 5, 30)
 
-    for sys_name in ["rebeam"] + peers:
+    for sys_name in ["rebeam"] + peers + boc_peers:
         d = data.get(sys_name) or {}
         for w, v in d.items():
             if isinstance(v, dict) and "error" in v:
@@ -609,7 +814,8 @@ def main() -> int:
     if g(rb, "call", "different_processes") is False:
         notes.append("rebeam call: both actors ended up in the same worker process (see latest.json)")
 
-    table, rows = build_table(data, peers)
+    table, rows = build_table(data, peers, ROWS, only)
+    boc_table, boc_rows = build_table(data, boc_peers, BOC_ROWS, only, rebeam="rebeam.boc")
     elapsed = time.perf_counter() - t_start
     report = {
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -622,26 +828,34 @@ def main() -> int:
         },
         "versions": {
             "rebeam": version_of("rebeam"),
-            **{m: version_of(m) for m in ("pykka", "ray", "numpy") if m in systems or m == "numpy"},
+            **{m: version_of(m) for m in ("pykka", "ray", "bocpy", "numpy") if m in systems or m == "numpy"},
         },
         "sizes": used_sizes,
         "skipped": skipped,
         "notes": notes,
         "baseline_python_start_ms": baseline.get("median_ms"),
         "elapsed_s": elapsed,
-        "table": rows,
+        "table": rows + boc_rows,
         "raw": data,
         "markdown": table,
+        "markdown_boc": boc_table,
     }
-    Path(args.out).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    saved = merge_into(args.out, report, only) if partial else report
+    Path(args.out).write_text(json.dumps(saved, indent=2, default=str) + "\n")
 
     print()
     print(
         f"rebeam vs peers — {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{report['when']}, run took {elapsed:.0f} s"
     )
-    print()
-    print(table)
+    if rows:
+        print()
+        print(table)
+    if boc_rows:
+        print()
+        print("Behaviour-oriented concurrency: rebeam.boc next to bocpy")
+        print()
+        print(boc_table)
     print()
     print(
         "↓ lower is better, ↑ higher is better. `vs X`: who wins and by how much "
@@ -666,12 +880,50 @@ def main() -> int:
             f"to the caller's SafetyError / to the worker's exit, --safety-grace {safety['grace_s'] * 1000:.0f} ms; "
             f"in the kill case the caller had its SafetyError after {safety['kill_error_median_ms']:.2f} ms."
         )
+    if boc_rows:
+        print_boc_notes(data, used_sizes)
     for system, why in skipped.items():
         print(f"SKIPPED {LABEL.get(system, system)}: {why}")
     for n in notes:
         print(f"note: {n}")
-    print(f"\nFull results: {os.path.relpath(args.out)}; subprocess logs: {os.path.relpath(LOGS)}/")
+    kept = " (the other rows kept from the previous run)" if partial and saved is not report else ""
+    print(f"\nFull results: {os.path.relpath(args.out)}{kept}; subprocess logs: {os.path.relpath(LOGS)}/")
     return 0
+
+
+def print_boc_notes(data: dict, used_sizes: dict) -> None:
+    """What rows 8 and 9 measured, and where the behaviours ran."""
+    sizes = next(iter(used_sizes.values()), SIZES)
+    sched = {
+        LABEL.get(s, s): g(data, s, "boc_trivial", "schedule_only_per_s")
+        for s in ["rebeam"] + BOC_PEERS
+        if g(data, s, "boc_trivial", "schedule_only_per_s")
+    }
+    print(
+        f"Row 8: {sizes['boc_n']} behaviours `c.value += 1` over {sizes['boc_cowns']} cowns, median of "
+        f"{sizes['boc_reps']} runs; the scheduling loop alone (the @when calls) ran at "
+        + ", ".join(f"{k} {v:,.0f}/s" for k, v in sched.items())
+        + "."
+    )
+    where = []
+    rb, bp = g(data, "rebeam", "boc_cpu") or {}, g(data, "bocpy", "boc_cpu") or {}
+    if "processes_2" in rb:
+        where.append(f"rebeam's in {rb['processes_2']} worker process(es)")
+    if "executors_2" in bp:
+        where.append(f"bocpy's on {bp['executors_2']} worker thread(s) (sub-interpreters) of its one process")
+    print(
+        f"Row 9: {sizes['boc_cpu_k']} behaviours on independent cowns, each summing i*i over "
+        f"{sizes['boc_cpu_m']:,} ints; every run in a fresh process (`rebeam --workers N`, "
+        f"`bocpy.start(worker_count=N)`), 1 and 2 workers alternating, best of "
+        f"{sizes['boc_cpu_rounds']} × {sizes['boc_cpu_reps']} runs each."
+        + (f" The last run on 2 workers ran {'; '.join(where)}." if where else "")
+    )
+    if "speedup" in bp and sys.version_info < (3, 12):
+        print(
+            f"bocpy's workers are sub-interpreters of one process, and before CPython 3.12 they share one "
+            f"GIL: pure-Python behaviours cannot run in parallel, hence its {bp['speedup']:.2f}× "
+            f"on Python {platform.python_version()} (expected, not a fault of the harness)."
+        )
 
 
 if __name__ == "__main__":

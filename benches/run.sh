@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks rebeam against its peers (multiprocessing, Pykka, Ray) and prints one table.
+# Benchmarks rebeam against its peers (multiprocessing, Pykka, Ray; bocpy for rebeam.boc) and
+# prints the comparison tables.
 #
 #   bash benches/run.sh            full run (a few minutes on 2 cores)
 #   bash benches/run.sh --quick    smoke test with small sizes
 #   bash benches/run.sh --systems rebeam,mp
+#   bash benches/run.sh --only boc  rebeam.boc vs bocpy only (other rows of latest.json kept)
 #
 # Sets up .bench-venv (Python 3.11) beside the repo's .venv: the locally built rebeam wheel,
-# numpy, pykka, and ray (best effort, with a time limit). A peer that cannot be installed is
-# skipped with a note in the table, never a failure.
+# numpy, pykka, bocpy 0.14, and ray (best effort, with a time limit). A peer that cannot be
+# installed is skipped with a note in the table, never a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,6 +68,7 @@ if ! "$VENV/bin/python" -c "import numpy" 2>/dev/null; then
   timeout 300 "${PIP[@]}" install --quiet numpy || echo "run.sh: numpy not installed (not needed by the workloads)" >&2
 fi
 install_peer pykka 300 pykka
+install_peer bocpy 300 "bocpy==0.14.0"
 install_peer ray "${BENCH_RAY_INSTALL_LIMIT:-420}" ray
 
 # 3. The benchmark itself (every workload has its own time limit inside).

@@ -17,56 +17,9 @@ import time
 import rebeam
 from rebeam import GenPy, SafetyInterrupt, Supervisor, call, cast, receive, requires_armed, response_ok, start
 
-from common import emit, opt, pct, rss_kb  # noqa: E402  (beside this script)
+from common import children, emit, opt, pct, rss_kb, wait_workers_ready  # noqa: E402  (beside this script)
 
 WORKLOAD = sys.argv[1] if len(sys.argv) > 1 else "call"
-
-
-# Placement happens only on workers that are ready when an actor starts, and the main script
-# starts at the same time as the workers: a Supervisor built at once can land every actor on the
-# first worker that is ready. So before placing actors the main process waits until every worker
-# process (children of the governor running rebeam._worker) holds its connection to the
-# governor (a socket fd), plus a short grace for its Ready to be processed.
-def _children(pid):
-    kids = []
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{t}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
-
-
-def _is_worker(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"rebeam._worker" in f.read()
-    except OSError:
-        return False
-
-
-def _connected(pid):
-    try:
-        return any(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return False
-
-
-def wait_workers_ready(timeout=10.0, grace=0.05):
-    """Waits until BENCH_EXPECT_WORKERS worker processes (pool + spare) are connected; seconds waited."""
-    expect = int(os.environ.get("BENCH_EXPECT_WORKERS", "0"))
-    t0 = time.perf_counter()
-    if not expect:
-        return None
-    governor = os.getppid()
-    while time.perf_counter() - t0 < timeout:
-        workers = [p for p in _children(governor) if _is_worker(p)]
-        if len([p for p in workers if _connected(p)]) >= expect:
-            break
-        time.sleep(0.002)
-    time.sleep(grace)
-    return time.perf_counter() - t0
 
 
 def check(reply, what):
@@ -373,7 +326,7 @@ def w_rss():
     time.sleep(settle)
     worker_rss = [rss_kb(p) for p in pids]
     governor = os.getppid()
-    others = [p for p in _children(governor) if p not in pids and p != os.getpid()]
+    others = [p for p in children(governor) if p not in pids and p != os.getpid()]
     spare_rss = [rss_kb(p) for p in others]
     return {
         "worker_pids": pids,
