@@ -71,6 +71,7 @@ def start(workers: int | None = None):
             os.close(write_end)
         paths = _read_paths(read_end, proc)
         _runtime.ROLE = "main"
+        _runtime.main_by_value = True
         conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
         _runtime._conn = conn
         _runtime.control_path = paths["REBEAM_CONTROL"]

@@ -113,6 +113,9 @@ def _run_as_main(script: str) -> None:
     module.__file__ = script
     module.__builtins__ = builtins
     sys.modules["__main__"] = module
+    # Workers import the script as `__rebeam_main__` (see _script.py): what they pickle by
+    # reference under that name is this module here.
+    sys.modules["__rebeam_main__"] = module
     with open(script, "rb") as f:
         code = compile(f.read(), script, "exec")
     exec(code, module.__dict__)

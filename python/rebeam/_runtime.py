@@ -87,10 +87,17 @@ def set_current(pid: ProcessID | None) -> None:
     _local.actor = pid
 
 
+#: In library mode workers have no script to import: what the main process defines in
+#: ``__main__`` (a class of the REPL, of ``python prog.py``) travels by value instead.
+main_by_value = False
+
+
 def dumps(obj: Any, what: str) -> tuple[bytes, list]:
     buffers: list = []
     try:
         data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        if main_by_value and b"__main__" in data:
+            raise pickle.PicklingError("refers to __main__, which workers cannot import")
     except Exception as e:
         # Lambdas, closures and classes defined in the script travel by value.
         try:
@@ -112,7 +119,7 @@ class _Unpickler(pickle.Unpickler):
     """Resolves ``__main__.X`` in a worker by importing the user's script on first need."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__main__" and ROLE == "worker":
+        if module in ("__main__", "__rebeam_main__") and ROLE == "worker":
             from ._script import ensure_main_script
 
             ensure_main_script()

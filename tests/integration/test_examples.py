@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from helpers import REBEAM
 
@@ -60,3 +65,41 @@ def test_every_example_is_tested():
     tested = {"quickstart", "robot"}
     present = {p.name for p in EXAMPLES.iterdir() if (p / "main.py").exists()}
     assert present <= tested, f"examples without a test: {present - tested}"
+
+
+# bocpy's own examples, copied from bocpy 0.14 with only the import changed (examples/bocpy).
+BOCPY = EXAMPLES / "bocpy"
+
+
+def run_bocpy_example(name: str, entry: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [REBEAM, "--workers", "2", f"{name}.py"] if entry == "rebeam" else [sys.executable, f"{name}.py"]
+    env = {**os.environ, "REBEAM_BIN": REBEAM}
+    return subprocess.run([*cmd, *args], cwd=BOCPY, capture_output=True, text=True, timeout=120, env=env)
+
+
+def unprefixed(r: subprocess.CompletedProcess) -> list[str]:
+    return [re.sub(r"^\[worker \d+\] ", "", x) for x in r.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("entry", ["rebeam", "python"])
+def test_bocpys_bank_example_runs_unchanged(entry):
+    r = run_bocpy_example("bank", entry)
+    assert r.returncode == 0, r.stderr
+    out = unprefixed(r)
+    assert "src (before transfer): Account(name='Alice', balance=100, frozen=False)" in out
+    assert "attempting to transfer 50 from Alice to Bob" in out
+    assert "success" in out
+    assert "src (after transfer): Account(name='Alice', balance=50, frozen=False)" in out
+    assert "dst (after transfer): Account(name='Bob', balance=50, frozen=False)" in out
+
+
+@pytest.mark.parametrize("entry", ["rebeam", "python"])
+def test_bocpys_dining_philosophers_run_unchanged(entry):
+    r = run_bocpy_example("dining_philosophers", entry, "--hunger", "3", "--philosophers", "6")
+    assert r.returncode == 0, r.stderr
+    out = unprefixed(r)
+    # Every philosopher eats `hunger` times; each fork is shared by two of them.
+    for i in range(6):
+        assert out.count(f"Philosopher {i} has taken a bite") == 3, out
+        assert f"Philosopher {i} is full" in out
+    assert [x for x in out if x.startswith("Fork ")] == [f"Fork {i}: uses=6, hunger=3" for i in range(6)]

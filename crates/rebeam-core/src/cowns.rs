@@ -91,7 +91,7 @@ pub enum Location {
 /// A call the scheduler refuses; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CownError {
-    #[error("unknown cown {0}: it was never created, or it was dropped and is forgotten")]
+    #[error("unknown cown {0}: it was never created in this runtime (or it was dropped, or the runtime that made it has ended)")]
     UnknownCown(CownId),
     #[error("cown {0} already exists")]
     DuplicateCown(CownId),

@@ -14,8 +14,8 @@ use rebeam_proto::{ErrorInfo, ErrorKind, Frame, Payload, ReqId, Response};
 
 use crate::router::{Input, ProcIdx, Router};
 
-/// Messages a tag may hold before `send` is refused.
-pub const MAX_QUEUED: usize = 65_536;
+/// Messages a tag may hold before `send` is refused (bocpy's capacity).
+pub const MAX_QUEUED: usize = 16_384;
 
 struct Waiter {
     proc: ProcIdx,
