@@ -1,7 +1,12 @@
 """Behaviour-oriented concurrency: rebeam.boc next to bocpy, the same behaviour bodies on both.
 
-    rebeam --workers N boc_bench.py rebeam <workload> [key=value ...]
+    rebeam --workers N boc_bench.py rebeam <workload> workers=N [key=value ...]
     python boc_bench.py bocpy <workload> workers=N [key=value ...]
+
+`python boc_bench.py rebeam ...` runs too (rebeam's library mode: start() below starts the
+governor with N workers), but start() does not wait for the workers, and there the CPU
+behaviours were seen all running in one worker process of two. bench.py uses the `rebeam`
+command and waits until the workers are connected, as for the actors.
 
 Workloads (see benches/README.md, rows 8 and 9):
   trivial  `boc_n` behaviours `c.value += 1` over `boc_cowns` cowns, scheduled in a loop, then
@@ -12,8 +17,8 @@ Workloads (see benches/README.md, rows 8 and 9):
 
 Prints one line `BENCH_JSON {...}`. The bodies are written in bocpy's style, which rebeam also
 accepts: no closures, extra values as default-valued parameters (`m=m`), imports inside the
-body. bocpy's `wait()` also tears its runtime down, so between runs it uses `quiesce()` (the
-same "every scheduled behaviour has run" point that rebeam's `wait()` returns at).
+body. Both sides call `start(worker_count=N)` first and time up to `quiesce()` (every scheduled
+behaviour has run, the runtime stays up): bocpy's `wait()` also stops its workers.
 """
 
 import statistics
@@ -34,7 +39,8 @@ def api(system):
 
 
 def settle(boc):
-    """Blocks until every scheduled behaviour has run, leaving the runtime up."""
+    """Blocks until every scheduled behaviour has run, leaving the runtime up (a rebeam without
+    quiesce() yet does that in wait())."""
     quiesce = getattr(boc, "quiesce", None)
     (quiesce or boc.wait)()
 
@@ -154,16 +160,15 @@ def main():
     try:
         boc = api(system)
         module = boc.__name__
-        if system == "bocpy":
-            workers = opt("workers", 2)
+        workers = opt("workers", 2)
+        if system == "rebeam":  # under `rebeam --workers N`: wait until the workers are connected
+            from common import wait_workers_ready
+
+            result["waited_for_workers_s"] = wait_workers_ready()
+        if hasattr(boc, "start"):  # bocpy starts its workers; rebeam under its command: a check
             t0 = time.perf_counter()
             boc.start(worker_count=workers)
             result["start_s"] = time.perf_counter() - t0
-        else:
-            from common import wait_workers_ready
-
-            workers = opt("workers", 2)  # as given to `rebeam --workers`: only recorded here
-            result["waited_for_workers_s"] = wait_workers_ready()
         result["workers"] = workers
         result.update(WORKLOADS[workload](boc, module, opt))
         if system == "bocpy":
