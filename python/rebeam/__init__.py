@@ -46,6 +46,7 @@ from .actor import (
 from .errors import (
     ActorDown,
     CallTimeout,
+    CapacityError,
     InvalidRequest,
     MessageTooLarge,
     NoMailbox,
@@ -86,4 +87,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
+    "CapacityError",
 ]

@@ -247,6 +247,12 @@ def test_when_checks_its_function_and_arguments(tmp_path):
         print("captured:", captured.unwrap(), "empty group:", empty_group.unwrap(), flush=True)
 
         attempt("unpicklable:", lambda: send("t", threading.Lock()))
+        lockbox = Cown(threading.Lock())          # fine here; a behaviour in a worker needs it
+        @when(lockbox)
+        def use_lock(lockbox):
+            return lockbox.exception, type(lockbox.value).__name__, "cannot be pickled" in str(lockbox.value)
+        quiesce()
+        print("unpicklable value:", use_lock.unwrap(), flush=True)
         print("is PicklingError:", issubclass(rebeam.SerializationError, pickle.PicklingError), flush=True)
         sent = 0
         try:
@@ -274,6 +280,8 @@ def test_when_checks_its_function_and_arguments(tmp_path):
     assert any(x.startswith("unpicklable: SerializationError the message for tag 't' cannot be pickled")
                for x in out), out
     assert "is PicklingError: True" in out
+    assert "unpicklable value: (True, 'RuntimeError', True)" in out
+    assert "the behaviour that needs it gets a RuntimeError" in r.stderr
     assert "full queue: CapacityError 16384" in out
     assert "drained: __timeout__" in out
 

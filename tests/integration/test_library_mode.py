@@ -98,3 +98,56 @@ def test_library_mode_can_be_turned_off(tmp_path):
     assert r.returncode != 0
     assert "NotRunning" in r.stderr and "rebeam script.py" in r.stderr
     assert os.path.exists(path)
+
+
+def test_sigkill_of_the_parent_mid_behaviour_leaves_no_orphans(tmp_path):
+    marker = f"rebeam-lib-{uuid.uuid4().hex}"
+    proc = python(tmp_path, """
+        from rebeam.boc import Cown, receive, send, when
+        cowns = [Cown(i) for i in range(4)]
+        for c in cowns:
+            @when(c)
+            def spin(c):
+                send("spinning", os.getpid())
+                while True:                       # busy in a worker when the parent dies
+                    pass
+        receive("spinning", 30)
+        print("ready", flush=True)
+        time.sleep(120)
+    """, marker)
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone = wait_until(lambda: not processes_with(marker), timeout=15)
+        assert gone, processes_with(marker)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_cown_from_an_ended_runtime_is_refused_clearly(tmp_path):
+    marker = f"rebeam-lib-{uuid.uuid4().hex}"
+    proc = python(tmp_path, """
+        from rebeam.boc import Cown, wait, when
+        old = Cown(1)
+        wait()
+        rebeam.shutdown(0)
+        time.sleep(0.5)
+        try:
+            @when(old)
+            def stale(old):
+                pass
+        except rebeam.RebeamError as e:
+            print("refused:", type(e).__name__, e, flush=True)
+        new = Cown(2)                             # the next use starts a fresh runtime
+        @when(new)
+        def fresh(new):
+            return new.value * 10
+        wait()
+        print("fresh:", fresh.unwrap(), flush=True)
+    """, marker)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "refused: InvalidRequest unknown cown" in out and "the runtime that made it has ended" in out, out
+    assert "fresh: 20" in out

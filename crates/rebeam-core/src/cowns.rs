@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn refusals_say_what_happened() {
         let cases = [
-            (UnknownCown(7), "unknown cown 7: it was never created, or it was dropped and is forgotten"),
+            (UnknownCown(7), "unknown cown 7: it was never created in this runtime (or it was dropped, or the runtime that made it has ended)"),
             (DuplicateCown(7), "cown 7 already exists"),
             (DroppedCown(7), "cown 7 was dropped: no new behaviour may request it"),
             (PinnedOffMain(7), "cown 7 is pinned: its value never leaves the main process"),

@@ -140,6 +140,12 @@ impl Router {
             let w = w as ProcIdx;
             running.values().filter(|&&p| p == w).count() + gathering.values().filter(|g| g.target == w).count()
         };
+        // While the pool still starts workers, a burst of runnable behaviours must not all pile
+        // onto the first ready one (CPU-bound work would then run one worker wide): once every
+        // ready worker is busy, the rest wait for the next worker to be ready.
+        if self.pool_warming() && !workers.is_empty() && workers.iter().all(|&w| load(w) > 0) {
+            return;
+        }
         let at_main = self.boc.how.get(&b).is_some_and(|h| h.at_main);
         let placed = if at_main { Some(Location::Main) } else { place(&self.boc.sched, b, &workers, &load) };
         let Some(at) = placed else {
@@ -256,6 +262,8 @@ impl Router {
         // Every value it still held is gone too.
         let lost = self.boc.sched.cowns_at(at);
         self.boc.lost.extend(lost);
+        // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
+        self.dispatch_waiting_behaviours();
         self.answer_quiesce();
     }
 

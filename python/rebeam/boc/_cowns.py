@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import threading
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
@@ -411,5 +412,6 @@ def surrender(conn, cown: int) -> None:
     try:
         data, buffers = _runtime.dumps(value, f"the value of Cown<{cown}>")
     except Exception as e:
+        logging.getLogger("rebeam.boc").warning("rebeam: %s; the behaviour that needs it gets a RuntimeError", e)
         data, buffers = _runtime.dumps(Failure(RuntimeError(str(e))), "a failure")
     conn.cown_value(cown, data, buffers)
