@@ -279,13 +279,14 @@ def test_a_refused_behaviour_leaves_nothing_pending(tmp_path):
         from rebeam.boc import Cown, quiesce, whencall
 
         ghost = Cown._handle(999_999)             # no such cown
+        whencall(lambda g: None, [ghost], [])     # not awaited: refused at the next quiesce
         try:
-            whencall(lambda g: None, [ghost], [])
+            quiesce(10)
         except rebeam.InvalidRequest as e:
             print("refused:", e, flush=True)
         print("nothing pending:", quiesce(10) is None, flush=True)
     """, timeout=60)
     check(r)
     out = lines(r)
-    assert any(x.startswith("refused: unknown cown 999999") for x in out), out
+    assert any(x.startswith("refused: a behaviour scheduled earlier was refused: unknown cown 999999") for x in out), out
     assert "nothing pending: True" in out

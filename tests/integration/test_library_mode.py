@@ -134,10 +134,11 @@ def test_a_cown_from_an_ended_runtime_is_refused_clearly(tmp_path):
         wait()
         rebeam.shutdown(0)
         time.sleep(0.5)
+        @when(old)
+        def stale(old):
+            pass
         try:
-            @when(old)
-            def stale(old):
-                pass
+            wait()
         except rebeam.RebeamError as e:
             print("refused:", type(e).__name__, e, flush=True)
         new = Cown(2)                             # the next use starts a fresh runtime
@@ -149,5 +150,5 @@ def test_a_cown_from_an_ended_runtime_is_refused_clearly(tmp_path):
     """, marker)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "refused: InvalidRequest unknown cown" in out and "the runtime that made it has ended" in out, out
+    assert "refused: InvalidRequest a behaviour scheduled earlier was refused: unknown cown" in out and "the runtime that made it has ended" in out, out
     assert "fresh: 20" in out

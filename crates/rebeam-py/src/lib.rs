@@ -9,7 +9,7 @@
 mod convert;
 mod errors;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -35,6 +35,10 @@ struct Shared {
     /// The safety state, as last broadcast by the governor (kept here so reading it costs no
     /// round trip and no Python).
     safety: AtomicU8,
+    /// Requests sent without waiting for their answer (`schedule(wait=False)`), and the
+    /// refusals that came back for them, raised by the next `raise_refused()`.
+    unawaited: Mutex<HashSet<ReqId>>,
+    refused: Mutex<Vec<ErrorInfo>>,
 }
 
 impl Shared {
@@ -66,6 +70,10 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
                 let waiter = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
                 if let Some(tx) = waiter {
                     let _ = tx.send(body);
+                } else if shared.unawaited.lock().unwrap_or_else(|p| p.into_inner()).remove(&req) {
+                    if let Response::Refused(info) = body {
+                        shared.refused.lock().unwrap_or_else(|p| p.into_inner()).push(info);
+                    }
                 }
             }
             Ok(Frame::Command(Command::Safety { state })) => {
@@ -116,6 +124,18 @@ impl Connection {
 
     fn request(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> PyResult<Response> {
         self.roundtrip(py, body, timeout).map_err(|info| to_pyerr(py, info))
+    }
+
+    fn send_unawaited(&self, py: Python<'_>, body: Request) -> PyResult<()> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::SeqCst) {
+            let info = ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed");
+            return Err(to_pyerr(py, info));
+        }
+        let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
+        shared.unawaited.lock().unwrap_or_else(|p| p.into_inner()).insert(req);
+        let frame = Frame::Request { req, body };
+        py.detach(|| shared.write(&frame)).map_err(|info| to_pyerr(py, info))
     }
 
     fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -174,6 +194,8 @@ impl Connection {
             next_req: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             safety: AtomicU8::new(Safety::Disarmed as u8),
+            unawaited: Mutex::new(HashSet::new()),
+            refused: Mutex::new(Vec::new()),
         });
         let (tx, commands) = unbounded();
         let for_reader = shared.clone();
@@ -457,7 +479,10 @@ impl Connection {
 
     /// Schedules a behaviour on `cowns`; its result goes to the new cown `result`. `at_main`
     /// places it in this (the main) process (`Cown.acquire`); `gated` is `@requires_armed`.
-    #[pyo3(signature = (behaviour, cowns, result, data, buffers, at_main=false, gated=false))]
+    /// With `wait=False` it does not wait for the governor's answer: a refusal is raised by
+    /// the next `raise_refused()` instead (frames on one connection are handled in order, so
+    /// what follows still sees this behaviour scheduled).
+    #[pyo3(signature = (behaviour, cowns, result, data, buffers, at_main=false, gated=false, wait=true))]
     #[allow(clippy::too_many_arguments)]
     fn schedule(
         &self,
@@ -469,9 +494,15 @@ impl Connection {
         buffers: &Bound<'_, PyAny>,
         at_main: bool,
         gated: bool,
+        wait: bool,
     ) -> PyResult<()> {
         let code = payload_from_py(py, data, buffers)?;
-        match self.request(py, Request::Schedule { behaviour, cowns, result, code, at_main, gated }, None)? {
+        self.check_size(py, &Target::Name(format!("behaviour {behaviour}")), code.len())?;
+        let body = Request::Schedule { behaviour, cowns, result, code, at_main, gated };
+        if !wait {
+            return self.send_unawaited(py, body);
+        }
+        match self.request(py, body, None)? {
             Response::Done => Ok(()),
             Response::Refused(info) => Err(to_pyerr(py, info)),
             other => Err(to_pyerr(py, unexpected(&other))),
@@ -529,6 +560,18 @@ impl Connection {
 
     fn drain(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
         self.request(py, Request::Drain { tags }, None).map(|_| ())
+    }
+
+    /// Raises the first refusal of an unawaited request since the last call (and forgets the rest).
+    fn raise_refused(&self, py: Python<'_>) -> PyResult<()> {
+        let refused = std::mem::take(&mut *self.shared.refused.lock().unwrap_or_else(|p| p.into_inner()));
+        match refused.into_iter().next() {
+            Some(mut info) => {
+                info.message = format!("a behaviour scheduled earlier was refused: {}", info.message);
+                Err(to_pyerr(py, info))
+            }
+            None => Ok(()),
+        }
     }
 
     /// bocpy's `set_tags`: empties every tag's queue.

@@ -117,6 +117,12 @@ def pump_while(busy: Callable[[], bool], cv: threading.Condition) -> None:
 def quiesce_for(timeout: float | None) -> bool:
     """Waits until no scheduled behaviour is left (pumping meanwhile); False on timeout."""
     conn = _runtime.connection()
+    done = _quiesce(conn, timeout)
+    conn.raise_refused()  # answers come in order: every earlier schedule has been answered
+    return done
+
+
+def _quiesce(conn, timeout: float | None) -> bool:
     if _runtime.ROLE == "worker" or getattr(_pumping, "active", False):
         return conn.quiesce(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
