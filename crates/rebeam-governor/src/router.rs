@@ -499,8 +499,17 @@ impl Router {
             Event::Replied { delivery, outcome } => {
                 self.gated_done(delivery);
                 if let Some(p) = self.pending.remove(&delivery) {
+                    let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
                     if let Some(actor) = self.actors.get_mut(&p.actor) {
                         actor.pending.remove(&delivery);
+                        // Its handler raised, so it is ending (its Exited comes on its own
+                        // socket, maybe after the caller's next call): free its name now, so
+                        // that call gets NoProcess, as during the restart, not a dying actor.
+                        if let (true, Some(name)) = (crashed, &actor.name) {
+                            if self.names.get(name) == Some(&p.actor) {
+                                self.names.remove(name);
+                            }
+                        }
                     }
                     self.respond(p.caller, p.req, Response::Call(outcome));
                 }
