@@ -77,8 +77,22 @@ ACQUIRE = """
         except RuntimeError as e:
             return "refused in a behaviour"
 
+    @when(c)
+    def leaves(c):                              # a BaseException lands on the result cown too
+        raise SystemExit(3)
+
+    @when(c)
+    def still_there(c):                         # and the worker, and the cown, are still there
+        return c.value
+
     quiesce()
     print("inside:", inside.unwrap(), flush=True)
+    print("base exception:", leaves.exception, flush=True)
+    try:
+        leaves.unwrap()
+    except SystemExit as e:
+        print("unwrap re-raises SystemExit:", e.code, flush=True)
+    print("still there:", still_there.unwrap(), flush=True)
     print("ordering:", sorted([Cown(0), c])[0] is c, Cown._handle(c._id) == c, flush=True)
     wait()
 """
@@ -96,6 +110,9 @@ def assert_acquire(out: list[str]) -> None:
     assert "unwrap re-raises: KeyError('missing')" in out
     assert "release twice: True" in out
     assert "inside: refused in a behaviour" in out
+    assert "base exception: True" in out
+    assert "unwrap re-raises SystemExit: 3" in out
+    assert "still there: 1000" in out
     assert "ordering: True True" in out
 
 
