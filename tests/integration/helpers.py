@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,13 @@ def run_rebeam(tmp_path: Path, source: str, *args: str, workers: int = 2, timeou
     cmd = [REBEAM, "--workers", str(workers), *rebeam_args, "main.py", *args]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
                           env=program_env(env))
+
+
+def run_python(tmp_path: Path, source: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Writes `source` to tmp_path/prog.py and runs it with plain `python` (library mode)."""
+    path = write_script(tmp_path, source, "prog.py")
+    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, env=program_env(env))
 
 
 def program_env(extra: dict | None = None) -> dict:
@@ -73,3 +81,8 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
 
 def lines(r: subprocess.CompletedProcess) -> list[str]:
     return r.stdout.splitlines()
+
+
+def outputs(r: subprocess.CompletedProcess) -> list[str]:
+    """Printed lines, without the "[worker N] " prefix that lines printed in workers get."""
+    return [re.sub(r"^\[worker \d+\] ", "", x) for x in lines(r)]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
-from helpers import check, lines, program_env, run_rebeam
+from helpers import check, lines, outputs, run_python, run_rebeam
 
 SCENARIOS = """
     import os, time
@@ -104,16 +100,13 @@ def assert_scenarios(out: list[str]) -> None:
 def test_scenarios_under_rebeam(tmp_path):
     r = run_rebeam(tmp_path, SCENARIOS, timeout=120)
     check(r)
-    assert_scenarios([x.split("] ", 1)[-1] for x in lines(r)])
+    assert_scenarios(outputs(r))
 
 
 def test_scenarios_in_plain_python(tmp_path):
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(SCENARIOS))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=program_env(), capture_output=True,
-                       text=True, timeout=120)
+    r = run_python(tmp_path, SCENARIOS, timeout=120)
     check(r)
-    assert_scenarios([x.split("] ", 1)[-1] for x in lines(r)])
+    assert_scenarios(outputs(r))
 
 
 def test_numpy_inside_behaviours(tmp_path):

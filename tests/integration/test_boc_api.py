@@ -3,17 +3,7 @@ wait()/quiesce() return shapes, parameter checks, and bad input getting bocpy's 
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import textwrap
-
-from helpers import check, lines, program_env, run_rebeam
-
-
-def outputs(r: subprocess.CompletedProcess) -> list[str]:
-    """Printed lines, without the "[worker N] " prefix of lines printed in workers."""
-    return [re.sub(r"^\[worker \d+\] ", "", x) for x in lines(r)]
+from helpers import check, lines, outputs, run_python, run_rebeam
 
 
 ACQUIRE = """
@@ -123,10 +113,7 @@ def test_acquire_and_release_in_the_main_process(tmp_path):
 
 
 def test_acquire_and_release_in_plain_python(tmp_path):
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent(ACQUIRE))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=program_env(), capture_output=True,
-                       text=True, timeout=120)
+    r = run_python(tmp_path, ACQUIRE, timeout=120)
     check(r)
     assert_acquire(outputs(r))
 
@@ -305,8 +292,7 @@ def test_when_checks_its_function_and_arguments(tmp_path):
 
 def test_start_wait_and_stats(tmp_path):
     # Plain python: start() chooses the worker count; asking for another one later is refused.
-    path = tmp_path / "prog.py"
-    path.write_text(textwrap.dedent("""
+    r = run_python(tmp_path, """
         import os
         from rebeam.boc import Cown, WaitResult, start, wait, when
 
@@ -326,9 +312,7 @@ def test_start_wait_and_stats(tmp_path):
         print("shape:", type(result).__name__, result.noticeboard, flush=True)
         workers = [s for s in result.stats if not s["main"]]
         print("one worker:", len(workers), sum(s["behaviours"] for s in workers) >= 6, flush=True)
-    """))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=program_env(), capture_output=True,
-                       text=True, timeout=120)
+    """, timeout=120)
     check(r)
     out = lines(r)
     assert "nothing started: None [] {}" in out

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REBEAM
+from helpers import REBEAM, outputs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -77,15 +76,11 @@ def run_bocpy_example(name: str, entry: str, *args: str) -> subprocess.Completed
     return subprocess.run([*cmd, *args], cwd=BOCPY, capture_output=True, text=True, timeout=120, env=env)
 
 
-def unprefixed(r: subprocess.CompletedProcess) -> list[str]:
-    return [re.sub(r"^\[worker \d+\] ", "", x) for x in r.stdout.splitlines()]
-
-
 @pytest.mark.parametrize("entry", ["rebeam", "python"])
 def test_bocpys_bank_example_runs_unchanged(entry):
     r = run_bocpy_example("bank", entry)
     assert r.returncode == 0, r.stderr
-    out = unprefixed(r)
+    out = outputs(r)
     assert "src (before transfer): Account(name='Alice', balance=100, frozen=False)" in out
     assert "attempting to transfer 50 from Alice to Bob" in out
     assert "success" in out
@@ -97,7 +92,7 @@ def test_bocpys_bank_example_runs_unchanged(entry):
 def test_bocpys_dining_philosophers_run_unchanged(entry):
     r = run_bocpy_example("dining_philosophers", entry, "--hunger", "3", "--philosophers", "6")
     assert r.returncode == 0, r.stderr
-    out = unprefixed(r)
+    out = outputs(r)
     # Every philosopher eats `hunger` times; each fork is shared by two of them.
     for i in range(6):
         assert out.count(f"Philosopher {i} has taken a bite") == 3, out

@@ -38,6 +38,20 @@ def python(tmp_path, body: str, marker: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+def kill_parent_when_ready(proc: subprocess.Popen, marker: str) -> None:
+    """Once the program prints "ready", SIGKILLs it: its governor and workers must follow."""
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        assert len(processes_with(marker)) >= 3  # the parent, the governor, its workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone = wait_until(lambda: not processes_with(marker), timeout=15)
+        assert gone, processes_with(marker)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_actors_in_plain_python_and_nothing_left_after_exit(tmp_path):
     marker = f"rebeam-lib-{uuid.uuid4().hex}"
     proc = python(tmp_path, """
@@ -78,16 +92,7 @@ def test_sigkill_of_the_parent_leaves_no_orphans(tmp_path):
         print("ready", call("counter", "add", 1), flush=True)
         time.sleep(120)
     """, marker)
-    try:
-        assert proc.stdout.readline().startswith("ready")
-        assert len(processes_with(marker)) >= 3  # the parent, the governor, its workers
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        gone = wait_until(lambda: not processes_with(marker), timeout=15)
-        assert gone, processes_with(marker)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_parent_when_ready(proc, marker)
 
 
 def test_library_mode_can_be_turned_off(tmp_path):
@@ -115,15 +120,7 @@ def test_sigkill_of_the_parent_mid_behaviour_leaves_no_orphans(tmp_path):
         print("ready", flush=True)
         time.sleep(120)
     """, marker)
-    try:
-        assert proc.stdout.readline().startswith("ready")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        gone = wait_until(lambda: not processes_with(marker), timeout=15)
-        assert gone, processes_with(marker)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_parent_when_ready(proc, marker)
 
 
 def test_a_cown_from_an_ended_runtime_is_refused_clearly(tmp_path):
