@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
+
+from .errors import SafetyInterrupt
 
 
 def raise_in_thread(ident: int | None, exc: type[BaseException]) -> None:
@@ -15,3 +18,17 @@ def raise_in_thread(ident: int | None, exc: type[BaseException]) -> None:
 def clear_async_exc() -> None:
     """Drops an asynchronous exception set for this thread but not raised yet."""
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(threading.get_ident()), None)
+
+
+def end_interruptible(lock: threading.Lock, forget: Callable[[], None]) -> None:
+    """Ends work a disarm may interrupt: under ``lock`` (the one a cancel takes), ``forget()``
+    it so no new interrupt targets it, and drop an interrupt that came too late to land in
+    it, so it never reaches what this thread runs next. One landing right here is swallowed."""
+    while True:
+        try:
+            with lock:
+                forget()
+                clear_async_exc()
+            return
+        except SafetyInterrupt:
+            continue

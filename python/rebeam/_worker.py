@@ -24,7 +24,7 @@ from . import _runtime
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
-from ._threads import clear_async_exc, raise_in_thread
+from ._threads import end_interruptible, raise_in_thread
 from .actor import DOWN, Down, GenPy, Response
 from .errors import SafetyInterrupt, SerializationError
 
@@ -379,16 +379,12 @@ class Worker:
 
     @staticmethod
     def end_tracked(host: Host) -> None:
-        while True:
-            try:
-                with host.lock:
-                    # The work is over: neither its cancellation nor a late interrupt may
-                    # reach what this actor runs next (a bus handler, the next message).
-                    host.current, host.gated, host.cancelled = None, False, False
-                    clear_async_exc()
-                return
-            except SafetyInterrupt:
-                continue  # it landed here, after the handler: swallow it and clear again
+        # Neither its cancellation nor a late interrupt may reach what this actor runs next
+        # (a bus handler, the next message).
+        def forget() -> None:
+            host.current, host.gated, host.cancelled = None, False, False
+
+        end_interruptible(host.lock, forget)
 
     def finish(self, host: Host, reason: str, info: tuple | None = None) -> None:
         terminate = getattr(host.instance, "terminate", None)

@@ -77,23 +77,19 @@ impl Router {
 
     /// Refusal for gated work while not armed.
     pub fn safety_refusal(&self, target: &str, subject: &str) -> ErrorInfo {
-        ErrorInfo::new(
-            ErrorKind::Safety,
-            format!(
-                "{target} '{subject}' requires the system to be armed (safety state: {}); the host arms it with `rebeam ctl arm`",
-                self.gate.machine.state()
-            ),
-        )
+        self.not_armed(&format!("{target} '{subject}'"))
     }
 
     pub fn behaviour_refusal(&self) -> ErrorInfo {
-        ErrorInfo::new(
-            ErrorKind::Safety,
-            format!(
-                "a @requires_armed behaviour requires the system to be armed (safety state: {}); the host arms it with `rebeam ctl arm`",
-                self.gate.machine.state()
-            ),
-        )
+        self.not_armed("a @requires_armed behaviour")
+    }
+
+    fn not_armed(&self, what: &str) -> ErrorInfo {
+        let state = self.gate.machine.state();
+        let why = format!(
+            "{what} requires the system to be armed (safety state: {state}); the host arms it with `rebeam ctl arm`"
+        );
+        ErrorInfo::new(ErrorKind::Safety, why)
     }
 
     pub fn is_armed(&self) -> bool {

@@ -20,8 +20,8 @@ use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rebeam_proto::{
-    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, ReqId, Request,
-    Response, Role, Safety, Status, Target, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, Payload, ReqId,
+    Request, Response, Role, Safety, Status, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use convert::{child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
@@ -126,6 +126,21 @@ impl Connection {
         self.roundtrip(py, body, timeout).map_err(|info| to_pyerr(py, info))
     }
 
+    /// A noticeboard value (None: delete), within the size limit.
+    fn notice_payload(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        data: Option<&Bound<'_, PyAny>>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Payload>> {
+        let payload = data.map(|d| payload_from_py(py, d, buffers)).transpose()?;
+        if let Some(p) = &payload {
+            self.check_size(py, &format!("noticeboard key {key:?}"), p.len())?;
+        }
+        Ok(payload)
+    }
+
     fn send_unawaited(&self, py: Python<'_>, body: Request) -> PyResult<()> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
@@ -144,12 +159,13 @@ impl Connection {
         py.detach(|| shared.write(&frame)).map_err(|info| to_pyerr(py, info))
     }
 
-    fn check_size(&self, py: Python<'_>, target: &Target, len: u64) -> PyResult<()> {
+    /// Refuses a payload over the limit; `what` names its destination in the message.
+    fn check_size(&self, py: Python<'_>, what: &dyn std::fmt::Display, len: u64) -> PyResult<()> {
         if len > self.max_message_bytes {
             let info = ErrorInfo::new(
                 ErrorKind::TooLarge,
                 format!(
-                    "a message of {len} bytes for {target} exceeds the limit of {} bytes; send less, or raise it with `rebeam --max-message-bytes`",
+                    "a message of {len} bytes for {what} exceeds the limit of {} bytes; send less, or raise it with `rebeam --max-message-bytes`",
                     self.max_message_bytes
                 ),
             );
@@ -448,7 +464,7 @@ impl Connection {
         buffers: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let payload = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &Target::Name(topic.clone()), payload.len())?;
+        self.check_size(py, &format!("topic {topic:?}"), payload.len())?;
         match self.request(py, Request::Publish { topic, payload }, None)? {
             Response::Done => Ok(()),
             Response::Refused(info) => Err(to_pyerr(py, info)),
@@ -497,7 +513,7 @@ impl Connection {
         wait: bool,
     ) -> PyResult<()> {
         let code = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &Target::Name(format!("behaviour {behaviour}")), code.len())?;
+        self.check_size(py, &"a behaviour (its code and captures)", code.len())?;
         let body = Request::Schedule { behaviour, cowns, result, code, at_main, gated };
         if !wait {
             return self.send_unawaited(py, body);
@@ -530,7 +546,7 @@ impl Connection {
         buffers: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let payload = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &Target::Name(tag.clone()), payload.len())?;
+        self.check_size(py, &format!("tag {tag:?}"), payload.len())?;
         match self.request(py, Request::SendTagged { tag, payload }, None)? {
             Response::Done => Ok(()),
             Response::Refused(info) => Err(to_pyerr(py, info)),
@@ -588,10 +604,7 @@ impl Connection {
         data: Option<&Bound<'_, PyAny>>,
         buffers: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let payload = data.map(|d| payload_from_py(py, d, buffers)).transpose()?;
-        if let Some(p) = &payload {
-            self.check_size(py, &Target::Name(key.clone()), p.len())?;
-        }
+        let payload = self.notice_payload(py, &key, data, buffers)?;
         self.send_event(py, Event::Notice { key, payload })
     }
 
@@ -604,7 +617,7 @@ impl Connection {
         buffers: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let payload = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &Target::Name(key.clone()), payload.len())?;
+        self.check_size(py, &format!("noticeboard key {key:?}"), payload.len())?;
         match self.request(py, Request::NoticeSeed { key, payload }, None)? {
             Response::Done => Ok(()),
             other => Err(to_pyerr(py, unexpected(&other))),
@@ -622,10 +635,7 @@ impl Connection {
         data: Option<&Bound<'_, PyAny>>,
         buffers: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
-        let payload = data.map(|d| payload_from_py(py, d, buffers)).transpose()?;
-        if let Some(p) = &payload {
-            self.check_size(py, &Target::Name(key.clone()), p.len())?;
-        }
+        let payload = self.notice_payload(py, &key, data, buffers)?;
         match self.request(py, Request::NoticeUpdate { key, expected, payload }, None)? {
             Response::Updated(applied) => Ok(applied),
             other => Err(to_pyerr(py, unexpected(&other))),

@@ -9,6 +9,7 @@ behaviour the governor places here, which holds the cown until ``release``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -17,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from collections.abc import Callable
 
 from .. import _runtime
-from .._threads import clear_async_exc, raise_in_thread
+from .._threads import end_interruptible, raise_in_thread
 from ..errors import SafetyInterrupt
 
 T = TypeVar("T")
@@ -148,7 +149,7 @@ class Cown(Generic[T]):
         """Holds the cown for one read: already held, or acquired here for the moment."""
         if self.acquired:
             self._check()
-            return _Noop()
+            return contextlib.nullcontext()
         return self
 
     # -- acquire / release in the main process --------------------------------------------
@@ -195,14 +196,6 @@ class Cown(Generic[T]):
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-class _Noop:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class PinnedCown(Cown[T]):
@@ -393,22 +386,10 @@ def run_behaviour(
         store[result] = Failure(e)
         failure = e
     finally:
-        _end_tracked(b)
+        end_interruptible(_tracked_lock, lambda: _tracked.pop(b, None))
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     conn.behaviour_done(b)
     return failure
-
-
-def _end_tracked(b: int) -> None:
-    while True:
-        try:
-            with _tracked_lock:
-                # Over: an interrupt that arrived too late to land must not hit what runs next.
-                _tracked.pop(b, None)
-                clear_async_exc()
-            return
-        except SafetyInterrupt:
-            continue
 
 
 def surrender(conn, cown: int) -> None:
