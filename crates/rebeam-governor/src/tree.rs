@@ -84,6 +84,26 @@ pub struct Trees {
 }
 
 impl Trees {
+    /// The adopter takes the adopted tree's place among the top-level trees when that place is
+    /// earlier than its own (so `Supervisor(modules=[Supervisor(...)])` becomes the root);
+    /// the adopted tree leaves the list either way.
+    fn take_place_of(&mut self, adopter: TreeId, adopted: TreeId) {
+        let Some(pos) = self.roots.iter().position(|&r| r == adopted) else { return };
+        match self.roots.iter().position(|&r| r == adopter) {
+            Some(own) if own < pos => {
+                self.roots.remove(pos);
+            }
+            Some(own) => {
+                self.roots[pos] = adopter;
+                self.roots.remove(own);
+            }
+            // A nested adopter is not a top-level tree; it gains no place of its own.
+            None => {
+                self.roots.remove(pos);
+            }
+        }
+    }
+
     pub fn roots(&self) -> &[TreeId] {
         &self.roots
     }
@@ -209,7 +229,9 @@ impl Router {
     }
 
     fn start_child(&mut self, id: TreeId, slot: usize) {
-        let child = self.trees.map[&id].spec.children[slot].clone();
+        let Some(child) = self.trees.map.get(&id).and_then(|t| t.spec.children.get(slot)).cloned() else {
+            return;
+        };
         let result = match child.code {
             ChildCode::Tree(spec) => self.create_tree(spec, Some((id, slot)), None).map(|sub| self.advance(sub)),
             ChildCode::Adopt { tree } => return self.adopt(id, slot, tree),
@@ -222,27 +244,45 @@ impl Router {
 
     /// Makes a running top-level tree child `slot` of `id`.
     fn adopt(&mut self, id: TreeId, slot: usize, sub: TreeId) {
-        let Some(pos) = self.trees.roots.iter().position(|&r| r == sub).filter(|_| sub != id) else {
-            let info = ErrorInfo::new(ErrorKind::BadRequest, "that Supervisor is already part of another tree");
+        if let Err(why) = self.adoptable(id, sub) {
+            let info = ErrorInfo::new(ErrorKind::BadRequest, why);
             return self.tree_child_start_failed(id, slot, info);
-        };
-        // The adopter takes the adopted tree's place among the top-level trees (and so may
-        // become the root, which is what `Supervisor(modules=[Supervisor(...)])` means).
-        self.trees.roots.retain(|&r| r != id);
-        self.trees.roots[pos] = id;
-        let sub_spec = {
-            let subtree = self.trees.map.get_mut(&sub).expect("listed roots exist");
-            subtree.parent = Some((id, slot));
-            subtree.spec.clone()
-        };
-        let tree = self.trees.map.get_mut(&id).expect("tree exists");
+        }
+        let Some(subtree) = self.trees.map.get_mut(&sub) else { return };
+        subtree.parent = Some((id, slot));
+        let sub_spec = subtree.spec.clone();
+        self.trees.take_place_of(id, sub);
+        let Some(tree) = self.trees.map.get_mut(&id) else { return };
         // Restarts of this child rebuild it from its spec.
         tree.spec.children[slot].code = ChildCode::Tree(sub_spec);
         self.tree_child_started(id, slot, Running::Tree(sub));
     }
 
+    /// Only a running top-level tree that is not `id`'s own ancestor can become its child: any
+    /// other tree id (a peer can send any number) would make a tree its own parent, or give a
+    /// tree two parents.
+    fn adoptable(&self, id: TreeId, sub: TreeId) -> Result<(), String> {
+        let another = "that Supervisor is already part of another tree (a Supervisor can be nested in only one)";
+        if sub == id || !self.trees.roots.contains(&sub) {
+            return Err(another.into());
+        }
+        match self.trees.map.get(&sub) {
+            Some(t) if t.phase == Phase::Running => {}
+            Some(t) => return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label)),
+            None => return Err(format!("no supervision tree {sub} is running")),
+        }
+        let mut up = self.trees.map.get(&id).and_then(|t| t.parent);
+        while let Some((ancestor, _)) = up {
+            if ancestor == sub {
+                return Err("a Supervisor cannot be nested inside itself".into());
+            }
+            up = self.trees.map.get(&ancestor).and_then(|t| t.parent);
+        }
+        Ok(())
+    }
+
     fn tree_started(&mut self, id: TreeId) {
-        let tree = self.trees.map.get_mut(&id).expect("tree exists");
+        let Some(tree) = self.trees.map.get_mut(&id) else { return };
         tree.phase = Phase::Running;
         tree.logic = Some(Supervisor::new(tree.strategy, tree.intensity, tree.restarts.clone()));
         let waiter = tree.waiter.take();
@@ -298,7 +338,7 @@ impl Router {
             Phase::Running => {
                 // A restart that fails to start is a crash of that child: it counts toward
                 // intensity, so a child that can never start ends in escalation, not a loop.
-                let logic = tree.logic.as_mut().expect("running trees have logic");
+                let logic = tree.logic.as_mut().expect("a tree in Phase::Running has its logic (set in tree_started)");
                 logic.child_started(slot);
                 return self.decide(id, slot, Exit::Crashed(info), None);
             }
@@ -338,8 +378,8 @@ impl Router {
 
     fn decide(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
         let now = Instant::now();
-        let tree = self.trees.map.get_mut(&id).expect("tree exists");
-        let logic = tree.logic.as_mut().expect("running trees have logic");
+        let Some(tree) = self.trees.map.get_mut(&id) else { return };
+        let logic = tree.logic.as_mut().expect("only running trees decide, and a running tree has its logic");
         let decision = logic.child_exited_in_fault(slot, &core_reason(&exit), now, fault);
         let restarts = logic.restarts_in_window(now);
         let child = &tree.spec.children[slot];
@@ -445,8 +485,7 @@ impl Router {
         }
         if let Some((parent, slot)) = tree.parent {
             let starting = self.trees.map.get(&parent).is_some_and(|p| p.current == Some(Op::Start(slot)));
-            if starting && tree.start_error.is_some() {
-                let info = tree.start_error.clone().expect("checked");
+            if let (true, Some(info)) = (starting, tree.start_error.clone()) {
                 return self.tree_child_start_failed(parent, slot, info);
             }
             return self.tree_child_ended(parent, slot, exit);
@@ -506,11 +545,42 @@ impl Router {
                         .actors
                         .get(&a)
                         .and_then(|actor| actor.proc)
-                        .map_or("waiting for a worker".to_string(), |p| self.procs[p].describe());
+                        .and_then(|p| self.procs.get(p))
+                        .map_or("waiting for a worker".to_string(), |p| p.describe());
                     out.push_str(&format!("{pad}  {name}: running as <{a}> on {place}\n"));
                 }
                 None => out.push_str(&format!("{pad}  {name}: not running\n")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Trees;
+
+    fn roots(list: &[u64]) -> Trees {
+        Trees { roots: list.to_vec(), ..Trees::default() }
+    }
+
+    #[test]
+    fn an_outer_tree_adopting_two_earlier_trees_becomes_the_only_root() {
+        // `Supervisor(modules=[Supervisor(a), Supervisor(b), client])`: a and b start first.
+        let mut t = roots(&[1, 2, 3]);
+        t.take_place_of(3, 1);
+        assert_eq!(t.roots, [3, 2]);
+        t.take_place_of(3, 2);
+        assert_eq!(t.roots, [3]);
+    }
+
+    #[test]
+    fn an_adopter_keeps_its_earlier_place_and_a_nested_adopter_gains_none() {
+        let mut t = roots(&[1, 2, 3]);
+        t.take_place_of(1, 3);
+        assert_eq!(t.roots, [1, 2]);
+        t.take_place_of(9, 2);
+        assert_eq!(t.roots, [1]);
+        t.take_place_of(9, 7);
+        assert_eq!(t.roots, [1]);
     }
 }
