@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int
+MAX_QUEUE: int  # the most publications one subscription keeps (rebeam.on(queue=...))
+MAX_THROTTLE: float  # the longest throttle of a subscription, in seconds
 
 # Error info tuples: (kind, message, exc_type, traceback); kind is one of "no_process",
 # "actor_down", "crashed", "timeout", "too_large", "start_failed", "bad_request",

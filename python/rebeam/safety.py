@@ -56,15 +56,28 @@ def on(pattern: str, fn: Callable[[str, Any], Any], throttle: float = 0.0, queue
     """Calls ``fn(topic, payload)`` for every publication matching ``pattern``.
 
     ``throttle``: at most one delivery per that many seconds (the newest wins; older ones are
-    dropped). ``queue``: how many undelivered publications to keep. Returns a subscription id
+    dropped), from 0 to ``MAX_THROTTLE`` (3600). ``queue``: how many undelivered publications
+    to keep, from 1 to ``MAX_QUEUE`` (65536); other values raise ``ValueError``. Returns a subscription id
     for :func:`off`. Called in an actor, the subscription lives as long as that incarnation.
     """
     if not callable(fn):
         raise TypeError("on(pattern, fn): fn must be callable as fn(topic, payload)")
+    _check_bounds(pattern, throttle, queue)
     me = _runtime.current()
     sub = _runtime.connection().subscribe(me.id if me else None, pattern, int(throttle * 1000), int(queue))
     _runtime.bus_handlers[sub] = fn
     return sub
+
+
+def _check_bounds(pattern: str, throttle: float, queue: int) -> None:
+    from ._rebeam import MAX_QUEUE, MAX_THROTTLE  # the governor's own bounds
+
+    if isinstance(queue, bool) or not isinstance(queue, int) or not 1 <= queue <= MAX_QUEUE:
+        raise ValueError(f"on({pattern!r}): queue={queue!r} must be a whole number from 1 to {MAX_QUEUE}")
+    if not isinstance(throttle, (int, float)) or not 0 <= throttle <= MAX_THROTTLE:  # also refuses nan
+        raise ValueError(
+            f"on({pattern!r}): throttle={throttle!r} must be a number of seconds from 0 to {MAX_THROTTLE:g}"
+        )
 
 
 def dropped(subscription: int) -> int:

@@ -88,3 +88,82 @@ def test_the_seed_nested_tree_runs_restarts_and_ends_cleanly(tmp_path, how):
     assert [x for x in out if x.startswith("serves:")] == [f"serves: {n}" for n in ("a1", "a2", "b1", "client")]
     assert [x for x in out if x.startswith("restarted:")] == ["restarted: a2", "restarted: b1"]
     assert "panicked" not in r.stderr
+
+
+def test_subscription_bounds_are_checked_in_python_and_in_the_governor(tmp_path):
+    # queue=2**32-1 used to make the governor allocate it up front and abort (exit 134).
+    r = run_rebeam(tmp_path, """
+        import math
+        import rebeam
+        from rebeam import _runtime
+        from rebeam._rebeam import MAX_QUEUE
+        from rebeam.errors import RebeamError
+
+        for kwargs in ({"queue": 2**32 - 1}, {"queue": 0}, {"throttle": math.inf}, {"throttle": math.nan}):
+            try:
+                rebeam.on("x.*", print, **kwargs)
+                print("accepted", kwargs)
+            except ValueError as e:
+                print("ValueError:", e, flush=True)
+        # Past the Python check, straight to the governor: an error reply, not an abort.
+        try:
+            _runtime.connection().subscribe(None, "x.*", 0, 2**32 - 1)
+        except RebeamError as e:
+            print("governor refused:", type(e).__name__, e, flush=True)
+        got = []
+        rebeam.on("x.*", lambda topic, v: got.append(v), queue=MAX_QUEUE)
+        rebeam.publish("x.y", 1)
+        import time
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print("delivered:", got, flush=True)
+    """)
+    check(r)
+    out = outputs(r)
+    refused = [x for x in out if x.startswith("ValueError:")]
+    assert len(refused) == 4, out
+    assert "queue=4294967295 must be a whole number from 1 to 65536" in refused[0]
+    assert "throttle=inf" in refused[2] and "throttle=nan" in refused[3]
+    assert any(x.startswith("governor refused:") and "queue ≤ 65536" in x for x in out), out
+    assert "delivered: [1]" in out
+
+
+def test_timeouts_must_be_finite_and_huge_ones_work(tmp_path):
+    # timeout=inf used to panic in Duration::from_secs_f64 (PanicException in Python).
+    r = run_rebeam(tmp_path, program(ACTORS, """
+        import math
+        from rebeam.boc import receive as boc_receive
+        Supervisor(modules=[child(Member("m"), name="m")])
+        for t in (math.inf, math.nan, -1.0):
+            try:
+                call("m", "who", timeout=t)
+                print("accepted", t)
+            except ValueError as e:
+                print("ValueError:", e, flush=True)
+        try:
+            boc_receive("tag", timeout=math.nan)
+        except ValueError as e:
+            print("ValueError:", e, flush=True)
+        # Longer than an Instant can reach: as good as no limit, for Python and the governor.
+        print("huge:", call("m", "who", timeout=1e300), flush=True)
+        rebeam.shutdown(0)
+    """))
+    check(r)
+    out = outputs(r)
+    refused = [x for x in out if x.startswith("ValueError:")]
+    assert len(refused) == 4, out
+    assert "call('m', \"who\"): timeout=inf is not a finite number of seconds ≥ 0" in refused[0]
+    assert "timeout=NaN" in refused[1] and "timeout=-1" in refused[2]
+    assert "receive([\"tag\"])" in refused[3]
+    assert any(x.startswith("huge: ('ok', ('m',") for x in out), out
+
+
+@pytest.mark.parametrize("flag", ["--shutdown-timeout=inf", "--safety-grace=-1", "--shutdown-timeout=1e300"])
+def test_cli_seconds_flags_are_validated(tmp_path, flag):
+    write_script(tmp_path, "print('ran')\n")
+    r = subprocess.run([REBEAM, flag, "main.py"], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                       env=program_env())
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "not a finite number of seconds ≥ 0" in r.stderr
+    assert "panicked" not in r.stderr and "ran" not in r.stdout

@@ -137,7 +137,7 @@ struct Options {
     max_message_bytes: u64,
 
     /// Seconds the whole system gets to stop politely on shutdown before everything is killed.
-    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     shutdown_timeout: f64,
 
     /// Warm spare workers kept ready so restarts after a worker crash are fast.
@@ -149,7 +149,7 @@ struct Options {
     safety: SafetyFlag,
 
     /// Seconds gated work gets to stop after a disarm before its worker is killed.
-    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SAFETY_GRACE.as_secs_f64())]
+    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_governor::DEFAULT_SAFETY_GRACE.as_secs_f64(), value_parser = seconds)]
     safety_grace: f64,
 
     /// Let Python publish on this topic pattern although its prefix is reserved (safety.,
@@ -202,6 +202,16 @@ fn init_logging(filter: &str) {
         EnvFilter::new("info")
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(Prefixed).init();
+}
+
+/// A number of seconds for a flag: finite, ≥ 0 and short enough for a `Duration`, so the
+/// conversion after parsing cannot panic.
+fn seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.trim().parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 || Duration::try_from_secs_f64(secs).is_err() {
+        return Err(format!("{text} is not a finite number of seconds ≥ 0 (for example 2.5)"));
+    }
+    Ok(secs)
 }
 
 fn main() -> ExitCode {

@@ -44,6 +44,9 @@
 //!   last delivery; the first delivery is never delayed. A zero interval is no throttle.
 //!   Each delivery is the newest item waiting: the older ones are dropped (and counted),
 //!   so a slow subscriber never works through a backlog of stale values.
+//! - A queue holds at most [`MAX_QUEUE`] items, and grows as items arrive, never allocating
+//!   its bound up front: a subscriber that asks for a big queue costs nothing until it falls
+//!   behind. Subscriptions ask for a throttle of at most [`MAX_THROTTLE`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -240,6 +243,11 @@ impl PublishPolicy {
     }
 }
 
+/// The most undelivered publications one subscription keeps (`rebeam.on(queue=...)`).
+pub const MAX_QUEUE: usize = 65_536;
+/// The longest throttle a subscription may ask for (`rebeam.on(throttle=...)`).
+pub const MAX_THROTTLE: Duration = Duration::from_secs(3600);
+
 /// Per-subscription delivery control: a minimum interval between deliveries (throttle) and a bounded queue that drops the oldest when full, counting drops.
 #[derive(Debug, Clone)]
 pub struct Mailbox<T> {
@@ -252,9 +260,12 @@ pub struct Mailbox<T> {
 
 impl<T> Mailbox<T> {
     /// A capacity of 0 is taken as 1: a subscriber always holds at least the latest item.
+    /// Past [`MAX_QUEUE`] it is taken as `MAX_QUEUE` (callers validate first; this keeps a
+    /// mistake from costing memory). [`MAX_THROTTLE`] is for callers to check: an interval too
+    /// long for an `Instant` is valid here and never opens.
     pub fn new(capacity: usize, min_interval: Duration) -> Self {
-        let capacity = capacity.max(1);
-        Mailbox { queue: VecDeque::with_capacity(capacity), capacity, min_interval, last_delivery: None, dropped: 0 }
+        let capacity = capacity.clamp(1, MAX_QUEUE);
+        Mailbox { queue: VecDeque::new(), capacity, min_interval, last_delivery: None, dropped: 0 }
     }
 
     /// A publication arrives at `now`: queue it (dropping the oldest if full).
@@ -294,6 +305,11 @@ impl<T> Mailbox<T> {
             return None;
         }
         self.throttle_opens_at(now)
+    }
+
+    /// Counts `n` items lost after they left the mailbox (the subscriber could not take them).
+    pub fn count_dropped(&mut self, n: u64) {
+        self.dropped = self.dropped.saturating_add(n);
     }
 
     /// Publications dropped so far because the queue was full.
@@ -449,6 +465,17 @@ mod tests {
         latest.push('a', now);
         latest.push('b', now);
         assert_eq!((latest.pop_ready(now), latest.dropped()), (Some('b'), 1));
+    }
+
+    #[test]
+    fn a_huge_capacity_is_clamped_and_not_allocated_up_front() {
+        let now = Instant::now();
+        let mut mailbox = Mailbox::new(usize::MAX, Duration::ZERO);
+        assert_eq!(mailbox.queue.capacity(), 0);
+        for item in 0..MAX_QUEUE + 3 {
+            mailbox.push(item, now);
+        }
+        assert_eq!((mailbox.len(), mailbox.dropped()), (MAX_QUEUE, 3));
     }
 
     #[test]

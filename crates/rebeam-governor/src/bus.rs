@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rebeam_core::topics::{validate_topic, Mailbox, Pattern, PublishPolicy};
+use rebeam_core::topics::{validate_topic, Mailbox, Pattern, PublishPolicy, MAX_QUEUE, MAX_THROTTLE};
 use rebeam_proto::{ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Payload};
 
 use crate::router::{Input, ProcIdx, Router};
@@ -45,13 +45,23 @@ impl Router {
         queue: u32,
     ) -> Result<u64, ErrorInfo> {
         let pattern = Pattern::parse(pattern).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
+        let throttle = Duration::from_millis(throttle_ms);
+        if queue as usize > MAX_QUEUE || throttle > MAX_THROTTLE {
+            return Err(ErrorInfo::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "subscription to '{pattern}' asks for queue={queue} and throttle={throttle:?}; \
+                     the bounds are queue ≤ {MAX_QUEUE} and throttle ≤ {MAX_THROTTLE:?}: pass values within them"
+                ),
+            ));
+        }
         if let Some(a) = actor {
             if !self.actors.contains_key(&a) {
                 return Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor <{a}> is not alive")));
             }
         }
         let id = self.next_id();
-        let mailbox = Mailbox::new(queue.max(1) as usize, Duration::from_millis(throttle_ms));
+        let mailbox = Mailbox::new(queue as usize, throttle);
         self.bus.subs.insert(id, Subscription { proc, actor, pattern, mailbox, flush_scheduled: false });
         Ok(id)
     }

@@ -8,6 +8,7 @@
 
 mod convert;
 mod errors;
+mod numbers;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -243,12 +244,13 @@ impl Connection {
         timeout: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let target = target_from_py(target)?;
+        let wait = numbers::timeout(&format!("call({target}, {subject:?})"), timeout)?;
+        let timeout_ms = numbers::timeout_ms("call()", timeout)?;
         let payload = payload_from_py(py, data, buffers)?;
         self.check_size(py, &target, payload.len())?;
-        let timeout_ms = (timeout.max(0.0) * 1000.0) as u64;
         let shown = target.to_string();
         let body = Request::Call { target, subject, sender, payload, timeout_ms };
-        let outcome = match self.roundtrip(py, body, Some(Duration::from_secs_f64(timeout.max(0.0)))) {
+        let outcome = match self.roundtrip(py, body, Some(wait)) {
             Ok(Response::Call(outcome)) => outcome,
             Ok(other) => Outcome::Failed(unexpected(&other)),
             Err(info) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
@@ -339,8 +341,9 @@ impl Connection {
     #[pyo3(signature = (timeout=None))]
     fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let rx = &self.commands;
+        let timeout = timeout.map(|t| numbers::timeout("next_command()", t)).transpose()?;
         let got = py.detach(|| match timeout {
-            Some(t) => rx.recv_timeout(Duration::from_secs_f64(t.max(0.0))).ok(),
+            Some(t) => rx.recv_timeout(t).ok(),
             None => rx.recv().ok(),
         });
         match got {
@@ -528,7 +531,7 @@ impl Connection {
     /// Waits until no behaviour is pending; False if `timeout` seconds passed first.
     #[pyo3(signature = (timeout=None))]
     fn quiesce(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout_ms = timeout.map(|t| (t.max(0.0) * 1000.0) as u64);
+        let timeout_ms = timeout.map(|t| numbers::timeout_ms("quiesce()", t)).transpose()?;
         match self.request(py, Request::Quiesce { timeout_ms }, None)? {
             Response::Done => Ok(true),
             Response::Refused(info) if info.kind == ErrorKind::Timeout => Ok(false),
@@ -562,7 +565,7 @@ impl Connection {
         tags: Vec<String>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let timeout_ms = timeout.map(|t| (t.max(0.0) * 1000.0) as u64);
+        let timeout_ms = timeout.map(|t| numbers::timeout_ms(&format!("receive({tags:?})"), t)).transpose()?;
         match self.request(py, Request::Receive { tags, timeout_ms }, None)? {
             Response::Received(Some((tag, payload))) => {
                 let (data, buffers) = convert::payload_to_py(py, payload)?;
@@ -701,5 +704,7 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
     m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
+    m.add("MAX_QUEUE", rebeam_core::topics::MAX_QUEUE)?;
+    m.add("MAX_THROTTLE", rebeam_core::topics::MAX_THROTTLE.as_secs_f64())?;
     Ok(())
 }
