@@ -167,3 +167,34 @@ def test_cli_seconds_flags_are_validated(tmp_path, flag):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "not a finite number of seconds ≥ 0" in r.stderr
     assert "panicked" not in r.stderr and "ran" not in r.stdout
+
+
+def test_a_sigkilled_worker_is_a_death_not_a_malformed_frame(tmp_path):
+    # A reset or a half frame from a dying worker was logged as a protocol violation.
+    source = program(ACTORS, """
+        import threading
+        Supervisor(modules=[child(Member("sink"), name="sink")], max_restarts=100, max_seconds=60)
+        blob = b"x" * 200_000
+        for _ in range(4):
+            old = whereis("sink")
+            worker = call("sink", "who")[1][1]
+            stop = threading.Event()
+            def flood():
+                while not stop.is_set():
+                    cast("sink", "take", blob)
+            t = threading.Thread(target=flood)
+            t.start()
+            time.sleep(0.2)
+            os.kill(worker, signal.SIGKILL)
+            wait_new_pid("sink", old)
+            stop.set()
+            t.join()
+        print("after:", retry_call("sink", "take", b"abc"), flush=True)
+        rebeam.shutdown(0)
+    """)
+    for _ in range(3):
+        r = run_rebeam(tmp_path, source, timeout=120)
+        check(r)
+        assert "after: ('ok', 3)" in outputs(r)
+        assert "malformed" not in r.stderr and "bad frame" not in r.stderr, r.stderr
+        assert "killed by SIGKILL" in r.stderr

@@ -160,11 +160,14 @@ impl Router {
         }
         p.tx = None;
         match err {
-            ProtoError::Closed => {
+            // A process that dies mid-write leaves a reset or a half frame behind: that is a
+            // death, not a protocol violation. Wait for its exit status to name the cause.
+            ProtoError::Closed | ProtoError::Truncated { .. } | ProtoError::Io(_) => {
+                tracing::debug!("lost the connection of {} ({err})", p.describe());
                 p.lost = true;
                 self.after(LOST_GRACE, Input::LostGrace(proc));
             }
-            err => {
+            err @ (ProtoError::Malformed(_) | ProtoError::TooLarge { .. }) => {
                 tracing::warn!("{} sent a bad frame ({err}); dropping it", p.describe());
                 self.drop_peer(proc, "it sent a malformed frame");
             }
