@@ -198,3 +198,31 @@ def test_a_sigkilled_worker_is_a_death_not_a_malformed_frame(tmp_path):
         assert "after: ('ok', 3)" in outputs(r)
         assert "malformed" not in r.stderr and "bad frame" not in r.stderr, r.stderr
         assert "killed by SIGKILL" in r.stderr
+
+
+def test_a_governor_panic_kills_every_process_it_started(tmp_path):
+    marker = f"rebeam-test-{uuid.uuid4().hex}"
+    write_script(tmp_path, program(ACTORS, """
+        import subprocess
+        Supervisor(modules=[child(Member("m"), name="m")])
+        call("m", "who")
+        # A grandchild, in the main process's group: PR_SET_PDEATHSIG alone would leave it.
+        sub = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        print("socket", os.environ["REBEAM_SOCKET"], flush=True)
+        time.sleep(120)
+    """))
+    env = program_env({"REBEAM_TEST_MARKER": marker, "REBEAM_TEST_PANIC_AFTER_MS": "8000"})
+    proc = subprocess.Popen([REBEAM, "--workers", "2", "main.py"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("socket "), "the script did not get going before the deliberate panic"
+        assert len(processes_with(marker)) >= 4, processes_with(marker)
+        assert proc.wait(timeout=60) == 70
+        err = proc.stderr.read()
+        assert "a deliberate panic" in err and "internal error" in err
+        assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
+        assert not os.path.exists(line.split(" ", 1)[1].strip())
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)

@@ -84,7 +84,7 @@ impl Router {
         let matching: Vec<u64> =
             self.bus.subs.iter().filter(|(_, s)| s.pattern.matches(topic)).map(|(&id, _)| id).collect();
         for id in matching {
-            let sub = self.bus.subs.get_mut(&id).expect("listed");
+            let Some(sub) = self.bus.subs.get_mut(&id) else { continue };
             sub.mailbox.push((topic.to_string(), payload.clone()), now);
             self.flush(id);
         }

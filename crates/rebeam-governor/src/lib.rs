@@ -139,5 +139,12 @@ pub enum GovernorError {
 
 /// Runs a program to its end and returns the process exit status.
 pub async fn run(config: Config) -> Result<i32, GovernorError> {
+    process::install_panic_guard();
+    if let Some(after) = process::test_panic_after() {
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            panic!("REBEAM_TEST_PANIC_AFTER_MS: a deliberate panic after {after:?}, for tests");
+        });
+    }
     router::run(config).await
 }

@@ -8,13 +8,80 @@
 //! Why a reaper thread calling `waitpid(-1)`: the governor is a child subreaper, so orphaned
 //! grandchildren (a worker's own subprocesses) are re-parented to it and must be reaped too, not
 //! left as zombies. One loop reaps everything and reports the exits it cares about.
+//!
+//! Why a panic guard: PR_SET_PDEATHSIG kills a child when the governor dies, but not the
+//! child's own subprocesses, and a panic in a tokio task would not even end the governor.
+//! So a panic anywhere kills every process group the governor started (kept in a global that
+//! the spawner and the reaper update), removes its sockets, and exits with
+//! [`PANIC_EXIT_STATUS`] and a clear message.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+/// The status of a governor that panicked (EX_SOFTWARE: an internal error).
+pub const PANIC_EXIT_STATUS: i32 = 70;
+
+/// Process groups started and not yet reaped: what the panic guard kills.
+static STARTED_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Socket files the panic guard removes.
+static SOCKETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn guarded<T>(global: &Mutex<T>, f: impl FnOnce(&mut T)) {
+    f(&mut global.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+/// Another thread holds these locks only for an insert or a removal, so waiting a little gets
+/// them; the panicking thread itself may hold one, so it must not wait forever.
+fn lock_in_panic<T>(global: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    for _ in 0..100 {
+        match global.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    None
+}
+
+/// Names the socket files to remove if the governor panics.
+pub fn guard_sockets(paths: &[&std::path::Path]) {
+    guarded(&SOCKETS, |s| s.extend(paths.iter().map(|p| p.to_path_buf())));
+}
+
+/// Installs the panic guard (see the module doc). Call once, before any child is started.
+pub fn install_panic_guard() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!(
+            "rebeam: the governor hit an internal error (a bug in rebeam; please report it with the message above); \
+             killing every process it started and exiting with status {PANIC_EXIT_STATUS}"
+        );
+        if let Some(groups) = lock_in_panic(&STARTED_GROUPS) {
+            for &pgid in groups.iter() {
+                kill_group(pgid, libc::SIGKILL);
+            }
+        }
+        if let Some(sockets) = lock_in_panic(&SOCKETS) {
+            for path in sockets.iter() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        std::process::exit(PANIC_EXIT_STATUS);
+    }));
+}
+
+/// The hidden test hook `REBEAM_TEST_PANIC_AFTER_MS`, read once at start-up: panic on purpose
+/// after that long, so tests can check that the guard leaves no process behind.
+pub fn test_panic_after() -> Option<Duration> {
+    std::env::var("REBEAM_TEST_PANIC_AFTER_MS").ok()?.parse().ok().map(Duration::from_millis)
+}
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);
 
@@ -57,7 +124,11 @@ impl Spawner {
         }
         let (tx, rx) = mpsc::channel();
         self.jobs.send((cmd, tx)).map_err(|_| io::Error::other("spawner thread is gone"))?;
-        rx.recv().map_err(|_| io::Error::other("spawner thread is gone"))?
+        let pid = rx.recv().map_err(|_| io::Error::other("spawner thread is gone"))??;
+        guarded(&STARTED_GROUPS, |g| {
+            g.insert(pid);
+        });
+        Ok(pid)
     }
 }
 
@@ -120,6 +191,10 @@ pub fn start_reaper(on_exit: impl Fn(u32, ProcessExit) + Send + 'static) {
                 thread::sleep(Duration::from_millis(5));
                 continue;
             }
+            // Once reaped, the pid (and so the group id) may be reused by someone else's process.
+            guarded(&STARTED_GROUPS, |g| {
+                g.remove(&(pid as u32));
+            });
             let exit = if libc::WIFSIGNALED(status) {
                 ProcessExit::Signal(libc::WTERMSIG(status))
             } else {

@@ -22,6 +22,8 @@ use crate::process::{self, ProcessExit, Spawner};
 use crate::tree::Trees;
 use crate::{Config, GovernorError, Program, READY_TIMEOUT};
 
+/// An index into `Router::procs`. The router hands them out and never removes a process (a
+/// dead one stays, `Dead`), so indexing with one is safe; peers never name a `ProcIdx`.
 pub type ProcIdx = usize;
 
 /// Everything the router reacts to.
@@ -92,7 +94,8 @@ pub struct Pending {
     pub caller: ProcIdx,
     pub req: ReqId,
     pub actor: ActorId,
-    pub deadline: Instant,
+    /// When to forget the call (its caller gave up); `None` never.
+    pub deadline: Option<Instant>,
 }
 
 pub struct Monitor {
@@ -137,6 +140,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
         .map_err(|source| GovernorError::Listen { path: socket_path.clone(), source })?;
 
     let (control, control_path) = crate::control::bind(&dir)?;
+    process::guard_sockets(&[&socket_path, &control_path]);
     let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
     spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
@@ -352,7 +356,7 @@ impl Router {
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = Instant::now();
-                self.pending.retain(|_, p| p.deadline > now);
+                crate::actors::forget_expired_calls(&mut self.pending, &mut self.actors, now);
             }
         }
         self.check_finished();
@@ -562,7 +566,10 @@ impl Router {
             ));
         }
         let id = self.resolve(target)?;
-        if self.actors[&id].is_task() {
+        let Some(actor) = self.actors.get(&id) else {
+            return Err(ErrorInfo::new(ErrorKind::NoProcess, format!("{target} is not alive")));
+        };
+        if actor.is_task() {
             return Err(ErrorInfo::new(
                 ErrorKind::NoMailbox,
                 format!("{target} is a task (a function or module child); tasks take no messages"),
@@ -579,7 +586,7 @@ impl Router {
         }
         let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
-        match self.actors[&id].proc {
+        match self.actors.get(&id).and_then(|a| a.proc) {
             Some(worker) => {
                 if !self.send(worker, &frame) {
                     if let Some(d) = delivery {
@@ -590,12 +597,13 @@ impl Router {
             }
             // Registered but not yet placed (its worker is still starting): hold the message;
             // it follows the actor's Start, in order, once a worker takes it.
-            None => self.actors.get_mut(&id).expect("resolved").parked.push(frame),
+            None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
         }
         if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
-            let deadline = Instant::now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
+            // A peer can ask for any timeout: one past what an Instant can hold never expires.
+            let deadline = Instant::now().checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL);
             self.pending.insert(d, Pending { caller, req, actor: id, deadline });
-            self.actors.get_mut(&id).expect("resolved").pending.insert(d);
+            self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").pending.insert(d);
         }
         Ok(())
     }
