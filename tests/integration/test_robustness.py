@@ -169,6 +169,43 @@ def test_cli_seconds_flags_are_validated(tmp_path, flag):
     assert "panicked" not in r.stderr and "ran" not in r.stdout
 
 
+def test_a_stopped_worker_costs_bounded_memory_and_the_system_recovers(tmp_path):
+    # Casts and calls to an actor whose worker is SIGSTOPped used to pile up in the governor
+    # (unbounded outbox) until the OOM killer came.
+    r = run_rebeam(tmp_path, program(ACTORS, """
+        def peak_kib(pid):
+            with open(f"/proc/{pid}/status") as f:
+                return next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+
+        governor = int(os.environ["REBEAM_GOVERNOR_PID"])
+        Supervisor(modules=[child(Member("sink"), name="sink")], max_restarts=10, max_seconds=60)
+        old = whereis("sink")
+        worker = call("sink", "who")[1][1]
+        os.kill(worker, signal.SIGSTOP)
+        blob = b"x" * 900_000
+        refused = sum(not cast("sink", "take", blob) for _ in range(300))  # 270 MB in all
+        status, err = call("sink", "take", blob, timeout=30)
+        print("refused casts:", refused > 0, flush=True)
+        print("call while stopped:", status, type(err).__name__, flush=True)
+        print("error text:", err, flush=True)
+        print("governor peak MiB:", peak_kib(governor) // 1024, flush=True)
+        # The hung worker is killed; its supervisor restarts the actor on another worker.
+        wait_new_pid("sink", old, deadline=60)
+        print("after:", retry_call("sink", "take", b"abc"), flush=True)
+        rebeam.shutdown(0)
+    """), rebeam_args=("--max-message-bytes", "1000000"), timeout=120)
+    check(r)
+    out = outputs(r)
+    assert "refused casts: True" in out
+    assert "call while stopped: error CapacityError" in out
+    text = next(x for x in out if x.startswith("error text:"))
+    assert "actor 'sink'" in text and "is not reading" in text
+    peak = int(next(x for x in out if x.startswith("governor peak MiB:")).split()[-1])
+    assert peak < 100, f"the governor's peak RSS was {peak} MiB for a stopped worker"
+    assert "after: ('ok', 3)" in out
+    assert "killing it as hung" in r.stderr
+
+
 def test_a_sigkilled_worker_is_a_death_not_a_malformed_frame(tmp_path):
     # A reset or a half frame from a dying worker was logged as a protocol violation.
     source = program(ACTORS, """

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rebeam_core::topics::{validate_topic, Mailbox, Pattern, PublishPolicy, MAX_QUEUE, MAX_THROTTLE};
 use rebeam_proto::{ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Payload};
 
+use crate::outbox::Refusal;
 use crate::router::{Input, ProcIdx, Router};
 
 pub struct Subscription {
@@ -105,9 +106,16 @@ impl Router {
             sub.flush_scheduled = true;
             self.after(at.saturating_duration_since(now), Input::BusFlush(id));
         }
+        // A subscriber whose outbox is full misses publications as a full queue would.
+        let mut refused = 0;
         for (topic, payload) in ready {
             let frame = Frame::Command(Cmd::Publication { subscription: id, actor, topic, payload, dropped });
-            self.send(proc, &frame);
+            if let Err(Refusal::Full { .. }) = self.offer(proc, &frame) {
+                refused += 1;
+            }
+        }
+        if let (true, Some(sub)) = (refused > 0, self.bus.subs.get_mut(&id)) {
+            sub.mailbox.count_dropped(refused);
         }
     }
 

@@ -21,6 +21,7 @@ mod control;
 mod listener;
 mod messages;
 mod notices;
+mod outbox;
 mod pool;
 mod process;
 mod python;

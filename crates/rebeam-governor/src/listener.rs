@@ -5,14 +5,21 @@
 //! (2) its first frame is a Hello with the one-time token the governor gave that very child. A
 //! peer that sends anything else, or bytes that do not decode, is logged and dropped; the
 //! governor keeps running.
+//!
+//! What peers send is bounded in bytes on its way to the router: a reader holds a share of
+//! [`PeerInputs`]' budget for each frame until the router has handled it, and reads nothing
+//! more from its socket while it waits for room (backpressure on the sender's socket). What
+//! the governor sends them is bounded by their outbox (`outbox.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rebeam_proto::{Frame, FrameDecoder, ProtoError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::outbox::{self, Outbox};
 use crate::router::{Input, ProcIdx};
 
 /// How long a fresh connection has to say Hello.
@@ -25,12 +32,47 @@ pub struct Hello {
     pub role: Role,
     pub token: String,
     pub pid: u32,
-    pub writer: mpsc::UnboundedSender<Vec<u8>>,
+    pub writer: Outbox,
     /// The router answers with the process this connection belongs to, or why it is refused.
     pub accept: oneshot::Sender<Result<ProcIdx, String>>,
 }
 
-pub fn spawn_acceptor(listener: UnixListener, inputs: mpsc::UnboundedSender<Input>, frame_limit: u64) {
+/// Budget units are KiB, so a budget of several GiB still counts in a semaphore's permits.
+const UNIT: u64 = 1024;
+
+/// The router's input from peers: inputs, each holding its share of the byte budget.
+#[derive(Clone)]
+pub struct PeerInputs {
+    tx: mpsc::UnboundedSender<PeerInput>,
+    budget: Arc<Semaphore>,
+    units: u32,
+}
+
+/// One input from a peer; its share of the budget returns when the router drops it.
+pub struct PeerInput {
+    pub input: Input,
+    _share: OwnedSemaphorePermit,
+}
+
+/// A channel for peer inputs holding at most `budget` bytes of frames (but always one frame).
+pub fn peer_inputs(budget: u64) -> (PeerInputs, mpsc::UnboundedReceiver<PeerInput>) {
+    let units = u32::try_from(budget.div_ceil(UNIT)).unwrap_or(u32::MAX).max(1);
+    let (tx, rx) = mpsc::unbounded_channel();
+    (PeerInputs { tx, budget: Arc::new(Semaphore::new(units as usize)), units }, rx)
+}
+
+impl PeerInputs {
+    /// Waits for room for `bytes`, then hands `input` to the router; false once it is gone.
+    async fn send(&self, input: Input, bytes: usize) -> bool {
+        let want = u32::try_from((bytes as u64).div_ceil(UNIT)).unwrap_or(u32::MAX).clamp(1, self.units);
+        let Ok(share) = self.budget.clone().acquire_many_owned(want).await else {
+            return false;
+        };
+        self.tx.send(PeerInput { input, _share: share }).is_ok()
+    }
+}
+
+pub fn spawn_acceptor(listener: UnixListener, inputs: PeerInputs, frame_limit: u64) {
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -46,7 +88,7 @@ pub fn spawn_acceptor(listener: UnixListener, inputs: mpsc::UnboundedSender<Inpu
     });
 }
 
-async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_limit: u64) {
+async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64) {
     let peer = match stream.peer_cred() {
         Ok(cred) => cred,
         Err(e) => {
@@ -64,6 +106,7 @@ async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_l
     let mut buf = vec![0u8; READ_CHUNK];
 
     let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf)).await;
+    let first = first.map(|got| got.map(|(frame, _)| frame));
     let hello = match first {
         Err(_) => {
             tracing::warn!(pid = ?peer.pid(), "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
@@ -79,10 +122,10 @@ async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_l
         tracing::warn!(pid = ?peer.pid(), "dropped a connection whose first frame was not a Hello");
         return;
     };
-    let (writer, mut outbox) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (writer, mut outbox) = outbox::outbox(outbox::budget(frame_limit));
     let (accept, accepted) = oneshot::channel();
     let hello = Hello { version, role, token, pid, writer, accept };
-    if inputs.send(Input::Hello(hello)).is_err() {
+    if !inputs.send(Input::Hello(hello), 0).await {
         return;
     }
     let proc = match accepted.await {
@@ -99,33 +142,36 @@ async fn serve(stream: UnixStream, inputs: mpsc::UnboundedSender<Input>, frame_l
             if wr.write_all(&bytes).await.is_err() {
                 break;
             }
+            outbox.written(bytes.len());
         }
         let _ = wr.shutdown().await;
     });
 
     loop {
         match next_frame(&mut rd, &mut decoder, &mut buf).await {
-            Ok(frame) => {
-                if inputs.send(Input::Frame(proc, frame)).is_err() {
+            Ok((frame, bytes)) => {
+                if !inputs.send(Input::Frame(proc, frame), bytes).await {
                     return;
                 }
             }
             Err(e) => {
-                let _ = inputs.send(Input::Lost(proc, e));
+                inputs.send(Input::Lost(proc, e), 0).await;
                 return;
             }
         }
     }
 }
 
+/// The next frame and how many bytes it took on the wire.
 async fn next_frame(
     rd: &mut tokio::net::unix::OwnedReadHalf,
     decoder: &mut FrameDecoder,
     buf: &mut [u8],
-) -> Result<Frame, ProtoError> {
+) -> Result<(Frame, usize), ProtoError> {
     loop {
+        let held = decoder.pending();
         if let Some(frame) = decoder.next_frame()? {
-            return Ok(frame);
+            return Ok((frame, held - decoder.pending()));
         }
         let n = rd.read(buf).await?;
         if n == 0 {

@@ -72,7 +72,7 @@ pub struct Proc {
     pub pid: u32,
     pub(crate) token: String,
     pub state: ProcState,
-    pub(crate) tx: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pub(crate) tx: Option<crate::outbox::Outbox>,
     pub actors: BTreeSet<ActorId>,
     pub spare: bool,
     pub(crate) lost: bool,
@@ -143,7 +143,9 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     process::guard_sockets(&[&socket_path, &control_path]);
     let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
-    spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
+    let frame_limit = config.max_message_bytes.saturating_add(FRAME_OVERHEAD_BYTES);
+    let (peers, mut peer_rx) = crate::listener::peer_inputs(crate::outbox::budget(frame_limit));
+    spawn_acceptor(listener, peers, frame_limit);
     crate::control::spawn_acceptor(control, inputs.clone());
     if let Program::Library { parent, ready_fd, .. } = &config.program {
         if let Some(fd) = *ready_fd {
@@ -203,6 +205,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             while !router.finished {
                 tokio::select! {
                     Some(input) = rx.recv() => router.handle(input),
+                    Some(peer) = peer_rx.recv() => router.handle(peer.input),
                     _ = sigint.recv() => {
                         interrupts += 1;
                         router.on_interrupt(interrupts);
@@ -303,7 +306,7 @@ impl Router {
             return false;
         };
         match encode(frame) {
-            Ok(bytes) => tx.send(bytes).is_ok(),
+            Ok(bytes) => tx.push(bytes),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false
@@ -357,6 +360,7 @@ impl Router {
             Input::Sweep => {
                 let now = Instant::now();
                 crate::actors::forget_expired_calls(&mut self.pending, &mut self.actors, now);
+                self.kill_hung_workers(now);
             }
         }
         self.check_finished();
@@ -588,11 +592,11 @@ impl Router {
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
         match self.actors.get(&id).and_then(|a| a.proc) {
             Some(worker) => {
-                if !self.send(worker, &frame) {
+                if let Err(refusal) = self.offer(worker, &frame) {
                     if let Some(d) = delivery {
                         self.gate.work.remove(&d);
                     }
-                    return Err(ErrorInfo::new(ErrorKind::ActorDown, format!("the worker of actor {target} is gone")));
+                    return Err(self.refusal_info(worker, &target.to_string(), refusal));
                 }
             }
             // Registered but not yet placed (its worker is still starting): hold the message;

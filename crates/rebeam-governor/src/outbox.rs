@@ -1,0 +1,206 @@
+//! Backpressure: what the governor holds for a process that does not read.
+//!
+//! Each connection has an outbox: encoded frames waiting for the socket. Its budget is
+//! [`budget`]: twice the largest frame (`--max-message-bytes` plus the frame overhead), so one
+//! message of the largest size always fits behind another. The rule, one for every sender:
+//!
+//! - **Deliveries and publications are refused when they do not fit.** A `call` to an actor
+//!   whose process's outbox is full fails at once with `CapacityError` naming the actor and
+//!   saying its worker is not reading; a `cast` returns False; a publication is dropped and
+//!   counted in the subscription's `dropped`, as a full subscription queue does.
+//! - **Everything else is queued regardless** (replies, starts, stops, safety broadcasts):
+//!   losing one would break the protocol, and they are bounded by what the process itself
+//!   asked for or by the run's lifecycle.
+//! - **A worker whose outbox stays over budget for [`HUNG_AFTER`] is declared hung** and
+//!   killed with its process group; its supervisors restart its actors elsewhere. The main
+//!   process is never killed for this (it is the program; its frames are only refused).
+//!
+//! Frames *from* processes are bounded too (see `listener.rs`): each connection's reader
+//! waits for room in the router's input budget before it reads on, so a flooding peer is
+//! slowed down by its own socket, and the router, which never sends to itself there, cannot
+//! deadlock on it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rebeam_proto::{encode, ErrorInfo, ErrorKind, Frame, Role};
+use tokio::sync::mpsc;
+
+use crate::router::{ProcIdx, ProcState, Router};
+
+/// How long a worker's outbox may stay over budget before the worker is declared hung.
+pub const HUNG_AFTER: Duration = Duration::from_secs(5);
+
+/// The outbox budget for a frame limit: room for two frames of the largest size.
+pub fn budget(frame_limit: u64) -> u64 {
+    frame_limit.saturating_mul(2)
+}
+
+/// The sending half of one connection's outbox (the router's side).
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    state: Arc<State>,
+}
+
+struct State {
+    queued: AtomicU64,
+    budget: u64,
+    /// Since when the outbox has been over budget (or refused a frame) without draining.
+    over_since: Mutex<Option<Instant>>,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Full { queued: u64, budget: u64 },
+    Closed,
+}
+
+/// The receiving half, for the connection's writer task.
+pub struct Drain {
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    state: Arc<State>,
+}
+
+pub fn outbox(budget: u64) -> (Outbox, Drain) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(State { queued: AtomicU64::new(0), budget, over_since: Mutex::new(None) });
+    (Outbox { tx, state: state.clone() }, Drain { rx, state })
+}
+
+impl State {
+    fn mark_over(&self) {
+        let mut since = self.over_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.get_or_insert_with(Instant::now);
+    }
+}
+
+impl Outbox {
+    /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
+    /// is gone.
+    pub fn push(&self, bytes: Vec<u8>) -> bool {
+        let len = bytes.len() as u64;
+        let queued = self.state.queued.fetch_add(len, Ordering::SeqCst) + len;
+        if queued > self.state.budget {
+            self.state.mark_over();
+        }
+        self.tx.send(bytes).is_ok()
+    }
+
+    /// Queues a frame only if it fits in the budget.
+    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), Refusal> {
+        let len = bytes.len() as u64;
+        let queued = self.state.queued.load(Ordering::SeqCst);
+        if queued > 0 && queued.saturating_add(len) > self.state.budget {
+            self.state.mark_over();
+            return Err(Refusal::Full { queued, budget: self.state.budget });
+        }
+        if self.push(bytes) {
+            Ok(())
+        } else {
+            Err(Refusal::Closed)
+        }
+    }
+
+    /// How long the outbox has been over budget without draining, if it is.
+    pub fn over_for(&self, now: Instant) -> Option<Duration> {
+        let since = *self.state.over_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.map(|at| now.saturating_duration_since(at))
+    }
+}
+
+impl Drain {
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.rx.recv().await
+    }
+
+    /// `len` bytes reached the socket.
+    pub fn written(&self, len: usize) {
+        let left = self.state.queued.fetch_sub(len as u64, Ordering::SeqCst).saturating_sub(len as u64);
+        if left <= self.state.budget {
+            *self.state.over_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
+impl Router {
+    /// Sends a frame that may be refused (a delivery or a publication): see the module doc.
+    pub fn offer(&self, proc: ProcIdx, frame: &Frame) -> Result<(), Refusal> {
+        let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
+            return Err(Refusal::Closed);
+        };
+        match encode(frame) {
+            Ok(bytes) => tx.offer(bytes),
+            Err(e) => {
+                tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
+                Err(Refusal::Closed)
+            }
+        }
+    }
+
+    /// What the sender of a refused delivery to `target` is told.
+    pub fn refusal_info(&self, proc: ProcIdx, target: &str, refusal: Refusal) -> ErrorInfo {
+        let place = self.procs.get(proc).map_or_else(|| "its worker".to_string(), |p| p.describe());
+        match refusal {
+            Refusal::Closed => ErrorInfo::new(ErrorKind::ActorDown, format!("the worker of actor {target} is gone")),
+            Refusal::Full { queued, budget } => ErrorInfo::new(
+                ErrorKind::Full,
+                format!(
+                    "actor {target} cannot take the message: its {place} is not reading ({queued} bytes wait for it, \
+                     over the budget of {budget}); try again later (a worker that stays so for {HUNG_AFTER:?} is \
+                     killed and its actors restarted)"
+                ),
+            ),
+        }
+    }
+
+    /// Kills every worker whose outbox has stayed over budget for [`HUNG_AFTER`].
+    pub fn kill_hung_workers(&mut self, now: Instant) {
+        for proc in 0..self.procs.len() {
+            let p = &self.procs[proc];
+            let hung = p.tx.as_ref().and_then(|tx| tx.over_for(now)).is_some_and(|t| t >= HUNG_AFTER);
+            if !hung || p.role != Role::Worker || p.state == ProcState::Dead {
+                continue;
+            }
+            tracing::error!(
+                "{} has not read its messages for {HUNG_AFTER:?} (its outbox is full); killing it as hung, \
+                 with the {} actor(s) in it",
+                p.describe(),
+                p.actors.len()
+            );
+            self.kill_proc(proc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_outbox_refuses_what_does_not_fit_and_takes_it_again_once_drained() {
+        let (out, mut drain) = outbox(10);
+        assert_eq!(out.offer(vec![0; 6]), Ok(()));
+        assert_eq!(out.offer(vec![0; 6]), Err(Refusal::Full { queued: 6, budget: 10 }));
+        let now = Instant::now();
+        assert!(out.over_for(now).is_some());
+        // Frames that cannot be lost are queued anyway.
+        assert!(out.push(vec![0; 6]));
+        let first = drain.recv().await.expect("queued");
+        drain.written(first.len());
+        let second = drain.recv().await.expect("queued");
+        drain.written(second.len());
+        assert_eq!(out.over_for(now), None);
+        assert_eq!(out.offer(vec![0; 10]), Ok(()));
+        drop(drain);
+        assert_eq!(out.offer(vec![0; 1]), Err(Refusal::Full { queued: 10, budget: 10 }));
+    }
+
+    #[tokio::test]
+    async fn an_empty_outbox_takes_one_frame_of_any_size() {
+        let (out, _drain) = outbox(10);
+        assert_eq!(out.offer(vec![0; 50]), Ok(()));
+    }
+}
