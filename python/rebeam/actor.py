@@ -213,7 +213,11 @@ def demonitor(ref: int) -> None:
 
 def receive_down(timeout: float | None = None) -> Down | None:
     """In the main process: the next down notice for a monitor it set, or None after ``timeout``."""
+    import math
     import queue
+
+    if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout >= 0):
+        raise ValueError(f"receive_down(): timeout={timeout!r} is not a finite number of seconds ≥ 0; pass one or None")
 
     try:
         return _runtime.down_notices.get(timeout=timeout)

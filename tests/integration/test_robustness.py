@@ -145,6 +145,10 @@ def test_timeouts_must_be_finite_and_huge_ones_work(tmp_path):
             boc_receive("tag", timeout=math.nan)
         except ValueError as e:
             print("ValueError:", e, flush=True)
+        try:
+            rebeam.receive_down(timeout=math.inf)
+        except ValueError as e:
+            print("ValueError:", e, flush=True)
         # Longer than an Instant can reach: as good as no limit, for Python and the governor.
         print("huge:", call("m", "who", timeout=1e300), flush=True)
         rebeam.shutdown(0)
@@ -152,10 +156,11 @@ def test_timeouts_must_be_finite_and_huge_ones_work(tmp_path):
     check(r)
     out = outputs(r)
     refused = [x for x in out if x.startswith("ValueError:")]
-    assert len(refused) == 4, out
+    assert len(refused) == 5, out
     assert "call('m', \"who\"): timeout=inf is not a finite number of seconds ≥ 0" in refused[0]
     assert "timeout=NaN" in refused[1] and "timeout=-1" in refused[2]
     assert "receive([\"tag\"])" in refused[3]
+    assert "receive_down(): timeout=inf" in refused[4]
     assert any(x.startswith("huge: ('ok', ('m',") for x in out), out
 
 
