@@ -74,8 +74,9 @@ class SafetyError(RebeamError):
 
 
 class CapacityError(RebeamError, RuntimeError):
-    """A bounded store is full: a tag's message queue (``send``) or the noticeboard's 64 keys
-    (``notice_seed``). A ``RuntimeError``, as in bocpy."""
+    """A bounded store is full: a tag's message queue (``send``), the noticeboard's 64 keys
+    (``notice_seed``), or the outbox of a worker that is not reading (``call``; see the
+    README's backpressure rule). A ``RuntimeError``, as in bocpy."""
 
 
 class ReservedTopic(RebeamError, PermissionError):
