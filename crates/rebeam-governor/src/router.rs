@@ -653,9 +653,10 @@ impl Router {
             self.finished = true;
             return;
         }
-        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script.
+        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script. Not in
+        // library mode: the user's process is not ours to signal (its terminal has its own Ctrl-C).
         let main = &self.procs[self.main];
-        if main.state != ProcState::Dead {
+        if main.state != ProcState::Dead && !main.external {
             self.os.kill(main.pid, libc::SIGINT);
         }
         self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");

@@ -514,3 +514,25 @@ impl Router {
         }
     }
 }
+
+/// What the model test may see of a tree: its parent, its slots, and the child being started.
+#[cfg(test)]
+pub(crate) struct TreeView {
+    pub parent: Option<(TreeId, usize)>,
+    pub slots: Vec<Option<Running>>,
+    pub starting: Option<usize>,
+}
+
+#[cfg(test)]
+impl Trees {
+    pub(crate) fn view(&self) -> HashMap<TreeId, TreeView> {
+        let starting = |t: &Tree| match t.current {
+            Some(Op::Start(s)) => Some(s),
+            _ => None,
+        };
+        self.map
+            .iter()
+            .map(|(&id, t)| (id, TreeView { parent: t.parent, slots: t.slots.clone(), starting: starting(t) }))
+            .collect()
+    }
+}
