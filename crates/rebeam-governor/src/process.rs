@@ -14,14 +14,14 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::router::Input;
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);
 
 /// Everything the router does to the world outside its own state: start a process, signal a
-/// process or a group, and ask to be woken later. The router does all of it through this one
+/// process or a group, ask to be woken later, and read the clock. The router does all of it through this one
 /// trait, so a test can drive a `Router` with a recording fake and no real process is ever
 /// touched; [`RealOs`] is the only implementation that reaches the kernel.
 pub trait Os: Send {
@@ -33,6 +33,8 @@ pub trait Os: Send {
     fn kill_group(&self, pgid: u32, sig: i32);
     /// Hands `input` back to the router after `delay`.
     fn after(&self, delay: Duration, input: Input);
+    /// The monotonic clock (call deadlines, restart windows, throttles).
+    fn now(&self) -> Instant;
 }
 
 /// The real processes, signals and timers of a run.
@@ -66,6 +68,10 @@ impl Os for RealOs {
             tokio::time::sleep(delay).await;
             let _ = tx.send(input);
         });
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
     }
 }
 

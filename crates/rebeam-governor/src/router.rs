@@ -359,7 +359,7 @@ impl Router {
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
-                let now = Instant::now();
+                let now = self.os.now();
                 self.pending.retain(|_, p| p.deadline > now);
             }
         }
@@ -601,7 +601,7 @@ impl Router {
             None => self.actors.get_mut(&id).expect("resolved").parked.push(frame),
         }
         if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
-            let deadline = Instant::now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
+            let deadline = self.os.now() + Duration::from_millis(timeout_ms) + SWEEP_INTERVAL;
             self.pending.insert(d, Pending { caller, req, actor: id, deadline });
             self.actors.get_mut(&id).expect("resolved").pending.insert(d);
         }

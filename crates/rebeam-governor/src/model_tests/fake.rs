@@ -9,9 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rebeam_proto::{decode_body, ActorId, Command as Cmd, DeliveryId, Frame, ReqId, Response, Role, HEADER_BYTES};
+use rebeam_proto::{
+    decode_body, ActorId, Command as Cmd, DeliveryId, Frame, ReqId, Response, Role, Safety, HEADER_BYTES,
+};
 use tokio::sync::mpsc;
 
 use crate::process::Os;
@@ -32,6 +34,9 @@ pub struct World {
     pub timers: Vec<(Duration, Input)>,
     /// Fail the next spawn (a machine out of processes).
     pub fail_next_spawn: bool,
+    /// The virtual clock: milliseconds since `epoch`, moved on by the harness.
+    pub now_ms: u64,
+    pub epoch: Option<Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -64,6 +69,12 @@ impl Os for FakeOs {
 
     fn after(&self, delay: Duration, input: Input) {
         self.world().timers.push((delay, input));
+    }
+
+    fn now(&self) -> Instant {
+        let mut w = self.world();
+        let epoch = *w.epoch.get_or_insert_with(Instant::now);
+        epoch + Duration::from_millis(w.now_ms)
     }
 }
 
@@ -118,6 +129,8 @@ pub struct Fake {
     /// Behaviours it was asked to run.
     pub runs: Vec<u64>,
     pub shutdown_asked: bool,
+    /// The safety state it was last told.
+    pub safety: Option<Safety>,
 }
 
 impl Fake {
@@ -141,6 +154,7 @@ impl Fake {
             surrenders: Vec::new(),
             runs: Vec::new(),
             shutdown_asked: false,
+            safety: None,
         }
     }
 
@@ -206,9 +220,9 @@ impl Fake {
                 Cmd::Shutdown { .. } => self.shutdown_asked = true,
                 Cmd::Surrender { cown } => self.surrenders.push(cown),
                 Cmd::RunBehaviour { behaviour, .. } => self.runs.push(behaviour),
+                Cmd::Safety { state } => self.safety = Some(state),
                 Cmd::Preload
                 | Cmd::Down { .. }
-                | Cmd::Safety { .. }
                 | Cmd::Cancel { .. }
                 | Cmd::CancelBehaviour { .. }
                 | Cmd::Publication { .. } => {}

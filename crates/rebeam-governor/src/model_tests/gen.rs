@@ -140,6 +140,15 @@ pub fn tree(rng: &mut Rng, known: &Known, depth: u32, adopt: &mut AdoptBudget) -
     }
 }
 
+/// Mostly short, so callers give up and the sweep has late replies to forget.
+fn call_timeout(rng: &mut Rng) -> u64 {
+    if rng.chance(1, 2) {
+        rng.below(100)
+    } else {
+        rng.below(10_000)
+    }
+}
+
 fn timeout(rng: &mut Rng) -> Option<u64> {
     match rng.below(3) {
         0 => None,
@@ -158,7 +167,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             subject: pick(rng, &SUBJECTS).into(),
             sender,
             payload: payload(rng),
-            timeout_ms: rng.below(10_000),
+            timeout_ms: call_timeout(rng),
         },
         5..=7 => Request::Cast {
             target: target(rng, known),
@@ -173,7 +182,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             subject: "arm".into(),
             sender,
             payload: payload(rng),
-            timeout_ms: rng.below(10_000),
+            timeout_ms: call_timeout(rng),
         },
         13 if rng.chance(1, 3) => Request::Whereis { name: pick(rng, &NAMES).into() },
         13 => Request::Monitor { watcher: sender.filter(|_| rng.chance(1, 2)), target: target(rng, known) },

@@ -5,7 +5,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_proto::{ControlRequest, ErrorKind, Event, Frame, Outcome, ProtoError, Role, Status, PROTOCOL_VERSION};
+use rebeam_proto::{
+    ControlRequest, ErrorKind, Event, Frame, Outcome, ProtoError, Role, Safety, Status, PROTOCOL_VERSION,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fake::{again, describe, Fake, FakeOs, Known, LIBRARY_PARENT};
@@ -144,6 +146,7 @@ impl Harness {
         }
         if !self.router.finished {
             self.note("host: SIGTERM".into());
+            self.sync_clock();
             self.router.begin_shutdown(143, "received SIGTERM");
             self.absorb()?;
         }
@@ -175,11 +178,23 @@ impl Harness {
         self.log.push_back(what);
     }
 
+    /// The router reads the virtual clock through the fake OS.
+    fn sync_clock(&self) {
+        self.os.world().now_ms = self.now;
+    }
+
     fn feed(&mut self, input: Input) -> Result<(), String> {
+        self.sync_clock();
         self.note(describe(&input));
         self.forced |= matches!(input, Input::ShutdownDeadline) && self.router.is_shutting_down();
         self.inputs += 1;
+        let host = matches!(input, Input::Control(..));
+        let armed = self.router.safety_state() == Safety::Armed;
         self.router.handle(input);
+        // The rule: only the host arms; nothing a process sends, and no timer, does.
+        if !host && !armed && self.router.safety_state() == Safety::Armed {
+            return Err("the system was armed by something other than the host's control request".into());
+        }
         self.absorb()
     }
 
@@ -206,6 +221,17 @@ impl Harness {
         self.known.live_names.sort_unstable();
         self.known.live_roots = self.router.trees.roots().to_vec();
         check_invariants(&self.router)?;
+        let state = self.router.safety_state();
+        for (i, f) in self.fakes.iter().enumerate() {
+            let p = &self.router.procs[i];
+            if p.state == ProcState::Ready && p.tx.is_some() && f.safety != Some(state) {
+                return Err(format!(
+                    "{} was last told safety {:?}, but the state is {state:?}",
+                    p.describe(),
+                    f.safety
+                ));
+            }
+        }
         if self.router.finished {
             check_torn_down(&self.router, &self.killed, self.forced)?;
         }
@@ -547,6 +573,7 @@ impl Harness {
 
     /// What `run` does on SIGINT, SIGTERM, SIGHUP, or (library mode) when the parent is gone.
     fn signal_governor(&mut self) -> Result<bool, String> {
+        self.sync_clock();
         match self.rng.below(4) {
             0 => {
                 self.interrupts += 1;
