@@ -16,10 +16,14 @@
 //! REBEAM_MODEL_STEPS=1000000 cargo test --release -p rebeam-governor model -- --nocapture
 //! ```
 //!
-//! A failure prints the seed, the episode's seed and its last inputs; `REBEAM_MODEL_SEED`
-//! replays a whole run, `REBEAM_MODEL_EPISODE` one episode. (Replays are faithful except where
-//! the router reads the clock: call deadlines swept by `Sweep`, restart-intensity windows and
-//! topic throttles.)
+//! A failure prints the seed, the episode's seed, the router's trees and actors, and the last
+//! inputs; `REBEAM_MODEL_SEED` replays a whole run, `REBEAM_MODEL_EPISODE` one episode. The
+//! router reads a virtual clock (`Os::now`), so time replays too; what can still differ between
+//! two runs of a seed is the iteration order of the router's `HashMap`s (std seeds them per
+//! process), so a replay reproduces most failures, not provably all.
+//!
+//! Bugs other branches fix are worked around where the generator or a check says `known:`;
+//! after the merge, remove each workaround and the test covers those paths too.
 
 mod fake;
 mod gen;

@@ -5,7 +5,7 @@
 //! `process.rs` and reached only through `RealOs`). As a second guard every fake pid is above
 //! any possible `pid_max`, so even a real signal to one would find no process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -120,7 +120,8 @@ pub struct Fake {
     pub gone: bool,
     pub body_done: bool,
     pub next_req: ReqId,
-    pub outstanding: HashMap<ReqId, &'static str>,
+    /// Requests sent and not answered yet.
+    pub outstanding: HashSet<ReqId>,
     pub starts: Vec<ActorId>,
     pub hosted: Vec<ActorId>,
     pub calls: Vec<(DeliveryId, ActorId)>,
@@ -146,7 +147,7 @@ impl Fake {
             gone: false,
             body_done: false,
             next_req: 0,
-            outstanding: HashMap::new(),
+            outstanding: HashSet::new(),
             starts: Vec::new(),
             hosted: Vec::new(),
             calls: Vec::new(),
@@ -194,7 +195,7 @@ impl Fake {
         match frame {
             Frame::Welcome { .. } => {}
             Frame::Response { req, body } => {
-                if self.outstanding.remove(&req).is_none() {
+                if !self.outstanding.remove(&req) {
                     return Err(format!("pid {:#x} got a response to request {req}, which it never sent or which was already answered: {body:?}", self.pid));
                 }
                 match body {

@@ -497,7 +497,7 @@ impl Harness {
         let f = &mut self.fakes[i];
         f.next_req += 1;
         let req = f.next_req;
-        f.outstanding.insert(req, "request");
+        f.outstanding.insert(req);
         self.frame(i, Frame::Request { req, body })
     }
 
