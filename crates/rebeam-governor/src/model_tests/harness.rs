@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_proto::{
-    ControlRequest, ErrorKind, Event, Frame, Outcome, ProtoError, Role, Safety, Status, PROTOCOL_VERSION,
+    ControlRequest, ErrorKind, Event, Frame, Outcome, ProtoError, Request, Role, Safety, Status, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -359,6 +359,9 @@ impl Harness {
     }
 
     fn hello(&mut self) -> Result<bool, String> {
+        if self.rng.chance(1, 40) {
+            return self.hello_again();
+        }
         let Some(i) = self.pick(|f, r, i| f.conn.is_none() && !f.gone && r.procs[i].state == ProcState::Spawned) else {
             return Ok(false);
         };
@@ -382,6 +385,23 @@ impl Harness {
             (answer, good) => return Err(format!("Hello of process {i} (good: {good}) was answered {answer:?}")),
         }
         self.absorb().map(|()| true)
+    }
+
+    /// A second connection presenting a token that was already used: refused, and the
+    /// process it belongs to carries on.
+    fn hello_again(&mut self) -> Result<bool, String> {
+        let Some(i) = self.pick(|f, _, _| f.conn.is_some()) else {
+            return Ok(false);
+        };
+        let f = &self.fakes[i];
+        let (writer, _rx) = mpsc::unbounded_channel();
+        let (accept, mut accepted) = oneshot::channel();
+        let (role, token, pid) = (f.role, f.token.clone(), f.pid);
+        self.feed(Input::Hello(Hello { version: PROTOCOL_VERSION, role, token, pid, writer, accept }))?;
+        match accepted.try_recv() {
+            Ok(Err(_)) => Ok(true),
+            answer => Err(format!("a reused token of process {i} was answered {answer:?}")),
+        }
     }
 
     fn ready(&mut self) -> Result<bool, String> {
@@ -498,7 +518,24 @@ impl Harness {
         f.next_req += 1;
         let req = f.next_req;
         f.outstanding.insert(req);
-        self.frame(i, Frame::Request { req, body })
+        // Only these wait for something else (a worker, a behaviour, a message, a deadline);
+        // every other request is answered while it is handled.
+        let waits = matches!(
+            body,
+            Request::Call { .. }
+                | Request::Spawn { .. }
+                | Request::StartTree { .. }
+                | Request::Quiesce { .. }
+                | Request::Receive { .. }
+        );
+        let what = format!("{body:?}");
+        self.frame(i, Frame::Request { req, body })?;
+        // (A library-mode main process let go at the end of a shutdown is answered no more.)
+        let p = &self.router.procs[i];
+        if !waits && p.state != ProcState::Dead && p.tx.is_some() && self.fakes[i].outstanding.contains(&req) {
+            return Err(format!("process {i}'s request {req} was not answered at once: {what}"));
+        }
+        Ok(true)
     }
 
     fn exit_actor(&mut self) -> Result<bool, String> {
