@@ -14,7 +14,6 @@ use rebeam_proto::{
     Outcome, ReqId, Response,
 };
 
-use crate::process;
 use crate::report;
 use crate::router::{Input, Pending, ProcIdx, Router};
 use crate::tree::{Running, TreeId};
@@ -242,7 +241,7 @@ impl Router {
             p.describe(),
             p.actors.len()
         );
-        process::kill_group(p.pid, libc::SIGKILL);
+        self.os.kill_group(p.pid, libc::SIGKILL);
     }
 
     pub fn spawn_unsupervised(&mut self, proc: ProcIdx, req: ReqId, child: ChildSpec) {

@@ -299,3 +299,23 @@ impl Router {
         }
     }
 }
+
+/// What the model test may see of the scheduler's bookkeeping: where each running and each
+/// gathering behaviour is placed, and who waits in `wait()`.
+#[cfg(test)]
+pub(crate) struct BocView {
+    pub running: Vec<(BehaviourId, ProcIdx)>,
+    pub gathering: Vec<(BehaviourId, ProcIdx)>,
+    pub quiesce: Vec<ProcIdx>,
+}
+
+#[cfg(test)]
+impl Boc {
+    pub(crate) fn view(&self) -> BocView {
+        BocView {
+            running: self.running.iter().map(|(&b, &p)| (b, p)).collect(),
+            gathering: self.gathering.iter().map(|(&b, w)| (b, w.target)).collect(),
+            quiesce: self.quiesce.iter().map(|&(p, _, _)| p).collect(),
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! `--allow-publish`. A subscription ends with its actor or process.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rebeam_core::topics::{validate_topic, Mailbox, Pattern, PublishPolicy, MAX_QUEUE, MAX_THROTTLE};
 use rebeam_proto::{ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Payload};
@@ -81,7 +81,7 @@ impl Router {
     }
 
     fn fan_out(&mut self, topic: &str, payload: Payload) {
-        let now = Instant::now();
+        let now = self.os.now();
         let matching: Vec<u64> =
             self.bus.subs.iter().filter(|(_, s)| s.pattern.matches(topic)).map(|(&id, _)| id).collect();
         for id in matching {
@@ -93,7 +93,7 @@ impl Router {
 
     /// Delivers what the throttle allows now; schedules the rest.
     pub fn flush(&mut self, id: u64) {
-        let now = Instant::now();
+        let now = self.os.now();
         let Some(sub) = self.bus.subs.get_mut(&id) else { return };
         sub.flush_scheduled = false;
         let mut ready = Vec::new();

@@ -20,6 +20,8 @@ mod bus;
 mod control;
 mod listener;
 mod messages;
+#[cfg(test)]
+mod model_tests;
 mod notices;
 mod outbox;
 mod pool;

@@ -93,3 +93,11 @@ impl Router {
         self.messages.waiters.retain(|w| w.proc != proc);
     }
 }
+
+#[cfg(test)]
+impl Messages {
+    /// For the model test: the process of every waiting receiver.
+    pub(crate) fn waiting_procs(&self) -> Vec<ProcIdx> {
+        self.waiters.iter().map(|w| w.proc).collect()
+    }
+}

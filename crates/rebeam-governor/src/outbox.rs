@@ -116,6 +116,14 @@ impl Drain {
         self.rx.recv().await
     }
 
+    /// A frame already queued, if any, counted as written (the model test's fake processes).
+    #[cfg(test)]
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.rx.try_recv().ok()?;
+        self.written(bytes.len());
+        Some(bytes)
+    }
+
     /// `len` bytes reached the socket.
     pub fn written(&self, len: usize) {
         let left = self.state.queued.fetch_sub(len as u64, Ordering::SeqCst).saturating_sub(len as u64);

@@ -88,7 +88,7 @@ impl Router {
             Role::Main => "the main process".to_string(),
             Role::Worker => format!("worker {index}"),
         };
-        let pid = self.spawner.spawn(cmd).map_err(|source| GovernorError::Spawn {
+        let pid = self.os.spawn(cmd).map_err(|source| GovernorError::Spawn {
             what,
             python: self.config.python.clone(),
             source,
@@ -184,7 +184,7 @@ impl Router {
         match self.procs.iter().position(|p| p.pid == pid) {
             Some(proc) => {
                 // Kill what the process left behind in its group (its own subprocesses).
-                process::kill_group(pid, libc::SIGKILL);
+                self.os.kill_group(pid, libc::SIGKILL);
                 if self.procs[proc].state != ProcState::Dead {
                     self.proc_died(proc, exit.to_string(), Some(exit));
                 }
@@ -302,7 +302,7 @@ impl Router {
     pub fn kill_proc(&self, proc: ProcIdx) {
         let p = &self.procs[proc];
         if !p.external {
-            process::kill_group(p.pid, libc::SIGKILL);
+            self.os.kill_group(p.pid, libc::SIGKILL);
         }
     }
 }

@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::router::Input;
 
 /// The status of a governor that panicked (EX_SOFTWARE: an internal error).
 pub const PANIC_EXIT_STATUS: i32 = 70;
@@ -84,6 +86,61 @@ pub fn test_panic_after() -> Option<Duration> {
 }
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);
+
+/// Everything the router does to the world outside its own state: start a process, signal a
+/// process or a group, ask to be woken later, and read the clock. The router does all of it through this one
+/// trait, so a test can drive a `Router` with a recording fake and no real process is ever
+/// touched; [`RealOs`] is the only implementation that reaches the kernel.
+pub trait Os: Send {
+    /// Starts `cmd` (see [`Spawner::spawn`]); returns its pid.
+    fn spawn(&self, cmd: Command) -> io::Result<u32>;
+    /// Sends `sig` to one process.
+    fn kill(&self, pid: u32, sig: i32);
+    /// Sends `sig` to a whole process group (the child and everything it started).
+    fn kill_group(&self, pgid: u32, sig: i32);
+    /// Hands `input` back to the router after `delay`.
+    fn after(&self, delay: Duration, input: Input);
+    /// The monotonic clock (call deadlines, restart windows, throttles).
+    fn now(&self) -> Instant;
+}
+
+/// The real processes, signals and timers of a run.
+pub struct RealOs {
+    spawner: Spawner,
+    inputs: tokio::sync::mpsc::UnboundedSender<Input>,
+}
+
+impl RealOs {
+    pub fn new(inputs: tokio::sync::mpsc::UnboundedSender<Input>) -> Self {
+        RealOs { spawner: Spawner::start(), inputs }
+    }
+}
+
+impl Os for RealOs {
+    fn spawn(&self, cmd: Command) -> io::Result<u32> {
+        self.spawner.spawn(cmd)
+    }
+
+    fn kill(&self, pid: u32, sig: i32) {
+        kill(pid, sig);
+    }
+
+    fn kill_group(&self, pgid: u32, sig: i32) {
+        kill_group(pgid, sig);
+    }
+
+    fn after(&self, delay: Duration, input: Input) {
+        let tx = self.inputs.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(input);
+        });
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
 
 /// Handle to the long-lived spawner thread.
 #[derive(Clone)]
@@ -214,14 +271,14 @@ pub fn become_subreaper() {
 }
 
 /// Sends `sig` to a whole process group (the child and everything it started).
-pub fn kill_group(pgid: u32, sig: i32) {
+fn kill_group(pgid: u32, sig: i32) {
     // SAFETY: plain syscall; a stale pgid at worst returns ESRCH.
     unsafe {
         libc::killpg(pgid as libc::pid_t, sig);
     }
 }
 
-pub fn kill(pid: u32, sig: i32) {
+fn kill(pid: u32, sig: i32) {
     // SAFETY: plain syscall.
     unsafe {
         libc::kill(pid as libc::pid_t, sig);

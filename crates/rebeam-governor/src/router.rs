@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::listener::{spawn_acceptor, Hello};
-use crate::process::{self, ProcessExit, Spawner};
+use crate::process::{self, Os, ProcessExit, RealOs};
 use crate::tree::Trees;
 use crate::{Config, GovernorError, Program, READY_TIMEOUT};
 
@@ -106,8 +106,8 @@ pub struct Monitor {
 
 pub struct Router {
     pub config: Config,
-    pub(crate) spawner: Spawner,
-    pub inputs: mpsc::UnboundedSender<Input>,
+    /// Processes, signals and timers: every effect outside this state goes through it.
+    pub(crate) os: Box<dyn Os>,
     pub(crate) socket_path: PathBuf,
     pub procs: Vec<Proc>,
     pub main: ProcIdx,
@@ -166,31 +166,8 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(GovernorError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(GovernorError::Signals)?;
 
-    let mut router = Router {
-        config,
-        spawner: Spawner::start(),
-        inputs: inputs.clone(),
-        socket_path: socket_path.clone(),
-        procs: Vec::new(),
-        main: 0,
-        actors: HashMap::new(),
-        names: HashMap::new(),
-        pending: HashMap::new(),
-        monitors: HashMap::new(),
-        trees: Trees::default(),
-        gate: crate::safety::Gate::default(),
-        bus,
-        boc: crate::boc::Boc::default(),
-        messages: crate::messages::Messages::default(),
-        notices: crate::notices::Notices::default(),
-        control_path: control_path.clone(),
-        queued_starts: VecDeque::new(),
-        next_id: 1,
-        early_deaths: 0,
-        body_done: false,
-        shutdown: None,
-        finished: false,
-    };
+    let os = Box::new(RealOs::new(inputs.clone()));
+    let mut router = Router::new(config, os, socket_path.clone(), control_path.clone(), bus);
     let started = router.start_processes();
     let code = match started {
         Err(e) => {
@@ -287,6 +264,41 @@ fn remove_stale_sockets(dir: &std::path::Path) {
 }
 
 impl Router {
+    /// A router with no processes yet (`start_processes` starts them): `run` gives it the real
+    /// OS and sockets; the model test gives it a recording fake.
+    pub(crate) fn new(
+        config: Config,
+        os: Box<dyn Os>,
+        socket_path: PathBuf,
+        control_path: PathBuf,
+        bus: crate::bus::Bus,
+    ) -> Router {
+        Router {
+            config,
+            os,
+            socket_path,
+            procs: Vec::new(),
+            main: 0,
+            actors: HashMap::new(),
+            names: HashMap::new(),
+            pending: HashMap::new(),
+            monitors: HashMap::new(),
+            trees: Trees::default(),
+            gate: crate::safety::Gate::default(),
+            bus,
+            boc: crate::boc::Boc::default(),
+            messages: crate::messages::Messages::default(),
+            notices: crate::notices::Notices::default(),
+            control_path,
+            queued_starts: VecDeque::new(),
+            next_id: 1,
+            early_deaths: 0,
+            body_done: false,
+            shutdown: None,
+            finished: false,
+        }
+    }
+
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -294,11 +306,7 @@ impl Router {
 
     /// Sends `input` to the router after `delay`.
     pub fn after(&self, delay: Duration, input: Input) {
-        let tx = self.inputs.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(input);
-        });
+        self.os.after(delay, input);
     }
 
     pub fn send(&self, proc: ProcIdx, frame: &Frame) -> bool {
@@ -318,7 +326,7 @@ impl Router {
         self.send(proc, &Frame::Response { req, body });
     }
 
-    fn handle(&mut self, input: Input) {
+    pub(crate) fn handle(&mut self, input: Input) {
         match input {
             Input::Hello(hello) => self.on_hello(hello),
             Input::Frame(proc, frame) => self.on_frame(proc, frame),
@@ -358,7 +366,7 @@ impl Router {
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
-                let now = Instant::now();
+                let now = self.os.now();
                 crate::actors::forget_expired_calls(&mut self.pending, &mut self.actors, now);
                 self.kill_hung_workers(now);
             }
@@ -605,7 +613,7 @@ impl Router {
         }
         if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
             // A peer can ask for any timeout: one past what an Instant can hold never expires.
-            let deadline = Instant::now().checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL);
+            let deadline = self.os.now().checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL);
             self.pending.insert(d, Pending { caller, req, actor: id, deadline });
             self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").pending.insert(d);
         }
@@ -649,7 +657,7 @@ impl Router {
         Ok(id)
     }
 
-    fn on_interrupt(&mut self, count: u32) {
+    pub(crate) fn on_interrupt(&mut self, count: u32) {
         if count > 1 {
             tracing::warn!("interrupted again; killing everything now");
             self.kill_everything();
@@ -657,10 +665,11 @@ impl Router {
             self.finished = true;
             return;
         }
-        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script.
+        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script. Not in
+        // library mode: the user's process is not ours to signal (its terminal has its own Ctrl-C).
         let main = &self.procs[self.main];
-        if main.state != ProcState::Dead {
-            process::kill(main.pid, libc::SIGINT);
+        if main.state != ProcState::Dead && !main.external {
+            self.os.kill(main.pid, libc::SIGINT);
         }
         self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");
     }

@@ -28,7 +28,6 @@ use rebeam_proto::{
     ActorId, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, ReqId, Response, Safety,
 };
 
-use crate::process;
 use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{SafetyMode, KILL_CONFIRM_TIMEOUT};
 
@@ -230,7 +229,7 @@ impl Router {
                 p.describe(),
                 self.config.safety_grace
             );
-            process::kill_group(p.pid, libc::SIGKILL);
+            self.os.kill_group(p.pid, libc::SIGKILL);
             self.after(KILL_CONFIRM_TIMEOUT, Input::KillConfirm(proc));
         }
     }

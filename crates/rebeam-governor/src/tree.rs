@@ -14,7 +14,7 @@
 //! Exits that arrive before the tree is fully started are handled once it is.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rebeam_core::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
 use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
@@ -368,7 +368,7 @@ impl Router {
             Phase::Starting => tree.deferred.push((slot, exit, fault)),
             Phase::Stopping => {
                 if let Some(logic) = tree.logic.as_mut() {
-                    logic.child_exited(slot, &core_reason(&exit), Instant::now());
+                    logic.child_exited(slot, &core_reason(&exit), self.os.now());
                 }
                 self.advance(id);
             }
@@ -377,7 +377,7 @@ impl Router {
     }
 
     fn decide(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
-        let now = Instant::now();
+        let now = self.os.now();
         let Some(tree) = self.trees.map.get_mut(&id) else { return };
         let logic = tree.logic.as_mut().expect("only running trees decide, and a running tree has its logic");
         let decision = logic.child_exited_in_fault(slot, &core_reason(&exit), now, fault);
@@ -528,7 +528,7 @@ impl Router {
     fn render_tree(&self, id: TreeId, depth: usize, out: &mut String) {
         let Some(t) = self.trees.map.get(&id) else { return };
         let pad = "  ".repeat(depth);
-        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(Instant::now()));
+        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now()));
         out.push_str(&format!(
             "{pad}supervisor {} ({}): {used} of {} restarts used in the last {}s\n",
             t.label,
@@ -552,6 +552,28 @@ impl Router {
                 None => out.push_str(&format!("{pad}  {name}: not running\n")),
             }
         }
+    }
+}
+
+/// What the model test may see of a tree: its parent, its slots, and the child being started.
+#[cfg(test)]
+pub(crate) struct TreeView {
+    pub parent: Option<(TreeId, usize)>,
+    pub slots: Vec<Option<Running>>,
+    pub starting: Option<usize>,
+}
+
+#[cfg(test)]
+impl Trees {
+    pub(crate) fn view(&self) -> HashMap<TreeId, TreeView> {
+        let starting = |t: &Tree| match t.current {
+            Some(Op::Start(s)) => Some(s),
+            _ => None,
+        };
+        self.map
+            .iter()
+            .map(|(&id, t)| (id, TreeView { parent: t.parent, slots: t.slots.clone(), starting: starting(t) }))
+            .collect()
     }
 }
 
