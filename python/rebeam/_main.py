@@ -94,6 +94,11 @@ def _run_bus(q) -> None:
 
 
 def _on_sigterm(signum, frame):
+    if not _body_running[0]:
+        # The body is over (maybe printing why it raised): nothing left to interrupt, and
+        # raising here would only bury that report under a traceback of our own.
+        _shutdown.set()
+        return
     if _shutdown.is_set():
         raise _Stop()
     raise SystemExit(128 + signum)
@@ -103,7 +108,23 @@ def _print_exception(e: BaseException, script: str) -> None:
     tb = e.__traceback__
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
         tb = tb.tb_next
-    traceback.print_exception(type(e), e, tb)
+    # Ctrl-C: where the script was is the news, not the rebeam call it was blocked in.
+    limit = _user_depth(tb) if isinstance(e, KeyboardInterrupt) else None
+    traceback.print_exception(type(e), e, tb, limit=limit)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_depth(tb) -> int | None:
+    """How many frames of ``tb`` come before the rebeam frames at its end."""
+    depth, last_user = 0, None
+    while tb is not None:
+        depth += 1
+        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE:
+            last_user = depth
+        tb = tb.tb_next
+    return last_user
 
 
 def _run_as_main(script: str) -> None:
@@ -139,7 +160,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     error = None
     try:
-        _run_as_main(script)
+        try:
+            _run_as_main(script)
+        finally:
+            _body_running[0] = False
     except _Stop:
         pass
     except SystemExit as e:
