@@ -239,29 +239,65 @@ impl Router {
         self.answer_quiesce();
     }
 
-    /// A worker died: the values it held are lost, and so are the behaviours it ran.
+    /// A worker died: the values it held are lost, and so are the behaviours it ran and those
+    /// gathering their values to run there (the values on their way die with their
+    /// destination). Behaviours gathering elsewhere stop waiting for values it was to send:
+    /// they run with those cowns marked lost. Every loss is recorded before anything is
+    /// dispatched, so no behaviour asks the dead worker for a value.
     pub fn boc_proc_died(&mut self, proc: ProcIdx) {
         let at = self.location_of(proc);
-        let running: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
-        for b in running {
+        let mut dead: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
+        for &b in &dead {
             self.boc.running.remove(&b);
+            if self.boc.how.get(&b).is_some_and(|h| h.gated) {
+                self.gated_behaviour_done(b);
+            }
+        }
+        let gathering_here: Vec<BehaviourId> =
+            self.boc.gathering.iter().filter(|(_, w)| w.target == proc).map(|(&b, _)| b).collect();
+        for b in gathering_here {
+            if let Some(w) = self.boc.gathering.remove(&b) {
+                for c in w.missing {
+                    self.boc.surrenders.remove(&c);
+                }
+            }
+            dead.push(b);
+        }
+        for &b in &dead {
+            self.boc.how.remove(&b);
             if let Some((_, result)) = self.boc.code.remove(&b) {
                 self.boc.empty.remove(&result);
             }
-            if self.boc.how.remove(&b).is_some_and(|h| h.gated) {
-                self.gated_behaviour_done(b);
-            }
             let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
             self.boc.lost.extend(cowns);
-            if let Ok(next) = self.boc.sched.complete(b, at) {
-                for n in next {
-                    self.dispatch_behaviour(n);
+        }
+        // A value it surrendered before dying is safe with the governor, on its way elsewhere.
+        let in_transit: HashSet<CownId> =
+            self.boc.gathering.values().flat_map(|w| w.values.iter().map(|(c, _)| *c)).collect();
+        let held: Vec<CownId> = self.boc.sched.cowns_at(at).into_iter().filter(|c| !in_transit.contains(c)).collect();
+        self.boc.lost.extend(held);
+        let waiting: Vec<BehaviourId> = self.boc.gathering.keys().copied().collect();
+        for b in waiting {
+            let Some(w) = self.boc.gathering.get_mut(&b) else { continue };
+            let gone: Vec<CownId> = w.missing.iter().copied().filter(|c| self.boc.lost.contains(c)).collect();
+            for c in gone {
+                w.missing.remove(&c);
+                self.boc.surrenders.remove(&c);
+            }
+            self.maybe_run(b);
+        }
+        for b in dead {
+            match self.boc.sched.complete(b, at) {
+                Ok(next) => {
+                    for n in next {
+                        self.dispatch_behaviour(n);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("behaviour {b} lost with {} completed oddly: {e}", self.procs[proc].describe())
                 }
             }
         }
-        // Every value it still held is gone too.
-        let lost = self.boc.sched.cowns_at(at);
-        self.boc.lost.extend(lost);
         // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
         self.dispatch_waiting_behaviours();
         self.answer_quiesce();
