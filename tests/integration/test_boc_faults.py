@@ -3,7 +3,7 @@ value a worker cannot unpickle, and modules only the main process's sys.path can
 
 from __future__ import annotations
 
-from helpers import check, lines, run_rebeam
+from helpers import check, lines, run_python, run_rebeam
 
 WORKER_DIES_WHILE_GATHERING = """
     import os, signal, time
@@ -66,3 +66,63 @@ def test_a_worker_dying_while_a_behaviour_gathers_does_not_hang_wait(tmp_path):
     assert "gather failed: True" in out, out
     assert any(x.startswith("gather:") and "was lost" in x for x in out), out
     assert any(x.startswith("later: lost:") and "was lost" in x for x in out), out
+
+
+UNPICKLABLE_IN_WORKERS = """
+    import os
+    from rebeam.boc import Cown, quiesce, send, receive, when
+
+    def rebuild(n):
+        if os.environ.get("REBEAM_ROLE") == "worker":
+            raise ValueError("cannot rebuild a Fragile here")
+        return Fragile(n)
+
+    class Fragile:                            # unpickles in the main process only
+        def __init__(self, n):
+            self.n = n
+        def __reduce__(self):
+            return (rebuild, (self.n,))
+
+    if __name__ == "__main__":                # workers import this script to find rebuild()
+        c = Cown(Fragile(7))
+
+        @when(c)
+        def use(c):
+            send("ran", True)
+            return c.value.n
+
+        @when(c)
+        def again(c):                         # the value stays undecoded in that worker
+            send("ran", True)
+            c.value = "overwritten"
+
+        quiesce(30)
+        print("ran:", receive("ran", 0), flush=True)
+        print("exception:", use.exception, again.exception, flush=True)
+        for r in (use, again):
+            try:
+                r.unwrap()
+            except ValueError as e:
+                print("unwrap:", e, "|", "cannot be unpickled in worker" in " ".join(e.__notes__), flush=True)
+        with c as v:                          # the user's value came back intact
+            print("value kept:", type(v).__name__, v.n, flush=True)
+"""
+
+
+def assert_value_kept(out: list[str]) -> None:
+    assert "ran: ('__timeout__', None)" in out, out
+    assert "exception: True True" in out, out
+    assert out.count("unwrap: cannot rebuild a Fragile here | True") == 2, out
+    assert "value kept: Fragile 7" in out, out
+
+
+def test_a_value_a_worker_cannot_unpickle_fails_the_behaviour_and_is_kept(tmp_path):
+    r = run_rebeam(tmp_path, UNPICKLABLE_IN_WORKERS, workers=1, timeout=60)
+    check(r)
+    assert_value_kept(lines(r))
+
+
+def test_a_value_a_worker_cannot_unpickle_is_kept_in_plain_python(tmp_path):
+    r = run_python(tmp_path, UNPICKLABLE_IN_WORKERS, timeout=60, env={"REBEAM_WORKERS": "1"})
+    check(r)
+    assert_value_kept(lines(r))

@@ -41,6 +41,18 @@ class Failure:
         self.exc = exc
 
 
+class Undecoded:
+    """A cown's value that arrived here but does not unpickle here (a module this process
+    cannot import, a ``__reduce__`` that raises). It is kept as the bytes that came, so the
+    value moves on intact: behaviours here fail with ``error`` on their result cown and do
+    not run, and a process that can unpickle it still gets the user's value."""
+
+    __slots__ = ("data", "buffers", "error")
+
+    def __init__(self, data: bytes, buffers: list, error: BaseException):
+        self.data, self.buffers, self.error = data, buffers, error
+
+
 #: Cowns the main process holds outside a behaviour (``acquire``), with the behaviour
 #: that holds them; and which of them lost their value with a worker.
 _main_held: dict[int, int] = {}
@@ -113,6 +125,8 @@ class Cown(Generic[T]):
     def value(self) -> T:
         self._check()
         v = _runtime.cown_store.get(self._id)
+        if isinstance(v, Undecoded):
+            raise v.error
         return v.exc if isinstance(v, Failure) else v
 
     @value.setter
@@ -140,6 +154,8 @@ class Cown(Generic[T]):
         its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``."""
         with self._held():
             v = _runtime.cown_store.get(self._id)
+            if isinstance(v, Undecoded):
+                raise v.error  # not consumed: a process that can unpickle it still may
             _runtime.cown_store[self._id] = None
         if isinstance(v, Failure):
             raise v.exc
@@ -178,7 +194,7 @@ class Cown(Generic[T]):
             _acquiring.pop(b, None)
         _b, _cowns, _result, moved, lost, *_ = slot[0]
         for cown, data, buffers in moved:
-            _runtime.cown_store[cown] = _load_value(data, buffers)
+            _runtime.cown_store[cown] = _load_value(cown, data, buffers)
         _main_lost.update(lost)
         _main_held[self._id] = b
 
@@ -317,11 +333,17 @@ def hand_to_acquirer(job: tuple) -> bool:
     return True
 
 
-def _load_value(data: bytes, buffers: list) -> Any:
+def _load_value(cown: int, data: bytes, buffers: list) -> Any:
     try:
         return _runtime.loads(data, buffers)
     except BaseException as e:
-        return Failure(e)
+        where = "the main process" if _runtime.ROLE != "worker" else f"worker {_runtime.connection().index}"
+        e.add_note(
+            f"rebeam: the value of Cown<{cown}> cannot be unpickled in {where}; behaviours here fail with "
+            "this error and do not run, and the cown keeps its value. Make its type importable here "
+            "(the same sys.path and packages as the main process)."
+        )
+        return Undecoded(data, buffers, e)
 
 
 class _Tracked:
@@ -363,7 +385,9 @@ def run_behaviour(
     """Runs a behaviour in this process; returns the exception it raised, if any."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
-        store[cown] = _load_value(data, buffers)
+        store[cown] = _load_value(cown, data, buffers)
+    lost_here = set(lost)
+    undecoded = next((store[c] for c in cowns if c not in lost_here and isinstance(store.get(c), Undecoded)), None)
     local = _runtime._local
     local.acquired, local.lost, local.notices = set(cowns) | {result}, set(lost), None
     with _tracked_lock:
@@ -375,6 +399,8 @@ def run_behaviour(
             raise refused
         if tracked.cancelled:
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
+        if undecoded is not None:
+            raise undecoded.error
         fn, groups, captures = _runtime.loads(code, code_buffers)
 
         def handles(g):
@@ -395,6 +421,9 @@ def run_behaviour(
 def surrender(conn, cown: int) -> None:
     """Sends a cown's value to the governor (a behaviour needs it elsewhere) and forgets it."""
     value = _runtime.cown_store.pop(cown, None)
+    if isinstance(value, Undecoded):
+        conn.cown_value(cown, value.data, value.buffers)
+        return
     try:
         data, buffers = _runtime.dumps(value, f"the value of Cown<{cown}>")
     except Exception as e:
