@@ -74,6 +74,7 @@ def start(workers: int | None = None):
         _runtime.main_by_value = True
         conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
         _runtime._conn = conn
+        _runtime.share_sys_path()  # what was pickled before this connection existed needs it too
         _runtime.control_path = paths["REBEAM_CONTROL"]
         from . import _main
 

@@ -126,3 +126,71 @@ def test_a_value_a_worker_cannot_unpickle_is_kept_in_plain_python(tmp_path):
     r = run_python(tmp_path, UNPICKLABLE_IN_WORKERS, timeout=60, env={"REBEAM_WORKERS": "1"})
     check(r)
     assert_value_kept(lines(r))
+
+
+IMPORTS_LIKE_MAIN = """
+    import os, sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "lib"))     # as a test runner or a script does
+    import shapes
+    from rebeam.boc import Cown, quiesce, when, whencall
+
+    c = Cown(shapes.Square(3))
+
+    @when(c)
+    def area(c):
+        return c.value.area()
+
+    doubled = whencall(shapes.double, [c], [])          # a function of that module, by reference
+    quiesce(30)
+    for label, r in (("area", area), ("double", doubled)):
+        try:
+            print(f"{label}:", r.unwrap(), flush=True)
+        except Exception as e:
+            print(f"{label} failed:", type(e).__name__, e, flush=True)
+
+    sys.path.append(os.path.join(here, "lib2"))          # changed again, after workers ran behaviours
+    import late
+    t = Cown(late.Thing())
+
+    @when(t)
+    def name(t):
+        return t.value.name()
+
+    quiesce(30)
+    try:
+        print("late:", name.unwrap(), flush=True)
+    except Exception as e:
+        print("late failed:", type(e).__name__, e, flush=True)
+"""
+
+
+def write_modules(tmp_path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "shapes.py").write_text(
+        "class Square:\n    def __init__(self, side):\n        self.side = side\n"
+        "    def area(self):\n        return self.side ** 2\n\n"
+        "def double(c):\n    c.value = Square(c.value.side * 2)\n    return c.value.side\n"
+    )
+    (tmp_path / "lib2").mkdir()
+    (tmp_path / "lib2" / "late.py").write_text("class Thing:\n    def name(self):\n        return 'late'\n")
+
+
+def assert_imports_like_main(out: list[str]) -> None:
+    assert "area: 9" in out, out
+    assert "double: 6" in out, out
+    assert "late: late" in out, out
+
+
+def test_workers_import_with_the_main_process_sys_path(tmp_path):
+    write_modules(tmp_path)
+    r = run_rebeam(tmp_path, IMPORTS_LIKE_MAIN, timeout=60)
+    check(r)
+    assert_imports_like_main(lines(r))
+
+
+def test_workers_import_with_the_main_process_sys_path_in_plain_python(tmp_path):
+    write_modules(tmp_path)
+    r = run_python(tmp_path, IMPORTS_LIKE_MAIN, timeout=60)
+    check(r)
+    assert_imports_like_main(lines(r))

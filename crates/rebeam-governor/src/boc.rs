@@ -57,6 +57,8 @@ pub struct Boc {
     quiesce: Vec<(ProcIdx, ReqId, u64)>,
     /// Behaviours each process has run.
     ran: HashMap<ProcIdx, u64>,
+    /// The main process's `sys.path`, as it last said (workers import as it does).
+    sys_path: Option<Vec<String>>,
 }
 
 fn bad(e: impl std::fmt::Display) -> ErrorInfo {
@@ -301,6 +303,35 @@ impl Router {
         // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
         self.dispatch_waiting_behaviours();
         self.answer_quiesce();
+    }
+
+    /// The main process's `sys.path` changed: every worker, spares too, imports as it does
+    /// from now on. Frames from one process are handled in order, so a worker has the new
+    /// path before any behaviour, value or message the main process sent after the change.
+    pub fn sys_path(&mut self, proc: ProcIdx, paths: Vec<String>) {
+        if self.procs[proc].role != Role::Main {
+            tracing::warn!(
+                "{} sent its sys.path; only the main process's is shared, ignored",
+                self.procs[proc].describe()
+            );
+            return;
+        }
+        let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
+        self.boc.sys_path = Some(paths);
+        for i in 0..self.procs.len() {
+            let p = &self.procs[i];
+            if p.role == Role::Worker && p.state == ProcState::Ready {
+                self.send(i, &frame);
+            }
+        }
+    }
+
+    /// A worker that just became ready gets the main process's `sys.path`, if it set one.
+    pub fn send_sys_path(&mut self, proc: ProcIdx) {
+        if let Some(paths) = &self.boc.sys_path {
+            let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
+            self.send(proc, &frame);
+        }
     }
 
     pub fn boc_stats(&self) -> Vec<(u32, u32, u64)> {

@@ -524,6 +524,7 @@ impl Router {
             Event::CownValue { cown, payload } => self.cown_value(cown, payload),
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
+            Event::SysPath { paths } => self.sys_path(proc, paths),
             Event::BodyDone { error } => {
                 self.body_done = true;
                 match error {

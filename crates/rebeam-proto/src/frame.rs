@@ -428,6 +428,8 @@ pub enum Command {
     },
     /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
+    /// The main process's `sys.path` (see `Event::SysPath`): import as it does.
+    SysPath { paths: Vec<String> },
 }
 
 /// Process → governor, one-way.
@@ -468,5 +470,10 @@ pub enum Event {
     /// The main process finished the script body (`error` if it raised).
     BodyDone {
         error: Option<ErrorInfo>,
+    },
+    /// The main process's `sys.path` changed. Workers unpickle what it sends, so they must
+    /// resolve imports as it does; sent before the first frame that may need the new path.
+    SysPath {
+        paths: Vec<String>,
     },
 }

@@ -534,6 +534,11 @@ impl Connection {
         self.send_event(py, Event::CownValue { cown, payload })
     }
 
+    /// Tells the governor this (the main) process's `sys.path`, for the workers.
+    fn sys_path(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<()> {
+        self.send_event(py, Event::SysPath { paths })
+    }
+
     fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
         self.send_event(py, Event::BehaviourDone { behaviour })
     }
