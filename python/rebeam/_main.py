@@ -29,44 +29,56 @@ class _Stop(BaseException):
 def events(conn, library: bool = False) -> None:
     """Handles the governor's commands for the main process. In library mode, a shutdown only
     closes the runtime: the user's process goes on."""
-    from .actor import Down
+    from .boc._pump import command_handled
 
     while True:
         cmd = conn.next_command()
         if cmd is None:
             continue
-        if cmd[0] == "run_behaviour":
-            from . import boc
+        try:
+            if not _handle(conn, cmd, library):
+                return
+        finally:
+            command_handled()  # pump() waits for what was sent before it (see boc._pump)
 
-            boc.queue_main_behaviour(cmd[1:])
-        elif cmd[0] == "surrender":
-            from . import boc
 
-            boc.surrender(conn, cmd[1])
-        elif cmd[0] == "cancel_behaviour":
-            from . import boc
+def _handle(conn, cmd: tuple, library: bool) -> bool:
+    """One command from the governor; False when it ends this thread."""
+    from .actor import Down
 
-            boc.cancel_behaviour(cmd[1])
-        elif cmd[0] == "publication":
-            _, sub, _actor, topic, data, buffers, dropped = cmd
-            _runtime.bus_dropped[sub] = dropped
-            fn = _runtime.bus_handlers.get(sub)
-            if fn is not None:
-                _bus_queue().put((fn, topic, data, buffers))
-        elif cmd[0] == "down":
-            _, ref, _watcher, (actor, name), reason = cmd
-            _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
-        elif cmd[0] == "shutdown" and library:
-            if _runtime._conn is conn:
-                _runtime._conn = None
-            return
-        elif cmd[0] == "shutdown":
-            _shutdown_code[0] = max(cmd[1], 0)
-            _shutdown.set()
-            if _body_running[0]:
-                # Wake the main thread even from time.sleep or a blocking read.
-                os.kill(os.getpid(), signal.SIGTERM)
-            return
+    if cmd[0] == "run_behaviour":
+        from . import boc
+
+        boc.queue_main_behaviour(cmd[1:])
+    elif cmd[0] == "surrender":
+        from . import boc
+
+        boc.surrender(conn, cmd[1])
+    elif cmd[0] == "cancel_behaviour":
+        from . import boc
+
+        boc.cancel_behaviour(cmd[1])
+    elif cmd[0] == "publication":
+        _, sub, _actor, topic, data, buffers, dropped = cmd
+        _runtime.bus_dropped[sub] = dropped
+        fn = _runtime.bus_handlers.get(sub)
+        if fn is not None:
+            _bus_queue().put((fn, topic, data, buffers))
+    elif cmd[0] == "down":
+        _, ref, _watcher, (actor, name), reason = cmd
+        _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
+    elif cmd[0] == "shutdown" and library:
+        if _runtime._conn is conn:
+            _runtime._conn = None
+        return False
+    elif cmd[0] == "shutdown":
+        _shutdown_code[0] = max(cmd[1], 0)
+        _shutdown.set()
+        if _body_running[0]:
+            # Wake the main thread even from time.sleep or a blocking read.
+            os.kill(os.getpid(), signal.SIGTERM)
+        return False
+    return True
 
 
 _bus: list = []

@@ -39,6 +39,9 @@ struct Shared {
     /// refusals that came back for them, raised by the next `raise_refused()`.
     unawaited: Mutex<HashSet<ReqId>>,
     refused: Mutex<Vec<ErrorInfo>>,
+    /// Commands queued for `next_command` so far: a caller that read this after a response
+    /// knows how many commands the governor sent before it (see `commands_received`).
+    commands_in: AtomicU64,
 }
 
 impl Shared {
@@ -80,6 +83,7 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
                 shared.safety.store(state as u8, Ordering::SeqCst);
             }
             Ok(Frame::Command(cmd)) => {
+                shared.commands_in.fetch_add(1, Ordering::SeqCst);
                 if commands.send(cmd).is_err() {
                     break;
                 }
@@ -257,6 +261,7 @@ impl Connection {
             safety: AtomicU8::new(Safety::Disarmed as u8),
             unawaited: Mutex::new(HashSet::new()),
             refused: Mutex::new(Vec::new()),
+            commands_in: AtomicU64::new(0),
         });
         let (tx, commands) = unbounded();
         let for_reader = shared.clone();
@@ -715,6 +720,13 @@ impl Connection {
                 .collect(),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
+    }
+
+    /// How many commands have arrived for `next_command` so far. Read after a response, it
+    /// counts every command the governor sent before that response (frames arrive in order).
+    #[getter]
+    fn commands_received(&self) -> u64 {
+        self.shared.commands_in.load(Ordering::SeqCst)
     }
 
     /// Whether the governor connection is gone.

@@ -298,12 +298,18 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     result = Cown._handle(new_id())
     requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
+    pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     conn = _runtime.connection()
     conn.raise_refused()
     # Not waiting for the governor's answer halves the cost of a @when. A refusal (a cown
     # unknown to this runtime) is raised by the next @when, quiesce() or wait(); a gated
-    # behaviour waits, so a SafetyError is raised right here.
-    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated)
+    # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
+    # answered, the governor has sent it here if it could run, and the next pump() sees it.
+    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
+    if pinned:
+        from ._pump import expect_commands
+
+        expect_commands(conn.commands_received)
     return result
 
 
