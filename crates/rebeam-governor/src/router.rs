@@ -466,9 +466,9 @@ impl Router {
                 self.drain_tagged(&tags);
                 self.respond(proc, req, Response::Done);
             }
-            Request::DrainAll => {
-                self.drain_all();
-                self.respond(proc, req, Response::Done);
+            Request::SetTags { tags } => {
+                let body = self.set_tags(tags).map_or_else(Response::Refused, |()| Response::Done);
+                self.respond(proc, req, body);
             }
             Request::NoticeSeed { key, payload } => {
                 let body = self.notice_seed(&key, payload);

@@ -87,6 +87,8 @@ pub enum ErrorKind {
     Reserved,
     /// A bounded store is full: a message queue, or the noticeboard.
     Full,
+    /// A tag got no message queue: every one is assigned to another tag (bocpy's `KeyError`).
+    NoQueue,
 }
 
 /// A failure as reported to a caller or a supervisor.
@@ -337,8 +339,11 @@ pub enum Request {
     Drain {
         tags: Vec<String>,
     },
-    /// Discards every queued message under every tag (bocpy's `set_tags`).
-    DrainAll,
+    /// bocpy's `set_tags`: these tags (at most `MAX_TAGS`) get the queues, empty; the
+    /// others lose theirs. An empty list leaves every queue to be assigned on first use.
+    SetTags {
+        tags: Vec<String>,
+    },
     /// Writes a noticeboard entry and answers once it is applied (`notice_seed`).
     NoticeSeed {
         key: String,

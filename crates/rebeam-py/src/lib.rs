@@ -645,9 +645,12 @@ impl Connection {
         }
     }
 
-    /// bocpy's `set_tags`: empties every tag's queue.
-    fn drain_all(&self, py: Python<'_>) -> PyResult<()> {
-        self.request(py, Request::DrainAll, None).map(|_| ())
+    /// bocpy's `set_tags`: these tags get the queues, empty (none: assigned on first use).
+    fn set_tags(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
+        match self.request(py, Request::SetTags { tags }, None)? {
+            Response::Done => Ok(()),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
     }
 
     /// Writes (`data` None: deletes) a noticeboard entry, without waiting.

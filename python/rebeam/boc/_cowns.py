@@ -151,7 +151,14 @@ class Cown(Generic[T]):
 
     def unwrap(self) -> T:
         """Takes the value out (the cown is left holding None); re-raises the exception if
-        its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``."""
+        its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``:
+        while any behaviour is still in flight it raises ``RuntimeError``, as bocpy does,
+        rather than wait for the one that produces this result."""
+        if not self.acquired and _runtime.ROLE != "worker" and not _runtime.connection().quiesce(0):
+            raise RuntimeError(
+                f"{self!r}.unwrap() called while behaviours are still in flight: call quiesce() "
+                "(or wait()) first, so the behaviour producing it has completed"
+            )
         with self._held():
             v = _runtime.cown_store.get(self._id)
             if isinstance(v, Undecoded):
