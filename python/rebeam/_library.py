@@ -78,7 +78,7 @@ def start(workers: int | None = None):
         _runtime.control_path = paths["REBEAM_CONTROL"]
         from . import _main
 
-        threading.Thread(target=_main.events, args=(conn, True), name="rebeam-events", daemon=True).start()
+        _main.start_events(conn, library=True)
         conn.ready()
         _governor[:] = [proc]
         if len(_governor) == 1 and not getattr(start, "_atexit", False):

@@ -28,7 +28,7 @@ class _Stop(BaseException):
 
 def events(conn, library: bool = False) -> None:
     """Handles the governor's commands for the main process. In library mode, a shutdown only
-    closes the runtime: the user's process goes on."""
+    closes the runtime: the user's process goes on. Start it with :func:`start_events`."""
     from .boc._pump import command_handled
 
     while True:
@@ -40,6 +40,14 @@ def events(conn, library: bool = False) -> None:
                 return
         finally:
             command_handled()  # pump() waits for what was sent before it (see boc._pump)
+
+
+def start_events(conn, library: bool = False) -> None:
+    """Starts the thread that handles ``conn``'s commands (one per connection)."""
+    from .boc._pump import new_connection
+
+    new_connection()
+    threading.Thread(target=events, args=(conn, library), name="rebeam-events", daemon=True).start()
 
 
 def _handle(conn, cmd: tuple, library: bool) -> bool:
@@ -165,7 +173,7 @@ def main() -> None:
         print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)
         exit_now(2)
     conn = _runtime.connect()
-    threading.Thread(target=events, args=(conn,), name="rebeam-events", daemon=True).start()
+    start_events(conn)
     conn.ready()
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(script)

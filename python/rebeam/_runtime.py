@@ -107,10 +107,10 @@ def share_sys_path() -> None:
     if ROLE == "worker" or _conn is None or sys.path == _sent_path:
         return
     with _sent_path_lock:
-        if sys.path != _sent_path:
-            paths = [p for p in sys.path if isinstance(p, str)]
-            _conn.sys_path(paths)
-            _sent_path = list(sys.path)
+        snapshot = list(sys.path)
+        if snapshot != _sent_path:
+            _conn.sys_path([p for p in snapshot if isinstance(p, str)])
+            _sent_path = snapshot
 
 
 def dumps(obj: Any, what: str) -> tuple[bytes, list]:

@@ -51,6 +51,12 @@ _handled_cv = threading.Condition()
 _CATCH_UP_S = 1.0
 
 
+def new_connection() -> None:
+    """A fresh connection counts its commands from zero."""
+    with _handled_cv:
+        _handled[:] = [0, 0]
+
+
 def command_handled() -> None:
     """The events thread handled one more command from the governor."""
     with _handled_cv:
