@@ -68,6 +68,73 @@ def test_a_worker_dying_while_a_behaviour_gathers_does_not_hang_wait(tmp_path):
     assert any(x.startswith("later: lost:") and "was lost" in x for x in out), out
 
 
+TARGET_DIES_WHILE_GATHERING = """
+    import os, signal, time
+    from rebeam.boc import Cown, quiesce, when
+
+    def where(c):
+        time.sleep(0.3)                       # busy, so the cowns spread over both workers
+        return os.getpid()
+
+    cowns = [Cown(i) for i in range(8)]
+    placed = [when(c)(where) for c in cowns]
+    quiesce(30)
+    by_pid = {}
+    for c, r in zip(cowns, placed):
+        by_pid.setdefault(r.unwrap(), []).append(c)
+    (x, on_x), (y, on_y) = sorted(by_pid.items(), key=lambda kv: -len(kv[1]))[:2]
+    assert len(on_x) >= 2 and len(on_y) >= 2, {pid: len(cs) for pid, cs in by_pid.items()}
+
+    @when(on_y[0])
+    def freeze(c):                            # worker y stops, command thread and all
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def stopped(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    deadline = time.monotonic() + 30
+    while not stopped(y) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    @when(on_x[0], on_x[1], on_y[1])          # runs in x (it holds two), waits for y's value
+    def gather(a, b, c):
+        return a.value + b.value + c.value
+
+    time.sleep(0.5)
+    os.kill(x, signal.SIGKILL)                # the behaviour's destination dies first
+    time.sleep(0.5)
+    os.kill(y, signal.SIGCONT)                # y's value arrives for a behaviour that is gone
+    try:
+        quiesce(20)
+        print("quiesced", flush=True)
+    except TimeoutError as e:
+        print("hung:", e, flush=True)
+    try:
+        gather.unwrap()
+    except RuntimeError as e:
+        print("gather:", e, flush=True)
+
+    @when(on_y[1])
+    def value_of_c(c):                        # lost on its way to x
+        try:
+            return c.value
+        except RuntimeError as e:
+            return f"lost: {e}"
+    quiesce(20)
+    print("c:", value_of_c.unwrap(), flush=True)
+"""
+
+
+def test_a_worker_dying_while_it_gathers_a_behaviours_values_does_not_hang_wait(tmp_path):
+    r = run_rebeam(tmp_path, TARGET_DIES_WHILE_GATHERING, workers=2, timeout=60)
+    check(r)
+    out = lines(r)
+    assert "quiesced" in out, r.stdout + r.stderr
+    assert any(x.startswith("gather:") and "was lost" in x for x in out), out
+    assert any(x.startswith("c: lost:") and "was lost" in x for x in out), out
+
+
 UNPICKLABLE_IN_WORKERS = """
     import os
     from rebeam.boc import Cown, quiesce, send, receive, when

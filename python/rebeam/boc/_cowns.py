@@ -173,7 +173,16 @@ class Cown(Generic[T]):
         if self.acquired:
             self._check()
             return contextlib.nullcontext()
-        return self
+        return self._holding()
+
+    @contextlib.contextmanager
+    def _holding(self):
+        self.acquire()
+        try:
+            self._check()  # a lost value raises, and the cown is released all the same
+            yield
+        finally:
+            self.release()
 
     # -- acquire / release in the main process --------------------------------------------
 
@@ -215,7 +224,11 @@ class Cown(Generic[T]):
 
     def __enter__(self) -> T:
         self.acquire()
-        return self.value
+        try:
+            return self.value
+        except BaseException:
+            self.release()  # `with` calls __exit__ only once __enter__ has returned
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.release()
