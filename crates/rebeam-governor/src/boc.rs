@@ -11,7 +11,9 @@
 //! A behaviour's result cown is part of its request set, so behaviours chained on the result
 //! run after it, in order. A result cown has no value until its behaviour is done. A worker
 //! that dies takes the values it held: those cowns are marked lost, and behaviours that need
-//! them get an error instead of a value; its running behaviours end with that error.
+//! them get an error instead of a value; its running behaviours end with that error, and so
+//! do the behaviours gathering values to run there. A behaviour gathering elsewhere stops
+//! waiting for a value the dead worker was to send: that cown is lost, and it runs.
 //!
 //! `Cown.acquire()` in the main process is a behaviour placed there whatever its cowns
 //! (`at_main`): it "runs" from the moment its values arrive until `release()` says it is
@@ -20,6 +22,10 @@
 //! run: if the system left `armed` meanwhile, it is sent with `refused` set, so its result
 //! cown gets the safety error and its cowns move on. Once running it is gated work like a
 //! gated actor message: a disarm interrupts it (see `safety.rs`).
+//!
+//! Workers unpickle the values and code the main process sends, so they import as it does:
+//! the main process reports its `sys.path` when it changes, and the governor passes it on to
+//! every worker (and to each new one when it is ready).
 
 use std::collections::{HashMap, HashSet};
 
