@@ -51,6 +51,7 @@ from .errors import (
     MessageTooLarge,
     NoMailbox,
     NoProcess,
+    NoQueue,
     NotRunning,
     RebeamError,
     RemoteError,
@@ -87,5 +88,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
-    "CapacityError",
+    "CapacityError", "NoQueue",
 ]

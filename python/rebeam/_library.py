@@ -74,10 +74,11 @@ def start(workers: int | None = None):
         _runtime.main_by_value = True
         conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
         _runtime._conn = conn
+        _runtime.share_sys_path()  # what was pickled before this connection existed needs it too
         _runtime.control_path = paths["REBEAM_CONTROL"]
         from . import _main
 
-        threading.Thread(target=_main.events, args=(conn, True), name="rebeam-events", daemon=True).start()
+        _main.start_events(conn, library=True)
         conn.ready()
         _governor[:] = [proc]
         if len(_governor) == 1 and not getattr(start, "_atexit", False):

@@ -28,45 +28,65 @@ class _Stop(BaseException):
 
 def events(conn, library: bool = False) -> None:
     """Handles the governor's commands for the main process. In library mode, a shutdown only
-    closes the runtime: the user's process goes on."""
-    from .actor import Down
+    closes the runtime: the user's process goes on. Start it with :func:`start_events`."""
+    from .boc._pump import command_handled
 
     while True:
         cmd = conn.next_command()
         if cmd is None:
             continue
-        if cmd[0] == "run_behaviour":
-            from . import boc
+        try:
+            if not _handle(conn, cmd, library):
+                return
+        finally:
+            command_handled()  # pump() waits for what was sent before it (see boc._pump)
 
-            boc.queue_main_behaviour(cmd[1:])
-        elif cmd[0] == "surrender":
-            from . import boc
 
-            boc.surrender(conn, cmd[1])
-        elif cmd[0] == "cancel_behaviour":
-            from . import boc
+def start_events(conn, library: bool = False) -> None:
+    """Starts the thread that handles ``conn``'s commands (one per connection)."""
+    from .boc._pump import new_connection
 
-            boc.cancel_behaviour(cmd[1])
-        elif cmd[0] == "publication":
-            _, sub, _actor, topic, data, buffers, dropped = cmd
-            _runtime.bus_dropped[sub] = dropped
-            fn = _runtime.bus_handlers.get(sub)
-            if fn is not None:
-                _bus_queue().put((fn, topic, data, buffers))
-        elif cmd[0] == "down":
-            _, ref, _watcher, (actor, name), reason = cmd
-            _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
-        elif cmd[0] == "shutdown" and library:
-            if _runtime._conn is conn:
-                _runtime._conn = None
-            return
-        elif cmd[0] == "shutdown":
-            _shutdown_code[0] = max(cmd[1], 0)
-            _shutdown.set()
-            if _body_running[0]:
-                # Wake the main thread even from time.sleep or a blocking read.
-                os.kill(os.getpid(), signal.SIGTERM)
-            return
+    new_connection()
+    threading.Thread(target=events, args=(conn, library), name="rebeam-events", daemon=True).start()
+
+
+def _handle(conn, cmd: tuple, library: bool) -> bool:
+    """One command from the governor; False when it ends this thread."""
+    from .actor import Down
+
+    if cmd[0] == "run_behaviour":
+        from . import boc
+
+        boc.queue_main_behaviour(cmd[1:])
+    elif cmd[0] == "surrender":
+        from . import boc
+
+        boc.surrender(conn, cmd[1])
+    elif cmd[0] == "cancel_behaviour":
+        from . import boc
+
+        boc.cancel_behaviour(cmd[1])
+    elif cmd[0] == "publication":
+        _, sub, _actor, topic, data, buffers, dropped = cmd
+        _runtime.bus_dropped[sub] = dropped
+        fn = _runtime.bus_handlers.get(sub)
+        if fn is not None:
+            _bus_queue().put((fn, topic, data, buffers))
+    elif cmd[0] == "down":
+        _, ref, _watcher, (actor, name), reason = cmd
+        _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
+    elif cmd[0] == "shutdown" and library:
+        if _runtime._conn is conn:
+            _runtime._conn = None
+        return False
+    elif cmd[0] == "shutdown":
+        _shutdown_code[0] = max(cmd[1], 0)
+        _shutdown.set()
+        if _body_running[0]:
+            # Wake the main thread even from time.sleep or a blocking read.
+            os.kill(os.getpid(), signal.SIGTERM)
+        return False
+    return True
 
 
 _bus: list = []
@@ -94,6 +114,11 @@ def _run_bus(q) -> None:
 
 
 def _on_sigterm(signum, frame):
+    if not _body_running[0]:
+        # The body is over (maybe printing why it raised): nothing left to interrupt, and
+        # raising here would only bury that report under a traceback of our own.
+        _shutdown.set()
+        return
     if _shutdown.is_set():
         raise _Stop()
     raise SystemExit(128 + signum)
@@ -103,7 +128,23 @@ def _print_exception(e: BaseException, script: str) -> None:
     tb = e.__traceback__
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
         tb = tb.tb_next
-    traceback.print_exception(type(e), e, tb)
+    # Ctrl-C: where the script was is the news, not the rebeam call it was blocked in.
+    limit = _user_depth(tb) if isinstance(e, KeyboardInterrupt) else None
+    traceback.print_exception(type(e), e, tb, limit=limit)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_depth(tb) -> int | None:
+    """How many frames of ``tb`` come before the rebeam frames at its end."""
+    depth, last_user = 0, None
+    while tb is not None:
+        depth += 1
+        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _PACKAGE:
+            last_user = depth
+        tb = tb.tb_next
+    return last_user
 
 
 def _run_as_main(script: str) -> None:
@@ -132,14 +173,17 @@ def main() -> None:
         print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)
         exit_now(2)
     conn = _runtime.connect()
-    threading.Thread(target=events, args=(conn,), name="rebeam-events", daemon=True).start()
+    start_events(conn)
     conn.ready()
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(script)
     signal.signal(signal.SIGTERM, _on_sigterm)
     error = None
     try:
-        _run_as_main(script)
+        try:
+            _run_as_main(script)
+        finally:
+            _body_running[0] = False
     except _Stop:
         pass
     except SystemExit as e:

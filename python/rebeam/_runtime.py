@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import queue as _queue
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,28 @@ def set_current(pid: ProcessID | None) -> None:
 main_by_value = False
 
 
+_sent_path: list | None = None
+_sent_path_lock = threading.Lock()
+
+
+def share_sys_path() -> None:
+    """Workers unpickle what the main process sends, so they must find the modules it finds:
+    tell the governor this process's ``sys.path`` whenever it changed (a test runner or a
+    script adding its own directory). Called before anything leaves the main process, so
+    the workers have the path before what may need it; one comparison when nothing changed.
+    """
+    global _sent_path
+    if ROLE == "worker" or _conn is None or sys.path == _sent_path:
+        return
+    with _sent_path_lock:
+        snapshot = list(sys.path)
+        if snapshot != _sent_path:
+            _conn.sys_path([p for p in snapshot if isinstance(p, str)])
+            _sent_path = snapshot
+
+
 def dumps(obj: Any, what: str) -> tuple[bytes, list]:
+    share_sys_path()
     buffers: list = []
     try:
         data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
@@ -136,6 +158,7 @@ def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
     """Pickles code with cloudpickle: importable things by reference, things defined in the
     script (``__main__``), lambdas and closures by value, so workers need not import the
     script to run its actors."""
+    share_sys_path()
     try:
         import cloudpickle
 

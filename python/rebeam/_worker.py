@@ -160,6 +160,8 @@ class Worker:
             from . import boc
 
             boc.surrender(self.conn, cmd[1])
+        elif kind == "sys_path":
+            use_main_sys_path(cmd[1])
         elif kind == "shutdown":
             exit_now(0)
 
@@ -416,6 +418,19 @@ class Worker:
         self.hosts.pop(host.pid.id, None)
         host.dead = True
         self.conn.exited(host.pid.id, reason, info)
+
+
+#: This worker's own import path, before the main process's was put in front of it.
+_OWN_SYS_PATH = list(sys.path)
+
+
+def use_main_sys_path(paths: list[str]) -> None:
+    """Imports resolve as in the main process (whose path comes first); entries of this
+    worker's own path stay behind them, so rebeam itself is always found."""
+    sys.path[:] = paths + [p for p in _OWN_SYS_PATH if p not in paths]
+    import importlib
+
+    importlib.invalidate_caches()  # directories created since the last import are seen
 
 
 def exit_now(code: int) -> None:

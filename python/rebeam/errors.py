@@ -79,6 +79,14 @@ class CapacityError(RebeamError, RuntimeError):
     README's backpressure rule). A ``RuntimeError``, as in bocpy."""
 
 
+class NoQueue(RebeamError, KeyError):
+    """A tag got no message queue: each of the 16 is taken by another tag (see
+    ``rebeam.boc.set_tags``). A ``KeyError``, as in bocpy."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # the message, not KeyError's quoted repr of it
+
+
 class ReservedTopic(RebeamError, PermissionError):
     """A publication on a topic reserved for the host (``safety.``, ``actuator.``, ``param.``,
     ``rebeam.``) that the host did not open (``rebeam --allow-publish``)."""
@@ -102,6 +110,7 @@ __all__ = [
     "MessageTooLarge",
     "SerializationError",
     "CapacityError",
+    "NoQueue",
     "StartError",
     "InvalidRequest",
     "ShuttingDown",

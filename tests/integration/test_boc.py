@@ -209,6 +209,34 @@ def test_pinned_cowns_run_on_the_main_thread_when_pumped(tmp_path):
     assert any(x.startswith("serialise: PinnedCown<") and "never leaves the main process" in x for x in out)
 
 
+PUMP_RIGHT_AFTER_WHEN = """
+    from rebeam.boc import Cown, PinnedCown, pump, wait, when
+
+    ui, data = PinnedCown(0), Cown(5)
+    executed = []
+    for i in range(20):
+        @when(ui)
+        def tick(ui):
+            ui.value += 1
+        executed.append(pump().executed)      # no sleep in between: the behaviour is already here
+    @when(ui, data)                           # ordinary cowns come along (here they start in this process)
+    def both(ui, data):
+        return ui.value + data.value
+    executed.append(pump().executed)
+    print("executed:", executed, flush=True)
+    wait()
+    print("both:", both.unwrap(), flush=True)
+"""
+
+
+def test_pump_right_after_when_sees_the_behaviour(tmp_path):
+    for run in (run_rebeam, run_python):
+        r = run(tmp_path, PUMP_RIGHT_AFTER_WHEN, timeout=60)
+        check(r)
+        assert f"executed: {[1] * 21}" in lines(r), r.stdout
+        assert "both: 25" in lines(r)
+
+
 def test_the_watchdog_warns_when_nobody_pumps(tmp_path):
     r = run_rebeam(tmp_path, """
         import time

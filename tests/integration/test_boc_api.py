@@ -354,3 +354,65 @@ def test_receive_inside_a_main_side_behaviour_is_refused(tmp_path):
     out = lines(r)
     assert any(x.startswith("refused: receive(['tick']) would block the event loop") for x in out), out
     assert "non-blocking: ('tick', 1)" in out
+
+
+BOCPY_LIMITS = """
+    import time
+    import rebeam.boc as boc
+    from rebeam.boc import Cown, quiesce, receive, send, set_tags, when
+
+    print("version:", boc.__version__ == __import__("rebeam").__version__, flush=True)
+    for i in range(16):                       # 16 tags get queues on first use ...
+        send(f"tag{i}", i)
+    for what, fn in (("send", lambda: send("tag16", 16)), ("receive", lambda: receive("tag16", 0))):
+        try:                                  # ... and a 17th finds none, with bocpy's KeyError
+            fn()
+        except KeyError as e:
+            print(f"{what} past the cap:", type(e).__name__, "all 16 are taken" in str(e), flush=True)
+    print("drained tags keep theirs:", receive("tag3", 0), flush=True)
+    try:
+        set_tags([f"t{i}" for i in range(17)])
+    except IndexError as e:
+        print("set_tags(17):", e, flush=True)
+    set_tags(["only"])                        # hands the queues out anew, all empty
+    print("after set_tags:", receive("tag0", 0), flush=True)
+    try:
+        receive([])
+    except RuntimeError as e:
+        print("receive([]):", e, flush=True)
+
+    inner = Cown(5)
+    outer = Cown(inner)                       # a cown holding a cown, as in bocpy
+
+    @when(outer)
+    def nested(outer):
+        return type(outer.value).__name__, outer.value == inner
+
+    @when(inner)
+    def slow(inner):
+        time.sleep(1)
+        return inner.value
+
+    try:
+        slow.unwrap()                         # in flight: refused, not waited for
+    except RuntimeError as e:
+        print("unwrap in flight:", "still in flight" in str(e), flush=True)
+    quiesce(30)
+    print("unwrap after quiesce:", slow.unwrap(), nested.unwrap(), flush=True)
+"""
+
+
+def test_bocpy_limits_and_refusals_with_its_exception_types(tmp_path):
+    for run in (run_rebeam, run_python):
+        r = run(tmp_path, BOCPY_LIMITS, timeout=60)
+        check(r)
+        out = lines(r)
+        assert "version: True" in out
+        assert "send past the cap: NoQueue True" in out, out
+        assert "receive past the cap: NoQueue True" in out, out
+        assert "drained tags keep theirs: ('tag3', 3)" in out
+        assert "set_tags(17): Only 16 or fewer tags supported (got 17)" in out
+        assert "after set_tags: ('__timeout__', None)" in out
+        assert "receive([]): receive(): tags must contain at least one value" in out
+        assert "unwrap in flight: True" in out, out
+        assert "unwrap after quiesce: 5 ('Cown', True)" in out, out

@@ -11,7 +11,9 @@
 //! A behaviour's result cown is part of its request set, so behaviours chained on the result
 //! run after it, in order. A result cown has no value until its behaviour is done. A worker
 //! that dies takes the values it held: those cowns are marked lost, and behaviours that need
-//! them get an error instead of a value; its running behaviours end with that error.
+//! them get an error instead of a value; its running behaviours end with that error, and so
+//! do the behaviours gathering values to run there. A behaviour gathering elsewhere stops
+//! waiting for a value the dead worker was to send: that cown is lost, and it runs.
 //!
 //! `Cown.acquire()` in the main process is a behaviour placed there whatever its cowns
 //! (`at_main`): it "runs" from the moment its values arrive until `release()` says it is
@@ -20,6 +22,10 @@
 //! run: if the system left `armed` meanwhile, it is sent with `refused` set, so its result
 //! cown gets the safety error and its cowns move on. Once running it is gated work like a
 //! gated actor message: a disarm interrupts it (see `safety.rs`).
+//!
+//! Workers unpickle the values and code the main process sends, so they import as it does:
+//! the main process reports its `sys.path` when it changes, and the governor passes it on to
+//! every worker (and to each new one when it is ready).
 
 use std::collections::{HashMap, HashSet};
 
@@ -57,6 +63,8 @@ pub struct Boc {
     quiesce: Vec<(ProcIdx, ReqId, u64)>,
     /// Behaviours each process has run.
     ran: HashMap<ProcIdx, u64>,
+    /// The main process's `sys.path`, as it last said (workers import as it does).
+    sys_path: Option<Vec<String>>,
 }
 
 fn bad(e: impl std::fmt::Display) -> ErrorInfo {
@@ -239,32 +247,97 @@ impl Router {
         self.answer_quiesce();
     }
 
-    /// A worker died: the values it held are lost, and so are the behaviours it ran.
+    /// A worker died: the values it held are lost, and so are the behaviours it ran and those
+    /// gathering their values to run there (the values on their way die with their
+    /// destination). Behaviours gathering elsewhere stop waiting for values it was to send:
+    /// they run with those cowns marked lost. Every loss is recorded before anything is
+    /// dispatched, so no behaviour asks the dead worker for a value.
     pub fn boc_proc_died(&mut self, proc: ProcIdx) {
         let at = self.location_of(proc);
-        let running: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
-        for b in running {
+        let mut dead: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
+        for &b in &dead {
             self.boc.running.remove(&b);
+            if self.boc.how.get(&b).is_some_and(|h| h.gated) {
+                self.gated_behaviour_done(b);
+            }
+        }
+        let gathering_here: Vec<BehaviourId> =
+            self.boc.gathering.iter().filter(|(_, w)| w.target == proc).map(|(&b, _)| b).collect();
+        for b in gathering_here {
+            if let Some(w) = self.boc.gathering.remove(&b) {
+                for c in w.missing {
+                    self.boc.surrenders.remove(&c);
+                }
+            }
+            dead.push(b);
+        }
+        for &b in &dead {
+            self.boc.how.remove(&b);
             if let Some((_, result)) = self.boc.code.remove(&b) {
                 self.boc.empty.remove(&result);
             }
-            if self.boc.how.remove(&b).is_some_and(|h| h.gated) {
-                self.gated_behaviour_done(b);
-            }
             let cowns = self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
             self.boc.lost.extend(cowns);
-            if let Ok(next) = self.boc.sched.complete(b, at) {
-                for n in next {
-                    self.dispatch_behaviour(n);
+        }
+        // A value it surrendered before dying is safe with the governor, on its way elsewhere.
+        let in_transit: HashSet<CownId> =
+            self.boc.gathering.values().flat_map(|w| w.values.iter().map(|(c, _)| *c)).collect();
+        let held: Vec<CownId> = self.boc.sched.cowns_at(at).into_iter().filter(|c| !in_transit.contains(c)).collect();
+        self.boc.lost.extend(held);
+        let waiting: Vec<BehaviourId> = self.boc.gathering.keys().copied().collect();
+        for b in waiting {
+            let Some(w) = self.boc.gathering.get_mut(&b) else { continue };
+            let gone: Vec<CownId> = w.missing.iter().copied().filter(|c| self.boc.lost.contains(c)).collect();
+            for c in gone {
+                w.missing.remove(&c);
+                self.boc.surrenders.remove(&c);
+            }
+            self.maybe_run(b);
+        }
+        for b in dead {
+            match self.boc.sched.complete(b, at) {
+                Ok(next) => {
+                    for n in next {
+                        self.dispatch_behaviour(n);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("behaviour {b} lost with {} completed oddly: {e}", self.procs[proc].describe())
                 }
             }
         }
-        // Every value it still held is gone too.
-        let lost = self.boc.sched.cowns_at(at);
-        self.boc.lost.extend(lost);
         // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
         self.dispatch_waiting_behaviours();
         self.answer_quiesce();
+    }
+
+    /// The main process's `sys.path` changed: every worker, spares too, imports as it does
+    /// from now on. Frames from one process are handled in order, so a worker has the new
+    /// path before any behaviour, value or message the main process sent after the change.
+    pub fn sys_path(&mut self, proc: ProcIdx, paths: Vec<String>) {
+        if self.procs[proc].role != Role::Main {
+            tracing::warn!(
+                "{} sent its sys.path; only the main process's is shared, ignored",
+                self.procs[proc].describe()
+            );
+            return;
+        }
+        let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
+        self.boc.sys_path = Some(paths);
+        for i in 0..self.procs.len() {
+            let p = &self.procs[i];
+            if p.role == Role::Worker && p.state == ProcState::Ready {
+                self.send(i, &frame);
+            }
+        }
+    }
+
+    /// A worker that just became ready gets the main process's `sys.path`, if it set one.
+    pub fn send_sys_path(&mut self, proc: ProcIdx) {
+        if let Some(paths) = &self.boc.sys_path {
+            let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
+            self.send(proc, &frame);
+        }
     }
 
     pub fn boc_stats(&self) -> Vec<(u32, u32, u64)> {

@@ -147,6 +147,7 @@ impl Router {
         let p = &self.procs[proc];
         if p.role == Role::Worker {
             self.early_deaths = 0;
+            self.send_sys_path(proc);
             self.send(proc, &Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
             self.dispatch_waiting_behaviours();

@@ -482,9 +482,9 @@ impl Router {
                 self.drain_tagged(&tags);
                 self.respond(proc, req, Response::Done);
             }
-            Request::DrainAll => {
-                self.drain_all();
-                self.respond(proc, req, Response::Done);
+            Request::SetTags { tags } => {
+                let body = self.set_tags(tags).map_or_else(Response::Refused, |()| Response::Done);
+                self.respond(proc, req, body);
             }
             Request::NoticeSeed { key, payload } => {
                 let body = self.notice_seed(&key, payload);
@@ -540,6 +540,7 @@ impl Router {
             Event::CownValue { cown, payload } => self.cown_value(cown, payload),
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
+            Event::SysPath { paths } => self.sys_path(proc, paths),
             Event::BodyDone { error } => {
                 self.body_done = true;
                 match error {

@@ -87,6 +87,8 @@ pub enum ErrorKind {
     Reserved,
     /// A bounded store is full: a message queue, or the noticeboard.
     Full,
+    /// A tag got no message queue: every one is assigned to another tag (bocpy's `KeyError`).
+    NoQueue,
 }
 
 /// A failure as reported to a caller or a supervisor.
@@ -337,8 +339,11 @@ pub enum Request {
     Drain {
         tags: Vec<String>,
     },
-    /// Discards every queued message under every tag (bocpy's `set_tags`).
-    DrainAll,
+    /// bocpy's `set_tags`: these tags (at most `MAX_TAGS`) get the queues, empty; the
+    /// others lose theirs. An empty list leaves every queue to be assigned on first use.
+    SetTags {
+        tags: Vec<String>,
+    },
     /// Writes a noticeboard entry and answers once it is applied (`notice_seed`).
     NoticeSeed {
         key: String,
@@ -428,6 +433,8 @@ pub enum Command {
     },
     /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
+    /// The main process's `sys.path` (see `Event::SysPath`): import as it does.
+    SysPath { paths: Vec<String> },
 }
 
 /// Process → governor, one-way.
@@ -468,5 +475,10 @@ pub enum Event {
     /// The main process finished the script body (`error` if it raised).
     BodyDone {
         error: Option<ErrorInfo>,
+    },
+    /// The main process's `sys.path` changed. Workers unpickle what it sends, so they must
+    /// resolve imports as it does; sent before the first frame that may need the new path.
+    SysPath {
+        paths: Vec<String>,
     },
 }

@@ -153,6 +153,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple
         Command::Cancel { actor, delivery } => {
             vec![s("cancel")?, actor.into_pyobject(py)?.into_any(), delivery.into_pyobject(py)?.into_any()]
         }
+        Command::SysPath { paths } => vec![s("sys_path")?, paths.into_pyobject(py)?.into_any()],
         Command::Publication { subscription, actor, topic, payload, dropped } => {
             let (data, buffers) = payload_to_py(py, payload)?;
             vec![

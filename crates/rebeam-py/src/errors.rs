@@ -18,6 +18,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Safety => "SafetyError",
         ErrorKind::Reserved => "ReservedTopic",
         ErrorKind::Full => "CapacityError",
+        ErrorKind::NoQueue => "NoQueue",
     }
 }
 
@@ -35,6 +36,7 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Safety => "safety",
         ErrorKind::Reserved => "reserved",
         ErrorKind::Full => "full",
+        ErrorKind::NoQueue => "no_queue",
     }
 }
 
@@ -52,6 +54,7 @@ pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
         "safety" => ErrorKind::Safety,
         "reserved" => ErrorKind::Reserved,
         "full" => ErrorKind::Full,
+        "no_queue" => ErrorKind::NoQueue,
         _ => return None,
     })
 }

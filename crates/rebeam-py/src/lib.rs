@@ -40,6 +40,9 @@ struct Shared {
     /// refusals that came back for them, raised by the next `raise_refused()`.
     unawaited: Mutex<HashSet<ReqId>>,
     refused: Mutex<Vec<ErrorInfo>>,
+    /// Commands queued for `next_command` so far: a caller that read this after a response
+    /// knows how many commands the governor sent before it (see `commands_received`).
+    commands_in: AtomicU64,
 }
 
 impl Shared {
@@ -81,6 +84,7 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
                 shared.safety.store(state as u8, Ordering::SeqCst);
             }
             Ok(Frame::Command(cmd)) => {
+                shared.commands_in.fetch_add(1, Ordering::SeqCst);
                 if commands.send(cmd).is_err() {
                     break;
                 }
@@ -95,36 +99,81 @@ fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>
     let _ = commands.send(Command::Shutdown { code: -1 });
 }
 
+/// How long a wait on the main thread blocks before it looks for signals: Ctrl-C must raise
+/// `KeyboardInterrupt` in a blocked `call()` at once, not when the reply comes.
+const SIGNAL_SLICE: Duration = Duration::from_millis(20);
+
+/// Why a request got no response: the governor said no (or is gone), or a signal handler
+/// raised while this thread waited (`KeyboardInterrupt`, or rebeam's own stop).
+enum Failed {
+    Info(ErrorInfo),
+    Py(PyErr),
+}
+
+impl Failed {
+    fn into_pyerr(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failed::Info(info) => to_pyerr(py, info),
+            Failed::Py(err) => err,
+        }
+    }
+}
+
+/// Whether this is the process's main thread, the only one Python runs signal handlers on.
+fn on_main_thread() -> bool {
+    // SAFETY: both calls only read the calling thread's and process's ids.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
 impl Connection {
-    /// Sends a request and waits (without the GIL) for its response.
-    fn roundtrip(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> Result<Response, ErrorInfo> {
+    /// Sends a request and waits (without the GIL) for its response. On the main thread the
+    /// wait is cut in slices so that signal handlers run in between, as they do in
+    /// `time.sleep`: otherwise Ctrl-C would wait for the reply.
+    fn roundtrip(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> Result<Response, Failed> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::SeqCst) {
-            return Err(ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed"));
+            let info = ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed");
+            return Err(Failed::Info(info));
         }
         let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded(1);
         shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
         let frame = Frame::Request { req, body };
         let gone = || ErrorInfo::new(ErrorKind::ShuttingDown, "the rebeam governor is gone");
-        let result = py.detach(|| {
-            shared.write(&frame)?;
-            match timeout {
-                Some(t) => rx.recv_timeout(t).map_err(|e| match e {
-                    RecvTimeoutError::Timeout => ErrorInfo::new(ErrorKind::Timeout, ""),
-                    RecvTimeoutError::Disconnected => gone(),
-                }),
-                None => rx.recv().map_err(|_| gone()),
-            }
-        });
-        if result.is_err() {
-            shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
-        }
-        result
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let slice = on_main_thread().then_some(SIGNAL_SLICE);
+        let failed = match py.detach(|| shared.write(&frame)) {
+            Err(info) => Failed::Info(info),
+            Ok(()) => loop {
+                let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                let wait = match (left, slice) {
+                    (Some(l), Some(s)) => Some(l.min(s)),
+                    (l, s) => l.or(s),
+                };
+                let got = py.detach(|| match wait {
+                    Some(w) => rx.recv_timeout(w),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                });
+                match got {
+                    Ok(response) => return Ok(response),
+                    Err(RecvTimeoutError::Disconnected) => break Failed::Info(gone()),
+                    Err(RecvTimeoutError::Timeout) if left.is_some_and(|l| Some(l) == wait) => {
+                        break Failed::Info(ErrorInfo::new(ErrorKind::Timeout, ""));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = py.check_signals() {
+                            break Failed::Py(e);
+                        }
+                    }
+                }
+            },
+        };
+        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
+        Err(failed)
     }
 
     fn request(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> PyResult<Response> {
-        self.roundtrip(py, body, timeout).map_err(|info| to_pyerr(py, info))
+        self.roundtrip(py, body, timeout).map_err(|f| f.into_pyerr(py))
     }
 
     /// A noticeboard value (None: delete), within the size limit.
@@ -213,6 +262,7 @@ impl Connection {
             safety: AtomicU8::new(Safety::Disarmed as u8),
             unawaited: Mutex::new(HashSet::new()),
             refused: Mutex::new(Vec::new()),
+            commands_in: AtomicU64::new(0),
         });
         let (tx, commands) = unbounded();
         let for_reader = shared.clone();
@@ -253,11 +303,11 @@ impl Connection {
         let outcome = match self.roundtrip(py, body, Some(wait)) {
             Ok(Response::Call(outcome)) => outcome,
             Ok(other) => Outcome::Failed(unexpected(&other)),
-            Err(info) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
+            Err(Failed::Info(info)) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
                 ErrorKind::Timeout,
                 format!("no reply from actor {shown} within {timeout} s"),
             )),
-            Err(info) => return Err(to_pyerr(py, info)),
+            Err(failed) => return Err(failed.into_pyerr(py)),
         };
         match outcome {
             Outcome::Reply { status, payload } => {
@@ -492,6 +542,11 @@ impl Connection {
         self.send_event(py, Event::CownValue { cown, payload })
     }
 
+    /// Tells the governor this (the main) process's `sys.path`, for the workers.
+    fn sys_path(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<()> {
+        self.send_event(py, Event::SysPath { paths })
+    }
+
     fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
         self.send_event(py, Event::BehaviourDone { behaviour })
     }
@@ -593,9 +648,12 @@ impl Connection {
         }
     }
 
-    /// bocpy's `set_tags`: empties every tag's queue.
-    fn drain_all(&self, py: Python<'_>) -> PyResult<()> {
-        self.request(py, Request::DrainAll, None).map(|_| ())
+    /// bocpy's `set_tags`: these tags get the queues, empty (none: assigned on first use).
+    fn set_tags(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
+        match self.request(py, Request::SetTags { tags }, None)? {
+            Response::Done => Ok(()),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
     }
 
     /// Writes (`data` None: deletes) a noticeboard entry, without waiting.
@@ -668,6 +726,13 @@ impl Connection {
                 .collect(),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
+    }
+
+    /// How many commands have arrived for `next_command` so far. Read after a response, it
+    /// counts every command the governor sent before that response (frames arrive in order).
+    #[getter]
+    fn commands_received(&self) -> u64 {
+        self.shared.commands_in.load(Ordering::SeqCst)
     }
 
     /// Whether the governor connection is gone.

@@ -28,7 +28,7 @@ import logging
 import os
 from typing import Any, NamedTuple
 
-from .. import _runtime
+from .. import __version__, _runtime
 from ._cowns import Cown, PinnedCown, admit, cancel_behaviour, run_behaviour, surrender, when, whencall
 from ._messages import TIMEOUT, drain, receive, send, set_tags
 from ._notices import REMOVED, notice_delete, notice_read, notice_seed, notice_update, notice_write, noticeboard
@@ -130,7 +130,7 @@ def _empty(stats: bool, noticeboard: bool) -> Any:
 
 
 __all__ = [
-    "Cown", "PinnedCown", "PumpResult", "REMOVED", "TIMEOUT", "WORKER_COUNT", "WaitResult",
+    "__version__", "Cown", "PinnedCown", "PumpResult", "REMOVED", "TIMEOUT", "WORKER_COUNT", "WaitResult",
     "drain", "notice_delete", "notice_read", "notice_seed", "notice_update", "notice_write", "noticeboard",
     "pump", "quiesce", "receive", "send", "set_pump_watchdog", "set_tags", "set_wait_pump_poll", "start",
     "wait", "when", "whencall",

@@ -41,6 +41,18 @@ class Failure:
         self.exc = exc
 
 
+class Undecoded:
+    """A cown's value that arrived here but does not unpickle here (a module this process
+    cannot import, a ``__reduce__`` that raises). It is kept as the bytes that came, so the
+    value moves on intact: behaviours here fail with ``error`` on their result cown and do
+    not run, and a process that can unpickle it still gets the user's value."""
+
+    __slots__ = ("data", "buffers", "error")
+
+    def __init__(self, data: bytes, buffers: list, error: BaseException):
+        self.data, self.buffers, self.error = data, buffers, error
+
+
 #: Cowns the main process holds outside a behaviour (``acquire``), with the behaviour
 #: that holds them; and which of them lost their value with a worker.
 _main_held: dict[int, int] = {}
@@ -113,6 +125,8 @@ class Cown(Generic[T]):
     def value(self) -> T:
         self._check()
         v = _runtime.cown_store.get(self._id)
+        if isinstance(v, Undecoded):
+            raise v.error
         return v.exc if isinstance(v, Failure) else v
 
     @value.setter
@@ -137,9 +151,18 @@ class Cown(Generic[T]):
 
     def unwrap(self) -> T:
         """Takes the value out (the cown is left holding None); re-raises the exception if
-        its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``."""
+        its behaviour raised. In the main process, call it after ``wait()``/``quiesce()``:
+        while any behaviour is still in flight it raises ``RuntimeError``, as bocpy does,
+        rather than wait for the one that produces this result."""
+        if not self.acquired and _runtime.ROLE != "worker" and not _runtime.connection().quiesce(0):
+            raise RuntimeError(
+                f"{self!r}.unwrap() called while behaviours are still in flight: call quiesce() "
+                "(or wait()) first, so the behaviour producing it has completed"
+            )
         with self._held():
             v = _runtime.cown_store.get(self._id)
+            if isinstance(v, Undecoded):
+                raise v.error  # not consumed: a process that can unpickle it still may
             _runtime.cown_store[self._id] = None
         if isinstance(v, Failure):
             raise v.exc
@@ -150,7 +173,16 @@ class Cown(Generic[T]):
         if self.acquired:
             self._check()
             return contextlib.nullcontext()
-        return self
+        return self._holding()
+
+    @contextlib.contextmanager
+    def _holding(self):
+        self.acquire()
+        try:
+            self._check()  # a lost value raises, and the cown is released all the same
+            yield
+        finally:
+            self.release()
 
     # -- acquire / release in the main process --------------------------------------------
 
@@ -178,7 +210,7 @@ class Cown(Generic[T]):
             _acquiring.pop(b, None)
         _b, _cowns, _result, moved, lost, *_ = slot[0]
         for cown, data, buffers in moved:
-            _runtime.cown_store[cown] = _load_value(data, buffers)
+            _runtime.cown_store[cown] = _load_value(cown, data, buffers)
         _main_lost.update(lost)
         _main_held[self._id] = b
 
@@ -192,7 +224,11 @@ class Cown(Generic[T]):
 
     def __enter__(self) -> T:
         self.acquire()
-        return self.value
+        try:
+            return self.value
+        except BaseException:
+            self.release()  # `with` calls __exit__ only once __enter__ has returned
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -282,12 +318,18 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     result = Cown._handle(new_id())
     requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
+    pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     conn = _runtime.connection()
     conn.raise_refused()
     # Not waiting for the governor's answer halves the cost of a @when. A refusal (a cown
     # unknown to this runtime) is raised by the next @when, quiesce() or wait(); a gated
-    # behaviour waits, so a SafetyError is raised right here.
-    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated)
+    # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
+    # answered, the governor has sent it here if it could run, and the next pump() sees it.
+    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
+    if pinned:
+        from ._pump import expect_commands
+
+        expect_commands(conn.commands_received)
     return result
 
 
@@ -317,11 +359,17 @@ def hand_to_acquirer(job: tuple) -> bool:
     return True
 
 
-def _load_value(data: bytes, buffers: list) -> Any:
+def _load_value(cown: int, data: bytes, buffers: list) -> Any:
     try:
         return _runtime.loads(data, buffers)
     except BaseException as e:
-        return Failure(e)
+        where = "the main process" if _runtime.ROLE != "worker" else f"worker {_runtime.connection().index}"
+        e.add_note(
+            f"rebeam: the value of Cown<{cown}> cannot be unpickled in {where}; behaviours here fail with "
+            "this error and do not run, and the cown keeps its value. Make its type importable here "
+            "(the same sys.path and packages as the main process)."
+        )
+        return Undecoded(data, buffers, e)
 
 
 class _Tracked:
@@ -363,7 +411,9 @@ def run_behaviour(
     """Runs a behaviour in this process; returns the exception it raised, if any."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
-        store[cown] = _load_value(data, buffers)
+        store[cown] = _load_value(cown, data, buffers)
+    lost_here = set(lost)
+    undecoded = next((store[c] for c in cowns if c not in lost_here and isinstance(store.get(c), Undecoded)), None)
     local = _runtime._local
     local.acquired, local.lost, local.notices = set(cowns) | {result}, set(lost), None
     with _tracked_lock:
@@ -375,6 +425,8 @@ def run_behaviour(
             raise refused
         if tracked.cancelled:
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
+        if undecoded is not None:
+            raise undecoded.error
         fn, groups, captures = _runtime.loads(code, code_buffers)
 
         def handles(g):
@@ -395,6 +447,9 @@ def run_behaviour(
 def surrender(conn, cown: int) -> None:
     """Sends a cown's value to the governor (a behaviour needs it elsewhere) and forgets it."""
     value = _runtime.cown_store.pop(cown, None)
+    if isinstance(value, Undecoded):
+        conn.cown_value(cown, value.data, value.buffers)
+        return
     try:
         data, buffers = _runtime.dumps(value, f"the value of Cown<{cown}>")
     except Exception as e:

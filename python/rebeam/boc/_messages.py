@@ -19,6 +19,10 @@ TIMEOUT = "__timeout__"
 MAX_TAG_BYTES = 63
 
 
+#: How many tags may have a message queue at once (bocpy's queue count).
+MAX_TAGS = 16
+
+
 def _tags(tags: Any) -> list[str]:
     tags = [tags] if isinstance(tags, str) else list(tags)
     for t in tags:
@@ -43,8 +47,13 @@ def receive(tags: str | Sequence[str], timeout: float = -1, after: Callable[[], 
     given, else ``(TIMEOUT, None)``.
 
     A main-side behaviour (one holding a PinnedCown) runs inside your event loop: there a
-    blocking receive would freeze the loop, so only ``timeout=0`` is allowed."""
+    blocking receive would freeze the loop, so only ``timeout=0`` is allowed.
+
+    A tag gets one of the 16 message queues on first use; past that, ``NoQueue`` (a
+    ``KeyError``) is raised, as in bocpy."""
     tags = _tags(tags)
+    if not tags:
+        raise RuntimeError("receive(): tags must contain at least one value")
     wait = None if timeout is None or timeout < 0 else float(timeout)
     from ._pump import _pumping
 
@@ -66,9 +75,12 @@ def drain(tags: str | Sequence[str]) -> None:
 
 
 def set_tags(tags: Sequence[str]) -> None:
-    """bocpy assigns its fixed set of queues to tags here and clears them. rebeam's queues are
-    made per tag on first use, so this only checks the tags and clears every queue."""
+    """Hands the 16 message queues to ``tags`` and empties them all, as bocpy does; the other
+    tags lose their queues. An empty list lets tags take queues on first use again. More
+    than 16 tags raise ``IndexError``."""
     if _runtime.ROLE == "worker":
         raise RuntimeError("set_tags() can only be called from the main process")
-    _tags(list(tags))
-    _runtime.connection().drain_all()
+    tags = _tags(list(tags))
+    if len(tags) > MAX_TAGS:
+        raise IndexError(f"Only {MAX_TAGS} or fewer tags supported (got {len(tags)})")
+    _runtime.connection().set_tags(tags)

@@ -43,6 +43,45 @@ class PumpResult(NamedTuple):
 _main_queue: queue.SimpleQueue = queue.SimpleQueue()
 _pumping = threading.local()
 
+#: Commands the events thread has handled, and how many it must have handled before a pump
+#: sees every main-side behaviour scheduled so far (see ``expect_commands``).
+_handled = [0, 0]
+_handled_cv = threading.Condition()
+#: The longest a pump waits for the events thread to queue what was already sent here.
+_CATCH_UP_S = 1.0
+
+
+def new_connection() -> None:
+    """A fresh connection counts its commands from zero."""
+    with _handled_cv:
+        _handled[:] = [0, 0]
+
+
+def command_handled() -> None:
+    """The events thread handled one more command from the governor."""
+    with _handled_cv:
+        _handled[0] += 1
+        if _handled[0] >= _handled[1]:
+            _handled_cv.notify_all()
+
+
+def expect_commands(count: int) -> None:
+    """A main-side behaviour was scheduled and the governor has answered: if it could run,
+    it is among the first ``count`` commands sent here, which the next pump waits for."""
+    with _handled_cv:
+        _handled[1] = max(_handled[1], count)
+
+
+def _catch_up(end: float | None) -> None:
+    # The governor sent those behaviours before it answered their @when; the events thread
+    # may not have queued them yet.
+    if _handled[0] >= _handled[1]:
+        return
+    limit = time.monotonic() + _CATCH_UP_S
+    wait = max(0.0, min(limit, end) - time.monotonic()) if end is not None else _CATCH_UP_S
+    with _handled_cv:
+        _handled_cv.wait_for(lambda: _handled[0] >= _handled[1], wait)
+
 
 def _bound(name: str, value: int | None, ms: bool = False) -> int | None:
     if value is None:
@@ -74,6 +113,7 @@ def pump(deadline_ms: int | None = None, max_behaviors: int | None = None, raise
     executed, raised, first_error, deadline_reached = 0, 0, None, False
     _pumping.active = True
     try:
+        _catch_up(end)
         while max_behaviors is None or executed < max_behaviors:
             if end is not None and time.monotonic() >= end:
                 deadline_reached = not _main_queue.empty()

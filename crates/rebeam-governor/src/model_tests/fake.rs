@@ -225,7 +225,8 @@ impl Fake {
                 | Cmd::Down { .. }
                 | Cmd::Cancel { .. }
                 | Cmd::CancelBehaviour { .. }
-                | Cmd::Publication { .. } => {}
+                | Cmd::Publication { .. }
+                | Cmd::SysPath { .. } => {}
             },
             other => {
                 return Err(format!("the governor sent pid {:#x} a frame only a process sends: {other:?}", self.pid))

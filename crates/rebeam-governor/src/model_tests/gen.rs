@@ -206,7 +206,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
                 timeout_ms: timeout(rng),
             },
             2 => Request::Drain { tags: vec![pick(rng, &TAGS).into()] },
-            _ => Request::DrainAll,
+            _ => Request::SetTags { tags: TAGS.iter().filter(|_| rng.chance(1, 2)).map(|t| t.to_string()).collect() },
         },
         23 => match rng.below(4) {
             0 => Request::NoticeSeed { key: pick(rng, &KEYS).into(), payload: payload(rng) },
@@ -244,7 +244,7 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool, gated_at_main: bool) -
 
 /// A well-formed event that answers nothing the governor asked (a late or confused worker).
 pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
-    match rng.below(7) {
+    match rng.below(8) {
         0 => Event::Replied {
             delivery: some_id(rng, &known.deliveries),
             outcome: Outcome::Reply { status: Status::Ok, payload: payload(rng) },
@@ -258,6 +258,7 @@ pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
         }
         4 => Event::CownValue { cown: some_id(rng, &known.cowns), payload: payload(rng) },
         5 => Event::BehaviourDone { behaviour: some_id(rng, &known.behaviours) },
+        6 => Event::SysPath { paths: (0..rng.below(3)).map(|i| format!("/tmp/model-path-{i}")).collect() },
         _ => Event::Notice { key: pick(rng, &KEYS).into(), payload: rng.chance(2, 3).then(|| payload(rng)) },
     }
 }
