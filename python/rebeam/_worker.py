@@ -166,7 +166,7 @@ class Worker:
     def preload(self) -> None:
         # Warm what every start needs. The user's script itself is imported only when a
         # message names a type it defines (see _runtime.loads).
-        import cloudpickle  # noqa: F401
+        from . import _codepickle  # noqa: F401  (and cloudpickle)
 
     def enqueue(self, actor: int, item: tuple) -> None:
         host = self.hosts.get(actor)

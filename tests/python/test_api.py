@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import threading
+import traceback
 import types
 
 import pytest
@@ -162,6 +163,18 @@ def test_error_hierarchy():
     e = rebeam.RemoteError("division by zero")
     e.remote_type = "ZeroDivisionError"
     assert str(e) == "ZeroDivisionError: division by zero"
+
+
+def test_remote_error_repr_and_note_name_the_remote_type_and_traceback():
+    e = rebeam.RemoteError("'banana'")
+    e.remote_type = "KeyError"
+    # ("error", err) prints the repr: it must say KeyError, not only 'banana'.
+    assert repr(e) == "RemoteError(\"KeyError: 'banana'\")"
+    tb = 'Traceback (most recent call last):\n  File "/x/main.py", line 3, in f\nKeyError: \'banana\'\n'
+    e = rebeam.StartError._from_remote("actor 'a' failed to start: KeyError: 'banana'", "KeyError", tb)
+    assert (e.remote_type, e.remote_traceback) == ("KeyError", tb)
+    shown = "".join(traceback.format_exception(e))
+    assert 'File "/x/main.py", line 3, in f' in shown  # an uncaught StartError shows where
 
 
 def test_prefixed_output_writes_whole_lines_with_the_actor_name():
