@@ -135,11 +135,12 @@ def loads(data: bytes, buffers: list) -> Any:
 def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
     """Pickles code with cloudpickle: importable things by reference (the script's module-level
     classes and functions too, which workers import as ``__rebeam_main__``); lambdas, closures
-    and library mode's ``__main__`` by value, keeping their file names (see ``_codepickle``)."""
+    and library mode's ``__main__`` by value, keeping their file names (see ``_codepickle``).
+    The code carries this process's logging configuration to the worker (see ``_logsync``)."""
     try:
-        from . import _codepickle
+        from . import _codepickle, _logsync
 
-        return _codepickle.dumps(obj), []
+        return _codepickle.dumps(_logsync.wrap(obj)), []
     except Exception as e:
         raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
 

@@ -421,7 +421,8 @@ class Worker:
 def exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            # Every thread's unfinished line, not only this thread's (print(..., end="")).
+            getattr(stream, "flush_all", stream.flush)()
         except Exception:
             pass
     os._exit(code)

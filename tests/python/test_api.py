@@ -190,6 +190,23 @@ def test_prefixed_output_writes_whole_lines_with_the_actor_name():
     assert raw.getvalue() == "[worker 1] no actor here\n[counter] a\n[counter] b\n"
 
 
+def test_prefixed_output_keeps_other_threads_unfinished_lines_for_exit():
+    raw = io.StringIO()
+    out = PrefixedStream(raw, "worker 1")
+
+    def actor():
+        _runtime.set_current(rebeam.ProcessID(4, "counter"))
+        out.write("no newline")
+
+    t = threading.Thread(target=actor)
+    t.start()
+    t.join()
+    out.flush()  # this thread has nothing pending: the actor's line stays pending
+    assert raw.getvalue() == ""
+    out.flush_all()  # what a worker does on its way out
+    assert raw.getvalue() == "[counter] no newline\n"
+
+
 def test_process_ids():
     assert rebeam.ProcessID(3, "x") == rebeam.ProcessID(3, "x")
     assert repr(rebeam.ProcessID(3)) == "ProcessID(3)"
