@@ -3,8 +3,12 @@
 Two rules, whatever the cloudpickle version:
 
 - A class or function defined at module level of the script run by ``rebeam main.py`` travels
-  *by reference*: the worker imports the script as ``__rebeam_main__`` (see ``_script.py``) and
-  looks the name up, so its code is the file's own code.
+  *by reference* when a worker can import the script: the worker imports it as
+  ``__rebeam_main__`` (see ``_script.py``) and looks the name up, so its code is the file's own
+  code. A worker can import a script whose module level only defines things (imports,
+  definitions, assignments; the rest under ``if __name__ == "__main__":``); one that runs its
+  program at module level (``Supervisor(...)``, ``print(...)``) would run it again in the
+  worker, so its code travels by value.
 - Code that must travel by value (library mode, where ``__main__`` is the user's REPL or
   ``prog.py``; lambdas; closures; names bound only under ``if __name__ == "__main__":``) keeps
   its real ``co_filename``. cloudpickle ≥ 3.1.3 writes ``"<dynamic-code>"`` there (for
@@ -78,36 +82,61 @@ def _script_qualname(obj: Any) -> str | None:
 
 @lru_cache(maxsize=4)
 def _module_level_names(path: str) -> frozenset[str]:
-    """Names the script binds when imported, not run: everything at module level except what
-    only its ``if __name__ == "__main__":`` block defines."""
+    """Names a worker finds when it imports the script: what its module level defines outside
+    the ``if __name__ == "__main__":`` block. Empty when importing the script would *do*
+    something (a statement like ``Supervisor(...)``, ``print(...)`` or ``x = call(...)`` outside
+    that block): such a script cannot be imported by a worker, and its code travels by value."""
     try:
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read(), filename=path)
     except (OSError, SyntaxError, ValueError):
         return frozenset()
     names: set[str] = set()
-    _collect(tree.body, names)
-    return frozenset(names)
+    rebeam_names: set[str] = set()
+    return frozenset(names) if _collect(tree.body, names, rebeam_names) else frozenset()
 
 
-def _collect(body: list, names: set[str]) -> None:
+def _collect(body: list, names: set[str], rebeam_names: set[str]) -> bool:
+    """Adds what ``body`` binds to ``names``; False if running it does more than define."""
     for node in body:
         if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            if node.value is not None and _calls_rebeam(node.value, rebeam_names):
+                return False
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            bound = [(a.asname or a.name).split(".")[0] for a in node.names]
+            names.update(bound)
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if (module or "").split(".")[0] == "rebeam" or any(a.name.split(".")[0] == "rebeam" for a in node.names):
+                rebeam_names.update(bound)
         elif isinstance(node, ast.If):
-            if not _is_main_guard(node.test):
-                _collect(node.body, names)
-            _collect(node.orelse, names)
+            if not _is_main_guard(node.test) and not _collect(node.body, names, rebeam_names):
+                return False
+            if not _collect(node.orelse, names, rebeam_names):
+                return False
         elif isinstance(node, ast.Try):
             for part in (node.body, *(h.body for h in node.handlers), node.orelse, node.finalbody):
-                _collect(part, names)
-        elif isinstance(node, (ast.With, ast.For, ast.While)):
-            _collect(node.body, names)
+                if not _collect(part, names, rebeam_names):
+                    return False
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            pass  # a docstring
+        elif not isinstance(node, ast.Pass):
+            return False
+    return True
+
+
+def _calls_rebeam(value: ast.expr, rebeam_names: set[str]) -> bool:
+    for node in ast.walk(value):
+        if isinstance(node, ast.Call):
+            root = node.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in rebeam_names:
+                return True
+    return False
 
 
 def _is_main_guard(test: ast.expr) -> bool:
