@@ -45,6 +45,27 @@ fi
 VPY=$VENV/bin/python
 
 # 2. Build and test dependencies: exactly the locked versions, or the newest with --latest.
+# Prints what differs from the lock (a package installed by hand since) and fails, if anything.
+locked_versions_differ() {
+  $VPY - requirements-dev.lock <<'EOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+drift = []
+for line in open(sys.argv[1]):
+    name, _, want = line.split("#")[0].strip().partition("==")
+    if not name:
+        continue
+    try:
+        have = version(name)
+    except PackageNotFoundError:
+        have = "missing"
+    if have != want:
+        drift.append(f"{name} {have}, locked {want}")
+print("; ".join(drift))
+sys.exit(1 if drift else 0)
+EOF
+}
 stamp=$VENV/.rebeam-deps
 want="$(cat requirements-dev.txt requirements-dev.lock | sha256sum | cut -d' ' -f1)"
 if (( latest )); then
@@ -52,8 +73,8 @@ if (( latest )); then
   $VPY -m pip install --quiet --upgrade pip
   $VPY -m pip install --quiet --upgrade -r requirements-dev.txt
   $VPY -m pip list --format=freeze --exclude rebeam 2>/dev/null | sed 's/^/   /' >&2
-elif [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  say "installing the locked build and test dependencies (requirements-dev.lock)"
+elif [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]] || ! drift="$(locked_versions_differ)"; then
+  say "installing the locked build and test dependencies (requirements-dev.lock)${drift:+: $drift}"
   $VPY -m pip install --quiet -c requirements-dev.lock pip
   $VPY -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
   echo "$want" >"$stamp"
