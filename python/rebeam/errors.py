@@ -29,7 +29,7 @@ class RebeamError(Exception):
         e = cls(message)
         e.remote_type, e.remote_traceback = remote_type, remote_traceback
         if remote_traceback:
-            e.add_note(f"in the actor that raised it:\n{remote_traceback.rstrip()}")
+            e.add_note(f"where it was raised, in another process:\n{remote_traceback.rstrip()}")
         return e
 
 
