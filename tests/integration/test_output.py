@@ -85,3 +85,41 @@ print(call("sayer", "log"), flush=True)
     check(r)
     assert "[sayer] LOG|INFO|sayer|info from the actor" in r.stderr, r.stderr
     assert "debug from the actor" not in r.stderr
+
+
+def test_a_restart_does_not_undo_a_newer_logging_configuration(tmp_path):
+    # One worker: both actors live in it, and `a` restarts there with the code (and logging
+    # configuration) captured when its supervisor started.
+    r = run_rebeam(tmp_path, '''
+import logging
+import rebeam
+from rebeam import GenPy, Supervisor, call, receive
+from scriptlib import retry_call, wait_new_pid
+
+class Logger(GenPy):
+    def __init__(self, name):
+        self.name = name
+
+    @receive("log")
+    def log(self, source, _):
+        logging.getLogger(self.name).info("from %s", self.name)
+
+    @receive("crash")
+    def crash(self, source, _):
+        raise RuntimeError("crash on purpose")
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="ONE|%(message)s")
+    Supervisor(modules=[Logger("a")])
+    logging.getLogger().handlers[0].setFormatter(logging.Formatter("TWO|%(message)s"))
+    Supervisor(modules=[Logger("b")])
+    old = rebeam.whereis("a")
+    call("a", "crash")
+    wait_new_pid("a", old)
+    retry_call("a", "log")
+    call("b", "log")
+    rebeam.shutdown(0)
+''', workers=1)
+    check(r)
+    assert "[a] TWO|from a" in r.stderr, r.stderr
+    assert "[b] TWO|from b" in r.stderr, r.stderr
