@@ -3,13 +3,26 @@
 #
 #   ./bootstrap.sh              set up (.venv, build, install) and run examples/quickstart
 #   ./bootstrap.sh --no-example set up only
+#   ./bootstrap.sh --latest     set up .venv-latest with the newest releases of the Python
+#                               dependencies instead of the locked ones (see ./test.sh --latest)
 #
-# Re-running is cheap: builds are incremental and installs are skipped when up to date.
+# Re-running is cheap: builds are incremental, and the dependencies are reinstalled only when
+# requirements-dev.txt or requirements-dev.lock changed (a stamp in the venv records their hash).
+# Cargo.lock is honoured (--locked): the crates built are the ones tested.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 run_example=1
-[[ "${1:-}" == "--no-example" ]] && run_example=0
+latest=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-example) run_example=0 ;;
+    --latest) latest=1 ;;
+    *) echo "bootstrap: unknown option $arg (expected --no-example or --latest)" >&2; exit 2 ;;
+  esac
+done
+VENV=.venv
+(( latest )) && VENV=.venv-latest
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -25,34 +38,63 @@ fi
 [[ -n "$PYTHON" ]] || { echo "bootstrap: need Python ≥ 3.11 on PATH (or set REBEAM_BOOTSTRAP_PYTHON)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "bootstrap: need a Rust toolchain (cargo) on PATH: https://rustup.rs" >&2; exit 1; }
 
-if [[ ! -x .venv/bin/python ]]; then
-  say "creating .venv with $PYTHON"
-  "$PYTHON" -m venv .venv
+if [[ ! -x $VENV/bin/python ]]; then
+  say "creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
 fi
-VPY=.venv/bin/python
+VPY=$VENV/bin/python
 
-# 2. Build and test dependencies (pinned to what is tested).
-if ! $VPY -c 'import maturin, cloudpickle, numpy, pytest, pytest_timeout, ruff' 2>/dev/null; then
-  say "installing build and test dependencies"
+# 2. Build and test dependencies: exactly the locked versions, or the newest with --latest.
+# Prints what differs from the lock (a package installed by hand since) and fails, if anything.
+locked_versions_differ() {
+  $VPY - requirements-dev.lock <<'EOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+drift = []
+for line in open(sys.argv[1]):
+    name, _, want = line.split("#")[0].strip().partition("==")
+    if not name:
+        continue
+    try:
+        have = version(name)
+    except PackageNotFoundError:
+        have = "missing"
+    if have != want:
+        drift.append(f"{name} {have}, locked {want}")
+print("; ".join(drift))
+sys.exit(1 if drift else 0)
+EOF
+}
+stamp=$VENV/.rebeam-deps
+want="$(cat requirements-dev.txt requirements-dev.lock | sha256sum | cut -d' ' -f1)"
+if (( latest )); then
+  say "installing the newest releases of the build and test dependencies into $VENV"
   $VPY -m pip install --quiet --upgrade pip
-  $VPY -m pip install --quiet -r requirements-dev.txt
+  $VPY -m pip install --quiet --upgrade -r requirements-dev.txt
+  $VPY -m pip list --format=freeze --exclude rebeam 2>/dev/null | sed 's/^/   /' >&2
+elif [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]] || ! drift="$(locked_versions_differ)"; then
+  say "installing the locked build and test dependencies (requirements-dev.lock)${drift:+: $drift}"
+  $VPY -m pip install --quiet -c requirements-dev.lock pip
+  $VPY -m pip install --quiet -r requirements-dev.txt -c requirements-dev.lock
+  echo "$want" >"$stamp"
 fi
 
 # 3. The governor binary, then the wheel that carries it and the native module.
 say "building the rebeam governor (cargo build --release)"
-cargo build --release --quiet -p rebeam-cli
+cargo build --release --locked --quiet -p rebeam-cli
 mkdir -p build/wheel-data/scripts
 cp target/release/rebeam build/wheel-data/scripts/rebeam
 
 say "building and installing the rebeam wheel"
 rm -rf build/dist
-$VPY -m maturin build --release --quiet --out build/dist >/dev/null 2>build/maturin.log || { cat build/maturin.log >&2; exit 1; }
+$VPY -m maturin build --release --locked --quiet --out build/dist >/dev/null 2>build/maturin.log || { cat build/maturin.log >&2; exit 1; }
 $VPY -m pip install --quiet --force-reinstall --no-deps build/dist/rebeam-*.whl
 
-say "rebeam is installed: $(.venv/bin/rebeam --version) at .venv/bin/rebeam"
-echo "   activate with: source .venv/bin/activate" >&2
+say "rebeam is installed: $($VENV/bin/rebeam --version) at $VENV/bin/rebeam"
+echo "   activate with: source $VENV/bin/activate" >&2
 
 if (( run_example )); then
   say "running examples/quickstart (a supervised pipeline that survives a crash)"
-  (cd examples/quickstart && ../../.venv/bin/rebeam main.py)
+  (cd examples/quickstart && "../../$VENV/bin/rebeam" main.py)
 fi

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lints, Rust unit tests, Python API tests, integration tests
 # (real rebeam programs, real processes and signals) and every example.
+#
+#   ./test.sh [PYTEST ARGS]           with the locked dependencies (requirements-dev.lock, Cargo.lock)
+#   ./test.sh --latest [PYTEST ARGS]  with the newest releases of the Python dependencies, in
+#                                     .venv-latest: finds a drift before a fresh install does
 set -euo pipefail
 cd "$(dirname "$0")"
+
+VENV=.venv
+bootstrap=(--no-example)
+if [[ "${1:-}" == "--latest" ]]; then
+  shift
+  VENV=.venv-latest
+  bootstrap+=(--latest)
+fi
 
 # Xvfb: tests/integration/test_pinned_tk.py pumps rebeam.boc from a real Tk event loop on a
 # virtual X display. Installed once (Debian package xvfb); a no-op when Xvfb is on PATH.
@@ -14,16 +26,16 @@ if ! command -v Xvfb >/dev/null; then
     || echo "test.sh: could not install Xvfb; test_pinned_tk.py will fail until it is installed" >&2
 fi
 
-./bootstrap.sh --no-example
+./bootstrap.sh "${bootstrap[@]}"
 
 echo "==> ruff; cargo fmt --check; cargo clippy"
-.venv/bin/ruff check python tests examples benches
+$VENV/bin/ruff check python tests examples benches
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 
 echo "==> cargo test (Rust unit tests)"
 # rebeam-py is a Python extension module: it is exercised through Python below.
-cargo test --workspace --exclude rebeam-py --quiet
+cargo test --workspace --exclude rebeam-py --locked --quiet
 
 echo "==> pytest (Python API, integration, examples)"
-.venv/bin/python -m pytest -q "$@"
+"$VENV/bin/python" -m pytest -q "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 
 from . import _runtime
@@ -20,6 +21,18 @@ class PrefixedStream(io.TextIOBase):
         self._fallback = fallback
         self._local = threading.local()
         self._lock = threading.Lock()
+        # Every thread's unfinished line, by thread: a worker exits from its command thread,
+        # and what an actor printed without a final newline must not die with its thread's
+        # local buffer (see flush_all).
+        self._partial: dict[int, tuple[str, str]] = {}
+        self._keys = itertools.count()
+
+    def _key(self) -> int:
+        # Not the thread ident: idents are reused, and a dead thread's line must survive it.
+        key = getattr(self._local, "key", None)
+        if key is None:
+            key = self._local.key = next(self._keys)
+        return key
 
     def _prefix(self) -> str:
         pid = _runtime.current()
@@ -31,22 +44,35 @@ class PrefixedStream(io.TextIOBase):
         buf = getattr(self._local, "buf", "") + s
         *lines, rest = buf.split("\n")
         self._local.buf = rest
-        if lines:
-            prefix = self._prefix()
-            out = "".join(f"{prefix}{line}\n" for line in lines)
-            with self._lock:
+        prefix = self._prefix()
+        out = "".join(f"{prefix}{line}\n" for line in lines)
+        with self._lock:
+            if rest:
+                self._partial[self._key()] = (prefix, rest)
+            else:
+                self._partial.pop(self._key(), None)
+            if out:
                 self._raw.write(out)
                 self._raw.flush()
         return len(s)
 
     def flush(self) -> None:
         rest = getattr(self._local, "buf", "")
-        if rest:
-            self._local.buf = ""
-            with self._lock:
-                self._raw.write(f"{self._prefix()}{rest}\n")
         with self._lock:
+            if rest:
+                self._local.buf = ""
+                self._partial.pop(self._key(), None)
+                self._raw.write(f"{self._prefix()}{rest}\n")
             self._raw.flush()
+
+    def flush_all(self) -> None:
+        """Writes every thread's unfinished line (the process is about to exit)."""
+        with self._lock:
+            partial, self._partial = self._partial, {}
+            for prefix, rest in partial.values():
+                self._raw.write(f"{prefix}{rest}\n")
+            self._raw.flush()
+        self._local.buf = ""
 
     def isatty(self) -> bool:
         return self._raw.isatty()

@@ -123,10 +123,10 @@ def dumps(obj: Any, what: str) -> tuple[bytes, list]:
     except Exception as e:
         # Lambdas, closures and classes defined in the script travel by value.
         try:
-            import cloudpickle
+            from . import _codepickle
 
             buffers = []
-            data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            data = _codepickle.dumps(obj, buffer_callback=buffers.append)
             return data, [b.raw() for b in buffers]
         except Exception:
             pass
@@ -155,14 +155,15 @@ def loads(data: bytes, buffers: list) -> Any:
 
 
 def dumps_code(obj: Any, what: str) -> tuple[bytes, list]:
-    """Pickles code with cloudpickle: importable things by reference, things defined in the
-    script (``__main__``), lambdas and closures by value, so workers need not import the
-    script to run its actors."""
+    """Pickles code with cloudpickle: importable things by reference (the script's module-level
+    classes and functions too, which workers import as ``__rebeam_main__``); lambdas, closures
+    and library mode's ``__main__`` by value, keeping their file names (see ``_codepickle``).
+    The code carries this process's logging configuration to the worker (see ``_logsync``)."""
     share_sys_path()
     try:
-        import cloudpickle
+        from . import _codepickle, _logsync
 
-        return cloudpickle.dumps(obj, protocol=5), []
+        return _codepickle.dumps(_logsync.wrap(obj)), []
     except Exception as e:
         raise SerializationError(f"{what} cannot be sent to a worker: {type(e).__name__}: {e}") from e
 

@@ -43,6 +43,26 @@ def ensure_main_script() -> None:
         _loaded = True
 
 
+def main_attr(qualname: str):
+    """What ``_codepickle`` sent by reference: ``qualname`` in the user's script."""
+    module = sys.modules.get("__rebeam_main__")
+    if module is None:
+        ensure_main_script()
+        module = sys.modules.get("__rebeam_main__")
+    if module is None:
+        raise ImportError(f"cannot find {qualname}: this process has no script to import it from (no $REBEAM_SCRIPT)")
+    found = module
+    for part in qualname.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ImportError(
+                f"{module.__file__} defines no {qualname} when a worker imports it; define it at module "
+                "level of the script, not only under `if __name__ == \"__main__\":`"
+            ) from None
+    return found
+
+
 def _load(name: str, path: str):
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -168,7 +168,7 @@ class Worker:
     def preload(self) -> None:
         # Warm what every start needs. The user's script itself is imported only when a
         # message names a type it defines (see _runtime.loads).
-        import cloudpickle  # noqa: F401
+        from . import _codepickle  # noqa: F401  (and cloudpickle)
 
     def enqueue(self, actor: int, item: tuple) -> None:
         host = self.hosts.get(actor)
@@ -436,7 +436,8 @@ def use_main_sys_path(paths: list[str]) -> None:
 def exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            # Every thread's unfinished line, not only this thread's (print(..., end="")).
+            getattr(stream, "flush_all", stream.flush)()
         except Exception:
             pass
     os._exit(code)

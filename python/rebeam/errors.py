@@ -19,6 +19,19 @@ class RebeamError(Exception):
     #: For errors raised by Python code in another process: its formatted traceback.
     remote_traceback: str | None = None
 
+    @classmethod
+    def _from_remote(cls, message: str, remote_type: str | None, remote_traceback: str | None):
+        """How rebeam builds an error that happened elsewhere (see rebeam-py's errors.rs).
+
+        The remote traceback becomes a note too, so an uncaught ``StartError`` (or a
+        ``RemoteError`` the caller re-raises) prints where it happened, in the user's file.
+        """
+        e = cls(message)
+        e.remote_type, e.remote_traceback = remote_type, remote_traceback
+        if remote_traceback:
+            e.add_note(f"where it was raised, in another process:\n{remote_traceback.rstrip()}")
+        return e
+
 
 class NoProcess(RebeamError):
     """No live actor has that name or id (never started, ended, or restarting)."""
@@ -33,6 +46,10 @@ class RemoteError(RebeamError):
 
     def __str__(self) -> str:
         return super().__str__() if not self.remote_type else f"{self.remote_type}: {super().__str__()}"
+
+    def __repr__(self) -> str:
+        # A tuple like ("error", err) prints its repr: it must name the remote type too.
+        return f"{type(self).__name__}({str(self)!r})"
 
 
 class CallTimeout(RebeamError, TimeoutError):

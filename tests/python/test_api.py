@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import threading
+import traceback
 import types
 
 import pytest
@@ -164,6 +165,18 @@ def test_error_hierarchy():
     assert str(e) == "ZeroDivisionError: division by zero"
 
 
+def test_remote_error_repr_and_note_name_the_remote_type_and_traceback():
+    e = rebeam.RemoteError("'banana'")
+    e.remote_type = "KeyError"
+    # ("error", err) prints the repr: it must say KeyError, not only 'banana'.
+    assert repr(e) == "RemoteError(\"KeyError: 'banana'\")"
+    tb = 'Traceback (most recent call last):\n  File "/x/main.py", line 3, in f\nKeyError: \'banana\'\n'
+    e = rebeam.StartError._from_remote("actor 'a' failed to start: KeyError: 'banana'", "KeyError", tb)
+    assert (e.remote_type, e.remote_traceback) == ("KeyError", tb)
+    shown = "".join(traceback.format_exception(e))
+    assert 'File "/x/main.py", line 3, in f' in shown  # an uncaught StartError shows where
+
+
 def test_prefixed_output_writes_whole_lines_with_the_actor_name():
     raw = io.StringIO()
     out = PrefixedStream(raw, "worker 1")
@@ -175,6 +188,23 @@ def test_prefixed_output_writes_whole_lines_with_the_actor_name():
     finally:
         _runtime.set_current(None)
     assert raw.getvalue() == "[worker 1] no actor here\n[counter] a\n[counter] b\n"
+
+
+def test_prefixed_output_keeps_other_threads_unfinished_lines_for_exit():
+    raw = io.StringIO()
+    out = PrefixedStream(raw, "worker 1")
+
+    def actor():
+        _runtime.set_current(rebeam.ProcessID(4, "counter"))
+        out.write("no newline")
+
+    t = threading.Thread(target=actor)
+    t.start()
+    t.join()
+    out.flush()  # this thread has nothing pending: the actor's line stays pending
+    assert raw.getvalue() == ""
+    out.flush_all()  # what a worker does on its way out
+    assert raw.getvalue() == "[counter] no newline\n"
 
 
 def test_process_ids():

@@ -294,7 +294,11 @@ fn start_failure(label: &str, exit: &Exit) -> ErrorInfo {
     match exit {
         Exit::Crashed(info) => ErrorInfo {
             kind: ErrorKind::StartFailed,
-            message: format!("actor {label} failed to start: {info}"),
+            // The type is spelled out here, once: ErrorInfo's Display does not prefix it again.
+            message: match &info.exc_type {
+                Some(t) => format!("actor {label} failed to start: {t}: {}", info.message),
+                None => format!("actor {label} failed to start: {}", info.message),
+            },
             exc_type: info.exc_type.clone(),
             traceback: info.traceback.clone(),
         },

@@ -325,7 +325,11 @@ impl Router {
         let child = tree.spec.children[slot].label.clone();
         match tree.phase {
             Phase::Starting => {
-                tracing::error!("supervisor {}: child {child} failed to start: {}", tree.label, info);
+                // A start failure names its actor already; other refusals need the child's name.
+                match info.kind {
+                    ErrorKind::StartFailed => tracing::error!("supervisor {}: {info}", tree.label),
+                    _ => tracing::error!("supervisor {}: child {child} failed to start: {info}", tree.label),
+                }
                 tree.phase = Phase::Stopping;
                 tree.ops.clear();
                 for j in (0..slot).rev() {

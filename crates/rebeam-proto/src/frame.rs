@@ -111,8 +111,9 @@ impl ErrorInfo {
 impl std::fmt::Display for ErrorInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.exc_type {
-            Some(t) => write!(f, "{t}: {}", self.message),
-            None => f.write_str(&self.message),
+            // A start failure's message already names the exception it wraps.
+            Some(t) if self.kind != ErrorKind::StartFailed => write!(f, "{t}: {}", self.message),
+            _ => f.write_str(&self.message),
         }
     }
 }

@@ -64,10 +64,7 @@ pub fn to_exception(py: Python<'_>, info: ErrorInfo) -> Bound<'_, PyAny> {
     let build = || -> PyResult<Bound<'_, PyAny>> {
         let module = py.import("rebeam.errors")?;
         let cls = module.getattr(class_name(info.kind))?;
-        let exc = cls.call1((info.message.clone(),))?;
-        exc.setattr("remote_type", info.exc_type.clone())?;
-        exc.setattr("remote_traceback", info.traceback.clone())?;
-        Ok(exc)
+        cls.call_method1("_from_remote", (info.message.clone(), info.exc_type.clone(), info.traceback.clone()))
     };
     build().unwrap_or_else(|e| e.value(py).clone().into_any())
 }
