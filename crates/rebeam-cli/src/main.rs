@@ -62,12 +62,14 @@ const CTL_EXAMPLES: &str = "Examples:
                            after the grace period (rebeam run --safety-grace)
   rebeam ctl force-disarm  leave the error state (after a worker could not be stopped)
 
-The running system is found through --socket, REBEAM_CONTROL (set inside every process
-of a run), or, when this user runs exactly one rebeam, that one.";
+The running system is found through --socket (the path given to `rebeam --control-socket`
+or shown in its start-up line), REBEAM_CONTROL if you set it, or, when this user runs
+exactly one rebeam, that one. Only the host changes the safety state: arm, disarm and
+force-disarm are refused to the run's own Python processes and anything they start.";
 
 #[derive(Args)]
 struct CtlArgs {
-    /// The control socket of the run [default: REBEAM_CONTROL, or the only running rebeam].
+    /// The control socket of the run [default: REBEAM_CONTROL if set, or the only running rebeam].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -156,6 +158,11 @@ struct Options {
     /// actuator., param., rebeam.); repeat for more.
     #[arg(long, value_name = "PATTERN")]
     allow_publish: Vec<String>,
+
+    /// Put the control socket (for `rebeam ctl --socket PATH`) here, in a directory owned by
+    /// you and writable by no one else [default: ctl-<pid>.sock in the runtime directory].
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
 
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
     #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
@@ -316,6 +323,7 @@ fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
         },
         safety_grace: Duration::from_secs_f64(options.safety_grace),
         allow_publish: options.allow_publish,
+        control_socket: options.control_socket,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -35,7 +35,7 @@ pub enum Input {
     StopDeadline(ActorId),
     ShutdownDeadline,
     Sweep,
-    Control(rebeam_proto::ControlRequest, crate::control::Reply),
+    Control(rebeam_proto::ControlRequest, crate::control::Peer, crate::control::Reply),
     /// The grace period of one disarm (its number) is over.
     SafetyGrace(u64),
     KillConfirm(ProcIdx),
@@ -136,7 +136,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
     let listener = UnixListener::bind(&socket_path)
         .map_err(|source| GovernorError::Listen { path: socket_path.clone(), source })?;
 
-    let (control, control_path) = crate::control::bind(&dir)?;
+    let (control, control_path) = crate::control::bind(&dir, config.control_socket.as_deref())?;
     let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
     spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
@@ -147,7 +147,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             use std::os::fd::FromRawFd;
             // SAFETY: the parent passed us this pipe's write end for exactly this; we own it.
             let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-            let lines = format!("REBEAM_SOCKET={}\nREBEAM_CONTROL={}\n", socket_path.display(), control_path.display());
+            let lines = format!("REBEAM_SOCKET={}\n", socket_path.display());
             let _ = pipe.write_all(lines.as_bytes());
         }
         tokio::spawn(watch_parent(*parent, inputs.clone()));
@@ -341,8 +341,9 @@ impl Router {
                     self.finished = true;
                 }
             }
-            Input::Control(request, reply) => {
-                let _ = reply.send(self.on_control(request));
+            Input::Control(request, peer, reply) => {
+                let refusal = self.control_refusal(&request, &peer);
+                let _ = reply.send(refusal.map_or_else(|| self.on_control(request), ControlResponse::Refused));
             }
             Input::SafetyGrace(disarm) => self.on_safety_grace(disarm),
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),
