@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 
@@ -323,3 +324,120 @@ def test_python_cannot_find_the_path_through_the_ready_pipe_either(tmp_path):
     assert "state: disarmed" in lines(r)
     assert "control path known: False" in lines(r)
 
+
+# Item 4: the disarm ladder never kills the main process. A gated behaviour on a PinnedCown runs
+# in it; this one swallows the interrupt and would run on, so after the grace the governor must
+# choose between killing the host and saying it cannot stop the work: it says so (`error`).
+STUBBORN = '''
+import os, sys, threading, time
+
+import rebeam
+from rebeam import requires_armed
+from rebeam.boc import PinnedCown, quiesce, receive, send, when
+from hostlib import ctl as host
+
+
+def wait_state(state):
+    end = time.monotonic() + 15
+    while rebeam.safety_state() != state and time.monotonic() < end:
+        time.sleep(0.01)
+    return rebeam.safety_state()
+
+
+def one_line(r):
+    return f"{r.returncode} {(r.stdout + r.stderr).strip()}".replace(chr(10), " | ")
+
+
+ui = PinnedCown(0)
+MAIN = os.getpid()
+
+
+def operator():
+    receive("started", 30)
+    print("disarm:", one_line(host("disarm")), flush=True)
+
+
+print("host arms:", host("arm").returncode, wait_state("armed"), flush=True)
+threading.Thread(target=operator).start()
+
+
+@when(ui)
+@requires_armed
+def stubborn(ui):
+    swallowed, announced = [], False
+    end = time.monotonic() + 30  # bounded: it stops once the governor gives up on it
+    while True:
+        try:  # the interrupt may land anywhere from the announcement on: all of it is in here
+            if not announced:
+                announced = True
+                send("started", os.getpid())
+            while rebeam.safety_state() != "error" and time.monotonic() < end:
+                time.sleep(0.02)
+            return rebeam.safety_state(), swallowed, os.getpid() == MAIN
+        except BaseException as e:  # swallows the SafetyInterrupt: a behaviour that will not stop
+            swallowed.append(type(e).__name__)
+
+
+quiesce(60)
+saw, swallowed, in_main = stubborn.unwrap()
+print("stubborn saw:", saw, "in the main process:", in_main, flush=True)
+print("swallowed:", swallowed, flush=True)
+print("main process alive, state:", rebeam.safety_state(), flush=True)
+print("arm in error:", one_line(host("arm")), flush=True)
+print("force-disarm:", one_line(host("force-disarm")), flush=True)
+print("arm again:", host("arm").returncode, wait_state("armed"), flush=True)
+
+
+@when(ui)
+@requires_armed
+def again(ui):
+    return "ran"
+
+
+quiesce(60)
+print("after recovery:", again.unwrap(), flush=True)
+host("disarm")
+print("end of script", flush=True)
+'''
+
+
+def check_stubborn(r):
+    value = {x.split(": ", 1)[0]: x.split(": ", 1)[1] for x in lines(r) if ": " in x}
+    assert value["host arms"] == "0 armed"
+    assert value["disarm"] == "0 armed → disarming: disarm requested by the host | safety: disarming"
+    assert value["stubborn saw"] == "error in the main process: True"
+    assert "SafetyInterrupt" in value["swallowed"]  # step 2 of the ladder did happen
+    assert value["main process alive, state"] == "error"
+    assert value["arm in error"].startswith("1 rebeam ctl: refused: cannot arm: the safety state is error")
+    assert value["force-disarm"] == "0 error → disarmed: forced by the host | safety: disarmed"
+    assert value["arm again"] == "0 armed"
+    assert value["after recovery"] == "ran"
+    assert "end of script" in lines(r)
+    assert ("safety: gated work in the main process (pid ") in r.stderr
+    assert ("did not stop within 200ms of the disarm, and rebeam never kills the main process; make the "
+            "behaviour return when rebeam.cancelled() turns true") in r.stderr
+    assert "safety: disarming → error (gated work could not be confirmed stopped: " in r.stderr
+    assert "killing it" not in r.stderr
+
+
+def test_the_ladder_never_kills_the_script_under_rebeam(tmp_path):
+    xdg = tempfile.mkdtemp(prefix="rbt-", dir="/tmp")
+    with Host(runtime_dir=xdg) as host:
+        r = run_rebeam(tmp_path, STUBBORN, env={"XDG_RUNTIME_DIR": xdg, **host.env()}, timeout=120)
+    shutil.rmtree(xdg, ignore_errors=True)
+    check(r)
+    check_stubborn(r)
+
+
+def test_the_ladder_never_kills_the_users_process_in_library_mode(tmp_path):
+    path = write_script(tmp_path, STUBBORN, "prog.py")
+    xdg = tempfile.mkdtemp(prefix="rbt-", dir="/tmp")
+    with Host(runtime_dir=xdg) as host:
+        # The user's process leads its own process group, as a shell job does: the group a
+        # careless kill_group(main) would take down, REPL and all.
+        r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           process_group=0, env=program_env({"REBEAM_BIN": REBEAM, "REBEAM_LOG": "info", "XDG_RUNTIME_DIR": xdg,
+                                                            **host.env()}))
+    shutil.rmtree(xdg, ignore_errors=True)
+    check(r)
+    check_stubborn(r)
