@@ -98,6 +98,11 @@ struct RunArgs {
     #[command(flatten)]
     options: Options,
 
+    /// Run the script and the workers as this user, so that the kernel keeps them from the
+    /// control socket and from the governor (needs root, or CAP_SETUID and CAP_SETGID).
+    #[arg(long, value_name = "USER")]
+    python_user: Option<String>,
+
     /// The Python script to run.
     script: PathBuf,
 
@@ -282,8 +287,15 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let python_user = match args.python_user.as_deref().map(rebeam_governor::PythonUser::lookup).transpose() {
+        Ok(user) => user,
+        Err(e) => {
+            eprintln!("rebeam: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let program = rebeam_governor::Program::Script { script, argv0: args.script.into_os_string(), args: args.args };
-    govern(args.options, program)
+    govern(args.options, program, python_user)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -292,10 +304,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };
-    govern(args.options, rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd })
+    let program = rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd };
+    // The library-mode main process is the user's own: it cannot be made another user.
+    govern(args.options, program, None)
 }
 
-fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
+fn govern(
+    options: Options,
+    program: rebeam_governor::Program,
+    python_user: Option<rebeam_governor::PythonUser>,
+) -> ExitCode {
     if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
         return ExitCode::from(2);
@@ -324,6 +342,7 @@ fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
         safety_grace: Duration::from_secs_f64(options.safety_grace),
         allow_publish: options.allow_publish,
         control_socket: options.control_socket,
+        python_user,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -28,6 +28,7 @@ mod report;
 mod router;
 mod safety;
 mod tree;
+mod user;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 pub use control::{find_socket as find_control_socket, request as control_request};
 pub use python::find_python;
+pub use user::PythonUser;
 
 /// How long a process may take to connect and say Ready before it is declared failed.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +71,8 @@ pub struct Config {
     /// Where the host wants the control socket (`--control-socket`); by default
     /// `ctl-<pid>.sock` in the runtime directory. Never told to Python.
     pub control_socket: Option<PathBuf>,
+    /// Run the main process and the workers as this user (`--python-user`; see user.rs).
+    pub python_user: Option<PythonUser>,
 }
 
 /// What the main process is.

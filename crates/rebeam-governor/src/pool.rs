@@ -86,6 +86,11 @@ impl Router {
                     crate::SafetyMode::RequireArmed => "require-armed",
                 },
             );
+        if let Some(user) = &self.config.python_user {
+            // std sets these between fork and exec, before our pre_exec hook (PDEATHSIG).
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+        }
         let what = match role {
             Role::Main => "the main process".to_string(),
             Role::Worker => format!("worker {index}"),

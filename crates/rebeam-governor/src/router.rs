@@ -131,15 +131,20 @@ pub struct Router {
 pub async fn run(config: Config) -> Result<i32, GovernorError> {
     process::become_subreaper();
     let dir = runtime_dir()?;
-    let socket_path = dir.join(format!("run-{}.sock", std::process::id()));
+    let (socket_path, socket_dir) = crate::user::process_socket_path(&dir, config.python_user.as_ref())?;
+    let _cleanup = crate::user::RemoveOnDrop(socket_dir);
     let _ = std::fs::remove_file(&socket_path);
     let listener = UnixListener::bind(&socket_path)
         .map_err(|source| GovernorError::Listen { path: socket_path.clone(), source })?;
+    if let Some(user) = &config.python_user {
+        crate::user::give_socket(&socket_path, user)?;
+    }
 
     let (control, control_path) = crate::control::bind(&dir, config.control_socket.as_deref())?;
     let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
-    spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES);
+    let python_uid = config.python_user.as_ref().map(|u| u.uid);
+    spawn_acceptor(listener, inputs.clone(), config.max_message_bytes + FRAME_OVERHEAD_BYTES, python_uid);
     crate::control::spawn_acceptor(control, inputs.clone());
     if let Program::Library { parent, ready_fd, .. } = &config.program {
         if let Some(fd) = *ready_fd {
