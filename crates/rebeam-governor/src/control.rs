@@ -15,7 +15,8 @@
 //! `setsid` daemon whose parent died, still has the governor as an ancestor. In library mode
 //! the main process is the governor's *parent*: it and everything below it are checked by its
 //! pid. A peer whose ancestry cannot be read (it exited at once) is refused the same way:
-//! unproven is not the host.
+//! unproven is not the host. The governor's own process as the peer is the host (a Rust
+//! application embedding it); as an ancestor it marks the run.
 //!
 //! Only this socket accepts safety commands: the same frames arriving on the process socket
 //! from a worker or the main process are refused by the router. The socket sits in the private
@@ -218,27 +219,33 @@ impl Router {
 
     /// Which process of the run `chain` (a pid and its ancestors) passes through, if any.
     fn member_of_the_run(&self, chain: &[u32]) -> Option<String> {
-        let governor = std::process::id();
         // Dead processes are skipped: their pids may belong to strangers by now.
-        let live = || self.procs.iter().filter(|p| p.state != ProcState::Dead);
-        for (depth, &pid) in chain.iter().enumerate() {
-            let what = if pid == governor {
-                Some("the governor".to_string())
-            } else {
-                live().find(|p| p.pid == pid).map(|p| match p.role {
-                    Role::Main => format!("the {}", p.describe()),
-                    Role::Worker => p.describe(),
-                })
-            };
-            if let Some(what) = what {
-                return Some(match depth {
-                    0 => format!("it is {what}"),
-                    _ => format!("it descends from {what}"),
-                });
-            }
-        }
-        None
+        let live: Vec<(u32, String)> = self
+            .procs
+            .iter()
+            .filter(|p| p.state != ProcState::Dead)
+            .map(|p| match p.role {
+                Role::Main => (p.pid, format!("the {}", p.describe())),
+                Role::Worker => (p.pid, p.describe()),
+            })
+            .collect();
+        of_the_run(chain, std::process::id(), &live)
     }
+}
+
+/// The rule of the module doc on one ancestry `chain` (the peer first): the process of the
+/// run it passes through, nearest first, if any. The governor's own pid as the peer itself is
+/// not of the run: that is a Rust host that embeds the governor, and no Python process can
+/// have that pid; as an *ancestor* it is (the run's children and re-parented orphans).
+fn of_the_run(chain: &[u32], governor: u32, live: &[(u32, String)]) -> Option<String> {
+    chain.iter().enumerate().find_map(|(depth, &pid)| {
+        let what = if pid == governor {
+            (depth > 0).then(|| "the governor".to_string())
+        } else {
+            live.iter().find(|(p, _)| *p == pid).map(|(_, what)| what.clone())
+        }?;
+        Some(if depth == 0 { format!("it is {what}") } else { format!("it descends from {what}") })
+    })
 }
 
 /// What the router answers for one control request.
@@ -297,6 +304,23 @@ mod tests {
         assert_eq!(ppid_in_stat("42 (evil) 1 (x) S 7 42 42 0 -1"), Some(7));
         assert_eq!(ppid_in_stat("42 (python3) S 1 42 42"), Some(1));
         assert_eq!(ppid_in_stat("garbage"), None);
+    }
+
+    /// Pids: 1 init, 50 a shell, 100 the governor, 101 its main process, 102 a worker; in
+    /// library mode 90 is the user's Python (the governor's parent), 91 its child.
+    #[test]
+    fn the_run_is_the_governors_descendants_and_the_library_main_process_with_its_own() {
+        let cli = [(101, "the main process (pid 101)".to_string()), (102, "worker 1 (pid 102)".to_string())];
+        let of = |chain: &[u32], live: &[(u32, String)]| of_the_run(chain, 100, live);
+        assert_eq!(of(&[300, 50, 1], &cli), None, "a host's `rebeam ctl` from a shell");
+        assert_eq!(of(&[100, 50, 1], &cli), None, "a Rust host embedding the governor");
+        assert_eq!(of(&[101, 100, 50, 1], &cli).as_deref(), Some("it is the main process (pid 101)"));
+        assert_eq!(of(&[200, 102, 100, 50, 1], &cli).as_deref(), Some("it descends from worker 1 (pid 102)"));
+        assert_eq!(of(&[201, 100, 50, 1], &cli).as_deref(), Some("it descends from the governor"), "an orphan");
+        let library = [(90, "the main process (pid 90)".to_string()), (102, "worker 1 (pid 102)".to_string())];
+        assert_eq!(of(&[90, 50, 1], &library).as_deref(), Some("it is the main process (pid 90)"));
+        assert_eq!(of(&[92, 91, 90, 50, 1], &library).as_deref(), Some("it descends from the main process (pid 90)"));
+        assert_eq!(of(&[300, 50, 1], &library), None, "the host, beside the user's process");
     }
 
     #[test]
