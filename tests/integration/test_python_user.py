@@ -79,6 +79,18 @@ def usable_by_nobody() -> str | None:
     return None if probe.returncode == 0 else f"user nobody cannot import rebeam with {SYSTEM_PYTHON}: {probe.stderr}"
 
 
+def read_until(run: subprocess.Popen, marker: bytes, timeout: float = 60) -> bytes:
+    """What the run printed up to `marker`, read straight from the pipe (a buffered readline
+    would hide lines from select)."""
+    got = b""
+    while marker not in got:
+        ready, _, _ = select.select([run.stdout], [], [], timeout)  # never wait forever
+        chunk = os.read(run.stdout.fileno(), 65536) if ready else b""
+        assert chunk, f"the run ended or went quiet before {marker!r}: {got!r}"
+        got += chunk
+    return got
+
+
 def test_python_runs_as_another_user_and_cannot_reach_the_control_socket():
     why = usable_by_nobody()
     if why:
@@ -90,22 +102,18 @@ def test_python_runs_as_another_user_and_cannot_reach_the_control_socket():
         with Host() as host:
             cmd = [REBEAM, "--workers", "2", "--python", SYSTEM_PYTHON, "--python-user", "nobody",
                    *host.rebeam_args(), "main.py", host.named, REBEAM]
-            run = subprocess.Popen(cmd, cwd=here, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            run = subprocess.Popen(cmd, cwd=here, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env={**os.environ, "PYTHONPATH": SITE})
             try:
-                seen = []
-                while not seen or seen[-1] != "ready":
-                    ready, _, _ = select.select([run.stdout], [], [], 60)  # never wait forever
-                    line = run.stdout.readline() if ready else ""
-                    assert line, f"the run ended early: {seen}\n{run.communicate(timeout=30)}"
-                    seen.append(line.strip())
+                early = read_until(run, b"ready\n")
                 arm = host.ctl("arm")
-                out, err = run.communicate(timeout=60)
+                rest, err = run.communicate(timeout=60)
+                out, err = (early + rest).decode(), err.decode()
             finally:
                 if run.poll() is None:
                     run.kill()
                     run.wait(10)
-        out = seen + out.splitlines()
+        out = out.splitlines()
         assert run.returncode == 0, f"{out}\n{err}"
         assert f"main ids: ({NOBODY}, {NOBODY}, [])" in out
         assert f"actor ids: ({NOBODY}, {NOBODY}, [])" in out
@@ -116,7 +124,7 @@ def test_python_runs_as_another_user_and_cannot_reach_the_control_socket():
         assert "raw connect: PermissionError" in out
         assert "state: disarmed" in out
         assert arm.returncode == 0 and "disarmed → armed: armed by the host" in arm.stdout, arm
-        assert "armed seen: True" in out
+        assert "armed seen: True" in out, f"{out}\n{err}"
         dirs = [x for x in os.listdir("/tmp") if x.startswith(f"rebeam-py-{run.pid}-")]
         assert dirs == [], dirs  # the process socket's directory went with the run
     finally:
