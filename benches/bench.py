@@ -32,6 +32,8 @@ from table import BOC_PEERS, BOC_ROWS, LABEL, PEERS, ROWS, build_table, g
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
+sys.path.insert(0, str(WORKLOADS))
+from bench_host import DESK, ControlDesk  # noqa: E402  (beside the workloads it serves)
 RESULTS = HERE / "results"
 LOGS = RESULTS / "logs"
 PY = sys.executable
@@ -292,12 +294,19 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
 
     def go(workload: str, workers: int, limit: float) -> dict:
         env = {"BENCH_EXPECT_WORKERS": str(workers + 1)}  # the pool + rebeam's one warm spare
-        r = run(
-            f"rebeam-{workload}-w{workers}",
-            [rebeam, "--workers", str(workers), "rebeam_bench.py", workload] + kv(sizes),
-            limit,
-            env,
-        )
+        # Only the host arms: this driver is the safety workload's host (bench_host.py).
+        desk = ControlDesk() if workload == "safety" else None
+        host = ["--control-socket", desk.control] if desk else []
+        try:
+            r = run(
+                f"rebeam-{workload}-w{workers}",
+                [rebeam, "--workers", str(workers), *host, "rebeam_bench.py", workload] + kv(sizes),
+                limit,
+                {**env, **({DESK: desk.desk} if desk else {})},
+            )
+        finally:
+            if desk:
+                desk.close()
         res = first(r, workload)
         res["wall_s"] = r["wall_s"]
         return res

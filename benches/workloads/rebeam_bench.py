@@ -9,7 +9,6 @@ every system).
 
 import os
 import select
-import socket
 import sys
 import threading
 import time
@@ -339,18 +338,15 @@ def w_rss():
 
 
 def control(action):
-    """Sends one request on the control socket, as `rebeam ctl` does, and waits for the answer.
-    Returns perf_counter_ns() taken just before the request is written."""
+    """Has the host (the bench driver: Python may not) send one request on the control
+    socket, as `rebeam ctl` does. Returns perf_counter_ns() taken just before it is written."""
     from rebeam import _rebeam
 
-    frame = _rebeam._control_frame(action)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(os.environ["REBEAM_CONTROL"])
-        t0 = time.perf_counter_ns()
-        s.sendall(frame)
-        s.settimeout(10)
-        if not s.recv(65536):
-            raise RuntimeError(f"no answer to {action!r} on the control socket")
+    from bench_host import via_host
+
+    t0, reply = via_host(_rebeam._control_frame(action))
+    if not reply or b"refused" in reply:
+        raise RuntimeError(f"{action!r} on the control socket: {reply!r}")
     return t0
 
 

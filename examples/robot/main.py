@@ -1,6 +1,8 @@
 """Robot: a motor that moves only while the host has armed the system.
 
-    rebeam main.py
+    rebeam main.py        then, in another terminal, `rebeam ctl arm` and `rebeam ctl disarm`
+                          when it asks
+    python host.py        the same, with host.py typing those commands for you
 
 Two pieces of Python and a host:
 
@@ -11,19 +13,16 @@ Two pieces of Python and a host:
   governor refuses it before it starts unless the host has armed the system. A move
   integrates the position towards the target in small steps, checking `rebeam.cancelled()`
   at each one.
-- The host (here the end of this script, playing a person at a terminal) arms and disarms
-  with `rebeam ctl`, through the control socket. Python itself can never arm.
+- The host (you at a terminal, or host.py playing you) arms and disarms with `rebeam ctl`,
+  through the control socket. Python itself can never arm or disarm: the end of this script
+  reads the safety state, asks the host for each change, and waits for it.
 
 The run shows: moves refused while disarmed, the motor following the policy once armed,
 and stopping mid-move on disarm. Then it ends with rebeam.shutdown(0).
 """
 
 import queue
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import rebeam
 from rebeam import GenPy, SafetyInterrupt, Supervisor, call, cast, child, receive, requires_armed, start
@@ -92,15 +91,11 @@ class Motor(GenPy):
         return round(self.state["position"], 2)
 
 
-def rebeam_command() -> str:
-    beside = Path(sys.executable).with_name("rebeam")
-    return str(beside) if beside.exists() else (shutil.which("rebeam") or "rebeam")
-
-
-def ctl(action: str) -> str:
-    """What a person at a terminal would type: `rebeam ctl ACTION` (REBEAM_CONTROL finds this run)."""
-    r = subprocess.run([rebeam_command(), "ctl", action], capture_output=True, text=True, timeout=10)
-    return (r.stdout + r.stderr).strip().replace("\n", "; ")
+def ask_host(action: str, until: tuple) -> None:
+    """Asks the host to run `rebeam ctl ACTION` (Python may not) and waits until it has."""
+    print(f"waiting for the host to run `rebeam ctl {action}`", flush=True)
+    while rebeam.safety_state() not in until:
+        time.sleep(0.005)
 
 
 if __name__ == "__main__":
@@ -119,11 +114,11 @@ if __name__ == "__main__":
     print(f"host: move while disarmed -> {status}: {type(err).__name__}")
     wait_for("motor.refused")
 
-    print(f"host: $ rebeam ctl arm -> {ctl('arm')}")
+    ask_host("arm", until=("armed",))
     wait_for("motor.position", lambda position: position >= 1.0)
     wait_for("motor.moving")  # disarm in the middle of a move
 
-    print(f"host: $ rebeam ctl disarm -> {ctl('disarm')}")
+    ask_host("disarm", until=("disarming", "disarmed"))
     stopped = call("motor", "where")[1]
     print(f"host: the motor stopped at {stopped:.2f}")
     wait_for("motor.refused")  # the policy still plans; the motor no longer moves

@@ -75,7 +75,6 @@ def start(workers: int | None = None):
         conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
         _runtime._conn = conn
         _runtime.share_sys_path()  # what was pickled before this connection existed needs it too
-        _runtime.control_path = paths["REBEAM_CONTROL"]
         from . import _main
 
         _main.start_events(conn, library=True)
@@ -88,11 +87,13 @@ def start(workers: int | None = None):
 
 
 def _read_paths(fd: int, proc: subprocess.Popen) -> dict:
+    """The process socket's path, as the governor writes it once listening. (It never tells
+    us the control socket's: the safety state is the host's to change, not this process's.)"""
     import select
 
     data = b""
     with os.fdopen(fd, "rb") as pipe:
-        while data.count(b"\n") < 2:
+        while b"\n" not in data:
             ready, _, _ = select.select([pipe], [], [], START_TIMEOUT)
             chunk = pipe.read1(4096) if ready else b""
             if not chunk:

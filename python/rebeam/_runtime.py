@@ -75,10 +75,6 @@ def starts_trees() -> bool:
     return ROLE == "main" or (ROLE is None and _library.enabled())
 
 
-#: The control socket, in library mode (under `rebeam script.py` it is $REBEAM_CONTROL).
-control_path: str | None = None
-
-
 def current() -> ProcessID | None:
     """The actor whose code runs on this thread, if any."""
     return getattr(_local, "actor", None)

@@ -4,21 +4,17 @@ unless the host armed the system, interrupted on disarm, their worker killed aft
 from __future__ import annotations
 
 from helpers import check, lines, run_rebeam
+from hostlib import Host
 
 PROGRAM = """
-    import os, subprocess, sys, time
-    from pathlib import Path
+    import os, time
 
     import rebeam
     from rebeam import requires_armed
     from rebeam.boc import Cown, quiesce, receive, send, when
     from rebeam.errors import SafetyError
 
-    REBEAM = os.environ.get("REBEAM_BIN") or str(Path(sys.executable).with_name("rebeam"))
-
-    def ctl(action):
-        cmd = [REBEAM, "ctl", "--socket", os.environ["REBEAM_CONTROL"], action]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    from hostlib import ctl               # the harness is the host: it runs `rebeam ctl`
 
     def until(state):
         deadline = time.monotonic() + 15
@@ -105,7 +101,9 @@ PROGRAM = """
 
 
 def test_requires_armed_behaviours_are_gated(tmp_path):
-    r = run_rebeam(tmp_path, PROGRAM, "--safety-grace", "0.3", timeout=120)
+    with Host() as host:
+        r = run_rebeam(tmp_path, PROGRAM, rebeam_args=("--safety-grace", "0.3", *host.rebeam_args()),
+                       timeout=120, env=host.env())
     check(r)
     out = lines(r)
     assert any(x.startswith("refused: a @requires_armed behaviour requires the system to be armed "

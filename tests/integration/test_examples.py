@@ -38,7 +38,9 @@ def test_quickstart_survives_a_segfaulting_worker():
 
 
 def test_robot_moves_only_while_armed():
-    r = run("robot")
+    # host.py is the host: it runs `rebeam main.py` and answers its requests with `rebeam ctl`.
+    r = subprocess.run([sys.executable, "host.py", "--workers", "2"], cwd=EXAMPLES / "robot", capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "REBEAM_BIN": REBEAM})
     assert r.returncode == 0, r.stderr
     out = r.stdout.splitlines()
     # Refused while disarmed: the host's own move, and the policy's targets.

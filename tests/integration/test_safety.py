@@ -1,5 +1,7 @@
 """The safety gate and the topic bus, end to end: real `rebeam` runs armed and disarmed by the
-host through `rebeam ctl`, real interrupts, real kills, real sockets and real users.
+host through `rebeam ctl`, real interrupts, real kills, real sockets and real users. The host
+is the test harness (hostlib.Host): a program's `ctl()` asks it to run `rebeam ctl`, since no
+Python process of a run may change the safety state itself (test_safety_boundary.py).
 
 The Rust unit tests in crates/rebeam-core/src/safety.rs cover the `error` state (entered on
 `StopFailed` from every state; arm and disarm refused there; only force-disarm leaves it):
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REBEAM, check, lines, program_env, run_rebeam, write_script
+from hostlib import Host
 
 PRELUDE = textwrap.dedent(
     '''
@@ -30,14 +33,10 @@ PRELUDE = textwrap.dedent(
     from rebeam.errors import ReservedTopic, SafetyError, SafetyInterrupt
     from scriptlib import retry_call, show, wait_for, wait_new_pid
 
+    from hostlib import control_chmod, control_stat, ctl   # the host (the harness) runs `rebeam ctl`
+
     HERE = os.path.dirname(os.path.abspath(__file__))
     REBEAM = os.environ.get("REBEAM_BIN") or str(Path(sys.executable).with_name("rebeam"))
-
-
-    def ctl(action, socket=None, prefix=()):
-        """`rebeam ctl ACTION` as the host runs it (a separate process, the control socket)."""
-        cmd = [*prefix, REBEAM, "ctl", "--socket", socket or os.environ["REBEAM_CONTROL"], action]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=20)
 
 
     def touched(name):
@@ -174,8 +173,10 @@ def script(body: str) -> str:
 
 
 def run(tmp_path: Path, body: str, *rebeam_args: str, env: dict | None = None, timeout: float = 60):
-    return run_rebeam(tmp_path, script(body), rebeam_args=rebeam_args, timeout=timeout,
-                      env={"REBEAM_BIN": REBEAM, **(env or {})})
+    """Runs the program with the harness as its host: the program's `ctl()` asks it to act."""
+    with Host(runtime_dir=(env or {}).get("XDG_RUNTIME_DIR")) as host:
+        return run_rebeam(tmp_path, script(body), rebeam_args=(*host.rebeam_args(), *rebeam_args),
+                          timeout=timeout, env={"REBEAM_BIN": REBEAM, **host.env(), **(env or {})})
 
 
 def short_tmpdir() -> str:
@@ -563,11 +564,11 @@ def test_the_control_socket_is_owner_only(tmp_path):
     try:
         r = run(tmp_path, '''
             if __name__ == "__main__":
-                path = os.environ["REBEAM_CONTROL"]
-                print("socket:", path, flush=True)
-                print("socket mode:", oct(stat.S_IMODE(os.stat(path).st_mode)), flush=True)
-                print("dir mode:", oct(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)), flush=True)
-                print("owner is me:", os.stat(path).st_uid == os.getuid(), flush=True)
+                seen = control_stat()                # by the harness: Python is not told the path
+                print("socket:", seen.path, flush=True)
+                print("socket mode:", oct(seen.mode), flush=True)
+                print("dir mode:", oct(seen.dir_mode), flush=True)
+                print("owner is me:", seen.owner_is_me, flush=True)
                 rebeam.shutdown(0)
         ''', env={"XDG_RUNTIME_DIR": xdg})
         check(r)
@@ -607,18 +608,15 @@ def test_the_control_socket_refuses_another_user(tmp_path):
         r = run(tmp_path, f'''
             PREFIX = {prefix!r}
             if __name__ == "__main__":
-                path = os.environ["REBEAM_CONTROL"]
                 for action in ("status", "arm"):
                     other = ctl(action, prefix=PREFIX)
                     print(f"nobody {{action}}:", other.returncode, other.stdout.strip() or "-", "|", other.stderr.strip(), flush=True)
                 print("state:", rebeam.safety_state(), ctl("status").stdout.splitlines()[0], flush=True)
                 # Past the file modes (loosened here by the owner), SO_PEERCRED still refuses.
-                os.chmod(os.path.dirname(path), 0o755)
-                os.chmod(path, 0o666)
+                control_chmod(0o666, dir_mode=0o755)
                 other = ctl("arm", prefix=PREFIX)
                 print("nobody arm, modes open:", other.returncode, other.stdout.strip() or "-", "|", other.stderr.strip(), flush=True)
-                os.chmod(path, 0o600)
-                os.chmod(os.path.dirname(path), 0o700)
+                control_chmod(0o600, dir_mode=0o700)
                 time.sleep(0.2)
                 print("state:", rebeam.safety_state(), ctl("status").stdout.splitlines()[0], flush=True)
                 print("owner arms:", ctl("arm").returncode, flush=True)

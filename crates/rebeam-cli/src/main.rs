@@ -62,12 +62,14 @@ const CTL_EXAMPLES: &str = "Examples:
                            after the grace period (rebeam run --safety-grace)
   rebeam ctl force-disarm  leave the error state (after a worker could not be stopped)
 
-The running system is found through --socket, REBEAM_CONTROL (set inside every process
-of a run), or, when this user runs exactly one rebeam, that one.";
+The running system is found through --socket (the path given to `rebeam --control-socket`
+or shown in its start-up line), REBEAM_CONTROL if you set it, or, when this user runs
+exactly one rebeam, that one. Only the host changes the safety state: arm, disarm and
+force-disarm are refused to the run's own Python processes and anything they start.";
 
 #[derive(Args)]
 struct CtlArgs {
-    /// The control socket of the run [default: REBEAM_CONTROL, or the only running rebeam].
+    /// The control socket of the run [default: REBEAM_CONTROL if set, or the only running rebeam].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -95,6 +97,11 @@ enum SafetyFlag {
 struct RunArgs {
     #[command(flatten)]
     options: Options,
+
+    /// Run the script and the workers as this user, so that the kernel keeps them from the
+    /// control socket and from the governor (needs root, or CAP_SETUID and CAP_SETGID).
+    #[arg(long, value_name = "USER")]
+    python_user: Option<String>,
 
     /// The Python script to run.
     script: PathBuf,
@@ -156,6 +163,11 @@ struct Options {
     /// actuator., param., rebeam.); repeat for more.
     #[arg(long, value_name = "PATTERN")]
     allow_publish: Vec<String>,
+
+    /// Put the control socket (for `rebeam ctl --socket PATH`) here, in a directory owned by
+    /// you and writable by no one else [default: ctl-<pid>.sock in the runtime directory].
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
 
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
     #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
@@ -285,8 +297,15 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let python_user = match args.python_user.as_deref().map(rebeam_governor::PythonUser::lookup).transpose() {
+        Ok(user) => user,
+        Err(e) => {
+            eprintln!("rebeam: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let program = rebeam_governor::Program::Script { script, argv0: args.script.into_os_string(), args: args.args };
-    govern(args.options, program)
+    govern(args.options, program, python_user)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -295,10 +314,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };
-    govern(args.options, rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd })
+    let program = rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd };
+    // The library-mode main process is the user's own: it cannot be made another user.
+    govern(args.options, program, None)
 }
 
-fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
+fn govern(
+    options: Options,
+    program: rebeam_governor::Program,
+    python_user: Option<rebeam_governor::PythonUser>,
+) -> ExitCode {
     if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
         return ExitCode::from(2);
@@ -326,6 +351,8 @@ fn govern(options: Options, program: rebeam_governor::Program) -> ExitCode {
         },
         safety_grace: Duration::from_secs_f64(options.safety_grace),
         allow_publish: options.allow_publish,
+        control_socket: options.control_socket,
+        python_user,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -12,8 +12,9 @@
 //! - `disarming`: a disarm was asked for while gated work was in flight; the governor is
 //!   stopping it (letting it finish, interrupting it, or killing its worker). Nothing new
 //!   is dispatched.
-//! - `error`: a worker that had to die could not be confirmed dead. Only a forced disarm
-//!   leaves `error`: a plain disarm is refused, and so is arming.
+//! - `error`: gated work could not be confirmed stopped: a worker that had to die was not
+//!   confirmed dead, or work in the main process (which is never killed) outlived the grace.
+//!   Only a forced disarm leaves `error`: a plain disarm is refused, and so is arming.
 //!
 //! # Transitions
 //!
@@ -35,8 +36,8 @@
 //! - ForceDisarm goes straight to `disarmed` from any state; the governor still interrupts
 //!   everything that was in flight, but does not wait for it.
 //! - `Stopped` outside `disarming` is a late notice and is ignored.
-//! - `StopFailed` is an error whatever the state: a worker that must die and cannot be
-//!   confirmed dead may still be driving an actuator. In `error` it changes nothing.
+//! - `StopFailed` is an error whatever the state: gated work that cannot be confirmed
+//!   stopped may still be driving an actuator. In `error` it changes nothing.
 //!
 //! Each [`Transition`] carries a short human sentence saying why it happened ("armed by the
 //! host", "every gated task stopped", ...), for the log and the host's status display.
@@ -52,7 +53,7 @@ const DISARM_REQUESTED: &str = "disarm requested by the host";
 const NOTHING_IN_FLIGHT: &str = "no gated work in flight";
 const ALL_STOPPED: &str = "every gated task stopped";
 const FORCED_BY_HOST: &str = "forced by the host";
-const NOT_CONFIRMED_DEAD: &str = "a worker could not be confirmed dead";
+const NOT_CONFIRMED_STOPPED: &str = "gated work could not be confirmed stopped";
 
 /// Where the safety state machine is. Serialized in its lowercase spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
@@ -112,7 +113,8 @@ pub enum SafetyEvent {
     Command(SafetyCommand),
     /// Every piece of gated work that was in flight at disarm has stopped (finished, interrupted, or its worker confirmed dead).
     Stopped,
-    /// A worker that had to die could not be confirmed dead (kill failed / not reaped in time).
+    /// Gated work could not be confirmed stopped (its worker was not reaped in time after the
+    /// kill, or main-process work, which is never killed, outlived the grace).
     StopFailed(String),
 }
 
@@ -128,7 +130,7 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SafetyRefusal {
     #[error(
-        "cannot arm: the safety state is error (a worker could not be confirmed stopped); \
+        "cannot arm: the safety state is error (gated work could not be confirmed stopped); \
          run `rebeam ctl force-disarm` first"
     )]
     ArmInError,
@@ -138,7 +140,7 @@ pub enum SafetyRefusal {
     )]
     ArmWhileDisarming,
     #[error(
-        "cannot disarm: the safety state is error (a worker could not be confirmed stopped); \
+        "cannot disarm: the safety state is error (gated work could not be confirmed stopped); \
          only `rebeam ctl force-disarm` leaves error"
     )]
     DisarmInError,
@@ -190,7 +192,7 @@ impl SafetyMachine {
             (Disarmed | Armed | Error, Stopped) => vec![],
 
             (Disarmed | Armed | Disarming, StopFailed(why)) => {
-                vec![(Error, format!("{NOT_CONFIRMED_DEAD}: {why}"))]
+                vec![(Error, format!("{NOT_CONFIRMED_STOPPED}: {why}"))]
             }
             (Error, StopFailed(_)) => vec![],
         };
@@ -251,7 +253,7 @@ mod tests {
 
     /// Written out from the module's table: (state, event, in_flight, expected).
     fn table() -> Vec<(SafetyState, SafetyEvent, bool, Expected)> {
-        let dead = "a worker could not be confirmed dead: kill failed: EPERM";
+        let dead = "gated work could not be confirmed stopped: kill failed: EPERM";
         vec![
             (Disarmed, cmd(Arm), true, Ok(vec![(Disarmed, Armed, "armed by the host")])),
             (Disarmed, cmd(Disarm), true, Ok(vec![])),
@@ -370,7 +372,7 @@ mod tests {
             let message = refusal.to_string();
             assert!(message.contains("`rebeam ctl force-disarm`"), "{message}");
         }
-        let expected = "cannot arm: the safety state is error (a worker could not be confirmed \
+        let expected = "cannot arm: the safety state is error (gated work could not be confirmed \
                         stopped); run `rebeam ctl force-disarm` first";
         assert_eq!(ArmInError.to_string(), expected);
     }

@@ -31,6 +31,7 @@ mod report;
 mod router;
 mod safety;
 mod tree;
+mod user;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 pub use control::{find_socket as find_control_socket, request as control_request};
 pub use python::find_python;
+pub use user::PythonUser;
 
 /// How long a process may take to connect and say Ready before it is declared failed.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +71,11 @@ pub struct Config {
     pub safety_grace: Duration,
     /// Topic patterns under reserved prefixes that Python may publish on anyway.
     pub allow_publish: Vec<String>,
+    /// Where the host wants the control socket (`--control-socket`); by default
+    /// `ctl-<pid>.sock` in the runtime directory. Never told to Python.
+    pub control_socket: Option<PathBuf>,
+    /// Run the main process and the workers as this user (`--python-user`; see user.rs).
+    pub python_user: Option<PythonUser>,
 }
 
 /// What the main process is.
@@ -92,9 +99,9 @@ pub enum Program {
         parent: u32,
         /// The token it will present in its Hello.
         token: String,
-        /// A pipe to write our socket paths to (`REBEAM_SOCKET=…` and `REBEAM_CONTROL=…`
-        /// lines), then close. Not stdout: workers inherit stdout, and the user should see
-        /// what they print.
+        /// A pipe to write the process socket's path to (a `REBEAM_SOCKET=…` line), then
+        /// close. Not stdout: workers inherit stdout, and the user should see what they
+        /// print. The control socket's path is not written: Python has no use for it.
         ready_fd: Option<i32>,
     },
 }
@@ -132,6 +139,8 @@ pub enum GovernorError {
     RuntimeDir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {path}: {source}")]
     Listen { path: PathBuf, source: std::io::Error },
+    #[error("refusing to put the control socket at {path}: {why}")]
+    ControlSocket { path: PathBuf, why: String },
     #[error("cannot start {what} with {python}: {source}")]
     Spawn { what: String, python: PathBuf, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]

@@ -72,12 +72,13 @@ impl PeerInputs {
     }
 }
 
-pub fn spawn_acceptor(listener: UnixListener, inputs: PeerInputs, frame_limit: u64) {
+/// `python_uid`: the uid the Python processes run as, if not ours (`--python-user`).
+pub fn spawn_acceptor(listener: UnixListener, inputs: PeerInputs, frame_limit: u64, python_uid: Option<u32>) {
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, inputs.clone(), frame_limit));
+                    tokio::spawn(serve(stream, inputs.clone(), frame_limit, python_uid));
                 }
                 Err(e) => {
                     tracing::warn!("accept failed on the governor socket: {e}");
@@ -88,7 +89,7 @@ pub fn spawn_acceptor(listener: UnixListener, inputs: PeerInputs, frame_limit: u
     });
 }
 
-async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64) {
+async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_uid: Option<u32>) {
     let peer = match stream.peer_cred() {
         Ok(cred) => cred,
         Err(e) => {
@@ -97,7 +98,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64) {
         }
     };
     let me = rustix::process::getuid().as_raw();
-    if peer.uid() != me {
+    if peer.uid() != me && Some(peer.uid()) != python_uid {
         tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
         return;
     }

@@ -42,11 +42,12 @@ impl Router {
             self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
         }
         tracing::info!(
-            "started {} with {} workers (+{} spare) using {}",
+            "started {} with {} workers (+{} spare) using {}; control socket {}",
             self.config.program.describe(),
             self.config.workers,
             self.config.spares,
-            self.config.python.display()
+            self.config.python.display(),
+            self.control_path.display()
         );
         Ok(())
     }
@@ -65,7 +66,8 @@ impl Router {
         }
         cmd.env("REBEAM_SOCKET", &self.socket_path)
             .env("REBEAM_TOKEN", &token)
-            .env("REBEAM_CONTROL", &self.control_path)
+            // The control socket's path stays with the host (see control.rs).
+            .env_remove("REBEAM_CONTROL")
             .env("REBEAM_ROLE", if role == Role::Main { "main" } else { "worker" })
             .env("REBEAM_INDEX", index.to_string())
             .env(
@@ -84,6 +86,11 @@ impl Router {
                     crate::SafetyMode::RequireArmed => "require-armed",
                 },
             );
+        if let Some(user) = &self.config.python_user {
+            // std sets these between fork and exec, before our pre_exec hook (PDEATHSIG).
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+        }
         let what = match role {
             Role::Main => "the main process".to_string(),
             Role::Worker => format!("worker {index}"),

@@ -37,7 +37,7 @@ pub enum Input {
     StopDeadline(ActorId),
     ShutdownDeadline,
     Sweep,
-    Control(rebeam_proto::ControlRequest, crate::control::Reply),
+    Control(rebeam_proto::ControlRequest, crate::control::Peer, crate::control::Reply),
     /// The grace period of one disarm (its number) is over.
     SafetyGrace(u64),
     KillConfirm(ProcIdx),
@@ -134,18 +134,23 @@ pub struct Router {
 pub async fn run(config: Config) -> Result<i32, GovernorError> {
     process::become_subreaper();
     let dir = runtime_dir()?;
-    let socket_path = dir.join(format!("run-{}.sock", std::process::id()));
+    let (socket_path, socket_dir) = crate::user::process_socket_path(&dir, config.python_user.as_ref())?;
+    let _cleanup = crate::user::RemoveOnDrop(socket_dir);
     let _ = std::fs::remove_file(&socket_path);
     let listener = UnixListener::bind(&socket_path)
         .map_err(|source| GovernorError::Listen { path: socket_path.clone(), source })?;
+    if let Some(user) = &config.python_user {
+        crate::user::give_socket(&socket_path, user)?;
+    }
 
-    let (control, control_path) = crate::control::bind(&dir)?;
+    let (control, control_path) = crate::control::bind(&dir, config.control_socket.as_deref())?;
     process::guard_sockets(&[&socket_path, &control_path]);
     let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
     let frame_limit = config.max_message_bytes.saturating_add(FRAME_OVERHEAD_BYTES);
     let (peers, mut peer_rx) = crate::listener::peer_inputs(crate::outbox::budget(frame_limit));
-    spawn_acceptor(listener, peers, frame_limit);
+    let python_uid = config.python_user.as_ref().map(|u| u.uid);
+    spawn_acceptor(listener, peers, frame_limit, python_uid);
     crate::control::spawn_acceptor(control, inputs.clone());
     if let Program::Library { parent, ready_fd, .. } = &config.program {
         if let Some(fd) = *ready_fd {
@@ -153,7 +158,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             use std::os::fd::FromRawFd;
             // SAFETY: the parent passed us this pipe's write end for exactly this; we own it.
             let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-            let lines = format!("REBEAM_SOCKET={}\nREBEAM_CONTROL={}\n", socket_path.display(), control_path.display());
+            let lines = format!("REBEAM_SOCKET={}\n", socket_path.display());
             let _ = pipe.write_all(lines.as_bytes());
         }
         tokio::spawn(watch_parent(*parent, inputs.clone()));
@@ -356,8 +361,9 @@ impl Router {
                     self.finished = true;
                 }
             }
-            Input::Control(request, reply) => {
-                let _ = reply.send(self.on_control(request));
+            Input::Control(request, peer, reply) => {
+                let refusal = self.control_refusal(&request, &peer);
+                let _ = reply.send(refusal.map_or_else(|| self.on_control(request), ControlResponse::Refused));
             }
             Input::SafetyGrace(disarm) => self.on_safety_grace(disarm),
             Input::KillConfirm(proc) => self.on_kill_confirm(proc),

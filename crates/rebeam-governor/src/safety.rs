@@ -19,13 +19,27 @@
 //! A running `@requires_armed` behaviour is gated work too, on the same ladder: it has no
 //! caller to fail (its result cown gets the `SafetyInterrupt` it raises, or the worker's
 //! death), so step 1 does not apply to it.
+//!
+//! # The main process is never killed by the ladder
+//!
+//! A behaviour on a `PinnedCown` runs in the main process, not in a worker. Step 3 does not
+//! apply to it, in either mode: in library mode the main process is the user's own Python
+//! (a REPL, a notebook, an application) and its process group, which rebeam did not start;
+//! under `rebeam main.py` it is the user's script, which holds the program's state, its GUI
+//! and its devices, and whose death ends the run. Killing either because one behaviour
+//! ignored an interrupt would turn a safety stop into a crash of the host. Instead, main-side
+//! gated work still running after the grace puts the state in `error` (step 4's state: gated
+//! work that cannot be confirmed stopped), with a log line that names the process and tells
+//! the host what to do. Nothing gated is dispatched in `error`; the host leaves it with
+//! `rebeam ctl force-disarm` once it has seen to the behaviour.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use rebeam_core::safety::{SafetyCommand, SafetyEvent, SafetyMachine, SafetyState, Transition};
 use rebeam_proto::{
-    ActorId, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, ReqId, Response, Safety,
+    ActorId, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, ReqId, Response, Role,
+    Safety,
 };
 
 use crate::router::{Input, ProcIdx, ProcState, Router};
@@ -224,6 +238,18 @@ impl Router {
         workers.dedup();
         for proc in workers {
             let p = &self.procs[proc];
+            if p.role == Role::Main || p.external {
+                let why = format!(
+                    "gated work in the {} did not stop within {:?} of the disarm, and rebeam never kills the \
+                     main process; make the behaviour return when rebeam.cancelled() turns true (an interrupt \
+                     cannot land in C code, and can be caught), then run `rebeam ctl force-disarm`",
+                    p.describe(),
+                    self.config.safety_grace
+                );
+                tracing::error!("safety: {why}");
+                let _ = self.safety_event(SafetyEvent::StopFailed(why));
+                continue;
+            }
             tracing::warn!(
                 "safety: gated work in {} did not stop within {:?} of the disarm; killing it",
                 p.describe(),
@@ -237,7 +263,10 @@ impl Router {
     /// Step 4: a worker that was killed and is still not reaped.
     pub fn on_kill_confirm(&mut self, proc: ProcIdx) {
         if self.procs[proc].state != ProcState::Dead {
-            let why = format!("{} was not reaped {KILL_CONFIRM_TIMEOUT:?} after SIGKILL", self.procs[proc].describe());
+            let why = format!(
+                "{} was killed for gated work that outlived the grace and was not reaped {KILL_CONFIRM_TIMEOUT:?} after SIGKILL",
+                self.procs[proc].describe()
+            );
             let _ = self.safety_event(SafetyEvent::StopFailed(why));
         }
     }

@@ -278,7 +278,7 @@ pub fn describe(input: &Input) -> String {
         Input::StopDeadline(a) => format!("StopDeadline({a})"),
         Input::ShutdownDeadline => "ShutdownDeadline".into(),
         Input::Sweep => "Sweep".into(),
-        Input::Control(r, _) => format!("Control({r:?})"),
+        Input::Control(r, _, _) => format!("Control({r:?})"),
         Input::SafetyGrace(d) => format!("SafetyGrace({d})"),
         Input::KillConfirm(p) => format!("KillConfirm({p})"),
         Input::BusFlush(s) => format!("BusFlush({s})"),

@@ -159,7 +159,7 @@ fn timeout(rng: &mut Rng) -> Option<u64> {
 
 /// A request as a Python process could send it. `sender` is an actor of that process, if any;
 /// `main`: it is the main process (which alone starts trees and acquires cowns, mostly).
-pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: bool, gated_at_main: bool) -> Request {
+pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: bool) -> Request {
     let main = main || rng.chance(1, 10);
     match rng.below(26) {
         0..=4 => Request::Call {
@@ -197,7 +197,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
         },
         16 => Request::Unsubscribe { subscription: some_id(rng, &known.subs) },
         17 => Request::Publish { topic: pick(rng, &TOPICS).into(), payload: payload(rng) },
-        18..=20 => schedule(rng, known, main, gated_at_main),
+        18..=20 => schedule(rng, known, main),
         21 => Request::Quiesce { timeout_ms: timeout(rng) },
         22 => match rng.below(4) {
             0 => Request::SendTagged { tag: pick(rng, &TAGS).into(), payload: payload(rng) },
@@ -223,7 +223,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
     }
 }
 
-fn schedule(rng: &mut Rng, known: &mut Known, main: bool, gated_at_main: bool) -> Request {
+fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
     let n = rng.below(4);
     let mut cowns: Vec<u64> = (0..n).map(|_| some_id(rng, &known.cowns)).collect();
     if rng.chance(9, 10) {
@@ -237,8 +237,7 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool, gated_at_main: bool) -
     let at_main = main && rng.chance(1, 6);
     // known: the disarm ladder SIGKILLs the main process for gated work running there, even
     // the library-mode main process the governor did not start; fixed on branch h-safety.
-    // `gated_at_main` is false in library mode until the merge: no gated behaviours there.
-    let gated = gated_at_main && rng.chance(1, 4);
+    let gated = rng.chance(1, 4);
     Request::Schedule { behaviour, cowns, result, code: payload(rng), at_main, gated }
 }
 

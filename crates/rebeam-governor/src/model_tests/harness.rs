@@ -5,13 +5,19 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_proto::{ControlRequest, ErrorKind, Event, Frame, ProtoError, Request, Role, Safety, PROTOCOL_VERSION};
+use rebeam_proto::{
+    ControlRequest, ControlResponse, ErrorKind, Event, Frame, ProtoError, Request, Role, Safety, PROTOCOL_VERSION,
+};
 use tokio::sync::oneshot;
 
 use super::fake::{again, describe, Fake, FakeOs, Known, LIBRARY_PARENT};
 use super::invariants::{check_invariants, check_torn_down};
 use super::{gen, Rng};
+use crate::control::Peer;
 use crate::listener::Hello;
+
+/// The host's `rebeam ctl`: no process of the run among its ancestors.
+const HOST_PID: u32 = super::fake::FAKE_PID_BASE - 0x100;
 
 /// Fake connections read every step, so their outboxes never fill; a real budget keeps the
 /// router's refusal path honest all the same.
@@ -66,12 +72,11 @@ fn config(rng: &mut Rng, library: bool) -> Config {
         max_message_bytes: gen::MAX_MESSAGE_BYTES,
         shutdown_timeout: Duration::from_secs(10),
         log_filter: String::new(),
-        // known: under require-armed every behaviour is gated, and one on a pinned cown runs in
-        // the main process, which the disarm ladder then SIGKILLs, even the library-mode one the
-        // governor did not start; fixed on branch h-safety. Until the merge: not in library mode.
-        safety: if !library && rng.chance(1, 4) { SafetyMode::RequireArmed } else { SafetyMode::Marked },
+        safety: if rng.chance(1, 4) { SafetyMode::RequireArmed } else { SafetyMode::Marked },
         safety_grace: Duration::from_millis(200),
         allow_publish: vec!["safety.estop".into()],
+        control_socket: None,
+        python_user: None,
     }
 }
 
@@ -433,7 +438,7 @@ impl Harness {
         let sender = (!f.hosted.is_empty() && self.rng.chance(2, 3))
             .then(|| f.hosted[self.rng.below(f.hosted.len() as u64) as usize]);
         let main = f.role == Role::Main;
-        let body = gen::request(&mut self.rng, &mut self.known, sender, main, !self.library);
+        let body = gen::request(&mut self.rng, &mut self.known, sender, main);
         let f = &mut self.fakes[i];
         f.next_req += 1;
         let req = f.next_req;
@@ -513,6 +518,8 @@ impl Harness {
         Ok(true)
     }
 
+    /// A control request from the host, or from a process of the run (a Python process, a
+    /// descendant of one, or an orphan re-parented to the governor), which may only read.
     fn control(&mut self) -> Result<bool, String> {
         let request = match self.rng.below(10) {
             0..=3 => ControlRequest::Arm,
@@ -520,9 +527,27 @@ impl Harness {
             7 => ControlRequest::ForceDisarm,
             _ => ControlRequest::Status,
         };
+        let live: Vec<u32> = self.router.procs.iter().filter(|p| p.state != ProcState::Dead).map(|p| p.pid).collect();
+        let from_run = !live.is_empty() && self.rng.chance(1, 3);
+        let chain = if from_run {
+            let pid = live[self.rng.below(live.len() as u64) as usize];
+            match self.rng.below(3) {
+                0 => vec![pid, 1],
+                1 => vec![HOST_PID + 1, pid, 1],
+                _ => vec![HOST_PID + 2, std::process::id(), 1],
+            }
+        } else {
+            vec![HOST_PID, 1]
+        };
+        let peer = Peer { pid: chain.first().copied(), ancestry: Ok(chain) };
+        let changes = !matches!(request, ControlRequest::Status);
         let (reply, mut answer) = oneshot::channel();
-        self.feed(Input::Control(request, reply))?;
+        self.feed(Input::Control(request, peer, reply))?;
         match answer.try_recv() {
+            Ok(ControlResponse::Refused(_)) if from_run && changes => Ok(true),
+            Ok(other) if from_run && changes => {
+                Err(format!("a process of the run changed the safety state: {other:?}"))
+            }
             Ok(_) => Ok(true),
             Err(e) => Err(format!("a control request got no answer ({e})")),
         }

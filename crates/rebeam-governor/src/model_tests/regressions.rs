@@ -19,6 +19,8 @@ fn library_router(os: &FakeOs) -> Router {
         safety: SafetyMode::Marked,
         safety_grace: Duration::from_millis(200),
         allow_publish: vec![],
+        control_socket: None,
+        python_user: None,
     };
     let bus = crate::bus::Bus::new(&[]).expect("no patterns");
     let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
