@@ -448,6 +448,8 @@ def main() -> None:
     if governor and os.getppid() != int(governor):
         os._exit(70)  # the governor died before we started: nothing to serve
     index = os.environ.get("REBEAM_INDEX", "?")
+    if len(sys.argv) > 1:
+        sys.argv = sys.argv[1:]  # the script's own argv, for its module level (see _script.py)
     sys.stdout = PrefixedStream(sys.__stdout__, f"worker {index}")
     sys.stderr = PrefixedStream(sys.__stderr__, f"worker {index}")
     # Workers never react to Ctrl-C themselves: the governor decides how the system stops.

@@ -59,6 +59,34 @@ if __name__ == "__main__":
     assert "repr: RemoteError(\"KeyError: 'banana'\")" in lines(r)
 
 
+
+def test_a_worker_importing_the_script_sees_its_argv(tmp_path):
+    # Module level reads sys.argv, as scripts do: the worker that imports the script by
+    # reference must see the arguments the main process got, or the import fails there.
+    r = run_rebeam(tmp_path, """
+import sys
+import rebeam
+from rebeam import GenPy, Supervisor, call, receive
+
+MODE = sys.argv[1]
+
+
+class Echo(GenPy):
+    name = "echo"
+
+    @receive("mode")
+    def mode(self, source, _):
+        return type(self).__module__, MODE, sys.argv[1:]
+
+
+if __name__ == "__main__":
+    Supervisor(modules=[Echo()])
+    print("echo:", call("echo", "mode"), flush=True)
+    rebeam.shutdown(0)
+""", "fast", "--flag")
+    check(r)
+    assert "echo: ('ok', ('__rebeam_main__', 'fast', ['fast', '--flag']))" in lines(r)
+
 def test_code_defined_under_the_main_guard_travels_by_value_and_keeps_its_file(tmp_path):
     body = "\n".join("    " + line for line in BOOM.splitlines())
     r = run_rebeam(tmp_path, "import rebeam\nfrom rebeam import GenPy, Supervisor, call, receive\n"

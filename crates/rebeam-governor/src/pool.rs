@@ -60,7 +60,12 @@ impl Router {
                 cmd.args(["-m", "rebeam._main"]).arg(argv0).args(args);
             }
             (Role::Main, Program::Library { .. }) => unreachable!("the library-mode main process is not spawned"),
-            (Role::Worker, _) => {
+            // A worker may import the script (code sent by reference): its module level then
+            // sees the `sys.argv` the main process saw, as multiprocessing's spawn does.
+            (Role::Worker, Program::Script { argv0, args, .. }) => {
+                cmd.args(["-m", "rebeam._worker"]).arg(argv0).args(args);
+            }
+            (Role::Worker, Program::Library { .. }) => {
                 cmd.args(["-m", "rebeam._worker"]);
             }
         }
