@@ -11,6 +11,7 @@ learns it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -42,12 +43,21 @@ class Host:
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.desk)
         self._server.listen(8)
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def __enter__(self) -> Host:
         return self
 
     def __exit__(self, *exc) -> None:
+        # Wake the serving thread and wait for it before the fd is closed: a thread still
+        # about to call accept() on a closed fd number would accept on whatever socket the
+        # next Host gets that number for, and answer the next test's program as this host.
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(10)
         self._server.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -74,7 +84,8 @@ class Host:
                 conn, _ = self._server.accept()
             except OSError:
                 return
-            with conn, conn.makefile("rwb") as f:
+            # A program that died mid-request costs its own answer, never the host.
+            with conn, conn.makefile("rwb") as f, contextlib.suppress(OSError, ValueError):
                 request = json.loads(f.readline())
                 self.requests.append(request)
                 f.write(json.dumps(self._answer(request)).encode() + b"\n")
