@@ -314,7 +314,7 @@ impl Router {
             return false;
         };
         match encode(frame) {
-            Ok(bytes) => tx.push(bytes),
+            Ok(bytes) => tx.push(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false

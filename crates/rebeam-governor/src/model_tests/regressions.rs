@@ -3,14 +3,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rebeam_proto::{ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Target, PROTOCOL_VERSION};
+use tokio::sync::oneshot;
+
 use super::fake::{FakeOs, LIBRARY_PARENT};
-use crate::router::Router;
+use crate::listener::Hello;
+use crate::outbox::{outbox, Drain, HUNG_AFTER};
+use crate::router::{Input, ProcIdx, Router};
 use crate::{Config, Program, SafetyMode};
 
 fn library_router(os: &FakeOs) -> Router {
+    router(os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None })
+}
+
+fn router(os: &FakeOs, program: Program) -> Router {
     let config = Config {
         python: PathBuf::from("/nonexistent/python"),
-        program: Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None },
+        program,
         workers: 1,
         spares: 0,
         max_message_bytes: 64,
@@ -40,4 +49,63 @@ fn interrupt_in_library_mode_does_not_signal_the_users_process() {
         signals.iter().all(|&(pid, _, _)| pid != LIBRARY_PARENT),
         "the governor signalled the library-mode main process: {signals:?}"
     );
+}
+
+/// Says Hello and Ready for process `proc`, with an outbox of `budget` bytes.
+fn connect(router: &mut Router, proc: ProcIdx, budget: u64) -> Drain {
+    let p = &router.procs[proc];
+    let (writer, drain) = outbox(budget);
+    let (accept, mut accepted) = oneshot::channel();
+    let (role, token, pid) = (p.role, p.token.clone(), p.pid);
+    router.handle(Input::Hello(Hello { version: PROTOCOL_VERSION, role, token, pid, writer, accept }));
+    assert_eq!(accepted.try_recv().expect("answered").expect("accepted"), proc);
+    router.handle(Input::Frame(proc, Frame::Ready));
+    drain
+}
+
+/// The outbox noted when it went over budget on the wall clock, while the sweep that kills hung
+/// workers asks with the router's clock: with the two apart (the model's virtual clock; any
+/// `Os` whose clock is not `Instant::now`), a worker was killed as hung at once, or never.
+#[test]
+fn a_full_outbox_is_timed_on_the_routers_clock() {
+    let os = FakeOs::default();
+    let script = Program::Script { script: "/nonexistent/main.py".into(), argv0: "main.py".into(), args: vec![] };
+    let mut router = router(&os, script);
+    let main = router.main;
+    let worker = (0..router.procs.len()).find(|&i| i != main).expect("one worker");
+    let _main_conn = connect(&mut router, main, 1 << 20);
+    let _stalled = connect(&mut router, worker, 256);
+    let spec = ChildSpec {
+        name: Some("slow".into()),
+        label: "Slow".into(),
+        restart: "temporary".into(),
+        shutdown_ms: None,
+        code: ChildCode::Actor { class_name: "Slow".into(), instance: Payload::default() },
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    let actor = *router.procs[worker].actors.first().expect("the actor is placed on the worker");
+    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
+    // The router's clock is an hour past the wall clock's when the worker stops reading.
+    os.world().now_ms = 3_600_000;
+    let mut refused = false;
+    for req in 2..100 {
+        let cast = Request::Cast {
+            target: Target::Name("slow".into()),
+            subject: "ping".into(),
+            sender: None,
+            payload: Payload { data: vec![0x80; 32], buffers: vec![] },
+        };
+        router.handle(Input::Frame(main, Frame::Request { req, body: cast }));
+        if router.procs[worker].tx.as_ref().is_some_and(|tx| tx.over_for(router.os.now()).is_some()) {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the worker's outbox of 256 bytes never filled");
+    let killed = |os: &FakeOs| os.world().signals.iter().any(|&(_, sig, _)| sig == libc::SIGKILL);
+    router.handle(Input::Sweep);
+    assert!(!killed(&os), "the worker was killed as hung the moment its outbox filled");
+    os.world().now_ms += HUNG_AFTER.as_millis() as u64;
+    router.handle(Input::Sweep);
+    assert!(killed(&os), "the worker stayed over budget for {HUNG_AFTER:?} on the router's clock and lives on");
 }
