@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_proto::{ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Target, PROTOCOL_VERSION};
+use rebeam_proto::{
+    decode_body, ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Response, Target, HEADER_BYTES,
+    PROTOCOL_VERSION,
+};
 use tokio::sync::oneshot;
 
 use super::fake::{FakeOs, LIBRARY_PARENT};
@@ -108,4 +111,28 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
     os.world().now_ms += HUNG_AFTER.as_millis() as u64;
     router.handle(Input::Sweep);
     assert!(killed(&os), "the worker stayed over budget for {HUNG_AFTER:?} on the router's clock and lives on");
+}
+
+/// `queue=0` passed the governor's bound (only `> MAX_QUEUE` was refused) and was quietly
+/// taken as 1, while Python refuses it: a peer is told the bounds, whichever side checks.
+#[test]
+fn a_subscription_with_queue_0_is_refused() {
+    let os = FakeOs::default();
+    let mut router = library_router(&os);
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    for (req, queue) in [(1, 0), (2, u32::MAX), (3, 1)] {
+        let body = Request::Subscribe { actor: None, pattern: "sensors.*".into(), throttle_ms: 0, queue };
+        router.handle(Input::Frame(main, Frame::Request { req, body }));
+    }
+    let mut answers = Vec::new();
+    while let Some(bytes) = conn.try_recv() {
+        if let Ok(Frame::Response { req, body: Response::Subscribed(r) }) = decode_body(&bytes[HEADER_BYTES..]) {
+            answers.push((req, r.map(|_| ()).map_err(|e| e.message)));
+        }
+    }
+    assert_eq!(answers.len(), 3, "every subscribe is answered: {answers:?}");
+    assert!(answers[0].1.as_ref().is_err_and(|m| m.contains("queue=0")), "queue=0: {answers:?}");
+    assert!(answers[1].1.is_err(), "queue=u32::MAX: {answers:?}");
+    assert!(answers[2].1.is_ok(), "queue=1: {answers:?}");
 }
