@@ -5,7 +5,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_proto::{ControlRequest, ErrorKind, Event, Frame, ProtoError, Request, Role, Safety, PROTOCOL_VERSION};
+use rebeam_core::topics::MAX_QUEUE;
+use rebeam_proto::{
+    ControlRequest, ErrorKind, Event, Frame, ProtoError, Request, Response, Role, Safety, PROTOCOL_VERSION,
+};
 use tokio::sync::oneshot;
 
 use super::fake::{again, describe, Fake, FakeOs, Known, LIBRARY_PARENT};
@@ -13,14 +16,16 @@ use super::invariants::{check_invariants, check_torn_down};
 use super::{gen, Rng};
 use crate::listener::Hello;
 
-/// Fake connections read every step, so their outboxes never fill; a real budget keeps the
-/// router's refusal path honest all the same.
-const FAKE_OUTBOX_BUDGET: u64 = 64 << 20;
+/// A roomy outbox budget; episodes draw smaller ones too, so that a process that stops
+/// reading fills its outbox within a few frames (the real budget is two frames of the largest
+/// size, and the model's frames are small).
+const ROOMY_OUTBOX_BUDGET: u64 = 64 << 20;
 use crate::process::ProcessExit;
 use crate::router::{Input, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 mod answers;
+mod stalls;
 
 /// Inputs kept for the failure report.
 const LOG_TAIL: usize = 100;
@@ -47,6 +52,8 @@ pub struct Harness {
     /// The shutdown deadline fired while shutting down, or Ctrl-C came twice.
     forced: bool,
     library: bool,
+    /// Each connection's outbox budget, in bytes.
+    budget: u64,
     len: u64,
     pub log: VecDeque<String>,
     pub inputs: u64,
@@ -86,6 +93,7 @@ impl Harness {
         let mut router = Router::new(config, Box::new(os.clone()), paths.0, paths.1, bus);
         router.start_processes().expect("the fake OS starts every process");
         let len = 1 + rng.below(max_len);
+        let budget = if rng.chance(1, 2) { ROOMY_OUTBOX_BUDGET } else { 100 + rng.below(400) };
         let mut h = Harness {
             router,
             os,
@@ -100,6 +108,7 @@ impl Harness {
             interrupts: 0,
             forced: false,
             library,
+            budget,
             len,
             log: VecDeque::new(),
             inputs: 0,
@@ -160,9 +169,12 @@ impl Harness {
             }
             self.now += self.rng.below(10);
             if !self.calm()? {
-                // Nothing to do until the next timer is due.
-                match self.timers.iter().map(|&(due, _)| due).min() {
-                    Some(due) => self.now = self.now.max(due),
+                // Nothing to do until the next timer is due, or a stalled process reads again.
+                match self.next_wake() {
+                    Some(due) => {
+                        self.now = self.now.max(due);
+                        self.absorb()?;
+                    }
                     None => return Err("the shutdown is stuck: nothing left to answer, deliver or fire".into()),
                 }
             }
@@ -180,6 +192,12 @@ impl Harness {
             self.log.pop_front();
         }
         self.log.push_back(what);
+    }
+
+    /// When something next happens by itself: a timer is due, or a stalled process resumes.
+    fn next_wake(&self) -> Option<u64> {
+        let stalls = self.fakes.iter().filter(|f| f.stalled && !f.gone).map(|f| f.stalled_until);
+        self.timers.iter().map(|&(due, _)| due).chain(stalls).min()
     }
 
     /// The router reads the virtual clock through the fake OS.
@@ -217,18 +235,23 @@ impl Harness {
             self.signal(pid, sig, group)?;
         }
         for f in &mut self.fakes {
+            f.stalled = f.stalled_until > now;
             f.read(&mut self.known)?;
         }
+        self.calls_answered_or_pending()?;
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
         self.known.live_names = self.router.names.keys().cloned().collect();
         self.known.live_names.sort_unstable();
         self.known.live_roots = self.router.trees.roots().to_vec();
+        self.known.live_trees = self.router.trees.view().into_keys().collect();
+        self.known.live_trees.sort_unstable();
+        self.known.next_router_id = self.router.next_id;
         check_invariants(&self.router)?;
         let state = self.router.safety_state();
         for (i, f) in self.fakes.iter().enumerate() {
             let p = &self.router.procs[i];
-            if p.state == ProcState::Ready && p.tx.is_some() && f.safety != Some(state) {
+            if p.state == ProcState::Ready && p.tx.is_some() && !f.stalled && f.safety != Some(state) {
                 return Err(format!(
                     "{} was last told safety {:?}, but the state is {state:?}",
                     p.describe(),
@@ -257,6 +280,9 @@ impl Harness {
         }
         if group {
             self.killed.insert(pid);
+        }
+        if self.fakes[i].stalled {
+            *self.known.seen.entry("(a stalled process is killed)".into()).or_default() += 1;
         }
         self.vanish(i, ProcessExit::Signal(libc::SIGKILL));
         Ok(())
@@ -304,10 +330,12 @@ impl Harness {
             }
             884 => self.signal_governor()?,
             885..=894 => self.refire()?,
+            895..=899 => self.stall(),
             _ => false,
         };
         // Drawing again would favour what always applies (control, signals) while the
         // processes still start: move the run along instead.
+        // (A stall is not cut short so: the run goes on around a process that does not read.)
         if !acted && !self.calm()? {
             self.now = self.timers.iter().map(|&(due, _)| due).min().unwrap_or(self.now).max(self.now);
         }
@@ -380,7 +408,7 @@ impl Harness {
                 _ => role = if role == Role::Main { Role::Worker } else { Role::Main },
             }
         }
-        let (writer, rx) = crate::outbox::outbox(FAKE_OUTBOX_BUDGET);
+        let (writer, rx) = crate::outbox::outbox(self.budget);
         let (accept, mut accepted) = oneshot::channel();
         self.feed(Input::Hello(Hello { version, role, token, pid, writer, accept }))?;
         match (accepted.try_recv(), good) {
@@ -398,7 +426,7 @@ impl Harness {
             return Ok(false);
         };
         let f = &self.fakes[i];
-        let (writer, _rx) = crate::outbox::outbox(FAKE_OUTBOX_BUDGET);
+        let (writer, _rx) = crate::outbox::outbox(self.budget);
         let (accept, mut accepted) = oneshot::channel();
         let (role, token, pid) = (f.role, f.token.clone(), f.pid);
         self.feed(Input::Hello(Hello { version: PROTOCOL_VERSION, role, token, pid, writer, accept }))?;
@@ -448,6 +476,15 @@ impl Harness {
                 | Request::Quiesce { .. }
                 | Request::Receive { .. }
         );
+        match &body {
+            Request::Call { timeout_ms, .. } => {
+                f.calls_due.insert(req, self.now.saturating_add(*timeout_ms));
+            }
+            Request::Subscribe { queue, .. } if *queue == 0 || *queue as usize > MAX_QUEUE => {
+                f.expect.insert(req, |r| matches!(r, Response::Subscribed(Err(_))));
+            }
+            _ => {}
+        }
         let what = format!("{body:?}");
         self.frame(i, Frame::Request { req, body })?;
         // (A library-mode main process let go at the end of a shutdown is answered no more.)
