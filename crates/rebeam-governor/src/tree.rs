@@ -262,21 +262,26 @@ impl Router {
     /// other tree id (a peer can send any number) would make a tree its own parent, or give a
     /// tree two parents.
     fn adoptable(&self, id: TreeId, sub: TreeId) -> Result<(), String> {
-        let another = "that Supervisor is already part of another tree (a Supervisor can be nested in only one)";
-        if sub == id || !self.trees.roots.contains(&sub) {
-            return Err(another.into());
-        }
-        match self.trees.map.get(&sub) {
-            Some(t) if t.phase == Phase::Running => {}
-            Some(t) => return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label)),
-            None => return Err(format!("no supervision tree {sub} is running")),
-        }
-        let mut up = self.trees.map.get(&id).and_then(|t| t.parent);
-        while let Some((ancestor, _)) = up {
-            if ancestor == sub {
+        // (Bounded, so that even a cycle, which no path should make, cannot hang the governor.)
+        let mut up = Some(id);
+        for _ in 0..=self.trees.map.len() {
+            let Some(tree) = up else { break };
+            if tree == sub {
                 return Err("a Supervisor cannot be nested inside itself".into());
             }
-            up = self.trees.map.get(&ancestor).and_then(|t| t.parent);
+            up = self.trees.map.get(&tree).and_then(|t| t.parent).map(|(parent, _)| parent);
+        }
+        let Some(t) = self.trees.map.get(&sub) else {
+            return Err(format!("no supervision tree {sub} is running"));
+        };
+        if !self.trees.roots.contains(&sub) {
+            return Err(format!(
+                "supervisor {} is already part of another tree (a Supervisor can be nested in only one)",
+                t.label
+            ));
+        }
+        if t.phase != Phase::Running {
+            return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label));
         }
         Ok(())
     }

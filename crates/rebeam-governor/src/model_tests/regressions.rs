@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_proto::{
-    decode_body, ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Response, Target, HEADER_BYTES,
-    PROTOCOL_VERSION,
+    decode_body, ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Response, Target, TreeSpec,
+    HEADER_BYTES, PROTOCOL_VERSION,
 };
 use tokio::sync::oneshot;
 
@@ -135,4 +135,40 @@ fn a_subscription_with_queue_0_is_refused() {
     assert!(answers[0].1.as_ref().is_err_and(|m| m.contains("queue=0")), "queue=0: {answers:?}");
     assert!(answers[1].1.is_err(), "queue=u32::MAX: {answers:?}");
     assert!(answers[2].1.is_ok(), "queue=1: {answers:?}");
+}
+
+/// Adopting the adopter itself was refused as "already part of another tree", and adopting an
+/// ancestor still starting as "not running": the peer was told the wrong reason.
+#[test]
+fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
+    let os = FakeOs::default();
+    let mut router = library_router(&os);
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    let spec = |children| TreeSpec {
+        name: None,
+        strategy: "one_for_one".into(),
+        max_restarts: 3,
+        max_seconds_ms: 5000,
+        children,
+    };
+    let child =
+        |code| ChildSpec { name: None, label: "Sup".into(), restart: "permanent".into(), shutdown_ms: None, code };
+    // The id the router hands the new tree next: the one a confused peer would name.
+    let itself = router.next_id + 1;
+    let flat = spec(vec![child(ChildCode::Adopt { tree: itself })]);
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::StartTree { spec: flat } }));
+    let ancestor = router.next_id + 1;
+    let nested = spec(vec![child(ChildCode::Tree(spec(vec![child(ChildCode::Adopt { tree: ancestor })])))]);
+    router.handle(Input::Frame(main, Frame::Request { req: 2, body: Request::StartTree { spec: nested } }));
+    let mut answers = Vec::new();
+    while let Some(bytes) = conn.try_recv() {
+        if let Ok(Frame::Response { body: Response::TreeStarted(r), .. }) = decode_body(&bytes[HEADER_BYTES..]) {
+            answers.push(r.map_err(|e| e.message));
+        }
+    }
+    assert_eq!(answers.len(), 2, "both starts are answered: {answers:?}");
+    for answer in &answers {
+        assert!(answer.as_ref().is_err_and(|m| m.contains("nested inside itself")), "{answers:?}");
+    }
 }
