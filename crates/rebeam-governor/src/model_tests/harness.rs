@@ -320,7 +320,7 @@ impl Harness {
             795..=819 => self.request()?,
             820..=825 => self.die()?,
             826..=865 => self.control()?,
-            866..=875 => self.feed(Input::Sweep).map(|()| true)?,
+            866..=875 => self.sweep()?,
             876..=879 => self.break_protocol()?,
             880..=881 => self.body_done()?,
             882..=883 => {

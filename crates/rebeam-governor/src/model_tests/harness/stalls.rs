@@ -6,7 +6,7 @@ use rebeam_proto::Role;
 
 use super::Harness;
 use crate::outbox::HUNG_AFTER;
-use crate::router::ProcState;
+use crate::router::{Input, ProcState};
 
 impl Harness {
     /// A process stops reading for a while (mostly a worker): deliveries to it are refused once
@@ -33,6 +33,28 @@ impl Harness {
 
     /// A call is answered (an error included) or waits in the router for its actor's reply,
     /// until its caller gives up: never silence. (Checked of callers that read, and hear.)
+    /// The periodic sweep: a worker whose outbox has been over budget for `HUNG_AFTER` (on the
+    /// router's clock) is killed by it.
+    pub(super) fn sweep(&mut self) -> Result<bool, String> {
+        self.sync_clock();
+        let now = self.router.os.now();
+        let hung: Vec<usize> = (0..self.fakes.len())
+            .filter(|&i| {
+                let p = &self.router.procs[i];
+                let over = p.tx.as_ref().and_then(|tx| tx.over_for(now));
+                p.role == Role::Worker && p.state != ProcState::Dead && over.is_some_and(|t| t >= HUNG_AFTER)
+            })
+            .collect();
+        self.feed(Input::Sweep)?;
+        match hung.iter().find(|&&i| !self.fakes[i].gone) {
+            Some(&i) => Err(format!(
+                "{} has not read for {HUNG_AFTER:?}, and the sweep left it alive",
+                self.router.procs[i].describe()
+            )),
+            None => Ok(true),
+        }
+    }
+
     pub(super) fn calls_answered_or_pending(&mut self) -> Result<(), String> {
         let now = self.now;
         let pending: HashSet<(usize, u64)> = self.router.pending.values().map(|p| (p.caller, p.req)).collect();
