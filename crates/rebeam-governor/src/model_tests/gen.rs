@@ -110,7 +110,7 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
     let shutdown_ms = match rng.below(3) {
         0 => None,
         1 => Some(0),
-        _ => Some(rng.below(5000)),
+        _ => Some(millis(rng, 5000)),
     };
     ChildSpec { name, label: "Model".into(), restart: restart.into(), shutdown_ms, code }
 }
@@ -121,8 +121,8 @@ pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
     TreeSpec {
         name: rng.chance(1, 3).then(|| format!("sup{}", rng.below(3))),
         strategy: strategy.into(),
-        max_restarts: rng.below(6) as u32,
-        max_seconds_ms: rng.below(10_000),
+        max_restarts: if rng.chance(1, 50) { u32::MAX } else { rng.below(6) as u32 },
+        max_seconds_ms: millis(rng, 10_000),
         children: (0..n).map(|_| child(rng, known, depth)).collect(),
     }
 }
@@ -139,12 +139,22 @@ pub fn queue(rng: &mut Rng) -> u32 {
     }
 }
 
+/// Milliseconds below `most`, now and then any `u64` (a peer may ask for any span; Python's
+/// own checks stop at what a float holds, not at what an `Instant` can add).
+fn millis(rng: &mut Rng, most: u64) -> u64 {
+    match rng.below(40) {
+        0 => u64::MAX,
+        1 => rng.next(),
+        _ => rng.below(most),
+    }
+}
+
 /// Mostly short, so callers give up and the sweep has late replies to forget.
 fn call_timeout(rng: &mut Rng) -> u64 {
     if rng.chance(1, 2) {
         rng.below(100)
     } else {
-        rng.below(10_000)
+        millis(rng, 10_000)
     }
 }
 
@@ -152,7 +162,7 @@ fn timeout(rng: &mut Rng) -> Option<u64> {
     match rng.below(3) {
         0 => None,
         1 => Some(0),
-        _ => Some(rng.below(10_000)),
+        _ => Some(millis(rng, 10_000)),
     }
 }
 
@@ -189,7 +199,11 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
         15 => Request::Subscribe {
             actor: if rng.chance(1, 2) { Some(some_id(rng, &known.actors)) } else { None },
             pattern: pick(rng, &PATTERNS).into(),
-            throttle_ms: if rng.chance(1, 2) { 0 } else { rng.below(100) },
+            throttle_ms: match rng.below(4) {
+                0 | 1 => 0,
+                2 => rng.below(100),
+                _ => [3_600_000, 3_600_001, u64::MAX, rng.next()][rng.below(4) as usize],
+            },
             queue: queue(rng),
         },
         16 => Request::Unsubscribe { subscription: some_id(rng, &known.subs) },

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_core::topics::MAX_QUEUE;
+use rebeam_core::topics::{MAX_QUEUE, MAX_THROTTLE};
 use rebeam_proto::{
     ControlRequest, ErrorKind, Event, Frame, ProtoError, Request, Response, Role, Safety, PROTOCOL_VERSION,
 };
@@ -32,6 +32,8 @@ const LOG_TAIL: usize = 100;
 /// After the episode's inputs, how many more the shutdown may take.
 const DRAIN_STEPS: u64 = 100_000;
 const LIBRARY_TOKEN: &str = "library-token";
+/// Timers due later than this (virtual) are never fired: see `absorb`.
+const TIMER_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct Harness {
     router: Router,
@@ -230,7 +232,10 @@ impl Harness {
             (std::mem::take(&mut w.timers), std::mem::take(&mut w.signals))
         };
         let now = self.now;
-        self.timers.extend(timers.into_iter().map(|(delay, input)| (now + delay.as_millis() as u64, input)));
+        // A timer due past the horizon would fire after any episode ends (and moving the clock
+        // there would overflow an `Instant`): it is one that never fires.
+        let soon = timers.into_iter().filter(|(delay, _)| *delay <= TIMER_HORIZON);
+        self.timers.extend(soon.map(|(delay, input)| (now + delay.as_millis() as u64, input)));
         for (pid, sig, group) in signals {
             self.signal(pid, sig, group)?;
         }
@@ -480,7 +485,10 @@ impl Harness {
             Request::Call { timeout_ms, .. } => {
                 f.calls_due.insert(req, self.now.saturating_add(*timeout_ms));
             }
-            Request::Subscribe { queue, .. } if *queue == 0 || *queue as usize > MAX_QUEUE => {
+            Request::Subscribe { queue, throttle_ms, .. }
+                if !(1..=MAX_QUEUE).contains(&(*queue as usize))
+                    || u128::from(*throttle_ms) > MAX_THROTTLE.as_millis() =>
+            {
                 f.expect.insert(req, |r| matches!(r, Response::Subscribed(Err(_))));
             }
             _ => {}
