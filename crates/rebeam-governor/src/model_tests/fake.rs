@@ -284,6 +284,7 @@ pub fn again(input: &Input) -> Option<Input> {
         Input::BusFlush(s) => Input::BusFlush(s),
         Input::QuiesceDeadline(t) => Input::QuiesceDeadline(t),
         Input::ReceiveDeadline(t) => Input::ReceiveDeadline(t),
+        Input::TreeRestart(t) => Input::TreeRestart(t),
         _ => return None,
     })
 }
@@ -306,5 +307,6 @@ pub fn describe(input: &Input) -> String {
         Input::ParentGone => "ParentGone".into(),
         Input::QuiesceDeadline(t) => format!("QuiesceDeadline({t})"),
         Input::ReceiveDeadline(t) => format!("ReceiveDeadline({t})"),
+        Input::TreeRestart(t) => format!("TreeRestart({t})"),
     }
 }

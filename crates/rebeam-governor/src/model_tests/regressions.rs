@@ -172,3 +172,44 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
         assert!(answer.as_ref().is_err_and(|m| m.contains("nested inside itself")), "{answers:?}");
     }
 }
+
+/// A running tree restarted a child that ends as it starts (a nested Supervisor with no
+/// children) from within the handling of that end: with a large `max_restarts` the restarts
+/// recursed until the governor's stack overflowed (and, iterated, would never yield).
+#[test]
+fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively() {
+    let os = FakeOs::default();
+    let mut router = library_router(&os);
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    let empty =
+        TreeSpec { name: None, strategy: "one_for_one".into(), max_restarts: 0, max_seconds_ms: 1, children: vec![] };
+    let child = ChildSpec {
+        name: None,
+        label: "Empty".into(),
+        restart: "permanent".into(),
+        shutdown_ms: None,
+        code: ChildCode::Tree(empty),
+    };
+    let spec = TreeSpec {
+        name: Some("outer".into()),
+        strategy: "one_for_one".into(),
+        max_restarts: u32::MAX,
+        max_seconds_ms: 60_000,
+        children: vec![child],
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::StartTree { spec } }));
+    let started = std::iter::from_fn(|| conn.try_recv())
+        .filter_map(|bytes| decode_body(&bytes[HEADER_BYTES..]).ok())
+        .any(|frame| matches!(frame, Frame::Response { req: 1, body: Response::TreeStarted(Ok(_)) }));
+    assert!(started, "the outer tree was not reported started");
+    // Each restart waits for an input of its own: the router goes on with the rest meanwhile.
+    for _ in 0..100 {
+        let due = std::mem::take(&mut os.world().timers);
+        let restarts: Vec<Input> =
+            due.into_iter().map(|(_, input)| input).filter(|i| matches!(i, Input::TreeRestart(_))).collect();
+        assert_eq!(restarts.len(), 1, "one restart of the outer tree's child is scheduled at a time");
+        restarts.into_iter().for_each(|input| router.handle(input));
+    }
+    assert_eq!(router.trees.roots().len(), 1, "the outer tree runs on");
+}
