@@ -71,33 +71,35 @@ pub fn outbox(budget: u64) -> (Outbox, Drain) {
 }
 
 impl State {
-    fn mark_over(&self) {
+    /// `now` is the router's clock (`Os::now`), read only when the outbox goes over: the
+    /// hung-worker sweep compares against the same clock, which the model test makes virtual.
+    fn mark_over(&self, now: impl FnOnce() -> Instant) {
         let mut since = self.over_since.lock().unwrap_or_else(|p| p.into_inner());
-        since.get_or_insert_with(Instant::now);
+        since.get_or_insert_with(now);
     }
 }
 
 impl Outbox {
     /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
-    /// is gone.
-    pub fn push(&self, bytes: Vec<u8>) -> bool {
+    /// is gone. `now` tells the time should the outbox go over budget.
+    pub fn push(&self, bytes: Vec<u8>, now: impl FnOnce() -> Instant) -> bool {
         let len = bytes.len() as u64;
         let queued = self.state.queued.fetch_add(len, Ordering::SeqCst) + len;
         if queued > self.state.budget {
-            self.state.mark_over();
+            self.state.mark_over(now);
         }
         self.tx.send(bytes).is_ok()
     }
 
     /// Queues a frame only if it fits in the budget.
-    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), Refusal> {
+    pub fn offer(&self, bytes: Vec<u8>, now: impl FnOnce() -> Instant) -> Result<(), Refusal> {
         let len = bytes.len() as u64;
         let queued = self.state.queued.load(Ordering::SeqCst);
         if queued > 0 && queued.saturating_add(len) > self.state.budget {
-            self.state.mark_over();
+            self.state.mark_over(now);
             return Err(Refusal::Full { queued, budget: self.state.budget });
         }
-        if self.push(bytes) {
+        if self.push(bytes, now) {
             Ok(())
         } else {
             Err(Refusal::Closed)
@@ -140,7 +142,7 @@ impl Router {
             return Err(Refusal::Closed);
         };
         match encode(frame) {
-            Ok(bytes) => tx.offer(bytes),
+            Ok(bytes) => tx.offer(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 Err(Refusal::Closed)
@@ -190,25 +192,25 @@ mod tests {
     #[tokio::test]
     async fn an_outbox_refuses_what_does_not_fit_and_takes_it_again_once_drained() {
         let (out, mut drain) = outbox(10);
-        assert_eq!(out.offer(vec![0; 6]), Ok(()));
-        assert_eq!(out.offer(vec![0; 6]), Err(Refusal::Full { queued: 6, budget: 10 }));
+        assert_eq!(out.offer(vec![0; 6], Instant::now), Ok(()));
+        assert_eq!(out.offer(vec![0; 6], Instant::now), Err(Refusal::Full { queued: 6, budget: 10 }));
         let now = Instant::now();
         assert!(out.over_for(now).is_some());
         // Frames that cannot be lost are queued anyway.
-        assert!(out.push(vec![0; 6]));
+        assert!(out.push(vec![0; 6], Instant::now));
         let first = drain.recv().await.expect("queued");
         drain.written(first.len());
         let second = drain.recv().await.expect("queued");
         drain.written(second.len());
         assert_eq!(out.over_for(now), None);
-        assert_eq!(out.offer(vec![0; 10]), Ok(()));
+        assert_eq!(out.offer(vec![0; 10], Instant::now), Ok(()));
         drop(drain);
-        assert_eq!(out.offer(vec![0; 1]), Err(Refusal::Full { queued: 10, budget: 10 }));
+        assert_eq!(out.offer(vec![0; 1], Instant::now), Err(Refusal::Full { queued: 10, budget: 10 }));
     }
 
     #[tokio::test]
     async fn an_empty_outbox_takes_one_frame_of_any_size() {
         let (out, _drain) = outbox(10);
-        assert_eq!(out.offer(vec![0; 50]), Ok(()));
+        assert_eq!(out.offer(vec![0; 50], Instant::now), Ok(()));
     }
 }

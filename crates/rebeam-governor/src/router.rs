@@ -45,6 +45,8 @@ pub enum Input {
     ParentGone,
     QuiesceDeadline(u64),
     ReceiveDeadline(u64),
+    /// A tree's restart decision is carried out (see `tree.rs` `decide`).
+    TreeRestart(crate::tree::TreeId),
 }
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
@@ -319,7 +321,7 @@ impl Router {
             return false;
         };
         match encode(frame) {
-            Ok(bytes) => tx.push(bytes),
+            Ok(bytes) => tx.push(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false
@@ -370,6 +372,7 @@ impl Router {
             Input::BusFlush(id) => self.flush(id),
             Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
+            Input::TreeRestart(tree) => self.tree_restart(tree),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = self.os.now();

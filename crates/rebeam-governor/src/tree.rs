@@ -21,7 +21,7 @@ use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Fr
 
 use crate::actors::StartWaiter;
 use crate::report;
-use crate::router::{ProcIdx, Router};
+use crate::router::{Input, ProcIdx, Router};
 
 pub type TreeId = u64;
 
@@ -61,6 +61,9 @@ pub struct Tree {
     waiter: Option<(ProcIdx, ReqId)>,
     start_error: Option<ErrorInfo>,
     deferred: Vec<(usize, Exit, Option<FaultId>)>,
+    /// A restart was decided and waits for its `Input::TreeRestart`: `advance` runs nothing
+    /// until then (see `decide`).
+    restart_held: bool,
 }
 
 impl Tree {
@@ -186,6 +189,7 @@ impl Router {
                 waiter,
                 start_error: None,
                 deferred: Vec::new(),
+                restart_held: false,
             },
         );
         Ok(id)
@@ -197,7 +201,7 @@ impl Router {
             let Some(tree) = self.trees.map.get_mut(&id) else {
                 return;
             };
-            if tree.current.is_some() {
+            if tree.current.is_some() || tree.restart_held {
                 return;
             }
             let Some(op) = tree.ops.pop_front() else {
@@ -262,21 +266,26 @@ impl Router {
     /// other tree id (a peer can send any number) would make a tree its own parent, or give a
     /// tree two parents.
     fn adoptable(&self, id: TreeId, sub: TreeId) -> Result<(), String> {
-        let another = "that Supervisor is already part of another tree (a Supervisor can be nested in only one)";
-        if sub == id || !self.trees.roots.contains(&sub) {
-            return Err(another.into());
-        }
-        match self.trees.map.get(&sub) {
-            Some(t) if t.phase == Phase::Running => {}
-            Some(t) => return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label)),
-            None => return Err(format!("no supervision tree {sub} is running")),
-        }
-        let mut up = self.trees.map.get(&id).and_then(|t| t.parent);
-        while let Some((ancestor, _)) = up {
-            if ancestor == sub {
+        // (Bounded, so that even a cycle, which no path should make, cannot hang the governor.)
+        let mut up = Some(id);
+        for _ in 0..=self.trees.map.len() {
+            let Some(tree) = up else { break };
+            if tree == sub {
                 return Err("a Supervisor cannot be nested inside itself".into());
             }
-            up = self.trees.map.get(&ancestor).and_then(|t| t.parent);
+            up = self.trees.map.get(&tree).and_then(|t| t.parent).map(|(parent, _)| parent);
+        }
+        let Some(t) = self.trees.map.get(&sub) else {
+            return Err(format!("no supervision tree {sub} is running"));
+        };
+        if !self.trees.roots.contains(&sub) {
+            return Err(format!(
+                "supervisor {} is already part of another tree (a Supervisor can be nested in only one)",
+                t.label
+            ));
+        }
+        if t.phase != Phase::Running {
+            return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label));
         }
         Ok(())
     }
@@ -402,6 +411,7 @@ impl Router {
         } else {
             tracing::debug!("supervisor {}: child {} ended ({:?})", tree.label, child.label, exit);
         }
+        let restart = matches!(decision, Decision::Restart { .. });
         match decision {
             Decision::Ignore => {}
             Decision::Restart { stop, start } => {
@@ -433,6 +443,21 @@ impl Router {
                 tree.ops.push_back(Op::Exit(Exit::Crashed(info)));
             }
         }
+        // A restart waits for an input of its own, as OTP's supervisor casts itself
+        // `try_again_restart`: a child that ends as it starts (an empty nested Supervisor, a
+        // failing adoption) would otherwise restart within its own end, recursing once per
+        // restart allowed, and the router would serve nothing else meanwhile.
+        if restart {
+            tree.restart_held = true;
+            return self.after(Duration::ZERO, Input::TreeRestart(id));
+        }
+        self.advance(id);
+        self.check_tree_finished(id);
+    }
+
+    pub fn tree_restart(&mut self, id: TreeId) {
+        let Some(tree) = self.trees.map.get_mut(&id) else { return };
+        tree.restart_held = false;
         self.advance(id);
         self.check_tree_finished(id);
     }
@@ -459,6 +484,8 @@ impl Router {
         }
         tree.phase = Phase::Stopping;
         tree.ops.clear();
+        // A stop does not wait for a restart it makes moot.
+        tree.restart_held = false;
         let order: Vec<usize> = match tree.logic.as_mut() {
             Some(logic) => logic.begin_shutdown(),
             None => (0..tree.slots.len()).rev().collect(),

@@ -81,9 +81,15 @@ fn actors(r: &Router) -> Result<(), String> {
             }
             None => ensure!(queued.contains(id), "actor {} has no worker and is not queued to start", a.label),
         }
-        // known: `Actor.pending` keeps calls the sweep dropped from `Router.pending` (a leak per
-        // timeout), fixed on branch h-robust; so `deliveries` checks `pending` → `actor.pending`
-        // only. After the merge, check here that each of `a.pending` is in `r.pending`.
+        // The other direction of `deliveries`' check: a call the router forgot (answered, timed
+        // out, cancelled) is forgotten by its actor too, or each timeout leaks an id.
+        for d in &a.pending {
+            ensure!(
+                r.pending.get(d).is_some_and(|p| p.actor == *id),
+                "actor {} lists delivery {d} as pending, but the router does not (for it)",
+                a.label
+            );
+        }
     }
     Ok(())
 }
