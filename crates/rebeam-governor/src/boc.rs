@@ -161,6 +161,9 @@ impl Router {
             return;
         };
         let target = self.proc_at(at);
+        if self.procs[target].state == ProcState::Dead {
+            return self.lost_before_dispatch(b, at);
+        }
         let cowns = self.boc.sched.cowns_of(b).expect("scheduled").to_vec();
         let mut missing = HashSet::new();
         for c in cowns {
@@ -176,6 +179,24 @@ impl Router {
         let _ = self.boc.sched.start(b);
         self.boc.gathering.insert(b, Waiting { target, missing, values: Vec::new() });
         self.maybe_run(b);
+    }
+
+    /// A behaviour that must run in a process that is gone (the main process, for a pinned
+    /// cown, once it has exited) is lost as one gathering there when it died would be: its
+    /// cowns are marked lost, and the behaviours behind it go on.
+    fn lost_before_dispatch(&mut self, b: BehaviourId, at: Location) {
+        tracing::debug!("behaviour {b} needs a process that is gone; it is lost");
+        self.boc.how.remove(&b);
+        if let Some((_, result)) = self.boc.code.remove(&b) {
+            self.boc.empty.remove(&result);
+        }
+        self.boc.lost.extend(self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default());
+        let _ = self.boc.sched.start(b);
+        match self.boc.sched.complete(b, at) {
+            Ok(next) => next.into_iter().for_each(|n| self.dispatch_behaviour(n)),
+            Err(e) => tracing::warn!("behaviour {b}, lost before dispatch, completed oddly: {e}"),
+        }
+        self.answer_quiesce();
     }
 
     /// Runnable behaviours that found no worker (at start-up) go once workers are ready.

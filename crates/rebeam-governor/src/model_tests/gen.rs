@@ -246,8 +246,6 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
     known.behaviours.push(behaviour);
     known.cowns.push(result);
     let at_main = main && rng.chance(1, 6);
-    // known: the disarm ladder SIGKILLs the main process for gated work running there, even
-    // the library-mode main process the governor did not start; fixed on branch h-safety.
     let gated = rng.chance(1, 4);
     Request::Schedule { behaviour, cowns, result, code: payload(rng), at_main, gated }
 }

@@ -185,9 +185,13 @@ fn others(r: &Router) -> Result<(), String> {
     let boc = r.boc.view();
     for (b, p) in boc.running.iter().chain(&boc.gathering) {
         ensure!(*p < r.procs.len(), "behaviour {b} is placed on unknown process {p}");
-        // known: a worker that dies while a behaviour gathers its values for it leaves the
-        // behaviour gathering (then running) on the dead worker; fixed on branch h-boc. So no
-        // liveness check here.
+        // Once shutdown has dismissed it, the library-mode main process is marked dead as it
+        // stands (the user's process goes on without us): what it ran is not cleaned up.
+        let dismissed = r.shutdown.is_some() && r.procs[*p].external;
+        ensure!(
+            dismissed || r.procs[*p].state != ProcState::Dead,
+            "behaviour {b} is gathering or running on dead process {p}"
+        );
     }
     for p in boc.quiesce {
         ensure!(p < r.procs.len(), "wait() of unknown process {p}");
