@@ -7,6 +7,8 @@ PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int
 MAX_QUEUE: int  # the most publications one subscription keeps (rebeam.on(queue=...))
 MAX_THROTTLE: float  # the longest throttle of a subscription, in seconds
+MAX_RESTARTS: int  # the most restarts a Supervisor's intensity may allow (max_restarts=...)
+MAX_RESTART_WINDOW: float  # the longest restart window, in seconds (max_seconds=...)
 
 # Error info tuples: (kind, message, exc_type, traceback); kind is one of "no_process",
 # "actor_down", "crashed", "timeout", "too_large", "start_failed", "bad_request",

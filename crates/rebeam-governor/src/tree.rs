@@ -16,7 +16,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use rebeam_core::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
+use rebeam_core::supervision::{
+    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor, MAX_RESTARTS, MAX_RESTART_WINDOW,
+};
 use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
 
 use crate::actors::StartWaiter;
@@ -137,8 +139,18 @@ fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorIn
     let bad = |e: rebeam_core::supervision::SpecError| ErrorInfo::new(ErrorKind::BadRequest, e.to_string());
     let strategy: Strategy = spec.strategy.parse().map_err(bad)?;
     let restarts = spec.children.iter().map(|c| c.restart.parse()).collect::<Result<Vec<Restart>, _>>().map_err(bad)?;
-    let intensity = Intensity::new(spec.max_restarts, Duration::from_millis(spec.max_seconds_ms));
-    Ok((strategy, intensity, restarts))
+    let window = Duration::from_millis(spec.max_seconds_ms);
+    if spec.max_restarts > MAX_RESTARTS || window.is_zero() || window > MAX_RESTART_WINDOW {
+        let why = format!(
+            "supervisor {}: max_restarts={} and max_seconds={}s must be within 0..={MAX_RESTARTS} and (0, {}]",
+            spec.name.as_deref().unwrap_or("(unnamed)"),
+            spec.max_restarts,
+            window.as_secs_f64(),
+            MAX_RESTART_WINDOW.as_secs()
+        );
+        return Err(ErrorInfo::new(ErrorKind::BadRequest, why));
+    }
+    Ok((strategy, Intensity::new(spec.max_restarts, window), restarts))
 }
 
 impl Router {

@@ -771,5 +771,7 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", rebeam_core::topics::MAX_QUEUE)?;
     m.add("MAX_THROTTLE", rebeam_core::topics::MAX_THROTTLE.as_secs_f64())?;
+    m.add("MAX_RESTARTS", rebeam_core::supervision::MAX_RESTARTS)?;
+    m.add("MAX_RESTART_WINDOW", rebeam_core::supervision::MAX_RESTART_WINDOW.as_secs_f64())?;
     Ok(())
 }

@@ -196,7 +196,7 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
     let spec = TreeSpec {
         name: Some("outer".into()),
         strategy: "one_for_one".into(),
-        max_restarts: u32::MAX,
+        max_restarts: rebeam_core::supervision::MAX_RESTARTS,
         max_seconds_ms: 60_000,
         children: vec![child],
     };
