@@ -111,9 +111,10 @@ impl FrameDecoder {
 mod tests {
     use super::*;
     use crate::*;
+    use bytes::Bytes;
 
     fn sample_frames() -> Vec<Frame> {
-        let payload = Payload { data: vec![1, 2, 3], buffers: vec![vec![9; 1000], vec![]] };
+        let payload = Payload { data: vec![1, 2, 3].into(), buffers: vec![vec![9; 1000].into(), Bytes::new()] };
         vec![
             Frame::Hello { version: PROTOCOL_VERSION, role: Role::Worker, token: "t0k".into(), pid: 42 },
             Frame::Welcome { index: 3, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, workers: 2 },
@@ -255,7 +256,7 @@ mod tests {
         #[test]
         fn payloads_round_trip(data in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
                                n in 0usize..4, subject in "[a-z._]{0,20}") {
-            let payload = Payload { data: data.clone(), buffers: vec![data; n] };
+            let payload = Payload { data: data.clone().into(), buffers: vec![data.into(); n] };
             let frame = Frame::Command(Command::Deliver { delivery: None, actor: 1, subject, sender: None, payload });
             let bytes = encode(&frame).unwrap();
             proptest::prop_assert_eq!(read_frame(&mut &bytes[..], 1 << 20).unwrap(), frame);
