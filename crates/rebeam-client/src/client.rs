@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use rebeam_proto::{
-    encode, read_frame, Command, ErrorInfo, Event, Frame, ReqId, Request, Response, Role, Safety, FRAME_OVERHEAD_BYTES,
-    PROTOCOL_VERSION,
+    encode, encode_parts, read_frame, Command, ErrorInfo, Event, Frame, ReqId, Request, Response, Role, Safety,
+    FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
@@ -50,8 +50,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn write(&self, frame: &Frame) -> Result<(), ClientError> {
-        let bytes = encode(frame).map_err(ClientError::Encode)?;
-        lock(&self.writer).write_all(&bytes).map_err(ClientError::Write)
+        let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
+        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
     }
 
     fn open(&self) -> Result<ReqId, ClientError> {
