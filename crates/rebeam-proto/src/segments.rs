@@ -133,3 +133,139 @@ fn tree<'a>(spec: &'a mut TreeSpec, out: &mut Vec<&'a mut Payload>) {
         child_code(&mut child.code, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::*;
+
+    /// Bytes no header holds by chance.
+    const MARK: u8 = 0xa5;
+    const MARK_LEN: usize = 64;
+
+    /// A payload whose bytes are easy to spot: a run of [`MARK`], and one buffer of them
+    /// (`n` only tells payloads apart in the round trip).
+    fn marked(n: u8) -> Payload {
+        let mut data = vec![MARK; MARK_LEN];
+        data.push(n);
+        Payload { data: data.into(), buffers: vec![vec![MARK; MARK_LEN].into()] }
+    }
+
+    fn child(code: ChildCode) -> ChildSpec {
+        ChildSpec { name: None, label: "c".into(), restart: "permanent".into(), shutdown_ms: None, code }
+    }
+
+    /// One frame for every place a payload can be, and how many payloads it holds.
+    fn every_payload_place() -> Vec<(Frame, usize)> {
+        let t = || Target::Actor(1);
+        let req = |body| Frame::Request { req: 1, body };
+        let resp = |body| Frame::Response { req: 1, body };
+        let reply = || Outcome::Reply { status: Status::Ok, payload: marked(1) };
+        let tree = TreeSpec {
+            name: None,
+            strategy: "one_for_one".into(),
+            max_restarts: 3,
+            max_seconds_ms: 5000,
+            children: vec![
+                child(ChildCode::Actor { class_name: "A".into(), instance: marked(1) }),
+                child(ChildCode::Tree(TreeSpec {
+                    name: None,
+                    strategy: "one_for_one".into(),
+                    max_restarts: 3,
+                    max_seconds_ms: 5000,
+                    children: vec![child(ChildCode::Task { function: marked(2) })],
+                })),
+            ],
+        };
+        vec![
+            (
+                req(Request::Call {
+                    target: t(),
+                    subject: "s".into(),
+                    sender: None,
+                    payload: marked(1),
+                    timeout_ms: 1,
+                }),
+                1,
+            ),
+            (req(Request::Cast { target: t(), subject: "s".into(), sender: None, payload: marked(1) }), 1),
+            (req(Request::Spawn { child: child(ChildCode::Task { function: marked(1) }) }), 1),
+            (req(Request::StartTree { spec: tree }), 2),
+            (req(Request::Publish { topic: "t".into(), payload: marked(1) }), 1),
+            (
+                req(Request::Schedule {
+                    behaviour: 1,
+                    cowns: vec![],
+                    result: 2,
+                    code: marked(1),
+                    at_main: false,
+                    gated: false,
+                }),
+                1,
+            ),
+            (req(Request::SendTagged { tag: "t".into(), payload: marked(1) }), 1),
+            (req(Request::NoticeSeed { key: "k".into(), payload: marked(1) }), 1),
+            (req(Request::NoticeUpdate { key: "k".into(), expected: 0, payload: Some(marked(1)) }), 1),
+            (resp(Response::Call(reply())), 1),
+            (resp(Response::Received(Some(("t".into(), marked(1))))), 1),
+            (resp(Response::Notices(vec![("a".into(), 1, marked(1)), ("b".into(), 2, marked(2))])), 2),
+            (
+                Frame::Command(Command::Deliver {
+                    delivery: None,
+                    actor: 1,
+                    subject: "s".into(),
+                    sender: None,
+                    payload: marked(1),
+                }),
+                1,
+            ),
+            (
+                Frame::Command(Command::Start {
+                    actor: 1,
+                    name: None,
+                    label: "l".into(),
+                    code: ChildCode::Actor { class_name: "A".into(), instance: marked(1) },
+                }),
+                1,
+            ),
+            (
+                Frame::Command(Command::RunBehaviour {
+                    behaviour: 1,
+                    cowns: vec![1, 2],
+                    result: 3,
+                    values: vec![(1, marked(1)), (2, marked(2))],
+                    lost: vec![],
+                    code: marked(3),
+                    refused: None,
+                }),
+                3,
+            ),
+            (
+                Frame::Command(Command::Publication {
+                    subscription: 1,
+                    actor: None,
+                    topic: "t".into(),
+                    payload: marked(1),
+                    dropped: 0,
+                }),
+                1,
+            ),
+            (Frame::Event(Event::Replied { delivery: 1, outcome: reply() }), 1),
+            (Frame::Event(Event::CownValue { cown: 1, payload: marked(1) }), 1),
+            (Frame::Event(Event::Notice { key: "k".into(), payload: Some(marked(1)) }), 1),
+        ]
+    }
+
+    #[test]
+    fn every_payload_travels_beside_the_header_and_comes_back() {
+        for (frame, payloads) in every_payload_place() {
+            let encoded = encode_parts(&frame).unwrap();
+            let slices = encoded.slices_after(0);
+            // Each payload is two pieces (its pickle and its one buffer), after the header.
+            assert_eq!(slices.len(), 1 + 2 * payloads, "{frame:?}");
+            let left_in_header = slices[0].windows(MARK_LEN).any(|w| w.iter().all(|&b| b == MARK));
+            assert!(!left_in_header, "payload bytes left in the header of {frame:?}");
+            let bytes = encoded.to_vec();
+            assert_eq!(decode_body(&bytes[HEADER_BYTES..]).unwrap(), frame);
+        }
+    }
+}
