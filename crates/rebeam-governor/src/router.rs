@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rebeam_proto::{
-    encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
+    encode_parts, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
     Event, Frame, Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
@@ -320,7 +320,7 @@ impl Router {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
-        match encode(frame) {
+        match encode_parts(frame) {
             Ok(bytes) => tx.push(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());

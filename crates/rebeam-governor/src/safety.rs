@@ -173,7 +173,7 @@ impl Router {
             ("reason", PickleValue::Str(t.reason.clone())),
             ("monotonic_ns", PickleValue::Int(started.elapsed().as_nanos() as i128)),
         ]);
-        self.publish_as_host("safety.transition", rebeam_proto::Payload { data: payload, buffers: vec![] });
+        self.publish_as_host("safety.transition", rebeam_proto::Payload { data: payload.into(), buffers: vec![] });
         if t.from == SafetyState::Armed {
             self.interrupt_gated_work();
         }

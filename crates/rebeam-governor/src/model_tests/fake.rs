@@ -194,7 +194,8 @@ impl Fake {
         }
         let Some(rx) = self.conn.as_mut() else { return Ok(()) };
         let mut frames = Vec::new();
-        while let Some(bytes) = rx.try_recv() {
+        while let Some(encoded) = rx.try_recv() {
+            let bytes = encoded.to_vec();
             let len = bytes.get(..HEADER_BYTES).map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
             if len != Some((bytes.len() - HEADER_BYTES) as u32) {
                 return Err(format!("a frame to pid {:#x} has a bad length prefix", self.pid));

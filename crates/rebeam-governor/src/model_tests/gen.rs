@@ -26,8 +26,8 @@ pub const MAX_MESSAGE_BYTES: u64 = 64;
 
 pub fn payload(rng: &mut Rng) -> Payload {
     let n = if rng.chance(1, 50) { MAX_MESSAGE_BYTES as usize + 1 } else { rng.below(8) as usize };
-    let buffers = if rng.chance(1, 10) { vec![vec![7; rng.below(4) as usize]] } else { vec![] };
-    Payload { data: vec![0x80; n], buffers }
+    let buffers = if rng.chance(1, 10) { vec![vec![7; rng.below(4) as usize].into()] } else { vec![] };
+    Payload { data: vec![0x80; n].into(), buffers }
 }
 
 fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {

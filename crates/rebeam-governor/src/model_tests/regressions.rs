@@ -98,7 +98,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
             target: Target::Name("slow".into()),
             subject: "ping".into(),
             sender: None,
-            payload: Payload { data: vec![0x80; 32], buffers: vec![] },
+            payload: Payload { data: vec![0x80; 32].into(), buffers: vec![] },
         };
         router.handle(Input::Frame(main, Frame::Request { req, body: cast }));
         if router.procs[worker].tx.as_ref().is_some_and(|tx| tx.over_for(router.os.now()).is_some()) {
@@ -129,7 +129,8 @@ fn a_subscription_with_queue_0_is_refused() {
     }
     let mut answers = Vec::new();
     while let Some(bytes) = conn.try_recv() {
-        if let Ok(Frame::Response { req, body: Response::Subscribed(r) }) = decode_body(&bytes[HEADER_BYTES..]) {
+        if let Ok(Frame::Response { req, body: Response::Subscribed(r) }) = decode_body(&bytes.to_vec()[HEADER_BYTES..])
+        {
             answers.push((req, r.map(|_| ()).map_err(|e| e.message)));
         }
     }
@@ -165,7 +166,8 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
     router.handle(Input::Frame(main, Frame::Request { req: 2, body: Request::StartTree { spec: nested } }));
     let mut answers = Vec::new();
     while let Some(bytes) = conn.try_recv() {
-        if let Ok(Frame::Response { body: Response::TreeStarted(r), .. }) = decode_body(&bytes[HEADER_BYTES..]) {
+        if let Ok(Frame::Response { body: Response::TreeStarted(r), .. }) = decode_body(&bytes.to_vec()[HEADER_BYTES..])
+        {
             answers.push(r.map_err(|e| e.message));
         }
     }
@@ -202,7 +204,7 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
     };
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::StartTree { spec } }));
     let started = std::iter::from_fn(|| conn.try_recv())
-        .filter_map(|bytes| decode_body(&bytes[HEADER_BYTES..]).ok())
+        .filter_map(|bytes| decode_body(&bytes.to_vec()[HEADER_BYTES..]).ok())
         .any(|frame| matches!(frame, Frame::Response { req: 1, body: Response::TreeStarted(Ok(_)) }));
     assert!(started, "the outer tree was not reported started");
     // Each restart waits for an input of its own: the router goes on with the rest meanwhile.
