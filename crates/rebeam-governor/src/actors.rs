@@ -6,16 +6,15 @@
 //! actor's stop after its current message); if it has not stopped when its shutdown timeout
 //! passes, its worker is killed, because one Python thread cannot be killed safely on its own.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rebeam_proto::{
-    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Exit, Frame, Gating,
-    Outcome, ReqId, Response,
+    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, ErrorInfo, ErrorKind, Exit, Frame, Gating, Outcome, ReqId,
+    Response,
 };
 
 use crate::report;
-use crate::router::{Input, Pending, ProcIdx, Router};
+use crate::router::{Input, ProcIdx, Router};
 use crate::tree::{Running, TreeId};
 use rebeam_core::supervision::FaultId;
 
@@ -29,7 +28,6 @@ pub struct Actor {
     pub started: bool,
     pub stopping: bool,
     pub parent: Option<(TreeId, usize)>,
-    pub pending: BTreeSet<DeliveryId>,
     /// Messages that arrived before the actor had a worker, in arrival order.
     pub parked: Vec<Frame>,
     /// Which of its handlers need the system armed (known once it started).
@@ -80,7 +78,6 @@ impl Router {
                 started: false,
                 stopping: false,
                 parent,
-                pending: BTreeSet::new(),
                 parked: Vec::new(),
                 gating: Gating::default(),
                 waiter: Some(waiter),
@@ -167,16 +164,15 @@ impl Router {
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
-        for d in &actor.pending {
-            if let Some(p) = self.pending.remove(d) {
-                let info = ErrorInfo::new(
-                    ErrorKind::ActorDown,
-                    format!("actor {} ended before it answered: {why}", actor.label),
-                );
-                self.send(p.caller, &Frame::Response { req: p.req, body: Response::Call(Outcome::Failed(info)) });
-            }
+        let ended = self.calls.actor_ended(id);
+        for caller in ended.callers {
+            let info =
+                ErrorInfo::new(ErrorKind::ActorDown, format!("actor {} ended before it answered: {why}", actor.label));
+            self.send(caller.proc, &Frame::Response { req: caller.req, body: Response::Call(Outcome::Failed(info)) });
         }
-        self.gated_actor_ended(id);
+        if ended.gated {
+            self.gated_work_ended();
+        }
         let down: Vec<u64> = self.monitors.iter().filter(|(_, m)| m.target == id).map(|(&k, _)| k).collect();
         for monitor in down {
             let Some(m) = self.monitors.remove(&monitor) else { continue };
@@ -263,24 +259,6 @@ impl Actor {
     }
 }
 
-/// Forgets the calls whose callers have given up (past their deadline), in the router's table
-/// and in their actors' lists, so a late reply is dropped and nothing grows per timeout.
-pub fn forget_expired_calls(
-    pending: &mut HashMap<DeliveryId, Pending>,
-    actors: &mut HashMap<ActorId, Actor>,
-    now: Instant,
-) {
-    pending.retain(|delivery, p| {
-        let live = !matches!(p.deadline, Some(at) if at <= now);
-        if !live {
-            if let Some(actor) = actors.get_mut(&p.actor) {
-                actor.pending.remove(delivery);
-            }
-        }
-        live
-    });
-}
-
 pub fn describe_exit(exit: &Exit) -> String {
     match exit {
         Exit::Normal => "it exited normally".into(),
@@ -305,41 +283,5 @@ fn start_failure(label: &str, exit: &Exit) -> ErrorInfo {
         other => {
             ErrorInfo::new(ErrorKind::StartFailed, format!("actor {label} failed to start: {}", describe_exit(other)))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn actor(pending: &[DeliveryId]) -> Actor {
-        Actor {
-            name: None,
-            label: "Echo<1>".into(),
-            proc: Some(1),
-            code: ChildCode::Script { path: "echo.py".into() },
-            started: true,
-            stopping: false,
-            parent: None,
-            pending: pending.iter().copied().collect(),
-            parked: Vec::new(),
-            gating: Gating::default(),
-            waiter: None,
-        }
-    }
-
-    #[test]
-    fn a_timed_out_call_is_forgotten_by_its_actor_too() {
-        let now = Instant::now();
-        let call = |deadline| Pending { caller: 0, req: 1, actor: 7, deadline };
-        let mut pending = HashMap::from([
-            (10, call(Some(now - Duration::from_millis(1)))),
-            (11, call(Some(now + Duration::from_secs(60)))),
-            (12, call(None)),
-        ]);
-        let mut actors = HashMap::from([(7, actor(&[10, 11, 12]))]);
-        forget_expired_calls(&mut pending, &mut actors, now);
-        assert_eq!(pending.keys().copied().collect::<BTreeSet<_>>(), BTreeSet::from([11, 12]));
-        assert_eq!(actors[&7].pending, BTreeSet::from([11, 12]));
     }
 }

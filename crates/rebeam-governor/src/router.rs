@@ -7,11 +7,12 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rebeam_core::calls::{Caller, InFlight};
 use rebeam_proto::{
-    encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
-    Event, Frame, Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
+    encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event, Frame,
+    Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -89,15 +90,6 @@ impl Proc {
     }
 }
 
-/// A call delivered to an actor and not yet answered.
-pub struct Pending {
-    pub caller: ProcIdx,
-    pub req: ReqId,
-    pub actor: ActorId,
-    /// When to forget the call (its caller gave up); `None` never.
-    pub deadline: Option<Instant>,
-}
-
 pub struct Monitor {
     pub watcher_proc: ProcIdx,
     pub watcher: Option<ActorId>,
@@ -113,7 +105,8 @@ pub struct Router {
     pub main: ProcIdx,
     pub actors: HashMap<ActorId, crate::actors::Actor>,
     pub names: HashMap<String, ActorId>,
-    pub pending: HashMap<DeliveryId, Pending>,
+    /// Every delivery someone waits for: callers, and the safety gate for gated work.
+    pub calls: InFlight<ProcIdx>,
     pub monitors: HashMap<u64, Monitor>,
     pub trees: Trees,
     pub gate: crate::safety::Gate,
@@ -286,7 +279,7 @@ impl Router {
             main: 0,
             actors: HashMap::new(),
             names: HashMap::new(),
-            pending: HashMap::new(),
+            calls: InFlight::default(),
             monitors: HashMap::new(),
             trees: Trees::default(),
             gate: crate::safety::Gate::default(),
@@ -373,7 +366,7 @@ impl Router {
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = self.os.now();
-                crate::actors::forget_expired_calls(&mut self.pending, &mut self.actors, now);
+                self.calls.expire(now);
                 self.kill_hung_workers(now);
             }
         }
@@ -519,21 +512,23 @@ impl Router {
     fn on_event(&mut self, proc: ProcIdx, event: Event) {
         match event {
             Event::Replied { delivery, outcome } => {
-                self.gated_done(delivery);
-                if let Some(p) = self.pending.remove(&delivery) {
+                let Some(replied) = self.calls.reply(delivery) else { return };
+                if replied.gated {
+                    self.gated_work_ended();
+                }
+                if let Some(caller) = replied.caller {
                     let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
-                    if let Some(actor) = self.actors.get_mut(&p.actor) {
-                        actor.pending.remove(&delivery);
+                    if let Some(actor) = self.actors.get(&replied.actor) {
                         // Its handler raised, so it is ending (its Exited comes on its own
                         // socket, maybe after the caller's next call): free its name now, so
                         // that call gets NoProcess, as during the restart, not a dying actor.
                         if let (true, Some(name)) = (crashed, &actor.name) {
-                            if self.names.get(name) == Some(&p.actor) {
+                            if self.names.get(name) == Some(&replied.actor) {
                                 self.names.remove(name);
                             }
                         }
                     }
-                    self.respond(p.caller, p.req, Response::Call(outcome));
+                    self.respond(caller.proc, caller.req, Response::Call(outcome));
                 }
             }
             Event::Started { actor, result } => self.on_started(actor, result),
@@ -600,17 +595,11 @@ impl Router {
         }
         // Gated casts get a delivery id too: the worker's answer tells when the work ended.
         let delivery = (call.is_some() || gated).then(|| self.next_id());
-        if let (true, Some(d)) = (gated, delivery) {
-            self.track_gated(d, id, call.map(|(req, _)| (caller, req)));
-        }
         let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
         match self.actors.get(&id).and_then(|a| a.proc) {
             Some(worker) => {
                 if let Err(refusal) = self.offer(worker, &frame) {
-                    if let Some(d) = delivery {
-                        self.gate.work.remove(&d);
-                    }
                     return Err(self.refusal_info(worker, &target.to_string(), refusal));
                 }
             }
@@ -618,11 +607,15 @@ impl Router {
             // it follows the actor's Start, in order, once a worker takes it.
             None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
         }
-        if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
-            // A peer can ask for any timeout: one past what an Instant can hold never expires.
-            let deadline = self.os.now().checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL);
-            self.pending.insert(d, Pending { caller, req, actor: id, deadline });
-            self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").pending.insert(d);
+        if let Some(d) = delivery {
+            let now = self.os.now();
+            let caller = call.map(|(req, timeout_ms)| Caller {
+                proc: caller,
+                req,
+                // A peer can ask for any timeout: one past what an Instant can hold never expires.
+                deadline: now.checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL),
+            });
+            self.calls.deliver(d, id, caller, gated);
         }
         Ok(())
     }

@@ -81,22 +81,19 @@ fn actors(r: &Router) -> Result<(), String> {
             }
             None => ensure!(queued.contains(id), "actor {} has no worker and is not queued to start", a.label),
         }
-        // known: `Actor.pending` keeps calls the sweep dropped from `Router.pending` (a leak per
-        // timeout), fixed on branch h-robust; so `deliveries` checks `pending` → `actor.pending`
-        // only. After the merge, check here that each of `a.pending` is in `r.pending`.
     }
     Ok(())
 }
 
 fn deliveries(r: &Router) -> Result<(), String> {
-    for (d, p) in &r.pending {
-        ensure!(p.caller < r.procs.len(), "delivery {d} names unknown caller process {}", p.caller);
-        let actor = r.actors.get(&p.actor);
-        ensure!(actor.is_some(), "pending delivery {d} is for actor <{}>, which does not exist", p.actor);
-        ensure!(
-            actor.is_some_and(|a| a.pending.contains(d)),
-            "delivery {d} is pending, but not in its actor's pending set"
-        );
+    // One index (`Router.calls`) holds every delivery in flight, so there is no second list to
+    // fall out of step with it; what remains to check is what its entries point at.
+    for (d, call) in r.calls.iter() {
+        ensure!(r.actors.contains_key(&call.actor), "delivery {d} is for actor <{}>, which does not exist", call.actor);
+        if let Some(c) = &call.caller {
+            ensure!(c.proc < r.procs.len(), "delivery {d} names unknown caller process {}", c.proc);
+        }
+        ensure!(call.caller.is_some() || call.gated, "delivery {d} is kept, but nobody waits for it");
     }
     for (m, mon) in &r.monitors {
         ensure!(r.actors.contains_key(&mon.target), "monitor {m} watches actor <{}>, which is gone", mon.target);
@@ -160,14 +157,11 @@ fn trees(r: &Router) -> Result<(), String> {
 
 fn safety(r: &Router) -> Result<(), String> {
     let state = r.gate.machine.state();
-    let in_flight = !r.gate.work.is_empty() || !r.gate.behaviours.is_empty();
+    let in_flight = r.calls.any_gated() || !r.gate.behaviours.is_empty();
     ensure!(state != SafetyState::Disarming || in_flight, "disarming with no gated work left");
-    let uncancelled = r.gate.work.values().any(|w| w.cancelled.is_none())
+    let uncancelled = r.calls.iter().any(|(_, c)| c.gated && c.cancelled.is_none())
         || r.gate.behaviours.values().any(|b| b.cancelled.is_none());
     ensure!(!uncancelled || state == SafetyState::Armed, "gated work runs uncancelled while {state}");
-    for (d, w) in &r.gate.work {
-        ensure!(r.actors.contains_key(&w.actor), "gated delivery {d} is for actor <{}>, which is gone", w.actor);
-    }
     let running: HashSet<u64> = r.boc.view().running.iter().map(|&(b, _)| b).collect();
     for b in r.gate.behaviours.keys() {
         ensure!(running.contains(b), "gated behaviour {b} is tracked, but not running");
