@@ -7,6 +7,9 @@
 //! says which interpreter cannot `import rebeam._rebeam`. Actors are placed on the ready,
 //! non-spare worker with the fewest actors, and not before the initial pool is up, so the
 //! first tree is spread over every worker.
+//!
+//! A death is handled in one place, `proc_died`: it marks the process dead, has every part of
+//! the state forget it (`forget_dead_proc`, one line per part), then ends its actors.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -215,9 +218,7 @@ impl Router {
         let spare = p.spare;
         let desc = p.describe();
         let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
-        self.boc_proc_died(proc);
-        self.messages_proc_died(proc);
-        self.unsubscribe_proc(proc);
+        self.forget_dead_proc(proc);
 
         if role == Role::Main {
             if self.shutdown.is_none() {
@@ -260,6 +261,24 @@ impl Router {
         for a in actors {
             self.actor_ended_in_fault(a, rebeam_proto::Exit::Killed(format!("{desc} died: {why}")), Some(fault));
         }
+    }
+
+    /// The one place a dead process is forgotten: every part of the state that remembers a
+    /// process on its own behalf (not through one of its actors: those end one by one after
+    /// this, with the supervisors' fault accounting) has its line here, so none is missed. A
+    /// new part that holds a `ProcIdx` adds its line; the model test's invariants check that
+    /// nothing names a dead process afterwards.
+    fn forget_dead_proc(&mut self, proc: ProcIdx) {
+        // Calls it made: nobody is left to read their replies (gated work it asked for runs on).
+        self.calls.proc_died(proc);
+        // Behaviours running or gathering their cowns there: their cowns are lost.
+        self.boc_proc_died(proc);
+        // Its `receive()` waits.
+        self.messages_proc_died(proc);
+        // Its bus subscriptions.
+        self.unsubscribe_proc(proc);
+        // Monitors it set from outside any actor: nobody is left to notify.
+        self.monitors.retain(|_, m| m.watcher_proc != proc);
     }
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.

@@ -91,13 +91,13 @@ fn deliveries(r: &Router) -> Result<(), String> {
     for (d, call) in r.calls.iter() {
         ensure!(r.actors.contains_key(&call.actor), "delivery {d} is for actor <{}>, which does not exist", call.actor);
         if let Some(c) = &call.caller {
-            ensure!(c.proc < r.procs.len(), "delivery {d} names unknown caller process {}", c.proc);
+            ensure!(live(r, c.proc), "delivery {d} waits for dead or unknown caller process {}", c.proc);
         }
         ensure!(call.caller.is_some() || call.gated, "delivery {d} is kept, but nobody waits for it");
     }
     for (m, mon) in &r.monitors {
         ensure!(r.actors.contains_key(&mon.target), "monitor {m} watches actor <{}>, which is gone", mon.target);
-        ensure!(mon.watcher_proc < r.procs.len(), "monitor {m} has an unknown watcher process");
+        ensure!(live(r, mon.watcher_proc), "monitor {m} belongs to a dead or unknown process {}", mon.watcher_proc);
     }
     for (s, sub) in &r.bus.subs {
         ensure!(live(r, sub.proc), "subscription {s} belongs to a dead process {}", sub.proc);
