@@ -3,6 +3,7 @@
 pub mod calls;
 pub mod cowns;
 pub mod noticeboard;
+pub mod registry;
 pub mod safety;
 pub mod supervision;
 pub mod topics;

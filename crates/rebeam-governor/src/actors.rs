@@ -53,7 +53,7 @@ impl Router {
             return Err(ErrorInfo::new(ErrorKind::BadRequest, "a Supervisor is not an actor; nest it in a Supervisor"));
         }
         if let Some(name) = &spec.name {
-            if let Some(&holder) = self.names.get(name) {
+            if let Some(holder) = self.names.lookup(name) {
                 return Err(ErrorInfo::new(
                     ErrorKind::StartFailed,
                     format!("the name '{name}' is already registered to actor <{holder}>; pick another name or stop that actor first"),
@@ -66,7 +66,7 @@ impl Router {
             None => format!("{}<{id}>", spec.label),
         };
         if let Some(name) = &spec.name {
-            self.names.insert(name.clone(), id);
+            self.names.register(name, id).expect("checked free above, in this same step");
         }
         self.actors.insert(
             id,
@@ -153,13 +153,11 @@ impl Router {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
-        if let Some(p) = actor.proc {
-            self.procs[p].actors.remove(&id);
+        if let Some(p) = actor.proc.and_then(|p| self.procs.get_mut(p)) {
+            p.actors.remove(&id);
         }
         if let Some(name) = &actor.name {
-            if self.names.get(name) == Some(&id) {
-                self.names.remove(name);
-            }
+            self.names.release(name, id);
         }
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
@@ -229,8 +227,7 @@ impl Router {
         let Some(actor) = self.actors.get(&id).filter(|a| a.stopping) else {
             return;
         };
-        let Some(worker) = actor.proc else { return };
-        let p = &self.procs[worker];
+        let Some(p) = actor.proc.and_then(|w| self.procs.get(w)) else { return };
         tracing::warn!(
             "actor {} did not stop in time; killing {} and the {} actor(s) in it",
             actor.label,

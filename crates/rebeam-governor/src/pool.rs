@@ -25,21 +25,18 @@ impl Router {
     pub(crate) fn start_processes(&mut self) -> Result<(), GovernorError> {
         self.main = match &self.config.program {
             Program::Script { .. } => self.spawn_process(Role::Main, 0, false)?,
-            Program::Library { parent, token, .. } => {
-                self.procs.push(Proc {
-                    role: Role::Main,
-                    index: 0,
-                    pid: *parent,
-                    token: token.clone(),
-                    state: ProcState::Spawned,
-                    tx: None,
-                    actors: BTreeSet::new(),
-                    spare: false,
-                    lost: false,
-                    external: true,
-                });
-                self.procs.len() - 1
-            }
+            Program::Library { parent, token, .. } => self.procs.insert(Proc {
+                role: Role::Main,
+                index: 0,
+                pid: *parent,
+                token: token.clone(),
+                state: ProcState::Spawned,
+                tx: None,
+                actors: BTreeSet::new(),
+                spare: false,
+                lost: false,
+                external: true,
+            }),
         };
         for i in 0..self.config.workers + self.config.spares {
             self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
@@ -108,8 +105,8 @@ impl Router {
             python: self.config.python.clone(),
             source,
         })?;
-        let idx = self.procs.len();
-        self.procs.push(Proc {
+        self.last_index = self.last_index.max(index);
+        let idx = self.procs.insert(Proc {
             role,
             index,
             pid,
@@ -127,7 +124,7 @@ impl Router {
     }
 
     pub(crate) fn on_hello(&mut self, hello: Hello) {
-        let found = self.procs.iter().position(|p| p.token == hello.token && p.state == ProcState::Spawned);
+        let found = self.procs.find(|p| p.token == hello.token && p.state == ProcState::Spawned);
         let verdict = match found {
             _ if hello.version != PROTOCOL_VERSION => Err(format!(
                 "protocol version {} (this governor speaks {PROTOCOL_VERSION}); the Python package and the rebeam binary are from different builds",
@@ -170,10 +167,9 @@ impl Router {
     }
 
     pub(crate) fn on_lost(&mut self, proc: ProcIdx, err: ProtoError) {
-        let p = &mut self.procs[proc];
-        if p.state == ProcState::Dead {
+        let Some(p) = self.procs.get_mut(proc).filter(|p| p.state != ProcState::Dead) else {
             return;
-        }
+        };
         p.tx = None;
         match err {
             // A process that dies mid-write leaves a reset or a half frame behind: that is a
@@ -197,12 +193,19 @@ impl Router {
     }
 
     pub(crate) fn on_reaped(&mut self, pid: u32, exit: ProcessExit) {
-        match self.procs.iter().position(|p| p.pid == pid) {
+        let found = self.procs.find(|p| p.pid == pid);
+        match found {
             Some(proc) => {
                 // Kill what the process left behind in its group (its own subprocesses).
                 self.os.kill_group(pid, libc::SIGKILL);
                 if self.procs[proc].state != ProcState::Dead {
                     self.proc_died(proc, exit.to_string(), Some(exit));
+                }
+                // A reaped worker can do nothing more (its pid may be someone else's soon): its
+                // slot is freed, and its id, wherever it is still held, finds nothing. The main
+                // process stays: the run's end reads its state.
+                if self.procs[proc].role == Role::Worker {
+                    self.procs.remove(proc);
                 }
             }
             None => tracing::debug!("reaped orphan pid {pid} ({exit})"),
@@ -283,13 +286,12 @@ impl Router {
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
     pub(crate) fn replace_worker(&mut self, dead_was_spare: bool) {
-        let next_index = self.procs.iter().map(|p| p.index).max().unwrap_or(0) + 1;
+        let next_index = self.last_index + 1;
         if !dead_was_spare {
             let spare = self
                 .procs
-                .iter()
-                .position(|p| p.spare && p.state == ProcState::Ready)
-                .or_else(|| self.procs.iter().position(|p| p.spare && p.state != ProcState::Dead));
+                .find(|p| p.spare && p.state == ProcState::Ready)
+                .or_else(|| self.procs.find(|p| p.spare && p.state != ProcState::Dead));
             match spare {
                 Some(s) => self.procs[s].spare = false,
                 None => {
@@ -309,7 +311,7 @@ impl Router {
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.
     pub fn pool_warming(&self) -> bool {
         self.procs
-            .iter()
+            .values()
             .any(|p| p.role == Role::Worker && !p.spare && matches!(p.state, ProcState::Spawned | ProcState::Connected))
     }
 
@@ -317,7 +319,6 @@ impl Router {
     pub fn place(&self) -> Option<ProcIdx> {
         self.procs
             .iter()
-            .enumerate()
             .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
             .min_by_key(|(i, p)| (p.actors.len(), *i))
             .map(|(i, _)| i)
@@ -325,15 +326,14 @@ impl Router {
 
     pub(crate) fn kill_everything(&mut self) {
         // Process groups outlive their leader: dead ones may have stragglers too.
-        for proc in 0..self.procs.len() {
+        for proc in self.procs.ids() {
             self.kill_proc(proc);
         }
     }
 
     /// SIGKILLs a process and its group, unless it is not ours to kill (library mode's main).
     pub fn kill_proc(&self, proc: ProcIdx) {
-        let p = &self.procs[proc];
-        if !p.external {
+        if let Some(p) = self.procs.get(proc).filter(|p| !p.external) {
             self.os.kill_group(p.pid, libc::SIGKILL);
         }
     }

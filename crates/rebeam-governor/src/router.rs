@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_core::calls::{Caller, InFlight};
+use rebeam_core::registry::{Names, ProcId, Procs};
 use rebeam_proto::{
     encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event, Frame,
     Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
@@ -23,9 +24,11 @@ use crate::process::{self, Os, ProcessExit, RealOs};
 use crate::tree::Trees;
 use crate::{Config, GovernorError, Program, READY_TIMEOUT};
 
-/// An index into `Router::procs`. The router hands them out and never removes a process (a
-/// dead one stays, `Dead`), so indexing with one is safe; peers never name a `ProcIdx`.
-pub type ProcIdx = usize;
+/// A process of the run, as `Router::procs` names it: generational, so an id kept past its
+/// process's removal (in a timer, a late frame) finds nothing rather than a newer process.
+/// A dead process stays in the table (`Dead`) until it is reaped, so that its exit status and
+/// its group's stragglers still find it; peers never name a `ProcIdx`.
+pub type ProcIdx = ProcId;
 
 /// Everything the router reacts to.
 pub enum Input {
@@ -101,10 +104,10 @@ pub struct Router {
     /// Processes, signals and timers: every effect outside this state goes through it.
     pub(crate) os: Box<dyn Os>,
     pub(crate) socket_path: PathBuf,
-    pub procs: Vec<Proc>,
+    pub procs: Procs<Proc>,
     pub main: ProcIdx,
     pub actors: HashMap<ActorId, crate::actors::Actor>,
-    pub names: HashMap<String, ActorId>,
+    pub names: Names,
     /// Every delivery someone waits for: callers, and the safety gate for gated work.
     pub calls: InFlight<ProcIdx>,
     pub monitors: HashMap<u64, Monitor>,
@@ -118,6 +121,9 @@ pub struct Router {
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
     pub(crate) next_id: u64,
+    /// The highest process index given so far (0 is the main process): a new worker gets the
+    /// next, so no two workers of a run share a number, even once one is removed.
+    pub(crate) last_index: u32,
     pub(crate) early_deaths: u32,
     pub(crate) body_done: bool,
     pub(crate) shutdown: Option<i32>,
@@ -275,10 +281,11 @@ impl Router {
             config,
             os,
             socket_path,
-            procs: Vec::new(),
-            main: 0,
+            procs: Procs::default(),
+            // Replaced by `start_processes` before any input is handled.
+            main: ProcId::from_raw(u64::MAX),
             actors: HashMap::new(),
-            names: HashMap::new(),
+            names: Names::default(),
             calls: InFlight::default(),
             monitors: HashMap::new(),
             trees: Trees::default(),
@@ -290,6 +297,7 @@ impl Router {
             control_path,
             queued_starts: VecDeque::new(),
             next_id: 1,
+            last_index: 0,
             early_deaths: 0,
             body_done: false,
             shutdown: None,
@@ -331,14 +339,16 @@ impl Router {
             Input::Lost(proc, err) => self.on_lost(proc, err),
             Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
             Input::LostGrace(proc) => {
-                if self.procs[proc].state != ProcState::Dead {
+                if self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
                     self.kill_proc(proc);
                     self.proc_died(proc, "its connection to the governor was lost".into(), None);
                 }
             }
             Input::ReadyDeadline(proc) => {
-                let p = &self.procs[proc];
-                if matches!(p.state, ProcState::Spawned | ProcState::Connected) {
+                // A removed process (reaped already) is past any deadline.
+                if let Some(p) =
+                    self.procs.get(proc).filter(|p| matches!(p.state, ProcState::Spawned | ProcState::Connected))
+                {
                     tracing::error!("{} was not ready after {READY_TIMEOUT:?}; killing it", p.describe());
                     self.kill_proc(proc);
                 }
@@ -374,7 +384,7 @@ impl Router {
     }
 
     fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
-        if self.procs[proc].state == ProcState::Dead {
+        if !self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
             return;
         }
         match frame {
@@ -434,7 +444,7 @@ impl Router {
                 self.start_top_level_tree(proc, req, spec);
             }
             Request::Whereis { name } => {
-                let found = self.names.get(&name).map(|&id| ActorRef { id, name: Some(name.clone()) });
+                let found = self.names.lookup(&name).map(|id| ActorRef { id, name: Some(name.clone()) });
                 self.respond(proc, req, Response::Whereis(found));
             }
             Request::Monitor { watcher, target } => {
@@ -523,9 +533,7 @@ impl Router {
                         // socket, maybe after the caller's next call): free its name now, so
                         // that call gets NoProcess, as during the restart, not a dying actor.
                         if let (true, Some(name)) = (crashed, &actor.name) {
-                            if self.names.get(name) == Some(&replied.actor) {
-                                self.names.remove(name);
-                            }
+                            self.names.release(name, replied.actor);
                         }
                     }
                     self.respond(caller.proc, caller.req, Response::Call(outcome));
@@ -621,13 +629,13 @@ impl Router {
     }
 
     pub fn resolve(&self, target: &Target) -> Result<ActorId, ErrorInfo> {
-        let id =
-            match target {
-                Target::Name(name) => self.names.get(name).copied().ok_or_else(|| {
-                    ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
-                })?,
-                Target::Actor(id) => *id,
-            };
+        let id = match target {
+            Target::Name(name) => self
+                .names
+                .lookup(name)
+                .ok_or_else(|| ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running")))?,
+            Target::Actor(id) => *id,
+        };
         match self.actors.get(&id) {
             Some(a) if !a.stopping => Ok(id),
             Some(a) => Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor {} is stopping", a.label))),
@@ -667,8 +675,7 @@ impl Router {
         }
         // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script. Not in
         // library mode: the user's process is not ours to signal (its terminal has its own Ctrl-C).
-        let main = &self.procs[self.main];
-        if main.state != ProcState::Dead && !main.external {
+        if let Some(main) = self.procs.get(self.main).filter(|m| m.state != ProcState::Dead && !m.external) {
             self.os.kill(main.pid, libc::SIGINT);
         }
         self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");
@@ -704,7 +711,7 @@ impl Router {
             return;
         }
         let main = self.main;
-        if self.procs[main].state != ProcState::Dead {
+        if self.procs.get(main).is_some_and(|m| m.state != ProcState::Dead) {
             if !self.procs[main].lost {
                 self.send(main, &Frame::Command(Cmd::Shutdown { code }));
                 self.procs[main].lost = true;
@@ -716,7 +723,7 @@ impl Router {
             self.procs[main].state = ProcState::Dead;
         }
         let mut alive = false;
-        for i in 0..self.procs.len() {
+        for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
                 alive = true;
                 if !self.procs[i].lost {
@@ -754,7 +761,7 @@ impl Router {
             Program::Script { script, .. } => format!("script:  {}\n", script.display()),
             library => format!("program: {}\n", library.describe()),
         };
-        for p in self.procs.iter().filter(|p| p.state != ProcState::Dead) {
+        for p in self.procs.values().filter(|p| p.state != ProcState::Dead) {
             let role = if p.spare { " (spare)" } else { "" };
             out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), p.actors.len()));
         }

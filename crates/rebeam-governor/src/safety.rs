@@ -141,7 +141,7 @@ impl Router {
     fn on_transition(&mut self, t: Transition) {
         tracing::info!("safety: {} → {} ({})", t.from, t.to, t.reason);
         let state = wire(t.to);
-        for i in 0..self.procs.len() {
+        for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
                 self.send(i, &Frame::Command(Cmd::Safety { state }));
             }
@@ -205,7 +205,7 @@ impl Router {
         workers.sort_unstable();
         workers.dedup();
         for proc in workers {
-            let p = &self.procs[proc];
+            let Some(p) = self.procs.get(proc) else { continue };
             if p.role == Role::Main || p.external {
                 let why = format!(
                     "gated work in the {} did not stop within {:?} of the disarm, and rebeam never kills the \
@@ -230,7 +230,8 @@ impl Router {
 
     /// Step 4: a worker that was killed and is still not reaped.
     pub fn on_kill_confirm(&mut self, proc: ProcIdx) {
-        if self.procs[proc].state != ProcState::Dead {
+        // Removed means reaped: it is gone.
+        if self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
             let why = format!(
                 "{} was killed for gated work that outlived the grace and was not reaped {KILL_CONFIRM_TIMEOUT:?} after SIGKILL",
                 self.procs[proc].describe()
