@@ -6,6 +6,8 @@
 //!   reused once its process is removed, with the next generation, so an id held past its
 //!   process's removal (in a timer, a late frame, a stray reply) finds nothing, never the new
 //!   process in the same slot.
+//! - An actor is placed on at most one process at a time, and a process lists exactly the
+//!   actors placed on it: [`Actors`] keeps both directions, so neither is edited by hand.
 //! - A name is held by one actor at a time. It is taken when the actor is created and freed
 //!   exactly when the rules say (its handler crashed answering a call, or it ended), and only
 //!   by the actor holding it: freeing a name another actor took since is a no-op.
@@ -13,7 +15,7 @@
 //! Nothing here performs I/O; the governor stores its per-process state in a [`Procs`] and its
 //! names in a [`Names`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 /// A process of the run: its slot and that slot's generation (see the module doc).
@@ -206,6 +208,111 @@ impl Names {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
         self.held.iter().map(|(n, &a)| (n.as_str(), a))
+    }
+}
+
+/// An actor's id (the governor's `ActorId`).
+pub type ActorId = u64;
+
+/// The actor table: each actor's state (`A`, the governor's) and the process it is placed on,
+/// with the reverse index (each process's actors) kept in step here alone.
+#[derive(Debug, Clone)]
+pub struct Actors<A> {
+    table: HashMap<ActorId, (Option<ProcId>, A)>,
+    on: HashMap<ProcId, BTreeSet<ActorId>>,
+}
+
+impl<A> Default for Actors<A> {
+    fn default() -> Self {
+        Actors { table: HashMap::new(), on: HashMap::new() }
+    }
+}
+
+impl<A> Actors<A> {
+    /// Adds an actor, placed nowhere yet (it waits for a worker).
+    pub fn insert(&mut self, id: ActorId, actor: A) {
+        self.remove(&id);
+        self.table.insert(id, (None, actor));
+    }
+
+    /// Places `id` on `proc` (moving it if it was placed elsewhere). False if it is unknown.
+    pub fn place(&mut self, id: ActorId, proc: ProcId) -> bool {
+        let Some((at, _)) = self.table.get_mut(&id) else { return false };
+        if let Some(old) = at.replace(proc) {
+            Self::unlist(&mut self.on, old, id);
+        }
+        self.on.entry(proc).or_default().insert(id);
+        true
+    }
+
+    /// Removes an actor (and its place).
+    pub fn remove(&mut self, id: &ActorId) -> Option<A> {
+        let (at, actor) = self.table.remove(id)?;
+        if let Some(proc) = at {
+            Self::unlist(&mut self.on, proc, *id);
+        }
+        Some(actor)
+    }
+
+    /// Empties `proc`'s list and returns it, in id order. The actors keep naming `proc` as
+    /// their place until each is removed: a dead process's actors end one by one after this.
+    pub fn take_on(&mut self, proc: ProcId) -> Vec<ActorId> {
+        self.on.remove(&proc).map(|set| set.into_iter().collect()).unwrap_or_default()
+    }
+
+    /// Where `id` is placed (`None`: unknown, or waiting for a worker).
+    pub fn proc_of(&self, id: ActorId) -> Option<ProcId> {
+        self.table.get(&id).and_then(|(at, _)| *at)
+    }
+
+    /// The actors listed on `proc`, in id order.
+    pub fn on(&self, proc: ProcId) -> impl Iterator<Item = ActorId> + '_ {
+        self.on.get(&proc).into_iter().flatten().copied()
+    }
+
+    pub fn count_on(&self, proc: ProcId) -> usize {
+        self.on.get(&proc).map_or(0, BTreeSet::len)
+    }
+
+    pub fn get(&self, id: &ActorId) -> Option<&A> {
+        self.table.get(id).map(|(_, a)| a)
+    }
+
+    pub fn get_mut(&mut self, id: &ActorId) -> Option<&mut A> {
+        self.table.get_mut(id).map(|(_, a)| a)
+    }
+
+    pub fn contains_key(&self, id: &ActorId) -> bool {
+        self.table.contains_key(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&ActorId, &A)> {
+        self.table.iter().map(|(id, (_, a))| (id, a))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ActorId> {
+        self.table.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &A> {
+        self.table.values().map(|(_, a)| a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    fn unlist(on: &mut HashMap<ProcId, BTreeSet<ActorId>>, proc: ProcId, id: ActorId) {
+        if let Some(set) = on.get_mut(&proc) {
+            set.remove(&id);
+            if set.is_empty() {
+                on.remove(&proc);
+            }
+        }
     }
 }
 

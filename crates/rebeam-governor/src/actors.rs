@@ -22,8 +22,6 @@ pub struct Actor {
     pub name: Option<String>,
     /// How logs and reports name it: `'counter'` or `Counter<12>`.
     pub label: String,
-    /// The worker hosting it; `None` while it waits for a ready worker.
-    pub proc: Option<ProcIdx>,
     code: ChildCode,
     pub started: bool,
     pub stopping: bool,
@@ -73,7 +71,6 @@ impl Router {
             Actor {
                 name: spec.name.clone(),
                 label,
-                proc: None,
                 code: spec.code.clone(),
                 started: false,
                 stopping: false,
@@ -100,7 +97,6 @@ impl Router {
             let Some(actor) = self.actors.get_mut(&id) else {
                 continue;
             };
-            actor.proc = Some(worker);
             let frame = Frame::Command(Cmd::Start {
                 actor: id,
                 name: actor.name.clone(),
@@ -108,7 +104,7 @@ impl Router {
                 code: actor.code.clone(),
             });
             let parked = std::mem::take(&mut actor.parked);
-            self.procs[worker].actors.insert(id);
+            self.actors.place(id, worker);
             self.send(worker, &frame);
             for message in parked {
                 self.send(worker, &message);
@@ -153,9 +149,6 @@ impl Router {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
-        if let Some(p) = actor.proc.and_then(|p| self.procs.get_mut(p)) {
-            p.actors.remove(&id);
-        }
         if let Some(name) = &actor.name {
             self.names.release(name, id);
         }
@@ -210,7 +203,8 @@ impl Router {
             return;
         };
         actor.stopping = true;
-        let Some(worker) = actor.proc.filter(|_| actor.started || actor.waiter.is_some()) else {
+        let placed = actor.started || actor.waiter.is_some();
+        let Some(worker) = self.actors.proc_of(id).filter(|_| placed) else {
             return self.actor_ended(id, Exit::Shutdown);
         };
         if !self.send(worker, &Frame::Command(Cmd::Stop { actor: id })) {
@@ -227,12 +221,13 @@ impl Router {
         let Some(actor) = self.actors.get(&id).filter(|a| a.stopping) else {
             return;
         };
-        let Some(p) = actor.proc.and_then(|w| self.procs.get(w)) else { return };
+        let Some(worker) = self.actors.proc_of(id) else { return };
+        let Some(p) = self.procs.get(worker) else { return };
         tracing::warn!(
             "actor {} did not stop in time; killing {} and the {} actor(s) in it",
             actor.label,
             p.describe(),
-            p.actors.len()
+            self.actors.count_on(worker)
         );
         self.os.kill_group(p.pid, libc::SIGKILL);
     }

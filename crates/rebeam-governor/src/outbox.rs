@@ -176,7 +176,7 @@ impl Router {
                 "{} has not read its messages for {HUNG_AFTER:?} (its outbox is full); killing it as hung, \
                  with the {} actor(s) in it",
                 p.describe(),
-                p.actors.len()
+                self.actors.count_on(proc)
             );
             self.kill_proc(proc);
         }

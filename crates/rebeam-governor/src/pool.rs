@@ -11,7 +11,6 @@
 //! A death is handled in one place, `proc_died`: it marks the process dead, has every part of
 //! the state forget it (`forget_dead_proc`, one line per part), then ends its actors.
 
-use std::collections::BTreeSet;
 use std::process::Command;
 
 use rebeam_proto::{ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
@@ -32,7 +31,6 @@ impl Router {
                 token: token.clone(),
                 state: ProcState::Spawned,
                 tx: None,
-                actors: BTreeSet::new(),
                 spare: false,
                 lost: false,
                 external: true,
@@ -113,7 +111,6 @@ impl Router {
             token,
             state: ProcState::Spawned,
             tx: None,
-            actors: BTreeSet::new(),
             spare,
             lost: false,
             external: false,
@@ -220,7 +217,7 @@ impl Router {
         let role = p.role;
         let spare = p.spare;
         let desc = p.describe();
-        let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
+        let actors: Vec<ActorId> = self.actors.take_on(proc);
         self.forget_dead_proc(proc);
 
         if role == Role::Main {
@@ -320,7 +317,7 @@ impl Router {
         self.procs
             .iter()
             .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
-            .min_by_key(|(i, p)| (p.actors.len(), *i))
+            .min_by_key(|(i, _)| (self.actors.count_on(*i), *i))
             .map(|(i, _)| i)
     }
 

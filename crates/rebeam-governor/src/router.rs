@@ -5,12 +5,12 @@
 //! order in which one connection's frames arrive is the order in which they are forwarded: that
 //! is what makes delivery FIFO per sender → receiver pair.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_core::calls::{Caller, InFlight};
-use rebeam_core::registry::{Names, ProcId, Procs};
+use rebeam_core::registry::{Actors, Names, ProcId, Procs};
 use rebeam_proto::{
     encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event, Frame,
     Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
@@ -77,7 +77,6 @@ pub struct Proc {
     pub(crate) token: String,
     pub state: ProcState,
     pub(crate) tx: Option<crate::outbox::Outbox>,
-    pub actors: BTreeSet<ActorId>,
     pub spare: bool,
     pub(crate) lost: bool,
     /// Not our child (the library-mode main process): never signalled, never reaped.
@@ -106,7 +105,8 @@ pub struct Router {
     pub(crate) socket_path: PathBuf,
     pub procs: Procs<Proc>,
     pub main: ProcIdx,
-    pub actors: HashMap<ActorId, crate::actors::Actor>,
+    /// Every actor, where it is placed, and each process's actors.
+    pub actors: Actors<crate::actors::Actor>,
     pub names: Names,
     /// Every delivery someone waits for: callers, and the safety gate for gated work.
     pub calls: InFlight<ProcIdx>,
@@ -284,7 +284,7 @@ impl Router {
             procs: Procs::default(),
             // Replaced by `start_processes` before any input is handled.
             main: ProcId::from_raw(u64::MAX),
-            actors: HashMap::new(),
+            actors: Actors::default(),
             names: Names::default(),
             calls: InFlight::default(),
             monitors: HashMap::new(),
@@ -541,7 +541,7 @@ impl Router {
             }
             Event::Started { actor, result } => self.on_started(actor, result),
             Event::Exited { actor, reason } => {
-                if self.actors.get(&actor).is_some_and(|a| a.proc == Some(proc)) {
+                if self.actors.proc_of(actor) == Some(proc) {
                     self.actor_ended(actor, reason);
                 }
             }
@@ -605,7 +605,7 @@ impl Router {
         let delivery = (call.is_some() || gated).then(|| self.next_id());
         let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
-        match self.actors.get(&id).and_then(|a| a.proc) {
+        match self.actors.proc_of(id) {
             Some(worker) => {
                 if let Err(refusal) = self.offer(worker, &frame) {
                     return Err(self.refusal_info(worker, &target.to_string(), refusal));
@@ -761,9 +761,9 @@ impl Router {
             Program::Script { script, .. } => format!("script:  {}\n", script.display()),
             library => format!("program: {}\n", library.describe()),
         };
-        for p in self.procs.values().filter(|p| p.state != ProcState::Dead) {
+        for (id, p) in self.procs.iter().filter(|(_, p)| p.state != ProcState::Dead) {
             let role = if p.spare { " (spare)" } else { "" };
-            out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), p.actors.len()));
+            out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), self.actors.count_on(id)));
         }
         out.push_str(&self.render_trees());
         out

@@ -173,7 +173,7 @@ impl Router {
                 );
                 self.send(proc, &Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
             }
-            if let Some(worker) = self.actors.get(&actor).and_then(|a| a.proc) {
+            if let Some(worker) = self.actors.proc_of(actor) {
                 self.send(worker, &Frame::Command(Cmd::Cancel { actor, delivery: d }));
             }
         }
@@ -199,7 +199,7 @@ impl Router {
             .calls
             .cancelled_by(disarm)
             .into_iter()
-            .filter_map(|actor| self.actors.get(&actor).and_then(|a| a.proc))
+            .filter_map(|actor| self.actors.proc_of(actor))
             .chain(self.gate.behaviours.values().filter(|w| w.cancelled == Some(disarm)).map(|w| w.proc))
             .collect();
         workers.sort_unstable();

@@ -56,6 +56,39 @@ fn a_name_is_held_by_one_actor_and_freed_only_by_it() {
     assert_eq!(names.lookup("counter"), Some(8));
 }
 
+#[test]
+fn an_actor_is_listed_on_exactly_the_process_it_is_placed_on() {
+    let mut procs = Procs::default();
+    let (p, q) = (procs.insert(()), procs.insert(()));
+    let mut actors = Actors::default();
+    actors.insert(7, "seven");
+    assert_eq!(actors.proc_of(7), None);
+    assert!(actors.place(7, p));
+    assert!(!actors.place(8, p), "an unknown actor is placed nowhere");
+    assert_eq!(actors.on(p).collect::<Vec<_>>(), vec![7]);
+    assert!(actors.place(7, q));
+    assert_eq!((actors.count_on(p), actors.on(q).collect::<Vec<_>>()), (0, vec![7]), "moved, not copied");
+    assert_eq!(actors.remove(&7), Some("seven"));
+    assert_eq!((actors.count_on(q), actors.proc_of(7)), (0, None));
+}
+
+#[test]
+fn a_dead_processs_list_is_taken_whole_and_its_actors_end_one_by_one() {
+    let mut procs = Procs::default();
+    let p = procs.insert(());
+    let mut actors = Actors::default();
+    for id in [3, 1, 2] {
+        actors.insert(id, ());
+        actors.place(id, p);
+    }
+    assert_eq!(actors.take_on(p), vec![1, 2, 3]);
+    assert_eq!(actors.count_on(p), 0);
+    assert_eq!(actors.proc_of(2), Some(p), "still there until it is ended");
+    actors.remove(&2);
+    assert_eq!(actors.len(), 2);
+    assert_eq!(actors.take_on(p), Vec::<ActorId>::new());
+}
+
 proptest! {
     /// Against a model that never reuses ids: every id finds exactly what the model says.
     #[test]

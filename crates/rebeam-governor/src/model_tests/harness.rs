@@ -133,7 +133,10 @@ impl Harness {
             .router
             .actors
             .iter()
-            .map(|(id, a)| format!("actor {id} {}: on {:?}, parent {:?}", a.label, a.proc, a.parent))
+            .map(|(id, a)| {
+                let on = self.router.actors.proc_of(*id);
+                format!("actor {id} {}: on {on:?}, parent {:?}", a.label, a.parent)
+            })
             .collect();
         actors.sort();
         format!(

@@ -39,14 +39,14 @@ fn procs(r: &Router) -> Result<(), String> {
     let pids: HashSet<u32> = r.procs.values().map(|p| p.pid).collect();
     ensure!(pids.len() == r.procs.len(), "two processes share a pid");
     for (i, p) in r.procs.iter() {
-        for a in &p.actors {
+        for a in r.actors.on(i) {
             ensure!(
-                r.actors.get(a).is_some_and(|actor| actor.proc == Some(i)),
+                r.actors.proc_of(a) == Some(i),
                 "{} lists actor <{a}>, which does not say it runs there",
                 p.describe()
             );
         }
-        ensure!(p.state != ProcState::Dead || p.actors.is_empty(), "dead {} still hosts actors", p.describe());
+        ensure!(p.state != ProcState::Dead || r.actors.count_on(i) == 0, "dead {} still hosts actors", p.describe());
         ensure!(
             p.state == ProcState::Spawned || p.state == ProcState::Dead || p.tx.is_some() || p.lost,
             "{} is {:?} with no connection and not marked lost",
@@ -69,15 +69,18 @@ fn actors(r: &Router) -> Result<(), String> {
     let queued: HashSet<u64> = r.queued_starts.iter().copied().collect();
     ensure!(queued.len() == r.queued_starts.len(), "an actor is queued to start twice");
     for id in &r.queued_starts {
-        ensure!(r.actors.get(id).is_some_and(|a| a.proc.is_none()), "queued start <{id}> is gone or already placed");
+        ensure!(
+            r.actors.contains_key(id) && r.actors.proc_of(*id).is_none(),
+            "queued start <{id}> is gone or already placed"
+        );
     }
-    for (id, a) in &r.actors {
-        match a.proc {
+    for (id, a) in r.actors.iter() {
+        match r.actors.proc_of(*id) {
             Some(p) => {
                 ensure!(live(r, p), "actor {} runs on a dead or unknown process {p}", a.label);
                 ensure!(r.procs[p].role == Role::Worker, "actor {} runs on the main process", a.label);
                 ensure!(
-                    r.procs[p].actors.contains(id),
+                    r.actors.on(p).any(|x| x == *id),
                     "actor {} says it runs on process {p}, which does not list it",
                     a.label
                 );
@@ -149,7 +152,7 @@ fn trees(r: &Router) -> Result<(), String> {
             }
         }
     }
-    for (id, a) in &r.actors {
+    for (id, a) in r.actors.iter() {
         if let Some((tree, slot)) = a.parent {
             let t = view.get(&tree);
             ensure!(t.is_some_and(|t| slot < t.slots.len()), "actor <{id}>'s tree {tree} (slot {slot}) is gone");
