@@ -1,12 +1,11 @@
 //! The process pool: spawning the main process and the workers, their handshakes, their
 //! deaths, and their replacement.
 //!
-//! A worker that dies is replaced by the warm spare (which is ready, so restarts do not wait
-//! for Python to start) and a new spare is started. A worker that dies before it was ever
-//! ready counts toward `MAX_EARLY_WORKER_DEATHS`: past it, the run stops with a message that
-//! says which interpreter cannot `import rebeam._rebeam`. Actors are placed on the ready,
-//! non-spare worker with the fewest actors, and not before the initial pool is up, so the
-//! first tree is spread over every worker.
+//! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
+//! file turns them into spawns and frames. A worker that dies is replaced by the warm spare
+//! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
+//! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
+//! message that says which interpreter cannot `import rebeam._rebeam`.
 //!
 //! A death is handled in one place, `proc_died`: it marks the process dead, has every part of
 //! the state forget it (`forget_dead_proc`, one line per part), then ends its actors.
@@ -17,7 +16,9 @@ use rebeam_proto::{ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VE
 
 use crate::listener::Hello;
 use crate::process::{self, ProcessExit};
-use crate::router::{Input, Proc, ProcIdx, ProcState, Router, LOST_GRACE, MAX_EARLY_WORKER_DEATHS};
+use rebeam_core::pool;
+
+use crate::router::{Input, Proc, ProcIdx, ProcState, Router, LOST_GRACE};
 use crate::{GovernorError, Program, READY_TIMEOUT};
 
 impl Router {
@@ -155,7 +156,7 @@ impl Router {
         self.send(proc, &Frame::Command(Cmd::Safety { state }));
         let p = &self.procs[proc];
         if p.role == Role::Worker {
-            self.early_deaths = 0;
+            self.early_deaths.ready();
             self.send_sys_path(proc);
             self.send(proc, &Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
@@ -243,9 +244,8 @@ impl Router {
             return;
         }
         if was != ProcState::Ready {
-            self.early_deaths += 1;
             tracing::error!("{desc} died before it was ready ({why})");
-            if self.early_deaths >= MAX_EARLY_WORKER_DEATHS {
+            if self.early_deaths.died() {
                 tracing::error!(
                     "workers keep dying at start-up; check that {} can `import rebeam._rebeam` (is rebeam installed in that environment?)",
                     self.config.python.display()
@@ -284,41 +284,45 @@ impl Router {
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
     pub(crate) fn replace_worker(&mut self, dead_was_spare: bool) {
         let next_index = self.last_index + 1;
-        if !dead_was_spare {
-            let spare = self
-                .procs
-                .find(|p| p.spare && p.state == ProcState::Ready)
-                .or_else(|| self.procs.find(|p| p.spare && p.state != ProcState::Dead));
-            match spare {
-                Some(s) => self.procs[s].spare = false,
-                None => {
-                    if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
-                        tracing::error!("cannot replace a dead worker: {e}");
-                    }
-                    return self.dispatch_queued_starts();
-                }
+        let plan = pool::replace(dead_was_spare, self.workers());
+        if let Some(s) = plan.promote {
+            self.procs[s].spare = false;
+        }
+        if plan.spawn_worker {
+            if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
+                tracing::error!("cannot replace a dead worker: {e}");
             }
         }
-        if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
-            tracing::error!("cannot start a spare worker: {e}");
+        if plan.spawn_spare {
+            if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
+                tracing::error!("cannot start a spare worker: {e}");
+            }
         }
         self.dispatch_queued_starts();
     }
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.
     pub fn pool_warming(&self) -> bool {
-        self.procs
-            .values()
-            .any(|p| p.role == Role::Worker && !p.spare && matches!(p.state, ProcState::Spawned | ProcState::Connected))
+        pool::warming(self.workers())
     }
 
     /// The ready, non-spare worker with the fewest actors.
     pub fn place(&self) -> Option<ProcIdx> {
+        pool::place(self.workers())
+    }
+
+    /// The live workers as the pool's rules see them, in slot order.
+    fn workers(&self) -> Vec<pool::Worker<ProcIdx>> {
         self.procs
             .iter()
-            .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
-            .min_by_key(|(i, _)| (self.actors.count_on(*i), *i))
-            .map(|(i, _)| i)
+            .filter(|(_, p)| p.role == Role::Worker && p.state != ProcState::Dead)
+            .map(|(id, p)| pool::Worker {
+                id,
+                spare: p.spare,
+                ready: p.state == ProcState::Ready,
+                load: self.actors.count_on(id),
+            })
+            .collect()
     }
 
     pub(crate) fn kill_everything(&mut self) {

@@ -51,8 +51,6 @@ pub enum Input {
     ReceiveDeadline(u64),
 }
 
-/// Consecutive workers that may die before saying Ready before the run is declared broken.
-pub(crate) const MAX_EARLY_WORKER_DEATHS: u32 = 3;
 /// How long a lost connection waits for its process's exit status, to name the cause.
 pub(crate) const LOST_GRACE: Duration = Duration::from_millis(200);
 /// Late replies to calls whose callers gave up are forgotten after this much extra time.
@@ -124,7 +122,7 @@ pub struct Router {
     /// The highest process index given so far (0 is the main process): a new worker gets the
     /// next, so no two workers of a run share a number, even once one is removed.
     pub(crate) last_index: u32,
-    pub(crate) early_deaths: u32,
+    pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
     pub(crate) body_done: bool,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
@@ -298,7 +296,7 @@ impl Router {
             queued_starts: VecDeque::new(),
             next_id: 1,
             last_index: 0,
-            early_deaths: 0,
+            early_deaths: rebeam_core::pool::EarlyDeaths::default(),
             body_done: false,
             shutdown: None,
             finished: false,
