@@ -37,7 +37,7 @@ impl ProcId {
         (u64::from(self.slot) << 32) | u64::from(self.generation)
     }
 
-    pub fn from_raw(raw: u64) -> ProcId {
+    pub const fn from_raw(raw: u64) -> ProcId {
         ProcId { slot: (raw >> 32) as u32, generation: raw as u32 }
     }
 }

@@ -53,6 +53,9 @@ pub enum Input {
 
 /// How long a lost connection waits for its process's exit status, to name the cause.
 pub(crate) const LOST_GRACE: Duration = Duration::from_millis(200);
+/// `Router::main` until `start_processes` names the main process (before any input): an id
+/// no table hands out (slot `u32::MAX`), so it finds nothing.
+const NO_MAIN_YET: ProcId = ProcId::from_raw(u64::MAX);
 /// Late replies to calls whose callers gave up are forgotten after this much extra time.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Library mode: how often to check that our parent is alive (its closed connection usually
@@ -280,8 +283,7 @@ impl Router {
             os,
             socket_path,
             procs: Procs::default(),
-            // Replaced by `start_processes` before any input is handled.
-            main: ProcId::from_raw(u64::MAX),
+            main: NO_MAIN_YET,
             actors: Actors::default(),
             names: Names::default(),
             calls: InFlight::default(),
