@@ -169,7 +169,7 @@ impl Router {
 
     /// Kills every worker whose outbox has stayed over budget for [`HUNG_AFTER`].
     pub fn kill_hung_workers(&mut self, now: Instant) {
-        for proc in 0..self.procs.len() {
+        for proc in self.procs.ids() {
             let p = &self.procs[proc];
             let hung = p.tx.as_ref().and_then(|tx| tx.over_for(now)).is_some_and(|t| t >= HUNG_AFTER);
             if !hung || p.role != Role::Worker || p.state == ProcState::Dead {
@@ -179,7 +179,7 @@ impl Router {
                 "{} has not read its messages for {HUNG_AFTER:?} (its outbox is full); killing it as hung, \
                  with the {} actor(s) in it",
                 p.describe(),
-                p.actors.len()
+                self.actors.count_on(proc)
             );
             self.kill_proc(proc);
         }

@@ -586,8 +586,7 @@ impl Router {
                 Some(Running::Actor(a)) => {
                     let place = self
                         .actors
-                        .get(&a)
-                        .and_then(|actor| actor.proc)
+                        .proc_of(a)
                         .and_then(|p| self.procs.get(p))
                         .map_or("waiting for a worker".to_string(), |p| p.describe());
                     out.push_str(&format!("{pad}  {name}: running as <{a}> on {place}\n"));

@@ -26,7 +26,7 @@ const HOST_PID: u32 = super::fake::FAKE_PID_BASE - 0x100;
 /// size, and the model's frames are small).
 const ROOMY_OUTBOX_BUDGET: u64 = 64 << 20;
 use crate::process::ProcessExit;
-use crate::router::{Input, ProcState, Router};
+use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 mod answers;
@@ -45,6 +45,9 @@ pub struct Harness {
     os: FakeOs,
     rng: Rng,
     fakes: Vec<Fake>,
+    /// The router's id of each fake process (`ids[i]` is `fakes[i]`'s), and the same as a set.
+    ids: Vec<ProcIdx>,
+    id_set: HashSet<ProcIdx>,
     known: Known,
     /// Timers the router set, with the virtual time (ms) they are due at.
     timers: Vec<(u64, Input)>,
@@ -105,6 +108,8 @@ impl Harness {
             os,
             rng,
             fakes: Vec::new(),
+            ids: Vec::new(),
+            id_set: HashSet::new(),
             known: Known::default(),
             timers: Vec::new(),
             now: 0,
@@ -138,7 +143,10 @@ impl Harness {
             .router
             .actors
             .iter()
-            .map(|(id, a)| format!("actor {id} {}: on {:?}, parent {:?}", a.label, a.proc, a.parent))
+            .map(|(id, a)| {
+                let on = self.router.actors.proc_of(*id);
+                format!("actor {id} {}: on {on:?}, parent {:?}", a.label, a.parent)
+            })
             .collect();
         actors.sort();
         format!(
@@ -228,8 +236,11 @@ impl Harness {
 
     /// Takes in what the router did (new processes, frames, timers, signals) and checks it.
     fn absorb(&mut self) -> Result<(), String> {
-        for p in &self.router.procs[self.fakes.len()..] {
-            self.fakes.push(Fake::new(p.pid, p.role, p.token.clone()));
+        for (id, p) in self.router.procs.iter() {
+            if self.id_set.insert(id) {
+                self.ids.push(id);
+                self.fakes.push(Fake::new(p.pid, p.role, p.token.clone()));
+            }
         }
         let (timers, signals) = {
             let mut w = self.os.world();
@@ -250,7 +261,7 @@ impl Harness {
         self.calls_answered_or_pending()?;
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
-        self.known.live_names = self.router.names.keys().cloned().collect();
+        self.known.live_names = self.router.names.iter().map(|(n, _)| n.to_string()).collect();
         self.known.live_names.sort_unstable();
         self.known.live_roots = self.router.trees.roots().to_vec();
         self.known.live_trees = self.router.trees.view().into_keys().collect();
@@ -259,7 +270,8 @@ impl Harness {
         check_invariants(&self.router)?;
         let state = self.router.safety_state();
         for (i, f) in self.fakes.iter().enumerate() {
-            let p = &self.router.procs[i];
+            // A removed process was reaped: it hears nothing more.
+            let Some(p) = self.router.procs.get(self.ids[i]) else { continue };
             if p.state == ProcState::Ready && p.tx.is_some() && !f.stalled && f.safety != Some(state) {
                 return Err(format!(
                     "{} was last told safety {:?}, but the state is {state:?}",
@@ -279,7 +291,7 @@ impl Harness {
         let Some(i) = self.fakes.iter().position(|f| f.pid == pid) else {
             return Err(format!("the governor sent signal {sig} to pid {pid:#x}, which it never started"));
         };
-        if self.router.procs[i].external {
+        if self.router.procs.get(self.ids[i]).is_some_and(|p| p.external) {
             return Err(format!(
                 "the governor sent signal {sig} to the library-mode main process, which is not its own"
             ));
@@ -306,9 +318,9 @@ impl Harness {
         f.gone = true;
         if f.conn.is_some() && !f.closed {
             f.closed = true;
-            self.os_events.push(Input::Lost(i, ProtoError::Closed));
+            self.os_events.push(Input::Lost(self.ids[i], ProtoError::Closed));
         }
-        if !self.router.procs[i].external {
+        if !self.router.procs.get(self.ids[i]).is_some_and(|p| p.external) {
             self.os_events.push(Input::Reaped(f.pid, exit));
         }
     }
@@ -356,14 +368,15 @@ impl Harness {
         Ok(self.hello()? || self.ready()? || self.answer()? || self.os_event()? || self.fire_timer()?)
     }
 
-    fn pick(&mut self, ok: impl Fn(&Fake, &Router, usize) -> bool) -> Option<usize> {
+    /// A fake process (its index in `fakes`) that `ok` accepts; `ok` gets its router id.
+    fn pick(&mut self, ok: impl Fn(&Fake, &Router, ProcIdx) -> bool) -> Option<usize> {
         let n = self.fakes.len();
         let start = self.rng.below(n as u64) as usize;
-        (0..n).map(|k| (start + k) % n).find(|&i| ok(&self.fakes[i], &self.router, i))
+        (0..n).map(|k| (start + k) % n).find(|&i| ok(&self.fakes[i], &self.router, self.ids[i]))
     }
 
     fn frame(&mut self, i: usize, frame: Frame) -> Result<bool, String> {
-        self.feed(Input::Frame(i, frame)).map(|()| true)
+        self.feed(Input::Frame(self.ids[i], frame)).map(|()| true)
     }
 
     fn event(&mut self, i: usize, event: Event) -> Result<bool, String> {
@@ -403,7 +416,9 @@ impl Harness {
         if self.rng.chance(1, 40) {
             return self.hello_again();
         }
-        let Some(i) = self.pick(|f, r, i| f.conn.is_none() && !f.gone && r.procs[i].state == ProcState::Spawned) else {
+        let Some(i) = self.pick(|f, r, i| {
+            f.conn.is_none() && !f.gone && r.procs.get(i).is_some_and(|p| p.state == ProcState::Spawned)
+        }) else {
             return Ok(false);
         };
         let f = &self.fakes[i];
@@ -421,7 +436,7 @@ impl Harness {
         let (accept, mut accepted) = oneshot::channel();
         self.feed(Input::Hello(Hello { version, role, token, pid, writer, accept }))?;
         match (accepted.try_recv(), good) {
-            (Ok(Ok(idx)), true) if idx == i => self.fakes[i].conn = Some(rx),
+            (Ok(Ok(idx)), true) if idx == self.ids[i] => self.fakes[i].conn = Some(rx),
             (Ok(Err(_)), false) => self.fakes[i].hello_refused += 1,
             (answer, good) => return Err(format!("Hello of process {i} (good: {good}) was answered {answer:?}")),
         }
@@ -447,7 +462,9 @@ impl Harness {
 
     fn ready(&mut self) -> Result<bool, String> {
         let again = self.rng.chance(1, 30);
-        let Some(i) = self.pick(|f, r, i| f.talking() && (again || r.procs[i].state == ProcState::Connected)) else {
+        let Some(i) = self
+            .pick(|f, r, i| f.talking() && (again || r.procs.get(i).is_some_and(|p| p.state == ProcState::Connected)))
+        else {
             return Ok(false);
         };
         self.fakes[i].ready = true;
@@ -500,8 +517,8 @@ impl Harness {
         let what = format!("{body:?}");
         self.frame(i, Frame::Request { req, body })?;
         // (A library-mode main process let go at the end of a shutdown is answered no more.)
-        let p = &self.router.procs[i];
-        if !waits && p.state != ProcState::Dead && p.tx.is_some() && self.fakes[i].outstanding.contains(&req) {
+        let talking = self.router.procs.get(self.ids[i]).is_some_and(|p| p.state != ProcState::Dead && p.tx.is_some());
+        if !waits && talking && self.fakes[i].outstanding.contains(&req) {
             return Err(format!("process {i}'s request {req} was not answered at once: {what}"));
         }
         Ok(true)
@@ -548,7 +565,7 @@ impl Harness {
         match self.rng.below(3) {
             0 if self.fakes[i].talking() => {
                 self.fakes[i].closed = true;
-                self.feed(Input::Lost(i, ProtoError::Malformed("model: bad bytes".into())))?;
+                self.feed(Input::Lost(self.ids[i], ProtoError::Malformed("model: bad bytes".into())))?;
             }
             1 => {
                 self.note(format!("process {i} crashes"));
@@ -571,7 +588,7 @@ impl Harness {
             7 => ControlRequest::ForceDisarm,
             _ => ControlRequest::Status,
         };
-        let live: Vec<u32> = self.router.procs.iter().filter(|p| p.state != ProcState::Dead).map(|p| p.pid).collect();
+        let live: Vec<u32> = self.router.procs.values().filter(|p| p.state != ProcState::Dead).map(|p| p.pid).collect();
         let from_run = !live.is_empty() && self.rng.chance(1, 3);
         let chain = if from_run {
             let pid = live[self.rng.below(live.len() as u64) as usize];

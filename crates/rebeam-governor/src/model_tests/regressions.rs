@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 use super::fake::{FakeOs, LIBRARY_PARENT};
 use crate::listener::Hello;
 use crate::outbox::{outbox, Drain, HUNG_AFTER};
-use crate::router::{Input, ProcIdx, Router};
+use crate::process::ProcessExit;
+use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 fn library_router(os: &FakeOs) -> Router {
@@ -77,7 +78,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
     let script = Program::Script { script: "/nonexistent/main.py".into(), argv0: "main.py".into(), args: vec![] };
     let mut router = router(&os, script);
     let main = router.main;
-    let worker = (0..router.procs.len()).find(|&i| i != main).expect("one worker");
+    let worker = router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("one worker");
     let _main_conn = connect(&mut router, main, 1 << 20);
     let _stalled = connect(&mut router, worker, 256);
     let spec = ChildSpec {
@@ -88,7 +89,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
         code: ChildCode::Actor { class_name: "Slow".into(), instance: Payload::default() },
     };
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
-    let actor = *router.procs[worker].actors.first().expect("the actor is placed on the worker");
+    let actor = router.actors.on(worker).next().expect("the actor is placed on the worker");
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
     // The router's clock is an hour past the wall clock's when the worker stops reading.
     os.world().now_ms = 3_600_000;
@@ -216,4 +217,60 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
         restarts.into_iter().for_each(|input| router.handle(input));
     }
     assert_eq!(router.trees.roots().len(), 1, "the outer tree runs on");
+}
+
+/// A worker's slot is reused once the worker is reaped: a timer set for the old worker (here
+/// its ready deadline, which kills a worker that is not ready) must find nothing, not the new
+/// worker now starting in the same slot. With ids that were plain slots, it killed the new one.
+#[test]
+fn a_timer_for_a_reaped_worker_never_reaches_the_next_worker_in_its_slot() {
+    let os = FakeOs::default();
+    let mut router = script_router(&os);
+    let worker = |r: &Router| {
+        r.procs.find(|p| p.role == rebeam_proto::Role::Worker && p.state != ProcState::Dead).expect("a live worker")
+    };
+    let first = worker(&router);
+    // Two deaths: the first frees `first`'s slot (its replacement took a new one), the second
+    // worker's replacement reuses it.
+    for _ in 0..2 {
+        let w = worker(&router);
+        router.handle(Input::Reaped(router.procs[w].pid, ProcessExit::Code(1)));
+    }
+    let reused = worker(&router);
+    assert_eq!(reused.slot(), first.slot(), "the test needs the slot reused");
+    assert_ne!(reused, first);
+    os.world().signals.clear();
+    router.handle(Input::ReadyDeadline(first));
+    router.handle(Input::LostGrace(first));
+    router.handle(Input::KillConfirm(first));
+    let new_pid = router.procs[reused].pid;
+    let signals = std::mem::take(&mut os.world().signals);
+    assert!(signals.iter().all(|&(pid, _, _)| pid != new_pid), "the new worker was signalled: {signals:?}");
+    assert_eq!(router.procs[reused].state, ProcState::Spawned);
+}
+
+fn script_router(os: &FakeOs) -> Router {
+    let config = Config {
+        python: PathBuf::from("/nonexistent/python"),
+        program: Program::Script {
+            script: "/nonexistent/main.py".into(),
+            argv0: std::ffi::OsString::from("main.py"),
+            args: vec![],
+        },
+        workers: 1,
+        spares: 0,
+        max_message_bytes: 64,
+        shutdown_timeout: Duration::from_secs(10),
+        log_filter: String::new(),
+        safety: SafetyMode::Marked,
+        safety_grace: Duration::from_millis(200),
+        allow_publish: vec![],
+        control_socket: None,
+        python_user: None,
+    };
+    let bus = crate::bus::Bus::new(&[]).expect("no patterns");
+    let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
+    let mut router = Router::new(config, Box::new(os.clone()), paths.0, paths.1, bus);
+    router.start_processes().expect("the fake OS starts every process");
+    router
 }

@@ -6,7 +6,7 @@ use rebeam_proto::Role;
 
 use super::Harness;
 use crate::outbox::HUNG_AFTER;
-use crate::router::{Input, ProcState};
+use crate::router::{Input, ProcIdx, ProcState};
 
 impl Harness {
     /// A process stops reading for a while (mostly a worker): deliveries to it are refused once
@@ -40,7 +40,7 @@ impl Harness {
         let now = self.router.os.now();
         let hung: Vec<usize> = (0..self.fakes.len())
             .filter(|&i| {
-                let p = &self.router.procs[i];
+                let Some(p) = self.router.procs.get(self.ids[i]) else { return false };
                 let over = p.tx.as_ref().and_then(|tx| tx.over_for(now));
                 p.role == Role::Worker && p.state != ProcState::Dead && over.is_some_and(|t| t >= HUNG_AFTER)
             })
@@ -49,7 +49,7 @@ impl Harness {
         match hung.iter().find(|&&i| !self.fakes[i].gone) {
             Some(&i) => Err(format!(
                 "{} has not read for {HUNG_AFTER:?}, and the sweep left it alive",
-                self.router.procs[i].describe()
+                self.router.procs.get(self.ids[i]).map_or_else(|| format!("process {i}"), |p| p.describe())
             )),
             None => Ok(true),
         }
@@ -57,14 +57,16 @@ impl Harness {
 
     pub(super) fn calls_answered_or_pending(&mut self) -> Result<(), String> {
         let now = self.now;
-        let pending: HashSet<(usize, u64)> = self.router.pending.values().map(|p| (p.caller, p.req)).collect();
+        let pending: HashSet<(ProcIdx, u64)> =
+            self.router.calls.iter().filter_map(|(_, d)| d.caller.as_ref().map(|c| (c.proc, c.req))).collect();
         for (i, f) in self.fakes.iter_mut().enumerate() {
             f.calls_due.retain(|_, due| *due >= now);
-            let p = &self.router.procs[i];
+            let id = self.ids[i];
+            let Some(p) = self.router.procs.get(id) else { continue };
             if f.stalled || f.gone || f.closed || p.tx.is_none() || p.state == ProcState::Dead {
                 continue;
             }
-            if let Some(req) = f.calls_due.keys().find(|&&req| !pending.contains(&(i, req))) {
+            if let Some(req) = f.calls_due.keys().find(|&&req| !pending.contains(&(id, req))) {
                 return Err(format!("{}'s call (request {req}) was neither answered nor is it pending", p.describe()));
             }
         }
