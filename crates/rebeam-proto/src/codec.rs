@@ -47,6 +47,11 @@ impl Encoded {
         self.len() == 0
     }
 
+    /// The payload pieces, in wire order: the caller can see they are the bytes it was given.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
     /// The whole frame in one buffer (for writers that cannot write vectored).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
