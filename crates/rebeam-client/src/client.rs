@@ -49,7 +49,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn write(&self, frame: &Frame) -> Result<(), ClientError> {
+    fn write(&self, frame: Frame) -> Result<(), ClientError> {
         let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
         encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
     }
@@ -114,11 +114,11 @@ impl Client {
 
     /// Sends a one-way frame (`Ready`, an event).
     pub fn send(&self, frame: &Frame) -> Result<(), ClientError> {
-        self.shared.write(frame)
+        self.shared.write(frame.clone())
     }
 
     pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
-        self.shared.write(&Frame::Event(event))
+        self.shared.write(Frame::Event(event))
     }
 
     /// Sends a request; wait for its response on the returned handle.
@@ -128,7 +128,7 @@ impl Client {
         lock(&self.shared.pending).insert(req, tx);
         // Registered before it is written, so even an instant response finds its waiter.
         let pending = PendingResponse { shared: &self.shared, req, rx };
-        self.shared.write(&Frame::Request { req, body })?;
+        self.shared.write(Frame::Request { req, body })?;
         Ok(pending)
     }
 
@@ -141,7 +141,7 @@ impl Client {
     pub fn send_unawaited(&self, body: Request) -> Result<(), ClientError> {
         let req = self.shared.open()?;
         lock(&self.shared.unawaited).insert(req);
-        self.shared.write(&Frame::Request { req, body })
+        self.shared.write(Frame::Request { req, body })
     }
 
     /// The refusals of unawaited requests since the last call, oldest first.

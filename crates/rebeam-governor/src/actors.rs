@@ -105,9 +105,9 @@ impl Router {
             });
             let parked = std::mem::take(&mut actor.parked);
             self.actors.place(id, worker);
-            self.send(worker, &frame);
+            self.send(worker, frame);
             for message in parked {
-                self.send(worker, &message);
+                self.send(worker, message);
             }
         }
     }
@@ -125,7 +125,7 @@ impl Router {
                 match waiter {
                     Some(StartWaiter::Spawn { proc, req }) => {
                         let r = ActorRef { id, name: actor.name.clone() };
-                        self.send(proc, &Frame::Response { req, body: Response::Spawned(Ok(r)) });
+                        self.send(proc, Frame::Response { req, body: Response::Spawned(Ok(r)) });
                     }
                     Some(StartWaiter::Tree { tree, slot }) => self.tree_child_started(tree, slot, Running::Actor(id)),
                     None => {}
@@ -159,7 +159,7 @@ impl Router {
         for caller in ended.callers {
             let info =
                 ErrorInfo::new(ErrorKind::ActorDown, format!("actor {} ended before it answered: {why}", actor.label));
-            self.send(caller.proc, &Frame::Response { req: caller.req, body: Response::Call(Outcome::Failed(info)) });
+            self.send(caller.proc, Frame::Response { req: caller.req, body: Response::Call(Outcome::Failed(info)) });
         }
         if ended.gated {
             self.gated_work_ended();
@@ -173,7 +173,7 @@ impl Router {
                 actor: ActorRef { id, name: actor.name.clone() },
                 reason: exit.clone(),
             });
-            self.send(m.watcher_proc, &frame);
+            self.send(m.watcher_proc, frame);
         }
         // As in Erlang, the monitors this actor set end with it: nobody is left to notify, and
         // a watcher that restarts (and monitors again) would otherwise leak one per restart.
@@ -182,7 +182,7 @@ impl Router {
             (Some(StartWaiter::Spawn { proc, req }), _) => {
                 let info = start_failure(&actor.label, &exit);
                 tracing::error!("{}", info.message);
-                self.send(proc, &Frame::Response { req, body: Response::Spawned(Err(info)) });
+                self.send(proc, Frame::Response { req, body: Response::Spawned(Err(info)) });
             }
             (Some(StartWaiter::Tree { tree, slot }), _) => {
                 self.tree_child_start_failed(tree, slot, start_failure(&actor.label, &exit));
@@ -207,7 +207,7 @@ impl Router {
         let Some(worker) = self.actors.proc_of(id).filter(|_| placed) else {
             return self.actor_ended(id, Exit::Shutdown);
         };
-        if !self.send(worker, &Frame::Command(Cmd::Stop { actor: id })) {
+        if !self.send(worker, Frame::Command(Cmd::Stop { actor: id })) {
             return self.actor_ended(id, Exit::Shutdown);
         }
         match timeout {
@@ -234,7 +234,7 @@ impl Router {
 
     pub fn spawn_unsupervised(&mut self, proc: ProcIdx, req: ReqId, child: ChildSpec) {
         if let Err(info) = self.create_actor(&child, None, StartWaiter::Spawn { proc, req }) {
-            self.send(proc, &Frame::Response { req, body: Response::Spawned(Err(info)) });
+            self.send(proc, Frame::Response { req, body: Response::Spawned(Err(info)) });
         }
     }
 }

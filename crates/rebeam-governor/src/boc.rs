@@ -175,7 +175,7 @@ impl Router {
             let holder = self.proc_at(self.boc.sched.location(c).expect("known"));
             self.boc.surrenders.insert(c, b);
             missing.insert(c);
-            self.send(holder, &Frame::Command(Cmd::Surrender { cown: c }));
+            self.send(holder, Frame::Command(Cmd::Surrender { cown: c }));
         }
         let _ = self.boc.sched.start(b);
         self.boc.gathering.insert(b, Waiting { target, missing, values: Vec::new() });
@@ -232,7 +232,7 @@ impl Router {
         }
         let frame =
             Frame::Command(Cmd::RunBehaviour { behaviour: b, cowns, result, values: w.values, lost, code, refused });
-        self.send(w.target, &frame);
+        self.send(w.target, frame);
     }
 
     pub fn behaviour_done(&mut self, proc: ProcIdx, b: BehaviourId) {
@@ -351,7 +351,7 @@ impl Router {
         for i in self.procs.ids() {
             let p = &self.procs[i];
             if p.role == Role::Worker && p.state == ProcState::Ready {
-                self.send(i, &frame);
+                self.send(i, frame.clone());
             }
         }
     }
@@ -360,7 +360,7 @@ impl Router {
     pub fn send_sys_path(&mut self, proc: ProcIdx) {
         if let Some(paths) = &self.boc.sys_path {
             let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
-            self.send(proc, &frame);
+            self.send(proc, frame);
         }
     }
 
@@ -383,7 +383,7 @@ impl Router {
             let (proc, req, _) = self.boc.quiesce.remove(i);
             let info =
                 ErrorInfo::new(ErrorKind::Timeout, format!("{} behaviour(s) still pending", self.boc.sched.pending()));
-            self.send(proc, &Frame::Response { req, body: Response::Refused(info) });
+            self.send(proc, Frame::Response { req, body: Response::Refused(info) });
         }
     }
 
@@ -392,7 +392,7 @@ impl Router {
             return;
         }
         for (proc, req, _) in std::mem::take(&mut self.boc.quiesce) {
-            self.send(proc, &Frame::Response { req, body: Response::Done });
+            self.send(proc, Frame::Response { req, body: Response::Done });
         }
     }
 }

@@ -110,7 +110,7 @@ impl Router {
         let mut refused = 0;
         for (topic, payload) in ready {
             let frame = Frame::Command(Cmd::Publication { subscription: id, actor, topic, payload, dropped });
-            if let Err(Refusal::Full { .. }) = self.offer(proc, &frame) {
+            if let Err(Refusal::Full { .. }) = self.offer(proc, frame) {
                 refused += 1;
             }
         }

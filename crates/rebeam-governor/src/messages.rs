@@ -66,7 +66,7 @@ impl Router {
         self.messages.queue(&tag)?;
         if let Some(i) = self.messages.waiters.iter().position(|w| w.tags.contains(&tag)) {
             let w = self.messages.waiters.remove(i);
-            self.send(w.proc, &Frame::Response { req: w.req, body: Response::Received(Some((tag, payload))) });
+            self.send(w.proc, Frame::Response { req: w.req, body: Response::Received(Some((tag, payload))) });
             return Ok(());
         }
         let seq = self.messages.seq + 1;
@@ -85,7 +85,7 @@ impl Router {
     pub fn receive_tagged(&mut self, proc: ProcIdx, req: ReqId, tags: Vec<String>, timeout_ms: Option<u64>) {
         for t in &tags {
             if let Err(info) = self.messages.queue(t) {
-                self.send(proc, &Frame::Response { req, body: Response::Refused(info) });
+                self.send(proc, Frame::Response { req, body: Response::Refused(info) });
                 return;
             }
         }
@@ -96,11 +96,11 @@ impl Router {
         if let Some((_, tag)) = oldest {
             let payload = self.messages.queues.get_mut(&tag).and_then(VecDeque::pop_front).map(|(_, p)| p);
             let body = Response::Received(payload.map(|p| (tag, p)));
-            self.send(proc, &Frame::Response { req, body });
+            self.send(proc, Frame::Response { req, body });
             return;
         }
         if timeout_ms == Some(0) {
-            self.send(proc, &Frame::Response { req, body: Response::Received(None) });
+            self.send(proc, Frame::Response { req, body: Response::Received(None) });
             return;
         }
         let token = self.next_id();
@@ -113,7 +113,7 @@ impl Router {
     pub fn receive_deadline(&mut self, token: u64) {
         if let Some(i) = self.messages.waiters.iter().position(|w| w.token == token) {
             let w = self.messages.waiters.remove(i);
-            self.send(w.proc, &Frame::Response { req: w.req, body: Response::Received(None) });
+            self.send(w.proc, Frame::Response { req: w.req, body: Response::Received(None) });
         }
     }
 

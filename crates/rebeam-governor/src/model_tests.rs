@@ -28,6 +28,7 @@
 //! main process); after their merge, remove each workaround and the test covers those paths too.
 
 mod fake;
+mod forwarding;
 mod gen;
 mod harness;
 mod invariants;

@@ -138,7 +138,7 @@ impl Drain {
 
 impl Router {
     /// Sends a frame that may be refused (a delivery or a publication): see the module doc.
-    pub fn offer(&self, proc: ProcIdx, frame: &Frame) -> Result<(), Refusal> {
+    pub fn offer(&self, proc: ProcIdx, frame: Frame) -> Result<(), Refusal> {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return Err(Refusal::Closed);
         };

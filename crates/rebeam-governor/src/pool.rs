@@ -143,7 +143,7 @@ impl Router {
                 max_message_bytes: self.config.max_message_bytes,
                 workers: self.config.workers as u32,
             };
-            self.send(idx, &welcome);
+            self.send(idx, welcome);
         }
         let _ = hello.accept.send(verdict);
     }
@@ -153,12 +153,12 @@ impl Router {
         p.state = ProcState::Ready;
         tracing::debug!("{} is ready", p.describe());
         let state = self.safety_state();
-        self.send(proc, &Frame::Command(Cmd::Safety { state }));
+        self.send(proc, Frame::Command(Cmd::Safety { state }));
         let p = &self.procs[proc];
         if p.role == Role::Worker {
             self.early_deaths.ready();
             self.send_sys_path(proc);
-            self.send(proc, &Frame::Command(Cmd::Preload));
+            self.send(proc, Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
             self.dispatch_waiting_behaviours();
         }

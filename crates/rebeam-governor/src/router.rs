@@ -317,7 +317,9 @@ impl Router {
         self.os.after(delay, input);
     }
 
-    pub fn send(&self, proc: ProcIdx, frame: &Frame) -> bool {
+    /// Sends a frame the protocol cannot lose (see `outbox.rs`); by value, so encoding moves its
+    /// payloads out instead of cloning the frame.
+    pub fn send(&self, proc: ProcIdx, frame: Frame) -> bool {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
@@ -331,7 +333,7 @@ impl Router {
     }
 
     fn respond(&self, proc: ProcIdx, req: ReqId, body: Response) {
-        self.send(proc, &Frame::Response { req, body });
+        self.send(proc, Frame::Response { req, body });
     }
 
     pub(crate) fn handle(&mut self, input: Input) {
@@ -610,7 +612,7 @@ impl Router {
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
         match self.actors.proc_of(id) {
             Some(worker) => {
-                if let Err(refusal) = self.offer(worker, &frame) {
+                if let Err(refusal) = self.offer(worker, frame) {
                     return Err(self.refusal_info(worker, &target.to_string(), refusal));
                 }
             }
@@ -662,7 +664,7 @@ impl Router {
                     Target::Name(n) => ActorRef { id: 0, name: Some(n.clone()) },
                 };
                 let reason = rebeam_proto::Exit::Killed(format!("noproc: {}", info.message));
-                self.send(proc, &Frame::Command(Cmd::Down { monitor: id, watcher, actor, reason }));
+                self.send(proc, Frame::Command(Cmd::Down { monitor: id, watcher, actor, reason }));
             }
         }
         Ok(id)
@@ -716,7 +718,7 @@ impl Router {
         let main = self.main;
         if self.procs.get(main).is_some_and(|m| m.state != ProcState::Dead) {
             if !self.procs[main].lost {
-                self.send(main, &Frame::Command(Cmd::Shutdown { code }));
+                self.send(main, Frame::Command(Cmd::Shutdown { code }));
                 self.procs[main].lost = true;
             }
             if !self.procs[main].external {
@@ -731,7 +733,7 @@ impl Router {
                 alive = true;
                 if !self.procs[i].lost {
                     self.procs[i].lost = true;
-                    if !self.send(i, &Frame::Command(Cmd::Shutdown { code })) {
+                    if !self.send(i, Frame::Command(Cmd::Shutdown { code })) {
                         self.kill_proc(i);
                     }
                 }

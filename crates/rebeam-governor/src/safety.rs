@@ -143,7 +143,7 @@ impl Router {
         let state = wire(t.to);
         for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
-                self.send(i, &Frame::Command(Cmd::Safety { state }));
+                self.send(i, Frame::Command(Cmd::Safety { state }));
             }
         }
         let started = *self.gate.started.get_or_insert_with(Instant::now);
@@ -171,10 +171,10 @@ impl Router {
                     ErrorKind::Safety,
                     format!("interrupted: the system was disarmed while actor {label} ran gated work"),
                 );
-                self.send(proc, &Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
+                self.send(proc, Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
             }
             if let Some(worker) = self.actors.proc_of(actor) {
-                self.send(worker, &Frame::Command(Cmd::Cancel { actor, delivery: d }));
+                self.send(worker, Frame::Command(Cmd::Cancel { actor, delivery: d }));
             }
         }
         let mut cancels = Vec::new();
@@ -184,7 +184,7 @@ impl Router {
         }
         for (proc, behaviour) in cancels {
             any = true;
-            self.send(proc, &Frame::Command(Cmd::CancelBehaviour { behaviour }));
+            self.send(proc, Frame::Command(Cmd::CancelBehaviour { behaviour }));
         }
         if any {
             self.gate.disarms = disarm;

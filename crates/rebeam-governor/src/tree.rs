@@ -165,7 +165,7 @@ impl Router {
     }
 
     fn send_response(&self, proc: ProcIdx, req: ReqId, body: Response) {
-        self.send(proc, &Frame::Response { req, body });
+        self.send(proc, Frame::Response { req, body });
     }
 
     fn create_tree(

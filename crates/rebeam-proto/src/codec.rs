@@ -47,6 +47,11 @@ impl Encoded {
         self.len() == 0
     }
 
+    /// The payload pieces, in wire order: the caller can see they are the bytes it was given.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
     /// The whole frame in one buffer (for writers that cannot write vectored).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
@@ -92,13 +97,13 @@ impl From<Vec<u8>> for Encoded {
     }
 }
 
-/// Encodes a frame for a vectored write; the payload bytes are shared, not copied.
-pub fn encode_parts(frame: &Frame) -> Result<Encoded, ProtoError> {
-    // Cloning a frame clones its payloads' `Bytes` handles, not their bytes.
-    let mut stripped = frame.clone();
-    let pieces: Vec<Bytes> = self::pieces(payloads(&mut stripped)).map(std::mem::take).collect();
+/// Encodes a frame for a vectored write; the payload bytes are moved out of it, not copied. It
+/// takes the frame by value so that a sender done with it (the governor, always) pays no clone
+/// of its strings and handles; one that keeps it clones it first (`encode`).
+pub fn encode_parts(mut frame: Frame) -> Result<Encoded, ProtoError> {
+    let pieces: Vec<Bytes> = self::pieces(payloads(&mut frame)).map(std::mem::take).collect();
     let lens: Vec<u64> = pieces.iter().map(|p| p.len() as u64).collect();
-    let header = options(u32::MAX as u64).serialize(&(&stripped, &lens)).map_err(malformed)?;
+    let header = options(u32::MAX as u64).serialize(&(&frame, &lens)).map_err(malformed)?;
     let len = (HEADER_LEN_BYTES + header.len()) as u64 + lens.iter().sum::<u64>();
     if len > u32::MAX as u64 {
         return Err(ProtoError::TooLarge { len, limit: u32::MAX as u64 });
@@ -110,9 +115,10 @@ pub fn encode_parts(frame: &Frame) -> Result<Encoded, ProtoError> {
     Ok(Encoded { head, pieces })
 }
 
-/// Encodes a frame with its length prefix, in one buffer.
+/// Encodes a frame with its length prefix, in one buffer. Cloning a frame clones its payloads'
+/// `Bytes` handles, not their bytes.
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
-    encode_parts(frame).map(|e| e.to_vec())
+    encode_parts(frame.clone()).map(|e| e.to_vec())
 }
 
 /// Decodes one frame body (without its prefix); its payloads are slices of `body`.
@@ -183,7 +189,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8], at_boundary: bool) -> Result<(),
 
 /// Writes one frame to a blocking stream.
 pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtoError> {
-    encode_parts(frame)?.write_to(w)?;
+    encode_parts(frame.clone())?.write_to(w)?;
     Ok(())
 }
 

@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn every_payload_travels_beside_the_header_and_comes_back() {
         for (frame, payloads) in every_payload_place() {
-            let encoded = encode_parts(&frame).unwrap();
+            let encoded = encode_parts(frame.clone()).unwrap();
             let slices = encoded.slices_after(0);
             // Each payload is two pieces (its pickle and its one buffer), after the header.
             assert_eq!(slices.len(), 1 + 2 * payloads, "{frame:?}");

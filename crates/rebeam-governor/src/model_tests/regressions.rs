@@ -20,7 +20,7 @@ fn library_router(os: &FakeOs) -> Router {
     router(os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None })
 }
 
-fn router(os: &FakeOs, program: Program) -> Router {
+pub(super) fn router(os: &FakeOs, program: Program) -> Router {
     let config = Config {
         python: PathBuf::from("/nonexistent/python"),
         program,
@@ -58,7 +58,7 @@ fn interrupt_in_library_mode_does_not_signal_the_users_process() {
 }
 
 /// Says Hello and Ready for process `proc`, with an outbox of `budget` bytes.
-fn connect(router: &mut Router, proc: ProcIdx, budget: u64) -> Drain {
+pub(super) fn connect(router: &mut Router, proc: ProcIdx, budget: u64) -> Drain {
     let p = &router.procs[proc];
     let (writer, drain) = outbox(budget);
     let (accept, mut accepted) = oneshot::channel();
