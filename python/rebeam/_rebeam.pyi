@@ -1,17 +1,42 @@
 """Private native module of rebeam: the connection to the governor. Use the `rebeam` API."""
 
-from typing import Any
+from typing import Any, Literal
 from collections.abc import Sequence
 
 PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int
 MAX_QUEUE: int  # the most publications one subscription keeps (rebeam.on(queue=...))
 MAX_THROTTLE: float  # the longest throttle of a subscription, in seconds
+DEFAULT_QUEUE: int  # a subscription's bound when it names none
+DEFAULT_CALL_TIMEOUT: float  # seconds `call` waits by default
+DEFAULT_PUMP_WARN_MS: int  # main-side behaviours waiting this long unpumped get a warning
+DEFAULT_STOP_TIMEOUT: float  # seconds `rebeam.stop()` waits for the governor
+INTERNAL_ERROR_EXIT_STATUS: int  # a rebeam process's status after an internal error (EX_SOFTWARE)
+DEFAULT_MAX_RESTARTS: int  # a supervisor's restart intensity: restarts ...
+DEFAULT_MAX_SECONDS: float  # ... within this many seconds
+DEFAULT_SHUTDOWN: float  # seconds a child gets to stop politely before it is killed
+STRATEGIES: tuple[str, ...]  # supervision strategies, as spelled on the wire
+RESTARTS: tuple[str, ...]  # restart kinds, as spelled on the wire
+ENV_VARS: tuple[str, ...]  # the REBEAM_* variables both languages name (rebeam-proto's env)
+ERROR_KINDS: tuple[ErrorKind, ...]  # every error kind, in rebeam-proto's order
 
-# Error info tuples: (kind, message, exc_type, traceback); kind is one of "no_process",
-# "actor_down", "crashed", "timeout", "too_large", "start_failed", "bad_request",
-# "shutting_down", "no_mailbox".
-ErrorInfo = tuple[str, str, str | None, str | None]
+ErrorKind = Literal[
+    "no_process",
+    "actor_down",
+    "crashed",
+    "timeout",
+    "too_large",
+    "start_failed",
+    "bad_request",
+    "shutting_down",
+    "no_mailbox",
+    "safety",
+    "reserved",
+    "full",
+    "no_queue",
+]
+# Error info tuples: (kind, message, exc_type, traceback).
+ErrorInfo = tuple[ErrorKind, str, str | None, str | None]
 Buffers = Sequence[Any]  # objects supporting the buffer protocol (PickleBuffer, bytes, ...)
 Target = str | int | Any  # a name, an actor id, or an object with an integer `.id`
 

@@ -20,7 +20,7 @@ import threading
 import traceback
 from typing import Any
 
-from . import _runtime
+from . import _env, _rebeam, _runtime
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
@@ -30,7 +30,7 @@ from .errors import SafetyInterrupt, SerializationError
 
 
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
-REQUIRE_ARMED = os.environ.get("REBEAM_SAFETY") == "require-armed"
+REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
 
 
 def error_info(e: BaseException, kind: str = "crashed") -> tuple:
@@ -444,10 +444,10 @@ def exit_now(code: int) -> None:
 
 
 def main() -> None:
-    governor = os.environ.get("REBEAM_GOVERNOR_PID")
+    governor = os.environ.get(_env.GOVERNOR_PID)
     if governor and os.getppid() != int(governor):
-        os._exit(70)  # the governor died before we started: nothing to serve
-    index = os.environ.get("REBEAM_INDEX", "?")
+        os._exit(_rebeam.INTERNAL_ERROR_EXIT_STATUS)  # the governor died before we started: nothing to serve
+    index = os.environ.get(_env.INDEX, "?")
     if len(sys.argv) > 1:
         sys.argv = sys.argv[1:]  # the script's own argv, for its module level (see _script.py)
     sys.stdout = PrefixedStream(sys.__stdout__, f"worker {index}")

@@ -131,7 +131,7 @@ struct ServeArgs {
 #[derive(Args)]
 struct Options {
     /// Worker processes hosting actors [default: number of cores].
-    #[arg(short, long, env = "REBEAM_WORKERS", value_name = "N")]
+    #[arg(short, long, env = rebeam_proto::env::WORKERS, value_name = "N")]
     workers: Option<usize>,
 
     /// Python interpreter for the script and the workers [default: REBEAM_PYTHON, the active
@@ -170,7 +170,7 @@ struct Options {
     control_socket: Option<PathBuf>,
 
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
-    #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
+    #[arg(long, env = rebeam_proto::env::LOG, value_name = "LEVEL", default_value = "info")]
     log_level: String,
 }
 
@@ -310,7 +310,7 @@ fn run(args: RunArgs) -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.options.log_level);
-    let Some(token) = std::env::var("REBEAM_MAIN_TOKEN").ok().filter(|t| !t.is_empty()) else {
+    let Some(token) = std::env::var(rebeam_proto::env::MAIN_TOKEN).ok().filter(|t| !t.is_empty()) else {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };

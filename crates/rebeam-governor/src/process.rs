@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::router::Input;
 
 /// The status of a governor that panicked (EX_SOFTWARE: an internal error).
-pub const PANIC_EXIT_STATUS: i32 = 70;
+pub const PANIC_EXIT_STATUS: i32 = rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS;
 
 /// Process groups started and not yet reaped: what the panic guard kills.
 static STARTED_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
@@ -82,7 +82,7 @@ pub fn install_panic_guard() {
 /// The hidden test hook `REBEAM_TEST_PANIC_AFTER_MS`, read once at start-up: panic on purpose
 /// after that long, so tests can check that the guard leaves no process behind.
 pub fn test_panic_after() -> Option<Duration> {
-    std::env::var("REBEAM_TEST_PANIC_AFTER_MS").ok()?.parse().ok().map(Duration::from_millis)
+    std::env::var(rebeam_proto::env::TEST_PANIC_AFTER_MS).ok()?.parse().ok().map(Duration::from_millis)
 }
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);
@@ -174,7 +174,7 @@ impl Spawner {
                 }
                 // The governor may have died between fork and prctl; then no signal will come.
                 if libc::getppid() != governor {
-                    libc::_exit(70);
+                    libc::_exit(rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS);
                 }
                 Ok(())
             });

@@ -158,7 +158,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             use std::os::fd::FromRawFd;
             // SAFETY: the parent passed us this pipe's write end for exactly this; we own it.
             let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-            let lines = format!("REBEAM_SOCKET={}\n", socket_path.display());
+            let lines = format!("{}={}\n", rebeam_proto::env::SOCKET, socket_path.display());
             let _ = pipe.write_all(lines.as_bytes());
         }
         tokio::spawn(watch_parent(*parent, inputs.clone()));

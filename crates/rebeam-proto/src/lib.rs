@@ -21,6 +21,7 @@
 //!   the governor routes them without understanding them.
 
 mod codec;
+pub mod env;
 mod frame;
 mod pickle;
 

@@ -4,6 +4,23 @@
 use pyo3::prelude::*;
 use rebeam_proto::{ErrorInfo, ErrorKind};
 
+/// Every error kind, in the order of `ErrorKind`'s declaration (`_rebeam.ERROR_KINDS`).
+pub const KINDS: [ErrorKind; 13] = [
+    ErrorKind::NoProcess,
+    ErrorKind::ActorDown,
+    ErrorKind::Crashed,
+    ErrorKind::Timeout,
+    ErrorKind::TooLarge,
+    ErrorKind::StartFailed,
+    ErrorKind::BadRequest,
+    ErrorKind::ShuttingDown,
+    ErrorKind::NoMailbox,
+    ErrorKind::Safety,
+    ErrorKind::Reserved,
+    ErrorKind::Full,
+    ErrorKind::NoQueue,
+];
+
 fn class_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::NoProcess => "NoProcess",
@@ -71,4 +88,44 @@ pub fn to_exception(py: Python<'_>, info: ErrorInfo) -> Bound<'_, PyAny> {
 
 pub fn to_pyerr(py: Python<'_>, info: ErrorInfo) -> PyErr {
     PyErr::from_value(to_exception(py, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The position of `kind` in [`KINDS`], by an exhaustive match: a new `ErrorKind` does not
+    /// compile until it is placed, and the test below then fails until `KINDS` lists it.
+    fn position(kind: ErrorKind) -> usize {
+        match kind {
+            ErrorKind::NoProcess => 0,
+            ErrorKind::ActorDown => 1,
+            ErrorKind::Crashed => 2,
+            ErrorKind::Timeout => 3,
+            ErrorKind::TooLarge => 4,
+            ErrorKind::StartFailed => 5,
+            ErrorKind::BadRequest => 6,
+            ErrorKind::ShuttingDown => 7,
+            ErrorKind::NoMailbox => 8,
+            ErrorKind::Safety => 9,
+            ErrorKind::Reserved => 10,
+            ErrorKind::Full => 11,
+            ErrorKind::NoQueue => 12,
+        }
+    }
+
+    #[test]
+    fn kinds_lists_every_kind_once() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(position(*kind), i, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn every_kind_name_parses_back() {
+        for kind in KINDS {
+            assert_eq!(kind_from_name(kind_name(kind)), Some(kind));
+        }
+        assert_eq!(kind_from_name("no_such_kind"), None);
+    }
 }

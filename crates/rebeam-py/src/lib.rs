@@ -6,6 +6,7 @@
 //! blocking wait releases the GIL, so a handler blocked in `call()` does not stall its neighbours.
 //! The public API is the plain-Python package around it; see `_rebeam.pyi` for this surface.
 
+mod constants;
 mod convert;
 mod errors;
 mod numbers;
@@ -767,9 +768,6 @@ fn _control_frame(action: &str) -> PyResult<Vec<u8>> {
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
-    m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
-    m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
-    m.add("MAX_QUEUE", rebeam_core::topics::MAX_QUEUE)?;
-    m.add("MAX_THROTTLE", rebeam_core::topics::MAX_THROTTLE.as_secs_f64())?;
+    constants::add(m)?;
     Ok(())
 }
