@@ -41,6 +41,8 @@ Buffers = Sequence[Any]  # objects supporting the buffer protocol (PickleBuffer,
 Target = str | int | Any  # a name, an actor id, or an object with an integer `.id`
 
 def _control_frame(action: str) -> bytes: ...
+def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
+def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
 
 class Connection:
     index: int

@@ -29,6 +29,8 @@ from typing import Any
 from . import _rebeam, _runtime
 from .actor import GenPy
 
+# The spellings of rebeam-core's `Strategy` and `Restart`, which the native module parses
+# into those enums for the wire (tests/python/test_stub.py checks they agree).
 ONE_FOR_ONE = "one_for_one"
 ONE_FOR_ALL = "one_for_all"
 REST_FOR_ONE = "rest_for_one"
@@ -41,8 +43,6 @@ DEFAULT_MAX_RESTARTS: int = _rebeam.DEFAULT_MAX_RESTARTS
 DEFAULT_MAX_SECONDS: float = _rebeam.DEFAULT_MAX_SECONDS
 DEFAULT_SHUTDOWN: float = _rebeam.DEFAULT_SHUTDOWN
 
-_STRATEGIES = (ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE)
-_RESTARTS = (PERMANENT, TRANSIENT, TEMPORARY)
 _UNSET = object()
 
 
@@ -59,8 +59,8 @@ class Child:
 def child(spec: Any, *, name: str | None = None, restart: str | None = None, shutdown: Any = _UNSET) -> Child:
     """Wraps a child to set its registered ``name``, ``restart`` kind, or ``shutdown`` time
     (seconds for a polite stop before it is killed; 0 kills at once; None waits forever)."""
-    if restart is not None and restart not in _RESTARTS:
-        raise ValueError(f"restart must be one of {', '.join(_RESTARTS)}, not {restart!r}")
+    if restart is not None:
+        _rebeam.check_restart(restart)
     return Child(spec, name, restart, shutdown)
 
 
@@ -147,8 +147,7 @@ class Supervisor:
         max_seconds: float = DEFAULT_MAX_SECONDS,
         name: str | None = None,
     ):
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE, not {strategy!r}")
+        _rebeam.check_strategy(strategy)
         if max_restarts < 0 or max_seconds <= 0:
             raise ValueError("max_restarts must be ≥ 0 and max_seconds > 0")
         self.modules = list(modules)

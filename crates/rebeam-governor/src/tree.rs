@@ -130,12 +130,12 @@ fn core_reason(exit: &Exit) -> ExitReason {
     }
 }
 
-fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
-    let bad = |e: rebeam_core::supervision::SpecError| ErrorInfo::new(ErrorKind::BadRequest, e.to_string());
-    let strategy: Strategy = spec.strategy.parse().map_err(bad)?;
-    let restarts = spec.children.iter().map(|c| c.restart.parse()).collect::<Result<Vec<Restart>, _>>().map_err(bad)?;
+/// The supervisor's parameters. Strategies and restart kinds arrive typed (rebeam-core's
+/// enums on the wire): a spelling the native module did not know never leaves Python.
+fn parse(spec: &TreeSpec) -> (Strategy, Intensity, Vec<Restart>) {
+    let restarts = spec.children.iter().map(|c| c.restart).collect();
     let intensity = Intensity::new(spec.max_restarts, Duration::from_millis(spec.max_seconds_ms));
-    Ok((strategy, intensity, restarts))
+    (spec.strategy, intensity, restarts)
 }
 
 impl Router {
@@ -159,7 +159,7 @@ impl Router {
         parent: Option<(TreeId, usize)>,
         waiter: Option<(ProcIdx, ReqId)>,
     ) -> Result<TreeId, ErrorInfo> {
-        let (strategy, intensity, restarts) = parse(&spec)?;
+        let (strategy, intensity, restarts) = parse(&spec);
         let id = self.next_id();
         let label = match &spec.name {
             Some(n) => format!("'{n}'"),

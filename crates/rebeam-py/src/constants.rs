@@ -1,5 +1,5 @@
 //! The constants `rebeam._rebeam` exports: defaults, limits and the spellings of the enums
-//! that cross the boundary. Each is declared once in Rust (rebeam-core or rebeam-proto); the
+//! that cross the boundary (with the functions that check a spelling). Each is declared once in Rust (rebeam-core or rebeam-proto); the
 //! Python package reads them from here for its signatures and checks, and the stub lists them
 //! (tests/python/test_stub.py compares the two).
 
@@ -12,6 +12,8 @@ use crate::errors::{kind_name, KINDS};
 
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(crate::convert::check_strategy, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::convert::check_restart, m)?)?;
     m.add("PROTOCOL_VERSION", rebeam_proto::PROTOCOL_VERSION)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", topics::MAX_QUEUE)?;

@@ -4,7 +4,10 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
-use rebeam_proto::{ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Target, TreeSpec};
+use rebeam_core::supervision::SpecError;
+use rebeam_proto::{
+    ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Restart, Strategy, Target, TreeSpec,
+};
 
 use crate::errors::{kind_from_name, kind_name};
 
@@ -197,7 +200,7 @@ pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpe
     Ok(ChildSpec {
         name: get(d, "name")?.extract()?,
         label: get(d, "label")?.extract()?,
-        restart: get(d, "restart")?.extract()?,
+        restart: parse_restart(&get(d, "restart")?.extract::<String>()?)?,
         shutdown_ms: get(d, "shutdown_ms")?.extract()?,
         code,
     })
@@ -211,9 +214,40 @@ pub fn tree_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<TreeSpec>
     }
     Ok(TreeSpec {
         name: get(d, "name")?.extract()?,
-        strategy: get(d, "strategy")?.extract()?,
+        strategy: parse_strategy(&get(d, "strategy")?.extract::<String>()?)?,
         max_restarts: get(d, "max_restarts")?.extract()?,
         max_seconds_ms: get(d, "max_seconds_ms")?.extract()?,
         children: specs,
     })
+}
+
+/// A strategy as Python spells it (`rebeam.ONE_FOR_ONE`, ...), parsed into rebeam-core's enum;
+/// the ValueError names the bad value and the valid ones.
+fn parse_strategy(value: &str) -> PyResult<Strategy> {
+    value.parse().map_err(spelling_error)
+}
+
+/// A restart kind as Python spells it (`rebeam.PERMANENT`, ...), parsed into rebeam-core's enum.
+fn parse_restart(value: &str) -> PyResult<Restart> {
+    value.parse().map_err(spelling_error)
+}
+
+/// "strategy must be one of one_for_one, one_for_all, rest_for_one, not 'x'": Python's repr
+/// of the bad value, as the rest of the API's ValueErrors show it.
+fn spelling_error(e: SpecError) -> PyErr {
+    let value = e.value.replace('\\', "\\\\").replace('\'', "\\'");
+    PyValueError::new_err(format!("{} must be one of {}, not '{value}'", e.what, e.valid.join(", ")))
+}
+
+/// `_rebeam.check_strategy`: the Python API checks a strategy where the user wrote it (a
+/// `Supervisor` a worker builds is only a description, and never reaches `tree_from_py`).
+#[pyfunction]
+pub fn check_strategy(value: &str) -> PyResult<&'static str> {
+    parse_strategy(value).map(Strategy::as_str)
+}
+
+/// `_rebeam.check_restart`: as [`check_strategy`], for `child(restart=...)`.
+#[pyfunction]
+pub fn check_restart(value: &str) -> PyResult<&'static str> {
+    parse_restart(value).map(Restart::as_str)
 }
