@@ -1,5 +1,7 @@
 //! `rebeam`: run a Python program as a supervised, parallel system.
 
+mod render;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -253,14 +255,14 @@ fn ctl(args: CtlArgs) -> ExitCode {
     match rebeam_governor::control_request(&socket, request) {
         Ok(ControlResponse::Safety { state, transitions }) => {
             for t in &transitions {
-                println!("{t}");
+                println!("{}", render::transition(t));
             }
-            println!("safety: {}", state_name(state));
+            println!("safety: {}", render::state_name(state));
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Status { state, report }) => {
-            println!("safety:  {}", state_name(state));
-            print!("{report}");
+            println!("safety:  {}", render::state_name(state));
+            print!("{}", render::status(&report));
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Refused(why)) => {
@@ -272,15 +274,6 @@ fn ctl(args: CtlArgs) -> ExitCode {
             eprintln!("rebeam ctl: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn state_name(state: rebeam_proto::Safety) -> &'static str {
-    match state {
-        rebeam_proto::Safety::Disarmed => "disarmed",
-        rebeam_proto::Safety::Armed => "armed",
-        rebeam_proto::Safety::Disarming => "disarming",
-        rebeam_proto::Safety::Error => "error",
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use rebeam_proto::{
     encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
-    Event, Frame, Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
+    Event, Frame, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, StatusReport,
+    Target, FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -755,18 +756,23 @@ impl Router {
         }
     }
 
-    /// What `rebeam ctl status` prints after the state: processes, then the trees.
-    fn status_report(&self) -> String {
-        let mut out = match &self.config.program {
-            Program::Script { script, .. } => format!("script:  {}\n", script.display()),
-            library => format!("program: {}\n", library.describe()),
+    /// What `rebeam ctl status` shows after the state: the program, processes, then the trees.
+    fn status_report(&self) -> StatusReport {
+        let program = match &self.config.program {
+            Program::Script { script, .. } => ProgramStatus::Script(script.display().to_string()),
+            library => ProgramStatus::Library(library.describe()),
         };
-        for p in self.procs.iter().filter(|p| p.state != ProcState::Dead) {
-            let role = if p.spare { " (spare)" } else { "" };
-            out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), p.actors.len()));
-        }
-        out.push_str(&self.render_trees());
-        out
+        let processes = self
+            .procs
+            .iter()
+            .filter(|p| p.state != ProcState::Dead)
+            .map(|p| ProcessStatus {
+                describe: p.describe(),
+                spare: p.spare,
+                actors: u32::try_from(p.actors.len()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        StatusReport { program, processes, trees: self.tree_status() }
     }
 
     pub fn is_shutting_down(&self) -> bool {

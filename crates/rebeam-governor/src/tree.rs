@@ -17,7 +17,10 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use rebeam_core::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
-use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
+use rebeam_proto::{
+    ActorId, ChildCode, ChildSpec, ChildStatus, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
+    TreeStatus,
+};
 
 use crate::actors::StartWaiter;
 use crate::report;
@@ -516,47 +519,47 @@ impl Router {
 }
 
 impl Router {
-    /// The running trees, for `rebeam ctl status`: each child's state and each supervisor's
-    /// restarts within its intensity window.
-    pub fn render_trees(&self) -> String {
-        let mut out = String::new();
-        for &root in &self.trees.roots {
-            self.render_tree(root, 0, &mut out);
-        }
-        if out.is_empty() {
-            out.push_str("no supervision tree is running\n");
-        }
-        out
+    /// The trees for `rebeam ctl status`, top-level ones in start order: each supervisor's
+    /// restarts within its intensity window, and where each child runs.
+    pub fn tree_status(&self) -> Vec<TreeStatus> {
+        self.trees.roots.iter().filter_map(|&root| self.tree_node(root)).collect()
     }
 
-    fn render_tree(&self, id: TreeId, depth: usize, out: &mut String) {
-        let Some(t) = self.trees.map.get(&id) else { return };
-        let pad = "  ".repeat(depth);
-        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now()));
-        out.push_str(&format!(
-            "{pad}supervisor {} ({}): {used} of {} restarts used in the last {}s\n",
-            t.label,
-            t.strategy,
-            t.intensity.max_restarts,
-            t.intensity.max_seconds.as_secs_f64()
-        ));
-        for (slot, child) in t.spec.children.iter().enumerate() {
-            let name = child.name.as_deref().map_or(child.label.clone(), |n| format!("'{n}' ({})", child.label));
-            match t.slots[slot] {
-                Some(Running::Tree(sub)) => self.render_tree(sub, depth + 1, out),
+    fn tree_node(&self, id: TreeId) -> Option<TreeStatus> {
+        let t = self.trees.map.get(&id)?;
+        let children = t
+            .spec
+            .children
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, child)| match t.slots[slot] {
+                // A nested tree shows as itself; one that is gone shows nothing, as before.
+                Some(Running::Tree(sub)) => self.tree_node(sub).map(ChildStatus::Tree),
                 Some(Running::Actor(a)) => {
                     let place = self
                         .actors
                         .get(&a)
                         .and_then(|actor| actor.proc)
                         .and_then(|p| self.procs.get(p))
-                        .map_or("waiting for a worker".to_string(), |p| p.describe());
-                    out.push_str(&format!("{pad}  {name}: running as <{a}> on {place}\n"));
+                        .map(|p| p.describe());
+                    Some(actor_child(child, Some((a, place))))
                 }
-                None => out.push_str(&format!("{pad}  {name}: not running\n")),
-            }
-        }
+                None => Some(actor_child(child, None)),
+            })
+            .collect();
+        Some(TreeStatus {
+            label: t.label.clone(),
+            strategy: t.strategy,
+            restarts_used: t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now())),
+            max_restarts: t.intensity.max_restarts,
+            max_seconds_ms: u64::try_from(t.intensity.max_seconds.as_millis()).unwrap_or(u64::MAX),
+            children,
+        })
     }
+}
+
+fn actor_child(child: &ChildSpec, running: Option<(ActorId, Option<String>)>) -> ChildStatus {
+    ChildStatus::Actor { name: child.name.clone(), label: child.label.clone(), running }
 }
 
 /// What the model test may see of a tree: its parent, its slots, and the child being started.

@@ -2,6 +2,7 @@
 //! `Restart`): the sender parses the user's spellings ("one_for_all", "transient") and refuses
 //! a bad one itself, so the governor never sees a string where a choice belongs.
 
+use crate::{SafetyTransition, StatusReport};
 pub use rebeam_core::supervision::{Restart, Strategy};
 use serde::{Deserialize, Serialize};
 
@@ -247,16 +248,16 @@ pub enum ControlRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlResponse {
-    /// The safety state after the request, and the transitions it caused ("from → to: reason").
+    /// The safety state after the request, and the transitions it caused.
     Safety {
         state: Safety,
-        transitions: Vec<String>,
+        transitions: Vec<SafetyTransition>,
     },
     Refused(String),
-    /// Human-readable status: the safety state, the processes and the supervision tree.
+    /// The safety state, the processes and the supervision trees (`rebeam ctl status`).
     Status {
         state: Safety,
-        report: String,
+        report: StatusReport,
     },
     Done,
 }

@@ -24,10 +24,12 @@ mod codec;
 pub mod env;
 mod frame;
 mod pickle;
+mod status;
 
 pub use codec::{decode_body, encode, read_frame, write_frame, FrameDecoder, HEADER_BYTES};
 pub use frame::*;
 pub use pickle::{pickle_map, PickleValue};
+pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
