@@ -44,6 +44,78 @@ def _control_frame(action: str) -> bytes: ...
 def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
 def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
 
+# The governor's commands, as `Connection.next_command()` returns them (one frozen class per
+# command; rebeam/_dispatch.py maps each to its handler). Payloads are (data, buffers) pairs.
+ActorRef = tuple[int, str | None]  # (actor id, registered name)
+
+class Deliver:
+    delivery: int | None  # None for a cast
+    actor: int
+    subject: str
+    sender: ActorRef | None
+    data: bytes
+    buffers: list[bytearray]
+
+class Start:
+    actor: int
+    name: str | None
+    label: str
+    kind: Literal["actor", "task", "script"]
+    data: bytes | str  # the script's path for a script
+    buffers: list[bytearray]
+    class_name: str
+
+class Stop:
+    actor: int
+
+class Preload: ...
+
+class Down:
+    monitor: int
+    watcher: int | None
+    actor: ActorRef
+    reason: tuple[str, Any]  # ("normal" | "shutdown", None), ("crashed", ErrorInfo), ("killed", why)
+
+class Shutdown:
+    code: int  # -1: the connection to the governor was lost
+
+class Surrender:
+    cown: int
+
+class RunBehaviour:
+    behaviour: int
+    cowns: list[int]
+    result: int
+    values: list[tuple[int, bytes, list[bytearray]]]
+    lost: list[int]
+    code: bytes
+    code_buffers: list[bytearray]
+    refused: BaseException | None
+    job: tuple[Any, ...]  # rebeam.boc._cowns.run_behaviour's arguments after the connection
+
+class CancelBehaviour:
+    behaviour: int
+
+class Cancel:
+    actor: int
+    delivery: int
+
+class SysPath:
+    paths: list[str]
+
+class Publication:
+    subscription: int
+    actor: int | None
+    topic: str
+    data: bytes
+    buffers: list[bytearray]
+    dropped: int
+
+Command = (
+    Deliver | Start | Stop | Preload | Down | Shutdown | Surrender | RunBehaviour | CancelBehaviour | Cancel
+    | SysPath | Publication
+)
+
 class Connection:
     index: int
     max_message_bytes: int
@@ -64,7 +136,7 @@ class Connection:
     def monitor(self, watcher: int | None, target: Target) -> int: ...
     def demonitor(self, monitor: int) -> None: ...
     def shutdown(self, code: int) -> None: ...
-    def next_command(self, timeout: float | None = None) -> tuple[Any, ...] | None: ...
+    def next_command(self, timeout: float | None = None) -> Command | None: ...
     def reply(self, delivery: int, ok: bool, data: bytes, buffers: Buffers) -> None: ...
     def reply_failure(self, delivery: int, info: ErrorInfo) -> None: ...
     def started(

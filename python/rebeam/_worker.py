@@ -21,6 +21,7 @@ import traceback
 from typing import Any
 
 from . import _env, _rebeam, _runtime
+from ._dispatch import Handler
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
@@ -101,9 +102,11 @@ class Host:
         self.revoked: set[int] = set()
 
 
-class Worker:
+class Worker(Handler):
+    """The commands of a worker process: it hosts actors and tasks."""
+
     def __init__(self, conn) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.hosts: dict[int, Host] = {}
         self.pool = Pool()
 
@@ -121,49 +124,47 @@ class Worker:
                 # One bad command must not take the worker and all its actors down.
                 traceback.print_exc()
 
-    def command(self, cmd: tuple) -> None:
-        kind = cmd[0]
-        if kind == "deliver":
-            _, delivery, actor, subject, sender, data, buffers = cmd
-            self.enqueue(actor, ("msg", delivery, subject, sender, data, buffers))
-        elif kind == "start":
-            _, actor, name, label, code_kind, data, buffers, _class_name = cmd
-            self.hosts[actor] = Host(actor, name, label)
-            self.enqueue(actor, ("start", code_kind, data, buffers))
-        elif kind == "stop":
-            self.stop(cmd[1])
-        elif kind == "preload":
-            self.pool.submit(self.preload)
-        elif kind == "down":
-            _, ref, watcher, (actor, name), reason = cmd
-            if watcher is not None:
-                notice = Down(ref, ProcessID(actor, name), reason)
-                self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
-        elif kind == "cancel":
-            self.cancel(cmd[1], cmd[2])
-        elif kind == "publication":
-            _, sub, actor, topic, data, buffers, dropped = cmd
-            _runtime.bus_dropped[sub] = dropped
-            fn = _runtime.bus_handlers.get(sub)
-            if fn is not None and actor is not None:
-                self.enqueue(actor, ("bus", fn, topic, data, buffers))
-        elif kind == "run_behaviour":
-            from . import boc
+    # -- the commands (see _dispatch.TABLE) ------------------------------------------------
 
-            boc.admit(cmd[1])
-            self.pool.submit(lambda: boc.run_behaviour(self.conn, *cmd[1:]))
-        elif kind == "cancel_behaviour":
-            from . import boc
+    def on_deliver(self, cmd: _rebeam.Deliver) -> None:
+        self.enqueue(cmd.actor, ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers))
 
-            boc.cancel_behaviour(cmd[1])
-        elif kind == "surrender":
-            from . import boc
+    def on_start(self, cmd: _rebeam.Start) -> None:
+        self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
+        self.enqueue(cmd.actor, ("start", cmd.kind, cmd.data, cmd.buffers))
 
-            boc.surrender(self.conn, cmd[1])
-        elif kind == "sys_path":
-            use_main_sys_path(cmd[1])
-        elif kind == "shutdown":
-            exit_now(0)
+    def on_stop(self, cmd: _rebeam.Stop) -> None:
+        self.stop(cmd.actor)
+
+    def on_preload(self, cmd: _rebeam.Preload) -> None:
+        self.pool.submit(self.preload)
+
+    def on_down(self, cmd: _rebeam.Down) -> None:
+        if cmd.watcher is not None:
+            notice = Down(cmd.monitor, ProcessID(*cmd.actor), cmd.reason)
+            self.enqueue(cmd.watcher, ("local", DOWN, notice.pid, notice))
+
+    def on_cancel(self, cmd: _rebeam.Cancel) -> None:
+        self.cancel(cmd.actor, cmd.delivery)
+
+    def on_publication(self, cmd: _rebeam.Publication) -> None:
+        _runtime.bus_dropped[cmd.subscription] = cmd.dropped
+        fn = _runtime.bus_handlers.get(cmd.subscription)
+        if fn is not None and cmd.actor is not None:
+            self.enqueue(cmd.actor, ("bus", fn, cmd.topic, cmd.data, cmd.buffers))
+
+    def on_run_behaviour(self, cmd: _rebeam.RunBehaviour) -> None:
+        from . import boc
+
+        boc.admit(cmd.behaviour)
+        job = cmd.job
+        self.pool.submit(lambda: boc.run_behaviour(self.conn, *job))
+
+    def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
+        use_main_sys_path(cmd.paths)
+
+    def on_shutdown(self, cmd: _rebeam.Shutdown) -> None:
+        exit_now(0)
 
     def preload(self) -> None:
         # Warm what every start needs. The user's script itself is imported only when a

@@ -6,6 +6,7 @@
 //! blocking wait releases the GIL, so a handler blocked in `call()` does not stall its neighbours.
 //! The public API is the plain-Python package around it; see `_rebeam.pyi` for this surface.
 
+mod commands;
 mod constants;
 mod convert;
 mod errors;
@@ -26,7 +27,8 @@ use rebeam_proto::{
     Request, Response, Role, Safety, Status, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
-use convert::{child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
+use commands::command_to_py;
+use convert::{child_from_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
 use errors::{to_exception, to_pyerr};
 
 struct Shared {
@@ -390,7 +392,7 @@ impl Connection {
 
     /// The next command for this process, or None after `timeout` seconds (None waits forever).
     #[pyo3(signature = (timeout=None))]
-    fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let rx = &self.commands;
         let timeout = timeout.map(|t| numbers::timeout("next_command()", t)).transpose()?;
         let got = py.detach(|| match timeout {
@@ -398,10 +400,9 @@ impl Connection {
             None => rx.recv().ok(),
         });
         match got {
-            Some(cmd) => command_to_py(py, cmd).map(Some),
+            Some(cmd) => command_to_py(py, cmd),
             None if self.shared.closed.load(Ordering::SeqCst) && rx.is_empty() => {
-                PyTuple::new(py, ["shutdown".into_pyobject(py)?.into_any(), (-1i32).into_pyobject(py)?.into_any()])
-                    .map(Some)
+                commands::lost_connection(py).map(Some)
             }
             None => Ok(None),
         }
@@ -768,6 +769,7 @@ fn _control_frame(action: &str) -> PyResult<Vec<u8>> {
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
+    commands::add_classes(m)?;
     constants::add(m)?;
     Ok(())
 }
