@@ -35,8 +35,19 @@ ErrorKind = Literal[
     "full",
     "no_queue",
 ]
-# Error info tuples: (kind, message, exc_type, traceback).
-ErrorInfo = tuple[ErrorKind, str, str | None, str | None]
+# A crash as a Down notice's reason carries it: (kind, message, exc_type, traceback).
+ErrorTuple = tuple[ErrorKind, str, str | None, str | None]
+
+class ErrorInfo:
+    """A failure Python reports to the governor; a kind not in ERROR_KINDS is a ValueError."""
+
+    kind: ErrorKind
+    message: str
+    exc_type: str | None
+    traceback: str | None
+    def __init__(
+        self, kind: ErrorKind, message: str, exc_type: str | None = None, traceback: str | None = None
+    ) -> None: ...
 Buffers = Sequence[Any]  # objects supporting the buffer protocol (PickleBuffer, bytes, ...)
 Target = str | int | Any  # a name, an actor id, or an object with an integer `.id`
 
@@ -74,7 +85,7 @@ class Down:
     monitor: int
     watcher: int | None
     actor: ActorRef
-    reason: tuple[str, Any]  # ("normal" | "shutdown", None), ("crashed", ErrorInfo), ("killed", why)
+    reason: tuple[str, Any]  # ("normal" | "shutdown", None), ("crashed", ErrorTuple), ("killed", why)
 
 class Shutdown:
     code: int  # -1: the connection to the governor was lost

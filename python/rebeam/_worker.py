@@ -34,13 +34,13 @@ from .errors import SafetyInterrupt, SerializationError
 REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
 
 
-def error_info(e: BaseException, kind: str = "crashed") -> tuple:
+def error_info(e: BaseException, kind: str = "crashed") -> _rebeam.ErrorInfo:
     # Drop rebeam's own frames at the top: the report starts in the user's code.
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None and _is_rebeam_frame(tb):
         tb = tb.tb_next
     tb = "".join(traceback.format_exception(type(e), e, tb))
-    return (kind, str(e), type(e).__qualname__, tb)
+    return _rebeam.ErrorInfo(kind, str(e), type(e).__qualname__, tb)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -175,7 +175,7 @@ class Worker(Handler):
         host = self.hosts.get(actor)
         if host is None or host.dead:
             if item[0] == "msg" and item[1] is not None:
-                info = ("no_process", f"actor <{actor}> is not running in this worker", None, None)
+                info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
                 self.conn.reply_failure(item[1], info)
             return
         with host.lock:
@@ -227,7 +227,7 @@ class Worker(Handler):
                 return
             host.mailbox.remove(queued)
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
-        self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
+        self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
@@ -255,7 +255,7 @@ class Worker(Handler):
             except BaseException as e:
                 if delivery is not None:
                     why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
-                    info = ("bad_request", why, type(e).__qualname__, None)
+                    info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
                     self.conn.reply_failure(delivery, info)
                 return
             source = ProcessID(*sender) if sender else None
@@ -316,19 +316,17 @@ class Worker(Handler):
         if obj is None:  # a task
             if delivery is not None:
                 why = f"{host.label} is a task (a function, module or script child); tasks take no messages"
-                info = ("no_mailbox", why, None, None)
+                info = _rebeam.ErrorInfo("no_mailbox", why)
                 self.conn.reply_failure(delivery, info)
             return
         subjects, catch_all, _ = type(obj)._rebeam_handlers()
         method = subjects.get(subject, catch_all)
         if method is None:
             if delivery is not None:
-                info = (
+                info = _rebeam.ErrorInfo(
                     "bad_request",
                     f"actor {host.label} has no handler for subject {subject!r}; "
                     f"add @receive({subject!r}) or a catch-all @receive()",
-                    None,
-                    None,
                 )
                 self.conn.reply_failure(delivery, info)
             return
@@ -339,14 +337,14 @@ class Worker(Handler):
             # overtook the message on its way here.
             if delivery is not None:
                 why = f"actor {host.label} {subject!r} requires the system to be armed"
-                self.conn.reply_failure(delivery, ("safety", why, None, None))
+                self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why))
             return
         try:
             result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
             if delivery is not None:
                 why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
-                self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
+                self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
             return
         except BaseException as e:
             info = error_info(e)
@@ -360,7 +358,7 @@ class Worker(Handler):
         try:
             data, buffers = _runtime.dumps(value, f"the reply of actor {host.label} to {subject!r}")
         except SerializationError as e:
-            self.conn.reply_failure(delivery, ("crashed", str(e), "SerializationError", None))
+            self.conn.reply_failure(delivery, _rebeam.ErrorInfo("crashed", str(e), "SerializationError"))
             return
         self.conn.reply(delivery, status == "ok", data, buffers)
 
@@ -389,7 +387,7 @@ class Worker(Handler):
 
         end_interruptible(host.lock, forget)
 
-    def finish(self, host: Host, reason: str, info: tuple | None = None) -> None:
+    def finish(self, host: Host, reason: str, info: _rebeam.ErrorInfo | None = None) -> None:
         terminate = getattr(host.instance, "terminate", None)
         if callable(terminate):
             try:

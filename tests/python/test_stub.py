@@ -27,6 +27,8 @@ def _members(body) -> dict[str, ast.AST]:
     Plain assignments are type aliases, which exist only for the type checker."""
     out: dict[str, ast.AST] = {}
     for node in body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("__"):
+            continue  # constructors and dunders: see test_constructors_take_the_stubs_parameters
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             out[node.name] = node
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -81,6 +83,13 @@ def test_methods_and_attributes_are_what_the_stub_says(name):
             assert inspect.isdatadescriptor(value), f"{name}.{member} is an attribute in the stub"
 
 
+def test_constructors_take_the_stubs_parameters():
+    for name, cls in _stub_classes().items():
+        init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is not None:
+            assert list(inspect.signature(getattr(_rebeam, name)).parameters) == _parameters(init), name
+
+
 def test_module_functions_take_the_stubs_parameters():
     for member, node in _members(STUB.body).items():
         if isinstance(node, ast.FunctionDef):
@@ -124,3 +133,12 @@ def test_the_python_api_shows_the_native_defaults():
     assert rebeam.GenPy.shutdown == _rebeam.DEFAULT_SHUTDOWN
     assert inspect.signature(_library.stop).parameters["timeout"].default == _rebeam.DEFAULT_STOP_TIMEOUT
     assert _pump.DEFAULT_PUMP_WARN_MS == _rebeam.DEFAULT_PUMP_WARN_MS
+
+
+def test_an_error_info_checks_its_kind_where_it_is_built():
+    info = _rebeam.ErrorInfo("safety", "disarmed", "SafetyInterrupt")
+    assert (info.kind, info.message, info.exc_type, info.traceback) == ("safety", "disarmed", "SafetyInterrupt", None)
+    with pytest.raises(ValueError, match="error kind must be one of no_process, .*not 'crash'"):
+        _rebeam.ErrorInfo("crash", "typo")
+    with pytest.raises(AttributeError):
+        info.kind = "timeout"  # frozen

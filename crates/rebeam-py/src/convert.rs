@@ -3,11 +3,9 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 use rebeam_core::supervision::SpecError;
-use rebeam_proto::{ChildCode, ChildSpec, ErrorInfo, Payload, Restart, Strategy, Target, TreeSpec};
-
-use crate::errors::kind_from_name;
+use rebeam_proto::{ChildCode, ChildSpec, Payload, Restart, Strategy, Target, TreeSpec};
 
 pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(name) = obj.cast::<PyString>() {
@@ -47,13 +45,6 @@ pub fn payload_to_py<'py>(py: Python<'py>, p: Payload) -> PyResult<(Bound<'py, P
     let data = PyBytes::new(py, &p.data).into_any();
     let buffers = PyList::new(py, p.buffers.iter().map(|b| PyByteArray::new(py, b)))?.into_any();
     Ok((data, buffers))
-}
-
-/// `(kind, message, exc_type, traceback)` → ErrorInfo.
-pub fn info_from_py(t: &Bound<'_, PyTuple>) -> PyResult<ErrorInfo> {
-    let (kind, message, exc_type, traceback): (String, String, Option<String>, Option<String>) = t.extract()?;
-    let kind = kind_from_name(&kind).ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
-    Ok(ErrorInfo { kind, message, exc_type, traceback })
 }
 
 fn get<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {

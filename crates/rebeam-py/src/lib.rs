@@ -28,8 +28,8 @@ use rebeam_proto::{
 };
 
 use commands::command_to_py;
-use convert::{child_from_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
-use errors::{to_exception, to_pyerr};
+use convert::{child_from_py, payload_from_py, target_from_py, tree_from_py};
+use errors::{info_from_py, to_exception, to_pyerr};
 
 struct Shared {
     writer: Mutex<UnixStream>,
@@ -423,7 +423,7 @@ impl Connection {
     }
 
     /// Answers a delivered call with a failure: `info` is `(kind, message, exc_type, traceback)`.
-    fn reply_failure(&self, py: Python<'_>, delivery: u64, info: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn reply_failure(&self, py: Python<'_>, delivery: u64, info: &Bound<'_, PyAny>) -> PyResult<()> {
         let info = info_from_py(info)?;
         self.send_event(py, Event::Replied { delivery, outcome: Outcome::Failed(info) })
     }
@@ -435,7 +435,7 @@ impl Connection {
         &self,
         py: Python<'_>,
         actor: ActorId,
-        error: Option<&Bound<'_, PyTuple>>,
+        error: Option<&Bound<'_, PyAny>>,
         gating: Option<(Vec<String>, Vec<String>, bool)>,
     ) -> PyResult<()> {
         let result = match error {
@@ -450,7 +450,7 @@ impl Connection {
 
     /// Reports that an actor ended: `reason` is "normal", "shutdown" or "crashed" (with `error`).
     #[pyo3(signature = (actor, reason, error=None))]
-    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
+    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let reason = match (reason, error) {
             ("normal", _) => Exit::Normal,
             ("shutdown", _) => Exit::Shutdown,
@@ -464,7 +464,7 @@ impl Connection {
 
     /// The main process finished the script body (`error` if it raised).
     #[pyo3(signature = (error=None))]
-    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
+    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let error = error.map(info_from_py).transpose()?;
         self.send_event(py, Event::BodyDone { error })
     }
@@ -769,6 +769,7 @@ fn _control_frame(action: &str) -> PyResult<Vec<u8>> {
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
+    m.add_class::<errors::Info>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
     Ok(())
