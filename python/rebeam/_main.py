@@ -166,7 +166,9 @@ def main() -> None:
     # by line, never mid-line, even through a pipe (`rebeam main.py | tee log`).
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+            # write_through=False too: PYTHONUNBUFFERED=1 makes every piece of a print() its
+            # own write, and another process's line could land between them.
+            stream.reconfigure(line_buffering=True, write_through=False)
     script = os.path.abspath(sys.argv[1])
     if not os.path.isfile(script):
         print(f"rebeam: cannot open script {sys.argv[1]}: no such file", file=sys.stderr)

@@ -19,6 +19,8 @@ STRATEGIES: tuple[str, ...]  # supervision strategies, as spelled on the wire
 RESTARTS: tuple[str, ...]  # restart kinds, as spelled on the wire
 ENV_VARS: tuple[str, ...]  # the REBEAM_* variables both languages name (rebeam-proto's env)
 ERROR_KINDS: tuple[ErrorKind, ...]  # every error kind, in rebeam-proto's order
+MAX_RESTARTS: int  # the most restarts a Supervisor's intensity may allow (max_restarts=...)
+MAX_RESTART_WINDOW: float  # the longest restart window, in seconds (max_seconds=...)
 
 ErrorKind = Literal[
     "no_process",

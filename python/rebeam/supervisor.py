@@ -148,8 +148,19 @@ class Supervisor:
         name: str | None = None,
     ):
         _rebeam.check_strategy(strategy)
-        if max_restarts < 0 or max_seconds <= 0:
-            raise ValueError("max_restarts must be ≥ 0 and max_seconds > 0")
+        from ._rebeam import MAX_RESTART_WINDOW, MAX_RESTARTS  # the governor's own bounds
+
+        whole = isinstance(max_restarts, int) and not isinstance(max_restarts, bool)
+        if not whole or not 0 <= max_restarts <= MAX_RESTARTS:
+            raise ValueError(
+                f"Supervisor: max_restarts={max_restarts!r} must be a whole number from 0 to {MAX_RESTARTS}"
+            )
+        # A window under a millisecond would reach the governor as 0 ms; `not <=` also refuses nan.
+        if not isinstance(max_seconds, (int, float)) or not 0.001 <= max_seconds <= MAX_RESTART_WINDOW:
+            raise ValueError(
+                f"Supervisor: max_seconds={max_seconds!r} must be a number of seconds "
+                f"from 0.001 to {MAX_RESTART_WINDOW:g}"
+            )
         self.modules = list(modules)
         self.strategy = strategy
         self.max_restarts = int(max_restarts)

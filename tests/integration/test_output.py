@@ -123,3 +123,33 @@ if __name__ == "__main__":
     check(r)
     assert "[a] TWO|from a" in r.stderr, r.stderr
     assert "[b] TWO|from b" in r.stderr, r.stderr
+
+
+def test_lines_from_main_and_workers_never_splice_even_when_python_is_unbuffered(tmp_path):
+    # PYTHONUNBUFFERED=1 (set on many CI machines) makes print() write each piece on its own:
+    # print("a", "b") was four writes, and a worker's line landed in the middle of main's.
+    r = run_rebeam(tmp_path, '''
+        import rebeam
+        from rebeam import GenPy, Supervisor, cast, call, receive
+
+        class Chatty(GenPy):
+            name = "chatty"
+
+            @receive("talk")
+            def talk(self, source, n):
+                for i in range(n):
+                    print("worker", "line", i, "end")
+                return "done"
+
+        if __name__ == "__main__":
+            Supervisor(modules=[Chatty()])
+            cast("chatty", "talk", 3000)
+            for i in range(3000):
+                print("main", "line", i, "end")
+            print("final:", call("chatty", "talk", 0, timeout=60), flush=True)
+            rebeam.shutdown(0)
+    ''', env={"PYTHONUNBUFFERED": "1"}, timeout=120)
+    check(r)
+    out = r.stdout.splitlines()
+    whole = [x for x in out if x.startswith(("main line ", "[chatty] worker line ")) and x.endswith(" end")]
+    assert len(whole) == 6000, [x for x in out if x not in whole][:10]

@@ -129,6 +129,54 @@ def test_subscription_bounds_are_checked_in_python_and_in_the_governor(tmp_path)
     assert "delivered: [1]" in out
 
 
+def test_restart_intensity_is_bounded_in_python_and_in_the_governor(tmp_path):
+    # A supervisor keeps one timestamp per restart in its window: an unbounded max_restarts
+    # with a child that fails as it starts grows the governor's memory without limit, and
+    # max_seconds=inf or nan used to fail in int() with OverflowError / ValueError.
+    r = run_rebeam(tmp_path, """
+        import math
+        import rebeam
+        from rebeam import GenPy, Supervisor, _runtime, call, receive
+        from rebeam._rebeam import MAX_RESTARTS
+        from rebeam.errors import RebeamError
+
+        class Ok(GenPy):
+            name = "ok"
+
+            @receive("ping")
+            def ping(self, source, _):
+                return "pong"
+
+        for kwargs in ({"max_restarts": 2**32 - 1}, {"max_restarts": -1}, {"max_restarts": 1.5},
+                       {"max_seconds": math.inf}, {"max_seconds": math.nan}, {"max_seconds": 0}):
+            try:
+                Supervisor(modules=[], **kwargs)
+                print("accepted", kwargs)
+            except ValueError as e:
+                print("ValueError:", e, flush=True)
+        # Past the Python check, straight to the governor: an error reply naming the supervisor.
+        spec = {"name": "huge", "strategy": "one_for_one", "max_restarts": 2**32 - 1, "max_seconds_ms": 5000,
+                "children": []}
+        try:
+            _runtime.connection().start_tree(spec)
+            print("governor accepted")
+        except RebeamError as e:
+            print("governor refused:", type(e).__name__, e, flush=True)
+        if __name__ == "__main__":
+            Supervisor(modules=[Ok()], max_restarts=MAX_RESTARTS, max_seconds=86400)
+            print("call:", call("ok", "ping"), flush=True)
+            rebeam.shutdown(0)
+    """)
+    check(r)
+    out = outputs(r)
+    refused = [x for x in out if x.startswith("ValueError:")]
+    assert len(refused) == 6, out
+    assert "max_restarts=4294967295 must be a whole number from 0 to 10000" in refused[0]
+    assert "max_seconds=inf" in refused[3] and "max_seconds=nan" in refused[4]
+    assert any(x.startswith("governor refused:") and "supervisor huge" in x and "0..=10000" in x for x in out), out
+    assert "call: ('ok', 'pong')" in out
+
+
 def test_timeouts_must_be_finite_and_huge_ones_work(tmp_path):
     # timeout=inf used to panic in Duration::from_secs_f64 (PanicException in Python).
     r = run_rebeam(tmp_path, program(ACTORS, """

@@ -85,7 +85,7 @@ type Seq = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Location {
     Main,
-    Worker(u32),
+    Worker(u64),
 }
 
 /// A call the scheduler refuses; nothing changed.
@@ -291,12 +291,12 @@ impl Scheduler {
 /// Where a runnable behaviour should run: `Main` if any of its cowns is pinned (PinnedCown values never leave the main process); otherwise the worker that holds the most of its cowns (ties → the least loaded among them, then the lowest index), or, if none of its cowns is in a worker, the least loaded worker. `load` gives the running behaviours per worker (index → count); `workers` lists the available worker indices. Pure.
 ///
 /// `None` for an unknown behaviour, or when no worker is available and no cown is pinned.
-pub fn place(sched: &Scheduler, b: BehaviourId, workers: &[u32], load: &dyn Fn(u32) -> usize) -> Option<Location> {
+pub fn place(sched: &Scheduler, b: BehaviourId, workers: &[u64], load: &dyn Fn(u64) -> usize) -> Option<Location> {
     let cowns = sched.cowns_of(b)?;
     if cowns.iter().any(|&c| sched.is_pinned(c)) {
         return Some(Location::Main);
     }
-    let held = |w: u32| cowns.iter().filter(|&&c| sched.location(c) == Some(Location::Worker(w))).count();
+    let held = |w: u64| cowns.iter().filter(|&&c| sched.location(c) == Some(Location::Worker(w))).count();
     // One key says the whole rule: most cowns held, then least loaded, then lowest index.
     // With no cown in any worker every count is zero, and load decides.
     let best = workers.iter().copied().max_by_key(|&w| (held(w), Reverse(load(w)), Reverse(w)))?;
@@ -445,11 +445,11 @@ mod tests {
         for (b, cowns) in (1..).zip(requests) {
             s.schedule(b, cowns).unwrap();
         }
-        let idle = |_: u32| 0;
-        let busy_zero = |w: u32| if w == 0 { 5 } else { 1 };
+        let idle = |_: u64| 0;
+        let busy_zero = |w: u64| if w == 0 { 5 } else { 1 };
         let workers = [2, 1, 0];
         // (behaviour, load, expected); 2 holds no cown.
-        type Load<'a> = &'a dyn Fn(u32) -> usize;
+        type Load<'a> = &'a dyn Fn(u64) -> usize;
         let cases: [(BehaviourId, Load, Location); 9] = [
             (1, &idle, Main),                           // pinned wins over any majority
             (2, &busy_zero, Worker(0)),                 // majority wins over load
@@ -466,7 +466,7 @@ mod tests {
         }
         // Only available workers count: with Worker(0) gone, 8's cowns go to the least loaded,
         // and 2 goes where the rest of its cowns are.
-        let one_busy = |w: u32| if w == 1 { 4 } else { 0 };
+        let one_busy = |w: u64| if w == 1 { 4 } else { 0 };
         assert_eq!(place(&s, 8, &[1, 2], &one_busy), Some(Worker(2)));
         assert_eq!(place(&s, 2, &[1, 2], &one_busy), Some(Worker(1)));
         assert_eq!(place(&s, 1, &[], &idle), Some(Main));
@@ -621,7 +621,7 @@ mod tests {
                 3 => {
                     let running = m.running();
                     if !running.is_empty() {
-                        let at = if pick % 3 == 0 { Main } else { Worker(pick as u32 % 3) };
+                        let at = if pick % 3 == 0 { Main } else { Worker(pick as u64 % 3) };
                         m.complete(&mut s, running[pick % running.len()], at);
                     }
                 }

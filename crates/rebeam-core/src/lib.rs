@@ -1,8 +1,17 @@
 //! Pure logic of rebeam, free of I/O: the governor wires these to sockets and processes.
+//!
+//! Each module owns one concern of the governor's state and states its rules in its doc:
+//! `registry` (process ids, the actor table, names), `calls` (deliveries in flight),
+//! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `cowns`
+//! (behaviour scheduling), `safety` (the arm/disarm machine), `topics` (the bus's patterns and
+//! throttles), `noticeboard`.
 
+pub mod calls;
 pub mod cowns;
 pub mod defaults;
 pub mod noticeboard;
+pub mod pool;
+pub mod registry;
 pub mod safety;
 pub mod supervision;
 pub mod topics;

@@ -145,6 +145,12 @@ impl Default for Shutdown {
     }
 }
 
+/// The most restarts an intensity may allow: a supervisor keeps one timestamp per restart
+/// in its window, so an unbounded count is unbounded memory for a child that keeps failing.
+pub const MAX_RESTARTS: u32 = 10_000;
+/// The longest restart window an intensity may have.
+pub const MAX_RESTART_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// How many restarts a supervisor tolerates within a sliding window before giving up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Intensity {

@@ -6,16 +6,15 @@
 //! actor's stop after its current message); if it has not stopped when its shutdown timeout
 //! passes, its worker is killed, because one Python thread cannot be killed safely on its own.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rebeam_proto::{
-    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Exit, Frame, Gating,
-    Outcome, ReqId, Response,
+    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, ErrorInfo, ErrorKind, Exit, Frame, Gating, Outcome, ReqId,
+    Response,
 };
 
 use crate::report;
-use crate::router::{Input, Pending, ProcIdx, Router};
+use crate::router::{Input, ProcIdx, Router};
 use crate::tree::{Running, TreeId};
 use rebeam_core::supervision::FaultId;
 
@@ -23,13 +22,10 @@ pub struct Actor {
     pub name: Option<String>,
     /// How logs and reports name it: `'counter'` or `Counter<12>`.
     pub label: String,
-    /// The worker hosting it; `None` while it waits for a ready worker.
-    pub proc: Option<ProcIdx>,
     code: ChildCode,
     pub started: bool,
     pub stopping: bool,
     pub parent: Option<(TreeId, usize)>,
-    pub pending: BTreeSet<DeliveryId>,
     /// Messages that arrived before the actor had a worker, in arrival order.
     pub parked: Vec<Frame>,
     /// Which of its handlers need the system armed (known once it started).
@@ -55,7 +51,7 @@ impl Router {
             return Err(ErrorInfo::new(ErrorKind::BadRequest, "a Supervisor is not an actor; nest it in a Supervisor"));
         }
         if let Some(name) = &spec.name {
-            if let Some(&holder) = self.names.get(name) {
+            if let Some(holder) = self.names.lookup(name) {
                 return Err(ErrorInfo::new(
                     ErrorKind::StartFailed,
                     format!("the name '{name}' is already registered to actor <{holder}>; pick another name or stop that actor first"),
@@ -68,19 +64,17 @@ impl Router {
             None => format!("{}<{id}>", spec.label),
         };
         if let Some(name) = &spec.name {
-            self.names.insert(name.clone(), id);
+            self.names.register(name, id).expect("checked free above, in this same step");
         }
         self.actors.insert(
             id,
             Actor {
                 name: spec.name.clone(),
                 label,
-                proc: None,
                 code: spec.code.clone(),
                 started: false,
                 stopping: false,
                 parent,
-                pending: BTreeSet::new(),
                 parked: Vec::new(),
                 gating: Gating::default(),
                 waiter: Some(waiter),
@@ -103,7 +97,6 @@ impl Router {
             let Some(actor) = self.actors.get_mut(&id) else {
                 continue;
             };
-            actor.proc = Some(worker);
             let frame = Frame::Command(Cmd::Start {
                 actor: id,
                 name: actor.name.clone(),
@@ -111,7 +104,7 @@ impl Router {
                 code: actor.code.clone(),
             });
             let parked = std::mem::take(&mut actor.parked);
-            self.procs[worker].actors.insert(id);
+            self.actors.place(id, worker);
             self.send(worker, &frame);
             for message in parked {
                 self.send(worker, &message);
@@ -156,27 +149,21 @@ impl Router {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
-        if let Some(p) = actor.proc {
-            self.procs[p].actors.remove(&id);
-        }
         if let Some(name) = &actor.name {
-            if self.names.get(name) == Some(&id) {
-                self.names.remove(name);
-            }
+            self.names.release(name, id);
         }
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
-        for d in &actor.pending {
-            if let Some(p) = self.pending.remove(d) {
-                let info = ErrorInfo::new(
-                    ErrorKind::ActorDown,
-                    format!("actor {} ended before it answered: {why}", actor.label),
-                );
-                self.send(p.caller, &Frame::Response { req: p.req, body: Response::Call(Outcome::Failed(info)) });
-            }
+        let ended = self.calls.actor_ended(id);
+        for caller in ended.callers {
+            let info =
+                ErrorInfo::new(ErrorKind::ActorDown, format!("actor {} ended before it answered: {why}", actor.label));
+            self.send(caller.proc, &Frame::Response { req: caller.req, body: Response::Call(Outcome::Failed(info)) });
         }
-        self.gated_actor_ended(id);
+        if ended.gated {
+            self.gated_work_ended();
+        }
         let down: Vec<u64> = self.monitors.iter().filter(|(_, m)| m.target == id).map(|(&k, _)| k).collect();
         for monitor in down {
             let Some(m) = self.monitors.remove(&monitor) else { continue };
@@ -216,7 +203,8 @@ impl Router {
             return;
         };
         actor.stopping = true;
-        let Some(worker) = actor.proc.filter(|_| actor.started || actor.waiter.is_some()) else {
+        let placed = actor.started || actor.waiter.is_some();
+        let Some(worker) = self.actors.proc_of(id).filter(|_| placed) else {
             return self.actor_ended(id, Exit::Shutdown);
         };
         if !self.send(worker, &Frame::Command(Cmd::Stop { actor: id })) {
@@ -233,13 +221,13 @@ impl Router {
         let Some(actor) = self.actors.get(&id).filter(|a| a.stopping) else {
             return;
         };
-        let Some(worker) = actor.proc else { return };
-        let p = &self.procs[worker];
+        let Some(worker) = self.actors.proc_of(id) else { return };
+        let Some(p) = self.procs.get(worker) else { return };
         tracing::warn!(
             "actor {} did not stop in time; killing {} and the {} actor(s) in it",
             actor.label,
             p.describe(),
-            p.actors.len()
+            self.actors.count_on(worker)
         );
         self.os.kill_group(p.pid, libc::SIGKILL);
     }
@@ -261,24 +249,6 @@ impl Actor {
     pub fn is_task(&self) -> bool {
         matches!(self.code, ChildCode::Task { .. })
     }
-}
-
-/// Forgets the calls whose callers have given up (past their deadline), in the router's table
-/// and in their actors' lists, so a late reply is dropped and nothing grows per timeout.
-pub fn forget_expired_calls(
-    pending: &mut HashMap<DeliveryId, Pending>,
-    actors: &mut HashMap<ActorId, Actor>,
-    now: Instant,
-) {
-    pending.retain(|delivery, p| {
-        let live = !matches!(p.deadline, Some(at) if at <= now);
-        if !live {
-            if let Some(actor) = actors.get_mut(&p.actor) {
-                actor.pending.remove(delivery);
-            }
-        }
-        live
-    });
 }
 
 pub fn describe_exit(exit: &Exit) -> String {
@@ -305,41 +275,5 @@ fn start_failure(label: &str, exit: &Exit) -> ErrorInfo {
         other => {
             ErrorInfo::new(ErrorKind::StartFailed, format!("actor {label} failed to start: {}", describe_exit(other)))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn actor(pending: &[DeliveryId]) -> Actor {
-        Actor {
-            name: None,
-            label: "Echo<1>".into(),
-            proc: Some(1),
-            code: ChildCode::Script { path: "echo.py".into() },
-            started: true,
-            stopping: false,
-            parent: None,
-            pending: pending.iter().copied().collect(),
-            parked: Vec::new(),
-            gating: Gating::default(),
-            waiter: None,
-        }
-    }
-
-    #[test]
-    fn a_timed_out_call_is_forgotten_by_its_actor_too() {
-        let now = Instant::now();
-        let call = |deadline| Pending { caller: 0, req: 1, actor: 7, deadline };
-        let mut pending = HashMap::from([
-            (10, call(Some(now - Duration::from_millis(1)))),
-            (11, call(Some(now + Duration::from_secs(60)))),
-            (12, call(None)),
-        ]);
-        let mut actors = HashMap::from([(7, actor(&[10, 11, 12]))]);
-        forget_expired_calls(&mut pending, &mut actors, now);
-        assert_eq!(pending.keys().copied().collect::<BTreeSet<_>>(), BTreeSet::from([11, 12]));
-        assert_eq!(actors[&7].pending, BTreeSet::from([11, 12]));
     }
 }

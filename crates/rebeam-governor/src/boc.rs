@@ -76,14 +76,16 @@ impl Router {
         if self.procs[proc].role == Role::Main {
             Location::Main
         } else {
-            Location::Worker(proc as u32)
+            // The whole generational id: a cown left at a removed worker never appears to be at
+            // the next process in its slot.
+            Location::Worker(proc.to_raw())
         }
     }
 
     fn proc_at(&self, at: Location) -> ProcIdx {
         match at {
             Location::Main => self.main,
-            Location::Worker(p) => p as ProcIdx,
+            Location::Worker(p) => ProcIdx::from_raw(p),
         }
     }
 
@@ -135,17 +137,16 @@ impl Router {
     }
 
     fn dispatch_behaviour(&mut self, b: BehaviourId) {
-        let workers: Vec<u32> = self
+        let workers: Vec<u64> = self
             .procs
             .iter()
-            .enumerate()
             .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
-            .map(|(i, _)| i as u32)
+            .map(|(i, _)| i.to_raw())
             .collect();
         // Load counts behaviours still gathering their values too: they are on their way.
         let (running, gathering) = (&self.boc.running, &self.boc.gathering);
-        let load = |w: u32| {
-            let w = w as ProcIdx;
+        let load = |w: u64| {
+            let w = ProcIdx::from_raw(w);
             running.values().filter(|&&p| p == w).count() + gathering.values().filter(|g| g.target == w).count()
         };
         // While the pool still starts workers, a burst of runnable behaviours must not all pile
@@ -161,6 +162,9 @@ impl Router {
             return;
         };
         let target = self.proc_at(at);
+        if self.procs[target].state == ProcState::Dead {
+            return self.lost_before_dispatch(b, at);
+        }
         let cowns = self.boc.sched.cowns_of(b).expect("scheduled").to_vec();
         let mut missing = HashSet::new();
         for c in cowns {
@@ -176,6 +180,24 @@ impl Router {
         let _ = self.boc.sched.start(b);
         self.boc.gathering.insert(b, Waiting { target, missing, values: Vec::new() });
         self.maybe_run(b);
+    }
+
+    /// A behaviour that must run in a process that is gone (the main process, for a pinned
+    /// cown, once it has exited) is lost as one gathering there when it died would be: its
+    /// cowns are marked lost, and the behaviours behind it go on.
+    fn lost_before_dispatch(&mut self, b: BehaviourId, at: Location) {
+        tracing::debug!("behaviour {b} needs a process that is gone; it is lost");
+        self.boc.how.remove(&b);
+        if let Some((_, result)) = self.boc.code.remove(&b) {
+            self.boc.empty.remove(&result);
+        }
+        self.boc.lost.extend(self.boc.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default());
+        let _ = self.boc.sched.start(b);
+        match self.boc.sched.complete(b, at) {
+            Ok(next) => next.into_iter().for_each(|n| self.dispatch_behaviour(n)),
+            Err(e) => tracing::warn!("behaviour {b}, lost before dispatch, completed oddly: {e}"),
+        }
+        self.answer_quiesce();
     }
 
     /// Runnable behaviours that found no worker (at start-up) go once workers are ready.
@@ -253,6 +275,8 @@ impl Router {
     /// they run with those cowns marked lost. Every loss is recorded before anything is
     /// dispatched, so no behaviour asks the dead worker for a value.
     pub fn boc_proc_died(&mut self, proc: ProcIdx) {
+        // Its own `wait()` calls: nobody is left to answer.
+        self.boc.quiesce.retain(|&(p, _, _)| p != proc);
         let at = self.location_of(proc);
         let mut dead: Vec<BehaviourId> = self.boc.running.iter().filter(|(_, &p)| p == proc).map(|(&b, _)| b).collect();
         for &b in &dead {
@@ -324,7 +348,7 @@ impl Router {
         }
         let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
         self.boc.sys_path = Some(paths);
-        for i in 0..self.procs.len() {
+        for i in self.procs.ids() {
             let p = &self.procs[i];
             if p.role == Role::Worker && p.state == ProcState::Ready {
                 self.send(i, &frame);
@@ -341,7 +365,7 @@ impl Router {
     }
 
     pub fn boc_stats(&self) -> Vec<(u32, u32, u64)> {
-        let live = self.procs.iter().enumerate().filter(|(_, p)| p.state != ProcState::Dead && !p.spare);
+        let live = self.procs.iter().filter(|(_, p)| p.state != ProcState::Dead && !p.spare);
         live.map(|(i, p)| (p.index, p.pid, self.boc.ran.get(&i).copied().unwrap_or(0))).collect()
     }
 

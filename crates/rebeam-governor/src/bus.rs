@@ -47,12 +47,12 @@ impl Router {
     ) -> Result<u64, ErrorInfo> {
         let pattern = Pattern::parse(pattern).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
         let throttle = Duration::from_millis(throttle_ms);
-        if queue as usize > MAX_QUEUE || throttle > MAX_THROTTLE {
+        if !(1..=MAX_QUEUE).contains(&(queue as usize)) || throttle > MAX_THROTTLE {
             return Err(ErrorInfo::new(
                 ErrorKind::BadRequest,
                 format!(
                     "subscription to '{pattern}' asks for queue={queue} and throttle={throttle:?}; \
-                     the bounds are queue ≤ {MAX_QUEUE} and throttle ≤ {MAX_THROTTLE:?}: pass values within them"
+                     the bounds are 1 ≤ queue ≤ {MAX_QUEUE} and throttle ≤ {MAX_THROTTLE:?}: pass values within them"
                 ),
             ));
         }

@@ -222,7 +222,7 @@ impl Router {
         // Dead processes are skipped: their pids may belong to strangers by now.
         let live: Vec<(u32, String)> = self
             .procs
-            .iter()
+            .values()
             .filter(|p| p.state != ProcState::Dead)
             .map(|p| match p.role {
                 Role::Main => (p.pid, format!("the {}", p.describe())),

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rebeam_proto::{Frame, FrameDecoder, ProtoError, Role};
+use rebeam_proto::{Encoded, Frame, FrameDecoder, ProtoError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -139,11 +139,11 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     };
 
     tokio::spawn(async move {
-        while let Some(bytes) = outbox.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+        while let Some(frame) = outbox.recv().await {
+            if write_vectored_all(&mut wr, &frame).await.is_err() {
                 break;
             }
-            outbox.written(bytes.len());
+            outbox.written(frame.len());
         }
         let _ = wr.shutdown().await;
     });
@@ -161,6 +161,18 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
             }
         }
     }
+}
+
+/// Writes a frame's header and payload pieces without concatenating them.
+async fn write_vectored_all(wr: &mut tokio::net::unix::OwnedWriteHalf, frame: &Encoded) -> std::io::Result<()> {
+    let (mut written, total) = (0, frame.len());
+    while written < total {
+        match wr.write_vectored(&frame.slices_after(written)).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => written += n,
+        }
+    }
+    Ok(())
 }
 
 /// The next frame and how many bytes it took on the wire.

@@ -4,8 +4,9 @@
 //! A `Router` is built with a fake OS (`fake.rs`: spawns, signals and timers are recorded, never
 //! performed) and driven with long random sequences of well-formed inputs (`harness.rs`): fake
 //! processes say Hello and Ready, answer starts, calls, stops, surrenders and behaviours as a
-//! worker would, and also send requests of every kind, stray and late events, die, get killed
-//! and reaped; the host arms and disarms; timers fire in random order, late, some twice.
+//! worker would, and also send requests of every kind, stray and late events, stop reading for
+//! a while (their outboxes fill; the sweep kills a hung worker), die, get killed and reaped;
+//! the host arms and disarms; timers fire in random order, late, some twice.
 //! After every input `invariants::check_invariants` must hold, and a finished run must have
 //! torn everything down.
 //!
@@ -22,8 +23,9 @@
 //! two runs of a seed is the iteration order of the router's `HashMap`s (std seeds them per
 //! process), so a replay reproduces most failures, not provably all.
 //!
-//! Bugs other branches fix are worked around where the generator or a check says `known:`;
-//! after the merge, remove each workaround and the test covers those paths too.
+//! Bugs other branches fix are worked around where the generator or a check says `known:`
+//! (h-boc: a behaviour gathering toward a worker that dies; h-safety: the disarm ladder and the
+//! main process); after their merge, remove each workaround and the test covers those paths too.
 
 mod fake;
 mod gen;

@@ -1,6 +1,7 @@
 //! Backpressure: what the governor holds for a process that does not read.
 //!
-//! Each connection has an outbox: encoded frames waiting for the socket. Its budget is
+//! Each connection has an outbox: encoded frames waiting for the socket (their payload bytes
+//! shared with the frames they came from, written with the header in one vectored write). Its budget is
 //! [`budget`]: twice the largest frame (`--max-message-bytes` plus the frame overhead), so one
 //! message of the largest size always fits behind another. The rule, one for every sender:
 //!
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rebeam_proto::{encode, ErrorInfo, ErrorKind, Frame, Role};
+use rebeam_proto::{encode_parts, Encoded, ErrorInfo, ErrorKind, Frame, Role};
 use tokio::sync::mpsc;
 
 use crate::router::{ProcIdx, ProcState, Router};
@@ -40,7 +41,7 @@ pub fn budget(frame_limit: u64) -> u64 {
 /// The sending half of one connection's outbox (the router's side).
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Encoded>,
     state: Arc<State>,
 }
 
@@ -60,7 +61,7 @@ pub enum Refusal {
 
 /// The receiving half, for the connection's writer task.
 pub struct Drain {
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: mpsc::UnboundedReceiver<Encoded>,
     state: Arc<State>,
 }
 
@@ -71,33 +72,35 @@ pub fn outbox(budget: u64) -> (Outbox, Drain) {
 }
 
 impl State {
-    fn mark_over(&self) {
+    /// `now` is the router's clock (`Os::now`), read only when the outbox goes over: the
+    /// hung-worker sweep compares against the same clock, which the model test makes virtual.
+    fn mark_over(&self, now: impl FnOnce() -> Instant) {
         let mut since = self.over_since.lock().unwrap_or_else(|p| p.into_inner());
-        since.get_or_insert_with(Instant::now);
+        since.get_or_insert_with(now);
     }
 }
 
 impl Outbox {
     /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
-    /// is gone.
-    pub fn push(&self, bytes: Vec<u8>) -> bool {
+    /// is gone. `now` tells the time should the outbox go over budget.
+    pub fn push(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> bool {
         let len = bytes.len() as u64;
         let queued = self.state.queued.fetch_add(len, Ordering::SeqCst) + len;
         if queued > self.state.budget {
-            self.state.mark_over();
+            self.state.mark_over(now);
         }
         self.tx.send(bytes).is_ok()
     }
 
     /// Queues a frame only if it fits in the budget.
-    pub fn offer(&self, bytes: Vec<u8>) -> Result<(), Refusal> {
+    pub fn offer(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> Result<(), Refusal> {
         let len = bytes.len() as u64;
         let queued = self.state.queued.load(Ordering::SeqCst);
         if queued > 0 && queued.saturating_add(len) > self.state.budget {
-            self.state.mark_over();
+            self.state.mark_over(now);
             return Err(Refusal::Full { queued, budget: self.state.budget });
         }
-        if self.push(bytes) {
+        if self.push(bytes, now) {
             Ok(())
         } else {
             Err(Refusal::Closed)
@@ -112,13 +115,13 @@ impl Outbox {
 }
 
 impl Drain {
-    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+    pub async fn recv(&mut self) -> Option<Encoded> {
         self.rx.recv().await
     }
 
     /// A frame already queued, if any, counted as written (the model test's fake processes).
     #[cfg(test)]
-    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+    pub fn try_recv(&mut self) -> Option<Encoded> {
         let bytes = self.rx.try_recv().ok()?;
         self.written(bytes.len());
         Some(bytes)
@@ -139,8 +142,8 @@ impl Router {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return Err(Refusal::Closed);
         };
-        match encode(frame) {
-            Ok(bytes) => tx.offer(bytes),
+        match encode_parts(frame) {
+            Ok(bytes) => tx.offer(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 Err(Refusal::Closed)
@@ -166,7 +169,7 @@ impl Router {
 
     /// Kills every worker whose outbox has stayed over budget for [`HUNG_AFTER`].
     pub fn kill_hung_workers(&mut self, now: Instant) {
-        for proc in 0..self.procs.len() {
+        for proc in self.procs.ids() {
             let p = &self.procs[proc];
             let hung = p.tx.as_ref().and_then(|tx| tx.over_for(now)).is_some_and(|t| t >= HUNG_AFTER);
             if !hung || p.role != Role::Worker || p.state == ProcState::Dead {
@@ -176,7 +179,7 @@ impl Router {
                 "{} has not read its messages for {HUNG_AFTER:?} (its outbox is full); killing it as hung, \
                  with the {} actor(s) in it",
                 p.describe(),
-                p.actors.len()
+                self.actors.count_on(proc)
             );
             self.kill_proc(proc);
         }
@@ -187,28 +190,33 @@ impl Router {
 mod tests {
     use super::*;
 
+    /// `n` raw bytes, as a frame the outbox only counts.
+    fn frame(n: usize) -> Encoded {
+        Encoded::from(vec![0; n])
+    }
+
     #[tokio::test]
     async fn an_outbox_refuses_what_does_not_fit_and_takes_it_again_once_drained() {
         let (out, mut drain) = outbox(10);
-        assert_eq!(out.offer(vec![0; 6]), Ok(()));
-        assert_eq!(out.offer(vec![0; 6]), Err(Refusal::Full { queued: 6, budget: 10 }));
+        assert_eq!(out.offer(frame(6), Instant::now), Ok(()));
+        assert_eq!(out.offer(frame(6), Instant::now), Err(Refusal::Full { queued: 6, budget: 10 }));
         let now = Instant::now();
         assert!(out.over_for(now).is_some());
         // Frames that cannot be lost are queued anyway.
-        assert!(out.push(vec![0; 6]));
+        assert!(out.push(frame(6), Instant::now));
         let first = drain.recv().await.expect("queued");
         drain.written(first.len());
         let second = drain.recv().await.expect("queued");
         drain.written(second.len());
         assert_eq!(out.over_for(now), None);
-        assert_eq!(out.offer(vec![0; 10]), Ok(()));
+        assert_eq!(out.offer(frame(10), Instant::now), Ok(()));
         drop(drain);
-        assert_eq!(out.offer(vec![0; 1]), Err(Refusal::Full { queued: 10, budget: 10 }));
+        assert_eq!(out.offer(frame(1), Instant::now), Err(Refusal::Full { queued: 10, budget: 10 }));
     }
 
     #[tokio::test]
     async fn an_empty_outbox_takes_one_frame_of_any_size() {
         let (out, _drain) = outbox(10);
-        assert_eq!(out.offer(vec![0; 50]), Ok(()));
+        assert_eq!(out.offer(frame(50), Instant::now), Ok(()));
     }
 }

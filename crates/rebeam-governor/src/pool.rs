@@ -1,42 +1,41 @@
 //! The process pool: spawning the main process and the workers, their handshakes, their
 //! deaths, and their replacement.
 //!
-//! A worker that dies is replaced by the warm spare (which is ready, so restarts do not wait
-//! for Python to start) and a new spare is started. A worker that dies before it was ever
-//! ready counts toward `MAX_EARLY_WORKER_DEATHS`: past it, the run stops with a message that
-//! says which interpreter cannot `import rebeam._rebeam`. Actors are placed on the ready,
-//! non-spare worker with the fewest actors, and not before the initial pool is up, so the
-//! first tree is spread over every worker.
+//! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
+//! file turns them into spawns and frames. A worker that dies is replaced by the warm spare
+//! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
+//! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
+//! message that says which interpreter cannot `import rebeam._rebeam`.
+//!
+//! A death is handled in one place, `proc_died`: it marks the process dead, has every part of
+//! the state forget it (`forget_dead_proc`, one line per part), then ends its actors.
 
-use std::collections::BTreeSet;
 use std::process::Command;
 
 use rebeam_proto::{env, ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
 
 use crate::listener::Hello;
 use crate::process::{self, ProcessExit};
-use crate::router::{Input, Proc, ProcIdx, ProcState, Router, LOST_GRACE, MAX_EARLY_WORKER_DEATHS};
+use rebeam_core::pool;
+
+use crate::router::{Input, Proc, ProcIdx, ProcState, Router, LOST_GRACE};
 use crate::{GovernorError, Program, READY_TIMEOUT};
 
 impl Router {
     pub(crate) fn start_processes(&mut self) -> Result<(), GovernorError> {
         self.main = match &self.config.program {
             Program::Script { .. } => self.spawn_process(Role::Main, 0, false)?,
-            Program::Library { parent, token, .. } => {
-                self.procs.push(Proc {
-                    role: Role::Main,
-                    index: 0,
-                    pid: *parent,
-                    token: token.clone(),
-                    state: ProcState::Spawned,
-                    tx: None,
-                    actors: BTreeSet::new(),
-                    spare: false,
-                    lost: false,
-                    external: true,
-                });
-                self.procs.len() - 1
-            }
+            Program::Library { parent, token, .. } => self.procs.insert(Proc {
+                role: Role::Main,
+                index: 0,
+                pid: *parent,
+                token: token.clone(),
+                state: ProcState::Spawned,
+                tx: None,
+                spare: false,
+                lost: false,
+                external: true,
+            }),
         };
         for i in 0..self.config.workers + self.config.spares {
             self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
@@ -105,15 +104,14 @@ impl Router {
             python: self.config.python.clone(),
             source,
         })?;
-        let idx = self.procs.len();
-        self.procs.push(Proc {
+        self.last_index = self.last_index.max(index);
+        let idx = self.procs.insert(Proc {
             role,
             index,
             pid,
             token,
             state: ProcState::Spawned,
             tx: None,
-            actors: BTreeSet::new(),
             spare,
             lost: false,
             external: false,
@@ -124,7 +122,7 @@ impl Router {
     }
 
     pub(crate) fn on_hello(&mut self, hello: Hello) {
-        let found = self.procs.iter().position(|p| p.token == hello.token && p.state == ProcState::Spawned);
+        let found = self.procs.find(|p| p.token == hello.token && p.state == ProcState::Spawned);
         let verdict = match found {
             _ if hello.version != PROTOCOL_VERSION => Err(format!(
                 "protocol version {} (this governor speaks {PROTOCOL_VERSION}); the Python package and the rebeam binary are from different builds",
@@ -158,7 +156,7 @@ impl Router {
         self.send(proc, &Frame::Command(Cmd::Safety { state }));
         let p = &self.procs[proc];
         if p.role == Role::Worker {
-            self.early_deaths = 0;
+            self.early_deaths.ready();
             self.send_sys_path(proc);
             self.send(proc, &Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
@@ -167,10 +165,9 @@ impl Router {
     }
 
     pub(crate) fn on_lost(&mut self, proc: ProcIdx, err: ProtoError) {
-        let p = &mut self.procs[proc];
-        if p.state == ProcState::Dead {
+        let Some(p) = self.procs.get_mut(proc).filter(|p| p.state != ProcState::Dead) else {
             return;
-        }
+        };
         p.tx = None;
         match err {
             // A process that dies mid-write leaves a reset or a half frame behind: that is a
@@ -194,12 +191,19 @@ impl Router {
     }
 
     pub(crate) fn on_reaped(&mut self, pid: u32, exit: ProcessExit) {
-        match self.procs.iter().position(|p| p.pid == pid) {
+        let found = self.procs.find(|p| p.pid == pid);
+        match found {
             Some(proc) => {
                 // Kill what the process left behind in its group (its own subprocesses).
                 self.os.kill_group(pid, libc::SIGKILL);
                 if self.procs[proc].state != ProcState::Dead {
                     self.proc_died(proc, exit.to_string(), Some(exit));
+                }
+                // A reaped worker can do nothing more (its pid may be someone else's soon): its
+                // slot is freed, and its id, wherever it is still held, finds nothing. The main
+                // process stays: the run's end reads its state.
+                if self.procs[proc].role == Role::Worker {
+                    self.procs.remove(proc);
                 }
             }
             None => tracing::debug!("reaped orphan pid {pid} ({exit})"),
@@ -214,10 +218,8 @@ impl Router {
         let role = p.role;
         let spare = p.spare;
         let desc = p.describe();
-        let actors: Vec<ActorId> = std::mem::take(&mut p.actors).into_iter().collect();
-        self.boc_proc_died(proc);
-        self.messages_proc_died(proc);
-        self.unsubscribe_proc(proc);
+        let actors: Vec<ActorId> = self.actors.take_on(proc);
+        self.forget_dead_proc(proc);
 
         if role == Role::Main {
             if self.shutdown.is_none() {
@@ -242,9 +244,8 @@ impl Router {
             return;
         }
         if was != ProcState::Ready {
-            self.early_deaths += 1;
             tracing::error!("{desc} died before it was ready ({why})");
-            if self.early_deaths >= MAX_EARLY_WORKER_DEATHS {
+            if self.early_deaths.died() {
                 tracing::error!(
                     "workers keep dying at start-up; check that {} can `import rebeam._rebeam` (is rebeam installed in that environment?)",
                     self.config.python.display()
@@ -262,59 +263,78 @@ impl Router {
         }
     }
 
+    /// The one place a dead process is forgotten: every part of the state that remembers a
+    /// process on its own behalf (not through one of its actors: those end one by one after
+    /// this, with the supervisors' fault accounting) has its line here, so none is missed. A
+    /// new part that holds a `ProcIdx` adds its line; the model test's invariants check that
+    /// nothing names a dead process afterwards.
+    fn forget_dead_proc(&mut self, proc: ProcIdx) {
+        // Calls it made: nobody is left to read their replies (gated work it asked for runs on).
+        self.calls.proc_died(proc);
+        // Behaviours running or gathering their cowns there: their cowns are lost.
+        self.boc_proc_died(proc);
+        // Its `receive()` waits.
+        self.messages_proc_died(proc);
+        // Its bus subscriptions.
+        self.unsubscribe_proc(proc);
+        // Monitors it set from outside any actor: nobody is left to notify.
+        self.monitors.retain(|_, m| m.watcher_proc != proc);
+    }
+
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
     pub(crate) fn replace_worker(&mut self, dead_was_spare: bool) {
-        let next_index = self.procs.iter().map(|p| p.index).max().unwrap_or(0) + 1;
-        if !dead_was_spare {
-            let spare = self
-                .procs
-                .iter()
-                .position(|p| p.spare && p.state == ProcState::Ready)
-                .or_else(|| self.procs.iter().position(|p| p.spare && p.state != ProcState::Dead));
-            match spare {
-                Some(s) => self.procs[s].spare = false,
-                None => {
-                    if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
-                        tracing::error!("cannot replace a dead worker: {e}");
-                    }
-                    return self.dispatch_queued_starts();
-                }
+        let next_index = self.last_index + 1;
+        let plan = pool::replace(dead_was_spare, self.workers());
+        if let Some(s) = plan.promote {
+            self.procs[s].spare = false;
+        }
+        if plan.spawn_worker {
+            if let Err(e) = self.spawn_process(Role::Worker, next_index, false) {
+                tracing::error!("cannot replace a dead worker: {e}");
             }
         }
-        if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
-            tracing::error!("cannot start a spare worker: {e}");
+        if plan.spawn_spare {
+            if let Err(e) = self.spawn_process(Role::Worker, next_index, true) {
+                tracing::error!("cannot start a spare worker: {e}");
+            }
         }
         self.dispatch_queued_starts();
     }
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.
     pub fn pool_warming(&self) -> bool {
-        self.procs
-            .iter()
-            .any(|p| p.role == Role::Worker && !p.spare && matches!(p.state, ProcState::Spawned | ProcState::Connected))
+        pool::warming(self.workers())
     }
 
     /// The ready, non-spare worker with the fewest actors.
     pub fn place(&self) -> Option<ProcIdx> {
+        pool::place(self.workers())
+    }
+
+    /// The live workers as the pool's rules see them, in slot order.
+    fn workers(&self) -> Vec<pool::Worker<ProcIdx>> {
         self.procs
             .iter()
-            .enumerate()
-            .filter(|(_, p)| p.role == Role::Worker && !p.spare && p.state == ProcState::Ready)
-            .min_by_key(|(i, p)| (p.actors.len(), *i))
-            .map(|(i, _)| i)
+            .filter(|(_, p)| p.role == Role::Worker && p.state != ProcState::Dead)
+            .map(|(id, p)| pool::Worker {
+                id,
+                spare: p.spare,
+                ready: p.state == ProcState::Ready,
+                load: self.actors.count_on(id),
+            })
+            .collect()
     }
 
     pub(crate) fn kill_everything(&mut self) {
         // Process groups outlive their leader: dead ones may have stragglers too.
-        for proc in 0..self.procs.len() {
+        for proc in self.procs.ids() {
             self.kill_proc(proc);
         }
     }
 
     /// SIGKILLs a process and its group, unless it is not ours to kill (library mode's main).
     pub fn kill_proc(&self, proc: ProcIdx) {
-        let p = &self.procs[proc];
-        if !p.external {
+        if let Some(p) = self.procs.get(proc).filter(|p| !p.external) {
             self.os.kill_group(p.pid, libc::SIGKILL);
         }
     }

@@ -1,5 +1,9 @@
 //! Starting, reaping and killing the governor's child processes.
 //!
+//! Why safe wrappers: every call into the kernel here goes through rustix (waitpid, kill, killpg,
+//! prctl) and the token comes from `getrandom`; the only `unsafe` left is `pre_exec` itself, which
+//! std marks unsafe because the closure runs between fork and exec.
+//!
 //! Why a dedicated spawner thread: PR_SET_PDEATHSIG fires when the *thread* that forked the
 //! child exits, not the process. Children forked from a short-lived thread (a tokio blocking
 //! task, say) would be killed when that thread retires. One thread that lives as long as the
@@ -7,7 +11,11 @@
 //!
 //! Why a reaper thread calling `waitpid(-1)`: the governor is a child subreaper, so orphaned
 //! grandchildren (a worker's own subprocesses) are re-parented to it and must be reaped too, not
-//! left as zombies. One loop reaps everything and reports the exits it cares about.
+//! left as zombies. One loop reaps everything and reports the exits it cares about. When it has
+//! no child at all (ECHILD), it sleeps on [`SPAWNS`] until the spawner starts one: every process
+//! below the governor descends from a living child (an orphan is re-parented to us the moment its
+//! parent dies, before we reap that parent), so no child means nothing can appear to reap until
+//! the next spawn.
 //!
 //! Why a panic guard: PR_SET_PDEATHSIG kills a child when the governor dies, but not the
 //! child's own subprocesses, and a panic in a tokio task would not even end the governor.
@@ -20,17 +28,27 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+
 use crate::router::Input;
+
+/// Bytes of randomness in a child's token (128 bits: not guessable by another local process).
+const TOKEN_BYTES: usize = 16;
+/// How a child exits if the governor died before the child could tie itself to the governor's
+/// life (EX_SOFTWARE, as the governor's own internal errors).
+const ORPHANED_CHILD_STATUS: i32 = rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS;
 
 /// The status of a governor that panicked (EX_SOFTWARE: an internal error).
 pub const PANIC_EXIT_STATUS: i32 = rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS;
 
 /// Process groups started and not yet reaped: what the panic guard kills.
 static STARTED_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// How many children the spawner has started: the reaper, out of children, waits for it to grow.
+static SPAWNS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
 /// Socket files the panic guard removes.
 static SOCKETS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -164,17 +182,16 @@ impl Spawner {
 
     /// Spawns `cmd` in its own process group, tied to the governor's life. Returns its pid.
     pub fn spawn(&self, mut cmd: Command) -> io::Result<u32> {
-        let governor = std::process::id() as libc::pid_t;
+        let governor = rustix::process::getpid();
         cmd.stdin(Stdio::inherit()).process_group(0);
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
+        // SAFETY: only async-signal-safe calls (the prctl and getppid syscalls, _exit) run
+        // between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
                 // The governor may have died between fork and prctl; then no signal will come.
-                if libc::getppid() != governor {
-                    libc::_exit(rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS);
+                if rustix::process::getppid() != Some(governor) {
+                    libc::_exit(ORPHANED_CHILD_STATUS);
                 }
                 Ok(())
             });
@@ -185,6 +202,8 @@ impl Spawner {
         guarded(&STARTED_GROUPS, |g| {
             g.insert(pid);
         });
+        guarded(&SPAWNS.0, |n| *n += 1);
+        SPAWNS.1.notify_all();
         Ok(pid)
     }
 }
@@ -240,57 +259,94 @@ pub fn start_reaper(on_exit: impl Fn(u32, ProcessExit) + Send + 'static) {
     thread::Builder::new()
         .name("rebeam-reaper".into())
         .spawn(move || loop {
-            let mut status: libc::c_int = 0;
-            // SAFETY: plain syscall with a valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-            if pid < 0 {
-                // ECHILD: nothing to reap yet; children are spawned later or all are gone.
-                thread::sleep(Duration::from_millis(5));
-                continue;
+            // Read before waiting: a spawn after this read makes the wait below return at once.
+            let spawns = *SPAWNS.0.lock().unwrap_or_else(|p| p.into_inner());
+            match rustix::process::wait(WaitOptions::empty()) {
+                Ok(Some((pid, status))) => {
+                    let pid = pid.as_raw_nonzero().get() as u32;
+                    // Once reaped, the pid (and so the group id) may be reused by someone else's process.
+                    guarded(&STARTED_GROUPS, |g| {
+                        g.remove(&pid);
+                    });
+                    on_exit(pid, exit_of(status));
+                }
+                // ECHILD: no child yet, or all are gone; nothing can appear before the next spawn.
+                Err(rustix::io::Errno::CHILD) => wait_for_spawn(spawns),
+                // EINTR (or `wait` without WNOHANG returning no pid, which it does not): again.
+                Ok(None) | Err(_) => {}
             }
-            // Once reaped, the pid (and so the group id) may be reused by someone else's process.
-            guarded(&STARTED_GROUPS, |g| {
-                g.remove(&(pid as u32));
-            });
-            let exit = if libc::WIFSIGNALED(status) {
-                ProcessExit::Signal(libc::WTERMSIG(status))
-            } else {
-                ProcessExit::Code(libc::WEXITSTATUS(status))
-            };
-            on_exit(pid as u32, exit);
         })
         .expect("spawn the reaper thread");
 }
 
+/// Blocks until the spawner has started more than `seen` children.
+fn wait_for_spawn(seen: u64) {
+    let (count, grew) = &SPAWNS;
+    let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+    let _guard = grew.wait_while(guard, |n| *n == seen).unwrap_or_else(|p| p.into_inner());
+}
+
+fn exit_of(status: WaitStatus) -> ProcessExit {
+    match (status.terminating_signal(), status.exit_status()) {
+        (Some(sig), _) => ProcessExit::Signal(sig),
+        (None, Some(code)) => ProcessExit::Code(code),
+        // `wait` without WUNTRACED/WCONTINUED reports only ended children; keep the old reading.
+        (None, None) => ProcessExit::Code(0),
+    }
+}
+
 /// Makes the governor the reaper of every orphan below it.
 pub fn become_subreaper() {
-    // SAFETY: plain prctl on our own process.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        tracing::warn!("cannot become the reaper of orphaned processes: {e}");
     }
 }
 
 /// Sends `sig` to a whole process group (the child and everything it started).
 fn kill_group(pgid: u32, sig: i32) {
-    // SAFETY: plain syscall; a stale pgid at worst returns ESRCH.
-    unsafe {
-        libc::killpg(pgid as libc::pid_t, sig);
+    // A stale group at worst gives ESRCH: it is gone already, which is what the caller wanted.
+    if let (Some(pgid), Some(sig)) = (pid_of(pgid), Signal::from_named_raw(sig)) {
+        let _ = rustix::process::kill_process_group(pgid, sig);
     }
 }
 
 fn kill(pid: u32, sig: i32) {
-    // SAFETY: plain syscall.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
+    if let (Some(pid), Some(sig)) = (pid_of(pid), Signal::from_named_raw(sig)) {
+        let _ = rustix::process::kill_process(pid, sig);
     }
 }
 
+/// A child's pid as rustix names it (`None` for 0 or one past `i32`: never a child of ours).
+fn pid_of(pid: u32) -> Option<Pid> {
+    Pid::from_raw(i32::try_from(pid).ok()?)
+}
+
 /// A random hex token (the one-time credential a child presents in its Hello).
+///
+/// Panics if the kernel has no randomness to give: a guessable token would let any local
+/// process pose as a worker, and there is no safe fallback.
 pub fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        bytes[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
-    }
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes).expect("the kernel's random source (getrandom) failed");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_hex_of_the_documented_length_and_differ() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 2 * TOKEN_BYTES);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn pids_outside_the_kernel_range_are_never_signalled() {
+        assert_eq!(pid_of(0), None);
+        assert_eq!(pid_of(u32::MAX), None);
+        assert_eq!(pid_of(1).map(Pid::as_raw_nonzero).map(|p| p.get()), Some(1));
+    }
 }

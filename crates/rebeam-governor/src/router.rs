@@ -5,14 +5,16 @@
 //! order in which one connection's frames arrive is the order in which they are forwarded: that
 //! is what makes delivery FIFO per sender → receiver pair.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rebeam_core::calls::{Caller, InFlight};
+use rebeam_core::registry::{Actors, Names, ProcId, Procs};
 use rebeam_proto::{
-    encode, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind,
-    Event, Frame, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, StatusReport,
-    Target, FRAME_OVERHEAD_BYTES,
+    encode_parts, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event,
+    Frame, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, StatusReport, Target,
+    FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -23,9 +25,11 @@ use crate::process::{self, Os, ProcessExit, RealOs};
 use crate::tree::Trees;
 use crate::{Config, GovernorError, Program, READY_TIMEOUT};
 
-/// An index into `Router::procs`. The router hands them out and never removes a process (a
-/// dead one stays, `Dead`), so indexing with one is safe; peers never name a `ProcIdx`.
-pub type ProcIdx = usize;
+/// A process of the run, as `Router::procs` names it: generational, so an id kept past its
+/// process's removal (in a timer, a late frame) finds nothing rather than a newer process.
+/// A dead process stays in the table (`Dead`) until it is reaped, so that its exit status and
+/// its group's stragglers still find it; peers never name a `ProcIdx`.
+pub type ProcIdx = ProcId;
 
 /// Everything the router reacts to.
 pub enum Input {
@@ -46,12 +50,15 @@ pub enum Input {
     ParentGone,
     QuiesceDeadline(u64),
     ReceiveDeadline(u64),
+    /// A tree's restart decision is carried out (see `tree.rs` `decide`).
+    TreeRestart(crate::tree::TreeId),
 }
 
-/// Consecutive workers that may die before saying Ready before the run is declared broken.
-pub(crate) const MAX_EARLY_WORKER_DEATHS: u32 = 3;
 /// How long a lost connection waits for its process's exit status, to name the cause.
 pub(crate) const LOST_GRACE: Duration = Duration::from_millis(200);
+/// `Router::main` until `start_processes` names the main process (before any input): an id
+/// no table hands out (slot `u32::MAX`), so it finds nothing.
+const NO_MAIN_YET: ProcId = ProcId::from_raw(u64::MAX);
 /// Late replies to calls whose callers gave up are forgotten after this much extra time.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Library mode: how often to check that our parent is alive (its closed connection usually
@@ -74,7 +81,6 @@ pub struct Proc {
     pub(crate) token: String,
     pub state: ProcState,
     pub(crate) tx: Option<crate::outbox::Outbox>,
-    pub actors: BTreeSet<ActorId>,
     pub spare: bool,
     pub(crate) lost: bool,
     /// Not our child (the library-mode main process): never signalled, never reaped.
@@ -90,15 +96,6 @@ impl Proc {
     }
 }
 
-/// A call delivered to an actor and not yet answered.
-pub struct Pending {
-    pub caller: ProcIdx,
-    pub req: ReqId,
-    pub actor: ActorId,
-    /// When to forget the call (its caller gave up); `None` never.
-    pub deadline: Option<Instant>,
-}
-
 pub struct Monitor {
     pub watcher_proc: ProcIdx,
     pub watcher: Option<ActorId>,
@@ -110,11 +107,13 @@ pub struct Router {
     /// Processes, signals and timers: every effect outside this state goes through it.
     pub(crate) os: Box<dyn Os>,
     pub(crate) socket_path: PathBuf,
-    pub procs: Vec<Proc>,
+    pub procs: Procs<Proc>,
     pub main: ProcIdx,
-    pub actors: HashMap<ActorId, crate::actors::Actor>,
-    pub names: HashMap<String, ActorId>,
-    pub pending: HashMap<DeliveryId, Pending>,
+    /// Every actor, where it is placed, and each process's actors.
+    pub actors: Actors<crate::actors::Actor>,
+    pub names: Names,
+    /// Every delivery someone waits for: callers, and the safety gate for gated work.
+    pub calls: InFlight<ProcIdx>,
     pub monitors: HashMap<u64, Monitor>,
     pub trees: Trees,
     pub gate: crate::safety::Gate,
@@ -126,7 +125,10 @@ pub struct Router {
     /// Actors waiting for a ready worker.
     pub queued_starts: VecDeque<ActorId>,
     pub(crate) next_id: u64,
-    pub(crate) early_deaths: u32,
+    /// The highest process index given so far (0 is the main process): a new worker gets the
+    /// next, so no two workers of a run share a number, even once one is removed.
+    pub(crate) last_index: u32,
+    pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
     pub(crate) body_done: bool,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
@@ -283,11 +285,11 @@ impl Router {
             config,
             os,
             socket_path,
-            procs: Vec::new(),
-            main: 0,
-            actors: HashMap::new(),
-            names: HashMap::new(),
-            pending: HashMap::new(),
+            procs: Procs::default(),
+            main: NO_MAIN_YET,
+            actors: Actors::default(),
+            names: Names::default(),
+            calls: InFlight::default(),
             monitors: HashMap::new(),
             trees: Trees::default(),
             gate: crate::safety::Gate::default(),
@@ -298,7 +300,8 @@ impl Router {
             control_path,
             queued_starts: VecDeque::new(),
             next_id: 1,
-            early_deaths: 0,
+            last_index: 0,
+            early_deaths: rebeam_core::pool::EarlyDeaths::default(),
             body_done: false,
             shutdown: None,
             finished: false,
@@ -319,8 +322,8 @@ impl Router {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
-        match encode(frame) {
-            Ok(bytes) => tx.push(bytes),
+        match encode_parts(frame) {
+            Ok(bytes) => tx.push(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false
@@ -339,14 +342,16 @@ impl Router {
             Input::Lost(proc, err) => self.on_lost(proc, err),
             Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
             Input::LostGrace(proc) => {
-                if self.procs[proc].state != ProcState::Dead {
+                if self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
                     self.kill_proc(proc);
                     self.proc_died(proc, "its connection to the governor was lost".into(), None);
                 }
             }
             Input::ReadyDeadline(proc) => {
-                let p = &self.procs[proc];
-                if matches!(p.state, ProcState::Spawned | ProcState::Connected) {
+                // A removed process (reaped already) is past any deadline.
+                if let Some(p) =
+                    self.procs.get(proc).filter(|p| matches!(p.state, ProcState::Spawned | ProcState::Connected))
+                {
                     tracing::error!("{} was not ready after {READY_TIMEOUT:?}; killing it", p.describe());
                     self.kill_proc(proc);
                 }
@@ -371,10 +376,11 @@ impl Router {
             Input::BusFlush(id) => self.flush(id),
             Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
+            Input::TreeRestart(tree) => self.tree_restart(tree),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = self.os.now();
-                crate::actors::forget_expired_calls(&mut self.pending, &mut self.actors, now);
+                self.calls.expire(now);
                 self.kill_hung_workers(now);
             }
         }
@@ -382,7 +388,7 @@ impl Router {
     }
 
     fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
-        if self.procs[proc].state == ProcState::Dead {
+        if !self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
             return;
         }
         match frame {
@@ -442,7 +448,7 @@ impl Router {
                 self.start_top_level_tree(proc, req, spec);
             }
             Request::Whereis { name } => {
-                let found = self.names.get(&name).map(|&id| ActorRef { id, name: Some(name.clone()) });
+                let found = self.names.lookup(&name).map(|id| ActorRef { id, name: Some(name.clone()) });
                 self.respond(proc, req, Response::Whereis(found));
             }
             Request::Monitor { watcher, target } => {
@@ -520,26 +526,26 @@ impl Router {
     fn on_event(&mut self, proc: ProcIdx, event: Event) {
         match event {
             Event::Replied { delivery, outcome } => {
-                self.gated_done(delivery);
-                if let Some(p) = self.pending.remove(&delivery) {
+                let Some(replied) = self.calls.reply(delivery) else { return };
+                if replied.gated {
+                    self.gated_work_ended();
+                }
+                if let Some(caller) = replied.caller {
                     let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
-                    if let Some(actor) = self.actors.get_mut(&p.actor) {
-                        actor.pending.remove(&delivery);
+                    if let Some(actor) = self.actors.get(&replied.actor) {
                         // Its handler raised, so it is ending (its Exited comes on its own
                         // socket, maybe after the caller's next call): free its name now, so
                         // that call gets NoProcess, as during the restart, not a dying actor.
                         if let (true, Some(name)) = (crashed, &actor.name) {
-                            if self.names.get(name) == Some(&p.actor) {
-                                self.names.remove(name);
-                            }
+                            self.names.release(name, replied.actor);
                         }
                     }
-                    self.respond(p.caller, p.req, Response::Call(outcome));
+                    self.respond(caller.proc, caller.req, Response::Call(outcome));
                 }
             }
             Event::Started { actor, result } => self.on_started(actor, result),
             Event::Exited { actor, reason } => {
-                if self.actors.get(&actor).is_some_and(|a| a.proc == Some(proc)) {
+                if self.actors.proc_of(actor) == Some(proc) {
                     self.actor_ended(actor, reason);
                 }
             }
@@ -601,17 +607,11 @@ impl Router {
         }
         // Gated casts get a delivery id too: the worker's answer tells when the work ended.
         let delivery = (call.is_some() || gated).then(|| self.next_id());
-        if let (true, Some(d)) = (gated, delivery) {
-            self.track_gated(d, id, call.map(|(req, _)| (caller, req)));
-        }
         let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
         let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
-        match self.actors.get(&id).and_then(|a| a.proc) {
+        match self.actors.proc_of(id) {
             Some(worker) => {
                 if let Err(refusal) = self.offer(worker, &frame) {
-                    if let Some(d) = delivery {
-                        self.gate.work.remove(&d);
-                    }
                     return Err(self.refusal_info(worker, &target.to_string(), refusal));
                 }
             }
@@ -619,23 +619,27 @@ impl Router {
             // it follows the actor's Start, in order, once a worker takes it.
             None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
         }
-        if let (Some(d), Some((req, timeout_ms))) = (delivery, call) {
-            // A peer can ask for any timeout: one past what an Instant can hold never expires.
-            let deadline = self.os.now().checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL);
-            self.pending.insert(d, Pending { caller, req, actor: id, deadline });
-            self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").pending.insert(d);
+        if let Some(d) = delivery {
+            let now = self.os.now();
+            let caller = call.map(|(req, timeout_ms)| Caller {
+                proc: caller,
+                req,
+                // A peer can ask for any timeout: one past what an Instant can hold never expires.
+                deadline: now.checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL),
+            });
+            self.calls.deliver(d, id, caller, gated);
         }
         Ok(())
     }
 
     pub fn resolve(&self, target: &Target) -> Result<ActorId, ErrorInfo> {
-        let id =
-            match target {
-                Target::Name(name) => self.names.get(name).copied().ok_or_else(|| {
-                    ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
-                })?,
-                Target::Actor(id) => *id,
-            };
+        let id = match target {
+            Target::Name(name) => self
+                .names
+                .lookup(name)
+                .ok_or_else(|| ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running")))?,
+            Target::Actor(id) => *id,
+        };
         match self.actors.get(&id) {
             Some(a) if !a.stopping => Ok(id),
             Some(a) => Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor {} is stopping", a.label))),
@@ -675,8 +679,7 @@ impl Router {
         }
         // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script. Not in
         // library mode: the user's process is not ours to signal (its terminal has its own Ctrl-C).
-        let main = &self.procs[self.main];
-        if main.state != ProcState::Dead && !main.external {
+        if let Some(main) = self.procs.get(self.main).filter(|m| m.state != ProcState::Dead && !m.external) {
             self.os.kill(main.pid, libc::SIGINT);
         }
         self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");
@@ -712,7 +715,7 @@ impl Router {
             return;
         }
         let main = self.main;
-        if self.procs[main].state != ProcState::Dead {
+        if self.procs.get(main).is_some_and(|m| m.state != ProcState::Dead) {
             if !self.procs[main].lost {
                 self.send(main, &Frame::Command(Cmd::Shutdown { code }));
                 self.procs[main].lost = true;
@@ -724,7 +727,7 @@ impl Router {
             self.procs[main].state = ProcState::Dead;
         }
         let mut alive = false;
-        for i in 0..self.procs.len() {
+        for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
                 alive = true;
                 if !self.procs[i].lost {
@@ -765,11 +768,11 @@ impl Router {
         let processes = self
             .procs
             .iter()
-            .filter(|p| p.state != ProcState::Dead)
-            .map(|p| ProcessStatus {
+            .filter(|(_, p)| p.state != ProcState::Dead)
+            .map(|(id, p)| ProcessStatus {
                 describe: p.describe(),
                 spare: p.spare,
-                actors: u32::try_from(p.actors.len()).unwrap_or(u32::MAX),
+                actors: u32::try_from(self.actors.count_on(id)).unwrap_or(u32::MAX),
             })
             .collect();
         StatusReport { program, processes, trees: self.tree_status() }

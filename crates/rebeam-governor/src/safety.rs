@@ -6,7 +6,7 @@
 //! the ladder, in order, without ever waiting on Python:
 //!
 //! 1. callers of in-flight gated work get a safety error at once, and anything that work later
-//!    answers is discarded (its pending entry is gone);
+//!    answers is discarded (its entry in `Router.calls` no longer names a caller);
 //! 2. its worker is told to cancel it: `rebeam.cancelled()` turns true for that work and
 //!    `SafetyInterrupt` is raised in exactly the thread running it;
 //! 3. after the grace period (`--safety-grace`, counted from the disarm that cancelled the
@@ -36,22 +36,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use rebeam_core::calls::{Caller, Cancelled};
 use rebeam_core::safety::{SafetyCommand, SafetyEvent, SafetyMachine, SafetyState, Transition};
 use rebeam_proto::{
-    ActorId, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, ReqId, Response, Role,
-    Safety, SafetyTransition,
+    ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, Response, Role, Safety,
+    SafetyTransition,
 };
 
 use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{SafetyMode, KILL_CONFIRM_TIMEOUT};
-
-/// A gated delivery that has not finished.
-pub struct GatedWork {
-    pub actor: ActorId,
-    pub caller: Option<(ProcIdx, ReqId)>,
-    /// The disarm that cancelled it (its number), if one did.
-    pub cancelled: Option<u64>,
-}
 
 /// A gated behaviour that has not finished: where it runs, and the disarm that cancelled it.
 pub struct GatedBehaviour {
@@ -62,7 +55,6 @@ pub struct GatedBehaviour {
 #[derive(Default)]
 pub struct Gate {
     pub machine: SafetyMachine,
-    pub work: HashMap<DeliveryId, GatedWork>,
     pub behaviours: HashMap<u64, GatedBehaviour>,
     started: Option<Instant>,
     /// Disarms that cancelled work so far: each has its own grace period.
@@ -110,7 +102,7 @@ impl Router {
     }
 
     fn gated_in_flight(&self) -> bool {
-        !self.gate.work.is_empty() || !self.gate.behaviours.is_empty()
+        self.calls.any_gated() || !self.gate.behaviours.is_empty()
     }
 
     pub fn track_gated_behaviour(&mut self, behaviour: u64, proc: ProcIdx) {
@@ -124,22 +116,11 @@ impl Router {
         }
     }
 
-    pub fn track_gated(&mut self, delivery: DeliveryId, actor: ActorId, caller: Option<(ProcIdx, ReqId)>) {
-        self.gate.work.insert(delivery, GatedWork { actor, caller, cancelled: None });
-    }
-
-    /// A gated delivery ended (answered, or its actor is gone).
-    pub fn gated_done(&mut self, delivery: DeliveryId) {
-        if self.gate.work.remove(&delivery).is_some() && !self.gated_in_flight() {
+    /// Gated deliveries left `calls` (answered, or their actor is gone).
+    pub fn gated_work_ended(&mut self) {
+        if !self.gated_in_flight() {
             // `Stopped` is never refused: it only completes a disarm, or is a late no-op.
             let _ = self.safety_event(SafetyEvent::Stopped);
-        }
-    }
-
-    pub fn gated_actor_ended(&mut self, actor: ActorId) {
-        let done: Vec<DeliveryId> = self.gate.work.iter().filter(|(_, w)| w.actor == actor).map(|(&d, _)| d).collect();
-        for d in done {
-            self.gated_done(d);
         }
     }
 
@@ -164,7 +145,7 @@ impl Router {
     fn on_transition(&mut self, t: Transition) {
         tracing::info!("safety: {} → {} ({})", t.from, t.to, t.reason);
         let state = wire(t.to);
-        for i in 0..self.procs.len() {
+        for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
                 self.send(i, &Frame::Command(Cmd::Safety { state }));
             }
@@ -176,7 +157,7 @@ impl Router {
             ("reason", PickleValue::Str(t.reason.clone())),
             ("monotonic_ns", PickleValue::Int(started.elapsed().as_nanos() as i128)),
         ]);
-        self.publish_as_host("safety.transition", rebeam_proto::Payload { data: payload, buffers: vec![] });
+        self.publish_as_host("safety.transition", rebeam_proto::Payload { data: payload.into(), buffers: vec![] });
         if t.from == SafetyState::Armed {
             self.interrupt_gated_work();
         }
@@ -184,22 +165,11 @@ impl Router {
 
     /// Steps 1 and 2 of the ladder, then the grace timer for step 3.
     fn interrupt_gated_work(&mut self) {
-        let mut any = false;
         let disarm = self.gate.disarms + 1;
-        let ids: Vec<DeliveryId> = self.gate.work.keys().copied().collect();
-        for d in ids {
-            let w = self.gate.work.get_mut(&d).expect("listed");
-            if w.cancelled.is_some() {
-                continue;
-            }
-            w.cancelled = Some(disarm);
-            any = true;
-            let actor = w.actor;
-            if let Some((proc, req)) = w.caller.take() {
-                self.pending.remove(&d);
-                if let Some(a) = self.actors.get_mut(&actor) {
-                    a.pending.remove(&d);
-                }
+        let cancelled = self.calls.cancel_gated(disarm);
+        let mut any = !cancelled.is_empty();
+        for Cancelled { delivery: d, actor, caller } in cancelled {
+            if let Some(Caller { proc, req, .. }) = caller {
                 let label = self.actors.get(&actor).map(|a| a.label.clone()).unwrap_or_default();
                 let info = ErrorInfo::new(
                     ErrorKind::Safety,
@@ -207,7 +177,7 @@ impl Router {
                 );
                 self.send(proc, &Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
             }
-            if let Some(worker) = self.actors.get(&actor).and_then(|a| a.proc) {
+            if let Some(worker) = self.actors.proc_of(actor) {
                 self.send(worker, &Frame::Command(Cmd::Cancel { actor, delivery: d }));
             }
         }
@@ -230,17 +200,16 @@ impl Router {
     /// running. Work cancelled by a later disarm has a grace period of its own.
     pub fn on_safety_grace(&mut self, disarm: u64) {
         let mut workers: Vec<ProcIdx> = self
-            .gate
-            .work
-            .values()
-            .filter(|w| w.cancelled == Some(disarm))
-            .filter_map(|w| self.actors.get(&w.actor).and_then(|a| a.proc))
+            .calls
+            .cancelled_by(disarm)
+            .into_iter()
+            .filter_map(|actor| self.actors.proc_of(actor))
             .chain(self.gate.behaviours.values().filter(|w| w.cancelled == Some(disarm)).map(|w| w.proc))
             .collect();
         workers.sort_unstable();
         workers.dedup();
         for proc in workers {
-            let p = &self.procs[proc];
+            let Some(p) = self.procs.get(proc) else { continue };
             if p.role == Role::Main || p.external {
                 let why = format!(
                     "gated work in the {} did not stop within {:?} of the disarm, and rebeam never kills the \
@@ -265,7 +234,8 @@ impl Router {
 
     /// Step 4: a worker that was killed and is still not reaped.
     pub fn on_kill_confirm(&mut self, proc: ProcIdx) {
-        if self.procs[proc].state != ProcState::Dead {
+        // Removed means reaped: it is gone.
+        if self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
             let why = format!(
                 "{} was killed for gated work that outlived the grace and was not reaped {KILL_CONFIRM_TIMEOUT:?} after SIGKILL",
                 self.procs[proc].describe()

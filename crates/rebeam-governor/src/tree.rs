@@ -16,7 +16,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use rebeam_core::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
+use rebeam_core::supervision::{
+    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor, MAX_RESTARTS, MAX_RESTART_WINDOW,
+};
 use rebeam_proto::{
     ActorId, ChildCode, ChildSpec, ChildStatus, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
     TreeStatus,
@@ -24,7 +26,7 @@ use rebeam_proto::{
 
 use crate::actors::StartWaiter;
 use crate::report;
-use crate::router::{ProcIdx, Router};
+use crate::router::{Input, ProcIdx, Router};
 
 pub type TreeId = u64;
 
@@ -64,6 +66,9 @@ pub struct Tree {
     waiter: Option<(ProcIdx, ReqId)>,
     start_error: Option<ErrorInfo>,
     deferred: Vec<(usize, Exit, Option<FaultId>)>,
+    /// A restart was decided and waits for its `Input::TreeRestart`: `advance` runs nothing
+    /// until then (see `decide`).
+    restart_held: bool,
 }
 
 impl Tree {
@@ -133,12 +138,22 @@ fn core_reason(exit: &Exit) -> ExitReason {
     }
 }
 
-/// The supervisor's parameters. Strategies and restart kinds arrive typed (rebeam-core's
-/// enums on the wire): a spelling the native module did not know never leaves Python.
-fn parse(spec: &TreeSpec) -> (Strategy, Intensity, Vec<Restart>) {
+/// The supervisor's parameters, within the governor's bounds. Strategies and restart kinds
+/// arrive typed (rebeam-core's enums on the wire): a spelling Python did not know never leaves it.
+fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
     let restarts = spec.children.iter().map(|c| c.restart).collect();
-    let intensity = Intensity::new(spec.max_restarts, Duration::from_millis(spec.max_seconds_ms));
-    (spec.strategy, intensity, restarts)
+    let window = Duration::from_millis(spec.max_seconds_ms);
+    if spec.max_restarts > MAX_RESTARTS || window.is_zero() || window > MAX_RESTART_WINDOW {
+        let why = format!(
+            "supervisor {}: max_restarts={} and max_seconds={}s must be within 0..={MAX_RESTARTS} and (0, {}]",
+            spec.name.as_deref().unwrap_or("(unnamed)"),
+            spec.max_restarts,
+            window.as_secs_f64(),
+            MAX_RESTART_WINDOW.as_secs()
+        );
+        return Err(ErrorInfo::new(ErrorKind::BadRequest, why));
+    }
+    Ok((spec.strategy, Intensity::new(spec.max_restarts, window), restarts))
 }
 
 impl Router {
@@ -162,7 +177,7 @@ impl Router {
         parent: Option<(TreeId, usize)>,
         waiter: Option<(ProcIdx, ReqId)>,
     ) -> Result<TreeId, ErrorInfo> {
-        let (strategy, intensity, restarts) = parse(&spec);
+        let (strategy, intensity, restarts) = parse(&spec)?;
         let id = self.next_id();
         let label = match &spec.name {
             Some(n) => format!("'{n}'"),
@@ -189,6 +204,7 @@ impl Router {
                 waiter,
                 start_error: None,
                 deferred: Vec::new(),
+                restart_held: false,
             },
         );
         Ok(id)
@@ -200,7 +216,7 @@ impl Router {
             let Some(tree) = self.trees.map.get_mut(&id) else {
                 return;
             };
-            if tree.current.is_some() {
+            if tree.current.is_some() || tree.restart_held {
                 return;
             }
             let Some(op) = tree.ops.pop_front() else {
@@ -265,21 +281,26 @@ impl Router {
     /// other tree id (a peer can send any number) would make a tree its own parent, or give a
     /// tree two parents.
     fn adoptable(&self, id: TreeId, sub: TreeId) -> Result<(), String> {
-        let another = "that Supervisor is already part of another tree (a Supervisor can be nested in only one)";
-        if sub == id || !self.trees.roots.contains(&sub) {
-            return Err(another.into());
-        }
-        match self.trees.map.get(&sub) {
-            Some(t) if t.phase == Phase::Running => {}
-            Some(t) => return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label)),
-            None => return Err(format!("no supervision tree {sub} is running")),
-        }
-        let mut up = self.trees.map.get(&id).and_then(|t| t.parent);
-        while let Some((ancestor, _)) = up {
-            if ancestor == sub {
+        // (Bounded, so that even a cycle, which no path should make, cannot hang the governor.)
+        let mut up = Some(id);
+        for _ in 0..=self.trees.map.len() {
+            let Some(tree) = up else { break };
+            if tree == sub {
                 return Err("a Supervisor cannot be nested inside itself".into());
             }
-            up = self.trees.map.get(&ancestor).and_then(|t| t.parent);
+            up = self.trees.map.get(&tree).and_then(|t| t.parent).map(|(parent, _)| parent);
+        }
+        let Some(t) = self.trees.map.get(&sub) else {
+            return Err(format!("no supervision tree {sub} is running"));
+        };
+        if !self.trees.roots.contains(&sub) {
+            return Err(format!(
+                "supervisor {} is already part of another tree (a Supervisor can be nested in only one)",
+                t.label
+            ));
+        }
+        if t.phase != Phase::Running {
+            return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label));
         }
         Ok(())
     }
@@ -405,6 +426,7 @@ impl Router {
         } else {
             tracing::debug!("supervisor {}: child {} ended ({:?})", tree.label, child.label, exit);
         }
+        let restart = matches!(decision, Decision::Restart { .. });
         match decision {
             Decision::Ignore => {}
             Decision::Restart { stop, start } => {
@@ -436,6 +458,21 @@ impl Router {
                 tree.ops.push_back(Op::Exit(Exit::Crashed(info)));
             }
         }
+        // A restart waits for an input of its own, as OTP's supervisor casts itself
+        // `try_again_restart`: a child that ends as it starts (an empty nested Supervisor, a
+        // failing adoption) would otherwise restart within its own end, recursing once per
+        // restart allowed, and the router would serve nothing else meanwhile.
+        if restart {
+            tree.restart_held = true;
+            return self.after(Duration::ZERO, Input::TreeRestart(id));
+        }
+        self.advance(id);
+        self.check_tree_finished(id);
+    }
+
+    pub fn tree_restart(&mut self, id: TreeId) {
+        let Some(tree) = self.trees.map.get_mut(&id) else { return };
+        tree.restart_held = false;
         self.advance(id);
         self.check_tree_finished(id);
     }
@@ -462,6 +499,8 @@ impl Router {
         }
         tree.phase = Phase::Stopping;
         tree.ops.clear();
+        // A stop does not wait for a restart it makes moot.
+        tree.restart_held = false;
         let order: Vec<usize> = match tree.logic.as_mut() {
             Some(logic) => logic.begin_shutdown(),
             None => (0..tree.slots.len()).rev().collect(),
@@ -536,12 +575,7 @@ impl Router {
                 // A nested tree shows as itself; one that is gone shows nothing, as before.
                 Some(Running::Tree(sub)) => self.tree_node(sub).map(ChildStatus::Tree),
                 Some(Running::Actor(a)) => {
-                    let place = self
-                        .actors
-                        .get(&a)
-                        .and_then(|actor| actor.proc)
-                        .and_then(|p| self.procs.get(p))
-                        .map(|p| p.describe());
+                    let place = self.actors.proc_of(a).and_then(|p| self.procs.get(p)).map(|p| p.describe());
                     Some(actor_child(child, Some((a, place))))
                 }
                 None => Some(actor_child(child, None)),

@@ -1,13 +1,23 @@
-//! Length-prefixed bincode framing, for blocking streams and for incremental (async) readers.
+//! Length-prefixed framing, for blocking streams and for incremental (async) readers. A body is
+//! a bincode header and the payload bytes beside it (see `segments.rs`): reading slices the
+//! payloads out of the read buffer, writing sends them without concatenating.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 
 use bincode::Options;
+use bytes::{Buf, Bytes, BytesMut};
 
+use crate::segments::{payloads, pieces};
 use crate::{Frame, ProtoError};
 
 /// Bytes of the length prefix.
 pub const HEADER_BYTES: usize = 4;
+
+/// Bytes of the header-length field that opens a body.
+const HEADER_LEN_BYTES: usize = 4;
+
+/// Slack the bincode limit needs past the bytes it reads (its own bookkeeping).
+const BINCODE_SLACK: u64 = 16;
 
 fn options(limit: u64) -> impl Options {
     // The limit bounds every allocation the decoder makes, so a lying length prefix inside a
@@ -15,21 +25,128 @@ fn options(limit: u64) -> impl Options {
     bincode::DefaultOptions::new().with_limit(limit)
 }
 
-/// Encodes a frame with its length prefix.
-pub fn encode(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
-    let len = options(u32::MAX as u64).serialized_size(frame).map_err(|e| ProtoError::Malformed(e.to_string()))?;
+fn malformed(e: impl std::fmt::Display) -> ProtoError {
+    ProtoError::Malformed(e.to_string())
+}
+
+/// One frame ready for the wire: the length prefix and header, then the payload pieces as they
+/// are (shared with the frame they came from, not copied).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    head: Vec<u8>,
+    pieces: Vec<Bytes>,
+}
+
+impl Encoded {
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.pieces.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole frame in one buffer (for writers that cannot write vectored).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        out.extend_from_slice(&self.head);
+        self.pieces.iter().for_each(|p| out.extend_from_slice(p));
+        out
+    }
+
+    /// What is left to write once `written` bytes are out, as slices for a vectored write.
+    pub fn slices_after(&self, written: usize) -> Vec<IoSlice<'_>> {
+        let mut skip = written;
+        let mut out = Vec::with_capacity(1 + self.pieces.len());
+        for part in std::iter::once(&self.head[..]).chain(self.pieces.iter().map(|p| &p[..])) {
+            if skip >= part.len() {
+                skip -= part.len();
+            } else {
+                out.push(IoSlice::new(&part[skip..]));
+                skip = 0;
+            }
+        }
+        out
+    }
+
+    /// Writes the frame to a blocking stream, header and payloads in vectored writes.
+    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let (mut written, total) = (0, self.len());
+        while written < total {
+            match w.write_vectored(&self.slices_after(written)) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Raw bytes sent as they are (a frame encoded elsewhere, or a test's malformed one).
+impl From<Vec<u8>> for Encoded {
+    fn from(head: Vec<u8>) -> Self {
+        Encoded { head, pieces: Vec::new() }
+    }
+}
+
+/// Encodes a frame for a vectored write; the payload bytes are shared, not copied.
+pub fn encode_parts(frame: &Frame) -> Result<Encoded, ProtoError> {
+    // Cloning a frame clones its payloads' `Bytes` handles, not their bytes.
+    let mut stripped = frame.clone();
+    let pieces: Vec<Bytes> = self::pieces(payloads(&mut stripped)).map(std::mem::take).collect();
+    let lens: Vec<u64> = pieces.iter().map(|p| p.len() as u64).collect();
+    let header = options(u32::MAX as u64).serialize(&(&stripped, &lens)).map_err(malformed)?;
+    let len = (HEADER_LEN_BYTES + header.len()) as u64 + lens.iter().sum::<u64>();
     if len > u32::MAX as u64 {
         return Err(ProtoError::TooLarge { len, limit: u32::MAX as u64 });
     }
-    let mut out = Vec::with_capacity(HEADER_BYTES + len as usize);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    options(u32::MAX as u64).serialize_into(&mut out, frame).map_err(|e| ProtoError::Malformed(e.to_string()))?;
-    Ok(out)
+    let mut head = Vec::with_capacity(HEADER_BYTES + HEADER_LEN_BYTES + header.len());
+    head.extend_from_slice(&(len as u32).to_le_bytes());
+    head.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    head.extend_from_slice(&header);
+    Ok(Encoded { head, pieces })
 }
 
-/// Decodes one frame body (without its prefix).
+/// Encodes a frame with its length prefix, in one buffer.
+pub fn encode(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
+    encode_parts(frame).map(|e| e.to_vec())
+}
+
+/// Decodes one frame body (without its prefix); its payloads are slices of `body`.
+pub fn decode_frame(body: Bytes) -> Result<Frame, ProtoError> {
+    let Some(len_field) = body.get(..HEADER_LEN_BYTES) else {
+        return Err(malformed("a frame body too short for its header length"));
+    };
+    let header_len = u32::from_le_bytes(len_field.try_into().expect("4 bytes")) as usize;
+    let Some(header) = body.get(HEADER_LEN_BYTES..HEADER_LEN_BYTES + header_len) else {
+        return Err(malformed(format!("a header of {header_len} bytes in a body of {}", body.len())));
+    };
+    let (mut frame, lens): (Frame, Vec<u64>) =
+        options(header_len as u64 + BINCODE_SLACK).deserialize(header).map_err(malformed)?;
+    let mut at = HEADER_LEN_BYTES + header_len;
+    let mut lens = lens.into_iter();
+    for piece in pieces(payloads(&mut frame)) {
+        let len = lens.next().ok_or_else(|| malformed("fewer payload lengths than payloads"))?;
+        if !piece.is_empty() {
+            return Err(malformed("payload bytes inside a frame's header"));
+        }
+        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&end| end <= body.len());
+        let end = end.ok_or_else(|| malformed("payload lengths past the end of the frame"))?;
+        *piece = body.slice(at..end);
+        at = end;
+    }
+    if lens.next().is_some() || at != body.len() {
+        return Err(malformed("payload lengths that do not match the frame"));
+    }
+    Ok(frame)
+}
+
+/// Decodes one frame body (without its prefix) from a borrowed buffer, copying it once.
 pub fn decode_body(body: &[u8]) -> Result<Frame, ProtoError> {
-    options(body.len() as u64 + 16).deserialize(body).map_err(|e| ProtoError::Malformed(e.to_string()))
+    decode_frame(Bytes::copy_from_slice(body))
 }
 
 fn check_len(header: [u8; HEADER_BYTES], limit: u64) -> Result<usize, ProtoError> {
@@ -47,7 +164,7 @@ pub fn read_frame(r: &mut impl Read, limit: u64) -> Result<Frame, ProtoError> {
     let len = check_len(header, limit)?;
     let mut body = vec![0u8; len];
     read_full(r, &mut body, false)?;
-    decode_body(&body)
+    decode_frame(Bytes::from(body))
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8], at_boundary: bool) -> Result<(), ProtoError> {
@@ -66,20 +183,22 @@ fn read_full(r: &mut impl Read, buf: &mut [u8], at_boundary: bool) -> Result<(),
 
 /// Writes one frame to a blocking stream.
 pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtoError> {
-    w.write_all(&encode(frame)?)?;
+    encode_parts(frame)?.write_to(w)?;
     Ok(())
 }
 
-/// Incremental decoder for readers that get bytes in arbitrary chunks.
+/// Incremental decoder for readers that get bytes in arbitrary chunks. The frames it returns
+/// share its buffer: a payload held on to keeps that buffer's allocation alive, never more than
+/// the frames read with it (bounded by the reader's budget).
 #[derive(Debug)]
 pub struct FrameDecoder {
-    buf: Vec<u8>,
+    buf: BytesMut,
     limit: u64,
 }
 
 impl FrameDecoder {
     pub fn new(limit: u64) -> Self {
-        Self { buf: Vec::new(), limit }
+        Self { buf: BytesMut::new(), limit }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -96,9 +215,9 @@ impl FrameDecoder {
         if self.buf.len() < HEADER_BYTES + len {
             return Ok(None);
         }
-        let frame = decode_body(&self.buf[HEADER_BYTES..HEADER_BYTES + len]);
-        self.buf.drain(..HEADER_BYTES + len);
-        frame.map(Some)
+        let mut frame = self.buf.split_to(HEADER_BYTES + len).freeze();
+        frame.advance(HEADER_BYTES);
+        decode_frame(frame).map(Some)
     }
 
     /// Bytes held that do not yet form a frame; non-zero at end of stream means truncation.
@@ -108,157 +227,4 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::*;
-
-    fn sample_frames() -> Vec<Frame> {
-        let payload = Payload { data: vec![1, 2, 3], buffers: vec![vec![9; 1000], vec![]] };
-        vec![
-            Frame::Hello { version: PROTOCOL_VERSION, role: Role::Worker, token: "t0k".into(), pid: 42 },
-            Frame::Welcome { index: 3, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, workers: 2 },
-            Frame::Ready,
-            Frame::Request {
-                req: 7,
-                body: Request::Call {
-                    target: Target::Name("counter".into()),
-                    subject: "increment".into(),
-                    sender: Some(5),
-                    payload: payload.clone(),
-                    timeout_ms: 5000,
-                },
-            },
-            Frame::Response {
-                req: 7,
-                body: Response::Call(Outcome::Reply { status: Status::Ok, payload: payload.clone() }),
-            },
-            Frame::Response {
-                req: 8,
-                body: Response::Call(Outcome::Failed(ErrorInfo {
-                    kind: ErrorKind::Crashed,
-                    message: "division by zero".into(),
-                    exc_type: Some("ZeroDivisionError".into()),
-                    traceback: Some("Traceback ...".into()),
-                })),
-            },
-            Frame::Command(Command::Deliver {
-                delivery: Some(1),
-                actor: 9,
-                subject: "s".into(),
-                sender: Some(ActorRef { id: 2, name: None }),
-                payload,
-            }),
-            Frame::Request {
-                req: 1,
-                body: Request::StartTree {
-                    spec: TreeSpec {
-                        name: Some("root".into()),
-                        strategy: Strategy::OneForAll,
-                        max_restarts: 3,
-                        max_seconds_ms: 5000,
-                        children: vec![ChildSpec {
-                            name: Some("a".into()),
-                            label: "A".into(),
-                            restart: Restart::Permanent,
-                            shutdown_ms: Some(5000),
-                            code: ChildCode::Script { path: "x.py".into() },
-                        }],
-                    },
-                },
-            },
-            Frame::Event(Event::Exited { actor: 9, reason: Exit::Killed("SIGSEGV".into()) }),
-            Frame::Event(Event::BodyDone { error: None }),
-        ]
-    }
-
-    #[test]
-    fn every_frame_round_trips_through_blocking_io() {
-        for frame in sample_frames() {
-            let bytes = encode(&frame).unwrap();
-            let back = read_frame(&mut &bytes[..], DEFAULT_MAX_MESSAGE_BYTES).unwrap();
-            assert_eq!(back, frame);
-        }
-    }
-
-    #[test]
-    fn decoder_reassembles_frames_split_at_every_byte() {
-        let frames = sample_frames();
-        let stream: Vec<u8> = frames.iter().flat_map(|f| encode(f).unwrap()).collect();
-        let mut dec = FrameDecoder::new(DEFAULT_MAX_MESSAGE_BYTES);
-        let mut got = Vec::new();
-        for b in &stream {
-            dec.push(std::slice::from_ref(b));
-            while let Some(f) = dec.next_frame().unwrap() {
-                got.push(f);
-            }
-        }
-        assert_eq!(got, frames);
-        assert_eq!(dec.pending(), 0);
-    }
-
-    #[test]
-    fn oversized_length_prefix_is_refused_before_allocating() {
-        let mut bytes = (u32::MAX).to_le_bytes().to_vec();
-        bytes.extend_from_slice(b"garbage");
-        match read_frame(&mut &bytes[..], 1024) {
-            Err(ProtoError::TooLarge { len, limit }) => {
-                assert_eq!(len, u32::MAX as u64);
-                assert_eq!(limit, 1024);
-            }
-            other => panic!("expected TooLarge, got {other:?}"),
-        }
-        let mut dec = FrameDecoder::new(1024);
-        dec.push(&bytes);
-        assert!(matches!(dec.next_frame(), Err(ProtoError::TooLarge { .. })));
-    }
-
-    #[test]
-    fn garbage_body_is_malformed() {
-        let body = b"\xff\xfe\xfd\xfc this is not a frame";
-        let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
-        bytes.extend_from_slice(body);
-        assert!(matches!(read_frame(&mut &bytes[..], 1024), Err(ProtoError::Malformed(_))));
-    }
-
-    #[test]
-    fn lying_inner_length_does_not_allocate_past_the_frame() {
-        // A Payload whose Vec length claims 2^60 bytes inside a 20-byte frame.
-        let mut body = vec![3u8]; // Frame::Request variant index
-        body.extend_from_slice(&[0xff; 19]);
-        let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
-        bytes.extend_from_slice(&body);
-        assert!(matches!(read_frame(&mut &bytes[..], 1024), Err(ProtoError::Malformed(_))));
-    }
-
-    #[test]
-    fn truncation_and_clean_close_are_told_apart() {
-        assert!(matches!(read_frame(&mut &[][..], 1024), Err(ProtoError::Closed)));
-        let bytes = encode(&Frame::Ready).unwrap();
-        let cut = &bytes[..bytes.len() - 1];
-        let cut = if cut.len() == HEADER_BYTES { &bytes[..2] } else { cut };
-        assert!(matches!(read_frame(&mut &cut[..], 1024), Err(ProtoError::Truncated { .. })));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-            let mut dec = FrameDecoder::new(4096);
-            dec.push(&bytes);
-            for _ in 0..8 {
-                match dec.next_frame() {
-                    Ok(Some(_)) => continue,
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        }
-
-        #[test]
-        fn payloads_round_trip(data in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
-                               n in 0usize..4, subject in "[a-z._]{0,20}") {
-            let payload = Payload { data: data.clone(), buffers: vec![data; n] };
-            let frame = Frame::Command(Command::Deliver { delivery: None, actor: 1, subject, sender: None, payload });
-            let bytes = encode(&frame).unwrap();
-            proptest::prop_assert_eq!(read_frame(&mut &bytes[..], 1 << 20).unwrap(), frame);
-        }
-    }
-}
+mod tests;

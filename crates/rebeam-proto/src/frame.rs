@@ -3,6 +3,7 @@
 //! a bad one itself, so the governor never sees a string where a choice belongs.
 
 use crate::{SafetyTransition, StatusReport};
+use bytes::Bytes;
 pub use rebeam_core::supervision::{Restart, Strategy};
 use serde::{Deserialize, Serialize};
 
@@ -45,15 +46,19 @@ pub struct ActorRef {
 }
 
 /// A Python value: a protocol-5 pickle and its out-of-band buffers.
+///
+/// `Bytes`, not `Vec<u8>`: serde's derive walks a `Vec<u8>` one element at a time, while `Bytes`
+/// serializes as one length-prefixed block (a memcpy), and cloning one to forward it shares the
+/// buffer instead of copying it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
-    pub data: Vec<u8>,
-    pub buffers: Vec<Vec<u8>>,
+    pub data: Bytes,
+    pub buffers: Vec<Bytes>,
 }
 
 impl Payload {
     pub fn len(&self) -> u64 {
-        (self.data.len() + self.buffers.iter().map(Vec::len).sum::<usize>()) as u64
+        (self.data.len() + self.buffers.iter().map(Bytes::len).sum::<usize>()) as u64
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,8 +5,15 @@
 //!
 //! ```text
 //! frame  = length:u32 little-endian, body:[u8; length]
-//! body   = bincode (varint) encoding of [`Frame`]
+//! body   = header_length:u32 little-endian, header:[u8; header_length], pieces
+//! header = bincode (varint) encoding of ([`Frame`] with its payload bytes taken out,
+//!          the length of each piece taken out: Vec<u64>)
+//! pieces = the payload bytes taken out, in order, back to back
 //! ```
+//!
+//! Payload bytes sit beside the header so that a reader decodes only the header and slices the
+//! payloads out of its read buffer, and a writer sends them with the header in one vectored
+//! write: payloads cross the governor without being decoded or copied.
 //!
 //! The rules a peer must follow:
 //! - The first frame a process sends is [`Frame::Hello`] carrying the one-time token the governor
@@ -24,15 +31,18 @@ mod codec;
 pub mod env;
 mod frame;
 mod pickle;
+mod segments;
 mod status;
 
-pub use codec::{decode_body, encode, read_frame, write_frame, FrameDecoder, HEADER_BYTES};
+pub use codec::{
+    decode_body, decode_frame, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder, HEADER_BYTES,
+};
 pub use frame::*;
 pub use pickle::{pickle_map, PickleValue};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.

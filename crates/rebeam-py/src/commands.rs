@@ -5,6 +5,7 @@
 //!
 //! `Command::Safety` never reaches Python: the reader thread keeps the state itself (see
 //! `Connection.safety_state`), so [`command_to_py`] answers None for it, as for no command.
+//! A lost connection arrives as `Shutdown(code=-1)` (rebeam-client makes it).
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -150,11 +151,6 @@ pub fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SysPath>()?;
     m.add_class::<Publication>()?;
     Ok(())
-}
-
-/// The `Shutdown` a process sees when its connection to the governor is gone.
-pub fn lost_connection(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    Ok(Bound::new(py, Shutdown { code: -1 })?.into_any())
 }
 
 fn actor_ref(r: ActorRef) -> Ref {

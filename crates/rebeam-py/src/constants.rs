@@ -18,6 +18,8 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", topics::MAX_QUEUE)?;
     m.add("MAX_THROTTLE", topics::MAX_THROTTLE.as_secs_f64())?;
+    m.add("MAX_RESTARTS", supervision::MAX_RESTARTS)?;
+    m.add("MAX_RESTART_WINDOW", supervision::MAX_RESTART_WINDOW.as_secs_f64())?;
     m.add("DEFAULT_QUEUE", topics::DEFAULT_QUEUE)?;
     m.add("DEFAULT_CALL_TIMEOUT", defaults::CALL_TIMEOUT.as_secs_f64())?;
     m.add("DEFAULT_PUMP_WARN_MS", millis(defaults::PUMP_WARN))?;

@@ -32,10 +32,10 @@ fn bytes_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 }
 
 pub fn payload_from_py(py: Python<'_>, data: &Bound<'_, PyAny>, buffers: &Bound<'_, PyAny>) -> PyResult<Payload> {
-    let data = bytes_of(py, data)?;
+    let data = bytes_of(py, data)?.into();
     let mut out = Vec::new();
     for b in buffers.try_iter()? {
-        out.push(bytes_of(py, &b?)?);
+        out.push(bytes_of(py, &b?)?.into());
     }
     Ok(Payload { data, buffers: out })
 }

@@ -1,9 +1,9 @@
 //! `rebeam._rebeam`: the private native half of the rebeam Python package.
 //!
-//! It owns the process's connection to the governor. A reader thread (pure Rust, never
-//! attached to Python) decodes frames: responses go straight to the thread waiting for them,
-//! commands go to a queue that the process's dispatcher thread drains with `next_command`. Every
-//! blocking wait releases the GIL, so a handler blocked in `call()` does not stall its neighbours.
+//! The connection to the governor (handshake, request matching, the reader thread, the command
+//! queue) is `rebeam-client`'s; this module is the PyO3 layer over it. Every blocking wait
+//! releases the GIL, so a handler blocked in `call()` does not stall its neighbours, and on the
+//! main thread a wait is cut in slices so that signal handlers run in between.
 //! The public API is the plain-Python package around it; see `_rebeam.pyi` for this surface.
 
 mod commands;
@@ -12,55 +12,25 @@ mod convert;
 mod errors;
 mod numbers;
 
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use rebeam_client::{Client, ClientError};
 use rebeam_proto::{
-    encode, read_frame, ActorId, Command, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, Payload, ReqId,
-    Request, Response, Role, Safety, Status, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    encode, ActorId, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, Payload, Request, Response, Role,
+    Safety, Status,
 };
 
 use commands::command_to_py;
 use convert::{child_from_py, payload_from_py, target_from_py, tree_from_py};
 use errors::{info_from_py, to_exception, to_pyerr};
 
-struct Shared {
-    writer: Mutex<UnixStream>,
-    pending: Mutex<HashMap<ReqId, Sender<Response>>>,
-    next_req: AtomicU64,
-    closed: AtomicBool,
-    /// The safety state, as last broadcast by the governor (kept here so reading it costs no
-    /// round trip and no Python).
-    safety: AtomicU8,
-    /// Requests sent without waiting for their answer (`schedule(wait=False)`), and the
-    /// refusals that came back for them, raised by the next `raise_refused()`.
-    unawaited: Mutex<HashSet<ReqId>>,
-    refused: Mutex<Vec<ErrorInfo>>,
-    /// Commands queued for `next_command` so far: a caller that read this after a response
-    /// knows how many commands the governor sent before it (see `commands_received`).
-    commands_in: AtomicU64,
-}
-
-impl Shared {
-    fn write(&self, frame: &Frame) -> Result<(), ErrorInfo> {
-        let bytes = encode(frame).map_err(|e| ErrorInfo::new(ErrorKind::BadRequest, e.to_string()))?;
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        w.write_all(&bytes).map_err(|e| ErrorInfo::new(ErrorKind::ShuttingDown, format!("the governor is gone ({e})")))
-    }
-}
-
 /// The connection of this process to its governor.
 #[pyclass(frozen, module = "rebeam._rebeam")]
 struct Connection {
-    shared: Arc<Shared>,
-    commands: Receiver<Command>,
+    client: Client,
     #[pyo3(get)]
     index: u32,
     #[pyo3(get)]
@@ -68,38 +38,6 @@ struct Connection {
     /// The run's worker count.
     #[pyo3(get)]
     workers: u32,
-}
-
-fn reader(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
-    loop {
-        match read_frame(&mut stream, limit) {
-            Ok(Frame::Response { req, body }) => {
-                let waiter = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(body);
-                } else if shared.unawaited.lock().unwrap_or_else(|p| p.into_inner()).remove(&req) {
-                    if let Response::Refused(info) = body {
-                        shared.refused.lock().unwrap_or_else(|p| p.into_inner()).push(info);
-                    }
-                }
-            }
-            Ok(Frame::Command(Command::Safety { state })) => {
-                shared.safety.store(state as u8, Ordering::SeqCst);
-            }
-            Ok(Frame::Command(cmd)) => {
-                shared.commands_in.fetch_add(1, Ordering::SeqCst);
-                if commands.send(cmd).is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    shared.closed.store(true, Ordering::SeqCst);
-    // Dropping the senders wakes every waiting request with a disconnect.
-    shared.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    let _ = commands.send(Command::Shutdown { code: -1 });
 }
 
 /// How long a wait on the main thread blocks before it looks for signals: Ctrl-C must raise
@@ -122,6 +60,10 @@ impl Failed {
     }
 }
 
+fn client_err(py: Python<'_>, e: ClientError) -> PyErr {
+    to_pyerr(py, e.into_info())
+}
+
 /// Whether this is the process's main thread, the only one Python runs signal handlers on.
 fn on_main_thread() -> bool {
     // SAFETY: both calls only read the calling thread's and process's ids.
@@ -133,46 +75,28 @@ impl Connection {
     /// wait is cut in slices so that signal handlers run in between, as they do in
     /// `time.sleep`: otherwise Ctrl-C would wait for the reply.
     fn roundtrip(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> Result<Response, Failed> {
-        let shared = &self.shared;
-        if shared.closed.load(Ordering::SeqCst) {
-            let info = ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed");
-            return Err(Failed::Info(info));
-        }
-        let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = bounded(1);
-        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
-        let frame = Frame::Request { req, body };
-        let gone = || ErrorInfo::new(ErrorKind::ShuttingDown, "the rebeam governor is gone");
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let slice = on_main_thread().then_some(SIGNAL_SLICE);
-        let failed = match py.detach(|| shared.write(&frame)) {
-            Err(info) => Failed::Info(info),
-            Ok(()) => loop {
-                let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-                let wait = match (left, slice) {
-                    (Some(l), Some(s)) => Some(l.min(s)),
-                    (l, s) => l.or(s),
-                };
-                let got = py.detach(|| match wait {
-                    Some(w) => rx.recv_timeout(w),
-                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                });
-                match got {
-                    Ok(response) => return Ok(response),
-                    Err(RecvTimeoutError::Disconnected) => break Failed::Info(gone()),
-                    Err(RecvTimeoutError::Timeout) if left.is_some_and(|l| Some(l) == wait) => {
-                        break Failed::Info(ErrorInfo::new(ErrorKind::Timeout, ""));
-                    }
-                    Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = py.check_signals() {
-                            break Failed::Py(e);
-                        }
+        let pending = py.detach(|| self.client.start_request(body)).map_err(|e| Failed::Info(e.into_info()))?;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let wait = match (left, slice) {
+                (Some(l), Some(s)) => Some(l.min(s)),
+                (l, s) => l.or(s),
+            };
+            match py.detach(|| pending.wait(wait)) {
+                Ok(response) => return Ok(response),
+                Err(ClientError::Timeout) if left.is_some_and(|l| Some(l) == wait) => {
+                    return Err(Failed::Info(ErrorInfo::new(ErrorKind::Timeout, "")));
+                }
+                Err(ClientError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        return Err(Failed::Py(e));
                     }
                 }
-            },
-        };
-        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
-        Err(failed)
+                Err(e) => return Err(Failed::Info(e.into_info())),
+            }
+        }
     }
 
     fn request(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> PyResult<Response> {
@@ -195,21 +119,11 @@ impl Connection {
     }
 
     fn send_unawaited(&self, py: Python<'_>, body: Request) -> PyResult<()> {
-        let shared = &self.shared;
-        if shared.closed.load(Ordering::SeqCst) {
-            let info = ErrorInfo::new(ErrorKind::ShuttingDown, "the connection to the rebeam governor is closed");
-            return Err(to_pyerr(py, info));
-        }
-        let req = shared.next_req.fetch_add(1, Ordering::Relaxed);
-        shared.unawaited.lock().unwrap_or_else(|p| p.into_inner()).insert(req);
-        let frame = Frame::Request { req, body };
-        py.detach(|| shared.write(&frame)).map_err(|info| to_pyerr(py, info))
+        py.detach(|| self.client.send_unawaited(body)).map_err(|e| client_err(py, e))
     }
 
     fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
-        let shared = &self.shared;
-        let frame = Frame::Event(event);
-        py.detach(|| shared.write(&frame)).map_err(|info| to_pyerr(py, info))
+        py.detach(|| self.client.send_event(event)).map_err(|e| client_err(py, e))
     }
 
     /// Refuses a payload over the limit; `what` names its destination in the message.
@@ -238,48 +152,19 @@ impl Connection {
             "worker" => Role::Worker,
             other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown role {other:?}"))),
         };
-        let socket = socket.to_string();
-        let token = token.to_string();
-        let (stream, index, max, workers) = py
-            .detach(move || -> Result<_, String> {
-                let mut stream =
-                    UnixStream::connect(&socket).map_err(|e| format!("cannot connect to {socket}: {e}"))?;
-                let hello = Frame::Hello { version: PROTOCOL_VERSION, role, token, pid: std::process::id() };
-                stream.write_all(&encode(&hello).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-                match read_frame(&mut stream, 1 << 20) {
-                    Ok(Frame::Welcome { index, max_message_bytes, workers }) => {
-                        Ok((stream, index, max_message_bytes, workers))
-                    }
-                    Ok(other) => Err(format!("unexpected first frame from the governor: {other:?}")),
-                    Err(e) => Err(format!("the governor refused this process ({e})")),
-                }
-            })
-            .map_err(|msg| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, msg)))?;
-        let read_half =
-            stream.try_clone().map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
-        let shared = Arc::new(Shared {
-            writer: Mutex::new(stream),
-            pending: Mutex::new(HashMap::new()),
-            next_req: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
-            safety: AtomicU8::new(Safety::Disarmed as u8),
-            unawaited: Mutex::new(HashSet::new()),
-            refused: Mutex::new(Vec::new()),
-            commands_in: AtomicU64::new(0),
-        });
-        let (tx, commands) = unbounded();
-        let for_reader = shared.clone();
-        std::thread::Builder::new()
-            .name("rebeam-reader".into())
-            .spawn(move || reader(read_half, for_reader, tx, max + FRAME_OVERHEAD_BYTES))
-            .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))?;
-        Ok(Connection { shared, commands, index, max_message_bytes: max, workers })
+        let client = py.detach(|| Client::connect(Path::new(socket), token, role)).map_err(|e| client_err(py, e))?;
+        let welcome = client.welcome();
+        Ok(Connection {
+            client,
+            index: welcome.index,
+            max_message_bytes: welcome.max_message_bytes,
+            workers: welcome.workers,
+        })
     }
 
     /// Tells the governor this process can take work.
     fn ready(&self, py: Python<'_>) -> PyResult<()> {
-        let shared = &self.shared;
-        py.detach(|| shared.write(&Frame::Ready)).map_err(|info| to_pyerr(py, info))
+        py.detach(|| self.client.send(&Frame::Ready)).map_err(|e| client_err(py, e))
     }
 
     /// Calls an actor. Returns `("ok" | "error", data, buffers)` for a handler's answer, or
@@ -393,17 +278,9 @@ impl Connection {
     /// The next command for this process, or None after `timeout` seconds (None waits forever).
     #[pyo3(signature = (timeout=None))]
     fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let rx = &self.commands;
         let timeout = timeout.map(|t| numbers::timeout("next_command()", t)).transpose()?;
-        let got = py.detach(|| match timeout {
-            Some(t) => rx.recv_timeout(t).ok(),
-            None => rx.recv().ok(),
-        });
-        match got {
+        match py.detach(|| self.client.next_command(timeout)) {
             Some(cmd) => command_to_py(py, cmd),
-            None if self.shared.closed.load(Ordering::SeqCst) && rx.is_empty() => {
-                commands::lost_connection(py).map(Some)
-            }
             None => Ok(None),
         }
     }
@@ -472,21 +349,17 @@ impl Connection {
     /// Writes raw bytes on the socket, bypassing the codec. For tests of the governor's
     /// handling of malformed frames; never needed by programs.
     fn _send_raw(&self, py: Python<'_>, bytes: Vec<u8>) -> PyResult<()> {
-        let shared = &self.shared;
-        py.detach(|| {
-            let mut w = shared.writer.lock().unwrap_or_else(|p| p.into_inner());
-            w.write_all(&bytes)
-        })
-        .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))
+        py.detach(|| self.client.send_raw(&bytes))
+            .map_err(|e| to_pyerr(py, ErrorInfo::new(ErrorKind::ShuttingDown, e.to_string())))
     }
 
     /// The safety state: "disarmed", "armed", "disarming" or "error".
     fn safety_state(&self) -> &'static str {
-        match self.shared.safety.load(Ordering::SeqCst) {
-            x if x == Safety::Armed as u8 => "armed",
-            x if x == Safety::Disarming as u8 => "disarming",
-            x if x == Safety::Error as u8 => "error",
-            _ => "disarmed",
+        match self.client.safety() {
+            Safety::Armed => "armed",
+            Safety::Disarming => "disarming",
+            Safety::Error => "error",
+            Safety::Disarmed => "disarmed",
         }
     }
 
@@ -640,8 +513,7 @@ impl Connection {
 
     /// Raises the first refusal of an unawaited request since the last call (and forgets the rest).
     fn raise_refused(&self, py: Python<'_>) -> PyResult<()> {
-        let refused = std::mem::take(&mut *self.shared.refused.lock().unwrap_or_else(|p| p.into_inner()));
-        match refused.into_iter().next() {
+        match self.client.take_refused().into_iter().next() {
             Some(mut info) => {
                 info.message = format!("a behaviour scheduled earlier was refused: {}", info.message);
                 Err(to_pyerr(py, info))
@@ -734,13 +606,13 @@ impl Connection {
     /// counts every command the governor sent before that response (frames arrive in order).
     #[getter]
     fn commands_received(&self) -> u64 {
-        self.shared.commands_in.load(Ordering::SeqCst)
+        self.client.commands_received()
     }
 
     /// Whether the governor connection is gone.
     #[getter]
     fn closed(&self) -> bool {
-        self.shared.closed.load(Ordering::SeqCst)
+        self.client.closed()
     }
 }
 

@@ -5,7 +5,7 @@
 //! `process.rs` and reached only through `RealOs`). As a second guard every fake pid is above
 //! any possible `pid_max`, so even a real signal to one would find no process.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +93,10 @@ pub struct Known {
     pub live_actors: Vec<ActorId>,
     pub live_names: Vec<String>,
     pub live_roots: Vec<u64>,
+    /// Every tree in the router (top-level, nested, starting, stopping).
+    pub live_trees: Vec<u64>,
+    /// The router's id counter: the ids it hands out next (a new tree's among them).
+    pub next_router_id: u64,
     /// How often each kind of frame reached a fake process: the run's coverage.
     pub seen: BTreeMap<String, u64>,
 }
@@ -121,6 +125,13 @@ pub struct Fake {
     pub next_req: ReqId,
     /// Requests sent and not answered yet.
     pub outstanding: HashSet<ReqId>,
+    /// Calls not answered yet, with the virtual time (ms) their caller gives up at.
+    pub calls_due: HashMap<ReqId, u64>,
+    /// Checks of the answers to some requests (a refusal that must come).
+    pub expect: HashMap<ReqId, fn(&Response) -> bool>,
+    /// It reads nothing until this virtual time (ms): a worker stuck in a long computation.
+    pub stalled_until: u64,
+    pub stalled: bool,
     pub starts: Vec<ActorId>,
     pub hosted: Vec<ActorId>,
     pub calls: Vec<(DeliveryId, ActorId)>,
@@ -147,6 +158,10 @@ impl Fake {
             body_done: false,
             next_req: 0,
             outstanding: HashSet::new(),
+            calls_due: HashMap::new(),
+            expect: HashMap::new(),
+            stalled_until: 0,
+            stalled: false,
             starts: Vec::new(),
             hosted: Vec::new(),
             calls: Vec::new(),
@@ -158,9 +173,9 @@ impl Fake {
         }
     }
 
-    /// Can send frames now.
+    /// Can send frames now (a stalled process sends nothing, as it reads nothing).
     pub fn talking(&self) -> bool {
-        self.conn.is_some() && !self.closed && !self.gone
+        self.conn.is_some() && !self.closed && !self.gone && !self.stalled
     }
 
     pub fn owes(&self) -> bool {
@@ -174,9 +189,13 @@ impl Fake {
     /// Reads every frame the governor sent it. A frame that does not decode, a frame the
     /// governor may not send, or a response to no outstanding request is a violation.
     pub fn read(&mut self, known: &mut Known) -> Result<(), String> {
+        if self.stalled {
+            return Ok(());
+        }
         let Some(rx) = self.conn.as_mut() else { return Ok(()) };
         let mut frames = Vec::new();
-        while let Some(bytes) = rx.try_recv() {
+        while let Some(encoded) = rx.try_recv() {
+            let bytes = encoded.to_vec();
             let len = bytes.get(..HEADER_BYTES).map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
             if len != Some((bytes.len() - HEADER_BYTES) as u32) {
                 return Err(format!("a frame to pid {:#x} has a bad length prefix", self.pid));
@@ -196,6 +215,10 @@ impl Fake {
             Frame::Response { req, body } => {
                 if !self.outstanding.remove(&req) {
                     return Err(format!("pid {:#x} got a response to request {req}, which it never sent or which was already answered: {body:?}", self.pid));
+                }
+                self.calls_due.remove(&req);
+                if self.expect.remove(&req).is_some_and(|ok| !ok(&body)) {
+                    return Err(format!("pid {:#x}'s request {req} was answered wrongly: {body:?}", self.pid));
                 }
                 match body {
                     Response::Spawned(Ok(r)) => known.actors.push(r.id),
@@ -263,6 +286,7 @@ pub fn again(input: &Input) -> Option<Input> {
         Input::BusFlush(s) => Input::BusFlush(s),
         Input::QuiesceDeadline(t) => Input::QuiesceDeadline(t),
         Input::ReceiveDeadline(t) => Input::ReceiveDeadline(t),
+        Input::TreeRestart(t) => Input::TreeRestart(t),
         _ => return None,
     })
 }
@@ -285,5 +309,6 @@ pub fn describe(input: &Input) -> String {
         Input::ParentGone => "ParentGone".into(),
         Input::QuiesceDeadline(t) => format!("QuiesceDeadline({t})"),
         Input::ReceiveDeadline(t) => format!("ReceiveDeadline({t})"),
+        Input::TreeRestart(t) => format!("TreeRestart({t})"),
     }
 }

@@ -8,6 +8,8 @@ use rebeam_proto::{
     Status, Strategy, Target, TreeSpec,
 };
 
+use rebeam_core::topics::MAX_QUEUE;
+
 use super::fake::Known;
 use super::Rng;
 
@@ -22,8 +24,8 @@ pub const MAX_MESSAGE_BYTES: u64 = 64;
 
 pub fn payload(rng: &mut Rng) -> Payload {
     let n = if rng.chance(1, 50) { MAX_MESSAGE_BYTES as usize + 1 } else { rng.below(8) as usize };
-    let buffers = if rng.chance(1, 10) { vec![vec![7; rng.below(4) as usize]] } else { vec![] };
-    Payload { data: vec![0x80; n], buffers }
+    let buffers = if rng.chance(1, 10) { vec![vec![7; rng.below(4) as usize].into()] } else { vec![] };
+    Payload { data: vec![0x80; n].into(), buffers }
 }
 
 fn pick<T: Copy>(rng: &mut Rng, xs: &[T]) -> T {
@@ -74,44 +76,29 @@ pub fn gating(rng: &mut Rng) -> Gating {
     Gating { handled, subjects, catch_all: rng.chance(1, 4) }
 }
 
-/// How many `Adopt` children a spec may still have, and the trees they adopted. Python nests
-/// `Supervisor(modules=[Supervisor(…), Supervisor(…), client])` by starting the inner trees
-/// first, then the outer one adopting them: so adoptions mostly name live top-level trees.
-///
-/// known: `adopt` indexes the top-level trees before it shifts them (a second adopted child
-/// in one tree panics or replaces the wrong root), and an adopter that is itself nested (or
-/// was adopted while it was still starting) is put among the top-level trees while it has a
-/// parent; for h-robust (tree.rs `adopt`). Until the merge: at most one `Adopt`
-/// (`ADOPTS_PER_TREE`), only as a child of a top-level spec, and only of a tree whose start
-/// was answered (as Python does: it holds a `Supervisor` only once `StartTree` returned).
-pub struct AdoptBudget {
-    left: u32,
-    used: Vec<u64>,
+/// A tree to adopt. Python nests `Supervisor(modules=[Supervisor(…), Supervisor(…), client])`
+/// by starting the inner trees first, then the outer one adopting them: so mostly live
+/// top-level trees. But a peer may name any tree: one still starting, one already a child, one
+/// that ended, the adopter itself or its ancestors (the ids the router hands out next), or none.
+fn adoptee(rng: &mut Rng, known: &Known) -> u64 {
+    let any = |rng: &mut Rng, ids: &[u64]| ids.get(rng.below(ids.len() as u64) as usize).copied();
+    let picked = match rng.below(16) {
+        0..=10 => any(rng, &known.live_roots),
+        11 | 12 => any(rng, &known.live_trees),
+        13 => any(rng, &known.trees),
+        14 => Some(known.next_router_id + 1 + rng.below(6)),
+        _ => None,
+    };
+    picked.unwrap_or_else(|| some_id(rng, &known.trees))
 }
 
-pub const ADOPTS_PER_TREE: u32 = 1;
-
-impl AdoptBudget {
-    pub fn top_level() -> Self {
-        AdoptBudget { left: ADOPTS_PER_TREE, used: vec![] }
-    }
-
-    pub fn none() -> Self {
-        AdoptBudget { left: 0, used: vec![] }
-    }
-}
-
-pub fn child(rng: &mut Rng, known: &Known, depth: u32, adopt: &mut AdoptBudget) -> ChildSpec {
+pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
     let name = rng.chance(1, 2).then(|| pick(rng, &NAMES).to_string());
-    let roots: Vec<u64> =
-        known.live_roots.iter().copied().filter(|r| !adopt.used.contains(r) && known.trees.contains(r)).collect();
     let code = match rng.below(10) {
-        0 if depth < 2 => ChildCode::Tree(tree(rng, known, depth + 1, &mut AdoptBudget::none())),
-        1..=3 if adopt.left > 0 && !roots.is_empty() => {
-            adopt.left -= 1;
-            let tree = roots[rng.below(roots.len() as u64) as usize];
-            adopt.used.push(tree);
-            ChildCode::Adopt { tree }
+        0 if depth < 2 => ChildCode::Tree(tree(rng, known, depth + 1)),
+        // Mostly when there is a top-level tree to adopt: a bad one fails the whole start.
+        1 | 2 if rng.chance(1, 2) && (!known.live_roots.is_empty() || rng.chance(1, 4)) => {
+            ChildCode::Adopt { tree: adoptee(rng, known) }
         }
         2 => ChildCode::Task { function: payload(rng) },
         3 => ChildCode::Script { path: "/nonexistent/child.py".into() },
@@ -121,19 +108,41 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32, adopt: &mut AdoptBudget) 
     let shutdown_ms = match rng.below(3) {
         0 => None,
         1 => Some(0),
-        _ => Some(rng.below(5000)),
+        _ => Some(millis(rng, 5000)),
     };
     ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code }
 }
 
-pub fn tree(rng: &mut Rng, known: &Known, depth: u32, adopt: &mut AdoptBudget) -> TreeSpec {
+pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
     let n = rng.below(5) as usize;
     TreeSpec {
         name: rng.chance(1, 3).then(|| format!("sup{}", rng.below(3))),
         strategy: pick(rng, &Strategy::ALL),
-        max_restarts: rng.below(6) as u32,
-        max_seconds_ms: rng.below(10_000),
-        children: (0..n).map(|_| child(rng, known, depth, adopt)).collect(),
+        max_restarts: if rng.chance(1, 50) { u32::MAX } else { rng.below(6) as u32 },
+        max_seconds_ms: millis(rng, 10_000),
+        children: (0..n).map(|_| child(rng, known, depth)).collect(),
+    }
+}
+
+/// A subscription's queue bound, over the whole `u32` range: mostly valid, but also 0, the
+/// edges of `MAX_QUEUE` and anything past it (all refused).
+pub fn queue(rng: &mut Rng) -> u32 {
+    let max = MAX_QUEUE as u32;
+    match rng.below(8) {
+        0 => 0,
+        1 => [max - 1, max, max + 1, u32::MAX][rng.below(4) as usize],
+        2 => rng.next() as u32,
+        _ => 1 + rng.below(8) as u32,
+    }
+}
+
+/// Milliseconds below `most`, now and then any `u64` (a peer may ask for any span; Python's
+/// own checks stop at what a float holds, not at what an `Instant` can add).
+fn millis(rng: &mut Rng, most: u64) -> u64 {
+    match rng.below(40) {
+        0 => u64::MAX,
+        1 => rng.next(),
+        _ => rng.below(most),
     }
 }
 
@@ -142,7 +151,7 @@ fn call_timeout(rng: &mut Rng) -> u64 {
     if rng.chance(1, 2) {
         rng.below(100)
     } else {
-        rng.below(10_000)
+        millis(rng, 10_000)
     }
 }
 
@@ -150,7 +159,7 @@ fn timeout(rng: &mut Rng) -> Option<u64> {
     match rng.below(3) {
         0 => None,
         1 => Some(0),
-        _ => Some(rng.below(10_000)),
+        _ => Some(millis(rng, 10_000)),
     }
 }
 
@@ -172,8 +181,8 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             sender,
             payload: payload(rng),
         },
-        10 | 11 if main => Request::StartTree { spec: tree(rng, known, 0, &mut AdoptBudget::top_level()) },
-        8..=11 => Request::Spawn { child: child(rng, known, 1, &mut AdoptBudget::none()) },
+        10 | 11 if main => Request::StartTree { spec: tree(rng, known, 0) },
+        8..=11 => Request::Spawn { child: child(rng, known, 1) },
         12 => Request::Call {
             target: target(rng, known),
             subject: "arm".into(),
@@ -187,10 +196,12 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
         15 => Request::Subscribe {
             actor: if rng.chance(1, 2) { Some(some_id(rng, &known.actors)) } else { None },
             pattern: pick(rng, &PATTERNS).into(),
-            throttle_ms: if rng.chance(1, 2) { 0 } else { rng.below(100) },
-            // known: a huge queue is allocated up front (`with_capacity`), fixed on branch
-            // h-robust: small queues only until the merge.
-            queue: rng.below(8) as u32,
+            throttle_ms: match rng.below(4) {
+                0 | 1 => 0,
+                2 => rng.below(100),
+                _ => [3_600_000, 3_600_001, u64::MAX, rng.next()][rng.below(4) as usize],
+            },
+            queue: queue(rng),
         },
         16 => Request::Unsubscribe { subscription: some_id(rng, &known.subs) },
         17 => Request::Publish { topic: pick(rng, &TOPICS).into(), payload: payload(rng) },
@@ -232,8 +243,6 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
     known.behaviours.push(behaviour);
     known.cowns.push(result);
     let at_main = main && rng.chance(1, 6);
-    // known: the disarm ladder SIGKILLs the main process for gated work running there, even
-    // the library-mode main process the governor did not start; fixed on branch h-safety.
     let gated = rng.chance(1, 4);
     Request::Schedule { behaviour, cowns, result, code: payload(rng), at_main, gated }
 }

@@ -5,8 +5,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rebeam_core::topics::{MAX_QUEUE, MAX_THROTTLE};
 use rebeam_proto::{
-    ControlRequest, ControlResponse, ErrorKind, Event, Frame, ProtoError, Request, Role, Safety, PROTOCOL_VERSION,
+    ControlRequest, ControlResponse, ErrorKind, Event, Frame, ProtoError, Request, Response, Role, Safety,
+    PROTOCOL_VERSION,
 };
 use tokio::sync::oneshot;
 
@@ -19,26 +21,33 @@ use crate::listener::Hello;
 /// The host's `rebeam ctl`: no process of the run among its ancestors.
 const HOST_PID: u32 = super::fake::FAKE_PID_BASE - 0x100;
 
-/// Fake connections read every step, so their outboxes never fill; a real budget keeps the
-/// router's refusal path honest all the same.
-const FAKE_OUTBOX_BUDGET: u64 = 64 << 20;
+/// A roomy outbox budget; episodes draw smaller ones too, so that a process that stops
+/// reading fills its outbox within a few frames (the real budget is two frames of the largest
+/// size, and the model's frames are small).
+const ROOMY_OUTBOX_BUDGET: u64 = 64 << 20;
 use crate::process::ProcessExit;
-use crate::router::{Input, ProcState, Router};
+use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 mod answers;
+mod stalls;
 
 /// Inputs kept for the failure report.
 const LOG_TAIL: usize = 100;
 /// After the episode's inputs, how many more the shutdown may take.
 const DRAIN_STEPS: u64 = 100_000;
 const LIBRARY_TOKEN: &str = "library-token";
+/// Timers due later than this (virtual) are never fired: see `absorb`.
+const TIMER_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct Harness {
     router: Router,
     os: FakeOs,
     rng: Rng,
     fakes: Vec<Fake>,
+    /// The router's id of each fake process (`ids[i]` is `fakes[i]`'s), and the same as a set.
+    ids: Vec<ProcIdx>,
+    id_set: HashSet<ProcIdx>,
     known: Known,
     /// Timers the router set, with the virtual time (ms) they are due at.
     timers: Vec<(u64, Input)>,
@@ -53,6 +62,8 @@ pub struct Harness {
     /// The shutdown deadline fired while shutting down, or Ctrl-C came twice.
     forced: bool,
     library: bool,
+    /// Each connection's outbox budget, in bytes.
+    budget: u64,
     len: u64,
     pub log: VecDeque<String>,
     pub inputs: u64,
@@ -91,11 +102,14 @@ impl Harness {
         let mut router = Router::new(config, Box::new(os.clone()), paths.0, paths.1, bus);
         router.start_processes().expect("the fake OS starts every process");
         let len = 1 + rng.below(max_len);
+        let budget = if rng.chance(1, 2) { ROOMY_OUTBOX_BUDGET } else { 100 + rng.below(400) };
         let mut h = Harness {
             router,
             os,
             rng,
             fakes: Vec::new(),
+            ids: Vec::new(),
+            id_set: HashSet::new(),
             known: Known::default(),
             timers: Vec::new(),
             now: 0,
@@ -105,6 +119,7 @@ impl Harness {
             interrupts: 0,
             forced: false,
             library,
+            budget,
             len,
             log: VecDeque::new(),
             inputs: 0,
@@ -128,7 +143,10 @@ impl Harness {
             .router
             .actors
             .iter()
-            .map(|(id, a)| format!("actor {id} {}: on {:?}, parent {:?}", a.label, a.proc, a.parent))
+            .map(|(id, a)| {
+                let on = self.router.actors.proc_of(*id);
+                format!("actor {id} {}: on {on:?}, parent {:?}", a.label, a.parent)
+            })
             .collect();
         actors.sort();
         format!(
@@ -165,9 +183,12 @@ impl Harness {
             }
             self.now += self.rng.below(10);
             if !self.calm()? {
-                // Nothing to do until the next timer is due.
-                match self.timers.iter().map(|&(due, _)| due).min() {
-                    Some(due) => self.now = self.now.max(due),
+                // Nothing to do until the next timer is due, or a stalled process reads again.
+                match self.next_wake() {
+                    Some(due) => {
+                        self.now = self.now.max(due);
+                        self.absorb()?;
+                    }
                     None => return Err("the shutdown is stuck: nothing left to answer, deliver or fire".into()),
                 }
             }
@@ -185,6 +206,12 @@ impl Harness {
             self.log.pop_front();
         }
         self.log.push_back(what);
+    }
+
+    /// When something next happens by itself: a timer is due, or a stalled process resumes.
+    fn next_wake(&self) -> Option<u64> {
+        let stalls = self.fakes.iter().filter(|f| f.stalled && !f.gone).map(|f| f.stalled_until);
+        self.timers.iter().map(|&(due, _)| due).chain(stalls).min()
     }
 
     /// The router reads the virtual clock through the fake OS.
@@ -209,31 +236,43 @@ impl Harness {
 
     /// Takes in what the router did (new processes, frames, timers, signals) and checks it.
     fn absorb(&mut self) -> Result<(), String> {
-        for p in &self.router.procs[self.fakes.len()..] {
-            self.fakes.push(Fake::new(p.pid, p.role, p.token.clone()));
+        for (id, p) in self.router.procs.iter() {
+            if self.id_set.insert(id) {
+                self.ids.push(id);
+                self.fakes.push(Fake::new(p.pid, p.role, p.token.clone()));
+            }
         }
         let (timers, signals) = {
             let mut w = self.os.world();
             (std::mem::take(&mut w.timers), std::mem::take(&mut w.signals))
         };
         let now = self.now;
-        self.timers.extend(timers.into_iter().map(|(delay, input)| (now + delay.as_millis() as u64, input)));
+        // A timer due past the horizon would fire after any episode ends (and moving the clock
+        // there would overflow an `Instant`): it is one that never fires.
+        let soon = timers.into_iter().filter(|(delay, _)| *delay <= TIMER_HORIZON);
+        self.timers.extend(soon.map(|(delay, input)| (now + delay.as_millis() as u64, input)));
         for (pid, sig, group) in signals {
             self.signal(pid, sig, group)?;
         }
         for f in &mut self.fakes {
+            f.stalled = f.stalled_until > now;
             f.read(&mut self.known)?;
         }
+        self.calls_answered_or_pending()?;
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
-        self.known.live_names = self.router.names.keys().cloned().collect();
+        self.known.live_names = self.router.names.iter().map(|(n, _)| n.to_string()).collect();
         self.known.live_names.sort_unstable();
         self.known.live_roots = self.router.trees.roots().to_vec();
+        self.known.live_trees = self.router.trees.view().into_keys().collect();
+        self.known.live_trees.sort_unstable();
+        self.known.next_router_id = self.router.next_id;
         check_invariants(&self.router)?;
         let state = self.router.safety_state();
         for (i, f) in self.fakes.iter().enumerate() {
-            let p = &self.router.procs[i];
-            if p.state == ProcState::Ready && p.tx.is_some() && f.safety != Some(state) {
+            // A removed process was reaped: it hears nothing more.
+            let Some(p) = self.router.procs.get(self.ids[i]) else { continue };
+            if p.state == ProcState::Ready && p.tx.is_some() && !f.stalled && f.safety != Some(state) {
                 return Err(format!(
                     "{} was last told safety {:?}, but the state is {state:?}",
                     p.describe(),
@@ -252,7 +291,7 @@ impl Harness {
         let Some(i) = self.fakes.iter().position(|f| f.pid == pid) else {
             return Err(format!("the governor sent signal {sig} to pid {pid:#x}, which it never started"));
         };
-        if self.router.procs[i].external {
+        if self.router.procs.get(self.ids[i]).is_some_and(|p| p.external) {
             return Err(format!(
                 "the governor sent signal {sig} to the library-mode main process, which is not its own"
             ));
@@ -262,6 +301,9 @@ impl Harness {
         }
         if group {
             self.killed.insert(pid);
+        }
+        if self.fakes[i].stalled {
+            *self.known.seen.entry("(a stalled process is killed)".into()).or_default() += 1;
         }
         self.vanish(i, ProcessExit::Signal(libc::SIGKILL));
         Ok(())
@@ -276,9 +318,9 @@ impl Harness {
         f.gone = true;
         if f.conn.is_some() && !f.closed {
             f.closed = true;
-            self.os_events.push(Input::Lost(i, ProtoError::Closed));
+            self.os_events.push(Input::Lost(self.ids[i], ProtoError::Closed));
         }
-        if !self.router.procs[i].external {
+        if !self.router.procs.get(self.ids[i]).is_some_and(|p| p.external) {
             self.os_events.push(Input::Reaped(f.pid, exit));
         }
     }
@@ -299,7 +341,7 @@ impl Harness {
             795..=819 => self.request()?,
             820..=825 => self.die()?,
             826..=865 => self.control()?,
-            866..=875 => self.feed(Input::Sweep).map(|()| true)?,
+            866..=875 => self.sweep()?,
             876..=879 => self.break_protocol()?,
             880..=881 => self.body_done()?,
             882..=883 => {
@@ -309,10 +351,12 @@ impl Harness {
             }
             884 => self.signal_governor()?,
             885..=894 => self.refire()?,
+            895..=899 => self.stall(),
             _ => false,
         };
         // Drawing again would favour what always applies (control, signals) while the
         // processes still start: move the run along instead.
+        // (A stall is not cut short so: the run goes on around a process that does not read.)
         if !acted && !self.calm()? {
             self.now = self.timers.iter().map(|&(due, _)| due).min().unwrap_or(self.now).max(self.now);
         }
@@ -324,14 +368,15 @@ impl Harness {
         Ok(self.hello()? || self.ready()? || self.answer()? || self.os_event()? || self.fire_timer()?)
     }
 
-    fn pick(&mut self, ok: impl Fn(&Fake, &Router, usize) -> bool) -> Option<usize> {
+    /// A fake process (its index in `fakes`) that `ok` accepts; `ok` gets its router id.
+    fn pick(&mut self, ok: impl Fn(&Fake, &Router, ProcIdx) -> bool) -> Option<usize> {
         let n = self.fakes.len();
         let start = self.rng.below(n as u64) as usize;
-        (0..n).map(|k| (start + k) % n).find(|&i| ok(&self.fakes[i], &self.router, i))
+        (0..n).map(|k| (start + k) % n).find(|&i| ok(&self.fakes[i], &self.router, self.ids[i]))
     }
 
     fn frame(&mut self, i: usize, frame: Frame) -> Result<bool, String> {
-        self.feed(Input::Frame(i, frame)).map(|()| true)
+        self.feed(Input::Frame(self.ids[i], frame)).map(|()| true)
     }
 
     fn event(&mut self, i: usize, event: Event) -> Result<bool, String> {
@@ -371,7 +416,9 @@ impl Harness {
         if self.rng.chance(1, 40) {
             return self.hello_again();
         }
-        let Some(i) = self.pick(|f, r, i| f.conn.is_none() && !f.gone && r.procs[i].state == ProcState::Spawned) else {
+        let Some(i) = self.pick(|f, r, i| {
+            f.conn.is_none() && !f.gone && r.procs.get(i).is_some_and(|p| p.state == ProcState::Spawned)
+        }) else {
             return Ok(false);
         };
         let f = &self.fakes[i];
@@ -385,11 +432,11 @@ impl Harness {
                 _ => role = if role == Role::Main { Role::Worker } else { Role::Main },
             }
         }
-        let (writer, rx) = crate::outbox::outbox(FAKE_OUTBOX_BUDGET);
+        let (writer, rx) = crate::outbox::outbox(self.budget);
         let (accept, mut accepted) = oneshot::channel();
         self.feed(Input::Hello(Hello { version, role, token, pid, writer, accept }))?;
         match (accepted.try_recv(), good) {
-            (Ok(Ok(idx)), true) if idx == i => self.fakes[i].conn = Some(rx),
+            (Ok(Ok(idx)), true) if idx == self.ids[i] => self.fakes[i].conn = Some(rx),
             (Ok(Err(_)), false) => self.fakes[i].hello_refused += 1,
             (answer, good) => return Err(format!("Hello of process {i} (good: {good}) was answered {answer:?}")),
         }
@@ -403,7 +450,7 @@ impl Harness {
             return Ok(false);
         };
         let f = &self.fakes[i];
-        let (writer, _rx) = crate::outbox::outbox(FAKE_OUTBOX_BUDGET);
+        let (writer, _rx) = crate::outbox::outbox(self.budget);
         let (accept, mut accepted) = oneshot::channel();
         let (role, token, pid) = (f.role, f.token.clone(), f.pid);
         self.feed(Input::Hello(Hello { version: PROTOCOL_VERSION, role, token, pid, writer, accept }))?;
@@ -415,7 +462,9 @@ impl Harness {
 
     fn ready(&mut self) -> Result<bool, String> {
         let again = self.rng.chance(1, 30);
-        let Some(i) = self.pick(|f, r, i| f.talking() && (again || r.procs[i].state == ProcState::Connected)) else {
+        let Some(i) = self
+            .pick(|f, r, i| f.talking() && (again || r.procs.get(i).is_some_and(|p| p.state == ProcState::Connected)))
+        else {
             return Ok(false);
         };
         self.fakes[i].ready = true;
@@ -453,11 +502,23 @@ impl Harness {
                 | Request::Quiesce { .. }
                 | Request::Receive { .. }
         );
+        match &body {
+            Request::Call { timeout_ms, .. } => {
+                f.calls_due.insert(req, self.now.saturating_add(*timeout_ms));
+            }
+            Request::Subscribe { queue, throttle_ms, .. }
+                if !(1..=MAX_QUEUE).contains(&(*queue as usize))
+                    || u128::from(*throttle_ms) > MAX_THROTTLE.as_millis() =>
+            {
+                f.expect.insert(req, |r| matches!(r, Response::Subscribed(Err(_))));
+            }
+            _ => {}
+        }
         let what = format!("{body:?}");
         self.frame(i, Frame::Request { req, body })?;
         // (A library-mode main process let go at the end of a shutdown is answered no more.)
-        let p = &self.router.procs[i];
-        if !waits && p.state != ProcState::Dead && p.tx.is_some() && self.fakes[i].outstanding.contains(&req) {
+        let talking = self.router.procs.get(self.ids[i]).is_some_and(|p| p.state != ProcState::Dead && p.tx.is_some());
+        if !waits && talking && self.fakes[i].outstanding.contains(&req) {
             return Err(format!("process {i}'s request {req} was not answered at once: {what}"));
         }
         Ok(true)
@@ -504,7 +565,7 @@ impl Harness {
         match self.rng.below(3) {
             0 if self.fakes[i].talking() => {
                 self.fakes[i].closed = true;
-                self.feed(Input::Lost(i, ProtoError::Malformed("model: bad bytes".into())))?;
+                self.feed(Input::Lost(self.ids[i], ProtoError::Malformed("model: bad bytes".into())))?;
             }
             1 => {
                 self.note(format!("process {i} crashes"));
@@ -527,7 +588,7 @@ impl Harness {
             7 => ControlRequest::ForceDisarm,
             _ => ControlRequest::Status,
         };
-        let live: Vec<u32> = self.router.procs.iter().filter(|p| p.state != ProcState::Dead).map(|p| p.pid).collect();
+        let live: Vec<u32> = self.router.procs.values().filter(|p| p.state != ProcState::Dead).map(|p| p.pid).collect();
         let from_run = !live.is_empty() && self.rng.chance(1, 3);
         let chain = if from_run {
             let pid = live[self.rng.below(live.len() as u64) as usize];

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use rebeam_core::safety::SafetyState;
 use rebeam_proto::Role;
 
-use crate::router::{ProcState, Router};
+use crate::router::{ProcIdx, ProcState, Router};
 use crate::tree::Running;
 
 macro_rules! ensure {
@@ -25,7 +25,7 @@ pub fn check_invariants(r: &Router) -> Result<(), String> {
     others(r)
 }
 
-fn live(r: &Router, p: usize) -> bool {
+fn live(r: &Router, p: ProcIdx) -> bool {
     // At the end of a shutdown the library-mode main process is let go (marked dead, as the
     // governor has nothing to wait for) rather than torn down like a process that died.
     r.procs.get(p).is_some_and(|p| p.state != ProcState::Dead || (p.external && r.is_shutting_down()))
@@ -33,20 +33,20 @@ fn live(r: &Router, p: usize) -> bool {
 
 fn procs(r: &Router) -> Result<(), String> {
     ensure!(r.procs.get(r.main).is_some_and(|p| p.role == Role::Main), "procs[main] is not the main process");
-    let alive = r.procs.iter().filter(|p| p.state != ProcState::Dead).count();
+    let alive = r.procs.values().filter(|p| p.state != ProcState::Dead).count();
     let most = r.config.workers + r.config.spares + 1;
     ensure!(alive <= most, "{alive} live processes, more than workers + spares + main ({most})");
-    let pids: HashSet<u32> = r.procs.iter().map(|p| p.pid).collect();
+    let pids: HashSet<u32> = r.procs.values().map(|p| p.pid).collect();
     ensure!(pids.len() == r.procs.len(), "two processes share a pid");
-    for (i, p) in r.procs.iter().enumerate() {
-        for a in &p.actors {
+    for (i, p) in r.procs.iter() {
+        for a in r.actors.on(i) {
             ensure!(
-                r.actors.get(a).is_some_and(|actor| actor.proc == Some(i)),
+                r.actors.proc_of(a) == Some(i),
                 "{} lists actor <{a}>, which does not say it runs there",
                 p.describe()
             );
         }
-        ensure!(p.state != ProcState::Dead || p.actors.is_empty(), "dead {} still hosts actors", p.describe());
+        ensure!(p.state != ProcState::Dead || r.actors.count_on(i) == 0, "dead {} still hosts actors", p.describe());
         ensure!(
             p.state == ProcState::Spawned || p.state == ProcState::Dead || p.tx.is_some() || p.lost,
             "{} is {:?} with no connection and not marked lost",
@@ -58,49 +58,52 @@ fn procs(r: &Router) -> Result<(), String> {
 }
 
 fn actors(r: &Router) -> Result<(), String> {
-    for (name, id) in &r.names {
-        let actor = r.actors.get(id);
+    for (name, id) in r.names.iter() {
+        let actor = r.actors.get(&id);
         ensure!(actor.is_some(), "name '{name}' maps to actor <{id}>, which does not exist");
-        ensure!(actor.is_some_and(|a| a.name.as_ref() == Some(name)), "name '{name}' maps to <{id}>, named otherwise");
+        ensure!(
+            actor.is_some_and(|a| a.name.as_deref() == Some(name)),
+            "name '{name}' maps to <{id}>, named otherwise"
+        );
     }
     let queued: HashSet<u64> = r.queued_starts.iter().copied().collect();
     ensure!(queued.len() == r.queued_starts.len(), "an actor is queued to start twice");
     for id in &r.queued_starts {
-        ensure!(r.actors.get(id).is_some_and(|a| a.proc.is_none()), "queued start <{id}> is gone or already placed");
+        ensure!(
+            r.actors.contains_key(id) && r.actors.proc_of(*id).is_none(),
+            "queued start <{id}> is gone or already placed"
+        );
     }
-    for (id, a) in &r.actors {
-        match a.proc {
+    for (id, a) in r.actors.iter() {
+        match r.actors.proc_of(*id) {
             Some(p) => {
                 ensure!(live(r, p), "actor {} runs on a dead or unknown process {p}", a.label);
                 ensure!(r.procs[p].role == Role::Worker, "actor {} runs on the main process", a.label);
                 ensure!(
-                    r.procs[p].actors.contains(id),
+                    r.actors.on(p).any(|x| x == *id),
                     "actor {} says it runs on process {p}, which does not list it",
                     a.label
                 );
             }
             None => ensure!(queued.contains(id), "actor {} has no worker and is not queued to start", a.label),
         }
-        // known: `Actor.pending` keeps calls the sweep dropped from `Router.pending` (a leak per
-        // timeout), fixed on branch h-robust; so `deliveries` checks `pending` → `actor.pending`
-        // only. After the merge, check here that each of `a.pending` is in `r.pending`.
     }
     Ok(())
 }
 
 fn deliveries(r: &Router) -> Result<(), String> {
-    for (d, p) in &r.pending {
-        ensure!(p.caller < r.procs.len(), "delivery {d} names unknown caller process {}", p.caller);
-        let actor = r.actors.get(&p.actor);
-        ensure!(actor.is_some(), "pending delivery {d} is for actor <{}>, which does not exist", p.actor);
-        ensure!(
-            actor.is_some_and(|a| a.pending.contains(d)),
-            "delivery {d} is pending, but not in its actor's pending set"
-        );
+    // One index (`Router.calls`) holds every delivery in flight, so there is no second list to
+    // fall out of step with it; what remains to check is what its entries point at.
+    for (d, call) in r.calls.iter() {
+        ensure!(r.actors.contains_key(&call.actor), "delivery {d} is for actor <{}>, which does not exist", call.actor);
+        if let Some(c) = &call.caller {
+            ensure!(live(r, c.proc), "delivery {d} waits for dead or unknown caller process {}", c.proc);
+        }
+        ensure!(call.caller.is_some() || call.gated, "delivery {d} is kept, but nobody waits for it");
     }
     for (m, mon) in &r.monitors {
         ensure!(r.actors.contains_key(&mon.target), "monitor {m} watches actor <{}>, which is gone", mon.target);
-        ensure!(mon.watcher_proc < r.procs.len(), "monitor {m} has an unknown watcher process");
+        ensure!(live(r, mon.watcher_proc), "monitor {m} belongs to a dead or unknown process {}", mon.watcher_proc);
     }
     for (s, sub) in &r.bus.subs {
         ensure!(live(r, sub.proc), "subscription {s} belongs to a dead process {}", sub.proc);
@@ -149,7 +152,7 @@ fn trees(r: &Router) -> Result<(), String> {
             }
         }
     }
-    for (id, a) in &r.actors {
+    for (id, a) in r.actors.iter() {
         if let Some((tree, slot)) = a.parent {
             let t = view.get(&tree);
             ensure!(t.is_some_and(|t| slot < t.slots.len()), "actor <{id}>'s tree {tree} (slot {slot}) is gone");
@@ -160,14 +163,11 @@ fn trees(r: &Router) -> Result<(), String> {
 
 fn safety(r: &Router) -> Result<(), String> {
     let state = r.gate.machine.state();
-    let in_flight = !r.gate.work.is_empty() || !r.gate.behaviours.is_empty();
+    let in_flight = r.calls.any_gated() || !r.gate.behaviours.is_empty();
     ensure!(state != SafetyState::Disarming || in_flight, "disarming with no gated work left");
-    let uncancelled = r.gate.work.values().any(|w| w.cancelled.is_none())
+    let uncancelled = r.calls.iter().any(|(_, c)| c.gated && c.cancelled.is_none())
         || r.gate.behaviours.values().any(|b| b.cancelled.is_none());
     ensure!(!uncancelled || state == SafetyState::Armed, "gated work runs uncancelled while {state}");
-    for (d, w) in &r.gate.work {
-        ensure!(r.actors.contains_key(&w.actor), "gated delivery {d} is for actor <{}>, which is gone", w.actor);
-    }
     let running: HashSet<u64> = r.boc.view().running.iter().map(|&(b, _)| b).collect();
     for b in r.gate.behaviours.keys() {
         ensure!(running.contains(b), "gated behaviour {b} is tracked, but not running");
@@ -178,13 +178,17 @@ fn safety(r: &Router) -> Result<(), String> {
 fn others(r: &Router) -> Result<(), String> {
     let boc = r.boc.view();
     for (b, p) in boc.running.iter().chain(&boc.gathering) {
-        ensure!(*p < r.procs.len(), "behaviour {b} is placed on unknown process {p}");
-        // known: a worker that dies while a behaviour gathers its values for it leaves the
-        // behaviour gathering (then running) on the dead worker; fixed on branch h-boc. So no
-        // liveness check here.
+        ensure!(r.procs.contains(*p), "behaviour {b} is placed on unknown process {p}");
+        // Once shutdown has dismissed it, the library-mode main process is marked dead as it
+        // stands (the user's process goes on without us): what it ran is not cleaned up.
+        let dismissed = r.shutdown.is_some() && r.procs[*p].external;
+        ensure!(
+            dismissed || r.procs[*p].state != ProcState::Dead,
+            "behaviour {b} is gathering or running on dead process {p}"
+        );
     }
     for p in boc.quiesce {
-        ensure!(p < r.procs.len(), "wait() of unknown process {p}");
+        ensure!(live(r, p), "wait() of dead or unknown process {p}");
     }
     Ok(())
 }
@@ -193,7 +197,7 @@ fn others(r: &Router) -> Result<(), String> {
 /// or was SIGKILLed as a group, or is the library-mode main process (not ours). Unless the end
 /// was forced (the shutdown deadline, a second Ctrl-C), the trees and actors ended first.
 pub fn check_torn_down(r: &Router, killed: &HashSet<u32>, forced: bool) -> Result<(), String> {
-    for p in &r.procs {
+    for p in r.procs.values() {
         ensure!(
             p.state == ProcState::Dead || p.external || killed.contains(&p.pid),
             "the run finished, but {} is {:?} and was never killed",

@@ -1,0 +1,224 @@
+//! The connection: handshake, writing frames, and matching requests to their responses.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use rebeam_proto::{
+    encode, encode_parts, read_frame, Command, ErrorInfo, Event, Frame, ReqId, Request, Response, Role, Safety,
+    FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+};
+
+use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
+
+/// What the governor told this process in its `Welcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcome {
+    /// This process's index (0 is the main process).
+    pub index: u32,
+    /// The run's limit on one message's payload.
+    pub max_message_bytes: u64,
+    /// How many workers the run has (not counting spares).
+    pub workers: u32,
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the maps it guards stay
+/// consistent (each update is one insert or remove), so carry on rather than poison every caller.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// State shared by the callers and the reader thread.
+pub(crate) struct Shared {
+    writer: Mutex<UnixStream>,
+    pub(crate) pending: Mutex<HashMap<ReqId, Sender<Response>>>,
+    next_req: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    /// The safety state as last broadcast by the governor.
+    pub(crate) safety: AtomicU8,
+    /// Requests sent without a waiter, and the refusals that came back for them.
+    pub(crate) unawaited: Mutex<HashSet<ReqId>>,
+    pub(crate) refused: Mutex<Vec<ErrorInfo>>,
+    /// Commands queued so far (see [`Client::commands_received`]).
+    pub(crate) commands_in: AtomicU64,
+}
+
+impl Shared {
+    fn write(&self, frame: &Frame) -> Result<(), ClientError> {
+        let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
+        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+    }
+
+    fn open(&self) -> Result<ReqId, ClientError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ClientError::Closed);
+        }
+        Ok(self.next_req.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// This process's connection to its governor. Shareable between threads (`&self` everywhere).
+pub struct Client {
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    welcome: Welcome,
+}
+
+impl Client {
+    /// Connects to the governor's socket, introduces this process with its one-time token, and
+    /// starts the reader thread.
+    pub fn connect(socket: &Path, token: &str, role: Role) -> Result<Client, ClientError> {
+        let mut stream = UnixStream::connect(socket)
+            .map_err(|e| ClientError::Connect(format!("cannot connect to {}: {e}", socket.display())))?;
+        let hello = Frame::Hello { version: PROTOCOL_VERSION, role, token: token.to_owned(), pid: std::process::id() };
+        let bytes = encode(&hello).map_err(|e| ClientError::Connect(e.to_string()))?;
+        stream.write_all(&bytes).map_err(|e| ClientError::Connect(e.to_string()))?;
+        let welcome = match read_frame(&mut stream, HANDSHAKE_LIMIT_BYTES) {
+            Ok(Frame::Welcome { index, max_message_bytes, workers }) => Welcome { index, max_message_bytes, workers },
+            Ok(other) => {
+                return Err(ClientError::Connect(format!("unexpected first frame from the governor: {other:?}")))
+            }
+            Err(e) => return Err(ClientError::Connect(format!("the governor refused this process ({e})"))),
+        };
+        let read_half = stream.try_clone().map_err(|e| ClientError::Connect(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(stream),
+            pending: Mutex::new(HashMap::new()),
+            next_req: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            safety: AtomicU8::new(Safety::Disarmed as u8),
+            unawaited: Mutex::new(HashSet::new()),
+            refused: Mutex::new(Vec::new()),
+            commands_in: AtomicU64::new(0),
+        });
+        // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
+        // queued behind a command would stall every waiting caller.
+        let (tx, commands) = unbounded();
+        let for_reader = shared.clone();
+        let limit = welcome.max_message_bytes + FRAME_OVERHEAD_BYTES;
+        std::thread::Builder::new()
+            .name("rebeam-reader".into())
+            .spawn(move || reader::run(read_half, for_reader, tx, limit))
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        Ok(Client { shared, commands, welcome })
+    }
+
+    pub fn welcome(&self) -> Welcome {
+        self.welcome
+    }
+
+    /// Sends a one-way frame (`Ready`, an event).
+    pub fn send(&self, frame: &Frame) -> Result<(), ClientError> {
+        self.shared.write(frame)
+    }
+
+    pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
+        self.shared.write(&Frame::Event(event))
+    }
+
+    /// Sends a request; wait for its response on the returned handle.
+    pub fn start_request(&self, body: Request) -> Result<PendingResponse<'_>, ClientError> {
+        let req = self.shared.open()?;
+        let (tx, rx) = bounded(1);
+        lock(&self.shared.pending).insert(req, tx);
+        // Registered before it is written, so even an instant response finds its waiter.
+        let pending = PendingResponse { shared: &self.shared, req, rx };
+        self.shared.write(&Frame::Request { req, body })?;
+        Ok(pending)
+    }
+
+    /// Sends a request and waits for its response, up to `timeout` (None: for ever).
+    pub fn request(&self, body: Request, timeout: Option<Duration>) -> Result<Response, ClientError> {
+        self.start_request(body)?.wait(timeout)
+    }
+
+    /// Sends a request without waiting: a refusal is kept for [`Client::take_refused`].
+    pub fn send_unawaited(&self, body: Request) -> Result<(), ClientError> {
+        let req = self.shared.open()?;
+        lock(&self.shared.unawaited).insert(req);
+        self.shared.write(&Frame::Request { req, body })
+    }
+
+    /// The refusals of unawaited requests since the last call, oldest first.
+    pub fn take_refused(&self) -> Vec<ErrorInfo> {
+        std::mem::take(&mut *lock(&self.shared.refused))
+    }
+
+    /// The next command, or None after `timeout` (None: wait for ever). Once the connection is
+    /// closed and the queue drained, always `Command::Shutdown { code: -1 }`.
+    pub fn next_command(&self, timeout: Option<Duration>) -> Option<Command> {
+        let got = match timeout {
+            Some(t) => self.commands.recv_timeout(t).ok(),
+            None => self.commands.recv().ok(),
+        };
+        match got {
+            None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
+            got => got,
+        }
+    }
+
+    /// Writes raw bytes on the socket, bypassing the codec (for tests of a governor's handling of
+    /// malformed frames).
+    pub fn send_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        lock(&self.shared.writer).write_all(bytes)
+    }
+
+    /// The safety state, as last broadcast by the governor.
+    pub fn safety(&self) -> Safety {
+        match self.shared.safety.load(Ordering::SeqCst) {
+            x if x == Safety::Armed as u8 => Safety::Armed,
+            x if x == Safety::Disarming as u8 => Safety::Disarming,
+            x if x == Safety::Error as u8 => Safety::Error,
+            _ => Safety::Disarmed,
+        }
+    }
+
+    /// Commands queued for [`Client::next_command`] so far. Read after a response, it counts
+    /// every command the governor sent before that response (frames arrive in order).
+    pub fn commands_received(&self) -> u64 {
+        self.shared.commands_in.load(Ordering::SeqCst)
+    }
+
+    /// Whether the connection to the governor is gone.
+    pub fn closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// A request on its way; dropping it forgets the request (a late response is then dropped).
+pub struct PendingResponse<'a> {
+    shared: &'a Shared,
+    req: ReqId,
+    rx: Receiver<Response>,
+}
+
+impl PendingResponse<'_> {
+    /// Waits up to `timeout` (None: for ever). [`ClientError::Timeout`] leaves the request
+    /// pending, so the caller may wait again.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<Response, ClientError> {
+        let got = match timeout {
+            Some(t) => self.rx.recv_timeout(t),
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        got.map_err(|e| match e {
+            RecvTimeoutError::Timeout => ClientError::Timeout,
+            RecvTimeoutError::Disconnected => ClientError::Gone,
+        })
+    }
+
+    /// Waits until `deadline` (None: for ever).
+    pub fn wait_until(&self, deadline: Option<Instant>) -> Result<Response, ClientError> {
+        self.wait(deadline.map(|d| d.saturating_duration_since(Instant::now())))
+    }
+}
+
+impl Drop for PendingResponse<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.req);
+    }
+}

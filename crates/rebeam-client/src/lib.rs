@@ -1,0 +1,67 @@
+//! A process's connection to its rebeam governor, with no Python in it: `rebeam-py` wraps it for
+//! Python, and a Rust host uses it as it is.
+//!
+//! The rules it implements:
+//! - [`Client::connect`] sends [`Frame::Hello`](rebeam_proto::Frame::Hello) with the process's
+//!   token and waits for `Welcome`; any other first answer, or none, is a [`ClientError::Connect`].
+//! - Each request gets a fresh id and exactly one waiter. A reader thread (the only reader of the
+//!   socket) hands each response to the thread waiting for its id; a response nobody waits for
+//!   any more (its waiter timed out) is dropped. Requests sent without a waiter
+//!   ([`Client::send_unawaited`]) keep only their refusals, for [`Client::take_refused`].
+//! - Commands go, in arrival order, to one queue drained by [`Client::next_command`], except
+//!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
+//! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
+//!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
+//! - Writers share one lock, so frames from several threads never interleave on the socket.
+//!
+//! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
+//! does, to run Python's signal handlers in between) without losing the response.
+
+mod client;
+mod reader;
+#[cfg(test)]
+mod tests;
+
+pub use client::{Client, PendingResponse, Welcome};
+use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
+
+/// Limit on the handshake's answer: a `Welcome` is a few bytes, so anything near this is not one.
+pub const HANDSHAKE_LIMIT_BYTES: u64 = 1 << 20;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connecting or the handshake failed (the message names the socket or the answer).
+    #[error("{0}")]
+    Connect(String),
+    /// The connection was already closed when the request was made.
+    #[error("the connection to the rebeam governor is closed")]
+    Closed,
+    /// The governor went away while a request waited for its answer.
+    #[error("the rebeam governor is gone")]
+    Gone,
+    /// Writing to the governor failed.
+    #[error("the governor is gone ({0})")]
+    Write(std::io::Error),
+    /// The frame could not be encoded (too large for the wire).
+    #[error("{0}")]
+    Encode(ProtoError),
+    /// No answer within the wait's timeout (the request may still be answered later).
+    #[error("no answer within the timeout")]
+    Timeout,
+}
+
+impl ClientError {
+    /// The failure as callers are told about it (the Python layer raises it as an exception).
+    pub fn into_info(self) -> ErrorInfo {
+        let kind = match self {
+            ClientError::Encode(_) => ErrorKind::BadRequest,
+            // A timed-out wait has no message of its own: the caller knows what it waited for.
+            ClientError::Timeout => return ErrorInfo::new(ErrorKind::Timeout, ""),
+            ClientError::Connect(_) | ClientError::Closed | ClientError::Gone | ClientError::Write(_) => {
+                ErrorKind::ShuttingDown
+            }
+        };
+        ErrorInfo::new(kind, self.to_string())
+    }
+}

@@ -1,0 +1,192 @@
+//! The client against a fake governor: a real `UnixListener` in a temporary directory, driven
+//! frame by frame by the test.
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rebeam_proto::{
+    read_frame, write_frame, Command, ErrorInfo, ErrorKind, Frame, Request, Response, Role, Safety,
+    DEFAULT_MAX_MESSAGE_BYTES,
+};
+
+use crate::{Client, ClientError, Welcome};
+
+const WELCOME: Welcome = Welcome { index: 3, max_message_bytes: 1 << 20, workers: 2 };
+/// A wait that must time out: long enough to be a real wait, short enough to keep tests quick.
+const SHORT: Duration = Duration::from_millis(50);
+
+/// A fresh socket path and its listener.
+fn listen() -> (PathBuf, UnixListener) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("rebeam-client-test-{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("bind");
+    (path, listener)
+}
+
+fn read(s: &mut UnixStream) -> Frame {
+    read_frame(s, DEFAULT_MAX_MESSAGE_BYTES).expect("a frame from the client")
+}
+
+/// Connects a client to a fake governor that welcomes it; returns both ends.
+fn connected() -> (Client, UnixStream) {
+    let (path, listener) = listen();
+    let governor = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        match read(&mut s) {
+            Frame::Hello { token, role: Role::Worker, .. } => assert_eq!(token, "tok"),
+            other => panic!("expected Hello, got {other:?}"),
+        }
+        let w = WELCOME;
+        write_frame(
+            &mut s,
+            &Frame::Welcome { index: w.index, max_message_bytes: w.max_message_bytes, workers: w.workers },
+        )
+        .unwrap();
+        s
+    });
+    let client = Client::connect(&path, "tok", Role::Worker).expect("connects");
+    let s = governor.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    (client, s)
+}
+
+fn answer(s: &mut UnixStream, req: u64, body: Response) {
+    write_frame(s, &Frame::Response { req, body }).unwrap();
+}
+
+fn request_id(s: &mut UnixStream) -> (u64, Request) {
+    match read(s) {
+        Frame::Request { req, body } => (req, body),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+#[test]
+fn handshake_gives_the_welcome() {
+    let (client, _s) = connected();
+    assert_eq!(client.welcome(), WELCOME);
+    assert!(!client.closed());
+}
+
+#[test]
+fn a_first_frame_other_than_welcome_is_refused() {
+    let (path, listener) = listen();
+    let governor = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        read(&mut s);
+        write_frame(&mut s, &Frame::Ready).unwrap();
+    });
+    let err = Client::connect(&path, "tok", Role::Main).err().expect("refused");
+    governor.join().unwrap();
+    assert!(err.to_string().contains("unexpected first frame"), "{err}");
+    assert_eq!(err.into_info().kind, ErrorKind::ShuttingDown);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn connecting_to_no_governor_names_the_socket() {
+    let (path, listener) = listen();
+    drop(listener);
+    let _ = std::fs::remove_file(&path);
+    let err = Client::connect(&path, "tok", Role::Main).err().expect("no governor");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+}
+
+#[test]
+fn responses_reach_their_own_waiters_whatever_the_order() {
+    let (client, mut s) = connected();
+    let first = client.start_request(Request::Whereis { name: "a".into() }).unwrap();
+    let second = client.start_request(Request::Whereis { name: "b".into() }).unwrap();
+    let (r1, _) = request_id(&mut s);
+    let (r2, _) = request_id(&mut s);
+    assert_ne!(r1, r2);
+    answer(&mut s, r2, Response::Updated(false));
+    answer(&mut s, r1, Response::Updated(true));
+    assert_eq!(first.wait(None).unwrap(), Response::Updated(true));
+    assert_eq!(second.wait(None).unwrap(), Response::Updated(false));
+}
+
+#[test]
+fn a_timed_out_wait_can_wait_again_for_the_same_response() {
+    let (client, mut s) = connected();
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (req, body) = request_id(&mut s);
+    assert_eq!(body, Request::BocStats);
+    assert!(matches!(pending.wait(Some(SHORT)), Err(ClientError::Timeout)));
+    answer(&mut s, req, Response::Done);
+    assert_eq!(pending.wait(None).unwrap(), Response::Done);
+}
+
+#[test]
+fn a_response_nobody_waits_for_is_dropped() {
+    let (client, mut s) = connected();
+    drop(client.start_request(Request::BocStats).unwrap());
+    let (stale, _) = request_id(&mut s);
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (req, _) = request_id(&mut s);
+    answer(&mut s, stale, Response::Updated(true));
+    answer(&mut s, req, Response::Done);
+    assert_eq!(pending.wait(None).unwrap(), Response::Done);
+}
+
+#[test]
+fn commands_queue_in_order_and_safety_only_updates_the_state() {
+    let (client, mut s) = connected();
+    assert_eq!(client.safety(), Safety::Disarmed);
+    write_frame(&mut s, &Frame::Command(Command::Preload)).unwrap();
+    write_frame(&mut s, &Frame::Command(Command::Safety { state: Safety::Armed })).unwrap();
+    write_frame(&mut s, &Frame::Command(Command::Stop { actor: 4 })).unwrap();
+    // A response after the commands: once it is in, so are they (frames arrive in order).
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (req, _) = request_id(&mut s);
+    answer(&mut s, req, Response::Done);
+    pending.wait(None).unwrap();
+    assert_eq!(client.commands_received(), 2);
+    assert_eq!(client.safety(), Safety::Armed);
+    assert_eq!(client.next_command(None), Some(Command::Preload));
+    assert_eq!(client.next_command(None), Some(Command::Stop { actor: 4 }));
+    assert_eq!(client.next_command(Some(SHORT)), None);
+}
+
+#[test]
+fn refusals_of_unawaited_requests_are_kept_for_later() {
+    let (client, mut s) = connected();
+    client.send_unawaited(Request::Drain { tags: vec![] }).unwrap();
+    let (req, _) = request_id(&mut s);
+    answer(&mut s, req, Response::Refused(ErrorInfo::new(ErrorKind::Safety, "not armed")));
+    // A later awaited request's answer proves the refusal was read first.
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (later, _) = request_id(&mut s);
+    answer(&mut s, later, Response::Done);
+    pending.wait(None).unwrap();
+    let refused = client.take_refused();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].message, "not armed");
+    assert!(client.take_refused().is_empty());
+}
+
+#[test]
+fn the_governor_leaving_wakes_waiters_and_ends_the_command_queue() {
+    let (client, mut s) = connected();
+    let pending = client.start_request(Request::BocStats).unwrap();
+    request_id(&mut s);
+    drop(s);
+    assert!(matches!(pending.wait(None), Err(ClientError::Gone)));
+    assert_eq!(client.next_command(None), Some(Command::Shutdown { code: -1 }));
+    assert!(client.closed());
+    assert_eq!(client.next_command(Some(SHORT)), Some(Command::Shutdown { code: -1 }));
+    assert!(matches!(client.request(Request::BocStats, None), Err(ClientError::Closed)));
+}
+
+#[test]
+fn a_malformed_frame_from_the_governor_closes_the_connection() {
+    let (client, mut s) = connected();
+    use std::io::Write;
+    s.write_all(&[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    assert_eq!(client.next_command(None), Some(Command::Shutdown { code: -1 }));
+    assert!(client.closed());
+}
