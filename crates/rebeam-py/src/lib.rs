@@ -44,6 +44,10 @@ struct Connection {
 /// `KeyboardInterrupt` in a blocked `call()` at once, not when the reply comes.
 const SIGNAL_SLICE: Duration = Duration::from_millis(20);
 
+/// How long `shutdown()` waits for the governor to acknowledge: it answers at once, so a
+/// longer wait means it is gone or wedged, and the caller exits anyway.
+const SHUTDOWN_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a request got no response: the governor said no (or is gone), or a signal handler
 /// raised while this thread waited (`KeyboardInterrupt`, or rebeam's own stop).
 enum Failed {
@@ -272,7 +276,7 @@ impl Connection {
     }
 
     fn shutdown(&self, py: Python<'_>, code: i32) -> PyResult<()> {
-        self.request(py, Request::Shutdown { code }, Some(Duration::from_secs(5))).map(|_| ())
+        self.request(py, Request::Shutdown { code }, Some(SHUTDOWN_ACK_TIMEOUT)).map(|_| ())
     }
 
     /// The next command for this process, or None after `timeout` seconds (None waits forever).
