@@ -29,7 +29,7 @@ from typing import Any
 
 import cloudpickle
 
-from . import _runtime
+from . import _env, _runtime
 
 _cloudpickle_code_reduce = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
 
@@ -67,7 +67,7 @@ def _script_qualname(obj: Any) -> str | None:
     """The qualified name under which a worker importing the script finds ``obj``, if any."""
     if not isinstance(obj, (type, types.FunctionType)) or getattr(obj, "__module__", None) != "__main__":
         return None
-    script = os.environ.get("REBEAM_SCRIPT")
+    script = os.environ.get(_env.SCRIPT)
     main = sys.modules.get("__main__")
     if not script or _runtime.main_by_value or main is None or sys.modules.get("__rebeam_main__") is not main:
         return None

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 
-from . import _runtime
+from . import _env, _rebeam, _runtime
 from .errors import NotRunning
 
 #: How long the governor may take to start listening.
@@ -31,13 +31,13 @@ _governor: list = []
 
 
 def enabled() -> bool:
-    return os.environ.get("REBEAM_LIBRARY", "1") != "0"
+    return os.environ.get(_env.LIBRARY, "1") != "0"
 
 
 def find_binary() -> str:
     """The ``rebeam`` command: ``REBEAM_BIN``, beside this interpreter, or on PATH."""
     for candidate in (
-        os.environ.get("REBEAM_BIN"),
+        os.environ.get(_env.BIN),
         os.path.join(os.path.dirname(sys.executable), "rebeam"),
         shutil.which("rebeam"),
     ):
@@ -45,7 +45,7 @@ def find_binary() -> str:
             return candidate
     raise NotRunning(
         "cannot find the `rebeam` command to start the runtime: install rebeam into this "
-        f"environment ({sys.executable} -m pip install rebeam) or set REBEAM_BIN"
+        f"environment ({sys.executable} -m pip install rebeam) or set {_env.BIN}"
     )
 
 
@@ -61,8 +61,8 @@ def start(workers: int | None = None):
         cmd = [find_binary(), "serve", "--parent-pid", str(os.getpid()), "--ready-fd", str(write_end)]
         if workers:
             cmd += ["--workers", str(int(workers))]
-        env = {**os.environ, "REBEAM_MAIN_TOKEN": token, "REBEAM_PYTHON": sys.executable}
-        env.setdefault("REBEAM_LOG", "warn")  # a REPL is no place for the governor's story
+        env = {**os.environ, _env.MAIN_TOKEN: token, _env.PYTHON: sys.executable}
+        env.setdefault(_env.LOG, "warn")  # a REPL is no place for the governor's story
         try:
             proc = subprocess.Popen(
                 cmd, env=env, stdin=subprocess.DEVNULL, pass_fds=(write_end,), process_group=0
@@ -72,7 +72,7 @@ def start(workers: int | None = None):
         paths = _read_paths(read_end, proc)
         _runtime.ROLE = "main"
         _runtime.main_by_value = True
-        conn = _rebeam.Connection.connect(paths["REBEAM_SOCKET"], token, "main")
+        conn = _rebeam.Connection.connect(paths[_env.SOCKET], token, "main")
         _runtime._conn = conn
         _runtime.share_sys_path()  # what was pickled before this connection existed needs it too
         from . import _main
@@ -104,7 +104,7 @@ def _read_paths(fd: int, proc: subprocess.Popen) -> dict:
     return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
 
 
-def stop(timeout: float = 15.0) -> None:
+def stop(timeout: float = _rebeam.DEFAULT_STOP_TIMEOUT) -> None:
     """Stops this process's governor and waits for it (and so its workers) to exit."""
     conn = _runtime._conn
     if conn is not None and not conn.closed:

@@ -14,7 +14,8 @@ import threading
 import traceback
 import types
 
-from . import _runtime
+from . import _rebeam, _runtime
+from ._dispatch import Handler
 from ._worker import error_info, exit_now
 
 _shutdown = threading.Event()
@@ -31,12 +32,13 @@ def events(conn, library: bool = False) -> None:
     closes the runtime: the user's process goes on. Start it with :func:`start_events`."""
     from .boc._pump import command_handled
 
+    handler = MainHandler(conn, library)
     while True:
         cmd = conn.next_command()
         if cmd is None:
             continue
         try:
-            if not _handle(conn, cmd, library):
+            if not handler.command(cmd):
                 return
         finally:
             command_handled()  # pump() waits for what was sent before it (see boc._pump)
@@ -50,43 +52,40 @@ def start_events(conn, library: bool = False) -> None:
     threading.Thread(target=events, args=(conn, library), name="rebeam-events", daemon=True).start()
 
 
-def _handle(conn, cmd: tuple, library: bool) -> bool:
-    """One command from the governor; False when it ends this thread."""
-    from .actor import Down
+class MainHandler(Handler):
+    """The commands of the main process (see _dispatch.TABLE); the rest are workers'."""
 
-    if cmd[0] == "run_behaviour":
+    def __init__(self, conn, library: bool) -> None:
+        super().__init__(conn)
+        self.library = library
+
+    def on_run_behaviour(self, cmd: _rebeam.RunBehaviour) -> None:
         from . import boc
 
-        boc.queue_main_behaviour(cmd[1:])
-    elif cmd[0] == "surrender":
-        from . import boc
+        boc.queue_main_behaviour(cmd.job)
 
-        boc.surrender(conn, cmd[1])
-    elif cmd[0] == "cancel_behaviour":
-        from . import boc
-
-        boc.cancel_behaviour(cmd[1])
-    elif cmd[0] == "publication":
-        _, sub, _actor, topic, data, buffers, dropped = cmd
-        _runtime.bus_dropped[sub] = dropped
-        fn = _runtime.bus_handlers.get(sub)
+    def on_publication(self, cmd: _rebeam.Publication) -> None:
+        _runtime.bus_dropped[cmd.subscription] = cmd.dropped
+        fn = _runtime.bus_handlers.get(cmd.subscription)
         if fn is not None:
-            _bus_queue().put((fn, topic, data, buffers))
-    elif cmd[0] == "down":
-        _, ref, _watcher, (actor, name), reason = cmd
-        _runtime.down_notices.put(Down(ref, _runtime.ProcessID(actor, name), reason))
-    elif cmd[0] == "shutdown" and library:
-        if _runtime._conn is conn:
-            _runtime._conn = None
-        return False
-    elif cmd[0] == "shutdown":
-        _shutdown_code[0] = max(cmd[1], 0)
+            _bus_queue().put((fn, cmd.topic, cmd.data, cmd.buffers))
+
+    def on_down(self, cmd: _rebeam.Down) -> None:
+        from .actor import Down
+
+        _runtime.down_notices.put(Down(cmd.monitor, _runtime.ProcessID(*cmd.actor), cmd.reason))
+
+    def on_shutdown(self, cmd: _rebeam.Shutdown) -> bool:
+        if self.library:
+            if _runtime._conn is self.conn:
+                _runtime._conn = None
+            return False
+        _shutdown_code[0] = max(cmd.code, 0)
         _shutdown.set()
         if _body_running[0]:
             # Wake the main thread even from time.sleep or a blocking read.
             os.kill(os.getpid(), signal.SIGTERM)
         return False
-    return True
 
 
 _bus: list = []

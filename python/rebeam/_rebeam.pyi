@@ -1,23 +1,133 @@
 """Private native module of rebeam: the connection to the governor. Use the `rebeam` API."""
 
-from typing import Any
+from typing import Any, Literal
 from collections.abc import Sequence
 
 PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int
 MAX_QUEUE: int  # the most publications one subscription keeps (rebeam.on(queue=...))
 MAX_THROTTLE: float  # the longest throttle of a subscription, in seconds
+DEFAULT_QUEUE: int  # a subscription's bound when it names none
+DEFAULT_CALL_TIMEOUT: float  # seconds `call` waits by default
+DEFAULT_PUMP_WARN_MS: int  # main-side behaviours waiting this long unpumped get a warning
+DEFAULT_STOP_TIMEOUT: float  # seconds `rebeam.stop()` waits for the governor
+INTERNAL_ERROR_EXIT_STATUS: int  # a rebeam process's status after an internal error (EX_SOFTWARE)
+DEFAULT_MAX_RESTARTS: int  # a supervisor's restart intensity: restarts ...
+DEFAULT_MAX_SECONDS: float  # ... within this many seconds
+DEFAULT_SHUTDOWN: float  # seconds a child gets to stop politely before it is killed
+STRATEGIES: tuple[str, ...]  # supervision strategies, as spelled on the wire
+RESTARTS: tuple[str, ...]  # restart kinds, as spelled on the wire
+ENV_VARS: tuple[str, ...]  # the REBEAM_* variables both languages name (rebeam-proto's env)
+ERROR_KINDS: tuple[ErrorKind, ...]  # every error kind, in rebeam-proto's order
 MAX_RESTARTS: int  # the most restarts a Supervisor's intensity may allow (max_restarts=...)
 MAX_RESTART_WINDOW: float  # the longest restart window, in seconds (max_seconds=...)
 
-# Error info tuples: (kind, message, exc_type, traceback); kind is one of "no_process",
-# "actor_down", "crashed", "timeout", "too_large", "start_failed", "bad_request",
-# "shutting_down", "no_mailbox".
-ErrorInfo = tuple[str, str, str | None, str | None]
+ErrorKind = Literal[
+    "no_process",
+    "actor_down",
+    "crashed",
+    "timeout",
+    "too_large",
+    "start_failed",
+    "bad_request",
+    "shutting_down",
+    "no_mailbox",
+    "safety",
+    "reserved",
+    "full",
+    "no_queue",
+]
+# A crash as a Down notice's reason carries it: (kind, message, exc_type, traceback).
+ErrorTuple = tuple[ErrorKind, str, str | None, str | None]
+
+class ErrorInfo:
+    """A failure Python reports to the governor; a kind not in ERROR_KINDS is a ValueError."""
+
+    kind: ErrorKind
+    message: str
+    exc_type: str | None
+    traceback: str | None
+    def __init__(
+        self, kind: ErrorKind, message: str, exc_type: str | None = None, traceback: str | None = None
+    ) -> None: ...
 Buffers = Sequence[Any]  # objects supporting the buffer protocol (PickleBuffer, bytes, ...)
 Target = str | int | Any  # a name, an actor id, or an object with an integer `.id`
 
 def _control_frame(action: str) -> bytes: ...
+def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
+def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
+
+# The governor's commands, as `Connection.next_command()` returns them (one frozen class per
+# command; rebeam/_dispatch.py maps each to its handler). Payloads are (data, buffers) pairs.
+ActorRef = tuple[int, str | None]  # (actor id, registered name)
+
+class Deliver:
+    delivery: int | None  # None for a cast
+    actor: int
+    subject: str
+    sender: ActorRef | None
+    data: bytes
+    buffers: list[bytearray]
+
+class Start:
+    actor: int
+    name: str | None
+    label: str
+    kind: Literal["actor", "task", "script"]
+    data: bytes | str  # the script's path for a script
+    buffers: list[bytearray]
+    class_name: str
+
+class Stop:
+    actor: int
+
+class Preload: ...
+
+class Down:
+    monitor: int
+    watcher: int | None
+    actor: ActorRef
+    reason: tuple[str, Any]  # ("normal" | "shutdown", None), ("crashed", ErrorTuple), ("killed", why)
+
+class Shutdown:
+    code: int  # -1: the connection to the governor was lost
+
+class Surrender:
+    cown: int
+
+class RunBehaviour:
+    behaviour: int
+    cowns: list[int]
+    result: int
+    values: list[tuple[int, bytes, list[bytearray]]]
+    lost: list[int]
+    code: bytes
+    code_buffers: list[bytearray]
+    refused: BaseException | None
+    job: tuple[Any, ...]  # rebeam.boc._cowns.run_behaviour's arguments after the connection
+
+class CancelBehaviour:
+    behaviour: int
+
+class Cancel:
+    actor: int
+    delivery: int
+
+class SysPath:
+    paths: list[str]
+
+class Publication:
+    subscription: int
+    actor: int | None
+    topic: str
+    data: bytes
+    buffers: list[bytearray]
+    dropped: int
+
+Command = (
+    Deliver | Start | Stop | Preload | Down | Shutdown | Surrender | RunBehaviour | CancelBehaviour | Cancel
+    | SysPath | Publication
+)
 
 class Connection:
     index: int
@@ -39,7 +149,7 @@ class Connection:
     def monitor(self, watcher: int | None, target: Target) -> int: ...
     def demonitor(self, monitor: int) -> None: ...
     def shutdown(self, code: int) -> None: ...
-    def next_command(self, timeout: float | None = None) -> tuple[Any, ...] | None: ...
+    def next_command(self, timeout: float | None = None) -> Command | None: ...
     def reply(self, delivery: int, ok: bool, data: bytes, buffers: Buffers) -> None: ...
     def reply_failure(self, delivery: int, info: ErrorInfo) -> None: ...
     def started(

@@ -16,9 +16,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from . import _env
 from .errors import NotRunning, SerializationError
 
-ROLE: str | None = os.environ.get("REBEAM_ROLE")
+ROLE: str | None = os.environ.get(_env.ROLE)
 _conn = None
 _local = threading.local()
 
@@ -40,7 +41,7 @@ def connect():
     from . import _rebeam
 
     try:
-        socket, token = os.environ["REBEAM_SOCKET"], os.environ["REBEAM_TOKEN"]
+        socket, token = os.environ[_env.SOCKET], os.environ[_env.TOKEN]
     except KeyError:
         raise NotRunning("this process was not started by rebeam") from None
     _conn = _rebeam.Connection.connect(socket, token, ROLE or "main")

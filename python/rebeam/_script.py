@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 
+from . import _env
 from .actor import GenPy
 
 _lock = threading.Lock()
@@ -27,7 +28,7 @@ def ensure_main_script() -> None:
     with _lock:
         if _loaded:
             return
-        path = os.environ.get("REBEAM_SCRIPT")
+        path = os.environ.get(_env.SCRIPT)
         if path:
             script_dir = os.path.dirname(path)
             if script_dir not in sys.path:
@@ -50,7 +51,7 @@ def main_attr(qualname: str):
         ensure_main_script()
         module = sys.modules.get("__rebeam_main__")
     if module is None:
-        raise ImportError(f"cannot find {qualname}: this process has no script to import it from (no $REBEAM_SCRIPT)")
+        raise ImportError(f"cannot find {qualname}: this process has no script to import it from (no ${_env.SCRIPT})")
     found = module
     for part in qualname.split("."):
         try:

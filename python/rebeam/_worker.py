@@ -20,7 +20,8 @@ import threading
 import traceback
 from typing import Any
 
-from . import _runtime
+from . import _env, _rebeam, _runtime
+from ._dispatch import Handler
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
@@ -30,16 +31,16 @@ from .errors import SafetyInterrupt, SerializationError
 
 
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
-REQUIRE_ARMED = os.environ.get("REBEAM_SAFETY") == "require-armed"
+REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
 
 
-def error_info(e: BaseException, kind: str = "crashed") -> tuple:
+def error_info(e: BaseException, kind: str = "crashed") -> _rebeam.ErrorInfo:
     # Drop rebeam's own frames at the top: the report starts in the user's code.
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None and _is_rebeam_frame(tb):
         tb = tb.tb_next
     tb = "".join(traceback.format_exception(type(e), e, tb))
-    return (kind, str(e), type(e).__qualname__, tb)
+    return _rebeam.ErrorInfo(kind, str(e), type(e).__qualname__, tb)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -101,9 +102,11 @@ class Host:
         self.revoked: set[int] = set()
 
 
-class Worker:
+class Worker(Handler):
+    """The commands of a worker process: it hosts actors and tasks."""
+
     def __init__(self, conn) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.hosts: dict[int, Host] = {}
         self.pool = Pool()
 
@@ -121,49 +124,47 @@ class Worker:
                 # One bad command must not take the worker and all its actors down.
                 traceback.print_exc()
 
-    def command(self, cmd: tuple) -> None:
-        kind = cmd[0]
-        if kind == "deliver":
-            _, delivery, actor, subject, sender, data, buffers = cmd
-            self.enqueue(actor, ("msg", delivery, subject, sender, data, buffers))
-        elif kind == "start":
-            _, actor, name, label, code_kind, data, buffers, _class_name = cmd
-            self.hosts[actor] = Host(actor, name, label)
-            self.enqueue(actor, ("start", code_kind, data, buffers))
-        elif kind == "stop":
-            self.stop(cmd[1])
-        elif kind == "preload":
-            self.pool.submit(self.preload)
-        elif kind == "down":
-            _, ref, watcher, (actor, name), reason = cmd
-            if watcher is not None:
-                notice = Down(ref, ProcessID(actor, name), reason)
-                self.enqueue(watcher, ("local", DOWN, notice.pid, notice))
-        elif kind == "cancel":
-            self.cancel(cmd[1], cmd[2])
-        elif kind == "publication":
-            _, sub, actor, topic, data, buffers, dropped = cmd
-            _runtime.bus_dropped[sub] = dropped
-            fn = _runtime.bus_handlers.get(sub)
-            if fn is not None and actor is not None:
-                self.enqueue(actor, ("bus", fn, topic, data, buffers))
-        elif kind == "run_behaviour":
-            from . import boc
+    # -- the commands (see _dispatch.TABLE) ------------------------------------------------
 
-            boc.admit(cmd[1])
-            self.pool.submit(lambda: boc.run_behaviour(self.conn, *cmd[1:]))
-        elif kind == "cancel_behaviour":
-            from . import boc
+    def on_deliver(self, cmd: _rebeam.Deliver) -> None:
+        self.enqueue(cmd.actor, ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers))
 
-            boc.cancel_behaviour(cmd[1])
-        elif kind == "surrender":
-            from . import boc
+    def on_start(self, cmd: _rebeam.Start) -> None:
+        self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
+        self.enqueue(cmd.actor, ("start", cmd.kind, cmd.data, cmd.buffers))
 
-            boc.surrender(self.conn, cmd[1])
-        elif kind == "sys_path":
-            use_main_sys_path(cmd[1])
-        elif kind == "shutdown":
-            exit_now(0)
+    def on_stop(self, cmd: _rebeam.Stop) -> None:
+        self.stop(cmd.actor)
+
+    def on_preload(self, cmd: _rebeam.Preload) -> None:
+        self.pool.submit(self.preload)
+
+    def on_down(self, cmd: _rebeam.Down) -> None:
+        if cmd.watcher is not None:
+            notice = Down(cmd.monitor, ProcessID(*cmd.actor), cmd.reason)
+            self.enqueue(cmd.watcher, ("local", DOWN, notice.pid, notice))
+
+    def on_cancel(self, cmd: _rebeam.Cancel) -> None:
+        self.cancel(cmd.actor, cmd.delivery)
+
+    def on_publication(self, cmd: _rebeam.Publication) -> None:
+        _runtime.bus_dropped[cmd.subscription] = cmd.dropped
+        fn = _runtime.bus_handlers.get(cmd.subscription)
+        if fn is not None and cmd.actor is not None:
+            self.enqueue(cmd.actor, ("bus", fn, cmd.topic, cmd.data, cmd.buffers))
+
+    def on_run_behaviour(self, cmd: _rebeam.RunBehaviour) -> None:
+        from . import boc
+
+        boc.admit(cmd.behaviour)
+        job = cmd.job
+        self.pool.submit(lambda: boc.run_behaviour(self.conn, *job))
+
+    def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
+        use_main_sys_path(cmd.paths)
+
+    def on_shutdown(self, cmd: _rebeam.Shutdown) -> None:
+        exit_now(0)
 
     def preload(self) -> None:
         # Warm what every start needs. The user's script itself is imported only when a
@@ -174,7 +175,7 @@ class Worker:
         host = self.hosts.get(actor)
         if host is None or host.dead:
             if item[0] == "msg" and item[1] is not None:
-                info = ("no_process", f"actor <{actor}> is not running in this worker", None, None)
+                info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
                 self.conn.reply_failure(item[1], info)
             return
         with host.lock:
@@ -226,7 +227,7 @@ class Worker:
                 return
             host.mailbox.remove(queued)
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
-        self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
+        self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
@@ -254,7 +255,7 @@ class Worker:
             except BaseException as e:
                 if delivery is not None:
                     why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
-                    info = ("bad_request", why, type(e).__qualname__, None)
+                    info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
                     self.conn.reply_failure(delivery, info)
                 return
             source = ProcessID(*sender) if sender else None
@@ -315,19 +316,17 @@ class Worker:
         if obj is None:  # a task
             if delivery is not None:
                 why = f"{host.label} is a task (a function, module or script child); tasks take no messages"
-                info = ("no_mailbox", why, None, None)
+                info = _rebeam.ErrorInfo("no_mailbox", why)
                 self.conn.reply_failure(delivery, info)
             return
         subjects, catch_all, _ = type(obj)._rebeam_handlers()
         method = subjects.get(subject, catch_all)
         if method is None:
             if delivery is not None:
-                info = (
+                info = _rebeam.ErrorInfo(
                     "bad_request",
                     f"actor {host.label} has no handler for subject {subject!r}; "
                     f"add @receive({subject!r}) or a catch-all @receive()",
-                    None,
-                    None,
                 )
                 self.conn.reply_failure(delivery, info)
             return
@@ -338,14 +337,14 @@ class Worker:
             # overtook the message on its way here.
             if delivery is not None:
                 why = f"actor {host.label} {subject!r} requires the system to be armed"
-                self.conn.reply_failure(delivery, ("safety", why, None, None))
+                self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why))
             return
         try:
             result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
             if delivery is not None:
                 why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
-                self.conn.reply_failure(delivery, ("safety", why, "SafetyInterrupt", None))
+                self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
             return
         except BaseException as e:
             info = error_info(e)
@@ -359,7 +358,7 @@ class Worker:
         try:
             data, buffers = _runtime.dumps(value, f"the reply of actor {host.label} to {subject!r}")
         except SerializationError as e:
-            self.conn.reply_failure(delivery, ("crashed", str(e), "SerializationError", None))
+            self.conn.reply_failure(delivery, _rebeam.ErrorInfo("crashed", str(e), "SerializationError"))
             return
         self.conn.reply(delivery, status == "ok", data, buffers)
 
@@ -388,7 +387,7 @@ class Worker:
 
         end_interruptible(host.lock, forget)
 
-    def finish(self, host: Host, reason: str, info: tuple | None = None) -> None:
+    def finish(self, host: Host, reason: str, info: _rebeam.ErrorInfo | None = None) -> None:
         terminate = getattr(host.instance, "terminate", None)
         if callable(terminate):
             try:
@@ -444,10 +443,10 @@ def exit_now(code: int) -> None:
 
 
 def main() -> None:
-    governor = os.environ.get("REBEAM_GOVERNOR_PID")
+    governor = os.environ.get(_env.GOVERNOR_PID)
     if governor and os.getppid() != int(governor):
-        os._exit(70)  # the governor died before we started: nothing to serve
-    index = os.environ.get("REBEAM_INDEX", "?")
+        os._exit(_rebeam.INTERNAL_ERROR_EXIT_STATUS)  # the governor died before we started: nothing to serve
+    index = os.environ.get(_env.INDEX, "?")
     if len(sys.argv) > 1:
         sys.argv = sys.argv[1:]  # the script's own argv, for its module level (see _script.py)
     sys.stdout = PrefixedStream(sys.__stdout__, f"worker {index}")

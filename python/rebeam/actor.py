@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
-from . import _runtime
+from . import _rebeam, _runtime
 from ._runtime import ProcessID
 
-#: Default time ``call`` waits for an answer, in seconds.
-DEFAULT_CALL_TIMEOUT = 5.0
+#: Default time ``call`` waits for an answer, in seconds (declared in rebeam-core).
+DEFAULT_CALL_TIMEOUT: float = _rebeam.DEFAULT_CALL_TIMEOUT
 
 #: Subject of the message a watcher receives when an actor it monitors ends.
 DOWN = "DOWN"
@@ -73,12 +73,13 @@ class GenPy:
 
     Set ``name`` to register the actor under that name (names survive restarts). Class
     attributes ``restart`` ("permanent", "transient", "temporary") and ``shutdown`` (seconds
-    for a polite stop, None to wait forever) tune how a supervisor treats it.
+    for a polite stop, None to wait forever; ``DEFAULT_SHUTDOWN`` unless set) tune how a
+    supervisor treats it.
     """
 
     name: str | None = None
     restart: str = "permanent"
-    shutdown: float | None = 5.0
+    shutdown: float | None = _rebeam.DEFAULT_SHUTDOWN
 
     @property
     def state(self) -> dict:

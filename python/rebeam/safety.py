@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable
 
-from . import _runtime
+from . import _rebeam, _runtime
 
 #: Default bound of a subscription's queue; when full, the oldest publication is dropped.
-DEFAULT_QUEUE = 64
+DEFAULT_QUEUE: int = _rebeam.DEFAULT_QUEUE
 
 
 def requires_armed(fn: Callable) -> Callable:

@@ -1,7 +1,7 @@
 """Supervision trees, as in Erlang/OTP.
 
-``Supervisor(modules=[...], strategy=ONE_FOR_ONE, max_restarts=3, max_seconds=5)`` built in the
-main process starts its children, in order, before the constructor returns. Children are:
+``Supervisor(modules=[...], strategy=ONE_FOR_ONE)`` built in the main process starts its
+children, in order, before the constructor returns. Children are:
 
 - a ``GenPy`` instance: an actor in a worker;
 - a function or a module: a long-running task in a worker (a module runs its ``main()``);
@@ -12,7 +12,8 @@ main process starts its children, in order, before the constructor returns. Chil
 Strategies: ``ONE_FOR_ONE`` restarts only the child that ended; ``ONE_FOR_ALL`` stops the
 others and restarts them all; ``REST_FOR_ONE`` restarts it and the children started after it.
 Restart kinds: ``PERMANENT`` always, ``TRANSIENT`` only after a crash, ``TEMPORARY`` never.
-More than ``max_restarts`` restarts within ``max_seconds`` and the supervisor gives up: it
+More than ``max_restarts`` restarts within ``max_seconds`` (by default
+``DEFAULT_MAX_RESTARTS`` within ``DEFAULT_MAX_SECONDS``) and the supervisor gives up: it
 stops its children and fails to its own parent; when the root fails, rebeam exits non-zero
 with a crash report. The rules are those of OTP's supervisor, implemented in rebeam-core.
 """
@@ -25,9 +26,11 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-from . import _runtime
+from . import _rebeam, _runtime
 from .actor import GenPy
 
+# The spellings of rebeam-core's `Strategy` and `Restart`, which the native module parses
+# into those enums for the wire (tests/python/test_stub.py checks they agree).
 ONE_FOR_ONE = "one_for_one"
 ONE_FOR_ALL = "one_for_all"
 REST_FOR_ONE = "rest_for_one"
@@ -35,8 +38,11 @@ PERMANENT = "permanent"
 TRANSIENT = "transient"
 TEMPORARY = "temporary"
 
-_STRATEGIES = (ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE)
-_RESTARTS = (PERMANENT, TRANSIENT, TEMPORARY)
+#: The default restart intensity and polite-stop time (declared in rebeam-core).
+DEFAULT_MAX_RESTARTS: int = _rebeam.DEFAULT_MAX_RESTARTS
+DEFAULT_MAX_SECONDS: float = _rebeam.DEFAULT_MAX_SECONDS
+DEFAULT_SHUTDOWN: float = _rebeam.DEFAULT_SHUTDOWN
+
 _UNSET = object()
 
 
@@ -53,8 +59,8 @@ class Child:
 def child(spec: Any, *, name: str | None = None, restart: str | None = None, shutdown: Any = _UNSET) -> Child:
     """Wraps a child to set its registered ``name``, ``restart`` kind, or ``shutdown`` time
     (seconds for a polite stop before it is killed; 0 kills at once; None waits forever)."""
-    if restart is not None and restart not in _RESTARTS:
-        raise ValueError(f"restart must be one of {', '.join(_RESTARTS)}, not {restart!r}")
+    if restart is not None:
+        _rebeam.check_restart(restart)
     return Child(spec, name, restart, shutdown)
 
 
@@ -120,7 +126,7 @@ def child_spec(obj: Any) -> dict:
             "a module, a script path or a Supervisor"
         )
     spec.setdefault("restart", PERMANENT)
-    spec.setdefault("shutdown_ms", 5000)
+    spec.setdefault("shutdown_ms", _shutdown_ms(DEFAULT_SHUTDOWN))
     if opts.name is not None:
         spec["name"] = opts.name
     if opts.restart is not None:
@@ -137,12 +143,11 @@ class Supervisor:
         self,
         modules: list,
         strategy: str = ONE_FOR_ONE,
-        max_restarts: int = 3,
-        max_seconds: float = 5,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
         name: str | None = None,
     ):
-        if strategy not in _STRATEGIES:
-            raise ValueError(f"strategy must be one of ONE_FOR_ONE, ONE_FOR_ALL, REST_FOR_ONE, not {strategy!r}")
+        _rebeam.check_strategy(strategy)
         from ._rebeam import MAX_RESTART_WINDOW, MAX_RESTARTS  # the governor's own bounds
 
         whole = isinstance(max_restarts, int) and not isinstance(max_restarts, bool)

@@ -1,5 +1,7 @@
 //! `rebeam`: run a Python program as a supervised, parallel system.
 
+mod render;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -131,7 +133,7 @@ struct ServeArgs {
 #[derive(Args)]
 struct Options {
     /// Worker processes hosting actors [default: number of cores].
-    #[arg(short, long, env = "REBEAM_WORKERS", value_name = "N")]
+    #[arg(short, long, env = rebeam_proto::env::WORKERS, value_name = "N")]
     workers: Option<usize>,
 
     /// Python interpreter for the script and the workers [default: REBEAM_PYTHON, the active
@@ -170,7 +172,7 @@ struct Options {
     control_socket: Option<PathBuf>,
 
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
-    #[arg(long, env = "REBEAM_LOG", value_name = "LEVEL", default_value = "info")]
+    #[arg(long, env = rebeam_proto::env::LOG, value_name = "LEVEL", default_value = "info")]
     log_level: String,
 }
 
@@ -253,14 +255,14 @@ fn ctl(args: CtlArgs) -> ExitCode {
     match rebeam_governor::control_request(&socket, request) {
         Ok(ControlResponse::Safety { state, transitions }) => {
             for t in &transitions {
-                println!("{t}");
+                println!("{}", render::transition(t));
             }
-            println!("safety: {}", state_name(state));
+            println!("safety: {}", render::state_name(state));
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Status { state, report }) => {
-            println!("safety:  {}", state_name(state));
-            print!("{report}");
+            println!("safety:  {}", render::state_name(state));
+            print!("{}", render::status(&report));
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Refused(why)) => {
@@ -272,15 +274,6 @@ fn ctl(args: CtlArgs) -> ExitCode {
             eprintln!("rebeam ctl: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn state_name(state: rebeam_proto::Safety) -> &'static str {
-    match state {
-        rebeam_proto::Safety::Disarmed => "disarmed",
-        rebeam_proto::Safety::Armed => "armed",
-        rebeam_proto::Safety::Disarming => "disarming",
-        rebeam_proto::Safety::Error => "error",
     }
 }
 
@@ -310,7 +303,7 @@ fn run(args: RunArgs) -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.options.log_level);
-    let Some(token) = std::env::var("REBEAM_MAIN_TOKEN").ok().filter(|t| !t.is_empty()) else {
+    let Some(token) = std::env::var(rebeam_proto::env::MAIN_TOKEN).ok().filter(|t| !t.is_empty()) else {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod cowns;
+pub mod defaults;
 pub mod noticeboard;
 pub mod pool;
 pub mod registry;

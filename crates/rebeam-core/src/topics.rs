@@ -243,6 +243,9 @@ impl PublishPolicy {
     }
 }
 
+/// How many undelivered publications a subscription keeps when it names no bound
+/// (`rebeam.on(queue=...)`); when full, the oldest is dropped.
+pub const DEFAULT_QUEUE: usize = 64;
 /// The most undelivered publications one subscription keeps (`rebeam.on(queue=...)`).
 pub const MAX_QUEUE: usize = 65_536;
 /// The longest throttle a subscription may ask for (`rebeam.on(throttle=...)`).

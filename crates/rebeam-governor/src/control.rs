@@ -273,7 +273,7 @@ pub fn find_socket(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    if let Some(p) = std::env::var_os("REBEAM_CONTROL").filter(|p| !p.is_empty()) {
+    if let Some(p) = std::env::var_os(rebeam_proto::env::CONTROL).filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let dir = crate::router::runtime_dir().map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@
 
 use std::process::Command;
 
-use rebeam_proto::{ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
+use rebeam_proto::{env, ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
 
 use crate::listener::Hello;
 use crate::process::{self, ProcessExit};
@@ -68,23 +68,23 @@ impl Router {
                 cmd.args(["-m", "rebeam._worker"]);
             }
         }
-        cmd.env("REBEAM_SOCKET", &self.socket_path)
-            .env("REBEAM_TOKEN", &token)
+        cmd.env(env::SOCKET, &self.socket_path)
+            .env(env::TOKEN, &token)
             // The control socket's path stays with the host (see control.rs).
-            .env_remove("REBEAM_CONTROL")
-            .env("REBEAM_ROLE", if role == Role::Main { "main" } else { "worker" })
-            .env("REBEAM_INDEX", index.to_string())
+            .env_remove(env::CONTROL)
+            .env(env::ROLE, if role == Role::Main { "main" } else { "worker" })
+            .env(env::INDEX, index.to_string())
             .env(
-                "REBEAM_SCRIPT",
+                env::SCRIPT,
                 match &self.config.program {
                     Program::Script { script, .. } => script.as_os_str(),
                     Program::Library { .. } => std::ffi::OsStr::new(""),
                 },
             )
-            .env("REBEAM_GOVERNOR_PID", std::process::id().to_string())
-            .env("REBEAM_LOG", &self.config.log_filter)
+            .env(env::GOVERNOR_PID, std::process::id().to_string())
+            .env(env::LOG, &self.config.log_filter)
             .env(
-                "REBEAM_SAFETY",
+                env::SAFETY,
                 match self.config.safety {
                     crate::SafetyMode::Marked => "marked",
                     crate::SafetyMode::RequireArmed => "require-armed",

@@ -40,10 +40,10 @@ use crate::router::Input;
 const TOKEN_BYTES: usize = 16;
 /// How a child exits if the governor died before the child could tie itself to the governor's
 /// life (EX_SOFTWARE, as the governor's own internal errors).
-const ORPHANED_CHILD_STATUS: i32 = 70;
+const ORPHANED_CHILD_STATUS: i32 = rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS;
 
 /// The status of a governor that panicked (EX_SOFTWARE: an internal error).
-pub const PANIC_EXIT_STATUS: i32 = 70;
+pub const PANIC_EXIT_STATUS: i32 = rebeam_core::defaults::INTERNAL_ERROR_EXIT_STATUS;
 
 /// Process groups started and not yet reaped: what the panic guard kills.
 static STARTED_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
@@ -100,7 +100,7 @@ pub fn install_panic_guard() {
 /// The hidden test hook `REBEAM_TEST_PANIC_AFTER_MS`, read once at start-up: panic on purpose
 /// after that long, so tests can check that the guard leaves no process behind.
 pub fn test_panic_after() -> Option<Duration> {
-    std::env::var("REBEAM_TEST_PANIC_AFTER_MS").ok()?.parse().ok().map(Duration::from_millis)
+    std::env::var(rebeam_proto::env::TEST_PANIC_AFTER_MS).ok()?.parse().ok().map(Duration::from_millis)
 }
 
 type SpawnJob = (Command, mpsc::Sender<io::Result<u32>>);

@@ -9,7 +9,7 @@ pub fn find_python(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    if let Some(p) = std::env::var_os("REBEAM_PYTHON").filter(|p| !p.is_empty()) {
+    if let Some(p) = std::env::var_os(rebeam_proto::env::PYTHON).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV").filter(|p| !p.is_empty()) {

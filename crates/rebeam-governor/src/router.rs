@@ -13,7 +13,8 @@ use rebeam_core::calls::{Caller, InFlight};
 use rebeam_core::registry::{Actors, Names, ProcId, Procs};
 use rebeam_proto::{
     encode_parts, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event,
-    Frame, Outcome, ProtoError, ReqId, Request, Response, Role, Target, FRAME_OVERHEAD_BYTES,
+    Frame, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, StatusReport, Target,
+    FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -160,7 +161,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             use std::os::fd::FromRawFd;
             // SAFETY: the parent passed us this pipe's write end for exactly this; we own it.
             let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
-            let lines = format!("REBEAM_SOCKET={}\n", socket_path.display());
+            let lines = format!("{}={}\n", rebeam_proto::env::SOCKET, socket_path.display());
             let _ = pipe.write_all(lines.as_bytes());
         }
         tokio::spawn(watch_parent(*parent, inputs.clone()));
@@ -760,18 +761,23 @@ impl Router {
         }
     }
 
-    /// What `rebeam ctl status` prints after the state: processes, then the trees.
-    fn status_report(&self) -> String {
-        let mut out = match &self.config.program {
-            Program::Script { script, .. } => format!("script:  {}\n", script.display()),
-            library => format!("program: {}\n", library.describe()),
+    /// What `rebeam ctl status` shows after the state: the program, processes, then the trees.
+    fn status_report(&self) -> StatusReport {
+        let program = match &self.config.program {
+            Program::Script { script, .. } => ProgramStatus::Script(script.display().to_string()),
+            library => ProgramStatus::Library(library.describe()),
         };
-        for (id, p) in self.procs.iter().filter(|(_, p)| p.state != ProcState::Dead) {
-            let role = if p.spare { " (spare)" } else { "" };
-            out.push_str(&format!("process: {}{role}, {} actor(s)\n", p.describe(), self.actors.count_on(id)));
-        }
-        out.push_str(&self.render_trees());
-        out
+        let processes = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.state != ProcState::Dead)
+            .map(|(id, p)| ProcessStatus {
+                describe: p.describe(),
+                spare: p.spare,
+                actors: u32::try_from(self.actors.count_on(id)).unwrap_or(u32::MAX),
+            })
+            .collect();
+        StatusReport { program, processes, trees: self.tree_status() }
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -40,6 +40,7 @@ use rebeam_core::calls::{Caller, Cancelled};
 use rebeam_core::safety::{SafetyCommand, SafetyEvent, SafetyMachine, SafetyState, Transition};
 use rebeam_proto::{
     ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Outcome, PickleValue, Response, Role, Safety,
+    SafetyTransition,
 };
 
 use crate::router::{Input, ProcIdx, ProcState, Router};
@@ -124,14 +125,17 @@ impl Router {
     }
 
     /// A command from the host. Returns the transitions it caused, or why it was refused.
-    pub fn safety_command(&mut self, command: SafetyCommand) -> Result<Vec<String>, String> {
+    pub fn safety_command(&mut self, command: SafetyCommand) -> Result<Vec<SafetyTransition>, String> {
         self.safety_event(SafetyEvent::Command(command))
     }
 
-    fn safety_event(&mut self, event: SafetyEvent) -> Result<Vec<String>, String> {
+    fn safety_event(&mut self, event: SafetyEvent) -> Result<Vec<SafetyTransition>, String> {
         let in_flight = self.gated_in_flight();
         let transitions = self.gate.machine.apply(event, in_flight).map_err(|r| r.to_string())?;
-        let shown = transitions.iter().map(|t| format!("{} → {}: {}", t.from, t.to, t.reason)).collect();
+        let shown = transitions
+            .iter()
+            .map(|t| SafetyTransition { from: wire(t.from), to: wire(t.to), reason: t.reason.to_string() })
+            .collect();
         for t in transitions {
             self.on_transition(t);
         }

@@ -19,7 +19,10 @@ use std::time::Duration;
 use rebeam_core::supervision::{
     Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor, MAX_RESTARTS, MAX_RESTART_WINDOW,
 };
-use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
+use rebeam_proto::{
+    ActorId, ChildCode, ChildSpec, ChildStatus, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec,
+    TreeStatus,
+};
 
 use crate::actors::StartWaiter;
 use crate::report;
@@ -135,10 +138,10 @@ fn core_reason(exit: &Exit) -> ExitReason {
     }
 }
 
+/// The supervisor's parameters, within the governor's bounds. Strategies and restart kinds
+/// arrive typed (rebeam-core's enums on the wire): a spelling Python did not know never leaves it.
 fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
-    let bad = |e: rebeam_core::supervision::SpecError| ErrorInfo::new(ErrorKind::BadRequest, e.to_string());
-    let strategy: Strategy = spec.strategy.parse().map_err(bad)?;
-    let restarts = spec.children.iter().map(|c| c.restart.parse()).collect::<Result<Vec<Restart>, _>>().map_err(bad)?;
+    let restarts = spec.children.iter().map(|c| c.restart).collect();
     let window = Duration::from_millis(spec.max_seconds_ms);
     if spec.max_restarts > MAX_RESTARTS || window.is_zero() || window > MAX_RESTART_WINDOW {
         let why = format!(
@@ -150,7 +153,7 @@ fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorIn
         );
         return Err(ErrorInfo::new(ErrorKind::BadRequest, why));
     }
-    Ok((strategy, Intensity::new(spec.max_restarts, window), restarts))
+    Ok((spec.strategy, Intensity::new(spec.max_restarts, window), restarts))
 }
 
 impl Router {
@@ -555,46 +558,42 @@ impl Router {
 }
 
 impl Router {
-    /// The running trees, for `rebeam ctl status`: each child's state and each supervisor's
-    /// restarts within its intensity window.
-    pub fn render_trees(&self) -> String {
-        let mut out = String::new();
-        for &root in &self.trees.roots {
-            self.render_tree(root, 0, &mut out);
-        }
-        if out.is_empty() {
-            out.push_str("no supervision tree is running\n");
-        }
-        out
+    /// The trees for `rebeam ctl status`, top-level ones in start order: each supervisor's
+    /// restarts within its intensity window, and where each child runs.
+    pub fn tree_status(&self) -> Vec<TreeStatus> {
+        self.trees.roots.iter().filter_map(|&root| self.tree_node(root)).collect()
     }
 
-    fn render_tree(&self, id: TreeId, depth: usize, out: &mut String) {
-        let Some(t) = self.trees.map.get(&id) else { return };
-        let pad = "  ".repeat(depth);
-        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now()));
-        out.push_str(&format!(
-            "{pad}supervisor {} ({}): {used} of {} restarts used in the last {}s\n",
-            t.label,
-            t.strategy,
-            t.intensity.max_restarts,
-            t.intensity.max_seconds.as_secs_f64()
-        ));
-        for (slot, child) in t.spec.children.iter().enumerate() {
-            let name = child.name.as_deref().map_or(child.label.clone(), |n| format!("'{n}' ({})", child.label));
-            match t.slots[slot] {
-                Some(Running::Tree(sub)) => self.render_tree(sub, depth + 1, out),
+    fn tree_node(&self, id: TreeId) -> Option<TreeStatus> {
+        let t = self.trees.map.get(&id)?;
+        let children = t
+            .spec
+            .children
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, child)| match t.slots[slot] {
+                // A nested tree shows as itself; one that is gone shows nothing, as before.
+                Some(Running::Tree(sub)) => self.tree_node(sub).map(ChildStatus::Tree),
                 Some(Running::Actor(a)) => {
-                    let place = self
-                        .actors
-                        .proc_of(a)
-                        .and_then(|p| self.procs.get(p))
-                        .map_or("waiting for a worker".to_string(), |p| p.describe());
-                    out.push_str(&format!("{pad}  {name}: running as <{a}> on {place}\n"));
+                    let place = self.actors.proc_of(a).and_then(|p| self.procs.get(p)).map(|p| p.describe());
+                    Some(actor_child(child, Some((a, place))))
                 }
-                None => out.push_str(&format!("{pad}  {name}: not running\n")),
-            }
-        }
+                None => Some(actor_child(child, None)),
+            })
+            .collect();
+        Some(TreeStatus {
+            label: t.label.clone(),
+            strategy: t.strategy,
+            restarts_used: t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now())),
+            max_restarts: t.intensity.max_restarts,
+            max_seconds_ms: u64::try_from(t.intensity.max_seconds.as_millis()).unwrap_or(u64::MAX),
+            children,
+        })
     }
+}
+
+fn actor_child(child: &ChildSpec, running: Option<(ActorId, Option<String>)>) -> ChildStatus {
+    ChildStatus::Actor { name: child.name.clone(), label: child.label.clone(), running }
 }
 
 /// What the model test may see of a tree: its parent, its slots, and the child being started.

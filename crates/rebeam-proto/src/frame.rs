@@ -1,8 +1,10 @@
-//! The frames themselves. Supervision specs travel with the user's spellings ("one_for_all",
-//! "transient"); the governor parses them into `rebeam-core` types and answers a bad spelling
-//! with an error that names it.
+//! The frames themselves. Supervision specs carry `rebeam-core`'s enums (`Strategy`,
+//! `Restart`): the sender parses the user's spellings ("one_for_all", "transient") and refuses
+//! a bad one itself, so the governor never sees a string where a choice belongs.
 
+use crate::{SafetyTransition, StatusReport};
 use bytes::Bytes;
+pub use rebeam_core::supervision::{Restart, Strategy};
 use serde::{Deserialize, Serialize};
 
 /// One incarnation of an actor or task, unique for the life of a governor.
@@ -189,8 +191,8 @@ pub struct ChildSpec {
     pub name: Option<String>,
     /// Human-readable label for logs and crash reports.
     pub label: String,
-    /// "permanent", "transient" or "temporary".
-    pub restart: String,
+    /// When the child is started again after it ends.
+    pub restart: Restart,
     /// Polite-stop timeout in milliseconds; `None` waits forever, `Some(0)` kills at once.
     pub shutdown_ms: Option<u64>,
     pub code: ChildCode,
@@ -200,8 +202,8 @@ pub struct ChildSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeSpec {
     pub name: Option<String>,
-    /// "one_for_one", "one_for_all" or "rest_for_one".
-    pub strategy: String,
+    /// Which siblings are restarted with a failed child.
+    pub strategy: Strategy,
     pub max_restarts: u32,
     pub max_seconds_ms: u64,
     pub children: Vec<ChildSpec>,
@@ -251,16 +253,16 @@ pub enum ControlRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControlResponse {
-    /// The safety state after the request, and the transitions it caused ("from → to: reason").
+    /// The safety state after the request, and the transitions it caused.
     Safety {
         state: Safety,
-        transitions: Vec<String>,
+        transitions: Vec<SafetyTransition>,
     },
     Refused(String),
-    /// Human-readable status: the safety state, the processes and the supervision tree.
+    /// The safety state, the processes and the supervision trees (`rebeam ctl status`).
     Status {
         state: Safety,
-        report: String,
+        report: StatusReport,
     },
     Done,
 }

@@ -28,15 +28,18 @@
 //!   the governor routes them without understanding them.
 
 mod codec;
+pub mod env;
 mod frame;
 mod pickle;
 mod segments;
+mod status;
 
 pub use codec::{
     decode_body, decode_frame, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder, HEADER_BYTES,
 };
 pub use frame::*;
 pub use pickle::{pickle_map, PickleValue};
+pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 2;

@@ -151,7 +151,7 @@ mod tests {
     }
 
     fn child(code: ChildCode) -> ChildSpec {
-        ChildSpec { name: None, label: "c".into(), restart: "permanent".into(), shutdown_ms: None, code }
+        ChildSpec { name: None, label: "c".into(), restart: Restart::Permanent, shutdown_ms: None, code }
     }
 
     /// One frame for every place a payload can be, and how many payloads it holds.
@@ -162,14 +162,14 @@ mod tests {
         let reply = || Outcome::Reply { status: Status::Ok, payload: marked(1) };
         let tree = TreeSpec {
             name: None,
-            strategy: "one_for_one".into(),
+            strategy: Strategy::OneForOne,
             max_restarts: 3,
             max_seconds_ms: 5000,
             children: vec![
                 child(ChildCode::Actor { class_name: "A".into(), instance: marked(1) }),
                 child(ChildCode::Tree(TreeSpec {
                     name: None,
-                    strategy: "one_for_one".into(),
+                    strategy: Strategy::OneForOne,
                     max_restarts: 3,
                     max_seconds_ms: 5000,
                     children: vec![child(ChildCode::Task { function: marked(2) })],

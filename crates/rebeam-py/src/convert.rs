@@ -3,10 +3,9 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
-use rebeam_proto::{ActorRef, ChildCode, ChildSpec, Command, ErrorInfo, Exit, Payload, Target, TreeSpec};
-
-use crate::errors::{kind_from_name, kind_name};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+use rebeam_core::supervision::SpecError;
+use rebeam_proto::{ChildCode, ChildSpec, Payload, Restart, Strategy, Target, TreeSpec};
 
 pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(name) = obj.cast::<PyString>() {
@@ -48,135 +47,6 @@ pub fn payload_to_py<'py>(py: Python<'py>, p: Payload) -> PyResult<(Bound<'py, P
     Ok((data, buffers))
 }
 
-fn actor_ref<'py>(py: Python<'py>, r: ActorRef) -> PyResult<Bound<'py, PyAny>> {
-    Ok((r.id, r.name).into_pyobject(py)?.into_any())
-}
-
-fn info_to_py<'py>(py: Python<'py>, i: ErrorInfo) -> PyResult<Bound<'py, PyAny>> {
-    Ok((kind_name(i.kind), i.message, i.exc_type, i.traceback).into_pyobject(py)?.into_any())
-}
-
-fn exit_to_py<'py>(py: Python<'py>, exit: Exit) -> PyResult<Bound<'py, PyAny>> {
-    let none = py.None().into_bound(py);
-    let (kind, detail) = match exit {
-        Exit::Normal => ("normal", none),
-        Exit::Shutdown => ("shutdown", none),
-        Exit::Crashed(info) => ("crashed", info_to_py(py, info)?),
-        Exit::Killed(why) => ("killed", why.into_pyobject(py)?.into_any()),
-    };
-    Ok((kind, detail).into_pyobject(py)?.into_any())
-}
-
-pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Bound<'_, PyTuple>> {
-    let s = |s: &str| -> PyResult<Bound<'_, PyAny>> { Ok(s.into_pyobject(py)?.into_any()) };
-    let items: Vec<Bound<'_, PyAny>> = match cmd {
-        Command::Deliver { delivery, actor, subject, sender, payload } => {
-            let (data, buffers) = payload_to_py(py, payload)?;
-            let sender = match sender {
-                Some(r) => actor_ref(py, r)?,
-                None => py.None().into_bound(py),
-            };
-            vec![
-                s("deliver")?,
-                delivery.into_pyobject(py)?.into_any(),
-                actor.into_pyobject(py)?.into_any(),
-                subject.into_pyobject(py)?.into_any(),
-                sender,
-                data,
-                buffers,
-            ]
-        }
-        Command::Start { actor, name, label, code } => {
-            let (kind, data, buffers, class_name) = match code {
-                ChildCode::Actor { class_name, instance } => {
-                    let (d, b) = payload_to_py(py, instance)?;
-                    ("actor", d, b, class_name)
-                }
-                ChildCode::Task { function } => {
-                    let (d, b) = payload_to_py(py, function)?;
-                    ("task", d, b, String::new())
-                }
-                ChildCode::Script { path } => {
-                    ("script", path.into_pyobject(py)?.into_any(), PyList::empty(py).into_any(), String::new())
-                }
-                ChildCode::Tree(_) | ChildCode::Adopt { .. } => {
-                    return Err(PyValueError::new_err("the governor asked a worker to start a tree"))
-                }
-            };
-            vec![
-                s("start")?,
-                actor.into_pyobject(py)?.into_any(),
-                name.into_pyobject(py)?.into_any(),
-                label.into_pyobject(py)?.into_any(),
-                s(kind)?,
-                data,
-                buffers,
-                class_name.into_pyobject(py)?.into_any(),
-            ]
-        }
-        Command::Stop { actor } => vec![s("stop")?, actor.into_pyobject(py)?.into_any()],
-        Command::Preload => vec![s("preload")?],
-        Command::Down { monitor, watcher, actor, reason } => vec![
-            s("down")?,
-            monitor.into_pyobject(py)?.into_any(),
-            watcher.into_pyobject(py)?.into_any(),
-            actor_ref(py, actor)?,
-            exit_to_py(py, reason)?,
-        ],
-        Command::Shutdown { code } => vec![s("shutdown")?, code.into_pyobject(py)?.into_any()],
-        // Kept by the reader thread (see `safety_state`); never forwarded.
-        Command::Safety { .. } => vec![s("safety")?],
-        Command::Surrender { cown } => vec![s("surrender")?, cown.into_pyobject(py)?.into_any()],
-        Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused } => {
-            let mut moved = Vec::new();
-            for (cown, payload) in values {
-                let (data, buffers) = payload_to_py(py, payload)?;
-                moved.push((cown, data, buffers).into_pyobject(py)?.into_any());
-            }
-            let (code_data, code_buffers) = payload_to_py(py, code)?;
-            vec![
-                s("run_behaviour")?,
-                behaviour.into_pyobject(py)?.into_any(),
-                cowns.into_pyobject(py)?.into_any(),
-                result.into_pyobject(py)?.into_any(),
-                PyList::new(py, moved)?.into_any(),
-                lost.into_pyobject(py)?.into_any(),
-                code_data,
-                code_buffers,
-                match refused {
-                    Some(info) => crate::errors::to_exception(py, info),
-                    None => py.None().into_bound(py),
-                },
-            ]
-        }
-        Command::CancelBehaviour { behaviour } => vec![s("cancel_behaviour")?, behaviour.into_pyobject(py)?.into_any()],
-        Command::Cancel { actor, delivery } => {
-            vec![s("cancel")?, actor.into_pyobject(py)?.into_any(), delivery.into_pyobject(py)?.into_any()]
-        }
-        Command::SysPath { paths } => vec![s("sys_path")?, paths.into_pyobject(py)?.into_any()],
-        Command::Publication { subscription, actor, topic, payload, dropped } => {
-            let (data, buffers) = payload_to_py(py, payload)?;
-            vec![
-                s("publication")?,
-                subscription.into_pyobject(py)?.into_any(),
-                actor.into_pyobject(py)?.into_any(),
-                topic.into_pyobject(py)?.into_any(),
-                data,
-                buffers,
-                dropped.into_pyobject(py)?.into_any(),
-            ]
-        }
-    };
-    PyTuple::new(py, items)
-}
-
-/// `(kind, message, exc_type, traceback)` → ErrorInfo.
-pub fn info_from_py(t: &Bound<'_, PyTuple>) -> PyResult<ErrorInfo> {
-    let (kind, message, exc_type, traceback): (String, String, Option<String>, Option<String>) = t.extract()?;
-    let kind = kind_from_name(&kind).ok_or_else(|| PyValueError::new_err(format!("unknown error kind {kind:?}")))?;
-    Ok(ErrorInfo { kind, message, exc_type, traceback })
-}
-
 fn get<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     d.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("child spec lacks {key:?}")))
 }
@@ -197,7 +67,7 @@ pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpe
     Ok(ChildSpec {
         name: get(d, "name")?.extract()?,
         label: get(d, "label")?.extract()?,
-        restart: get(d, "restart")?.extract()?,
+        restart: parse_restart(&get(d, "restart")?.extract::<String>()?)?,
         shutdown_ms: get(d, "shutdown_ms")?.extract()?,
         code,
     })
@@ -211,9 +81,40 @@ pub fn tree_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<TreeSpec>
     }
     Ok(TreeSpec {
         name: get(d, "name")?.extract()?,
-        strategy: get(d, "strategy")?.extract()?,
+        strategy: parse_strategy(&get(d, "strategy")?.extract::<String>()?)?,
         max_restarts: get(d, "max_restarts")?.extract()?,
         max_seconds_ms: get(d, "max_seconds_ms")?.extract()?,
         children: specs,
     })
+}
+
+/// A strategy as Python spells it (`rebeam.ONE_FOR_ONE`, ...), parsed into rebeam-core's enum;
+/// the ValueError names the bad value and the valid ones.
+fn parse_strategy(value: &str) -> PyResult<Strategy> {
+    value.parse().map_err(spelling_error)
+}
+
+/// A restart kind as Python spells it (`rebeam.PERMANENT`, ...), parsed into rebeam-core's enum.
+fn parse_restart(value: &str) -> PyResult<Restart> {
+    value.parse().map_err(spelling_error)
+}
+
+/// "strategy must be one of one_for_one, one_for_all, rest_for_one, not 'x'": Python's repr
+/// of the bad value, as the rest of the API's ValueErrors show it.
+fn spelling_error(e: SpecError) -> PyErr {
+    let value = e.value.replace('\\', "\\\\").replace('\'', "\\'");
+    PyValueError::new_err(format!("{} must be one of {}, not '{value}'", e.what, e.valid.join(", ")))
+}
+
+/// `_rebeam.check_strategy`: the Python API checks a strategy where the user wrote it (a
+/// `Supervisor` a worker builds is only a description, and never reaches `tree_from_py`).
+#[pyfunction]
+pub fn check_strategy(value: &str) -> PyResult<&'static str> {
+    parse_strategy(value).map(Strategy::as_str)
+}
+
+/// `_rebeam.check_restart`: as [`check_strategy`], for `child(restart=...)`.
+#[pyfunction]
+pub fn check_restart(value: &str) -> PyResult<&'static str> {
+    parse_restart(value).map(Restart::as_str)
 }

@@ -6,6 +6,8 @@
 //! main thread a wait is cut in slices so that signal handlers run in between.
 //! The public API is the plain-Python package around it; see `_rebeam.pyi` for this surface.
 
+mod commands;
+mod constants;
 mod convert;
 mod errors;
 mod numbers;
@@ -18,11 +20,12 @@ use pyo3::types::{PyDict, PyTuple};
 use rebeam_client::{Client, ClientError};
 use rebeam_proto::{
     encode, ActorId, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, Payload, Request, Response, Role,
-    Safety, Status, PROTOCOL_VERSION,
+    Safety, Status,
 };
 
-use convert::{child_from_py, command_to_py, info_from_py, payload_from_py, target_from_py, tree_from_py};
-use errors::{to_exception, to_pyerr};
+use commands::command_to_py;
+use convert::{child_from_py, payload_from_py, target_from_py, tree_from_py};
+use errors::{info_from_py, to_exception, to_pyerr};
 
 /// The connection of this process to its governor.
 #[pyclass(frozen, module = "rebeam._rebeam")]
@@ -40,6 +43,10 @@ struct Connection {
 /// How long a wait on the main thread blocks before it looks for signals: Ctrl-C must raise
 /// `KeyboardInterrupt` in a blocked `call()` at once, not when the reply comes.
 const SIGNAL_SLICE: Duration = Duration::from_millis(20);
+
+/// How long `shutdown()` waits for the governor to acknowledge: it answers at once, so a
+/// longer wait means it is gone or wedged, and the caller exits anyway.
+const SHUTDOWN_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a request got no response: the governor said no (or is gone), or a signal handler
 /// raised while this thread waited (`KeyboardInterrupt`, or rebeam's own stop).
@@ -269,15 +276,15 @@ impl Connection {
     }
 
     fn shutdown(&self, py: Python<'_>, code: i32) -> PyResult<()> {
-        self.request(py, Request::Shutdown { code }, Some(Duration::from_secs(5))).map(|_| ())
+        self.request(py, Request::Shutdown { code }, Some(SHUTDOWN_ACK_TIMEOUT)).map(|_| ())
     }
 
     /// The next command for this process, or None after `timeout` seconds (None waits forever).
     #[pyo3(signature = (timeout=None))]
-    fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn next_command<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let timeout = timeout.map(|t| numbers::timeout("next_command()", t)).transpose()?;
         match py.detach(|| self.client.next_command(timeout)) {
-            Some(cmd) => command_to_py(py, cmd).map(Some),
+            Some(cmd) => command_to_py(py, cmd),
             None => Ok(None),
         }
     }
@@ -297,7 +304,7 @@ impl Connection {
     }
 
     /// Answers a delivered call with a failure: `info` is `(kind, message, exc_type, traceback)`.
-    fn reply_failure(&self, py: Python<'_>, delivery: u64, info: &Bound<'_, PyTuple>) -> PyResult<()> {
+    fn reply_failure(&self, py: Python<'_>, delivery: u64, info: &Bound<'_, PyAny>) -> PyResult<()> {
         let info = info_from_py(info)?;
         self.send_event(py, Event::Replied { delivery, outcome: Outcome::Failed(info) })
     }
@@ -309,7 +316,7 @@ impl Connection {
         &self,
         py: Python<'_>,
         actor: ActorId,
-        error: Option<&Bound<'_, PyTuple>>,
+        error: Option<&Bound<'_, PyAny>>,
         gating: Option<(Vec<String>, Vec<String>, bool)>,
     ) -> PyResult<()> {
         let result = match error {
@@ -324,7 +331,7 @@ impl Connection {
 
     /// Reports that an actor ended: `reason` is "normal", "shutdown" or "crashed" (with `error`).
     #[pyo3(signature = (actor, reason, error=None))]
-    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
+    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let reason = match (reason, error) {
             ("normal", _) => Exit::Normal,
             ("shutdown", _) => Exit::Shutdown,
@@ -338,7 +345,7 @@ impl Connection {
 
     /// The main process finished the script body (`error` if it raised).
     #[pyo3(signature = (error=None))]
-    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyTuple>>) -> PyResult<()> {
+    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let error = error.map(info_from_py).transpose()?;
         self.send_event(py, Event::BodyDone { error })
     }
@@ -638,11 +645,8 @@ fn _control_frame(action: &str) -> PyResult<Vec<u8>> {
 fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
-    m.add("PROTOCOL_VERSION", PROTOCOL_VERSION)?;
-    m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
-    m.add("MAX_QUEUE", rebeam_core::topics::MAX_QUEUE)?;
-    m.add("MAX_THROTTLE", rebeam_core::topics::MAX_THROTTLE.as_secs_f64())?;
-    m.add("MAX_RESTARTS", rebeam_core::supervision::MAX_RESTARTS)?;
-    m.add("MAX_RESTART_WINDOW", rebeam_core::supervision::MAX_RESTART_WINDOW.as_secs_f64())?;
+    m.add_class::<errors::Info>()?;
+    commands::add_classes(m)?;
+    constants::add(m)?;
     Ok(())
 }

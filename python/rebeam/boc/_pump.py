@@ -16,7 +16,7 @@ import time
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
-from .. import _runtime
+from .. import _env, _rebeam, _runtime
 from ._cowns import hand_to_acquirer, run_behaviour
 
 log = logging.getLogger("rebeam.boc")
@@ -192,7 +192,7 @@ _watchdog_set: list = []
 
 #: Under `rebeam main.py`, main-side behaviours waiting this long without a pump get a warning
 #: (unless the program set its own watchdog).
-DEFAULT_PUMP_WARN_MS = 2000
+DEFAULT_PUMP_WARN_MS: int = _rebeam.DEFAULT_PUMP_WARN_MS
 
 
 def set_pump_watchdog(warn_ms: int | None = 1000, on_starve: Callable[[int, str], Any] | None = None) -> None:
@@ -243,5 +243,5 @@ def queue_main_behaviour(job: tuple) -> None:
     if _main_queue.empty():
         _runtime.main_queued_at = time.monotonic()
     _main_queue.put(job)
-    if not _watchdog_set and os.environ.get("REBEAM_ROLE") == "main":
+    if not _watchdog_set and os.environ.get(_env.ROLE) == "main":
         set_pump_watchdog(DEFAULT_PUMP_WARN_MS)

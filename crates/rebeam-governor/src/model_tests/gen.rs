@@ -4,8 +4,8 @@
 //! requests collide: calls reach actors that exist, names are taken twice, cowns are shared.
 
 use rebeam_proto::{
-    ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Event, Exit, Gating, Outcome, Payload, Request, Status,
-    Target, TreeSpec,
+    ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Event, Exit, Gating, Outcome, Payload, Request, Restart,
+    Status, Strategy, Target, TreeSpec,
 };
 
 use rebeam_core::topics::MAX_QUEUE;
@@ -19,8 +19,6 @@ const TAGS: [&str; 3] = ["t1", "t2", "t3"];
 const KEYS: [&str; 4] = ["k1", "k2", "k3", ""];
 const TOPICS: [&str; 5] = ["sensors.imu", "sensors.gps", "safety.estop", "rebeam", "bad..topic"];
 const PATTERNS: [&str; 5] = ["sensors.*", "**", "safety.**", "sensors.imu", "a*"];
-const STRATEGIES: [&str; 4] = ["one_for_one", "one_for_all", "rest_for_one", "no_such_strategy"];
-const RESTARTS: [&str; 4] = ["permanent", "transient", "temporary", "sometimes"];
 /// The model's limit on a message (Config::max_message_bytes), so `TooLarge` is reachable.
 pub const MAX_MESSAGE_BYTES: u64 = 64;
 
@@ -30,7 +28,7 @@ pub fn payload(rng: &mut Rng) -> Payload {
     Payload { data: vec![0x80; n].into(), buffers }
 }
 
-fn pick<'a>(rng: &mut Rng, xs: &[&'a str]) -> &'a str {
+fn pick<T: Copy>(rng: &mut Rng, xs: &[T]) -> T {
     xs[rng.below(xs.len() as u64) as usize]
 }
 
@@ -106,21 +104,20 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
         3 => ChildCode::Script { path: "/nonexistent/child.py".into() },
         _ => ChildCode::Actor { class_name: "Model".into(), instance: payload(rng) },
     };
-    let restart = if rng.chance(1, 30) { RESTARTS[3] } else { pick(rng, &RESTARTS[..3]) };
+    let restart = pick(rng, &Restart::ALL);
     let shutdown_ms = match rng.below(3) {
         0 => None,
         1 => Some(0),
         _ => Some(millis(rng, 5000)),
     };
-    ChildSpec { name, label: "Model".into(), restart: restart.into(), shutdown_ms, code }
+    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code }
 }
 
 pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
-    let strategy = if rng.chance(1, 30) { STRATEGIES[3] } else { pick(rng, &STRATEGIES[..3]) };
     let n = rng.below(5) as usize;
     TreeSpec {
         name: rng.chance(1, 3).then(|| format!("sup{}", rng.below(3))),
-        strategy: strategy.into(),
+        strategy: pick(rng, &Strategy::ALL),
         max_restarts: if rng.chance(1, 50) { u32::MAX } else { rng.below(6) as u32 },
         max_seconds_ms: millis(rng, 10_000),
         children: (0..n).map(|_| child(rng, known, depth)).collect(),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_proto::{
-    decode_body, ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Response, Target, TreeSpec,
-    HEADER_BYTES, PROTOCOL_VERSION,
+    decode_body, ChildCode, ChildSpec, Event, Frame, Gating, Payload, Request, Response, Restart, Strategy, Target,
+    TreeSpec, HEADER_BYTES, PROTOCOL_VERSION,
 };
 use tokio::sync::oneshot;
 
@@ -84,7 +84,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
     let spec = ChildSpec {
         name: Some("slow".into()),
         label: "Slow".into(),
-        restart: "temporary".into(),
+        restart: Restart::Temporary,
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Slow".into(), instance: Payload::default() },
     };
@@ -151,13 +151,13 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
     let mut conn = connect(&mut router, main, 1 << 20);
     let spec = |children| TreeSpec {
         name: None,
-        strategy: "one_for_one".into(),
+        strategy: Strategy::OneForOne,
         max_restarts: 3,
         max_seconds_ms: 5000,
         children,
     };
     let child =
-        |code| ChildSpec { name: None, label: "Sup".into(), restart: "permanent".into(), shutdown_ms: None, code };
+        |code| ChildSpec { name: None, label: "Sup".into(), restart: Restart::Permanent, shutdown_ms: None, code };
     // The id the router hands the new tree next: the one a confused peer would name.
     let itself = router.next_id + 1;
     let flat = spec(vec![child(ChildCode::Adopt { tree: itself })]);
@@ -188,17 +188,17 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
     let main = router.main;
     let mut conn = connect(&mut router, main, 1 << 20);
     let empty =
-        TreeSpec { name: None, strategy: "one_for_one".into(), max_restarts: 0, max_seconds_ms: 1, children: vec![] };
+        TreeSpec { name: None, strategy: Strategy::OneForOne, max_restarts: 0, max_seconds_ms: 1, children: vec![] };
     let child = ChildSpec {
         name: None,
         label: "Empty".into(),
-        restart: "permanent".into(),
+        restart: Restart::Permanent,
         shutdown_ms: None,
         code: ChildCode::Tree(empty),
     };
     let spec = TreeSpec {
         name: Some("outer".into()),
-        strategy: "one_for_one".into(),
+        strategy: Strategy::OneForOne,
         max_restarts: rebeam_core::supervision::MAX_RESTARTS,
         max_seconds_ms: 60_000,
         children: vec![child],

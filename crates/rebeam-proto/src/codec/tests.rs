@@ -45,13 +45,13 @@ fn sample_frames() -> Vec<Frame> {
             body: Request::StartTree {
                 spec: TreeSpec {
                     name: Some("root".into()),
-                    strategy: "one_for_all".into(),
+                    strategy: Strategy::OneForAll,
                     max_restarts: 3,
                     max_seconds_ms: 5000,
                     children: vec![ChildSpec {
                         name: Some("a".into()),
                         label: "A".into(),
-                        restart: "permanent".into(),
+                        restart: Restart::Permanent,
                         shutdown_ms: Some(5000),
                         code: ChildCode::Script { path: "x.py".into() },
                     }],

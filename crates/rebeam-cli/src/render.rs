@@ -1,0 +1,143 @@
+//! How `rebeam ctl` prints the governor's answers: the control socket sends data
+//! (rebeam-proto's `StatusReport`, `SafetyTransition`), and this is its one rendering for a
+//! person. Tests in tests/integration/test_safety.py read this text; keep it stable.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use rebeam_proto::{ChildStatus, ProgramStatus, Safety, SafetyTransition, StatusReport, TreeStatus};
+
+pub fn state_name(state: Safety) -> &'static str {
+    match state {
+        Safety::Disarmed => "disarmed",
+        Safety::Armed => "armed",
+        Safety::Disarming => "disarming",
+        Safety::Error => "error",
+    }
+}
+
+/// "from → to: reason".
+pub fn transition(t: &SafetyTransition) -> String {
+    format!("{} → {}: {}", state_name(t.from), state_name(t.to), t.reason)
+}
+
+/// What `rebeam ctl status` prints after the state line: the program, processes, then trees.
+pub fn status(report: &StatusReport) -> String {
+    let mut out = match &report.program {
+        ProgramStatus::Script(script) => format!("script:  {script}\n"),
+        ProgramStatus::Library(program) => format!("program: {program}\n"),
+    };
+    for p in &report.processes {
+        let role = if p.spare { " (spare)" } else { "" };
+        let _ = writeln!(out, "process: {}{role}, {} actor(s)", p.describe, p.actors);
+    }
+    for tree in &report.trees {
+        render_tree(tree, 0, &mut out);
+    }
+    if report.trees.is_empty() {
+        out.push_str("no supervision tree is running\n");
+    }
+    out
+}
+
+fn render_tree(t: &TreeStatus, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    let _ = writeln!(
+        out,
+        "{pad}supervisor {} ({}): {} of {} restarts used in the last {}s",
+        t.label,
+        t.strategy,
+        t.restarts_used,
+        t.max_restarts,
+        Duration::from_millis(t.max_seconds_ms).as_secs_f64()
+    );
+    for child in &t.children {
+        match child {
+            ChildStatus::Tree(sub) => render_tree(sub, depth + 1, out),
+            ChildStatus::Actor { name, label, running } => {
+                let name = name.as_deref().map_or(label.clone(), |n| format!("'{n}' ({label})"));
+                match running {
+                    Some((actor, place)) => {
+                        let place = place.as_deref().unwrap_or("waiting for a worker");
+                        let _ = writeln!(out, "{pad}  {name}: running as <{actor}> on {place}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{pad}  {name}: not running");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebeam_proto::{ProcessStatus, Strategy};
+
+    fn actor(name: Option<&str>, label: &str, running: Option<(u64, Option<&str>)>) -> ChildStatus {
+        ChildStatus::Actor {
+            name: name.map(str::to_owned),
+            label: label.into(),
+            running: running.map(|(a, p)| (a, p.map(str::to_owned))),
+        }
+    }
+
+    #[test]
+    fn a_status_renders_as_the_governor_rendered_it() {
+        let inner = TreeStatus {
+            label: "inner".into(),
+            strategy: Strategy::OneForAll,
+            restarts_used: 0,
+            max_restarts: 1,
+            max_seconds_ms: 2500,
+            children: vec![actor(None, "Task", None)],
+        };
+        let report = StatusReport {
+            program: ProgramStatus::Script("/tmp/main.py".into()),
+            processes: vec![
+                ProcessStatus { describe: "main process (pid 10)".into(), spare: false, actors: 0 },
+                ProcessStatus { describe: "worker 1 (pid 11)".into(), spare: true, actors: 2 },
+            ],
+            trees: vec![TreeStatus {
+                label: "Supervisor".into(),
+                strategy: Strategy::OneForOne,
+                restarts_used: 1,
+                max_restarts: 3,
+                max_seconds_ms: 5000,
+                children: vec![
+                    actor(Some("counter"), "Counter", Some((7, Some("worker 1 (pid 11)")))),
+                    ChildStatus::Tree(inner),
+                    actor(None, "Lonely", Some((8, None))),
+                ],
+            }],
+        };
+        assert_eq!(
+            status(&report),
+            "script:  /tmp/main.py\n\
+             process: main process (pid 10), 0 actor(s)\n\
+             process: worker 1 (pid 11) (spare), 2 actor(s)\n\
+             supervisor Supervisor (one_for_one): 1 of 3 restarts used in the last 5s\n  \
+             'counter' (Counter): running as <7> on worker 1 (pid 11)\n  \
+             supervisor inner (one_for_all): 0 of 1 restarts used in the last 2.5s\n    \
+             Task: not running\n  \
+             Lonely: running as <8> on waiting for a worker\n"
+        );
+    }
+
+    #[test]
+    fn no_tree_says_so() {
+        let report = StatusReport {
+            program: ProgramStatus::Library("library mode for pid 5".into()),
+            processes: vec![],
+            trees: vec![],
+        };
+        assert_eq!(status(&report), "program: library mode for pid 5\nno supervision tree is running\n");
+    }
+
+    #[test]
+    fn a_transition_reads_from_to_and_why() {
+        let t = SafetyTransition { from: Safety::Disarmed, to: Safety::Armed, reason: "armed by the host".into() };
+        assert_eq!(transition(&t), "disarmed → armed: armed by the host");
+    }
+}
