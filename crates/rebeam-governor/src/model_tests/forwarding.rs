@@ -26,7 +26,7 @@ fn with_actor(os: &FakeOs) -> (Router, ProcIdx, Drain) {
     let spec = ChildSpec {
         name: Some("echo".into()),
         label: "Echo".into(),
-        restart: "temporary".into(),
+        restart: rebeam_proto::Restart::Temporary,
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Echo".into(), instance: Payload::default() },
     };
