@@ -24,12 +24,16 @@
 //!   order, then exits; a stop of a tree whose exit is already queued changes nothing, and a
 //!   stop makes a held restart moot.
 //!
+//! [`Node`] joins a tree's `Sequence` to its `supervision::Supervisor` (see its rules).
 //! [`Roots`] keeps the top-level trees in start order (the first is the root) and implements
 //! adoption's rule for that list (see [`Roots::take_place_of`]).
 //!
 //! `X` is the exit reason a tree ends with and `R` what runs in a slot; the governor picks both.
 
 use std::collections::VecDeque;
+
+mod node;
+pub use node::{DeferredExit, Ended, Node};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -1,7 +1,7 @@
 //! Supervision trees in the governor: the I/O half of `rebeam_core::supervision`.
 //!
 //! `rebeam_core::supervision` decides (restart which children, or escalate) and
-//! `rebeam_core::trees::Sequence` orders the starts and stops; this module carries each step
+//! `rebeam_core::trees::Node` orders the starts and stops; this module carries each step
 //! out:
 //!
 //! - `Step::Start(i)`: start child `i` (an actor in a worker, or a nested tree) and wait for it.
@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rebeam_core::supervision::{
-    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor, MAX_RESTARTS, MAX_RESTART_WINDOW,
+    Decision, ExitReason, FaultId, Intensity, Restart, Strategy, MAX_RESTARTS, MAX_RESTART_WINDOW,
 };
-use rebeam_core::trees::{Phase, Roots, Sequence, Step};
+use rebeam_core::trees::{Ended, Node, Phase, Roots, Step};
 use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
 
 use crate::actors::StartWaiter;
@@ -37,16 +37,11 @@ pub enum Running {
 pub struct Tree {
     label: String,
     spec: TreeSpec,
-    strategy: Strategy,
-    intensity: Intensity,
-    restarts: Vec<Restart>,
-    logic: Option<Supervisor>,
-    /// The slots and the start/stop queue.
-    seq: Sequence<Exit, Running>,
+    /// The slots, the start/stop queue and (once running) the supervisor.
+    node: Node<Exit, Running>,
     parent: Option<(TreeId, usize)>,
     waiter: Option<(ProcIdx, ReqId)>,
     start_error: Option<ErrorInfo>,
-    deferred: Vec<(usize, Exit, Option<FaultId>)>,
 }
 
 #[derive(Default)]
@@ -81,6 +76,15 @@ fn core_reason(exit: &Exit) -> ExitReason {
         Exit::Crashed(info) => ExitReason::Crashed(info.to_string()),
         Exit::Killed(why) => ExitReason::Killed(why.clone()),
     }
+}
+
+/// How a tree that gave up (too many restarts) ends, for its parent to decide upon.
+fn escalation(label: &str, reason: ExitReason) -> Exit {
+    let reason = match reason {
+        ExitReason::Crashed(why) => why,
+        other => other.to_string(),
+    };
+    Exit::Crashed(ErrorInfo::new(ErrorKind::Crashed, format!("supervisor {label} {reason}")))
 }
 
 fn parse(spec: &TreeSpec) -> Result<(Strategy, Intensity, Vec<Restart>), ErrorInfo> {
@@ -132,19 +136,7 @@ impl Router {
         tracing::debug!("supervisor {label} ({strategy}) starting {n} children");
         self.trees.map.insert(
             id,
-            Tree {
-                label,
-                spec,
-                strategy,
-                intensity,
-                restarts,
-                logic: None,
-                seq: Sequence::new(n),
-                parent,
-                waiter,
-                start_error: None,
-                deferred: Vec::new(),
-            },
+            Tree { label, spec, node: Node::new(strategy, intensity, restarts), parent, waiter, start_error: None },
         );
         Ok(id)
     }
@@ -155,7 +147,7 @@ impl Router {
             let Some(tree) = self.trees.map.get_mut(&id) else {
                 return;
             };
-            let Some(step) = tree.seq.next_step() else {
+            let Some(step) = tree.node.seq.next_step() else {
                 return;
             };
             match step {
@@ -225,7 +217,7 @@ impl Router {
                 t.label
             ));
         }
-        if t.seq.phase() != Phase::Running {
+        if t.node.seq.phase() != Phase::Running {
             return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label));
         }
         Ok(())
@@ -233,11 +225,9 @@ impl Router {
 
     fn tree_started(&mut self, id: TreeId) {
         let Some(tree) = self.trees.map.get_mut(&id) else { return };
-        tree.seq.mark_running();
-        tree.logic = Some(Supervisor::new(tree.strategy, tree.intensity, tree.restarts.clone()));
+        let deferred = tree.node.mark_running();
         let waiter = tree.waiter.take();
         let parent = tree.parent;
-        let deferred = std::mem::take(&mut tree.deferred);
         tracing::debug!("supervisor {} is up", tree.label);
         if let Some((proc, req)) = waiter {
             self.send_response(proc, req, Response::TreeStarted(Ok(id)));
@@ -255,37 +245,34 @@ impl Router {
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
-        tree.seq.child_up(slot, running);
-        if let Some(logic) = tree.logic.as_mut() {
-            logic.child_started(slot);
-        }
+        tree.node.child_up(slot, running);
         self.advance(id);
     }
 
     pub fn tree_child_start_failed(&mut self, id: TreeId, slot: usize, info: ErrorInfo) {
+        let now = self.os.now();
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
-        tree.seq.start_failed(slot);
         let child = tree.spec.children[slot].label.clone();
-        match tree.seq.phase() {
+        match tree.node.seq.phase() {
             Phase::Starting => {
+                tree.node.seq.start_failed(slot);
                 // A start failure names its actor already; other refusals need the child's name.
                 match info.kind {
                     ErrorKind::StartFailed => tracing::error!("supervisor {}: {info}", tree.label),
                     _ => tracing::error!("supervisor {}: child {child} failed to start: {info}", tree.label),
                 }
-                tree.seq.abort_start(slot, Exit::Crashed(info.clone()));
+                tree.node.seq.abort_start(slot, Exit::Crashed(info.clone()));
                 tree.start_error = Some(info);
             }
             Phase::Running => {
-                // A restart that fails to start is a crash of that child: it counts toward
-                // intensity, so a child that can never start ends in escalation, not a loop.
-                let logic = tree.logic.as_mut().expect("a tree in Phase::Running has its logic (set in tree_started)");
-                logic.child_started(slot);
-                return self.decide(id, slot, Exit::Crashed(info), None);
+                let exit = Exit::Crashed(info);
+                let label = &tree.label;
+                let decision = tree.node.restart_failed(slot, &core_reason(&exit), now, |r| escalation(label, r));
+                return self.decided(id, slot, exit, decision);
             }
-            Phase::Stopping => {}
+            Phase::Stopping => tree.node.seq.start_failed(slot),
         }
         self.advance(id);
     }
@@ -295,71 +282,48 @@ impl Router {
     }
 
     pub fn tree_child_ended_in_fault(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
+        let now = self.os.now();
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
-        if tree.seq.child_down(slot) {
-            if let Some(logic) = tree.logic.as_mut() {
-                logic.child_stopped(slot);
-            }
-            self.advance(id);
-            return self.check_tree_finished(id);
-        }
-        match tree.seq.phase() {
-            Phase::Starting => tree.deferred.push((slot, exit, fault)),
-            Phase::Stopping => {
-                if let Some(logic) = tree.logic.as_mut() {
-                    logic.child_exited(slot, &core_reason(&exit), self.os.now());
-                }
+        let label = &tree.label;
+        match tree.node.child_ended(slot, exit.clone(), &core_reason(&exit), now, fault, |r| escalation(label, r)) {
+            Ended::Awaited => {
                 self.advance(id);
+                self.check_tree_finished(id);
             }
-            Phase::Running => self.decide(id, slot, exit, fault),
+            Ended::Deferred => {}
+            Ended::Noted => self.advance(id),
+            Ended::Decided(decision) => self.decided(id, slot, exit, decision),
         }
     }
 
-    fn decide(&mut self, id: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
+    /// Reports a decision the supervisor took about `slot`'s exit (its steps are queued), then
+    /// carries it out.
+    fn decided(&mut self, id: TreeId, slot: usize, exit: Exit, decision: Decision) {
         let now = self.os.now();
         let Some(tree) = self.trees.map.get_mut(&id) else { return };
-        let logic = tree.logic.as_mut().expect("only running trees decide, and a running tree has its logic");
-        let decision = logic.child_exited_in_fault(slot, &core_reason(&exit), now, fault);
-        let restarts = logic.restarts_in_window(now);
         let child = &tree.spec.children[slot];
         if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) {
             let r = report::CrashReport {
                 supervisor: &tree.label,
-                strategy: tree.strategy,
+                strategy: tree.node.strategy(),
                 child: &child.label,
                 name: child.name.as_deref(),
                 exit: &exit,
-                restarts,
-                intensity: tree.intensity,
+                restarts: tree.node.restarts_in_window(now),
+                intensity: tree.node.intensity(),
                 decision: &decision,
             };
             tracing::error!("{}", r.render());
         } else {
             tracing::debug!("supervisor {}: child {} ended ({:?})", tree.label, child.label, exit);
         }
-        let restart = matches!(decision, Decision::Restart { .. });
-        match decision {
-            Decision::Ignore => {}
-            // A child to restart or to stop whose start is in flight is stopped once it is up
-            // (see `rebeam_core::trees`): else it would outlive the tree and keep its name
-            // from the tree's next incarnation.
-            Decision::Restart { stop, start } => tree.seq.restart(stop, start),
-            Decision::Escalate { stop } => {
-                let reason = match tree.intensity.escalation_reason() {
-                    ExitReason::Crashed(why) => why,
-                    other => other.to_string(),
-                };
-                let info = ErrorInfo::new(ErrorKind::Crashed, format!("supervisor {} {reason}", tree.label));
-                tree.seq.escalate(stop, Exit::Crashed(info));
-            }
-        }
         // A restart waits for an input of its own, as OTP's supervisor casts itself
         // `try_again_restart`: a child that ends as it starts (an empty nested Supervisor, a
         // failing adoption) would otherwise restart within its own end, recursing once per
         // restart allowed, and the router would serve nothing else meanwhile.
-        if restart {
+        if matches!(decision, Decision::Restart { .. }) {
             return self.after(Duration::ZERO, Input::TreeRestart(id));
         }
         self.advance(id);
@@ -368,7 +332,7 @@ impl Router {
 
     pub fn tree_restart(&mut self, id: TreeId) {
         let Some(tree) = self.trees.map.get_mut(&id) else { return };
-        tree.seq.release();
+        tree.node.seq.release();
         self.advance(id);
         self.check_tree_finished(id);
     }
@@ -378,10 +342,7 @@ impl Router {
         let Some(tree) = self.trees.map.get(&id) else {
             return;
         };
-        if tree.seq.phase() == Phase::Running
-            && tree.seq.idle()
-            && tree.logic.as_ref().is_some_and(Supervisor::finished)
-        {
+        if tree.node.finished() {
             tracing::debug!("supervisor {}: every child has ended; it ends too", tree.label);
             self.finish_tree(id, Exit::Normal);
         }
@@ -392,21 +353,14 @@ impl Router {
         let Some(tree) = self.trees.map.get_mut(&id) else {
             return;
         };
-        // A stop of a tree already on its way out changes nothing (and must not begin a second
-        // shutdown of its logic).
-        if tree.seq.exit_queued() {
-            return;
-        }
-        let order: Vec<usize> = match tree.logic.as_mut() {
-            Some(logic) => logic.begin_shutdown(),
-            None => (0..tree.seq.slots().len()).rev().collect(),
-        };
         let exit = match reason {
             ExitReason::Normal => Exit::Normal,
             _ => Exit::Shutdown,
         };
-        tree.seq.stop(order, exit);
-        self.advance(id);
+        // A stop of a tree already on its way out changes nothing.
+        if tree.node.stop(exit) {
+            self.advance(id);
+        }
     }
 
     fn finish_tree(&mut self, id: TreeId, exit: Exit) {
@@ -421,7 +375,7 @@ impl Router {
             self.send_response(proc, req, Response::TreeStarted(Err(info)));
         }
         if let Some((parent, slot)) = tree.parent {
-            let starting = self.trees.map.get(&parent).is_some_and(|p| p.seq.starting() == Some(slot));
+            let starting = self.trees.map.get(&parent).is_some_and(|p| p.node.seq.starting() == Some(slot));
             if let (true, Some(info)) = (starting, tree.start_error.clone()) {
                 return self.tree_child_start_failed(parent, slot, info);
             }
@@ -465,17 +419,17 @@ impl Router {
     fn render_tree(&self, id: TreeId, depth: usize, out: &mut String) {
         let Some(t) = self.trees.map.get(&id) else { return };
         let pad = "  ".repeat(depth);
-        let used = t.logic.as_ref().map_or(0, |l| l.restarts_in_window(self.os.now()));
+        let used = t.node.restarts_in_window(self.os.now());
         out.push_str(&format!(
             "{pad}supervisor {} ({}): {used} of {} restarts used in the last {}s\n",
             t.label,
-            t.strategy,
-            t.intensity.max_restarts,
-            t.intensity.max_seconds.as_secs_f64()
+            t.node.strategy(),
+            t.node.intensity().max_restarts,
+            t.node.intensity().max_seconds.as_secs_f64()
         ));
         for (slot, child) in t.spec.children.iter().enumerate() {
             let name = child.name.as_deref().map_or(child.label.clone(), |n| format!("'{n}' ({})", child.label));
-            match t.seq.slots()[slot] {
+            match t.node.seq.slots()[slot] {
                 Some(Running::Tree(sub)) => self.render_tree(sub, depth + 1, out),
                 Some(Running::Actor(a)) => {
                     let place = self
@@ -505,7 +459,7 @@ impl Trees {
         self.map
             .iter()
             .map(|(&id, t)| {
-                (id, TreeView { parent: t.parent, slots: t.seq.slots().to_vec(), starting: t.seq.starting() })
+                (id, TreeView { parent: t.parent, slots: t.node.seq.slots().to_vec(), starting: t.node.seq.starting() })
             })
             .collect()
     }
