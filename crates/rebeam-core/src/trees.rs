@@ -26,7 +26,8 @@
 //!
 //! [`Node`] joins a tree's `Sequence` to its `supervision::Supervisor` (see its rules).
 //! [`Roots`] keeps the top-level trees in start order (the first is the root) and implements
-//! adoption's rule for that list (see [`Roots::take_place_of`]).
+//! adoption's rule for that list (see [`Roots::take_place_of`]); [`adoptable`] says which
+//! trees may be adopted.
 //!
 //! `X` is the exit reason a tree ends with and `R` what runs in a slot; the governor picks both.
 
@@ -282,6 +283,49 @@ impl<T: Copy + PartialEq> Roots<T> {
             }
         }
     }
+}
+
+/// Why a tree cannot adopt another (see [`adoptable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The tree to adopt is the adopter or one of its ancestors.
+    OwnAncestor,
+    /// No such tree.
+    Unknown,
+    /// The tree is already some tree's child.
+    Nested,
+    /// The tree is still starting or already stopping.
+    NotRunning,
+}
+
+/// Whether `adopter` may make `sub` its child: only a running top-level tree that is not
+/// `adopter` itself or one of its ancestors can be (any other tree id, and a peer can send any
+/// number, would make a tree its own parent or give a tree two parents). `tree` gives a tree's
+/// parent and phase, or `None` for an unknown id; `count` bounds the walk up from `adopter`, so
+/// that even a cycle, which nothing should make, cannot hang the caller.
+pub fn adoptable<T: Copy + PartialEq>(
+    adopter: T,
+    sub: T,
+    roots: &Roots<T>,
+    count: usize,
+    tree: impl Fn(T) -> Option<(Option<T>, Phase)>,
+) -> Result<(), Refusal> {
+    let mut up = Some(adopter);
+    for _ in 0..=count {
+        let Some(t) = up else { break };
+        if t == sub {
+            return Err(Refusal::OwnAncestor);
+        }
+        up = tree(t).and_then(|(parent, _)| parent);
+    }
+    let Some((_, phase)) = tree(sub) else { return Err(Refusal::Unknown) };
+    if !roots.contains(sub) {
+        return Err(Refusal::Nested);
+    }
+    if phase != Phase::Running {
+        return Err(Refusal::NotRunning);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rebeam_core::supervision::{
     Decision, ExitReason, FaultId, Intensity, Restart, Strategy, MAX_RESTARTS, MAX_RESTART_WINDOW,
 };
-use rebeam_core::trees::{Ended, Node, Phase, Roots, Step};
+use rebeam_core::trees::{adoptable, Ended, Node, Phase, Refusal, Roots, Step};
 use rebeam_proto::{ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Exit, Frame, ReqId, Response, TreeSpec};
 
 use crate::actors::StartWaiter;
@@ -195,32 +195,20 @@ impl Router {
         self.tree_child_started(id, slot, Running::Tree(sub));
     }
 
-    /// Only a running top-level tree that is not `id`'s own ancestor can become its child: any
-    /// other tree id (a peer can send any number) would make a tree its own parent, or give a
-    /// tree two parents.
+    /// Whether `id` may adopt `sub` (the rule is `rebeam_core::trees::adoptable`'s).
     fn adoptable(&self, id: TreeId, sub: TreeId) -> Result<(), String> {
-        // (Bounded, so that even a cycle, which no path should make, cannot hang the governor.)
-        let mut up = Some(id);
-        for _ in 0..=self.trees.map.len() {
-            let Some(tree) = up else { break };
-            if tree == sub {
-                return Err("a Supervisor cannot be nested inside itself".into());
-            }
-            up = self.trees.map.get(&tree).and_then(|t| t.parent).map(|(parent, _)| parent);
-        }
-        let Some(t) = self.trees.map.get(&sub) else {
-            return Err(format!("no supervision tree {sub} is running"));
-        };
-        if !self.trees.roots.contains(sub) {
-            return Err(format!(
+        let map = &self.trees.map;
+        let view = |t: TreeId| map.get(&t).map(|t| (t.parent.map(|(parent, _)| parent), t.node.seq.phase()));
+        let label = || map.get(&sub).map_or(String::new(), |t| t.label.clone());
+        adoptable(id, sub, &self.trees.roots, map.len(), view).map_err(|refusal| match refusal {
+            Refusal::OwnAncestor => "a Supervisor cannot be nested inside itself".into(),
+            Refusal::Unknown => format!("no supervision tree {sub} is running"),
+            Refusal::Nested => format!(
                 "supervisor {} is already part of another tree (a Supervisor can be nested in only one)",
-                t.label
-            ));
-        }
-        if t.node.seq.phase() != Phase::Running {
-            return Err(format!("supervisor {} is not running (it is starting or stopping)", t.label));
-        }
-        Ok(())
+                label()
+            ),
+            Refusal::NotRunning => format!("supervisor {} is not running (it is starting or stopping)", label()),
+        })
     }
 
     fn tree_started(&mut self, id: TreeId) {
