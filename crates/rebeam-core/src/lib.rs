@@ -2,7 +2,8 @@
 //!
 //! Each module owns one concern of the governor's state and states its rules in its doc:
 //! `registry` (process ids, the actor table, names), `calls` (deliveries in flight),
-//! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `cowns`
+//! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `trees` (a tree's slots and start/stop
+//! sequencing, the top-level list), `cowns`
 //! (behaviour scheduling), `safety` (the arm/disarm machine), `topics` (the bus's patterns and
 //! throttles), `noticeboard`.
 
@@ -15,3 +16,4 @@ pub mod registry;
 pub mod safety;
 pub mod supervision;
 pub mod topics;
+pub mod trees;
