@@ -20,6 +20,11 @@ fn library_router(os: &FakeOs) -> Router {
     router(os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None })
 }
 
+fn script_router(os: &FakeOs) -> Router {
+    let argv0 = std::ffi::OsString::from("main.py");
+    router(os, Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] })
+}
+
 pub(super) fn router(os: &FakeOs, program: Program) -> Router {
     let config = Config {
         python: PathBuf::from("/nonexistent/python"),
@@ -75,8 +80,7 @@ pub(super) fn connect(router: &mut Router, proc: ProcIdx, budget: u64) -> Drain 
 #[test]
 fn a_full_outbox_is_timed_on_the_routers_clock() {
     let os = FakeOs::default();
-    let script = Program::Script { script: "/nonexistent/main.py".into(), argv0: "main.py".into(), args: vec![] };
-    let mut router = router(&os, script);
+    let mut router = script_router(&os);
     let main = router.main;
     let worker = router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("one worker");
     let _main_conn = connect(&mut router, main, 1 << 20);
@@ -247,30 +251,4 @@ fn a_timer_for_a_reaped_worker_never_reaches_the_next_worker_in_its_slot() {
     let signals = std::mem::take(&mut os.world().signals);
     assert!(signals.iter().all(|&(pid, _, _)| pid != new_pid), "the new worker was signalled: {signals:?}");
     assert_eq!(router.procs[reused].state, ProcState::Spawned);
-}
-
-fn script_router(os: &FakeOs) -> Router {
-    let config = Config {
-        python: PathBuf::from("/nonexistent/python"),
-        program: Program::Script {
-            script: "/nonexistent/main.py".into(),
-            argv0: std::ffi::OsString::from("main.py"),
-            args: vec![],
-        },
-        workers: 1,
-        spares: 0,
-        max_message_bytes: 64,
-        shutdown_timeout: Duration::from_secs(10),
-        log_filter: String::new(),
-        safety: SafetyMode::Marked,
-        safety_grace: Duration::from_millis(200),
-        allow_publish: vec![],
-        control_socket: None,
-        python_user: None,
-    };
-    let bus = crate::bus::Bus::new(&[]).expect("no patterns");
-    let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
-    let mut router = Router::new(config, Box::new(os.clone()), paths.0, paths.1, bus);
-    router.start_processes().expect("the fake OS starts every process");
-    router
 }
