@@ -247,7 +247,11 @@ impl Router {
             tracing::error!("{desc} died before it was ready ({why})");
             if self.early_deaths.died() {
                 tracing::error!(
-                    "workers keep dying at start-up; check that {} can `import rebeam._rebeam` (is rebeam installed in that environment?)",
+                    // The same words as the main process's early death: whichever is noticed
+                    // first, the user is told the one thing to check.
+                    "workers keep dying at start-up; check that {} can `import rebeam` and its native module \
+                     `rebeam._rebeam` (install rebeam into that environment, or choose another with --python / \
+                     REBEAM_PYTHON)",
                     self.config.python.display()
                 );
                 self.begin_shutdown(1, "workers cannot start");
