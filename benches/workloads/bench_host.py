@@ -30,9 +30,17 @@ class ControlDesk:
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(self.desk)
         self._server.listen(4)
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
+        # Wake the serving thread before the fd is closed (see tests/integration/hostlib.py:
+        # a thread about to accept() on a closed fd number accepts on whatever reuses it).
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(10)
         self._server.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
