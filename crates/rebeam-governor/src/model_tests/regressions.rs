@@ -62,6 +62,13 @@ fn interrupt_in_library_mode_does_not_signal_the_users_process() {
     );
 }
 
+/// Every frame the router has queued for a fake connection, decoded.
+fn frames(conn: &mut Drain) -> Vec<Frame> {
+    std::iter::from_fn(|| conn.try_recv())
+        .filter_map(|bytes| decode_body(&bytes.to_vec()[HEADER_BYTES..]).ok())
+        .collect()
+}
+
 /// Says Hello and Ready for process `proc`, with an outbox of `budget` bytes.
 pub(super) fn connect(router: &mut Router, proc: ProcIdx, budget: u64) -> Drain {
     let p = &router.procs[proc];
@@ -132,13 +139,13 @@ fn a_subscription_with_queue_0_is_refused() {
         let body = Request::Subscribe { actor: None, pattern: "sensors.*".into(), throttle_ms: 0, queue };
         router.handle(Input::Frame(main, Frame::Request { req, body }));
     }
-    let mut answers = Vec::new();
-    while let Some(bytes) = conn.try_recv() {
-        if let Ok(Frame::Response { req, body: Response::Subscribed(r) }) = decode_body(&bytes.to_vec()[HEADER_BYTES..])
-        {
-            answers.push((req, r.map(|_| ()).map_err(|e| e.message)));
-        }
-    }
+    let answers: Vec<_> = frames(&mut conn)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Response { req, body: Response::Subscribed(r) } => Some((req, r.map(|_| ()).map_err(|e| e.message))),
+            _ => None,
+        })
+        .collect();
     assert_eq!(answers.len(), 3, "every subscribe is answered: {answers:?}");
     assert!(answers[0].1.as_ref().is_err_and(|m| m.contains("queue=0")), "queue=0: {answers:?}");
     assert!(answers[1].1.is_err(), "queue=u32::MAX: {answers:?}");
@@ -169,13 +176,13 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
     let ancestor = router.next_id + 1;
     let nested = spec(vec![child(ChildCode::Tree(spec(vec![child(ChildCode::Adopt { tree: ancestor })])))]);
     router.handle(Input::Frame(main, Frame::Request { req: 2, body: Request::StartTree { spec: nested } }));
-    let mut answers = Vec::new();
-    while let Some(bytes) = conn.try_recv() {
-        if let Ok(Frame::Response { body: Response::TreeStarted(r), .. }) = decode_body(&bytes.to_vec()[HEADER_BYTES..])
-        {
-            answers.push(r.map_err(|e| e.message));
-        }
-    }
+    let answers: Vec<_> = frames(&mut conn)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Response { body: Response::TreeStarted(r), .. } => Some(r.map_err(|e| e.message)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(answers.len(), 2, "both starts are answered: {answers:?}");
     for answer in &answers {
         assert!(answer.as_ref().is_err_and(|m| m.contains("nested inside itself")), "{answers:?}");
@@ -208,8 +215,8 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
         children: vec![child],
     };
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::StartTree { spec } }));
-    let started = std::iter::from_fn(|| conn.try_recv())
-        .filter_map(|bytes| decode_body(&bytes.to_vec()[HEADER_BYTES..]).ok())
+    let started = frames(&mut conn)
+        .into_iter()
         .any(|frame| matches!(frame, Frame::Response { req: 1, body: Response::TreeStarted(Ok(_)) }));
     assert!(started, "the outer tree was not reported started");
     // Each restart waits for an input of its own: the router goes on with the rest meanwhile.
