@@ -173,25 +173,26 @@ pub fn decode_inbound(body: Bytes) -> Result<Inbound, ProtoError> {
     let mut take = |len: u64, what: &str| {
         let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&end| end <= body.len());
         let end = end.ok_or_else(|| malformed(format!("a {what} of {len} bytes past the end of the frame")))?;
-        let got = body.slice(at..end);
+        let range = at..end;
         at = end;
-        Ok::<_, ProtoError>(got)
+        Ok::<_, ProtoError>(range)
     };
     let subject = take(fixed.subject.into(), "subject")?;
     let name = take(fixed.name.into(), "name")?;
     let bincode_body = take(fixed.body.into(), "body")?;
     let table = take(u64::from(fixed.pieces) * U64_BYTES as u64, "piece table")?;
     let mut read = Vec::with_capacity(fixed.pieces as usize);
-    for len in table.chunks_exact(U64_BYTES) {
-        read.push(take(u64::from_le_bytes(len.try_into().expect("8 bytes")), "payload piece")?);
+    for len in body[table].chunks_exact(U64_BYTES) {
+        read.push(body.slice(take(u64::from_le_bytes(len.try_into().expect("8 bytes")), "payload piece")?));
     }
     if at != body.len() {
         return Err(malformed(format!("{} bytes after the last payload piece", body.len() - at)));
     }
     if fixed.kind != Kind::Bincode {
-        return Routed::read(fixed, subject, name, read).map(Inbound::Hot);
+        return Routed::read(fixed, body.slice(subject), body.slice(name), read).map(Inbound::Hot);
     }
-    let mut frame: Frame = options(fixed.body as u64 + BINCODE_SLACK).deserialize(&bincode_body).map_err(malformed)?;
+    let mut frame: Frame =
+        options(fixed.body as u64 + BINCODE_SLACK).deserialize(&body[bincode_body]).map_err(malformed)?;
     let mut read = read.into_iter();
     for piece in pieces(payloads(&mut frame)) {
         let got = read.next().ok_or_else(|| malformed("fewer payload pieces than payloads"))?;

@@ -46,7 +46,7 @@ pub use codec::{
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
 pub use pickle::{pickle_map, PickleValue};
-pub use routed::{Routed, TargetRef};
+pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.

@@ -46,6 +46,40 @@ impl std::fmt::Display for TargetRef<'_> {
     }
 }
 
+/// A routed frame's target, kept past the frame (to name it in an error once the frame is
+/// forwarded): the name shares the bytes read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetLabel {
+    name: Option<Bytes>,
+    id: ActorId,
+}
+
+impl std::fmt::Display for TargetLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => TargetRef::Name(text(name)).fmt(f),
+            None => TargetRef::Actor(self.id).fmt(f),
+        }
+    }
+}
+
+/// What can be sent: a frame, or a routed one as it is.
+pub trait IntoEncoded {
+    fn into_encoded(self) -> Result<Encoded, ProtoError>;
+}
+
+impl IntoEncoded for Frame {
+    fn into_encoded(self) -> Result<Encoded, ProtoError> {
+        crate::encode_parts(self)
+    }
+}
+
+impl IntoEncoded for Routed {
+    fn into_encoded(self) -> Result<Encoded, ProtoError> {
+        self.encode()
+    }
+}
+
 /// A hot frame: see the module doc. The subject and name are valid UTF-8 (checked when read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
@@ -88,6 +122,14 @@ impl Routed {
         match self.fixed.has(FLAG_TARGET_NAME) {
             true => TargetRef::Name(text(&self.name)),
             false => TargetRef::Actor(self.fixed.target),
+        }
+    }
+
+    /// The target, to name once the frame is gone.
+    pub fn target_label(&self) -> TargetLabel {
+        match self.fixed.has(FLAG_TARGET_NAME) {
+            true => TargetLabel { name: Some(self.name.clone()), id: 0 },
+            false => TargetLabel { name: None, id: self.fixed.target },
         }
     }
 

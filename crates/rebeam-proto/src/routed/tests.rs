@@ -76,6 +76,8 @@ fn a_call_reads_its_routing_fields_from_the_header() {
     assert_eq!(hot.kind(), Kind::Call);
     assert_eq!(hot.target(), TargetRef::Name("counter"));
     assert_eq!(hot.target().to_string(), Target::Name("counter".into()).to_string());
+    assert_eq!(hot.target_label().to_string(), "'counter'");
+    assert_eq!(read(&call(Target::Actor(9), None)).target_label().to_string(), Target::Actor(9).to_string());
     assert_eq!((hot.subject(), hot.sender(), hot.request(), hot.timeout_ms()), ("compute", Some(3), 4, 250));
     assert_eq!(hot.payload_len(), payload().len());
 }
