@@ -25,7 +25,7 @@
 //! Why this shape: a router reads one fixed-size block to know where a frame goes and where
 //! its payload lies, and forwards it by writing a new header in front of the same pieces. The
 //! header is 64 bytes with its 8-byte fields 8-aligned, so a frame in a shared-memory ring
-//! (issue 10's direct channels carry the same layout) can be read in place. Fields a kind does
+//! (the coming direct channels carry the same layout) can be read in place. Fields a kind does
 //! not use are zero, and a frame with a non-zero unused field, an unknown kind, lane or flag is
 //! malformed: there is one encoding of each frame.
 

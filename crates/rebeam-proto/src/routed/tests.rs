@@ -122,3 +122,26 @@ fn a_forwarded_reply_is_the_callers_answer_with_the_same_pieces() {
         Frame::Response { req: 7, body: Response::Cast { delivered: true } }
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_call_read_and_forwarded_is_its_delivery(
+        name in proptest::option::of("\\PC{0,12}"),
+        id in proptest::num::u64::ANY,
+        subject in "\\PC{0,24}",
+        sender in proptest::option::of(proptest::num::u64::ANY),
+        sender_name in proptest::option::of("[a-z]{0,8}"),
+        delivery in proptest::option::of(proptest::num::u64::ANY),
+        buffers in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..4),
+    ) {
+        let target = name.map_or(Target::Actor(id), Target::Name);
+        let payload = Payload { data: vec![0x80, 5].into(), buffers: buffers.into_iter().map(Bytes::from).collect() };
+        let body = Request::Call { target, subject: subject.clone(), sender, payload: payload.clone(), timeout_ms: id };
+        let hot = read(&Frame::Request { req: id, body });
+        let forwarded = hot.into_delivery(id, delivery, sender_name.as_deref()).encode().unwrap().to_vec();
+        let got = crate::decode_body(&forwarded[HEADER_BYTES..]).unwrap();
+        let sender = sender.map(|s| ActorRef { id: s, name: sender_name });
+        let expected = Frame::Command(Command::Deliver { delivery, actor: id, subject, sender, payload });
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
