@@ -90,9 +90,10 @@ $VPY -m pip wheel --quiet --no-build-isolation --no-deps --wheel-dir build/dist 
 $VPY -m pip install --quiet --force-reinstall --no-deps build/dist/rebeam-*.whl
 
 # 4. What a source install needs from PyPI, kept locally, so the tests can install rebeam from
-# source with no network (tests/integration/test_pip_install.py): the locked maturin and cloudpickle.
+# source with no network (tests/integration/test_pip_install.py): the locked maturin, cloudpickle
+# and uv.
 wheelhouse=build/wheelhouse
-for pin in $(grep -E '^(maturin|cloudpickle)==' requirements-dev.lock); do
+for pin in $(grep -E '^(maturin|cloudpickle|uv)==' requirements-dev.lock); do
   name=${pin%%==*}; version=${pin##*==}
   if ! ls "$wheelhouse/$name-$version-"*.whl >/dev/null 2>&1; then
     say "keeping a $pin wheel in $wheelhouse (for offline source installs)"
