@@ -80,16 +80,26 @@ elif [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]] || ! drift="$(locked_version
   echo "$want" >"$stamp"
 fi
 
-# 3. The governor binary, then the wheel that carries it and the native module.
-say "building the rebeam governor (cargo build --release)"
-cargo build --release --locked --quiet -p rebeam-cli
-mkdir -p build/wheel-data/scripts
-cp target/release/rebeam build/wheel-data/scripts/rebeam
-
-say "building and installing the rebeam wheel"
+# 3. The wheel: the governor binary and the native module, built as `pip install .` builds them
+# (build_backend/rebeam_build.py: cargo builds the governor, then maturin the wheel).
+say "building the rebeam governor and wheel (cargo build --release, then maturin)"
 rm -rf build/dist
-$VPY -m maturin build --release --locked --quiet --out build/dist >/dev/null 2>build/maturin.log || { cat build/maturin.log >&2; exit 1; }
+mkdir -p build
+$VPY -m pip wheel --quiet --no-build-isolation --no-deps --wheel-dir build/dist . >build/wheel.log 2>&1 \
+  || { cat build/wheel.log >&2; exit 1; }
 $VPY -m pip install --quiet --force-reinstall --no-deps build/dist/rebeam-*.whl
+
+# 4. What a source install needs from PyPI, kept locally, so the tests can install rebeam from
+# source with no network (tests/integration/test_pip_install.py): the locked maturin, cloudpickle
+# and uv.
+wheelhouse=build/wheelhouse
+for pin in $(grep -E '^(maturin|cloudpickle|uv)==' requirements-dev.lock); do
+  name=${pin%%==*}; version=${pin##*==}
+  if ! ls "$wheelhouse/$name-$version-"*.whl >/dev/null 2>&1; then
+    say "keeping a $pin wheel in $wheelhouse (for offline source installs)"
+    $VPY -m pip download --quiet --only-binary=:all: --no-deps --dest "$wheelhouse" "$pin"
+  fi
+done
 
 say "rebeam is installed: $($VENV/bin/rebeam --version) at $VENV/bin/rebeam"
 echo "   activate with: source $VENV/bin/activate" >&2

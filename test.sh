@@ -29,7 +29,7 @@ fi
 ./bootstrap.sh "${bootstrap[@]}"
 
 echo "==> ruff; cargo fmt --check; cargo clippy"
-$VENV/bin/ruff check python tests examples benches
+$VENV/bin/ruff check python tests examples benches build_backend
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 

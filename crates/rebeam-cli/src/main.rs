@@ -1,5 +1,6 @@
 //! `rebeam`: run a Python program as a supervised, parallel system.
 
+mod provision;
 mod render;
 
 use std::ffi::OsString;
@@ -104,6 +105,11 @@ struct RunArgs {
     /// control socket and from the governor (needs root, or CAP_SETUID and CAP_SETGID).
     #[arg(long, value_name = "USER")]
     python_user: Option<String>,
+
+    /// Do not install the script's declared dependencies (its `# /// script` block, else its
+    /// project's [project] dependencies): run it with the interpreter as it is.
+    #[arg(long)]
+    no_env: bool,
 
     /// The Python script to run.
     script: PathBuf,
@@ -297,8 +303,18 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut python = rebeam_governor::find_python(args.options.python.as_deref());
+    if !args.no_env {
+        python = match provision::interpreter_for(&script, &python) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("rebeam: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
     let program = rebeam_governor::Program::Script { script, argv0: args.script.into_os_string(), args: args.args };
-    govern(args.options, program, python_user)
+    govern(args.options, program, python_user, python)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -308,14 +324,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let program = rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd };
+    let python = rebeam_governor::find_python(args.options.python.as_deref());
     // The library-mode main process is the user's own: it cannot be made another user.
-    govern(args.options, program, None)
+    govern(args.options, program, None, python)
 }
 
 fn govern(
     options: Options,
     program: rebeam_governor::Program,
     python_user: Option<rebeam_governor::PythonUser>,
+    python: std::path::PathBuf,
 ) -> ExitCode {
     if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
@@ -331,7 +349,7 @@ fn govern(
         return ExitCode::from(2);
     }
     let config = rebeam_governor::Config {
-        python: rebeam_governor::find_python(options.python.as_deref()),
+        python,
         program,
         workers,
         spares: options.spares,

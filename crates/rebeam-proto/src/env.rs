@@ -33,6 +33,8 @@ pub const PYTHON: &str = "REBEAM_PYTHON";
 pub const WORKERS: &str = "REBEAM_WORKERS";
 /// The control socket `rebeam ctl` talks to; never handed to the Python processes.
 pub const CONTROL: &str = "REBEAM_CONTROL";
+/// Where `rebeam` keeps the environments it provisions for scripts' declared dependencies.
+pub const CACHE_DIR: &str = "REBEAM_CACHE_DIR";
 /// The main process's token, handed to `rebeam serve` by library mode.
 pub const MAIN_TOKEN: &str = "REBEAM_MAIN_TOKEN";
 /// A hidden test hook: the governor panics on purpose this many milliseconds after start.
@@ -49,7 +51,7 @@ mod tests {
     #[test]
     fn names_are_distinct_and_prefixed() {
         let mut seen = std::collections::HashSet::new();
-        for name in ALL.iter().chain(&[WORKERS, CONTROL, TEST_PANIC_AFTER_MS]) {
+        for name in ALL.iter().chain(&[WORKERS, CONTROL, CACHE_DIR, TEST_PANIC_AFTER_MS]) {
             assert!(name.starts_with("REBEAM_"), "{name}");
             assert!(seen.insert(name), "{name} named twice");
         }
