@@ -15,6 +15,7 @@ INTERNAL_ERROR_EXIT_STATUS: int  # a rebeam process's status after an internal e
 DEFAULT_MAX_RESTARTS: int  # a supervisor's restart intensity: restarts ...
 DEFAULT_MAX_SECONDS: float  # ... within this many seconds
 DEFAULT_SHUTDOWN: float  # seconds a child gets to stop politely before it is killed
+DEFAULT_RESTART: str  # a child's restart kind when it names none (one of RESTARTS)
 STRATEGIES: tuple[str, ...]  # supervision strategies, as spelled on the wire
 RESTARTS: tuple[str, ...]  # restart kinds, as spelled on the wire
 ENV_VARS: tuple[str, ...]  # the REBEAM_* variables both languages name (rebeam-proto's env)

@@ -155,3 +155,6 @@ def test_an_exit_is_built_by_its_constructors_and_a_crash_carries_its_error():
     with pytest.raises(TypeError):
         _rebeam.Exit.crashed(("crashed", "boom", None, None))  # an ErrorInfo, not a tuple
 
+
+def test_an_actors_default_restart_kind_is_the_native_one():
+    assert rebeam.GenPy.restart == _rebeam.DEFAULT_RESTART == _rebeam.RESTARTS[0]
