@@ -757,7 +757,10 @@ impl Router {
         };
         match self.safety_command(command) {
             Ok(transitions) => ControlResponse::Safety { state: self.safety_state(), transitions },
-            Err(why) => ControlResponse::Refused(why),
+            Err(message) => ControlResponse::Refused(rebeam_proto::ControlRefusal {
+                kind: rebeam_proto::RefusalKind::SafetyState,
+                message,
+            }),
         }
     }
 
