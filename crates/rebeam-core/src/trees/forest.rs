@@ -66,13 +66,15 @@ impl<H: Host> Tree<H> {
 pub struct Forest<H: Host> {
     map: HashMap<TreeId, Tree<H>>,
     roots: Roots<TreeId>,
+    /// The root tree failed once it was up (the run ends with a failure code).
+    root_failed: bool,
     /// The effects of the input being handled.
     out: Vec<Effect<H>>,
 }
 
 impl<H: Host> Default for Forest<H> {
     fn default() -> Self {
-        Self { map: HashMap::new(), roots: Roots::default(), out: Vec::new() }
+        Self { map: HashMap::new(), roots: Roots::default(), root_failed: false, out: Vec::new() }
     }
 }
 
@@ -97,7 +99,7 @@ impl<H: Host> Forest<H> {
 
     /// The root tree failed once it was up (the run ends with a failure code).
     pub fn root_failed(&self) -> bool {
-        self.roots.failed
+        self.root_failed
     }
 
     pub fn get(&self, id: TreeId) -> Option<&Tree<H>> {
@@ -363,7 +365,7 @@ impl<H: Host> Forest<H> {
         let failed = !H::reading(&exit).is_normal();
         let start_failed = tree.start_error.is_some();
         let ending = if root && failed && !start_failed {
-            self.roots.failed = true;
+            self.root_failed = true;
             Ending::RootFailed
         } else if root && !failed {
             Ending::RootEnded

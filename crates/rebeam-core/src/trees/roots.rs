@@ -6,8 +6,6 @@ use super::Phase;
 #[derive(Debug, Clone, Default)]
 pub struct Roots<T> {
     list: Vec<T>,
-    /// The root tree failed (the run ends with a failure code).
-    pub failed: bool,
 }
 
 impl<T: Copy + PartialEq> Roots<T> {

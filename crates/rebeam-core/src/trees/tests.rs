@@ -56,6 +56,9 @@ struct World {
     running: HashMap<u32, (TreeId, usize, &'static str)>,
     /// Labels of actors whose start fails.
     failing: HashSet<&'static str>,
+    /// Starts wait in `held` until [`World::up`] (else an actor is up as soon as asked).
+    hold: bool,
+    held: Vec<(TreeId, usize, &'static str)>,
     turns: VecDeque<TreeId>,
     trace: Vec<String>,
     logs: Vec<Log<H>>,
@@ -75,6 +78,10 @@ impl World {
                     self.trace.push(format!("fail {spec}"));
                     let e = self.forest.start_failed(tree, slot, format!("{spec} failed"), cx!(self));
                     self.apply(e);
+                }
+                Effect::Start { tree, slot, spec } if self.hold => {
+                    self.trace.push(format!("asked {spec}"));
+                    self.held.push((tree, slot, spec));
                 }
                 Effect::Start { tree, slot, spec } => {
                     self.next_actor += 1;
@@ -119,11 +126,26 @@ impl World {
         self.take()
     }
 
+    /// The held start of `label` is up.
+    fn up(&mut self, label: &str) -> Vec<String> {
+        let at = self.held.iter().position(|&(_, _, l)| l == label).expect("a held start of that label");
+        let (tree, slot, spec) = self.held.remove(at);
+        self.next_actor += 1;
+        self.running.insert(self.next_actor, (tree, slot, spec));
+        let e = self.forest.child_started(tree, slot, self.next_actor, cx!(self));
+        self.apply(e);
+        self.take()
+    }
+
     fn exit(&mut self, label: &str, exit: X) -> Vec<String> {
+        self.exit_in_fault(label, exit, None)
+    }
+
+    fn exit_in_fault(&mut self, label: &str, exit: X, fault: Option<u64>) -> Vec<String> {
         let (&actor, &(tree, slot, _)) =
             self.running.iter().find(|(_, (_, _, l))| *l == label).expect("a running actor of that label");
         self.running.remove(&actor);
-        let e = self.forest.child_ended(tree, slot, exit, None, cx!(self));
+        let e = self.forest.child_ended(tree, slot, exit, fault, cx!(self));
         self.apply(e);
         self.take()
     }
@@ -344,6 +366,40 @@ fn a_child_that_ends_as_it_starts_restarts_one_turn_at_a_time() {
     );
     assert_eq!(w.turn(), ["turn"], "each restart of the empty tree waits for its own turn");
     assert_eq!(w.forest.roots(), [1]);
+}
+
+#[test]
+fn an_exit_while_the_tree_starts_is_decided_once_it_is_up() {
+    let mut w = World { hold: true, ..World::default() };
+    assert_eq!(w.start(abc(Strategy::OneForOne), "main"), ["asked a"]);
+    assert_eq!(w.up("a"), ["asked b"]);
+    assert!(w.crash("a").is_empty(), "kept until the tree runs");
+    assert_eq!(w.up("b"), ["asked c"]);
+    assert_eq!(w.up("c"), ["answer main: Ok(1)", "turn"]);
+    assert_eq!(w.turn(), ["asked a"]);
+}
+
+#[test]
+fn a_tree_stopped_while_a_start_is_in_flight_stops_that_child_once_up_and_fails_its_start() {
+    let mut w = World { hold: true, ..World::default() };
+    w.start(abc(Strategy::OneForOne), "main");
+    assert!(w.stop(1).is_empty(), "the start of a is in flight");
+    let trace = w.up("a");
+    assert_eq!(trace[0], "stop a", "it cannot outlive the tree");
+    assert!(trace[1].starts_with("answer main: Err(\"StartFailed: supervisor Supervisor<1> stopped while starting"));
+    assert_eq!(trace[2], "ended 1: Shutdown RootEnded");
+}
+
+#[test]
+fn children_taken_by_one_fault_count_once_toward_the_intensity() {
+    let mut w = World::default();
+    w.start(tree(Strategy::OneForOne, 1, vec![worker("a"), worker("b")]), "main");
+    let worker_died = Some(7);
+    assert_eq!(w.exit_in_fault("a", X::Crashed("killed".into()), worker_died), ["turn"]);
+    assert_eq!(w.exit_in_fault("b", X::Crashed("killed".into()), worker_died), ["turn"], "not an escalation");
+    assert_eq!(w.turn(), ["start a", "start b"]);
+    let trace = w.crash("a");
+    assert!(trace.last().is_some_and(|t| t.ends_with("RootFailed")), "a second fault exceeds 1 restart: {trace:?}");
 }
 
 #[test]
