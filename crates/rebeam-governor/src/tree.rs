@@ -155,6 +155,9 @@ impl Router {
         self.carry_out(effects);
     }
 
+    /// Carries out effects in order. One may answer at once (a start refused, a stop of an
+    /// actor not yet placed): that input's effects are carried out before the rest, which is
+    /// safe because the machine recorded what it waits for when it asked.
     fn carry_out(&mut self, effects: Vec<Effect<Governed>>) {
         for effect in effects {
             match effect {

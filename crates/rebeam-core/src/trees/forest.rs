@@ -63,6 +63,7 @@ impl<H: Host> Tree<H> {
     }
 }
 
+/// Every supervision tree of a run: feed it inputs, carry out the effects each returns.
 pub struct Forest<H: Host> {
     map: HashMap<TreeId, Tree<H>>,
     roots: Roots<TreeId>,
