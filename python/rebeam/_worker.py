@@ -268,12 +268,12 @@ class Worker(Handler):
             try:
                 fn(topic, _runtime.loads(data, buffers))
             except BaseException as e:
-                self.finish(host, "crashed", error_info(e))
+                self.finish(host, _rebeam.Exit.crashed(error_info(e)))
         elif kind == "stop":
             if host.task_thread is not None:  # a task whose start was still queued
                 self.stop_task(host)
             else:
-                self.finish(host, "shutdown")
+                self.finish(host, _rebeam.Exit.shutdown())
 
     def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
         try:
@@ -350,7 +350,7 @@ class Worker(Handler):
             info = error_info(e)
             if delivery is not None:
                 self.conn.reply_failure(delivery, info)
-            self.finish(host, "crashed", info)
+            self.finish(host, _rebeam.Exit.crashed(info))
             return
         if delivery is None:
             return
@@ -387,18 +387,18 @@ class Worker(Handler):
 
         end_interruptible(host.lock, forget)
 
-    def finish(self, host: Host, reason: str, info: _rebeam.ErrorInfo | None = None) -> None:
+    def finish(self, host: Host, exit: _rebeam.Exit) -> None:
         terminate = getattr(host.instance, "terminate", None)
         if callable(terminate):
             try:
-                terminate(reason)
+                terminate(exit.kind)
             except BaseException:
                 traceback.print_exc()
         with host.lock:
             host.dead = True
             host.mailbox.clear()
         self.hosts.pop(host.pid.id, None)
-        self.conn.exited(host.pid.id, reason, info)
+        self.conn.exited(host.pid.id, exit)
 
     def run_task(self, host: Host, fn) -> None:
         _runtime.set_current(host.pid)
@@ -406,17 +406,18 @@ class Worker(Handler):
             if host.stopping:
                 raise SystemExit
             fn()
-            reason, info = ("shutdown" if host.stopping else "normal"), None
+            exit = _rebeam.Exit.shutdown() if host.stopping else _rebeam.Exit.normal()
         except SystemExit as e:
             clean = host.stopping or e.code in (None, 0)
-            reason, info = ("shutdown" if host.stopping else "normal", None) if clean else ("crashed", error_info(e))
+            ended = _rebeam.Exit.shutdown() if host.stopping else _rebeam.Exit.normal()
+            exit = ended if clean else _rebeam.Exit.crashed(error_info(e))
         except BaseException as e:
-            reason, info = ("shutdown", None) if host.stopping else ("crashed", error_info(e))
+            exit = _rebeam.Exit.shutdown() if host.stopping else _rebeam.Exit.crashed(error_info(e))
         finally:
             _runtime.set_current(None)
         self.hosts.pop(host.pid.id, None)
         host.dead = True
-        self.conn.exited(host.pid.id, reason, info)
+        self.conn.exited(host.pid.id, exit)
 
 
 #: This worker's own import path, before the main process's was put in front of it.

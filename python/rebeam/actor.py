@@ -78,7 +78,7 @@ class GenPy:
     """
 
     name: str | None = None
-    restart: str = "permanent"
+    restart: str = _rebeam.DEFAULT_RESTART
     shutdown: float | None = _rebeam.DEFAULT_SHUTDOWN
 
     @property

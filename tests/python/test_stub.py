@@ -142,3 +142,19 @@ def test_an_error_info_checks_its_kind_where_it_is_built():
         _rebeam.ErrorInfo("crash", "typo")
     with pytest.raises(AttributeError):
         info.kind = "timeout"  # frozen
+
+
+def test_an_exit_is_built_by_its_constructors_and_a_crash_carries_its_error():
+    info = _rebeam.ErrorInfo("crashed", "boom", "ValueError")
+    assert [e.kind for e in (_rebeam.Exit.normal(), _rebeam.Exit.shutdown(), _rebeam.Exit.crashed(info))] == [
+        "normal", "shutdown", "crashed",
+    ]
+    assert _rebeam.Exit.normal() == _rebeam.Exit.normal() != _rebeam.Exit.shutdown()
+    with pytest.raises(TypeError):
+        _rebeam.Exit()  # no free spelling of a reason
+    with pytest.raises(TypeError):
+        _rebeam.Exit.crashed(("crashed", "boom", None, None))  # an ErrorInfo, not a tuple
+
+
+def test_an_actors_default_restart_kind_is_the_native_one():
+    assert rebeam.GenPy.restart == _rebeam.DEFAULT_RESTART == _rebeam.RESTARTS[0]

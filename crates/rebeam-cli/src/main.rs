@@ -271,8 +271,8 @@ fn ctl(args: CtlArgs) -> ExitCode {
             print!("{}", render::status(&report));
             ExitCode::SUCCESS
         }
-        Ok(ControlResponse::Refused(why)) => {
-            eprintln!("rebeam ctl: refused: {why}");
+        Ok(ControlResponse::Refused(refusal)) => {
+            eprintln!("rebeam ctl: {}", render::refusal(&refusal));
             ExitCode::FAILURE
         }
         Ok(ControlResponse::Done) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use rebeam_proto::{ChildStatus, ProgramStatus, Safety, SafetyTransition, StatusReport, TreeStatus};
+use rebeam_proto::{ChildStatus, ControlRefusal, ProgramStatus, Safety, SafetyTransition, StatusReport, TreeStatus};
 
 pub fn state_name(state: Safety) -> &'static str {
     match state {
@@ -19,6 +19,12 @@ pub fn state_name(state: Safety) -> &'static str {
 /// "from → to: reason".
 pub fn transition(t: &SafetyTransition) -> String {
     format!("{} → {}: {}", state_name(t.from), state_name(t.to), t.reason)
+}
+
+/// "refused: message": the message says why and what to do, so a person reads it alone; the
+/// kind is for programs that act on a refusal.
+pub fn refusal(r: &ControlRefusal) -> String {
+    format!("refused: {}", r.message)
 }
 
 /// What `rebeam ctl status` prints after the state line: the program, processes, then trees.
@@ -81,6 +87,13 @@ mod tests {
             label: label.into(),
             running: running.map(|(a, p)| (a, p.map(str::to_owned))),
         }
+    }
+
+    #[test]
+    fn a_refusal_renders_its_message() {
+        let message = "cannot arm: the safety state is error".to_string();
+        let r = ControlRefusal { kind: rebeam_proto::RefusalKind::SafetyState, message };
+        assert_eq!(refusal(&r), "refused: cannot arm: the safety state is error");
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //!
 //! Each module owns one concern of the governor's state and states its rules in its doc:
 //! `registry` (process ids, the actor table, names), `calls` (deliveries in flight),
-//! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `trees` (a tree's slots and start/stop
-//! sequencing, the top-level list), `cowns`
-//! (behaviour scheduling), `safety` (the arm/disarm machine), `topics` (the bus's patterns and
-//! throttles), `noticeboard`.
+//! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `trees`
+//! (supervision trees as one machine: slots, start/stop sequencing, adoption, escalation),
+//! `cowns` (behaviour scheduling), `safety` (the arm/disarm machine), `topics` (the bus's
+//! patterns and throttles), `noticeboard`.
 
 pub mod calls;
 pub mod cowns;

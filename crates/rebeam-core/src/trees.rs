@@ -1,331 +1,205 @@
-//! Supervision trees' bookkeeping, free of processes: one tree's slots and the queue of start
-//! and stop operations it works through, and the list of top-level trees.
+//! Supervision trees as one machine, free of processes: [`Forest`] takes the inputs a host sees
+//! (a tree spec to start and who asked, a child started, failed to start or ended, a restart
+//! turn, a stop) and returns the [`Effect`]s the host carries out (start this actor child in
+//! this slot, stop this actor within its shutdown budget, schedule a restart turn, answer this
+//! requester, this top-level tree ended, log this). It never does I/O and never sees the host;
+//! the host's types come in through [`Host`].
 //!
-//! `supervision` decides what to restart; this module sequences the decision. Starting and
-//! stopping a child is asynchronous (a worker answers later), so a tree runs one operation at
-//! a time, and [`Sequence::next_step`] hands out the next one to carry out. The rules:
+//! `supervision` decides what to restart; the parts below sequence the decision:
+//! [`Sequence`] one tree's slots and start/stop queue, [`Node`] a sequence joined to its
+//! supervisor, [`Roots`] the top-level trees, [`adoptable`] adoption's rule.
 //!
-//! - A new tree starts its children in spec order, then reports [`Step::Started`].
-//! - A start waits for its child to be up ([`Sequence::child_up`]) or to fail
-//!   ([`Sequence::start_failed`]); a stop waits for its child to be down
-//!   ([`Sequence::child_down`]). Nothing else runs meanwhile.
+//! ## Sequencing
+//!
+//! Starting and stopping a child is asynchronous (a worker answers later), so a tree runs one
+//! operation at a time:
+//!
+//! - A new tree starts its children in spec order, then it runs and its requester (or its
+//!   parent) hears that it is up.
+//! - A start waits for its child to be up or to fail; a stop waits for its child to be down.
+//!   Nothing else runs in that tree meanwhile.
 //! - A start of a slot that is already occupied, or any start once the tree is stopping, is
 //!   skipped; so is a stop of an empty slot.
 //! - A child that fails during the initial start aborts the tree: the children already started
-//!   are stopped in reverse order, then the tree exits ([`Sequence::abort_start`]).
-//! - A restart queues its stops, then its starts, and holds the queue until the governor's
-//!   restart turn ([`Sequence::release`]): a child that ends as it starts then restarts on a
-//!   later turn rather than recursing within its own end. Starts still queued from an earlier
-//!   restart are redone in the new one's order.
+//!   are stopped in reverse order, then the tree exits and its start fails with that child's
+//!   error (as `supervisor:start_link` does), for its requester or its parent.
+//! - A restart queues its stops, then its starts, and holds the queue until a restart turn
+//!   ([`Effect::RestartTurn`], then [`Forest::restart_turn`]): a child that ends as it starts
+//!   (an empty nested tree, a failing adoption) then restarts on a later turn rather than
+//!   recursing within its own end, as OTP's supervisor casts itself `try_again_restart`.
+//!   Starts still queued from an earlier restart are redone in the new one's order.
 //! - A child whose start is in flight when the tree must stop it (a restart or an escalation
 //!   that includes it, or a stop of the tree) is stopped once it is up, in its place in reverse
 //!   start order, so that it cannot outlive the tree.
-//! - An escalation or a stop of the tree stops the running children in the given (reverse)
-//!   order, then exits; a stop of a tree whose exit is already queued changes nothing, and a
-//!   stop makes a held restart moot.
+//! - An escalation or a stop of the tree stops the running children in reverse start order,
+//!   then exits; a stop of a tree whose exit is already queued changes nothing, and a stop
+//!   makes a held restart moot. A nested tree is stopped as a child: its own children first.
+//! - A running tree whose children have all ended for good, with nothing queued, ends normally.
 //!
-//! [`Node`] joins a tree's `Sequence` to its `supervision::Supervisor` (see its rules).
-//! [`Roots`] keeps the top-level trees in start order (the first is the root) and implements
-//! adoption's rule for that list (see [`Roots::take_place_of`]); [`adoptable`] says which
-//! trees may be adopted.
+//! ## Ends
 //!
-//! `X` is the exit reason a tree ends with and `R` what runs in a slot; the governor picks both.
+//! - A nested tree's end is an exit of its slot in its parent, which decides as for any child
+//!   (so an escalation fails upward one level at a time); a nested tree whose initial start
+//!   failed fails its parent's start of that slot instead.
+//! - A tree that ends before it was up answers its requester with its start error, or with
+//!   "stopped while starting".
+//! - A top-level tree's end is [`Effect::Ended`], with what it means for the run ([`Ending`]):
+//!   the root (the first top-level tree) failing fails the run, except that a failed initial
+//!   start was already answered to its requester.
+//!
+//! ## Adoption
+//!
+//! A child spec may name a tree the host's peer started first ([`Code::Adopt`]): only a running
+//! top-level tree outside the adopter's line of ancestors may be adopted (anything else fails
+//! that child's start). The adopted tree leaves the top-level list, the adopter takes its place
+//! when that place is earlier, and restarts of the slot rebuild the tree from its spec.
+//!
+//! Tree ids come from the host's counter ([`Turn::last_id`]), shared with whatever else it
+//! numbers, so that a tree and an actor never share an id.
 
-use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
 
+use crate::supervision::{Decision, ExitReason, Intensity, Strategy};
+
+mod forest;
 mod node;
-pub use node::{DeferredExit, Ended, Node};
+mod roots;
+mod sequence;
+mod spec;
 
+pub use forest::{Forest, Tree};
+pub use node::{DeferredExit, Ended, Failed, Node};
+pub use roots::{adoptable, Refusal, Roots};
+pub use sequence::{Phase, Sequence, Step};
+pub use spec::{ChildSpec, Code, TreeSpec};
+
+pub type TreeId = u64;
+
+/// The host's types, and how the machine reads and builds its exits and errors.
+pub trait Host {
+    /// What the host starts for an actor child (opaque here, handed back in [`Effect::Start`]).
+    type Spec: Clone + Debug + PartialEq;
+    type Actor: Copy + Debug + PartialEq;
+    /// Who asked for a top-level tree, answered once in [`Effect::Answer`].
+    type Requester: Debug + PartialEq;
+    type Exit: Clone + Debug + PartialEq;
+    type Error: Clone + Debug + PartialEq;
+
+    /// How supervision reads an exit (restart kinds and intensity see only this).
+    fn reading(exit: &Self::Exit) -> ExitReason;
+    fn normal() -> Self::Exit;
+    fn shutdown() -> Self::Exit;
+    /// The exit of a child, or a tree, that failed with `error`.
+    fn crashed(error: Self::Error) -> Self::Exit;
+    /// An error the machine raises itself.
+    fn error(class: ErrorClass, message: String) -> Self::Error;
+}
+
+/// The kinds of error the machine raises itself; the host maps them to its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Starting,
-    Running,
-    Stopping,
+pub enum ErrorClass {
+    /// A spec out of bounds, or an adoption against the rules.
+    BadRequest,
+    /// A tree stopped before it was up.
+    StartFailed,
+    /// A tree gave up (too many restarts).
+    Crashed,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Op<X> {
-    Start(usize),
-    Stop(usize),
-    Started,
-    Exit(X),
-}
-
-/// The operation in flight: what the tree waits for.
+/// What runs in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Busy {
-    Start(usize),
-    Stop(usize),
+pub enum Running<A> {
+    Actor(A),
+    Tree(TreeId),
 }
 
-/// What the governor must do next for a tree.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Step<X, R> {
-    /// Start the child in this slot from its spec, then report `child_up` or `start_failed`.
-    Start(usize),
-    /// Stop what runs in this slot (after its shutdown timeout, kill it), then `child_down`.
-    Stop(usize, R),
-    /// Every child is up: the tree runs (the caller then calls [`Sequence::mark_running`]).
-    Started,
-    /// The tree ends with this reason.
-    Exit(X),
+/// What one input needs besides itself: the time, and the host's id counter.
+pub struct Turn<'a> {
+    pub now: Instant,
+    /// The last id the host handed out; a new tree takes the next.
+    pub last_id: &'a mut u64,
 }
 
-/// One tree's slots and operation queue.
-#[derive(Debug, Clone)]
-pub struct Sequence<X, R> {
-    phase: Phase,
-    slots: Vec<Option<R>>,
-    ops: VecDeque<Op<X>>,
-    current: Option<Busy>,
-    /// A restart was queued and waits for [`Sequence::release`].
-    held: bool,
-}
-
-impl<X, R: Copy> Sequence<X, R> {
-    /// A tree of `children` slots, about to start them in order.
-    pub fn new(children: usize) -> Self {
-        let mut ops: VecDeque<Op<X>> = (0..children).map(Op::Start).collect();
-        ops.push_back(Op::Started);
-        Self { phase: Phase::Starting, slots: (0..children).map(|_| None).collect(), ops, current: None, held: false }
-    }
-
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    pub fn mark_running(&mut self) {
-        self.phase = Phase::Running;
-    }
-
-    pub fn slots(&self) -> &[Option<R>] {
-        &self.slots
-    }
-
-    /// The slot whose start is in flight.
-    pub fn starting(&self) -> Option<usize> {
-        match self.current {
-            Some(Busy::Start(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// Nothing in flight and nothing queued.
-    pub fn idle(&self) -> bool {
-        self.current.is_none() && self.ops.is_empty()
-    }
-
-    /// The next operation to carry out, or `None` while one is in flight, a restart is held,
-    /// or the queue is empty.
-    pub fn next_step(&mut self) -> Option<Step<X, R>> {
-        if self.current.is_some() || self.held {
-            return None;
-        }
-        while let Some(op) = self.ops.pop_front() {
-            match op {
-                Op::Start(slot) => {
-                    if self.phase == Phase::Stopping || self.slots[slot].is_some() {
-                        continue;
-                    }
-                    self.current = Some(Busy::Start(slot));
-                    return Some(Step::Start(slot));
-                }
-                Op::Stop(slot) => {
-                    let Some(running) = self.slots[slot] else { continue };
-                    self.current = Some(Busy::Stop(slot));
-                    return Some(Step::Stop(slot, running));
-                }
-                Op::Started => return Some(Step::Started),
-                Op::Exit(x) => return Some(Step::Exit(x)),
-            }
-        }
-        None
-    }
-
-    /// The child in `slot` is up (its start ends, if it was in flight).
-    pub fn child_up(&mut self, slot: usize, running: R) {
-        self.slots[slot] = Some(running);
-        if self.current == Some(Busy::Start(slot)) {
-            self.current = None;
-        }
-    }
-
-    /// The child in `slot` failed to start (its start ends, if it was in flight).
-    pub fn start_failed(&mut self, slot: usize) {
-        if self.current == Some(Busy::Start(slot)) {
-            self.current = None;
-        }
-    }
-
-    /// The child in `slot` is down. True if the tree was waiting for that stop.
-    pub fn child_down(&mut self, slot: usize) -> bool {
-        self.slots[slot] = None;
-        let awaited = self.current == Some(Busy::Stop(slot));
-        if awaited {
-            self.current = None;
-        }
-        awaited
-    }
-
-    /// The initial start failed at `slot`: stop the children before it in reverse, then exit.
-    pub fn abort_start(&mut self, slot: usize, exit: X) {
-        self.phase = Phase::Stopping;
-        self.ops.clear();
-        self.ops.extend((0..slot).rev().map(Op::Stop));
-        self.ops.push_back(Op::Exit(exit));
-    }
-
-    /// Queues a restart (stop `stop` in order, then start `start` in order) and holds it until
-    /// [`Sequence::release`].
-    pub fn restart(&mut self, stop: Vec<usize>, start: Vec<usize>) {
-        self.ops.retain(|op| !matches!(op, Op::Start(j) if start.contains(j)));
-        self.ops.extend(stop.into_iter().map(Op::Stop));
-        if matches!(self.current, Some(Busy::Start(s)) if start.contains(&s)) {
-            self.stop_starting_child_when_up();
-        }
-        self.ops.extend(start.into_iter().map(Op::Start));
-        self.held = true;
-    }
-
-    /// The restart turn: a held restart may run.
-    pub fn release(&mut self) {
-        self.held = false;
-    }
-
-    /// Stops the running children in `stop`'s order (and the child still starting, once up),
-    /// then exits with `exit`.
-    pub fn escalate(&mut self, stop: Vec<usize>, exit: X) {
-        self.phase = Phase::Stopping;
-        self.ops.clear();
-        self.ops.extend(stop.into_iter().map(Op::Stop));
-        self.stop_starting_child_when_up();
-        self.ops.push_back(Op::Exit(exit));
-    }
-
-    /// Whether the tree is already stopping with its exit queued (a further stop is moot).
-    pub fn exit_queued(&self) -> bool {
-        self.phase == Phase::Stopping && self.ops.iter().any(|op| matches!(op, Op::Exit(_)))
-    }
-
-    /// Stops the children in `order`, then the child still starting once it is up, then exits
-    /// with `exit`. False (and nothing changes) if the exit is already queued.
-    pub fn stop(&mut self, order: Vec<usize>, exit: X) -> bool {
-        if self.exit_queued() {
-            return false;
-        }
-        self.phase = Phase::Stopping;
-        self.ops.clear();
-        self.held = false;
-        self.ops.extend(order.into_iter().map(Op::Stop));
-        if let Some(Busy::Start(slot)) = self.current {
-            self.ops.push_back(Op::Stop(slot));
-        }
-        self.ops.push_back(Op::Exit(exit));
-        true
-    }
-
-    /// Queues a stop of the child whose start is in flight (if any), to run once it is up,
-    /// in its place among the queued stops (reverse start order).
-    fn stop_starting_child_when_up(&mut self) {
-        if let Some(Busy::Start(starting)) = self.current {
-            let at =
-                self.ops.iter().position(|op| matches!(op, Op::Stop(j) if *j < starting)).unwrap_or(self.ops.len());
-            self.ops.insert(at, Op::Stop(starting));
-        }
+impl Turn<'_> {
+    fn next_id(&mut self) -> TreeId {
+        *self.last_id += 1;
+        *self.last_id
     }
 }
 
-/// The top-level trees in start order; the first is the root.
-#[derive(Debug, Clone, Default)]
-pub struct Roots<T> {
-    list: Vec<T>,
-    /// The root tree failed (the run ends with a failure code).
-    pub failed: bool,
+/// What the host must do, in order.
+#[derive(Debug, PartialEq)]
+pub enum Effect<H: Host> {
+    /// Start an actor from `spec` as child `slot` of `tree`; then report
+    /// [`Forest::child_started`] or [`Forest::start_failed`].
+    Start {
+        tree: TreeId,
+        slot: usize,
+        spec: H::Spec,
+    },
+    /// Stop this actor politely; kill it if it has not stopped within `shutdown` (`None` waits
+    /// forever, zero kills at once); then report [`Forest::child_ended`].
+    Stop {
+        actor: H::Actor,
+        shutdown: Option<Duration>,
+    },
+    /// Call [`Forest::restart_turn`] for this tree on a later turn, after other inputs.
+    RestartTurn(TreeId),
+    /// Answer whoever asked for a top-level tree.
+    Answer {
+        requester: H::Requester,
+        result: Result<TreeId, H::Error>,
+    },
+    /// A top-level tree ended.
+    Ended {
+        tree: TreeId,
+        label: String,
+        exit: H::Exit,
+        start_failed: bool,
+        ending: Ending,
+    },
+    Log(Log<H>),
 }
 
-impl<T: Copy + PartialEq> Roots<T> {
-    pub fn list(&self) -> &[T] {
-        &self.list
-    }
-
-    pub fn push(&mut self, tree: T) {
-        self.list.push(tree);
-    }
-
-    pub fn contains(&self, tree: T) -> bool {
-        self.list.contains(&tree)
-    }
-
-    pub fn is_root(&self, tree: T) -> bool {
-        self.list.first() == Some(&tree)
-    }
-
-    pub fn remove(&mut self, tree: T) {
-        self.list.retain(|&r| r != tree);
-    }
-
-    /// The adopter takes the adopted tree's place among the top-level trees when that place is
-    /// earlier than its own (so `Supervisor(modules=[Supervisor(...)])` becomes the root);
-    /// the adopted tree leaves the list either way.
-    pub fn take_place_of(&mut self, adopter: T, adopted: T) {
-        let Some(pos) = self.list.iter().position(|&r| r == adopted) else { return };
-        match self.list.iter().position(|&r| r == adopter) {
-            Some(own) if own < pos => {
-                self.list.remove(pos);
-            }
-            Some(own) => {
-                self.list[pos] = adopter;
-                self.list.remove(own);
-            }
-            // A nested adopter is not a top-level tree; it gains no place of its own.
-            None => {
-                self.list.remove(pos);
-            }
-        }
-    }
-}
-
-/// Why a tree cannot adopt another (see [`adoptable`]).
+/// What a top-level tree's end means for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The tree to adopt is the adopter or one of its ancestors.
-    OwnAncestor,
-    /// No such tree.
-    Unknown,
-    /// The tree is already some tree's child.
-    Nested,
-    /// The tree is still starting or already stopping.
-    NotRunning,
+pub enum Ending {
+    /// The root failed once it was up: the run fails.
+    RootFailed,
+    /// The root ended without failing.
+    RootEnded,
+    /// Another top-level tree ended, or the root's initial start failed (its requester heard).
+    Another,
 }
 
-/// Whether `adopter` may make `sub` its child: only a running top-level tree that is not
-/// `adopter` itself or one of its ancestors can be (any other tree id, and a peer can send any
-/// number, would make a tree its own parent or give a tree two parents). `tree` gives a tree's
-/// parent and phase, or `None` for an unknown id; `count` bounds the walk up from `adopter`, so
-/// that even a cycle, which nothing should make, cannot hang the caller.
-pub fn adoptable<T: Copy + PartialEq>(
-    adopter: T,
-    sub: T,
-    roots: &Roots<T>,
-    count: usize,
-    tree: impl Fn(T) -> Option<(Option<T>, Phase)>,
-) -> Result<(), Refusal> {
-    let mut up = Some(adopter);
-    for _ in 0..=count {
-        let Some(t) = up else { break };
-        if t == sub {
-            return Err(Refusal::OwnAncestor);
-        }
-        up = tree(t).and_then(|(parent, _)| parent);
-    }
-    let Some((_, phase)) = tree(sub) else { return Err(Refusal::Unknown) };
-    if !roots.contains(sub) {
-        return Err(Refusal::Nested);
-    }
-    if phase != Phase::Running {
-        return Err(Refusal::NotRunning);
-    }
-    Ok(())
+/// What happened, for the host's log.
+#[derive(Debug, PartialEq)]
+pub enum Log<H: Host> {
+    /// A tree was created and starts its children.
+    Starting { label: String, strategy: Strategy, children: usize },
+    /// Every child of the tree is up.
+    Up { label: String },
+    /// A child failed the tree's initial start.
+    StartFailed { label: String, child: String, error: H::Error },
+    /// A child of a running tree ended and the supervisor decided (a crash report's matter).
+    ChildEnded(Report<H>),
+    /// Every child of the tree ended for good; it ends too.
+    AllEnded { label: String },
+}
+
+/// A child's end as its supervisor saw it.
+#[derive(Debug, PartialEq)]
+pub struct Report<H: Host> {
+    pub supervisor: String,
+    pub strategy: Strategy,
+    pub child: String,
+    pub name: Option<String>,
+    pub exit: H::Exit,
+    /// Restarts within the intensity window, this one included.
+    pub restarts: u32,
+    pub intensity: Intensity,
+    pub decision: Decision,
 }
 
 #[cfg(test)]

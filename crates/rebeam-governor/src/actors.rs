@@ -15,7 +15,7 @@ use rebeam_proto::{
 
 use crate::report;
 use crate::router::{Input, ProcIdx, Router};
-use crate::tree::{Running, TreeId};
+use crate::tree::TreeId;
 use rebeam_core::supervision::FaultId;
 
 pub struct Actor {
@@ -127,7 +127,7 @@ impl Router {
                         let r = ActorRef { id, name: actor.name.clone() };
                         self.send(proc, Frame::Response { req, body: Response::Spawned(Ok(r)) });
                     }
-                    Some(StartWaiter::Tree { tree, slot }) => self.tree_child_started(tree, slot, Running::Actor(id)),
+                    Some(StartWaiter::Tree { tree, slot }) => self.tree_child_started(tree, slot, id),
                     None => {}
                 }
             }

@@ -26,7 +26,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rebeam_proto::{ControlRequest, ControlResponse, Frame, FrameDecoder, ProtoError, Role};
+use rebeam_proto::{
+    ControlRefusal, ControlRequest, ControlResponse, Frame, FrameDecoder, ProtoError, RefusalKind, Role,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -126,8 +128,9 @@ async fn serve(mut stream: UnixStream, inputs: mpsc::UnboundedSender<Input>) {
         }
         Ok(cred) => {
             tracing::warn!(uid = cred.uid(), "refused a control connection from another user");
-            let why = format!("uid {} may not control this rebeam: it belongs to uid {me}", cred.uid());
-            if let Ok(bytes) = rebeam_proto::encode(&Frame::ControlReply(ControlResponse::Refused(why))) {
+            let message = format!("uid {} may not control this rebeam: it belongs to uid {me}", cred.uid());
+            let refusal = ControlRefusal { kind: RefusalKind::OtherUser, message };
+            if let Ok(bytes) = rebeam_proto::encode(&Frame::ControlReply(ControlResponse::Refused(refusal))) {
                 let _ = stream.write_all(&bytes).await;
             }
             return;
@@ -194,15 +197,15 @@ fn ppid_in_stat(stat: &str) -> Option<u32> {
 
 impl Router {
     /// Why `peer` may not send `request`, if it may not: see the module doc.
-    pub(crate) fn control_refusal(&self, request: &ControlRequest, peer: &Peer) -> Option<String> {
+    pub(crate) fn control_refusal(&self, request: &ControlRequest, peer: &Peer) -> Option<ControlRefusal> {
         if matches!(request, ControlRequest::Status) {
             return None;
         }
         let who = peer.pid.map_or("a peer of unknown pid".to_string(), |p| format!("pid {p}"));
-        let through = match &peer.ancestry {
-            Err(e) => Some(format!("its ancestry cannot be checked ({e})")),
-            Ok(chain) => self.member_of_the_run(chain),
-        }?;
+        let (kind, through) = match &peer.ancestry {
+            Err(e) => (RefusalKind::Unverified, format!("its ancestry cannot be checked ({e})")),
+            Ok(chain) => (RefusalKind::InsideTheRun, self.member_of_the_run(chain)?),
+        };
         let action = match request {
             ControlRequest::Arm => "arm",
             ControlRequest::Disarm => "disarm",
@@ -210,11 +213,12 @@ impl Router {
             ControlRequest::Status => "status",
         };
         tracing::warn!("refused `{action}` on the control socket from {who}: {through}");
-        Some(format!(
+        let message = format!(
             "{action} from {who}: {through}. The safety state is changed only by the host, \
              never by a Python process of the run or anything it started: run `rebeam ctl {action}` \
              from outside the run (your terminal, or the host application)"
-        ))
+        );
+        Some(ControlRefusal { kind, message })
     }
 
     /// Which process of the run `chain` (a pid and its ancestors) passes through, if any.

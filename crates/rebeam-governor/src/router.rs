@@ -52,7 +52,7 @@ pub enum Input {
     ParentGone,
     QuiesceDeadline(u64),
     ReceiveDeadline(u64),
-    /// A tree's restart decision is carried out (see `tree.rs` `decide`).
+    /// A tree's restart turn (`rebeam_core::trees::Effect::RestartTurn`).
     TreeRestart(crate::tree::TreeId),
 }
 
@@ -738,7 +738,7 @@ impl Router {
         self.shutdown = Some(code);
         self.after(self.config.shutdown_timeout, Input::ShutdownDeadline);
         for tree in self.trees.roots().iter().rev().copied().collect::<Vec<_>>() {
-            self.stop_tree(tree, rebeam_core::supervision::ExitReason::Shutdown);
+            self.stop_tree(tree);
         }
         let unsupervised: Vec<ActorId> =
             self.actors.iter().filter(|(_, a)| a.parent.is_none()).map(|(&id, _)| id).collect();
@@ -795,7 +795,10 @@ impl Router {
         };
         match self.safety_command(command) {
             Ok(transitions) => ControlResponse::Safety { state: self.safety_state(), transitions },
-            Err(why) => ControlResponse::Refused(why),
+            Err(message) => ControlResponse::Refused(rebeam_proto::ControlRefusal {
+                kind: rebeam_proto::RefusalKind::SafetyState,
+                message,
+            }),
         }
     }
 

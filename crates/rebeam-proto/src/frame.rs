@@ -258,13 +258,32 @@ pub enum ControlResponse {
         state: Safety,
         transitions: Vec<SafetyTransition>,
     },
-    Refused(String),
+    Refused(ControlRefusal),
     /// The safety state, the processes and the supervision trees (`rebeam ctl status`).
     Status {
         state: Safety,
         report: StatusReport,
     },
     Done,
+}
+
+/// Why a control request was refused, and the sentence a person reads (it says what to do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRefusal {
+    pub kind: RefusalKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalKind {
+    /// The peer runs as another user.
+    OtherUser,
+    /// The peer's line of parent processes could not be read, so it may be part of the run.
+    Unverified,
+    /// The peer is a process of the run, or was started by one: only the host changes safety.
+    InsideTheRun,
+    /// The safety machine does not allow the request in its current state.
+    SafetyState,
 }
 
 /// Process → governor, answered by a [`Response`] with the same id.

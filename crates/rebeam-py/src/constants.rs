@@ -29,6 +29,8 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Seconds as a float, as the Python API takes them (`Supervisor(max_seconds=...)`).
     m.add("DEFAULT_MAX_SECONDS", supervision::DEFAULT_MAX_SECONDS as f64)?;
     m.add("DEFAULT_SHUTDOWN", supervision::DEFAULT_SHUTDOWN.as_secs_f64())?;
+    // A child's restart kind when its spec names none (`GenPy.restart`).
+    m.add("DEFAULT_RESTART", Restart::default().as_str())?;
     m.add("STRATEGIES", PyTuple::new(py, Strategy::ALL.map(Strategy::as_str))?)?;
     m.add("RESTARTS", PyTuple::new(py, Restart::ALL.map(Restart::as_str))?)?;
     m.add("ENV_VARS", PyTuple::new(py, rebeam_proto::env::ALL)?)?;

@@ -10,6 +10,7 @@ mod commands;
 mod constants;
 mod convert;
 mod errors;
+mod exits;
 mod numbers;
 
 use std::path::Path;
@@ -19,8 +20,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rebeam_client::{Client, ClientError};
 use rebeam_proto::{
-    encode, ActorId, ErrorInfo, ErrorKind, Event, Exit, Frame, Gating, Outcome, Payload, Request, Response, Role,
-    Safety, Status,
+    encode, ActorId, ErrorInfo, ErrorKind, Event, Frame, Gating, Outcome, Payload, Request, Response, Role, Safety,
+    Status,
 };
 
 use commands::command_to_py;
@@ -329,18 +330,9 @@ impl Connection {
         self.send_event(py, Event::Started { actor, result })
     }
 
-    /// Reports that an actor ended: `reason` is "normal", "shutdown" or "crashed" (with `error`).
-    #[pyo3(signature = (actor, reason, error=None))]
-    fn exited(&self, py: Python<'_>, actor: ActorId, reason: &str, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let reason = match (reason, error) {
-            ("normal", _) => Exit::Normal,
-            ("shutdown", _) => Exit::Shutdown,
-            ("crashed", Some(info)) => Exit::Crashed(info_from_py(info)?),
-            (other, _) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown exit reason {other:?}")))
-            }
-        };
-        self.send_event(py, Event::Exited { actor, reason })
+    /// Reports that an actor ended, as an `_rebeam.Exit`.
+    fn exited(&self, py: Python<'_>, actor: ActorId, exit: &Bound<'_, exits::PyExit>) -> PyResult<()> {
+        self.send_event(py, Event::Exited { actor, reason: exit.get().exit() })
     }
 
     /// The main process finished the script body (`error` if it raised).
@@ -646,6 +638,7 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()?;
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
     m.add_class::<errors::Info>()?;
+    m.add_class::<exits::PyExit>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
     Ok(())

@@ -10,11 +10,14 @@
 //! - A restart queues its stops and starts and holds them for a restart turn; an escalation
 //!   stops the running children in reverse and ends the tree with the reason built from
 //!   [`crate::supervision::Intensity::escalation_reason`], for its parent to decide upon.
+//! - A child that fails to start aborts a tree still starting (see `Sequence::abort_start`);
+//!   in a running tree it is a crash of the child (so a child that can never start ends in
+//!   escalation); in a stopping tree it is noted.
 //! - A running tree whose children have all ended, with nothing queued, is finished.
 
 use std::time::Instant;
 
-use super::{Phase, Sequence};
+use super::{Phase, Sequence, Step};
 use crate::supervision::{Decision, ExitReason, FaultId, Intensity, Restart, Strategy, Supervisor};
 
 /// How an exit of a child was taken.
@@ -30,12 +33,24 @@ pub enum Ended {
     Decided(Decision),
 }
 
+/// How a failed start of a child was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// The tree was starting: it stops the children already up, in reverse, then exits.
+    Aborted,
+    /// The tree is stopping: noted, nothing decided.
+    Noted,
+    /// The tree runs: a restart that cannot start is a crash of the child, and the supervisor
+    /// decided (the steps are queued).
+    Decided(Decision),
+}
+
 /// An exit kept until the tree runs: slot, exit, fault.
 pub type DeferredExit<X> = (usize, X, Option<FaultId>);
 
 #[derive(Debug, Clone)]
 pub struct Node<X, R> {
-    pub seq: Sequence<X, R>,
+    seq: Sequence<X, R>,
     strategy: Strategy,
     intensity: Intensity,
     restarts: Vec<Restart>,
@@ -46,6 +61,29 @@ pub struct Node<X, R> {
 impl<X, R: Copy> Node<X, R> {
     pub fn new(strategy: Strategy, intensity: Intensity, restarts: Vec<Restart>) -> Self {
         Self { seq: Sequence::new(restarts.len()), strategy, intensity, restarts, logic: None, deferred: Vec::new() }
+    }
+
+    /// The next step to carry out (see [`Sequence::next_step`]).
+    pub fn next_step(&mut self) -> Option<Step<X, R>> {
+        self.seq.next_step()
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.seq.phase()
+    }
+
+    pub fn slots(&self) -> &[Option<R>] {
+        self.seq.slots()
+    }
+
+    /// The slot whose start is in flight.
+    pub fn starting(&self) -> Option<usize> {
+        self.seq.starting()
+    }
+
+    /// The restart turn: a held restart may run.
+    pub fn release(&mut self) {
+        self.seq.release();
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -75,9 +113,33 @@ impl<X, R: Copy> Node<X, R> {
         }
     }
 
+    /// The child in `slot` failed to start; `exit` is the tree's own exit should that abort
+    /// its initial start, `reason` the failure's supervision reading.
+    pub fn start_failed(
+        &mut self,
+        slot: usize,
+        exit: X,
+        reason: &ExitReason,
+        now: Instant,
+        escalation: impl FnOnce(ExitReason) -> X,
+    ) -> Failed {
+        match self.seq.phase() {
+            Phase::Starting => {
+                self.seq.start_failed(slot);
+                self.seq.abort_start(slot, exit);
+                Failed::Aborted
+            }
+            Phase::Running => Failed::Decided(self.restart_failed(slot, reason, now, escalation)),
+            Phase::Stopping => {
+                self.seq.start_failed(slot);
+                Failed::Noted
+            }
+        }
+    }
+
     /// A restart of `slot` failed to start, in a running tree: that is a crash of the child
     /// (it counts toward intensity, so a child that can never start ends in escalation).
-    pub fn restart_failed(
+    fn restart_failed(
         &mut self,
         slot: usize,
         reason: &ExitReason,
