@@ -148,7 +148,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
 
     let (control, control_path) = crate::control::bind(&dir, config.control_socket.as_deref())?;
     process::guard_sockets(&[&socket_path, &control_path]);
-    let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
+    let bus = crate::bus::Bus::new(&config.allow_publish).map_err(|e| GovernorError::Pattern(e.to_string()))?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
     let frame_limit = config.max_message_bytes.saturating_add(FRAME_OVERHEAD_BYTES);
     let (peers, mut peer_rx) = crate::listener::peer_inputs(crate::outbox::budget(frame_limit));
@@ -466,7 +466,7 @@ impl Router {
                 self.respond(proc, req, Response::Subscribed(result));
             }
             Request::Unsubscribe { subscription } => {
-                self.bus.subs.remove(&subscription);
+                self.bus.unsubscribe(subscription);
                 self.respond(proc, req, Response::Done);
             }
             Request::Publish { topic, payload } => {

@@ -105,7 +105,7 @@ fn deliveries(r: &Router) -> Result<(), String> {
         ensure!(r.actors.contains_key(&mon.target), "monitor {m} watches actor <{}>, which is gone", mon.target);
         ensure!(live(r, mon.watcher_proc), "monitor {m} belongs to a dead or unknown process {}", mon.watcher_proc);
     }
-    for (s, sub) in &r.bus.subs {
+    for (s, sub) in r.bus.subscriptions() {
         ensure!(live(r, sub.proc), "subscription {s} belongs to a dead process {}", sub.proc);
         if let Some(a) = sub.actor {
             ensure!(r.actors.contains_key(&a), "subscription {s} belongs to actor <{a}>, which is gone");
