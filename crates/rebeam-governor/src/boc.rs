@@ -105,7 +105,7 @@ impl Router {
         code: Payload,
         mut how: How,
     ) -> Result<(), ErrorInfo> {
-        how.gated |= self.config.safety == crate::SafetyMode::RequireArmed && !how.at_main;
+        how.gated = self.gate.gates_behaviour(how.gated, how.at_main);
         if how.gated && !self.is_armed() {
             return Err(self.behaviour_refusal());
         }

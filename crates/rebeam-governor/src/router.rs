@@ -281,6 +281,7 @@ impl Router {
         control_path: PathBuf,
         bus: crate::bus::Bus,
     ) -> Router {
+        let gate = crate::safety::gate(&config);
         Router {
             config,
             os,
@@ -292,7 +293,7 @@ impl Router {
             calls: InFlight::default(),
             monitors: HashMap::new(),
             trees: Trees::default(),
-            gate: crate::safety::Gate::default(),
+            gate,
             bus,
             boc: crate::boc::Boc::default(),
             messages: crate::messages::Messages::default(),
@@ -604,7 +605,7 @@ impl Router {
             ));
         }
         let gated = self.is_gated(id, &subject);
-        if gated && !self.gate.machine.allows_gated() {
+        if gated && !self.is_armed() {
             return Err(self.safety_refusal(&target.to_string(), &subject));
         }
         // Gated casts get a delivery id too: the worker's answer tells when the work ended.

@@ -162,15 +162,15 @@ fn trees(r: &Router) -> Result<(), String> {
 }
 
 fn safety(r: &Router) -> Result<(), String> {
-    let state = r.gate.machine.state();
-    let in_flight = r.calls.any_gated() || !r.gate.behaviours.is_empty();
+    let state = r.gate.state();
+    let in_flight = r.calls.any_gated() || r.gate.behaviours().next().is_some();
     ensure!(state != SafetyState::Disarming || in_flight, "disarming with no gated work left");
     let uncancelled = r.calls.iter().any(|(_, c)| c.gated && c.cancelled.is_none())
-        || r.gate.behaviours.values().any(|b| b.cancelled.is_none());
+        || r.gate.behaviours().any(|(_, b)| b.cancelled.is_none());
     ensure!(!uncancelled || state == SafetyState::Armed, "gated work runs uncancelled while {state}");
     let running: HashSet<u64> = r.boc.view().running.iter().map(|&(b, _)| b).collect();
-    for b in r.gate.behaviours.keys() {
-        ensure!(running.contains(b), "gated behaviour {b} is tracked, but not running");
+    for (b, _) in r.gate.behaviours() {
+        ensure!(running.contains(&b), "gated behaviour {b} is tracked, but not running");
     }
     Ok(())
 }
