@@ -103,27 +103,27 @@ pub struct Monitor {
 }
 
 pub struct Router {
-    pub config: Config,
+    pub(crate) config: Config,
     /// Processes, signals and timers: every effect outside this state goes through it.
     pub(crate) os: Box<dyn Os>,
     pub(crate) socket_path: PathBuf,
-    pub procs: Procs<Proc>,
-    pub main: ProcIdx,
+    pub(crate) procs: Procs<Proc>,
+    pub(crate) main: ProcIdx,
     /// Every actor, where it is placed, and each process's actors.
-    pub actors: Actors<crate::actors::Actor>,
-    pub names: Names,
+    pub(crate) actors: Actors<crate::actors::Actor>,
+    pub(crate) names: Names,
     /// Every delivery someone waits for: callers, and the safety gate for gated work.
-    pub calls: InFlight<ProcIdx>,
-    pub monitors: HashMap<u64, Monitor>,
-    pub trees: Trees,
-    pub gate: crate::safety::Gate,
-    pub bus: crate::bus::Bus,
+    pub(crate) calls: InFlight<ProcIdx>,
+    pub(crate) monitors: HashMap<u64, Monitor>,
+    pub(crate) trees: Trees,
+    pub(crate) gate: crate::safety::Gate,
+    pub(crate) bus: crate::bus::Bus,
     pub(crate) boc: crate::boc::Boc,
     pub(crate) messages: crate::messages::Messages,
     pub(crate) notices: crate::notices::Notices,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
-    pub queued_starts: VecDeque<ActorId>,
+    pub(crate) queued_starts: VecDeque<ActorId>,
     pub(crate) next_id: u64,
     /// The highest process index given so far (0 is the main process): a new worker gets the
     /// next, so no two workers of a run share a number, even once one is removed.
