@@ -4,9 +4,10 @@
 //! `registry` (process ids, the actor table, names), `calls` (deliveries in flight),
 //! `pool` (placement and worker replacement), `supervision` (restart arithmetic), `trees` (a tree's slots and start/stop
 //! sequencing, the top-level list), `cowns`
-//! (behaviour scheduling), `safety` (the arm/disarm machine), `gate` (gated work and the disarm ladder), `bus` (subscriptions and fan-out),
+//! (behaviour scheduling), `boc` (where behaviours run and how values move), `safety` (the arm/disarm machine), `gate` (gated work and the disarm ladder), `bus` (subscriptions and fan-out),
 //! `topics` (the bus's patterns and throttles), `noticeboard`.
 
+pub mod boc;
 pub mod bus;
 pub mod calls;
 pub mod cowns;

@@ -168,7 +168,7 @@ fn safety(r: &Router) -> Result<(), String> {
     let uncancelled = r.calls.iter().any(|(_, c)| c.gated && c.cancelled.is_none())
         || r.gate.behaviours().any(|(_, b)| b.cancelled.is_none());
     ensure!(!uncancelled || state == SafetyState::Armed, "gated work runs uncancelled while {state}");
-    let running: HashSet<u64> = r.boc.view().running.iter().map(|&(b, _)| b).collect();
+    let running: HashSet<u64> = r.boc_view().running.iter().map(|&(b, _)| b).collect();
     for (b, _) in r.gate.behaviours() {
         ensure!(running.contains(&b), "gated behaviour {b} is tracked, but not running");
     }
@@ -176,7 +176,7 @@ fn safety(r: &Router) -> Result<(), String> {
 }
 
 fn others(r: &Router) -> Result<(), String> {
-    let boc = r.boc.view();
+    let boc = r.boc_view();
     for (b, p) in boc.running.iter().chain(&boc.gathering) {
         ensure!(r.procs.contains(*p), "behaviour {b} is placed on unknown process {p}");
         // Once shutdown has dismissed it, the library-mode main process is marked dead as it
