@@ -26,8 +26,8 @@ pub struct Actor {
     pub started: bool,
     pub stopping: bool,
     pub parent: Option<(TreeId, usize)>,
-    /// Messages that arrived before the actor had a worker, in arrival order.
-    pub parked: Vec<Frame>,
+    /// Deliveries that arrived before the actor had a worker, in arrival order.
+    pub parked: Vec<rebeam_proto::Routed>,
     /// Which of its handlers need the system armed (known once it started).
     pub gating: Gating,
     waiter: Option<StartWaiter>,

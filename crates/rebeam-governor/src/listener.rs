@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rebeam_proto::{Encoded, Frame, FrameDecoder, ProtoError, Role};
+use rebeam_proto::{Encoded, Frame, FrameDecoder, Inbound, ProtoError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -107,7 +107,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     let mut buf = vec![0u8; READ_CHUNK];
 
     let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf)).await;
-    let first = first.map(|got| got.map(|(frame, _)| frame));
+    let first = first.map(|got| got.map(|(frame, _)| frame.into_frame()));
     let hello = match first {
         Err(_) => {
             tracing::warn!(pid = ?peer.pid(), "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
@@ -151,7 +151,11 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     loop {
         match next_frame(&mut rd, &mut decoder, &mut buf).await {
             Ok((frame, bytes)) => {
-                if !inputs.send(Input::Frame(proc, frame), bytes).await {
+                let input = match frame {
+                    Inbound::Hot(hot) => Input::Hot(proc, hot),
+                    Inbound::Frame(frame) => Input::Frame(proc, frame),
+                };
+                if !inputs.send(input, bytes).await {
                     return;
                 }
             }
@@ -175,15 +179,15 @@ async fn write_vectored_all(wr: &mut tokio::net::unix::OwnedWriteHalf, frame: &E
     Ok(())
 }
 
-/// The next frame and how many bytes it took on the wire.
+/// The next frame (a hot one as its header says) and how many bytes it took on the wire.
 async fn next_frame(
     rd: &mut tokio::net::unix::OwnedReadHalf,
     decoder: &mut FrameDecoder,
     buf: &mut [u8],
-) -> Result<(Frame, usize), ProtoError> {
+) -> Result<(Inbound, usize), ProtoError> {
     loop {
         let held = decoder.pending();
-        if let Some(frame) = decoder.next_frame()? {
+        if let Some(frame) = decoder.next_inbound()? {
             return Ok((frame, held - decoder.pending()));
         }
         let n = rd.read(buf).await?;

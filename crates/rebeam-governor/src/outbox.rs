@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rebeam_proto::{encode_parts, Encoded, ErrorInfo, ErrorKind, Frame, Role};
+use rebeam_proto::{Encoded, ErrorInfo, ErrorKind, IntoEncoded, Role};
 use tokio::sync::mpsc;
 
 use crate::router::{ProcIdx, ProcState, Router};
@@ -138,11 +138,11 @@ impl Drain {
 
 impl Router {
     /// Sends a frame that may be refused (a delivery or a publication): see the module doc.
-    pub fn offer(&self, proc: ProcIdx, frame: Frame) -> Result<(), Refusal> {
+    pub fn offer(&self, proc: ProcIdx, frame: impl IntoEncoded) -> Result<(), Refusal> {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return Err(Refusal::Closed);
         };
-        match encode_parts(frame) {
+        match frame.into_encoded() {
             Ok(bytes) => tx.offer(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());

@@ -12,9 +12,9 @@ use std::time::Duration;
 use rebeam_core::calls::{Caller, InFlight};
 use rebeam_core::registry::{Actors, Names, ProcId, Procs};
 use rebeam_proto::{
-    encode_parts, ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event,
-    Frame, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, StatusReport, Target,
-    FRAME_OVERHEAD_BYTES,
+    ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
+    IntoEncoded, Kind, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, Routed,
+    StatusReport, Target, TargetRef, FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -35,6 +35,8 @@ pub type ProcIdx = ProcId;
 pub enum Input {
     Hello(Hello),
     Frame(ProcIdx, Frame),
+    /// A call, cast or reply as read: routed from its fixed header (see `rebeam_proto::Routed`).
+    Hot(ProcIdx, Routed),
     Lost(ProcIdx, ProtoError),
     Reaped(u32, ProcessExit),
     LostGrace(ProcIdx),
@@ -320,12 +322,12 @@ impl Router {
     }
 
     /// Sends a frame the protocol cannot lose (see `outbox.rs`); by value, so encoding moves its
-    /// payloads out instead of cloning the frame.
-    pub fn send(&self, proc: ProcIdx, frame: Frame) -> bool {
+    /// payloads out instead of cloning the frame. A routed frame goes out as it is.
+    pub fn send(&self, proc: ProcIdx, frame: impl IntoEncoded) -> bool {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
-        match encode_parts(frame) {
+        match frame.into_encoded() {
             Ok(bytes) => tx.push(bytes, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
@@ -341,7 +343,13 @@ impl Router {
     pub(crate) fn handle(&mut self, input: Input) {
         match input {
             Input::Hello(hello) => self.on_hello(hello),
-            Input::Frame(proc, frame) => self.on_frame(proc, frame),
+            Input::Frame(proc, frame) => match Routed::from_frame(frame) {
+                // A hot frame made in memory (the model test's fake processes send these) takes
+                // the path of one read from a socket.
+                Ok(hot) => self.on_hot(proc, hot),
+                Err(frame) => self.on_frame(proc, frame),
+            },
+            Input::Hot(proc, hot) => self.on_hot(proc, hot),
             Input::Lost(proc, err) => self.on_lost(proc, err),
             Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
             Input::LostGrace(proc) => {
@@ -390,8 +398,45 @@ impl Router {
         self.check_finished();
     }
 
+    fn is_live(&self, proc: ProcIdx) -> bool {
+        self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead)
+    }
+
+    /// The fast path: a call or cast is routed from its fixed header and subject and leaves as
+    /// a delivery carrying the very payload pieces read; a reply leaves as the caller's answer
+    /// the same way. Nothing else of the frame is decoded.
+    fn on_hot(&mut self, proc: ProcIdx, hot: Routed) {
+        if !self.is_live(proc) {
+            return;
+        }
+        match hot.kind() {
+            Kind::Call => {
+                let req = hot.request();
+                if self.shutdown.is_some() {
+                    let info = ErrorInfo::new(ErrorKind::ShuttingDown, "rebeam is shutting down");
+                    return self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+                }
+                let call = Some((req, hot.timeout_ms()));
+                if let Err(info) = self.deliver(proc, call, hot) {
+                    self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+                }
+            }
+            Kind::Cast => {
+                let req = hot.request();
+                let delivered = self.deliver(proc, None, hot).is_ok();
+                self.send(proc, Routed::cast_answer(req, delivered));
+            }
+            Kind::Replied => {
+                let delivery = hot.delivery().unwrap_or_default();
+                self.replied(delivery, false, |req| hot.into_call_reply(req));
+            }
+            // Deliveries and answers are the governor's to send: the frame path refuses them.
+            Kind::Deliver | Kind::CallReply | Kind::CastAnswer | Kind::Bincode => self.on_frame(proc, hot.into_frame()),
+        }
+    }
+
     fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
-        if !self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead) {
+        if !self.is_live(proc) {
             return;
         }
         match frame {
@@ -419,25 +464,17 @@ impl Router {
 
     fn on_request(&mut self, proc: ProcIdx, req: ReqId, body: Request) {
         if self.shutdown.is_some() {
-            if let Request::Call { .. } | Request::Spawn { .. } | Request::StartTree { .. } = body {
+            if let Request::Spawn { .. } | Request::StartTree { .. } = body {
                 let info = ErrorInfo::new(ErrorKind::ShuttingDown, "rebeam is shutting down");
-                let resp = match body {
-                    Request::Call { .. } => Response::Call(Outcome::Failed(info)),
-                    _ => Response::Refused(info),
-                };
-                return self.respond(proc, req, resp);
+                return self.respond(proc, req, Response::Refused(info));
             }
         }
         match body {
-            Request::Call { target, subject, sender, payload, timeout_ms } => {
-                let outcome = self.deliver(proc, Some((req, timeout_ms)), &target, subject, sender, payload);
-                if let Err(info) = outcome {
-                    self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+            // `handle` turns every call and cast into a routed frame before it gets here.
+            Request::Call { .. } | Request::Cast { .. } => {
+                if let Ok(hot) = Routed::from_frame(Frame::Request { req, body }) {
+                    self.on_hot(proc, hot);
                 }
-            }
-            Request::Cast { target, subject, sender, payload } => {
-                let delivered = self.deliver(proc, None, &target, subject, sender, payload).is_ok();
-                self.respond(proc, req, Response::Cast { delivered });
             }
             Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),
             Request::StartTree { spec } => {
@@ -529,22 +566,8 @@ impl Router {
     fn on_event(&mut self, proc: ProcIdx, event: Event) {
         match event {
             Event::Replied { delivery, outcome } => {
-                let Some(replied) = self.calls.reply(delivery) else { return };
-                if replied.gated {
-                    self.gated_work_ended();
-                }
-                if let Some(caller) = replied.caller {
-                    let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
-                    if let Some(actor) = self.actors.get(&replied.actor) {
-                        // Its handler raised, so it is ending (its Exited comes on its own
-                        // socket, maybe after the caller's next call): free its name now, so
-                        // that call gets NoProcess, as during the restart, not a dying actor.
-                        if let (true, Some(name)) = (crashed, &actor.name) {
-                            self.names.release(name, replied.actor);
-                        }
-                    }
-                    self.respond(caller.proc, caller.req, Response::Call(outcome));
-                }
+                let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
+                self.replied(delivery, crashed, |req| Frame::Response { req, body: Response::Call(outcome) });
             }
             Event::Started { actor, result } => self.on_started(actor, result),
             Event::Exited { actor, reason } => {
@@ -574,22 +597,36 @@ impl Router {
         }
     }
 
-    /// Routes a call (`call` is `Some((req, timeout_ms))`) or a cast to its actor.
-    fn deliver(
-        &mut self,
-        caller: ProcIdx,
-        call: Option<(ReqId, u64)>,
-        target: &Target,
-        subject: String,
-        sender: Option<ActorId>,
-        payload: rebeam_proto::Payload,
-    ) -> Result<(), ErrorInfo> {
-        if payload.len() > self.config.max_message_bytes {
+    /// A worker's answer to `delivery`: ends its gated work, and goes to its caller, if one
+    /// still waits, as `answer` for the caller's request.
+    fn replied<A: IntoEncoded>(&mut self, delivery: DeliveryId, crashed: bool, answer: impl FnOnce(ReqId) -> A) {
+        let Some(replied) = self.calls.reply(delivery) else { return };
+        if replied.gated {
+            self.gated_work_ended();
+        }
+        if let Some(caller) = replied.caller {
+            if let Some(actor) = self.actors.get(&replied.actor) {
+                // Its handler raised, so it is ending (its Exited comes on its own
+                // socket, maybe after the caller's next call): free its name now, so
+                // that call gets NoProcess, as during the restart, not a dying actor.
+                if let (true, Some(name)) = (crashed, &actor.name) {
+                    self.names.release(name, replied.actor);
+                }
+            }
+            self.send(caller.proc, answer(caller.req));
+        }
+    }
+
+    /// Routes a call (`call` is `Some((req, timeout_ms))`) or a cast to its actor, from the
+    /// frame's fixed header and subject; it leaves with its payload pieces as they were read.
+    fn deliver(&mut self, caller: ProcIdx, call: Option<(ReqId, u64)>, hot: Routed) -> Result<(), ErrorInfo> {
+        let target = hot.target();
+        if hot.payload_len() > self.config.max_message_bytes {
             return Err(ErrorInfo::new(
                 ErrorKind::TooLarge,
                 format!(
                     "a message of {} bytes for {target} exceeds the limit of {} bytes (--max-message-bytes)",
-                    payload.len(),
+                    hot.payload_len(),
                     self.config.max_message_bytes
                 ),
             ));
@@ -604,18 +641,19 @@ impl Router {
                 format!("{target} is a task (a function or module child); tasks take no messages"),
             ));
         }
-        let gated = self.is_gated(id, &subject);
+        let gated = self.is_gated(id, hot.subject());
         if gated && !self.is_armed() {
-            return Err(self.safety_refusal(&target.to_string(), &subject));
+            return Err(self.safety_refusal(&target.to_string(), hot.subject()));
         }
         // Gated casts get a delivery id too: the worker's answer tells when the work ended.
         let delivery = (call.is_some() || gated).then(|| self.next_id());
-        let sender = sender.map(|s| ActorRef { id: s, name: self.actors.get(&s).and_then(|a| a.name.clone()) });
-        let frame = Frame::Command(Cmd::Deliver { delivery, actor: id, subject, sender, payload });
+        let label = hot.target_label();
+        let sender = hot.sender().and_then(|s| self.actors.get(&s)).and_then(|a| a.name.as_deref());
+        let frame = hot.into_delivery(id, delivery, sender);
         match self.actors.proc_of(id) {
             Some(worker) => {
                 if let Err(refusal) = self.offer(worker, frame) {
-                    return Err(self.refusal_info(worker, &target.to_string(), refusal));
+                    return Err(self.refusal_info(worker, &label.to_string(), refusal));
                 }
             }
             // Registered but not yet placed (its worker is still starting): hold the message;
@@ -635,13 +673,13 @@ impl Router {
         Ok(())
     }
 
-    pub fn resolve(&self, target: &Target) -> Result<ActorId, ErrorInfo> {
+    pub fn resolve(&self, target: TargetRef<'_>) -> Result<ActorId, ErrorInfo> {
         let id = match target {
-            Target::Name(name) => self
+            TargetRef::Name(name) => self
                 .names
                 .lookup(name)
                 .ok_or_else(|| ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running")))?,
-            Target::Actor(id) => *id,
+            TargetRef::Actor(id) => id,
         };
         match self.actors.get(&id) {
             Some(a) if !a.stopping => Ok(id),
@@ -655,7 +693,7 @@ impl Router {
 
     fn monitor(&mut self, proc: ProcIdx, watcher: Option<ActorId>, target: &Target) -> Result<u64, ErrorInfo> {
         let id = self.next_id();
-        match self.resolve(target) {
+        match self.resolve(target.as_target_ref()) {
             Ok(actor) => {
                 self.monitors.insert(id, Monitor { watcher_proc: proc, watcher, target: actor });
             }

@@ -1,11 +1,15 @@
 //! Times encode + decode of one frame carrying a large payload (the cost a 64 MiB NumPy array
-//! pays on each hop). A measurement to print, not a test: `cargo run --release -p rebeam-proto
-//! --example frame_bench [MiB] [rounds]`.
+//! pays on each hop), and the governor's forward of one small call (read, decoded, sent on as a
+//! delivery), as a `Frame` and as a routed frame. A measurement to print, not a test: `cargo run
+//! --release -p rebeam-proto --example frame_bench [MiB] [rounds]`.
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use rebeam_proto::{decode_body, decode_frame, encode, encode_parts, Command, Frame, Payload, HEADER_BYTES};
+use rebeam_proto::{
+    decode_body, decode_frame, decode_inbound, encode, encode_parts, Command, Encoded, Frame, Inbound, Payload,
+    Request, Target, HEADER_BYTES,
+};
 
 /// Payload size when none is given: the 64 MiB array of the figures.
 const DEFAULT_MIB: usize = 64;
@@ -32,6 +36,48 @@ fn small_encode(rounds: usize) -> f64 {
         let t = Instant::now();
         for _ in 0..SMALL_FRAMES {
             std::hint::black_box(encode_parts(std::hint::black_box(small_frame())).expect("encodes"));
+        }
+        best = best.min(t.elapsed().as_secs_f64() / f64::from(SMALL_FRAMES));
+    }
+    best * 1e6
+}
+
+/// A small call by name, as a Python `call("counter", "compute", x)` sends it, on the wire.
+fn small_call_wire() -> Bytes {
+    let call = Request::Call {
+        target: Target::Name("counter".into()),
+        subject: "compute".into(),
+        sender: None,
+        payload: Payload { data: Bytes::from_static(&[0x80, 5, 75, 1, 46]), buffers: Vec::new() },
+        timeout_ms: 5000,
+    };
+    Bytes::from(encode(&Frame::Request { req: 1, body: call }).expect("encodes")).slice(HEADER_BYTES..)
+}
+
+/// The forward as a `Frame`: the whole header decoded, the delivery built and encoded.
+fn forward_as_frame(body: Bytes) -> Encoded {
+    let Ok(Frame::Request { body: Request::Call { subject, sender, payload, .. }, .. }) = decode_frame(body) else {
+        panic!("a call")
+    };
+    let sender = sender.map(|id| rebeam_proto::ActorRef { id, name: None });
+    encode_parts(Frame::Command(Command::Deliver { delivery: Some(1), actor: 7, subject, sender, payload }))
+        .expect("encodes")
+}
+
+/// The forward as the governor does it: routed from the fixed header, a new header written.
+fn forward_routed(body: Bytes) -> Encoded {
+    let Ok(Inbound::Hot(call)) = decode_inbound(body) else { panic!("a hot call") };
+    call.into_delivery(7, Some(1), None).encode().expect("encodes")
+}
+
+/// Best time, in µs, of one forward of a small call.
+fn small_forward(rounds: usize, forward: fn(Bytes) -> Encoded) -> f64 {
+    let wire = small_call_wire();
+    let mut best = f64::MAX;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..SMALL_FRAMES {
+            std::hint::black_box(forward(std::hint::black_box(wire.clone())));
         }
         best = best.min(t.elapsed().as_secs_f64() / f64::from(SMALL_FRAMES));
     }
@@ -79,4 +125,9 @@ fn main() {
         best_shared * 1e3
     );
     println!("small frame (build + encode_parts), best of {rounds}: {:.3} µs", small_encode(rounds));
+    println!(
+        "forward of a small call (decode + re-encode as a delivery), best of {rounds}: as a Frame {:.3} µs, routed {:.3} µs",
+        small_forward(rounds, forward_as_frame),
+        small_forward(rounds, forward_routed)
+    );
 }

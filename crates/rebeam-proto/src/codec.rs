@@ -1,27 +1,34 @@
-//! Length-prefixed framing, for blocking streams and for incremental (async) readers. A body is
-//! a bincode header and the payload bytes beside it (see `segments.rs`): reading slices the
-//! payloads out of the read buffer, writing sends them without concatenating.
+//! Length-prefixed framing, for blocking streams and for incremental (async) readers. A frame
+//! is a fixed header, a variable part and the payload pieces (see `header.rs`): reading slices
+//! the payloads out of the read buffer, writing sends them without concatenating. Hot frames
+//! (`routed.rs`) are all header; every other frame is a bincode body in the variable part,
+//! with its payload bytes taken out into the pieces (`segments.rs`).
+//!
+//! The decoder is bounded: every length is checked against the frame before anything is
+//! sliced or allocated, and bincode may allocate no more than its body's bytes.
 
 use std::io::{IoSlice, Read, Write};
 
 use bincode::Options;
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::header::{Fixed, Kind, FIXED_HEADER_BYTES, U64_BYTES};
+use crate::routed::Routed;
 use crate::segments::{payloads, pieces};
 use crate::{Frame, ProtoError};
 
-/// Bytes of the length prefix.
+/// Bytes of the length prefix (the fixed header's first field).
 pub const HEADER_BYTES: usize = 4;
 
-/// Bytes of the header-length field that opens a body.
-const HEADER_LEN_BYTES: usize = 4;
+/// Bytes of the fixed header after its length field: where a body's variable part starts.
+const FIXED_AFTER_LENGTH: usize = FIXED_HEADER_BYTES - HEADER_BYTES;
 
 /// Slack the bincode limit needs past the bytes it reads (its own bookkeeping).
 const BINCODE_SLACK: u64 = 16;
 
 fn options(limit: u64) -> impl Options {
-    // The limit bounds every allocation the decoder makes, so a lying length prefix inside a
-    // body cannot make us allocate gigabytes.
+    // The limit bounds every allocation the decoder makes, so a lying length inside a body
+    // cannot make us allocate gigabytes.
     bincode::DefaultOptions::new().with_limit(limit)
 }
 
@@ -33,6 +40,7 @@ fn malformed(e: impl std::fmt::Display) -> ProtoError {
 /// are (shared with the frame they came from, not copied).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Encoded {
+    /// The fixed header and the variable part.
     head: Vec<u8>,
     pieces: Vec<Bytes>,
 }
@@ -97,22 +105,41 @@ impl From<Vec<u8>> for Encoded {
     }
 }
 
+/// A frame from its fixed fields, variable part and pieces; fills in the lengths.
+pub(crate) fn assemble(
+    mut fixed: Fixed,
+    subject: &[u8],
+    name: &[u8],
+    body: &[u8],
+    pieces: Vec<Bytes>,
+) -> Result<Encoded, ProtoError> {
+    let too_large = |len: u64| ProtoError::TooLarge { len, limit: u32::MAX as u64 };
+    let u32_len = |n: usize| u32::try_from(n).map_err(|_| too_large(n as u64));
+    (fixed.subject, fixed.name, fixed.body, fixed.pieces) =
+        (u32_len(subject.len())?, u32_len(name.len())?, u32_len(body.len())?, u32_len(pieces.len())?);
+    let variable = subject.len() + name.len() + body.len() + U64_BYTES * pieces.len();
+    let len = (FIXED_AFTER_LENGTH + variable) as u64 + pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+    let len = u32::try_from(len).map_err(|_| too_large(len))?;
+    let mut head = Vec::with_capacity(FIXED_HEADER_BYTES + variable);
+    fixed.write(len, &mut head);
+    head.extend_from_slice(subject);
+    head.extend_from_slice(name);
+    head.extend_from_slice(body);
+    pieces.iter().for_each(|p| head.extend_from_slice(&(p.len() as u64).to_le_bytes()));
+    Ok(Encoded { head, pieces })
+}
+
 /// Encodes a frame for a vectored write; the payload bytes are moved out of it, not copied. It
 /// takes the frame by value so that a sender done with it (the governor, always) pays no clone
 /// of its strings and handles; one that keeps it clones it first (`encode`).
-pub fn encode_parts(mut frame: Frame) -> Result<Encoded, ProtoError> {
+pub fn encode_parts(frame: Frame) -> Result<Encoded, ProtoError> {
+    let mut frame = match Routed::from_frame(frame) {
+        Ok(hot) => return hot.encode(),
+        Err(frame) => frame,
+    };
     let pieces: Vec<Bytes> = self::pieces(payloads(&mut frame)).map(std::mem::take).collect();
-    let lens: Vec<u64> = pieces.iter().map(|p| p.len() as u64).collect();
-    let header = options(u32::MAX as u64).serialize(&(&frame, &lens)).map_err(malformed)?;
-    let len = (HEADER_LEN_BYTES + header.len()) as u64 + lens.iter().sum::<u64>();
-    if len > u32::MAX as u64 {
-        return Err(ProtoError::TooLarge { len, limit: u32::MAX as u64 });
-    }
-    let mut head = Vec::with_capacity(HEADER_BYTES + HEADER_LEN_BYTES + header.len());
-    head.extend_from_slice(&(len as u32).to_le_bytes());
-    head.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    head.extend_from_slice(&header);
-    Ok(Encoded { head, pieces })
+    let body = options(u32::MAX as u64).serialize(&frame).map_err(malformed)?;
+    assemble(Fixed::new(Kind::Bincode), &[], &[], &body, pieces)
 }
 
 /// Encodes a frame with its length prefix, in one buffer. Cloning a frame clones its payloads'
@@ -121,33 +148,72 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, ProtoError> {
     encode_parts(frame.clone()).map(|e| e.to_vec())
 }
 
+/// A frame as read: a hot one as the router takes it, or any other decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Hot(Routed),
+    Frame(Frame),
+}
+
+impl Inbound {
+    pub fn into_frame(self) -> Frame {
+        match self {
+            Inbound::Hot(hot) => hot.into_frame(),
+            Inbound::Frame(frame) => frame,
+        }
+    }
+}
+
+/// Decodes one frame body (without its length prefix); its subject, name and payloads are
+/// slices of `body`. A hot frame stays as its header says (nothing is decoded but the header).
+pub fn decode_inbound(body: Bytes) -> Result<Inbound, ProtoError> {
+    let fixed = Fixed::read(&body)?;
+    let mut at = FIXED_AFTER_LENGTH;
+    // Every length is checked against the body before it is sliced or allocated for.
+    let mut take = |len: u64, what: &str| {
+        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&end| end <= body.len());
+        let end = end.ok_or_else(|| malformed(format!("a {what} of {len} bytes past the end of the frame")))?;
+        let range = at..end;
+        at = end;
+        Ok::<_, ProtoError>(range)
+    };
+    let subject = take(fixed.subject.into(), "subject")?;
+    let name = take(fixed.name.into(), "name")?;
+    let bincode_body = take(fixed.body.into(), "body")?;
+    let table = take(u64::from(fixed.pieces) * U64_BYTES as u64, "piece table")?;
+    let mut read = Vec::with_capacity(fixed.pieces as usize);
+    for len in body[table].chunks_exact(U64_BYTES) {
+        read.push(body.slice(take(u64::from_le_bytes(len.try_into().expect("8 bytes")), "payload piece")?));
+    }
+    if at != body.len() {
+        return Err(malformed(format!("{} bytes after the last payload piece", body.len() - at)));
+    }
+    if fixed.kind != Kind::Bincode {
+        return Routed::read(fixed, body.slice(subject), body.slice(name), read).map(Inbound::Hot);
+    }
+    let mut frame: Frame =
+        options(fixed.body as u64 + BINCODE_SLACK).deserialize(&body[bincode_body]).map_err(malformed)?;
+    let mut read = read.into_iter();
+    for piece in pieces(payloads(&mut frame)) {
+        let got = read.next().ok_or_else(|| malformed("fewer payload pieces than payloads"))?;
+        if !piece.is_empty() {
+            return Err(malformed("payload bytes inside a frame's bincode body"));
+        }
+        *piece = got;
+    }
+    if read.next().is_some() {
+        return Err(malformed("more payload pieces than payloads"));
+    }
+    if Routed::is_hot(&frame) {
+        // One encoding per frame: a hot frame in a bincode body would route another way.
+        return Err(malformed("a hot frame in a bincode body"));
+    }
+    Ok(Inbound::Frame(frame))
+}
+
 /// Decodes one frame body (without its prefix); its payloads are slices of `body`.
 pub fn decode_frame(body: Bytes) -> Result<Frame, ProtoError> {
-    let Some(len_field) = body.get(..HEADER_LEN_BYTES) else {
-        return Err(malformed("a frame body too short for its header length"));
-    };
-    let header_len = u32::from_le_bytes(len_field.try_into().expect("4 bytes")) as usize;
-    let Some(header) = body.get(HEADER_LEN_BYTES..HEADER_LEN_BYTES + header_len) else {
-        return Err(malformed(format!("a header of {header_len} bytes in a body of {}", body.len())));
-    };
-    let (mut frame, lens): (Frame, Vec<u64>) =
-        options(header_len as u64 + BINCODE_SLACK).deserialize(header).map_err(malformed)?;
-    let mut at = HEADER_LEN_BYTES + header_len;
-    let mut lens = lens.into_iter();
-    for piece in pieces(payloads(&mut frame)) {
-        let len = lens.next().ok_or_else(|| malformed("fewer payload lengths than payloads"))?;
-        if !piece.is_empty() {
-            return Err(malformed("payload bytes inside a frame's header"));
-        }
-        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|&end| end <= body.len());
-        let end = end.ok_or_else(|| malformed("payload lengths past the end of the frame"))?;
-        *piece = body.slice(at..end);
-        at = end;
-    }
-    if lens.next().is_some() || at != body.len() {
-        return Err(malformed("payload lengths that do not match the frame"));
-    }
-    Ok(frame)
+    decode_inbound(body).map(Inbound::into_frame)
 }
 
 /// Decodes one frame body (without its prefix) from a borrowed buffer, copying it once.
@@ -213,6 +279,11 @@ impl FrameDecoder {
 
     /// The next complete frame, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtoError> {
+        Ok(self.next_inbound()?.map(Inbound::into_frame))
+    }
+
+    /// The next complete frame, a hot one as its header says; `Ok(None)` if more bytes are needed.
+    pub fn next_inbound(&mut self) -> Result<Option<Inbound>, ProtoError> {
         if self.buf.len() < HEADER_BYTES {
             return Ok(None);
         }
@@ -223,7 +294,7 @@ impl FrameDecoder {
         }
         let mut frame = self.buf.split_to(HEADER_BYTES + len).freeze();
         frame.advance(HEADER_BYTES);
-        decode_frame(frame).map(Some)
+        decode_inbound(frame).map(Some)
     }
 
     /// Bytes held that do not yet form a frame; non-zero at end of stream means truncation.

@@ -4,16 +4,19 @@
 //! Unix-socket connection to the governor. On it travel length-prefixed frames:
 //!
 //! ```text
-//! frame  = length:u32 little-endian, body:[u8; length]
-//! body   = header_length:u32 little-endian, header:[u8; header_length], pieces
-//! header = bincode (varint) encoding of ([`Frame`] with its payload bytes taken out,
-//!          the length of each piece taken out: Vec<u64>)
-//! pieces = the payload bytes taken out, in order, back to back
+//! frame    = fixed header (64 bytes, opening with length:u32 little-endian), variable, pieces
+//! variable = subject, name, bincode body, one u64 length per piece (sizes in the fixed header)
+//! pieces   = the payload bytes, in order, back to back
 //! ```
 //!
-//! Payload bytes sit beside the header so that a reader decodes only the header and slices the
-//! payloads out of its read buffer, and a writer sends them with the header in one vectored
-//! write: payloads cross the governor without being decoded or copied.
+//! The fixed header ([`header`] has its table) says what the frame is, whom it is for and
+//! where its parts lie. The frames of an ordinary call or cast (the call, the cast, the
+//! delivery, the reply, the answers) are all header ([`Routed`]): the governor routes them from
+//! the header and forwards them by writing a new one in front of the same subject and payload
+//! pieces. Every other frame is a bincode (varint) body, the [`Frame`] with its payload bytes
+//! taken out. Payload bytes sit beside the header so that a reader slices them out of its
+//! read buffer, and a writer sends them with the header in one vectored write: payloads cross
+//! the governor without being decoded or copied.
 //!
 //! The rules a peer must follow:
 //! - The first frame a process sends is [`Frame::Hello`] carrying the one-time token the governor
@@ -30,19 +33,24 @@
 mod codec;
 pub mod env;
 mod frame;
+pub mod header;
 mod pickle;
+mod routed;
 mod segments;
 mod status;
 
 pub use codec::{
-    decode_body, decode_frame, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder, HEADER_BYTES,
+    decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder,
+    Inbound, HEADER_BYTES,
 };
 pub use frame::*;
+pub use header::{Kind, FIXED_HEADER_BYTES};
 pub use pickle::{pickle_map, PickleValue};
+pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.

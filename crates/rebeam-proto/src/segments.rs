@@ -1,15 +1,14 @@
-//! Payload bytes travel beside the bincode header, not inside it.
+//! Payload bytes travel beside the bincode body, not inside it.
 //!
-//! A frame's body is its header (the bincode encoding of the frame with every payload's bytes
-//! taken out, and the length of each piece taken out) followed by those pieces, in the order
-//! [`payloads`] visits them. So a reader decodes only the small header and takes the pieces as
-//! slices of the buffer it read (`Bytes::slice`: no copy), and a writer sends the pieces as they
-//! are, in one vectored write with the header (no concatenation).
+//! A frame of the bincode kind (see `header.rs`) holds the bincode encoding of the frame with
+//! every payload's bytes taken out, and those bytes as its pieces, in the order [`payloads`]
+//! visits them. So a reader decodes only the small body and takes the pieces as slices of the
+//! buffer it read (`Bytes::slice`: no copy), and a writer sends the pieces as they are, in one
+//! vectored write with the header (no concatenation).
 //!
-//! The rules a body must follow, or it is malformed:
-//! - the header length fits in the body, and the header decodes within it;
-//! - there is exactly one length per payload piece, every piece is empty inside the header, and
-//!   the pieces fill the rest of the body exactly.
+//! The rules a bincode frame must follow, or it is malformed:
+//! - the body decodes within its length;
+//! - there is exactly one piece per payload piece, and every piece is empty inside the body.
 
 use bytes::Bytes;
 

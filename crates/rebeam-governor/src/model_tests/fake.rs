@@ -295,6 +295,7 @@ pub fn describe(input: &Input) -> String {
     match input {
         Input::Hello(h) => format!("Hello(role {:?}, pid {:#x}, version {})", h.role, h.pid, h.version),
         Input::Frame(p, f) => format!("Frame({p}, {f:?})"),
+        Input::Hot(p, h) => format!("Hot({p}, {:?})", h.clone().into_frame()),
         Input::Lost(p, e) => format!("Lost({p}, {e})"),
         Input::Reaped(pid, exit) => format!("Reaped({pid:#x}, {exit})"),
         Input::LostGrace(p) => format!("LostGrace({p})"),

@@ -91,7 +91,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
     let main = router.main;
     let worker = router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("one worker");
     let _main_conn = connect(&mut router, main, 1 << 20);
-    let _stalled = connect(&mut router, worker, 256);
+    let _stalled = connect(&mut router, worker, 512);
     let spec = ChildSpec {
         name: Some("slow".into()),
         label: "Slow".into(),
@@ -118,7 +118,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
             break;
         }
     }
-    assert!(refused, "the worker's outbox of 256 bytes never filled");
+    assert!(refused, "the worker's outbox of 512 bytes never filled");
     let killed = |os: &FakeOs| os.world().signals.iter().any(|&(_, sig, _)| sig == libc::SIGKILL);
     router.handle(Input::Sweep);
     assert!(!killed(&os), "the worker was killed as hung the moment its outbox filled");

@@ -1,6 +1,7 @@
 //! The codec against well-formed, cut, padded, lying and random input.
 
 use super::*;
+use crate::header::{Fixed, Kind, LANE_GOVERNOR};
 use crate::*;
 use bytes::Bytes;
 
@@ -142,20 +143,25 @@ fn lying_length_inside_the_header_does_not_allocate_past_it() {
     assert!(matches!(read_frame(&mut &bytes[..], 1024), Err(ProtoError::Malformed(_))));
 }
 
-/// A Deliver frame's body with its header's piece lengths replaced by `lens`.
+/// A bincode frame's body (a publication, whose payload is two pieces) with its piece table
+/// replaced by `lens`.
 fn body_with_lens(lens: &[u64], pieces: &[u8]) -> Vec<u8> {
-    let frame = Frame::Command(Command::Deliver {
-        delivery: None,
-        actor: 1,
-        subject: "s".into(),
-        sender: None,
+    let frame = Frame::Command(Command::Publication {
+        subscription: 1,
+        actor: None,
+        topic: "t".into(),
         payload: Payload { data: Bytes::new(), buffers: vec![Bytes::new()] },
+        dropped: 0,
     });
-    let header = options(1 << 20).serialize(&(&frame, lens)).unwrap();
-    let mut body = (header.len() as u32).to_le_bytes().to_vec();
-    body.extend_from_slice(&header);
-    body.extend_from_slice(pieces);
-    body
+    let body = options(1 << 20).serialize(&frame).unwrap();
+    let fixed = Fixed { body: body.len() as u32, pieces: lens.len() as u32, ..Fixed::new(Kind::Bincode) };
+    let mut out = Vec::new();
+    fixed.write(0, &mut out);
+    out.drain(..HEADER_BYTES);
+    out.extend_from_slice(&body);
+    lens.iter().for_each(|l| out.extend_from_slice(&l.to_le_bytes()));
+    out.extend_from_slice(pieces);
+    out
 }
 
 #[test]
@@ -218,7 +224,109 @@ fn vectored_writes_resume_after_short_writes() {
     }
 }
 
+/// Offsets of the fixed header's four u32 lengths (subject, name, body, pieces) in a frame.
+const LENGTH_FIELDS: [usize; 4] = [8, 12, 16, 20];
+/// Offset of the kind byte in a frame.
+const KIND_AT: usize = 5;
+
+#[test]
+fn the_frames_of_a_call_are_hot_and_the_rest_bincode() {
+    for frame in sample_frames() {
+        let bytes = encode(&frame).unwrap();
+        let kind = bytes[KIND_AT];
+        assert_eq!(kind != Kind::Bincode as u8, Routed::is_hot(&frame), "{frame:?}");
+        let Inbound::Hot(hot) = decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)).unwrap() else { continue };
+        assert_eq!(hot.kind() as u8, kind);
+        assert_eq!(hot.into_frame(), frame);
+    }
+}
+
+#[test]
+fn a_hot_frame_in_a_bincode_body_is_malformed() {
+    let call = sample_frames().swap_remove(3);
+    let body = options(1 << 20).serialize(&call).unwrap();
+    let fixed = Fixed { body: body.len() as u32, pieces: 2, ..Fixed::new(Kind::Bincode) };
+    let mut bytes = Vec::new();
+    fixed.write(0, &mut bytes);
+    bytes.drain(..HEADER_BYTES);
+    bytes.extend_from_slice(&body);
+    [3u64, 0].iter().for_each(|l| bytes.extend_from_slice(&l.to_le_bytes()));
+    bytes.extend_from_slice(&[1, 2, 3]);
+    assert!(matches!(decode_body(&bytes), Err(ProtoError::Malformed(_))));
+}
+
+#[test]
+fn a_subject_that_is_not_utf8_is_malformed() {
+    let mut bytes = encode(&sample_frames()[3]).unwrap();
+    // The subject opens the variable part, right after the fixed header.
+    bytes[FIXED_HEADER_BYTES] = 0xff;
+    assert!(matches!(decode_body(&bytes[HEADER_BYTES..]), Err(ProtoError::Malformed(_))));
+}
+
+#[test]
+fn each_length_one_off_is_malformed() {
+    let bytes = encode(&sample_frames()[3]).unwrap();
+    for at in LENGTH_FIELDS {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        for lie in [len.wrapping_sub(1), len + 1] {
+            let mut lying = bytes.clone();
+            lying[at..at + 4].copy_from_slice(&lie.to_le_bytes());
+            let got = decode_body(&lying[HEADER_BYTES..]);
+            assert!(matches!(got, Err(ProtoError::Malformed(_))), "field at {at} = {lie}: {got:?}");
+        }
+    }
+}
+
+/// Random fixed-header fields: mostly refused by the kind's rules, sometimes a frame.
+fn random_header() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    (0u8..8, any::<u16>(), proptest::collection::vec(0u32..24, 4), proptest::collection::vec(0u64..3, 5)).prop_map(
+        |(kind, flags, lens, ids)| {
+            let mut out = vec![0; HEADER_BYTES];
+            out.push(LANE_GOVERNOR);
+            out.push(kind);
+            out.extend_from_slice(&flags.to_le_bytes());
+            lens.iter().for_each(|n| out.extend_from_slice(&n.to_le_bytes()));
+            ids.iter().for_each(|n| out.extend_from_slice(&n.to_le_bytes()));
+            out
+        },
+    )
+}
+
 proptest::proptest! {
+    #[test]
+    fn lying_lengths_in_the_fixed_header_never_read_past_the_frame(field in 0usize..4, len in proptest::num::u32::ANY) {
+        let bytes = encode(&sample_frames()[3]).unwrap();
+        let at = LENGTH_FIELDS[field];
+        let mut lying = bytes.clone();
+        lying[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        let got = decode_body(&lying[HEADER_BYTES..]);
+        if len as usize > bytes.len() {
+            proptest::prop_assert!(matches!(got, Err(ProtoError::Malformed(_))), "{len}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_are_malformed(kind in 7u8..) {
+        let mut bytes = encode(&sample_frames()[3]).unwrap();
+        bytes[KIND_AT] = kind;
+        proptest::prop_assert!(matches!(decode_body(&bytes[HEADER_BYTES..]), Err(ProtoError::Malformed(_))));
+    }
+
+    #[test]
+    fn garbage_behind_a_fixed_header_never_panics_and_hot_frames_have_one_encoding(
+        header in random_header(),
+        tail in proptest::collection::vec(proptest::num::u8::ANY, 0..96),
+    ) {
+        let mut bytes = header;
+        bytes.extend_from_slice(&tail);
+        let len = (bytes.len() - HEADER_BYTES) as u32;
+        bytes[..HEADER_BYTES].copy_from_slice(&len.to_le_bytes());
+        if let Ok(Inbound::Hot(hot)) = decode_inbound(Bytes::from(bytes.clone()).slice(HEADER_BYTES..)) {
+            proptest::prop_assert_eq!(hot.encode().unwrap().to_vec(), bytes);
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
         let mut dec = FrameDecoder::new(4096);

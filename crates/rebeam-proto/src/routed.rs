@@ -1,0 +1,331 @@
+//! Hot frames (an ordinary call, cast, delivery, reply, and their answers) as the router
+//! handles them: the fixed header's fields, the subject and name as the bytes read, and the
+//! payload pieces as the bytes read.
+//!
+//! The rules:
+//! - A [`Routed`] is what the wire holds for a hot kind (see `header.rs`), nothing more: the
+//!   frame it stands for is [`Routed::into_frame`], and [`Routed::from_frame`] takes exactly
+//!   the frames that have a hot kind (a call or cast, a delivery, a reply that is not a
+//!   failure, a call's reply, a cast's answer).
+//! - Forwarding rewrites the fixed fields, and the name (a call names its target, a delivery
+//!   its sender); the subject and the payload pieces move as they are, so a forwarded payload
+//!   is the very bytes read, never decoded or copied.
+
+use bytes::Bytes;
+
+use crate::codec::{assemble, Encoded};
+use crate::header::*;
+use crate::{
+    ActorId, ActorRef, Command, DeliveryId, Event, Frame, Outcome, Payload, ProtoError, ReqId, Request, Response,
+    Status, Target,
+};
+
+/// Whom a routed call or cast is for, borrowed from the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetRef<'a> {
+    Name(&'a str),
+    Actor(ActorId),
+}
+
+impl Target {
+    pub fn as_target_ref(&self) -> TargetRef<'_> {
+        match self {
+            Target::Name(name) => TargetRef::Name(name),
+            Target::Actor(id) => TargetRef::Actor(*id),
+        }
+    }
+}
+
+/// Spelled as [`Target`]'s `Display`, so that messages read the same on either path.
+impl std::fmt::Display for TargetRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetRef::Name(name) => write!(f, "'{name}'"),
+            TargetRef::Actor(id) => write!(f, "<{id}>"),
+        }
+    }
+}
+
+/// A routed frame's target, kept past the frame (to name it in an error once the frame is
+/// forwarded): the name shares the bytes read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetLabel {
+    name: Option<Bytes>,
+    id: ActorId,
+}
+
+impl std::fmt::Display for TargetLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => TargetRef::Name(text(name)).fmt(f),
+            None => TargetRef::Actor(self.id).fmt(f),
+        }
+    }
+}
+
+/// What can be sent: a frame, or a routed one as it is.
+pub trait IntoEncoded {
+    fn into_encoded(self) -> Result<Encoded, ProtoError>;
+}
+
+impl IntoEncoded for Frame {
+    fn into_encoded(self) -> Result<Encoded, ProtoError> {
+        crate::encode_parts(self)
+    }
+}
+
+impl IntoEncoded for Routed {
+    fn into_encoded(self) -> Result<Encoded, ProtoError> {
+        self.encode()
+    }
+}
+
+/// A hot frame: see the module doc. The subject and name are valid UTF-8 (checked when read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// Its length fields are zero: they are the parts' lengths, written by `encode`.
+    fixed: Fixed,
+    subject: Bytes,
+    name: Bytes,
+    /// The payload: its pickle, then its buffers (none for a cast's answer).
+    pieces: Vec<Bytes>,
+}
+
+impl Routed {
+    /// A hot frame read from the wire: `fixed` passed its kind's checks, and `pieces` are as
+    /// many as it says.
+    pub(crate) fn read(fixed: Fixed, subject: Bytes, name: Bytes, pieces: Vec<Bytes>) -> Result<Self, ProtoError> {
+        if fixed.kind == Kind::Bincode {
+            return Err(ProtoError::Malformed("a bincode frame read as a hot one".into()));
+        }
+        for (what, text) in [("subject", &subject), ("name", &name)] {
+            if std::str::from_utf8(text).is_err() {
+                return Err(ProtoError::Malformed(format!("a {what} that is not UTF-8")));
+            }
+        }
+        // The lengths are the parts' own: `encode` writes them again from those.
+        let fixed = Fixed { subject: 0, name: 0, body: 0, pieces: 0, ..fixed };
+        Ok(Routed { fixed, subject, name, pieces })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.fixed.kind
+    }
+
+    /// The request id of a call, a cast, or their answers.
+    pub fn request(&self) -> ReqId {
+        self.fixed.request
+    }
+
+    /// A call's or cast's target.
+    pub fn target(&self) -> TargetRef<'_> {
+        match self.fixed.has(FLAG_TARGET_NAME) {
+            true => TargetRef::Name(text(&self.name)),
+            false => TargetRef::Actor(self.fixed.target),
+        }
+    }
+
+    /// The target, to name once the frame is gone.
+    pub fn target_label(&self) -> TargetLabel {
+        match self.fixed.has(FLAG_TARGET_NAME) {
+            true => TargetLabel { name: Some(self.name.clone()), id: 0 },
+            false => TargetLabel { name: None, id: self.fixed.target },
+        }
+    }
+
+    pub fn subject(&self) -> &str {
+        text(&self.subject)
+    }
+
+    /// The sending actor of a call, cast or delivery.
+    pub fn sender(&self) -> Option<ActorId> {
+        self.fixed.has(FLAG_SENDER).then_some(self.fixed.sender)
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        self.fixed.timeout
+    }
+
+    /// The delivery id of a delivery that must be answered, or of a reply.
+    pub fn delivery(&self) -> Option<DeliveryId> {
+        (self.fixed.has(FLAG_DELIVERY) || self.kind() == Kind::Replied).then_some(self.fixed.delivery)
+    }
+
+    /// Bytes of the payload (pickle and buffers).
+    pub fn payload_len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len() as u64).sum()
+    }
+
+    /// The payload pieces, in wire order.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
+    /// A call or cast, forwarded to `actor` as its delivery (`delivery` set when it must be
+    /// answered); `sender_name` is the sending actor's registered name, if it has one.
+    pub fn into_delivery(self, actor: ActorId, delivery: Option<DeliveryId>, sender_name: Option<&str>) -> Routed {
+        let mut fixed = Fixed::new(Kind::Deliver);
+        fixed.target = actor;
+        if let Some(d) = delivery {
+            (fixed.flags, fixed.delivery) = (fixed.flags | FLAG_DELIVERY, d);
+        }
+        if let Some(s) = self.sender() {
+            (fixed.flags, fixed.sender) = (fixed.flags | FLAG_SENDER, s);
+        }
+        let name = match sender_name.filter(|_| fixed.has(FLAG_SENDER)) {
+            Some(n) => {
+                fixed.flags |= FLAG_SENDER_NAME;
+                Bytes::copy_from_slice(n.as_bytes())
+            }
+            None => Bytes::new(),
+        };
+        Routed { fixed, subject: self.subject, name, pieces: self.pieces }
+    }
+
+    /// A reply, forwarded to the caller as the answer to its request `req`.
+    pub fn into_call_reply(self, req: ReqId) -> Routed {
+        let fixed = Fixed { request: req, ..Fixed::new(Kind::CallReply) };
+        Routed { fixed: Fixed { flags: self.fixed.flags & FLAG_STATUS_ERROR, ..fixed }, ..self }
+    }
+
+    /// The answer to a cast.
+    pub fn cast_answer(req: ReqId, delivered: bool) -> Routed {
+        let flags = if delivered { FLAG_DELIVERED } else { 0 };
+        let fixed = Fixed { request: req, flags, ..Fixed::new(Kind::CastAnswer) };
+        Routed { fixed, subject: Bytes::new(), name: Bytes::new(), pieces: Vec::new() }
+    }
+
+    /// The frame for the wire: a fixed header, the subject and name, then the pieces as they are.
+    pub fn encode(self) -> Result<Encoded, ProtoError> {
+        assemble(self.fixed, &self.subject, &self.name, &[], self.pieces)
+    }
+
+    /// Whether `frame` has a hot kind ([`Routed::from_frame`] takes it).
+    pub fn is_hot(frame: &Frame) -> bool {
+        matches!(
+            frame,
+            Frame::Request { body: Request::Call { .. } | Request::Cast { .. }, .. }
+                | Frame::Command(Command::Deliver { .. })
+                | Frame::Event(Event::Replied { outcome: Outcome::Reply { .. }, .. })
+                | Frame::Response { body: Response::Call(Outcome::Reply { .. }) | Response::Cast { .. }, .. }
+        )
+    }
+
+    /// The frame, if it has a hot kind; else the frame back (by value: boxing it would cost
+    /// every other frame an allocation).
+    #[allow(clippy::result_large_err)]
+    pub fn from_frame(frame: Frame) -> Result<Routed, Frame> {
+        let message = |kind, target: Target, subject: String, sender: Option<ActorId>, payload| {
+            let mut fixed = Fixed::new(kind);
+            let name = match target {
+                Target::Name(n) => {
+                    fixed.flags |= FLAG_TARGET_NAME;
+                    Bytes::from(n)
+                }
+                Target::Actor(id) => {
+                    fixed.target = id;
+                    Bytes::new()
+                }
+            };
+            if let Some(s) = sender {
+                (fixed.flags, fixed.sender) = (fixed.flags | FLAG_SENDER, s);
+            }
+            Routed { fixed, subject: Bytes::from(subject), name, pieces: pieces_of(payload) }
+        };
+        let reply = |kind, status, payload| {
+            let flags = if status == Status::Error { FLAG_STATUS_ERROR } else { 0 };
+            Routed {
+                fixed: Fixed { flags, ..Fixed::new(kind) },
+                subject: Bytes::new(),
+                name: Bytes::new(),
+                pieces: pieces_of(payload),
+            }
+        };
+        Ok(match frame {
+            Frame::Request { req, body: Request::Call { target, subject, sender, payload, timeout_ms } } => {
+                let mut call = message(Kind::Call, target, subject, sender, payload);
+                (call.fixed.request, call.fixed.timeout) = (req, timeout_ms);
+                call
+            }
+            Frame::Request { req, body: Request::Cast { target, subject, sender, payload } } => {
+                let mut cast = message(Kind::Cast, target, subject, sender, payload);
+                cast.fixed.request = req;
+                cast
+            }
+            Frame::Command(Command::Deliver { delivery, actor, subject, sender, payload }) => {
+                let call = message(Kind::Cast, Target::Actor(0), subject, sender.as_ref().map(|s| s.id), payload);
+                let name = sender.and_then(|s| s.name);
+                call.into_delivery(actor, delivery, name.as_deref())
+            }
+            Frame::Event(Event::Replied { delivery, outcome: Outcome::Reply { status, payload } }) => {
+                let mut replied = reply(Kind::Replied, status, payload);
+                replied.fixed.delivery = delivery;
+                replied
+            }
+            Frame::Response { req, body: Response::Call(Outcome::Reply { status, payload }) } => {
+                let mut answer = reply(Kind::CallReply, status, payload);
+                answer.fixed.request = req;
+                answer
+            }
+            Frame::Response { req, body: Response::Cast { delivered } } => Routed::cast_answer(req, delivered),
+            other => return Err(other),
+        })
+    }
+
+    /// The frame this stands for.
+    pub fn into_frame(self) -> Frame {
+        let req = self.fixed.request;
+        let status = if self.fixed.has(FLAG_STATUS_ERROR) { Status::Error } else { Status::Ok };
+        let (target, subject, sender) = (owned_target(self.target()), self.subject().to_owned(), self.sender());
+        let delivery = self.delivery();
+        let name = self.fixed.has(FLAG_SENDER_NAME).then(|| text(&self.name).to_owned());
+        let (kind, actor, timeout_ms) = (self.kind(), self.fixed.target, self.fixed.timeout);
+        let payload = payload_of(self.pieces);
+        match kind {
+            Kind::Call => Frame::Request { req, body: Request::Call { target, subject, sender, payload, timeout_ms } },
+            Kind::Cast => Frame::Request { req, body: Request::Cast { target, subject, sender, payload } },
+            Kind::Deliver => {
+                let sender = sender.map(|id| ActorRef { id, name });
+                Frame::Command(Command::Deliver { delivery, actor, subject, sender, payload })
+            }
+            Kind::Replied => Frame::Event(Event::Replied {
+                delivery: delivery.unwrap_or_default(),
+                outcome: Outcome::Reply { status, payload },
+            }),
+            Kind::CallReply => Frame::Response { req, body: Response::Call(Outcome::Reply { status, payload }) },
+            Kind::CastAnswer => {
+                Frame::Response { req, body: Response::Cast { delivered: self.fixed.has(FLAG_DELIVERED) } }
+            }
+            // `read` is only given hot kinds, and `from_frame` makes none of this kind.
+            Kind::Bincode => unreachable!("a Routed is never of the bincode kind"),
+        }
+    }
+}
+
+/// Text checked as UTF-8 when it was read (or made from a `String`).
+fn text(bytes: &Bytes) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+fn owned_target(target: TargetRef<'_>) -> Target {
+    match target {
+        TargetRef::Name(n) => Target::Name(n.to_owned()),
+        TargetRef::Actor(id) => Target::Actor(id),
+    }
+}
+
+fn pieces_of(payload: Payload) -> Vec<Bytes> {
+    let mut pieces = Vec::with_capacity(1 + payload.buffers.len());
+    pieces.push(payload.data);
+    pieces.extend(payload.buffers);
+    pieces
+}
+
+/// The payload of a hot kind's pieces (the first is the pickle); a cast's answer has none.
+fn payload_of(pieces: Vec<Bytes>) -> Payload {
+    let mut pieces = pieces.into_iter();
+    Payload { data: pieces.next().unwrap_or_default(), buffers: pieces.collect() }
+}
+
+#[cfg(test)]
+mod tests;

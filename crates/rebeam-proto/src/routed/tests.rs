@@ -1,0 +1,147 @@
+//! Hot frames against the frames they stand for, and forwarding by rewriting the header.
+
+use super::*;
+use crate::{decode_inbound, encode, Inbound, HEADER_BYTES};
+
+fn payload() -> Payload {
+    Payload { data: vec![0x80, 5].into(), buffers: vec![vec![7; 32].into(), Bytes::new()] }
+}
+
+fn call(target: Target, sender: Option<ActorId>) -> Frame {
+    Frame::Request {
+        req: 4,
+        body: Request::Call { target, subject: "compute".into(), sender, payload: payload(), timeout_ms: 250 },
+    }
+}
+
+/// Every shape of every hot frame.
+fn hot_frames() -> Vec<Frame> {
+    let reply = |status| Outcome::Reply { status, payload: payload() };
+    let deliver = |delivery, sender| {
+        Frame::Command(Command::Deliver { delivery, actor: 9, subject: "s".into(), sender, payload: payload() })
+    };
+    vec![
+        call(Target::Name("counter".into()), None),
+        call(Target::Actor(0), Some(0)),
+        call(Target::Name(String::new()), Some(3)),
+        Frame::Request {
+            req: 1,
+            body: Request::Cast { target: Target::Actor(8), subject: String::new(), sender: None, payload: payload() },
+        },
+        deliver(None, None),
+        deliver(Some(0), Some(ActorRef { id: 2, name: None })),
+        deliver(Some(6), Some(ActorRef { id: 2, name: Some("échos".into()) })),
+        Frame::Event(Event::Replied { delivery: 6, outcome: reply(Status::Ok) }),
+        Frame::Event(Event::Replied { delivery: 0, outcome: reply(Status::Error) }),
+        Frame::Response { req: 4, body: Response::Call(reply(Status::Error)) },
+        Frame::Response { req: 4, body: Response::Cast { delivered: true } },
+        Frame::Response { req: 5, body: Response::Cast { delivered: false } },
+    ]
+}
+
+fn read(frame: &Frame) -> Routed {
+    match decode_inbound(Bytes::from(encode(frame).unwrap()).slice(HEADER_BYTES..)).unwrap() {
+        Inbound::Hot(hot) => hot,
+        Inbound::Frame(f) => panic!("not hot: {f:?}"),
+    }
+}
+
+#[test]
+fn every_hot_frame_comes_back_as_itself() {
+    for frame in hot_frames() {
+        assert!(Routed::is_hot(&frame));
+        let hot = Routed::from_frame(frame.clone()).unwrap();
+        assert_eq!(hot.clone().into_frame(), frame);
+        assert_eq!(read(&frame), hot, "{frame:?}");
+    }
+}
+
+#[test]
+fn other_frames_are_given_back() {
+    let failed = Outcome::Failed(crate::ErrorInfo::new(crate::ErrorKind::Crashed, "boom"));
+    for frame in [
+        Frame::Ready,
+        Frame::Event(Event::Replied { delivery: 1, outcome: failed.clone() }),
+        Frame::Response { req: 1, body: Response::Call(failed) },
+        Frame::Response { req: 1, body: Response::Done },
+    ] {
+        assert!(!Routed::is_hot(&frame));
+        assert_eq!(Routed::from_frame(frame.clone()), Err(frame));
+    }
+}
+
+#[test]
+fn a_call_reads_its_routing_fields_from_the_header() {
+    let hot = read(&call(Target::Name("counter".into()), Some(3)));
+    assert_eq!(hot.kind(), Kind::Call);
+    assert_eq!(hot.target(), TargetRef::Name("counter"));
+    assert_eq!(hot.target().to_string(), Target::Name("counter".into()).to_string());
+    assert_eq!(hot.target_label().to_string(), "'counter'");
+    assert_eq!(read(&call(Target::Actor(9), None)).target_label().to_string(), Target::Actor(9).to_string());
+    assert_eq!((hot.subject(), hot.sender(), hot.request(), hot.timeout_ms()), ("compute", Some(3), 4, 250));
+    assert_eq!(hot.payload_len(), payload().len());
+}
+
+#[test]
+fn a_forwarded_call_is_its_delivery_with_the_same_pieces() {
+    let hot = read(&call(Target::Name("counter".into()), Some(3)));
+    let read_at: Vec<_> = hot.pieces().iter().map(|p| p.as_ptr()).collect();
+    let delivery = hot.into_delivery(9, Some(12), Some("client"));
+    let sent_at: Vec<_> = delivery.pieces().iter().map(|p| p.as_ptr()).collect();
+    assert_eq!(sent_at, read_at, "the payload was copied");
+    let expected = Frame::Command(Command::Deliver {
+        delivery: Some(12),
+        actor: 9,
+        subject: "compute".into(),
+        sender: Some(ActorRef { id: 3, name: Some("client".into()) }),
+        payload: payload(),
+    });
+    assert_eq!(delivery.into_frame(), expected);
+    // A sender that is a process, not an actor, has no name to carry.
+    let anonymous = read(&call(Target::Actor(9), None)).into_delivery(9, None, Some("ignored"));
+    let Frame::Command(Command::Deliver { sender, delivery, .. }) = anonymous.into_frame() else { panic!() };
+    assert_eq!((sender, delivery), (None, None));
+}
+
+#[test]
+fn a_forwarded_reply_is_the_callers_answer_with_the_same_pieces() {
+    let replied = Frame::Event(Event::Replied {
+        delivery: 12,
+        outcome: Outcome::Reply { status: Status::Error, payload: payload() },
+    });
+    let hot = read(&replied);
+    assert_eq!(hot.delivery(), Some(12));
+    let read_at = hot.pieces()[1].as_ptr();
+    let answer = hot.into_call_reply(4);
+    assert_eq!(answer.pieces()[1].as_ptr(), read_at, "the payload was copied");
+    let expected =
+        Frame::Response { req: 4, body: Response::Call(Outcome::Reply { status: Status::Error, payload: payload() }) };
+    assert_eq!(answer.into_frame(), expected);
+    assert_eq!(
+        Routed::cast_answer(7, true).into_frame(),
+        Frame::Response { req: 7, body: Response::Cast { delivered: true } }
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_call_read_and_forwarded_is_its_delivery(
+        name in proptest::option::of("\\PC{0,12}"),
+        id in proptest::num::u64::ANY,
+        subject in "\\PC{0,24}",
+        sender in proptest::option::of(proptest::num::u64::ANY),
+        sender_name in proptest::option::of("[a-z]{0,8}"),
+        delivery in proptest::option::of(proptest::num::u64::ANY),
+        buffers in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..4),
+    ) {
+        let target = name.map_or(Target::Actor(id), Target::Name);
+        let payload = Payload { data: vec![0x80, 5].into(), buffers: buffers.into_iter().map(Bytes::from).collect() };
+        let body = Request::Call { target, subject: subject.clone(), sender, payload: payload.clone(), timeout_ms: id };
+        let hot = read(&Frame::Request { req: id, body });
+        let forwarded = hot.into_delivery(id, delivery, sender_name.as_deref()).encode().unwrap().to_vec();
+        let got = crate::decode_body(&forwarded[HEADER_BYTES..]).unwrap();
+        let sender = sender.map(|s| ActorRef { id: s, name: sender_name });
+        let expected = Frame::Command(Command::Deliver { delivery, actor: id, subject, sender, payload });
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
