@@ -163,3 +163,82 @@ fn subscriptions_end_with_their_actor_or_process() {
     // A flush for a subscription that ended (a timer outliving it) does nothing.
     assert!(bus.flush(1, now).is_empty());
 }
+
+mod accounting {
+    use super::*;
+    use proptest::prelude::{prop, prop_assert, prop_assert_eq, proptest};
+    use proptest::test_runner::TestCaseError;
+
+    const TOPICS: [&str; 3] = ["a.x", "a.y", "b.x"];
+    /// Each matches at least one of the topics.
+    const PATTERNS: [&str; 4] = ["a.*", "*.x", "**", "b.x"];
+
+    /// What each subscription has received so far, and the drop count its last delivery carried.
+    #[derive(Default, Clone)]
+    struct Seen {
+        matched: u64,
+        got: Vec<u64>,
+        dropped: u64,
+    }
+
+    fn record(seen: &mut [Seen], effects: Vec<Effect<u32, u64>>, now: Instant) -> Result<(), TestCaseError> {
+        for effect in effects {
+            match effect {
+                Effect::Deliver(p) => {
+                    let s = &mut seen[p.subscription as usize];
+                    s.got.push(p.payload);
+                    s.dropped = p.dropped;
+                }
+                Effect::FlushAt { at, .. } if at <= now => return Err(TestCaseError::fail("a timer for now")),
+                Effect::FlushAt { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// Every publication a subscription matched is delivered once, in order, or counted as
+        /// dropped: once every throttle has opened and been flushed, nothing is unaccounted for.
+        #[test]
+        fn every_matched_publication_is_delivered_or_counted(
+            subs in prop::collection::vec((0usize..4, 0u64..3, 1u32..4), 1..5),
+            steps in prop::collection::vec((0usize..4, 0u64..40), 1..80),
+        ) {
+            let mut bus: Bus<u32, u64> = Bus::new(&[]).unwrap();
+            let patterns: Vec<Pattern> = subs.iter().map(|&(p, _, _)| Pattern::parse(PATTERNS[p]).unwrap()).collect();
+            for (id, &(p, throttle, queue)) in subs.iter().enumerate() {
+                bus.subscribe(id as u64, owner(1, None), spec(PATTERNS[p], throttle * 25, queue));
+            }
+            let mut seen = vec![Seen::default(); subs.len()];
+            let (t0, mut elapsed, mut seq) = (Instant::now(), 0u64, 0u64);
+            let mut publish = |bus: &mut Bus<u32, u64>, seen: &mut [Seen], topic: &str, now: Instant| {
+                patterns.iter().zip(seen.iter_mut()).for_each(|(p, s)| s.matched += u64::from(p.matches(topic)));
+                seq += 1;
+                record(seen, bus.publish(topic, seq, now).unwrap(), now)
+            };
+            let flush_all = |bus: &mut Bus<u32, u64>, seen: &mut [Seen], now: Instant| {
+                (0..seen.len() as u64).try_for_each(|id| record(seen, bus.flush(id, now), now))
+            };
+            for (what, advance) in steps {
+                elapsed += advance;
+                let now = t0 + ms(elapsed);
+                match TOPICS.get(what) {
+                    Some(topic) => publish(&mut bus, &mut seen, topic, now)?,
+                    None => flush_all(&mut bus, &mut seen, now)?,
+                }
+            }
+            // Past every throttle (at most 50 ms), a last publication on each topic carries the
+            // final drop counts out.
+            for topic in TOPICS {
+                elapsed += 1000;
+                flush_all(&mut bus, &mut seen, t0 + ms(elapsed))?;
+                publish(&mut bus, &mut seen, topic, t0 + ms(elapsed))?;
+                flush_all(&mut bus, &mut seen, t0 + ms(elapsed + 500))?;
+            }
+            for (id, s) in seen.iter().enumerate() {
+                prop_assert!(s.got.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", s.got);
+                prop_assert_eq!(s.matched, s.got.len() as u64 + s.dropped, "subscription {}", id);
+            }
+        }
+    }
+}
