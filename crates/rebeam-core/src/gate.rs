@@ -9,7 +9,7 @@
 //!
 //! # Gated work
 //!
-//! A delivery to a handler marked `@requires_armed`, or any delivery under `--safety
+//! A delivery to a handler marked `@requires_armed` ([`marks`]), or any delivery under `--safety
 //! require-armed` ([`Gate::gates`]); a `@requires_armed` behaviour, or under `require-armed`
 //! any behaviour not run in the main process by `Cown.acquire()` ([`Gate::gates_behaviour`]).
 //! Before dispatch it is refused unless the system is armed ([`Gate::check`]); the refusal
@@ -66,6 +66,13 @@ impl<P: Copy + Eq> GatedWork<P> for InFlight<P> {
     fn cancelled_by(&self, disarm: u64) -> BTreeSet<ActorId> {
         InFlight::cancelled_by(self, disarm)
     }
+}
+
+/// Whether an actor's declaration marks the handler of `subject` `@requires_armed`: the subject
+/// is one of its marked `subjects`, or it has no handler of its own (not in `handled`) and
+/// reaches a marked catch-all.
+pub fn marks(subjects: &[String], catch_all: bool, handled: &[String], subject: &str) -> bool {
+    subjects.iter().any(|s| s == subject) || (catch_all && !handled.iter().any(|s| s == subject))
 }
 
 /// Work the gate refuses or interrupts, for its messages.

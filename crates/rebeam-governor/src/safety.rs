@@ -56,7 +56,8 @@ impl Router {
     /// Whether a message for `actor` with `subject` is gated work.
     pub fn is_gated(&self, actor: ActorId, subject: &str) -> bool {
         let marked = self.actors.get(&actor).is_some_and(|a| {
-            a.gating.subjects.iter().any(|s| s == subject) || (a.gating.catch_all && !a.handles(subject))
+            let g = &a.gating;
+            rebeam_core::gate::marks(&g.subjects, g.catch_all, &g.handled, subject)
         });
         self.gate.gates(marked)
     }

@@ -60,6 +60,16 @@ fn gated_work_is_refused_unless_armed_and_the_refusal_says_how_to_arm() {
 }
 
 #[test]
+fn a_handler_is_marked_by_its_subject_or_through_a_marked_catch_all() {
+    let (subjects, handled) = (vec!["move".to_owned()], vec!["move".to_owned(), "status".to_owned()]);
+    assert!(marks(&subjects, false, &handled, "move"));
+    assert!(!marks(&subjects, false, &handled, "status"));
+    assert!(!marks(&subjects, false, &handled, "other"), "an unmarked catch-all");
+    assert!(marks(&subjects, true, &handled, "other"), "a marked catch-all takes what has no handler");
+    assert!(!marks(&subjects, true, &handled, "status"), "a handler of its own is not the catch-all");
+}
+
+#[test]
 fn a_disarm_with_nothing_in_flight_is_done_at_once() {
     let (mut calls, t0) = (InFlight::default(), Instant::now());
     let mut gate = armed(&mut calls, t0);
