@@ -79,7 +79,8 @@ impl fmt::Display for NameKind {
     }
 }
 
-/// A topic or pattern that is malformed, or a topic Python may not publish on.
+/// A topic or pattern that is malformed, a topic Python may not publish on, or a subscription
+/// asking for more than its bounds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     #[error("empty {kind}: a {kind} is one or more segments separated by '.', e.g. 'sensors.imu'")]
@@ -104,6 +105,13 @@ pub enum TopicError {
          may publish there (or open it with `rebeam --allow-publish PATTERN`)"
     )]
     Reserved { topic: String, prefix: &'static str },
+    #[error(
+        "subscription to '{pattern}' asks for queue={queue} and throttle={throttle:?}; \
+         the bounds are 1 ≤ queue ≤ {max_queue} and throttle ≤ {max_throttle:?}: pass values within them",
+        max_queue = MAX_QUEUE,
+        max_throttle = MAX_THROTTLE
+    )]
+    OutOfBounds { pattern: String, queue: u32, throttle: Duration },
 }
 
 /// The non-empty segments of a topic or pattern.

@@ -240,11 +240,6 @@ impl Router {
 }
 
 impl Actor {
-    /// Whether `subject` has a handler of its own (else the catch-all gets it).
-    pub fn handles(&self, subject: &str) -> bool {
-        self.gating.handled.iter().any(|s| s == subject)
-    }
-
     /// A function or module child: it runs, but takes no messages.
     pub fn is_task(&self) -> bool {
         matches!(self.code, ChildCode::Task { .. })

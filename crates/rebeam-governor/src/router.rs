@@ -105,27 +105,27 @@ pub struct Monitor {
 }
 
 pub struct Router {
-    pub config: Config,
+    pub(crate) config: Config,
     /// Processes, signals and timers: every effect outside this state goes through it.
     pub(crate) os: Box<dyn Os>,
     pub(crate) socket_path: PathBuf,
-    pub procs: Procs<Proc>,
-    pub main: ProcIdx,
+    pub(crate) procs: Procs<Proc>,
+    pub(crate) main: ProcIdx,
     /// Every actor, where it is placed, and each process's actors.
-    pub actors: Actors<crate::actors::Actor>,
-    pub names: Names,
+    pub(crate) actors: Actors<crate::actors::Actor>,
+    pub(crate) names: Names,
     /// Every delivery someone waits for: callers, and the safety gate for gated work.
-    pub calls: InFlight<ProcIdx>,
-    pub monitors: HashMap<u64, Monitor>,
-    pub trees: Trees,
-    pub gate: crate::safety::Gate,
-    pub bus: crate::bus::Bus,
+    pub(crate) calls: InFlight<ProcIdx>,
+    pub(crate) monitors: HashMap<u64, Monitor>,
+    pub(crate) trees: Trees,
+    pub(crate) gate: crate::safety::Gate,
+    pub(crate) bus: crate::bus::Bus,
     pub(crate) boc: crate::boc::Boc,
     pub(crate) messages: crate::messages::Messages,
     pub(crate) notices: crate::notices::Notices,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
-    pub queued_starts: VecDeque<ActorId>,
+    pub(crate) queued_starts: VecDeque<ActorId>,
     pub(crate) next_id: u64,
     /// The highest process index given so far (0 is the main process): a new worker gets the
     /// next, so no two workers of a run share a number, even once one is removed.
@@ -150,7 +150,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
 
     let (control, control_path) = crate::control::bind(&dir, config.control_socket.as_deref())?;
     process::guard_sockets(&[&socket_path, &control_path]);
-    let bus = crate::bus::Bus::new(&config.allow_publish).map_err(GovernorError::Pattern)?;
+    let bus = crate::bus::Bus::new(&config.allow_publish).map_err(|e| GovernorError::Pattern(e.to_string()))?;
     let (inputs, mut rx) = mpsc::unbounded_channel();
     let frame_limit = config.max_message_bytes.saturating_add(FRAME_OVERHEAD_BYTES);
     let (peers, mut peer_rx) = crate::listener::peer_inputs(crate::outbox::budget(frame_limit));
@@ -283,6 +283,7 @@ impl Router {
         control_path: PathBuf,
         bus: crate::bus::Bus,
     ) -> Router {
+        let gate = crate::safety::gate(&config);
         Router {
             config,
             os,
@@ -294,7 +295,7 @@ impl Router {
             calls: InFlight::default(),
             monitors: HashMap::new(),
             trees: Trees::default(),
-            gate: crate::safety::Gate::default(),
+            gate,
             bus,
             boc: crate::boc::Boc::default(),
             messages: crate::messages::Messages::default(),
@@ -503,7 +504,7 @@ impl Router {
                 self.respond(proc, req, Response::Subscribed(result));
             }
             Request::Unsubscribe { subscription } => {
-                self.bus.subs.remove(&subscription);
+                self.bus.unsubscribe(subscription);
                 self.respond(proc, req, Response::Done);
             }
             Request::Publish { topic, payload } => {
@@ -641,7 +642,7 @@ impl Router {
             ));
         }
         let gated = self.is_gated(id, hot.subject());
-        if gated && !self.gate.machine.allows_gated() {
+        if gated && !self.is_armed() {
             return Err(self.safety_refusal(&target.to_string(), hot.subject()));
         }
         // Gated casts get a delivery id too: the worker's answer tells when the work ended.

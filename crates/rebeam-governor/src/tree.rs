@@ -125,40 +125,40 @@ macro_rules! turn {
 impl Router {
     pub fn start_top_level_tree(&mut self, proc: ProcIdx, req: ReqId, spec: TreeSpec) {
         let effects = self.trees.forest.start(core_spec(spec), (proc, req), turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     pub fn tree_child_started(&mut self, tree: TreeId, slot: usize, actor: ActorId) {
         let effects = self.trees.forest.child_started(tree, slot, actor, turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     pub fn tree_child_start_failed(&mut self, tree: TreeId, slot: usize, info: ErrorInfo) {
         let effects = self.trees.forest.start_failed(tree, slot, info, turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     /// A child ended; `fault` names the worker death that took it, if one did.
     pub fn tree_child_ended_in_fault(&mut self, tree: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
         let effects = self.trees.forest.child_ended(tree, slot, exit, fault, turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     pub fn tree_restart(&mut self, tree: TreeId) {
         let effects = self.trees.forest.restart_turn(tree, turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     /// Stops a tree's children in reverse start order, then the tree.
     pub fn stop_tree(&mut self, tree: TreeId) {
         let effects = self.trees.forest.stop(tree, turn!(self));
-        self.carry_out(effects);
+        self.carry_out_trees(effects);
     }
 
     /// Carries out effects in order. One may answer at once (a start refused, a stop of an
     /// actor not yet placed): that input's effects are carried out before the rest, which is
     /// safe because the machine recorded what it waits for when it asked.
-    fn carry_out(&mut self, effects: Vec<Effect<Governed>>) {
+    fn carry_out_trees(&mut self, effects: Vec<Effect<Governed>>) {
         for effect in effects {
             match effect {
                 Effect::Start { tree, slot, spec } => {

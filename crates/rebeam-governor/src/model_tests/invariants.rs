@@ -105,7 +105,7 @@ fn deliveries(r: &Router) -> Result<(), String> {
         ensure!(r.actors.contains_key(&mon.target), "monitor {m} watches actor <{}>, which is gone", mon.target);
         ensure!(live(r, mon.watcher_proc), "monitor {m} belongs to a dead or unknown process {}", mon.watcher_proc);
     }
-    for (s, sub) in &r.bus.subs {
+    for (s, sub) in r.bus.subscriptions() {
         ensure!(live(r, sub.proc), "subscription {s} belongs to a dead process {}", sub.proc);
         if let Some(a) = sub.actor {
             ensure!(r.actors.contains_key(&a), "subscription {s} belongs to actor <{a}>, which is gone");
@@ -162,21 +162,21 @@ fn trees(r: &Router) -> Result<(), String> {
 }
 
 fn safety(r: &Router) -> Result<(), String> {
-    let state = r.gate.machine.state();
-    let in_flight = r.calls.any_gated() || !r.gate.behaviours.is_empty();
+    let state = r.gate.state();
+    let in_flight = r.calls.any_gated() || r.gate.behaviours().next().is_some();
     ensure!(state != SafetyState::Disarming || in_flight, "disarming with no gated work left");
     let uncancelled = r.calls.iter().any(|(_, c)| c.gated && c.cancelled.is_none())
-        || r.gate.behaviours.values().any(|b| b.cancelled.is_none());
+        || r.gate.behaviours().any(|(_, b)| b.cancelled.is_none());
     ensure!(!uncancelled || state == SafetyState::Armed, "gated work runs uncancelled while {state}");
-    let running: HashSet<u64> = r.boc.view().running.iter().map(|&(b, _)| b).collect();
-    for b in r.gate.behaviours.keys() {
-        ensure!(running.contains(b), "gated behaviour {b} is tracked, but not running");
+    let running: HashSet<u64> = r.boc_view().running.iter().map(|&(b, _)| b).collect();
+    for (b, _) in r.gate.behaviours() {
+        ensure!(running.contains(&b), "gated behaviour {b} is tracked, but not running");
     }
     Ok(())
 }
 
 fn others(r: &Router) -> Result<(), String> {
-    let boc = r.boc.view();
+    let boc = r.boc_view();
     for (b, p) in boc.running.iter().chain(&boc.gathering) {
         ensure!(r.procs.contains(*p), "behaviour {b} is placed on unknown process {p}");
         // Once shutdown has dismissed it, the library-mode main process is marked dead as it

@@ -1,0 +1,264 @@
+//! Behaviours and their cowns' values across processes: a sans-IO machine over
+//! [`crate::cowns`]'s scheduler.
+//!
+//! The scheduler decides which behaviour may run; this machine decides where it runs, which
+//! values must move there, and what the death of a process costs. The governor feeds it
+//! events (a cown created, a behaviour scheduled, a value surrendered, a behaviour done, a
+//! process gone, `wait()` asked or timed out) with the processes as [`Location`]s, and
+//! carries out the [`Effect`]s it returns (ask for a value, send a behaviour, answer a
+//! `wait()`). The rules:
+//!
+//! - A cown's value lives in the process that created it or last ran a behaviour on it. When
+//!   a behaviour becomes runnable (it heads the queue of every cown it requested), it is
+//!   placed ([`place`]: the main process if a cown is pinned, else the worker that holds most
+//!   of its cowns), each other holder is asked to surrender its value, and once every value
+//!   has arrived the behaviour is sent there with the values that moved. When it is done,
+//!   all its cowns (its result cown included) are where it ran, and the behaviours behind it
+//!   may run. `wait()` is answered when no behaviour is left.
+//! - A behaviour's result cown is part of its request set, so behaviours chained on the
+//!   result run after it, in order. A result cown has no value until its behaviour is done.
+//! - While the pool still starts workers, a burst of runnable behaviours must not all pile
+//!   onto the first ready one (CPU-bound work would then run one worker wide): once every
+//!   ready worker is busy, the rest wait for the next worker to be ready
+//!   ([`Boc::dispatch_waiting`]). Load counts behaviours still gathering their values too.
+//! - A process that dies takes the values it held: those cowns are marked lost, and
+//!   behaviours that need them get an error instead of a value; its running behaviours end
+//!   with that error, and so do the behaviours gathering values to run there. A behaviour
+//!   gathering elsewhere stops waiting for a value the dead process was to send: that cown
+//!   is lost, and it runs. A value surrendered before the death is safe, on its way. Every
+//!   loss is recorded before anything is dispatched, so no behaviour asks the dead process
+//!   for a value. A behaviour that must run in a process that is gone is lost in the same way.
+//! - `Cown.acquire()` in the main process is a behaviour placed there whatever its cowns
+//!   (`at_main`): it "runs" from the moment its values arrive until `release()` says it is
+//!   done, and its result cown is dropped then.
+//! - A gated behaviour is sent flagged as such ([`Run::gated`]): the governor's gate decides,
+//!   as it is sent, whether it runs or is refused; once it ends, [`Effect::GatedEnded`].
+
+use std::collections::{HashMap, HashSet};
+
+use crate::cowns::{place, BehaviourId, CownError, CownId, Location, Scheduler};
+
+/// The request id of a `wait()`, as its process numbered it.
+pub type ReqId = u64;
+
+/// How a behaviour was scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct How {
+    /// `Cown.acquire()`: runs in the main process whatever its cowns.
+    pub at_main: bool,
+    /// `@requires_armed` (or every behaviour, under `--safety require-armed`).
+    pub gated: bool,
+}
+
+/// Where behaviours may go, as it stands when the governor calls.
+#[derive(Debug, Clone, Default)]
+pub struct Pool {
+    /// The ready workers that take behaviours (not spares), by raw process id, in order.
+    pub workers: Vec<u64>,
+    /// The pool is still starting workers.
+    pub warming: bool,
+    /// The main process is gone.
+    pub main_gone: bool,
+}
+
+/// A request the machine refuses; nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BocError {
+    #[error("Cown.acquire() is for the main process; a behaviour requests its cowns with @when")]
+    AcquireOffMain,
+    #[error(transparent)]
+    Cown(#[from] CownError),
+}
+
+/// A behaviour sent to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run<T> {
+    pub at: Location,
+    pub behaviour: BehaviourId,
+    pub cowns: Vec<CownId>,
+    pub result: CownId,
+    /// The values that moved to `at`.
+    pub values: Vec<(CownId, T)>,
+    /// Its cowns whose value died with a process.
+    pub lost: Vec<CownId>,
+    pub code: T,
+    pub gated: bool,
+}
+
+/// What the governor must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect<T> {
+    /// Ask the process at `from` to surrender `cown`'s value.
+    Surrender {
+        from: Location,
+        cown: CownId,
+    },
+    Run(Run<T>),
+    /// A gated behaviour is over (done, or lost with its process).
+    GatedEnded(BehaviourId),
+    /// `wait()` request `req` of the process at `to` is answered: nothing is pending.
+    Quiesced {
+        to: Location,
+        req: ReqId,
+    },
+    /// `wait()` request `req` timed out with `pending` behaviours left.
+    QuiesceTimedOut {
+        to: Location,
+        req: ReqId,
+        pending: usize,
+    },
+    /// A behaviour was lost before it was sent: the process it needs is gone.
+    LostBeforeDispatch(BehaviourId),
+    /// The scheduler refused a completion it should not have: for the log.
+    Oddity(String),
+}
+
+struct Waiting<T> {
+    target: Location,
+    missing: HashSet<CownId>,
+    values: Vec<(CownId, T)>,
+}
+
+/// The behaviours of one run. `T` is a payload (code or a value), moved, never cloned but
+/// for the code of a behaviour as it is sent.
+pub struct Boc<T> {
+    sched: Scheduler,
+    how: HashMap<BehaviourId, How>,
+    code: HashMap<BehaviourId, (T, CownId)>,
+    gathering: HashMap<BehaviourId, Waiting<T>>,
+    /// Which behaviour asked for a cown's value.
+    surrenders: HashMap<CownId, BehaviourId>,
+    running: HashMap<BehaviourId, Location>,
+    /// Result cowns whose behaviour has not finished: nothing to move yet.
+    empty: HashSet<CownId>,
+    /// Cowns whose value died with a process.
+    lost: HashSet<CownId>,
+    /// `wait()` calls: who, its request, and the token of its timer.
+    quiesce: Vec<(Location, ReqId, u64)>,
+    /// Behaviours each process has run.
+    ran: HashMap<Location, u64>,
+}
+
+impl<T> Default for Boc<T> {
+    fn default() -> Self {
+        Boc {
+            sched: Scheduler::default(),
+            how: HashMap::new(),
+            code: HashMap::new(),
+            gathering: HashMap::new(),
+            surrenders: HashMap::new(),
+            running: HashMap::new(),
+            empty: HashSet::new(),
+            lost: HashSet::new(),
+            quiesce: Vec::new(),
+            ran: HashMap::new(),
+        }
+    }
+}
+
+mod events;
+
+/// What the governor's model test may see: where each running and each gathering behaviour
+/// is placed, and who waits in `wait()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub running: Vec<(BehaviourId, Location)>,
+    pub gathering: Vec<(BehaviourId, Location)>,
+    pub quiesce: Vec<Location>,
+}
+
+impl<T: Clone> Boc<T> {
+    pub fn view(&self) -> View {
+        View {
+            running: self.running.iter().map(|(&b, &at)| (b, at)).collect(),
+            gathering: self.gathering.iter().map(|(&b, w)| (b, w.target)).collect(),
+            quiesce: self.quiesce.iter().map(|&(at, _, _)| at).collect(),
+        }
+    }
+
+    /// How many behaviours the process at `at` has run.
+    pub fn ran(&self, at: Location) -> u64 {
+        self.ran.get(&at).copied().unwrap_or(0)
+    }
+
+    /// Behaviours scheduled and not yet complete.
+    pub fn pending(&self) -> usize {
+        self.sched.pending()
+    }
+
+    fn dispatch(&mut self, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
+        let (running, gathering) = (&self.running, &self.gathering);
+        let load = |w: u64| {
+            let w = Location::Worker(w);
+            running.values().filter(|&&at| at == w).count() + gathering.values().filter(|g| g.target == w).count()
+        };
+        if pool.warming && !pool.workers.is_empty() && pool.workers.iter().all(|&w| load(w) > 0) {
+            return;
+        }
+        let at_main = self.how.get(&b).is_some_and(|h| h.at_main);
+        let placed = if at_main { Some(Location::Main) } else { place(&self.sched, b, &pool.workers, &load) };
+        // No worker is ready yet: try again when one is (`dispatch_waiting`).
+        let Some(at) = placed else { return };
+        // Placement picks a ready worker or the main process: only the latter can be gone.
+        if at == Location::Main && pool.main_gone {
+            return self.lost_before_dispatch(b, at, pool, effects);
+        }
+        let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
+        let mut missing = HashSet::new();
+        for c in cowns {
+            let here = self.sched.location(c) == Some(at);
+            if here || self.empty.contains(&c) || self.lost.contains(&c) {
+                continue;
+            }
+            let from = self.sched.location(c).expect("known");
+            self.surrenders.insert(c, b);
+            missing.insert(c);
+            effects.push(Effect::Surrender { from, cown: c });
+        }
+        let _ = self.sched.start(b);
+        self.gathering.insert(b, Waiting { target: at, missing, values: Vec::new() });
+        self.maybe_run(b, effects);
+    }
+
+    fn lost_before_dispatch(&mut self, b: BehaviourId, at: Location, pool: &Pool, effects: &mut Vec<Effect<T>>) {
+        effects.push(Effect::LostBeforeDispatch(b));
+        self.how.remove(&b);
+        if let Some((_, result)) = self.code.remove(&b) {
+            self.empty.remove(&result);
+        }
+        self.lost.extend(self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default());
+        let _ = self.sched.start(b);
+        match self.sched.complete(b, at) {
+            Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, effects)),
+            Err(e) => {
+                effects.push(Effect::Oddity(format!("behaviour {b}, lost before dispatch, completed oddly: {e}")))
+            }
+        }
+        self.answer_quiesce(effects);
+    }
+
+    fn maybe_run(&mut self, b: BehaviourId, effects: &mut Vec<Effect<T>>) {
+        if !self.gathering.get(&b).is_some_and(|w| w.missing.is_empty()) {
+            return;
+        }
+        let w = self.gathering.remove(&b).expect("checked");
+        let (code, result) = self.code.get(&b).cloned().expect("scheduled");
+        let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
+        let lost = cowns.iter().copied().filter(|c| self.lost.contains(c)).collect();
+        self.running.insert(b, w.target);
+        let gated = self.how.get(&b).is_some_and(|h| h.gated);
+        let run = Run { at: w.target, behaviour: b, cowns, result, values: w.values, lost, code, gated };
+        effects.push(Effect::Run(run));
+    }
+
+    fn answer_quiesce(&mut self, effects: &mut Vec<Effect<T>>) {
+        if self.sched.pending() > 0 {
+            return;
+        }
+        let answered = std::mem::take(&mut self.quiesce).into_iter();
+        effects.extend(answered.map(|(to, req, _)| Effect::Quiesced { to, req }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The inputs of [`Boc`], one method per event the governor reports.
+
+use std::collections::HashSet;
+
+use super::{Boc, BocError, Effect, How, Pool, ReqId, Waiting};
+use crate::cowns::{BehaviourId, CownError, CownId, Location};
+
+impl<T: Clone> Boc<T> {
+    /// The process at `at` created a cown (its value is there).
+    pub fn create_cown(&mut self, at: Location, cown: CownId, pinned: bool) -> Result<(), CownError> {
+        self.sched.create_cown(cown, at, pinned)
+    }
+
+    /// The process at `at` schedules behaviour `b` on `cowns`, its result going to `result`
+    /// (a cown made for it here). Refused if the request is, and then nothing is left of it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule(
+        &mut self,
+        at: Location,
+        b: BehaviourId,
+        cowns: Vec<CownId>,
+        result: CownId,
+        code: T,
+        how: How,
+        pool: &Pool,
+    ) -> Result<Vec<Effect<T>>, BocError> {
+        if how.at_main && at != Location::Main {
+            return Err(BocError::AcquireOffMain);
+        }
+        self.sched.create_cown(result, at, false)?;
+        self.empty.insert(result);
+        let mut request = cowns;
+        request.push(result);
+        let runnable = match self.sched.schedule(b, &request) {
+            Ok(runnable) => runnable,
+            Err(e) => {
+                // Refused: the result cown made for it must not linger.
+                let _ = self.sched.drop_cown(result);
+                self.empty.remove(&result);
+                return Err(e.into());
+            }
+        };
+        self.code.insert(b, (code, result));
+        if how.at_main || how.gated {
+            self.how.insert(b, how);
+        }
+        let mut effects = Vec::new();
+        if runnable {
+            self.dispatch(b, pool, &mut effects);
+        }
+        Ok(effects)
+    }
+
+    /// Runnable behaviours that found no place (no worker ready yet, or the pool warming) go now.
+    pub fn dispatch_waiting(&mut self, pool: &Pool) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        for b in self.sched.runnable() {
+            self.dispatch(b, pool, &mut effects);
+        }
+        effects
+    }
+
+    /// A surrendered value arrived.
+    pub fn cown_value(&mut self, cown: CownId, value: T) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        let Some(b) = self.surrenders.remove(&cown) else { return effects };
+        if let Some(w) = self.gathering.get_mut(&b) {
+            w.missing.remove(&cown);
+            w.values.push((cown, value));
+        }
+        self.maybe_run(b, &mut effects);
+        effects
+    }
+
+    /// The process at `at` says behaviour `b` is done (a late or unknown one is ignored).
+    pub fn behaviour_done(&mut self, at: Location, b: BehaviourId, pool: &Pool) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        if self.running.remove(&b).is_none() {
+            return effects;
+        }
+        let result = self.code.remove(&b).map(|(_, result)| result);
+        if let Some(result) = result {
+            self.empty.remove(&result);
+        }
+        let how = self.how.remove(&b).unwrap_or_default();
+        if !how.at_main {
+            *self.ran.entry(at).or_default() += 1;
+        }
+        // Lost cowns stay lost: a behaviour cannot write them (their value raises), so running
+        // one does not bring a value back.
+        let completed = self.sched.complete(b, at);
+        if how.gated {
+            effects.push(Effect::GatedEnded(b));
+        }
+        if let (true, Some(result)) = (how.at_main, result) {
+            // An acquire's result cown is never seen by the program.
+            let _ = self.sched.drop_cown(result);
+        }
+        match completed {
+            Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, &mut effects)),
+            Err(e) => effects.push(Effect::Oddity(format!("behaviour {b} completed oddly: {e}"))),
+        }
+        self.answer_quiesce(&mut effects);
+        effects
+    }
+
+    /// The process at `at` (`describe` names it for the log) died.
+    pub fn proc_died(&mut self, at: Location, describe: &str, pool: &Pool) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        // Its own `wait()` calls: nobody is left to answer.
+        self.quiesce.retain(|&(p, _, _)| p != at);
+        let mut dead: Vec<BehaviourId> = self.running.iter().filter(|(_, &p)| p == at).map(|(&b, _)| b).collect();
+        for &b in &dead {
+            self.running.remove(&b);
+            if self.how.get(&b).is_some_and(|h| h.gated) {
+                effects.push(Effect::GatedEnded(b));
+            }
+        }
+        let gathering_here: Vec<BehaviourId> =
+            self.gathering.iter().filter(|(_, w)| w.target == at).map(|(&b, _)| b).collect();
+        for b in gathering_here {
+            if let Some(w) = self.gathering.remove(&b) {
+                for c in w.missing {
+                    self.surrenders.remove(&c);
+                }
+            }
+            dead.push(b);
+        }
+        for &b in &dead {
+            self.how.remove(&b);
+            if let Some((_, result)) = self.code.remove(&b) {
+                self.empty.remove(&result);
+            }
+            let cowns = self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
+            self.lost.extend(cowns);
+        }
+        // A value it surrendered before dying is safe with the governor, on its way elsewhere.
+        let in_transit: HashSet<CownId> =
+            self.gathering.values().flat_map(|w: &Waiting<T>| w.values.iter().map(|(c, _)| *c)).collect();
+        let held: Vec<CownId> = self.sched.cowns_at(at).into_iter().filter(|c| !in_transit.contains(c)).collect();
+        self.lost.extend(held);
+        let waiting: Vec<BehaviourId> = self.gathering.keys().copied().collect();
+        for b in waiting {
+            let Some(w) = self.gathering.get_mut(&b) else { continue };
+            let gone: Vec<CownId> = w.missing.iter().copied().filter(|c| self.lost.contains(c)).collect();
+            for c in gone {
+                w.missing.remove(&c);
+                self.surrenders.remove(&c);
+            }
+            self.maybe_run(b, &mut effects);
+        }
+        for b in dead {
+            match self.sched.complete(b, at) {
+                Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, &mut effects)),
+                Err(e) => {
+                    effects.push(Effect::Oddity(format!("behaviour {b} lost with {describe} completed oddly: {e}")))
+                }
+            }
+        }
+        // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
+        effects.extend(self.dispatch_waiting(pool));
+        self.answer_quiesce(&mut effects);
+        effects
+    }
+
+    /// The process at `to` calls `wait()` (request `req`; `token` names its timer, if any).
+    pub fn quiesce(&mut self, to: Location, req: ReqId, token: u64) -> Vec<Effect<T>> {
+        self.quiesce.push((to, req, token));
+        let mut effects = Vec::new();
+        self.answer_quiesce(&mut effects);
+        effects
+    }
+
+    /// The timer `token` of a `wait()` fired: it is answered with a timeout, if still waiting.
+    pub fn quiesce_deadline(&mut self, token: u64) -> Vec<Effect<T>> {
+        let Some(i) = self.quiesce.iter().position(|&(_, _, t)| t == token) else { return Vec::new() };
+        let (to, req, _) = self.quiesce.remove(i);
+        vec![Effect::QuiesceTimedOut { to, req, pending: self.sched.pending() }]
+    }
+}
