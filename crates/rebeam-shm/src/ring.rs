@@ -4,7 +4,7 @@
 //!
 //! | offset | field | written by |
 //! |---|---|---|
-//! | 0 | magic `b"rebeamRG"`, u64 | creator ([`format`]) |
+//! | 0 | magic `b"rebeamRG"`, u64 | creator ([`format()`]) |
 //! | 8 | version, u32 | creator |
 //! | 16 | capacity of the data area in bytes, u64 (a power of two) | creator |
 //! | 1 × [`LINE`] | head: bytes ever written, u64 | producer |
@@ -28,9 +28,9 @@
 //!   producer reads tail (acquire) before reusing the bytes.
 //! - Each side keeps its own index privately and never reads it back from shared memory; it
 //!   reads only the other side's index, and checks it: tail must lie between the last tail seen
-//!   and head, head must be at most `capacity` ahead of tail, both 8-aligned; a record's tag must
-//!   be known, its length must fit the bytes published and the area's end, a padding record must
-//!   reach exactly to the end. The header is checked once at open and then cached. Any violation
+//!   and head, head must be at most `capacity` ahead of tail, both 8-aligned and below 2^62; a
+//!   record's tag must be known, its length must fit the bytes published and the area's end, a
+//!   padding record must reach exactly to the end. The header is checked once at open and then cached. Any violation
 //!   is [`ShmError::Corrupt`].
 //! - Control words in shared memory are only ever accessed as atomics, so a racing peer cannot
 //!   make a load undefined. Payload bytes are copied in with plain copies and lent out as a
@@ -55,6 +55,9 @@ pub const DATA_OFFSET: usize = 5 * LINE;
 pub const RECORD_HEADER: usize = 8;
 /// Records are padded to this alignment so headers stay aligned for atomic access.
 const ALIGN: usize = 8;
+/// Positions beyond this are corrupt: 2^62 bytes take decades to send, and the bound keeps a
+/// scribbled starting position from overflowing our own arithmetic.
+const POSITION_LIMIT: u64 = 1 << 62;
 /// The smallest data area accepted, so that `max_record` is useful.
 pub const MIN_CAPACITY: usize = 64;
 
@@ -264,7 +267,8 @@ impl Producer {
 
 /// Checks that `head` is at most `capacity` ahead of `tail` and both are aligned.
 fn check_span(tail: u64, head: u64, capacity: usize) -> Result<()> {
-    if !aligned(tail) || !aligned(head) || head < tail || head - tail > capacity as u64 {
+    let apart = head < tail || head - tail > capacity as u64;
+    if !aligned(tail) || !aligned(head) || apart || head > POSITION_LIMIT {
         return Err(ShmError::Corrupt("head and tail more than a ring apart"));
     }
     Ok(())

@@ -116,6 +116,16 @@ fn indices_apart_by_more_than_a_ring_are_refused_at_open() {
 }
 
 #[test]
+fn positions_near_the_end_of_u64_are_refused_at_open() {
+    let (_, _, s) = pair(4096);
+    poke_u64(&s, OFF_HEAD, u64::MAX - 7);
+    poke_u64(&s, OFF_TAIL, u64::MAX - 7);
+    let again = || Segment::from_fd(s.as_fd().try_clone_to_owned().unwrap(), s.len()).unwrap();
+    corrupt(Producer::open(again()));
+    corrupt(Consumer::open(again(), None));
+}
+
+#[test]
 fn a_scribbled_head_is_corrupt_for_the_consumer() {
     for head in [4096 + 8, 4, u64::MAX - 7] {
         let (_, mut c, s) = pair(4096);
@@ -271,4 +281,14 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_record_is_lent_from_the_ring_not_copied() {
+    let (mut p, mut c, _) = pair(4096);
+    p.try_send(&[b"in place"]).unwrap();
+    let (lo, hi) = (c.seg.base().as_ptr() as usize, c.seg.base().as_ptr() as usize + c.seg.len());
+    let record = c.try_recv().unwrap().unwrap();
+    let at = record.as_ptr() as usize;
+    assert!(at >= lo + DATA_OFFSET && at + record.len() <= hi, "the slice points into the mapping");
 }
