@@ -8,7 +8,7 @@
 //! once (as a deserialiser would read it), the sender copies it in once.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -96,7 +96,9 @@ fn spawn_ring(role: &str, spin_us: u64) -> (Ends, Receiver) {
     drop(theirs);
     let (down, up) = (ChannelFds::create(CAPACITY).unwrap(), ChannelFds::create(CAPACITY).unwrap());
     let lens = [down.len as u64, up.len as u64].map(u64::to_le_bytes).concat();
-    let fds: Vec<BorrowedFd<'_>> = down.fds().into_iter().chain(up.fds()).collect();
+    // Our own pidfd goes last, so the child watches us without looking up a pid number.
+    let me = PeerWatch::new(std::process::id()).unwrap();
+    let fds: Vec<BorrowedFd<'_>> = down.fds().into_iter().chain(up.fds()).chain([me.as_fd()]).collect();
     send_fds(&mine, &lens, &fds).unwrap();
     let tx = Sender::open(down, PeerWatch::new(child.id()).unwrap()).unwrap();
     let mut rx = Receiver::open(up, PeerWatch::new(child.id()).unwrap()).unwrap();
@@ -202,13 +204,14 @@ fn child(args: &[String], mut socket: UnixStream) {
             socket.write_all(&total.to_le_bytes()).unwrap();
         }
         role => {
-            let parent = || PeerWatch::new(rustix::process::getppid().unwrap().as_raw_nonzero().get() as u32).unwrap();
             let mut lens = [0u8; 16];
             let (_, mut fds) = recv_fds(&socket, &mut lens).unwrap();
+            let parent = PeerWatch::from_pidfd(fds.pop().unwrap()).unwrap();
             let up_fds = fds.split_off(3);
             let len = |i: usize| u64::from_le_bytes(lens[i * 8..i * 8 + 8].try_into().unwrap()) as usize;
-            let mut rx = Receiver::open(ChannelFds::from_fds(fds, len(0)).unwrap(), parent()).unwrap();
-            let mut tx = Sender::open(ChannelFds::from_fds(up_fds, len(1)).unwrap(), parent()).unwrap();
+            let mut rx =
+                Receiver::open(ChannelFds::from_fds(fds, len(0)).unwrap(), parent.try_clone().unwrap()).unwrap();
+            let mut tx = Sender::open(ChannelFds::from_fds(up_fds, len(1)).unwrap(), parent).unwrap();
             rx.set_spin(Duration::from_micros(arg));
             if role == "echo" {
                 loop {

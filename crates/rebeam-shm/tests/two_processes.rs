@@ -64,6 +64,9 @@ fn spawn(role: &str) -> Peer {
     for chan in [&down, &up] {
         send_fds(&mine, &(chan.len as u64).to_le_bytes(), &chan.fds()).unwrap();
     }
+    // The child watches us through our pidfd, never through a pid number it would look up.
+    let me = PeerWatch::new(std::process::id()).unwrap();
+    send_fds(&mine, b"pidfd", &[me.as_fd()]).unwrap();
     let tx = Sender::open(down, PeerWatch::new(process.id()).unwrap()).unwrap();
     let rx = Receiver::open(up, PeerWatch::new(process.id()).unwrap()).unwrap();
     Peer { process, socket: mine, tx, rx }
@@ -177,15 +180,17 @@ fn child_role() {
     let raw: i32 = std::env::var(SOCKET).unwrap().parse().unwrap();
     // SAFETY: the parent left this fd open for us and nothing else in this process owns it.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    let parent = || PeerWatch::new(rustix::process::getppid().unwrap().as_raw_nonzero().get() as u32).unwrap();
     let channel = || {
         let mut len = [0u8; 8];
         let (_, fds) = recv_fds(&socket, &mut len).unwrap();
         ChannelFds::from_fds(fds, u64::from_le_bytes(len) as usize).unwrap()
     };
     let (down, up) = (channel(), channel());
-    let mut rx = Receiver::open(down, parent()).unwrap();
-    let mut tx = Sender::open(up, parent()).unwrap();
+    let (_, mut pidfd) = recv_fds(&socket, &mut [0u8; 8]).unwrap();
+    let parent = PeerWatch::from_pidfd(pidfd.pop().unwrap()).unwrap();
+    assert_eq!(parent.pid(), rustix::process::getppid().unwrap().as_raw_nonzero().get() as u32);
+    let mut rx = Receiver::open(down, parent.try_clone().unwrap()).unwrap();
+    let mut tx = Sender::open(up, parent).unwrap();
     match role.as_str() {
         "echo" => loop {
             let record = rx.recv(WAIT).unwrap().to_vec();
