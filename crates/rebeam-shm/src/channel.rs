@@ -108,31 +108,29 @@ impl Sender {
     /// Sends one record, waiting up to `timeout` for room: `Full` when it never came,
     /// `PeerGone` at once if the receiver dies meanwhile.
     pub fn send(&mut self, parts: &[&[u8]], timeout: Duration) -> Result<()> {
+        match self.try_send(parts) {
+            Err(ShmError::Full { .. }) => {}
+            other => return other,
+        }
+        // Only a sender that has to wait reads the clock.
         let deadline = Instant::now() + timeout;
         loop {
+            self.ring.prepare_wait();
+            // Re-check after announcing, so a release that raced the announcement is not missed.
             let full = match self.try_send(parts) {
                 Err(full @ ShmError::Full { .. }) => full,
-                other => return other,
-            };
-            self.ring.prepare_wait();
-            match self.try_send(parts) {
-                Err(ShmError::Full { .. }) => {}
                 other => {
                     self.ring.cancel_wait();
                     return other;
                 }
-            }
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             let woke = if left.is_zero() { Err(ShmError::TimedOut) } else { self.space_bell.wait(&self.peer, left) };
             match woke {
                 Ok(()) => {}
-                Err(ShmError::TimedOut) => {
-                    self.ring.cancel_wait();
-                    return Err(full);
-                }
                 Err(e) => {
                     self.ring.cancel_wait();
-                    return Err(e);
+                    return Err(if matches!(e, ShmError::TimedOut) { full } else { e });
                 }
             }
         }
