@@ -32,6 +32,8 @@
 //!   record's tag must be known, its length must fit the bytes published and the area's end, a
 //!   padding record must reach exactly to the end. The header is checked once at open and then cached. Any violation
 //!   is [`ShmError::Corrupt`].
+//! - The two flags may hold any value (non-zero means set); a peer that scribbles on them can
+//!   cause only a spurious wake-up or a missed one, and every wait has a timeout.
 //! - Control words in shared memory are only ever accessed as atomics, so a racing peer cannot
 //!   make a load undefined. Payload bytes are copied in with plain copies and lent out as a
 //!   slice: a peer that writes into a record it already published can change what the receiver

@@ -153,6 +153,23 @@ mod tests {
         assert_eq!(unsafe { *other.base().as_ptr().add(10) }, 42);
     }
 
+    /// The resident size the kernel reports for the mapping that starts at `base`.
+    fn resident_bytes(base: NonNull<u8>) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", base.as_ptr() as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        let rss = lines.find_map(|l| l.strip_prefix("Rss:")).expect("the mapping is listed");
+        rss.trim().trim_end_matches("kB").trim().parse::<usize>().unwrap() * 1024
+    }
+
+    #[test]
+    fn both_ends_are_mapped_pre_faulted() {
+        let seg = Segment::create(1 << 20).unwrap();
+        assert_eq!(resident_bytes(seg.base()), seg.len(), "the creator's pages are all present");
+        let other = Segment::from_fd(seg.as_fd().try_clone_to_owned().unwrap(), seg.len()).unwrap();
+        assert_eq!(resident_bytes(other.base()), other.len(), "and so are the receiver's");
+    }
+
     #[test]
     fn from_fd_refuses_a_wrong_size() {
         let seg = Segment::create(4096).unwrap();
