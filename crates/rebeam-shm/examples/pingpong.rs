@@ -3,8 +3,8 @@
 //! `cargo run --release -p rebeam-shm --example pingpong`: a 64-byte record ping-ponged
 //! [`ROUND_TRIPS`] times over a ring with eventfd doorbells (no spin, then each budget in
 //! [`SPIN_BUDGETS_US`]) and over a Unix socketpair, round-trip p50/p99; then one-way throughput
-//! of 1 KiB and 1 MiB records over each. The child is this binary again, its socket inherited.
-//! Both ends of a ring run spin the same budget. The throughput receiver copies each record out
+//! of 64 B, 1 KiB and 1 MiB records over each. The child is this binary again, its socket
+//! inherited. Both ends of a ring run spin the same budget. The throughput receiver copies each record out
 //! once (as a deserialiser would read it), the sender copies it in once.
 
 use std::io::{Read, Write};
@@ -21,8 +21,8 @@ const ROUND_TRIPS: usize = 100_000;
 const WARM_UP: usize = 2_000;
 const RECORD: usize = 64;
 const SPIN_BUDGETS_US: [u64; 3] = [2, 10, 50];
-/// (record size, records sent) for the throughput rows: about 256 MiB each.
-const THROUGHPUT: [(usize, usize); 2] = [(1024, 262_144), (1 << 20, 256)];
+/// (record size, records sent) for the throughput rows: 256 MiB each.
+const THROUGHPUT: [(usize, usize); 3] = [(64, 4 << 20), (1024, 256 << 10), (1 << 20, 256)];
 /// Holds a 1 MiB record (a record is at most half the ring).
 const CAPACITY: usize = 4 << 20;
 const WAIT: Duration = Duration::from_secs(30);
@@ -63,10 +63,12 @@ fn main() {
     for (size, count) in THROUGHPUT {
         let (tx, rx) = spawn_ring("sink", 0);
         let mbs = ring_throughput(tx, rx, size, count);
+        let sock = socket_throughput(size, count);
+        let per_s = |mbs: f64| mbs * 1e6 / size as f64 / 1e6;
         println!(
-            "one way, {:>7} B records: ring {mbs:8.0} MB/s, socket {:8.0} MB/s",
-            size,
-            socket_throughput(size, count)
+            "one way, {size:>7} B records: ring {mbs:8.0} MB/s ({:7.2} M/s), socket {sock:8.0} MB/s ({:7.2} M/s)",
+            per_s(mbs),
+            per_s(sock)
         );
     }
 }

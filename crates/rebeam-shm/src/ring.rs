@@ -27,7 +27,8 @@
 //!   consumer reads head (acquire), then the record. Releasing stores the new tail (release); the
 //!   producer reads tail (acquire) before reusing the bytes.
 //! - Each side keeps its own index privately and never reads it back from shared memory; it
-//!   reads only the other side's index, and checks it: tail must lie between the last tail seen
+//!   reads only the other side's index, and only when what it saw last is used up (so a busy
+//!   side does not pull the other's cache line across on every record), and checks it: tail must lie between the last tail seen
 //!   and head, head must be at most `capacity` ahead of tail, both 8-aligned and below 2^62; a
 //!   record's tag must be known, its length must fit the bytes published and the area's end, a
 //!   padding record must reach exactly to the end. The header is checked once at open and then cached. Any violation
@@ -197,7 +198,10 @@ impl Producer {
         let off = self.offset(self.head);
         let to_end = self.capacity - off;
         let total = if need <= to_end { need } else { to_end + need };
-        let free = self.free()?;
+        // The last tail seen gives a lower bound on the room; read the consumer's line only when
+        // that is not enough, so a busy producer does not pull it across cores on every record.
+        let known = self.capacity - (self.head - self.tail) as usize;
+        let free = if total <= known { known } else { self.free()? };
         if total > free {
             return Err(ShmError::Full { needed: total, free });
         }
@@ -283,6 +287,8 @@ pub struct Consumer {
     capacity: usize,
     /// Our tail; never read back from shared memory.
     tail: u64,
+    /// The last head seen (checked); re-read only when the records it covers are consumed.
+    head: u64,
     /// Rung on release when the producer waits for room.
     space_bell: Option<Doorbell>,
 }
@@ -296,7 +302,7 @@ impl Consumer {
         let tail = view.u64_at(OFF_TAIL).load(Ordering::Acquire);
         let head = view.u64_at(OFF_HEAD).load(Ordering::Acquire);
         check_span(tail, head, capacity)?;
-        Ok(Consumer { seg, capacity, tail, space_bell })
+        Ok(Consumer { seg, capacity, tail, head: tail, space_bell })
     }
 
     /// Whether a data record is ready at the tail, skipping (and releasing) padding first.
@@ -314,9 +320,12 @@ impl Consumer {
     /// bytes it occupies).
     fn peek(&mut self) -> Result<Option<(usize, usize, usize)>> {
         loop {
-            let head = self.view().u64_at(OFF_HEAD).load(Ordering::Acquire);
-            check_span(self.tail, head, self.capacity)?;
-            let avail = (head - self.tail) as usize;
+            if self.head == self.tail {
+                let head = self.view().u64_at(OFF_HEAD).load(Ordering::Acquire);
+                check_span(self.tail, head, self.capacity)?;
+                self.head = head;
+            }
+            let avail = (self.head - self.tail) as usize;
             if avail == 0 {
                 return Ok(None);
             }
