@@ -157,7 +157,11 @@ def call(
     """
     _check_target(target)
     data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
-    result = _runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout))
+    return call_result(_runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout)))
+
+
+def call_result(result: tuple) -> tuple[str, Any]:
+    """A call's answer as the native connection gives it, as ``call`` returns it."""
     if result[0] == "failed":
         return ("error", result[1])
     status, data, buffers = result
