@@ -13,6 +13,8 @@ Rules an actor can rely on:
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
@@ -153,9 +155,12 @@ def call(
     Returns ``("ok", value)`` or ``("error", value)`` as the handler answered, or
     ``("error", exc)`` with a :class:`~rebeam.errors.RebeamError` when the call failed:
     ``CallTimeout``, ``NoProcess``, ``ActorDown``, or ``RemoteError`` when the handler raised.
-    Never waits longer than ``timeout`` seconds.
+    Never waits longer than ``timeout`` seconds. It blocks the calling thread: in a coroutine,
+    ``await`` :func:`~rebeam.acall` instead (a blocking call there warns once); for several
+    calls at once, :func:`~rebeam.call_async`.
     """
     _check_target(target)
+    _warn_if_loop_running()
     data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
     return call_result(_runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout)))
 
@@ -166,6 +171,25 @@ def call_result(result: tuple) -> tuple[str, Any]:
         return ("error", result[1])
     status, data, buffers = result
     return (status, _runtime.loads(data, buffers))
+
+
+_warned_loop = False
+
+
+def _warn_if_loop_running() -> None:
+    """Warns, once per process, of a blocking call made where an event loop runs: the loop
+    stands still until the answer comes."""
+    global _warned_loop
+    asyncio = sys.modules.get("asyncio")  # no asyncio imported, no loop running
+    if _warned_loop or asyncio is None or asyncio._get_running_loop() is None:
+        return
+    _warned_loop = True
+    warnings.warn(
+        "rebeam.call() blocks this thread's running event loop until the answer comes; "
+        "in a coroutine use `await rebeam.acall(...)` instead",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None) -> bool:

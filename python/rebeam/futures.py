@@ -1,4 +1,4 @@
-"""Futures: calls that do not hold up the caller.
+"""Futures and asyncio: calls that do not hold up the caller.
 
 The rules:
 
@@ -15,6 +15,8 @@ The rules:
   and resolves the futures. The value is unpickled on that thread.
 - ``Future.cancel()`` before the future resolves forgets the request: its answer, should one
   come, is dropped. A message already delivered is not taken back.
+- ``acall`` and ``acast`` wrap the same futures for asyncio and never block the event loop
+  while they wait.
 """
 
 from __future__ import annotations
@@ -125,4 +127,34 @@ def call_async(
     return future
 
 
-__all__ = ["call_async"]
+def _cast_future(target: str | ProcessID, subject: str, message: Any, sender_pid: ProcessID | None) -> Future:
+    _check_target(target)
+    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    conn = _runtime.connection()
+    resolver = _resolver_for(conn)
+    tag = conn.cast_start(target, subject, data, buffers, _sender(sender_pid))
+    future: Future = Future()
+    resolver.track(tag, future, bool)
+    return future
+
+
+async def acall(
+    target: str | ProcessID, subject: str, message: Any = None, timeout: float = DEFAULT_CALL_TIMEOUT
+) -> tuple[str, Any]:
+    """``await``-able :func:`~rebeam.call`: the same ``(status, value)``, without blocking the
+    event loop while the answer is on its way. Cancelling the awaiting task forgets the call."""
+    import asyncio  # here, not at import: most programs never need it
+
+    return await asyncio.wrap_future(call_async(target, subject, message, timeout))
+
+
+async def acast(
+    target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None
+) -> bool:
+    """``await``-able :func:`~rebeam.cast`: True if the message reached a live actor's mailbox."""
+    import asyncio
+
+    return await asyncio.wrap_future(_cast_future(target, subject, message, sender_pid))
+
+
+__all__ = ["call_async", "acall", "acast"]
