@@ -15,13 +15,15 @@ The rules:
   and resolves the futures. The value is unpickled on that thread.
 - ``Future.cancel()`` before the future resolves forgets the request: its answer, should one
   come, is dropped. A message already delivered is not taken back.
-- ``acall`` and ``acast`` wrap the same futures for asyncio and never block the event loop
-  while they wait.
+- ``acall`` and ``acast`` take their answers from the same thread and never block the event
+  loop while they wait. The answers for one loop are handed to it in batches, so a loop with
+  thousands of calls in flight wakes once per batch rather than once per answer.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 from collections.abc import Callable
@@ -36,33 +38,39 @@ _NOT_YET = object()
 
 
 class _Resolver:
-    """The futures of one connection, and the thread that resolves them."""
+    """The calls in flight on one connection, and the thread that hands out their answers."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[Future, Callable[[Any], Any]]] = {}
-        # The drain thread may take an answer before `track` has stored its future.
+        self._waiting: dict[int, Callable[[Any], None]] = {}
+        # The drain thread may take an answer before `track` has stored where it goes.
         self._early: dict[int, Any] = {}
+        self._inboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         threading.Thread(target=self._run, name="rebeam-futures", daemon=True).start()
 
-    def track(self, tag: int, future: Future, finish: Callable[[Any], Any]) -> None:
-        """Resolves ``future`` with ``finish(answer)`` when the answer for ``tag`` comes."""
+    def track(self, tag: int, deliver: Callable[[Any], None]) -> None:
+        """Calls ``deliver(answer)`` (on the drain thread, or here) when the answer for ``tag`` comes."""
         with self._lock:
             early = self._early.pop(tag, _NOT_YET)
             if early is _NOT_YET:
-                self._waiting[tag] = (future, finish)
-        if early is not _NOT_YET:
-            _resolve(future, finish, early)
-            return
-        future.add_done_callback(lambda f: self._cancelled(tag) if f.cancelled() else None)
+                self._waiting[tag] = deliver
+                return
+        deliver(early)
 
-    def _cancelled(self, tag: int) -> None:
+    def cancelled(self, tag: int) -> None:
         # Once forgotten, no answer for the tag reaches `_run`, even one already queued; an
-        # answer `_run` already has stays for it to find (and drop: the future is cancelled).
+        # answer `_run` already has stays for it to find (and drop: its future is cancelled).
         if self.conn.forget(tag):
             with self._lock:
                 self._waiting.pop(tag, None)
+
+    def inbox(self, loop: Any) -> _LoopInbox:
+        with self._lock:
+            inbox = self._inboxes.get(loop)
+            if inbox is None:
+                inbox = self._inboxes[loop] = _LoopInbox(loop)
+            return inbox
 
     def _run(self) -> None:
         while True:
@@ -74,26 +82,56 @@ class _Resolver:
                 continue
             tag, answer = got
             with self._lock:
-                entry = self._waiting.pop(tag, None)
-                if entry is None:
+                deliver = self._waiting.pop(tag, None)
+                if deliver is None:
                     self._early[tag] = answer
                     continue
-            _resolve(entry[0], entry[1], answer)
+            deliver(answer)
+
+
+def _outcome(finish: Callable[[Any], Any], answer: Any) -> tuple[bool, Any]:
+    """``(True, value)`` for an answer, ``(False, exception)`` for what the caller must raise."""
+    if isinstance(answer, BaseException):
+        return False, answer
+    try:
+        return True, finish(answer)
+    except Exception as e:  # an answer that cannot be unpickled here, as `call` would raise
+        return False, e
 
 
 def _resolve(future: Future, finish: Callable[[Any], Any], answer: Any) -> None:
+    ok, value = _outcome(finish, answer)
     try:
-        if isinstance(answer, BaseException):
-            future.set_exception(answer)
-            return
-        try:
-            value = finish(answer)
-        except Exception as e:  # an answer that cannot be unpickled here, as `call` would raise
-            future.set_exception(e)
-            return
-        future.set_result(value)
+        future.set_result(value) if ok else future.set_exception(value)
     except InvalidStateError:
         pass  # cancelled meanwhile: nobody wants the answer
+
+
+class _LoopInbox:
+    """Answers for one event loop's futures, handed over in batches: the loop wakes once per
+    batch, not once per answer (with thousands of calls in flight, that is most of the cost)."""
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._items: list = []
+
+    def put(self, future: Any, outcome: tuple[bool, Any]) -> None:
+        with self._lock:
+            first = not self._items
+            self._items.append((future, outcome))
+        if first:
+            try:
+                self._loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits these any more
+
+    def _flush(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for future, (ok, value) in items:
+            if not future.done():  # done: cancelled meanwhile
+                future.set_result(value) if ok else future.set_exception(value)
 
 
 _resolver: _Resolver | None = None
@@ -109,6 +147,33 @@ def _resolver_for(conn: Any) -> _Resolver:
         return _resolver
 
 
+def _start(target: str | ProcessID, subject: str, message: Any, start: Callable[..., int]) -> tuple[int, _Resolver]:
+    """Sends a call or cast with ``start(conn, data, buffers)``; returns its tag and resolver."""
+    _check_target(target)
+    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    conn = _runtime.connection()
+    resolver = _resolver_for(conn)
+    return start(conn, data, buffers), resolver
+
+
+def _future(tag: int, resolver: _Resolver, finish: Callable[[Any], Any]) -> Future:
+    future: Future = Future()
+    resolver.track(tag, lambda answer: _resolve(future, finish, answer))
+    future.add_done_callback(lambda f: resolver.cancelled(tag) if f.cancelled() else None)
+    return future
+
+
+async def _awaited(tag: int, resolver: _Resolver, finish: Callable[[Any], Any]) -> Any:
+    import asyncio  # here, not at import: most programs never need it
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    inbox = resolver.inbox(loop)
+    resolver.track(tag, lambda answer: inbox.put(future, _outcome(finish, answer)))
+    future.add_done_callback(lambda f: resolver.cancelled(tag) if f.cancelled() else None)
+    return await future
+
+
 def call_async(
     target: str | ProcessID, subject: str, message: Any = None, timeout: float = DEFAULT_CALL_TIMEOUT
 ) -> Future:
@@ -117,25 +182,18 @@ def call_async(
     failed. Use ``concurrent.futures.wait``/``as_completed`` on several, or ``asyncio.wrap_future``.
     The future resolves within ``timeout`` seconds; ``cancel()`` forgets the call.
     """
-    _check_target(target)
-    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
-    conn = _runtime.connection()
-    resolver = _resolver_for(conn)
-    tag = conn.call_start(target, subject, data, buffers, _sender(None), float(timeout))
-    future: Future = Future()
-    resolver.track(tag, future, call_result)
-    return future
+    tag, resolver = _start(target, subject, message, _call_start(target, subject, timeout))
+    return _future(tag, resolver, call_result)
 
 
-def _cast_future(target: str | ProcessID, subject: str, message: Any, sender_pid: ProcessID | None) -> Future:
-    _check_target(target)
-    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
-    conn = _runtime.connection()
-    resolver = _resolver_for(conn)
-    tag = conn.cast_start(target, subject, data, buffers, _sender(sender_pid))
-    future: Future = Future()
-    resolver.track(tag, future, bool)
-    return future
+def _call_start(target: Any, subject: str, timeout: float) -> Callable[..., int]:
+    sender = _sender(None)  # read here: it is the calling thread's actor
+    return lambda conn, data, buffers: conn.call_start(target, subject, data, buffers, sender, float(timeout))
+
+
+def _cast_start(target: Any, subject: str, sender_pid: ProcessID | None) -> Callable[..., int]:
+    sender = _sender(sender_pid)
+    return lambda conn, data, buffers: conn.cast_start(target, subject, data, buffers, sender)
 
 
 async def acall(
@@ -143,18 +201,16 @@ async def acall(
 ) -> tuple[str, Any]:
     """``await``-able :func:`~rebeam.call`: the same ``(status, value)``, without blocking the
     event loop while the answer is on its way. Cancelling the awaiting task forgets the call."""
-    import asyncio  # here, not at import: most programs never need it
-
-    return await asyncio.wrap_future(call_async(target, subject, message, timeout))
+    tag, resolver = _start(target, subject, message, _call_start(target, subject, timeout))
+    return await _awaited(tag, resolver, call_result)
 
 
 async def acast(
     target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None
 ) -> bool:
     """``await``-able :func:`~rebeam.cast`: True if the message reached a live actor's mailbox."""
-    import asyncio
-
-    return await asyncio.wrap_future(_cast_future(target, subject, message, sender_pid))
+    tag, resolver = _start(target, subject, message, _cast_start(target, subject, sender_pid))
+    return await _awaited(tag, resolver, bool)
 
 
 __all__ = ["call_async", "acall", "acast"]
