@@ -4,7 +4,8 @@
 
 Two slow actors answer lookups. The script asks them many questions at once: with futures
 (`call_async` and `concurrent.futures.as_completed`), then from an asyncio coroutine (`acall`,
-`acast`) while a heartbeat task keeps running, and turns a handler's exception back into the
+`acast`) while a heartbeat task keeps running. A third actor is an asyncio service: its
+`async def` handler awaits the other two. Last, a handler's exception is turned back into the
 exception it was (`RemoteError.reraise`).
 """
 
@@ -34,6 +35,17 @@ class Weather(GenPy):
         print(f"noted: {text}", flush=True)
 
 
+class Report(GenPy):
+    """An asyncio service: its handler awaits the other actors, all of them at once."""
+
+    name = "report"
+
+    @receive("hottest")
+    async def hottest(self, source, cities):
+        answers = await asyncio.gather(*(acall(f"weather-{i % 2}", "temperature", c) for i, c in enumerate(cities)))
+        return max(zip((value for _, value in answers), cities, strict=True))[1]
+
+
 def with_futures():
     # Each city goes to one of two actors: the four lookups take two rounds, not four.
     futures = {call_async(f"weather-{i % 2}", "temperature", city): city for i, city in enumerate(CITIES)}
@@ -57,6 +69,8 @@ async def with_asyncio():
     print("the event loop kept running:", beats > 0, flush=True)
     print("note delivered:", await acast("weather-0", "note", "all four looked up"), flush=True)
 
+    print("hottest:", (await acall("report", "hottest", list(CITIES)))[1], flush=True)
+
     status, err = await acall("weather-1", "temperature", "Atlantis")
     try:
         err.reraise()
@@ -65,7 +79,7 @@ async def with_asyncio():
 
 
 if __name__ == "__main__":
-    Supervisor(modules=[Weather("weather-0"), Weather("weather-1")])
+    Supervisor(modules=[Weather("weather-0"), Weather("weather-1"), Report()])
     with_futures()
     asyncio.run(with_asyncio())
     rebeam.shutdown()

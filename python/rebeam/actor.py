@@ -3,6 +3,8 @@
 Rules an actor can rely on:
 
 - One message at a time: its handlers never run concurrently, so ``self.state`` needs no lock.
+  An ``async def`` handler (or ``@start()`` hook) runs on its worker's event loop and may
+  ``await rebeam.acall(...)``; the actor's next message waits until it returns.
 - FIFO per sender → receiver pair.
 - ``self.state`` is private to one incarnation; a restarted actor starts from a fresh copy of
   the instance you built (its ``@start`` runs again).
@@ -44,7 +46,8 @@ def response_error(value: Any = None) -> Response:
 
 
 def start() -> Callable:
-    """Marks the method that initialises an actor; it runs in the worker before any message."""
+    """Marks the method that initialises an actor; it runs in the worker before any message
+    (an ``async def`` one on the worker's event loop)."""
 
     def mark(fn: Callable) -> Callable:
         fn._rebeam_start = True
@@ -57,7 +60,8 @@ def receive(subject: str | Callable | None = None) -> Callable:
     """Marks a handler for ``subject``; bare ``@receive()`` handles every other subject.
 
     A handler is called as ``handler(self, source, message)``: ``source`` is the sender's
-    ProcessID (None when the sender is not an actor) and ``message`` the value sent.
+    ProcessID (None when the sender is not an actor) and ``message`` the value sent. It may
+    be ``async def``: its coroutine runs to the end on the worker's event loop.
     """
     if callable(subject):  # used as @receive without parentheses
         subject._rebeam_subject = None
