@@ -112,7 +112,9 @@ class _LoopInbox:
     batch, not once per answer (with thousands of calls in flight, that is most of the cost)."""
 
     def __init__(self, loop: Any) -> None:
-        self._loop = loop
+        # Weakly: the resolver keeps inboxes by loop in a WeakKeyDictionary, which a strong
+        # reference from the inbox back to its loop would keep alive for ever.
+        self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._items: list = []
 
@@ -120,9 +122,10 @@ class _LoopInbox:
         with self._lock:
             first = not self._items
             self._items.append((future, outcome))
-        if first:
+        loop = self._loop()
+        if first and loop is not None:
             try:
-                self._loop.call_soon_threadsafe(self._flush)
+                loop.call_soon_threadsafe(self._flush)
             except RuntimeError:
                 pass  # the loop is closed: nobody awaits these any more
 
