@@ -62,6 +62,7 @@ from .errors import (
     ShuttingDown,
     StartError,
 )
+from .futures import acall, acast, call_async
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
     ONE_FOR_ALL,
@@ -80,7 +81,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",
-    "start", "receive", "call", "cast", "response_ok", "response_error",
+    "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
     "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",

@@ -7,6 +7,7 @@ and with cloudpickle when it cannot (lambdas, closures, classes defined in a REP
 
 from __future__ import annotations
 
+import contextvars
 import io
 import os
 import pickle
@@ -76,9 +77,14 @@ def starts_trees() -> bool:
     return ROLE == "main" or (ROLE is None and _library.enabled())
 
 
+#: The actor an ``async def`` handler's task runs as (see ``_aio``): on the worker's event loop
+#: thread, coroutines of several actors take turns, so a thread-local cannot say whose turn it is.
+current_task_actor: contextvars.ContextVar[ProcessID | None] = contextvars.ContextVar("rebeam_actor", default=None)
+
+
 def current() -> ProcessID | None:
-    """The actor whose code runs on this thread, if any."""
-    return getattr(_local, "actor", None)
+    """The actor whose code runs on this thread (or in this coroutine), if any."""
+    return current_task_actor.get() or getattr(_local, "actor", None)
 
 
 def set_current(pid: ProcessID | None) -> None:

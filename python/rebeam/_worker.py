@@ -20,7 +20,7 @@ import threading
 import traceback
 from typing import Any
 
-from . import _env, _rebeam, _runtime
+from . import _aio, _env, _rebeam, _runtime
 from ._dispatch import Handler
 from ._output import PrefixedStream
 from ._runtime import ProcessID
@@ -296,7 +296,7 @@ class Worker(Handler):
                 host.instance = obj
                 _, _, start_name = type(obj)._rebeam_handlers()
                 if start_name:
-                    getattr(obj, start_name)()
+                    _aio.resolve(getattr(obj, start_name)())
             else:
                 host.task_thread = threading.Thread(
                     target=self.run_task, args=(host, obj), name=f"rebeam-task-{host.label}", daemon=True
@@ -374,7 +374,7 @@ class Worker(Handler):
         try:
             if revoked:
                 raise SafetyInterrupt
-            return handler(source, message)
+            return _aio.resolve(handler(source, message))  # an async def handler: awaited
         finally:
             self.end_tracked(host)
 

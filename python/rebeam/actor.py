@@ -3,6 +3,8 @@
 Rules an actor can rely on:
 
 - One message at a time: its handlers never run concurrently, so ``self.state`` needs no lock.
+  An ``async def`` handler (or ``@start()`` hook) runs on its worker's event loop and may
+  ``await rebeam.acall(...)``; the actor's next message waits until it returns.
 - FIFO per sender → receiver pair.
 - ``self.state`` is private to one incarnation; a restarted actor starts from a fresh copy of
   the instance you built (its ``@start`` runs again).
@@ -13,6 +15,8 @@ Rules an actor can rely on:
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
@@ -42,7 +46,8 @@ def response_error(value: Any = None) -> Response:
 
 
 def start() -> Callable:
-    """Marks the method that initialises an actor; it runs in the worker before any message."""
+    """Marks the method that initialises an actor; it runs in the worker before any message
+    (an ``async def`` one on the worker's event loop)."""
 
     def mark(fn: Callable) -> Callable:
         fn._rebeam_start = True
@@ -55,7 +60,8 @@ def receive(subject: str | Callable | None = None) -> Callable:
     """Marks a handler for ``subject``; bare ``@receive()`` handles every other subject.
 
     A handler is called as ``handler(self, source, message)``: ``source`` is the sender's
-    ProcessID (None when the sender is not an actor) and ``message`` the value sent.
+    ProcessID (None when the sender is not an actor) and ``message`` the value sent. It may
+    be ``async def``: its coroutine runs to the end on the worker's event loop.
     """
     if callable(subject):  # used as @receive without parentheses
         subject._rebeam_subject = None
@@ -153,15 +159,41 @@ def call(
     Returns ``("ok", value)`` or ``("error", value)`` as the handler answered, or
     ``("error", exc)`` with a :class:`~rebeam.errors.RebeamError` when the call failed:
     ``CallTimeout``, ``NoProcess``, ``ActorDown``, or ``RemoteError`` when the handler raised.
-    Never waits longer than ``timeout`` seconds.
+    Never waits longer than ``timeout`` seconds. It blocks the calling thread: in a coroutine,
+    ``await`` :func:`~rebeam.acall` instead (a blocking call there warns once); for several
+    calls at once, :func:`~rebeam.call_async`.
     """
     _check_target(target)
+    _warn_if_loop_running()
     data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
-    result = _runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout))
+    return call_result(_runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout)))
+
+
+def call_result(result: tuple) -> tuple[str, Any]:
+    """A call's answer as the native connection gives it, as ``call`` returns it."""
     if result[0] == "failed":
         return ("error", result[1])
     status, data, buffers = result
     return (status, _runtime.loads(data, buffers))
+
+
+_warned_loop = False
+
+
+def _warn_if_loop_running() -> None:
+    """Warns, once per process, of a blocking call made where an event loop runs: the loop
+    stands still until the answer comes."""
+    global _warned_loop
+    asyncio = sys.modules.get("asyncio")  # no asyncio imported, no loop running
+    if _warned_loop or asyncio is None or asyncio._get_running_loop() is None:
+        return
+    _warned_loop = True
+    warnings.warn(
+        "rebeam.call() blocks this thread's running event loop until the answer comes; "
+        "in a coroutine use `await rebeam.acall(...)` instead",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None) -> bool:

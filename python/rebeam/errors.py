@@ -8,7 +8,12 @@ message, one over the size limit, a bad target) are raised at once and nothing i
 
 from __future__ import annotations
 
+import ast
+import importlib
 import pickle
+import re
+import sys
+from typing import NoReturn
 
 
 class RebeamError(Exception):
@@ -42,7 +47,8 @@ class ActorDown(RebeamError):
 
 
 class RemoteError(RebeamError):
-    """The handler raised. ``remote_type`` and ``remote_traceback`` say what and where."""
+    """The handler raised. ``remote_type`` and ``remote_traceback`` say what and where;
+    :meth:`reraise` raises it here as its own type."""
 
     def __str__(self) -> str:
         return super().__str__() if not self.remote_type else f"{self.remote_type}: {super().__str__()}"
@@ -50,6 +56,79 @@ class RemoteError(RebeamError):
     def __repr__(self) -> str:
         # A tuple like ("error", err) prints its repr: it must name the remote type too.
         return f"{type(self).__name__}({str(self)!r})"
+
+    def reraise(self) -> NoReturn:
+        """Raises the remote exception as its own type, ``from`` this error (so the traceback
+        shows where it was raised, in the other process): ``except KeyError`` then works as if
+        the handler had run here.
+
+        The type must be importable here and rebuild from the message: an exception class of
+        a module or of the script (at its top level), whose ``cls(message)`` has the same text.
+        Otherwise (a class defined in a function, one whose constructor takes other arguments)
+        this raises the RemoteError itself.
+        """
+        local = _local_exception(self)
+        if local is None:
+            raise self
+        raise local from self
+
+
+def _local_exception(err: RemoteError) -> BaseException | None:
+    """The remote exception rebuilt here, or None when its type cannot be found or rebuilt."""
+    name = err.remote_type
+    message = Exception.__str__(err)
+    if not name or "<" in name:  # "<locals>": defined in a function, not importable
+        return None
+    cls = _find_class(_remote_module(name, err.remote_traceback or ""), name)
+    if cls is None:
+        return None
+    for arg in _arguments(cls, message):
+        try:
+            local = cls(arg)
+        except Exception:
+            continue
+        if str(local) == message:
+            return local
+    return None
+
+
+def _arguments(cls: type, message: str):
+    """What ``cls`` may have been built from, to give ``message``: the message itself, or for a
+    KeyError (whose text is its key's repr) the key."""
+    yield message
+    if issubclass(cls, KeyError):
+        try:
+            yield ast.literal_eval(message)
+        except (ValueError, SyntaxError):
+            pass
+
+
+def _remote_module(qualname: str, traceback: str) -> str:
+    """The module of the remote exception's type. Its traceback's last line names it as
+    ``module.Qualname: message`` (a builtin as ``Qualname: message``); the last such line is
+    the exception itself (causes and contexts print before it)."""
+    line = re.compile(rf"^(?:([\w.]+)\.)?{re.escape(qualname)}(?::|$)")
+    module = "builtins"
+    for text in traceback.splitlines():
+        m = line.match(text)
+        if m:
+            module = m.group(1) or "builtins"
+    return module
+
+
+def _find_class(module_name: str, qualname: str) -> type[BaseException] | None:
+    # A worker imports the script as `__rebeam_main__`; the main process runs it as `__main__`.
+    if module_name == "__rebeam_main__" and "__rebeam_main__" not in sys.modules:
+        module_name = "__main__"
+    try:
+        found: object = sys.modules.get(module_name) or importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:
+        return None
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    return None
 
 
 class CallTimeout(RebeamError, TimeoutError):

@@ -100,3 +100,16 @@ def test_bocpys_dining_philosophers_run_unchanged(entry):
         assert out.count(f"Philosopher {i} has taken a bite") == 3, out
         assert f"Philosopher {i} is full" in out
     assert [x for x in out if x.startswith("Fork ")] == [f"Fork {i}: uses=6, hunger=3" for i in range(6)]
+
+
+@pytest.mark.parametrize("python", [False, True], ids=["rebeam", "plain-python"])
+def test_async_calls_has_many_calls_in_flight_an_async_service_and_reraises(python):
+    cmd = [sys.executable, "async_calls.py"] if python else [REBEAM, "--workers", "2", "async_calls.py"]
+    r = subprocess.run(cmd, cwd=EXAMPLES, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert "with futures: {'Athens': 31.7, 'Cairo': 33.0, 'Lima': 19.2, 'Oslo': 12.5}" in out
+    assert "with asyncio: {'Athens': 31.7, 'Cairo': 33.0, 'Oslo': 12.5, 'Lima': 19.2}" in out
+    assert "the event loop kept running: True" in out and "note delivered: True" in out
+    assert "hottest: Cairo" in out  # from the async def handler that awaits the others
+    assert "unknown city: error, KeyError 'Atlantis', raised remotely (RemoteError)" in out

@@ -14,6 +14,7 @@ use rebeam_proto::{
     FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
+use crate::completions::{Completion, Completions, Tag};
 use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// What the governor told this process in its `Welcome`.
@@ -33,10 +34,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Who a request's response goes to.
+pub(crate) enum Waiter {
+    /// A thread waiting on a [`PendingResponse`].
+    Reply(Sender<Response>),
+    /// The completion queue, tagged with the request's id.
+    Completion,
+}
+
 /// State shared by the callers and the reader thread.
 pub(crate) struct Shared {
     writer: Mutex<UnixStream>,
-    pub(crate) pending: Mutex<HashMap<ReqId, Sender<Response>>>,
+    pub(crate) pending: Mutex<HashMap<ReqId, Waiter>>,
+    pub(crate) completions: Completions,
     next_req: AtomicU64,
     pub(crate) closed: AtomicBool,
     /// The safety state as last broadcast by the governor.
@@ -89,6 +99,7 @@ impl Client {
         let shared = Arc::new(Shared {
             writer: Mutex::new(stream),
             pending: Mutex::new(HashMap::new()),
+            completions: Completions::new(),
             next_req: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             safety: AtomicU8::new(Safety::Disarmed as u8),
@@ -125,7 +136,7 @@ impl Client {
     pub fn start_request(&self, body: Request) -> Result<PendingResponse<'_>, ClientError> {
         let req = self.shared.open()?;
         let (tx, rx) = bounded(1);
-        lock(&self.shared.pending).insert(req, tx);
+        lock(&self.shared.pending).insert(req, Waiter::Reply(tx));
         // Registered before it is written, so even an instant response finds its waiter.
         let pending = PendingResponse { shared: &self.shared, req, rx };
         self.shared.write(Frame::Request { req, body })?;
@@ -135,6 +146,49 @@ impl Client {
     /// Sends a request and waits for its response, up to `timeout` (None: for ever).
     pub fn request(&self, body: Request, timeout: Option<Duration>) -> Result<Response, ClientError> {
         self.start_request(body)?.wait(timeout)
+    }
+
+    /// Sends a request whose response goes to the completion queue under the returned tag
+    /// (see [`Client::next_completion`]). If no response comes by `deadline` (None: no
+    /// backstop), the completion is [`ClientError::Timeout`]. An `Ok` tag always gets exactly
+    /// one completion; an error means none will come.
+    pub fn start_completion(&self, body: Request, deadline: Option<Instant>) -> Result<Tag, ClientError> {
+        let req = self.shared.open()?;
+        // Registered before it is written, so even an instant response finds its entry.
+        lock(&self.shared.pending).insert(req, Waiter::Completion);
+        let written = self.shared.write(Frame::Request { req, body });
+        // The reader may have closed the connection between `open` and the insert; it sets
+        // `closed` before it empties the map, so an entry it missed is still there to take
+        // back. An entry already gone has had its completion queued (`Gone`, at the close),
+        // and the tag must stand so that it is not lost.
+        if written.is_err() || self.closed() {
+            if lock(&self.shared.pending).remove(&req).is_some() {
+                return Err(written.err().unwrap_or(ClientError::Closed));
+            }
+            return Ok(req);
+        }
+        if let Some(deadline) = deadline {
+            self.shared.completions.add_deadline(req, deadline);
+        }
+        Ok(req)
+    }
+
+    /// The oldest completion, waiting up to `timeout` (None: until there is one).
+    /// [`ClientError::Timeout`] if none came in time; [`ClientError::Closed`] once the
+    /// connection is closed and every completion has been taken (none will come again).
+    pub fn next_completion(&self, timeout: Option<Duration>) -> Result<Completion, ClientError> {
+        self.shared.completions.next(&self.shared.pending, timeout)
+    }
+
+    /// Forgets a request started with a completion: none is queued for it from now on (a late
+    /// response is dropped). False if its completion was already queued (or the tag is unknown).
+    pub fn forget(&self, tag: Tag) -> bool {
+        let mut pending = lock(&self.shared.pending);
+        if matches!(pending.get(&tag), Some(Waiter::Completion)) {
+            pending.remove(&tag);
+            return true;
+        }
+        false
     }
 
     /// Sends a request without waiting: a refusal is kept for [`Client::take_refused`].

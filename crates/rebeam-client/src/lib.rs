@@ -8,6 +8,10 @@
 //!   socket) hands each response to the thread waiting for its id; a response nobody waits for
 //!   any more (its waiter timed out) is dropped. Requests sent without a waiter
 //!   ([`Client::send_unawaited`]) keep only their refusals, for [`Client::take_refused`].
+//! - A request may instead be started with a completion ([`Client::start_completion`]): its
+//!   response, or its backstop timeout, or `Gone` at the close, is queued under its tag for
+//!   [`Client::next_completion`], so one thread can drain the answers of many requests in
+//!   flight (the rules are in the `completions` module).
 //! - Commands go, in arrival order, to one queue drained by [`Client::next_command`], except
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
@@ -18,11 +22,15 @@
 //! does, to run Python's signal handlers in between) without losing the response.
 
 mod client;
+#[cfg(test)]
+mod completion_tests;
+mod completions;
 mod reader;
 #[cfg(test)]
 mod tests;
 
 pub use client::{Client, PendingResponse, Welcome};
+pub use completions::{Completion, Tag};
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
 
 /// Limit on the handshake's answer: a `Welcome` is a few bytes, so anything near this is not one.

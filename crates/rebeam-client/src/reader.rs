@@ -7,19 +7,28 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use rebeam_proto::{read_frame, Command, Frame, Response};
 
-use crate::client::{lock, Shared};
+use crate::client::{lock, Shared, Waiter};
+use crate::completions::Completion;
+use crate::ClientError;
 
-/// Reads frames until the socket closes or a frame is malformed, then wakes every waiter.
+/// Reads frames until the socket closes or a frame is malformed, then wakes every waiter and
+/// completes every outstanding completion with `Gone`.
 pub(crate) fn run(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
     loop {
         match read_frame(&mut stream, limit) {
             Ok(Frame::Response { req, body }) => {
                 let waiter = lock(&shared.pending).remove(&req);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(body);
-                } else if lock(&shared.unawaited).remove(&req) {
-                    if let Response::Refused(info) = body {
-                        lock(&shared.refused).push(info);
+                match waiter {
+                    Some(Waiter::Reply(tx)) => {
+                        let _ = tx.send(body);
+                    }
+                    Some(Waiter::Completion) => shared.completions.push(Completion { tag: req, result: Ok(body) }),
+                    None => {
+                        if lock(&shared.unawaited).remove(&req) {
+                            if let Response::Refused(info) = body {
+                                lock(&shared.refused).push(info);
+                            }
+                        }
                     }
                 }
             }
@@ -37,8 +46,16 @@ pub(crate) fn run(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<
             Err(_) => break,
         }
     }
+    // `closed` first: a request registered after the map is emptied sees it and takes itself
+    // back (see `Client::start_completion`).
     shared.closed.store(true, Ordering::SeqCst);
     // Dropping the senders wakes every waiting request with a disconnect.
-    lock(&shared.pending).clear();
+    let outstanding = std::mem::take(&mut *lock(&shared.pending));
+    for (tag, waiter) in outstanding {
+        if let Waiter::Completion = waiter {
+            shared.completions.push(Completion { tag, result: Err(ClientError::Gone) });
+        }
+    }
+    shared.completions.end();
     let _ = commands.send(Command::Shutdown { code: -1 });
 }

@@ -15,7 +15,7 @@ use crate::{Client, ClientError, Welcome};
 
 const WELCOME: Welcome = Welcome { index: 3, max_message_bytes: 1 << 20, workers: 2 };
 /// A wait that must time out: long enough to be a real wait, short enough to keep tests quick.
-const SHORT: Duration = Duration::from_millis(50);
+pub(crate) const SHORT: Duration = Duration::from_millis(50);
 
 /// A fresh socket path and its listener.
 fn listen() -> (PathBuf, UnixListener) {
@@ -32,7 +32,7 @@ fn read(s: &mut UnixStream) -> Frame {
 }
 
 /// Connects a client to a fake governor that welcomes it; returns both ends.
-fn connected() -> (Client, UnixStream) {
+pub(crate) fn connected() -> (Client, UnixStream) {
     let (path, listener) = listen();
     let governor = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
@@ -54,11 +54,11 @@ fn connected() -> (Client, UnixStream) {
     (client, s)
 }
 
-fn answer(s: &mut UnixStream, req: u64, body: Response) {
+pub(crate) fn answer(s: &mut UnixStream, req: u64, body: Response) {
     write_frame(s, &Frame::Response { req, body }).unwrap();
 }
 
-fn request_id(s: &mut UnixStream) -> (u64, Request) {
+pub(crate) fn request_id(s: &mut UnixStream) -> (u64, Request) {
     match read(s) {
         Frame::Request { req, body } => (req, body),
         other => panic!("expected a request, got {other:?}"),

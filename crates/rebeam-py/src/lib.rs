@@ -11,6 +11,7 @@ mod constants;
 mod convert;
 mod errors;
 mod exits;
+mod inflight;
 mod numbers;
 
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use rebeam_client::{Client, ClientError};
+use rebeam_client::{Client, ClientError, Tag};
 use rebeam_proto::{
     encode, ActorId, ErrorInfo, ErrorKind, Event, Frame, Gating, Outcome, Payload, Request, Response, Role, Safety,
     Status,
@@ -26,7 +27,8 @@ use rebeam_proto::{
 
 use commands::command_to_py;
 use convert::{child_from_py, payload_from_py, target_from_py, tree_from_py};
-use errors::{info_from_py, to_exception, to_pyerr};
+use errors::{info_from_py, to_pyerr};
+use inflight::{call_timeout, completion_to_py, outcome_to_py, unexpected, Inflight, Started};
 
 /// The connection of this process to its governor.
 #[pyclass(frozen, module = "rebeam._rebeam")]
@@ -39,6 +41,8 @@ struct Connection {
     /// The run's worker count.
     #[pyo3(get)]
     workers: u32,
+    /// Calls and casts started without a waiting thread (`call_start`, `cast_start`).
+    inflight: Inflight,
 }
 
 /// How long a wait on the main thread blocks before it looks for signals: Ctrl-C must raise
@@ -104,6 +108,52 @@ impl Connection {
         }
     }
 
+    /// A call's request, checked: also how long to wait for it, and its target as shown.
+    #[allow(clippy::too_many_arguments)] // mirrors the Python call; a struct would only rename it
+    fn call_request(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        subject: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        sender: Option<ActorId>,
+        timeout: f64,
+    ) -> PyResult<(Request, Duration, String)> {
+        let target = target_from_py(target)?;
+        let wait = numbers::timeout(&format!("call({target}, {subject:?})"), timeout)?;
+        let timeout_ms = numbers::timeout_ms("call()", timeout)?;
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &target, payload.len())?;
+        let shown = target.to_string();
+        Ok((Request::Call { target, subject, sender, payload, timeout_ms }, wait, shown))
+    }
+
+    /// A cast's request, checked.
+    fn cast_request(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        subject: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        sender: Option<ActorId>,
+    ) -> PyResult<Request> {
+        let target = target_from_py(target)?;
+        let payload = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &target, payload.len())?;
+        Ok(Request::Cast { target, subject, sender, payload })
+    }
+
+    /// Sends `body` with a completion (see `inflight`), recorded as `started`.
+    fn start(&self, py: Python<'_>, body: Request, started: Started, wait: Option<Duration>) -> PyResult<Tag> {
+        py.detach(|| {
+            let deadline = wait.and_then(|w| Instant::now().checked_add(w));
+            self.inflight.start(started, || self.client.start_completion(body, deadline))
+        })
+        .map_err(|e| client_err(py, e))
+    }
+
     fn request(&self, py: Python<'_>, body: Request, timeout: Option<Duration>) -> PyResult<Response> {
         self.roundtrip(py, body, timeout).map_err(|f| f.into_pyerr(py))
     }
@@ -164,6 +214,7 @@ impl Connection {
             index: welcome.index,
             max_message_bytes: welcome.max_message_bytes,
             workers: welcome.workers,
+            inflight: Inflight::default(),
         })
     }
 
@@ -186,33 +237,81 @@ impl Connection {
         sender: Option<ActorId>,
         timeout: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let target = target_from_py(target)?;
-        let wait = numbers::timeout(&format!("call({target}, {subject:?})"), timeout)?;
-        let timeout_ms = numbers::timeout_ms("call()", timeout)?;
-        let payload = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &target, payload.len())?;
-        let shown = target.to_string();
-        let body = Request::Call { target, subject, sender, payload, timeout_ms };
+        let (body, wait, shown) = self.call_request(py, target, subject, data, buffers, sender, timeout)?;
         let outcome = match self.roundtrip(py, body, Some(wait)) {
             Ok(Response::Call(outcome)) => outcome,
             Ok(other) => Outcome::Failed(unexpected(&other)),
-            Err(Failed::Info(info)) if info.kind == ErrorKind::Timeout => Outcome::Failed(ErrorInfo::new(
-                ErrorKind::Timeout,
-                format!("no reply from actor {shown} within {timeout} s"),
-            )),
+            Err(Failed::Info(info)) if info.kind == ErrorKind::Timeout => {
+                Outcome::Failed(call_timeout(&shown, timeout))
+            }
             Err(failed) => return Err(failed.into_pyerr(py)),
         };
-        match outcome {
-            Outcome::Reply { status, payload } => {
-                let status = match status {
-                    Status::Ok => "ok",
-                    Status::Error => "error",
-                };
-                let (data, buffers) = convert::payload_to_py(py, payload)?;
-                PyTuple::new(py, [status.into_pyobject(py)?.into_any(), data, buffers])
+        outcome_to_py(py, outcome)
+    }
+
+    /// Starts a call without waiting; its answer comes from `next_completion` under the
+    /// returned tag, as `call` would have returned it (or the exception it would have raised).
+    #[pyo3(signature = (target, subject, data, buffers, sender, timeout))]
+    #[allow(clippy::too_many_arguments)] // mirrors `call`
+    fn call_start(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        subject: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        sender: Option<ActorId>,
+        timeout: f64,
+    ) -> PyResult<Tag> {
+        let (body, wait, shown) = self.call_request(py, target, subject, data, buffers, sender, timeout)?;
+        self.start(py, body, Started::Call { shown, timeout }, Some(wait))
+    }
+
+    /// Starts a cast without waiting; `next_completion` gives its `delivered` under the tag.
+    #[pyo3(signature = (target, subject, data, buffers, sender))]
+    fn cast_start(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        subject: String,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+        sender: Option<ActorId>,
+    ) -> PyResult<Tag> {
+        let body = self.cast_request(py, target, subject, data, buffers, sender)?;
+        // No backstop: the governor answers a cast at once, and the close answers it otherwise.
+        self.start(py, body, Started::Cast, None)
+    }
+
+    /// The next answer to a `call_start` or `cast_start`: `(tag, result)`, or None after
+    /// `timeout` seconds (None waits until there is one). Raises ShuttingDown once the
+    /// connection is closed and every answer has been taken.
+    #[pyo3(signature = (timeout=None))]
+    fn next_completion<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Tag, Bound<'py, PyAny>)>> {
+        let timeout = timeout.map(|t| numbers::timeout("next_completion()", t)).transpose()?;
+        loop {
+            let completion = match py.detach(|| self.client.next_completion(timeout)) {
+                Ok(c) => c,
+                Err(ClientError::Timeout) => return Ok(None),
+                Err(e) => return Err(client_err(py, e)),
+            };
+            // A tag forgotten after its completion was queued has no record: skip it.
+            if let Some(started) = self.inflight.take(completion.tag) {
+                return Ok(Some((completion.tag, completion_to_py(py, started, completion.result)?)));
             }
-            Outcome::Failed(info) => PyTuple::new(py, ["failed".into_pyobject(py)?.into_any(), to_exception(py, info)]),
         }
+    }
+
+    /// Forgets a started call or cast: `next_completion` gives no answer for it from now on (a
+    /// late one is dropped). True if so; False if it had already given the answer out.
+    fn forget(&self, tag: Tag) -> bool {
+        let recorded = self.inflight.take(tag).is_some();
+        self.client.forget(tag);
+        recorded
     }
 
     /// Sends a message without waiting for an answer; True if it reached a live mailbox.
@@ -226,10 +325,8 @@ impl Connection {
         buffers: &Bound<'_, PyAny>,
         sender: Option<ActorId>,
     ) -> PyResult<bool> {
-        let target = target_from_py(target)?;
-        let payload = payload_from_py(py, data, buffers)?;
-        self.check_size(py, &target, payload.len())?;
-        match self.request(py, Request::Cast { target, subject, sender, payload }, None)? {
+        let body = self.cast_request(py, target, subject, data, buffers, sender)?;
+        match self.request(py, body, None)? {
             Response::Cast { delivered } => Ok(delivered),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
@@ -609,13 +706,6 @@ impl Connection {
     #[getter]
     fn closed(&self) -> bool {
         self.client.closed()
-    }
-}
-
-fn unexpected(resp: &Response) -> ErrorInfo {
-    match resp {
-        Response::Refused(info) => info.clone(),
-        other => ErrorInfo::new(ErrorKind::BadRequest, format!("unexpected response from the governor: {other:?}")),
     }
 }
 
