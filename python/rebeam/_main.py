@@ -179,7 +179,7 @@ def main() -> None:
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(script)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    error = None
+    error = exit_code = None
     try:
         try:
             _run_as_main(script)
@@ -189,14 +189,12 @@ def main() -> None:
         pass
     except SystemExit as e:
         if not _shutdown.is_set():
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            # The run ends with this status now, as `python main.py` would (or the script is
+            # restarted: rebeam --restart).
+            # An exit status is one byte, as the operating system keeps it (sys.exit(-1) is 255).
+            exit_code = e.code % 256 if isinstance(e.code, int) else (0 if e.code is None else 1)
             if not isinstance(e.code, (int, type(None))):
                 print(e.code, file=sys.stderr)
-            _body_running[0] = False
-            try:
-                conn.shutdown(code)
-            except Exception:
-                pass
     except KeyboardInterrupt as e:
         if not _shutdown.is_set():
             _print_exception(e, script)
@@ -208,7 +206,7 @@ def main() -> None:
     _body_running[0] = False
     try:
         if not _shutdown.is_set():
-            conn.body_done(error)
+            conn.body_done(error, exit_code)
         while not _shutdown.wait(0.5):
             pass
     except (_Stop, SystemExit, KeyboardInterrupt):

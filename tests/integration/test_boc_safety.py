@@ -48,8 +48,10 @@ PROGRAM = """
     @when(arm)
     @requires_armed
     def polite(arm):
-        send("polite started", os.getpid())
         try:
+            # Inside the try: the disarm can come the moment main has the message, while
+            # send() is still returning here.
+            send("polite started", os.getpid())
             while not rebeam.cancelled():
                 pass
             return "saw cancelled()"

@@ -28,7 +28,9 @@ const EXAMPLES: &str = "Examples:
   rebeam run --log-level debug main.py
                                      show what the governor does
   REBEAM_PYTHON=/opt/py/bin/python rebeam main.py
-                                     use that interpreter for the script and workers";
+                                     use that interpreter for the script and workers
+  rebeam --restart on-failure main.py
+                                     run main.py again if it fails (3 times in 5 s at most)";
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +90,17 @@ enum CtlAction {
     Status,
 }
 
+/// When the script is run again after it ends (`--restart`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RestartFlag {
+    /// Never: the run ends when the script does.
+    Never,
+    /// When it fails: an uncaught exception, a non-zero exit, a signal, a failed root supervisor.
+    OnFailure,
+    /// Whenever it ends, a clean exit included (until rebeam.shutdown() or a signal stops it).
+    Always,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SafetyFlag {
     /// Only handlers marked @requires_armed need the system armed.
@@ -105,6 +118,22 @@ struct RunArgs {
     /// control socket and from the governor (needs root, or CAP_SETUID and CAP_SETGID).
     #[arg(long, value_name = "USER")]
     python_user: Option<String>,
+
+    /// Run the script again when it ends: on-failure or always, with what it started stopped
+    /// first (the workers stay warm); a restart is logged with what ended the last run.
+    #[arg(long, value_enum, default_value = "never")]
+    restart: RestartFlag,
+
+    /// With --restart: give up (and exit with the script's last status) after more than this
+    /// many restarts within --restart-window seconds.
+    #[arg(long, value_name = "N", default_value_t = rebeam_core::supervision::DEFAULT_MAX_RESTARTS,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(rebeam_core::supervision::MAX_RESTARTS)))]
+    max_restarts: u32,
+
+    /// With --restart: the window, in seconds, that --max-restarts counts restarts in.
+    #[arg(long, value_name = "SECONDS", default_value_t = rebeam_core::supervision::DEFAULT_MAX_SECONDS as f64,
+          value_parser = restart_window)]
+    restart_window: f64,
 
     /// Do not install the script's declared dependencies (its `# /// script` block, else its
     /// project's [project] dependencies): run it with the interpreter as it is.
@@ -234,6 +263,16 @@ fn seconds(text: &str) -> Result<f64, String> {
     Ok(secs)
 }
 
+/// A restart window: positive and at most the bound supervision sets for every tree.
+fn restart_window(text: &str) -> Result<f64, String> {
+    let secs = seconds(text)?;
+    let max = rebeam_core::supervision::MAX_RESTART_WINDOW.as_secs_f64();
+    if secs <= 0.0 || secs > max {
+        return Err(format!("{text} is not within (0, {max}] seconds"));
+    }
+    Ok(secs)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize(std::env::args_os().collect()));
     match cli.command {
@@ -314,7 +353,18 @@ fn run(args: RunArgs) -> ExitCode {
         };
     }
     let program = rebeam_governor::Program::Script { script, argv0: args.script.into_os_string(), args: args.args };
-    govern(args.options, program, python_user, python)
+    let main_restart = rebeam_governor::MainRestartPolicy {
+        restart: match args.restart {
+            RestartFlag::Never => rebeam_core::supervision::Restart::Temporary,
+            RestartFlag::OnFailure => rebeam_core::supervision::Restart::Transient,
+            RestartFlag::Always => rebeam_core::supervision::Restart::Permanent,
+        },
+        intensity: rebeam_core::supervision::Intensity::new(
+            args.max_restarts,
+            Duration::from_secs_f64(args.restart_window),
+        ),
+    };
+    govern(args.options, program, python_user, python, main_restart)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -325,8 +375,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let program = rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd };
     let python = rebeam_governor::find_python(args.options.python.as_deref());
-    // The library-mode main process is the user's own: it cannot be made another user.
-    govern(args.options, program, None, python)
+    // The library-mode main process is the user's own: it cannot be made another user, nor
+    // restarted.
+    govern(args.options, program, None, python, Default::default())
 }
 
 fn govern(
@@ -334,6 +385,7 @@ fn govern(
     program: rebeam_governor::Program,
     python_user: Option<rebeam_governor::PythonUser>,
     python: std::path::PathBuf,
+    main_restart: rebeam_governor::MainRestartPolicy,
 ) -> ExitCode {
     if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
@@ -364,6 +416,7 @@ fn govern(
         allow_publish: options.allow_publish,
         control_socket: options.control_socket,
         python_user,
+        main_restart,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,

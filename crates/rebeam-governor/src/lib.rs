@@ -19,6 +19,7 @@ mod boc;
 mod bus;
 mod control;
 mod listener;
+mod main_restart;
 mod messages;
 #[cfg(test)]
 mod model_tests;
@@ -38,6 +39,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use control::{find_socket as find_control_socket, request as control_request};
+pub use main_restart::MainRestartPolicy;
 pub use python::find_python;
 pub use user::PythonUser;
 
@@ -76,6 +78,8 @@ pub struct Config {
     pub control_socket: Option<PathBuf>,
     /// Run the main process and the workers as this user (`--python-user`; see user.rs).
     pub python_user: Option<PythonUser>,
+    /// Whether and how often the script is run again when it ends (`--restart`).
+    pub main_restart: MainRestartPolicy,
 }
 
 /// What the main process is.

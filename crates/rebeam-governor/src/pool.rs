@@ -35,6 +35,7 @@ impl Router {
                 spare: false,
                 lost: false,
                 external: true,
+                reaped: false,
             }),
         };
         for i in 0..self.config.workers + self.config.spares {
@@ -115,6 +116,7 @@ impl Router {
             spare,
             lost: false,
             external: false,
+            reaped: false,
         });
         tracing::debug!("spawned {}", self.procs[idx].describe());
         self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
@@ -199,6 +201,7 @@ impl Router {
                 if self.procs[proc].state != ProcState::Dead {
                     self.proc_died(proc, exit.to_string(), Some(exit));
                 }
+                self.procs[proc].reaped = true;
                 // A reaped worker can do nothing more (its pid may be someone else's soon): its
                 // slot is freed, and its id, wherever it is still held, finds nothing. The main
                 // process stays: the run's end reads its state.
@@ -222,7 +225,8 @@ impl Router {
         self.forget_dead_proc(proc);
 
         if role == Role::Main {
-            if self.shutdown.is_none() {
+            // The old run of a script being restarted: its end was already counted.
+            if self.shutdown.is_none() && !self.main_restarting() {
                 let code = exit.map(ProcessExit::shell_status).filter(|&c| c != 0).unwrap_or(1);
                 if was == ProcState::Ready {
                     tracing::error!("the main process died unexpectedly ({why})");
@@ -233,7 +237,7 @@ impl Router {
                         self.config.python.display()
                     );
                 }
-                self.begin_shutdown(code, "the main process died");
+                self.program_ended(code, "the main process died");
             }
             return;
         }

@@ -87,6 +87,8 @@ pub struct Proc {
     pub(crate) lost: bool,
     /// Not our child (the library-mode main process): never signalled, never reaped.
     pub(crate) external: bool,
+    /// Reaped: its pid, and the process group it led, may be someone else's now.
+    pub(crate) reaped: bool,
 }
 
 impl Proc {
@@ -132,6 +134,8 @@ pub struct Router {
     pub(crate) last_index: u32,
     pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
     pub(crate) body_done: bool,
+    /// The script's supervisor, under `--restart on-failure|always` (see main_restart.rs).
+    pub(crate) main_sup: Option<crate::main_restart::MainSupervisor>,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
 }
@@ -284,6 +288,10 @@ impl Router {
         bus: crate::bus::Bus,
     ) -> Router {
         let gate = crate::safety::gate(&config);
+        // Only a script's main process is ours to restart, and only when asked.
+        let main_sup = (matches!(config.program, crate::Program::Script { .. })
+            && config.main_restart.restart != rebeam_core::supervision::Restart::Temporary)
+            .then(|| crate::main_restart::MainSupervisor::new(config.main_restart));
         Router {
             config,
             os,
@@ -306,6 +314,7 @@ impl Router {
             last_index: 0,
             early_deaths: rebeam_core::pool::EarlyDeaths::default(),
             body_done: false,
+            main_sup,
             shutdown: None,
             finished: false,
         }
@@ -580,16 +589,21 @@ impl Router {
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
             Event::SysPath { paths } => self.sys_path(proc, paths),
-            Event::BodyDone { error } => {
+            Event::BodyDone { error, exit } => {
                 self.body_done = true;
                 match error {
+                    // sys.exit(code): the program ends now, as `python main.py` would.
+                    None if exit.is_some() => {
+                        let code = exit.unwrap_or_default();
+                        self.program_ended(code, &format!("the script exited with status {code}"));
+                    }
                     Some(info) => {
                         tracing::debug!("the script ended with {info}");
-                        self.begin_shutdown(1, "the script raised an exception");
+                        self.program_ended(1, "the script raised an exception");
                     }
                     None if self.trees.roots().is_empty() => {
                         let code = if self.trees.root_failed() { 1 } else { 0 };
-                        self.begin_shutdown(code, "the script finished");
+                        self.program_ended(code, "the script finished");
                     }
                     None => tracing::debug!("the script body finished; the supervision tree keeps running"),
                 }
@@ -738,6 +752,13 @@ impl Router {
         }
         self.shutdown = Some(code);
         self.after(self.config.shutdown_timeout, Input::ShutdownDeadline);
+        self.stop_program();
+        self.check_finished();
+    }
+
+    /// Stops everything the script started: its trees in reverse start order, then the actors
+    /// it spawned outside any tree.
+    pub(crate) fn stop_program(&mut self) {
         for tree in self.trees.roots().iter().rev().copied().collect::<Vec<_>>() {
             self.stop_tree(tree);
         }
@@ -746,11 +767,11 @@ impl Router {
         for id in unsupervised {
             self.stop_actor(id, Some(rebeam_core::supervision::DEFAULT_SHUTDOWN));
         }
-        self.check_finished();
     }
 
     /// Once trees have stopped: dismiss the main process, then the workers; done when all are dead.
     fn check_finished(&mut self) {
+        self.continue_main_restart();
         let Some(code) = self.shutdown else { return };
         if self.finished || !self.trees.is_empty() || self.actors.values().any(|a| a.parent.is_none()) {
             return;

@@ -189,11 +189,13 @@ impl Router {
             _ => {}
         }
         match ending {
-            Ending::RootFailed => self.begin_shutdown(1, "the root supervisor failed"),
-            Ending::RootEnded if self.body_done() => self.begin_shutdown(0, "the root supervision tree ended"),
+            // While the script is being restarted its trees are stopping on purpose.
+            _ if self.main_restarting() => {}
+            Ending::RootFailed => self.program_ended(1, "the root supervisor failed"),
+            Ending::RootEnded if self.body_done() => self.program_ended(0, "the root supervision tree ended"),
             _ if self.trees.roots().is_empty() && self.body_done() => {
                 let code = if self.trees.root_failed() { 1 } else { 0 };
-                self.begin_shutdown(code, "every supervision tree has ended");
+                self.program_ended(code, "every supervision tree has ended");
             }
             _ => {}
         }

@@ -499,9 +499,11 @@ pub enum Event {
         key: String,
         payload: Option<Payload>,
     },
-    /// The main process finished the script body (`error` if it raised).
+    /// The main process finished the script body (`error` if it raised; `exit` if it called
+    /// `sys.exit(code)`, which ends the run with that status whatever is still running).
     BodyDone {
         error: Option<ErrorInfo>,
+        exit: Option<i32>,
     },
     /// The main process's `sys.path` changed. Workers unpickle what it sends, so they must
     /// resolve imports as it does; sent before the first frame that may need the new path.

@@ -432,11 +432,12 @@ impl Connection {
         self.send_event(py, Event::Exited { actor, reason: exit.get().exit() })
     }
 
-    /// The main process finished the script body (`error` if it raised).
-    #[pyo3(signature = (error=None))]
-    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    /// The main process finished the script body (`error` if it raised, `exit` if it called
+    /// `sys.exit(exit)`).
+    #[pyo3(signature = (error=None, exit=None))]
+    fn body_done(&self, py: Python<'_>, error: Option<&Bound<'_, PyAny>>, exit: Option<i32>) -> PyResult<()> {
         let error = error.map(info_from_py).transpose()?;
-        self.send_event(py, Event::BodyDone { error })
+        self.send_event(py, Event::BodyDone { error, exit })
     }
 
     /// Writes raw bytes on the socket, bypassing the codec. For tests of the governor's

@@ -88,6 +88,7 @@ fn config(rng: &mut Rng, library: bool) -> Config {
         allow_publish: vec!["safety.estop".into()],
         control_socket: None,
         python_user: None,
+        main_restart: Default::default(),
     }
 }
 
@@ -552,7 +553,8 @@ impl Harness {
         };
         self.fakes[i].body_done = true;
         let error = self.rng.chance(1, 20).then(|| gen::error(&mut self.rng, ErrorKind::Crashed));
-        self.event(i, Event::BodyDone { error })
+        let exit = (error.is_none() && self.rng.chance(1, 20)).then(|| self.rng.below(3) as i32);
+        self.event(i, Event::BodyDone { error, exit })
     }
 
     /// A process exits, crashes, or sends bytes that do not decode.

@@ -39,6 +39,7 @@ pub(super) fn router(os: &FakeOs, program: Program) -> Router {
         allow_publish: vec![],
         control_socket: None,
         python_user: None,
+        main_restart: Default::default(),
     };
     let bus = crate::bus::Bus::new(&[]).expect("no patterns");
     let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));

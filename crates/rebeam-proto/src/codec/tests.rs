@@ -60,7 +60,7 @@ fn sample_frames() -> Vec<Frame> {
             },
         },
         Frame::Event(Event::Exited { actor: 9, reason: Exit::Killed("SIGSEGV".into()) }),
-        Frame::Event(Event::BodyDone { error: None }),
+        Frame::Event(Event::BodyDone { error: None, exit: None }),
     ]
 }
 
