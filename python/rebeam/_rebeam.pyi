@@ -63,6 +63,12 @@ class Exit:
     @staticmethod
     def crashed(error: ErrorInfo) -> Exit: ...
 
+class SharedBytes:
+    """Bytes received from another process, as a read-only buffer (memoryview, NumPy, pickle)."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
 Buffers = Sequence[Any]  # objects supporting the buffer protocol (PickleBuffer, bytes, ...)
 Target = str | int | Any  # a name, an actor id, or an object with an integer `.id`
 # A call's answer: ("ok" | "error", data, buffers), or ("failed", exception) when the call failed.

@@ -14,6 +14,7 @@ use rebeam_proto::{ActorId, ActorRef, ChildCode, Command, ErrorInfo, Exit};
 
 use crate::convert::payload_to_py;
 use crate::errors::kind_name;
+use crate::shared::Use;
 
 type Ref = (ActorId, Option<String>);
 
@@ -179,18 +180,18 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
     }
     let obj = match cmd {
         Command::Deliver { delivery, actor, subject, sender, payload } => {
-            let (data, buffers) = payload_to_py(py, payload)?;
+            let (data, buffers) = payload_to_py(py, payload, Use::Message)?;
             let sender = sender.map(actor_ref);
             new(py, Deliver { delivery, actor, subject, sender, data: data.unbind(), buffers: buffers.unbind() })?
         }
         Command::Start { actor, name, label, code } => {
             let (kind, data, buffers, class_name) = match code {
                 ChildCode::Actor { class_name, instance } => {
-                    let (d, b) = payload_to_py(py, instance)?;
+                    let (d, b) = payload_to_py(py, instance, Use::State)?;
                     ("actor", d, b, class_name)
                 }
                 ChildCode::Task { function } => {
-                    let (d, b) = payload_to_py(py, function)?;
+                    let (d, b) = payload_to_py(py, function, Use::State)?;
                     ("task", d, b, String::new())
                 }
                 ChildCode::Script { path } => {
@@ -213,10 +214,10 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused } => {
             let mut moved = Vec::new();
             for (cown, payload) in values {
-                let (data, buffers) = payload_to_py(py, payload)?;
+                let (data, buffers) = payload_to_py(py, payload, Use::State)?;
                 moved.push((cown, data, buffers).into_pyobject(py)?.into_any());
             }
-            let (code, code_buffers) = payload_to_py(py, code)?;
+            let (code, code_buffers) = payload_to_py(py, code, Use::State)?;
             let refused = match refused {
                 Some(info) => crate::errors::to_exception(py, info),
                 None => py.None().into_bound(py),
@@ -239,7 +240,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         Command::Cancel { actor, delivery } => new(py, Cancel { actor, delivery })?,
         Command::SysPath { paths } => new(py, SysPath { paths })?,
         Command::Publication { subscription, actor, topic, payload, dropped } => {
-            let (data, buffers) = payload_to_py(py, payload)?;
+            let (data, buffers) = payload_to_py(py, payload, Use::Message)?;
             new(
                 py,
                 Publication { subscription, actor, topic, data: data.unbind(), buffers: buffers.unbind(), dropped },

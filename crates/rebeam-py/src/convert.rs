@@ -1,9 +1,9 @@
 //! Python values ↔ protocol types.
 
-use pyo3::buffer::PyBuffer;
+use crate::shared;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 use rebeam_core::supervision::SpecError;
 use rebeam_proto::{ChildCode, ChildSpec, Payload, Restart, Strategy, Target, TreeSpec};
 
@@ -23,28 +23,26 @@ pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
     )))
 }
 
-fn bytes_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(b.as_bytes().to_vec());
-    }
-    let buf = PyBuffer::<u8>::get(obj)?;
-    buf.to_vec(py)
-}
-
 pub fn payload_from_py(py: Python<'_>, data: &Bound<'_, PyAny>, buffers: &Bound<'_, PyAny>) -> PyResult<Payload> {
-    let data = bytes_of(py, data)?.into();
+    let data = shared::bytes_of(py, data)?;
     let mut out = Vec::new();
     for b in buffers.try_iter()? {
-        out.push(bytes_of(py, &b?)?.into());
+        out.push(shared::bytes_of(py, &b?)?);
     }
     Ok(Payload { data, buffers: out })
 }
 
-/// `(data: bytes, buffers: list[bytearray])`; bytearrays so unpickled arrays are writable.
-pub fn payload_to_py<'py>(py: Python<'py>, p: Payload) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-    let data = PyBytes::new(py, &p.data).into_any();
-    let buffers = PyList::new(py, p.buffers.iter().map(|b| PyByteArray::new(py, b)))?.into_any();
-    Ok((data, buffers))
+/// `(data, buffers)` for `pickle.loads`: for a message, the buffers as read-only views of the
+/// bytes received, so an unpickled array is a view of them, not a copy; for state, writable
+/// copies (see shared.rs).
+pub fn payload_to_py<'py>(
+    py: Python<'py>,
+    p: Payload,
+    used: shared::Use,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let data = shared::to_python(py, p.data, false, used)?;
+    let buffers = p.buffers.into_iter().map(|b| shared::to_python(py, b, true, used)).collect::<PyResult<Vec<_>>>()?;
+    Ok((data, PyList::new(py, buffers)?.into_any()))
 }
 
 fn get<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {

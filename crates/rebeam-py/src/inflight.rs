@@ -70,7 +70,7 @@ pub fn outcome_to_py<'py>(py: Python<'py>, outcome: Outcome) -> PyResult<Bound<'
                 Status::Ok => "ok",
                 Status::Error => "error",
             };
-            let (data, buffers) = convert::payload_to_py(py, payload)?;
+            let (data, buffers) = convert::payload_to_py(py, payload, crate::shared::Use::Message)?;
             PyTuple::new(py, [status.into_pyobject(py)?.into_any(), data, buffers])
         }
         Outcome::Failed(info) => PyTuple::new(py, ["failed".into_pyobject(py)?.into_any(), to_exception(py, info)]),

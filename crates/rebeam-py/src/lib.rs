@@ -13,6 +13,7 @@ mod errors;
 mod exits;
 mod inflight;
 mod numbers;
+mod shared;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -592,7 +593,7 @@ impl Connection {
         let timeout_ms = timeout.map(|t| numbers::timeout_ms(&format!("receive({tags:?})"), t)).transpose()?;
         match self.request(py, Request::Receive { tags, timeout_ms }, None)? {
             Response::Received(Some((tag, payload))) => {
-                let (data, buffers) = convert::payload_to_py(py, payload)?;
+                let (data, buffers) = convert::payload_to_py(py, payload, shared::Use::Message)?;
                 PyTuple::new(py, [tag.into_pyobject(py)?.into_any(), data, buffers]).map(Some)
             }
             Response::Received(None) => Ok(None),
@@ -685,7 +686,7 @@ impl Connection {
             Response::Notices(entries) => entries
                 .into_iter()
                 .map(|(key, version, payload)| {
-                    let (data, buffers) = convert::payload_to_py(py, payload)?;
+                    let (data, buffers) = convert::payload_to_py(py, payload, shared::Use::State)?;
                     PyTuple::new(
                         py,
                         [key.into_pyobject(py)?.into_any(), version.into_pyobject(py)?.into_any(), data, buffers],
@@ -730,6 +731,7 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_control_frame, m)?)?;
     m.add_class::<errors::Info>()?;
     m.add_class::<exits::PyExit>()?;
+    m.add_class::<shared::SharedBytes>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
     Ok(())
