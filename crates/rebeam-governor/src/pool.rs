@@ -2,7 +2,9 @@
 //! deaths, and their replacement.
 //!
 //! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
-//! file turns them into spawns and frames. A worker that dies is replaced by the warm spare
+//! file turns them into spawns and frames. The main process and the pool's workers start at
+//! once; the spares start when those workers are ready, so they do not compete with them for
+//! the cores while the first reply is on its way. A worker that dies is replaced by the warm spare
 //! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
 //! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
 //! message that says which interpreter cannot `import rebeam._rebeam`.
@@ -37,9 +39,11 @@ impl Router {
                 external: true,
             }),
         };
-        for i in 0..self.config.workers + self.config.spares {
-            self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
+        for i in 0..self.config.workers {
+            self.spawn_process(Role::Worker, i as u32 + 1, false)?;
         }
+        self.spares_pending = self.config.spares;
+        self.start_due_spares();
         tracing::info!(
             "started {} with {} workers (+{} spare) using {}; control socket {}",
             self.config.program.describe(),
@@ -157,6 +161,7 @@ impl Router {
         let p = &self.procs[proc];
         if p.role == Role::Worker {
             self.early_deaths.ready();
+            self.start_due_spares();
             self.send_sys_path(proc);
             self.send(proc, Frame::Command(Cmd::Preload));
             self.dispatch_queued_starts();
@@ -302,7 +307,22 @@ impl Router {
                 tracing::error!("cannot start a spare worker: {e}");
             }
         }
+        // The dead worker may have been the last one still starting.
+        self.start_due_spares();
         self.dispatch_queued_starts();
+    }
+
+    /// Starts the spares that were held back while the pool's workers started.
+    fn start_due_spares(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for _ in 0..pool::spares_due(self.spares_pending, self.workers()) {
+            self.spares_pending -= 1;
+            if let Err(e) = self.spawn_process(Role::Worker, self.last_index + 1, true) {
+                tracing::error!("cannot start a spare worker: {e}");
+            }
+        }
     }
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.

@@ -131,6 +131,8 @@ pub struct Router {
     /// next, so no two workers of a run share a number, even once one is removed.
     pub(crate) last_index: u32,
     pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
+    /// Spares not started yet: they start once the pool's workers are ready (see pool.rs).
+    pub(crate) spares_pending: usize,
     pub(crate) body_done: bool,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
@@ -305,6 +307,7 @@ impl Router {
             next_id: 1,
             last_index: 0,
             early_deaths: rebeam_core::pool::EarlyDeaths::default(),
+            spares_pending: 0,
             body_done: false,
             shutdown: None,
             finished: false,
