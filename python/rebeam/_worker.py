@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import os
 import queue
-import runpy
 import sys
 import threading
 import traceback
@@ -280,6 +279,8 @@ class Worker(Handler):
             if code_kind == "script":
                 obj = script_child(data)
                 if obj is None:
+                    import runpy  # here, not at import: only a script child that is a task needs it
+
                     path = data
                     obj = lambda: runpy.run_path(path, run_name="__main__")  # noqa: E731
                     code_kind = "task"
