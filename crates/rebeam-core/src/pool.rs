@@ -9,7 +9,8 @@
 //!   Ready.
 //! - Spares start only once no non-spare worker is still starting ([`spares_due`]): on a
 //!   machine with few cores, interpreters that start together slow each other down, and the
-//!   first reply needs the pool's workers, not the spares.
+//!   first reply needs the pool's workers, not the spares. Ready workers' preloads (warming
+//!   what every start needs) wait for the same moment.
 //! - A dead non-spare worker is replaced by the spare (a ready one first, so restarts do not
 //!   wait for Python to start), and a new spare is started; with no spare, a new non-spare
 //!   worker is started instead (and no spare). A dead spare is replaced by a new spare.

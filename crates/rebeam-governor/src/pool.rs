@@ -3,8 +3,9 @@
 //!
 //! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
 //! file turns them into spawns and frames. The main process and the pool's workers start at
-//! once; the spares start when those workers are ready, so they do not compete with them for
-//! the cores while the first reply is on its way. A worker that dies is replaced by the warm spare
+//! once; the spares start, and the ready workers are told to preload, when all of those
+//! workers are ready, so neither competes with them for the cores while the first placement
+//! waits for them. A worker that dies is replaced by the warm spare
 //! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
 //! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
 //! message that says which interpreter cannot `import rebeam._rebeam`.
@@ -161,11 +162,13 @@ impl Router {
         let p = &self.procs[proc];
         if p.role == Role::Worker {
             self.early_deaths.ready();
-            self.start_due_spares();
             self.send_sys_path(proc);
-            self.send(proc, Frame::Command(Cmd::Preload));
+            self.preloads_pending.push(proc);
+            self.send_due_preloads();
             self.dispatch_queued_starts();
             self.dispatch_waiting_behaviours();
+            // Last: a spawn holds this loop up until the new process has started.
+            self.start_due_spares();
         }
     }
 
@@ -288,6 +291,8 @@ impl Router {
         self.unsubscribe_proc(proc);
         // Monitors it set from outside any actor: nobody is left to notify.
         self.monitors.retain(|_, m| m.watcher_proc != proc);
+        // A Preload it was waiting for.
+        self.preloads_pending.retain(|&p| p != proc);
     }
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
@@ -308,8 +313,20 @@ impl Router {
             }
         }
         // The dead worker may have been the last one still starting.
+        self.send_due_preloads();
         self.start_due_spares();
         self.dispatch_queued_starts();
+    }
+
+    /// Sends Preload to the ready workers once no pool worker is still starting: until then
+    /// the CPU goes to the workers' own start, which the first placement waits for.
+    fn send_due_preloads(&mut self) {
+        if self.pool_warming() {
+            return;
+        }
+        for proc in std::mem::take(&mut self.preloads_pending) {
+            self.send(proc, Frame::Command(Cmd::Preload));
+        }
     }
 
     /// Starts the spares that were held back while the pool's workers started.

@@ -133,6 +133,8 @@ pub struct Router {
     pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
     /// Spares not started yet: they start once the pool's workers are ready (see pool.rs).
     pub(crate) spares_pending: usize,
+    /// Ready workers whose Preload waits for the pool's other workers to be ready (pool.rs).
+    pub(crate) preloads_pending: Vec<ProcIdx>,
     pub(crate) body_done: bool,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
@@ -308,6 +310,7 @@ impl Router {
             last_index: 0,
             early_deaths: rebeam_core::pool::EarlyDeaths::default(),
             spares_pending: 0,
+            preloads_pending: Vec::new(),
             body_done: false,
             shutdown: None,
             finished: false,
