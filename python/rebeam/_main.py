@@ -16,7 +16,7 @@ import types
 
 from . import _rebeam, _runtime
 from ._dispatch import Handler
-from ._worker import error_info, exit_now
+from ._exits import error_info, exit_now
 
 _shutdown = threading.Event()
 _shutdown_code = [0]
