@@ -62,7 +62,6 @@ from .errors import (
     ShuttingDown,
     StartError,
 )
-from .futures import acall, acast, call_async
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
     ONE_FOR_ALL,
@@ -78,6 +77,25 @@ from .supervisor import (
 )
 
 __version__ = "0.1.0"
+
+#: Exported names whose module loads on first use: ``import rebeam`` (in every worker and in
+#: the main process, before the script's first line) then skips what they import.
+_LAZY = {"acall": "futures", "acast": "futures", "call_async": "futures"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rebeam' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is an ordinary one
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",

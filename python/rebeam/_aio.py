@@ -20,7 +20,6 @@ The rules:
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import types
 from collections.abc import Coroutine
@@ -58,6 +57,7 @@ def resolve(result: Any) -> Any:
     if not isinstance(result, types.CoroutineType):
         return result
     import asyncio
+    import concurrent.futures
 
     future = asyncio.run_coroutine_threadsafe(_as_actor(_runtime.current(), result), _the_loop())
     try:

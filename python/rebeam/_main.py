@@ -16,7 +16,7 @@ import types
 
 from . import _rebeam, _runtime
 from ._dispatch import Handler
-from ._worker import error_info, exit_now
+from ._exits import error_info, exit_now
 
 _shutdown = threading.Event()
 _shutdown_code = [0]
@@ -30,7 +30,7 @@ class _Stop(BaseException):
 def events(conn, library: bool = False) -> None:
     """Handles the governor's commands for the main process. In library mode, a shutdown only
     closes the runtime: the user's process goes on. Start it with :func:`start_events`."""
-    from .boc._pump import command_handled
+    from ._handled import command_handled
 
     handler = MainHandler(conn, library)
     while True:
@@ -41,12 +41,12 @@ def events(conn, library: bool = False) -> None:
             if not handler.command(cmd):
                 return
         finally:
-            command_handled()  # pump() waits for what was sent before it (see boc._pump)
+            command_handled()  # pump() waits for what was sent before it (see _handled)
 
 
 def start_events(conn, library: bool = False) -> None:
     """Starts the thread that handles ``conn``'s commands (one per connection)."""
-    from .boc._pump import new_connection
+    from ._handled import new_connection
 
     new_connection()
     threading.Thread(target=events, args=(conn, library), name="rebeam-events", daemon=True).start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import os
 import queue
-import runpy
 import sys
 import threading
 import traceback
@@ -22,6 +21,7 @@ from typing import Any
 
 from . import _aio, _env, _rebeam, _runtime
 from ._dispatch import Handler
+from ._exits import error_info, exit_now
 from ._output import PrefixedStream
 from ._runtime import ProcessID
 from ._script import script_child
@@ -32,22 +32,6 @@ from .errors import SafetyInterrupt, SerializationError
 
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
 REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
-
-
-def error_info(e: BaseException, kind: str = "crashed") -> _rebeam.ErrorInfo:
-    # Drop rebeam's own frames at the top: the report starts in the user's code.
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None and _is_rebeam_frame(tb):
-        tb = tb.tb_next
-    tb = "".join(traceback.format_exception(type(e), e, tb))
-    return _rebeam.ErrorInfo(kind, str(e), type(e).__qualname__, tb)
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def _is_rebeam_frame(tb) -> bool:
-    return os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) == _PACKAGE_DIR
 
 
 class Pool:
@@ -280,6 +264,8 @@ class Worker(Handler):
             if code_kind == "script":
                 obj = script_child(data)
                 if obj is None:
+                    import runpy  # here, not at import: only a script child that is a task needs it
+
                     path = data
                     obj = lambda: runpy.run_path(path, run_name="__main__")  # noqa: E731
                     code_kind = "task"
@@ -431,16 +417,6 @@ def use_main_sys_path(paths: list[str]) -> None:
     import importlib
 
     importlib.invalidate_caches()  # directories created since the last import are seen
-
-
-def exit_now(code: int) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            # Every thread's unfinished line, not only this thread's (print(..., end="")).
-            getattr(stream, "flush_all", stream.flush)()
-        except Exception:
-            pass
-    os._exit(code)
 
 
 def main() -> None:

@@ -8,8 +8,6 @@ message, one over the size limit, a bad target) are raised at once and nothing i
 
 from __future__ import annotations
 
-import ast
-import importlib
 import pickle
 import re
 import sys
@@ -97,6 +95,8 @@ def _arguments(cls: type, message: str):
     KeyError (whose text is its key's repr) the key."""
     yield message
     if issubclass(cls, KeyError):
+        import ast  # here, not at import: only a remote KeyError needs it
+
         try:
             yield ast.literal_eval(message)
         except (ValueError, SyntaxError):
@@ -120,6 +120,8 @@ def _find_class(module_name: str, qualname: str) -> type[BaseException] | None:
     # A worker imports the script as `__rebeam_main__`; the main process runs it as `__main__`.
     if module_name == "__rebeam_main__" and "__rebeam_main__" not in sys.modules:
         module_name = "__main__"
+    import importlib
+
     try:
         found: object = sys.modules.get(module_name) or importlib.import_module(module_name)
         for part in qualname.split("."):

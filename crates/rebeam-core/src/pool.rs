@@ -7,6 +7,10 @@
 //!   lowest id). Starts wait while a non-spare worker is still starting ([`warming`]), so the
 //!   first tree is spread over the whole pool rather than piled onto the first worker to say
 //!   Ready.
+//! - Spares start only once no non-spare worker is still starting ([`spares_due`]): on a
+//!   machine with few cores, interpreters that start together slow each other down, and the
+//!   first reply needs the pool's workers, not the spares. Ready workers' preloads (warming
+//!   what every start needs) wait for the same moment.
 //! - A dead non-spare worker is replaced by the spare (a ready one first, so restarts do not
 //!   wait for Python to start), and a new spare is started; with no spare, a new non-spare
 //!   worker is started instead (and no spare). A dead spare is replaced by a new spare.
@@ -38,6 +42,16 @@ pub fn place<P: Copy + Ord>(workers: impl IntoIterator<Item = Worker<P>>) -> Opt
 /// Whether a non-spare worker is still starting (starts wait for it).
 pub fn warming<P>(workers: impl IntoIterator<Item = Worker<P>>) -> bool {
     workers.into_iter().any(|w| !w.spare && !w.ready)
+}
+
+/// How many of the `pending` spares (not started yet) to start now: all of them once no
+/// non-spare worker is still starting, else none.
+pub fn spares_due<P>(pending: usize, workers: impl IntoIterator<Item = Worker<P>>) -> usize {
+    if warming(workers) {
+        0
+    } else {
+        pending
+    }
 }
 
 /// How to replace a dead worker.

@@ -2,7 +2,10 @@
 //! deaths, and their replacement.
 //!
 //! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
-//! file turns them into spawns and frames. A worker that dies is replaced by the warm spare
+//! file turns them into spawns and frames. The main process and the pool's workers start at
+//! once; the spares start, and the ready workers are told to preload, when all of those
+//! workers are ready, so neither competes with them for the cores while the first placement
+//! waits for them. A worker that dies is replaced by the warm spare
 //! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
 //! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
 //! message that says which interpreter cannot `import rebeam._rebeam`.
@@ -38,9 +41,11 @@ impl Router {
                 reaped: false,
             }),
         };
-        for i in 0..self.config.workers + self.config.spares {
-            self.spawn_process(Role::Worker, i as u32 + 1, i >= self.config.workers)?;
+        for i in 0..self.config.workers {
+            self.spawn_process(Role::Worker, i as u32 + 1, false)?;
         }
+        self.spares_pending = self.config.spares;
+        self.start_due_spares();
         tracing::info!(
             "started {} with {} workers (+{} spare) using {}; control socket {}",
             self.config.program.describe(),
@@ -160,9 +165,12 @@ impl Router {
         if p.role == Role::Worker {
             self.early_deaths.ready();
             self.send_sys_path(proc);
-            self.send(proc, Frame::Command(Cmd::Preload));
+            self.preloads_pending.push(proc);
+            self.send_due_preloads();
             self.dispatch_queued_starts();
             self.dispatch_waiting_behaviours();
+            // Last: a spawn holds this loop up until the new process has started.
+            self.start_due_spares();
         }
     }
 
@@ -287,6 +295,8 @@ impl Router {
         self.unsubscribe_proc(proc);
         // Monitors it set from outside any actor: nobody is left to notify.
         self.monitors.retain(|_, m| m.watcher_proc != proc);
+        // A Preload it was waiting for.
+        self.preloads_pending.retain(|&p| p != proc);
     }
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
@@ -306,7 +316,34 @@ impl Router {
                 tracing::error!("cannot start a spare worker: {e}");
             }
         }
+        // The dead worker may have been the last one still starting.
+        self.send_due_preloads();
+        self.start_due_spares();
         self.dispatch_queued_starts();
+    }
+
+    /// Sends Preload to the ready workers once no pool worker is still starting: until then
+    /// the CPU goes to the workers' own start, which the first placement waits for.
+    fn send_due_preloads(&mut self) {
+        if self.pool_warming() {
+            return;
+        }
+        for proc in std::mem::take(&mut self.preloads_pending) {
+            self.send(proc, Frame::Command(Cmd::Preload));
+        }
+    }
+
+    /// Starts the spares that were held back while the pool's workers started.
+    fn start_due_spares(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        for _ in 0..pool::spares_due(self.spares_pending, self.workers()) {
+            self.spares_pending -= 1;
+            if let Err(e) = self.spawn_process(Role::Worker, self.last_index + 1, true) {
+                tracing::error!("cannot start a spare worker: {e}");
+            }
+        }
     }
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.

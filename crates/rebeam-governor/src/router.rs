@@ -133,6 +133,10 @@ pub struct Router {
     /// next, so no two workers of a run share a number, even once one is removed.
     pub(crate) last_index: u32,
     pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
+    /// Spares not started yet: they start once the pool's workers are ready (see pool.rs).
+    pub(crate) spares_pending: usize,
+    /// Ready workers whose Preload waits for the pool's other workers to be ready (pool.rs).
+    pub(crate) preloads_pending: Vec<ProcIdx>,
     pub(crate) body_done: bool,
     /// The script's supervisor, under `--restart on-failure|always` (see main_restart.rs).
     pub(crate) main_sup: Option<crate::main_restart::MainSupervisor>,
@@ -313,6 +317,8 @@ impl Router {
             next_id: 1,
             last_index: 0,
             early_deaths: rebeam_core::pool::EarlyDeaths::default(),
+            spares_pending: 0,
+            preloads_pending: Vec::new(),
             body_done: false,
             main_sup,
             shutdown: None,

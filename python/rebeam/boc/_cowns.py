@@ -327,7 +327,7 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
     conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
     if pinned:
-        from ._pump import expect_commands
+        from .._handled import expect_commands
 
         expect_commands(conn.commands_received)
     return result

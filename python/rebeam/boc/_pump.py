@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from collections.abc import Callable
 
 from .. import _env, _rebeam, _runtime
+from .._handled import handled as _handled, handled_cv as _handled_cv
 from ._cowns import hand_to_acquirer, run_behaviour
 
 log = logging.getLogger("rebeam.boc")
@@ -43,33 +44,8 @@ class PumpResult(NamedTuple):
 _main_queue: queue.SimpleQueue = queue.SimpleQueue()
 _pumping = threading.local()
 
-#: Commands the events thread has handled, and how many it must have handled before a pump
-#: sees every main-side behaviour scheduled so far (see ``expect_commands``).
-_handled = [0, 0]
-_handled_cv = threading.Condition()
 #: The longest a pump waits for the events thread to queue what was already sent here.
 _CATCH_UP_S = 1.0
-
-
-def new_connection() -> None:
-    """A fresh connection counts its commands from zero."""
-    with _handled_cv:
-        _handled[:] = [0, 0]
-
-
-def command_handled() -> None:
-    """The events thread handled one more command from the governor."""
-    with _handled_cv:
-        _handled[0] += 1
-        if _handled[0] >= _handled[1]:
-            _handled_cv.notify_all()
-
-
-def expect_commands(count: int) -> None:
-    """A main-side behaviour was scheduled and the governor has answered: if it could run,
-    it is among the first ``count`` commands sent here, which the next pump waits for."""
-    with _handled_cv:
-        _handled[1] = max(_handled[1], count)
 
 
 def _catch_up(end: float | None) -> None:

@@ -19,6 +19,15 @@ fn starts_wait_while_a_pool_worker_is_starting_but_not_for_a_spare() {
 }
 
 #[test]
+fn spares_start_once_the_pool_workers_are_ready() {
+    assert_eq!(spares_due(1, [w(1, false, true, 0), w(2, false, false, 0)]), 0, "worker 2 is starting");
+    assert_eq!(spares_due(2, [w(1, false, true, 0), w(2, false, true, 0)]), 2);
+    assert_eq!(spares_due(1, [w(1, false, true, 0), w(3, true, false, 0)]), 1, "a starting spare does not hold them");
+    assert_eq!(spares_due::<u32>(1, []), 1, "no pool workers: nothing to wait for");
+    assert_eq!(spares_due(0, [w(1, false, true, 0)]), 0);
+}
+
+#[test]
 fn a_dead_worker_is_replaced_by_the_ready_spare_first_and_a_new_spare_starts() {
     let r = replace(false, [w(4, true, false, 0), w(5, true, true, 0), w(1, false, true, 3)]);
     assert_eq!(r, Replacement { promote: Some(5), spawn_worker: false, spawn_spare: true });

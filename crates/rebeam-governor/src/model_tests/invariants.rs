@@ -36,6 +36,17 @@ fn procs(r: &Router) -> Result<(), String> {
     let alive = r.procs.values().filter(|p| p.state != ProcState::Dead).count();
     let most = r.config.workers + r.config.spares + 1;
     ensure!(alive <= most, "{alive} live processes, more than workers + spares + main ({most})");
+    for &p in &r.preloads_pending {
+        ensure!(
+            r.procs.get(p).is_some_and(|p| p.role == Role::Worker && p.state == ProcState::Ready),
+            "a Preload waits for {p}, which is not a ready worker"
+        );
+    }
+    ensure!(
+        // A shutdown ends the run: nothing is preloaded any more.
+        r.preloads_pending.is_empty() || r.pool_warming() || r.is_shutting_down(),
+        "Preloads wait although no pool worker is starting"
+    );
     let pids: HashSet<u32> = r.procs.values().map(|p| p.pid).collect();
     ensure!(pids.len() == r.procs.len(), "two processes share a pid");
     for (i, p) in r.procs.iter() {
