@@ -13,6 +13,7 @@ mod errors;
 mod exits;
 mod inflight;
 mod numbers;
+mod value;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -731,5 +732,6 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<exits::PyExit>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
+    value::add(m)?;
     Ok(())
 }

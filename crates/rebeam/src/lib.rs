@@ -5,10 +5,23 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
+//! use rebeam::{Runtime, Spawn, Strategy, Tree};
 //!
-//! let runtime = rebeam::Runtime::builder().venv(".venv").workers(2).start()?;
-//! println!("{} workers, safety {:?}", runtime.workers(), runtime.safety());
+//! #[derive(serde::Serialize)]
+//! struct Goal { x: f64, joints: Vec<f64> }
+//! #[derive(serde::Deserialize)]
+//! struct Plan { joints: Vec<f64> }
+//!
+//! let runtime = Runtime::builder().venv(".venv").workers(2).start()?;
+//! // `policies/pd.py` defines `class Policy(GenPy)` with a `@receive("plan")` handler.
+//! let policy = Spawn::new("policies.pd:Policy").name("policy").kwarg("gain", &0.5)?;
+//! runtime.start_tree(Tree::new(Strategy::OneForOne).child(policy))?;
+//! runtime.arm()?;
+//! let goal = Goal { x: 0.3, joints: vec![0.0; 6] };
+//! let plan: Plan = runtime.call("policy", "plan", &goal, Duration::from_millis(5))?;
+//! runtime.disarm()?;
 //! drop(runtime); // the governor and every worker are gone when this returns
+//! # let _ = plan;
 //! # Ok::<(), rebeam::Error>(())
 //! ```
 //!
@@ -22,18 +35,31 @@
 //! - The host is the run's main process (library mode): the run lasts while the [`Runtime`]
 //!   does. If the host dies without dropping it, the governor sees its parent gone and shuts
 //!   the run down; if the governor dies, its workers die with it.
+//! - Values cross as the neutral model of [`value`], never as pickles (see [`Spawn`] and
+//!   [`Runtime::call`] for actors, [`geometry`] for poses, [`Runtime::monitor`] for down
+//!   notices, [`Runtime::arm`] for safety).
 //! - What the governor and the Python processes write on stderr becomes `tracing` events of
 //!   the host, under the target [`LOG_TARGET`], at the level the line names.
 
+#![warn(missing_docs)]
+
+mod actors;
 mod error;
+pub mod geometry;
 mod logs;
+mod monitors;
 mod runtime;
 mod safety;
 mod start;
+pub mod value;
 
+pub use actors::{IntoTarget, Spawn, Tree, CALL_MARGIN, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
 pub use error::Error;
+pub use monitors::{Down, Monitor};
+pub use rebeam_proto::{ActorRef, ErrorInfo, ErrorKind, Exit, Restart, Strategy};
 pub use rebeam_proto::{Safety, SafetyTransition};
 pub use runtime::{Builder, Runtime, SafetyMode};
+pub use value::{from_value, to_value, NdArray, Value};
 
 /// The `tracing` target of events forwarded from the governor and the Python processes.
 pub const LOG_TARGET: &str = "rebeam";

@@ -196,14 +196,16 @@ fn find_governor(explicit: Option<&Path>, python: Option<&Path>) -> Result<PathB
     })
 }
 
-/// A running system owned by this process. Shareable between threads; dropping the last
-/// clone's owner (the `Runtime` itself) shuts the run down.
+/// A running system owned by this process. Shared between threads by reference (it is
+/// `Send + Sync`); dropping it shuts the run down and returns once the governor has exited.
 pub struct Runtime {
     pub(crate) client: Arc<Client>,
     pub(crate) child: Option<Child>,
     pub(crate) control: PathBuf,
     pub(crate) private_dir: PathBuf,
     pub(crate) shutdown_wait: Duration,
+    /// Where monitors' down notices go (see the `monitors` module).
+    pub(crate) monitors: crate::monitors::Table,
 }
 
 impl Runtime {
@@ -237,6 +239,12 @@ impl Runtime {
         &self.control
     }
 }
+
+// The doc above promises it: a compile error here, not a surprise for users.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<Runtime>();
+};
 
 impl Drop for Runtime {
     fn drop(&mut self) {

@@ -50,13 +50,12 @@ pub(crate) fn start(builder: Builder) -> Result<Runtime, Error> {
         Ok(client) => client,
         Err(e) => return Err(abandon(child, e.to_string())),
     };
-    Ok(Runtime {
-        client: Arc::new(client),
-        child: Some(child),
-        control,
-        private_dir,
-        shutdown_wait: builder.shutdown_wait(),
-    })
+    let client = Arc::new(client);
+    let monitors = crate::monitors::Table::default();
+    if let Err(e) = crate::monitors::start_dispatch(client.clone(), monitors.clone()) {
+        return Err(abandon(child, format!("cannot start the command thread ({e})")));
+    }
+    Ok(Runtime { monitors, client, child: Some(child), control, private_dir, shutdown_wait: builder.shutdown_wait() })
 }
 
 /// The process socket's path, from the governor's `REBEAM_SOCKET=…` line on the ready pipe.
