@@ -47,7 +47,7 @@ pub use codec::{
 };
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
-pub use pickle::{pickle_map, PickleValue};
+pub use pickle::{pickle_map, unpickle_map, PickleValue};
 pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 

@@ -44,13 +44,16 @@
 #![warn(missing_docs)]
 
 mod actors;
+mod bus;
 mod error;
 pub mod geometry;
 mod logs;
+pub mod messages;
 mod monitors;
 mod runtime;
 mod safety;
 mod start;
+mod transitions;
 pub mod value;
 
 pub use actors::{IntoTarget, Spawn, Tree, CALL_MARGIN, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
@@ -59,6 +62,7 @@ pub use monitors::{Down, Monitor};
 pub use rebeam_proto::{ActorRef, ErrorInfo, ErrorKind, Exit, Restart, Strategy};
 pub use rebeam_proto::{Safety, SafetyTransition};
 pub use runtime::{Builder, Runtime, SafetyMode};
+pub use transitions::{Transitions, TRANSITION_QUEUE};
 pub use value::{from_value, to_value, NdArray, Value};
 
 /// The `tracing` target of events forwarded from the governor and the Python processes.

@@ -7,15 +7,15 @@
 //!   (`Exit::Killed("noproc: …")`).
 //! - Dropping a [`Monitor`] removes it at the governor: no notice is kept for nobody.
 //! - One thread per runtime drains the host's command queue (the governor sends the host, as
-//!   the main process, down notices and shutdown; nothing here runs Python code, so other
-//!   commands are dropped). It holds the monitors' table while a monitor is being set up, so a
+//!   the main process, down notices, publications and shutdown; nothing here runs Python code, so other
+//!   commands are dropped; publications go to their [`crate::Transitions`] stream). It holds the monitors' table while a monitor is being set up, so a
 //!   notice that overtakes the answer to `monitor` still finds its stream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rebeam_client::Client;
-use rebeam_proto::{ActorRef, Command, Exit, Request, Response};
+use rebeam_proto::{ActorRef, Command, Exit, Request, Response, SafetyTransition};
 use tokio::sync::mpsc;
 
 use crate::actors::{IntoTarget, START_TIMEOUT};
@@ -32,25 +32,37 @@ pub struct Down {
     pub reason: Exit,
 }
 
-/// Where each monitor's notice goes.
-pub(crate) type Table = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Down>>>>;
+/// Where each monitor's notice, and each transitions stream's publications, go.
+#[derive(Clone, Default)]
+pub(crate) struct Tables {
+    pub(crate) downs: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Down>>>>,
+    pub(crate) transitions: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<SafetyTransition>>>>,
+}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere leaves the table whole (each change is one insert or remove).
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Starts the thread that drains `client`'s commands until the connection ends.
-pub(crate) fn start_dispatch(client: Arc<Client>, table: Table) -> std::io::Result<()> {
+pub(crate) fn start_dispatch(client: Arc<Client>, tables: Tables) -> std::io::Result<()> {
     std::thread::Builder::new().name("rebeam-host-commands".into()).spawn(move || loop {
         match client.next_command(None) {
             Some(Command::Down { monitor, actor, reason, .. }) => {
-                if let Some(tx) = lock(&table).remove(&monitor) {
+                if let Some(tx) = lock(&tables.downs).remove(&monitor) {
                     let _ = tx.send(Down { monitor, actor, reason });
                 }
             }
+            Some(Command::Publication { subscription, payload, .. }) => {
+                let transition = crate::transitions::parse(&payload.data);
+                if let (Some(tx), Some(t)) = (lock(&tables.transitions).get(&subscription), transition) {
+                    let _ = tx.send(t);
+                }
+            }
             Some(Command::Shutdown { .. }) if client.closed() => {
-                lock(&table).clear(); // every stream ends: no notice can come any more
+                // Every stream ends: nothing can come any more.
+                lock(&tables.downs).clear();
+                lock(&tables.transitions).clear();
                 return;
             }
             _ => {}
@@ -64,7 +76,7 @@ pub struct Monitor {
     id: u64,
     rx: mpsc::UnboundedReceiver<Down>,
     client: Arc<Client>,
-    table: Table,
+    tables: Tables,
 }
 
 impl Monitor {
@@ -92,7 +104,7 @@ impl Monitor {
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        if lock(&self.table).remove(&self.id).is_some() {
+        if lock(&self.tables.downs).remove(&self.id).is_some() {
             let _ = self.client.send_unawaited(Request::Demonitor { monitor: self.id });
         }
     }
@@ -103,7 +115,7 @@ impl Runtime {
     pub fn monitor(&self, target: impl IntoTarget) -> Result<Monitor, Error> {
         let target = target.into_target();
         // Held across the request: see the module doc.
-        let mut table = lock(&self.monitors);
+        let mut table = lock(&self.tables.downs);
         let id = match self
             .client
             .request(Request::Monitor { watcher: None, target: target.clone() }, Some(START_TIMEOUT))?
@@ -121,6 +133,6 @@ impl Runtime {
         let (tx, rx) = mpsc::unbounded_channel();
         table.insert(id, tx);
         drop(table);
-        Ok(Monitor { id, rx, client: self.client.clone(), table: self.monitors.clone() })
+        Ok(Monitor { id, rx, client: self.client.clone(), tables: self.tables.clone() })
     }
 }

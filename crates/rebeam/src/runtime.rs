@@ -204,8 +204,8 @@ pub struct Runtime {
     pub(crate) control: PathBuf,
     pub(crate) private_dir: PathBuf,
     pub(crate) shutdown_wait: Duration,
-    /// Where monitors' down notices go (see the `monitors` module).
-    pub(crate) monitors: crate::monitors::Table,
+    /// Where down notices and publications go (see the `monitors` module).
+    pub(crate) tables: crate::monitors::Tables,
 }
 
 impl Runtime {

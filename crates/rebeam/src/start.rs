@@ -51,11 +51,11 @@ pub(crate) fn start(builder: Builder) -> Result<Runtime, Error> {
         Err(e) => return Err(abandon(child, e.to_string())),
     };
     let client = Arc::new(client);
-    let monitors = crate::monitors::Table::default();
-    if let Err(e) = crate::monitors::start_dispatch(client.clone(), monitors.clone()) {
+    let tables = crate::monitors::Tables::default();
+    if let Err(e) = crate::monitors::start_dispatch(client.clone(), tables.clone()) {
         return Err(abandon(child, format!("cannot start the command thread ({e})")));
     }
-    Ok(Runtime { monitors, client, child: Some(child), control, private_dir, shutdown_wait: builder.shutdown_wait() })
+    Ok(Runtime { tables, client, child: Some(child), control, private_dir, shutdown_wait: builder.shutdown_wait() })
 }
 
 /// The process socket's path, from the governor's `REBEAM_SOCKET=…` line on the ready pipe.

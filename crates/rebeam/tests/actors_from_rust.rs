@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use rebeam::geometry::{Quaternion, Transform, Vec3};
+use rebeam::messages::{Envelope, Quantity};
 use rebeam::{Error, NdArray, Restart, Spawn, Strategy, Tree, Value};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,9 @@ fn typed_values_cross_to_python_and_back() {
     let q = Quaternion { w: 0.5, x: 0.5, y: 0.5, z: 0.5 };
     let back: (Transform, Quaternion, Vec3) = runtime.call("echo", "echo", &(t, q, Vec3::default()), T).unwrap();
     assert_eq!(back, (t, q, Vec3::default()));
+    let stamped = Envelope::now("host", "base_link", (t, Quantity::new(0.5, "m/s")));
+    let echoed: Envelope<(Transform, Quantity)> = runtime.call("echo", "echo", &stamped, T).unwrap();
+    assert_eq!(echoed, stamped, "an envelope is a dict Python hands back as it came");
 
     let err = runtime.call::<_, WrongShape>("echo", "scale", &state, T).unwrap_err();
     let Error::Decode { path, why } = &err else { panic!("{err}") };

@@ -48,3 +48,27 @@ fn a_process_the_host_starts_may_not_arm() {
     assert!(err.contains("descends from"), "{err}");
     assert_eq!(runtime.safety_status().unwrap(), Safety::Disarmed);
 }
+
+#[test]
+fn every_transition_comes_on_the_stream_in_order() {
+    let Some(builder) = common::builder() else { return };
+    let runtime = builder.start().expect("the runtime starts");
+    let mut transitions = runtime.safety_transitions().expect("subscribed");
+    runtime.arm().unwrap();
+    runtime.disarm().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.last().map(|t: &rebeam::SafetyTransition| t.to) != Some(Safety::Disarmed) && Instant::now() < deadline {
+        match transitions.try_recv() {
+            Some(t) => seen.push(t),
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let steps: Vec<(Safety, Safety)> = seen.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(steps.first(), Some(&(Safety::Disarmed, Safety::Armed)), "{seen:?}");
+    assert_eq!(steps.last().map(|s| s.1), Some(Safety::Disarmed), "{seen:?}");
+    assert!(steps.windows(2).all(|w| w[0].1 == w[1].0), "each starts where the last ended: {seen:?}");
+    assert!(seen.iter().all(|t| !t.reason.is_empty()), "{seen:?}");
+    drop(runtime);
+    assert_eq!(transitions.recv(), None, "the stream ends with the run");
+}

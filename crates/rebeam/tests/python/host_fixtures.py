@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from rebeam import GenPy, receive, response_error
+from rebeam import GenPy, on, receive, response_error, start
 
 
 class Echo(GenPy):
@@ -47,3 +47,19 @@ class Echo(GenPy):
     @receive("die")
     def die(self, source, message):
         os._exit(3)
+
+
+class Listener(GenPy):
+    """Keeps what it hears on a topic pattern, for the host to read back."""
+
+    def __init__(self, pattern="actuator.**"):
+        self.pattern = pattern
+        self.heard = []
+
+    @start()
+    def subscribe(self):
+        on(self.pattern, lambda topic, payload: self.heard.append([topic, payload]))
+
+    @receive("heard")
+    def get_heard(self, source, message):
+        return self.heard
