@@ -75,6 +75,15 @@ Target = str | int | Any  # a name, an actor id, or an object with an integer `.
 CallAnswer = tuple[str, bytes, list[bytearray]] | tuple[str, BaseException]
 
 def _control_frame(action: str) -> bytes: ...
+
+VALUE_TAG: bytes  # what a Rust host's neutral-value payload opens with (a pickle never does)
+
+def value_loads(data: bytes, buffers: list) -> Any:
+    """A Rust host's neutral value as Python objects (dicts, lists, NumPy arrays)."""
+
+def value_dumps(obj: Any) -> tuple[bytes, list[bytes]]:
+    """``obj`` as a neutral value for a Rust host; TypeError names what cannot cross, and where."""
+
 def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
 def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
 

@@ -151,7 +151,43 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def is_host_value(data: bytes) -> bool:
+    """Whether a payload is a Rust host's neutral value rather than a pickle."""
+    from . import _rebeam
+
+    return data[:4] == _rebeam.VALUE_TAG
+
+
+def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:
+    """A reply to a Rust host: the neutral value model, which Rust reads without pickle."""
+    from . import _rebeam
+
+    try:
+        return _rebeam.value_dumps(obj)
+    except (TypeError, ValueError) as e:
+        raise SerializationError(f"{what}: {e}") from e
+
+
+def host_actor(spec: dict) -> Any:
+    """The actor a Rust host spawned: ``{"class": "package.module:Class", "args": [...],
+    "kwargs": {...}}``, constructed here as ``Class(*args, **kwargs)``."""
+    import importlib
+
+    where = spec["class"]
+    module, _, name = where.partition(":")
+    if not module or not name:
+        raise ValueError(f"the Rust host named the class {where!r}; write it as 'package.module:Class'")
+    cls = importlib.import_module(module)
+    for part in name.split("."):
+        cls = getattr(cls, part)
+    return cls(*spec.get("args", []), **spec.get("kwargs", {}))
+
+
 def loads(data: bytes, buffers: list) -> Any:
+    if is_host_value(data):
+        from . import _rebeam
+
+        return _rebeam.value_loads(data, buffers)
     if ROLE != "worker":
         return pickle.loads(data, buffers=buffers)
     return _Unpickler(io.BytesIO(data), buffers=buffers).load()

@@ -243,7 +243,8 @@ class Worker(Handler):
                     self.conn.reply_failure(delivery, info)
                 return
             source = ProcessID(*sender) if sender else None
-            self.dispatch(host, delivery, subject, source, message)
+            # A Rust host's message is answered in its own codec: it cannot read a pickle.
+            self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
         elif kind == "local":
             _, subject, source, message = item
             self.dispatch(host, None, subject, source, message)
@@ -273,6 +274,8 @@ class Worker(Handler):
                     code_kind = "actor"
                     if obj.name is None:
                         obj.name = host.pid.name
+            elif code_kind == "actor" and _runtime.is_host_value(data):
+                obj = _runtime.host_actor(_runtime.loads(data, buffers))
             else:
                 obj = _runtime.loads(data, buffers)
             if code_kind == "actor":
@@ -297,7 +300,9 @@ class Worker(Handler):
         if host.task_thread is not None:
             host.task_thread.start()
 
-    def dispatch(self, host: Host, delivery: int | None, subject: str, source: ProcessID | None, message: Any) -> None:
+    def dispatch(
+        self, host: Host, delivery: int | None, subject: str, source: ProcessID | None, message: Any, to_host=False
+    ) -> None:
         obj = host.instance
         if obj is None:  # a task
             if delivery is not None:
@@ -342,7 +347,8 @@ class Worker(Handler):
             return
         status, value = result if isinstance(result, Response) else ("ok", result)
         try:
-            data, buffers = _runtime.dumps(value, f"the reply of actor {host.label} to {subject!r}")
+            dumps = _runtime.dumps_host_value if to_host else _runtime.dumps
+            data, buffers = dumps(value, f"the reply of actor {host.label} to {subject!r}")
         except SerializationError as e:
             self.conn.reply_failure(delivery, _rebeam.ErrorInfo("crashed", str(e), "SerializationError"))
             return

@@ -162,6 +162,11 @@ struct ServeArgs {
     /// A pipe to write the socket paths to once listening.
     #[arg(long, value_name = "FD")]
     ready_fd: Option<i32>,
+
+    /// The parent is a host program that runs no Python (a Rust application): it may arm and
+    /// disarm on the control socket itself. Never set by `import rebeam`.
+    #[arg(long)]
+    host: bool,
 }
 
 /// Options of every governor.
@@ -373,7 +378,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };
-    let program = rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd };
+    let program =
+        rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd, host: args.host };
     let python = rebeam_governor::find_python(args.options.python.as_deref());
     // The library-mode main process is the user's own: it cannot be made another user, nor
     // restarted.

@@ -63,6 +63,14 @@ impl Router {
         self.carry_out_bus(effects, now);
     }
 
+    /// Publishes for a host program that is the main process (`rebeam serve --host`): any
+    /// well-formed topic, reserved prefixes included.
+    pub fn publish_from_host(&mut self, topic: &str, payload: Payload) -> Result<(), ErrorInfo> {
+        rebeam_core::topics::validate_topic(topic).map_err(refusal)?;
+        self.publish_as_host(topic, payload);
+        Ok(())
+    }
+
     /// A subscription's flush timer fired.
     pub fn flush(&mut self, id: u64) {
         let now = self.os.now();

@@ -14,7 +14,9 @@
 //! child, and the governor is a child subreaper, so whatever they start, even a double-forked
 //! `setsid` daemon whose parent died, still has the governor as an ancestor. In library mode
 //! the main process is the governor's *parent*: it and everything below it are checked by its
-//! pid. A peer whose ancestry cannot be read (it exited at once) is refused the same way:
+//! pid; the one exception is a main process started as the host (`rebeam serve --host`, a Rust
+//! application that runs no Python): the peer that *is* it is the host, while everything it
+//! starts is still checked as above. A peer whose ancestry cannot be read (it exited at once) is refused the same way:
 //! unproven is not the host. The governor's own process as the peer is the host (a Rust
 //! application embedding it); as an ancestor it marks the run.
 //!
@@ -223,6 +225,9 @@ impl Router {
 
     /// Which process of the run `chain` (a pid and its ancestors) passes through, if any.
     fn member_of_the_run(&self, chain: &[u32]) -> Option<String> {
+        if is_the_host_main(&self.config.program, chain) {
+            return None;
+        }
         // Dead processes are skipped: their pids may belong to strangers by now.
         let live: Vec<(u32, String)> = self
             .procs
@@ -235,6 +240,12 @@ impl Router {
             .collect();
         of_the_run(chain, std::process::id(), &live)
     }
+}
+
+/// Whether the peer of `chain` is a main process started as the host (`rebeam serve --host`)
+/// itself: not its descendants, which are checked like any other peer.
+fn is_the_host_main(program: &crate::Program, chain: &[u32]) -> bool {
+    matches!(program, crate::Program::Library { parent, host: true, .. } if chain.first() == Some(parent))
 }
 
 /// The rule of the module doc on one ancestry `chain` (the peer first): the process of the
@@ -302,6 +313,16 @@ pub fn find_socket(explicit: Option<&Path>) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_host_main_itself_is_the_host() {
+        let library = |host| crate::Program::Library { parent: 10, token: String::new(), ready_fd: None, host };
+        assert!(is_the_host_main(&library(true), &[10, 1]));
+        assert!(!is_the_host_main(&library(false), &[10, 1]), "a Python library main is of the run");
+        assert!(!is_the_host_main(&library(true), &[11, 10, 1]), "what the host starts is checked as usual");
+        let script = crate::Program::Script { script: "m.py".into(), argv0: "m.py".into(), args: vec![] };
+        assert!(!is_the_host_main(&script, &[10, 1]));
+    }
 
     #[test]
     fn the_ppid_is_read_past_a_name_with_parentheses_and_spaces() {

@@ -107,6 +107,9 @@ pub enum Program {
         /// close. Not stdout: workers inherit stdout, and the user should see what they
         /// print. The control socket's path is not written: Python has no use for it.
         ready_fd: Option<i32>,
+        /// The main process is a host program that runs no Python (`rebeam serve --host`, a
+        /// Rust application with the `rebeam` crate): it may change the safety state itself.
+        host: bool,
     },
 }
 

@@ -523,7 +523,11 @@ impl Router {
                 self.respond(proc, req, Response::Done);
             }
             Request::Publish { topic, payload } => {
-                let body = match self.publish(&topic, payload) {
+                // A host program as the main process (`rebeam serve --host`) owns every topic.
+                let host = proc == self.main && matches!(self.config.program, Program::Library { host: true, .. });
+                let published =
+                    if host { self.publish_from_host(&topic, payload) } else { self.publish(&topic, payload) };
+                let body = match published {
                     Ok(()) => Response::Done,
                     Err(info) => Response::Refused(info),
                 };

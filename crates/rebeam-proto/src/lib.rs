@@ -28,7 +28,8 @@
 //!   the receiver drops the peer. A decoder never allocates more than the limit, whatever the
 //!   length prefix claims.
 //! - Python values travel as [`Payload`]s: a pickle (protocol 5) plus its out-of-band buffers, so
-//!   the governor routes them without understanding them.
+//!   the governor routes them without understanding them; a Rust host's values are instead
+//!   tagged neutral values ([`value`]), which the governor routes the same way.
 
 mod codec;
 pub mod env;
@@ -38,6 +39,7 @@ mod pickle;
 mod routed;
 mod segments;
 mod status;
+pub mod value;
 
 pub use codec::{
     decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder,
@@ -45,7 +47,7 @@ pub use codec::{
 };
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
-pub use pickle::{pickle_map, PickleValue};
+pub use pickle::{pickle_map, unpickle_map, PickleValue};
 pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 

@@ -14,6 +14,7 @@ mod exits;
 mod inflight;
 mod numbers;
 mod shared;
+mod value;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -734,5 +735,6 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shared::SharedBytes>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
+    value::add(m)?;
     Ok(())
 }

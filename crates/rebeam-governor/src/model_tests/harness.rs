@@ -71,7 +71,7 @@ pub struct Harness {
 
 fn config(rng: &mut Rng, library: bool) -> Config {
     let program = if library {
-        Program::Library { parent: LIBRARY_PARENT, token: LIBRARY_TOKEN.into(), ready_fd: None }
+        Program::Library { parent: LIBRARY_PARENT, token: LIBRARY_TOKEN.into(), ready_fd: None, host: false }
     } else {
         Program::Script { script: "/nonexistent/main.py".into(), argv0: OsString::from("main.py"), args: vec![] }
     };

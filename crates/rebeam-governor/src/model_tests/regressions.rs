@@ -17,7 +17,7 @@ use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 fn library_router(os: &FakeOs) -> Router {
-    router(os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None })
+    router(os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false })
 }
 
 fn script_router(os: &FakeOs) -> Router {

@@ -1,0 +1,25 @@
+"""The Python half of the robot_host example: a policy the Rust host calls every tick."""
+
+import numpy as np
+
+from rebeam import GenPy, receive, requires_armed
+
+
+class Policy(GenPy):
+    """A proportional controller towards a target joint configuration."""
+
+    def __init__(self, gain=0.5, target=None):
+        self.gain = gain
+        self.target = np.asarray(target if target is not None else [0.0] * 6)
+
+    @receive("step")
+    @requires_armed
+    def step(self, source, state):
+        joints = np.asarray(state["joints"])
+        pose = np.asarray(state["pose"])  # (4, 4), row-major, float64
+        command = joints + self.gain * (self.target - joints)
+        return {"joints": command, "height": float(pose[2, 3])}
+
+    @receive("fault")
+    def fault(self, source, message):
+        raise RuntimeError("a simulated fault in the policy")

@@ -1,0 +1,65 @@
+"""Actors the Rust host's tests spawn as ``host_fixtures:Class``."""
+
+import os
+import time
+
+import numpy as np
+
+from rebeam import GenPy, on, receive, response_error, start
+
+
+class Echo(GenPy):
+    def __init__(self, gain=1.0, label="echo"):
+        self.gain, self.label = gain, label
+
+    @receive("echo")
+    def echo(self, source, message):
+        return message
+
+    @receive("scale")
+    def scale(self, source, message):
+        return {"pose": np.asarray(message["pose"]) * self.gain, "n": len(message["joints"]), "label": self.label}
+
+    @receive("types")
+    def types(self, source, message):
+        return {k: type(v).__name__ for k, v in message.items()}
+
+    @receive("fail")
+    def fail(self, source, message):
+        raise ValueError(f"told to fail with {message!r}")
+
+    @receive("refuse")
+    def refuse(self, source, message):
+        return response_error({"why": "refused"})
+
+    @receive("sleep")
+    def sleep(self, source, seconds):
+        time.sleep(seconds)
+
+    @receive("opaque")
+    def opaque(self, source, message):
+        return object()
+
+    @receive("pid")
+    def pid(self, source, message):
+        return os.getpid()
+
+    @receive("die")
+    def die(self, source, message):
+        os._exit(3)
+
+
+class Listener(GenPy):
+    """Keeps what it hears on a topic pattern, for the host to read back."""
+
+    def __init__(self, pattern="actuator.**"):
+        self.pattern = pattern
+        self.heard = []
+
+    @start()
+    def subscribe(self):
+        on(self.pattern, lambda topic, payload: self.heard.append([topic, payload]))
+
+    @receive("heard")
+    def get_heard(self, source, message):
+        return self.heard
