@@ -63,6 +63,7 @@ from .errors import (
     StartError,
 )
 from .futures import acall, acast, call_async
+from .groups import LEAST_BUSY, ROUND_ROBIN, Group, broadcast, members
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
     ONE_FOR_ALL,
@@ -82,6 +83,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",
     "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
+    "Group", "members", "broadcast", "ROUND_ROBIN", "LEAST_BUSY",
     "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
