@@ -265,8 +265,8 @@ impl Names {
     }
 
     /// The member of group `name` the next call goes to (see [`Group::pick`]).
-    pub fn pick(&mut self, name: &str, busy: impl Fn(ActorId) -> usize) -> Option<ActorId> {
-        self.groups.get_mut(name)?.pick(busy)
+    pub fn pick(&mut self, name: &str, load: impl Fn(ActorId) -> Option<usize>) -> Option<ActorId> {
+        self.groups.get_mut(name)?.pick(load)
     }
 
     /// Actor names and their holders (groups are in [`Names::groups`]).

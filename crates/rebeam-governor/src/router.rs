@@ -700,10 +700,16 @@ impl Router {
     pub fn resolve(&mut self, target: TargetRef<'_>) -> Result<ActorId, ErrorInfo> {
         let id = match target {
             TargetRef::Name(name) => {
-                let calls = &self.calls;
+                let (calls, actors, procs) = (&self.calls, &self.actors, &self.procs);
+                // A member whose worker's connection is gone would refuse the message: its
+                // death is only not processed yet. One waiting for a worker takes it later.
+                let load = |a| match actors.proc_of(a) {
+                    Some(p) if procs.get(p).is_none_or(|p| p.tx.is_none()) => None,
+                    _ => Some(calls.of_actor(a).count()),
+                };
                 match self.names.lookup(name) {
                     Some(id) => id,
-                    None => self.names.pick(name, |a| calls.of_actor(a).count()).ok_or_else(|| {
+                    None => self.names.pick(name, load).ok_or_else(|| {
                         ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
                     })?,
                 }

@@ -8,10 +8,12 @@
 //! - A position is freed only by the actor holding it (a late leave from an old incarnation is
 //!   a no-op), and a group with no member left is forgotten: the next member to join starts it
 //!   again, with its own size.
-//! - A call or cast for the group's name goes to one present member, chosen by the group's
-//!   [`Balance`]: round-robin takes the next present position after the last one chosen;
-//!   least-busy takes the member with the fewest calls in flight (the caller says how many each
-//!   has), ties going round-robin, so equally idle members share the work.
+//! - A call or cast for the group's name goes to one present, reachable member, chosen by the
+//!   group's [`Balance`]: round-robin takes the next such position after the last one chosen;
+//!   least-busy takes the member with the fewest calls in flight, ties going round-robin, so
+//!   equally idle members share the work. The caller says, per member, how many calls it has
+//!   in flight, or that it cannot be reached (its process is dying: it is skipped as if it
+//!   were restarting already).
 
 use serde::{Deserialize, Serialize};
 
@@ -105,16 +107,18 @@ impl Group {
         self.members.iter().all(Option::is_none)
     }
 
-    /// The member the next call goes to (see the module doc); `busy` counts one member's calls
-    /// in flight. `None` if no member is present.
-    pub fn pick(&mut self, busy: impl Fn(ActorId) -> usize) -> Option<ActorId> {
+    /// The member the next call goes to (see the module doc); `load` gives one member's calls
+    /// in flight, `None` if it cannot be reached. `None` if no member can take it.
+    pub fn pick(&mut self, load: impl Fn(ActorId) -> Option<usize>) -> Option<ActorId> {
         let n = self.members.len();
-        // Positions in round-robin order, starting at `next`.
-        let order = (0..n).map(|k| (self.next + k) % n).filter_map(|i| self.members[i].map(|a| (i, a)));
-        let (position, actor) = match self.balance {
+        // Reachable members in round-robin order, starting at `next`.
+        let order = (0..n)
+            .map(|k| (self.next + k) % n)
+            .filter_map(|i| self.members[i].and_then(|a| load(a).map(|busy| (i, a, busy))));
+        let (position, actor, _) = match self.balance {
             Balance::RoundRobin => order.into_iter().next()?,
             // `min_by_key` keeps the first of equals: the round-robin one.
-            Balance::LeastBusy => order.min_by_key(|&(_, a)| busy(a))?,
+            Balance::LeastBusy => order.min_by_key(|&(_, _, busy)| busy)?,
         };
         self.next = (position + 1) % n;
         Some(actor)

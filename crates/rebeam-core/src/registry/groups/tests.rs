@@ -14,10 +14,10 @@ fn pool(names: &mut Names, balance: Balance, members: &[u64]) {
 fn round_robin_visits_every_present_member_in_order() {
     let mut names = Names::default();
     pool(&mut names, Balance::RoundRobin, &[10, 11, 12]);
-    let picks: Vec<u64> = (0..6).filter_map(|_| names.pick("pool", |_| 0)).collect();
+    let picks: Vec<u64> = (0..6).filter_map(|_| names.pick("pool", |_| Some(0))).collect();
     assert_eq!(picks, vec![10, 11, 12, 10, 11, 12]);
     names.leave("pool", 1, 11);
-    let picks: Vec<u64> = (0..4).filter_map(|_| names.pick("pool", |_| 0)).collect();
+    let picks: Vec<u64> = (0..4).filter_map(|_| names.pick("pool", |_| Some(0))).collect();
     assert_eq!(picks, vec![10, 12, 10, 12], "a restarting member is skipped");
 }
 
@@ -33,13 +33,25 @@ fn a_restarted_member_takes_back_its_own_position() {
 }
 
 #[test]
+fn a_member_that_cannot_be_reached_is_skipped_by_either_balance() {
+    for balance in Balance::ALL {
+        let mut names = Names::default();
+        pool(&mut names, balance, &[10, 11, 12]);
+        let reach = |a: u64| (a != 11).then_some(0);
+        let picks: Vec<u64> = (0..4).filter_map(|_| names.pick("pool", reach)).collect();
+        assert_eq!(picks, vec![10, 12, 10, 12], "{balance:?}");
+        assert_eq!(names.pick("pool", |_| None), None, "{balance:?}: nobody reachable");
+    }
+}
+
+#[test]
 fn least_busy_picks_the_fewest_in_flight_and_shares_ties() {
     let mut names = Names::default();
     pool(&mut names, Balance::LeastBusy, &[10, 11, 12]);
     let busy: HashMap<u64, usize> = [(10, 2), (11, 0), (12, 1)].into();
-    assert_eq!(names.pick("pool", |a| busy[&a]), Some(11));
-    assert_eq!(names.pick("pool", |a| busy[&a]), Some(11));
-    let picks: Vec<u64> = (0..3).filter_map(|_| names.pick("pool", |_| 0)).collect();
+    assert_eq!(names.pick("pool", |a| Some(busy[&a])), Some(11));
+    assert_eq!(names.pick("pool", |a| Some(busy[&a])), Some(11));
+    let picks: Vec<u64> = (0..3).filter_map(|_| names.pick("pool", |_| Some(0))).collect();
     assert_eq!(picks, vec![12, 10, 11], "equally idle members take turns");
 }
 
@@ -71,7 +83,7 @@ fn the_last_member_out_ends_the_group() {
     names.leave("pool", 0, 10);
     names.leave("pool", 1, 11);
     assert_eq!(names.resolve("pool"), None);
-    assert_eq!(names.pick("pool", |_| 0), None);
+    assert_eq!(names.pick("pool", |_| Some(0)), None);
     names.join("pool", 0, 4, Balance::RoundRobin, 30).unwrap();
     assert_eq!(names.groups().map(|(_, g)| g.size()).collect::<Vec<_>>(), vec![4], "started again, its own size");
 }
@@ -105,7 +117,7 @@ proptest! {
                 names.leave("g", position, holder);
             }
             let present: Vec<u64> = model.iter().flatten().copied().collect();
-            let mut turn: Vec<u64> = (0..present.len()).filter_map(|_| names.pick("g", |_| 0)).collect();
+            let mut turn: Vec<u64> = (0..present.len()).filter_map(|_| names.pick("g", |_| Some(0))).collect();
             turn.sort_unstable();
             let mut want = present.clone();
             want.sort_unstable();
