@@ -61,8 +61,10 @@ from .errors import (
     SerializationError,
     ShuttingDown,
     StartError,
+    WorkerCrashed,
 )
 from .futures import acall, acast, call_async
+from .executor import Executor
 from .groups import LEAST_BUSY, ROUND_ROBIN, Group, broadcast, members
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
@@ -91,5 +93,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
-    "CapacityError", "NoQueue",
+    "CapacityError", "NoQueue", "WorkerCrashed", "Executor",
 ]

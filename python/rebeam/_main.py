@@ -208,6 +208,10 @@ def main() -> None:
     _body_running[0] = False
     try:
         if not _shutdown.is_set():
+            # As ProcessPoolExecutor at exit: executors left running finish their tasks first.
+            from .executor import shutdown_all
+
+            shutdown_all()
             conn.body_done(error)
         while not _shutdown.wait(0.5):
             pass
