@@ -5,9 +5,9 @@ Run through benches/run.sh (it prepares the bench venv); by hand:
 
     .bench-venv/bin/python benches/bench.py [--systems rebeam,mp,pykka,ray,bocpy] [--only boc] [--quick]
 
-Two tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7), and rebeam.boc
-next to bocpy (rows 8-9). `--only` runs some workloads and updates their rows in latest.json,
-keeping the other rows from the previous run.
+Two tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7, and Executor.map
+and acalls in flight, rows 10-11), and rebeam.boc next to bocpy (rows 8-9). `--only` runs some
+workloads and updates their rows in latest.json, keeping the other rows from the previous run.
 
 Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
 shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
@@ -63,6 +63,11 @@ SIZES = {
     "boc_cpu_m": 4_000_000,
     "boc_cpu_reps": 3,
     "boc_cpu_rounds": 2,
+    # Executor.map and acalls in flight (executor_bench.py)
+    "exec_small_n": 10000,
+    "exec_cpu_n": 64,
+    "exec_cpu_m": 2_000_000,
+    "acall_n": 10000,
 }
 QUICK = {
     "call_n": 3000,
@@ -80,6 +85,9 @@ QUICK = {
     "boc_cpu_m": 1_000_000,
     "boc_cpu_reps": 2,
     "boc_cpu_rounds": 1,
+    "exec_small_n": 2000,
+    "exec_cpu_m": 500_000,
+    "acall_n": 2000,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -118,10 +126,10 @@ HELLO = {
 
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc"],
-    "mp": ["call", "cast", "cpu", "rss", "hello"],
+    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"],
+    "mp": ["call", "cast", "cpu", "rss", "hello", "exec"],
     "pykka": ["call", "cast", "cpu", "hello"],
-    "ray": ["call", "cast", "cpu", "rss", "crash", "hello"],
+    "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls"],
     "bocpy": ["boc"],
 }
 
@@ -251,6 +259,28 @@ def kv(sizes: dict) -> list[str]:
     return [f"{k}={v}" for k, v in sizes.items() if k != "hello_reps" and not k.startswith("boc_")]
 
 
+#: The workloads of executor_bench.py (one process per system and workload).
+TASK_WORKLOADS = ("exec", "acalls")
+
+
+def bench_tasks(system: str, sizes: dict, only: set[str], env: dict | None = None) -> dict:
+    """Executor.map (next to ProcessPoolExecutor and Ray tasks) and acalls in flight (next to
+    Ray's async actor calls): executor_bench.py, under `rebeam --workers 2` for rebeam."""
+    out: dict = {}
+    for w in TASK_WORKLOADS:
+        if w not in only or w not in WORKLOADS_OF[system]:
+            continue
+        log(f"{system}: {w}")
+        args = ["executor_bench.py", system, w] + kv(sizes)
+        if system == "rebeam":
+            cmd = [str(VENV_BIN / "rebeam"), "--workers", "2"] + args
+            env = {**(env or {}), "BENCH_EXPECT_WORKERS": "3"}  # the pool + rebeam's one warm spare
+        else:
+            cmd = [PY] + args
+        out[w] = first(run(f"{system}-{w}", cmd, 240, env), w)
+    return out
+
+
 def hello_times(name: str, cmd: list[str], reps: int, limit: float, env: dict | None = None) -> dict:
     """Whole-command wall time; and launch → first reply, from the reply's time.time() stamp."""
     walls, to_reply, inside, errors = [], [], [], []
@@ -332,6 +362,7 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
         )
     if "boc" in only:
         out.update(bench_boc("rebeam", sizes))
+    out.update(bench_tasks("rebeam", sizes, only))
     reap_leftovers("rebeam", notes)
     return out
 
@@ -395,7 +426,7 @@ def boc_speedup(runs: dict[int, list]) -> dict:
 def bench_peer(system: str, sizes: dict, only: set[str], notes: list[str]) -> dict:
     out: dict = {}
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if system == "ray" else {}
-    mine = [w for w in WORKLOADS_OF[system] if w in only and w not in ("hello", "boc")]
+    mine = [w for w in WORKLOADS_OF[system] if w in only and w not in ("hello", "boc", *TASK_WORKLOADS)]
     if system == "ray" and mine:
         log(f"ray: {', '.join(mine)} in one ray.init()")
         r = run("ray-all", [PY, "peers.py", "ray", "all"] + mine + kv(sizes), 240, env)
@@ -410,6 +441,7 @@ def bench_peer(system: str, sizes: dict, only: set[str], notes: list[str]) -> di
         out["hello"] = hello_times(system, [PY, "-c", HELLO[system]], sizes["hello_reps"], 60, env)
     if "boc" in only and "boc" in WORKLOADS_OF[system]:
         out.update(bench_boc(system, sizes))
+    out.update(bench_tasks(system, sizes, only, env))
     reap_leftovers(system, notes)
     return out
 
@@ -437,7 +469,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc"]
+ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:

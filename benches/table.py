@@ -119,6 +119,35 @@ ROWS = [
         "≤ grace + 20 ms (220)",
         "{:.1f}",
     ),
+    (
+        "exec_small",
+        "10. Executor.map over 10,000 small tasks (mp: ProcessPoolExecutor; Ray: tasks), 2 workers",
+        "tasks/s",
+        False,
+        lambda s: g(s, "exec", "small_tasks_per_s"),
+        "—",
+        "{:,.0f}",
+    ),
+    (
+        "exec_cpu",
+        "10. Executor.map over 64 CPU-bound tasks, 2 workers",
+        "s",
+        True,
+        lambda s: g(s, "exec", "cpu_seconds"),
+        "—",
+        "{:.3f}",
+    ),
+    (
+        "acall_rate",
+        "11. 10,000 acalls in flight from one event loop (Ray: async actor calls)",
+        "calls/s",
+        False,
+        lambda s: g(s, "acalls", "calls_per_s"),
+        "—",
+        "{:,.0f}",
+    ),
+    ("acall_p99", "11. 10,000 acalls in flight: p99 latency", "ms", True, lambda s: g(s, "acalls", "p99_ms"), "—",
+     "{:.1f}"),
 ]
 
 BOC_ROWS = [
@@ -168,6 +197,12 @@ NA = {  # peer cells that are not applicable, and why
     ("mp", "crash_exit"): "n/a (no supervisor)",
     ("ray", "crash_raise"): "n/a (exception keeps actor)",
     **{(p, k): "n/a (no safety gate)" for p in PEERS for k in ("disarm_loop", "disarm_loop_landed", "disarm_kill")},
+    ("pykka", "exec_small"): "n/a (threads)",
+    ("pykka", "exec_cpu"): "n/a (threads)",
+    ("pykka", "acall_rate"): "n/a (no asyncio calls)",
+    ("pykka", "acall_p99"): "n/a (no asyncio calls)",
+    ("mp", "acall_rate"): "n/a (no actors)",
+    ("mp", "acall_p99"): "n/a (no actors)",
 }
 
 
@@ -209,6 +244,10 @@ WORKLOAD_OF = {
     "disarm_loop": "safety",
     "disarm_loop_landed": "safety",
     "disarm_kill": "safety",
+    "exec_small": "exec",
+    "exec_cpu": "exec",
+    "acall_rate": "acalls",
+    "acall_p99": "acalls",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",

@@ -61,7 +61,9 @@ from .errors import (
     SerializationError,
     ShuttingDown,
     StartError,
+    WorkerCrashed,
 )
+from .groups import LEAST_BUSY, ROUND_ROBIN, Group, broadcast, members
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
     ONE_FOR_ALL,
@@ -80,7 +82,7 @@ __version__ = "0.1.0"
 
 #: Exported names whose module loads on first use: ``import rebeam`` (in every worker and in
 #: the main process, before the script's first line) then skips what they import.
-_LAZY = {"acall": "futures", "acast": "futures", "call_async": "futures"}
+_LAZY = {"acall": "futures", "acast": "futures", "call_async": "futures", "Executor": "executor"}
 
 
 def __getattr__(name: str):
@@ -100,6 +102,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",
     "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
+    "Group", "members", "broadcast", "ROUND_ROBIN", "LEAST_BUSY",
     "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
@@ -107,5 +110,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
-    "CapacityError", "NoQueue",
+    "CapacityError", "NoQueue", "WorkerCrashed", "Executor",
 ]

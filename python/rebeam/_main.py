@@ -206,6 +206,11 @@ def main() -> None:
     _body_running[0] = False
     try:
         if not _shutdown.is_set():
+            # As ProcessPoolExecutor at exit: executors left running finish their tasks first
+            # (only a script that made one has the module loaded).
+            executor = sys.modules.get(f"{__package__}.executor")
+            if executor is not None:
+                executor.shutdown_all()
             conn.body_done(error, exit_code)
         while not _shutdown.wait(0.5):
             pass

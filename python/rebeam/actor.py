@@ -207,7 +207,8 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
 
 
 def whereis(name: str) -> ProcessID | None:
-    """The live actor registered as ``name``, or None."""
+    """The live actor registered as ``name``, or None. For a group's name: its first member
+    present (:func:`~rebeam.members` lists them all)."""
     found = _runtime.connection().whereis(name)
     return ProcessID(*found) if found else None
 

@@ -44,6 +44,11 @@ class ActorDown(RebeamError):
     """The actor ended (crashed elsewhere, was stopped, or its worker died) before answering."""
 
 
+class WorkerCrashed(RebeamError):
+    """The worker process running a :class:`~rebeam.Executor` task died (a segfault,
+    ``os._exit``, the kernel's OOM killer); the worker was replaced and other tasks go on."""
+
+
 class RemoteError(RebeamError):
     """The handler raised. ``remote_type`` and ``remote_traceback`` say what and where;
     :meth:`reraise` raises it here as its own type."""
@@ -203,6 +208,7 @@ __all__ = [
     "RebeamError",
     "NoProcess",
     "ActorDown",
+    "WorkerCrashed",
     "RemoteError",
     "CallTimeout",
     "MessageTooLarge",

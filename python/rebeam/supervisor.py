@@ -92,7 +92,9 @@ def child_spec(obj: Any) -> dict:
     opts = Child(obj)
     if isinstance(obj, Child):
         opts, obj = obj, obj.spec
-    if isinstance(obj, Supervisor):
+    from .groups import Group  # here: groups builds on this module
+
+    if isinstance(obj, (Supervisor, Group)):
         spec = obj._as_child()
     elif isinstance(obj, GenPy):
         data, buffers = _runtime.dumps_code(obj, f"actor {type(obj).__name__}")
@@ -136,6 +138,21 @@ def child_spec(obj: Any) -> dict:
     return spec
 
 
+def _intensity(who: str, max_restarts: Any, max_seconds: Any) -> tuple[int, float]:
+    """A restart intensity checked against the governor's own bounds (ValueError if outside)."""
+    from ._rebeam import MAX_RESTART_WINDOW, MAX_RESTARTS
+
+    whole = isinstance(max_restarts, int) and not isinstance(max_restarts, bool)
+    if not whole or not 0 <= max_restarts <= MAX_RESTARTS:
+        raise ValueError(f"{who}: max_restarts={max_restarts!r} must be a whole number from 0 to {MAX_RESTARTS}")
+    # A window under a millisecond would reach the governor as 0 ms; `not <=` also refuses nan.
+    if not isinstance(max_seconds, (int, float)) or not 0.001 <= max_seconds <= MAX_RESTART_WINDOW:
+        raise ValueError(
+            f"{who}: max_seconds={max_seconds!r} must be a number of seconds from 0.001 to {MAX_RESTART_WINDOW:g}"
+        )
+    return int(max_restarts), max_seconds
+
+
 class Supervisor:
     """A supervision tree; see the module documentation."""
 
@@ -148,22 +165,10 @@ class Supervisor:
         name: str | None = None,
     ):
         _rebeam.check_strategy(strategy)
-        from ._rebeam import MAX_RESTART_WINDOW, MAX_RESTARTS  # the governor's own bounds
-
-        whole = isinstance(max_restarts, int) and not isinstance(max_restarts, bool)
-        if not whole or not 0 <= max_restarts <= MAX_RESTARTS:
-            raise ValueError(
-                f"Supervisor: max_restarts={max_restarts!r} must be a whole number from 0 to {MAX_RESTARTS}"
-            )
-        # A window under a millisecond would reach the governor as 0 ms; `not <=` also refuses nan.
-        if not isinstance(max_seconds, (int, float)) or not 0.001 <= max_seconds <= MAX_RESTART_WINDOW:
-            raise ValueError(
-                f"Supervisor: max_seconds={max_seconds!r} must be a number of seconds "
-                f"from 0.001 to {MAX_RESTART_WINDOW:g}"
-            )
+        max_restarts, max_seconds = _intensity("Supervisor", max_restarts, max_seconds)
         self.modules = list(modules)
         self.strategy = strategy
-        self.max_restarts = int(max_restarts)
+        self.max_restarts = max_restarts
         self.max_seconds = max_seconds
         self.name = name
         self.tree_id: int | None = None
@@ -192,8 +197,16 @@ class Supervisor:
         return f"Supervisor({self.name or ''!s}{self.strategy}, {len(self.modules)} children, {state})"
 
 
-def spawn(actor: Any, name: str | None = None) -> _runtime.ProcessID:
-    """Starts an actor (or a task) outside any tree and returns its ProcessID once it runs."""
+def spawn(actor: Any, name: str | None = None) -> Any:
+    """Starts an actor (or a task) outside any tree and returns its ProcessID once it runs.
+
+    A :class:`~rebeam.Group` gets a supervisor of its own (started in the main process; from a
+    worker, its members start unsupervised and are not restarted); ``spawn`` then returns the
+    members' ProcessIDs, in member order."""
+    from .groups import Group
+
+    if isinstance(actor, Group):
+        return actor._spawn()[1]
     spec = child_spec(child(actor, name=name) if name is not None else actor)
     if spec["kind"] in ("tree", "adopt"):
         raise TypeError("spawn starts actors and tasks; build a Supervisor to start a tree")

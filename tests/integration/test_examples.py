@@ -62,8 +62,21 @@ def test_robot_moves_only_while_armed():
     assert "killing it" not in r.stderr  # the interrupt stopped it; no kill was needed
 
 
+@pytest.mark.parametrize("python", [False, True], ids=["rebeam", "plain-python"])
+def test_parallel_map_survives_a_task_that_kills_its_worker(python):
+    cmd = [sys.executable, "main.py"] if python else [REBEAM, "--workers", "2", "main.py"]
+    r = subprocess.run(cmd, cwd=EXAMPLES / "parallel_map", capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out.count("task 13000: its worker crashed; the rest go on") == 1, out
+    assert [x for x in out if x.startswith("progress:")] == [f"progress: {n}/40" for n in (10, 20, 30, 40)]
+    assert "finished: 39 of 40 tasks" in out
+    assert "primes below 40000: 4203" in out
+    assert "primes below 100..1000 by 100: [25, 46, 62, 78, 95, 109, 125, 139, 154, 168]" in out
+
+
 def test_every_example_is_tested():
-    tested = {"quickstart", "robot"}
+    tested = {"quickstart", "robot", "parallel_map"}
     present = {p.name for p in EXAMPLES.iterdir() if (p / "main.py").exists()}
     assert present <= tested, f"examples without a test: {present - tested}"
 

@@ -11,12 +11,17 @@
 //! - A name is held by one actor at a time. It is taken when the actor is created and freed
 //!   exactly when the rules say (its handler crashed answering a call, or it ended), and only
 //!   by the actor holding it: freeing a name another actor took since is a no-op.
+//! - A name is an actor's or a group's (see [`groups`]), never both: each refuses the other.
 //!
 //! Nothing here performs I/O; the governor stores its per-process state in a [`Procs`] and its
 //! names in a [`Names`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+
+pub mod groups;
+
+pub use groups::{Balance, Group, JoinRefused};
 
 /// A process of the run: its slot and that slot's generation (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -175,15 +180,27 @@ impl<T> std::ops::IndexMut<ProcId> for Procs<T> {
     }
 }
 
-/// Actor names: which actor (by id) holds each.
+/// Actor names: which actor (by id) holds each, and the groups (see [`groups`]).
 #[derive(Debug, Clone, Default)]
 pub struct Names {
     held: HashMap<String, u64>,
+    groups: HashMap<String, Group>,
+}
+
+/// What a name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named<'a> {
+    Actor(ActorId),
+    Group(&'a Group),
 }
 
 impl Names {
-    /// Gives `name` to `actor`; `Err(holder)` if another actor holds it.
+    /// Gives `name` to `actor`; `Err(holder)` if another actor holds it, or a group (its
+    /// first present member; 0 while none is).
     pub fn register(&mut self, name: &str, actor: u64) -> Result<(), u64> {
+        if let Some(group) = self.groups.get(name) {
+            return Err(group.members().iter().flatten().copied().next().unwrap_or(0));
+        }
         match self.held.get(name) {
             Some(&holder) if holder != actor => Err(holder),
             _ => {
@@ -202,12 +219,63 @@ impl Names {
         false
     }
 
+    /// An actor's name only (a group's name finds nothing here: see [`Names::resolve`]).
     pub fn lookup(&self, name: &str) -> Option<u64> {
         self.held.get(name).copied()
     }
 
+    /// What `name` stands for, actor or group.
+    pub fn resolve(&self, name: &str) -> Option<Named<'_>> {
+        match self.held.get(name) {
+            Some(&id) => Some(Named::Actor(id)),
+            None => self.groups.get(name).map(Named::Group),
+        }
+    }
+
+    /// Puts `actor` at `position` of group `name` (of `size` positions), starting the group if
+    /// it has no member yet.
+    pub fn join(
+        &mut self,
+        name: &str,
+        position: u32,
+        size: u32,
+        balance: Balance,
+        actor: ActorId,
+    ) -> Result<(), JoinRefused> {
+        if let Some(&holder) = self.held.get(name) {
+            return Err(JoinRefused::NameTaken(holder));
+        }
+        let group = self.groups.entry(name.to_string()).or_insert_with(|| Group::new(size, balance));
+        let joined = match group.size() {
+            s if s != size => Err(JoinRefused::Size { size: s }),
+            _ => group.join(position, actor),
+        };
+        // A position past the end of a group this join started leaves it empty: forget it.
+        if group.members().iter().all(Option::is_none) {
+            self.groups.remove(name);
+        }
+        joined
+    }
+
+    /// Frees `position` of group `name` if `actor` holds it; the last member out ends the group.
+    pub fn leave(&mut self, name: &str, position: u32, actor: ActorId) {
+        if self.groups.get_mut(name).is_some_and(|g| g.leave(position, actor)) {
+            self.groups.remove(name);
+        }
+    }
+
+    /// The member of group `name` the next call goes to (see [`Group::pick`]).
+    pub fn pick(&mut self, name: &str, load: impl Fn(ActorId) -> Option<usize>) -> Option<ActorId> {
+        self.groups.get_mut(name)?.pick(load)
+    }
+
+    /// Actor names and their holders (groups are in [`Names::groups`]).
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
         self.held.iter().map(|(n, &a)| (n.as_str(), a))
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &Group)> {
+        self.groups.iter().map(|(n, g)| (n.as_str(), g))
     }
 }
 

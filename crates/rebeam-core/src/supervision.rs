@@ -222,7 +222,7 @@ pub struct SpecError {
     pub valid: Vec<&'static str>,
 }
 
-fn parse_spelling<T: Copy>(
+pub(crate) fn parse_spelling<T: Copy>(
     what: &'static str,
     value: &str,
     all: &[T],

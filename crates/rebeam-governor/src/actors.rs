@@ -16,10 +16,13 @@ use rebeam_proto::{
 use crate::report;
 use crate::router::{Input, ProcIdx, Router};
 use crate::tree::TreeId;
+use rebeam_core::registry::{JoinRefused, Named, Names};
 use rebeam_core::supervision::FaultId;
 
 pub struct Actor {
     pub name: Option<String>,
+    /// Its place in a group, if it is a member (it then has no name of its own).
+    pub group: Option<rebeam_proto::GroupSlot>,
     /// How logs and reports name it: `'counter'` or `Counter<12>`.
     pub label: String,
     code: ChildCode,
@@ -51,17 +54,26 @@ impl Router {
             return Err(ErrorInfo::new(ErrorKind::BadRequest, "a Supervisor is not an actor; nest it in a Supervisor"));
         }
         if let Some(name) = &spec.name {
-            if let Some(holder) = self.names.lookup(name) {
+            let taken = match self.names.resolve(name) {
+                None => None,
+                Some(Named::Actor(holder)) => Some(format!("registered to actor <{holder}>")),
+                Some(Named::Group(_)) => Some("a group's name".to_string()),
+            };
+            if let Some(taken) = taken {
                 return Err(ErrorInfo::new(
                     ErrorKind::StartFailed,
-                    format!("the name '{name}' is already registered to actor <{holder}>; pick another name or stop that actor first"),
+                    format!("the name '{name}' is already {taken}; pick another name or stop that actor first"),
                 ));
             }
         }
         let id = self.next_id();
-        let label = match &spec.name {
-            Some(n) => format!("'{n}'"),
-            None => format!("{}<{id}>", spec.label),
+        if let Some(slot) = &spec.group {
+            self.join_group(slot, id)?;
+        }
+        let label = match (&spec.name, &spec.group) {
+            (Some(n), _) => format!("'{n}'"),
+            (None, Some(slot)) => format!("'{}'[{}]", slot.name, slot.position),
+            (None, None) => format!("{}<{id}>", spec.label),
         };
         if let Some(name) = &spec.name {
             self.names.register(name, id).expect("checked free above, in this same step");
@@ -70,6 +82,7 @@ impl Router {
             id,
             Actor {
                 name: spec.name.clone(),
+                group: spec.group.clone(),
                 label,
                 code: spec.code.clone(),
                 started: false,
@@ -149,9 +162,7 @@ impl Router {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
-        if let Some(name) = &actor.name {
-            self.names.release(name, id);
-        }
+        actor.release_names(id, &mut self.names);
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
@@ -239,7 +250,40 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Puts a new member `id` in its group's position (see `rebeam_core::registry::groups`).
+    fn join_group(&mut self, slot: &rebeam_proto::GroupSlot, id: ActorId) -> Result<(), ErrorInfo> {
+        let joined = self.names.join(&slot.name, slot.position, slot.size, slot.balance, id);
+        let why = match joined {
+            Ok(()) => return Ok(()),
+            Err(JoinRefused::NameTaken(holder)) => format!(
+                "the name '{}' is already registered to actor <{holder}>; pick another name for the group",
+                slot.name
+            ),
+            Err(JoinRefused::Size { size }) => format!(
+                "a group named '{}' with {size} members is already running; pick another name or stop it first",
+                slot.name
+            ),
+            Err(JoinRefused::Held(holder)) => format!(
+                "member {} of the group '{}' is already running as actor <{holder}>; pick another name for the group",
+                slot.position, slot.name
+            ),
+        };
+        Err(ErrorInfo::new(ErrorKind::StartFailed, why))
+    }
+}
+
 impl Actor {
+    /// Frees what `id` (this actor) holds in `names`: its name, or its place in its group.
+    pub fn release_names(&self, id: ActorId, names: &mut Names) {
+        if let Some(name) = &self.name {
+            names.release(name, id);
+        }
+        if let Some(slot) = &self.group {
+            names.leave(&slot.name, slot.position, id);
+        }
+    }
+
     /// A function or module child: it runs, but takes no messages.
     pub fn is_task(&self) -> bool {
         matches!(self.code, ChildCode::Task { .. })

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rebeam_core::calls::{Caller, InFlight};
-use rebeam_core::registry::{Actors, Names, ProcId, Procs};
+use rebeam_core::registry::{Actors, Named, Names, ProcId, Procs};
 use rebeam_proto::{
     ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
     IntoEncoded, Kind, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, Routed,
@@ -502,9 +502,30 @@ impl Router {
                 }
                 self.start_top_level_tree(proc, req, spec);
             }
+            Request::StopTree { tree } => {
+                // Trees started by the main process are its to stop, top-level ones only: a
+                // nested tree is its supervisor's.
+                let body = if self.procs[proc].role != Role::Main || !self.trees.roots().contains(&tree) {
+                    let info = ErrorInfo::new(
+                        ErrorKind::BadRequest,
+                        format!("no top-level supervision tree {tree} is running for the main process to stop"),
+                    );
+                    Response::Refused(info)
+                } else {
+                    self.stop_tree(tree);
+                    Response::Done
+                };
+                self.respond(proc, req, body);
+            }
             Request::Whereis { name } => {
-                let found = self.names.lookup(&name).map(|id| ActorRef { id, name: Some(name.clone()) });
-                self.respond(proc, req, Response::Whereis(found));
+                let body = match self.names.resolve(&name) {
+                    Some(Named::Actor(id)) => Response::Whereis(Some(ActorRef { id, name: Some(name) })),
+                    Some(Named::Group(group)) => Response::Group(
+                        group.members().iter().map(|m| m.map(|id| ActorRef { id, name: None })).collect(),
+                    ),
+                    None => Response::Whereis(None),
+                };
+                self.respond(proc, req, body);
             }
             Request::Monitor { watcher, target } => {
                 let result = self.monitor(proc, watcher, &target);
@@ -631,10 +652,11 @@ impl Router {
         if let Some(caller) = replied.caller {
             if let Some(actor) = self.actors.get(&replied.actor) {
                 // Its handler raised, so it is ending (its Exited comes on its own
-                // socket, maybe after the caller's next call): free its name now, so
-                // that call gets NoProcess, as during the restart, not a dying actor.
-                if let (true, Some(name)) = (crashed, &actor.name) {
-                    self.names.release(name, replied.actor);
+                // socket, maybe after the caller's next call): free its name (or its place in
+                // its group) now, so that call gets NoProcess, as during the restart (or goes
+                // to another member), not to a dying actor.
+                if crashed {
+                    actor.release_names(replied.actor, &mut self.names);
                 }
             }
             self.send(caller.proc, answer(caller.req));
@@ -697,12 +719,25 @@ impl Router {
         Ok(())
     }
 
-    pub fn resolve(&self, target: TargetRef<'_>) -> Result<ActorId, ErrorInfo> {
+    /// The actor `target` names now: a group's name picks one member (so resolving mutates the
+    /// group's turn), busy meaning calls in flight to it.
+    pub fn resolve(&mut self, target: TargetRef<'_>) -> Result<ActorId, ErrorInfo> {
         let id = match target {
-            TargetRef::Name(name) => self
-                .names
-                .lookup(name)
-                .ok_or_else(|| ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running")))?,
+            TargetRef::Name(name) => {
+                let (calls, actors, procs) = (&self.calls, &self.actors, &self.procs);
+                // A member whose worker's connection is gone would refuse the message: its
+                // death is only not processed yet. One waiting for a worker takes it later.
+                let load = |a| match actors.proc_of(a) {
+                    Some(p) if procs.get(p).is_none_or(|p| p.tx.is_none()) => None,
+                    _ => Some(calls.of_actor(a).count()),
+                };
+                match self.names.lookup(name) {
+                    Some(id) => id,
+                    None => self.names.pick(name, load).ok_or_else(|| {
+                        ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
+                    })?,
+                }
+            }
             TargetRef::Actor(id) => id,
         };
         match self.actors.get(&id) {

@@ -4,6 +4,7 @@
 
 use crate::{SafetyTransition, StatusReport};
 use bytes::Bytes;
+pub use rebeam_core::registry::Balance;
 pub use rebeam_core::supervision::{Restart, Strategy};
 use serde::{Deserialize, Serialize};
 
@@ -196,6 +197,18 @@ pub struct ChildSpec {
     /// Polite-stop timeout in milliseconds; `None` waits forever, `Some(0)` kills at once.
     pub shutdown_ms: Option<u64>,
     pub code: ChildCode,
+    /// A group member (then `name` is `None`: the group's name is in the slot).
+    pub group: Option<GroupSlot>,
+}
+
+/// A group member's place: the group, its position there, and the group's size and balance
+/// (`rebeam_core::registry::groups` has the rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSlot {
+    pub name: String,
+    pub position: u32,
+    pub size: u32,
+    pub balance: Balance,
 }
 
 /// A supervisor and its children, in start order.
@@ -308,6 +321,11 @@ pub enum Request {
     StartTree {
         spec: TreeSpec,
     },
+    /// Stops a top-level tree (children in reverse start order); answered at once, with
+    /// `Done`, before the children have stopped.
+    StopTree {
+        tree: u64,
+    },
     Whereis {
         name: String,
     },
@@ -401,6 +419,9 @@ pub enum Response {
     Spawned(Result<ActorRef, ErrorInfo>),
     TreeStarted(Result<u64, ErrorInfo>),
     Whereis(Option<ActorRef>),
+    /// [`Request::Whereis`] of a group's name: its members by position (`None` where one is
+    /// restarting). Marked apart so that nobody caches a group's name as one actor's.
+    Group(Vec<Option<ActorRef>>),
     Monitored(Result<u64, ErrorInfo>),
     Subscribed(Result<u64, ErrorInfo>),
     Received(Option<(String, Payload)>),

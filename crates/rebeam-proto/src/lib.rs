@@ -52,7 +52,7 @@ pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
 
 /// Version spoken by this build; a Hello with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.

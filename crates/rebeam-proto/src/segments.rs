@@ -45,6 +45,7 @@ fn request<'a>(r: &'a mut Request, out: &mut Vec<&'a mut Payload>) {
         Request::Spawn { child } => child_code(&mut child.code, out),
         Request::StartTree { spec } => tree(spec, out),
         Request::Whereis { .. }
+        | Request::StopTree { .. }
         | Request::Monitor { .. }
         | Request::Demonitor { .. }
         | Request::Shutdown { .. }
@@ -68,6 +69,7 @@ fn response<'a>(r: &'a mut Response, out: &mut Vec<&'a mut Payload>) {
         | Response::Spawned(_)
         | Response::TreeStarted(_)
         | Response::Whereis(_)
+        | Response::Group(_)
         | Response::Monitored(_)
         | Response::Subscribed(_)
         | Response::BocStats(_)
@@ -150,7 +152,7 @@ mod tests {
     }
 
     fn child(code: ChildCode) -> ChildSpec {
-        ChildSpec { name: None, label: "c".into(), restart: Restart::Permanent, shutdown_ms: None, code }
+        ChildSpec { name: None, label: "c".into(), restart: Restart::Permanent, shutdown_ms: None, code, group: None }
     }
 
     /// One frame for every place a payload can be, and how many payloads it holds.

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use rebeam_core::registry::Balance;
 use rebeam_core::supervision::{self, Restart, Strategy};
 use rebeam_core::{defaults, topics};
 
@@ -14,6 +15,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(crate::convert::check_strategy, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::check_restart, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::convert::check_balance, m)?)?;
     m.add("PROTOCOL_VERSION", rebeam_proto::PROTOCOL_VERSION)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", topics::MAX_QUEUE)?;
@@ -33,6 +35,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_RESTART", Restart::default().as_str())?;
     m.add("STRATEGIES", PyTuple::new(py, Strategy::ALL.map(Strategy::as_str))?)?;
     m.add("RESTARTS", PyTuple::new(py, Restart::ALL.map(Restart::as_str))?)?;
+    m.add("BALANCES", PyTuple::new(py, Balance::ALL.map(Balance::as_str))?)?;
     m.add("ENV_VARS", PyTuple::new(py, rebeam_proto::env::ALL)?)?;
     m.add("ERROR_KINDS", PyTuple::new(py, KINDS.map(kind_name))?)?;
     Ok(())

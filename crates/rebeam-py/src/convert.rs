@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use rebeam_core::supervision::SpecError;
-use rebeam_proto::{ChildCode, ChildSpec, Payload, Restart, Strategy, Target, TreeSpec};
+use rebeam_proto::{Balance, ChildCode, ChildSpec, GroupSlot, Payload, Restart, Strategy, Target, TreeSpec};
 
 pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(name) = obj.cast::<PyString>() {
@@ -68,6 +68,20 @@ pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpe
         restart: parse_restart(&get(d, "restart")?.extract::<String>()?)?,
         shutdown_ms: get(d, "shutdown_ms")?.extract()?,
         code,
+        group: match d.get_item("group")? {
+            Some(g) if !g.is_none() => Some(group_from_py(g.cast::<PyDict>()?)?),
+            _ => None,
+        },
+    })
+}
+
+/// A group member's slot: `{"name", "position", "size", "balance"}`.
+fn group_from_py(d: &Bound<'_, PyDict>) -> PyResult<GroupSlot> {
+    Ok(GroupSlot {
+        name: get(d, "name")?.extract()?,
+        position: get(d, "position")?.extract()?,
+        size: get(d, "size")?.extract()?,
+        balance: parse_balance(&get(d, "balance")?.extract::<String>()?)?,
     })
 }
 
@@ -97,6 +111,11 @@ fn parse_restart(value: &str) -> PyResult<Restart> {
     value.parse().map_err(spelling_error)
 }
 
+/// A group's balance as Python spells it (`"round_robin"`, `"least_busy"`).
+fn parse_balance(value: &str) -> PyResult<Balance> {
+    value.parse().map_err(spelling_error)
+}
+
 /// "strategy must be one of one_for_one, one_for_all, rest_for_one, not 'x'": Python's repr
 /// of the bad value, as the rest of the API's ValueErrors show it.
 fn spelling_error(e: SpecError) -> PyErr {
@@ -109,6 +128,12 @@ fn spelling_error(e: SpecError) -> PyErr {
 #[pyfunction]
 pub fn check_strategy(value: &str) -> PyResult<&'static str> {
     parse_strategy(value).map(Strategy::as_str)
+}
+
+/// `_rebeam.check_balance`: as [`check_strategy`], for `Group(balance=...)`.
+#[pyfunction]
+pub fn check_balance(value: &str) -> PyResult<&'static str> {
+    parse_balance(value).map(Balance::as_str)
 }
 
 /// `_rebeam.check_restart`: as [`check_strategy`], for `child(restart=...)`.

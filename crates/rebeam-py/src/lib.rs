@@ -354,9 +354,30 @@ impl Connection {
         }
     }
 
+    /// Stops top-level tree `tree` (its children in reverse start order), without waiting.
+    fn stop_tree(&self, py: Python<'_>, tree: u64) -> PyResult<()> {
+        match self.request(py, Request::StopTree { tree }, None)? {
+            Response::Done => Ok(()),
+            Response::Refused(info) => Err(to_pyerr(py, info)),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// The actor named `name`; for a group's name, its first present member.
     fn whereis(&self, py: Python<'_>, name: String) -> PyResult<Option<(ActorId, Option<String>)>> {
         match self.request(py, Request::Whereis { name }, None)? {
             Response::Whereis(found) => Ok(found.map(|r| (r.id, r.name))),
+            Response::Group(members) => Ok(members.into_iter().flatten().next().map(|r| (r.id, r.name))),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
+    /// The members of group `name` by position (`None` where one is restarting); `None` if
+    /// `name` is not a group's (an actor's, or nobody's).
+    fn members(&self, py: Python<'_>, name: String) -> PyResult<Option<Vec<Option<ActorId>>>> {
+        match self.request(py, Request::Whereis { name }, None)? {
+            Response::Whereis(_) => Ok(None),
+            Response::Group(members) => Ok(Some(members.into_iter().map(|m| m.map(|r| r.id)).collect())),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
     }

@@ -129,6 +129,7 @@ impl Spawn {
             restart: self.restart,
             shutdown_ms: self.shutdown.map(|d| d.as_millis() as u64),
             code: ChildCode::Actor { class_name: self.class.clone(), instance: encode_value(&spec) },
+            group: None,
         }
     }
 }

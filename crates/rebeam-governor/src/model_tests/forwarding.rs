@@ -37,6 +37,7 @@ fn with_actor_and_caller(os: &FakeOs) -> (Router, ProcIdx, Drain, Drain) {
         restart: rebeam_proto::Restart::Temporary,
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Echo".into(), instance: Payload::default() },
+        group: None,
     };
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
     let actor = router.actors.on(worker).next().expect("the actor is placed on the worker");

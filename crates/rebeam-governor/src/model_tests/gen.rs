@@ -4,8 +4,8 @@
 //! requests collide: calls reach actors that exist, names are taken twice, cowns are shared.
 
 use rebeam_proto::{
-    ActorId, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Event, Exit, Gating, Outcome, Payload, Request, Restart,
-    Status, Strategy, Target, TreeSpec,
+    ActorId, Balance, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Event, Exit, Gating, GroupSlot, Outcome, Payload,
+    Request, Restart, Status, Strategy, Target, TreeSpec,
 };
 
 use rebeam_core::topics::MAX_QUEUE;
@@ -110,7 +110,15 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
         1 => Some(0),
         _ => Some(millis(rng, 5000)),
     };
-    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code }
+    // Some unnamed actors are group members, under the same few names, so that groups collide
+    // with actors' names, with each other's sizes, and with their own members' positions.
+    let group = (name.is_none() && matches!(code, ChildCode::Actor { .. }) && rng.chance(1, 3)).then(|| GroupSlot {
+        name: pick(rng, &NAMES).to_string(),
+        position: rng.below(3) as u32,
+        size: 2 + rng.below(2) as u32,
+        balance: pick(rng, &Balance::ALL),
+    });
+    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group }
 }
 
 pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
@@ -192,6 +200,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
         },
         13 if rng.chance(1, 3) => Request::Whereis { name: pick(rng, &NAMES).into() },
         13 => Request::Monitor { watcher: sender.filter(|_| rng.chance(1, 2)), target: target(rng, known) },
+        14 if rng.chance(1, 4) => Request::StopTree { tree: adoptee(rng, known) },
         14 => Request::Demonitor { monitor: some_id(rng, &known.monitors) },
         15 => Request::Subscribe {
             actor: if rng.chance(1, 2) { Some(some_id(rng, &known.actors)) } else { None },

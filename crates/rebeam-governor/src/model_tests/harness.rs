@@ -263,6 +263,7 @@ impl Harness {
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
         self.known.live_names = self.router.names.iter().map(|(n, _)| n.to_string()).collect();
+        self.known.live_names.extend(self.router.names.groups().map(|(n, _)| n.to_string()));
         self.known.live_names.sort_unstable();
         self.known.live_roots = self.router.trees.roots().to_vec();
         self.known.live_trees = self.router.trees.view().into_keys().collect();

@@ -77,6 +77,18 @@ fn actors(r: &Router) -> Result<(), String> {
             "name '{name}' maps to <{id}>, named otherwise"
         );
     }
+    for (name, group) in r.names.groups() {
+        ensure!(r.names.lookup(name).is_none(), "'{name}' is both an actor's name and a group's");
+        ensure!(group.members().iter().any(Option::is_some), "group '{name}' is listed with no member");
+        for (position, id) in group.members().iter().enumerate() {
+            let Some(id) = id else { continue };
+            let slot = r.actors.get(id).and_then(|a| a.group.as_ref());
+            ensure!(
+                slot.is_some_and(|s| s.name == name && s.position as usize == position),
+                "group '{name}' lists <{id}> at {position}, which is not that member"
+            );
+        }
+    }
     let queued: HashSet<u64> = r.queued_starts.iter().copied().collect();
     ensure!(queued.len() == r.queued_starts.len(), "an actor is queued to start twice");
     for id in &r.queued_starts {

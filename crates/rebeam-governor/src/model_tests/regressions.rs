@@ -99,6 +99,7 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
         restart: Restart::Temporary,
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Slow".into(), instance: Payload::default() },
+        group: None,
     };
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
     let actor = router.actors.on(worker).next().expect("the actor is placed on the worker");
@@ -168,8 +169,14 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
         max_seconds_ms: 5000,
         children,
     };
-    let child =
-        |code| ChildSpec { name: None, label: "Sup".into(), restart: Restart::Permanent, shutdown_ms: None, code };
+    let child = |code| ChildSpec {
+        name: None,
+        label: "Sup".into(),
+        restart: Restart::Permanent,
+        shutdown_ms: None,
+        code,
+        group: None,
+    };
     // The id the router hands the new tree next: the one a confused peer would name.
     let itself = router.next_id + 1;
     let flat = spec(vec![child(ChildCode::Adopt { tree: itself })]);
@@ -207,6 +214,7 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
         restart: Restart::Permanent,
         shutdown_ms: None,
         code: ChildCode::Tree(empty),
+        group: None,
     };
     let spec = TreeSpec {
         name: Some("outer".into()),
