@@ -14,6 +14,7 @@ use rebeam_proto::{
     FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
+use crate::channel::ChannelEnd;
 use crate::completions::{Completion, Completions, Tag};
 use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
 
@@ -56,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) refused: Mutex<Vec<ErrorInfo>>,
     /// Commands queued so far (see [`Client::commands_received`]).
     pub(crate) commands_in: AtomicU64,
+    /// Channel ends received and not yet taken, by channel id.
+    pub(crate) channels: Mutex<HashMap<u64, ChannelEnd>>,
 }
 
 impl Shared {
@@ -106,6 +109,7 @@ impl Client {
             unawaited: Mutex::new(HashSet::new()),
             refused: Mutex::new(Vec::new()),
             commands_in: AtomicU64::new(0),
+            channels: Mutex::new(HashMap::new()),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
@@ -236,6 +240,14 @@ impl Client {
     /// every command the governor sent before that response (frames arrive in order).
     pub fn commands_received(&self) -> u64 {
         self.shared.commands_in.load(Ordering::SeqCst)
+    }
+
+    /// Takes the end of channel `id` once its fds have arrived: with the answer to a
+    /// `Request::Route` that says `fresh`, or with a `Command::ChannelOpened`, both of which
+    /// the reader has handled before anyone sees them. None if it never came, could not be
+    /// opened, or was taken already.
+    pub fn take_channel(&self, id: u64) -> Option<ChannelEnd> {
+        lock(&self.shared.channels).remove(&id)
     }
 
     /// Whether the connection to the governor is gone.

@@ -1,4 +1,5 @@
-//! The reader thread: the only reader of the socket, never attached to Python.
+//! The reader thread: the only reader of the socket, never attached to Python. It takes the
+//! fds that come with a frame too (`channel.rs` has the rules).
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
@@ -7,15 +8,24 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use rebeam_proto::{read_frame, Command, Frame, Response};
 
+use crate::channel::{take_end, FdStream};
 use crate::client::{lock, Shared, Waiter};
 use crate::completions::Completion;
 use crate::ClientError;
 
 /// Reads frames until the socket closes or a frame is malformed, then wakes every waiter and
 /// completes every outstanding completion with `Gone`.
-pub(crate) fn run(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+    let mut stream = FdStream::new(stream);
     loop {
-        match read_frame(&mut stream, limit) {
+        let frame = read_frame(&mut stream, limit).map(|frame| {
+            let (frame, end) = take_end(frame, stream.take_fds());
+            if let Some(end) = end {
+                lock(&shared.channels).insert(end.id, end);
+            }
+            frame
+        });
+        match frame {
             Ok(Frame::Response { req, body }) => {
                 let waiter = lock(&shared.pending).remove(&req);
                 match waiter {

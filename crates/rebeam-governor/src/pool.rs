@@ -283,6 +283,8 @@ impl Router {
         self.unsubscribe_proc(proc);
         // Monitors it set from outside any actor: nobody is left to notify.
         self.monitors.retain(|_, m| m.watcher_proc != proc);
+        // Its channels: a process that replaces it gets new ones.
+        self.channels.proc_died(proc);
     }
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.
