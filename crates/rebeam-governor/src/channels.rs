@@ -2,9 +2,11 @@
 //!
 //! The rules:
 //! - A process asks for a route to an actor ([`Request::Route`](rebeam_proto::Request::Route)).
-//!   The answer names the actor's current id and its gated handlers, and a channel between the
+//!   The answer names the actor's current id and its gated handlers (under
+//!   `--safety require-armed`, all of them: a catch-all gated and no handler of its own), and a channel between the
 //!   asking process and the actor's process. Refused (the asker stays on the governor's path)
-//!   when there is no such actor, when it has not started yet (its gated handlers are not known),
+//!   when there is no such actor, when it is a task (no mailbox), when it has not started yet
+//!   (its gated handlers are not known),
 //!   when it lives in the asking process itself, or when the channel cannot be made.
 //! - One channel per pair of processes, whichever asked first: two rings (one each way), both
 //!   ends' doorbells, and a pidfd of each process for the other. The second process to ask gets
@@ -14,15 +16,17 @@
 //!   end. So a process opens a channel only after everything that reached it the old way
 //!   before, which is what keeps each sender → actor pair in order across the switch.
 //! - The governor owns lifetimes and keeps nothing: the fds leave with the frames that carry
-//!   them and close once written. A channel dies with its two processes; when either dies its
-//!   entry here goes, so a replacement process gets a new one.
+//!   them and close once written. A channel dies with its two processes; when either dies, the
+//!   other is told why ([`Command::ChannelClosed`](rebeam_proto::Command)), for the calls it
+//!   had in flight there, and the entry here goes, so a replacement process gets a new one.
 
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rebeam_proto::{
-    ActorRef, ChannelGrant, Command, ErrorInfo, ErrorKind, Frame, ReqId, Response, Route, TargetRef, CHANNEL_FDS,
+    ActorRef, ChannelGrant, Command, ErrorInfo, ErrorKind, Frame, Gating, ReqId, Response, Route, TargetRef,
+    CHANNEL_FDS,
 };
 use rebeam_shm::{ChannelFds, PeerWatch};
 
@@ -70,10 +74,10 @@ pub fn create(a: u32, b: u32, ring_bytes: usize) -> io::Result<(EndFds, EndFds)>
     Ok((end(&a_to_b, &b_to_a, &watch_b)?, end(&b_to_a, &a_to_b, &watch_a)?))
 }
 
-/// The channels handed out, by pair of processes.
+/// The channels handed out, by pair of processes: the channel's id and its two processes.
 #[derive(Default)]
 pub struct Channels {
-    open: HashMap<(u64, u64), u64>,
+    open: HashMap<(u64, u64), (u64, ProcIdx, ProcIdx)>,
 }
 
 fn pair(a: ProcIdx, b: ProcIdx) -> (u64, u64) {
@@ -84,8 +88,14 @@ fn pair(a: ProcIdx, b: ProcIdx) -> (u64, u64) {
 impl Channels {
     /// Forgets every channel of a process that died.
     pub fn proc_died(&mut self, proc: ProcIdx) {
-        let raw = proc.to_raw();
-        self.open.retain(|&(a, b), _| a != raw && b != raw);
+        self.open.retain(|_, &mut (_, a, b)| a != proc && b != proc);
+    }
+
+    /// The channels of `proc`: each one's id and the process at its other end.
+    pub fn of(&self, proc: ProcIdx) -> Vec<(u64, ProcIdx)> {
+        let other =
+            |&(id, a, b): &(u64, ProcIdx, ProcIdx)| (a == proc).then_some((id, b)).or((b == proc).then_some((id, a)));
+        self.open.values().filter_map(other).collect()
     }
 
     /// How many channels are open.
@@ -96,6 +106,15 @@ impl Channels {
 }
 
 impl Router {
+    /// Tells the process at the other end of each channel of `proc`, which died, why: the
+    /// direct calls it has in flight there fail with these words, as they would have on the
+    /// governor's path.
+    pub(crate) fn channels_peer_died(&self, proc: ProcIdx, why: &str) {
+        for (channel, other) in self.channels.of(proc) {
+            self.send(other, Frame::Command(Command::ChannelClosed { channel, why: why.to_string() }));
+        }
+    }
+
     /// Answers a `Request::Route` (see the module doc).
     pub(crate) fn route(&mut self, proc: ProcIdx, req: ReqId, target: TargetRef<'_>) {
         match self.route_to(proc, target) {
@@ -112,18 +131,25 @@ impl Router {
     fn route_to(&mut self, proc: ProcIdx, target: TargetRef<'_>) -> Result<(Route, Vec<OwnedFd>), ErrorInfo> {
         let id = self.resolve(target)?;
         let actor = self.actors.get(&id).expect("resolve() found it");
-        let (label, name, gating) = (actor.label.clone(), actor.name.clone(), actor.gating.clone());
+        let (label, name, mut gating) = (actor.label.clone(), actor.name.clone(), actor.gating.clone());
+        if self.gate.gates(false) {
+            // `--safety require-armed`: every subject is gated, so none may go direct.
+            gating = Gating { handled: Vec::new(), subjects: Vec::new(), catch_all: true };
+        }
         let host = self
             .actors
             .proc_of(id)
             .filter(|_| actor.started)
             .ok_or_else(|| ErrorInfo::new(ErrorKind::NoProcess, format!("actor {label} has not started yet")))?;
+        if actor.is_task() {
+            return Err(ErrorInfo::new(ErrorKind::NoMailbox, format!("{label} is a task; tasks take no messages")));
+        }
         if host == proc {
             return Err(ErrorInfo::new(ErrorKind::BadRequest, format!("actor {label} lives in this process")));
         }
         let actor = ActorRef { id, name };
         let host_pid = self.procs[host].pid;
-        if let Some(&channel) = self.channels.open.get(&pair(proc, host)) {
+        if let Some(&(channel, _, _)) = self.channels.open.get(&pair(proc, host)) {
             let channel = ChannelGrant { id: channel, peer_pid: host_pid, send_len: 0, recv_len: 0 };
             return Ok((Route { actor, gating, channel, fresh: false }, Vec::new()));
         }
@@ -131,7 +157,7 @@ impl Router {
             ErrorInfo::new(ErrorKind::BadRequest, format!("cannot open a channel to actor {label}: {e}"))
         })?;
         let channel = self.next_id();
-        self.channels.open.insert(pair(proc, host), channel);
+        self.channels.open.insert(pair(proc, host), (channel, proc, host));
         self.send_with_fds(host, Frame::Command(Command::ChannelOpened(theirs.grant(channel))), theirs.fds);
         Ok((Route { actor, gating, channel: mine.grant(channel), fresh: true }, mine.fds))
     }

@@ -10,6 +10,10 @@
 //! [`PeerInputs`]' budget for each frame until the router has handled it, and reads nothing
 //! more from its socket while it waits for room (backpressure on the sender's socket). What
 //! the governor sends them is bounded by their outbox (`outbox.rs`).
+//!
+//! A frame that hands a process a channel end carries fds (SCM_RIGHTS): the writer sends them
+//! with the frame's first bytes, in one sendmsg, so they reach the reader with that frame and
+//! no other; then they close here, and the governor holds none of a channel's fds.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

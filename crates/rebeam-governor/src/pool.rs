@@ -219,6 +219,7 @@ impl Router {
         let spare = p.spare;
         let desc = p.describe();
         let actors: Vec<ActorId> = self.actors.take_on(proc);
+        self.channels_peer_died(proc, &format!("{desc} died: {why}"));
         self.forget_dead_proc(proc);
 
         if role == Role::Main {

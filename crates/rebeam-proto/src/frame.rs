@@ -516,6 +516,8 @@ pub enum Command {
     SysPath { paths: Vec<String> },
     /// Another process opened a direct channel to this one; its fds come with this frame.
     ChannelOpened(ChannelGrant),
+    /// The process at the other end of a channel died, and why (the words its callers see).
+    ChannelClosed { channel: u64, why: String },
 }
 
 /// Process → governor, one-way.

@@ -96,7 +96,8 @@ fn command<'a>(c: &'a mut Command, out: &mut Vec<&'a mut Payload>) {
         | Command::CancelBehaviour { .. }
         | Command::Surrender { .. }
         | Command::SysPath { .. }
-        | Command::ChannelOpened(_) => {}
+        | Command::ChannelOpened(_)
+        | Command::ChannelClosed { .. } => {}
     }
 }
 

@@ -156,7 +156,7 @@ fn a_route_is_refused_for_no_actor_an_actor_in_the_asker_or_no_shared_memory() {
 }
 
 #[test]
-fn a_channel_is_forgotten_when_its_worker_dies() {
+fn a_channel_is_forgotten_and_its_peer_told_why_when_its_worker_dies() {
     let mut run = run(Gating::default());
     ask_route(&mut run.router, run.main, 2, Target::Name("counter".into()));
     assert!(route_answer(frames(&mut run.main_conn), 2).0.expect("routed").fresh);
@@ -165,4 +165,10 @@ fn a_channel_is_forgotten_when_its_worker_dies() {
     run.router.handle(Input::Lost(run.worker, lost));
     run.router.handle(Input::LostGrace(run.worker));
     assert_eq!(run.router.channels.len(), 0);
+    let told = frames(&mut run.main_conn).into_iter().find_map(|(f, _)| match f {
+        Frame::Command(Command::ChannelClosed { why, .. }) => Some(why),
+        _ => None,
+    });
+    let why = told.expect("the peer is told its channel closed");
+    assert!(why.starts_with("worker 1 (pid ") && why.contains(" died: "), "{why}");
 }

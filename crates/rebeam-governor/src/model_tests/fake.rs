@@ -266,7 +266,8 @@ impl Fake {
                 | Cmd::CancelBehaviour { .. }
                 | Cmd::Publication { .. }
                 | Cmd::SysPath { .. }
-                | Cmd::ChannelOpened(_) => {}
+                | Cmd::ChannelOpened(_)
+                | Cmd::ChannelClosed { .. } => {}
             },
             other => {
                 return Err(format!("the governor sent pid {:#x} a frame only a process sends: {other:?}", self.pid))
