@@ -74,6 +74,7 @@ impl Shared {
     /// Hands a response to whoever waits for request `req` (the socket's answers and the
     /// channels' alike).
     pub(crate) fn answer(&self, req: ReqId, body: Response) {
+        self.direct.answered(req, &body);
         let waiter = lock(&self.pending).remove(&req);
         match waiter {
             Some(Waiter::Reply(tx)) => {

@@ -19,7 +19,11 @@
 //!   delivery into the same command queue as the socket's: so what this process sent the old
 //!   way before it had the route is queued before anything it sends direct. A message too
 //!   large for the ring goes the governor's way, but only once the ring is drained (every
-//!   record sent is in the peer's queue), so it cannot overtake them.
+//!   record sent is in the peer's queue), so it cannot overtake them; a gated message likewise.
+//!   And nothing direct may overtake it in turn: once a message to an actor has gone the
+//!   governor's way, later ones to it follow the same way (a fence) until the answer to the
+//!   last of them that is a call comes from the actor itself, which says every earlier one
+//!   reached its queue; then they go direct again.
 //! - **A call never hangs.** Its waiter is the one the socket's answers use, with the caller's
 //!   own deadline. When the peer dies (its pidfd), every call in flight on the channel fails
 //!   with `ActorDown` and the routes over it are forgotten: at once when the governor's word of
@@ -81,6 +85,9 @@ pub(crate) struct Link {
     dead: AtomicBool,
     /// Why the peer died, as the governor said (`Command::ChannelClosed`).
     why: Mutex<Option<String>>,
+    /// Actors of the peer that messages of ours reach the governor's way for now: the number
+    /// of the last such message to each (see the module doc's rule on order).
+    fences: Mutex<HashMap<ActorId, u64>>,
 }
 
 /// A direct call hosted here: the channel its reply goes back on, its request id there, and
@@ -89,6 +96,13 @@ struct Hosted {
     link: Arc<Link>,
     req: ReqId,
     actor: ActorId,
+}
+
+/// The fence a call sent the governor's way may lift: its link and actor, and its number.
+struct Fence {
+    link: Arc<Link>,
+    actor: ActorId,
+    seq: u64,
 }
 
 /// What is known about sending to a target.
@@ -116,6 +130,10 @@ pub(crate) struct Direct {
     /// as the governor would.
     names: Mutex<HashMap<ActorId, String>>,
     next_delivery: AtomicU64,
+    /// Numbers the messages sent the governor's way to routed actors (fences).
+    next_fence: AtomicU64,
+    /// Calls sent the governor's way behind a fence: the fence their answer may lift.
+    fence_calls: Mutex<HashMap<ReqId, Fence>>,
     commands: Mutex<Option<CommandTx<Command>>>,
     pub(crate) drops: AtomicU64,
 }
@@ -143,6 +161,7 @@ impl Direct {
             inflight: Mutex::new(HashMap::new()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
+            fences: Mutex::new(HashMap::new()),
         });
         lock(&self.links).insert(id, link.clone());
         let shared = shared.clone();
@@ -173,13 +192,20 @@ impl Direct {
             Request::Call { target, subject, .. } | Request::Cast { target, subject, .. } => (target, subject),
             _ => return Way::Governor(body),
         };
-        let Some((actor, link)) = self.route(shared, target, subject) else {
+        let Some((actor, gated, link)) = self.route(shared, target, subject) else {
             return Way::Governor(body);
         };
         let (is_call, wait) = match &body {
             Request::Call { timeout_ms, .. } => (true, Duration::from_millis(*timeout_ms)),
             _ => (false, CAST_ROOM_WAIT),
         };
+        if gated || lock(&link.fences).contains_key(&actor) {
+            // Behind what went on the ring before: a peer dead or not reading answers it on
+            // the governor's path as it would have anyway.
+            let _ = drain(&link, wait);
+            self.fence(&link, actor, req, is_call);
+            return Way::Governor(body);
+        }
         // On the ring, the delivery the governor would have made: the caller's request id as
         // its delivery id (a call's; a cast has none), and the sender's name as it knows it.
         let direct = match body.clone() {
@@ -206,6 +232,7 @@ impl Direct {
             }
             Ok(false) => {
                 lock(&link.inflight).remove(&req);
+                self.fence(&link, actor, req, is_call);
                 Way::Governor(body)
             }
             Err(e) => {
@@ -223,7 +250,7 @@ impl Direct {
 
     /// The actor and channel for a direct message to `target` with `subject`, resolving the
     /// target on first use; None for the governor's path.
-    fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, Arc<Link>)> {
+    fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
         let cached = lock(&self.routes).get(target).cloned();
         let cached = match cached {
             Some(c) => c,
@@ -232,9 +259,36 @@ impl Direct {
         match cached {
             Cached::Direct { actor, gating, link } => {
                 let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
-                (!gated && !link.dead.load(Ordering::SeqCst)).then_some((actor, link))
+                (!link.dead.load(Ordering::SeqCst)).then_some((actor, gated, link))
             }
             Cached::Governor => None,
+        }
+    }
+
+    /// Message `req` to `actor` goes the governor's way: later ones follow it there until the
+    /// answer to a call sent so, the last one, comes from the actor (see the module doc).
+    fn fence(&self, link: &Arc<Link>, actor: ActorId, req: ReqId, is_call: bool) {
+        let seq = self.next_fence.fetch_add(1, Ordering::Relaxed);
+        lock(&link.fences).insert(actor, seq);
+        if is_call {
+            lock(&self.fence_calls).insert(req, Fence { link: link.clone(), actor, seq });
+        }
+    }
+
+    /// An answer from the governor's way: lifts the fence it may end (before its waiter sees it,
+    /// so the caller's next message may go direct).
+    pub(crate) fn answered(&self, req: ReqId, body: &Response) {
+        let Some(Fence { link, actor, seq }) = lock(&self.fence_calls).remove(&req) else { return };
+        // Only the actor's own answer says every earlier message reached it; the governor's
+        // refusals (safety, timeouts, a dead actor) say nothing about the host's queue.
+        let from_actor = match body {
+            Response::Call(Outcome::Reply { .. }) => true,
+            Response::Call(Outcome::Failed(info)) => info.kind == ErrorKind::Crashed,
+            _ => false,
+        };
+        let mut fences = lock(&link.fences);
+        if from_actor && fences.get(&actor) == Some(&seq) {
+            fences.remove(&actor);
         }
     }
 
@@ -389,17 +443,27 @@ fn write(link: &Link, encoded: &Encoded, wait: Duration) -> Result<bool, ShmErro
     if encoded.len() <= sender.max_record() {
         return sender.send(&parts, wait).map(|()| true);
     }
+    drop(sender);
+    drain(link, wait).map(|()| false)
+}
+
+/// Waits until the peer has taken every record sent on `link` (each is in its queue then).
+fn drain(link: &Link, wait: Duration) -> Result<(), ShmError> {
     let deadline = Instant::now() + wait;
-    while !sender.drained()? {
+    loop {
+        let mut sender = lock(&link.sender);
+        if sender.drained()? {
+            return Ok(());
+        }
         if sender.peer().gone() {
             return Err(ShmError::PeerGone);
         }
+        drop(sender);
         if Instant::now() >= deadline {
             return Err(ShmError::TimedOut);
         }
         std::thread::sleep(DRAIN_POLL);
     }
-    Ok(false)
 }
 
 fn answer_on(link: &Link, req: ReqId, body: Response) {

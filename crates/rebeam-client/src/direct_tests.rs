@@ -253,3 +253,40 @@ fn the_host_side_delivers_ring_records_as_commands_and_replies_on_the_ring() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn after_a_message_the_governors_way_later_ones_follow_it_until_a_call_is_answered_by_the_actor() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, cast("plain"));
+    let (_tx, mut rx) = answer_route(&mut s, &["fire"], std::process::id());
+    assert_eq!(first.join().unwrap(), Response::Cast { delivered: true });
+    assert!(matches!(next_record(&mut rx), Frame::Command(Command::Deliver { .. })));
+    // A gated cast goes the governor's way; an ungated one after it must not overtake it.
+    let fired = start(&client, cast("fire"));
+    let (r1, b1) = request_id(&mut s);
+    assert!(matches!(b1, Request::Cast { ref subject, .. } if subject == "fire"));
+    crate::tests::answer(&mut s, r1, Response::Cast { delivered: true });
+    fired.join().unwrap();
+    let after = start(&client, cast("after"));
+    let (r2, b2) = request_id(&mut s);
+    assert!(matches!(b2, Request::Cast { ref subject, .. } if subject == "after"), "fenced: {b2:?}");
+    crate::tests::answer(&mut s, r2, Response::Cast { delivered: true });
+    after.join().unwrap();
+    // A refusal from the governor lifts nothing; the actor's own answer does.
+    let refused = start(&client, call("c1"));
+    let (r3, _) = request_id(&mut s);
+    let info = ErrorInfo::new(ErrorKind::Safety, "not armed");
+    crate::tests::answer(&mut s, r3, Response::Call(Outcome::Failed(info)));
+    refused.join().unwrap();
+    let answered = start(&client, call("c2"));
+    let (r4, b4) = request_id(&mut s);
+    assert!(matches!(b4, Request::Call { ref subject, .. } if subject == "c2"), "still fenced: {b4:?}");
+    crate::tests::answer(&mut s, r4, reply(2));
+    assert_eq!(answered.join().unwrap(), reply(2));
+    assert_eq!(client.request(cast("direct again"), Some(WAIT)).unwrap(), Response::Cast { delivered: true });
+    match next_record(&mut rx) {
+        Frame::Command(Command::Deliver { subject, .. }) => assert_eq!(subject, "direct again"),
+        other => panic!("{other:?}"),
+    }
+}
