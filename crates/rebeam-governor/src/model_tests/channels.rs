@@ -10,10 +10,10 @@ use rebeam_proto::{
 use rebeam_shm::{ChannelFds, PeerWatch, Receiver, Sender};
 
 use super::fake::FakeOs;
-use super::regressions::{connect, router};
+use super::regressions::{connect, router_with};
 use crate::outbox::Drain;
 use crate::router::{Input, ProcIdx, Router};
-use crate::Program;
+use crate::{Program, SafetyMode};
 
 /// Every frame queued for a fake connection, decoded, with the fds that go with it.
 fn frames(conn: &mut Drain) -> Vec<(Frame, Vec<std::os::fd::OwnedFd>)> {
@@ -33,11 +33,15 @@ struct Run {
 
 /// A run whose one worker hosts actor "counter", started and declaring `gating`.
 fn run(gating: Gating) -> Run {
+    run_with(gating, SafetyMode::Marked)
+}
+
+fn run_with(gating: Gating, safety: SafetyMode) -> Run {
     let os = FakeOs::default();
     os.world().channels = true;
     let argv0 = std::ffi::OsString::from("main.py");
     let program = Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] };
-    let mut router = router(&os, program);
+    let mut router = router_with(&os, program, safety);
     let main = router.main;
     let worker = router.procs.find(|p| p.role == Role::Worker).expect("one worker");
     let main_conn = connect(&mut router, main, 1 << 20);
@@ -171,4 +175,12 @@ fn a_channel_is_forgotten_and_its_peer_told_why_when_its_worker_dies() {
     });
     let why = told.expect("the peer is told its channel closed");
     assert!(why.starts_with("worker 1 (pid ") && why.contains(" died: "), "{why}");
+}
+
+#[test]
+fn under_require_armed_a_route_marks_every_subject_gated() {
+    let mut run = run_with(Gating::default(), SafetyMode::RequireArmed);
+    ask_route(&mut run.router, run.main, 2, Target::Name("counter".into()));
+    let g = route_answer(frames(&mut run.main_conn), 2).0.expect("routed").gating;
+    assert!(rebeam_core::gate::marks(&g.subjects, g.catch_all, &g.handled, "any subject at all"), "{g:?}");
 }
