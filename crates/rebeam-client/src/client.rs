@@ -15,7 +15,12 @@ use rebeam_proto::{
 };
 
 use crate::completions::{Completion, Completions, Tag};
+use crate::direct::{Direct, Way};
 use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
+
+/// How long the client waits for the governor's answer to a request of its own (a route);
+/// without one the message goes the governor's way.
+const OWN_REQUEST_WAIT: Duration = Duration::from_secs(5);
 
 /// What the governor told this process in its `Welcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +61,58 @@ pub(crate) struct Shared {
     pub(crate) refused: Mutex<Vec<ErrorInfo>>,
     /// Commands queued so far (see [`Client::commands_received`]).
     pub(crate) commands_in: AtomicU64,
+    /// Calls and casts straight to the actor's process (`direct.rs`).
+    pub(crate) direct: Direct,
 }
 
 impl Shared {
     fn write(&self, frame: Frame) -> Result<(), ClientError> {
         let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
         encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+    }
+
+    /// Hands a response to whoever waits for request `req` (the socket's answers and the
+    /// channels' alike).
+    pub(crate) fn answer(&self, req: ReqId, body: Response) {
+        self.direct.answered(req, &body);
+        let waiter = lock(&self.pending).remove(&req);
+        match waiter {
+            Some(Waiter::Reply(tx)) => {
+                let _ = tx.send(body);
+            }
+            Some(Waiter::Completion) => self.completions.push(Completion { tag: req, result: Ok(body) }),
+            None => {
+                if lock(&self.unawaited).remove(&req) {
+                    if let Response::Refused(info) = body {
+                        lock(&self.refused).push(info);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends request `req` the governor's way.
+    pub(crate) fn write_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
+        self.write(Frame::Request { req, body })
+    }
+
+    /// Sends request `req` direct if it may go so, else the governor's way.
+    fn send_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
+        match self.direct.send(self, req, body) {
+            Way::Sent => Ok(()),
+            Way::Governor(body) => self.write_request(req, body),
+        }
+    }
+
+    /// A request to the governor and its answer, for the client's own needs (a route); None
+    /// if none came in [`OWN_REQUEST_WAIT`].
+    pub(crate) fn roundtrip(&self, body: Request) -> Option<Response> {
+        let req = self.open().ok()?;
+        let (tx, rx) = bounded(1);
+        lock(&self.pending).insert(req, Waiter::Reply(tx));
+        let got = self.write_request(req, body).ok().and_then(|()| rx.recv_timeout(OWN_REQUEST_WAIT).ok());
+        lock(&self.pending).remove(&req);
+        got
     }
 
     fn open(&self) -> Result<ReqId, ClientError> {
@@ -106,10 +157,12 @@ impl Client {
             unawaited: Mutex::new(HashSet::new()),
             refused: Mutex::new(Vec::new()),
             commands_in: AtomicU64::new(0),
+            direct: Direct::default(),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
         let (tx, commands) = unbounded();
+        shared.direct.set_commands(tx.clone());
         let for_reader = shared.clone();
         let limit = welcome.max_message_bytes + FRAME_OVERHEAD_BYTES;
         std::thread::Builder::new()
@@ -128,7 +181,12 @@ impl Client {
         self.shared.write(frame.clone())
     }
 
+    /// Sends an event; a reply to a direct call goes back on its channel instead.
     pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
+        if self.shared.direct.reply(&event) {
+            return Ok(());
+        }
+        self.shared.direct.note_event(&event);
         self.shared.write(Frame::Event(event))
     }
 
@@ -139,7 +197,7 @@ impl Client {
         lock(&self.shared.pending).insert(req, Waiter::Reply(tx));
         // Registered before it is written, so even an instant response finds its waiter.
         let pending = PendingResponse { shared: &self.shared, req, rx };
-        self.shared.write(Frame::Request { req, body })?;
+        self.shared.send_request(req, body)?;
         Ok(pending)
     }
 
@@ -156,7 +214,7 @@ impl Client {
         let req = self.shared.open()?;
         // Registered before it is written, so even an instant response finds its entry.
         lock(&self.shared.pending).insert(req, Waiter::Completion);
-        let written = self.shared.write(Frame::Request { req, body });
+        let written = self.shared.send_request(req, body);
         // The reader may have closed the connection between `open` and the insert; it sets
         // `closed` before it empties the map, so an entry it missed is still there to take
         // back. An entry already gone has had its completion queued (`Gone`, at the close),
@@ -195,7 +253,7 @@ impl Client {
     pub fn send_unawaited(&self, body: Request) -> Result<(), ClientError> {
         let req = self.shared.open()?;
         lock(&self.shared.unawaited).insert(req);
-        self.shared.write(Frame::Request { req, body })
+        self.shared.send_request(req, body)
     }
 
     /// The refusals of unawaited requests since the last call, oldest first.
@@ -236,6 +294,18 @@ impl Client {
     /// every command the governor sent before that response (frames arrive in order).
     pub fn commands_received(&self) -> u64 {
         self.shared.commands_in.load(Ordering::SeqCst)
+    }
+
+    /// Whether channel `id` is open here: its end arrived (with the answer to a
+    /// `Request::Route` that says `fresh`, or with a `Command::ChannelOpened`, both of which
+    /// the reader handles before anyone sees them) and its peer has not died.
+    pub fn has_channel(&self, id: u64) -> bool {
+        self.shared.direct.has_channel(id)
+    }
+
+    /// Direct casts dropped because the actor's ring stayed full (see the `direct` module).
+    pub fn direct_drops(&self) -> u64 {
+        self.shared.direct.drops.load(Ordering::Relaxed)
     }
 
     /// Whether the connection to the governor is gone.

@@ -16,21 +16,34 @@
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
+//! - Frames that hand over a direct channel's end come with its fds; the reader opens the end
+//!   and starts using it, and closes any fd no frame names (the rules are in the `channel`
+//!   module).
+//! - Ordinary calls and casts go straight to the actor's process once its route is known, and
+//!   their answers reach the same waiters (the rules are in the `direct` module).
 //! - Writers share one lock, so frames from several threads never interleave on the socket.
 //!
 //! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
 //! does, to run Python's signal handlers in between) without losing the response.
 
+mod channel;
+#[cfg(test)]
+mod channel_tests;
 mod client;
 #[cfg(test)]
 mod completion_tests;
 mod completions;
+mod direct;
+#[cfg(test)]
+mod direct_tests;
 mod reader;
 #[cfg(test)]
 mod tests;
 
+pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};
+pub use direct::{CAST_ROOM_WAIT, LOCAL_DELIVERY};
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
 
 /// Limit on the handshake's answer: a `Welcome` is a few bytes, so anything near this is not one.

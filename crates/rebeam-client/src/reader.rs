@@ -1,41 +1,38 @@
-//! The reader thread: the only reader of the socket, never attached to Python.
+//! The reader thread: the only reader of the socket, never attached to Python. It takes the
+//! fds that come with a frame too (`channel.rs` has the rules).
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
-use rebeam_proto::{read_frame, Command, Frame, Response};
+use rebeam_proto::{read_frame, Command, Frame};
 
+use crate::channel::{take_end, FdStream};
 use crate::client::{lock, Shared, Waiter};
 use crate::completions::Completion;
 use crate::ClientError;
 
 /// Reads frames until the socket closes or a frame is malformed, then wakes every waiter and
 /// completes every outstanding completion with `Gone`.
-pub(crate) fn run(mut stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+    let mut stream = FdStream::new(stream);
     loop {
-        match read_frame(&mut stream, limit) {
-            Ok(Frame::Response { req, body }) => {
-                let waiter = lock(&shared.pending).remove(&req);
-                match waiter {
-                    Some(Waiter::Reply(tx)) => {
-                        let _ = tx.send(body);
-                    }
-                    Some(Waiter::Completion) => shared.completions.push(Completion { tag: req, result: Ok(body) }),
-                    None => {
-                        if lock(&shared.unawaited).remove(&req) {
-                            if let Response::Refused(info) = body {
-                                lock(&shared.refused).push(info);
-                            }
-                        }
-                    }
-                }
+        let frame = read_frame(&mut stream, limit).map(|frame| {
+            let (frame, end) = take_end(frame, stream.take_fds());
+            if let Some(end) = end {
+                shared.direct.adopt(&shared, end);
             }
+            frame
+        });
+        match frame {
+            Ok(Frame::Response { req, body }) => shared.answer(req, body),
             Ok(Frame::Command(Command::Safety { state })) => {
                 shared.safety.store(state as u8, Ordering::SeqCst);
             }
+            Ok(Frame::Command(Command::ChannelClosed { channel, why })) => shared.direct.peer_closed(channel, why),
             Ok(Frame::Command(cmd)) => {
+                shared.direct.note_command(&cmd);
                 shared.commands_in.fetch_add(1, Ordering::SeqCst);
                 if commands.send(cmd).is_err() {
                     break;

@@ -17,6 +17,7 @@
 mod actors;
 mod boc;
 mod bus;
+mod channels;
 mod control;
 mod listener;
 mod main_restart;

@@ -10,16 +10,23 @@
 //! [`PeerInputs`]' budget for each frame until the router has handled it, and reads nothing
 //! more from its socket while it waits for room (backpressure on the sender's socket). What
 //! the governor sends them is bounded by their outbox (`outbox.rs`).
+//!
+//! A frame that hands a process a channel end carries fds (SCM_RIGHTS): the writer sends them
+//! with the frame's first bytes, in one sendmsg, so they reach the reader with that frame and
+//! no other; then they close here, and the governor holds none of a channel's fds.
 
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rebeam_proto::{Encoded, Frame, FrameDecoder, Inbound, ProtoError, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::outbox::{self, Outbox};
+use crate::outbox::{self, Outbox, Outgoing};
 use crate::router::{Input, ProcIdx};
 
 /// How long a fresh connection has to say Hello.
@@ -139,11 +146,12 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     };
 
     tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            if write_vectored_all(&mut wr, &frame).await.is_err() {
+        while let Some(out) = outbox.recv().await {
+            let len = out.bytes.len();
+            if write_outgoing(&mut wr, out).await.is_err() {
                 break;
             }
-            outbox.written(frame.len());
+            outbox.written(len);
         }
         let _ = wr.shutdown().await;
     });
@@ -167,9 +175,44 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     }
 }
 
-/// Writes a frame's header and payload pieces without concatenating them.
-async fn write_vectored_all(wr: &mut tokio::net::unix::OwnedWriteHalf, frame: &Encoded) -> std::io::Result<()> {
-    let (mut written, total) = (0, frame.len());
+/// Writes one queued frame; its fds (if any) go with its first bytes, then close here.
+async fn write_outgoing(wr: &mut tokio::net::unix::OwnedWriteHalf, out: Outgoing) -> std::io::Result<()> {
+    let written = if out.fds.is_empty() { 0 } else { send_with_fds(wr.as_ref(), &out.bytes, &out.fds).await? };
+    write_vectored_all(wr, &out.bytes, written).await
+}
+
+/// Writes the first bytes of `frame` with `fds` attached, in one sendmsg once the socket takes
+/// bytes. The kernel attaches the fds to the first byte written, and a receiver's recvmsg
+/// returns them no later than that byte: they arrive with the frame that names them.
+async fn send_with_fds(sock: &UnixStream, frame: &Encoded, fds: &[OwnedFd]) -> std::io::Result<usize> {
+    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    loop {
+        sock.writable().await?;
+        let sent = sock.try_io(Interest::WRITABLE, || {
+            let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                return Err(std::io::Error::other("the fds do not fit the control buffer"));
+            }
+            Ok(rustix::net::sendmsg(sock, &frame.slices_after(0), &mut control, SendFlags::NOSIGNAL)?)
+        });
+        match sent {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes a frame's header and payload pieces after its first `written` bytes, without
+/// concatenating them.
+async fn write_vectored_all(
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    frame: &Encoded,
+    mut written: usize,
+) -> std::io::Result<()> {
+    let total = frame.len();
     while written < total {
         match wr.write_vectored(&frame.slices_after(written)).await? {
             0 => return Err(std::io::ErrorKind::WriteZero.into()),
@@ -198,5 +241,52 @@ async fn next_frame(
             });
         }
         decoder.push(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebeam_proto::{decode_body, encode_parts, HEADER_BYTES};
+
+    /// A frame of `n` payload bytes (a delivery), encoded as the router queues it.
+    fn frame(n: usize) -> Encoded {
+        let payload = rebeam_proto::Payload { data: vec![7; n].into(), buffers: vec![] };
+        let cmd =
+            rebeam_proto::Command::Deliver { delivery: None, actor: 1, subject: "s".into(), sender: None, payload };
+        encode_parts(Frame::Command(cmd)).expect("encodes")
+    }
+
+    /// Fds written with a frame arrive with its bytes, whether the frame is small or needs many
+    /// writes; a frame without fds brings none.
+    #[tokio::test]
+    async fn fds_arrive_with_the_frame_that_carries_them() {
+        for size in [16, 4 << 20] {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
+            ours.set_nonblocking(true).expect("nonblocking");
+            let (_rd, mut wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+            let bell = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("an eventfd");
+            let (plain, carrying) = (frame(size), frame(size));
+            let want = (plain.len(), carrying.len());
+            let reader = std::thread::spawn(move || {
+                let mut got = (Vec::new(), Vec::new());
+                let mut buf = vec![0u8; 64 * 1024];
+                while got.0.len() < want.0 + want.1 {
+                    let (n, fds) = rebeam_shm::fdpass::recv_fds(&theirs, &mut buf).expect("reads");
+                    assert!(n > 0, "the stream ended early");
+                    got.0.extend_from_slice(&buf[..n]);
+                    got.1.extend(fds.into_iter().map(|fd| (got.0.len(), fd)));
+                }
+                got
+            });
+            write_outgoing(&mut wr, Outgoing { bytes: plain, fds: vec![] }).await.expect("written");
+            write_outgoing(&mut wr, Outgoing { bytes: carrying, fds: vec![bell] }).await.expect("written");
+            let (bytes, fds) = reader.join().expect("the reader");
+            assert_eq!(fds.len(), 1);
+            let at = fds[0].0;
+            assert!(at > want.0 && at <= want.0 + want.1, "the fd came at byte {at}, outside the second frame");
+            let second = decode_body(&bytes[want.0 + HEADER_BYTES..]).expect("decodes");
+            assert!(matches!(second, Frame::Command(rebeam_proto::Command::Deliver { .. })));
+        }
     }
 }

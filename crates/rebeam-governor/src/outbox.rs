@@ -21,6 +21,7 @@
 //! slowed down by its own socket, and the router, which never sends to itself there, cannot
 //! deadlock on it.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,10 +39,17 @@ pub fn budget(frame_limit: u64) -> u64 {
     frame_limit.saturating_mul(2)
 }
 
+/// One queued frame, and the fds that go with its first byte (SCM_RIGHTS): the outbox holds
+/// them until they are written, then they close, so the governor keeps no channel open.
+pub struct Outgoing {
+    pub bytes: Encoded,
+    pub fds: Vec<OwnedFd>,
+}
+
 /// The sending half of one connection's outbox (the router's side).
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Encoded>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     state: Arc<State>,
 }
 
@@ -61,7 +69,7 @@ pub enum Refusal {
 
 /// The receiving half, for the connection's writer task.
 pub struct Drain {
-    rx: mpsc::UnboundedReceiver<Encoded>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
     state: Arc<State>,
 }
 
@@ -84,12 +92,17 @@ impl Outbox {
     /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
     /// is gone. `now` tells the time should the outbox go over budget.
     pub fn push(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> bool {
+        self.push_with_fds(bytes, Vec::new(), now)
+    }
+
+    /// As `push`, with fds that travel with the frame (a channel end handed over).
+    pub fn push_with_fds(&self, bytes: Encoded, fds: Vec<OwnedFd>, now: impl FnOnce() -> Instant) -> bool {
         let len = bytes.len() as u64;
         let queued = self.state.queued.fetch_add(len, Ordering::SeqCst) + len;
         if queued > self.state.budget {
             self.state.mark_over(now);
         }
-        self.tx.send(bytes).is_ok()
+        self.tx.send(Outgoing { bytes, fds }).is_ok()
     }
 
     /// Queues a frame only if it fits in the budget.
@@ -115,16 +128,22 @@ impl Outbox {
 }
 
 impl Drain {
-    pub async fn recv(&mut self) -> Option<Encoded> {
+    pub async fn recv(&mut self) -> Option<Outgoing> {
         self.rx.recv().await
     }
 
     /// A frame already queued, if any, counted as written (the model test's fake processes).
     #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Encoded> {
-        let bytes = self.rx.try_recv().ok()?;
-        self.written(bytes.len());
-        Some(bytes)
+        self.try_recv_with_fds().map(|out| out.bytes)
+    }
+
+    /// As `try_recv`, with the fds that go with the frame.
+    #[cfg(test)]
+    pub fn try_recv_with_fds(&mut self) -> Option<Outgoing> {
+        let out = self.rx.try_recv().ok()?;
+        self.written(out.bytes.len());
+        Some(out)
     }
 
     /// `len` bytes reached the socket.
@@ -204,9 +223,9 @@ mod tests {
         assert!(out.over_for(now).is_some());
         // Frames that cannot be lost are queued anyway.
         assert!(out.push(frame(6), Instant::now));
-        let first = drain.recv().await.expect("queued");
+        let first = drain.recv().await.expect("queued").bytes;
         drain.written(first.len());
-        let second = drain.recv().await.expect("queued");
+        let second = drain.recv().await.expect("queued").bytes;
         drain.written(second.len());
         assert_eq!(out.over_for(now), None);
         assert_eq!(out.offer(frame(10), Instant::now), Ok(()));

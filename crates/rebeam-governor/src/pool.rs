@@ -230,6 +230,7 @@ impl Router {
         let spare = p.spare;
         let desc = p.describe();
         let actors: Vec<ActorId> = self.actors.take_on(proc);
+        self.channels_peer_died(proc, &format!("{desc} died: {why}"));
         self.forget_dead_proc(proc);
 
         if role == Role::Main {
@@ -297,6 +298,8 @@ impl Router {
         self.monitors.retain(|_, m| m.watcher_proc != proc);
         // A Preload it was waiting for.
         self.preloads_pending.retain(|&p| p != proc);
+        // Its channels: a process that replaces it gets new ones.
+        self.channels.proc_died(proc);
     }
 
     /// Promotes the warm spare into the pool (or starts a new worker) and starts a new spare.

@@ -120,6 +120,8 @@ pub trait Os: Send {
     fn after(&self, delay: Duration, input: Input);
     /// The monotonic clock (call deadlines, restart windows, throttles).
     fn now(&self) -> Instant;
+    /// Creates a direct channel between processes `a` and `b` (`channels.rs`): `a`'s end first.
+    fn open_channel(&self, a: u32, b: u32) -> io::Result<(crate::channels::EndFds, crate::channels::EndFds)>;
 }
 
 /// The real processes, signals and timers of a run.
@@ -157,6 +159,10 @@ impl Os for RealOs {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn open_channel(&self, a: u32, b: u32) -> io::Result<(crate::channels::EndFds, crate::channels::EndFds)> {
+        crate::channels::create(a, b, crate::channels::CHANNEL_RING_BYTES)
     }
 }
 

@@ -125,6 +125,8 @@ pub struct Router {
     pub(crate) boc: crate::boc::Boc,
     pub(crate) messages: crate::messages::Messages,
     pub(crate) notices: crate::notices::Notices,
+    /// The direct channels handed out (`channels.rs`).
+    pub(crate) channels: crate::channels::Channels,
     pub(crate) control_path: PathBuf,
     /// Actors waiting for a ready worker.
     pub(crate) queued_starts: VecDeque<ActorId>,
@@ -312,6 +314,7 @@ impl Router {
             boc: crate::boc::Boc::default(),
             messages: crate::messages::Messages::default(),
             notices: crate::notices::Notices::default(),
+            channels: crate::channels::Channels::default(),
             control_path,
             queued_starts: VecDeque::new(),
             next_id: 1,
@@ -339,11 +342,17 @@ impl Router {
     /// Sends a frame the protocol cannot lose (see `outbox.rs`); by value, so encoding moves its
     /// payloads out instead of cloning the frame. A routed frame goes out as it is.
     pub fn send(&self, proc: ProcIdx, frame: impl IntoEncoded) -> bool {
+        self.send_with_fds(proc, frame, Vec::new())
+    }
+
+    /// As `send`, with fds that go with the frame (see `channels.rs`); they close here if the
+    /// process is gone.
+    pub fn send_with_fds(&self, proc: ProcIdx, frame: impl IntoEncoded, fds: Vec<std::os::fd::OwnedFd>) -> bool {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
         match frame.into_encoded() {
-            Ok(bytes) => tx.push(bytes, || self.os.now()),
+            Ok(bytes) => tx.push_with_fds(bytes, fds, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 false
@@ -595,6 +604,7 @@ impl Router {
                 let body = self.notices_snapshot(clear);
                 self.respond(proc, req, body);
             }
+            Request::Route { target } => self.route(proc, req, target.as_target_ref()),
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
                 let who = self.procs[proc].describe();

@@ -151,6 +151,38 @@ pub struct Gating {
     pub catch_all: bool,
 }
 
+/// How many fds travel with a frame that hands over a channel end ([`Frame::fds_expected`]),
+/// in this order: the segment, data bell and space bell of the ring this end sends on; the same
+/// three of the ring it receives on; a pidfd of the process at the other end.
+pub const CHANNEL_FDS: usize = 7;
+
+/// One end of a direct channel between two processes, as the governor hands it out. Its
+/// [`CHANNEL_FDS`] fds arrive with the frame that carries it (SCM_RIGHTS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelGrant {
+    /// The channel's id, unique for the run.
+    pub id: u64,
+    /// The process at the other end.
+    pub peer_pid: u32,
+    /// Length of the segment this end sends on.
+    pub send_len: u64,
+    /// Length of the segment this end receives on.
+    pub recv_len: u64,
+}
+
+/// Where an actor lives, as a process asks for it to send to it directly ([`Request::Route`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The actor now under that target (a restarted actor has a new id).
+    pub actor: ActorRef,
+    /// Its gated handlers: work for them stays on the governor's path.
+    pub gating: Gating,
+    /// The channel to the actor's process.
+    pub channel: ChannelGrant,
+    /// Whether the channel's fds come with this frame; else this process already holds it.
+    pub fresh: bool,
+}
+
 /// Safety states, as the wire carries them (`rebeam-core` owns the machine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Safety {
@@ -252,6 +284,18 @@ pub enum Frame {
     Control(ControlRequest),
     /// Governor → host, answering a [`Frame::Control`].
     ControlReply(ControlResponse),
+}
+
+impl Frame {
+    /// How many fds must arrive with this frame (see [`CHANNEL_FDS`]); fds with any other
+    /// frame are stray, and a receiver closes them.
+    pub fn fds_expected(&self) -> usize {
+        match self {
+            Frame::Response { body: Response::Route(Ok(route)), .. } if route.fresh => CHANNEL_FDS,
+            Frame::Command(Command::ChannelOpened(_)) => CHANNEL_FDS,
+            _ => 0,
+        }
+    }
 }
 
 /// What the host may ask on the control socket. Arriving on a process's socket, these are
@@ -407,6 +451,12 @@ pub enum Request {
     Notices {
         clear: bool,
     },
+    /// Where `target` lives, with a channel to its process for direct calls and casts:
+    /// answered with [`Response::Route`] (refused for an actor in the asking process itself,
+    /// or one not started yet).
+    Route {
+        target: Target,
+    },
 }
 
 /// Governor → process, answering a [`Request`].
@@ -431,6 +481,8 @@ pub enum Response {
     BocStats(Vec<(u32, u32, u64)>),
     /// Whether a [`Request::NoticeUpdate`] applied.
     Updated(bool),
+    /// The answer to a [`Request::Route`], with the channel's fds when `fresh`.
+    Route(Result<Route, ErrorInfo>),
     Done,
     Refused(ErrorInfo),
 }
@@ -483,6 +535,10 @@ pub enum Command {
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
     /// The main process's `sys.path` (see `Event::SysPath`): import as it does.
     SysPath { paths: Vec<String> },
+    /// Another process opened a direct channel to this one; its fds come with this frame.
+    ChannelOpened(ChannelGrant),
+    /// The process at the other end of a channel died, and why (the words its callers see).
+    ChannelClosed { channel: u64, why: String },
 }
 
 /// Process → governor, one-way.

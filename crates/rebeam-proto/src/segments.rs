@@ -56,7 +56,8 @@ fn request<'a>(r: &'a mut Request, out: &mut Vec<&'a mut Payload>) {
         | Request::Drain { .. }
         | Request::SetTags { .. }
         | Request::BocStats
-        | Request::Notices { .. } => {}
+        | Request::Notices { .. }
+        | Request::Route { .. } => {}
     }
 }
 
@@ -74,6 +75,7 @@ fn response<'a>(r: &'a mut Response, out: &mut Vec<&'a mut Payload>) {
         | Response::Subscribed(_)
         | Response::BocStats(_)
         | Response::Updated(_)
+        | Response::Route(_)
         | Response::Done
         | Response::Refused(_) => {}
     }
@@ -95,7 +97,9 @@ fn command<'a>(c: &'a mut Command, out: &mut Vec<&'a mut Payload>) {
         | Command::Cancel { .. }
         | Command::CancelBehaviour { .. }
         | Command::Surrender { .. }
-        | Command::SysPath { .. } => {}
+        | Command::SysPath { .. }
+        | Command::ChannelOpened(_)
+        | Command::ChannelClosed { .. } => {}
     }
 }
 

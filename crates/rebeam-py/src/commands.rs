@@ -210,6 +210,8 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         }
         Command::Shutdown { code } => new(py, Shutdown { code })?,
         Command::Safety { .. } => return Ok(None),
+        // The reader keeps the channel's end (`Client::take_channel`); Python has no part in it.
+        Command::ChannelOpened(_) | Command::ChannelClosed { .. } => return Ok(None),
         Command::Surrender { cown } => new(py, Surrender { cown })?,
         Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused } => {
             let mut moved = Vec::new();

@@ -136,6 +136,11 @@ impl Sender {
         }
     }
 
+    /// Whether the receiver has taken every record sent (one read of its index).
+    pub fn drained(&mut self) -> Result<bool> {
+        Ok(self.ring.free()? == self.ring.capacity())
+    }
+
     /// The largest record this channel carries.
     pub fn max_record(&self) -> usize {
         self.ring.max_record()

@@ -158,3 +158,15 @@ fn random_sizes_cross_threads_intact_and_in_order() {
     }
     sender.join().unwrap();
 }
+
+#[test]
+fn a_sender_is_drained_once_the_receiver_has_released_every_record() {
+    let (mut tx, mut rx, _) = ends(4096, me(), me());
+    assert!(tx.drained().unwrap());
+    tx.try_send(&[b"one"]).unwrap();
+    assert!(!tx.drained().unwrap());
+    let record = rx.try_recv().unwrap().expect("a record");
+    assert!(!tx.drained().unwrap(), "a record still held is not released");
+    drop(record);
+    assert!(tx.drained().unwrap());
+}

@@ -12,8 +12,13 @@ fn dropping_the_runtime_ends_the_governor_and_every_worker() {
     assert_eq!(runtime.workers(), 1);
     assert_eq!(runtime.safety(), rebeam::Safety::Disarmed);
     let governor = runtime.governor_pid();
-    let run = common::descendants(governor);
-    // One worker and one spare are started at once (they may still be connecting).
+    // One worker, then a spare once the worker is ready (the pool starts spares last).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut run = common::descendants(governor);
+    while run.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        run = common::descendants(governor);
+    }
     assert!(run.len() >= 2, "expected a worker and a spare under the governor, found {run:?}");
     assert!(runtime.control_socket().exists());
     let control = runtime.control_socket().to_path_buf();

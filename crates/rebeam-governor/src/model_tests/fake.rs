@@ -3,7 +3,9 @@
 //! SAFETY: the test runs as root on a shared machine. The fake OS only records what the router
 //! asks for; nothing here calls into the kernel (the real `kill`/`killpg` are private to
 //! `process.rs` and reached only through `RealOs`). As a second guard every fake pid is above
-//! any possible `pid_max`, so even a real signal to one would find no process.
+//! any possible `pid_max`, so even a real signal to one would find no process. The one
+//! exception is a channel, when a directed test asks for real ones (`World::channels`): shared
+//! memory and doorbells of the test's own, watching the test process itself, never a fake pid.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -36,6 +38,10 @@ pub struct World {
     /// The virtual clock: milliseconds since `epoch`, moved on by the harness.
     pub now_ms: u64,
     pub epoch: Option<Instant>,
+    /// Make real channels (both ends watch this test process); else opening one fails.
+    pub channels: bool,
+    /// Channels opened so far.
+    pub channels_opened: u32,
 }
 
 #[derive(Clone, Default)]
@@ -74,6 +80,16 @@ impl Os for FakeOs {
         let mut w = self.world();
         let epoch = *w.epoch.get_or_insert_with(Instant::now);
         epoch + Duration::from_millis(w.now_ms)
+    }
+
+    fn open_channel(&self, _a: u32, _b: u32) -> io::Result<(crate::channels::EndFds, crate::channels::EndFds)> {
+        let mut w = self.world();
+        if !w.channels {
+            return Err(io::Error::other("the model has no shared memory"));
+        }
+        w.channels_opened += 1;
+        let me = std::process::id();
+        crate::channels::create(me, me, crate::channels::MIN_RING_BYTES)
     }
 }
 
@@ -249,7 +265,9 @@ impl Fake {
                 | Cmd::Cancel { .. }
                 | Cmd::CancelBehaviour { .. }
                 | Cmd::Publication { .. }
-                | Cmd::SysPath { .. } => {}
+                | Cmd::SysPath { .. }
+                | Cmd::ChannelOpened(_)
+                | Cmd::ChannelClosed { .. } => {}
             },
             other => {
                 return Err(format!("the governor sent pid {:#x} a frame only a process sends: {other:?}", self.pid))

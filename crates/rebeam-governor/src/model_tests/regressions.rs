@@ -26,6 +26,11 @@ fn script_router(os: &FakeOs) -> Router {
 }
 
 pub(super) fn router(os: &FakeOs, program: Program) -> Router {
+    router_with(os, program, SafetyMode::Marked)
+}
+
+/// As `router`, under safety mode `safety`.
+pub(super) fn router_with(os: &FakeOs, program: Program, safety: SafetyMode) -> Router {
     let config = Config {
         python: PathBuf::from("/nonexistent/python"),
         program,
@@ -34,7 +39,7 @@ pub(super) fn router(os: &FakeOs, program: Program) -> Router {
         max_message_bytes: 64,
         shutdown_timeout: Duration::from_secs(10),
         log_filter: String::new(),
-        safety: SafetyMode::Marked,
+        safety,
         safety_grace: Duration::from_millis(200),
         allow_publish: vec![],
         control_socket: None,

@@ -1,0 +1,524 @@
+//! Calls and casts straight to the actor's process, over the channels the governor hands out.
+//!
+//! The rules:
+//! - **Resolved once.** The first call or cast to a target asks the governor for a route
+//!   (`Request::Route`): the actor's id, its gated handlers, a channel to its process. The
+//!   route is cached under the target; a refusal because the actor lives in this process, or
+//!   is a task, is cached too (such messages stay on the governor's path, which answers them as
+//!   before); any other refusal is not cached.
+//! - **What goes direct:** an ordinary call or cast to a cached route whose subject is not
+//!   gated. Gated subjects (every subject under `--safety require-armed`, which the governor
+//!   says in the route) and everything else keep the governor's path, with its refusal and
+//!   disarm ladder unchanged.
+//! - **One order per sender → actor.** A record on a channel is a frame as the socket carries
+//!   it (the routing header and its pieces): the `Command::Deliver` the governor would have
+//!   made (the caller's request id as a call's delivery id, the sender's name as the caller
+//!   knows it), or the answer to one. The actor's process learns of the channel on
+//!   its socket behind every delivery the governor sent it before (see the governor's
+//!   `channels` module), and its channel thread starts only then, putting each record's
+//!   delivery into the same command queue as the socket's: so what this process sent the old
+//!   way before it had the route is queued before anything it sends direct. A message too
+//!   large for the ring goes the governor's way, but only once the ring is drained (every
+//!   record sent is in the peer's queue), so it cannot overtake them; a gated message likewise.
+//!   And nothing direct may overtake it in turn: once a message to an actor has gone the
+//!   governor's way, later ones to it follow the same way (a fence) until the answer to the
+//!   last of them that is a call comes from the actor itself, which says every earlier one
+//!   reached its queue; then they go direct again.
+//! - **A call never hangs.** Its waiter is the one the socket's answers use, with the caller's
+//!   own deadline. When the peer dies (its pidfd), every call in flight on the channel fails
+//!   with `ActorDown` and the routes over it are forgotten: at once when the governor's word of
+//!   why arrives (`Command::ChannelClosed`, sent once it has reaped the process, so the words
+//!   are those of the governor's path), after [`PEER_WHY_WAIT`] at the latest without it.
+//! - **A restarted actor.** Its process answers a record for an id it does not host with
+//!   `NoProcess`: nothing was delivered, so the call is sent again the governor's way, once,
+//!   under its original target (the governor resolves it afresh), and its route is forgotten.
+//!   A cast for an id it does not host is lost (as one to an actor that ended is), and its
+//!   answer tells the sender to forget the routes over that channel.
+//! - **Casts don't wait.** A direct cast is answered `delivered` once it is in the ring. A
+//!   full ring waits up to [`CAST_ROOM_WAIT`], then the cast is answered not delivered and
+//!   counted in [`Client::direct_drops`](crate::Client::direct_drops).
+//! - **The host side.** A record for an actor here becomes a `Command::Deliver`; a call's gets
+//!   a delivery id of this process's own ([`LOCAL_DELIVERY`] set), and its reply goes back on
+//!   the channel, not to the governor. When an actor here exits, the direct calls it had not
+//!   answered are answered `ActorDown`, as the governor does for its own.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::Sender as CommandTx;
+use rebeam_proto::{
+    decode_inbound, encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Event, Frame,
+    Gating, Outcome, ReqId, Request, Response, Route, Target, HEADER_BYTES,
+};
+use rebeam_shm::{Receiver, Sender, ShmError};
+
+use crate::channel::ChannelEnd;
+use crate::client::{lock, Shared};
+
+/// Delivery ids this process gives the direct calls it hosts: the governor's never reach it.
+pub const LOCAL_DELIVERY: u64 = 1 << 63;
+/// How long a cast waits for room in a full ring before it is counted as dropped.
+pub const CAST_ROOM_WAIT: Duration = Duration::from_millis(100);
+/// How long a reply waits for room in a full ring (the caller reads its replies promptly;
+/// a caller that does not has already given up on them).
+const REPLY_ROOM_WAIT: Duration = Duration::from_secs(1);
+/// How often a channel thread looks up from its ring to see whether the connection closed.
+const CLOSED_POLL: Duration = Duration::from_millis(500);
+/// How often a large message looks again whether the ring it must not overtake is drained.
+const DRAIN_POLL: Duration = Duration::from_micros(50);
+/// Once a peer has died, how long its calls in flight wait for the governor to say why (it
+/// does once it has reaped the process, at once in practice) before they fail without it.
+const PEER_WHY_WAIT: Duration = Duration::from_secs(1);
+/// How often a channel thread looks for that word meanwhile.
+const PEER_WHY_POLL: Duration = Duration::from_millis(1);
+
+/// One channel to a peer process, as both its users see it.
+pub(crate) struct Link {
+    id: u64,
+    sender: Mutex<Sender>,
+    /// Calls sent on it and not answered yet, each with the request to send the governor's
+    /// way if the peer answers `NoProcess`.
+    inflight: Mutex<HashMap<ReqId, Request>>,
+    dead: AtomicBool,
+    /// Why the peer died, as the governor said (`Command::ChannelClosed`).
+    why: Mutex<Option<String>>,
+    /// Actors of the peer that messages of ours reach the governor's way for now: the number
+    /// of the last such message to each (see the module doc's rule on order).
+    fences: Mutex<HashMap<ActorId, u64>>,
+}
+
+/// A direct call hosted here: the channel its reply goes back on, its request id there, and
+/// the actor it is for.
+struct Hosted {
+    link: Arc<Link>,
+    req: ReqId,
+    actor: ActorId,
+}
+
+/// The fence a call sent the governor's way may lift: its link and actor, and its number.
+struct Fence {
+    link: Arc<Link>,
+    actor: ActorId,
+    seq: u64,
+}
+
+/// What is known about sending to a target.
+#[derive(Clone)]
+enum Cached {
+    Direct {
+        actor: ActorId,
+        gating: Gating,
+        link: Arc<Link>,
+    },
+    /// The actor lives in this process: the governor's path.
+    Governor,
+}
+
+/// The direct path's state, shared by callers, the socket's reader and the channel threads.
+#[derive(Default)]
+pub(crate) struct Direct {
+    routes: Mutex<HashMap<Target, Cached>>,
+    links: Mutex<HashMap<u64, Arc<Link>>>,
+    /// Direct calls this process hosts, not yet answered: where the reply goes.
+    hosted: Mutex<HashMap<DeliveryId, Hosted>>,
+    /// Actors started here and not exited: a record for any other id is answered `NoProcess`.
+    live: Mutex<HashSet<ActorId>>,
+    /// The names of the actors here, as their `Start` said: a direct message names its sender
+    /// as the governor would.
+    names: Mutex<HashMap<ActorId, String>>,
+    next_delivery: AtomicU64,
+    /// Numbers the messages sent the governor's way to routed actors (fences).
+    next_fence: AtomicU64,
+    /// Calls sent the governor's way behind a fence: the fence their answer may lift.
+    fence_calls: Mutex<HashMap<ReqId, Fence>>,
+    commands: Mutex<Option<CommandTx<Command>>>,
+    pub(crate) drops: AtomicU64,
+}
+
+/// Where a request goes.
+pub(crate) enum Way {
+    /// Sent on a channel (a cast's answer is already given).
+    Sent,
+    /// The governor's way, as it is.
+    Governor(Request),
+}
+
+impl Direct {
+    pub(crate) fn set_commands(&self, commands: CommandTx<Command>) {
+        *lock(&self.commands) = Some(commands);
+    }
+
+    /// Starts using a channel end that just arrived (on the socket reader's thread, so that the
+    /// host side queues its records behind every command read before).
+    pub(crate) fn adopt(&self, shared: &Arc<Shared>, end: ChannelEnd) {
+        let ChannelEnd { id, sender, receiver } = end;
+        let link = Arc::new(Link {
+            id,
+            sender: Mutex::new(sender),
+            inflight: Mutex::new(HashMap::new()),
+            dead: AtomicBool::new(false),
+            why: Mutex::new(None),
+            fences: Mutex::new(HashMap::new()),
+        });
+        lock(&self.links).insert(id, link.clone());
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("rebeam-channel-{id}"))
+            .spawn(move || channel_thread(shared, link, receiver));
+        if spawned.is_err() {
+            lock(&self.links).remove(&id);
+        }
+    }
+
+    /// The governor's word that the peer of channel `id` died, and why.
+    pub(crate) fn peer_closed(&self, id: u64, why: String) {
+        if let Some(link) = lock(&self.links).get(&id) {
+            *lock(&link.why) = Some(why);
+        }
+    }
+
+    /// Whether channel `id` is in use here.
+    pub(crate) fn has_channel(&self, id: u64) -> bool {
+        lock(&self.links).contains_key(&id)
+    }
+
+    /// Sends request `req` on a channel if it may go direct (see the module doc), else hands
+    /// it back for the governor.
+    pub(crate) fn send(&self, shared: &Shared, req: ReqId, body: Request) -> Way {
+        let (target, subject) = match &body {
+            Request::Call { target, subject, .. } | Request::Cast { target, subject, .. } => (target, subject),
+            _ => return Way::Governor(body),
+        };
+        let Some((actor, gated, link)) = self.route(shared, target, subject) else {
+            return Way::Governor(body);
+        };
+        let (is_call, wait) = match &body {
+            Request::Call { timeout_ms, .. } => (true, Duration::from_millis(*timeout_ms)),
+            _ => (false, CAST_ROOM_WAIT),
+        };
+        if gated || lock(&link.fences).contains_key(&actor) {
+            // Behind what went on the ring before: a peer dead or not reading answers it on
+            // the governor's path as it would have anyway.
+            let _ = drain(&link, wait);
+            self.fence(&link, actor, req, is_call);
+            return Way::Governor(body);
+        }
+        // On the ring, the delivery the governor would have made: the caller's request id as
+        // its delivery id (a call's; a cast has none), and the sender's name as it knows it.
+        let direct = match body.clone() {
+            Request::Call { subject, sender, payload, .. } | Request::Cast { subject, sender, payload, .. } => {
+                let sender = sender.map(|id| ActorRef { id, name: lock(&self.names).get(&id).cloned() });
+                let delivery = is_call.then_some(req);
+                Command::Deliver { delivery, actor, subject, sender, payload }
+            }
+            _ => unreachable!("matched above"),
+        };
+        let Ok(encoded) = encode_parts(Frame::Command(direct)) else {
+            return Way::Governor(body);
+        };
+        if is_call {
+            // Before the write: the answer may come before `send` returns.
+            lock(&link.inflight).insert(req, body.clone());
+        }
+        match write(&link, &encoded, wait) {
+            Ok(true) => {
+                if !is_call {
+                    shared.answer(req, Response::Cast { delivered: true });
+                }
+                Way::Sent
+            }
+            Ok(false) => {
+                lock(&link.inflight).remove(&req);
+                self.fence(&link, actor, req, is_call);
+                Way::Governor(body)
+            }
+            Err(e) => {
+                lock(&link.inflight).remove(&req);
+                if is_call {
+                    shared.answer(req, Response::Call(Outcome::Failed(ring_failure(target, &e))));
+                } else {
+                    self.drops.fetch_add(1, Ordering::Relaxed);
+                    shared.answer(req, Response::Cast { delivered: false });
+                }
+                Way::Sent
+            }
+        }
+    }
+
+    /// The actor and channel for a direct message to `target` with `subject`, resolving the
+    /// target on first use; None for the governor's path.
+    fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
+        let cached = lock(&self.routes).get(target).cloned();
+        let cached = match cached {
+            Some(c) => c,
+            None => self.resolve(shared, target)?,
+        };
+        match cached {
+            Cached::Direct { actor, gating, link } => {
+                let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
+                (!link.dead.load(Ordering::SeqCst)).then_some((actor, gated, link))
+            }
+            Cached::Governor => None,
+        }
+    }
+
+    /// Message `req` to `actor` goes the governor's way: later ones follow it there until the
+    /// answer to a call sent so, the last one, comes from the actor (see the module doc).
+    fn fence(&self, link: &Arc<Link>, actor: ActorId, req: ReqId, is_call: bool) {
+        let seq = self.next_fence.fetch_add(1, Ordering::Relaxed);
+        lock(&link.fences).insert(actor, seq);
+        if is_call {
+            lock(&self.fence_calls).insert(req, Fence { link: link.clone(), actor, seq });
+        }
+    }
+
+    /// An answer from the governor's way: lifts the fence it may end (before its waiter sees it,
+    /// so the caller's next message may go direct).
+    pub(crate) fn answered(&self, req: ReqId, body: &Response) {
+        let Some(Fence { link, actor, seq }) = lock(&self.fence_calls).remove(&req) else { return };
+        // Only the actor's own answer says every earlier message reached it; the governor's
+        // refusals (safety, timeouts, a dead actor) say nothing about the host's queue.
+        let from_actor = match body {
+            Response::Call(Outcome::Reply { .. }) => true,
+            Response::Call(Outcome::Failed(info)) => info.kind == ErrorKind::Crashed,
+            _ => false,
+        };
+        let mut fences = lock(&link.fences);
+        if from_actor && fences.get(&actor) == Some(&seq) {
+            fences.remove(&actor);
+        }
+    }
+
+    fn resolve(&self, shared: &Shared, target: &Target) -> Option<Cached> {
+        let cached = match shared.roundtrip(Request::Route { target: target.clone() }) {
+            Some(Response::Route(Ok(Route { actor, gating, channel, .. }))) => {
+                let link = lock(&self.links).get(&channel.id).cloned()?;
+                Cached::Direct { actor: actor.id, gating, link }
+            }
+            // The actor is here, or a task: the governor's path, which says so to each message.
+            Some(Response::Route(Err(info))) if matches!(info.kind, ErrorKind::BadRequest | ErrorKind::NoMailbox) => {
+                Cached::Governor
+            }
+            _ => return None,
+        };
+        lock(&self.routes).insert(target.clone(), cached.clone());
+        Some(cached)
+    }
+
+    /// Takes a reply for a direct call hosted here; false for the governor's deliveries.
+    pub(crate) fn reply(&self, event: &Event) -> bool {
+        let Event::Replied { delivery, outcome } = event else { return false };
+        if delivery & LOCAL_DELIVERY == 0 {
+            return false;
+        }
+        if let Some(hosted) = lock(&self.hosted).remove(delivery) {
+            answer_on(&hosted.link, hosted.req, Response::Call(outcome.clone()));
+        }
+        true
+    }
+
+    /// Notes the name of an actor started here (from the socket's reader, before the command
+    /// is queued).
+    pub(crate) fn note_command(&self, command: &Command) {
+        if let Command::Start { actor, name: Some(name), .. } = command {
+            lock(&self.names).insert(*actor, name.clone());
+        }
+    }
+
+    /// Keeps the set of actors hosted here, as this process reports them to the governor.
+    pub(crate) fn note_event(&self, event: &Event) {
+        match event {
+            Event::Started { actor, result: Ok(_) } => {
+                lock(&self.live).insert(*actor);
+            }
+            Event::Exited { actor, .. } => {
+                lock(&self.live).remove(actor);
+                lock(&self.names).remove(actor);
+                let gone: Vec<Hosted> = {
+                    let mut hosted = lock(&self.hosted);
+                    let ids: Vec<_> = hosted.iter().filter(|(_, h)| h.actor == *actor).map(|(d, _)| *d).collect();
+                    ids.iter().filter_map(|d| hosted.remove(d)).collect()
+                };
+                // Outside the lock: a write may wait for room in the ring.
+                for h in gone {
+                    let info =
+                        ErrorInfo::new(ErrorKind::ActorDown, format!("actor <{actor}> ended before it answered"));
+                    answer_on(&h.link, h.req, Response::Call(Outcome::Failed(info)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A record from the peer: a call or cast for an actor here, or an answer to a call of ours.
+    fn received(&self, shared: &Shared, link: &Arc<Link>, frame: Frame) {
+        match frame {
+            Frame::Command(Command::Deliver { delivery: Some(req), actor, subject, sender, payload }) => {
+                if !lock(&self.live).contains(&actor) {
+                    let info = ErrorInfo::new(ErrorKind::NoProcess, format!("actor <{actor}> is not alive here"));
+                    answer_on(link, req, Response::Call(Outcome::Failed(info)));
+                    return;
+                }
+                let delivery = LOCAL_DELIVERY | self.next_delivery.fetch_add(1, Ordering::Relaxed);
+                lock(&self.hosted).insert(delivery, Hosted { link: link.clone(), req, actor });
+                self.deliver(Some(delivery), actor, subject, sender, payload);
+            }
+            Frame::Command(Command::Deliver { delivery: None, actor, subject, sender, payload }) => {
+                if lock(&self.live).contains(&actor) {
+                    self.deliver(None, actor, subject, sender, payload);
+                } else {
+                    // Lost, as a cast to an actor that ended is; the answer (no request id: a
+                    // cast has none) tells the sender its routes over this channel are stale.
+                    answer_on(link, 0, Response::Cast { delivered: false });
+                }
+            }
+            Frame::Response { body: Response::Cast { delivered: false }, .. } => self.forget_link_routes(link),
+            Frame::Response { req, body } => {
+                let Some(original) = lock(&link.inflight).remove(&req) else { return };
+                if let Response::Call(Outcome::Failed(info)) = &body {
+                    if info.kind == ErrorKind::NoProcess {
+                        self.forget_target(&original);
+                        if shared.write_request(req, original).is_ok() {
+                            return;
+                        }
+                    }
+                }
+                shared.answer(req, body);
+            }
+            // A peer sends nothing else on a channel; a stray record is ignored, not fatal.
+            _ => {}
+        }
+    }
+
+    fn deliver(
+        &self,
+        delivery: Option<DeliveryId>,
+        actor: ActorId,
+        subject: String,
+        sender: Option<ActorRef>,
+        payload: rebeam_proto::Payload,
+    ) {
+        if let Some(tx) = lock(&self.commands).as_ref() {
+            let _ = tx.send(Command::Deliver { delivery, actor, subject, sender, payload });
+        }
+    }
+
+    fn forget_link_routes(&self, link: &Arc<Link>) {
+        lock(&self.routes).retain(|_, c| !matches!(c, Cached::Direct { link: l, .. } if Arc::ptr_eq(l, link)));
+    }
+
+    fn forget_target(&self, original: &Request) {
+        if let Request::Call { target, .. } | Request::Cast { target, .. } = original {
+            lock(&self.routes).remove(target);
+        }
+    }
+
+    /// The peer died or the channel broke: fail its calls in flight and forget its routes.
+    fn link_lost(&self, shared: &Shared, link: &Arc<Link>, why: &str) {
+        link.dead.store(true, Ordering::SeqCst);
+        lock(&self.links).remove(&link.id);
+        self.forget_link_routes(link);
+        lock(&self.hosted).retain(|_, h| !Arc::ptr_eq(&h.link, link));
+        let inflight = std::mem::take(&mut *lock(&link.inflight));
+        for (req, original) in inflight {
+            let target = match &original {
+                Request::Call { target, .. } => target.to_string(),
+                _ => "the actor".into(),
+            };
+            let info = ErrorInfo::new(ErrorKind::ActorDown, format!("actor {target} ended before it answered: {why}"));
+            shared.answer(req, Response::Call(Outcome::Failed(info)));
+        }
+    }
+}
+
+/// Writes one frame on the link: true once it is in the ring, false if it must go the
+/// governor's way (too large for the ring, and the ring is drained so it cannot overtake).
+fn write(link: &Link, encoded: &Encoded, wait: Duration) -> Result<bool, ShmError> {
+    let slices = encoded.slices_after(0);
+    let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+    let mut sender = lock(&link.sender);
+    if encoded.len() <= sender.max_record() {
+        return sender.send(&parts, wait).map(|()| true);
+    }
+    drop(sender);
+    drain(link, wait).map(|()| false)
+}
+
+/// Waits until the peer has taken every record sent on `link` (each is in its queue then).
+fn drain(link: &Link, wait: Duration) -> Result<(), ShmError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut sender = lock(&link.sender);
+        if sender.drained()? {
+            return Ok(());
+        }
+        if sender.peer().gone() {
+            return Err(ShmError::PeerGone);
+        }
+        drop(sender);
+        if Instant::now() >= deadline {
+            return Err(ShmError::TimedOut);
+        }
+        std::thread::sleep(DRAIN_POLL);
+    }
+}
+
+fn answer_on(link: &Link, req: ReqId, body: Response) {
+    let Ok(encoded) = encode_parts(Frame::Response { req, body }) else { return };
+    // A caller that is gone or does not read has given up on the answer.
+    let _ = write(link, &encoded, REPLY_ROOM_WAIT);
+}
+
+fn ring_failure(target: &Target, e: &ShmError) -> ErrorInfo {
+    match e {
+        ShmError::PeerGone => ErrorInfo::new(ErrorKind::ActorDown, format!("the process of actor {target} is gone")),
+        _ => ErrorInfo::new(
+            ErrorKind::Full,
+            format!("actor {target} cannot take the message: its process is not reading ({e}); try again later"),
+        ),
+    }
+}
+
+/// Why the peer died: the governor's words, waited for a moment (see [`PEER_WHY_WAIT`]).
+fn peer_why(shared: &Shared, link: &Link) -> String {
+    let deadline = Instant::now() + PEER_WHY_WAIT;
+    loop {
+        if let Some(why) = lock(&link.why).take() {
+            return why;
+        }
+        if Instant::now() >= deadline || shared.closed.load(Ordering::SeqCst) {
+            return format!("its process (pid {}) died", lock(&link.sender).peer().pid());
+        }
+        std::thread::sleep(PEER_WHY_POLL);
+    }
+}
+
+/// Reads one channel until its peer dies or the connection closes.
+fn channel_thread(shared: Arc<Shared>, link: Arc<Link>, mut receiver: Receiver) {
+    let why = loop {
+        if shared.closed.load(Ordering::SeqCst) {
+            break "the connection to the governor closed".to_string();
+        }
+        match receiver.recv(CLOSED_POLL) {
+            Ok(record) => {
+                let frame = record
+                    .get(HEADER_BYTES..)
+                    .map(Bytes::copy_from_slice)
+                    .and_then(|body| decode_inbound(body).ok())
+                    .map(rebeam_proto::Inbound::into_frame);
+                if let Some(frame) = frame {
+                    shared.direct.received(&shared, &link, frame);
+                }
+                // Released only now: a drained ring means every record is in the queue.
+                drop(record);
+            }
+            Err(ShmError::TimedOut) => {}
+            Err(ShmError::PeerGone) => break peer_why(&shared, &link),
+            Err(e) => break format!("its channel broke ({e})"),
+        }
+    };
+    shared.direct.link_lost(&shared, &link, &why);
+}

@@ -1,0 +1,88 @@
+"""Actor-to-actor messages on the direct path (actors in different workers): one order per
+sender → actor across casts and calls, and calls that keep working when the target is
+restarted under its name (it gets a new id: the stale route is found out and resolved again)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from helpers import check, outputs, run_rebeam
+
+PRELUDE = textwrap.dedent(
+    '''
+    import os, time
+    import rebeam
+    from rebeam import GenPy, Supervisor, call, cast, receive, start
+
+    class B(GenPy):
+        name = "b"
+
+        @start()
+        def init(self):
+            self.state["seen"] = []
+
+        @receive("note")
+        def note(self, source, i):
+            self.state["seen"].append(i)
+
+        @receive("seen")
+        def seen(self, source, _):
+            return self.state["seen"]
+
+        @receive("pid")
+        def pid(self, source, _):
+            return os.getpid()
+
+        @receive("boom")
+        def boom(self, source, _):
+            raise ValueError("boom")
+
+    class A(GenPy):
+        name = "a"
+
+        @receive("pid")
+        def pid(self, source, _):
+            return os.getpid()
+
+        @receive("mixed")
+        def mixed(self, source, n):
+            # Casts and calls interleaved, to another worker: B must see them in this order.
+            for i in range(n):
+                if i % 10 == 9:
+                    assert call("b", "note", i)[0] == "ok"
+                else:
+                    assert cast("b", "note", i)
+            return call("b", "seen")[1]
+
+        @receive("after_restart")
+        def after_restart(self, source, _):
+            before = call("b", "pid")
+            status, err = call("b", "boom")
+            deadline = time.monotonic() + 20
+            while True:  # its supervisor restarts it; until then the name may be free (NoProcess)
+                got = call("b", "pid")
+                if got[0] == "ok" or time.monotonic() > deadline:
+                    return before, status, type(err).__name__, got
+                time.sleep(0.01)
+    '''
+)
+
+
+def test_casts_and_calls_between_workers_keep_one_order_and_survive_a_restart(tmp_path):
+    r = run_rebeam(tmp_path, PRELUDE + textwrap.dedent('''
+        if __name__ == "__main__":
+            Supervisor(modules=[A(), B()])
+            print("apart:", call("a", "pid")[1] != call("b", "pid")[1], flush=True)
+            seen = call("a", "mixed", 2000, 60.0)[1]
+            print("in order:", seen == list(range(2000)), flush=True)
+            before, status, err, got = call("a", "after_restart", None, 60.0)[1]
+            print("boom:", status, err, flush=True)
+            print("after restart:", got[0], flush=True)
+            rebeam.shutdown()
+    '''))
+    check(r)
+    out = outputs(r)
+    assert "apart: True" in out, r.stdout
+    assert "in order: True" in out, r.stdout
+    assert "boom: error RemoteError" in out, r.stdout
+    assert "after restart: ok" in out, r.stdout
