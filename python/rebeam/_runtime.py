@@ -155,7 +155,8 @@ def is_host_value(data: bytes) -> bool:
     """Whether a payload is a Rust host's neutral value rather than a pickle."""
     from . import _rebeam
 
-    return data[:4] == _rebeam.VALUE_TAG
+    # A memoryview: large payloads arrive as a read-only buffer (shared.rs), not as bytes.
+    return memoryview(data)[:4] == _rebeam.VALUE_TAG
 
 
 def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:

@@ -7,7 +7,9 @@
 //!   asking process and the actor's process. Refused (the asker stays on the governor's path)
 //!   when there is no such actor, when it is a task (no mailbox), when it has not started yet
 //!   (its gated handlers are not known),
-//!   when it lives in the asking process itself, or when the channel cannot be made.
+//!   when it lives in the asking process itself, or when the channel cannot be made. Groups
+//!   stay on the governor's path too: a group's name (each message picks its member here) and
+//!   a member of a least-busy group (the pick counts the calls it sees in flight).
 //! - One channel per pair of processes, whichever asked first: two rings (one each way), both
 //!   ends' doorbells, and a pidfd of each process for the other. The second process to ask gets
 //!   the channel's id only (`fresh: false`): it already holds its end.
@@ -139,6 +141,18 @@ impl Router {
             }
         }
         let id = self.resolve(target)?;
+        let counted = self
+            .names
+            .groups()
+            .any(|(_, g)| g.balance() == rebeam_core::registry::Balance::LeastBusy && g.members().contains(&Some(id)));
+        if counted {
+            // A least-busy group picks by the calls it sees in flight: its members' calls must
+            // all pass here to be counted.
+            return Err(ErrorInfo::new(
+                ErrorKind::BadRequest,
+                "a member of a least-busy group takes its calls through the governor, which counts them",
+            ));
+        }
         let actor = self.actors.get(&id).expect("resolve() found it");
         let (label, name, mut gating) = (actor.label.clone(), actor.name.clone(), actor.gating.clone());
         if self.gate.gates(false) {
