@@ -60,7 +60,7 @@ fn render_tree(t: &TreeStatus, depth: usize, out: &mut String) {
     for child in &t.children {
         match child {
             ChildStatus::Tree(sub) => render_tree(sub, depth + 1, out),
-            ChildStatus::Actor { name, label, running } => {
+            ChildStatus::Actor { name, label, running, .. } => {
                 let name = name.as_deref().map_or(label.clone(), |n| format!("'{n}' ({label})"));
                 match running {
                     Some((actor, place)) => {
@@ -86,6 +86,27 @@ mod tests {
             name: name.map(str::to_owned),
             label: label.into(),
             running: running.map(|(a, p)| (a, p.map(str::to_owned))),
+            mailbox: 0,
+            delivered: 0,
+            restarts: 0,
+            last_crash: None,
+        }
+    }
+
+    fn process(describe: &str, spare: bool, actors: u32) -> ProcessStatus {
+        ProcessStatus { describe: describe.into(), spare, actors, index: 0, pid: 0, usage: None }
+    }
+
+    fn report(program: ProgramStatus, processes: Vec<ProcessStatus>, trees: Vec<TreeStatus>) -> StatusReport {
+        let (transitions, bus) = (vec![], vec![]);
+        StatusReport {
+            version: rebeam_proto::STATUS_VERSION,
+            uptime_ms: 0,
+            program,
+            processes,
+            trees,
+            transitions,
+            bus,
         }
     }
 
@@ -106,13 +127,10 @@ mod tests {
             max_seconds_ms: 2500,
             children: vec![actor(None, "Task", None)],
         };
-        let report = StatusReport {
-            program: ProgramStatus::Script("/tmp/main.py".into()),
-            processes: vec![
-                ProcessStatus { describe: "main process (pid 10)".into(), spare: false, actors: 0 },
-                ProcessStatus { describe: "worker 1 (pid 11)".into(), spare: true, actors: 2 },
-            ],
-            trees: vec![TreeStatus {
+        let report = report(
+            ProgramStatus::Script("/tmp/main.py".into()),
+            vec![process("main process (pid 10)", false, 0), process("worker 1 (pid 11)", true, 2)],
+            vec![TreeStatus {
                 label: "Supervisor".into(),
                 strategy: Strategy::OneForOne,
                 restarts_used: 1,
@@ -124,7 +142,7 @@ mod tests {
                     actor(None, "Lonely", Some((8, None))),
                 ],
             }],
-        };
+        );
         assert_eq!(
             status(&report),
             "script:  /tmp/main.py\n\
@@ -140,11 +158,7 @@ mod tests {
 
     #[test]
     fn no_tree_says_so() {
-        let report = StatusReport {
-            program: ProgramStatus::Library("library mode for pid 5".into()),
-            processes: vec![],
-            trees: vec![],
-        };
+        let report = report(ProgramStatus::Library("library mode for pid 5".into()), vec![], vec![]);
         assert_eq!(status(&report), "program: library mode for pid 5\nno supervision tree is running\n");
     }
 

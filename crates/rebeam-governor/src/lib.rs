@@ -30,7 +30,9 @@ mod python;
 mod report;
 mod router;
 mod safety;
+mod status;
 mod tree;
+mod usage;
 mod user;
 
 use std::ffi::OsString;

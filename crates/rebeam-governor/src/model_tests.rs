@@ -34,6 +34,7 @@ mod gen;
 mod harness;
 mod invariants;
 mod regressions;
+mod status_report;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -120,6 +120,11 @@ pub trait Os: Send {
     fn after(&self, delay: Duration, input: Input);
     /// The monotonic clock (call deadlines, restart windows, throttles).
     fn now(&self) -> Instant;
+    /// What process `pid` uses of the machine, for the status report (`None`: unknown; a
+    /// fake process uses nothing that can be read).
+    fn usage(&self, _pid: u32) -> Option<rebeam_proto::ProcessUsage> {
+        None
+    }
 }
 
 /// The real processes, signals and timers of a run.
@@ -157,6 +162,10 @@ impl Os for RealOs {
 
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn usage(&self, pid: u32) -> Option<rebeam_proto::ProcessUsage> {
+        crate::usage::read(pid)
     }
 }
 
