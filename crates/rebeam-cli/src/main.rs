@@ -60,6 +60,8 @@ enum Command {
 
 const CTL_EXAMPLES: &str = "Examples:
   rebeam ctl status        the safety state, the processes and the supervision tree
+  rebeam ctl status --json the same as JSON (with mailboxes, counters, CPU, memory, the
+                           safety history and the bus), for scripts
   rebeam ctl arm           allow work marked @requires_armed to run
   rebeam ctl disarm        refuse new gated work; interrupt running gated work, kill it
                            after the grace period (rebeam run --safety-grace)
@@ -75,6 +77,12 @@ struct CtlArgs {
     /// The control socket of the run [default: REBEAM_CONTROL if set, or the only running rebeam].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+
+    /// Print the answer to `status` as JSON on stdout (one object: "safety", then the
+    /// report's fields), for scripts; field names are stable, new ones come with a new
+    /// "version".
+    #[arg(long)]
+    json: bool,
 
     #[arg(value_enum)]
     action: CtlAction,
@@ -245,6 +253,10 @@ fn main() -> ExitCode {
 
 fn ctl(args: CtlArgs) -> ExitCode {
     use rebeam_proto::{ControlRequest, ControlResponse};
+    if args.json && !matches!(args.action, CtlAction::Status) {
+        eprintln!("rebeam ctl: --json is for `status` only; arm, disarm and force-disarm print one line");
+        return ExitCode::from(2);
+    }
     let socket = match rebeam_governor::find_control_socket(args.socket.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -266,6 +278,16 @@ fn ctl(args: CtlArgs) -> ExitCode {
             println!("safety: {}", render::state_name(state));
             ExitCode::SUCCESS
         }
+        Ok(ControlResponse::Status { state, report }) if args.json => match render::status_json(state, &report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rebeam ctl: cannot write the report as JSON: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(ControlResponse::Status { state, report }) => {
             println!("safety:  {}", render::state_name(state));
             print!("{}", render::status(&report));

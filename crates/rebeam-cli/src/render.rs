@@ -1,6 +1,7 @@
 //! How `rebeam ctl` prints the governor's answers: the control socket sends data
 //! (rebeam-proto's `StatusReport`, `SafetyTransition`), and this is its one rendering for a
-//! person. Tests in tests/integration/test_safety.py read this text; keep it stable.
+//! person, and `status_json` its one form for scripts. Tests in tests/integration/test_safety.py
+//! read this text, and tests/integration/test_top.py the JSON; keep both stable.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -25,6 +26,18 @@ pub fn transition(t: &SafetyTransition) -> String {
 /// kind is for programs that act on a refusal.
 pub fn refusal(r: &ControlRefusal) -> String {
     format!("refused: {}", r.message)
+}
+
+/// `rebeam ctl status --json`: one object, the safety state by its name ("safety") and then the
+/// report's own fields, whose names are the report's (rebeam-proto `status.rs`).
+pub fn status_json(state: Safety, report: &StatusReport) -> Result<String, serde_json::Error> {
+    #[derive(serde::Serialize)]
+    struct Status<'a> {
+        safety: &'static str,
+        #[serde(flatten)]
+        report: &'a StatusReport,
+    }
+    serde_json::to_string_pretty(&Status { safety: state_name(state), report })
 }
 
 /// What `rebeam ctl status` prints after the state line: the program, processes, then trees.
@@ -160,6 +173,21 @@ mod tests {
     fn no_tree_says_so() {
         let report = report(ProgramStatus::Library("library mode for pid 5".into()), vec![], vec![]);
         assert_eq!(status(&report), "program: library mode for pid 5\nno supervision tree is running\n");
+    }
+
+    #[test]
+    fn the_json_form_is_the_safety_state_then_the_reports_own_fields() {
+        let report =
+            report(ProgramStatus::Library("library mode for pid 5".into()), vec![process("main", true, 1)], vec![]);
+        let json: serde_json::Value =
+            serde_json::from_str(&status_json(Safety::Disarming, &report).expect("serialisable")).expect("JSON");
+        assert_eq!(json["safety"], "disarming");
+        assert_eq!(json["version"], rebeam_proto::STATUS_VERSION);
+        assert_eq!(json["program"]["Library"], "library mode for pid 5");
+        assert_eq!(json["processes"][0]["spare"], true);
+        let mut keys: Vec<&str> = json.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["bus", "processes", "program", "safety", "transitions", "trees", "uptime_ms", "version"]);
     }
 
     #[test]
