@@ -91,7 +91,7 @@ pub struct ChildHistory {
 }
 
 /// The smallest `Trees::prune_at`: below it, pruning would cost more than it saves.
-const MIN_PRUNE_AT: usize = 64;
+pub(crate) const MIN_PRUNE_AT: usize = 64;
 
 impl Trees {
     /// The history of (tree, slot), made on first use; drops the entries of gone trees once
@@ -322,6 +322,14 @@ impl Router {
             restarts: h.starts.saturating_sub(1),
             last_crash: h.last_crash,
         }
+    }
+}
+
+#[cfg(test)]
+impl Trees {
+    /// For the tests: how many children's histories are kept.
+    pub(crate) fn history_len(&self) -> usize {
+        self.history.len()
     }
 }
 

@@ -146,3 +146,37 @@ fn the_report_lists_subscriptions_with_their_owner_queue_and_drops() {
     assert_eq!((bus[0].pattern.as_str(), bus[0].capacity, bus[0].queued, bus[0].dropped), ("sensor.*", 8, 0, 0));
     assert_eq!(bus[0].owner, router.procs[main].describe());
 }
+
+#[test]
+fn the_history_of_children_of_trees_that_ended_is_dropped() {
+    let os = FakeOs::default();
+    let mut router = router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None });
+    let main = router.main;
+    let _main_conn = connect(&mut router, main, 1 << 20);
+    let worker = router.procs.ids().into_iter().find(|&p| p != main).expect("one worker");
+    let mut worker_conn = connect(&mut router, worker, 1 << 20);
+    // Trees of one temporary child each, which ends at once: each tree ends with it.
+    for req in 1..=500 {
+        let child = ChildSpec {
+            name: None,
+            label: "Once".into(),
+            restart: Restart::Temporary,
+            shutdown_ms: None,
+            code: ChildCode::Actor { class_name: "Once".into(), instance: Payload::default() },
+        };
+        let spec = TreeSpec {
+            name: None,
+            strategy: Strategy::OneForOne,
+            max_restarts: 3,
+            max_seconds_ms: 5000,
+            children: vec![child],
+        };
+        router.handle(Input::Frame(main, Frame::Request { req, body: Request::StartTree { spec } }));
+        let actor = started_on(&mut worker_conn);
+        router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Default::default()) })));
+        router.handle(Input::Frame(worker, Frame::Event(Event::Exited { actor, reason: Exit::Normal })));
+    }
+    assert!(router.trees.roots().is_empty(), "every tree ended");
+    let kept = router.trees.history_len();
+    assert!(kept <= crate::tree::MIN_PRUNE_AT, "{kept} histories kept for 500 trees that ended");
+}
