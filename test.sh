@@ -26,6 +26,16 @@ if ! command -v Xvfb >/dev/null; then
     || echo "test.sh: could not install Xvfb; test_pinned_tk.py will fail until it is installed" >&2
 fi
 
+# tmux: tests/integration/test_top.py drives `rebeam top` in a real terminal (send-keys,
+# capture-pane). Installed once (Debian package tmux); a no-op when tmux is on PATH.
+if ! command -v tmux >/dev/null; then
+  echo "==> installing tmux (apt-get install tmux)"
+  sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+  install_tmux() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux >/dev/null; }
+  install_tmux || { $sudo apt-get update -qq && install_tmux; } \
+    || echo "test.sh: could not install tmux; test_top.py skips its terminal test until it is installed" >&2
+fi
+
 ./bootstrap.sh "${bootstrap[@]}"
 
 echo "==> ruff; cargo fmt --check; cargo clippy"

@@ -2,6 +2,8 @@
 
 mod provision;
 mod render;
+mod top;
+mod view;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -54,6 +56,9 @@ enum Command {
     /// Control a running system: arm, disarm, force-disarm, status. Only the host arms.
     #[command(after_help = CTL_EXAMPLES)]
     Ctl(CtlArgs),
+    /// A live view of a running system: its supervision tree, processes, safety state and bus.
+    #[command(long_about = TOP_ABOUT, after_help = TOP_EXAMPLES)]
+    Top(TopArgs),
     /// Serve a Python process that imported rebeam (library mode; started by `import rebeam`
     /// itself, not by hand).
     #[command(hide = true)]
@@ -62,6 +67,8 @@ enum Command {
 
 const CTL_EXAMPLES: &str = "Examples:
   rebeam ctl status        the safety state, the processes and the supervision tree
+  rebeam ctl status --json the same as JSON (with mailboxes, counters, CPU, memory, the
+                           safety history and the bus), for scripts: see `rebeam top`
   rebeam ctl arm           allow work marked @requires_armed to run
   rebeam ctl disarm        refuse new gated work; interrupt running gated work, kill it
                            after the grace period (rebeam run --safety-grace)
@@ -78,8 +85,49 @@ struct CtlArgs {
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
+    /// Print the answer to `status` as JSON on stdout (one object: "safety", then the
+    /// report's fields), for scripts; field names are stable, new ones come with a new
+    /// "version".
+    #[arg(long)]
+    json: bool,
+
     #[arg(value_enum)]
     action: CtlAction,
+}
+
+const TOP_ABOUT: &str = "A live view of a running system, refreshed every --interval seconds.
+
+Panes:
+  supervision tree  each supervisor with its restart budget used (used/max in its window),
+                    and each child: where it runs, its mailbox (calls handed to it and not
+                    yet answered, plus messages waiting for it to be placed), messages per
+                    second routed to it, how often it was restarted, and why it last crashed
+  processes         the main process and each worker: pid, CPU (% of one core over the last
+                    interval) and resident memory
+  safety            the safety state and its latest transitions, newest first
+  bus               each subscription's topic pattern, subscriber, queue (waiting/capacity)
+                    and publications dropped
+
+Rates need two refreshes: until then they show as -. Keys: q (or Esc, Ctrl-C) quits; the
+view follows the terminal's size. It asks only for the status, which changes nothing, over
+the same owner-only control socket as `rebeam ctl`.";
+
+const TOP_EXAMPLES: &str = "Examples:
+  rebeam top                         watch the only rebeam this user runs
+  rebeam top --interval 0.25         refresh four times a second
+  rebeam top --socket /run/me/robot.sock
+                                     watch the run started with --control-socket that path
+  rebeam ctl status --json           one report, for a script, instead of the view";
+
+#[derive(Args)]
+struct TopArgs {
+    /// The control socket of the run [default: REBEAM_CONTROL if set, or the only running rebeam].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = interval)]
+    interval: f64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -219,7 +267,7 @@ struct Options {
 /// `rebeam main.py …` is `rebeam run main.py …`: insert `run` unless a subcommand or a
 /// top-level flag comes first.
 fn normalize(mut argv: Vec<OsString>) -> Vec<OsString> {
-    const TOP_LEVEL: [&str; 8] = ["run", "ctl", "serve", "help", "-h", "--help", "-V", "--version"];
+    const TOP_LEVEL: [&str; 9] = ["run", "ctl", "top", "serve", "help", "-h", "--help", "-V", "--version"];
     if let Some(first) = argv.get(1) {
         if !TOP_LEVEL.contains(&first.to_string_lossy().as_ref()) {
             argv.insert(1, "run".into());
@@ -278,17 +326,47 @@ fn restart_window(text: &str) -> Result<f64, String> {
     Ok(secs)
 }
 
+/// A refresh interval: a number of seconds above 0.
+fn interval(text: &str) -> Result<f64, String> {
+    match seconds(text)? {
+        s if s > 0.0 => Ok(s),
+        _ => Err(format!("{text} is not above 0 seconds; give the time between refreshes (for example 0.5)")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize(std::env::args_os().collect()));
     match cli.command {
         Command::Run(args) => run(args),
         Command::Ctl(args) => ctl(args),
+        Command::Top(args) => top(args),
         Command::Serve(args) => serve(args),
+    }
+}
+
+fn top(args: TopArgs) -> ExitCode {
+    let socket = match rebeam_governor::find_control_socket(args.socket.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rebeam top: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match top::run(socket, Duration::from_secs_f64(args.interval)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rebeam top: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn ctl(args: CtlArgs) -> ExitCode {
     use rebeam_proto::{ControlRequest, ControlResponse};
+    if args.json && !matches!(args.action, CtlAction::Status) {
+        eprintln!("rebeam ctl: --json is for `status` only; arm, disarm and force-disarm print one line");
+        return ExitCode::from(2);
+    }
     let socket = match rebeam_governor::find_control_socket(args.socket.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -310,6 +388,16 @@ fn ctl(args: CtlArgs) -> ExitCode {
             println!("safety: {}", render::state_name(state));
             ExitCode::SUCCESS
         }
+        Ok(ControlResponse::Status { state, report }) if args.json => match render::status_json(state, &report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rebeam ctl: cannot write the report as JSON: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(ControlResponse::Status { state, report }) => {
             println!("safety:  {}", render::state_name(state));
             print!("{}", render::status(&report));

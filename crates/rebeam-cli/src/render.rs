@@ -1,6 +1,7 @@
 //! How `rebeam ctl` prints the governor's answers: the control socket sends data
 //! (rebeam-proto's `StatusReport`, `SafetyTransition`), and this is its one rendering for a
-//! person. Tests in tests/integration/test_safety.py read this text; keep it stable.
+//! person, and `status_json` its one form for scripts. Tests in tests/integration/test_safety.py
+//! read this text, and tests/integration/test_top.py the JSON; keep both stable.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -25,6 +26,18 @@ pub fn transition(t: &SafetyTransition) -> String {
 /// kind is for programs that act on a refusal.
 pub fn refusal(r: &ControlRefusal) -> String {
     format!("refused: {}", r.message)
+}
+
+/// `rebeam ctl status --json`: one object, the safety state by its name ("safety") and then the
+/// report's own fields, whose names are the report's (rebeam-proto `status.rs`).
+pub fn status_json(state: Safety, report: &StatusReport) -> Result<String, serde_json::Error> {
+    #[derive(serde::Serialize)]
+    struct Status<'a> {
+        safety: &'static str,
+        #[serde(flatten)]
+        report: &'a StatusReport,
+    }
+    serde_json::to_string_pretty(&Status { safety: state_name(state), report })
 }
 
 /// What `rebeam ctl status` prints after the state line: the program, processes, then trees.
@@ -60,7 +73,7 @@ fn render_tree(t: &TreeStatus, depth: usize, out: &mut String) {
     for child in &t.children {
         match child {
             ChildStatus::Tree(sub) => render_tree(sub, depth + 1, out),
-            ChildStatus::Actor { name, label, running } => {
+            ChildStatus::Actor { name, label, running, .. } => {
                 let name = name.as_deref().map_or(label.clone(), |n| format!("'{n}' ({label})"));
                 match running {
                     Some((actor, place)) => {
@@ -86,6 +99,27 @@ mod tests {
             name: name.map(str::to_owned),
             label: label.into(),
             running: running.map(|(a, p)| (a, p.map(str::to_owned))),
+            mailbox: 0,
+            delivered: 0,
+            restarts: 0,
+            last_crash: None,
+        }
+    }
+
+    fn process(describe: &str, spare: bool, actors: u32) -> ProcessStatus {
+        ProcessStatus { describe: describe.into(), spare, actors, index: 0, pid: 0, usage: None }
+    }
+
+    fn report(program: ProgramStatus, processes: Vec<ProcessStatus>, trees: Vec<TreeStatus>) -> StatusReport {
+        let (transitions, bus) = (vec![], vec![]);
+        StatusReport {
+            version: rebeam_proto::STATUS_VERSION,
+            uptime_ms: 0,
+            program,
+            processes,
+            trees,
+            transitions,
+            bus,
         }
     }
 
@@ -106,13 +140,10 @@ mod tests {
             max_seconds_ms: 2500,
             children: vec![actor(None, "Task", None)],
         };
-        let report = StatusReport {
-            program: ProgramStatus::Script("/tmp/main.py".into()),
-            processes: vec![
-                ProcessStatus { describe: "main process (pid 10)".into(), spare: false, actors: 0 },
-                ProcessStatus { describe: "worker 1 (pid 11)".into(), spare: true, actors: 2 },
-            ],
-            trees: vec![TreeStatus {
+        let report = report(
+            ProgramStatus::Script("/tmp/main.py".into()),
+            vec![process("main process (pid 10)", false, 0), process("worker 1 (pid 11)", true, 2)],
+            vec![TreeStatus {
                 label: "Supervisor".into(),
                 strategy: Strategy::OneForOne,
                 restarts_used: 1,
@@ -124,7 +155,7 @@ mod tests {
                     actor(None, "Lonely", Some((8, None))),
                 ],
             }],
-        };
+        );
         assert_eq!(
             status(&report),
             "script:  /tmp/main.py\n\
@@ -140,12 +171,23 @@ mod tests {
 
     #[test]
     fn no_tree_says_so() {
-        let report = StatusReport {
-            program: ProgramStatus::Library("library mode for pid 5".into()),
-            processes: vec![],
-            trees: vec![],
-        };
+        let report = report(ProgramStatus::Library("library mode for pid 5".into()), vec![], vec![]);
         assert_eq!(status(&report), "program: library mode for pid 5\nno supervision tree is running\n");
+    }
+
+    #[test]
+    fn the_json_form_is_the_safety_state_then_the_reports_own_fields() {
+        let report =
+            report(ProgramStatus::Library("library mode for pid 5".into()), vec![process("main", true, 1)], vec![]);
+        let json: serde_json::Value =
+            serde_json::from_str(&status_json(Safety::Disarming, &report).expect("serialisable")).expect("JSON");
+        assert_eq!(json["safety"], "disarming");
+        assert_eq!(json["version"], rebeam_proto::STATUS_VERSION);
+        assert_eq!(json["program"]["Library"], "library mode for pid 5");
+        assert_eq!(json["processes"][0]["spare"], true);
+        let mut keys: Vec<&str> = json.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["bus", "processes", "program", "safety", "transitions", "trees", "uptime_ms", "version"]);
     }
 
     #[test]

@@ -79,6 +79,19 @@ pub enum Effect<P, T> {
     FlushAt { subscription: SubscriptionId, at: Instant },
 }
 
+/// One subscription as the status report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionStats<P> {
+    pub id: SubscriptionId,
+    pub owner: Owner<P>,
+    pub pattern: String,
+    /// Publications waiting (for the throttle), and how many its queue holds at most.
+    pub queued: usize,
+    pub capacity: usize,
+    /// Publications it lost so far (full queue, throttle, or an outbox that could not take them).
+    pub dropped: u64,
+}
+
 struct Subscription<P, T> {
     owner: Owner<P>,
     pattern: Pattern,
@@ -163,6 +176,18 @@ impl<P: Copy + Eq, T: Clone> Bus<P, T> {
     /// Every subscription and its owner, in id order.
     pub fn subscriptions(&self) -> impl Iterator<Item = (SubscriptionId, Owner<P>)> + '_ {
         self.subs.iter().map(|(&id, s)| (id, s.owner))
+    }
+
+    /// What each subscription holds now, in id order (for the status report).
+    pub fn stats(&self) -> impl Iterator<Item = SubscriptionStats<P>> + '_ {
+        self.subs.iter().map(|(&id, s)| SubscriptionStats {
+            id,
+            owner: s.owner,
+            pattern: s.pattern.as_str().to_owned(),
+            queued: s.mailbox.len(),
+            capacity: s.mailbox.capacity(),
+            dropped: s.mailbox.dropped(),
+        })
     }
 
     fn flush_into(&mut self, id: SubscriptionId, now: Instant, effects: &mut Vec<Effect<P, T>>) {

@@ -332,6 +332,11 @@ impl<T> Mailbox<T> {
         self.queue.len()
     }
 
+    /// The most items it holds (its capacity after clamping).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

@@ -33,6 +33,8 @@ pub struct Actor {
     pub parked: Vec<rebeam_proto::Routed>,
     /// Which of its handlers need the system armed (known once it started).
     pub gating: Gating,
+    /// Messages routed to it so far (the status report's msg/s).
+    pub delivered: u64,
     waiter: Option<StartWaiter>,
 }
 
@@ -90,6 +92,7 @@ impl Router {
                 parent,
                 parked: Vec::new(),
                 gating: Gating::default(),
+                delivered: 0,
                 waiter: Some(waiter),
             },
         );

@@ -38,8 +38,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::router::{Input, ProcState, Router};
 use crate::GovernorError;
 
-/// Control frames are small; anything bigger is garbage.
+/// Control requests are small; anything bigger is garbage.
 const CONTROL_FRAME_LIMIT: u64 = 64 * 1024;
+/// A reply carries a status report, which grows with the actors and subscriptions of the run
+/// (about a hundred bytes each): room for a very large run, still a bound on what a client
+/// of a misbehaving peer allocates.
+const CONTROL_REPLY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Longest ancestry walked; a longer chain means /proc is lying or looping.
 const MAX_ANCESTRY: usize = 4096;
 
@@ -274,7 +278,7 @@ pub fn request(socket: &Path, request: ControlRequest) -> Result<ControlResponse
     // A refused peer gets its refusal and the connection closes, maybe before our write:
     // read the answer even when the write failed.
     let written = rebeam_proto::write_frame(&mut stream, &Frame::Control(request));
-    match rebeam_proto::read_frame(&mut stream, CONTROL_FRAME_LIMIT) {
+    match rebeam_proto::read_frame(&mut stream, CONTROL_REPLY_LIMIT) {
         Err(_) if written.is_err() => Err(written.expect_err("checked").to_string()),
         Ok(Frame::ControlReply(response)) => Ok(response),
         Ok(other) => Err(format!("unexpected answer from the governor: {other:?}")),

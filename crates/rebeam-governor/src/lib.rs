@@ -32,7 +32,9 @@ mod python;
 mod report;
 mod router;
 mod safety;
+mod status;
 mod tree;
+mod usage;
 mod user;
 
 use std::ffi::OsString;

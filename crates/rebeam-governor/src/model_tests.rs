@@ -35,6 +35,7 @@ mod gen;
 mod harness;
 mod invariants;
 mod regressions;
+mod status_report;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -122,6 +122,12 @@ pub trait Os: Send {
     fn now(&self) -> Instant;
     /// Creates a direct channel between processes `a` and `b` (`channels.rs`): `a`'s end first.
     fn open_channel(&self, a: u32, b: u32) -> io::Result<(crate::channels::EndFds, crate::channels::EndFds)>;
+
+    /// What process `pid` uses of the machine, for the status report (`None`: unknown; a
+    /// fake process uses nothing that can be read).
+    fn usage(&self, _pid: u32) -> Option<rebeam_proto::ProcessUsage> {
+        None
+    }
 }
 
 /// The real processes, signals and timers of a run.
@@ -163,6 +169,10 @@ impl Os for RealOs {
 
     fn open_channel(&self, a: u32, b: u32) -> io::Result<(crate::channels::EndFds, crate::channels::EndFds)> {
         crate::channels::create(a, b, crate::channels::CHANNEL_RING_BYTES)
+    }
+
+    fn usage(&self, pid: u32) -> Option<rebeam_proto::ProcessUsage> {
+        crate::usage::read(pid)
     }
 }
 

@@ -53,7 +53,7 @@ pub fn unsupervised(label: &str, exit: &Exit) -> String {
     out
 }
 
-fn reason(exit: &Exit) -> String {
+pub(crate) fn reason(exit: &Exit) -> String {
     match exit {
         Exit::Normal => "normal".into(),
         Exit::Shutdown => "shutdown".into(),

@@ -13,8 +13,8 @@ use rebeam_core::calls::{Caller, InFlight};
 use rebeam_core::registry::{Actors, Named, Names, ProcId, Procs};
 use rebeam_proto::{
     ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
-    IntoEncoded, Kind, Outcome, ProcessStatus, ProgramStatus, ProtoError, ReqId, Request, Response, Role, Routed,
-    StatusReport, Target, TargetRef, FRAME_OVERHEAD_BYTES,
+    IntoEncoded, Kind, Outcome, ProtoError, ReqId, Request, Response, Role, Routed, Target, TargetRef,
+    FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -144,6 +144,10 @@ pub struct Router {
     pub(crate) main_sup: Option<crate::main_restart::MainSupervisor>,
     pub(crate) shutdown: Option<i32>,
     pub(crate) finished: bool,
+    /// When the router was made: the origin of the status report's clock.
+    pub(crate) started: std::time::Instant,
+    /// The latest safety transitions, for the status report (bounded, oldest first).
+    pub(crate) transitions: VecDeque<rebeam_proto::TimedTransition>,
 }
 
 pub async fn run(config: Config) -> Result<i32, GovernorError> {
@@ -298,6 +302,7 @@ impl Router {
         let main_sup = (matches!(config.program, crate::Program::Script { .. })
             && config.main_restart.restart != rebeam_core::supervision::Restart::Temporary)
             .then(|| crate::main_restart::MainSupervisor::new(config.main_restart));
+        let started = os.now();
         Router {
             config,
             os,
@@ -326,6 +331,8 @@ impl Router {
             main_sup,
             shutdown: None,
             finished: false,
+            started,
+            transitions: VecDeque::new(),
         }
     }
 
@@ -716,6 +723,9 @@ impl Router {
             // it follows the actor's Start, in order, once a worker takes it.
             None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
         }
+        if let Some(a) = self.actors.get_mut(&id) {
+            a.delivered = a.delivered.saturating_add(1);
+        }
         if let Some(d) = delivery {
             let now = self.os.now();
             let caller = call.map(|(req, timeout_ms)| Caller {
@@ -877,25 +887,6 @@ impl Router {
                 message,
             }),
         }
-    }
-
-    /// What `rebeam ctl status` shows after the state: the program, processes, then the trees.
-    fn status_report(&self) -> StatusReport {
-        let program = match &self.config.program {
-            Program::Script { script, .. } => ProgramStatus::Script(script.display().to_string()),
-            library => ProgramStatus::Library(library.describe()),
-        };
-        let processes = self
-            .procs
-            .iter()
-            .filter(|(_, p)| p.state != ProcState::Dead)
-            .map(|(id, p)| ProcessStatus {
-                describe: p.describe(),
-                spare: p.spare,
-                actors: u32::try_from(self.actors.count_on(id)).unwrap_or(u32::MAX),
-            })
-            .collect();
-        StatusReport { program, processes, trees: self.tree_status() }
     }
 
     pub fn is_shutting_down(&self) -> bool {

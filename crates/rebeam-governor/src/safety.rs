@@ -141,6 +141,11 @@ impl Router {
             match effect {
                 Effect::Announce { transition: t, since_first } => {
                     tracing::info!("safety: {} → {} ({})", t.from, t.to, t.reason);
+                    self.record_transition(SafetyTransition {
+                        from: wire(t.from),
+                        to: wire(t.to),
+                        reason: t.reason.clone(),
+                    });
                     let state = wire(t.to);
                     for i in self.procs.ids() {
                         if self.procs[i].state != ProcState::Dead {

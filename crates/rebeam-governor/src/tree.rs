@@ -13,6 +13,7 @@
 //! - `Effect::Ended`: a top-level tree ended; the run may end with it (see `tree_ended`).
 //! - `Effect::Log`: a log line, crash reports included.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rebeam_core::supervision::{ExitReason, FaultId};
@@ -75,9 +76,36 @@ impl Host for Governed {
 #[derive(Default)]
 pub struct Trees {
     forest: Forest<Governed>,
+    /// Each actor child's starts and last crash, for the status report, by (tree, slot).
+    history: HashMap<(TreeId, usize), ChildHistory>,
+    /// `history`'s size at which entries of trees that are gone are dropped (tree ids are
+    /// never reused, so an entry of a gone tree is never read again).
+    prune_at: usize,
 }
 
+/// What the status report says of one child across its incarnations.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ChildHistory {
+    pub starts: u32,
+    pub last_crash: Option<String>,
+}
+
+/// The smallest `Trees::prune_at`: below it, pruning would cost more than it saves.
+pub(crate) const MIN_PRUNE_AT: usize = 64;
+
 impl Trees {
+    /// The history of (tree, slot), made on first use; drops the entries of gone trees once
+    /// they could be half of all (so the work is amortised and the size stays bounded by
+    /// twice the live children).
+    fn history_of(&mut self, tree: TreeId, slot: usize) -> &mut ChildHistory {
+        if !self.history.contains_key(&(tree, slot)) && self.history.len() >= self.prune_at {
+            let forest = &self.forest;
+            self.history.retain(|(t, _), _| forest.get(*t).is_some());
+            self.prune_at = MIN_PRUNE_AT.max(2 * self.history.len());
+        }
+        self.history.entry((tree, slot)).or_default()
+    }
+
     /// Top-level trees in start order; the first is the root.
     pub fn roots(&self) -> &[TreeId] {
         self.forest.roots()
@@ -129,6 +157,8 @@ impl Router {
     }
 
     pub fn tree_child_started(&mut self, tree: TreeId, slot: usize, actor: ActorId) {
+        let history = self.trees.history_of(tree, slot);
+        history.starts = history.starts.saturating_add(1);
         let effects = self.trees.forest.child_started(tree, slot, actor, turn!(self));
         self.carry_out_trees(effects);
     }
@@ -140,6 +170,9 @@ impl Router {
 
     /// A child ended; `fault` names the worker death that took it, if one did.
     pub fn tree_child_ended_in_fault(&mut self, tree: TreeId, slot: usize, exit: Exit, fault: Option<FaultId>) {
+        if matches!(exit, Exit::Crashed(_) | Exit::Killed(_)) {
+            self.trees.history_of(tree, slot).last_crash = Some(crate::status::crash_line(&exit));
+        }
         let effects = self.trees.forest.child_ended(tree, slot, exit, fault, turn!(self));
         self.carry_out_trees(effects);
     }
@@ -246,14 +279,15 @@ impl Router {
             .children()
             .iter()
             .zip(t.slots())
-            .filter_map(|(child, running)| match *running {
-                // A nested tree shows as itself; one that is gone shows nothing, as before.
-                Some(Running::Tree(sub)) => self.tree_node(sub).map(ChildStatus::Tree),
-                Some(Running::Actor(a)) => {
-                    let place = self.actors.proc_of(a).and_then(|p| self.procs.get(p)).map(|p| p.describe());
-                    Some(actor_child(child, Some((a, place))))
+            .enumerate()
+            .filter_map(|(slot, (child, running))| {
+                let history = self.trees.history.get(&(id, slot)).cloned().unwrap_or_default();
+                match *running {
+                    // A nested tree shows as itself; one that is gone shows nothing, as before.
+                    Some(Running::Tree(sub)) => self.tree_node(sub).map(ChildStatus::Tree),
+                    Some(Running::Actor(a)) => Some(self.actor_child(child, Some(a), history)),
+                    None => Some(self.actor_child(child, None, history)),
                 }
-                None => Some(actor_child(child, None)),
             })
             .collect();
         Some(TreeStatus {
@@ -267,8 +301,38 @@ impl Router {
     }
 }
 
-fn actor_child(child: &trees::ChildSpec<ChildSpec>, running: Option<(ActorId, Option<String>)>) -> ChildStatus {
-    ChildStatus::Actor { name: child.name.clone(), label: child.label.clone(), running }
+impl Router {
+    /// One actor child as the report shows it: where it runs, its mailbox and counters.
+    fn actor_child(&self, child: &trees::ChildSpec<ChildSpec>, actor: Option<ActorId>, h: ChildHistory) -> ChildStatus {
+        let (running, mailbox, delivered) = match actor {
+            Some(a) => {
+                let place = self.actors.proc_of(a).and_then(|p| self.procs.get(p)).map(|p| p.describe());
+                let (mailbox, delivered) = self.actors.get(&a).map_or((0, 0), |actor| {
+                    let waiting = self.calls.of_actor(a).count() + actor.parked.len();
+                    (u32::try_from(waiting).unwrap_or(u32::MAX), actor.delivered)
+                });
+                (Some((a, place)), mailbox, delivered)
+            }
+            None => (None, 0, 0),
+        };
+        ChildStatus::Actor {
+            name: child.name.clone(),
+            label: child.label.clone(),
+            running,
+            mailbox,
+            delivered,
+            restarts: h.starts.saturating_sub(1),
+            last_crash: h.last_crash,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Trees {
+    /// For the tests: how many children's histories are kept.
+    pub(crate) fn history_len(&self) -> usize {
+        self.history.len()
+    }
 }
 
 /// What the model test may see of a tree: its parent, its slots, and the child being started.

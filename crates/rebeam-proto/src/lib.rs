@@ -49,7 +49,10 @@ pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
 pub use pickle::{pickle_map, unpickle_map, PickleValue};
 pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
-pub use status::{ChildStatus, ProcessStatus, ProgramStatus, SafetyTransition, StatusReport, TreeStatus};
+pub use status::{
+    ChildStatus, ProcessStatus, ProcessUsage, ProgramStatus, SafetyTransition, StatusReport, SubscriptionStatus,
+    TimedTransition, TreeStatus, RECENT_TRANSITIONS, STATUS_VERSION,
+};
 
 /// Version spoken by this build; a Hello with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 5;

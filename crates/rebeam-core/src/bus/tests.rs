@@ -242,3 +242,29 @@ mod accounting {
         }
     }
 }
+
+#[test]
+fn stats_show_what_each_subscription_holds_and_lost() {
+    let mut b = bus();
+    let t0 = Instant::now();
+    b.subscribe(1, owner(7, Some(3)), spec("a.*", 1000, 2));
+    b.subscribe(2, owner(8, None), spec("b", 0, 4));
+    // The first publication goes out at once; the throttle holds the next two, and a fourth
+    // overflows the queue of two.
+    for payload in ["p1", "p2", "p3", "p4"] {
+        b.publish("a.x", payload, t0).unwrap();
+    }
+    b.undelivered(2, 5);
+    let stats: Vec<_> = b.stats().collect();
+    let first = SubscriptionStats {
+        id: 1,
+        owner: owner(7, Some(3)),
+        pattern: "a.*".into(),
+        queued: 2,
+        capacity: 2,
+        dropped: 1,
+    };
+    let second =
+        SubscriptionStats { id: 2, owner: owner(8, None), pattern: "b".into(), queued: 0, capacity: 4, dropped: 5 };
+    assert_eq!(stats, vec![first, second]);
+}

@@ -69,7 +69,7 @@ fn interrupt_in_library_mode_does_not_signal_the_users_process() {
 }
 
 /// Every frame the router has queued for a fake connection, decoded.
-fn frames(conn: &mut Drain) -> Vec<Frame> {
+pub(super) fn frames(conn: &mut Drain) -> Vec<Frame> {
     std::iter::from_fn(|| conn.try_recv())
         .filter_map(|bytes| decode_body(&bytes.to_vec()[HEADER_BYTES..]).ok())
         .collect()
