@@ -53,7 +53,8 @@ fn started_on(conn: &mut crate::outbox::Drain) -> u64 {
 #[test]
 fn the_report_counts_deliveries_restarts_and_crashes_and_keeps_the_safety_history() {
     let os = FakeOs::default();
-    let mut router = router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
+    let mut router =
+        router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
     let main = router.main;
     let _main_conn = connect(&mut router, main, 1 << 20);
     let worker = router.procs.ids().into_iter().find(|&p| p != main).expect("one worker");
@@ -137,7 +138,8 @@ fn the_report_counts_deliveries_restarts_and_crashes_and_keeps_the_safety_histor
 #[test]
 fn the_report_lists_subscriptions_with_their_owner_queue_and_drops() {
     let os = FakeOs::default();
-    let mut router = router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
+    let mut router =
+        router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
     let main = router.main;
     let _conn = connect(&mut router, main, 1 << 20);
     let subscribe = Request::Subscribe { actor: None, pattern: "sensor.*".into(), throttle_ms: 0, queue: 8 };
@@ -151,7 +153,8 @@ fn the_report_lists_subscriptions_with_their_owner_queue_and_drops() {
 #[test]
 fn the_history_of_children_of_trees_that_ended_is_dropped() {
     let os = FakeOs::default();
-    let mut router = router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
+    let mut router =
+        router(&os, Program::Library { parent: LIBRARY_PARENT, token: "t".into(), ready_fd: None, host: false });
     let main = router.main;
     let _main_conn = connect(&mut router, main, 1 << 20);
     let worker = router.procs.ids().into_iter().find(|&p| p != main).expect("one worker");
