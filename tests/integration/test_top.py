@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -83,9 +84,17 @@ def test_ctl_status_json_is_the_report_with_stable_field_names(run):
     socket, _ = run
     armed = ctl(socket, "arm")
     assert armed.returncode == 0, armed.stderr
-    r = ctl(socket, "status", "--json")
-    assert r.returncode == 0, r.stderr
-    status = json.loads(r.stdout)
+    # Messages that went straight between processes are counted by their receiver, which
+    # reports them within a tenth of a second: read until that report is in.
+    deadline = time.monotonic() + 10
+    while True:
+        r = ctl(socket, "status", "--json")
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout)
+        counter = status["trees"][0]["children"][0]["Actor"]
+        if counter["delivered"] >= 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert status["safety"] == "armed"
     assert status["version"] == 2 and status["uptime_ms"] > 0
     assert status["program"]["Script"].endswith("main.py")

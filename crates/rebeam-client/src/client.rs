@@ -92,6 +92,10 @@ impl Shared {
     }
 
     /// Sends request `req` the governor's way.
+    pub(crate) fn write_event(&self, event: Event) -> Result<(), ClientError> {
+        self.write(Frame::Event(event))
+    }
+
     pub(crate) fn write_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
         self.write(Frame::Request { req, body })
     }

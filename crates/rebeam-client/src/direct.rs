@@ -67,6 +67,9 @@ pub const CAST_ROOM_WAIT: Duration = Duration::from_millis(100);
 const REPLY_ROOM_WAIT: Duration = Duration::from_secs(1);
 /// How often a channel thread looks up from its ring to see whether the connection closed.
 const CLOSED_POLL: Duration = Duration::from_millis(500);
+/// How long direct deliveries wait, counted, before the count goes to the governor (for its
+/// status report): one frame per this interval at most, however busy the channels.
+const COUNT_REPORT: Duration = Duration::from_millis(100);
 /// How often a large message looks again whether the ring it must not overtake is drained.
 const DRAIN_POLL: Duration = Duration::from_micros(50);
 /// Once a peer has died, how long its calls in flight wait for the governor to say why (it
@@ -136,6 +139,8 @@ pub(crate) struct Direct {
     fence_calls: Mutex<HashMap<ReqId, Fence>>,
     commands: Mutex<Option<CommandTx<Command>>>,
     pub(crate) drops: AtomicU64,
+    /// Messages taken off channels per actor since the last report, and when that was.
+    counted: Mutex<(HashMap<ActorId, u64>, Option<std::time::Instant>)>,
 }
 
 /// Where a request goes.
@@ -404,6 +409,26 @@ impl Direct {
         if let Some(tx) = lock(&self.commands).as_ref() {
             let _ = tx.send(Command::Deliver { delivery, actor, subject, sender, payload });
         }
+        *lock(&self.counted).0.entry(actor).or_default() += 1;
+    }
+
+    /// Reports the counted deliveries to the governor once [`COUNT_REPORT`] has passed since
+    /// the last report; returns whether some are still waiting (the caller wakes for them).
+    fn report_counts(&self, shared: &Shared) -> bool {
+        let mut counted = lock(&self.counted);
+        let (counts, last) = &mut *counted;
+        if counts.is_empty() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < COUNT_REPORT) {
+            return true;
+        }
+        *last = Some(now);
+        let counts: Vec<(ActorId, u64)> = counts.drain().collect();
+        drop(counted);
+        let _ = shared.write_event(Event::DirectDeliveries { counts });
+        false
     }
 
     fn forget_link_routes(&self, link: &Arc<Link>) {
@@ -502,7 +527,8 @@ fn channel_thread(shared: Arc<Shared>, link: Arc<Link>, mut receiver: Receiver) 
         if shared.closed.load(Ordering::SeqCst) {
             break "the connection to the governor closed".to_string();
         }
-        match receiver.recv(CLOSED_POLL) {
+        let waiting = shared.direct.report_counts(&shared);
+        match receiver.recv(if waiting { COUNT_REPORT } else { CLOSED_POLL }) {
             Ok(record) => {
                 let frame = record
                     .get(HEADER_BYTES..)

@@ -19,6 +19,8 @@ mod boc;
 mod bus;
 mod channels;
 mod control;
+mod delivery;
+mod lifecycle;
 mod listener;
 mod main_restart;
 mod messages;

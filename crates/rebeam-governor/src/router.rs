@@ -9,12 +9,11 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rebeam_core::calls::{Caller, InFlight};
+use rebeam_core::calls::InFlight;
 use rebeam_core::registry::{Actors, Named, Names, ProcId, Procs};
 use rebeam_proto::{
-    ActorId, ActorRef, Command as Cmd, ControlRequest, ControlResponse, DeliveryId, ErrorInfo, ErrorKind, Event, Frame,
-    IntoEncoded, Kind, Outcome, ProtoError, ReqId, Request, Response, Role, Routed, Target, TargetRef,
-    FRAME_OVERHEAD_BYTES,
+    ActorId, ActorRef, ControlRequest, ControlResponse, ErrorInfo, ErrorKind, Event, Frame, IntoEncoded, Outcome,
+    ProtoError, ReqId, Request, Response, Role, Routed, FRAME_OVERHEAD_BYTES,
 };
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -62,7 +61,7 @@ pub(crate) const LOST_GRACE: Duration = Duration::from_millis(200);
 /// no table hands out (slot `u32::MAX`), so it finds nothing.
 const NO_MAIN_YET: ProcId = ProcId::from_raw(u64::MAX);
 /// Late replies to calls whose callers gave up are forgotten after this much extra time.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Library mode: how often to check that our parent is alive (its closed connection usually
 /// tells us first).
 const PARENT_POLL: Duration = Duration::from_millis(200);
@@ -367,7 +366,7 @@ impl Router {
         }
     }
 
-    fn respond(&self, proc: ProcIdx, req: ReqId, body: Response) {
+    pub(crate) fn respond(&self, proc: ProcIdx, req: ReqId, body: Response) {
         self.send(proc, Frame::Response { req, body });
     }
 
@@ -429,44 +428,11 @@ impl Router {
         self.check_finished();
     }
 
-    fn is_live(&self, proc: ProcIdx) -> bool {
+    pub(crate) fn is_live(&self, proc: ProcIdx) -> bool {
         self.procs.get(proc).is_some_and(|p| p.state != ProcState::Dead)
     }
 
-    /// The fast path: a call or cast is routed from its fixed header and subject and leaves as
-    /// a delivery carrying the very payload pieces read; a reply leaves as the caller's answer
-    /// the same way. Nothing else of the frame is decoded.
-    fn on_hot(&mut self, proc: ProcIdx, hot: Routed) {
-        if !self.is_live(proc) {
-            return;
-        }
-        match hot.kind() {
-            Kind::Call => {
-                let req = hot.request();
-                if self.shutdown.is_some() {
-                    let info = ErrorInfo::new(ErrorKind::ShuttingDown, "rebeam is shutting down");
-                    return self.respond(proc, req, Response::Call(Outcome::Failed(info)));
-                }
-                let call = Some((req, hot.timeout_ms()));
-                if let Err(info) = self.deliver(proc, call, hot) {
-                    self.respond(proc, req, Response::Call(Outcome::Failed(info)));
-                }
-            }
-            Kind::Cast => {
-                let req = hot.request();
-                let delivered = self.deliver(proc, None, hot).is_ok();
-                self.send(proc, Routed::cast_answer(req, delivered));
-            }
-            Kind::Replied => {
-                let delivery = hot.delivery().unwrap_or_default();
-                self.replied(delivery, false, |req| hot.into_call_reply(req));
-            }
-            // Deliveries and answers are the governor's to send: the frame path refuses them.
-            Kind::Deliver | Kind::CallReply | Kind::CastAnswer | Kind::Bincode => self.on_frame(proc, hot.into_frame()),
-        }
-    }
-
-    fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
+    pub(crate) fn on_frame(&mut self, proc: ProcIdx, frame: Frame) {
         if !self.is_live(proc) {
             return;
         }
@@ -637,6 +603,16 @@ impl Router {
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
             Event::SysPath { paths } => self.sys_path(proc, paths),
+            Event::DirectDeliveries { counts } => {
+                // Only for actors that process hosts: a peer cannot inflate another's counts.
+                for (id, n) in counts {
+                    if self.actors.proc_of(id) == Some(proc) {
+                        if let Some(a) = self.actors.get_mut(&id) {
+                            a.delivered = a.delivered.saturating_add(n);
+                        }
+                    }
+                }
+            }
             Event::BodyDone { error, exit } => {
                 self.body_done = true;
                 match error {
@@ -656,217 +632,6 @@ impl Router {
                     None => tracing::debug!("the script body finished; the supervision tree keeps running"),
                 }
             }
-        }
-    }
-
-    /// A worker's answer to `delivery`: ends its gated work, and goes to its caller, if one
-    /// still waits, as `answer` for the caller's request.
-    fn replied<A: IntoEncoded>(&mut self, delivery: DeliveryId, crashed: bool, answer: impl FnOnce(ReqId) -> A) {
-        let Some(replied) = self.calls.reply(delivery) else { return };
-        if replied.gated {
-            self.gated_work_ended();
-        }
-        if let Some(caller) = replied.caller {
-            if let Some(actor) = self.actors.get(&replied.actor) {
-                // Its handler raised, so it is ending (its Exited comes on its own
-                // socket, maybe after the caller's next call): free its name (or its place in
-                // its group) now, so that call gets NoProcess, as during the restart (or goes
-                // to another member), not to a dying actor.
-                if crashed {
-                    actor.release_names(replied.actor, &mut self.names);
-                }
-            }
-            self.send(caller.proc, answer(caller.req));
-        }
-    }
-
-    /// Routes a call (`call` is `Some((req, timeout_ms))`) or a cast to its actor, from the
-    /// frame's fixed header and subject; it leaves with its payload pieces as they were read.
-    fn deliver(&mut self, caller: ProcIdx, call: Option<(ReqId, u64)>, hot: Routed) -> Result<(), ErrorInfo> {
-        let target = hot.target();
-        if hot.payload_len() > self.config.max_message_bytes {
-            return Err(ErrorInfo::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "a message of {} bytes for {target} exceeds the limit of {} bytes (--max-message-bytes)",
-                    hot.payload_len(),
-                    self.config.max_message_bytes
-                ),
-            ));
-        }
-        let id = self.resolve(target)?;
-        let Some(actor) = self.actors.get(&id) else {
-            return Err(ErrorInfo::new(ErrorKind::NoProcess, format!("{target} is not alive")));
-        };
-        if actor.is_task() {
-            return Err(ErrorInfo::new(
-                ErrorKind::NoMailbox,
-                format!("{target} is a task (a function or module child); tasks take no messages"),
-            ));
-        }
-        let gated = self.is_gated(id, hot.subject());
-        if gated && !self.is_armed() {
-            return Err(self.safety_refusal(&target.to_string(), hot.subject()));
-        }
-        // Gated casts get a delivery id too: the worker's answer tells when the work ended.
-        let delivery = (call.is_some() || gated).then(|| self.next_id());
-        let label = hot.target_label();
-        let sender = hot.sender().and_then(|s| self.actors.get(&s)).and_then(|a| a.name.as_deref());
-        let frame = hot.into_delivery(id, delivery, sender);
-        match self.actors.proc_of(id) {
-            Some(worker) => {
-                if let Err(refusal) = self.offer(worker, frame) {
-                    return Err(self.refusal_info(worker, &label.to_string(), refusal));
-                }
-            }
-            // Registered but not yet placed (its worker is still starting): hold the message;
-            // it follows the actor's Start, in order, once a worker takes it.
-            None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
-        }
-        if let Some(a) = self.actors.get_mut(&id) {
-            a.delivered = a.delivered.saturating_add(1);
-        }
-        if let Some(d) = delivery {
-            let now = self.os.now();
-            let caller = call.map(|(req, timeout_ms)| Caller {
-                proc: caller,
-                req,
-                // A peer can ask for any timeout: one past what an Instant can hold never expires.
-                deadline: now.checked_add(Duration::from_millis(timeout_ms) + SWEEP_INTERVAL),
-            });
-            self.calls.deliver(d, id, caller, gated);
-        }
-        Ok(())
-    }
-
-    /// The actor `target` names now: a group's name picks one member (so resolving mutates the
-    /// group's turn), busy meaning calls in flight to it.
-    pub fn resolve(&mut self, target: TargetRef<'_>) -> Result<ActorId, ErrorInfo> {
-        let id = match target {
-            TargetRef::Name(name) => {
-                let (calls, actors, procs) = (&self.calls, &self.actors, &self.procs);
-                // A member whose worker's connection is gone would refuse the message: its
-                // death is only not processed yet. One waiting for a worker takes it later.
-                let load = |a| match actors.proc_of(a) {
-                    Some(p) if procs.get(p).is_none_or(|p| p.tx.is_none()) => None,
-                    _ => Some(calls.of_actor(a).count()),
-                };
-                match self.names.lookup(name) {
-                    Some(id) => id,
-                    None => self.names.pick(name, load).ok_or_else(|| {
-                        ErrorInfo::new(ErrorKind::NoProcess, format!("no actor named '{name}' is running"))
-                    })?,
-                }
-            }
-            TargetRef::Actor(id) => id,
-        };
-        match self.actors.get(&id) {
-            Some(a) if !a.stopping => Ok(id),
-            Some(a) => Err(ErrorInfo::new(ErrorKind::NoProcess, format!("actor {} is stopping", a.label))),
-            None => Err(ErrorInfo::new(
-                ErrorKind::NoProcess,
-                format!("actor <{id}> is not alive (a restarted actor gets a new id; address it by name)"),
-            )),
-        }
-    }
-
-    fn monitor(&mut self, proc: ProcIdx, watcher: Option<ActorId>, target: &Target) -> Result<u64, ErrorInfo> {
-        let id = self.next_id();
-        match self.resolve(target.as_target_ref()) {
-            Ok(actor) => {
-                self.monitors.insert(id, Monitor { watcher_proc: proc, watcher, target: actor });
-            }
-            Err(info) => {
-                // As in Erlang: monitoring something already dead gives an immediate down notice.
-                let actor = match target {
-                    Target::Actor(a) => ActorRef { id: *a, name: None },
-                    Target::Name(n) => ActorRef { id: 0, name: Some(n.clone()) },
-                };
-                let reason = rebeam_proto::Exit::Killed(format!("noproc: {}", info.message));
-                self.send(proc, Frame::Command(Cmd::Down { monitor: id, watcher, actor, reason }));
-            }
-        }
-        Ok(id)
-    }
-
-    pub(crate) fn on_interrupt(&mut self, count: u32) {
-        if count > 1 {
-            tracing::warn!("interrupted again; killing everything now");
-            self.kill_everything();
-            self.shutdown.get_or_insert(130);
-            self.finished = true;
-            return;
-        }
-        // As with `python main.py`, Ctrl-C raises KeyboardInterrupt in the script. Not in
-        // library mode: the user's process is not ours to signal (its terminal has its own Ctrl-C).
-        if let Some(main) = self.procs.get(self.main).filter(|m| m.state != ProcState::Dead && !m.external) {
-            self.os.kill(main.pid, libc::SIGINT);
-        }
-        self.begin_shutdown(130, "interrupted (Ctrl-C again to kill at once)");
-    }
-
-    /// Stops the system in reverse start order: trees, then the main process, then workers.
-    pub fn begin_shutdown(&mut self, code: i32, why: &str) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        if code == 0 {
-            tracing::debug!("shutting down: {why}");
-        } else {
-            tracing::info!("shutting down: {why}");
-        }
-        self.shutdown = Some(code);
-        self.after(self.config.shutdown_timeout, Input::ShutdownDeadline);
-        self.stop_program();
-        self.check_finished();
-    }
-
-    /// Stops everything the script started: its trees in reverse start order, then the actors
-    /// it spawned outside any tree.
-    pub(crate) fn stop_program(&mut self) {
-        for tree in self.trees.roots().iter().rev().copied().collect::<Vec<_>>() {
-            self.stop_tree(tree);
-        }
-        let unsupervised: Vec<ActorId> =
-            self.actors.iter().filter(|(_, a)| a.parent.is_none()).map(|(&id, _)| id).collect();
-        for id in unsupervised {
-            self.stop_actor(id, Some(rebeam_core::supervision::DEFAULT_SHUTDOWN));
-        }
-    }
-
-    /// Once trees have stopped: dismiss the main process, then the workers; done when all are dead.
-    fn check_finished(&mut self) {
-        self.continue_main_restart();
-        let Some(code) = self.shutdown else { return };
-        if self.finished || !self.trees.is_empty() || self.actors.values().any(|a| a.parent.is_none()) {
-            return;
-        }
-        let main = self.main;
-        if self.procs.get(main).is_some_and(|m| m.state != ProcState::Dead) {
-            if !self.procs[main].lost {
-                self.send(main, Frame::Command(Cmd::Shutdown { code }));
-                self.procs[main].lost = true;
-            }
-            if !self.procs[main].external {
-                return;
-            }
-            // Library mode: the user's process goes on without us; nothing to wait for.
-            self.procs[main].state = ProcState::Dead;
-        }
-        let mut alive = false;
-        for i in self.procs.ids() {
-            if self.procs[i].state != ProcState::Dead {
-                alive = true;
-                if !self.procs[i].lost {
-                    self.procs[i].lost = true;
-                    if !self.send(i, Frame::Command(Cmd::Shutdown { code })) {
-                        self.kill_proc(i);
-                    }
-                }
-            }
-        }
-        if !alive {
-            self.finished = true;
         }
     }
 

@@ -587,4 +587,9 @@ pub enum Event {
     SysPath {
         paths: Vec<String>,
     },
+    /// Messages this process took off direct channels since its last report, per actor (the
+    /// governor counts them for the status report; it never carries them).
+    DirectDeliveries {
+        counts: Vec<(ActorId, u64)>,
+    },
 }

@@ -113,7 +113,8 @@ fn event<'a>(e: &'a mut Event, out: &mut Vec<&'a mut Payload>) {
         | Event::CownCreated { .. }
         | Event::BehaviourDone { .. }
         | Event::BodyDone { .. }
-        | Event::SysPath { .. } => {}
+        | Event::SysPath { .. }
+        | Event::DirectDeliveries { .. } => {}
     }
 }
 
