@@ -84,23 +84,25 @@ impl DType {
         }
     }
 
+    /// Every dtype the value model carries.
+    pub const ALL: [DType; 11] = [
+        DType::Bool,
+        DType::I8,
+        DType::I16,
+        DType::I32,
+        DType::I64,
+        DType::U8,
+        DType::U16,
+        DType::U32,
+        DType::U64,
+        DType::F32,
+        DType::F64,
+    ];
+
     /// The dtype of a NumPy type string, little-endian or byte-sized only.
     pub fn from_numpy(s: &str) -> Option<DType> {
-        const ALL: [DType; 11] = [
-            DType::Bool,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::U64,
-            DType::F32,
-            DType::F64,
-        ];
         let s = s.replace('=', "<"); // native order is little-endian on every platform rebeam runs on
-        ALL.into_iter().find(|d| d.numpy() == s)
+        DType::ALL.into_iter().find(|d| d.numpy() == s)
     }
 }
 

@@ -60,21 +60,7 @@ fn the_report_counts_deliveries_restarts_and_crashes_and_keeps_the_safety_histor
     let worker = router.procs.ids().into_iter().find(|&p| p != main).expect("one worker");
     let mut worker_conn = connect(&mut router, worker, 1 << 20);
 
-    let child = ChildSpec {
-        name: Some("counter".into()),
-        label: "Counter".into(),
-        restart: Restart::Permanent,
-        shutdown_ms: None,
-        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
-        group: None,
-    };
-    let spec = TreeSpec {
-        name: None,
-        strategy: Strategy::OneForOne,
-        max_restarts: 3,
-        max_seconds_ms: 5000,
-        children: vec![child],
-    };
+    let spec = one_actor_tree(Some("counter"), "Counter", Restart::Permanent);
     router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::StartTree { spec } }));
     let first = started_on(&mut worker_conn);
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor: first, result: Ok(Default::default()) })));
@@ -161,21 +147,7 @@ fn the_history_of_children_of_trees_that_ended_is_dropped() {
     let mut worker_conn = connect(&mut router, worker, 1 << 20);
     // Trees of one temporary child each, which ends at once: each tree ends with it.
     for req in 1..=500 {
-        let child = ChildSpec {
-            name: None,
-            label: "Once".into(),
-            restart: Restart::Temporary,
-            shutdown_ms: None,
-            code: ChildCode::Actor { class_name: "Once".into(), instance: Payload::default() },
-            group: None,
-        };
-        let spec = TreeSpec {
-            name: None,
-            strategy: Strategy::OneForOne,
-            max_restarts: 3,
-            max_seconds_ms: 5000,
-            children: vec![child],
-        };
+        let spec = one_actor_tree(None, "Once", Restart::Temporary);
         router.handle(Input::Frame(main, Frame::Request { req, body: Request::StartTree { spec } }));
         let actor = started_on(&mut worker_conn);
         router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Default::default()) })));
@@ -184,4 +156,17 @@ fn the_history_of_children_of_trees_that_ended_is_dropped() {
     assert!(router.trees.roots().is_empty(), "every tree ended");
     let kept = router.trees.history_len();
     assert!(kept <= crate::tree::MIN_PRUNE_AT, "{kept} histories kept for 500 trees that ended");
+}
+
+/// A one-for-one tree (3 restarts in 5 s) of one actor child of class `class`.
+fn one_actor_tree(name: Option<&str>, class: &str, restart: Restart) -> TreeSpec {
+    let child = ChildSpec {
+        name: name.map(str::to_owned),
+        label: class.into(),
+        restart,
+        shutdown_ms: None,
+        code: ChildCode::Actor { class_name: class.into(), instance: Payload::default() },
+        group: None,
+    };
+    TreeSpec { name: None, strategy: Strategy::OneForOne, max_restarts: 3, max_seconds_ms: 5000, children: vec![child] }
 }

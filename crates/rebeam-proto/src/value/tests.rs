@@ -58,19 +58,7 @@ fn garbage_after_the_tag_is_malformed() {
 
 #[test]
 fn numpy_type_strings_map_both_ways() {
-    for d in [
-        DType::Bool,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::F32,
-        DType::F64,
-    ] {
+    for d in DType::ALL {
         assert_eq!(DType::from_numpy(d.numpy()), Some(d));
     }
     assert_eq!(DType::from_numpy("=f8"), Some(DType::F64));
