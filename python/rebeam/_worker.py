@@ -339,6 +339,12 @@ class Worker(Handler):
             return
         except BaseException as e:
             info = error_info(e)
+            # Dead before its caller hears of the crash: a message sent on the heels of that
+            # answer (straight here, over a direct channel) gets NoProcess, as the governor's
+            # path gives while the supervisor restarts it, not a place in a mailbox about to
+            # be cleared.
+            with host.lock:
+                host.dead = True
             if delivery is not None:
                 self.conn.reply_failure(delivery, info)
             self.finish(host, _rebeam.Exit.crashed(info))

@@ -86,3 +86,46 @@ def test_casts_and_calls_between_workers_keep_one_order_and_survive_a_restart(tm
     assert "in order: True" in out, r.stdout
     assert "boom: error RemoteError" in out, r.stdout
     assert "after restart: ok" in out, r.stdout
+
+
+CRASH_THEN_CALL = """
+import rebeam
+from rebeam import GenPy, Supervisor, call, receive
+
+
+class Fragile(GenPy):
+    name = "fragile"
+
+    @receive("boom")
+    def boom(self, source, _):
+        raise ValueError("boom")
+
+    @receive("ping")
+    def ping(self, source, n):
+        return n
+
+
+if __name__ == "__main__":
+    Supervisor(modules=[Fragile()], max_restarts=100, max_seconds=60)
+    call("fragile", "ping", 0)                      # the route is cached: calls go direct
+    seen = set()
+    for round in range(20):
+        status, err = call("fragile", "boom")
+        assert isinstance(err, rebeam.RemoteError), err
+        # Straight after the crash's answer: the actor is gone, so NoProcess (try again),
+        # never a message lost in its cleared mailbox (ActorDown).
+        while True:
+            status, value = call("fragile", "ping", round)
+            if status == "ok":
+                break
+            seen.add(type(value).__name__)
+            assert isinstance(value, rebeam.NoProcess), value
+    print("answered", round, sorted(seen), flush=True)
+    rebeam.shutdown(0)
+"""
+
+
+def test_a_call_right_after_a_crash_gets_no_process_not_actor_down(tmp_path):
+    r = run_rebeam(tmp_path, CRASH_THEN_CALL, timeout=120)
+    check(r)
+    assert "answered 19" in r.stdout, r.stdout

@@ -272,6 +272,9 @@ impl Client {
             Some(t) => self.commands.recv_timeout(t).ok(),
             None => self.commands.recv().ok(),
         };
+        if let Some(command) = &got {
+            self.shared.direct.taken(command);
+        }
         match got {
             None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
             got => got,

@@ -99,6 +99,9 @@ struct Hosted {
     link: Arc<Link>,
     req: ReqId,
     actor: ActorId,
+    /// Handed to Python ([`Client::next_command`](crate::Client::next_command)): it is in the
+    /// actor's mailbox or running. One not taken yet is answered by the worker itself.
+    taken: bool,
 }
 
 /// The fence a call sent the governor's way may lift: its link and actor, and its number.
@@ -333,6 +336,17 @@ impl Direct {
         }
     }
 
+    /// A direct call hosted here was handed to Python.
+    pub(crate) fn taken(&self, command: &Command) {
+        if let Command::Deliver { delivery: Some(d), .. } = command {
+            if d & LOCAL_DELIVERY != 0 {
+                if let Some(h) = lock(&self.hosted).get_mut(d) {
+                    h.taken = true;
+                }
+            }
+        }
+    }
+
     /// Keeps the set of actors hosted here, as this process reports them to the governor.
     pub(crate) fn note_event(&self, event: &Event) {
         match event {
@@ -342,9 +356,13 @@ impl Direct {
             Event::Exited { actor, .. } => {
                 lock(&self.live).remove(actor);
                 lock(&self.names).remove(actor);
+                // Only the calls Python took (its mailbox was cleared, or one was running):
+                // one still queued for Python is answered NoProcess when Python finds the actor
+                // gone, as the governor answers a call to an actor being restarted.
                 let gone: Vec<Hosted> = {
                     let mut hosted = lock(&self.hosted);
-                    let ids: Vec<_> = hosted.iter().filter(|(_, h)| h.actor == *actor).map(|(d, _)| *d).collect();
+                    let ids: Vec<_> =
+                        hosted.iter().filter(|(_, h)| h.actor == *actor && h.taken).map(|(d, _)| *d).collect();
                     ids.iter().filter_map(|d| hosted.remove(d)).collect()
                 };
                 // Outside the lock: a write may wait for room in the ring.
@@ -368,7 +386,7 @@ impl Direct {
                     return;
                 }
                 let delivery = LOCAL_DELIVERY | self.next_delivery.fetch_add(1, Ordering::Relaxed);
-                lock(&self.hosted).insert(delivery, Hosted { link: link.clone(), req, actor });
+                lock(&self.hosted).insert(delivery, Hosted { link: link.clone(), req, actor, taken: false });
                 self.deliver(Some(delivery), actor, subject, sender, payload);
             }
             Frame::Command(Command::Deliver { delivery: None, actor, subject, sender, payload }) => {
