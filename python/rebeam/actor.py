@@ -67,7 +67,8 @@ def receive(subject: str | Callable | None = None) -> Callable:
 
     A handler is called as ``handler(self, source, message)``: ``source`` is the sender's
     ProcessID (None when the sender is not an actor) and ``message`` the value sent. It may
-    be ``async def``: its coroutine runs to the end on the worker's event loop.
+    be ``async def``: its coroutine runs to the end on the worker's event loop, alone unless
+    the actor sets ``max_concurrency`` above 1.
     """
     if callable(subject):  # used as @receive without parentheses
         subject._rebeam_subject = None

@@ -145,3 +145,22 @@ def test_a_cancel_reaches_exactly_its_own_run_and_is_answered_once_it_stopped(wo
     assert ("cancelled", 2) in LOG and ("cancelled", 1) not in LOG
     RELEASE.set()
     assert conn.next() == ("reply", 1, 1)
+
+
+def test_a_cancel_of_a_run_waiting_for_room_means_it_never_starts(worker):
+    w, conn = worker
+    for d in range(4):
+        send(w, d, "wait", d)
+    wait_log(3)
+    host = w.hosts[1]
+    for _ in range(int(PATIENCE / 0.005)):
+        if not host.mailbox:
+            break
+        threading.Event().wait(0.005)
+    assert not host.mailbox and not host.revoked
+    w.cancel(1, 3)  # taken from the mailbox, waiting for one of the three to end: revoked
+    assert host.revoked == {3}
+    RELEASE.set()
+    answers = sorted(conn.next() for _ in range(4))
+    assert answers == [("failure", 3, "safety"), ("reply", 0, 0), ("reply", 1, 1), ("reply", 2, 2)]
+    assert ("start", 3) not in LOG
