@@ -12,6 +12,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from helpers import REBEAM, check, lines, run_python, run_rebeam
 from hostlib import Host
 
@@ -71,6 +73,16 @@ PRELUDE = textwrap.dedent(
             await asyncio.sleep(0)
             while True:          # never awaits again: only killing its worker stops it
                 pass
+
+        @requires_armed
+        @receive("stubborn")
+        async def stubborn(self, source, _):
+            rebeam.publish("arm.started", "stubborn")
+            while True:          # swallows every cancellation and goes on awaiting
+                try:
+                    await asyncio.sleep(0.01)
+                except asyncio.CancelledError:
+                    pass
 
 
     started = queue.SimpleQueue()
@@ -156,19 +168,21 @@ def test_a_disarm_cancels_gated_coroutines_in_plain_python(tmp_path):
         shutil.rmtree(xdg, ignore_errors=True)
 
 
-def test_a_coroutine_that_never_awaits_has_its_worker_killed_after_the_grace(tmp_path: Path):
+@pytest.mark.parametrize("subject", ["spin", "stubborn"])
+def test_a_coroutine_that_does_not_stop_has_its_worker_killed_after_the_grace(tmp_path: Path, subject):
+    # spin never awaits (the cancellation cannot land); stubborn swallows it.
     with Host() as host:
-        r = run_rebeam(tmp_path, script('''
+        r = run_rebeam(tmp_path, f"SUBJECT = {subject!r}\n" + script('''
             if __name__ == "__main__":
                 Supervisor(modules=[Arm()])
                 listen()
                 old = rebeam.whereis("arm")
                 old_pid = call("arm", "pid")[1]
                 arm()
-                spinning = call_async("arm", "spin", timeout=30)
+                running = call_async("arm", SUBJECT, timeout=30)
                 print("started:", started_all(1), flush=True)
                 ctl("disarm")
-                show("spin caller", spinning.result(timeout=20))
+                show("caller", running.result(timeout=20))
                 gone = wait_for("the stuck worker to die", lambda: not os.path.exists(f"/proc/{old_pid}"))
                 print("old worker gone:", gone, flush=True)
                 wait_new_pid("arm", old)
@@ -180,8 +194,8 @@ def test_a_coroutine_that_never_awaits_has_its_worker_killed_after_the_grace(tmp
             env={"REBEAM_BIN": REBEAM, **host.env()})
     check(r)
     out = lines(r)
-    assert "started: ['spin']" in out
-    assert "spin caller: error SafetyError" in out
+    assert f"started: [{subject!r}]" in out
+    assert "caller: error SafetyError" in out
     assert "old worker gone: True" in out and "back in a new worker: True" in out
     assert "state: disarmed" in out
     assert "did not stop within 300ms of the disarm; killing it" in r.stderr
