@@ -15,10 +15,11 @@ The rules:
 - A coroutine runs as its actor and as its own delivery: ``rebeam.self_pid()``, the sender
   of the calls it makes and what ``rebeam.cancelled()`` reads are its own, through context
   variables each run's task gets its own copy of.
-- A disarm cancels a gated run (:func:`cancel`: ``CancelledError`` at its next ``await``);
-  its caller is answered once the coroutine has stopped, and a coroutine that never stops
-  (one that never awaits, or swallows the cancellation and goes on) has its worker killed
-  after the grace period, like a handler stuck in C.
+- A disarm cancels a gated run (:func:`cancel`: ``CancelledError`` at its next ``await``).
+  The worker answers its delivery once the coroutine has stopped (its caller already has
+  ``SafetyError``; the answer tells the governor the work is over). A coroutine that never
+  stops (one that never awaits, or swallows the cancellation and goes on) has its worker
+  killed after the grace period, like a handler stuck in C.
 - A ``@start()`` hook's coroutine is awaited by the starting pool thread (:func:`resolve`),
   which waits in slices so that an exception raised in it (a stop) lands within one slice;
   the coroutine is then cancelled.

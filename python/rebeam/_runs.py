@@ -11,9 +11,9 @@ The rules (the worker's :class:`~rebeam._worker.Worker` mixes this in):
   code never shares the actor with a coroutine.
 - A run is answered as a synchronous handler is (``Worker.answer``, ``interrupted``,
   ``crashed``), from the loop thread, and frees its place only after its answer went out.
-- A disarm cancels the run it names (``Worker.cancel`` → ``_aio.cancel``): its caller is
-  answered once the coroutine has stopped. A run refused before it started (revoked) never
-  runs, as in ``Worker.run_tracked``.
+- A disarm cancels the run it names (``Worker.cancel`` → ``_aio.cancel``): its delivery is
+  answered once the coroutine has stopped, which tells the governor the gated work is over.
+  A run refused before it started (revoked) never runs, as in ``Worker.run_tracked``.
 - A run that raises crashes the actor (``Worker.crashed``): the other runs are cancelled and
   what they would answer is dropped; the governor answers their callers ``ActorDown``.
 """
