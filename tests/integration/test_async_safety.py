@@ -199,3 +199,29 @@ def test_a_coroutine_that_does_not_stop_has_its_worker_killed_after_the_grace(tm
     assert "old worker gone: True" in out and "back in a new worker: True" in out
     assert "state: disarmed" in out
     assert "did not stop within 300ms of the disarm; killing it" in r.stderr
+
+
+def test_under_require_armed_every_async_run_is_gated_work(tmp_path: Path):
+    # `watch` has no @requires_armed: the flag makes it gated work all the same.
+    with Host() as host:
+        r = run_rebeam(tmp_path, script('''
+            if __name__ == "__main__":
+                Supervisor(modules=[Arm()])
+                listen()
+                show("watch while disarmed", call("arm", "watch"))
+                arm()
+                watching = call_async("arm", "watch", timeout=30)
+                print("started:", started_all(1), flush=True)
+                ctl("disarm")
+                show("watch caller", watching.result(timeout=20))
+                wait_for("disarmed", lambda: rebeam.safety_state() == "disarmed")
+                rebeam.shutdown(0)
+        '''), rebeam_args=(*host.rebeam_args(), "--safety", "require-armed", "--safety-grace", "10"),
+            timeout=90, env={"REBEAM_BIN": REBEAM, "REBEAM_LOG": "info", **host.env()})
+    check(r)
+    out = lines(r)
+    assert "watch while disarmed: error SafetyError" in out
+    assert "started: ['watch']" in out
+    assert "watch caller: error SafetyError" in out
+    assert "safety: disarming → disarmed (every gated task stopped)" in r.stderr
+    assert "killing it" not in r.stderr
