@@ -5,8 +5,9 @@
 Two slow actors answer lookups. The script asks them many questions at once: with futures
 (`call_async` and `concurrent.futures.as_completed`), then from an asyncio coroutine (`acall`,
 `acast`) while a heartbeat task keeps running. A third actor is an asyncio service: its
-`async def` handler awaits the other two. Last, a handler's exception is turned back into the
-exception it was (`RemoteError.reraise`).
+`async def` handler awaits the other two, and with `max_concurrency` it serves several
+requests at once. Last, a handler's exception is turned back into the exception it was
+(`RemoteError.reraise`).
 """
 
 import asyncio
@@ -36,9 +37,11 @@ class Weather(GenPy):
 
 
 class Report(GenPy):
-    """An asyncio service: its handler awaits the other actors, all of them at once."""
+    """An asyncio service: its handler awaits the other actors, all of them at once, and up
+    to three requests are in flight together (each awaiting its own lookups)."""
 
     name = "report"
+    max_concurrency = 3
 
     @receive("hottest")
     async def hottest(self, source, cities):
@@ -70,6 +73,9 @@ async def with_asyncio():
     print("note delivered:", await acast("weather-0", "note", "all four looked up"), flush=True)
 
     print("hottest:", (await acall("report", "hottest", list(CITIES)))[1], flush=True)
+    pairs = [["Athens", "Oslo"], ["Cairo", "Lima"], ["Oslo", "Lima"]]
+    answers = await asyncio.gather(*(acall("report", "hottest", pair) for pair in pairs))
+    print("hottest of each pair, served together:", [value for _, value in answers], flush=True)
 
     status, err = await acall("weather-1", "temperature", "Atlantis")
     try:

@@ -91,6 +91,18 @@ def set_current(pid: ProcessID | None) -> None:
     _local.actor = pid
 
 
+#: The delivery an ``async def`` handler's task runs (an ``_aio.Run``), for the same reason: its
+#: ``gated`` and ``cancelled`` are what ``rebeam.cancelled()`` reads in that coroutine.
+current_run: contextvars.ContextVar[Any] = contextvars.ContextVar("rebeam_run", default=None)
+
+
+def current_work() -> Any:
+    """What this coroutine or thread runs for the safety gate: an ``_aio.Run`` in an ``async
+    def`` handler, else the thread's ``_worker.Host`` (both have ``gated`` and ``cancelled``),
+    or None outside actors."""
+    return current_run.get() or getattr(_local, "host", None)
+
+
 #: In library mode workers have no script to import: what the main process defines in
 #: ``__main__`` (a class of the REPL, of ``python prog.py``) travels by value instead.
 main_by_value = False

@@ -23,10 +23,11 @@ from . import _aio, _env, _rebeam, _runtime
 from ._dispatch import Handler
 from ._exits import error_info, exit_now
 from ._output import PrefixedStream
+from ._runs import AsyncRuns
 from ._runtime import ProcessID
 from ._script import script_child
 from ._threads import end_interruptible, raise_in_thread
-from .actor import DOWN, Down, GenPy, Response
+from .actor import DOWN, Down, GenPy, Response, check_concurrency
 from .errors import SafetyInterrupt, SerializationError
 
 
@@ -84,9 +85,15 @@ class Host:
         # Gated deliveries a disarm cancelled after a pool thread took them from the mailbox
         # but before they started (see Worker.cancel and run_tracked).
         self.revoked: set[int] = set()
+        # Its async def handlers' runs in flight (see _aio), at most `limit` of them; `idle`
+        # (on `lock`) is notified whenever one ends, for the pool thread waiting for room.
+        self.async_methods: frozenset[str] = frozenset()
+        self.limit = 1
+        self.runs: set[_aio.Run] = set()
+        self.idle = threading.Condition(self.lock)
 
 
-class Worker(Handler):
+class Worker(Handler, AsyncRuns):
     """The commands of a worker process: it hosts actors and tasks."""
 
     def __init__(self, conn) -> None:
@@ -189,7 +196,8 @@ class Worker(Handler):
 
     def cancel(self, actor: int, delivery: int) -> None:
         """A disarm cancelled this gated delivery: flag it and interrupt its thread, but only
-        if that thread still runs this very delivery (never the next, unrelated message).
+        if that thread still runs this very delivery (never the next, unrelated message); an
+        ``async def`` handler's run is flagged and its coroutine cancelled instead.
 
         A delivery still waiting in the mailbox never starts: it is taken out and answered
         (the governor has already failed its caller; the answer tells it the work is over).
@@ -201,6 +209,11 @@ class Worker(Handler):
         if host is None:
             return
         with host.lock:
+            run = next((r for r in host.runs if r.delivery == delivery), None)
+            if run is not None:
+                run.cancelled = True
+                _aio.cancel(run)
+                return
             if host.current == delivery and host.thread is not None:
                 host.cancelled = True
                 raise_in_thread(host.thread, SafetyInterrupt)
@@ -223,6 +236,9 @@ class Worker(Handler):
                         host.scheduled = False
                         return
                     item = host.mailbox.popleft()
+                    if host.async_methods and not self.wait_turn(host, item):
+                        host.scheduled = False
+                        return
                 self.handle(host, item)
         finally:
             _runtime.set_current(None)
@@ -283,6 +299,8 @@ class Worker(Handler):
                     raise TypeError(f"{type(obj).__name__} is not a GenPy actor")
                 obj.__dict__["_rebeam_pid"] = host.pid
                 host.instance = obj
+                host.limit = check_concurrency(obj.max_concurrency, f"actor {host.label}")
+                host.async_methods = type(obj)._rebeam_async_methods()
                 _, _, start_name = type(obj)._rebeam_handlers()
                 if start_name:
                     _aio.resolve(getattr(obj, start_name)())
@@ -330,25 +348,47 @@ class Worker(Handler):
                 why = f"actor {host.label} {subject!r} requires the system to be armed"
                 self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why))
             return
+        if method in host.async_methods:
+            self.start_run(host, delivery, subject, handler, source, message, gated, to_host)
+            return
         try:
             result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
-            if delivery is not None:
-                why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
-                self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
+            self.interrupted(host, delivery, subject)
             return
         except BaseException as e:
-            info = error_info(e)
-            # Dead before its caller hears of the crash: a message sent on the heels of that
-            # answer (straight here, over a direct channel) gets NoProcess, as the governor's
-            # path gives while the supervisor restarts it, not a place in a mailbox about to
-            # be cleared.
-            with host.lock:
-                host.dead = True
-            if delivery is not None:
-                self.conn.reply_failure(delivery, info)
-            self.finish(host, _rebeam.Exit.crashed(info))
+            self.crashed(host, delivery, e)
             return
+        self.answer(host, delivery, subject, result, to_host)
+
+    def interrupted(self, host: Host, delivery: int | None, subject: str) -> None:
+        if delivery is not None:
+            why = f"actor {host.label} {subject!r} was interrupted: the system was disarmed"
+            self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
+
+    def crashed(self, host: Host, delivery: int | None, e: BaseException) -> None:
+        """A handler raised: the actor crashes. Its other runs in flight are cancelled and
+        what they would answer is dropped: their callers get ActorDown when it exits."""
+        info = error_info(e)
+        # Dead before its caller hears of the crash: a message sent on the heels of that
+        # answer (straight here, over a direct channel) gets NoProcess, as the governor's
+        # path gives while the supervisor restarts it, not a place in a mailbox about to
+        # be cleared.
+        with host.lock:
+            if host.dead:
+                return  # another run crashed it first
+            host.dead = True
+            others, host.runs = host.runs, set()
+            for run in others:
+                run.discarded = True
+            host.idle.notify_all()
+        for run in others:
+            _aio.cancel(run)
+        if delivery is not None:
+            self.conn.reply_failure(delivery, info)
+        self.finish(host, _rebeam.Exit.crashed(info))
+
+    def answer(self, host: Host, delivery: int | None, subject: str, result: Any, to_host: bool) -> None:
         if delivery is None:
             return
         status, value = result if isinstance(result, Response) else ("ok", result)

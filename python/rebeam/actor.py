@@ -5,6 +5,12 @@ Rules an actor can rely on:
 - One message at a time: its handlers never run concurrently, so ``self.state`` needs no lock.
   An ``async def`` handler (or ``@start()`` hook) runs on its worker's event loop and may
   ``await rebeam.acall(...)``; the actor's next message waits until it returns.
+- Unless it opts in: with ``max_concurrency = N`` (a class attribute, N ≥ 1), up to N runs
+  of its ``async def`` handlers interleave at their ``await``s, started in arrival order,
+  each answering its own caller. A synchronous handler (and a bus handler, a stop) still
+  runs alone: it starts once the runs before it have ended, and nothing starts until it
+  returns. A run that raises crashes the actor as a synchronous handler does: its caller
+  gets the error, the other runs in flight are cancelled and their callers get ``ActorDown``.
 - FIFO per sender → receiver pair.
 - ``self.state`` is private to one incarnation; a restarted actor starts from a fresh copy of
   the instance you built (its ``@start`` runs again).
@@ -61,7 +67,8 @@ def receive(subject: str | Callable | None = None) -> Callable:
 
     A handler is called as ``handler(self, source, message)``: ``source`` is the sender's
     ProcessID (None when the sender is not an actor) and ``message`` the value sent. It may
-    be ``async def``: its coroutine runs to the end on the worker's event loop.
+    be ``async def``: its coroutine runs to the end on the worker's event loop, alone unless
+    the actor sets ``max_concurrency`` above 1.
     """
     if callable(subject):  # used as @receive without parentheses
         subject._rebeam_subject = None
@@ -80,12 +87,18 @@ class GenPy:
     Set ``name`` to register the actor under that name (names survive restarts). Class
     attributes ``restart`` ("permanent", "transient", "temporary") and ``shutdown`` (seconds
     for a polite stop, None to wait forever; ``DEFAULT_SHUTDOWN`` unless set) tune how a
-    supervisor treats it.
+    supervisor treats it. ``max_concurrency`` (a whole number ≥ 1, default 1) is how many
+    runs of its ``async def`` handlers may be in flight at once (see the module's rules).
     """
 
     name: str | None = None
     restart: str = _rebeam.DEFAULT_RESTART
     shutdown: float | None = _rebeam.DEFAULT_SHUTDOWN
+    max_concurrency: int = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_concurrency(cls.__dict__.get("max_concurrency", 1), cls.__qualname__)
 
     @property
     def state(self) -> dict:
@@ -119,6 +132,19 @@ class GenPy:
         return list(subjects), [s for s, m in subjects.items() if gated(m)], bool(catch_all and gated(catch_all))
 
     @classmethod
+    def _rebeam_async_methods(cls) -> frozenset[str]:
+        """The names of its handler methods that are ``async def``."""
+        cached = cls.__dict__.get("_rebeam_async_cache")
+        if cached is None:
+            import inspect
+
+            subjects, catch_all, _ = cls._rebeam_handlers()
+            names = {*subjects.values(), *([catch_all] if catch_all else [])}
+            cached = frozenset(n for n in names if inspect.iscoroutinefunction(getattr(cls, n)))
+            cls._rebeam_async_cache = cached
+        return cached
+
+    @classmethod
     def _rebeam_handlers(cls) -> tuple[dict[str, str], str | None, str | None]:
         """(subject → method name, catch-all method name, start method name)."""
         cached = cls.__dict__.get("_rebeam_handler_cache")
@@ -138,6 +164,16 @@ class GenPy:
         cached = (subjects, catch_all, start_name)
         cls._rebeam_handler_cache = cached
         return cached
+
+
+def check_concurrency(value: Any, who: str) -> int:
+    """``value`` as an actor's ``max_concurrency``; ValueError unless a whole number ≥ 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{who}: max_concurrency={value!r} must be a whole number ≥ 1 (how many runs of its "
+            "async def handlers may be in flight at once; 1 = one message at a time)"
+        )
+    return value
 
 
 def _sender(sender_pid: ProcessID | None) -> int | None:

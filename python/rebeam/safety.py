@@ -44,12 +44,14 @@ def cancelled() -> bool:
     """True inside gated work that a disarm has cancelled: stop as soon as you can.
 
     It turns true as soon as this process learns that the system left ``armed`` (the
-    governor's broadcast, read without Python), before the work is interrupted.
+    governor's broadcast, read without Python), before the work is interrupted. In an
+    ``async def`` handler it is the flag of that handler's own delivery: the other runs of an
+    actor with ``max_concurrency`` above 1 keep theirs.
     """
-    host = getattr(_runtime._local, "host", None)
-    if host is None:
+    work = _runtime.current_work()
+    if work is None:
         return False
-    return bool(host.cancelled or (host.gated and _runtime.connection().safety_state() != "armed"))
+    return bool(work.cancelled or (work.gated and _runtime.connection().safety_state() != "armed"))
 
 
 def on(pattern: str, fn: Callable[[str, Any], Any], throttle: float = 0.0, queue: int = DEFAULT_QUEUE) -> int:

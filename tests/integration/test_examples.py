@@ -125,4 +125,5 @@ def test_async_calls_has_many_calls_in_flight_an_async_service_and_reraises(pyth
     assert "with asyncio: {'Athens': 31.7, 'Cairo': 33.0, 'Oslo': 12.5, 'Lima': 19.2}" in out
     assert "the event loop kept running: True" in out and "note delivered: True" in out
     assert "hottest: Cairo" in out  # from the async def handler that awaits the others
+    assert "hottest of each pair, served together: ['Athens', 'Cairo', 'Lima']" in out  # max_concurrency
     assert "unknown city: error, KeyError 'Atlantis', raised remotely (RemoteError)" in out
