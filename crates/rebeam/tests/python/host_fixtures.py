@@ -63,3 +63,29 @@ class Listener(GenPy):
     @receive("heard")
     def get_heard(self, source, message):
         return self.heard
+
+
+class Geometry(GenPy):
+    """Builds and checks geometry with rebeam.geometry, for the Rust round trip."""
+
+    @receive("pose")
+    def pose(self, source, message):
+        from rebeam import geometry as g
+
+        # What the host sent is checked in the shapes the Rust types wrote, then moved.
+        t = g.as_transform(message["transform"])
+        t[:3, 3] += g.as_vec3(message["by"])
+        return g.envelope(
+            {
+                "transform": t,
+                "rotation": g.as_quaternion(message["rotation"]),
+                "speed": g.quantity(message["speed"]["value"] * 2, message["speed"]["unit"]),
+            },
+            node="py",
+            frame_id=message["frame_id"],
+        )
+
+    @receive("bad_pose")
+    def bad_pose(self, source, message):
+        return {"transform": message}
+
