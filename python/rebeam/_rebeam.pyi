@@ -78,6 +78,8 @@ CallAnswer = tuple[str, bytes, list[bytearray]] | tuple[str, BaseException]
 def _control_frame(action: str) -> bytes: ...
 
 VALUE_TAG: bytes  # what a Rust host's neutral-value payload opens with (a pickle never does)
+HANDLE_KEY: str  # the one key of the map that stands for an opaque handle (rebeam.handles)
+HANDLE_RELEASE: str  # the subject of a host's cast that releases a handle
 
 def value_loads(data: bytes, buffers: list) -> Any:
     """A Rust host's neutral value as Python objects (dicts, lists, NumPy arrays)."""

@@ -7,12 +7,14 @@
 //! - Encoding: `None`, `bool`, `int` (within i64), `float`, `str`, `bytes`/`bytearray`/`memoryview`,
 //!   `list`/`tuple`, `dict` with str keys, a dataclass (as the dict of its fields), a NumPy array
 //!   (made C-contiguous and little-endian) and a NumPy scalar (as its Python value).
+//! - A map whose one key is `HANDLE_KEY` is an opaque handle: decoding gives the object it
+//!   stands for (`rebeam.handles.resolve`, which raises if it is not in this worker).
 //! - Anything else is a `TypeError` that names where it sat (`$["pose"][2]`) and its type.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use rebeam_proto::value::{decode_value, encode_value, Array, DType, Value};
+use rebeam_proto::value::{decode_value, encode_value, Array, DType, Value, HANDLE_KEY};
 
 use crate::convert::payload_from_py;
 
@@ -51,6 +53,11 @@ fn to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
         Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
         Value::List(items) => {
             PyList::new(py, items.into_iter().map(|i| to_py(py, i)).collect::<PyResult<Vec<_>>>()?)?.into_any()
+        }
+        Value::Map(mut items) if items.len() == 1 && items[0].0 == HANDLE_KEY => {
+            // The handle's table is Python's (rebeam.handles): it knows the worker and holder.
+            let (_, reference) = items.pop().expect("one item");
+            py.import("rebeam.handles")?.call_method1("resolve", (to_py(py, reference)?,))?
         }
         Value::Map(items) => {
             let d = PyDict::new(py);
@@ -161,6 +168,8 @@ fn numpy_value(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<O
 /// came in.
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VALUE_TAG", PyBytes::new(m.py(), rebeam_proto::value::VALUE_TAG))?;
+    m.add("HANDLE_KEY", HANDLE_KEY)?;
+    m.add("HANDLE_RELEASE", rebeam_proto::value::HANDLE_RELEASE)?;
     m.add_function(wrap_pyfunction!(value_loads, m)?)?;
     m.add_function(wrap_pyfunction!(value_dumps, m)?)?;
     Ok(())

@@ -23,7 +23,7 @@ use rebeam_proto::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::value::{from_value, to_value, Value};
+use crate::value::{to_value, Value};
 use crate::{Error, Runtime};
 
 /// Beyond a call's own timeout, how long this side waits for the governor's answer.
@@ -228,7 +228,7 @@ impl Runtime {
         input: &In,
         timeout: Duration,
     ) -> Result<Out, Error> {
-        from_value(self.call_value(target, subject, to_value(input)?, timeout)?)
+        self.decode(self.call_value(target, subject, to_value(input)?, timeout)?)
     }
 
     /// [`Runtime::call`] with neutral values on both sides.
@@ -255,7 +255,7 @@ impl Runtime {
         let reply = tokio::task::spawn_blocking(move || call_blocking(&client, target, subject, input, timeout))
             .await
             .map_err(|e| Error::Unexpected(format!("the call's task failed: {e}")))??;
-        from_value(reply)
+        self.decode(reply)
     }
 
     /// Sends `input` to `target` without waiting for an answer. False if it was not delivered

@@ -89,3 +89,47 @@ class Geometry(GenPy):
     def bad_pose(self, source, message):
         return {"transform": message}
 
+
+#: How many Model objects have been finalized in this worker.
+FINALIZED = [0]
+
+
+class Model:
+    """Stands for what a handle keeps in its worker (weights, a tensor): never sent anywhere."""
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.lock = __import__("threading").Lock()  # does not pickle: it could not cross
+
+    def __del__(self):
+        FINALIZED[0] += 1
+
+
+class Models(GenPy):
+    """Makes objects that stay here, and uses the ones a host's handles name."""
+
+    @receive("load")
+    def load(self, source, message):
+        import rebeam
+
+        return {"model": rebeam.handle(Model(message["scale"])), "size": 3}
+
+    @receive("infer")
+    def infer(self, source, message):
+        model = message["model"]
+        return {"y": model.scale * message["x"], "kind": type(model).__name__}
+
+    @receive("counts")
+    def counts(self, source, message):
+        from rebeam import handles
+
+        return {"finalized": FINALIZED[0], "held": handles.held(), "pid": os.getpid()}
+
+    @receive("fail")
+    def fail(self, source, message):
+        raise RuntimeError("the holder crashes")
+
+    @receive("die")
+    def die(self, source, message):
+        os._exit(3)
+
