@@ -87,6 +87,10 @@ def value_loads(data: bytes, buffers: list) -> Any:
 def value_dumps(obj: Any) -> tuple[bytes, list[bytes]]:
     """``obj`` as a neutral value for a Rust host; TypeError names what cannot cross, and where."""
 
+def value_dumps_exact(obj: Any) -> tuple[bytes, list[bytes]] | None:
+    """``obj`` as a neutral value if that carries it with its exact types (a Python receiver
+    gets what a pickle would give), else None."""
+
 def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
 def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
 def check_balance(value: str) -> str: ...  # ValueError unless one of BALANCES

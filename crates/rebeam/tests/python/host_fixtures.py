@@ -133,3 +133,18 @@ class Models(GenPy):
     def die(self, source, message):
         os._exit(3)
 
+
+class Talker(GenPy):
+    """Publishes what the host asks, as Python code would."""
+
+    @receive("say")
+    def say(self, source, message):
+        from rebeam import geometry, publish
+
+        for topic, value in message:
+            if value == "envelope":
+                value = geometry.envelope(geometry.vec3(1, 2, 3), node="talker", frame_id="base")
+            elif value == "tuple":
+                value = (1, 2)
+            publish(topic, value)
+        return len(message)
