@@ -58,7 +58,7 @@ mod start;
 mod transitions;
 pub mod value;
 
-pub use actors::{IntoTarget, Spawn, Tree, CALL_MARGIN, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
+pub use actors::{IntoTarget, Spawn, Tree, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
 pub use bus::{Publication, Subscription, SUBSCRIPTION_QUEUE};
 pub use error::Error;
 pub use handles::Handle;
