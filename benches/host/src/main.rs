@@ -88,6 +88,16 @@ fn call_rows(n: usize, warm: usize) -> Result<serde_json::Value, Box<dyn std::er
         }
         assert_eq!(step.joints.len(), JOINTS);
     }
+    // Where the host's time goes, part one: a request the governor answers itself (a publish
+    // nobody hears), i.e. the host ↔ governor hop without a worker or Python.
+    let mut governor = Vec::with_capacity(n);
+    for i in 0..warm + n {
+        let t = Instant::now();
+        runtime.publish("bench.nobody", &0)?;
+        if i >= warm {
+            governor.push(t.elapsed().as_nanos() as u64);
+        }
+    }
     drop(runtime);
 
     // The same function in this process: the arguments built from Rust values and the result
@@ -107,7 +117,7 @@ fn call_rows(n: usize, warm: usize) -> Result<serde_json::Value, Box<dyn std::er
         }
         Ok(ns)
     })?;
-    Ok(json!({ "host": summary(host), "pyo3": summary(in_process) }))
+    Ok(json!({ "host": summary(host), "pyo3": summary(in_process), "governor_only": summary(governor) }))
 }
 
 /// Deadline misses of a control loop calling the policy every tick, per 10,000 ticks, at
