@@ -14,6 +14,8 @@ The rules (the Rust crate ``rebeam``'s ``Handle`` states them too):
 - A handle is never moved between workers: resolving it in another worker raises
   :class:`HandleError` naming both (moving would pickle the very object a handle keeps in place).
 - Resolving a handle that was released, or whose holder ended, raises :class:`HandleError`.
+- Only a Rust host releases handles: a Python caller that gets one receives its wire dict, and
+  the object stays until the holder ends.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@
 //! - **How it is freed**: dropping the last [`Handle`] sends the holder a release (a cast the
 //!   worker takes before any handler, without waiting: dropping never blocks); the table lets
 //!   the object go and its finalizer runs. When the holder ends (stopped, crashed, or its worker
-//!   died) every handle it made ends with it: its release could no longer reach it.
+//!   died) every handle it made ends with it: its release could no longer reach it. (Under
+//!   `--safety require-armed` the release is a message like any other: while the system is
+//!   disarmed it is refused, and the object stays until its holder ends.)
 //! - **Across workers: refused, not moved.** A handle used in a call to an actor of another
 //!   worker is an error that names both workers. Moving would mean pickling the object, which is
 //!   exactly what a handle is for avoiding (a model with open files or a GPU tensor may not
