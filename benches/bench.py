@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from table import BOC_PEERS, BOC_ROWS, LABEL, PEERS, ROWS, build_table, g
+from table import BOC_PEERS, BOC_ROWS, HOST_PEERS, HOST_ROWS, LABEL, PEERS, ROWS, build_table, g, host_systems
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
@@ -68,6 +68,12 @@ SIZES = {
     "exec_cpu_n": 64,
     "exec_cpu_m": 2_000_000,
     "acall_n": 10000,
+    # The Rust host (benches/host): calls, control-loop ticks per rate, crashes, disarms
+    "host_call_n": 20000,
+    "host_call_warm": 2000,
+    "host_ticks": 10000,
+    "host_crash_reps": 10,
+    "host_disarm_reps": 10,
 }
 QUICK = {
     "call_n": 3000,
@@ -88,6 +94,11 @@ QUICK = {
     "exec_small_n": 2000,
     "exec_cpu_m": 500_000,
     "acall_n": 2000,
+    "host_call_n": 3000,
+    "host_call_warm": 300,
+    "host_ticks": 1000,
+    "host_crash_reps": 3,
+    "host_disarm_reps": 3,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -126,7 +137,7 @@ HELLO = {
 
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"],
+    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host"],
     "mp": ["call", "cast", "cpu", "rss", "hello", "exec"],
     "pykka": ["call", "cast", "cpu", "hello"],
     "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls"],
@@ -363,7 +374,37 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     if "boc" in only:
         out.update(bench_boc("rebeam", sizes))
     out.update(bench_tasks("rebeam", sizes, only))
+    if "host" in only:
+        out["host"] = bench_host(sizes)
     reap_leftovers("rebeam", notes)
+    return out
+
+
+#: The host bench: its own cargo workspace (it links libpython through PyO3; crate rebeam never does).
+HOST_BENCH = HERE / "host"
+HOST_WORKLOADS = ("call", "loop", "crash", "disarm")
+
+
+def bench_host(sizes: dict) -> dict:
+    """Rows 12-15 (benches/host): a Rust host calling a Python actor next to the same function
+    in-process through PyO3, control-loop deadline misses, crash and disarm as the host sees them."""
+    target = HERE.parent / "target"
+    log("rebeam: host bench (cargo build --release of benches/host)")
+    built = subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--manifest-path", str(HOST_BENCH / "Cargo.toml")],
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        return {"error": f"cannot build benches/host: {built.stderr.strip()[-300:]}"}
+    env = {"PYTHONPATH": str(WORKLOADS), "REBEAM_VENV": VENV_DIR}
+    keys = [f"{k}={v}" for k, v in sizes.items() if k.startswith("host_")]
+    out: dict = {}
+    for w in HOST_WORKLOADS:
+        log(f"rebeam: host {w}")
+        res = first(run(f"rebeam-host-{w}", [str(target / "release" / "host-bench"), w, *keys], 600, env), f"host_{w}")
+        out[w] = res.get("result", res)
     return out
 
 
@@ -469,7 +510,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"]
+ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host"]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:
@@ -494,6 +535,8 @@ def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:
     skipped.update(report["skipped"])
     table, rows = build_table(raw, [p for p in PEERS if p in raw])
     boc_table, boc_rows = build_table(raw, [p for p in BOC_PEERS if p in raw], BOC_ROWS, rebeam="rebeam.boc")
+    hosts = host_systems(raw)
+    host_table, host_rows = build_table(hosts, [p for p in HOST_PEERS if p in hosts], HOST_ROWS, rebeam="Rust host")
     label = ",".join(w for w in ALL_WORKLOADS if w in only)
     updates = prev.get("updates") or {}
     updates[label] = {
@@ -504,7 +547,13 @@ def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:
         "notes": report["notes"],
     }
     prev.update(
-        skipped=skipped, updates=updates, table=rows + boc_rows, raw=raw, markdown=table, markdown_boc=boc_table
+        skipped=skipped,
+        updates=updates,
+        table=rows + boc_rows + host_rows,
+        raw=raw,
+        markdown=table,
+        markdown_boc=boc_table,
+        markdown_host=host_table,
     )
     return prev
 
@@ -592,6 +641,8 @@ def main() -> int:
 
     table, rows = build_table(data, peers, ROWS, only)
     boc_table, boc_rows = build_table(data, boc_peers, BOC_ROWS, only, rebeam="rebeam.boc")
+    hosts = host_systems(data)
+    host_table, host_rows = build_table(hosts, [p for p in HOST_PEERS if p in hosts], HOST_ROWS, only, "Rust host")
     elapsed = time.perf_counter() - t_start
     report = {
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -611,10 +662,11 @@ def main() -> int:
         "notes": notes,
         "baseline_python_start_ms": baseline.get("median_ms"),
         "elapsed_s": elapsed,
-        "table": rows + boc_rows,
+        "table": rows + boc_rows + host_rows,
         "raw": data,
         "markdown": table,
         "markdown_boc": boc_table,
+        "markdown_host": host_table,
     }
     saved = merge_into(args.out, report, only) if partial else report
     Path(args.out).write_text(json.dumps(saved, indent=2, default=str) + "\n")
@@ -632,6 +684,12 @@ def main() -> int:
         print("Behaviour-oriented concurrency: rebeam.boc next to bocpy")
         print()
         print(boc_table)
+    if host_rows:
+        print()
+        print("The Rust host (crate rebeam): a Python actor called from Rust, next to in-process PyO3")
+        print("and a Python→Python call (row 1's, same run).")
+        print()
+        print(host_table)
     print()
     print(
         "↓ lower is better, ↑ higher is better. `vs X`: who wins and by how much "

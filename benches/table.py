@@ -5,7 +5,15 @@ from __future__ import annotations
 
 PEERS = ["mp", "pykka", "ray"]
 BOC_PEERS = ["bocpy"]
-LABEL = {"rebeam": "rebeam", "mp": "mp (Pipe/Pool)", "pykka": "Pykka", "ray": "Ray", "bocpy": "bocpy"}
+LABEL = {
+    "rebeam": "rebeam",
+    "mp": "mp (Pipe/Pool)",
+    "pykka": "Pykka",
+    "ray": "Ray",
+    "bocpy": "bocpy",
+    "pyo3": "in-process PyO3",
+    "py2py": "Python→Python (rebeam)",
+}
 
 
 def g(d: dict, *path):
@@ -189,6 +197,81 @@ BOC_ROWS = [
     ),
 ]
 
+#: The host table: a Rust host (crate rebeam) calling a Python actor, next to the same Python
+#: function called in-process through PyO3 and to a Python → Python call (row 1's, same run).
+HOST_PEERS = ["pyo3", "py2py"]
+HOST_ROWS = [
+    (
+        "host_call_p50",
+        "12. Rust host → Python actor call p50",
+        "µs",
+        True,
+        lambda s: g(s, "call_p50"),
+        "≤ PyO3 + 10 µs",
+        "{:.1f}",
+    ),
+    ("host_call_p99", "12. Rust host → Python actor call p99", "µs", True, lambda s: g(s, "call_p99"), "—", "{:.1f}"),
+    (
+        "host_miss_100hz",
+        "13. deadline misses per 10,000 ticks, 100 Hz (5 ms deadline)",
+        "misses",
+        True,
+        lambda s: g(s, "miss_100hz"),
+        "0",
+        "{:.0f}",
+    ),
+    (
+        "host_miss_1khz",
+        "13. deadline misses per 10,000 ticks, 1 kHz (0.5 ms deadline)",
+        "misses",
+        True,
+        lambda s: g(s, "miss_1khz"),
+        "—",
+        "{:.0f}",
+    ),
+    (
+        "host_crash",
+        "14. policy crash → serving again, as the host sees it",
+        "ms",
+        True,
+        lambda s: g(s, "crash_ms"),
+        "—",
+        "{:.1f}",
+    ),
+    (
+        "host_disarm",
+        "15. disarm → running gated policy stopped, as the host sees it",
+        "ms",
+        True,
+        lambda s: g(s, "disarm_ms"),
+        "—",
+        "{:.1f}",
+    ),
+]
+
+
+def host_systems(raw: dict) -> dict:
+    """The host table's columns, from rebeam's raw results: the host bench and row 1's call."""
+    rb = raw.get("rebeam") or {}
+    host = rb.get("host")
+    if not isinstance(host, dict):
+        return {}
+    if "error" in host:
+        return {"rebeam": {"host": host}}
+    return {
+        "rebeam": {
+            "call_p50": g(host, "call", "host", "p50_us"),
+            "call_p99": g(host, "call", "host", "p99_us"),
+            "miss_100hz": g(host, "loop", "100hz", "missed_per_10k"),
+            "miss_1khz": g(host, "loop", "1khz", "missed_per_10k"),
+            "crash_ms": g(host, "crash", "median_ms"),
+            "disarm_ms": g(host, "disarm", "stopped_median_ms"),
+        },
+        "pyo3": {"call_p50": g(host, "call", "pyo3", "p50_us"), "call_p99": g(host, "call", "pyo3", "p99_us")},
+        "py2py": {"call_p50": g(rb, "call", "p50_us"), "call_p99": g(rb, "call", "p99_us")},
+    }
+
+
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
     ("pykka", "crash_raise"): "n/a (no supervisor)",
@@ -203,6 +286,7 @@ NA = {  # peer cells that are not applicable, and why
     ("pykka", "acall_p99"): "n/a (no asyncio calls)",
     ("mp", "acall_rate"): "n/a (no actors)",
     ("mp", "acall_p99"): "n/a (no actors)",
+    **{(p, k): "n/a" for p in HOST_PEERS for k in ("host_miss_100hz", "host_miss_1khz", "host_crash", "host_disarm")},
 }
 
 
@@ -252,6 +336,7 @@ WORKLOAD_OF = {
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",
     "boc_cpu_speedup": "boc_cpu",
+    **{row[0]: "host" for row in HOST_ROWS},
 }
 
 

@@ -78,12 +78,18 @@ CallAnswer = tuple[str, bytes, list[bytearray]] | tuple[str, BaseException]
 def _control_frame(action: str) -> bytes: ...
 
 VALUE_TAG: bytes  # what a Rust host's neutral-value payload opens with (a pickle never does)
+HANDLE_KEY: str  # the one key of the map that stands for an opaque handle (rebeam.handles)
+HANDLE_RELEASE: str  # the subject of a host's cast that releases a handle
 
 def value_loads(data: bytes, buffers: list) -> Any:
     """A Rust host's neutral value as Python objects (dicts, lists, NumPy arrays)."""
 
 def value_dumps(obj: Any) -> tuple[bytes, list[bytes]]:
     """``obj`` as a neutral value for a Rust host; TypeError names what cannot cross, and where."""
+
+def value_dumps_exact(obj: Any) -> tuple[bytes, list[bytes]] | None:
+    """``obj`` as a neutral value if that carries it with its exact types (a Python receiver
+    gets what a pickle would give), else None."""
 
 def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
 def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS

@@ -181,6 +181,16 @@ def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:
         raise SerializationError(f"{what}: {e}") from e
 
 
+def dumps_publication(obj: Any, what: str) -> tuple[bytes, list]:
+    """A publication: the neutral value model where it carries ``obj`` exactly, so a Rust host
+    can read it and Python subscribers get the same objects as from a pickle; a pickle otherwise
+    (a tuple, a dataclass, a NumPy scalar...: the host cannot read those)."""
+    from . import _rebeam
+
+    exact = _rebeam.value_dumps_exact(obj)
+    return exact if exact is not None else dumps(obj, what)
+
+
 def host_actor(spec: dict) -> Any:
     """The actor a Rust host spawned: ``{"class": "package.module:Class", "args": [...],
     "kwargs": {...}}``, constructed here as ``Class(*args, **kwargs)``."""

@@ -258,6 +258,12 @@ class Worker(Handler, AsyncRuns):
                     info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
                     self.conn.reply_failure(delivery, info)
                 return
+            if subject == _rebeam.HANDLE_RELEASE and _runtime.is_host_value(data):
+                # The host dropped a handle this actor holds: not a message for its handlers.
+                from . import handles
+
+                handles.release(host.pid.id, message)
+                return
             source = ProcessID(*sender) if sender else None
             # A Rust host's message is answered in its own codec: it cannot read a pickle.
             self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
@@ -436,6 +442,7 @@ class Worker(Handler, AsyncRuns):
             host.dead = True
             host.mailbox.clear()
         self.hosts.pop(host.pid.id, None)
+        end_handles(host.pid.id)
         self.conn.exited(host.pid.id, exit)
 
     def run_task(self, host: Host, fn) -> None:
@@ -455,7 +462,15 @@ class Worker(Handler, AsyncRuns):
             _runtime.set_current(None)
         self.hosts.pop(host.pid.id, None)
         host.dead = True
+        end_handles(host.pid.id)
         self.conn.exited(host.pid.id, exit)
+
+
+def end_handles(actor: int) -> None:
+    """An actor ended: the objects it held for a host's handles go (if it ever made one)."""
+    handles = sys.modules.get("rebeam.handles")
+    if handles is not None:
+        handles.end_holder(actor)
 
 
 #: This worker's own import path, before the main process's was put in front of it.

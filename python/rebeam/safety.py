@@ -95,9 +95,14 @@ def off(subscription: int) -> None:
 
 def publish(topic: str, payload: Any = None) -> bool:
     """Publishes ``payload`` on ``topic``. Returns False (and sends nothing) from gated work
-    that a disarm cancelled. Raises ReservedTopic for the host's topics."""
+    that a disarm cancelled. Raises ReservedTopic for the host's topics.
+
+    A Rust host subscriber reads ``None``, ``bool``, ``int`` (64-bit), ``float``, ``str``,
+    ``bytes``, ``list``, ``dict`` with str keys and C-contiguous NumPy arrays of bool, int and
+    float dtypes, nested of these (not tuples, dataclasses or NumPy scalars: convert those
+    first); Python subscribers receive any picklable payload."""
     if cancelled():
         return False
-    data, buffers = _runtime.dumps(payload, f"the payload for topic {topic!r}")
+    data, buffers = _runtime.dumps_publication(payload, f"the payload for topic {topic!r}")
     _runtime.connection().publish(topic, data, buffers)
     return True

@@ -19,6 +19,14 @@ use crate::Payload;
 /// What a neutral-value payload's data opens with ("RBV" and the format's version).
 pub const VALUE_TAG: &[u8; 4] = b"RBV\x01";
 
+/// The one key of the map that stands for an opaque handle: a Python object kept in its
+/// worker (see the `rebeam` crate's `Handle` and Python's `rebeam.handle`). The worker puts the
+/// object in its place when it decodes a host's message.
+pub const HANDLE_KEY: &str = "__rebeam_handle__";
+/// The subject of the cast by which a host releases a handle: the holder's worker takes it
+/// before any of the actor's handlers.
+pub const HANDLE_RELEASE: &str = "rebeam.release_handle";
+
 /// A value in the neutral model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -7,12 +7,14 @@
 //! - Encoding: `None`, `bool`, `int` (within i64), `float`, `str`, `bytes`/`bytearray`/`memoryview`,
 //!   `list`/`tuple`, `dict` with str keys, a dataclass (as the dict of its fields), a NumPy array
 //!   (made C-contiguous and little-endian) and a NumPy scalar (as its Python value).
+//! - A map whose one key is `HANDLE_KEY` is an opaque handle: decoding gives the object it
+//!   stands for (`rebeam.handles.resolve`, which raises if it is not in this worker).
 //! - Anything else is a `TypeError` that names where it sat (`$["pose"][2]`) and its type.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use rebeam_proto::value::{decode_value, encode_value, Array, DType, Value};
+use rebeam_proto::value::{decode_value, encode_value, Array, DType, Value, HANDLE_KEY};
 
 use crate::convert::payload_from_py;
 
@@ -41,6 +43,81 @@ pub fn value_dumps<'py>(
     Ok((PyBytes::new(py, &payload.data), buffers))
 }
 
+/// `obj` as a tagged payload if the neutral model carries it *exactly* — so a Python
+/// receiver gets back objects of the very same types, as from a pickle — else None.
+///
+/// Exactly: `None`, `bool`, `int` within i64, `float`, `str`, `bytes`, `list`, `dict` with str
+/// keys (not a handle's one key), and C-contiguous NumPy arrays of a dtype the model has in
+/// native order, each of exactly that type (no subclasses); nested only of these. A tuple, a
+/// dataclass, a NumPy scalar or anything else is None: it travels as a pickle, which a Rust
+/// host cannot read.
+#[pyfunction]
+pub fn value_dumps_exact<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Bound<'py, PyBytes>, Bound<'py, PyList>)>> {
+    let Some(value) = exact(py, obj)? else { return Ok(None) };
+    let payload = encode_value(&value);
+    let buffers = PyList::new(py, payload.buffers.iter().map(|b| PyBytes::new(py, b)))?;
+    Ok(Some((PyBytes::new(py, &payload.data), buffers)))
+}
+
+fn exact(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    if obj.is_none() {
+        return Ok(Some(Value::None));
+    }
+    if obj.is_exact_instance_of::<PyBool>() {
+        return Ok(Some(Value::Bool(obj.is_truthy()?)));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        return Ok(obj.extract::<i64>().ok().map(Value::Int));
+    }
+    if obj.is_exact_instance_of::<PyFloat>() {
+        return Ok(Some(Value::Float(obj.extract()?)));
+    }
+    if obj.is_exact_instance_of::<PyString>() {
+        // A str with lone surrogates has no UTF-8 form: the pickle carries it.
+        return Ok(obj.cast::<PyString>()?.to_str().ok().map(|s| Value::Str(s.to_owned())));
+    }
+    if obj.is_exact_instance_of::<PyBytes>() {
+        return Ok(Some(Value::Bytes(obj.cast::<PyBytes>()?.as_bytes().to_vec().into())));
+    }
+    if obj.is_exact_instance_of::<PyList>() {
+        let mut items = Vec::new();
+        for item in obj.try_iter()? {
+            let Some(v) = exact(py, &item?)? else { return Ok(None) };
+            items.push(v);
+        }
+        return Ok(Some(Value::List(items)));
+    }
+    if obj.is_exact_instance_of::<PyDict>() {
+        let d = obj.cast::<PyDict>()?;
+        let mut items = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            if !k.is_exact_instance_of::<PyString>() {
+                return Ok(None);
+            }
+            let Ok(key) = k.cast::<PyString>()?.to_str() else { return Ok(None) };
+            let Some(v) = exact(py, &v)? else { return Ok(None) };
+            items.push((key.to_owned(), v));
+        }
+        if items.len() == 1 && items[0].0 == HANDLE_KEY {
+            return Ok(None); // it would decode as a handle, not as this dict
+        }
+        return Ok(Some(Value::Map(items)));
+    }
+    let modules = py.import("sys")?.getattr("modules")?;
+    let Some(numpy) = modules.cast::<PyDict>()?.get_item("numpy")? else { return Ok(None) };
+    if !obj.get_type().is(&numpy.getattr("ndarray")?) || !obj.getattr("flags")?.getattr("c_contiguous")?.is_truthy()? {
+        return Ok(None);
+    }
+    let type_str: String = obj.getattr("dtype")?.getattr("str")?.extract()?;
+    let Some(dt) = DType::from_numpy(&type_str).filter(|d| d.numpy() == type_str) else { return Ok(None) };
+    let shape: Vec<u64> = obj.getattr("shape")?.extract()?;
+    let data: Vec<u8> = obj.call_method0("tobytes")?.cast::<PyBytes>()?.as_bytes().to_vec();
+    Ok(Array::new(dt, shape, data.into()).ok().map(Value::Array))
+}
+
 fn to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
     Ok(match value {
         Value::None => py.None().into_bound(py),
@@ -51,6 +128,11 @@ fn to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
         Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
         Value::List(items) => {
             PyList::new(py, items.into_iter().map(|i| to_py(py, i)).collect::<PyResult<Vec<_>>>()?)?.into_any()
+        }
+        Value::Map(mut items) if items.len() == 1 && items[0].0 == HANDLE_KEY => {
+            // The handle's table is Python's (rebeam.handles): it knows the worker and holder.
+            let (_, reference) = items.pop().expect("one item");
+            py.import("rebeam.handles")?.call_method1("resolve", (to_py(py, reference)?,))?
         }
         Value::Map(items) => {
             let d = PyDict::new(py);
@@ -161,7 +243,10 @@ fn numpy_value(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<O
 /// came in.
 pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VALUE_TAG", PyBytes::new(m.py(), rebeam_proto::value::VALUE_TAG))?;
+    m.add("HANDLE_KEY", HANDLE_KEY)?;
+    m.add("HANDLE_RELEASE", rebeam_proto::value::HANDLE_RELEASE)?;
     m.add_function(wrap_pyfunction!(value_loads, m)?)?;
     m.add_function(wrap_pyfunction!(value_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(value_dumps_exact, m)?)?;
     Ok(())
 }

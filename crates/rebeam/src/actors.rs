@@ -6,8 +6,9 @@
 //!   importable by the workers: installed, or on `PYTHONPATH`).
 //! - Messages and replies are neutral values ([`crate::value`]), never pickles: a Python
 //!   handler receives dicts, lists and NumPy arrays, and what it returns comes back the same way.
-//! - [`Runtime::call`] waits up to its timeout (the governor enforces it, and this side waits
-//!   [`CALL_MARGIN`] longer for the governor's answer, so a call never hangs). A handler that
+//! - [`Runtime::call`] waits up to its timeout, kept on this side to the moment: a control
+//!   loop's 5 ms deadline is 5 ms (the governor gives up on the call too, but only at its next
+//!   sweep, up to a second later; its late answer is dropped here). A handler that
 //!   raised is [`Error::Remote`] with the Python exception and traceback; `response_error(x)`
 //!   is [`Error::ErrorReply`] with `x`; no answer in time is [`Error::Timeout`].
 //! - The `_async` forms run the same request on tokio's blocking pool: they never block the
@@ -23,11 +24,9 @@ use rebeam_proto::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::value::{from_value, to_value, Value};
+use crate::value::{to_value, Value};
 use crate::{Error, Runtime};
 
-/// Beyond a call's own timeout, how long this side waits for the governor's answer.
-pub const CALL_MARGIN: Duration = Duration::from_secs(1);
 /// How long the governor may take to say whether a cast was delivered.
 pub const CAST_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a spawn or a tree start may take (importing the class, its `@start()` hook).
@@ -228,7 +227,7 @@ impl Runtime {
         input: &In,
         timeout: Duration,
     ) -> Result<Out, Error> {
-        from_value(self.call_value(target, subject, to_value(input)?, timeout)?)
+        self.decode(self.call_value(target, subject, to_value(input)?, timeout)?)
     }
 
     /// [`Runtime::call`] with neutral values on both sides.
@@ -255,7 +254,7 @@ impl Runtime {
         let reply = tokio::task::spawn_blocking(move || call_blocking(&client, target, subject, input, timeout))
             .await
             .map_err(|e| Error::Unexpected(format!("the call's task failed: {e}")))??;
-        from_value(reply)
+        self.decode(reply)
     }
 
     /// Sends `input` to `target` without waiting for an answer. False if it was not delivered
@@ -298,7 +297,7 @@ fn call_blocking(
         payload: encode_value(&input),
         timeout_ms: timeout.as_millis().max(1) as u64,
     };
-    let answer = match client.request(body, Some(timeout + CALL_MARGIN)) {
+    let answer = match client.request(body, Some(timeout)) {
         Err(rebeam_client::ClientError::Timeout) => {
             return Err(Error::Timeout { target: target.to_string(), subject, timeout })
         }

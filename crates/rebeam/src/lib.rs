@@ -37,7 +37,8 @@
 //!   the run down; if the governor dies, its workers die with it.
 //! - Values cross as the neutral model of [`value`], never as pickles (see [`Spawn`] and
 //!   [`Runtime::call`] for actors, [`geometry`] for poses, [`Runtime::monitor`] for down
-//!   notices, [`Runtime::arm`] for safety).
+//!   notices, [`Runtime::arm`] for safety); a Python object too big or too live to cross stays
+//!   in its worker behind a [`Handle`].
 //! - What the governor and the Python processes write on stderr becomes `tracing` events of
 //!   the host, under the target [`LOG_TARGET`], at the level the line names.
 
@@ -47,6 +48,7 @@ mod actors;
 mod bus;
 mod error;
 pub mod geometry;
+mod handles;
 mod logs;
 pub mod messages;
 mod monitors;
@@ -56,8 +58,10 @@ mod start;
 mod transitions;
 pub mod value;
 
-pub use actors::{IntoTarget, Spawn, Tree, CALL_MARGIN, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
+pub use actors::{IntoTarget, Spawn, Tree, DEFAULT_MAX_RESTARTS, DEFAULT_MAX_SECONDS};
+pub use bus::{Publication, Subscription, SUBSCRIPTION_QUEUE};
 pub use error::Error;
+pub use handles::Handle;
 pub use monitors::{Down, Monitor};
 pub use rebeam_proto::{ActorRef, ErrorInfo, ErrorKind, Exit, Restart, Strategy};
 pub use rebeam_proto::{Safety, SafetyTransition};

@@ -50,13 +50,19 @@ pub struct Envelope<T> {
 impl<T> Envelope<T> {
     /// `payload` stamped with both clocks now.
     pub fn now(node: impl Into<String>, frame_id: impl Into<String>, payload: T) -> Envelope<T> {
-        let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        let monotonic_ns = (mono.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(mono.tv_nsec as u64);
-        let wall_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let (monotonic_ns, wall_ns) = clocks_now();
         Envelope { monotonic_ns, wall_ns, node: node.into(), frame_id: frame_id.into(), payload }
     }
+}
+
+/// This machine's monotonic clock (Python's `time.monotonic_ns`) and the wall clock, in ns.
+pub(crate) fn clocks_now() -> (u64, u64) {
+    let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let monotonic_ns = (mono.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(mono.tv_nsec as u64);
+    let wall_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    (monotonic_ns, wall_ns)
 }
 
 #[cfg(test)]

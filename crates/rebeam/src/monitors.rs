@@ -8,7 +8,8 @@
 //! - Dropping a [`Monitor`] removes it at the governor: no notice is kept for nobody.
 //! - One thread per runtime drains the host's command queue (the governor sends the host, as
 //!   the main process, down notices, publications and shutdown; nothing here runs Python code, so other
-//!   commands are dropped; publications go to their [`crate::Transitions`] stream). It holds the monitors' table while a monitor is being set up, so a
+//!   commands are dropped; publications go to their [`crate::Subscription`] or
+//!   [`crate::Transitions`] stream). It holds the monitors' table while a monitor is being set up, so a
 //!   notice that overtakes the answer to `monitor` still finds its stream.
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ pub struct Down {
 pub(crate) struct Tables {
     pub(crate) downs: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Down>>>>,
     pub(crate) transitions: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<SafetyTransition>>>>,
+    pub(crate) publications: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<crate::Publication>>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -53,7 +55,11 @@ pub(crate) fn start_dispatch(client: Arc<Client>, tables: Tables) -> std::io::Re
                     let _ = tx.send(Down { monitor, actor, reason });
                 }
             }
-            Some(Command::Publication { subscription, payload, .. }) => {
+            Some(Command::Publication { subscription, topic, payload, dropped, .. }) => {
+                if let Some(tx) = lock(&tables.publications).get(&subscription) {
+                    let _ = tx.send(crate::bus::received(topic, &payload, dropped));
+                    continue;
+                }
                 let transition = crate::transitions::parse(&payload.data);
                 if let (Some(tx), Some(t)) = (lock(&tables.transitions).get(&subscription), transition) {
                     let _ = tx.send(t);
@@ -63,6 +69,7 @@ pub(crate) fn start_dispatch(client: Arc<Client>, tables: Tables) -> std::io::Re
                 // Every stream ends: nothing can come any more.
                 lock(&tables.downs).clear();
                 lock(&tables.transitions).clear();
+                lock(&tables.publications).clear();
                 return;
             }
             _ => {}

@@ -1,8 +1,11 @@
-"""The Python half of the robot_host example: a policy the Rust host calls every tick."""
+"""The Python half of the robot-host example: a policy the Rust host calls every tick."""
+
+import time
 
 import numpy as np
 
 from rebeam import GenPy, receive, requires_armed
+from rebeam.geometry import as_transform
 
 
 class Policy(GenPy):
@@ -16,7 +19,9 @@ class Policy(GenPy):
     @requires_armed
     def step(self, source, state):
         joints = np.asarray(state["joints"])
-        pose = np.asarray(state["pose"])  # (4, 4), row-major, float64
+        pose = as_transform(state["pose"])  # (4, 4), row-major, float64
+        if state.get("stall_ms"):
+            time.sleep(state["stall_ms"] / 1000)  # the host asked for a missed deadline
         command = joints + self.gain * (self.target - joints)
         return {"joints": command, "height": float(pose[2, 3])}
 
