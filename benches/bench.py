@@ -5,9 +5,10 @@ Run through benches/run.sh (it prepares the bench venv); by hand:
 
     .bench-venv/bin/python benches/bench.py [--systems rebeam,mp,pykka,ray,bocpy] [--only boc] [--quick]
 
-Two tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7, and Executor.map
-and acalls in flight, rows 10-11), and rebeam.boc next to bocpy (rows 8-9). `--only` runs some
-workloads and updates their rows in latest.json, keeping the other rows from the previous run.
+Three tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7, Executor.map
+and acalls in flight, rows 10-11, and the data plane, rows 16-19), rebeam.boc next to bocpy
+(rows 8-9), and the Rust host next to in-process PyO3 (rows 12-15). `--only` runs some workloads and updates their rows in latest.json, keeping the
+other rows from the previous run.
 
 Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
 shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
@@ -74,6 +75,15 @@ SIZES = {
     "host_ticks": 10000,
     "host_crash_reps": 10,
     "host_disarm_reps": 10,
+    # The data plane (data_bench.py)
+    "array_mib": 64,
+    "array_reps": 10,
+    "thru_small_n": 20000,
+    "thru_big_n": 300,
+    "fan_n": 4,
+    "fan_m": 5000,
+    "busy_n": 2000,
+    "busy_seconds": 120,
 }
 QUICK = {
     "call_n": 3000,
@@ -99,12 +109,26 @@ QUICK = {
     "host_ticks": 1000,
     "host_crash_reps": 3,
     "host_disarm_reps": 3,
+    "array_reps": 3,
+    "thru_small_n": 3000,
+    "thru_big_n": 50,
+    "fan_m": 1000,
+    "busy_n": 300,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
     "mp": {"cast_n": 300000},
     "pykka": {"cast_n": 200000},
-    "ray": {"call_n": 5000, "call_warm": 500, "cast_n": 20000, "crash_reps": 3, "hello_reps": 2},
+    "ray": {
+        "call_n": 5000,
+        "call_warm": 500,
+        "cast_n": 20000,
+        "crash_reps": 3,
+        "hello_reps": 2,
+        "thru_small_n": 5000,
+        "fan_m": 1000,
+        "busy_n": 500,
+    },
 }
 
 HELLO = {
@@ -135,12 +159,16 @@ HELLO = {
     "python": "pass\n",
 }
 
+#: The data plane's workloads (data_bench.py): one process per system and workload, and one
+#: ray.init() for all of Ray's.
+DATA_WORKLOADS = ("array", "thru", "fan", "busy")
+
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host"],
-    "mp": ["call", "cast", "cpu", "rss", "hello", "exec"],
+    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host", *DATA_WORKLOADS],
+    "mp": ["call", "cast", "cpu", "rss", "hello", "exec", *DATA_WORKLOADS],
     "pykka": ["call", "cast", "cpu", "hello"],
-    "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls"],
+    "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls", *DATA_WORKLOADS],
     "bocpy": ["boc"],
 }
 
@@ -292,6 +320,27 @@ def bench_tasks(system: str, sizes: dict, only: set[str], env: dict | None = Non
     return out
 
 
+def bench_data(system: str, sizes: dict, only: set[str], env: dict | None = None) -> dict:
+    """The data plane's rows (data_bench.py): a 64 MiB array in a call, 1 KiB and 1 MiB
+    throughput, fan-out and fan-in, calls while every core is busy."""
+    mine = [w for w in DATA_WORKLOADS if w in only and w in WORKLOADS_OF[system]]
+    if system == "ray" and mine:
+        log(f"ray: data plane ({', '.join(mine)}) in one ray.init()")
+        r = run("ray-data", [PY, "data_bench.py", "ray", *mine] + kv(sizes), 300, env)
+        return {w: first(r, w) for w in mine}
+    out: dict = {}
+    for w in mine:
+        log(f"{system}: {w}")
+        args = ["data_bench.py", system, w] + kv(sizes)
+        if system == "rebeam":
+            cmd = [str(VENV_BIN / "rebeam"), "--workers", "2"] + args
+            env = {**(env or {}), "BENCH_EXPECT_WORKERS": "3"}  # the pool + rebeam's one warm spare
+        else:
+            cmd = [PY] + args
+        out[w] = first(run(f"{system}-{w}", cmd, 240, env), w)
+    return out
+
+
 def hello_times(name: str, cmd: list[str], reps: int, limit: float, env: dict | None = None) -> dict:
     """Whole-command wall time; and launch → first reply, from the reply's time.time() stamp."""
     walls, to_reply, inside, errors = [], [], [], []
@@ -376,6 +425,7 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     out.update(bench_tasks("rebeam", sizes, only))
     if "host" in only:
         out["host"] = bench_host(sizes)
+    out.update(bench_data("rebeam", sizes, only))
     reap_leftovers("rebeam", notes)
     return out
 
@@ -467,7 +517,9 @@ def boc_speedup(runs: dict[int, list]) -> dict:
 def bench_peer(system: str, sizes: dict, only: set[str], notes: list[str]) -> dict:
     out: dict = {}
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"} if system == "ray" else {}
-    mine = [w for w in WORKLOADS_OF[system] if w in only and w not in ("hello", "boc", *TASK_WORKLOADS)]
+    mine = [
+        w for w in WORKLOADS_OF[system] if w in only and w not in ("hello", "boc", *TASK_WORKLOADS, *DATA_WORKLOADS)
+    ]
     if system == "ray" and mine:
         log(f"ray: {', '.join(mine)} in one ray.init()")
         r = run("ray-all", [PY, "peers.py", "ray", "all"] + mine + kv(sizes), 240, env)
@@ -483,6 +535,7 @@ def bench_peer(system: str, sizes: dict, only: set[str], notes: list[str]) -> di
     if "boc" in only and "boc" in WORKLOADS_OF[system]:
         out.update(bench_boc(system, sizes))
     out.update(bench_tasks(system, sizes, only, env))
+    out.update(bench_data(system, sizes, only, env))
     reap_leftovers(system, notes)
     return out
 
@@ -510,7 +563,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host"]
+ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host", *DATA_WORKLOADS]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:

@@ -156,6 +156,55 @@ ROWS = [
     ),
     ("acall_p99", "11. 10,000 acalls in flight: p99 latency", "ms", True, lambda s: g(s, "acalls", "p99_ms"), "—",
      "{:.1f}"),
+    (
+        "array_call",
+        "16. 64 MiB NumPy array in a call, small reply, p50 (mp: Pipe; Ray: the array as an argument)",
+        "ms",
+        True,
+        lambda s: g(s, "array", "p50_ms"),
+        "≤ 10 ms",
+        "{:.1f}",
+    ),
+    (
+        "array_shared",
+        "16. the same, allocated in shared memory (rebeam.shared_array; mp: shared_memory by name; Ray: ray.put once)",
+        "ms",
+        True,
+        lambda s: g(s, "array", "shared_p50_ms"),
+        "≤ 1 ms",
+        "{:.2f}",
+    ),
+    (
+        "thru_1k",
+        "17. message throughput, 1 KiB messages, 1 sender → 1 receiver",
+        "MB/s",
+        False,
+        lambda s: g(s, "thru", "small_mb_per_s"),
+        "—",
+        "{:,.1f}",
+    ),
+    (
+        "thru_1m",
+        "17. message throughput, 1 MiB messages",
+        "MB/s",
+        False,
+        lambda s: g(s, "thru", "big_mb_per_s"),
+        "—",
+        "{:,.0f}",
+    ),
+    ("fan_out", "18. fan-out 1 → 4, small casts", "msgs/s", False, lambda s: g(s, "fan", "out_msgs_per_s"), "—",
+     "{:,.0f}"),
+    ("fan_in", "18. fan-in 4 → 1, small casts", "msgs/s", False, lambda s: g(s, "fan", "in_msgs_per_s"), "—",
+     "{:,.0f}"),
+    (
+        "busy_p50",
+        "19. call round trip p50 while 2 × cores actors spin (main → actor)",
+        "µs",
+        True,
+        lambda s: g(s, "busy", "p50_us"),
+        "—",
+        "{:.1f}",
+    ),
 ]
 
 BOC_ROWS = [
@@ -287,6 +336,10 @@ NA = {  # peer cells that are not applicable, and why
     ("mp", "acall_rate"): "n/a (no actors)",
     ("mp", "acall_p99"): "n/a (no actors)",
     **{(p, k): "n/a" for p in HOST_PEERS for k in ("host_miss_100hz", "host_miss_1khz", "host_crash", "host_disarm")},
+    **{
+        ("pykka", k): "n/a (threads)"
+        for k in ("array_call", "array_shared", "thru_1k", "thru_1m", "fan_out", "fan_in", "busy_p50")
+    },
 }
 
 
@@ -296,6 +349,8 @@ def cell(system: str, key: str, data: dict | None, getter, fmt: str, workload: s
     if (system, key) in NA:
         return NA[(system, key)], None
     v = getter(data)
+    if v is None and g(data, workload, "not_measured", key):  # the workload says why not
+        return f"n/a ({g(data, workload, 'not_measured', key)})", None
     if v is None:
         err = g(data, workload, "error") or g(data, workload, "raise", "error") or g(data, workload, "exit", "error")
         return ("error" if err or g(data, workload) else "—"), None
@@ -332,6 +387,13 @@ WORKLOAD_OF = {
     "exec_cpu": "exec",
     "acall_rate": "acalls",
     "acall_p99": "acalls",
+    "array_call": "array",
+    "array_shared": "array",
+    "thru_1k": "thru",
+    "thru_1m": "thru",
+    "fan_out": "fan",
+    "fan_in": "fan",
+    "busy_p50": "busy",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",

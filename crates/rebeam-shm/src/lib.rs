@@ -6,6 +6,11 @@
 //! (a pidfd) on the other, so every wait returns [`ShmError::PeerGone`] the moment the peer dies.
 //! A process with several peers sleeps on all its receivers at once with [`wait_any`].
 //!
+//! A buffer too large for a ring travels in a [`bulk`] segment of its own: the sender takes one
+//! from its [`Pool`] (pre-faulted once, reused), copies the buffer in (or built it there), and
+//! hands the segment's fd over with a [`Loan`]; the receiver maps it as a [`BulkView`] and gives
+//! the loan back, in the segment's header, when the view is dropped.
+//!
 //! Rules the crate keeps:
 //! - No names anywhere: segments are memfds, doorbells eventfds, peers pidfds. Everything dies
 //!   with its last fd, so a SIGKILL leaks nothing.
@@ -17,19 +22,23 @@
 //!   has said it is going to sleep (and the receiver wakes the sender only when it waits for
 //!   room).
 
+pub mod bulk;
 pub mod channel;
 pub mod doorbell;
 pub mod error;
 pub mod fdpass;
 pub mod peer;
+pub mod pool;
 pub mod ring;
 pub mod segment;
 pub mod select;
 
+pub use bulk::{BulkView, Loan};
 pub use channel::{ChannelFds, Receiver, Sender};
 pub use doorbell::Doorbell;
 pub use error::{Result, ShmError};
 pub use peer::PeerWatch;
+pub use pool::{Block, Limits, Pool};
 pub use ring::{Consumer, Producer, Record};
 pub use segment::Segment;
 pub use select::{wait_any, Ready};
