@@ -7,8 +7,8 @@ Run through benches/run.sh (it prepares the bench venv); by hand:
 
 Three tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7, Executor.map
 and acalls in flight, rows 10-11, and the data plane, rows 16-19), rebeam.boc next to bocpy
-(rows 8-9), and the Rust host next to in-process PyO3 (rows 12-15). `--only` runs some workloads and updates their rows in latest.json, keeping the
-other rows from the previous run.
+(rows 8-9), and the Rust host next to in-process PyO3 (rows 12-15). `--only` runs some
+workloads and updates their rows in latest.json, keeping the other rows from the previous run.
 
 Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
 shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
@@ -159,13 +159,15 @@ HELLO = {
     "python": "pass\n",
 }
 
+#: rebeam's workloads before the host's and the data plane's.
+BASE_WORKLOADS = ("call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls")
 #: The data plane's workloads (data_bench.py): one process per system and workload, and one
 #: ray.init() for all of Ray's.
 DATA_WORKLOADS = ("array", "thru", "fan", "busy")
 
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host", *DATA_WORKLOADS],
+    "rebeam": [*BASE_WORKLOADS, "host", *DATA_WORKLOADS],
     "mp": ["call", "cast", "cpu", "rss", "hello", "exec", *DATA_WORKLOADS],
     "pykka": ["call", "cast", "cpu", "hello"],
     "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls", *DATA_WORKLOADS],
@@ -563,7 +565,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "host", *DATA_WORKLOADS]
+ALL_WORKLOADS = [*BASE_WORKLOADS, "host", *DATA_WORKLOADS]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:
