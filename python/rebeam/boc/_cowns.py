@@ -20,6 +20,7 @@ from collections.abc import Callable
 from .. import _runtime
 from .._threads import end_interruptible, raise_in_thread
 from ..errors import SafetyInterrupt
+from ._code import pack, unpack
 
 T = TypeVar("T")
 
@@ -314,7 +315,8 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
         raise TypeError("whencall() takes a behavior function, not a thunk name")
     groups = [_ids_of(a) for a in args]
     name = getattr(func, "__qualname__", repr(func))
-    data, buffers = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
+    packed = pack(func, groups, list(captures))
+    data, buffers = packed or _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
     result = Cown._handle(new_id())
     requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
@@ -427,7 +429,7 @@ def run_behaviour(
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
         if undecoded is not None:
             raise undecoded.error
-        fn, groups, captures = _runtime.loads(code, code_buffers)
+        fn, groups, captures = unpack(_runtime.loads(code, code_buffers))
 
         def handles(g):
             return Cown._handle(g) if isinstance(g, int) else [Cown._handle(x) for x in g]
