@@ -45,7 +45,9 @@ def arrive(job: tuple) -> bool:
             else:
                 queue.append(waiting)
                 waiting.blocked += 1
-    return waiting.blocked == 0
+        # Read under the lock: once it is let go, a release may count this one down and hand
+        # it to its own thread, and it must not run twice.
+        return waiting.blocked == 0
 
 
 def release(job: tuple) -> list:
