@@ -29,7 +29,7 @@ import types
 from typing import Any
 from collections.abc import Callable
 
-from .. import _rebeam, _runtime
+from .. import _logsync, _rebeam, _runtime
 
 #: In the main process: template id by key, and the template functions by id. In a worker:
 #: by id, ``(data, buffers)`` as defined, replaced by the function on first use.
@@ -84,8 +84,6 @@ def _template_id(func: Any) -> int | None:
     """The id of ``func``'s template, defined now if it is new; None if it travels whole."""
     if type(func) is not types.FunctionType or func.__dict__ or _runtime.ROLE == "worker":
         return None
-    from .. import _logsync
-
     config = _logsync.snapshot()
     key = _key(func, config)
     if key is None:
