@@ -27,6 +27,7 @@ TABLE: dict[type, str] = {
     _rebeam.CancelBehaviour: "on_cancel_behaviour",
     _rebeam.Cancel: "on_cancel",
     _rebeam.SysPath: "on_sys_path",
+    _rebeam.DefineCode: "on_define_code",
     _rebeam.Publication: "on_publication",
 }
 
@@ -54,6 +55,11 @@ class Handler:
         from . import boc
 
         boc.surrender(self.conn, cmd.cown)
+
+    def on_define_code(self, cmd: _rebeam.DefineCode) -> None:
+        from .boc import _code
+
+        _code.define(cmd.id, cmd.data, cmd.buffers)
 
     def on_cancel_behaviour(self, cmd: _rebeam.CancelBehaviour) -> None:
         from . import boc

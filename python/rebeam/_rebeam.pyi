@@ -6,6 +6,7 @@ from collections.abc import Sequence
 PROTOCOL_VERSION: int
 DEFAULT_MAX_MESSAGE_BYTES: int
 MAX_QUEUE: int  # the most publications one subscription keeps (rebeam.on(queue=...))
+MAX_BEHAVIOUR_CODES: int  # the most behaviour codes a run keeps (rebeam.boc._code)
 MAX_THROTTLE: float  # the longest throttle of a subscription, in seconds
 DEFAULT_QUEUE: int  # a subscription's bound when it names none
 DEFAULT_CALL_TIMEOUT: float  # seconds `call` waits by default
@@ -154,6 +155,11 @@ class Cancel:
 class SysPath:
     paths: list[str]
 
+class DefineCode:
+    id: int
+    data: bytes
+    buffers: list[bytearray]
+
 class Publication:
     subscription: int
     actor: int | None
@@ -164,7 +170,7 @@ class Publication:
 
 Command = (
     Deliver | Start | Stop | Preload | Down | Shutdown | Surrender | RunBehaviour | CancelBehaviour | Cancel
-    | SysPath | Publication
+    | SysPath | DefineCode | Publication
 )
 
 class Connection:
@@ -215,6 +221,7 @@ class Connection:
     def cown_value(self, cown: int, data: bytes, buffers: Buffers) -> None: ...
     def behaviour_done(self, behaviour: int) -> None: ...
     def sys_path(self, paths: list[str]) -> None: ...
+    def define_code(self, id: int, data: bytes, buffers: Buffers) -> None: ...
     def schedule(
         self, behaviour: int, cowns: list[int], result: int, data: bytes, buffers: Buffers,
         at_main: bool = False, gated: bool = False, wait: bool = True,

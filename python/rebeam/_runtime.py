@@ -211,7 +211,9 @@ def loads(data: bytes, buffers: list) -> Any:
         from . import _rebeam
 
         return _rebeam.value_loads(data, buffers)
-    if ROLE != "worker":
+    # Only a pickle naming the script's module needs the worker's own unpickler; a scan for
+    # that name costs far less than a Python-level unpickler (a behaviour's captures, say).
+    if ROLE != "worker" or (type(data) is bytes and b"main__" not in data):  # __main__, __rebeam_main__
         return pickle.loads(data, buffers=buffers)
     return _Unpickler(io.BytesIO(data), buffers=buffers).load()
 

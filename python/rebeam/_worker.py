@@ -146,10 +146,27 @@ class Worker(Handler, AsyncRuns):
 
     def on_run_behaviour(self, cmd: _rebeam.RunBehaviour) -> None:
         from . import boc
+        from .boc import _local
 
         boc.admit(cmd.behaviour)
         job = cmd.job
-        self.pool.submit(lambda: boc.run_behaviour(self.conn, *job))
+        if _local.arrive(job):  # else it waits here behind behaviours sent before it
+            self.pool.submit(lambda: self.run_behaviours(job))
+
+    def run_behaviours(self, job: tuple) -> None:
+        """Runs a behaviour, then, on this same thread, one that waited here for it (the
+        others that may run now go to the pool)."""
+        from . import boc
+        from .boc import _local
+
+        while True:
+            boc.run_behaviour(self.conn, *job)  # says it is done before its cowns are let go
+            ready = _local.release(job)
+            if not ready:
+                return
+            job, *others = ready
+            for other in others:
+                self.pool.submit(lambda other=other: self.run_behaviours(other))
 
     def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
         use_main_sys_path(cmd.paths)

@@ -33,10 +33,25 @@
 //!   done, and its result cown is dropped then.
 //! - A gated behaviour is sent flagged as such ([`Run::gated`]): the governor's gate decides,
 //!   as it is sent, whether it runs or is refused; once it ends, [`Effect::GatedEnded`].
+//! - Sending ahead ([`Boc::sending_ahead`]; the governor's choice): a behaviour scheduled behind
+//!   behaviours already sent to one worker is sent there at once, if everything it needs will
+//!   be there when they are done: on every cown it requested, the behaviour queued just before
+//!   it was sent to that worker (and is neither gated nor an acquire), or the queue is empty and
+//!   the value is there (or is a result not made yet); no cown is pinned or lost, and it is
+//!   neither gated nor an acquire. The worker holds it until those behaviours are done there,
+//!   in the order it was sent (see `rebeam.boc`'s local queue), so a chain of behaviours on one
+//!   worker costs no round trip through the governor. For the scheduler it is still queued;
+//!   when it becomes runnable it is started where it already is. It counts as running there
+//!   (load, and the death of that worker: it is lost with it, like a behaviour gathering there).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::cowns::{place, BehaviourId, CownError, CownId, Location, Scheduler};
+
+/// The most behaviour codes a run keeps (defined once by the main process, sent to every
+/// worker): a program defines one per `@when` site, so this bounds only a program that makes
+/// code in a loop; past it, a behaviour carries its code itself.
+pub const MAX_CODES: usize = 4096;
 
 /// The request id of a `wait()`, as its process numbered it.
 pub type ReqId = u64;
@@ -137,6 +152,13 @@ pub struct Boc<T> {
     quiesce: Vec<(Location, ReqId, u64)>,
     /// Behaviours each process has run.
     ran: HashMap<Location, u64>,
+    /// Sent ahead, not runnable yet (in `running` too, at the worker they were sent to).
+    ahead: HashSet<BehaviourId>,
+    /// Sent ahead and said to be done before they were runnable; and those of them that became
+    /// runnable since, with where they ran, to be completed now.
+    early: HashSet<BehaviourId>,
+    early_ready: Vec<(BehaviourId, Location)>,
+    send_ahead: bool,
 }
 
 impl<T> Default for Boc<T> {
@@ -152,10 +174,22 @@ impl<T> Default for Boc<T> {
             lost: HashSet::new(),
             quiesce: Vec::new(),
             ran: HashMap::new(),
+            ahead: HashSet::new(),
+            early: HashSet::new(),
+            early_ready: Vec::new(),
+            send_ahead: false,
         }
     }
 }
 
+impl<T> Boc<T> {
+    /// A machine that sends behaviours ahead (see the module doc); `default()` does not.
+    pub fn sending_ahead() -> Self {
+        Boc { send_ahead: true, ..Boc::default() }
+    }
+}
+
+mod ahead;
 mod events;
 
 /// What the governor's model test may see: where each running and each gathering behaviour
@@ -187,6 +221,14 @@ impl<T: Clone> Boc<T> {
     }
 
     fn dispatch(&mut self, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
+        if self.ahead.remove(&b) {
+            // Already where it runs, waiting there behind what was sent before it.
+            let _ = self.sched.start(b);
+            if self.early.remove(&b) {
+                self.early_ready.extend(self.running.get(&b).map(|&at| (b, at)));
+            }
+            return;
+        }
         let (running, gathering) = (&self.running, &self.gathering);
         let load = |w: u64| {
             let w = Location::Worker(w);

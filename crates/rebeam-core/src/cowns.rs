@@ -256,6 +256,11 @@ impl Scheduler {
         self.behaviours.get(&b).map(|behaviour| behaviour.cowns.as_slice())
     }
 
+    /// The behaviour queued last on `c` (None: its queue is empty, or it is unknown).
+    pub fn tail(&self, c: CownId) -> Option<BehaviourId> {
+        self.cowns.get(&c).and_then(|cown| cown.queue.back().copied())
+    }
+
     pub fn location(&self, c: CownId) -> Option<Location> {
         self.cowns.get(&c).map(|cown| cown.at)
     }

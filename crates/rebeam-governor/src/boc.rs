@@ -12,7 +12,10 @@
 //!
 //! Workers unpickle the values and code the main process sends, so they import as it does:
 //! the main process reports its `sys.path` when it changes, and the governor passes it on to
-//! every worker (and to each new one when it is ready).
+//! every worker (and to each new one when it is ready). The code of a behaviour is sent once
+//! in the same way (`DefineCode`), kept here for the workers to come, up to
+//! [`rebeam_core::boc::MAX_CODES`] (the main process stops defining codes there, and sends
+//! the rest with each behaviour); behaviours name it and carry only their captures.
 
 use rebeam_core::boc::{Effect, Pool, Run};
 use rebeam_core::cowns::{BehaviourId, CownId, Location};
@@ -22,11 +25,20 @@ use crate::router::{Input, ProcIdx, ProcState, Router};
 
 pub use rebeam_core::boc::How;
 
-#[derive(Default)]
 pub struct Boc {
     machine: rebeam_core::boc::Boc<Payload>,
     /// The main process's `sys.path`, as it last said (workers import as it does).
     sys_path: Option<Vec<String>>,
+    /// The main process's behaviour code, by id, in the order it came.
+    codes: Vec<(u64, Payload)>,
+}
+
+impl Default for Boc {
+    fn default() -> Self {
+        // Chains of behaviours on one worker go there ahead (see `rebeam_core::boc`): the
+        // worker keeps their order, and each costs no round trip through here.
+        Boc { machine: rebeam_core::boc::Boc::sending_ahead(), sys_path: None, codes: Vec::new() }
+    }
 }
 
 fn bad(e: impl std::fmt::Display) -> ErrorInfo {
@@ -171,6 +183,46 @@ impl Router {
     pub fn send_sys_path(&mut self, proc: ProcIdx) {
         if let Some(paths) = &self.boc.sys_path {
             let frame = Frame::Command(Cmd::SysPath { paths: paths.clone() });
+            self.send(proc, frame);
+        }
+    }
+
+    /// The main process defined a behaviour's code: every worker, spares too, keeps it from
+    /// now on (frames are handled in order, so before any behaviour that names it).
+    pub fn define_code(&mut self, proc: ProcIdx, id: u64, code: Payload) {
+        if self.procs[proc].role != Role::Main {
+            tracing::warn!(
+                "{} defined behaviour code; only the main process's is shared, ignored",
+                self.procs[proc].describe()
+            );
+            return;
+        }
+        if self.boc.codes.len() >= rebeam_core::boc::MAX_CODES {
+            tracing::warn!(
+                "the main process defined more than {} behaviour codes; ignored",
+                rebeam_core::boc::MAX_CODES
+            );
+            return;
+        }
+        let frame = Frame::Command(Cmd::DefineCode { id, code: code.clone() });
+        self.boc.codes.push((id, code));
+        for i in self.procs.ids() {
+            let p = &self.procs[i];
+            if p.role == Role::Worker && p.state == ProcState::Ready {
+                self.send(i, frame.clone());
+            }
+        }
+    }
+
+    /// A worker that just became ready gets every behaviour code defined so far.
+    pub fn send_codes(&mut self, proc: ProcIdx) {
+        let frames: Vec<Frame> = self
+            .boc
+            .codes
+            .iter()
+            .map(|(id, code)| Frame::Command(Cmd::DefineCode { id: *id, code: code.clone() }))
+            .collect();
+        for frame in frames {
             self.send(proc, frame);
         }
     }

@@ -165,6 +165,7 @@ impl Router {
         if p.role == Role::Worker {
             self.early_deaths.ready();
             self.send_sys_path(proc);
+            self.send_codes(proc);
             self.preloads_pending.push(proc);
             self.send_due_preloads();
             self.dispatch_queued_starts();

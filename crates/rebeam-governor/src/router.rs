@@ -603,6 +603,7 @@ impl Router {
             Event::BehaviourDone { behaviour } => self.behaviour_done(proc, behaviour),
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
             Event::SysPath { paths } => self.sys_path(proc, paths),
+            Event::DefineCode { id, code } => self.define_code(proc, id, code),
             Event::DirectDeliveries { counts } => {
                 // Only for actors that process hosts: a peer cannot inflate another's counts.
                 for (id, n) in counts {

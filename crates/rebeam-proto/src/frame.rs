@@ -535,6 +535,8 @@ pub enum Command {
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },
     /// The main process's `sys.path` (see `Event::SysPath`): import as it does.
     SysPath { paths: Vec<String> },
+    /// A behaviour's code (see `Event::DefineCode`): keep it under `id` for the behaviours that name it.
+    DefineCode { id: u64, code: Payload },
     /// Another process opened a direct channel to this one; its fds come with this frame.
     ChannelOpened(ChannelGrant),
     /// The process at the other end of a channel died, and why (the words its callers see).
@@ -586,6 +588,12 @@ pub enum Event {
     /// resolve imports as it does; sent before the first frame that may need the new path.
     SysPath {
         paths: Vec<String>,
+    },
+    /// The main process's code for behaviours, sent once: behaviours name it by `id` and carry
+    /// only their captures. Every worker gets it before any behaviour sent after it.
+    DefineCode {
+        id: u64,
+        code: Payload,
     },
     /// Messages this process took off direct channels since its last report, per actor (the
     /// governor counts them for the status report; it never carries them).

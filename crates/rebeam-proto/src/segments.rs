@@ -83,7 +83,9 @@ fn response<'a>(r: &'a mut Response, out: &mut Vec<&'a mut Payload>) {
 
 fn command<'a>(c: &'a mut Command, out: &mut Vec<&'a mut Payload>) {
     match c {
-        Command::Deliver { payload, .. } | Command::Publication { payload, .. } => out.push(payload),
+        Command::Deliver { payload, .. }
+        | Command::Publication { payload, .. }
+        | Command::DefineCode { code: payload, .. } => out.push(payload),
         Command::Start { code, .. } => child_code(code, out),
         Command::RunBehaviour { values, code, .. } => {
             out.extend(values.iter_mut().map(|(_, p)| p));
@@ -106,7 +108,7 @@ fn command<'a>(c: &'a mut Command, out: &mut Vec<&'a mut Payload>) {
 fn event<'a>(e: &'a mut Event, out: &mut Vec<&'a mut Payload>) {
     match e {
         Event::Replied { outcome, .. } => self::outcome(outcome, out),
-        Event::CownValue { payload, .. } => out.push(payload),
+        Event::CownValue { payload, .. } | Event::DefineCode { code: payload, .. } => out.push(payload),
         Event::Notice { payload, .. } => out.extend(payload.as_mut()),
         Event::Started { .. }
         | Event::Exited { .. }

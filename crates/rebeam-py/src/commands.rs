@@ -126,6 +126,14 @@ pub struct SysPath {
     paths: Vec<String>,
 }
 
+/// A behaviour's code, to keep under `id` (the behaviours that name it follow).
+#[pyclass(frozen, get_all, module = "rebeam._rebeam")]
+pub struct DefineCode {
+    id: u64,
+    data: Py<PyAny>,
+    buffers: Py<PyAny>,
+}
+
 /// A publication for subscription `subscription` (of `actor`, or of the main process when
 /// None); `dropped` counts those its full queue dropped so far.
 #[pyclass(frozen, get_all, module = "rebeam._rebeam")]
@@ -150,6 +158,7 @@ pub fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CancelBehaviour>()?;
     m.add_class::<Cancel>()?;
     m.add_class::<SysPath>()?;
+    m.add_class::<DefineCode>()?;
     m.add_class::<Publication>()?;
     Ok(())
 }
@@ -241,6 +250,10 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         Command::CancelBehaviour { behaviour } => new(py, CancelBehaviour { behaviour })?,
         Command::Cancel { actor, delivery } => new(py, Cancel { actor, delivery })?,
         Command::SysPath { paths } => new(py, SysPath { paths })?,
+        Command::DefineCode { id, code } => {
+            let (data, buffers) = payload_to_py(py, code, Use::State)?;
+            new(py, DefineCode { id, data: data.unbind(), buffers: buffers.unbind() })?
+        }
         Command::Publication { subscription, actor, topic, payload, dropped } => {
             let (data, buffers) = payload_to_py(py, payload, Use::Message)?;
             new(

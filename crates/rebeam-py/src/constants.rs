@@ -19,6 +19,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PROTOCOL_VERSION", rebeam_proto::PROTOCOL_VERSION)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", topics::MAX_QUEUE)?;
+    m.add("MAX_BEHAVIOUR_CODES", rebeam_core::boc::MAX_CODES)?;
     m.add("MAX_THROTTLE", topics::MAX_THROTTLE.as_secs_f64())?;
     m.add("MAX_RESTARTS", supervision::MAX_RESTARTS)?;
     m.add("MAX_RESTART_WINDOW", supervision::MAX_RESTART_WINDOW.as_secs_f64())?;

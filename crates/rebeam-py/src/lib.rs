@@ -539,6 +539,19 @@ impl Connection {
         self.send_event(py, Event::SysPath { paths })
     }
 
+    /// Defines a behaviour's code once, under `id`, for every worker (see `rebeam.boc._code`).
+    fn define_code(
+        &self,
+        py: Python<'_>,
+        id: u64,
+        data: &Bound<'_, PyAny>,
+        buffers: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let code = payload_from_py(py, data, buffers)?;
+        self.check_size(py, &"a behaviour's code", code.len())?;
+        self.send_event(py, Event::DefineCode { id, code })
+    }
+
     fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
         self.send_event(py, Event::BehaviourDone { behaviour })
     }

@@ -20,18 +20,17 @@ from collections.abc import Callable
 from .. import _runtime
 from .._threads import end_interruptible, raise_in_thread
 from ..errors import SafetyInterrupt
+from ._code import pack, unpack
 
 T = TypeVar("T")
 
 _ids = itertools.count(1)
-_ids_lock = threading.Lock()
 
 
 def new_id() -> int:
-    # Unique across processes: this process's index in the high bits.
-    conn = _runtime.connection()
-    with _ids_lock:
-        return (conn.index << 40) | next(_ids)
+    # Unique across processes: this process's index in the high bits. next() on a count is
+    # atomic under the GIL, so threads need no lock here.
+    return (_runtime.connection().index << 40) | next(_ids)
 
 
 class Failure:
@@ -313,12 +312,19 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     if isinstance(func, str):
         raise TypeError("whencall() takes a behavior function, not a thunk name")
     groups = [_ids_of(a) for a in args]
-    name = getattr(func, "__qualname__", repr(func))
-    data, buffers = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
+    packed = pack(func, groups, list(captures))
+    if packed is None:
+        name = getattr(func, "__qualname__", repr(func))
+        packed = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
+    data, buffers = packed
     result = Cown._handle(new_id())
-    requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
+    if all(type(g) is int for g in groups):  # the common shape: one cown per argument
+        requested = sorted(set(groups))
+        pinned = any(type(a) is not Cown and isinstance(a, PinnedCown) for a in args)
+    else:
+        requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
+        pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
-    pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     conn = _runtime.connection()
     conn.raise_refused()
     # Not waiting for the governor's answer halves the cost of a @when. A refusal (a cown
@@ -427,7 +433,7 @@ def run_behaviour(
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
         if undecoded is not None:
             raise undecoded.error
-        fn, groups, captures = _runtime.loads(code, code_buffers)
+        fn, groups, captures = unpack(_runtime.loads(code, code_buffers))
 
         def handles(g):
             return Cown._handle(g) if isinstance(g, int) else [Cown._handle(x) for x in g]

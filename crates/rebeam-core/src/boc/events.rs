@@ -29,6 +29,7 @@ impl<T: Clone> Boc<T> {
         }
         self.sched.create_cown(result, at, false)?;
         self.empty.insert(result);
+        let tails = self.tails(&cowns, how);
         let mut request = cowns;
         request.push(result);
         let runnable = match self.sched.schedule(b, &request) {
@@ -47,6 +48,8 @@ impl<T: Clone> Boc<T> {
         let mut effects = Vec::new();
         if runnable {
             self.dispatch(b, pool, &mut effects);
+        } else if let Some(tails) = tails {
+            self.try_send_ahead(b, &tails, pool, &mut effects);
         }
         Ok(effects)
     }
@@ -75,8 +78,26 @@ impl<T: Clone> Boc<T> {
     /// The process at `at` says behaviour `b` is done (a late or unknown one is ignored).
     pub fn behaviour_done(&mut self, at: Location, b: BehaviourId, pool: &Pool) -> Vec<Effect<T>> {
         let mut effects = Vec::new();
-        if self.running.remove(&b).is_none() {
+        if self.ahead.contains(&b) {
+            // Sent ahead and not runnable yet: a worker keeps the order, so this one is early
+            // (a confused worker); it counts once the behaviours before it are done.
+            if self.running.get(&b) == Some(&at) {
+                self.early.insert(b);
+            }
             return effects;
+        }
+        let mut work = vec![(b, at)];
+        while let Some((b, at)) = work.pop() {
+            self.finish(at, b, pool, &mut effects);
+            work.append(&mut self.early_ready);
+        }
+        self.answer_quiesce(&mut effects);
+        effects
+    }
+
+    fn finish(&mut self, at: Location, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
+        if self.running.remove(&b).is_none() {
+            return;
         }
         let result = self.code.remove(&b).map(|(_, result)| result);
         if let Some(result) = result {
@@ -97,11 +118,9 @@ impl<T: Clone> Boc<T> {
             let _ = self.sched.drop_cown(result);
         }
         match completed {
-            Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, &mut effects)),
+            Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, effects)),
             Err(e) => effects.push(Effect::Oddity(format!("behaviour {b} completed oddly: {e}"))),
         }
-        self.answer_quiesce(&mut effects);
-        effects
     }
 
     /// The process at `at` (`describe` names it for the log) died.
@@ -149,14 +168,7 @@ impl<T: Clone> Boc<T> {
             }
             self.maybe_run(b, &mut effects);
         }
-        for b in dead {
-            match self.sched.complete(b, at) {
-                Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, &mut effects)),
-                Err(e) => {
-                    effects.push(Effect::Oddity(format!("behaviour {b} lost with {describe} completed oddly: {e}")))
-                }
-            }
-        }
+        self.complete_dead(dead, at, describe, pool, &mut effects);
         // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
         effects.extend(self.dispatch_waiting(pool));
         self.answer_quiesce(&mut effects);

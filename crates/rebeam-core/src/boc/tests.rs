@@ -176,3 +176,103 @@ fn a_worker_that_dies_while_others_gather_from_it_leaves_them_to_run_without_its
     let died = boc.proc_died(W1, "worker 1", &pool(&[3]));
     assert_eq!(runs(&died), vec![(12, Location::Worker(3), vec![], vec![3])]);
 }
+
+/// Sends ahead, with cowns 1 and 2 on worker 1 and cown 3 on worker 2.
+fn ahead_with_cowns() -> TestBoc {
+    let mut boc = TestBoc::sending_ahead();
+    boc.create_cown(W1, 1, false).unwrap();
+    boc.create_cown(W1, 2, false).unwrap();
+    boc.create_cown(W2, 3, false).unwrap();
+    boc
+}
+
+#[test]
+fn a_chain_on_one_worker_is_sent_ahead_and_costs_no_dispatch_when_each_is_done() {
+    let mut boc = ahead_with_cowns();
+    let p = pool(&[1, 2]);
+    assert_eq!(runs(&boc.schedule(MAIN, 10, vec![1], 100, "a", plain(), &p).unwrap()), vec![(10, W1, vec![], vec![])]);
+    // Behind 10 on cown 1, and behind 10 on its result cown, and with cown 2 already there.
+    let b = boc.schedule(MAIN, 11, vec![1, 2], 101, "b", plain(), &p).unwrap();
+    assert_eq!(runs(&b), vec![(11, W1, vec![], vec![])]);
+    let c = boc.schedule(MAIN, 12, vec![100, 101], 102, "c", plain(), &p).unwrap();
+    assert_eq!(runs(&c), vec![(12, W1, vec![], vec![])]);
+    assert!(boc.quiesce(MAIN, 7, 1).is_empty());
+    assert!(boc.behaviour_done(W1, 10, &p).is_empty(), "11 already waits in worker 1");
+    assert!(boc.behaviour_done(W1, 11, &p).is_empty());
+    assert_eq!(boc.behaviour_done(W1, 12, &p), vec![Effect::Quiesced { to: MAIN, req: 7 }]);
+    assert_eq!((boc.ran(W1), boc.pending()), (3, 0));
+}
+
+#[test]
+fn a_behaviour_that_needs_a_value_from_elsewhere_or_follows_one_not_sent_yet_waits() {
+    let mut boc = ahead_with_cowns();
+    let p = pool(&[1, 2]);
+    boc.schedule(MAIN, 10, vec![1], 100, "a", plain(), &p).unwrap();
+    // Cown 3 must come from worker 2: dispatched when 10 is done, as without sending ahead.
+    assert!(boc.schedule(MAIN, 11, vec![1, 3], 101, "b", plain(), &p).unwrap().is_empty());
+    let next = boc.behaviour_done(W1, 10, &p);
+    assert_eq!(surrenders(&next), vec![(W2, 3)]);
+    // 12 follows 11, which is still gathering: not sent before it.
+    assert!(boc.schedule(MAIN, 12, vec![1], 102, "c", plain(), &p).unwrap().is_empty());
+    assert_eq!(runs(&boc.cown_value(3, "three")), vec![(11, W1, vec![(3, "three")], vec![])]);
+    assert_eq!(runs(&boc.behaviour_done(W1, 11, &p)), vec![(12, W1, vec![], vec![])]);
+    // Behind behaviours sent to two different workers: not sent ahead.
+    boc.create_cown(W2, 4, false).unwrap();
+    assert_eq!(runs(&boc.schedule(MAIN, 13, vec![1, 2], 103, "d", plain(), &p).unwrap()).len(), 1, "ahead");
+    assert_eq!(runs(&boc.schedule(MAIN, 14, vec![4], 104, "e", plain(), &p).unwrap()), vec![(14, W2, vec![], vec![])]);
+    assert!(boc.schedule(MAIN, 15, vec![2, 4], 105, "f", plain(), &p).unwrap().is_empty());
+}
+
+#[test]
+fn gated_pinned_and_acquiring_behaviours_are_never_sent_ahead_nor_followed_ahead() {
+    let mut boc = ahead_with_cowns();
+    let p = pool(&[1, 2]);
+    let gated = How { at_main: false, gated: true };
+    boc.schedule(MAIN, 10, vec![1], 100, "a", plain(), &p).unwrap();
+    assert!(boc.schedule(MAIN, 11, vec![1], 101, "b", gated, &p).unwrap().is_empty());
+    assert_eq!(runs(&boc.behaviour_done(W1, 10, &p)), vec![(11, W1, vec![], vec![])]);
+    assert!(boc.schedule(MAIN, 12, vec![1], 102, "c", plain(), &p).unwrap().is_empty(), "behind a gated one");
+    boc.create_cown(MAIN, 9, true).unwrap();
+    let acquire = How { at_main: true, gated: false };
+    assert!(boc.schedule(MAIN, 13, vec![1, 9], 103, "d", plain(), &p).unwrap().is_empty());
+    assert!(boc.schedule(MAIN, 14, vec![1], 104, "e", acquire, &p).unwrap().is_empty());
+    // A worker no longer in the pool takes nothing ahead.
+    boc.schedule(MAIN, 15, vec![3], 105, "f", plain(), &p).unwrap();
+    assert!(boc.schedule(MAIN, 16, vec![3], 106, "g", plain(), &pool(&[1])).unwrap().is_empty());
+}
+
+#[test]
+fn a_worker_that_dies_takes_the_behaviours_sent_ahead_to_it_and_the_rest_goes_on() {
+    let mut boc = ahead_with_cowns();
+    let p = pool(&[1, 2]);
+    boc.schedule(MAIN, 10, vec![1], 100, "a", plain(), &p).unwrap();
+    assert_eq!(runs(&boc.schedule(MAIN, 11, vec![1], 101, "b", plain(), &p).unwrap()).len(), 1);
+    assert_eq!(runs(&boc.schedule(MAIN, 12, vec![101], 102, "c", plain(), &p).unwrap()).len(), 1);
+    // 13 needs cown 3 from worker 2 too: it waits for 11 in the governor.
+    assert!(boc.schedule(MAIN, 13, vec![1, 3], 103, "d", plain(), &p).unwrap().is_empty());
+    assert!(boc.quiesce(W2, 8, 2).is_empty());
+    let died = boc.proc_died(W1, "worker 1", &pool(&[2]));
+    assert!(!died.iter().any(|e| matches!(e, Effect::Oddity(_))), "{died:?}");
+    assert_eq!(runs(&died), vec![(13, W2, vec![], vec![1])]);
+    assert_eq!(boc.view().running, vec![(13, W2)]);
+    assert_eq!(boc.behaviour_done(W2, 13, &pool(&[2])), vec![Effect::Quiesced { to: W2, req: 8 }]);
+    // The chain's result cowns died with it.
+    let after = boc.schedule(MAIN, 14, vec![102], 104, "e", plain(), &pool(&[2])).unwrap();
+    assert_eq!(runs(&after), vec![(14, W2, vec![], vec![102])]);
+}
+
+#[test]
+fn a_behaviour_sent_ahead_and_said_done_too_early_counts_once_the_one_before_it_is_done() {
+    let mut boc = ahead_with_cowns();
+    let p = pool(&[1, 2]);
+    boc.schedule(MAIN, 10, vec![1], 100, "a", plain(), &p).unwrap();
+    boc.schedule(MAIN, 11, vec![1], 101, "b", plain(), &p).unwrap();
+    boc.schedule(MAIN, 12, vec![1], 102, "c", plain(), &p).unwrap();
+    assert!(boc.quiesce(MAIN, 7, 1).is_empty());
+    assert!(boc.behaviour_done(W2, 12, &p).is_empty(), "from a worker it was not sent to: ignored");
+    assert!(boc.behaviour_done(W1, 12, &p).is_empty());
+    assert!(boc.behaviour_done(W1, 11, &p).is_empty());
+    assert_eq!(boc.pending(), 3);
+    assert_eq!(boc.behaviour_done(W1, 10, &p), vec![Effect::Quiesced { to: MAIN, req: 7 }]);
+    assert_eq!((boc.ran(W1), boc.pending()), (3, 0));
+}

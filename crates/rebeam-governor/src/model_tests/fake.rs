@@ -266,6 +266,7 @@ impl Fake {
                 | Cmd::CancelBehaviour { .. }
                 | Cmd::Publication { .. }
                 | Cmd::SysPath { .. }
+                | Cmd::DefineCode { .. }
                 | Cmd::ChannelOpened(_)
                 | Cmd::ChannelClosed { .. } => {}
             },

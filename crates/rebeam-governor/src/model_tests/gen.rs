@@ -260,7 +260,7 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
 
 /// A well-formed event that answers nothing the governor asked (a late or confused worker).
 pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
-    match rng.below(9) {
+    match rng.below(10) {
         0 => Event::Replied {
             delivery: some_id(rng, &known.deliveries),
             outcome: Outcome::Reply { status: Status::Ok, payload: payload(rng) },
@@ -275,6 +275,7 @@ pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
         4 => Event::CownValue { cown: some_id(rng, &known.cowns), payload: payload(rng) },
         5 => Event::BehaviourDone { behaviour: some_id(rng, &known.behaviours) },
         6 => Event::SysPath { paths: (0..rng.below(3)).map(|i| format!("/tmp/model-path-{i}")).collect() },
+        8 => Event::DefineCode { id: rng.below(4), code: payload(rng) },
         7 => Event::DirectDeliveries {
             counts: (0..rng.below(3)).map(|_| (some_id(rng, &known.actors), rng.below(u64::MAX))).collect(),
         },

@@ -1,0 +1,101 @@
+//! Sending a behaviour ahead: to the worker where the behaviours queued before it were sent,
+//! before they are done (the rule is in the module doc of `boc`).
+
+use std::collections::{HashSet, VecDeque};
+
+use super::{Boc, Effect, How, Pool, Run};
+use crate::cowns::{BehaviourId, CownId, Location};
+
+/// A requested cown and the behaviour last queued on it before the one being scheduled.
+pub(super) type Tail = (CownId, Option<BehaviourId>);
+
+impl<T: Clone> Boc<T> {
+    /// The tails of `cowns`' queues, read before a behaviour is scheduled on them; None when
+    /// that behaviour is never sent ahead.
+    pub(super) fn tails(&self, cowns: &[CownId], how: How) -> Option<Vec<Tail>> {
+        let may = self.send_ahead && !how.at_main && !how.gated;
+        may.then(|| cowns.iter().map(|&c| (c, self.sched.tail(c))).collect())
+    }
+
+    /// The worker everything a behaviour queued behind `tails` needs will be at, if any.
+    fn ahead_target(&self, tails: &[Tail], pool: &Pool) -> Option<Location> {
+        let mut target = None;
+        for &(c, tail) in tails {
+            if self.lost.contains(&c) || self.sched.is_pinned(c) {
+                return None;
+            }
+            let at = match tail {
+                Some(before) => {
+                    if self.how.get(&before).is_some_and(|h| h.gated || h.at_main) {
+                        return None;
+                    }
+                    // Only one already sent: one still gathering is sent later, and the worker
+                    // keeps the order in which behaviours arrive.
+                    *self.running.get(&before)?
+                }
+                None if self.empty.contains(&c) => continue,
+                None => self.sched.location(c)?,
+            };
+            match target {
+                None => target = Some(at),
+                Some(t) if t != at => return None,
+                Some(_) => {}
+            }
+        }
+        target.filter(|at| matches!(at, Location::Worker(w) if pool.workers.contains(w)))
+    }
+
+    /// Sends the just-scheduled, not runnable `b` ahead if it may go (true if it went).
+    pub(super) fn try_send_ahead(
+        &mut self,
+        b: BehaviourId,
+        tails: &[Tail],
+        pool: &Pool,
+        effects: &mut Vec<Effect<T>>,
+    ) -> bool {
+        let Some(at) = self.ahead_target(tails, pool) else { return false };
+        let (code, result) = self.code.get(&b).cloned().expect("scheduled");
+        let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
+        self.ahead.insert(b);
+        self.running.insert(b, at);
+        let run = Run { at, behaviour: b, cowns, result, values: Vec::new(), lost: Vec::new(), code, gated: false };
+        effects.push(Effect::Run(run));
+        true
+    }
+
+    /// Completes the behaviours lost with the process at `at` (`describe` names it): those
+    /// started first; one sent ahead is started, and completed, once what it waited for is.
+    pub(super) fn complete_dead(
+        &mut self,
+        dead: Vec<BehaviourId>,
+        at: Location,
+        describe: &str,
+        pool: &Pool,
+        effects: &mut Vec<Effect<T>>,
+    ) {
+        let mut waiting: HashSet<BehaviourId> = dead.iter().copied().filter(|b| self.ahead.remove(b)).collect();
+        self.early.retain(|b| !waiting.contains(b));
+        let mut work: VecDeque<BehaviourId> = dead.into_iter().filter(|b| !waiting.contains(b)).collect();
+        while let Some(b) = work.pop_front() {
+            match self.sched.complete(b, at) {
+                Ok(next) => {
+                    for n in next {
+                        if waiting.remove(&n) {
+                            let _ = self.sched.start(n);
+                            work.push_back(n);
+                        } else {
+                            self.dispatch(n, pool, effects);
+                        }
+                    }
+                }
+                Err(e) => {
+                    effects.push(Effect::Oddity(format!("behaviour {b} lost with {describe} completed oddly: {e}")))
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            effects
+                .push(Effect::Oddity(format!("behaviours {waiting:?} sent ahead to {describe} never became runnable")));
+        }
+    }
+}

@@ -1,0 +1,154 @@
+"""Behaviour code sent once: each ``@when`` carries only its captures and cown ids.
+
+The main process keeps a *template* per behaviour site: the function without its defaults
+and closure values, pickled once as ``_runtime.dumps_code`` pickles code (cloudpickle, with
+the logging configuration) and defined under an id for every worker (``define_code``: the
+governor passes it on to each worker, and to every worker that starts later, before any
+behaviour that names it). A behaviour then sends ``(id, groups, captures, defaults,
+kwdefaults, cells)`` with plain pickle (cloudpickle only for a value that needs it), and the
+process that runs it rebuilds the function from the template with those values.
+
+The rules, so that a behaviour sees what it saw when its code travelled whole each time:
+
+- A template stands for what cloudpickle would capture of the function: its code object, the
+  logging configuration's generation, and every global its code names, by identity. Only
+  globals that cannot change under it qualify (numbers, strings, modules, classes and
+  functions); a function naming a list, a dict or any other object travels whole, as before,
+  and so does one with attributes, one that pickles by reference (a module's own function: the
+  worker has it), one with an empty closure cell, and any function made in a worker.
+- A worker keeps a template as the bytes that came, and unpickles it on first use; if that
+  fails, the behaviour fails as it would have, and the next one tries again.
+- At most ``MAX_BEHAVIOUR_CODES`` templates per run (one per ``@when`` site in a program;
+  more only for code made in a loop): past that, code travels whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from typing import Any
+from collections.abc import Callable
+
+from .. import _logsync, _rebeam, _runtime
+
+#: In the main process: template id by key, and the template functions by id. In a worker:
+#: by id, ``(data, buffers)`` as defined, replaced by the function on first use.
+_ids: dict[tuple, int] = {}
+_codes: dict[int, Any] = {}
+#: The global names a code object (and the code nested in it) refers to.
+_names: dict[types.CodeType, tuple] = {}
+_lock = threading.Lock()
+
+_STABLE = (type(None), bool, int, float, complex, str, bytes, types.ModuleType, types.FunctionType,
+           types.BuiltinFunctionType)  # fmt: skip
+
+
+def _global_names(code: types.CodeType) -> tuple:
+    names = _names.get(code)
+    if names is None:
+        found, todo = set(), [code]
+        while todo:
+            c = todo.pop()
+            found.update(c.co_names)
+            todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+        names = _names[code] = tuple(sorted(found))
+    return names
+
+
+def _key(func: types.FunctionType, config: Any) -> tuple | None:
+    """What the template of ``func`` stands for, or None when ``func`` must travel whole."""
+    g = func.__globals__
+    held = []
+    for name in _global_names(func.__code__):
+        v = g.get(name, _key)
+        if v is _key:
+            continue  # an attribute name, a builtin, or not bound yet: nothing captured
+        if not (type(v) in _STABLE or isinstance(v, type)):
+            return None
+        held.append(id(v))
+    return (func.__code__, config and config[0], tuple(held))
+
+
+def _by_reference(func: types.FunctionType) -> bool:
+    from .. import _codepickle
+
+    if _codepickle._script_qualname(func) is not None:
+        return True
+    import cloudpickle.cloudpickle as cp
+
+    check: Callable | None = getattr(cp, "_should_pickle_by_reference", None)
+    return True if check is None else bool(check(func))
+
+
+def _template_id(func: Any) -> int | None:
+    """The id of ``func``'s template, defined now if it is new; None if it travels whole."""
+    if type(func) is not types.FunctionType or func.__dict__ or _runtime.ROLE == "worker":
+        return None
+    config = _logsync.snapshot()
+    key = _key(func, config)
+    if key is None:
+        return None
+    found = _ids.get(key)
+    if found is not None:
+        return found
+    return _define(func, key)
+
+
+def _define(func: types.FunctionType, key: tuple) -> int | None:
+    with _lock:
+        if key in _ids:
+            return _ids[key]
+        if len(_ids) >= _rebeam.MAX_BEHAVIOUR_CODES or _by_reference(func):
+            return None
+        cells = None if func.__closure__ is None else tuple(types.CellType() for _ in func.__closure__)
+        template = types.FunctionType(func.__code__, func.__globals__, func.__name__, None, cells)
+        template.__qualname__ = func.__qualname__
+        try:
+            data, buffers = _runtime.dumps_code(template, f"behaviour {func.__qualname__!r}")
+        except Exception:
+            return None  # it travels whole, and says why it cannot
+        from ._cowns import new_id
+
+        code_id = new_id()
+        _runtime.connection().define_code(code_id, data, buffers)
+        _codes[code_id] = template
+        _ids[key] = code_id
+        return code_id
+
+
+def pack(func: Any, groups: list, captures: list) -> tuple[bytes, list] | None:
+    """A behaviour's code as its captures and a template id; None when it must travel whole."""
+    code_id = _template_id(func)
+    if code_id is None:
+        return None
+    try:
+        cells = None if func.__closure__ is None else tuple(c.cell_contents for c in func.__closure__)
+    except ValueError:
+        return None  # an empty cell: cloudpickle knows how to send one
+    sent = (code_id, groups, captures, func.__defaults__, func.__kwdefaults__, cells)
+    try:
+        return _runtime.dumps(sent, f"behaviour {func.__qualname__!r}")
+    except Exception:
+        return None
+
+
+def define(code_id: int, data: bytes, buffers: list) -> None:
+    """The main process defined a template (in a worker)."""
+    _codes[code_id] = (data, buffers)
+
+
+def unpack(sent: tuple) -> tuple:
+    """``(fn, groups, captures)`` from what a behaviour carried: whole code, or a template's id."""
+    if type(sent[0]) is not int:
+        return sent
+    code_id, groups, captures, defaults, kwdefaults, cells = sent
+    template = _codes.get(code_id)
+    if template is None:
+        raise RuntimeError(f"rebeam: the code of this behaviour (id {code_id}) never reached this process")
+    if isinstance(template, tuple):
+        template = _runtime.loads(*template)
+        _codes[code_id] = template
+    closure = None if cells is None else tuple(types.CellType(v) for v in cells)
+    fn = types.FunctionType(template.__code__, template.__globals__, template.__name__, defaults, closure)
+    fn.__qualname__, fn.__kwdefaults__ = template.__qualname__, kwdefaults
+    return fn, groups, captures
