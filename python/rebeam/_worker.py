@@ -76,6 +76,8 @@ class Host:
         self.task_thread: threading.Thread | None = None
         self.stopping = False
         self.dead = False
+        # The worker's `taken` when this actor died (see Worker.enqueue): what its Exited says.
+        self.taken_at_death: int | None = None
         # The delivery a pool thread runs for it now, that thread, whether it is gated work,
         # and whether a disarm cancelled it (see Worker.cancel and rebeam.cancelled).
         self.current: int | None = None
@@ -100,6 +102,11 @@ class Worker(Handler, AsyncRuns):
         super().__init__(conn)
         self.hosts: dict[int, Host] = {}
         self.pool = Pool()
+        # The highest governor delivery id taken in so far (checked against its actor's
+        # liveness, under that actor's lock). An actor's Exited reports it as it was when the
+        # actor died, so the governor knows which of its calls died with it (ActorDown) and
+        # which this worker answers itself, having found the actor dead (NoProcess).
+        self.taken = 0
 
     # -- the command loop (one thread) ---------------------------------------------------
 
@@ -181,17 +188,24 @@ class Worker(Handler, AsyncRuns):
 
     def enqueue(self, actor: int, item: tuple) -> None:
         host = self.hosts.get(actor)
-        if host is None or host.dead:
-            if item[0] == "msg" and item[1] is not None:
-                info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
-                self.conn.reply_failure(item[1], info)
-            return
-        with host.lock:
-            host.mailbox.append(item)
-            if host.scheduled:
+        delivery = item[1] if item[0] == "msg" else None
+        if host is not None:
+            with host.lock:
+                if delivery is not None and delivery < _rebeam.LOCAL_DELIVERY:
+                    self.taken = max(self.taken, delivery)
+                alive = not host.dead
+                if alive:
+                    if delivery is not None and delivery >= _rebeam.LOCAL_DELIVERY:
+                        self.conn.took(delivery)  # a direct call: it now ends with the actor
+                    host.mailbox.append(item)
+                    schedule, host.scheduled = not host.scheduled, True
+            if alive:
+                if schedule:
+                    self.pool.submit(lambda: self.drain(host))
                 return
-            host.scheduled = True
-        self.pool.submit(lambda: self.drain(host))
+        if delivery is not None:
+            info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
+            self.conn.reply_failure(delivery, info)
 
     def stop(self, actor: int) -> None:
         host = self.hosts.get(actor)
@@ -400,7 +414,7 @@ class Worker(Handler, AsyncRuns):
         with host.lock:
             if host.dead:
                 return  # another run crashed it first
-            host.dead = True
+            self.mark_dead(host)
             others, host.runs = host.runs, set()
             for run in others:
                 run.discarded = True
@@ -456,11 +470,17 @@ class Worker(Handler, AsyncRuns):
             except BaseException:
                 traceback.print_exc()
         with host.lock:
-            host.dead = True
+            self.mark_dead(host)
             host.mailbox.clear()
         self.hosts.pop(host.pid.id, None)
         end_handles(host.pid.id)
-        self.conn.exited(host.pid.id, exit)
+        self.conn.exited(host.pid.id, exit, host.taken_at_death)
+
+    def mark_dead(self, host: Host) -> None:
+        """The actor is dead from now on (call with its lock held): later deliveries to it are
+        answered NoProcess by enqueue, and its Exited says which came before."""
+        if not host.dead:
+            host.dead, host.taken_at_death = True, self.taken
 
     def run_task(self, host: Host, fn) -> None:
         _runtime.set_current(host.pid)

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use rebeam_proto::{
-    encode, encode_parts, read_frame, Command, ErrorInfo, Event, Frame, ReqId, Request, Response, Role, Safety,
-    FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    encode, encode_parts, read_frame, Command, DeliveryId, ErrorInfo, Event, Frame, ReqId, Request, Response, Role,
+    Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::completions::{Completion, Completions, Tag};
@@ -265,6 +265,13 @@ impl Client {
         std::mem::take(&mut *lock(&self.shared.refused))
     }
 
+    /// A direct call's delivery (`LOCAL_DELIVERY` set) reached its actor's mailbox, alive: if
+    /// the actor ends before it answers, the caller gets `ActorDown`. One Python never took
+    /// into a mailbox is Python's to answer (`NoProcess`, the actor being gone); see `direct`.
+    pub fn took(&self, delivery: DeliveryId) {
+        self.shared.direct.taken(delivery);
+    }
+
     /// The next command, or None after `timeout` (None: wait for ever). Once the connection is
     /// closed and the queue drained, always `Command::Shutdown { code: -1 }`.
     pub fn next_command(&self, timeout: Option<Duration>) -> Option<Command> {
@@ -272,9 +279,6 @@ impl Client {
             Some(t) => self.commands.recv_timeout(t).ok(),
             None => self.commands.recv().ok(),
         };
-        if let Some(command) = &got {
-            self.shared.direct.taken(command);
-        }
         match got {
             None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
             got => got,

@@ -99,8 +99,9 @@ struct Hosted {
     link: Arc<Link>,
     req: ReqId,
     actor: ActorId,
-    /// Handed to Python ([`Client::next_command`](crate::Client::next_command)): it is in the
-    /// actor's mailbox or running. One not taken yet is answered by the worker itself.
+    /// Python put it in the live actor's mailbox ([`Client::took`](crate::Client::took)): it
+    /// is queued or running, and ends with the actor. One not taken is answered by Python
+    /// itself (`NoProcess`, once it finds the actor gone), so the actor's end leaves it be.
     taken: bool,
 }
 
@@ -337,12 +338,10 @@ impl Direct {
     }
 
     /// A direct call hosted here was handed to Python.
-    pub(crate) fn taken(&self, command: &Command) {
-        if let Command::Deliver { delivery: Some(d), .. } = command {
-            if d & LOCAL_DELIVERY != 0 {
-                if let Some(h) = lock(&self.hosted).get_mut(d) {
-                    h.taken = true;
-                }
+    pub(crate) fn taken(&self, delivery: DeliveryId) {
+        if delivery & LOCAL_DELIVERY != 0 {
+            if let Some(h) = lock(&self.hosted).get_mut(&delivery) {
+                h.taken = true;
             }
         }
     }

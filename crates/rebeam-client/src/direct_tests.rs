@@ -241,14 +241,31 @@ fn the_host_side_delivers_ring_records_as_commands_and_replies_on_the_ring() {
         }
         other => panic!("{other:?}"),
     }
-    // A call the actor never answers before it exits is answered ActorDown.
+    // A call in the actor's mailbox that it never answers before it exits is answered
+    // ActorDown; one Python took off the queue only after the actor died (not into a
+    // mailbox) is left for Python to answer.
     put(&mut tx, call_for(72, ACTOR));
-    assert!(matches!(client.next_command(Some(WAIT)), Some(Command::Deliver { .. })));
+    let Some(Command::Deliver { delivery: Some(in_mailbox), .. }) = client.next_command(Some(WAIT)) else {
+        panic!("expected the call as a delivery")
+    };
+    client.took(in_mailbox);
+    put(&mut tx, call_for(73, ACTOR));
+    let Some(Command::Deliver { delivery: Some(late), .. }) = client.next_command(Some(WAIT)) else {
+        panic!("expected the call as a delivery")
+    };
     let exit = rebeam_proto::Exit::Normal;
-    client.send_event(Event::Exited { actor: ACTOR, reason: exit }).unwrap();
+    client.send_event(Event::Exited { actor: ACTOR, reason: exit, taken_up_to: u64::MAX }).unwrap();
     match next_record(&mut rx) {
         Frame::Response { req: 72, body: Response::Call(Outcome::Failed(info)) } => {
             assert_eq!(info.kind, ErrorKind::ActorDown)
+        }
+        other => panic!("{other:?}"),
+    }
+    let info = ErrorInfo::new(ErrorKind::NoProcess, "the actor is gone".to_string());
+    client.send_event(Event::Replied { delivery: late, outcome: Outcome::Failed(info) }).unwrap();
+    match next_record(&mut rx) {
+        Frame::Response { req: 73, body: Response::Call(Outcome::Failed(info)) } => {
+            assert_eq!(info.kind, ErrorKind::NoProcess, "Python's own answer, not ActorDown")
         }
         other => panic!("{other:?}"),
     }

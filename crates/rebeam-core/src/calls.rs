@@ -4,10 +4,21 @@
 //! The rules this machine implements:
 //!
 //! - A call is tracked from its delivery until exactly one of: the actor answers it (`reply`),
-//!   its actor ends (`actor_ended`: the caller gets an error at once), its caller gives up
+//!   its actor ends (`actor_ended`: the caller gets an error at once; but see the next rule),
+//!   its caller gives up
 //!   (`expire`: past the deadline the caller's own timeout fired, so nothing is sent; a late
 //!   reply is then dropped), its caller's process dies (`proc_died`), or a disarm interrupts it
 //!   (`cancel_gated`: the caller gets a safety error at once).
+//! - **What the actor's process had taken.** When an actor ends in a process that lives on, the
+//!   process says up to which delivery id it had taken deliveries in (checked them against the
+//!   actor's liveness) when the actor died (`taken_up_to`). Those deliveries end with the actor
+//!   (`ActorDown`: each one ran, or was lost in the cleared mailbox). A later one reached the
+//!   process after the actor died, so the process answers it itself (`NoProcess`: it was not
+//!   delivered, and trying again is safe); it stays tracked, waiting for that answer, until the
+//!   process answers or dies (`worker_died`: then it fails as the others did). Why it matters:
+//!   a caller told of a crash over a direct channel may call again through the governor before
+//!   the governor has read the actor's end from its process's socket; without this, that call
+//!   would get `ActorDown` although it never reached the actor.
 //! - Gated work (a call or a cast to a `@requires_armed` handler) stays tracked after its caller
 //!   is answered or gone, until the actor answers it or ends: the gate must know when the work
 //!   itself stopped, not only when its caller stopped waiting.
@@ -45,6 +56,9 @@ pub struct Delivery<P> {
     pub gated: bool,
     /// The disarm (its number) that cancelled this gated work, if one did.
     pub cancelled: Option<u64>,
+    /// Its actor ended, but its process took it in only afterwards and will answer it: the
+    /// process whose answer (or death) it waits for.
+    pub awaiting: Option<P>,
 }
 
 /// A delivery that left the index because its actor answered it.
@@ -97,7 +111,7 @@ impl<P: Copy + Eq> InFlight<P> {
             return;
         }
         self.forget(delivery);
-        self.deliveries.insert(delivery, Delivery { actor, caller, gated, cancelled: None });
+        self.deliveries.insert(delivery, Delivery { actor, caller, gated, cancelled: None, awaiting: None });
         self.by_actor.entry(actor).or_default().insert(delivery);
     }
 
@@ -107,11 +121,40 @@ impl<P: Copy + Eq> InFlight<P> {
         Some(Replied { actor: d.actor, caller: d.caller, gated: d.gated })
     }
 
-    /// `actor` ended: every delivery to it ends, answered or not.
-    pub fn actor_ended(&mut self, actor: ActorId) -> Ended<P> {
+    /// `actor` ended: its deliveries end with it, answered or not, except, when its process
+    /// lives on and says it had taken deliveries in up to some id (`taken`: the process and
+    /// that id), the later ones, which wait for that process's own answer (see the module's
+    /// rules).
+    pub fn actor_ended(&mut self, actor: ActorId, taken: Option<(P, DeliveryId)>) -> Ended<P> {
         let mut ended = Ended { callers: Vec::new(), gated: false };
-        for id in self.by_actor.remove(&actor).unwrap_or_default() {
+        let ids = self.by_actor.remove(&actor).unwrap_or_default();
+        let upto = taken.map_or(DeliveryId::MAX, |(_, upto)| upto);
+        let (waiting, ending): (BTreeSet<_>, BTreeSet<_>) = ids.into_iter().partition(|&id| id > upto);
+        for id in ending {
             if let Some(d) = self.deliveries.remove(&id) {
+                ended.callers.extend(d.caller);
+                ended.gated |= d.gated;
+            }
+        }
+        for &id in &waiting {
+            if let Some(d) = self.deliveries.get_mut(&id) {
+                d.awaiting = taken.map(|(worker, _)| worker);
+            }
+        }
+        if !waiting.is_empty() {
+            self.by_actor.insert(actor, waiting);
+        }
+        ended
+    }
+
+    /// `worker` died: the deliveries that waited for its own answer end as their actor did.
+    pub fn worker_died(&mut self, worker: P) -> Ended<P> {
+        let mut ids: Vec<DeliveryId> =
+            self.deliveries.iter().filter(|(_, d)| d.awaiting == Some(worker)).map(|(&id, _)| id).collect();
+        ids.sort_unstable(); // deterministic answers, whatever the hash seed
+        let mut ended = Ended { callers: Vec::new(), gated: false };
+        for id in ids {
+            if let Some(d) = self.forget(id) {
                 ended.callers.extend(d.caller);
                 ended.gated |= d.gated;
             }

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use rebeam_proto::{
-    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, ErrorInfo, ErrorKind, Exit, Frame, Gating, Outcome, ReqId,
-    Response,
+    ActorId, ActorRef, ChildCode, ChildSpec, Command as Cmd, DeliveryId, ErrorInfo, ErrorKind, Exit, Frame, Gating,
+    Outcome, ReqId, Response,
 };
 
 use crate::report;
@@ -159,9 +159,19 @@ impl Router {
         self.actor_ended_in_fault(id, exit, None);
     }
 
+    /// The actor's process (alive) says it ended, having taken deliveries in up to
+    /// `taken_up_to`: later ones wait for that process's own answer (see `calls`).
+    pub fn actor_exited(&mut self, id: ActorId, proc: ProcIdx, exit: Exit, taken_up_to: DeliveryId) {
+        self.end_actor(id, exit, None, Some((proc, taken_up_to)));
+    }
+
     /// Like [`Router::actor_ended`], for an actor ended by `fault` (its worker died): the
     /// supervisors count that fault once, however many of their children it took.
     pub fn actor_ended_in_fault(&mut self, id: ActorId, exit: Exit, fault: Option<FaultId>) {
+        self.end_actor(id, exit, fault, None);
+    }
+
+    fn end_actor(&mut self, id: ActorId, exit: Exit, fault: Option<FaultId>, taken: Option<(ProcIdx, DeliveryId)>) {
         let Some(actor) = self.actors.remove(&id) else {
             return;
         };
@@ -169,7 +179,7 @@ impl Router {
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
-        let ended = self.calls.actor_ended(id);
+        let ended = self.calls.actor_ended(id, taken);
         for caller in ended.callers {
             let info =
                 ErrorInfo::new(ErrorKind::ActorDown, format!("actor {} ended before it answered: {why}", actor.label));

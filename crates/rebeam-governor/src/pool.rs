@@ -15,7 +15,9 @@
 
 use std::process::Command;
 
-use rebeam_proto::{env, ActorId, Command as Cmd, Frame, ProtoError, Role, PROTOCOL_VERSION};
+use rebeam_proto::{
+    env, ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Outcome, ProtoError, Response, Role, PROTOCOL_VERSION,
+};
 
 use crate::listener::Hello;
 use crate::process::{self, ProcessExit};
@@ -289,6 +291,16 @@ impl Router {
     fn forget_dead_proc(&mut self, proc: ProcIdx) {
         // Calls it made: nobody is left to read their replies (gated work it asked for runs on).
         self.calls.proc_died(proc);
+        // Calls it had yet to answer itself, to actors that had ended there (see `calls`).
+        let owed = self.calls.worker_died(proc);
+        let who = self.procs.get(proc).map_or_else(|| "its worker".to_string(), |p| p.describe());
+        for caller in owed.callers {
+            let info = ErrorInfo::new(ErrorKind::ActorDown, format!("{who} died before it answered"));
+            self.send(caller.proc, Frame::Response { req: caller.req, body: Response::Call(Outcome::Failed(info)) });
+        }
+        if owed.gated {
+            self.gated_work_ended();
+        }
         // Behaviours running or gathering their cowns there: their cowns are lost.
         self.boc_proc_died(proc);
         // Its `receive()` waits.

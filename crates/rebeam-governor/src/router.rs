@@ -593,9 +593,9 @@ impl Router {
                 self.replied(delivery, crashed, |req| Frame::Response { req, body: Response::Call(outcome) });
             }
             Event::Started { actor, result } => self.on_started(actor, result),
-            Event::Exited { actor, reason } => {
+            Event::Exited { actor, reason, taken_up_to } => {
                 if self.actors.proc_of(actor) == Some(proc) {
-                    self.actor_ended(actor, reason);
+                    self.actor_exited(actor, proc, reason, taken_up_to);
                 }
             }
             Event::CownCreated { cown, pinned } => self.cown_created(proc, cown, pinned),

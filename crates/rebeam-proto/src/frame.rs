@@ -557,6 +557,11 @@ pub enum Event {
     Exited {
         actor: ActorId,
         reason: Exit,
+        /// The highest governor delivery id this process had taken in (checked against the
+        /// actor's liveness) when the actor died: the governor ends the actor's deliveries up
+        /// to it, and waits for this process's own answer (`NoProcess`) to any later one.
+        /// `DeliveryId::MAX` when the process cannot say (every delivery ends with the actor).
+        taken_up_to: DeliveryId,
     },
     /// A cown was created in this process, holding its value.
     CownCreated {

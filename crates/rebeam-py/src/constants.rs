@@ -17,6 +17,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crate::convert::check_restart, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::check_balance, m)?)?;
     m.add("PROTOCOL_VERSION", rebeam_proto::PROTOCOL_VERSION)?;
+    m.add("LOCAL_DELIVERY", rebeam_client::LOCAL_DELIVERY)?;
     m.add("DEFAULT_MAX_MESSAGE_BYTES", rebeam_proto::DEFAULT_MAX_MESSAGE_BYTES)?;
     m.add("MAX_QUEUE", topics::MAX_QUEUE)?;
     m.add("MAX_BEHAVIOUR_CODES", rebeam_core::boc::MAX_CODES)?;

@@ -410,6 +410,11 @@ impl Connection {
         }
     }
 
+    /// A direct call's delivery reached its live actor's mailbox (see `Client::took`).
+    fn took(&self, delivery: u64) {
+        self.client.took(delivery);
+    }
+
     /// Answers a delivered call with a handler's result.
     fn reply(
         &self,
@@ -450,9 +455,19 @@ impl Connection {
         self.send_event(py, Event::Started { actor, result })
     }
 
-    /// Reports that an actor ended, as an `_rebeam.Exit`.
-    fn exited(&self, py: Python<'_>, actor: ActorId, exit: &Bound<'_, exits::PyExit>) -> PyResult<()> {
-        self.send_event(py, Event::Exited { actor, reason: exit.get().exit() })
+    /// Reports that an actor ended, as an `_rebeam.Exit`, and the highest governor delivery
+    /// id this process had taken in when it died (`None`: it cannot say, so every delivery to
+    /// the actor ends with it; see the governor's `calls` rules).
+    #[pyo3(signature = (actor, exit, taken_up_to=None))]
+    fn exited(
+        &self,
+        py: Python<'_>,
+        actor: ActorId,
+        exit: &Bound<'_, exits::PyExit>,
+        taken_up_to: Option<u64>,
+    ) -> PyResult<()> {
+        let taken_up_to = taken_up_to.unwrap_or(u64::MAX);
+        self.send_event(py, Event::Exited { actor, reason: exit.get().exit(), taken_up_to })
     }
 
     /// The main process finished the script body (`error` if it raised, `exit` if it called

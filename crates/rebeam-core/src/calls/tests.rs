@@ -40,7 +40,7 @@ fn a_timed_out_call_leaves_nothing_behind() {
     assert_eq!(f.of_actor(7).collect::<Vec<_>>(), vec![11, 12], "the actor's list forgets it too");
     assert_eq!(f.reply(10), None, "a late reply to it is dropped");
     // The actor ending later owes the expired caller nothing.
-    let ended = f.actor_ended(7);
+    let ended = f.actor_ended(7, None);
     assert_eq!(ended.callers.iter().map(|c| c.req).collect::<Vec<_>>(), vec![2, 3]);
     assert!(f.is_empty() && f.of_actor(7).next().is_none());
 }
@@ -65,14 +65,37 @@ fn the_end_of_a_dying_workers_actor_answers_every_caller() {
     f.deliver(11, 7, caller(2, 5, None), true);
     f.deliver(12, 7, None, true);
     f.deliver(13, 8, caller(1, 2, None), false);
-    let ended = f.actor_ended(7);
+    let ended = f.actor_ended(7, None);
     let mut who: Vec<(Proc, ReqId)> = ended.callers.iter().map(|c| (c.proc, c.req)).collect();
     who.sort_unstable();
     assert_eq!(who, vec![(1, 1), (2, 5)]);
     assert!(ended.gated);
     assert!(!f.any_gated());
     assert_eq!(f.iter().map(|(d, _)| d).collect::<Vec<_>>(), vec![13], "another actor's call is untouched");
-    assert_eq!(f.actor_ended(7), Ended::default(), "ending twice owes nothing");
+    assert_eq!(f.actor_ended(7, None), Ended::default(), "ending twice owes nothing");
+}
+
+#[test]
+fn deliveries_its_process_took_in_after_the_actor_died_wait_for_its_own_answer() {
+    let mut f = InFlight::default();
+    f.deliver(10, 7, caller(1, 1, None), false);
+    f.deliver(12, 7, caller(1, 2, None), true);
+    f.deliver(14, 7, caller(2, 3, None), false);
+    // The worker (process 9) had taken deliveries in up to 12 when actor 7 died.
+    let ended = f.actor_ended(7, Some((9, 12)));
+    assert_eq!(ended.callers.iter().map(|c| c.req).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(ended.gated);
+    assert_eq!(f.get(14).and_then(|d| d.awaiting), Some(9), "14 waits for the worker's NoProcess");
+    let r = f.reply(14).expect("still tracked");
+    assert_eq!(r.caller.map(|c| c.req), Some(3));
+    assert!(f.is_empty() && f.of_actor(7).next().is_none());
+    // Had the worker died before answering, 14 would have ended with it.
+    f.deliver(16, 8, caller(2, 4, None), false);
+    f.deliver(17, 8, caller(2, 5, None), false);
+    assert!(f.actor_ended(8, Some((9, 15))).callers.is_empty());
+    assert_eq!(f.worker_died(3), Ended::default(), "another process owes nothing");
+    assert_eq!(f.worker_died(9).callers.iter().map(|c| c.req).collect::<Vec<_>>(), vec![4, 5]);
+    assert!(f.is_empty());
 }
 
 #[test]
@@ -109,9 +132,17 @@ fn a_disarm_cancels_gated_work_once_and_answers_its_callers() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Deliver { actor: u64, proc: usize, call: bool, gated: bool, deadline: u64 },
+    Deliver {
+        actor: u64,
+        proc: usize,
+        call: bool,
+        gated: bool,
+        deadline: u64,
+    },
     Reply(u64),
-    ActorEnded(u64),
+    /// Its worker (a process number) and up to which delivery it had taken them in.
+    ActorEnded(u64, usize, u64),
+    WorkerDied(usize),
     Expire(u64),
     ProcDied(usize),
     Disarm,
@@ -122,7 +153,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0..4u64, 0..3usize, any::<bool>(), any::<bool>(), 0..10u64)
             .prop_map(|(actor, proc, call, gated, deadline)| Op::Deliver { actor, proc, call, gated, deadline }),
         (0..40u64).prop_map(Op::Reply),
-        (0..4u64).prop_map(Op::ActorEnded),
+        (0..4u64, 0..3usize, prop_oneof![0..40u64, Just(DeliveryId::MAX)])
+            .prop_map(|(a, w, upto)| Op::ActorEnded(a, w, upto)),
+        (0..3usize).prop_map(Op::WorkerDied),
         (0..10u64).prop_map(Op::Expire),
         (0..3usize).prop_map(Op::ProcDied),
         Just(Op::Disarm),
@@ -152,7 +185,8 @@ proptest! {
                 Op::Reply(d) => {
                     if let Some(c) = f.reply(d).and_then(|r| r.caller) { answer(c)? }
                 }
-                Op::ActorEnded(a) => for c in f.actor_ended(a).callers { answer(c)? },
+                Op::ActorEnded(a, w, upto) => for c in f.actor_ended(a, Some((w, upto))).callers { answer(c)? },
+                Op::WorkerDied(w) => for c in f.worker_died(w).callers { answer(c)? },
                 Op::Expire(t) => { f.expire(base + Duration::from_secs(t)); }
                 Op::ProcDied(p) => { f.proc_died(p); }
                 Op::Disarm => {

@@ -110,7 +110,7 @@ fn the_ladder_fails_callers_cancels_work_and_starts_one_grace_timer() {
     // Work ending one piece at a time: disarmed once the last piece is gone.
     calls.reply(1);
     assert!(gate.work_ended(&mut calls, now).is_empty());
-    calls.actor_ended(20);
+    calls.actor_ended(20, None);
     assert!(gate.work_ended(&mut calls, now).is_empty(), "the behaviour still runs");
     assert!(gate.behaviour_ended(99, &mut calls, now).is_empty(), "not a gated behaviour");
     let done = gate.behaviour_ended(50, &mut calls, now);

@@ -151,6 +151,8 @@ pub struct Fake {
     pub starts: Vec<ActorId>,
     pub hosted: Vec<ActorId>,
     pub calls: Vec<(DeliveryId, ActorId)>,
+    /// The highest delivery id it has taken in, which a crash's `Exited` reports.
+    pub taken: DeliveryId,
     pub stops: Vec<ActorId>,
     pub surrenders: Vec<u64>,
     /// Behaviours it was asked to run.
@@ -181,6 +183,7 @@ impl Fake {
             starts: Vec::new(),
             hosted: Vec::new(),
             calls: Vec::new(),
+            taken: 0,
             stops: Vec::new(),
             surrenders: Vec::new(),
             runs: Vec::new(),
@@ -252,6 +255,7 @@ impl Fake {
                 Cmd::Deliver { delivery, actor, .. } => {
                     if let Some(d) = delivery {
                         self.calls.push((d, actor));
+                        self.taken = self.taken.max(d);
                         known.deliveries.push(d);
                     }
                 }

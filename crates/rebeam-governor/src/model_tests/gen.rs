@@ -266,7 +266,11 @@ pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
             outcome: Outcome::Reply { status: Status::Ok, payload: payload(rng) },
         },
         1 => Event::Started { actor: some_id(rng, &known.actors), result: Ok(gating(rng)) },
-        2 => Event::Exited { actor: some_id(rng, &known.actors), reason: exit(rng) },
+        2 => Event::Exited {
+            actor: some_id(rng, &known.actors),
+            reason: exit(rng),
+            taken_up_to: if rng.chance(1, 2) { some_id(rng, &known.deliveries) } else { u64::MAX },
+        },
         3 => {
             let cown = if rng.chance(1, 2) { known.fresh() } else { some_id(rng, &known.cowns) };
             known.cowns.push(cown);

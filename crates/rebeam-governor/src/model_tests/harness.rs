@@ -533,7 +533,7 @@ impl Harness {
         let f = &mut self.fakes[i];
         let a = f.hosted.swap_remove(self.rng.below(f.hosted.len() as u64) as usize);
         let reason = gen::exit(&mut self.rng);
-        self.event(i, Event::Exited { actor: a, reason })
+        self.event(i, Event::Exited { actor: a, reason, taken_up_to: u64::MAX })
     }
 
     fn stray(&mut self) -> Result<bool, String> {

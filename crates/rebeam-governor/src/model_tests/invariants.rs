@@ -118,7 +118,15 @@ fn deliveries(r: &Router) -> Result<(), String> {
     // One index (`Router.calls`) holds every delivery in flight, so there is no second list to
     // fall out of step with it; what remains to check is what its entries point at.
     for (d, call) in r.calls.iter() {
-        ensure!(r.actors.contains_key(&call.actor), "delivery {d} is for actor <{}>, which does not exist", call.actor);
+        match call.awaiting {
+            // Its actor ended; its worker owes the answer, or its death ends it.
+            Some(worker) => ensure!(live(r, worker), "delivery {d} waits for an answer from dead process {worker}"),
+            None => ensure!(
+                r.actors.contains_key(&call.actor),
+                "delivery {d} is for actor <{}>, which does not exist",
+                call.actor
+            ),
+        }
         if let Some(c) = &call.caller {
             ensure!(live(r, c.proc), "delivery {d} waits for dead or unknown caller process {}", c.proc);
         }

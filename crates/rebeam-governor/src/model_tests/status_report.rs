@@ -73,7 +73,10 @@ fn the_report_counts_deliveries_restarts_and_crashes_and_keeps_the_safety_histor
     assert!(report1.processes.iter().all(|p| p.usage.is_none()), "the fake OS reads no /proc");
 
     let crash = ErrorInfo::new(ErrorKind::Crashed, "ZeroDivisionError: division by zero");
-    router.handle(Input::Frame(worker, Frame::Event(Event::Exited { actor: first, reason: Exit::Crashed(crash) })));
+    router.handle(Input::Frame(
+        worker,
+        Frame::Event(Event::Exited { actor: first, reason: Exit::Crashed(crash), taken_up_to: u64::MAX }),
+    ));
     // The restart runs on its own input.
     let due = std::mem::take(&mut os.world().timers);
     for (_, input) in due {
@@ -151,7 +154,10 @@ fn the_history_of_children_of_trees_that_ended_is_dropped() {
         router.handle(Input::Frame(main, Frame::Request { req, body: Request::StartTree { spec } }));
         let actor = started_on(&mut worker_conn);
         router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Default::default()) })));
-        router.handle(Input::Frame(worker, Frame::Event(Event::Exited { actor, reason: Exit::Normal })));
+        router.handle(Input::Frame(
+            worker,
+            Frame::Event(Event::Exited { actor, reason: Exit::Normal, taken_up_to: u64::MAX }),
+        ));
     }
     assert!(router.trees.roots().is_empty(), "every tree ended");
     let kept = router.trees.history_len();

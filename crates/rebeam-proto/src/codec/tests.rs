@@ -75,7 +75,7 @@ fn sample_frames() -> Vec<Frame> {
                 },
             },
         },
-        Frame::Event(Event::Exited { actor: 9, reason: Exit::Killed("SIGSEGV".into()) }),
+        Frame::Event(Event::Exited { actor: 9, reason: Exit::Killed("SIGSEGV".into()), taken_up_to: 41 }),
         Frame::Event(Event::BodyDone { error: None, exit: None }),
     ]
 }

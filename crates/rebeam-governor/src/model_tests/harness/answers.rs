@@ -62,6 +62,9 @@ impl Harness {
                         events.push(Event::Exited {
                             actor: a,
                             reason: rebeam_proto::Exit::Crashed(gen::error(rng, ErrorKind::Crashed)),
+                            // Its calls still owed are answered later, as a real worker
+                            // answers those it took in after the crash (NoProcess).
+                            taken_up_to: f.taken,
                         });
                     }
                     return (events, None);
@@ -73,7 +76,10 @@ impl Harness {
                         return (vec![], Some(format!("process {i} ignores Stop of {a}")));
                     }
                     f.hosted.retain(|&h| h != a);
-                    return (vec![Event::Exited { actor: a, reason: rebeam_proto::Exit::Shutdown }], None);
+                    return (
+                        vec![Event::Exited { actor: a, reason: rebeam_proto::Exit::Shutdown, taken_up_to: u64::MAX }],
+                        None,
+                    );
                 }
                 3 if !f.surrenders.is_empty() => {
                     let cown = f.surrenders.swap_remove(take(rng, f.surrenders.len()));
