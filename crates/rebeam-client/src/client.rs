@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rebeam_proto::{
     encode, encode_parts, read_frame, Command, ErrorInfo, Event, Frame, ReqId, Request, Response, Role, Safety,
     FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::completions::{Completion, Completions, Tag};
-use crate::direct::{Direct, Way};
-use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
+use crate::direct::{Direct, Link, Way};
+use crate::{reader, reading, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// How long the client waits for the governor's answer to a request of its own (a route);
 /// without one the message goes the governor's way.
@@ -100,11 +100,12 @@ impl Shared {
         self.write(Frame::Request { req, body })
     }
 
-    /// Sends request `req` direct if it may go so, else the governor's way.
-    fn send_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
+    /// Sends request `req` direct if it may go so, else the governor's way; the channel a
+    /// call's reply will come on, if it went direct.
+    fn send_request(&self, req: ReqId, body: Request) -> Result<Option<Arc<Link>>, ClientError> {
         match self.direct.send(self, req, body) {
-            Way::Sent => Ok(()),
-            Way::Governor(body) => self.write_request(req, body),
+            Way::Sent(link) => Ok(link),
+            Way::Governor(body) => self.write_request(req, body).map(|()| None),
         }
     }
 
@@ -200,8 +201,8 @@ impl Client {
         let (tx, rx) = bounded(1);
         lock(&self.shared.pending).insert(req, Waiter::Reply(tx));
         // Registered before it is written, so even an instant response finds its waiter.
-        let pending = PendingResponse { shared: &self.shared, req, rx };
-        self.shared.send_request(req, body)?;
+        let mut pending = PendingResponse { shared: &self.shared, req, rx, link: None };
+        pending.link = self.shared.send_request(req, body)?;
         Ok(pending)
     }
 
@@ -218,7 +219,7 @@ impl Client {
         let req = self.shared.open()?;
         // Registered before it is written, so even an instant response finds its entry.
         lock(&self.shared.pending).insert(req, Waiter::Completion);
-        let written = self.shared.send_request(req, body);
+        let written = self.shared.send_request(req, body).map(drop);
         // The reader may have closed the connection between `open` and the insert; it sets
         // `closed` before it empties the map, so an entry it missed is still there to take
         // back. An entry already gone has had its completion queued (`Gone`, at the close),
@@ -257,7 +258,7 @@ impl Client {
     pub fn send_unawaited(&self, body: Request) -> Result<(), ClientError> {
         let req = self.shared.open()?;
         lock(&self.shared.unawaited).insert(req);
-        self.shared.send_request(req, body)
+        self.shared.send_request(req, body).map(drop)
     }
 
     /// The refusals of unawaited requests since the last call, oldest first.
@@ -326,20 +327,18 @@ pub struct PendingResponse<'a> {
     shared: &'a Shared,
     req: ReqId,
     rx: Receiver<Response>,
+    /// The channel a direct call went on: its reply comes there, and the waiter reads it.
+    link: Option<Arc<Link>>,
 }
 
 impl PendingResponse<'_> {
     /// Waits up to `timeout` (None: for ever). [`ClientError::Timeout`] leaves the request
     /// pending, so the caller may wait again.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<Response, ClientError> {
-        let got = match timeout {
-            Some(t) => self.rx.recv_timeout(t),
-            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        got.map_err(|e| match e {
-            RecvTimeoutError::Timeout => ClientError::Timeout,
-            RecvTimeoutError::Disconnected => ClientError::Gone,
-        })
+        if let Some(link) = &self.link {
+            return reading::wait_reply(self.shared, link, self.req, &self.rx, timeout);
+        }
+        reading::wait_plain(&self.rx, timeout.and_then(|t| Instant::now().checked_add(t)))
     }
 
     /// Waits until `deadline` (None: for ever).

@@ -290,3 +290,69 @@ fn after_a_message_the_governors_way_later_ones_follow_it_until_a_call_is_answer
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_caller_reading_its_ring_hands_on_what_else_it_finds_in_ring_order() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("warm"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req, body: reply(0) });
+    first.join().unwrap();
+    client.send_event(Event::Started { actor: 5, result: Ok(Gating::default()) }).unwrap();
+    // The channel thread now leaves the ring to the callers.
+    let first = start(&client, call("ping"));
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    // The peer casts to an actor here, then answers: whoever reads, the cast reaches the
+    // command queue and the reply its caller.
+    let cast_here = |subject: &str| {
+        let subject = subject.into();
+        Frame::Command(Command::Deliver {
+            delivery: None,
+            actor: 5,
+            subject,
+            sender: None,
+            payload: Payload::default(),
+        })
+    };
+    put(&mut tx, cast_here("before"));
+    put(&mut tx, Frame::Response { req, body: reply(7) });
+    put(&mut tx, cast_here("after"));
+    assert_eq!(first.join().unwrap(), reply(7));
+    for expected in ["before", "after"] {
+        match client.next_command(Some(WAIT)) {
+            Some(Command::Deliver { subject, actor: 5, .. }) => assert_eq!(subject, expected),
+            other => panic!("expected the cast {expected:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn callers_sharing_a_channel_each_get_their_own_reply_whoever_reads() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("warm"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req, body: reply(0) });
+    first.join().unwrap();
+    let callers: Vec<_> = (0..4u8).map(|i| start(&client, call(&format!("ping {i}")))).collect();
+    let mut calls: Vec<_> = (0..4)
+        .map(|_| match next_record(&mut rx) {
+            Frame::Command(Command::Deliver { delivery: Some(req), subject, .. }) => {
+                (req, subject["ping ".len()..].parse::<u8>().unwrap())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Answered last first, each caller with its own number, so a reply handed to another
+    // caller's waiter shows.
+    calls.sort();
+    for (req, i) in calls.into_iter().rev() {
+        put(&mut tx, Frame::Response { req, body: reply(i) });
+    }
+    for (i, caller) in callers.into_iter().enumerate() {
+        assert_eq!(caller.join().unwrap(), reply(i as u8));
+    }
+}

@@ -37,6 +37,7 @@ mod direct;
 #[cfg(test)]
 mod direct_tests;
 mod reader;
+mod reading;
 #[cfg(test)]
 mod tests;
 
