@@ -173,7 +173,8 @@ impl Direct {
     /// Starts using a channel end that just arrived (on the socket reader's thread, so that the
     /// host side queues its records behind every command read before).
     pub(crate) fn adopt(&self, shared: &Arc<Shared>, end: ChannelEnd) {
-        let ChannelEnd { id, sender, receiver } = end;
+        let ChannelEnd { id, sender, mut receiver } = end;
+        receiver.set_spin_when_idle(crate::reading::SPIN_BUDGET);
         let link = Arc::new(Link {
             id,
             sender: Mutex::new(sender),
