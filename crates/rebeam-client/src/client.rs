@@ -132,6 +132,9 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     commands: Receiver<Command>,
+    /// A command taken off the queue to end a batch (see [`Client::next_commands`]): the next
+    /// one handed out.
+    held: Mutex<Option<Command>>,
     welcome: Welcome,
 }
 
@@ -174,7 +177,7 @@ impl Client {
             .name("rebeam-reader".into())
             .spawn(move || reader::run(read_half, for_reader, tx, limit))
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client { shared, commands, welcome })
+        Ok(Client { shared, commands, held: Mutex::new(None), welcome })
     }
 
     pub fn welcome(&self) -> Welcome {
@@ -269,6 +272,10 @@ impl Client {
     /// The next command, or None after `timeout` (None: wait for ever). Once the connection is
     /// closed and the queue drained, always `Command::Shutdown { code: -1 }`.
     pub fn next_command(&self, timeout: Option<Duration>) -> Option<Command> {
+        if let Some(command) = lock(&self.held).take() {
+            self.shared.direct.taken(&command);
+            return Some(command);
+        }
         let got = match timeout {
             Some(t) => self.commands.recv_timeout(t).ok(),
             None => self.commands.recv().ok(),
@@ -280,6 +287,28 @@ impl Client {
             None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
             got => got,
         }
+    }
+
+    /// The next commands: the first as [`Client::next_command`] gives it, then, without
+    /// waiting, the casts queued right behind it, up to `max` in all, so that a burst of casts
+    /// costs its consumer one wake-up. A batch ends before anything that is not a cast (that
+    /// is held for the next call), so a call only ever heads a batch: it is marked taken when
+    /// it is handed out, as with `next_command`, and one still queued when its actor exits is
+    /// answered as before.
+    pub fn next_commands(&self, timeout: Option<Duration>, max: usize) -> Vec<Command> {
+        let Some(first) = self.next_command(timeout) else { return Vec::new() };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.commands.try_recv() {
+                Ok(cast @ Command::Deliver { delivery: None, .. }) => batch.push(cast),
+                Ok(other) => {
+                    *lock(&self.held) = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     /// Writes raw bytes on the socket, bypassing the codec (for tests of a governor's handling of
