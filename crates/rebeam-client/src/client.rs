@@ -345,6 +345,18 @@ impl Client {
         self.shared.direct.drops.load(Ordering::Relaxed)
     }
 
+    /// Direct calls sent and not answered, over every channel (for tests of the bookkeeping).
+    #[cfg(test)]
+    pub(crate) fn direct_in_flight(&self) -> usize {
+        self.shared.direct.in_flight()
+    }
+
+    /// Targets with a cached route (for tests of the bookkeeping).
+    #[cfg(test)]
+    pub(crate) fn direct_routes(&self) -> usize {
+        self.shared.direct.routes()
+    }
+
     /// Whether the connection to the governor is gone.
     pub fn closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
@@ -379,5 +391,10 @@ impl PendingResponse<'_> {
 impl Drop for PendingResponse<'_> {
     fn drop(&mut self) {
         lock(&self.shared.pending).remove(&self.req);
+        // A direct call given up on: its entry on the channel goes too (a late reply is then
+        // dropped), or a peer that never answers would keep every such call's request.
+        if let Some(link) = &self.link {
+            lock(&link.inflight).remove(&self.req);
+        }
     }
 }

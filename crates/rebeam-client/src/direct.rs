@@ -33,8 +33,14 @@
 //! - **A restarted actor.** Its process answers a record for an id it does not host with
 //!   `NoProcess`: nothing was delivered, so the call is sent again the governor's way, once,
 //!   under its original target (the governor resolves it afresh), and its route is forgotten.
+//!   Until that call is answered, later messages to the same target follow it the governor's
+//!   way (a fence on the target: the restarted actor may be reached direct over another
+//!   channel, which would overtake it).
 //!   A cast for an id it does not host is lost (as one to an actor that ended is), and its
-//!   answer tells the sender to forget the routes over that channel.
+//!   answer tells the sender to forget the routes over that channel. Its sender was told
+//!   `delivered` already: on the direct path that means "in the actor's process's ring", so a
+//!   cast overtaken by its actor's end returns True and is lost, as one that reached a mailbox
+//!   just before the actor ended is.
 //! - **Casts don't wait.** A direct cast is answered `delivered` once it is in the ring. A
 //!   full ring waits up to [`CAST_ROOM_WAIT`], then the cast is answered not delivered and
 //!   counted in [`Client::direct_drops`](crate::Client::direct_drops).
@@ -150,6 +156,9 @@ pub(crate) struct Direct {
     next_fence: AtomicU64,
     /// Calls sent the governor's way behind a fence: the fence their answer may lift.
     fence_calls: Mutex<HashMap<ReqId, Fence>>,
+    /// Calls sent again the governor's way after `NoProcess`, not answered yet, and their
+    /// targets: messages to those go the governor's way meanwhile (see the module doc).
+    retried: Mutex<HashMap<ReqId, Target>>,
     commands: Mutex<Option<CommandTx<Command>>>,
     pub(crate) drops: AtomicU64,
     /// Messages taken off channels per actor since the last report, and when that was.
@@ -201,6 +210,18 @@ impl Direct {
         if let Some(link) = lock(&self.links).get(&id) {
             *lock(&link.why) = Some(why);
         }
+    }
+
+    /// Direct calls sent and not answered, over every channel.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.links).values().map(|l| lock(&l.inflight).len()).sum()
+    }
+
+    /// Targets with a cached route.
+    #[cfg(test)]
+    pub(crate) fn routes(&self) -> usize {
+        lock(&self.routes).len()
     }
 
     /// Whether channel `id` is in use here.
@@ -275,6 +296,12 @@ impl Direct {
     /// The actor and channel for a direct message to `target` with `subject`, resolving the
     /// target on first use; None for the governor's path.
     fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
+        {
+            let retried = lock(&self.retried);
+            if !retried.is_empty() && retried.values().any(|t| t == target) {
+                return None;
+            }
+        }
         let cached = lock(&self.routes).get(target).cloned();
         let cached = match cached {
             Some(c) => c,
@@ -302,6 +329,12 @@ impl Direct {
     /// An answer from the governor's way: lifts the fence it may end (before its waiter sees it,
     /// so the caller's next message may go direct).
     pub(crate) fn answered(&self, req: ReqId, body: &Response) {
+        {
+            let mut retried = lock(&self.retried);
+            if !retried.is_empty() {
+                retried.remove(&req);
+            }
+        }
         let Some(Fence { link, actor, seq }) = lock(&self.fence_calls).remove(&req) else { return };
         // Only the actor's own answer says every earlier message reached it; the governor's
         // refusals (safety, timeouts, a dead actor) say nothing about the host's queue.
@@ -420,9 +453,13 @@ impl Direct {
                 if let Response::Call(Outcome::Failed(info)) = &body {
                     if info.kind == ErrorKind::NoProcess {
                         self.forget_target(&original);
+                        if let Request::Call { target, .. } = &original {
+                            lock(&self.retried).insert(req, target.clone());
+                        }
                         if shared.write_request(req, original).is_ok() {
                             return;
                         }
+                        lock(&self.retried).remove(&req);
                     }
                 }
                 shared.answer(req, body);
