@@ -41,6 +41,7 @@ from .actor import (
     self_pid,
     shutdown,
     start,
+    stats,
     whereis,
 )
 from .errors import (
@@ -110,7 +111,7 @@ __all__ = [
     "GenPy", "Supervisor", "ProcessID", "Response", "Down", "Child",
     "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
     "Group", "members", "broadcast", "ROUND_ROBIN", "LEAST_BUSY",
-    "spawn", "whereis", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
+    "spawn", "whereis", "stats", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
     "requires_armed", "safety_state", "armed", "cancelled", "on", "off", "publish", "dropped",

@@ -113,14 +113,13 @@ class Worker(Handler, AsyncRuns):
     def run(self) -> None:
         self.conn.ready()
         while True:
-            cmd = self.conn.next_command()
-            if cmd is None:
-                continue
-            try:
-                self.command(cmd)
-            except Exception:
-                # One bad command must not take the worker and all its actors down.
-                traceback.print_exc()
+            # A burst of casts comes as one list: one wake-up and one hold of the GIL.
+            for cmd in self.conn.next_commands():
+                try:
+                    self.command(cmd)
+                except Exception:
+                    # One bad command must not take the worker and all its actors down.
+                    traceback.print_exc()
 
     # -- the commands (see _dispatch.TABLE) ------------------------------------------------
 

@@ -233,7 +233,9 @@ def _warn_if_loop_running() -> None:
 
 
 def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None) -> bool:
-    """Sends ``message`` without waiting; True if it reached a live actor's mailbox.
+    """Sends ``message`` without waiting; True if it reached a live actor's mailbox (or, sent
+    straight to the actor's process, its ring: a cast that its actor's end overtakes there is
+    lost, as one that reached the mailbox just before the end is).
 
     ``sender_pid`` is what the receiver sees as ``source`` (by default, the calling actor).
     """
@@ -247,6 +249,13 @@ def whereis(name: str) -> ProcessID | None:
     present (:func:`~rebeam.members` lists them all)."""
     found = _runtime.connection().whereis(name)
     return ProcessID(*found) if found else None
+
+
+def stats() -> dict[str, int]:
+    """Counters of this process's messaging. ``casts_dropped``: casts sent straight to an
+    actor's process that were dropped (and returned False) because its ring stayed full for
+    longer than a cast waits for room (the actor's process was not reading)."""
+    return {"casts_dropped": _runtime.connection().casts_dropped}
 
 
 def self_pid() -> ProcessID | None:

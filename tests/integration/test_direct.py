@@ -129,3 +129,48 @@ def test_a_call_right_after_a_crash_gets_no_process_not_actor_down(tmp_path):
     r = run_rebeam(tmp_path, CRASH_THEN_CALL, timeout=120)
     check(r)
     assert "answered 19" in r.stdout, r.stdout
+
+
+STOPPED_READER = """
+import os, signal
+import rebeam
+from rebeam import GenPy, Supervisor, call, cast, receive
+
+
+class Sink(GenPy):
+    name = "sink"
+
+    @receive("who")
+    def who(self, source, _):
+        return os.getpid()
+
+    @receive("take")
+    def take(self, source, blob):
+        return len(blob)
+
+
+if __name__ == "__main__":
+    Supervisor(modules=[Sink()])
+    worker = call("sink", "who")[1]           # the route is cached: casts go direct
+    print("before:", rebeam.stats(), flush=True)
+    os.kill(worker, signal.SIGSTOP)           # its process stops reading: the ring fills
+    blob = b"x" * 10_000
+    delivered = 0
+    while delivered < 1000 and cast("sink", "take", blob):
+        delivered += 1
+    print("refused after", "a few" if 0 < delivered < 1000 else delivered, flush=True)
+    print("after:", rebeam.stats(), flush=True)
+    os.kill(worker, signal.SIGCONT)
+    print("serving:", call("sink", "take", b"abc"), flush=True)
+    rebeam.shutdown(0)
+"""
+
+
+def test_a_cast_dropped_at_a_full_ring_is_counted_in_stats(tmp_path):
+    r = run_rebeam(tmp_path, STOPPED_READER, timeout=120)
+    check(r)
+    out = outputs(r)
+    assert "before: {'casts_dropped': 0}" in out, r.stdout
+    assert "refused after a few" in out, r.stdout
+    assert "after: {'casts_dropped': 1}" in out, r.stdout
+    assert "serving: ('ok', 3)" in out, r.stdout

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rebeam_proto::{
     encode, encode_parts, read_frame, Command, DeliveryId, ErrorInfo, Event, Frame, ReqId, Request, Response, Role,
     Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::completions::{Completion, Completions, Tag};
-use crate::direct::{Direct, Way};
-use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
+use crate::direct::{Direct, Link, Way};
+use crate::{reader, reading, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// How long the client waits for the governor's answer to a request of its own (a route);
 /// without one the message goes the governor's way.
@@ -100,11 +100,12 @@ impl Shared {
         self.write(Frame::Request { req, body })
     }
 
-    /// Sends request `req` direct if it may go so, else the governor's way.
-    fn send_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
+    /// Sends request `req` direct if it may go so, else the governor's way; the channel a
+    /// call's reply will come on, if it went direct.
+    fn send_request(&self, req: ReqId, body: Request) -> Result<Option<Arc<Link>>, ClientError> {
         match self.direct.send(self, req, body) {
-            Way::Sent => Ok(()),
-            Way::Governor(body) => self.write_request(req, body),
+            Way::Sent(link) => Ok(link),
+            Way::Governor(body) => self.write_request(req, body).map(|()| None),
         }
     }
 
@@ -131,6 +132,9 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     commands: Receiver<Command>,
+    /// A command taken off the queue to end a batch (see [`Client::next_commands`]): the next
+    /// one handed out.
+    held: Mutex<Option<Command>>,
     welcome: Welcome,
 }
 
@@ -173,7 +177,7 @@ impl Client {
             .name("rebeam-reader".into())
             .spawn(move || reader::run(read_half, for_reader, tx, limit))
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client { shared, commands, welcome })
+        Ok(Client { shared, commands, held: Mutex::new(None), welcome })
     }
 
     pub fn welcome(&self) -> Welcome {
@@ -200,8 +204,8 @@ impl Client {
         let (tx, rx) = bounded(1);
         lock(&self.shared.pending).insert(req, Waiter::Reply(tx));
         // Registered before it is written, so even an instant response finds its waiter.
-        let pending = PendingResponse { shared: &self.shared, req, rx };
-        self.shared.send_request(req, body)?;
+        let mut pending = PendingResponse { shared: &self.shared, req, rx, link: None };
+        pending.link = self.shared.send_request(req, body)?;
         Ok(pending)
     }
 
@@ -218,7 +222,7 @@ impl Client {
         let req = self.shared.open()?;
         // Registered before it is written, so even an instant response finds its entry.
         lock(&self.shared.pending).insert(req, Waiter::Completion);
-        let written = self.shared.send_request(req, body);
+        let written = self.shared.send_request(req, body).map(drop);
         // The reader may have closed the connection between `open` and the insert; it sets
         // `closed` before it empties the map, so an entry it missed is still there to take
         // back. An entry already gone has had its completion queued (`Gone`, at the close),
@@ -257,7 +261,7 @@ impl Client {
     pub fn send_unawaited(&self, body: Request) -> Result<(), ClientError> {
         let req = self.shared.open()?;
         lock(&self.shared.unawaited).insert(req);
-        self.shared.send_request(req, body)
+        self.shared.send_request(req, body).map(drop)
     }
 
     /// The refusals of unawaited requests since the last call, oldest first.
@@ -275,6 +279,9 @@ impl Client {
     /// The next command, or None after `timeout` (None: wait for ever). Once the connection is
     /// closed and the queue drained, always `Command::Shutdown { code: -1 }`.
     pub fn next_command(&self, timeout: Option<Duration>) -> Option<Command> {
+        if let Some(command) = lock(&self.held).take() {
+            return Some(command);
+        }
         let got = match timeout {
             Some(t) => self.commands.recv_timeout(t).ok(),
             None => self.commands.recv().ok(),
@@ -283,6 +290,27 @@ impl Client {
             None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
             got => got,
         }
+    }
+
+    /// The next commands: the first as [`Client::next_command`] gives it, then, without
+    /// waiting, the casts queued right behind it, up to `max` in all, so that a burst of casts
+    /// costs its consumer one wake-up. A batch ends before anything that is not a cast (that
+    /// is held for the next call), so a call only ever heads a batch (a direct one ends with its
+    /// actor once Python puts it in the mailbox: [`Client::took`]).
+    pub fn next_commands(&self, timeout: Option<Duration>, max: usize) -> Vec<Command> {
+        let Some(first) = self.next_command(timeout) else { return Vec::new() };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.commands.try_recv() {
+                Ok(cast @ Command::Deliver { delivery: None, .. }) => batch.push(cast),
+                Ok(other) => {
+                    *lock(&self.held) = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        batch
     }
 
     /// Writes raw bytes on the socket, bypassing the codec (for tests of a governor's handling of
@@ -319,6 +347,18 @@ impl Client {
         self.shared.direct.drops.load(Ordering::Relaxed)
     }
 
+    /// Direct calls sent and not answered, over every channel (for tests of the bookkeeping).
+    #[cfg(test)]
+    pub(crate) fn direct_in_flight(&self) -> usize {
+        self.shared.direct.in_flight()
+    }
+
+    /// Targets with a cached route (for tests of the bookkeeping).
+    #[cfg(test)]
+    pub(crate) fn direct_routes(&self) -> usize {
+        self.shared.direct.routes()
+    }
+
     /// Whether the connection to the governor is gone.
     pub fn closed(&self) -> bool {
         self.shared.closed.load(Ordering::SeqCst)
@@ -330,20 +370,18 @@ pub struct PendingResponse<'a> {
     shared: &'a Shared,
     req: ReqId,
     rx: Receiver<Response>,
+    /// The channel a direct call went on: its reply comes there, and the waiter reads it.
+    link: Option<Arc<Link>>,
 }
 
 impl PendingResponse<'_> {
     /// Waits up to `timeout` (None: for ever). [`ClientError::Timeout`] leaves the request
     /// pending, so the caller may wait again.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<Response, ClientError> {
-        let got = match timeout {
-            Some(t) => self.rx.recv_timeout(t),
-            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        got.map_err(|e| match e {
-            RecvTimeoutError::Timeout => ClientError::Timeout,
-            RecvTimeoutError::Disconnected => ClientError::Gone,
-        })
+        if let Some(link) = &self.link {
+            return reading::wait_reply(self.shared, link, self.req, &self.rx, timeout);
+        }
+        reading::wait_plain(&self.rx, timeout.and_then(|t| Instant::now().checked_add(t)))
     }
 
     /// Waits until `deadline` (None: for ever).
@@ -355,5 +393,10 @@ impl PendingResponse<'_> {
 impl Drop for PendingResponse<'_> {
     fn drop(&mut self) {
         lock(&self.shared.pending).remove(&self.req);
+        // A direct call given up on: its entry on the channel goes too (a late reply is then
+        // dropped), or a peer that never answers would keep every such call's request.
+        if let Some(link) = &self.link {
+            lock(&link.inflight).remove(&self.req);
+        }
     }
 }

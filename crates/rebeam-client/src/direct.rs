@@ -15,8 +15,9 @@
 //!   made (the caller's request id as a call's delivery id, the sender's name as the caller
 //!   knows it), or the answer to one. The actor's process learns of the channel on
 //!   its socket behind every delivery the governor sent it before (see the governor's
-//!   `channels` module), and its channel thread starts only then, putting each record's
-//!   delivery into the same command queue as the socket's: so what this process sent the old
+//!   `channels` module), and its records are read only from then on (by its channel thread, or
+//!   by a caller waiting for its reply there: the `reading` module), each record's delivery
+//!   going into the same command queue as the socket's: so what this process sent the old
 //!   way before it had the route is queued before anything it sends direct. A message too
 //!   large for the ring goes the governor's way, but only once the ring is drained (every
 //!   record sent is in the peer's queue), so it cannot overtake them; a gated message likewise.
@@ -32,8 +33,14 @@
 //! - **A restarted actor.** Its process answers a record for an id it does not host with
 //!   `NoProcess`: nothing was delivered, so the call is sent again the governor's way, once,
 //!   under its original target (the governor resolves it afresh), and its route is forgotten.
+//!   Until that call is answered, later messages to the same target follow it the governor's
+//!   way (a fence on the target: the restarted actor may be reached direct over another
+//!   channel, which would overtake it).
 //!   A cast for an id it does not host is lost (as one to an actor that ended is), and its
-//!   answer tells the sender to forget the routes over that channel.
+//!   answer tells the sender to forget the routes over that channel. Its sender was told
+//!   `delivered` already: on the direct path that means "in the actor's process's ring", so a
+//!   cast overtaken by its actor's end returns True and is lost, as one that reached a mailbox
+//!   just before the actor ended is.
 //! - **Casts don't wait.** A direct cast is answered `delivered` once it is in the ring. A
 //!   full ring waits up to [`CAST_ROOM_WAIT`], then the cast is answered not delivered and
 //!   counted in [`Client::direct_drops`](crate::Client::direct_drops).
@@ -43,15 +50,14 @@
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::Sender as CommandTx;
 use rebeam_proto::{
-    decode_inbound, encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Event, Frame,
-    Gating, Outcome, ReqId, Request, Response, Route, Target, HEADER_BYTES,
+    encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Event, Frame, Gating, Outcome,
+    ReqId, Request, Response, Route, Target,
 };
 use rebeam_shm::{Receiver, Sender, ShmError};
 
@@ -65,32 +71,42 @@ pub const CAST_ROOM_WAIT: Duration = Duration::from_millis(100);
 /// How long a reply waits for room in a full ring (the caller reads its replies promptly;
 /// a caller that does not has already given up on them).
 const REPLY_ROOM_WAIT: Duration = Duration::from_secs(1);
-/// How often a channel thread looks up from its ring to see whether the connection closed.
-const CLOSED_POLL: Duration = Duration::from_millis(500);
 /// How long direct deliveries wait, counted, before the count goes to the governor (for its
 /// status report): one frame per this interval at most, however busy the channels.
-const COUNT_REPORT: Duration = Duration::from_millis(100);
+pub(crate) const COUNT_REPORT: Duration = Duration::from_millis(100);
 /// How often a large message looks again whether the ring it must not overtake is drained.
 const DRAIN_POLL: Duration = Duration::from_micros(50);
 /// Once a peer has died, how long its calls in flight wait for the governor to say why (it
 /// does once it has reaped the process, at once in practice) before they fail without it.
-const PEER_WHY_WAIT: Duration = Duration::from_secs(1);
-/// How often a channel thread looks for that word meanwhile.
-const PEER_WHY_POLL: Duration = Duration::from_millis(1);
+pub(crate) const PEER_WHY_WAIT: Duration = Duration::from_secs(1);
 
 /// One channel to a peer process, as both its users see it.
 pub(crate) struct Link {
     id: u64,
     sender: Mutex<Sender>,
+    /// The ring from the peer. Whoever holds the lock reads it: a caller waiting for its
+    /// reply, else the channel thread (the rules are in the `reading` module).
+    pub(crate) receiver: Mutex<Receiver>,
+    /// Callers waiting for a reply on this channel now.
+    pub(crate) readers: AtomicUsize,
+    /// How many times a caller has read the ring (the channel thread stays out while it moves).
+    pub(crate) reads: AtomicU64,
     /// Calls sent on it and not answered yet, each with the request to send the governor's
     /// way if the peer answers `NoProcess`.
-    inflight: Mutex<HashMap<ReqId, Request>>,
-    dead: AtomicBool,
+    pub(crate) inflight: Mutex<HashMap<ReqId, Request>>,
+    pub(crate) dead: AtomicBool,
     /// Why the peer died, as the governor said (`Command::ChannelClosed`).
-    why: Mutex<Option<String>>,
+    pub(crate) why: Mutex<Option<String>>,
     /// Actors of the peer that messages of ours reach the governor's way for now: the number
     /// of the last such message to each (see the module doc's rule on order).
     fences: Mutex<HashMap<ActorId, u64>>,
+}
+
+impl Link {
+    /// The peer's pid, for messages.
+    pub(crate) fn peer_pid(&self) -> u32 {
+        lock(&self.sender).peer().pid()
+    }
 }
 
 /// A direct call hosted here: the channel its reply goes back on, its request id there, and
@@ -141,6 +157,9 @@ pub(crate) struct Direct {
     next_fence: AtomicU64,
     /// Calls sent the governor's way behind a fence: the fence their answer may lift.
     fence_calls: Mutex<HashMap<ReqId, Fence>>,
+    /// Calls sent again the governor's way after `NoProcess`, not answered yet, and their
+    /// targets: messages to those go the governor's way meanwhile (see the module doc).
+    retried: Mutex<HashMap<ReqId, Target>>,
     commands: Mutex<Option<CommandTx<Command>>>,
     pub(crate) drops: AtomicU64,
     /// Messages taken off channels per actor since the last report, and when that was.
@@ -149,8 +168,9 @@ pub(crate) struct Direct {
 
 /// Where a request goes.
 pub(crate) enum Way {
-    /// Sent on a channel (a cast's answer is already given).
-    Sent,
+    /// Sent on a channel (a cast's answer is already given); a call's reply comes on the link
+    /// given, where its caller may read it itself.
+    Sent(Option<Arc<Link>>),
     /// The governor's way, as it is.
     Governor(Request),
 }
@@ -163,10 +183,14 @@ impl Direct {
     /// Starts using a channel end that just arrived (on the socket reader's thread, so that the
     /// host side queues its records behind every command read before).
     pub(crate) fn adopt(&self, shared: &Arc<Shared>, end: ChannelEnd) {
-        let ChannelEnd { id, sender, receiver } = end;
+        let ChannelEnd { id, sender, mut receiver } = end;
+        receiver.set_spin_when_idle(crate::reading::SPIN_BUDGET);
         let link = Arc::new(Link {
             id,
             sender: Mutex::new(sender),
+            receiver: Mutex::new(receiver),
+            readers: AtomicUsize::new(0),
+            reads: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
@@ -176,7 +200,7 @@ impl Direct {
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rebeam-channel-{id}"))
-            .spawn(move || channel_thread(shared, link, receiver));
+            .spawn(move || crate::reading::channel_thread(shared, link));
         if spawned.is_err() {
             lock(&self.links).remove(&id);
         }
@@ -187,6 +211,18 @@ impl Direct {
         if let Some(link) = lock(&self.links).get(&id) {
             *lock(&link.why) = Some(why);
         }
+    }
+
+    /// Direct calls sent and not answered, over every channel.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.links).values().map(|l| lock(&l.inflight).len()).sum()
+    }
+
+    /// Targets with a cached route.
+    #[cfg(test)]
+    pub(crate) fn routes(&self) -> usize {
+        lock(&self.routes).len()
     }
 
     /// Whether channel `id` is in use here.
@@ -236,8 +272,9 @@ impl Direct {
             Ok(true) => {
                 if !is_call {
                     shared.answer(req, Response::Cast { delivered: true });
+                    return Way::Sent(None);
                 }
-                Way::Sent
+                Way::Sent(Some(link))
             }
             Ok(false) => {
                 lock(&link.inflight).remove(&req);
@@ -252,7 +289,7 @@ impl Direct {
                     self.drops.fetch_add(1, Ordering::Relaxed);
                     shared.answer(req, Response::Cast { delivered: false });
                 }
-                Way::Sent
+                Way::Sent(None)
             }
         }
     }
@@ -260,6 +297,12 @@ impl Direct {
     /// The actor and channel for a direct message to `target` with `subject`, resolving the
     /// target on first use; None for the governor's path.
     fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
+        {
+            let retried = lock(&self.retried);
+            if !retried.is_empty() && retried.values().any(|t| t == target) {
+                return None;
+            }
+        }
         let cached = lock(&self.routes).get(target).cloned();
         let cached = match cached {
             Some(c) => c,
@@ -287,6 +330,12 @@ impl Direct {
     /// An answer from the governor's way: lifts the fence it may end (before its waiter sees it,
     /// so the caller's next message may go direct).
     pub(crate) fn answered(&self, req: ReqId, body: &Response) {
+        {
+            let mut retried = lock(&self.retried);
+            if !retried.is_empty() {
+                retried.remove(&req);
+            }
+        }
         let Some(Fence { link, actor, seq }) = lock(&self.fence_calls).remove(&req) else { return };
         // Only the actor's own answer says every earlier message reached it; the governor's
         // refusals (safety, timeouts, a dead actor) say nothing about the host's queue.
@@ -376,7 +425,7 @@ impl Direct {
     }
 
     /// A record from the peer: a call or cast for an actor here, or an answer to a call of ours.
-    fn received(&self, shared: &Shared, link: &Arc<Link>, frame: Frame) {
+    pub(crate) fn received(&self, shared: &Shared, link: &Arc<Link>, frame: Frame) {
         match frame {
             Frame::Command(Command::Deliver { delivery: Some(req), actor, subject, sender, payload }) => {
                 if !lock(&self.live).contains(&actor) {
@@ -403,9 +452,13 @@ impl Direct {
                 if let Response::Call(Outcome::Failed(info)) = &body {
                     if info.kind == ErrorKind::NoProcess {
                         self.forget_target(&original);
+                        if let Request::Call { target, .. } = &original {
+                            lock(&self.retried).insert(req, target.clone());
+                        }
                         if shared.write_request(req, original).is_ok() {
                             return;
                         }
+                        lock(&self.retried).remove(&req);
                     }
                 }
                 shared.answer(req, body);
@@ -431,7 +484,7 @@ impl Direct {
 
     /// Reports the counted deliveries to the governor once [`COUNT_REPORT`] has passed since
     /// the last report; returns whether some are still waiting (the caller wakes for them).
-    fn report_counts(&self, shared: &Shared) -> bool {
+    pub(crate) fn report_counts(&self, shared: &Shared) -> bool {
         let mut counted = lock(&self.counted);
         let (counts, last) = &mut *counted;
         if counts.is_empty() {
@@ -459,7 +512,7 @@ impl Direct {
     }
 
     /// The peer died or the channel broke: fail its calls in flight and forget its routes.
-    fn link_lost(&self, shared: &Shared, link: &Arc<Link>, why: &str) {
+    pub(crate) fn link_lost(&self, shared: &Shared, link: &Arc<Link>, why: &str) {
         link.dead.store(true, Ordering::SeqCst);
         lock(&self.links).remove(&link.id);
         self.forget_link_routes(link);
@@ -522,46 +575,4 @@ fn ring_failure(target: &Target, e: &ShmError) -> ErrorInfo {
             format!("actor {target} cannot take the message: its process is not reading ({e}); try again later"),
         ),
     }
-}
-
-/// Why the peer died: the governor's words, waited for a moment (see [`PEER_WHY_WAIT`]).
-fn peer_why(shared: &Shared, link: &Link) -> String {
-    let deadline = Instant::now() + PEER_WHY_WAIT;
-    loop {
-        if let Some(why) = lock(&link.why).take() {
-            return why;
-        }
-        if Instant::now() >= deadline || shared.closed.load(Ordering::SeqCst) {
-            return format!("its process (pid {}) died", lock(&link.sender).peer().pid());
-        }
-        std::thread::sleep(PEER_WHY_POLL);
-    }
-}
-
-/// Reads one channel until its peer dies or the connection closes.
-fn channel_thread(shared: Arc<Shared>, link: Arc<Link>, mut receiver: Receiver) {
-    let why = loop {
-        if shared.closed.load(Ordering::SeqCst) {
-            break "the connection to the governor closed".to_string();
-        }
-        let waiting = shared.direct.report_counts(&shared);
-        match receiver.recv(if waiting { COUNT_REPORT } else { CLOSED_POLL }) {
-            Ok(record) => {
-                let frame = record
-                    .get(HEADER_BYTES..)
-                    .map(Bytes::copy_from_slice)
-                    .and_then(|body| decode_inbound(body).ok())
-                    .map(rebeam_proto::Inbound::into_frame);
-                if let Some(frame) = frame {
-                    shared.direct.received(&shared, &link, frame);
-                }
-                // Released only now: a drained ring means every record is in the queue.
-                drop(record);
-            }
-            Err(ShmError::TimedOut) => {}
-            Err(ShmError::PeerGone) => break peer_why(&shared, &link),
-            Err(e) => break format!("its channel broke ({e})"),
-        }
-    };
-    shared.direct.link_lost(&shared, &link, &why);
 }

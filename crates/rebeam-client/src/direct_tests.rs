@@ -307,3 +307,136 @@ fn after_a_message_the_governors_way_later_ones_follow_it_until_a_call_is_answer
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_caller_reading_its_ring_hands_on_what_else_it_finds_in_ring_order() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("warm"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req, body: reply(0) });
+    first.join().unwrap();
+    client.send_event(Event::Started { actor: 5, result: Ok(Gating::default()) }).unwrap();
+    // The channel thread now leaves the ring to the callers.
+    let first = start(&client, call("ping"));
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    // The peer casts to an actor here, then answers: whoever reads, the cast reaches the
+    // command queue and the reply its caller.
+    let cast_here = |subject: &str| {
+        let subject = subject.into();
+        Frame::Command(Command::Deliver {
+            delivery: None,
+            actor: 5,
+            subject,
+            sender: None,
+            payload: Payload::default(),
+        })
+    };
+    put(&mut tx, cast_here("before"));
+    put(&mut tx, Frame::Response { req, body: reply(7) });
+    put(&mut tx, cast_here("after"));
+    assert_eq!(first.join().unwrap(), reply(7));
+    for expected in ["before", "after"] {
+        match client.next_command(Some(WAIT)) {
+            Some(Command::Deliver { subject, actor: 5, .. }) => assert_eq!(subject, expected),
+            other => panic!("expected the cast {expected:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn callers_sharing_a_channel_each_get_their_own_reply_whoever_reads() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("warm"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req, body: reply(0) });
+    first.join().unwrap();
+    let callers: Vec<_> = (0..4u8).map(|i| start(&client, call(&format!("ping {i}")))).collect();
+    let mut calls: Vec<_> = (0..4)
+        .map(|_| match next_record(&mut rx) {
+            Frame::Command(Command::Deliver { delivery: Some(req), subject, .. }) => {
+                (req, subject["ping ".len()..].parse::<u8>().unwrap())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Answered last first, each caller with its own number, so a reply handed to another
+    // caller's waiter shows.
+    calls.sort();
+    for (req, i) in calls.into_iter().rev() {
+        put(&mut tx, Frame::Response { req, body: reply(i) });
+    }
+    for (i, caller) in callers.into_iter().enumerate() {
+        assert_eq!(caller.join().unwrap(), reply(i as u8));
+    }
+}
+
+#[test]
+fn after_no_process_later_messages_follow_the_retried_call_until_it_is_answered() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("ping"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    let gone = ErrorInfo::new(ErrorKind::NoProcess, "restarted");
+    put(&mut tx, Frame::Response { req, body: Response::Call(Outcome::Failed(gone)) });
+    let (again, _) = request_id(&mut s);
+    assert_eq!(again, req);
+    // The retried call is not answered yet: a cast now goes the governor's way behind it, not
+    // to a fresh route (which would ask for one first).
+    let behind = start(&client, cast("behind"));
+    let (r2, b2) = request_id(&mut s);
+    assert!(matches!(b2, Request::Cast { ref subject, .. } if subject == "behind"), "fenced: {b2:?}");
+    crate::tests::answer(&mut s, r2, Response::Cast { delivered: true });
+    behind.join().unwrap();
+    crate::tests::answer(&mut s, req, reply(4));
+    assert_eq!(first.join().unwrap(), reply(4));
+    // Answered: the next message resolves the target afresh.
+    let _next = start(&client, cast("after"));
+    assert!(matches!(request_id(&mut s).1, Request::Route { .. }));
+}
+
+#[test]
+fn a_direct_call_given_up_on_leaves_nothing_in_flight_and_its_late_reply_is_dropped() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let caller = {
+        let client = client.clone();
+        std::thread::spawn(move || client.request(call("ping"), Some(Duration::from_millis(300))))
+    };
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    assert!(matches!(caller.join().unwrap(), Err(crate::ClientError::Timeout)));
+    assert_eq!(client.direct_in_flight(), 0, "the call given up on is forgotten");
+    // Its reply, late, reaches no one; the channel still serves the next call.
+    put(&mut tx, Frame::Response { req, body: reply(1) });
+    let next = start(&client, call("ping"));
+    let Frame::Command(Command::Deliver { delivery: Some(req2), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req: req2, body: reply(2) });
+    assert_eq!(next.join().unwrap(), reply(2));
+}
+
+#[test]
+fn a_cast_to_a_stale_id_returns_true_is_lost_and_makes_the_sender_resolve_the_target_again() {
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, cast("a"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    // Delivered means "in the actor's process's ring": the sender hears True before the
+    // process finds that the id is no longer one of its actors.
+    assert_eq!(first.join().unwrap(), Response::Cast { delivered: true });
+    next_record(&mut rx);
+    put(&mut tx, Frame::Response { req: 0, body: Response::Cast { delivered: false } });
+    // Once that answer is read (by the channel thread, promptly), the route over this channel
+    // is forgotten: the next message asks the governor again.
+    let deadline = std::time::Instant::now() + WAIT;
+    while client.direct_routes() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the stale route was never forgotten");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _next = start(&client, cast("b"));
+    assert!(matches!(request_id(&mut s).1, Request::Route { .. }));
+}

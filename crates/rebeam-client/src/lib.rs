@@ -12,7 +12,8 @@
 //!   response, or its backstop timeout, or `Gone` at the close, is queued under its tag for
 //!   [`Client::next_completion`], so one thread can drain the answers of many requests in
 //!   flight (the rules are in the `completions` module).
-//! - Commands go, in arrival order, to one queue drained by [`Client::next_command`], except
+//! - Commands go, in arrival order, to one queue drained by [`Client::next_command`] (or in
+//!   batches of casts by [`Client::next_commands`]), except
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
@@ -37,6 +38,7 @@ mod direct;
 #[cfg(test)]
 mod direct_tests;
 mod reader;
+mod reading;
 #[cfg(test)]
 mod tests;
 

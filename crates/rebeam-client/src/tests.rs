@@ -153,6 +153,37 @@ fn commands_queue_in_order_and_safety_only_updates_the_state() {
 }
 
 #[test]
+fn a_batch_of_commands_is_the_casts_behind_the_first_and_ends_before_anything_else() {
+    let (client, mut s) = connected();
+    let cast = |subject: &str| Command::Deliver {
+        delivery: None,
+        actor: 4,
+        subject: subject.into(),
+        sender: None,
+        payload: rebeam_proto::Payload::default(),
+    };
+    let call = Command::Deliver {
+        delivery: Some(7),
+        actor: 4,
+        subject: "c".into(),
+        sender: None,
+        payload: rebeam_proto::Payload::default(),
+    };
+    for command in [Command::Preload, cast("a"), cast("b"), call.clone(), cast("d"), cast("e"), cast("f")] {
+        write_frame(&mut s, &Frame::Command(command)).unwrap();
+    }
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (req, _) = request_id(&mut s);
+    answer(&mut s, req, Response::Done);
+    pending.wait(None).unwrap();
+    assert_eq!(client.next_commands(None, 10), [Command::Preload, cast("a"), cast("b")]);
+    // The call that ended the batch heads the next one, with the casts behind it, `max` at most.
+    assert_eq!(client.next_commands(None, 3), [call, cast("d"), cast("e")]);
+    assert_eq!(client.next_command(None), Some(cast("f")));
+    assert_eq!(client.next_commands(Some(SHORT), 10), []);
+}
+
+#[test]
 fn refusals_of_unawaited_requests_are_kept_for_later() {
     let (client, mut s) = connected();
     client.send_unawaited(Request::Drain { tags: vec![] }).unwrap();

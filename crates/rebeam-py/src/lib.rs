@@ -51,6 +51,10 @@ struct Connection {
 /// `KeyboardInterrupt` in a blocked `call()` at once, not when the reply comes.
 const SIGNAL_SLICE: Duration = Duration::from_millis(20);
 
+/// The most commands one `next_commands()` hands over: a burst of casts then costs one wake-up
+/// and one hold of the GIL per this many, and the list stays small.
+const COMMAND_BATCH: usize = 256;
+
 /// How long `shutdown()` waits for the governor to acknowledge: it answers at once, so a
 /// longer wait means it is gone or wedged, and the caller exits anyway.
 const SHUTDOWN_ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -415,6 +419,20 @@ impl Connection {
         self.client.took(delivery);
     }
 
+    /// The next commands, as a list (empty after `timeout` seconds): the first as
+    /// `next_command` gives it, then the casts queued right behind it, converted under one hold
+    /// of the GIL.
+    #[pyo3(signature = (timeout=None))]
+    fn next_commands<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let timeout = timeout.map(|t| numbers::timeout("next_commands()", t)).transpose()?;
+        let batch = py.detach(|| self.client.next_commands(timeout, COMMAND_BATCH));
+        let mut commands = Vec::with_capacity(batch.len());
+        for cmd in batch {
+            commands.extend(command_to_py(py, cmd)?);
+        }
+        Ok(commands)
+    }
+
     /// Answers a delivered call with a handler's result.
     fn reply(
         &self,
@@ -752,6 +770,12 @@ impl Connection {
     #[getter]
     fn commands_received(&self) -> u64 {
         self.client.commands_received()
+    }
+
+    /// Direct casts from this process dropped because the actor's ring stayed full.
+    #[getter]
+    fn casts_dropped(&self) -> u64 {
+        self.client.direct_drops()
     }
 
     /// Whether the governor connection is gone.

@@ -112,6 +112,30 @@ fn spinning_receives_what_sleeping_receives() {
 }
 
 #[test]
+fn spinning_only_while_a_core_is_free_receives_what_sleeping_receives() {
+    let (mut tx, mut rx, _) = ends(4096, me(), me());
+    rx.set_spin_when_idle(Duration::from_micros(50));
+    let sender = thread::spawn(move || {
+        for i in 0..1000u32 {
+            tx.send(&[&i.to_le_bytes()], LONG).unwrap();
+        }
+    });
+    for i in 0..1000u32 {
+        assert_eq!(&*rx.recv(LONG).unwrap(), i.to_le_bytes());
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_spin_never_outlasts_the_wait() {
+    let (_tx, mut rx, _) = ends(4096, me(), me());
+    rx.set_spin(Duration::from_secs(3600));
+    assert!(matches!(rx.recv(Duration::from_millis(1)), Err(ShmError::TimedOut)));
+    rx.set_spin_when_idle(Duration::from_secs(3600));
+    assert!(matches!(rx.recv(Duration::from_millis(1)), Err(ShmError::TimedOut)));
+}
+
+#[test]
 fn a_channel_is_exactly_three_fds() {
     let fds = ChannelFds::create(4096).unwrap();
     let two = vec![fds.segment.try_clone().unwrap(), fds.data_bell.try_clone().unwrap()];

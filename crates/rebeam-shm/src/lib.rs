@@ -27,6 +27,7 @@ pub mod channel;
 pub mod doorbell;
 pub mod error;
 pub mod fdpass;
+pub mod idle;
 pub mod peer;
 pub mod pool;
 pub mod ring;

@@ -33,6 +33,13 @@
 //!   record's tag must be known, its length must fit the bytes published and the area's end, a
 //!   padding record must reach exactly to the end. The header is checked once at open and then cached. Any violation
 //!   is [`ShmError::Corrupt`].
+//! - Wake-ups cost a system call only for a side that sleeps. The consumer sets its flag,
+//!   then a SeqCst fence, then re-reads head (and sleeps only if nothing came); the producer
+//!   stores head, then a SeqCst fence, then reads the flag (and rings, clearing it, only if
+//!   set). The fences are totally ordered, so either the producer sees the flag or the consumer
+//!   sees the record: a wake-up is never lost, and a consumer that keeps reading never sets the
+//!   flag, so writing to it makes no system call. The same holds, sides swapped, for the
+//!   producer waiting for room.
 //! - The two flags may hold any value (non-zero means set); a peer that scribbles on them can
 //!   cause only a spurious wake-up or a missed one, and every wait has a timeout.
 //! - Control words in shared memory are only ever accessed as atomics, so a racing peer cannot
