@@ -37,7 +37,7 @@ class Conn:
     def started(self, actor, error=None, gating=None):
         self.events.put(("started", actor, error))
 
-    def exited(self, actor, exit):
+    def exited(self, actor, exit, taken_up_to=None):
         self.events.put(("exited", actor, exit.kind))
 
     def safety_state(self):

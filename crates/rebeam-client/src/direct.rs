@@ -30,6 +30,10 @@
 //!   with `ActorDown` and the routes over it are forgotten: at once when the governor's word of
 //!   why arrives (`Command::ChannelClosed`, sent once it has reaped the process, so the words
 //!   are those of the governor's path), after [`PEER_WHY_WAIT`] at the latest without it.
+//!   Except the calls the dead peer never took off the ring (its reader releases a record only
+//!   once it is queued, and the ring's released position says how far it got), and any
+//!   message it died before the ring took: nothing of those was delivered, so they go again
+//!   the governor's way, as after `NoProcess` (a restarted actor answers them).
 //! - **A restarted actor.** Its process answers a record for an id it does not host with
 //!   `NoProcess`: nothing was delivered, so the call is sent again the governor's way, once,
 //!   under its original target (the governor resolves it afresh), and its route is forgotten.
@@ -64,6 +68,8 @@ use rebeam_shm::{Receiver, Sender, ShmError};
 use crate::channel::ChannelEnd;
 use crate::client::{lock, Shared};
 
+/// A call's place in its ring before its record is in (see `Link::inflight`).
+const NOT_WRITTEN: u64 = u64::MAX;
 /// Delivery ids this process gives the direct calls it hosts: the governor's never reach it.
 pub const LOCAL_DELIVERY: u64 = 1 << 63;
 /// How long a cast waits for room in a full ring before it is counted as dropped.
@@ -93,7 +99,9 @@ pub(crate) struct Link {
     pub(crate) reads: AtomicU64,
     /// Calls sent on it and not answered yet, each with the request to send the governor's
     /// way if the peer answers `NoProcess`.
-    pub(crate) inflight: Mutex<HashMap<ReqId, Request>>,
+    /// Calls sent on the channel and not answered: each request and where its record ends in
+    /// the ring ([`NOT_WRITTEN`] until it is in).
+    pub(crate) inflight: Mutex<HashMap<ReqId, (Request, u64)>>,
     pub(crate) dead: AtomicBool,
     /// Why the peer died, as the governor said (`Command::ChannelClosed`).
     pub(crate) why: Mutex<Option<String>>,
@@ -266,19 +274,29 @@ impl Direct {
         };
         if is_call {
             // Before the write: the answer may come before `send` returns.
-            lock(&link.inflight).insert(req, body.clone());
+            lock(&link.inflight).insert(req, (body.clone(), NOT_WRITTEN));
         }
         match write(&link, &encoded, wait) {
-            Ok(true) => {
+            Ok(Some(end)) => {
+                if let Some(entry) = lock(&link.inflight).get_mut(&req) {
+                    entry.1 = end;
+                }
                 if !is_call {
                     shared.answer(req, Response::Cast { delivered: true });
                     return Way::Sent(None);
                 }
                 Way::Sent(Some(link))
             }
-            Ok(false) => {
+            Ok(None) => {
                 lock(&link.inflight).remove(&req);
                 self.fence(&link, actor, req, is_call);
+                Way::Governor(body)
+            }
+            Err(ShmError::PeerGone) => {
+                // The peer died before the record went in: nothing was delivered, so the
+                // message goes the governor's way, which resolves its target afresh.
+                lock(&link.inflight).remove(&req);
+                self.forget_link_routes(&link);
                 Way::Governor(body)
             }
             Err(e) => {
@@ -448,17 +466,10 @@ impl Direct {
             }
             Frame::Response { body: Response::Cast { delivered: false }, .. } => self.forget_link_routes(link),
             Frame::Response { req, body } => {
-                let Some(original) = lock(&link.inflight).remove(&req) else { return };
+                let Some((original, _)) = lock(&link.inflight).remove(&req) else { return };
                 if let Response::Call(Outcome::Failed(info)) = &body {
-                    if info.kind == ErrorKind::NoProcess {
-                        self.forget_target(&original);
-                        if let Request::Call { target, .. } = &original {
-                            lock(&self.retried).insert(req, target.clone());
-                        }
-                        if shared.write_request(req, original).is_ok() {
-                            return;
-                        }
-                        lock(&self.retried).remove(&req);
+                    if info.kind == ErrorKind::NoProcess && self.send_again(shared, req, original) {
+                        return;
                     }
                 }
                 shared.answer(req, body);
@@ -512,13 +523,46 @@ impl Direct {
     }
 
     /// The peer died or the channel broke: fail its calls in flight and forget its routes.
+    /// A call that was not delivered (`NoProcess`, or never read off the ring of a peer that
+    /// died) goes again the governor's way, once, under its original target, which the
+    /// governor resolves afresh; later messages to that target wait behind it (`retried`).
+    /// False if it could not be sent (the caller is then answered as it would have been).
+    fn send_again(&self, shared: &Shared, req: ReqId, original: Request) -> bool {
+        self.forget_target(&original);
+        if let Request::Call { target, .. } = &original {
+            lock(&self.retried).insert(req, target.clone());
+        }
+        if shared.write_request(req, original).is_ok() {
+            return true;
+        }
+        lock(&self.retried).remove(&req);
+        false
+    }
+
     pub(crate) fn link_lost(&self, shared: &Shared, link: &Arc<Link>, why: &str) {
         link.dead.store(true, Ordering::SeqCst);
         lock(&self.links).remove(&link.id);
         self.forget_link_routes(link);
         lock(&self.hosted).retain(|_, h| !Arc::ptr_eq(&h.link, link));
-        let inflight = std::mem::take(&mut *lock(&link.inflight));
-        for (req, original) in inflight {
+        // A call whose record the dead peer never released never reached its actor's queue
+        // (a reader releases a record only once it is queued): it was not delivered, so it
+        // goes again the governor's way, as after NoProcess, in the order it was sent. Only
+        // when the peer is gone: a live peer might still read it.
+        let released = {
+            let mut sender = lock(&link.sender);
+            if sender.peer().gone() {
+                sender.released().ok()
+            } else {
+                None
+            }
+        };
+        let mut inflight: Vec<_> = std::mem::take(&mut *lock(&link.inflight)).into_iter().collect();
+        inflight.sort_unstable_by_key(|(_, (_, end))| *end);
+        for (req, (original, end)) in inflight {
+            let unread = released.is_some_and(|r| end != NOT_WRITTEN && end > r);
+            if unread && matches!(original, Request::Call { .. }) && self.send_again(shared, req, original.clone()) {
+                continue;
+            }
             let target = match &original {
                 Request::Call { target, .. } => target.to_string(),
                 _ => "the actor".into(),
@@ -529,17 +573,18 @@ impl Direct {
     }
 }
 
-/// Writes one frame on the link: true once it is in the ring, false if it must go the
-/// governor's way (too large for the ring, and the ring is drained so it cannot overtake).
-fn write(link: &Link, encoded: &Encoded, wait: Duration) -> Result<bool, ShmError> {
+/// Writes one frame on the link: where its record ends in the ring once it is in, None if
+/// it must go the governor's way (too large for the ring, and the ring is drained so it
+/// cannot overtake).
+fn write(link: &Link, encoded: &Encoded, wait: Duration) -> Result<Option<u64>, ShmError> {
     let slices = encoded.slices_after(0);
     let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
     let mut sender = lock(&link.sender);
     if encoded.len() <= sender.max_record() {
-        return sender.send(&parts, wait).map(|()| true);
+        return sender.send(&parts, wait).map(|()| Some(sender.position()));
     }
     drop(sender);
-    drain(link, wait).map(|()| false)
+    drain(link, wait).map(|()| None)
 }
 
 /// Waits until the peer has taken every record sent on `link` (each is in its queue then).
@@ -568,11 +613,8 @@ fn answer_on(link: &Link, req: ReqId, body: Response) {
 }
 
 fn ring_failure(target: &Target, e: &ShmError) -> ErrorInfo {
-    match e {
-        ShmError::PeerGone => ErrorInfo::new(ErrorKind::ActorDown, format!("the process of actor {target} is gone")),
-        _ => ErrorInfo::new(
-            ErrorKind::Full,
-            format!("actor {target} cannot take the message: its process is not reading ({e}); try again later"),
-        ),
-    }
+    ErrorInfo::new(
+        ErrorKind::Full,
+        format!("actor {target} cannot take the message: its process is not reading ({e}); try again later"),
+    )
 }

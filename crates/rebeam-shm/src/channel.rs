@@ -142,6 +142,18 @@ impl Sender {
         }
     }
 
+    /// The end of the last record sent, as a position in the ring's byte stream.
+    pub fn position(&self) -> u64 {
+        self.ring.head()
+    }
+
+    /// How far the receiver has released what it read (a position, as [`Sender::position`]):
+    /// a record ending past it never reached anything beyond the receiver's ring reader. The
+    /// mapping is ours, so this reads true after the receiver died.
+    pub fn released(&mut self) -> Result<u64> {
+        self.ring.released()
+    }
+
     /// Whether the receiver has taken every record sent (one read of its index).
     pub fn drained(&mut self) -> Result<bool> {
         Ok(self.ring.free()? == self.ring.capacity())

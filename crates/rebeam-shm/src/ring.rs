@@ -230,6 +230,18 @@ impl Producer {
         Ok(())
     }
 
+    /// Where the next record will start: every record sent so far ends at or before it.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// How far the consumer has released records (its published tail, checked): a record
+    /// that ends past it was never released by the consumer.
+    pub fn released(&mut self) -> Result<u64> {
+        self.free()?;
+        Ok(self.tail)
+    }
+
     /// Bytes free for records now, from the consumer's published tail (checked).
     pub fn free(&mut self) -> Result<usize> {
         let tail = self.view().u64_at(OFF_TAIL).load(Ordering::Acquire);
