@@ -209,6 +209,39 @@ fn the_peer_dying_fails_every_call_in_flight_with_actor_down_at_once() {
 }
 
 #[test]
+fn a_call_the_dead_peer_never_took_off_the_ring_goes_again_the_governors_way() {
+    let (client, mut s) = connected();
+    s.set_read_timeout(Some(WAIT)).unwrap(); // a call answered ActorDown instead fails, not hangs
+    let client = std::sync::Arc::new(client);
+    let mut peer = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let taken = start(&client, call("ping"));
+    let (_tx, mut rx) = answer_route(&mut s, &[], peer.id());
+    next_record(&mut rx); // read and released: it reached the peer's queue
+    let unread = start(&client, call("pong"));
+    while !rx.ready().unwrap() {
+        std::thread::sleep(Duration::from_millis(1)); // in the ring, and never taken off it
+    }
+    let why = "worker 1 (pid 1234) died: killed by SIGKILL".to_string();
+    rebeam_proto::write_frame(&mut s, &Frame::Command(Command::ChannelClosed { channel: 1, why })).unwrap();
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    match taken.join().unwrap() {
+        Response::Call(Outcome::Failed(info)) => assert_eq!(info.kind, ErrorKind::ActorDown, "{info:?}"),
+        other => panic!("expected ActorDown, got {other:?}"),
+    }
+    // The unread one comes to the governor, under its original target, with its request id.
+    let (req, body) = request_id(&mut s);
+    match body {
+        Request::Call { target, subject, .. } => {
+            assert_eq!((target, subject.as_str()), (Target::Name("counter".into()), "pong"))
+        }
+        other => panic!("expected the call again, got {other:?}"),
+    }
+    rebeam_proto::write_frame(&mut s, &Frame::Response { req, body: reply(3) }).unwrap();
+    assert_eq!(unread.join().unwrap(), reply(3));
+}
+
+#[test]
 fn the_host_side_delivers_ring_records_as_commands_and_replies_on_the_ring() {
     let (client, s) = connected();
     let (fds, grant, (mut tx, mut rx)) = channel(11);

@@ -194,6 +194,11 @@ impl Receiver {
         })
     }
 
+    /// Whether a record is ready to be taken, without taking it.
+    pub fn ready(&mut self) -> Result<bool> {
+        self.ring.ready()
+    }
+
     /// How long `recv` polls the ring before it sleeps. Worth it only when another core is idle
     /// (spinning on the core the sender needs delays the sender).
     pub fn set_spin(&mut self, budget: Duration) {
