@@ -35,6 +35,7 @@ mod codec;
 pub mod env;
 mod frame;
 pub mod header;
+pub mod lent;
 mod pickle;
 mod routed;
 mod segments;
@@ -47,6 +48,7 @@ pub use codec::{
 };
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
+pub use lent::{LentPiece, MAX_LENT_PIECES};
 pub use pickle::{pickle_map, unpickle_map, PickleValue};
 pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{
@@ -55,7 +57,7 @@ pub use status::{
 };
 
 /// Version spoken by this build; a Hello with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.
