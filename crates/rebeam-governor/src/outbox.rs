@@ -91,6 +91,7 @@ impl State {
 impl Outbox {
     /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
     /// is gone. `now` tells the time should the outbox go over budget.
+    #[cfg(test)]
     pub fn push(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> bool {
         self.push_with_fds(bytes, Vec::new(), now)
     }
@@ -106,14 +107,25 @@ impl Outbox {
     }
 
     /// Queues a frame only if it fits in the budget.
+    #[cfg(test)]
     pub fn offer(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> Result<(), Refusal> {
+        self.offer_with_fds(bytes, Vec::new(), now)
+    }
+
+    /// As `offer`, with fds that travel with the frame; a refused frame's fds close here.
+    pub fn offer_with_fds(
+        &self,
+        bytes: Encoded,
+        fds: Vec<OwnedFd>,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<(), Refusal> {
         let len = bytes.len() as u64;
         let queued = self.state.queued.load(Ordering::SeqCst);
         if queued > 0 && queued.saturating_add(len) > self.state.budget {
             self.state.mark_over(now);
             return Err(Refusal::Full { queued, budget: self.state.budget });
         }
-        if self.push(bytes, now) {
+        if self.push_with_fds(bytes, fds, now) {
             Ok(())
         } else {
             Err(Refusal::Closed)
@@ -158,11 +170,17 @@ impl Drain {
 impl Router {
     /// Sends a frame that may be refused (a delivery or a publication): see the module doc.
     pub fn offer(&self, proc: ProcIdx, frame: impl IntoEncoded) -> Result<(), Refusal> {
+        self.offer_with_fds(proc, frame, Vec::new())
+    }
+
+    /// As `offer`, with fds that go with the frame (a delivery's lent segments); they close
+    /// here if it is refused.
+    pub fn offer_with_fds(&self, proc: ProcIdx, frame: impl IntoEncoded, fds: Vec<OwnedFd>) -> Result<(), Refusal> {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return Err(Refusal::Closed);
         };
         match frame.into_encoded() {
-            Ok(bytes) => tx.offer(bytes, || self.os.now()),
+            Ok(bytes) => tx.offer_with_fds(bytes, fds, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 Err(Refusal::Closed)
