@@ -16,6 +16,7 @@ use rebeam_proto::{
 
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Way};
+use crate::lent::{self, Lender};
 use crate::{reader, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// How long the client waits for the governor's answer to a request of its own (a route);
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) commands_in: AtomicU64,
     /// Calls and casts straight to the actor's process (`direct.rs`).
     pub(crate) direct: Direct,
+    /// The segments this process lends large buffers in (`lent.rs`).
+    lender: Lender,
 }
 
 impl Shared {
@@ -100,11 +103,27 @@ impl Shared {
         self.write(Frame::Request { req, body })
     }
 
-    /// Sends request `req` direct if it may go so, else the governor's way.
+    /// Sends request `req` direct if it may go so, else the governor's way, its large buffers
+    /// lent if its receiver is known (`lent.rs`).
     fn send_request(&self, req: ReqId, body: Request) -> Result<(), ClientError> {
-        match self.direct.send(self, req, body) {
-            Way::Sent => Ok(()),
-            Way::Governor(body) => self.write_request(req, body),
+        let body = match self.direct.send(self, req, body) {
+            Way::Sent => return Ok(()),
+            Way::Governor(body) => body,
+        };
+        let receiver = match &body {
+            Request::Call { target, .. } | Request::Cast { target, .. } => self.direct.peer_of(target),
+            _ => None,
+        };
+        let Some(receiver) = receiver else { return self.write_request(req, body) };
+        match self.lender.lend(req, body, &receiver) {
+            Ok(frame) => {
+                let written = lent::write(&mut lock(&self.writer), &frame);
+                if written.is_err() {
+                    self.lender.unsent(frame);
+                }
+                written.map_err(ClientError::Write)
+            }
+            Err(body) => self.write_request(req, body),
         }
     }
 
@@ -162,6 +181,7 @@ impl Client {
             refused: Mutex::new(Vec::new()),
             commands_in: AtomicU64::new(0),
             direct: Direct::default(),
+            lender: Lender::new(),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.

@@ -36,6 +36,7 @@ mod completions;
 mod direct;
 #[cfg(test)]
 mod direct_tests;
+mod lent;
 mod reader;
 #[cfg(test)]
 mod tests;

@@ -43,8 +43,8 @@ mod status;
 pub mod value;
 
 pub use codec::{
-    decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder,
-    Inbound, HEADER_BYTES,
+    decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, read_inbound, write_frame, Encoded,
+    FrameDecoder, Inbound, HEADER_BYTES,
 };
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};

@@ -10,7 +10,9 @@
 //!   out-of-band buffer reaches Python as a [`SharedBytes`], a read-only buffer over the bytes
 //!   read from the socket, so `pickle.loads` builds a NumPy array as a view of them: no copy,
 //!   and the array is read-only (as Ray's are). A large pickle stream is handed over the same
-//!   way; a small one as `bytes`.
+//!   way; a small one as `bytes`. A buffer lent in shared memory (rebeam-client's `lent.rs`:
+//!   1 MiB or more, from another process) is the mapping of the sender's segment itself, which
+//!   the [`SharedBytes`] keeps alive; its loan goes back when the last view of it is gone.
 //! - Receiving *state* (an actor's instance, a task's function, a cown's value, a behaviour's
 //!   captures, noticeboard values): the buffers are copied into `bytearray`s, so the arrays in
 //!   it are writable: the receiver owns that state and changes it in place (`grid.value += 1`).
