@@ -82,7 +82,10 @@ __version__ = "0.1.0"
 
 #: Exported names whose module loads on first use: ``import rebeam`` (in every worker and in
 #: the main process, before the script's first line) then skips what they import.
-_LAZY = {"acall": "futures", "acast": "futures", "call_async": "futures", "Executor": "executor"}
+_LAZY = {
+    "acall": "futures", "acast": "futures", "call_async": "futures", "Executor": "executor",
+    "shared_array": "_shared",
+}
 
 
 def __getattr__(name: str):
@@ -110,5 +113,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
-    "CapacityError", "NoQueue", "WorkerCrashed", "Executor",
+    "CapacityError", "NoQueue", "WorkerCrashed", "Executor", "shared_array",
 ]

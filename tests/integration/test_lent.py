@@ -202,3 +202,38 @@ def test_a_sender_that_dies_leaves_the_receivers_view_valid(tmp_path):
     check(r)
     assert "same process False" in r.stdout, "the sender and the sink must be in different workers"
     assert f"sum ('ok', {3.0 * 4 * (1 << 20)})" in r.stdout, r.stdout
+
+
+SHARED_ARRAY = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        a = rebeam.shared_array((512, 1024), "f8")
+        print("fresh", a.shape, a.dtype.str, a.flags.writeable, float(a.sum()), flush=True)
+        a[:] = 2.5
+        print("sent", call("sink", "inspect", a, timeout=60)[1], flush=True)
+        assert call("sink", "keep", a, timeout=60)[0] == "ok"
+        print("kept sum", call("sink", "sum")[1], flush=True)
+        small = rebeam.shared_array(16, "i4")
+        small[:] = 7
+        print("small", call("sink", "inspect", small)[1], bool((call("sink", "echo", small)[1] == 7).all()), flush=True)
+        print("slice", call("sink", "inspect", a[1:])[1], flush=True)
+        print("empty", rebeam.shared_array(0, "u1").shape, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_shared_array_is_lent_as_it_is_and_read_only_on_the_receiving_side(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, SHARED_ARRAY, timeout=120)
+    check(r)
+    assert "fresh (512, 1024) <f8 True 0.0" in r.stdout, r.stdout
+    # The receiver's view is of the segment itself, read-only, whatever the size.
+    assert "sent ('<f8', (512, 1024), False, True)" in r.stdout, r.stdout
+    assert f"kept sum {2.5 * 512 * 1024}" in r.stdout, r.stdout
+    assert "small ('<i4', (16,), False, False) True" in r.stdout, r.stdout
+    # A slice is not the segment's whole data: it travels as any large array does (one copy
+    # into a segment of the pool, lent).
+    assert "slice ('<f8', (511, 1024), False, True)" in r.stdout, r.stdout
+    assert "empty (0,)" in r.stdout, r.stdout

@@ -200,6 +200,13 @@ impl Client {
         self.welcome
     }
 
+    /// Shared memory for `len` bytes that a call or cast lends as it is, with no copy (see
+    /// `lent.rs`); `None` when this process's pool is at its bound or the system has no
+    /// memory for a segment.
+    pub fn shared_block(&self, len: usize) -> Option<rebeam_shm::Block> {
+        self.shared.lender.take(len)
+    }
+
     /// Sends a one-way frame (`Ready`, an event).
     pub fn send(&self, frame: &Frame) -> Result<(), ClientError> {
         self.shared.write(frame.clone())

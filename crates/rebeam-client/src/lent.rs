@@ -15,6 +15,10 @@
 //!   it is dropped, whether or not Python ever saw the message. A segment that cannot be mapped
 //!   (not a bulk segment, not lent to this process) fails the call with `BadRequest` and drops
 //!   a cast, its fds closed.
+//! - **Built in shared memory.** A buffer that is a block of the pool from the start
+//!   ([`Lender::take`], `rebeam.shared_array`) is lent as it is, whatever its size: no copy.
+//!   Its holder must not write it while a receiver may read it (the receiver's view is
+//!   read-only, but the memory is the same).
 //! - **A sender that dies** leaves every view valid: a view holds its own mapping.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,6 +54,12 @@ impl Lender {
         Lender { pool: Mutex::new(Pool::new(Limits::default())) }
     }
 
+    /// A block of the pool for a buffer to be built in and lent with no copy; `None` when the
+    /// pool is at its bound (or no segment can be made: the caller says so, as for memory).
+    pub(crate) fn take(&self, len: usize) -> Option<Block> {
+        lock(&self.pool).take(len).ok().flatten()
+    }
+
     /// Request `req` with its large buffers lent to `receiver`, or the request back if it
     /// lends nothing (see the module rules); by value, as `Routed::from_frame` (boxing it
     /// would cost every message an allocation).
@@ -59,21 +69,25 @@ impl Lender {
             Request::Call { payload, .. } | Request::Cast { payload, .. } => payload,
             _ => return Err(body),
         };
+        let mut pool = lock(&self.pool);
+        let built = |b: &Bytes| pool.block_at(b.as_ptr(), b.len()).is_some();
         let large: Vec<usize> = (0..payload.buffers.len())
-            .filter(|&i| payload.buffers[i].len() >= LEND_ABOVE)
+            .filter(|&i| payload.buffers[i].len() >= LEND_ABOVE || built(&payload.buffers[i]))
             .take(MAX_LENT_PIECES)
             .collect();
         if large.is_empty() {
             return Err(body);
         }
-        let mut pool = lock(&self.pool);
         let mut blocks = Vec::with_capacity(large.len());
         for &i in &large {
             let bytes = &payload.buffers[i];
-            let lent = pool.take(bytes.len()).ok().flatten().and_then(|block| {
-                let (at, _) = block.data();
+            let block = pool.block_at(bytes.as_ptr(), bytes.len()).or_else(|| {
+                let block = pool.take(bytes.len()).ok().flatten()?;
                 // SAFETY: the block is ours alone (no loan yet) and holds at least `len` bytes.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) };
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), block.data().0, bytes.len()) };
+                Some(block)
+            });
+            let lent = block.and_then(|block| {
                 let loan = pool.lend(&block, bytes.len(), receiver).ok().flatten()?;
                 Some((block, loan))
             });

@@ -106,6 +106,52 @@ impl SharedBytes {
     unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
 }
 
+/// Memory in a shared-memory segment from the start (`rebeam.shared_array`): a writable buffer
+/// whose bytes a call or cast lends as they are, with no copy (rebeam-client's `lent.rs`).
+/// The rule for its holder: do not write it while a receiver may still read it.
+#[pyclass(frozen, module = "rebeam._rebeam")]
+pub struct SharedBuffer {
+    block: rebeam_client::Block,
+    len: usize,
+}
+
+impl SharedBuffer {
+    pub fn new(block: rebeam_client::Block, len: usize) -> SharedBuffer {
+        SharedBuffer { block, len }
+    }
+}
+
+#[pymethods]
+impl SharedBuffer {
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<rebeam shared buffer, {} bytes>", self.len)
+    }
+
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        let this = slf.get();
+        let len = isize::try_from(this.len).map_err(|_| PyBufferError::new_err("buffer too large"))?;
+        let (at, cap) = this.block.data();
+        debug_assert!(this.len <= cap);
+        // SAFETY: `view` is CPython's to fill; the memory is the block's data (at least `len`
+        // bytes), which lives as long as the block this object holds, which the view holds.
+        let rc = unsafe { pyo3::ffi::PyBuffer_FillInfo(view, slf.as_ptr(), at.cast::<c_void>(), len, 0, flags) };
+        if rc == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// Called by CPython when a view ends; nothing to release (the memory is the object's).
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
+}
+
 /// What received bytes become (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
