@@ -12,7 +12,8 @@
 //!   every frame begun is whole and fds still wait, or when new fds arrive while others wait.
 //! - At most [`MAX_FDS`] fds per read (the receive buffer's room); a read that brought more has
 //!   every one closed (the kernel closed the rest), so a peer cannot make the governor hold
-//!   descriptors: what it holds of one connection is bounded by [`MAX_FDS`].
+//!   descriptors: what it holds of one connection is bounded by [`MAX_FDS`]; what it holds for
+//!   a worker to read is bounded by its outbox (`outbox.rs`, `MAX_QUEUED_FDS`).
 //! - Fds the governor forwards leave with the delivery's first bytes, and close here once
 //!   written; a delivery refused or dropped (its worker gone, its outbox full, its actor ended
 //!   while it was parked) closes them with it. The governor keeps none.
