@@ -90,6 +90,7 @@ _LAZY = {
     "Executor": "executor",
     "handle": "handles",
     "HandleError": "handles",
+    "shared_array": "_shared",
 }
 
 
@@ -118,5 +119,5 @@ __all__ = [
     "SafetyError", "ReservedTopic", "SafetyInterrupt",
     "RebeamError", "NoProcess", "ActorDown", "RemoteError", "CallTimeout", "MessageTooLarge",
     "SerializationError", "StartError", "InvalidRequest", "ShuttingDown", "NoMailbox", "NotRunning",
-    "CapacityError", "NoQueue", "WorkerCrashed", "Executor", "handle", "HandleError",
+    "CapacityError", "NoQueue", "WorkerCrashed", "Executor", "handle", "HandleError", "shared_array",
 ]

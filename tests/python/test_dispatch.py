@@ -12,7 +12,7 @@ from rebeam._main import MainHandler
 from rebeam._worker import Worker
 
 # The classes that are not commands: the connection, and the values Python reports with.
-NOT_COMMANDS = {_rebeam.Connection, _rebeam.ErrorInfo, _rebeam.Exit, _rebeam.SharedBytes}
+NOT_COMMANDS = {_rebeam.Connection, _rebeam.ErrorInfo, _rebeam.Exit, _rebeam.SharedBytes, _rebeam.SharedBuffer}
 COMMANDS = {c for _, c in inspect.getmembers(_rebeam, inspect.isclass)} - NOT_COMMANDS
 
 

@@ -16,6 +16,7 @@ use rebeam_proto::{
 
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
+use crate::lent::{self, Lender};
 use crate::{reader, reading, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// How long the client waits for the governor's answer to a request of its own (a route);
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) commands_in: AtomicU64,
     /// Calls and casts straight to the actor's process (`direct.rs`).
     pub(crate) direct: Direct,
+    /// The segments this process lends large buffers in (`lent.rs`).
+    lender: Lender,
 }
 
 impl Shared {
@@ -100,12 +103,28 @@ impl Shared {
         self.write(Frame::Request { req, body })
     }
 
-    /// Sends request `req` direct if it may go so, else the governor's way; the channel a
-    /// call's reply will come on, if it went direct.
+    /// Sends request `req` direct if it may go so, else the governor's way, its large buffers
+    /// lent if its receiver is known (`lent.rs`); the channel a call's reply will come on, if it
+    /// went direct.
     fn send_request(&self, req: ReqId, body: Request) -> Result<Option<Arc<Link>>, ClientError> {
-        match self.direct.send(self, req, body) {
-            Way::Sent(link) => Ok(link),
-            Way::Governor(body) => self.write_request(req, body).map(|()| None),
+        let body = match self.direct.send(self, req, body) {
+            Way::Sent(link) => return Ok(link),
+            Way::Governor(body) => body,
+        };
+        let receiver = match &body {
+            Request::Call { target, .. } | Request::Cast { target, .. } => self.direct.peer_of(target),
+            _ => None,
+        };
+        let Some(receiver) = receiver else { return self.write_request(req, body).map(|()| None) };
+        match self.lender.lend(req, body, &receiver) {
+            Ok(frame) => {
+                let written = lent::write(&mut lock(&self.writer), &frame);
+                if written.is_err() {
+                    self.lender.unsent(frame);
+                }
+                written.map(|()| None).map_err(ClientError::Write)
+            }
+            Err(body) => self.write_request(req, body).map(|()| None),
         }
     }
 
@@ -166,6 +185,7 @@ impl Client {
             refused: Mutex::new(Vec::new()),
             commands_in: AtomicU64::new(0),
             direct: Direct::default(),
+            lender: Lender::new(),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
@@ -182,6 +202,13 @@ impl Client {
 
     pub fn welcome(&self) -> Welcome {
         self.welcome
+    }
+
+    /// Shared memory for `len` bytes that a call or cast lends as it is, with no copy (see
+    /// `lent.rs`); `None` when this process's pool is at its bound or the system has no
+    /// memory for a segment.
+    pub fn shared_block(&self, len: usize) -> Option<rebeam_shm::Block> {
+        self.shared.lender.take(len)
     }
 
     /// Sends a one-way frame (`Ready`, an event).

@@ -312,6 +312,16 @@ impl Direct {
         }
     }
 
+    /// The process hosting `target`, if a live route to it is cached (a loan names it).
+    pub(crate) fn peer_of(&self, target: &Target) -> Option<rebeam_shm::PeerWatch> {
+        match lock(&self.routes).get(target)? {
+            Cached::Direct { link, .. } if !link.dead.load(Ordering::SeqCst) => {
+                lock(&link.sender).peer().try_clone().ok()
+            }
+            _ => None,
+        }
+    }
+
     /// The actor and channel for a direct message to `target` with `subject`, resolving the
     /// target on first use; None for the governor's path.
     fn route(&self, shared: &Shared, target: &Target, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {

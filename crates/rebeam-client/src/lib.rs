@@ -37,6 +37,7 @@ mod completions;
 mod direct;
 #[cfg(test)]
 mod direct_tests;
+mod lent;
 mod reader;
 mod reading;
 #[cfg(test)]
@@ -46,7 +47,9 @@ pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};
 pub use direct::{CAST_ROOM_WAIT, LOCAL_DELIVERY};
+pub use lent::LEND_ABOVE;
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
+pub use rebeam_shm::Block;
 
 /// Limit on the handshake's answer: a `Welcome` is a few bytes, so anything near this is not one.
 pub const HANDSHAKE_LIMIT_BYTES: u64 = 1 << 20;

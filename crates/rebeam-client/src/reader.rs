@@ -1,16 +1,18 @@
 //! The reader thread: the only reader of the socket, never attached to Python. It takes the
-//! fds that come with a frame too (`channel.rs` has the rules).
+//! fds that come with a frame too (`channel.rs` has the rules for channel ends, `lent.rs` for
+//! the segments a delivery lends, mapped here before the delivery is queued).
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
-use rebeam_proto::{read_frame, Command, Frame};
+use rebeam_proto::{read_inbound, Command, Frame, Inbound};
 
 use crate::channel::{take_end, FdStream};
 use crate::client::{lock, Shared, Waiter};
 use crate::completions::Completion;
+use crate::lent::{self, Received};
 use crate::ClientError;
 
 /// Reads frames until the socket closes or a frame is malformed, then wakes every waiter and
@@ -18,13 +20,29 @@ use crate::ClientError;
 pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
     let mut stream = FdStream::new(stream);
     loop {
-        let frame = read_frame(&mut stream, limit).map(|frame| {
-            let (frame, end) = take_end(frame, stream.take_fds());
-            if let Some(end) = end {
-                shared.direct.adopt(&shared, end);
+        let frame = read_inbound(&mut stream, limit).map(|frame| match frame {
+            Inbound::Hot(hot) if hot.lent() > 0 => match lent::receive(hot, stream.take_fds()) {
+                Received::Frame(frame) => Some(frame),
+                Received::Refused(answer) => {
+                    if let Some(event) = answer {
+                        let _ = shared.write_event(event);
+                    }
+                    None
+                }
+            },
+            frame => {
+                let (frame, end) = take_end(frame.into_frame(), stream.take_fds());
+                if let Some(end) = end {
+                    shared.direct.adopt(&shared, end);
+                }
+                Some(frame)
             }
-            frame
         });
+        let frame = match frame {
+            Ok(None) => continue,
+            Ok(Some(frame)) => Ok(frame),
+            Err(e) => Err(e),
+        };
         match frame {
             Ok(Frame::Response { req, body }) => shared.answer(req, body),
             Ok(Frame::Command(Command::Safety { state })) => {

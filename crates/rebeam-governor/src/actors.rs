@@ -30,7 +30,7 @@ pub struct Actor {
     pub stopping: bool,
     pub parent: Option<(TreeId, usize)>,
     /// Deliveries that arrived before the actor had a worker, in arrival order.
-    pub parked: Vec<rebeam_proto::Routed>,
+    pub parked: Vec<(rebeam_proto::Routed, Vec<std::os::fd::OwnedFd>)>,
     /// Which of its handlers need the system armed (known once it started).
     pub gating: Gating,
     /// Messages routed to it so far (the status report's msg/s).
@@ -122,8 +122,8 @@ impl Router {
             let parked = std::mem::take(&mut actor.parked);
             self.actors.place(id, worker);
             self.send(worker, frame);
-            for message in parked {
-                self.send(worker, message);
+            for (message, fds) in parked {
+                self.send_with_fds(worker, message, fds);
             }
         }
     }

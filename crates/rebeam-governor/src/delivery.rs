@@ -10,7 +10,11 @@
 //! - Every delivery someone waits for (a call's caller, the gate for gated work) is in the
 //!   in-flight index (`calls`), with the caller's deadline; a message for an actor that has
 //!   no worker yet is parked and follows its Start.
+//! - A call or cast that lends pieces must bring one fd per lent piece, or it is refused (a
+//!   call fails with `BadRequest`, a cast is not delivered); its fds leave with its delivery
+//!   (parked with it if need be) and close with it wherever it is refused or dropped.
 
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use rebeam_core::calls::Caller;
@@ -25,9 +29,24 @@ impl Router {
     /// The fast path: a call or cast is routed from its fixed header and subject and leaves as
     /// a delivery carrying the very payload pieces read; a reply leaves as the caller's answer
     /// the same way. Nothing else of the frame is decoded.
-    pub(crate) fn on_hot(&mut self, proc: ProcIdx, hot: Routed) {
+    /// `fds` are those the frame brought (see `lent.rs`); they close here unless delivered.
+    pub(crate) fn on_hot(&mut self, proc: ProcIdx, hot: Routed, fds: Vec<OwnedFd>) {
         if !self.is_live(proc) {
             return;
+        }
+        if hot.lent() != fds.len() {
+            let why = format!(
+                "a message lending {} shared-memory piece(s) came with {} fd(s); refused, and its fds closed",
+                hot.lent(),
+                fds.len()
+            );
+            tracing::warn!("{}: {why}", self.procs[proc].describe());
+            let info = ErrorInfo::new(ErrorKind::BadRequest, why);
+            return match hot.kind() {
+                Kind::Call => self.respond(proc, hot.request(), Response::Call(Outcome::Failed(info))),
+                Kind::Cast => drop(self.send(proc, Routed::cast_answer(hot.request(), false))),
+                _ => self.on_frame(proc, hot.into_frame()),
+            };
         }
         match hot.kind() {
             Kind::Call => {
@@ -37,13 +56,13 @@ impl Router {
                     return self.respond(proc, req, Response::Call(Outcome::Failed(info)));
                 }
                 let call = Some((req, hot.timeout_ms()));
-                if let Err(info) = self.deliver(proc, call, hot) {
+                if let Err(info) = self.deliver(proc, call, hot, fds) {
                     self.respond(proc, req, Response::Call(Outcome::Failed(info)));
                 }
             }
             Kind::Cast => {
                 let req = hot.request();
-                let delivered = self.deliver(proc, None, hot).is_ok();
+                let delivered = self.deliver(proc, None, hot, fds).is_ok();
                 self.send(proc, Routed::cast_answer(req, delivered));
             }
             Kind::Replied => {
@@ -82,12 +101,14 @@ impl Router {
     }
 
     /// Routes a call (`call` is `Some((req, timeout_ms))`) or a cast to its actor, from the
-    /// frame's fixed header and subject; it leaves with its payload pieces as they were read.
+    /// frame's fixed header and subject; it leaves with its payload pieces as they were read,
+    /// and with `fds`, the segments it lends.
     pub(crate) fn deliver(
         &mut self,
         caller: ProcIdx,
         call: Option<(ReqId, u64)>,
         hot: Routed,
+        fds: Vec<OwnedFd>,
     ) -> Result<(), ErrorInfo> {
         let target = hot.target();
         if hot.payload_len() > self.config.max_message_bytes {
@@ -121,13 +142,18 @@ impl Router {
         let frame = hot.into_delivery(id, delivery, sender);
         match self.actors.proc_of(id) {
             Some(worker) => {
-                if let Err(refusal) = self.offer(worker, frame) {
+                if let Err(refusal) = self.offer_with_fds(worker, frame, fds) {
                     return Err(self.refusal_info(worker, &label.to_string(), refusal));
                 }
             }
             // Registered but not yet placed (its worker is still starting): hold the message;
             // it follows the actor's Start, in order, once a worker takes it.
-            None => self.actors.get_mut(&id).expect("resolve() found it and nothing ended it since").parked.push(frame),
+            None => self
+                .actors
+                .get_mut(&id)
+                .expect("resolve() found it and nothing ended it since")
+                .parked
+                .push((frame, fds)),
         }
         if let Some(a) = self.actors.get_mut(&id) {
             a.delivered = a.delivered.saturating_add(1);

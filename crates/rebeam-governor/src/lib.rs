@@ -20,6 +20,7 @@ mod bus;
 mod channels;
 mod control;
 mod delivery;
+mod lent;
 mod lifecycle;
 mod listener;
 mod main_restart;

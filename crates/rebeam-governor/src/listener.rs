@@ -14,6 +14,10 @@
 //! A frame that hands a process a channel end carries fds (SCM_RIGHTS): the writer sends them
 //! with the frame's first bytes, in one sendmsg, so they reach the reader with that frame and
 //! no other; then they close here, and the governor holds none of a channel's fds.
+//!
+//! Peers send fds too: the segments a call or cast lends. The reader receives them with the
+//! bytes (recvmsg) and hands them to the router with the frame that claims them; the rules,
+//! and what becomes of fds no frame claims, are in `lent.rs`.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -21,11 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rebeam_proto::{Encoded, Frame, FrameDecoder, Inbound, ProtoError, Role};
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags,
+};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::lent::{PeerFds, Stray, MAX_FDS};
 use crate::outbox::{self, Outbox, Outgoing};
 use crate::router::{Input, ProcIdx};
 
@@ -112,9 +120,11 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     let (mut rd, mut wr) = stream.into_split();
     let mut decoder = FrameDecoder::new(frame_limit);
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut fds = PeerFds::default();
 
-    let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf)).await;
-    let first = first.map(|got| got.map(|(frame, _)| frame.into_frame()));
+    let first =
+        tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, peer.pid())).await;
+    let first = first.map(|got| got.map(|(frame, _, _)| frame.into_frame()));
     let hello = match first {
         Err(_) => {
             tracing::warn!(pid = ?peer.pid(), "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
@@ -157,9 +167,10 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     });
 
     loop {
-        match next_frame(&mut rd, &mut decoder, &mut buf).await {
-            Ok((frame, bytes)) => {
+        match next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, peer.pid()).await {
+            Ok((frame, bytes, lent)) => {
                 let input = match frame {
+                    Inbound::Hot(hot) if hot.lent() > 0 => Input::Lent(proc, hot, lent),
                     Inbound::Hot(hot) => Input::Hot(proc, hot),
                     Inbound::Frame(frame) => Input::Frame(proc, frame),
                 };
@@ -222,18 +233,35 @@ async fn write_vectored_all(
     Ok(())
 }
 
-/// The next frame (a hot one as its header says) and how many bytes it took on the wire.
+/// The next frame (a hot one as its header says), how many bytes it took on the wire, and
+/// the fds it lends; fds no frame claims are closed (see `lent.rs`). `pid` names the peer in
+/// the warning.
 async fn next_frame(
     rd: &mut tokio::net::unix::OwnedReadHalf,
     decoder: &mut FrameDecoder,
     buf: &mut [u8],
-) -> Result<(Inbound, usize), ProtoError> {
+    fds: &mut PeerFds,
+    pid: Option<i32>,
+) -> Result<(Inbound, usize, Vec<OwnedFd>), ProtoError> {
+    let warn = |Stray(n): Stray, why: &str| {
+        tracing::warn!(?pid, "closed {n} fd(s) a peer sent {why}");
+    };
     loop {
         let held = decoder.pending();
         if let Some(frame) = decoder.next_inbound()? {
-            return Ok((frame, held - decoder.pending()));
+            let lent = fds.claim(match &frame {
+                Inbound::Hot(hot) => hot.lent(),
+                Inbound::Frame(_) => 0,
+            });
+            if let Some(stray) = fds.settle(decoder.pending()) {
+                warn(stray, "with no frame that lends pieces");
+            }
+            return Ok((frame, held - decoder.pending(), lent));
         }
-        let n = rd.read(buf).await?;
+        let (n, arrived) = read_with_fds(rd, buf).await?;
+        if let Some(stray) = fds.arrived(arrived) {
+            warn(stray, "with no frame that lends pieces");
+        }
         if n == 0 {
             return Err(match decoder.pending() {
                 0 => ProtoError::Closed,
@@ -241,6 +269,44 @@ async fn next_frame(
             });
         }
         decoder.push(&buf[..n]);
+    }
+}
+
+/// Reads what the socket holds into `buf`, with the fds that came with it (see `lent.rs`: a
+/// read that brought more than [`MAX_FDS`] closes them all and brings none).
+async fn read_with_fds(
+    rd: &mut tokio::net::unix::OwnedReadHalf,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let sock: &UnixStream = rd.as_ref();
+    loop {
+        sock.readable().await?;
+        let got = sock.try_io(Interest::READABLE, || {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let msg = rustix::net::recvmsg(
+                sock,
+                &mut [std::io::IoSliceMut::new(buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            )?;
+            let mut fds = Vec::new();
+            for m in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(rights) = m {
+                    fds.extend(rights);
+                }
+            }
+            Ok((msg.bytes, msg.flags.contains(ReturnFlags::CTRUNC), fds))
+        });
+        match got {
+            Ok((n, true, fds)) => {
+                tracing::warn!("closed the {} fd(s) of a read that brought more than {MAX_FDS}", fds.len());
+                return Ok((n, Vec::new()));
+            }
+            Ok((n, false, fds)) => return Ok((n, fds)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -288,5 +354,49 @@ mod tests {
             let second = decode_body(&bytes[want.0 + HEADER_BYTES..]).expect("decodes");
             assert!(matches!(second, Frame::Command(rebeam_proto::Command::Deliver { .. })));
         }
+    }
+
+    /// A lent call as its sender writes it: the frame's bytes, its one buffer lent.
+    fn lent_call() -> Vec<u8> {
+        let payload = rebeam_proto::Payload { data: vec![1].into(), buffers: vec![Default::default()] };
+        let target = rebeam_proto::Target::Actor(1);
+        let body = rebeam_proto::Request::Cast { target, subject: "s".into(), sender: None, payload };
+        let hot = rebeam_proto::Routed::from_frame(Frame::Request { req: 1, body }).expect("hot");
+        let loan = rebeam_proto::LentPiece { piece: 1, segment_len: 8192, len: 1, slot: 0 };
+        hot.lend(&[loan]).expect("lends").encode().expect("encodes").to_vec()
+    }
+
+    /// The reader gives a lending frame the fd sent with it, a plain frame none, and closes an
+    /// fd sent with a frame that lends nothing.
+    #[tokio::test]
+    async fn fds_go_to_the_frame_that_lends_them_and_stray_ones_close() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let (mut rd, _wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+        let (lent_read, lent_write) = std::io::pipe().expect("a pipe");
+        let (stray_read, stray_write) = std::io::pipe().expect("a pipe");
+        let (lent_write, stray_write): (OwnedFd, OwnedFd) = (lent_write.into(), stray_write.into());
+        let plain = frame(8).to_vec();
+        rebeam_shm::fdpass::send_fds(&theirs, &plain, &[]).expect("sent");
+        rebeam_shm::fdpass::send_fds(&theirs, &lent_call(), &[lent_write.as_fd()]).expect("sent");
+        rebeam_shm::fdpass::send_fds(&theirs, &plain, &[stray_write.as_fd()]).expect("sent");
+        drop((lent_write, stray_write));
+        let (mut decoder, mut buf, mut fds) = (FrameDecoder::new(1 << 20), vec![0u8; READ_CHUNK], PeerFds::default());
+        let mut next = async || next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, None).await.expect("a frame");
+        let (first, _, none) = next().await;
+        assert!(!matches!(first, Inbound::Hot(ref hot) if hot.lent() > 0) && none.is_empty());
+        let (second, _, lent) = next().await;
+        assert!(matches!(second, Inbound::Hot(ref hot) if hot.lent() == 1), "not the lent call");
+        assert_eq!(lent.len(), 1, "the lent call came without its fd");
+        let (_, _, stray) = next().await;
+        assert!(stray.is_empty(), "a plain frame was given an fd");
+        let ended = |mut r: std::io::PipeReader| {
+            rustix::io::ioctl_fionbio(&r, true).expect("non-blocking");
+            matches!(std::io::Read::read(&mut r, &mut [0u8; 1]), Ok(0))
+        };
+        assert!(ended(stray_read), "the stray fd is still open");
+        assert!(!ended(lent_read.try_clone().expect("a clone")), "the lent fd was closed");
+        drop(lent);
+        assert!(ended(lent_read));
     }
 }

@@ -34,6 +34,7 @@ mod forwarding;
 mod gen;
 mod harness;
 mod invariants;
+mod lent;
 mod regressions;
 mod status_report;
 

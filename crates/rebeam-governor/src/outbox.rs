@@ -12,6 +12,10 @@
 //! - **Everything else is queued regardless** (replies, starts, stops, safety broadcasts):
 //!   losing one would break the protocol, and they are bounded by what the process itself
 //!   asked for or by the run's lifecycle.
+//! - **Fds are bounded too.** A delivery that lends shared memory is small in bytes but holds
+//!   fds (its segments) until it is written; one is refused, as above, when the outbox already
+//!   holds [`MAX_QUEUED_FDS`], so a worker that does not read cannot make the governor run out
+//!   of descriptors.
 //! - **A worker whose outbox stays over budget for [`HUNG_AFTER`] is declared hung** and
 //!   killed with its process group; its supervisors restart its actors elsewhere. The main
 //!   process is never killed for this (it is the program; its frames are only refused).
@@ -34,6 +38,10 @@ use crate::router::{ProcIdx, ProcState, Router};
 /// How long a worker's outbox may stay over budget before the worker is declared hung.
 pub const HUNG_AFTER: Duration = Duration::from_secs(5);
 
+/// The most fds one outbox holds before it refuses deliveries that bring more (see the module
+/// doc): a few hundred lent segments waiting for one worker means it is not reading.
+pub const MAX_QUEUED_FDS: usize = 256;
+
 /// The outbox budget for a frame limit: room for two frames of the largest size.
 pub fn budget(frame_limit: u64) -> u64 {
     frame_limit.saturating_mul(2)
@@ -55,6 +63,8 @@ pub struct Outbox {
 
 struct State {
     queued: AtomicU64,
+    /// Fds of the frames queued and not yet taken by the writer.
+    fds: AtomicU64,
     budget: u64,
     /// Since when the outbox has been over budget (or refused a frame) without draining.
     over_since: Mutex<Option<Instant>>,
@@ -63,7 +73,14 @@ struct State {
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    Full { queued: u64, budget: u64 },
+    Full {
+        queued: u64,
+        budget: u64,
+    },
+    /// The outbox holds [`MAX_QUEUED_FDS`] fds already.
+    TooManyFds {
+        queued: u64,
+    },
     Closed,
 }
 
@@ -75,7 +92,8 @@ pub struct Drain {
 
 pub fn outbox(budget: u64) -> (Outbox, Drain) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::new(State { queued: AtomicU64::new(0), budget, over_since: Mutex::new(None) });
+    let state =
+        Arc::new(State { queued: AtomicU64::new(0), fds: AtomicU64::new(0), budget, over_since: Mutex::new(None) });
     (Outbox { tx, state: state.clone() }, Drain { rx, state })
 }
 
@@ -91,6 +109,7 @@ impl State {
 impl Outbox {
     /// Queues a frame the protocol cannot lose, whatever the budget; false if the connection
     /// is gone. `now` tells the time should the outbox go over budget.
+    #[cfg(test)]
     pub fn push(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> bool {
         self.push_with_fds(bytes, Vec::new(), now)
     }
@@ -98,6 +117,7 @@ impl Outbox {
     /// As `push`, with fds that travel with the frame (a channel end handed over).
     pub fn push_with_fds(&self, bytes: Encoded, fds: Vec<OwnedFd>, now: impl FnOnce() -> Instant) -> bool {
         let len = bytes.len() as u64;
+        self.state.fds.fetch_add(fds.len() as u64, Ordering::SeqCst);
         let queued = self.state.queued.fetch_add(len, Ordering::SeqCst) + len;
         if queued > self.state.budget {
             self.state.mark_over(now);
@@ -106,14 +126,29 @@ impl Outbox {
     }
 
     /// Queues a frame only if it fits in the budget.
+    #[cfg(test)]
     pub fn offer(&self, bytes: Encoded, now: impl FnOnce() -> Instant) -> Result<(), Refusal> {
+        self.offer_with_fds(bytes, Vec::new(), now)
+    }
+
+    /// As `offer`, with fds that travel with the frame; a refused frame's fds close here.
+    pub fn offer_with_fds(
+        &self,
+        bytes: Encoded,
+        fds: Vec<OwnedFd>,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<(), Refusal> {
         let len = bytes.len() as u64;
         let queued = self.state.queued.load(Ordering::SeqCst);
         if queued > 0 && queued.saturating_add(len) > self.state.budget {
             self.state.mark_over(now);
             return Err(Refusal::Full { queued, budget: self.state.budget });
         }
-        if self.push(bytes, now) {
+        let held = self.state.fds.load(Ordering::SeqCst);
+        if !fds.is_empty() && held + fds.len() as u64 > MAX_QUEUED_FDS as u64 {
+            return Err(Refusal::TooManyFds { queued: held });
+        }
+        if self.push_with_fds(bytes, fds, now) {
             Ok(())
         } else {
             Err(Refusal::Closed)
@@ -128,8 +163,12 @@ impl Outbox {
 }
 
 impl Drain {
+    /// The next frame for the socket; its fds leave the outbox's count (the writer closes them
+    /// once written).
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        self.rx.recv().await
+        let out = self.rx.recv().await?;
+        self.state.fds.fetch_sub(out.fds.len() as u64, Ordering::SeqCst);
+        Some(out)
     }
 
     /// A frame already queued, if any, counted as written (the model test's fake processes).
@@ -142,6 +181,7 @@ impl Drain {
     #[cfg(test)]
     pub fn try_recv_with_fds(&mut self) -> Option<Outgoing> {
         let out = self.rx.try_recv().ok()?;
+        self.state.fds.fetch_sub(out.fds.len() as u64, Ordering::SeqCst);
         self.written(out.bytes.len());
         Some(out)
     }
@@ -158,11 +198,17 @@ impl Drain {
 impl Router {
     /// Sends a frame that may be refused (a delivery or a publication): see the module doc.
     pub fn offer(&self, proc: ProcIdx, frame: impl IntoEncoded) -> Result<(), Refusal> {
+        self.offer_with_fds(proc, frame, Vec::new())
+    }
+
+    /// As `offer`, with fds that go with the frame (a delivery's lent segments); they close
+    /// here if it is refused.
+    pub fn offer_with_fds(&self, proc: ProcIdx, frame: impl IntoEncoded, fds: Vec<OwnedFd>) -> Result<(), Refusal> {
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return Err(Refusal::Closed);
         };
         match frame.into_encoded() {
-            Ok(bytes) => tx.offer(bytes, || self.os.now()),
+            Ok(bytes) => tx.offer_with_fds(bytes, fds, || self.os.now()),
             Err(e) => {
                 tracing::error!("cannot encode a frame for {}: {e}", self.procs[proc].describe());
                 Err(Refusal::Closed)
@@ -175,6 +221,13 @@ impl Router {
         let place = self.procs.get(proc).map_or_else(|| "its worker".to_string(), |p| p.describe());
         match refusal {
             Refusal::Closed => ErrorInfo::new(ErrorKind::ActorDown, format!("the worker of actor {target} is gone")),
+            Refusal::TooManyFds { queued } => ErrorInfo::new(
+                ErrorKind::Full,
+                format!(
+                    "actor {target} cannot take the message: its {place} is not reading ({queued} shared-memory \
+                     segments wait for it, at most {MAX_QUEUED_FDS}); try again later"
+                ),
+            ),
             Refusal::Full { queued, budget } => ErrorInfo::new(
                 ErrorKind::Full,
                 format!(
@@ -237,5 +290,21 @@ mod tests {
     async fn an_empty_outbox_takes_one_frame_of_any_size() {
         let (out, _drain) = outbox(10);
         assert_eq!(out.offer(frame(50), Instant::now), Ok(()));
+    }
+
+    fn fds(n: usize) -> Vec<OwnedFd> {
+        (0..n).map(|_| rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("an eventfd")).collect()
+    }
+
+    #[tokio::test]
+    async fn an_outbox_refuses_deliveries_past_its_fd_bound_and_takes_them_once_written() {
+        let (out, mut drain) = outbox(1 << 20);
+        assert_eq!(out.offer_with_fds(frame(1), fds(MAX_QUEUED_FDS - 1), Instant::now), Ok(()));
+        let refused = out.offer_with_fds(frame(1), fds(2), Instant::now);
+        assert_eq!(refused, Err(Refusal::TooManyFds { queued: MAX_QUEUED_FDS as u64 - 1 }));
+        assert_eq!(out.offer(frame(1), Instant::now), Ok(()), "a delivery without fds still fits");
+        assert!(out.push_with_fds(frame(1), fds(2), Instant::now), "what cannot be lost is queued anyway");
+        while drain.try_recv_with_fds().is_some() {}
+        assert_eq!(out.offer_with_fds(frame(1), fds(MAX_QUEUED_FDS), Instant::now), Ok(()));
     }
 }

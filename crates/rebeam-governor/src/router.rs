@@ -36,6 +36,8 @@ pub enum Input {
     Frame(ProcIdx, Frame),
     /// A call, cast or reply as read: routed from its fixed header (see `rebeam_proto::Routed`).
     Hot(ProcIdx, Routed),
+    /// A call or cast that lends pieces, with the fds that came with it (see `lent.rs`).
+    Lent(ProcIdx, Routed, Vec<std::os::fd::OwnedFd>),
     Lost(ProcIdx, ProtoError),
     Reaped(u32, ProcessExit),
     LostGrace(ProcIdx),
@@ -376,10 +378,11 @@ impl Router {
             Input::Frame(proc, frame) => match Routed::from_frame(frame) {
                 // A hot frame made in memory (the model test's fake processes send these) takes
                 // the path of one read from a socket.
-                Ok(hot) => self.on_hot(proc, hot),
+                Ok(hot) => self.on_hot(proc, hot, Vec::new()),
                 Err(frame) => self.on_frame(proc, frame),
             },
-            Input::Hot(proc, hot) => self.on_hot(proc, hot),
+            Input::Hot(proc, hot) => self.on_hot(proc, hot, Vec::new()),
+            Input::Lent(proc, hot, fds) => self.on_hot(proc, hot, fds),
             Input::Lost(proc, err) => self.on_lost(proc, err),
             Input::Reaped(pid, exit) => self.on_reaped(pid, exit),
             Input::LostGrace(proc) => {
@@ -470,7 +473,7 @@ impl Router {
             // `handle` turns every call and cast into a routed frame before it gets here.
             Request::Call { .. } | Request::Cast { .. } => {
                 if let Ok(hot) = Routed::from_frame(Frame::Request { req, body }) {
-                    self.on_hot(proc, hot);
+                    self.on_hot(proc, hot, Vec::new());
                 }
             }
             Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),

@@ -239,6 +239,17 @@ pub fn read_frame(r: &mut impl Read, limit: u64) -> Result<Frame, ProtoError> {
     decode_frame(Bytes::from(body))
 }
 
+/// As [`read_frame`], with a hot frame as its header says (so its loans, if it lends pieces,
+/// are still there to read: see `lent.rs`).
+pub fn read_inbound(r: &mut impl Read, limit: u64) -> Result<Inbound, ProtoError> {
+    let mut header = [0u8; HEADER_BYTES];
+    read_full(r, &mut header, true)?;
+    let len = check_len(header, limit)?;
+    let mut body = vec![0u8; len];
+    read_full(r, &mut body, false)?;
+    decode_inbound(Bytes::from(body))
+}
+
 fn read_full(r: &mut impl Read, buf: &mut [u8], at_boundary: bool) -> Result<(), ProtoError> {
     let mut got = 0;
     while got < buf.len() {

@@ -57,6 +57,9 @@ pub const FLAG_DELIVERY: u16 = 1 << 3;
 pub const FLAG_STATUS_ERROR: u16 = 1 << 4;
 /// A cast's answer: it was delivered.
 pub const FLAG_DELIVERED: u16 = 1 << 5;
+/// A call, cast or delivery lending buffers in shared memory: its last piece is the loan table
+/// and its fds came with its first bytes (see `lent.rs`).
+pub const FLAG_LENT: u16 = 1 << 6;
 
 /// What a frame is. The hot kinds are the frames of an ordinary call or cast, laid out in the
 /// header so the governor routes them without decoding anything else; every other frame is
@@ -107,8 +110,8 @@ impl Kind {
     pub fn flags(self) -> u16 {
         match self {
             Kind::Bincode => 0,
-            Kind::Call | Kind::Cast => FLAG_TARGET_NAME | FLAG_SENDER,
-            Kind::Deliver => FLAG_SENDER | FLAG_SENDER_NAME | FLAG_DELIVERY,
+            Kind::Call | Kind::Cast => FLAG_TARGET_NAME | FLAG_SENDER | FLAG_LENT,
+            Kind::Deliver => FLAG_SENDER | FLAG_SENDER_NAME | FLAG_DELIVERY | FLAG_LENT,
             Kind::Replied | Kind::CallReply => FLAG_STATUS_ERROR,
             Kind::CastAnswer => FLAG_DELIVERED,
         }

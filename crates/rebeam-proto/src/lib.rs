@@ -35,6 +35,7 @@ mod codec;
 pub mod env;
 mod frame;
 pub mod header;
+pub mod lent;
 mod pickle;
 mod routed;
 mod segments;
@@ -42,11 +43,12 @@ mod status;
 pub mod value;
 
 pub use codec::{
-    decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, write_frame, Encoded, FrameDecoder,
-    Inbound, HEADER_BYTES,
+    decode_body, decode_frame, decode_inbound, encode, encode_parts, read_frame, read_inbound, write_frame, Encoded,
+    FrameDecoder, Inbound, HEADER_BYTES,
 };
 pub use frame::*;
 pub use header::{Kind, FIXED_HEADER_BYTES};
+pub use lent::{LentPiece, MAX_LENT_PIECES};
 pub use pickle::{pickle_map, unpickle_map, PickleValue};
 pub use routed::{IntoEncoded, Routed, TargetLabel, TargetRef};
 pub use status::{

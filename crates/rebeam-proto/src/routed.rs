@@ -10,6 +10,10 @@
 //! - Forwarding rewrites the fixed fields, and the name (a call names its target, a delivery
 //!   its sender); the subject and the payload pieces move as they are, so a forwarded payload
 //!   is the very bytes read, never decoded or copied.
+//! - A call, cast or delivery may lend pieces ([`Routed::lend`], `lent.rs`): its loan table is
+//!   checked when it is read, and forwarding keeps the flag and the table, so the delivery
+//!   lends what the call lent. [`Routed::into_frame`] does not know loans: the table stays its
+//!   payload's last buffer, so a reader asks [`Routed::loans`] before it converts.
 
 use bytes::Bytes;
 
@@ -103,6 +107,9 @@ impl Routed {
                 return Err(ProtoError::Malformed(format!("a {what} that is not UTF-8")));
             }
         }
+        if fixed.has(FLAG_LENT) {
+            crate::lent::loans(&pieces)?;
+        }
         // The lengths are the parts' own: `encode` writes them again from those.
         let fixed = Fixed { subject: 0, name: 0, body: 0, pieces: 0, ..fixed };
         Ok(Routed { fixed, subject, name, pieces })
@@ -161,11 +168,39 @@ impl Routed {
         &self.pieces
     }
 
+    /// How many pieces the frame lends (so how many fds must come with it).
+    pub fn lent(&self) -> usize {
+        match (self.fixed.has(FLAG_LENT), self.pieces.last()) {
+            (true, Some(table)) => table.len() / crate::lent::LOAN_BYTES,
+            _ => 0,
+        }
+    }
+
+    /// The lent pieces, in the order of the frame's fds (none without [`FLAG_LENT`]).
+    pub fn loans(&self) -> Result<Vec<crate::LentPiece>, ProtoError> {
+        match self.fixed.has(FLAG_LENT) {
+            true => crate::lent::loans(&self.pieces),
+            false => Ok(Vec::new()),
+        }
+    }
+
+    /// A call or cast that lends `loans` (their pieces empty): appends the loan table and sets
+    /// the flag; malformed if the loans break the rules of `lent.rs`, or it lends already.
+    pub fn lend(mut self, loans: &[crate::LentPiece]) -> Result<Routed, ProtoError> {
+        if !matches!(self.kind(), Kind::Call | Kind::Cast) || self.fixed.has(FLAG_LENT) {
+            return Err(ProtoError::Malformed(format!("a {:?} frame cannot lend pieces", self.kind())));
+        }
+        self.pieces.push(crate::lent::table(loans));
+        crate::lent::loans(&self.pieces)?;
+        self.fixed.flags |= FLAG_LENT;
+        Ok(self)
+    }
+
     /// A call or cast, forwarded to `actor` as its delivery (`delivery` set when it must be
     /// answered); `sender_name` is the sending actor's registered name, if it has one.
     pub fn into_delivery(self, actor: ActorId, delivery: Option<DeliveryId>, sender_name: Option<&str>) -> Routed {
         let mut fixed = Fixed::new(Kind::Deliver);
-        fixed.target = actor;
+        (fixed.target, fixed.flags) = (actor, self.fixed.flags & FLAG_LENT);
         if let Some(d) = delivery {
             (fixed.flags, fixed.delivery) = (fixed.flags | FLAG_DELIVERY, d);
         }

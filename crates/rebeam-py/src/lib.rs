@@ -783,6 +783,16 @@ impl Connection {
     fn closed(&self) -> bool {
         self.client.closed()
     }
+
+    /// `nbytes` of shared memory that calls and casts lend with no copy (`rebeam.shared_array`).
+    fn shared_buffer(&self, nbytes: usize) -> PyResult<shared::SharedBuffer> {
+        match self.client.shared_block(nbytes.max(1)) {
+            Some(block) => Ok(shared::SharedBuffer::new(block, nbytes)),
+            None => Err(pyo3::exceptions::PyMemoryError::new_err(format!(
+                "no shared memory for {nbytes} bytes: this process's segments are at their bound, or the system has none"
+            ))),
+        }
+    }
 }
 
 /// A control frame as the host would send it ("arm", "disarm", "force-disarm", "status"),
@@ -806,6 +816,7 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<errors::Info>()?;
     m.add_class::<exits::PyExit>()?;
     m.add_class::<shared::SharedBytes>()?;
+    m.add_class::<shared::SharedBuffer>()?;
     commands::add_classes(m)?;
     constants::add(m)?;
     value::add(m)?;

@@ -10,7 +10,9 @@
 //!   out-of-band buffer reaches Python as a [`SharedBytes`], a read-only buffer over the bytes
 //!   read from the socket, so `pickle.loads` builds a NumPy array as a view of them: no copy,
 //!   and the array is read-only (as Ray's are). A large pickle stream is handed over the same
-//!   way; a small one as `bytes`.
+//!   way; a small one as `bytes`. A buffer lent in shared memory (rebeam-client's `lent.rs`:
+//!   1 MiB or more, from another process) is the mapping of the sender's segment itself, which
+//!   the [`SharedBytes`] keeps alive; its loan goes back when the last view of it is gone.
 //! - Receiving *state* (an actor's instance, a task's function, a cown's value, a behaviour's
 //!   captures, noticeboard values): the buffers are copied into `bytearray`s, so the arrays in
 //!   it are writable: the receiver owns that state and changes it in place (`grid.value += 1`).
@@ -93,6 +95,52 @@ impl SharedBytes {
         // never changes and lives as long as the object, which the view holds (`view.obj`).
         let rc =
             unsafe { pyo3::ffi::PyBuffer_FillInfo(view, slf.as_ptr(), bytes.as_ptr() as *mut c_void, len, 1, flags) };
+        if rc == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// Called by CPython when a view ends; nothing to release (the memory is the object's).
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
+}
+
+/// Memory in a shared-memory segment from the start (`rebeam.shared_array`): a writable buffer
+/// whose bytes a call or cast lends as they are, with no copy (rebeam-client's `lent.rs`).
+/// The rule for its holder: do not write it while a receiver may still read it.
+#[pyclass(frozen, module = "rebeam._rebeam")]
+pub struct SharedBuffer {
+    block: rebeam_client::Block,
+    len: usize,
+}
+
+impl SharedBuffer {
+    pub fn new(block: rebeam_client::Block, len: usize) -> SharedBuffer {
+        SharedBuffer { block, len }
+    }
+}
+
+#[pymethods]
+impl SharedBuffer {
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<rebeam shared buffer, {} bytes>", self.len)
+    }
+
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut pyo3::ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+        let this = slf.get();
+        let len = isize::try_from(this.len).map_err(|_| PyBufferError::new_err("buffer too large"))?;
+        let (at, cap) = this.block.data();
+        debug_assert!(this.len <= cap);
+        // SAFETY: `view` is CPython's to fill; the memory is the block's data (at least `len`
+        // bytes), which lives as long as the block this object holds, which the view holds.
+        let rc = unsafe { pyo3::ffi::PyBuffer_FillInfo(view, slf.as_ptr(), at.cast::<c_void>(), len, 0, flags) };
         if rc == -1 {
             return Err(PyErr::fetch(slf.py()));
         }

@@ -84,7 +84,8 @@ pub struct BulkView {
 impl BulkView {
     /// Maps a lent segment and checks the loan against it (see the module rules).
     pub fn open(fd: OwnedFd, loan: Loan) -> Result<BulkView> {
-        let seg = Segment::from_fd(fd, loan.segment_len)?;
+        // Mapped lazily: a receiver that reads part of a large array faults only that part in.
+        let seg = Segment::from_fd_lazy(fd, loan.segment_len)?;
         if seg.len() < DATA_OFFSET || loan.len > seg.len() - DATA_OFFSET {
             return Err(ShmError::BadSegment(format!("{} bytes do not fit a {}-byte segment", loan.len, seg.len())));
         }

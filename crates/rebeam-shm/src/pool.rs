@@ -12,6 +12,8 @@
 //!   each receiver it lent to; see [`bulk`]). A freed segment's slots are cleared.
 //! - Free segments beyond [`Limits::keep_free_bytes`] are closed (largest first), so an idle
 //!   process does not hold a burst's worth of memory for ever.
+//! - [`Pool::block_at`] finds the block whose data a buffer is (a buffer built in a segment
+//!   from the start, such as `rebeam.shared_array`'s), so it is lent as it is, with no copy.
 //! - [`Pool::lend`] counts one loan to a receiver, in the slot that already names it or a
 //!   fresh one; with every slot taken by live receivers it returns `None` (send by copy).
 //! - The counts are the receivers' word: the processes of one run trust each other this far
@@ -163,6 +165,16 @@ impl Pool {
         };
         h.slots[slot].loans.fetch_add(1, Ordering::AcqRel);
         Ok(Some(Loan { segment_len: p.seg.len(), len, slot }))
+    }
+
+    /// The block of this pool whose data starts at `ptr` and holds `len` bytes, if any.
+    pub fn block_at(&self, ptr: *const u8, len: usize) -> Option<Block> {
+        let found = self.segments.iter().find(|p| {
+            // SAFETY: the segment is at least DATA_OFFSET long; only the address is compared.
+            let data = unsafe { p.seg.base().as_ptr().add(DATA_OFFSET) };
+            std::ptr::eq(data, ptr) && len <= p.capacity()
+        });
+        found.map(|p| Block { seg: p.seg.clone() })
     }
 
     /// Takes back a loan that was never delivered (the send failed before the fd left).

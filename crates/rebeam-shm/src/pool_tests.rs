@@ -148,3 +148,15 @@ fn loans_count_per_view_and_every_slot_taken_means_send_by_copy() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_buffer_built_in_a_block_is_found_by_its_address() {
+    let mut pool = Pool::new(Limits::default());
+    let block = pool.take(MIB).unwrap().unwrap();
+    let (at, cap) = block.data();
+    assert!(pool.block_at(at, cap).is_some_and(|b| b.data().0 == at));
+    assert!(pool.block_at(at, cap + 1).is_none(), "longer than the block");
+    assert!(pool.block_at(at.wrapping_add(1), 1).is_none(), "not the data's start");
+    let elsewhere = [0u8; 16];
+    assert!(pool.block_at(elsewhere.as_ptr(), 16).is_none());
+}

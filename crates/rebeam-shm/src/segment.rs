@@ -60,6 +60,16 @@ impl Segment {
     /// Adopts a segment a peer created and handed over, insisting on the announced length and
     /// the seals that make mapping it safe.
     pub fn from_fd(fd: OwnedFd, expected_len: usize) -> Result<Segment> {
+        Self::adopt(fd, expected_len, MapFlags::POPULATE)
+    }
+
+    /// As [`Segment::from_fd`], with the pages mapped as they are first touched rather than all
+    /// at once: for a large buffer of which the receiver may read only part (a lent array).
+    pub fn from_fd_lazy(fd: OwnedFd, expected_len: usize) -> Result<Segment> {
+        Self::adopt(fd, expected_len, MapFlags::empty())
+    }
+
+    fn adopt(fd: OwnedFd, expected_len: usize, populate: MapFlags) -> Result<Segment> {
         let stat = rustix::fs::fstat(&fd).map_err(ShmError::os("fstat"))?;
         if u64::try_from(stat.st_size).ok() != Some(expected_len as u64) || expected_len == 0 {
             return Err(ShmError::BadSegment(format!(
@@ -73,10 +83,14 @@ impl Segment {
         if !seals.contains(REQUIRED_SEALS) {
             return Err(ShmError::BadSegment(format!("seals {seals:?} lack {:?}", REQUIRED_SEALS.difference(seals))));
         }
-        Self::map(fd, expected_len)
+        Self::map_with(fd, expected_len, populate)
     }
 
     fn map(fd: OwnedFd, len: usize) -> Result<Segment> {
+        Self::map_with(fd, len, MapFlags::POPULATE)
+    }
+
+    fn map_with(fd: OwnedFd, len: usize, populate: MapFlags) -> Result<Segment> {
         // SAFETY: a fresh mapping at an address the kernel picks aliases no Rust object; the
         // file is sealed at `len` bytes, so every byte of the mapping stays backed.
         let ptr = unsafe {
@@ -84,7 +98,7 @@ impl Segment {
                 std::ptr::null_mut(),
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::POPULATE,
+                MapFlags::SHARED | populate,
                 &fd,
                 0,
             )

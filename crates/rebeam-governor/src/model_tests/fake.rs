@@ -319,6 +319,7 @@ pub fn describe(input: &Input) -> String {
         Input::Hello(h) => format!("Hello(role {:?}, pid {:#x}, version {})", h.role, h.pid, h.version),
         Input::Frame(p, f) => format!("Frame({p}, {f:?})"),
         Input::Hot(p, h) => format!("Hot({p}, {:?})", h.clone().into_frame()),
+        Input::Lent(p, h, fds) => format!("Lent({p}, {:?}, {} fds)", h.clone().into_frame(), fds.len()),
         Input::Lost(p, e) => format!("Lost({p}, {e})"),
         Input::Reaped(pid, exit) => format!("Reaped({pid:#x}, {exit})"),
         Input::LostGrace(p) => format!("LostGrace({p})"),

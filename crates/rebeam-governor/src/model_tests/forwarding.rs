@@ -24,7 +24,7 @@ fn with_actor(os: &FakeOs) -> (Router, ProcIdx, Drain) {
 }
 
 /// As [`with_actor`], with the main process's outbox too.
-fn with_actor_and_caller(os: &FakeOs) -> (Router, ProcIdx, Drain, Drain) {
+pub(super) fn with_actor_and_caller(os: &FakeOs) -> (Router, ProcIdx, Drain, Drain) {
     let script = Program::Script { script: "/nonexistent/main.py".into(), argv0: "main.py".into(), args: vec![] };
     let mut router = router(os, script);
     let main = router.main;

@@ -1,7 +1,7 @@
 //! Hot frames against the frames they stand for, and forwarding by rewriting the header.
 
 use super::*;
-use crate::{decode_inbound, encode, Inbound, HEADER_BYTES};
+use crate::{decode_inbound, encode, Inbound, LentPiece, HEADER_BYTES};
 
 fn payload() -> Payload {
     Payload { data: vec![0x80, 5].into(), buffers: vec![vec![7; 32].into(), Bytes::new()] }
@@ -144,4 +144,40 @@ proptest::proptest! {
         let expected = Frame::Command(Command::Deliver { delivery, actor: id, subject, sender, payload });
         proptest::prop_assert_eq!(got, expected);
     }
+}
+
+fn lent_call() -> Routed {
+    let mut call = Routed::from_frame(call(Target::Actor(5), Some(2))).unwrap();
+    call.pieces[2] = Bytes::new();
+    call.lend(&[LentPiece { piece: 2, segment_len: 8192, len: 100, slot: 1 }]).unwrap()
+}
+
+#[test]
+fn a_lent_call_reads_back_and_its_delivery_lends_the_same_pieces() {
+    let call = lent_call();
+    assert_eq!(call.lent(), 1);
+    let bytes = Bytes::from(call.clone().encode().unwrap().to_vec()).slice(HEADER_BYTES..);
+    let Inbound::Hot(read) = decode_inbound(bytes).unwrap() else { panic!("not hot") };
+    assert_eq!(read, call);
+    let delivery = read.into_delivery(9, Some(4), None);
+    assert_eq!((delivery.lent(), delivery.loans().unwrap()), (1, call.loans().unwrap()));
+    let plain = Routed::from_frame(call.clone().into_delivery(9, None, None).into_frame()).unwrap();
+    assert_eq!(plain.lent(), 0, "a frame does not carry loans: the table is only its last buffer");
+}
+
+#[test]
+fn only_calls_and_casts_lend_and_a_lent_frame_with_a_bad_table_is_malformed() {
+    let reply = Routed::from_frame(Frame::Response {
+        req: 1,
+        body: Response::Call(Outcome::Reply { status: Status::Ok, payload: payload() }),
+    })
+    .unwrap();
+    assert!(reply.lend(&[]).is_err());
+    assert!(lent_call().lend(&[]).is_err(), "lends already");
+    let no_room = Routed::from_frame(call(Target::Actor(5), None)).unwrap();
+    assert!(no_room.lend(&[LentPiece { piece: 1, segment_len: 1, len: 1, slot: 0 }]).is_err(), "piece 1 has bytes");
+    // The flag without a table, as a peer might send it.
+    let mut bytes = Routed::from_frame(call(Target::Actor(5), None)).unwrap().encode().unwrap().to_vec();
+    bytes[6] |= FLAG_LENT as u8;
+    assert!(matches!(decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)), Err(ProtoError::Malformed(_))));
 }

@@ -1,0 +1,239 @@
+"""Large buffers lent in shared memory: values arrive exact (every dtype, non-contiguous arrays
+too), as read-only views; the receiver's fds go back to what they were once it drops them;
+a receiver killed with a loan frees its segment for reuse; and a sender that dies leaves the
+receiver's view valid."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from helpers import check, run_rebeam
+
+PRELUDE = textwrap.dedent(
+    '''
+    import os, signal, time
+    import numpy as np
+    import rebeam
+    from rebeam import GenPy, Supervisor, call, cast, receive, start
+
+    MIB = 1 << 20
+
+    def memfds():
+        """This process's fds on memfds, and all its fds."""
+        fds = os.listdir("/proc/self/fd")
+        links = []
+        for fd in fds:
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return sum(1 for l in links if l.startswith("/memfd:")), len(links)
+
+    class Sink(GenPy):
+        name = "sink"
+
+        @start()
+        def init(self):
+            self.state["kept"] = None
+
+        @receive("inspect")
+        def inspect(self, source, a):
+            return (a.dtype.str, a.shape, a.flags.writeable, in_memfd(a))
+
+        @receive("echo")
+        def echo(self, source, a):
+            return np.array(a)
+
+        @receive("keep")
+        def keep(self, source, a):
+            self.state["kept"] = a
+
+        @receive("sum")
+        def sum(self, source, _):
+            kept = self.state["kept"]
+            return None if kept is None else float(kept.sum())
+
+        @receive("fds")
+        def fds(self, source, _):
+            return memfds()
+
+        @receive("pid")
+        def pid(self, source, _):
+            return os.getpid()
+
+        @receive("die")
+        def die(self, source, a):
+            self.state["kept"] = a
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def in_memfd(a):
+        """Whether the array's memory is a mapping of a memfd (a lent segment), not a copy."""
+        addr = a.__array_interface__["data"][0]
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                parts = line.split()
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if lo <= addr < hi:
+                    return len(parts) > 5 and parts[5].startswith("/memfd:")
+        return False
+
+    class Sender(GenPy):
+        name = "sender"
+
+        @receive("pid")
+        def pid(self, source, _):
+            return os.getpid()
+
+        @receive("send_and_die")
+        def send_and_die(self, source, n):
+            a = np.full(n, 3.0)
+            assert call("sink", "keep", a, timeout=60)[0] == "ok"
+            os.kill(os.getpid(), signal.SIGKILL)
+    '''
+)
+
+
+def program(body: str) -> str:
+    return PRELUDE + textwrap.dedent(body)
+
+
+ROUND_TRIPS = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        rng = np.random.default_rng(7)
+        for dtype in ["f8", "f4", "i8", "u1", "c16", "?", "M8[ns]"]:
+            a = (rng.random(2 * MIB // 8) * 100).astype(dtype)
+            status, got = call("sink", "echo", a, timeout=60)
+            print(dtype, status, got.dtype == a.dtype, bool((got == a).all()), flush=True)
+        strided = np.arange(4 * MIB // 8, dtype="f8").reshape(1024, -1)[:, ::3]
+        status, got = call("sink", "echo", strided, timeout=60)
+        print("strided", status, got.shape == strided.shape, bool((got == strided).all()), flush=True)
+        big = np.arange(8 * MIB, dtype="u1")
+        print("inspect", call("sink", "inspect", big, timeout=60)[1], flush=True)
+        print("small", call("sink", "inspect", big[: MIB // 2], timeout=60)[1], flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_lent_arrays_round_trip_exactly(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, ROUND_TRIPS, timeout=120)
+    check(r)
+    for dtype in ["f8", "f4", "i8", "u1", "c16", "?", "M8[ns]"]:
+        assert f"{dtype} ok True True" in r.stdout, r.stdout
+    assert "strided ok True True" in r.stdout, r.stdout
+    # Lent: a read-only view of the segment itself; below the threshold, bytes as before.
+    assert "inspect ('|u1', (8388608,), False, True)" in r.stdout, r.stdout
+    assert "small ('|u1', (524288,), False, False)" in r.stdout, r.stdout
+
+
+FD_COUNTS = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        a = np.ones(16 * MIB // 8)
+        call("sink", "pid")                       # the route (and its ring) exists from here
+        before = call("sink", "fds")[1]
+        for _ in range(5):
+            assert call("sink", "echo", a, timeout=60)[0] == "ok"
+        after = call("sink", "fds")[1]
+        print("receiver fds", before == after, before, after, flush=True)
+        mine = memfds()[0]
+        for _ in range(5):
+            call("sink", "echo", a, timeout=60)
+        print("sender memfds steady", memfds()[0] == mine, flush=True)
+        # A receiver killed holding its loan: the segment is free for the sender again.
+        old = call("sink", "pid")[1]
+        cast("sink", "die", a)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = call("sink", "pid")
+            if got[0] == "ok" and got[1] != old:
+                break
+            time.sleep(0.05)
+        for _ in range(5):
+            assert call("sink", "echo", a, timeout=60)[0] == "ok"
+        print("after a receiver's kill", memfds()[0] <= mine + 1, flush=True)
+        print("shm names", sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else [], flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_fds_come_back_and_a_killed_receiver_frees_its_segment(tmp_path):
+    pytest.importorskip("numpy")
+    import os
+
+    shm_before = sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+    r = run_rebeam(tmp_path, FD_COUNTS, timeout=120)
+    check(r)
+    assert "receiver fds True" in r.stdout, r.stdout
+    assert "sender memfds steady True" in r.stdout, r.stdout
+    assert "after a receiver's kill True" in r.stdout, r.stdout
+    assert f"shm names {shm_before}" in r.stdout, r.stdout
+
+
+SENDER_DIES = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink(), Sender()])
+        same = call("sink", "pid")[1] == call("sender", "pid")[1]
+        cast("sender", "send_and_die", 4 * MIB)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = call("sink", "sum")
+            if got[0] == "ok" and got[1] is not None:
+                break
+            time.sleep(0.05)
+        print("same process", same, flush=True)
+        print("sum", got, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_sender_that_dies_leaves_the_receivers_view_valid(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, SENDER_DIES, timeout=120)
+    check(r)
+    assert "same process False" in r.stdout, "the sender and the sink must be in different workers"
+    assert f"sum ('ok', {3.0 * 4 * (1 << 20)})" in r.stdout, r.stdout
+
+
+SHARED_ARRAY = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        a = rebeam.shared_array((512, 1024), "f8")
+        print("fresh", a.shape, a.dtype.str, a.flags.writeable, float(a.sum()), flush=True)
+        a[:] = 2.5
+        print("sent", call("sink", "inspect", a, timeout=60)[1], flush=True)
+        assert call("sink", "keep", a, timeout=60)[0] == "ok"
+        print("kept sum", call("sink", "sum")[1], flush=True)
+        small = rebeam.shared_array(16, "i4")
+        small[:] = 7
+        print("small", call("sink", "inspect", small)[1], bool((call("sink", "echo", small)[1] == 7).all()), flush=True)
+        print("slice", call("sink", "inspect", a[1:])[1], flush=True)
+        print("empty", rebeam.shared_array(0, "u1").shape, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_shared_array_is_lent_as_it_is_and_read_only_on_the_receiving_side(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, SHARED_ARRAY, timeout=120)
+    check(r)
+    assert "fresh (512, 1024) <f8 True 0.0" in r.stdout, r.stdout
+    # The receiver's view is of the segment itself, read-only, whatever the size.
+    assert "sent ('<f8', (512, 1024), False, True)" in r.stdout, r.stdout
+    assert f"kept sum {2.5 * 512 * 1024}" in r.stdout, r.stdout
+    assert "small ('<i4', (16,), False, False) True" in r.stdout, r.stdout
+    # A slice is not the segment's whole data: it travels as any large array does (one copy
+    # into a segment of the pool, lent).
+    assert "slice ('<f8', (511, 1024), False, True)" in r.stdout, r.stdout
+    assert "empty (0,)" in r.stdout, r.stdout
