@@ -34,6 +34,7 @@ mod forwarding;
 mod gen;
 mod harness;
 mod invariants;
+mod nodes;
 mod regressions;
 mod status_report;
 
