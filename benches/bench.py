@@ -68,6 +68,9 @@ SIZES = {
     "exec_cpu_n": 64,
     "exec_cpu_m": 2_000_000,
     "acall_n": 10000,
+    # Two nodes on loopback (nodes_bench.py) and Zenoh's own query floor
+    "node_n": 5000,
+    "node_warm": 500,
 }
 QUICK = {
     "call_n": 3000,
@@ -88,6 +91,8 @@ QUICK = {
     "exec_small_n": 2000,
     "exec_cpu_m": 500_000,
     "acall_n": 2000,
+    "node_n": 1000,
+    "node_warm": 100,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -126,7 +131,7 @@ HELLO = {
 
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"],
+    "rebeam": ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "nodes"],
     "mp": ["call", "cast", "cpu", "rss", "hello", "exec"],
     "pykka": ["call", "cast", "cpu", "hello"],
     "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls"],
@@ -363,7 +368,57 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     if "boc" in only:
         out.update(bench_boc("rebeam", sizes))
     out.update(bench_tasks("rebeam", sizes, only))
+    if "nodes" in only:
+        log("rebeam: nodes (a cross-node call on loopback, beside Zenoh's own query)")
+        out["nodes"] = bench_nodes(rebeam, sizes)
     reap_leftovers("rebeam", notes)
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_nodes(rebeam: str, sizes: dict) -> dict:
+    """Row 12: calls by name from node b to node a (two `rebeam --node` runs on loopback), and
+    in the same run Zenoh's own query/reply between two processes (rebeam-zenoh-floor, built
+    with `cargo build --release -p rebeam-node`), both with one call in flight at a time."""
+    floor = os.environ.get("REBEAM_ZENOH_FLOOR") or str(HERE.parent / "target" / "release" / "rebeam-zenoh-floor")
+    if not os.path.exists(floor):
+        return {"error": f"no {floor}: cargo build --release -p rebeam-node builds it"}
+    ep = f"tcp/127.0.0.1:{free_port()}"
+    server = subprocess.Popen([floor, "serve", ep], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        server.stdout.readline()  # "ready"
+        q = subprocess.run([floor, "query", ep, str(sizes["node_n"])], capture_output=True, text=True, timeout=120)
+        zenoh = json.loads(q.stdout.strip().splitlines()[-1]) if q.returncode == 0 else {"error": q.stderr[-300:]}
+    finally:
+        _killpg(server.pid)
+        server.wait()
+    ep = f"tcp/127.0.0.1:{free_port()}"
+    env = {**os.environ, "REBEAM_COOKIE": "bench-" + os.urandom(8).hex()}
+    node = [rebeam, "--workers", "1", "--spares", "0", "--node"]
+    host = subprocess.Popen(
+        [*node, "a", "--listen", ep, "nodes_bench.py", "host"],
+        cwd=WORKLOADS, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        host.stdout.readline()  # "HOST READY"
+        r = run("rebeam-nodes", [*node, "b", "--connect", ep, "nodes_bench.py", "caller"] + kv(sizes), 180, env)
+    finally:
+        host.send_signal(signal.SIGTERM)
+        try:
+            host.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _killpg(host.pid)
+    out = first(r, "nodes")
+    out["zenoh"] = zenoh
+    if "p50_us" in out and "p50_us" in zenoh:
+        out["vs_zenoh_p50"] = out["p50_us"] / zenoh["p50_us"]
     return out
 
 
@@ -469,7 +524,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls"]
+ALL_WORKLOADS = ["call", "cast", "cpu", "crash", "rss", "safety", "hello", "boc", "exec", "acalls", "nodes"]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:

@@ -148,6 +148,15 @@ ROWS = [
     ),
     ("acall_p99", "11. 10,000 acalls in flight: p99 latency", "ms", True, lambda s: g(s, "acalls", "p99_ms"), "—",
      "{:.1f}"),
+    ("node_p50", "12. call by name to another node (loopback) p50", "µs", True, lambda s: g(s, "nodes", "p50_us"),
+     "—", "{:.1f}"),
+    ("node_p99", "12. call to another node p99", "µs", True, lambda s: g(s, "nodes", "p99_us"), "—", "{:.1f}"),
+    ("node_zenoh_p50", "12. Zenoh's own query/reply p50, same run (the floor)", "µs", True,
+     lambda s: g(s, "nodes", "zenoh", "p50_us"), "—", "{:.1f}"),
+    ("node_same_p50", "12. the same call within one node, same run, p50", "µs", True,
+     lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
+    ("node_vs_zenoh", "12. call to another node p50 / Zenoh's query p50", "×", True,
+     lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
 ]
 
 BOC_ROWS = [
@@ -189,6 +198,8 @@ BOC_ROWS = [
     ),
 ]
 
+NODE_ROWS = ("node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh")
+
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
     ("pykka", "crash_raise"): "n/a (no supervisor)",
@@ -203,6 +214,7 @@ NA = {  # peer cells that are not applicable, and why
     ("pykka", "acall_p99"): "n/a (no asyncio calls)",
     ("mp", "acall_rate"): "n/a (no actors)",
     ("mp", "acall_p99"): "n/a (no actors)",
+    **{(p, k): "n/a (one node)" for p in PEERS for k in NODE_ROWS},
 }
 
 
@@ -248,6 +260,11 @@ WORKLOAD_OF = {
     "exec_cpu": "exec",
     "acall_rate": "acalls",
     "acall_p99": "acalls",
+    "node_p50": "nodes",
+    "node_p99": "nodes",
+    "node_zenoh_p50": "nodes",
+    "node_same_p50": "nodes",
+    "node_vs_zenoh": "nodes",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",
