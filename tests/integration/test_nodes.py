@@ -181,6 +181,9 @@ def test_a_stranger_with_another_cookie_is_refused(nodes, tmp_path):
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b']" in out
+    host.send_signal(signal.SIGTERM)
+    _, host_err = host.communicate(timeout=30)
+    assert "refused a link from a node whose cookie is not this node's" in host_err, host_err
 
 
 def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_path):

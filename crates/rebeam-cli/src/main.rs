@@ -367,7 +367,10 @@ fn init_logging(filter: &str) {
         eprintln!("rebeam: bad log filter {filter:?} ({e}); using 'info'");
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(Prefixed).init();
+    use tracing_subscriber::prelude::*;
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(Prefixed).with_filter(filter);
+    // A node says when it refused a link for its cookie, whatever the filter says of Zenoh's logs.
+    tracing_subscriber::registry().with(log).with(rebeam_node::refusals()).init();
 }
 
 /// A number of seconds for a flag: finite, ≥ 0 and short enough for a `Duration`, so the

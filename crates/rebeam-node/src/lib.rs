@@ -12,7 +12,8 @@
 //! - **The cookie.** Every link is authenticated by Zenoh's user/password handshake, with the
 //!   cookie as the password (an HMAC challenge: the cookie itself never crosses the link). A
 //!   node with another cookie gets no link, so it can call nothing and nothing can call it;
-//!   it does not start, and says why. A cookie file must be readable by its owner only.
+//!   it does not start, and says why; the node that refused it logs the refusal
+//!   ([`refusals`]). A cookie file must be readable by its owner only.
 //! - **Names.** A node's liveliness token (`rebeam/node/NAME`) says it is up; two nodes of one
 //!   name are refused at join. `rebeam.nodes()` is the set of tokens seen, this node's included.
 //! - **Calls by name.** A call for a name nothing on this node has is a Zenoh query: to the
@@ -32,10 +33,12 @@
 //! mode or the Rust host as nodes.
 
 mod config;
+mod refusals;
 mod session;
 mod tally;
 
 pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT};
+pub use refusals::{refusals, Refusals};
 pub use session::{join, Node};
 pub use tally::{Tally, Verdict};
 
