@@ -211,3 +211,24 @@ def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_
     assert "node a was lost" in out, out
     assert "nodes after: ['b']" in out, out
     assert "after: error NoProcess" in out, out
+
+
+def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port_a, port_b = free_port(), free_port()
+    idle = nodes.start("a", "import time\nprint('IDLE READY', flush=True)\ntime.sleep(600)\n",
+                       "--listen", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
+    nodes.wait_line(idle, "IDLE READY")
+    host = nodes.start("b", HOST, "--listen", f"tcp/127.0.0.1:{port_b}", "--connect", f"tcp/127.0.0.1:{port_a}",
+                       cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    # c knows only a's endpoint; it learns of b through a.
+    caller = nodes.start("c", CALLER + textwrap.dedent('''
+        wait_nodes("a", "b", "c")
+        print("nodes:", rebeam.nodes(), flush=True)
+        show("add", call("counter", "add", 40))
+    '''), "--connect", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "nodes: ['a', 'b', 'c']" in out
+    assert "add: ok (40, 'b')" in out
