@@ -187,9 +187,6 @@ struct RunArgs {
           value_parser = restart_window)]
     restart_window: f64,
 
-    #[command(flatten)]
-    node: NodeArgs,
-
     /// Do not install the script's declared dependencies (its `# /// script` block, else its
     /// project's [project] dependencies): run it with the interpreter as it is.
     #[arg(long)]
@@ -201,6 +198,10 @@ struct RunArgs {
     /// Arguments passed to the script as sys.argv[1:].
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
+
+    // Last: its help heading would otherwise hold the options after it.
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// Joining other rebeam runs as one system over Zenoh (`--node`).
