@@ -7,8 +7,9 @@ Run through benches/run.sh (it prepares the bench venv); by hand:
 
 Three tables: rebeam's actors next to multiprocessing, Pykka and Ray (rows 1-7, Executor.map
 and acalls in flight, rows 10-11, and the data plane, rows 16-19), rebeam.boc next to bocpy
-(rows 8-9), and the Rust host next to in-process PyO3 (rows 12-15). `--only` runs some
-workloads and updates their rows in latest.json, keeping the other rows from the previous run.
+(rows 8-9), and the Rust host next to in-process PyO3 (rows 12-15); row 20 is a call to another
+node beside Zenoh's own query. `--only` runs some workloads and updates their rows in
+latest.json, keeping the other rows from the previous run.
 
 Every workload runs in its own subprocess under `timeout`, so a hang costs its time limit and
 shows as "error" in the table, never a stuck run. Results: the table on stdout, the full data in
@@ -84,6 +85,9 @@ SIZES = {
     "fan_m": 5000,
     "busy_n": 2000,
     "busy_seconds": 120,
+    # Two nodes on loopback (nodes_bench.py) and Zenoh's own query floor
+    "node_n": 5000,
+    "node_warm": 500,
 }
 QUICK = {
     "call_n": 3000,
@@ -114,6 +118,8 @@ QUICK = {
     "thru_big_n": 50,
     "fan_m": 1000,
     "busy_n": 300,
+    "node_n": 1000,
+    "node_warm": 100,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -167,7 +173,7 @@ DATA_WORKLOADS = ("array", "thru", "fan", "busy")
 
 # What each system runs (`--only` picks among them).
 WORKLOADS_OF = {
-    "rebeam": [*BASE_WORKLOADS, "host", *DATA_WORKLOADS],
+    "rebeam": [*BASE_WORKLOADS, "host", "nodes", *DATA_WORKLOADS],
     "mp": ["call", "cast", "cpu", "rss", "hello", "exec", *DATA_WORKLOADS],
     "pykka": ["call", "cast", "cpu", "hello"],
     "ray": ["call", "cast", "cpu", "rss", "crash", "hello", "exec", "acalls", *DATA_WORKLOADS],
@@ -428,6 +434,9 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     if "host" in only:
         out["host"] = bench_host(sizes)
     out.update(bench_data("rebeam", sizes, only))
+    if "nodes" in only:
+        log("rebeam: nodes (a cross-node call on loopback, beside Zenoh's own query)")
+        out["nodes"] = bench_nodes(rebeam, sizes)
     reap_leftovers("rebeam", notes)
     return out
 
@@ -457,6 +466,52 @@ def bench_host(sizes: dict) -> dict:
         log(f"rebeam: host {w}")
         res = first(run(f"rebeam-host-{w}", [str(target / "release" / "host-bench"), w, *keys], 600, env), f"host_{w}")
         out[w] = res.get("result", res)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_nodes(rebeam: str, sizes: dict) -> dict:
+    """Row 12: calls by name from node b to node a (two `rebeam --node` runs on loopback), and
+    in the same run Zenoh's own query/reply between two processes (rebeam-zenoh-floor, built
+    with `cargo build --release -p rebeam-node`), both with one call in flight at a time."""
+    floor = os.environ.get("REBEAM_ZENOH_FLOOR") or str(HERE.parent / "target" / "release" / "rebeam-zenoh-floor")
+    if not os.path.exists(floor):
+        return {"error": f"no {floor}: cargo build --release -p rebeam-node builds it"}
+    ep = f"tcp/127.0.0.1:{free_port()}"
+    server = subprocess.Popen([floor, "serve", ep], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        server.stdout.readline()  # "ready"
+        q = subprocess.run([floor, "query", ep, str(sizes["node_n"])], capture_output=True, text=True, timeout=120)
+        zenoh = json.loads(q.stdout.strip().splitlines()[-1]) if q.returncode == 0 else {"error": q.stderr[-300:]}
+    finally:
+        _killpg(server.pid)
+        server.wait()
+    ep = f"tcp/127.0.0.1:{free_port()}"
+    env = {**os.environ, "REBEAM_COOKIE": "bench-" + os.urandom(8).hex()}
+    node = [rebeam, "--workers", "1", "--spares", "0", "--node"]
+    host = subprocess.Popen(
+        [*node, "a", "--listen", ep, "nodes_bench.py", "host"],
+        cwd=WORKLOADS, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        host.stdout.readline()  # "HOST READY"
+        r = run("rebeam-nodes", [*node, "b", "--connect", ep, "nodes_bench.py", "caller"] + kv(sizes), 180, env)
+    finally:
+        host.send_signal(signal.SIGTERM)
+        try:
+            host.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _killpg(host.pid)
+    out = first(r, "nodes")
+    out["zenoh"] = zenoh
+    if "p50_us" in out and "p50_us" in zenoh:
+        out["vs_zenoh_p50"] = out["p50_us"] / zenoh["p50_us"]
     return out
 
 
@@ -565,7 +620,7 @@ def version_of(mod: str) -> str | None:
     return r.stdout.strip() or None
 
 
-ALL_WORKLOADS = [*BASE_WORKLOADS, "host", *DATA_WORKLOADS]
+ALL_WORKLOADS = [*BASE_WORKLOADS, "host", "nodes", *DATA_WORKLOADS]
 
 
 def merge_into(previous_path: str, report: dict, only: set[str]) -> dict:

@@ -205,6 +205,15 @@ ROWS = [
         "—",
         "{:.1f}",
     ),
+    ("node_p50", "20. call by name to another node (loopback) p50", "µs", True, lambda s: g(s, "nodes", "p50_us"),
+     "—", "{:.1f}"),
+    ("node_p99", "20. call to another node p99", "µs", True, lambda s: g(s, "nodes", "p99_us"), "—", "{:.1f}"),
+    ("node_zenoh_p50", "20. Zenoh's own query/reply p50, same run (the floor)", "µs", True,
+     lambda s: g(s, "nodes", "zenoh", "p50_us"), "—", "{:.1f}"),
+    ("node_same_p50", "20. the same call within one node, same run, p50", "µs", True,
+     lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
+    ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
+     lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
 ]
 
 BOC_ROWS = [
@@ -320,6 +329,7 @@ def host_systems(raw: dict) -> dict:
         "py2py": {"call_p50": g(rb, "call", "p50_us"), "call_p99": g(rb, "call", "p99_us")},
     }
 
+NODE_ROWS = ("node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh")
 
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
@@ -340,6 +350,7 @@ NA = {  # peer cells that are not applicable, and why
         ("pykka", k): "n/a (threads)"
         for k in ("array_call", "array_shared", "thru_1k", "thru_1m", "fan_out", "fan_in", "busy_p50")
     },
+    **{(p, k): "n/a (one node)" for p in PEERS for k in NODE_ROWS},
 }
 
 
@@ -394,6 +405,11 @@ WORKLOAD_OF = {
     "fan_out": "fan",
     "fan_in": "fan",
     "busy_p50": "busy",
+    "node_p50": "nodes",
+    "node_p99": "nodes",
+    "node_zenoh_p50": "nodes",
+    "node_same_p50": "nodes",
+    "node_vs_zenoh": "nodes",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",

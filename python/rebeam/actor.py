@@ -258,6 +258,13 @@ def stats() -> dict[str, int]:
     return {"casts_dropped": _runtime.connection().casts_dropped}
 
 
+def nodes() -> list[str]:
+    """The nodes of the system that are up (``rebeam --node NAME``), this one included, sorted.
+    Empty when this run is not a node. A node is up from its join until it leaves or its link
+    is lost."""
+    return _runtime.connection().nodes()
+
+
 def self_pid() -> ProcessID | None:
     """The ProcessID of the actor running this code (None outside actors)."""
     return _runtime.current()

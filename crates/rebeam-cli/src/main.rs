@@ -32,7 +32,11 @@ const EXAMPLES: &str = "Examples:
   REBEAM_PYTHON=/opt/py/bin/python rebeam main.py
                                      use that interpreter for the script and workers
   rebeam --restart on-failure main.py
-                                     run main.py again if it fails (3 times in 5 s at most)";
+                                     run main.py again if it fails (3 times in 5 s at most)
+  rebeam --node a --listen tcp/127.0.0.1:7447 --cookie-file ~/.rebeam-cookie main.py
+  rebeam --node b --connect tcp/127.0.0.1:7447 --cookie-file ~/.rebeam-cookie main.py
+                                     two nodes of one system: a call by name from b
+                                     reaches an actor on a";
 
 #[derive(Parser)]
 #[command(
@@ -194,6 +198,61 @@ struct RunArgs {
     /// Arguments passed to the script as sys.argv[1:].
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
+
+    // Last: its help heading would otherwise hold the options after it.
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// Joining other rebeam runs as one system over Zenoh (`--node`).
+#[derive(Args)]
+#[command(next_help_heading = "Several nodes")]
+struct NodeArgs {
+    /// Run as the node NAME of a system of several (letters, digits, '-', '_', '.'): names
+    /// registered on any node are callable from every node, and rebeam.nodes() lists them.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+
+    /// With --node: take links from other nodes at this endpoint (tcp/HOST:PORT); repeat for
+    /// more. Nothing is found by multicast: each node is told where to listen and connect.
+    #[arg(long, value_name = "ENDPOINT", requires = "node")]
+    listen: Vec<String>,
+
+    /// With --node: join the node listening at this endpoint (tcp/HOST:PORT); repeat for more.
+    /// Nodes that one of them knows are joined too.
+    #[arg(long, value_name = "ENDPOINT", requires = "node")]
+    connect: Vec<String>,
+
+    /// With --node: the shared secret every node of the system has (its first line), in a
+    /// file only you can read; a node with another cookie is refused [default: REBEAM_COOKIE].
+    #[arg(long, value_name = "PATH", requires = "node")]
+    cookie_file: Option<PathBuf>,
+
+    /// With --node and --connect: seconds to keep trying the --connect endpoints before giving up.
+    #[arg(long, value_name = "SECONDS", requires = "node",
+          default_value_t = rebeam_node::DEFAULT_JOIN_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    join_timeout: f64,
+}
+
+impl NodeArgs {
+    /// The node's settings, or None when this run is not a node; the cookie is taken out of
+    /// the environment, so the run's Python processes never see it.
+    fn options(&self) -> Result<Option<rebeam_node::NodeOptions>, rebeam_node::NodeError> {
+        let env = std::env::var(rebeam_node::COOKIE_ENV).ok();
+        std::env::remove_var(rebeam_node::COOKIE_ENV);
+        let Some(name) = self.node.clone() else { return Ok(None) };
+        if !rebeam_node::valid_node_name(&name) {
+            return Err(rebeam_node::NodeError::BadName(name));
+        }
+        let cookie = rebeam_node::read_cookie(self.cookie_file.as_deref(), env)?;
+        Ok(Some(rebeam_node::NodeOptions {
+            name,
+            listen: self.listen.clone(),
+            connect: self.connect.clone(),
+            cookie,
+            join_timeout: Duration::from_secs_f64(self.join_timeout),
+        }))
+    }
 }
 
 /// `rebeam serve`: the governor of a Python process that imported rebeam (library mode).
@@ -298,12 +357,21 @@ where
     }
 }
 
+/// Zenoh's own logs (a node's links, retries, handshakes) are off unless the filter names
+/// them (`--log-level info,zenoh=debug`): the node logs what a user needs (joins, losses,
+/// refusals) in rebeam's words.
+const ZENOH_QUIET: &str = "zenoh=off";
+
 fn init_logging(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+    let filter = if filter.contains("zenoh") { filter.to_string() } else { format!("{filter},{ZENOH_QUIET}") };
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
         eprintln!("rebeam: bad log filter {filter:?} ({e}); using 'info'");
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(Prefixed).init();
+    use tracing_subscriber::prelude::*;
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(Prefixed).with_filter(filter);
+    // A node says when it refused a link for its cookie, whatever the filter says of Zenoh's logs.
+    tracing_subscriber::registry().with(log).with(rebeam_node::refusals()).init();
 }
 
 /// A number of seconds for a flag: finite, ≥ 0 and short enough for a `Duration`, so the
@@ -435,6 +503,13 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let node = match args.node.options() {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("rebeam: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut python = rebeam_governor::find_python(args.options.python.as_deref());
     if !args.no_env {
         python = match provision::interpreter_for(&script, &python) {
@@ -457,7 +532,7 @@ fn run(args: RunArgs) -> ExitCode {
             Duration::from_secs_f64(args.restart_window),
         ),
     };
-    govern(args.options, program, python_user, python, main_restart)
+    govern(args.options, program, python_user, python, main_restart, node)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -471,7 +546,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let python = rebeam_governor::find_python(args.options.python.as_deref());
     // The library-mode main process is the user's own: it cannot be made another user, nor
     // restarted.
-    govern(args.options, program, None, python, Default::default())
+    govern(args.options, program, None, python, Default::default(), None)
 }
 
 fn govern(
@@ -480,6 +555,7 @@ fn govern(
     python_user: Option<rebeam_governor::PythonUser>,
     python: std::path::PathBuf,
     main_restart: rebeam_governor::MainRestartPolicy,
+    node: Option<rebeam_node::NodeOptions>,
 ) -> ExitCode {
     if !(options.shutdown_timeout.is_finite() && options.shutdown_timeout >= 0.0) {
         eprintln!("rebeam: --shutdown-timeout must be a number of seconds ≥ 0");
@@ -512,14 +588,27 @@ fn govern(
         python_user,
         main_restart,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Zenoh's runtime refuses tokio's current-thread scheduler: a node's governor runs on one
+    // worker thread instead.
+    let runtime = match node.is_some() {
+        false => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        true => tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rebeam: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(rebeam_governor::run(config)) {
+    let ran = runtime.block_on(async {
+        let Some(node) = node else { return rebeam_governor::run(config).await.map_err(|e| e.to_string()) };
+        let (node, seam) = rebeam_node::join(node).await.map_err(|e| e.to_string())?;
+        let ran = rebeam_governor::run_node(config, seam).await.map_err(|e| e.to_string());
+        node.leave().await;
+        ran
+    });
+    match ran {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("rebeam: {e}");

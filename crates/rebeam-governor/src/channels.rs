@@ -139,6 +139,13 @@ impl Router {
                     format!("'{name}' names a group: each message picks its member in the governor"),
                 ));
             }
+            if self.is_elsewhere(name) {
+                // Only the governor's path crosses to other nodes (node.rs).
+                return Err(ErrorInfo::new(
+                    ErrorKind::BadRequest,
+                    format!("no actor here is named '{name}': calls to it go through the governor to the other nodes"),
+                ));
+            }
         }
         let id = self.resolve(target)?;
         let counted = self

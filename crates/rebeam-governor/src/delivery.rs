@@ -55,6 +55,7 @@ impl Router {
                     let info = ErrorInfo::new(ErrorKind::ShuttingDown, "rebeam is shutting down");
                     return self.respond(proc, req, Response::Call(Outcome::Failed(info)));
                 }
+                let Some(hot) = self.send_elsewhere(proc, hot) else { return };
                 let call = Some((req, hot.timeout_ms()));
                 if let Err(info) = self.deliver(proc, call, hot, fds) {
                     self.respond(proc, req, Response::Call(Outcome::Failed(info)));

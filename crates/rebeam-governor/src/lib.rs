@@ -27,6 +27,7 @@ mod main_restart;
 mod messages;
 #[cfg(test)]
 mod model_tests;
+pub mod node;
 mod notices;
 mod outbox;
 mod pool;
@@ -164,6 +165,16 @@ pub enum GovernorError {
 
 /// Runs a program to its end and returns the process exit status.
 pub async fn run(config: Config) -> Result<i32, GovernorError> {
+    run_with(config, None).await
+}
+
+/// Runs a program as one node of several: as [`run`], with calls by name that no actor here
+/// takes sent to the other nodes through `seam` (see [`node`]).
+pub async fn run_node(config: Config, seam: node::Seam) -> Result<i32, GovernorError> {
+    run_with(config, Some(seam)).await
+}
+
+async fn run_with(config: Config, seam: Option<node::Seam>) -> Result<i32, GovernorError> {
     process::install_panic_guard();
     if let Some(after) = process::test_panic_after() {
         tokio::spawn(async move {
@@ -171,5 +182,5 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
             panic!("REBEAM_TEST_PANIC_AFTER_MS: a deliberate panic after {after:?}, for tests");
         });
     }
-    router::run(config).await
+    router::run(config, seam).await
 }

@@ -55,6 +55,8 @@ pub enum Input {
     ReceiveDeadline(u64),
     /// A tree's restart turn (`rebeam_core::trees::Effect::RestartTurn`).
     TreeRestart(crate::tree::TreeId),
+    /// From the other nodes of the system (see node.rs).
+    Node(crate::node::NodeIn),
 }
 
 /// How long a lost connection waits for its process's exit status, to name the cause.
@@ -149,9 +151,11 @@ pub struct Router {
     pub(crate) started: std::time::Instant,
     /// The latest safety transitions, for the status report (bounded, oldest first).
     pub(crate) transitions: VecDeque<rebeam_proto::TimedTransition>,
+    /// The seam to the other nodes, when this run is one node of several (node.rs).
+    pub(crate) node: Option<crate::node::Link>,
 }
 
-pub async fn run(config: Config) -> Result<i32, GovernorError> {
+pub async fn run(config: Config, node: Option<crate::node::Seam>) -> Result<i32, GovernorError> {
     process::become_subreaper();
     let dir = runtime_dir()?;
     let (socket_path, socket_dir) = crate::user::process_socket_path(&dir, config.python_user.as_ref())?;
@@ -193,6 +197,7 @@ pub async fn run(config: Config) -> Result<i32, GovernorError> {
 
     let os = Box::new(RealOs::new(inputs.clone()));
     let mut router = Router::new(config, os, socket_path.clone(), control_path.clone(), bus);
+    router.node = node.map(|seam| crate::node::attach(seam, inputs.clone()));
     let started = router.start_processes();
     let code = match started {
         Err(e) => {
@@ -334,6 +339,7 @@ impl Router {
             finished: false,
             started,
             transitions: VecDeque::new(),
+            node: None,
         }
     }
 
@@ -356,6 +362,9 @@ impl Router {
     /// As `send`, with fds that go with the frame (see `channels.rs`); they close here if the
     /// process is gone.
     pub fn send_with_fds(&self, proc: ProcIdx, frame: impl IntoEncoded, fds: Vec<std::os::fd::OwnedFd>) -> bool {
+        if proc == crate::node::NODE_PEER {
+            return self.send_to_node(frame);
+        }
         let Some(tx) = self.procs.get(proc).and_then(|p| p.tx.as_ref()) else {
             return false;
         };
@@ -421,6 +430,7 @@ impl Router {
             Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::TreeRestart(tree) => self.tree_restart(tree),
+            Input::Node(input) => self.on_node(input),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = self.os.now();
@@ -581,6 +591,7 @@ impl Router {
                 self.respond(proc, req, body);
             }
             Request::Route { target } => self.route(proc, req, target.as_target_ref()),
+            Request::Nodes => self.respond(proc, req, Response::Nodes(self.nodes_up())),
             Request::Shutdown { code } => {
                 self.respond(proc, req, Response::Done);
                 let who = self.procs[proc].describe();

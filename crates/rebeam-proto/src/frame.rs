@@ -457,6 +457,9 @@ pub enum Request {
     Route {
         target: Target,
     },
+    /// The nodes of the system that are up, this one included (none when the run is not a
+    /// node): answered with [`Response::Nodes`].
+    Nodes,
 }
 
 /// Governor → process, answering a [`Request`].
@@ -485,6 +488,8 @@ pub enum Response {
     Route(Result<Route, ErrorInfo>),
     Done,
     Refused(ErrorInfo),
+    /// The answer to a [`Request::Nodes`]: names, sorted.
+    Nodes(Vec<String>),
 }
 
 /// Governor → process, one-way.

@@ -57,7 +57,8 @@ fn request<'a>(r: &'a mut Request, out: &mut Vec<&'a mut Payload>) {
         | Request::SetTags { .. }
         | Request::BocStats
         | Request::Notices { .. }
-        | Request::Route { .. } => {}
+        | Request::Route { .. }
+        | Request::Nodes => {}
     }
 }
 
@@ -77,7 +78,8 @@ fn response<'a>(r: &'a mut Response, out: &mut Vec<&'a mut Payload>) {
         | Response::Updated(_)
         | Response::Route(_)
         | Response::Done
-        | Response::Refused(_) => {}
+        | Response::Refused(_)
+        | Response::Nodes(_) => {}
     }
 }
 

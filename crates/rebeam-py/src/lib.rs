@@ -740,6 +740,14 @@ impl Connection {
         }
     }
 
+    /// The nodes of the system that are up, this one included; empty when not a node.
+    fn nodes(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        match self.request(py, Request::Nodes, None)? {
+            Response::Nodes(nodes) => Ok(nodes),
+            other => Err(to_pyerr(py, unexpected(&other))),
+        }
+    }
+
     /// `[(index, pid, behaviours run)]` per live process (index 0: the main process).
     fn boc_stats(&self, py: Python<'_>) -> PyResult<Vec<(u32, u32, u64)>> {
         match self.request(py, Request::BocStats, None)? {

@@ -335,5 +335,6 @@ pub fn describe(input: &Input) -> String {
         Input::QuiesceDeadline(t) => format!("QuiesceDeadline({t})"),
         Input::ReceiveDeadline(t) => format!("ReceiveDeadline({t})"),
         Input::TreeRestart(t) => format!("TreeRestart({t})"),
+        Input::Node(n) => format!("Node({n:?})"),
     }
 }

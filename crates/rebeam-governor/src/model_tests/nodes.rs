@@ -1,0 +1,136 @@
+//! The node seam on a router with the fake OS: calls by name that cross to other nodes, and
+//! calls from other nodes served here (see node.rs for the rules).
+
+use bytes::Bytes;
+use rebeam_proto::{
+    decode_body, ChildCode, ChildSpec, Command, ErrorKind, Event, Frame, Gating, IntoEncoded, Outcome, Payload,
+    Request, Response, Restart, Status, Target, HEADER_BYTES,
+};
+use tokio::sync::mpsc;
+
+use super::fake::FakeOs;
+use super::regressions::{connect, frames, router};
+use crate::node::{Link, NodeIn, NodeOut};
+use crate::router::{Input, Router};
+use crate::Program;
+
+fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
+    let argv0 = std::ffi::OsString::from("main.py");
+    let mut router = router(os, Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] });
+    let (out, rx) = mpsc::unbounded_channel();
+    router.node = Some(Link::detached(out));
+    (router, rx)
+}
+
+fn call(name: &str, subject: &str) -> Request {
+    Request::Call {
+        target: Target::Name(name.into()),
+        subject: subject.into(),
+        sender: Some(99),
+        payload: Payload { data: Bytes::from_static(b"\x80\x05K\x02."), buffers: vec![] },
+        timeout_ms: 1500,
+    }
+}
+
+fn reply(data: &'static [u8]) -> Outcome {
+    Outcome::Reply { status: Status::Ok, payload: Payload { data: Bytes::from_static(data), buffers: vec![] } }
+}
+
+/// The frame of a `NodeOut` (length prefix included), decoded.
+fn decoded(frame: &[u8]) -> Frame {
+    decode_body(&frame[HEADER_BYTES..]).expect("a frame")
+}
+
+#[test]
+fn a_name_nothing_here_takes_is_asked_of_the_other_nodes_and_answered_back() {
+    let os = FakeOs::default();
+    let (mut router, mut out) = node_router(&os);
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    router.handle(Input::Node(NodeIn::Up(vec!["a".into(), "b".into()])));
+    router.handle(Input::Frame(main, Frame::Request { req: 7, body: call("far", "add") }));
+    let Ok(NodeOut::Call { call: id, name, frame, timeout }) = out.try_recv() else { panic!("no call went out") };
+    assert_eq!((name.as_str(), timeout.as_millis()), ("far", 1500));
+    match decoded(&frame) {
+        Frame::Request { body: Request::Call { sender, subject, target, .. }, .. } => {
+            assert_eq!(
+                (sender, subject.as_str(), target),
+                (None, "add", Target::Name("far".into())),
+                "no sender crosses"
+            );
+        }
+        other => panic!("not a call: {other:?}"),
+    }
+    router.handle(Input::Node(NodeIn::Answer { call: id, outcome: reply(b"far away") }));
+    // A late second answer to the same call reaches nobody.
+    router.handle(Input::Node(NodeIn::Answer { call: id, outcome: reply(b"again") }));
+    router.handle(Input::Frame(
+        main,
+        Frame::Request { req: 8, body: Request::Route { target: Target::Name("far".into()) } },
+    ));
+    router.handle(Input::Frame(main, Frame::Request { req: 9, body: Request::Nodes }));
+    let answers = frames(&mut conn);
+    let calls: Vec<_> = answers.iter().filter(|f| matches!(f, Frame::Response { req: 7, .. })).collect();
+    assert_eq!(calls, [&Frame::Response { req: 7, body: Response::Call(reply(b"far away")) }], "{answers:?}");
+    assert!(
+        answers.iter().any(|f| matches!(f, Frame::Response { req: 8, body: Response::Route(Err(e)) } if e.kind == ErrorKind::BadRequest)),
+        "a route to another node's name is refused, so the caller stays on the governor's path: {answers:?}"
+    );
+    assert!(answers.contains(&Frame::Response { req: 9, body: Response::Nodes(vec!["a".into(), "b".into()]) }));
+}
+
+#[test]
+fn a_call_from_another_node_is_served_here_or_told_not_here() {
+    let os = FakeOs::default();
+    let (mut router, mut out) = node_router(&os);
+    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
+    let _main_conn = connect(&mut router, main, 1 << 20);
+    let mut worker_conn = connect(&mut router, worker, 1 << 20);
+    let spec = ChildSpec {
+        name: Some("counter".into()),
+        label: "Counter".into(),
+        restart: Restart::Temporary,
+        shutdown_ms: None,
+        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
+        group: None,
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    let actor = router.actors.on(worker).next().expect("placed on the worker");
+    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
+    let encoded = |r: Request| {
+        Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
+    };
+    router.handle(Input::Node(NodeIn::Call { query: 41, frame: encoded(call("counter", "add")) }));
+    let delivery = frames(&mut worker_conn)
+        .into_iter()
+        .find_map(|f| match f {
+            Frame::Command(Command::Deliver { delivery: Some(d), subject, sender, .. }) if subject == "add" => {
+                assert_eq!(sender, None, "a remote caller has no actor here");
+                Some(d)
+            }
+            _ => None,
+        })
+        .expect("the call is delivered to the actor");
+    assert!(out.try_recv().is_err(), "nothing goes back before the actor answers");
+    router.handle(Input::Frame(worker, Frame::Event(Event::Replied { delivery, outcome: reply(b"3") })));
+    match out.try_recv() {
+        Ok(NodeOut::Answer { query: 41, frame }) => {
+            assert_eq!(decoded(&frame), Frame::Response { req: 41, body: Response::Call(reply(b"3")) });
+        }
+        other => panic!("expected the answer to query 41: {other:?}"),
+    }
+    router.handle(Input::Node(NodeIn::Call { query: 42, frame: encoded(call("nobody", "add")) }));
+    assert!(matches!(out.try_recv(), Ok(NodeOut::NotHere { query: 42 })), "a name not here");
+    // A call from another node is never sent on to the others.
+    assert!(out.try_recv().is_err());
+    router.handle(Input::Node(NodeIn::Call { query: 43, frame: Bytes::from_static(b"garbage") }));
+    match out.try_recv() {
+        Ok(NodeOut::Answer { query: 43, frame }) => match decoded(&frame) {
+            Frame::Response { body: Response::Call(Outcome::Failed(e)), .. } => {
+                assert_eq!(e.kind, ErrorKind::BadRequest)
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("a malformed call is answered as such: {other:?}"),
+    }
+}

@@ -1,0 +1,233 @@
+//! The seam to the other nodes of a system: what the router hands to the transport (the
+//! `rebeam-node` crate, on Zenoh) and what it takes from it. The governor never sees the
+//! transport itself; the transport is one more source of inputs, as a process's socket is.
+//!
+//! The rules (stage 1 of several nodes):
+//! - A call by name from a process of this node goes to the other nodes when no actor or group
+//!   here has that name ([`NodeOut::Call`]); its answer comes back as [`NodeIn::Answer`] and
+//!   goes to the caller as a local answer would. A name here always wins: it is never asked for
+//!   elsewhere.
+//! - A call from another node ([`NodeIn::Call`]) is delivered here as a local one, with the
+//!   transport as its caller ([`NODE_PEER`], a process id no table hands out): its answer, its
+//!   refusal, or the `ActorDown` when the actor dies leave through [`NodeOut::Answer`]. A name
+//!   that is not here is answered [`NodeOut::NotHere`], so that the caller's node can tell
+//!   "not on that node" from an answer. Calls from other nodes are never sent on again, so no
+//!   call goes round in circles.
+//! - Remote calls carry no sender: an actor id means nothing on another node.
+//! - A direct channel never goes to another node: a route to a name that is not here is
+//!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
+//! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
+//!
+//! Not done yet (later stages): process ids that carry their node (a call by actor id stays
+//! on its node), casts, monitors and bus topics across nodes, placing a child on a named node,
+//! supervisors restarting children on the nodes that remain, and one arming authority for all
+//! nodes (each node has its own safety state today).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rebeam_core::registry::ProcId;
+use rebeam_proto::{
+    ErrorInfo, ErrorKind, Frame, IntoEncoded, Kind, Outcome, ReqId, Request, Response, Routed, TargetRef,
+};
+use tokio::sync::mpsc;
+
+use crate::router::{Input, ProcIdx, Router};
+
+/// The caller of every call that came from another node: a slot no process table reaches.
+pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
+
+/// Router → transport.
+#[derive(Debug)]
+pub enum NodeOut {
+    /// Ask the other nodes for `name`. `frame` is the call as a rebeam frame (length prefix
+    /// included, no sender); the answer comes back as `NodeIn::Answer { call, .. }`.
+    Call { call: u64, name: String, frame: Vec<u8>, timeout: Duration },
+    /// The answer to `NodeIn::Call { query, .. }`: a `Response::Call` frame (length prefix
+    /// included).
+    Answer { query: u64, frame: Vec<u8> },
+    /// `NodeIn::Call { query, .. }` named nothing here.
+    NotHere { query: u64 },
+}
+
+/// Transport → router.
+#[derive(Debug)]
+pub enum NodeIn {
+    /// A call from another node: a rebeam call frame (without its length prefix).
+    Call { query: u64, frame: Bytes },
+    /// The answer to `NodeOut::Call { call, .. }`.
+    Answer { call: u64, outcome: Outcome },
+    /// The nodes up now, this one included.
+    Up(Vec<String>),
+}
+
+/// Both ends of the seam, as the transport hands them to [`crate::run_node`].
+pub struct Seam {
+    pub out: mpsc::UnboundedSender<NodeOut>,
+    pub inputs: mpsc::UnboundedReceiver<NodeIn>,
+}
+
+/// The router's side of the seam.
+pub(crate) struct Link {
+    out: mpsc::UnboundedSender<NodeOut>,
+    /// Calls sent to other nodes, by call number: who waits for each.
+    pending: HashMap<u64, (ProcIdx, ReqId)>,
+    up: Vec<String>,
+}
+
+/// Starts feeding the transport's inputs to the router; the router's side of the seam.
+pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) -> Link {
+    let Seam { out, mut inputs } = seam;
+    tokio::spawn(async move {
+        while let Some(input) = inputs.recv().await {
+            if router_inputs.send(Input::Node(input)).is_err() {
+                return;
+            }
+        }
+    });
+    Link { out, pending: HashMap::new(), up: Vec::new() }
+}
+
+#[cfg(test)]
+impl Link {
+    /// A link whose inputs the test hands to the router itself.
+    pub(crate) fn detached(out: mpsc::UnboundedSender<NodeOut>) -> Link {
+        Link { out, pending: HashMap::new(), up: Vec::new() }
+    }
+}
+
+impl Router {
+    /// A call from a process here that no name here takes: sent to the other nodes, and
+    /// `None`; else the call back, to be delivered here.
+    pub(crate) fn send_elsewhere(&mut self, proc: ProcIdx, hot: Routed) -> Option<Routed> {
+        let TargetRef::Name(name) = hot.target() else { return Some(hot) };
+        if self.node.is_none() || proc == NODE_PEER || self.names.resolve(name).is_some() {
+            return Some(hot);
+        }
+        let name = name.to_string();
+        let (req, timeout) = (hot.request(), Duration::from_millis(hot.timeout_ms()));
+        let frame = match strip_sender(hot).into_encoded() {
+            Ok(encoded) => encoded.to_vec(),
+            Err(e) => {
+                let info = ErrorInfo::new(ErrorKind::BadRequest, format!("cannot encode a call to '{name}': {e}"));
+                self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+                return None;
+            }
+        };
+        let call = self.next_id();
+        let link = self.node.as_mut().expect("checked above");
+        link.pending.insert(call, (proc, req));
+        if link.out.send(NodeOut::Call { call, name: name.clone(), frame, timeout }).is_err() {
+            link.pending.remove(&call);
+            let info = ErrorInfo::new(
+                ErrorKind::NoProcess,
+                format!("no actor named '{name}' is running here, and this node has lost its link to the others"),
+            );
+            self.respond(proc, req, Response::Call(Outcome::Failed(info)));
+        }
+        None
+    }
+
+    pub(crate) fn on_node(&mut self, input: NodeIn) {
+        match input {
+            NodeIn::Up(up) => {
+                if let Some(link) = self.node.as_mut() {
+                    link.up = up;
+                }
+            }
+            NodeIn::Answer { call, outcome } => {
+                if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
+                    self.respond(proc, req, Response::Call(outcome));
+                }
+            }
+            NodeIn::Call { query, frame } => self.call_from_node(query, frame),
+        }
+    }
+
+    fn call_from_node(&mut self, query: u64, frame: Bytes) {
+        let failed = |info: ErrorInfo| Frame::Response { req: query, body: Response::Call(Outcome::Failed(info)) };
+        let hot = match rebeam_proto::decode_inbound(frame) {
+            Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Call => hot,
+            Ok(_) => {
+                let info = ErrorInfo::new(ErrorKind::BadRequest, "another node sent something that is not a call");
+                self.send(NODE_PEER, failed(info));
+                return;
+            }
+            Err(e) => {
+                self.send(NODE_PEER, failed(ErrorInfo::new(ErrorKind::BadRequest, format!("a malformed call: {e}"))));
+                return;
+            }
+        };
+        let TargetRef::Name(name) = hot.target() else {
+            let info =
+                ErrorInfo::new(ErrorKind::BadRequest, "calls across nodes name their actor by its registered name");
+            self.send(NODE_PEER, failed(info));
+            return;
+        };
+        if self.shutdown.is_some() {
+            let info = ErrorInfo::new(ErrorKind::ShuttingDown, format!("the node that has '{name}' is shutting down"));
+            self.send(NODE_PEER, failed(info));
+            return;
+        }
+        let here = self.names.resolve(name).is_some();
+        let timeout_ms = hot.timeout_ms();
+        match self.deliver(NODE_PEER, Some((query, timeout_ms)), strip_sender(hot)) {
+            Ok(()) => {}
+            Err(info) if info.kind == ErrorKind::NoProcess && !here => self.node_out(NodeOut::NotHere { query }),
+            Err(info) => {
+                self.send(NODE_PEER, failed(info));
+            }
+        }
+    }
+
+    /// A frame the router sends to [`NODE_PEER`]: the answer to a call from another node.
+    pub(crate) fn send_to_node(&self, frame: impl IntoEncoded) -> bool {
+        let Ok(encoded) = frame.into_encoded() else { return false };
+        let frame = encoded.to_vec();
+        // The answer's request id is the transport's query number (see `call_from_node`).
+        let Some(query) = answer_query(&frame) else { return false };
+        self.node_out(NodeOut::Answer { query, frame });
+        true
+    }
+
+    fn node_out(&self, out: NodeOut) {
+        if let Some(link) = &self.node {
+            let _ = link.out.send(out);
+        }
+    }
+
+    /// `rebeam.nodes()`: the nodes up, this one included; none when this run is not a node.
+    pub(crate) fn nodes_up(&self) -> Vec<String> {
+        self.node.as_ref().map(|l| l.up.clone()).unwrap_or_default()
+    }
+
+    /// Whether calls to `name` cross to other nodes (it names nothing here).
+    pub(crate) fn is_elsewhere(&self, name: &str) -> bool {
+        self.node.is_some() && self.names.resolve(name).is_none()
+    }
+}
+
+/// The call as it goes to another node: no sender, since its actor id means nothing there.
+fn strip_sender(hot: Routed) -> Routed {
+    match hot.into_frame() {
+        Frame::Request { req, body: Request::Call { target, subject, payload, timeout_ms, .. } } => {
+            let body = Request::Call { target, subject, sender: None, payload, timeout_ms };
+            Routed::from_frame(Frame::Request { req, body }).expect("a call is a hot frame")
+        }
+        other => Routed::from_frame(other).expect("it was a hot frame"),
+    }
+}
+
+/// The request id of an encoded `Response` frame (length prefix included).
+fn answer_query(frame: &[u8]) -> Option<u64> {
+    let body = Bytes::copy_from_slice(frame.get(rebeam_proto::HEADER_BYTES..)?);
+    match rebeam_proto::decode_frame(body).ok()? {
+        Frame::Response { req, .. } => Some(req),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

@@ -1,0 +1,116 @@
+//! What a node is told at start, and the Zenoh configuration made of it.
+//!
+//! The rules: explicit endpoints only (multicast scouting off); peer mode, so nodes link to
+//! one another with no router; every link authenticated by user/password with the cookie as
+//! the password; a node that has `--connect` endpoints must reach one within its join
+//! timeout, else it does not start (Zenoh would otherwise retry forever, silently).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::NodeError;
+
+/// The environment variable that may hold the cookie (instead of `--cookie-file`).
+pub const COOKIE_ENV: &str = "REBEAM_COOKIE";
+
+/// How long a node tries its `--connect` endpoints before it gives up.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The user name of the handshake: every node is the same user; the cookie tells them apart
+/// from strangers.
+const HANDSHAKE_USER: &str = "rebeam";
+
+/// The first wait between connect attempts (Zenoh's default, 1 s, makes a node started a
+/// moment before its peer wait a whole second); attempts back off to `RETRY_MAX_MS`.
+const RETRY_INIT_MS: u64 = 50;
+const RETRY_MAX_MS: u64 = 1000;
+
+/// One node's start-up settings.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub name: String,
+    /// Endpoints to listen on (`tcp/HOST:PORT`).
+    pub listen: Vec<String>,
+    /// Endpoints of nodes to join.
+    pub connect: Vec<String>,
+    /// The shared secret.
+    pub cookie: String,
+    pub join_timeout: Duration,
+}
+
+/// Whether `name` can name a node: it is one chunk of a key expression, and readable in logs.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The cookie: the file's first line, else `REBEAM_COOKIE`. A file others can read is refused,
+/// as a cookie anyone can read guards nothing.
+pub fn read_cookie(file: Option<&Path>, env: Option<String>) -> Result<String, NodeError> {
+    let cookie = match file {
+        Some(path) => {
+            use std::os::unix::fs::PermissionsExt;
+            let err = |source| NodeError::CookieFile { path: path.to_path_buf(), source };
+            let mode = std::fs::metadata(path).map_err(err)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(NodeError::CookieOpen { path: path.to_path_buf(), mode: mode & 0o777 });
+            }
+            let text = std::fs::read_to_string(path).map_err(err)?;
+            text.lines().next().unwrap_or_default().trim().to_string()
+        }
+        None => env.ok_or(NodeError::NoCookie)?.trim().to_string(),
+    };
+    if cookie.is_empty() {
+        return Err(NodeError::EmptyCookie);
+    }
+    Ok(cookie)
+}
+
+impl NodeOptions {
+    /// The Zenoh configuration for this node; `dictionary` is the file that holds the
+    /// handshake's one user and password (Zenoh reads its accepted passwords from a file).
+    pub(crate) fn zenoh_config(&self, dictionary: &Path) -> Result<zenoh::Config, NodeError> {
+        use serde_json::Value;
+        let json = |v: Value| v.to_string();
+        let join_ms = self.join_timeout.as_millis().to_string();
+        let settings: [(&str, String); 11] = [
+            ("mode", json("peer".into())),
+            ("scouting/multicast/enabled", "false".into()),
+            ("listen/endpoints", json(self.listen.clone().into())),
+            ("connect/endpoints", json(self.connect.clone().into())),
+            ("connect/timeout_ms", join_ms),
+            ("connect/exit_on_failure", "true".into()),
+            (
+                "connect/retry",
+                format!(
+                    r#"{{"period_init_ms": {RETRY_INIT_MS}, "period_max_ms": {RETRY_MAX_MS}, "period_increase_factor": 2}}"#
+                ),
+            ),
+            ("transport/auth/usrpwd/user", json(HANDSHAKE_USER.into())),
+            ("transport/auth/usrpwd/password", json(self.cookie.as_str().into())),
+            ("transport/auth/usrpwd/dictionary_file", json(dictionary.display().to_string().into())),
+            // The admin space would answer anyone's queries about this node; nobody needs it.
+            ("adminspace/enabled", "false".into()),
+        ];
+        let mut config = zenoh::Config::default();
+        for (key, value) in settings {
+            config
+                .insert_json5(key, &value)
+                .map_err(|e| NodeError::Config { key: key.to_string(), why: e.to_string() })?;
+        }
+        Ok(config)
+    }
+
+    /// The handshake's dictionary line: the one user, with the cookie as its password.
+    pub(crate) fn dictionary_line(&self) -> String {
+        format!("{HANDSHAKE_USER}:{}\n", self.cookie)
+    }
+
+    /// A private path for the dictionary file, removed once the session is open.
+    pub(crate) fn dictionary_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("rebeam-node-{}-{}.auth", self.name, std::process::id()))
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

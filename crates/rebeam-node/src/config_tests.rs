@@ -1,0 +1,63 @@
+use super::*;
+
+use std::os::unix::fs::PermissionsExt;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rebeam-node-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[test]
+fn node_names_are_one_key_chunk() {
+    for good in ["a", "node-1", "b_2.local"] {
+        assert!(valid_node_name(good), "{good}");
+    }
+    for bad in ["", "a/b", "*", "a b", "x$", "é"] {
+        assert!(!valid_node_name(bad), "{bad}");
+    }
+}
+
+#[test]
+fn a_cookie_file_is_its_first_line_and_private() {
+    let dir = scratch("cookie");
+    let path = dir.join("cookie");
+    std::fs::write(&path, "s3cret\nignored\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(read_cookie(Some(&path), Some("env".into())).expect("readable"), "s3cret", "the file wins");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = read_cookie(Some(&path), None).expect_err("others can read it");
+    assert!(matches!(err, NodeError::CookieOpen { mode: 0o644, .. }), "{err}");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::write(&path, "\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(matches!(read_cookie(Some(&path), None), Err(NodeError::EmptyCookie)));
+    assert!(matches!(read_cookie(Some(&dir.join("missing")), None), Err(NodeError::CookieFile { .. })));
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
+fn without_a_file_the_cookie_comes_from_the_environment() {
+    assert_eq!(read_cookie(None, Some(" abc \n".into())).expect("set"), "abc");
+    assert!(matches!(read_cookie(None, None), Err(NodeError::NoCookie)));
+    assert!(matches!(read_cookie(None, Some("  ".into())), Err(NodeError::EmptyCookie)));
+}
+
+#[test]
+fn the_zenoh_configuration_is_explicit_and_authenticated() {
+    let options = NodeOptions {
+        name: "a".into(),
+        listen: vec!["tcp/127.0.0.1:7001".into()],
+        connect: vec!["tcp/127.0.0.1:7002".into(), "tcp/127.0.0.1:7003".into()],
+        cookie: "with \"quotes\"".into(),
+        join_timeout: Duration::from_millis(2500),
+    };
+    let config = options.zenoh_config(Path::new("/nowhere/dict")).expect("a valid configuration");
+    let get = |key: &str| config.get_json(key).expect(key);
+    assert_eq!(get("scouting/multicast/enabled"), "false");
+    assert_eq!(get("listen/endpoints"), r#"["tcp/127.0.0.1:7001"]"#);
+    assert_eq!(get("connect/endpoints"), r#"["tcp/127.0.0.1:7002","tcp/127.0.0.1:7003"]"#);
+    assert_eq!(get("connect/timeout_ms"), "2500");
+    assert_eq!(get("transport/auth/usrpwd/password"), r#""with \"quotes\"""#);
+    assert_eq!(options.dictionary_line(), "rebeam:with \"quotes\"\n");
+}

@@ -1,0 +1,108 @@
+//! Several rebeam nodes as one system, over Zenoh (stage 1: joining, and calls by name).
+//!
+//! A node is one `rebeam --node NAME …` run: its governor, its processes, and one Zenoh session
+//! in peer mode that this crate owns and feeds to the governor through its node seam
+//! (`rebeam_governor::node`), as one more source of inputs.
+//!
+//! The rules:
+//! - **Joining.** Endpoints are explicit (`--listen`, `--connect`); multicast scouting is off,
+//!   so a node joins only the nodes it is told of (and, through Zenoh's gossip, the nodes
+//!   those know). A node with `--connect` endpoints that reaches none of them within its join
+//!   timeout does not start.
+//! - **The cookie.** Every link is authenticated by Zenoh's user/password handshake, with the
+//!   cookie as the password (an HMAC challenge: the cookie itself never crosses the link). A
+//!   node with another cookie gets no link, so it can call nothing and nothing can call it;
+//!   it does not start, and says why; the node that refused it logs the refusal
+//!   ([`refusals`]). A cookie file must be readable by its owner only.
+//! - **Names.** A node's liveliness token (`rebeam/node/NAME`) says it is up; two nodes of one
+//!   name are refused at join. `rebeam.nodes()` is the set of tokens seen, this node's included.
+//! - **Calls by name.** A call for a name nothing on this node has is a Zenoh query: to the
+//!   node that answered for that name last (cached), else to every other node at once
+//!   (`rebeam/call/*`). Each asked node answers once: the call's outcome, or "not here" (a
+//!   reply error). The first outcome wins. A cached node that says "not here" loses the cache
+//!   entry and the call is asked of every node once more.
+//! - **Failure.** A node that is lost (its link closes, or its token goes) gives every call
+//!   waiting on it `ActorDown` at once: Zenoh ends a query whose link closed, and a query that
+//!   ends without an answer from a node that was asked is that node's loss, never a hang.
+//!   No answer from anyone, and every asked node said "not here": `NoProcess` naming the name.
+//!
+//! Not done in stage 1: process ids that carry their node (a call by `ProcessID` stays on its
+//! node), casts, monitors and bus topics across nodes, placing a child or a spawned actor on a
+//! named node, supervisors restarting children on the nodes that remain, one arming authority
+//! for every node (each node has its own safety state today), TLS on the links, and library
+//! mode or the Rust host as nodes.
+
+mod config;
+mod refusals;
+mod session;
+mod tally;
+
+pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT};
+pub use refusals::{refusals, Refusals};
+pub use session::{join, Node};
+pub use tally::{Tally, Verdict};
+
+/// Key expressions, under one root so that rebeam's traffic never meets another Zenoh user's.
+pub mod keys {
+    /// The root of every key.
+    pub const ROOT: &str = "rebeam";
+
+    /// A node's liveliness token.
+    pub fn node(name: &str) -> String {
+        format!("{ROOT}/node/{name}")
+    }
+
+    /// Every node's liveliness token.
+    pub fn nodes() -> String {
+        format!("{ROOT}/node/*")
+    }
+
+    /// The queryable that takes calls for a node's actors (`*`: every node).
+    pub fn calls(node: &str) -> String {
+        format!("{ROOT}/call/{node}")
+    }
+
+    /// The node a key of [`node`] or [`calls`] names.
+    pub fn node_of(key: &str) -> Option<&str> {
+        key.rsplit('/').next().filter(|n| !n.is_empty() && *n != "*")
+    }
+}
+
+/// Why a node cannot start or join.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("a node needs a cookie: give --cookie-file PATH (a file only you can read) or set {env}", env = COOKIE_ENV)]
+    NoCookie,
+    #[error("cannot read the cookie file {path}: {source}")]
+    CookieFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("the cookie file {path} is readable by others (mode {mode:o}); make it yours alone: chmod 600 {path}")]
+    CookieOpen { path: std::path::PathBuf, mode: u32 },
+    #[error("the cookie is empty; put a secret shared by every node in it")]
+    EmptyCookie,
+    #[error("'{0}' is not a node name: use letters, digits, '-', '_' and '.'")]
+    BadName(String),
+    #[error("bad Zenoh setting {key}: {why}")]
+    Config { key: String, why: String },
+    #[error("cannot write the handshake's password file: {0}")]
+    Dictionary(std::io::Error),
+    #[error(
+        "node {node} cannot join: no node at {endpoints} took its link within {secs} s. Check that one listens there and that every node has the same cookie (a node with another cookie is refused)"
+    )]
+    Join { node: String, endpoints: String, secs: f64 },
+    #[error("node {0} cannot start: {1}")]
+    Open(String, String),
+    #[error("a node named {0} is up already; give this one another --node name")]
+    Duplicate(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keys;
+
+    #[test]
+    fn keys_name_their_node() {
+        assert_eq!(keys::node_of(&keys::node("a")), Some("a"));
+        assert_eq!(keys::node_of(&keys::calls("b.1")), Some("b.1"));
+        assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
+    }
+}

@@ -1,0 +1,317 @@
+//! The node's Zenoh session and the tasks between it and the governor's node seam: the
+//! queryable that takes other nodes' calls, the queries that carry this node's, and the
+//! liveliness tokens that say which nodes are up (see the crate doc for the rules).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rebeam_governor::node::{NodeIn, NodeOut, Seam};
+use rebeam_proto::{ErrorInfo, ErrorKind, Frame, Outcome, Response};
+use tokio::sync::{broadcast, mpsc};
+use zenoh::query::{ConsolidationMode, Query, QueryTarget};
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::Session;
+
+use crate::tally::{Tally, Verdict};
+use crate::{keys, NodeError, NodeOptions};
+
+/// Node losses a call may miss while it waits (a lagging receiver only re-checks the set).
+const LOSS_BACKLOG: usize = 64;
+/// How long a query outlives its caller's timeout: by then the caller has given up, so the
+/// query only has to end (a reply to a call the router forgot is dropped there).
+const QUERY_SLACK: Duration = Duration::from_secs(1);
+
+/// A joined node: dropping it (or [`Node::leave`]) leaves the system.
+pub struct Node {
+    session: Session,
+    /// This node's "up" for the others: withdrawn when the node leaves (or its link is lost).
+    _token: zenoh::liveliness::LivelinessToken,
+}
+
+impl Node {
+    /// Leaves: the other nodes see this one go (its token is withdrawn with the session).
+    pub async fn leave(self) {
+        if let Err(e) = self.session.close().await {
+            tracing::debug!("closing the node's session: {e}");
+        }
+    }
+}
+
+struct Shared {
+    name: String,
+    session: Session,
+    to_router: mpsc::UnboundedSender<NodeIn>,
+    /// Calls from other nodes waiting for the router's answer, by query number.
+    queries: Mutex<HashMap<u64, Query>>,
+    next_query: AtomicU64,
+    up: Mutex<BTreeSet<String>>,
+    /// Which node answered for each name last.
+    cache: Mutex<HashMap<String, String>>,
+    lost: broadcast::Sender<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the node's session, joins the nodes at its `connect` endpoints, and returns the node
+/// with the seam for `rebeam_governor::run_node`.
+pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
+    let session = open(&options).await?;
+    let (to_router, inputs) = mpsc::unbounded_channel();
+    let (out, from_router) = mpsc::unbounded_channel();
+    let (lost, _) = broadcast::channel(LOSS_BACKLOG);
+    let shared = Arc::new(Shared {
+        name: options.name.clone(),
+        session: session.clone(),
+        to_router,
+        queries: Mutex::new(HashMap::new()),
+        next_query: AtomicU64::new(1),
+        up: Mutex::new(BTreeSet::from([options.name.clone()])),
+        cache: Mutex::new(HashMap::new()),
+        lost,
+    });
+    let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
+    let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
+    if duplicate.recv_async().await.is_ok() {
+        return Err(NodeError::Duplicate(options.name));
+    }
+    // The queryable first: a node that sees this one's token can call it at once.
+    let calls = Arc::clone(&shared);
+    session
+        .declare_queryable(keys::calls(&options.name))
+        .callback(move |query| calls.call_from_node(query))
+        .background()
+        .await
+        .map_err(fail)?;
+    let watch = Arc::clone(&shared);
+    session
+        .liveliness()
+        .declare_subscriber(keys::nodes())
+        .history(true)
+        .callback(move |sample| {
+            if let Some(node) = keys::node_of(sample.key_expr().as_str()) {
+                watch.node_seen(node, sample.kind() == SampleKind::Put);
+            }
+        })
+        .background()
+        .await
+        .map_err(fail)?;
+    let token = session.liveliness().declare_token(keys::node(&options.name)).await.map_err(fail)?;
+    shared.tell_up();
+    tracing::info!("node {} is up; nodes up: {}", options.name, nodes_text(&lock(&shared.up)));
+    tokio::spawn(from_router_loop(shared, from_router));
+    Ok((Node { session, _token: token }, Seam { out, inputs }))
+}
+
+fn nodes_text(nodes: &BTreeSet<String>) -> String {
+    nodes.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+async fn open(options: &NodeOptions) -> Result<Session, NodeError> {
+    if !crate::valid_node_name(&options.name) {
+        return Err(NodeError::BadName(options.name.clone()));
+    }
+    let path = options.dictionary_path();
+    write_private(&path, &options.dictionary_line()).map_err(NodeError::Dictionary)?;
+    let opened = match options.zenoh_config(&path) {
+        Ok(config) => zenoh::open(config).await.map_err(|e| e.to_string()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    // Zenoh has read it by now; the cookie should not outlive the handshake set-up on disk.
+    let _ = std::fs::remove_file(&path);
+    opened.map_err(|why| {
+        if options.connect.is_empty() {
+            return NodeError::Open(options.name.clone(), why);
+        }
+        // Zenoh's words name its own source file; what it tried is in the debug log.
+        tracing::debug!("node {} could not connect: {why}", options.name);
+        let (endpoints, secs) = (options.connect.join(" or "), options.join_timeout.as_secs_f64());
+        NodeError::Join { node: options.name.clone(), endpoints, secs }
+    })
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+impl Shared {
+    fn tell_up(&self) {
+        let up: Vec<String> = lock(&self.up).iter().cloned().collect();
+        let _ = self.to_router.send(NodeIn::Up(up));
+    }
+
+    fn node_seen(&self, node: &str, up: bool) {
+        if node == self.name {
+            return;
+        }
+        let changed = if up { lock(&self.up).insert(node.to_string()) } else { lock(&self.up).remove(node) };
+        if !changed {
+            return;
+        }
+        if up {
+            tracing::info!("node {node} is up");
+        } else {
+            tracing::warn!("node {node} is down (it left, or its link was lost)");
+            lock(&self.cache).retain(|_, n| n != node);
+            let _ = self.lost.send(node.to_string());
+        }
+        self.tell_up();
+    }
+
+    /// A call from another node: to the router, which answers through `NodeOut`.
+    fn call_from_node(&self, query: Query) {
+        let Some(payload) = query.payload() else { return };
+        let bytes = payload.to_bytes();
+        let Some(body) = bytes.get(rebeam_proto::HEADER_BYTES..) else { return };
+        let frame = Bytes::copy_from_slice(body);
+        let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        lock(&self.queries).insert(id, query);
+        if self.to_router.send(NodeIn::Call { query: id, frame }).is_err() {
+            lock(&self.queries).remove(&id);
+        }
+    }
+
+    async fn answer(&self, query: u64, frame: Option<Vec<u8>>) {
+        let Some(query) = lock(&self.queries).remove(&query) else { return };
+        let sent = match frame {
+            Some(frame) => query.reply(keys::calls(&self.name), frame).await,
+            None => query.reply_err(self.name.clone()).await,
+        };
+        if let Err(e) = sent {
+            tracing::debug!("cannot answer a call from another node: {e}");
+        }
+    }
+
+    fn answer_call(&self, call: u64, outcome: Outcome) {
+        let _ = self.to_router.send(NodeIn::Answer { call, outcome });
+    }
+
+    /// One call to other nodes, to its outcome (see `Tally` for what ends it without one).
+    async fn call(self: Arc<Self>, call: u64, name: String, frame: Vec<u8>, timeout: Duration) {
+        let started = Instant::now();
+        let cached = lock(&self.cache).get(&name).cloned();
+        let mut tally = match &cached {
+            Some(node) => Tally::new(&name, BTreeSet::from([node.clone()]), true),
+            None => Tally::new(&name, self.others(), false),
+        };
+        let mut target = cached.unwrap_or_else(|| "*".to_string());
+        loop {
+            let outcome = self.ask(&name, &target, &frame, timeout, &mut tally, started).await;
+            match outcome {
+                Ok(outcome) => return self.answer_call(call, outcome),
+                Err(Verdict::Fail(info)) => return self.answer_call(call, Outcome::Failed(info)),
+                Err(Verdict::AskAll) => {
+                    lock(&self.cache).remove(&name);
+                    tally = Tally::new(&name, self.others(), false);
+                    target = "*".to_string();
+                }
+            }
+        }
+    }
+
+    fn others(&self) -> BTreeSet<String> {
+        lock(&self.up).iter().filter(|n| **n != self.name).cloned().collect()
+    }
+
+    /// One query: the first outcome, or what the tally makes of its end.
+    async fn ask(
+        &self,
+        name: &str,
+        target: &str,
+        frame: &[u8],
+        timeout: Duration,
+        tally: &mut Tally,
+        started: Instant,
+    ) -> Result<Outcome, Verdict> {
+        let mut lost = self.lost.subscribe();
+        let replies = self
+            .session
+            .get(keys::calls(target))
+            .payload(frame.to_vec())
+            .target(QueryTarget::All)
+            .consolidation(ConsolidationMode::None)
+            .allowed_destination(Locality::Remote)
+            // Past the caller's own timeout it has given up: the query only has to end.
+            .timeout(timeout + QUERY_SLACK)
+            .await
+            .map_err(|e| {
+                Verdict::Fail(ErrorInfo::new(ErrorKind::BadRequest, format!("cannot send the call to '{name}': {e}")))
+            })?;
+        loop {
+            tokio::select! {
+                reply = replies.recv_async() => {
+                    let Ok(reply) = reply else { break };
+                    match reply.result() {
+                        Ok(sample) => {
+                            let node = keys::node_of(sample.key_expr().as_str()).unwrap_or_default().to_string();
+                            match decode_outcome(&sample.payload().to_bytes()) {
+                                Some(outcome) => {
+                                    lock(&self.cache).insert(name.to_string(), node);
+                                    return Ok(outcome);
+                                }
+                                None => tracing::warn!("node {node} sent a malformed answer to a call to '{name}'"),
+                            }
+                        }
+                        Err(not_here) => tally.not_here(&String::from_utf8_lossy(&not_here.payload().to_bytes())),
+                    }
+                }
+                node = lost.recv() => match node {
+                    Ok(node) if tally.node_lost(&node) => return Err(Verdict::Fail(tally.lost_error(&node))),
+                    Ok(_) => {}
+                    // Missed losses: the replies' end tells what they meant for this call.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        Err(tally.end(started.elapsed() >= timeout))
+    }
+}
+
+/// The outcome in a `Response::Call` frame (length prefix included).
+fn decode_outcome(frame: &[u8]) -> Option<Outcome> {
+    let body = Bytes::copy_from_slice(frame.get(rebeam_proto::HEADER_BYTES..)?);
+    match rebeam_proto::decode_frame(body).ok()? {
+        Frame::Response { body: Response::Call(outcome), .. } => Some(outcome),
+        _ => None,
+    }
+}
+
+async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedReceiver<NodeOut>) {
+    while let Some(out) = from_router.recv().await {
+        match out {
+            NodeOut::Call { call, name, frame, timeout } => {
+                tokio::spawn(Arc::clone(&shared).call(call, name, frame, timeout));
+            }
+            NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
+            NodeOut::NotHere { query } => shared.answer(query, None).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rebeam_proto::IntoEncoded;
+
+    #[test]
+    fn an_answer_frame_gives_its_outcome() {
+        let outcome = Outcome::Failed(ErrorInfo::new(ErrorKind::Crashed, "boom"));
+        let frame = Frame::Response { req: 3, body: Response::Call(outcome.clone()) };
+        let bytes = frame.into_encoded().expect("encodes").to_vec();
+        assert_eq!(decode_outcome(&bytes), Some(outcome));
+        assert_eq!(decode_outcome(&bytes[..3]), None);
+        assert_eq!(decode_outcome(&Frame::Ready.into_encoded().expect("encodes").to_vec()), None);
+    }
+}

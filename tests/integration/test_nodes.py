@@ -1,0 +1,234 @@
+"""Several nodes on loopback, end to end: real `rebeam --node` runs joined over Zenoh, calls by
+name across them, a stranger with the wrong cookie, and a node SIGKILLed mid-call."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import textwrap
+import uuid
+
+import pytest
+
+from helpers import REBEAM, processes_with, program_env, wait_until, write_script
+
+HOST = textwrap.dedent(
+    '''
+    import os, time
+    import rebeam
+    from rebeam import GenPy, Supervisor, receive, start
+
+    class Counter(GenPy):
+        def __init__(self, name):
+            self.name = name
+
+        @start()
+        def init(self):
+            self.state["n"] = 0
+
+        @receive("add")
+        def add(self, source, n):
+            self.state["n"] += n
+            return (self.state["n"], os.environ["NODE_TAG"])
+
+        @receive("sleep")
+        def sleep(self, source, seconds):
+            print("SLEEPING", flush=True)
+            time.sleep(seconds)
+            return "slept"
+
+        @receive("boom")
+        def boom(self, source, _):
+            raise ValueError("boom on the host node")
+
+    if __name__ == "__main__":
+        Supervisor(modules=[Counter("counter")])
+        print("HOST READY", flush=True)
+    '''
+)
+
+CALLER = textwrap.dedent(
+    '''
+    import os, sys, time
+    import rebeam
+    from rebeam import call
+
+    def wait_nodes(*names):
+        end = time.monotonic() + 20
+        while not set(names) <= set(rebeam.nodes()):
+            if time.monotonic() > end:
+                print("TIMED OUT waiting for nodes", rebeam.nodes(), flush=True)
+                sys.exit(3)
+            time.sleep(0.05)
+
+    def show(label, r):
+        v = r[1]
+        print(f"{label}:", r[0], type(v).__name__ if isinstance(v, BaseException) else repr(v), flush=True)
+        if isinstance(v, BaseException):
+            print(f"{label} says:", v, flush=True)
+    '''
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cookie_file(tmp_path, text: str, name: str = "cookie"):
+    path = tmp_path / name
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+class Nodes:
+    """Nodes started by one test, all marked so that the test can tell nothing is left."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.mark = f"nodes-{uuid.uuid4().hex}"
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, source: str, *args: str, cookie, workers: int = 1) -> subprocess.Popen:
+        script = write_script(self.tmp_path, source, f"{name}.py")
+        cmd = [REBEAM, "--workers", str(workers), "--node", name, "--cookie-file", str(cookie), *args, str(script)]
+        env = program_env({"REBEAM_TEST_MARK": self.mark, "NODE_TAG": name})
+        p = subprocess.Popen(cmd, cwd=self.tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def wait_line(self, p: subprocess.Popen, text: str) -> str:
+        seen = []
+        for line in p.stdout:
+            seen.append(line)
+            if text in line:
+                return "".join(seen)
+        raise AssertionError(f"no {text!r} in the output:\n{''.join(seen)}\n--- stderr ---\n{p.stderr.read()}")
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        leftovers = wait_until(lambda: not processes_with(self.mark), timeout=10)
+        assert leftovers, f"processes left behind: {processes_with(self.mark)}"
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    n = Nodes(tmp_path)
+    yield n
+    n.stop()
+
+
+def finish(p: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
+
+
+def test_a_name_on_one_node_is_callable_from_another(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        wait_nodes("a", "b")
+        print("nodes:", rebeam.nodes(), flush=True)
+        show("add", call("counter", "add", 2))
+        show("add again", call("counter", "add", 3))
+        show("boom", call("counter", "boom"))
+        show("nobody", call("nobody", "add", 1))
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "nodes: ['a', 'b']" in out
+    # The actor ran on node a, and kept its state between the calls.
+    assert "add: ok (2, 'a')" in out
+    assert "add again: ok (5, 'a')" in out
+    assert "boom: error RemoteError" in out and "boom on the host node" in out
+    assert "nobody: error NoProcess" in out
+    assert "'nobody'" in out.split("nobody says:")[1]
+
+
+def test_a_stranger_with_another_cookie_is_refused(nodes, tmp_path):
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, "the-real-one"))
+    nodes.wait_line(host, "HOST READY")
+    stranger = nodes.start("intruder", CALLER + textwrap.dedent('''
+        print("STRANGER RAN", flush=True)
+        show("add", call("counter", "add", 1))
+    '''), "--connect", f"tcp/127.0.0.1:{port}", "--join-timeout", "1",
+        cookie=cookie_file(tmp_path, "a-guess", "wrong-cookie"))
+    code, out, err = finish(stranger)
+    assert code != 0, out
+    assert "STRANGER RAN" not in out, "a node that cannot join runs nothing"
+    assert "intruder cannot join" in err and "same cookie" in err, err
+    # The host never saw it: a caller with the right cookie finds only a and itself.
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        wait_nodes("a", "b")
+        print("nodes:", rebeam.nodes(), flush=True)
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, "the-real-one", "right-cookie"))
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "nodes: ['a', 'b']" in out
+    host.send_signal(signal.SIGTERM)
+    _, host_err = host.communicate(timeout=30)
+    assert "refused a link from a node whose cookie is not this node's" in host_err, host_err
+
+
+def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        wait_nodes("a", "b")
+        show("add", call("counter", "add", 1))
+        # Far longer than the test waits: only the node's loss can end this call in time.
+        show("sleep", call("counter", "sleep", 600, timeout=300))
+        end = time.monotonic() + 20
+        while "a" in rebeam.nodes() and time.monotonic() < end:
+            time.sleep(0.02)
+        print("nodes after:", rebeam.nodes(), flush=True)
+        show("after", call("counter", "add", 1))
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "SLEEPING")
+    # The call runs on node a, which dies whole: its governor, then its workers with it.
+    os.kill(host.pid, signal.SIGKILL)
+    code, out, err = finish(caller, timeout=60)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "sleep: error ActorDown" in out, out
+    assert "node a was lost" in out, out
+    assert "nodes after: ['b']" in out, out
+    assert "after: error NoProcess" in out, out
+
+
+def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port_a, port_b = free_port(), free_port()
+    idle = nodes.start("a", "import time\nprint('IDLE READY', flush=True)\ntime.sleep(600)\n",
+                       "--listen", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
+    nodes.wait_line(idle, "IDLE READY")
+    host = nodes.start("b", HOST, "--listen", f"tcp/127.0.0.1:{port_b}", "--connect", f"tcp/127.0.0.1:{port_a}",
+                       cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    # c knows only a's endpoint; it learns of b through a.
+    caller = nodes.start("c", CALLER + textwrap.dedent('''
+        wait_nodes("a", "b", "c")
+        print("nodes:", rebeam.nodes(), flush=True)
+        show("add", call("counter", "add", 40))
+    '''), "--connect", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "nodes: ['a', 'b', 'c']" in out
+    assert "add: ok (40, 'b')" in out
