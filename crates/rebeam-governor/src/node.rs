@@ -172,7 +172,7 @@ impl Router {
         }
         let here = self.names.resolve(name).is_some();
         let timeout_ms = hot.timeout_ms();
-        match self.deliver(NODE_PEER, Some((query, timeout_ms)), strip_sender(hot)) {
+        match self.deliver(NODE_PEER, Some((query, timeout_ms)), strip_sender(hot), Vec::new()) {
             Ok(()) => {}
             Err(info) if info.kind == ErrorKind::NoProcess && !here => self.node_out(NodeOut::NotHere { query }),
             Err(info) => {
