@@ -317,15 +317,20 @@ def bench_tasks(system: str, sizes: dict, only: set[str], env: dict | None = Non
     for w in TASK_WORKLOADS:
         if w not in only or w not in WORKLOADS_OF[system]:
             continue
-        log(f"{system}: {w}")
-        args = ["executor_bench.py", system, w] + kv(sizes)
-        if system == "rebeam":
-            cmd = [str(VENV_BIN / "rebeam"), "--workers", "2"] + args
-            env = {**(env or {}), "BENCH_EXPECT_WORKERS": "3"}  # the pool + rebeam's one warm spare
-        else:
-            cmd = [PY] + args
-        out[w] = first(run(f"{system}-{w}", cmd, 240, env), w)
+        out[w] = run_on_two_workers(system, "executor_bench.py", w, sizes, env)
     return out
+
+
+def run_on_two_workers(system: str, script: str, w: str, sizes: dict, env: dict | None) -> dict:
+    """Workload `w` of `script`: under `rebeam --workers 2` for rebeam, plain Python for a peer."""
+    log(f"{system}: {w}")
+    args = [script, system, w] + kv(sizes)
+    if system == "rebeam":
+        cmd = [str(VENV_BIN / "rebeam"), "--workers", "2"] + args
+        env = {**(env or {}), "BENCH_EXPECT_WORKERS": "3"}  # the pool + rebeam's one warm spare
+    else:
+        cmd = [PY] + args
+    return first(run(f"{system}-{w}", cmd, 240, env), w)
 
 
 def bench_data(system: str, sizes: dict, only: set[str], env: dict | None = None) -> dict:
@@ -338,14 +343,7 @@ def bench_data(system: str, sizes: dict, only: set[str], env: dict | None = None
         return {w: first(r, w) for w in mine}
     out: dict = {}
     for w in mine:
-        log(f"{system}: {w}")
-        args = ["data_bench.py", system, w] + kv(sizes)
-        if system == "rebeam":
-            cmd = [str(VENV_BIN / "rebeam"), "--workers", "2"] + args
-            env = {**(env or {}), "BENCH_EXPECT_WORKERS": "3"}  # the pool + rebeam's one warm spare
-        else:
-            cmd = [PY] + args
-        out[w] = first(run(f"{system}-{w}", cmd, 240, env), w)
+        out[w] = run_on_two_workers(system, "data_bench.py", w, sizes, env)
     return out
 
 
