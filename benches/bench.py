@@ -464,6 +464,7 @@ def bench_host(sizes: dict) -> dict:
         log(f"rebeam: host {w}")
         res = first(run(f"rebeam-host-{w}", [str(target / "release" / "host-bench"), w, *keys], 600, env), f"host_{w}")
         out[w] = res.get("result", res)
+    return out
 
 
 def free_port() -> int:
