@@ -46,16 +46,17 @@ def start_busy(tmp_path):
         cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "REBEAM_TEST_MARKER": marker},
     )
-    assert proc.stdout.readline().startswith("grandchild")
+    first = proc.stdout.readline()
+    assert first.startswith("grandchild"), first
     assert proc.stdout.readline().strip() == "ready"
     # main process + 2 workers + 1 spare + the grandchild
     assert len(processes_with(marker)) >= 5, processes_with(marker)
-    return proc, marker
+    return proc, marker, int(first.split()[1])
 
 
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_shuts_down_gracefully_and_leaves_nothing(tmp_path, sig, status):
-    proc, marker = start_busy(tmp_path)
+    proc, marker, _ = start_busy(tmp_path)
     try:
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == status
@@ -69,14 +70,22 @@ def test_signal_shuts_down_gracefully_and_leaves_nothing(tmp_path, sig, status):
 
 
 def test_sigkill_of_the_governor_leaves_no_orphans(tmp_path):
-    proc, marker = start_busy(tmp_path)
-    proc.kill()
-    proc.wait(timeout=10)
-    # PR_SET_PDEATHSIG kills the direct children; nothing may survive them.
-    children_gone = wait_until(
-        lambda: not [p for p in processes_with(marker) if "rebeam._" in p], timeout=10
-    )
-    assert children_gone, processes_with(marker)
+    proc, marker, grandchild = start_busy(tmp_path)
+    try:
+        proc.kill()
+        proc.wait(timeout=10)
+        # PR_SET_PDEATHSIG kills the direct children; nothing may survive them.
+        children_gone = wait_until(
+            lambda: not [p for p in processes_with(marker) if "rebeam._" in p], timeout=10
+        )
+        assert children_gone, processes_with(marker)
+    finally:
+        # With the governor SIGKILLed nobody is left to kill the worker's own child: the test
+        # does, so the suite leaves nothing running.
+        try:
+            os.kill(grandchild, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_socket_is_removed_and_status_is_zero_after_a_clean_run(tmp_path):
