@@ -165,10 +165,24 @@ class _Unpickler(pickle.Unpickler):
 
 def is_host_value(data: bytes) -> bool:
     """Whether a payload is a Rust host's neutral value rather than a pickle."""
+    # Asked of every message a worker takes (twice): the tag is looked up once, not imported
+    # each time, and plain bytes need no memoryview.
+    tag = _host_value_tag or _load_host_value_tag()
+    if type(data) is bytes:
+        return data.startswith(tag)
+    # A memoryview: large payloads arrive as a read-only buffer (shared.rs), not as bytes.
+    return memoryview(data)[:4] == tag
+
+
+_host_value_tag: bytes = b""
+
+
+def _load_host_value_tag() -> bytes:
+    global _host_value_tag
     from . import _rebeam
 
-    # A memoryview: large payloads arrive as a read-only buffer (shared.rs), not as bytes.
-    return memoryview(data)[:4] == _rebeam.VALUE_TAG
+    _host_value_tag = _rebeam.VALUE_TAG
+    return _host_value_tag
 
 
 def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:

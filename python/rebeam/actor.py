@@ -21,6 +21,7 @@ Rules an actor can rely on:
 
 from __future__ import annotations
 
+import pickle
 import sys
 import warnings
 from typing import Any, NamedTuple
@@ -239,9 +240,20 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
 
     ``sender_pid`` is what the receiver sees as ``source`` (by default, the calling actor).
     """
-    _check_target(target)
-    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    if type(target) is not str:
+        _check_target(target)
+    if type(message) in _PLAIN:
+        # Nothing of these can go out of band or name a module: plain pickle, no buffers.
+        _runtime.share_sys_path()
+        data, buffers = _pickle_dumps(message, 5), ()
+    else:
+        data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
     return _runtime.connection().cast(target, subject, data, buffers, _sender(sender_pid))
+
+
+#: Message types ``cast`` pickles as they are: no buffer to take out of band, no class to name.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+_pickle_dumps = pickle.dumps
 
 
 def whereis(name: str) -> ProcessID | None:

@@ -74,3 +74,13 @@ def test_pickles_are_not_taken_for_host_values():
 
     assert not _runtime.is_host_value(pickle.dumps({"a": 1}, protocol=5))
     assert _runtime.loads(pickle.dumps({"a": 1}, protocol=5), []) == {"a": 1}
+
+
+def test_a_host_value_is_told_apart_in_bytes_and_in_a_view_alike():
+    # Large payloads arrive as read-only views, small ones as bytes: the same answer for both.
+    data, _ = _rebeam.value_dumps([1, 2])
+    for payload in (data, memoryview(data)):
+        assert _runtime.is_host_value(payload)
+    for other in (b"", data[:2], b"\x80\x05" + data[2:]):
+        assert not _runtime.is_host_value(other)
+        assert not _runtime.is_host_value(memoryview(other))

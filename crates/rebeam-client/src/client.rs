@@ -236,6 +236,17 @@ impl Client {
         Ok(pending)
     }
 
+    /// Sends a cast onto its actor's ring at once if it can go there without waiting (see the
+    /// `direct` module's rule "A cast at once"): it is then delivered, as
+    /// `Response::Cast { delivered: true }` says on the full path, and None is returned.
+    /// Otherwise the request comes back untouched, for [`Client::request`]. Never blocks.
+    pub fn try_cast(&self, body: Request) -> Option<Request> {
+        if self.closed() {
+            return Some(body);
+        }
+        self.shared.direct.try_cast(body)
+    }
+
     /// Sends a request and waits for its response, up to `timeout` (None: for ever).
     pub fn request(&self, body: Request, timeout: Option<Duration>) -> Result<Response, ClientError> {
         self.start_request(body)?.wait(timeout)

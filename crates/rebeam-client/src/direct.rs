@@ -48,6 +48,13 @@
 //! - **Casts don't wait.** A direct cast is answered `delivered` once it is in the ring. A
 //!   full ring waits up to [`CAST_ROOM_WAIT`], then the cast is answered not delivered and
 //!   counted in [`Client::direct_drops`](crate::Client::direct_drops).
+//! - **A cast at once.** A cast whose route is cached, whose subject is not gated, with no
+//!   fence on its actor and no call sent again the governor's way, goes onto its ring without
+//!   a request id or a waiter ([`Client::try_cast`](crate::Client::try_cast)) if the ring is
+//!   free (no other thread writing) and has room. Anything else hands it back untouched for
+//!   the full path above, which may wait, so the fast path never blocks (a caller may hold
+//!   the GIL across it) and changes no order: a sender's casts are sent one after another,
+//!   whichever path each takes.
 //! - **The host side.** A record for an actor here becomes a `Command::Deliver`; a call's gets
 //!   a delivery id of this process's own ([`LOCAL_DELIVERY`] set), and its reply goes back on
 //!   the channel, not to the governor. When an actor here exits, the direct calls it had not
@@ -331,18 +338,40 @@ impl Direct {
                 return None;
             }
         }
-        let cached = lock(&self.routes).get(target).cloned();
-        let cached = match cached {
-            Some(c) => c,
-            None => self.resolve(shared, target)?,
-        };
-        match cached {
-            Cached::Direct { actor, gating, link } => {
-                let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
-                (!link.dead.load(Ordering::SeqCst)).then_some((actor, gated, link))
-            }
-            Cached::Governor => None,
+        // Looked at in place: a clone of the route would copy its gating's lists every message.
+        if let Some(cached) = lock(&self.routes).get(target) {
+            return pick(cached, subject);
         }
+        pick(&self.resolve(shared, target)?, subject)
+    }
+
+    /// Sends cast `body` on its ring if it can go there at once (see the module doc's rule
+    /// "A cast at once"); else hands it back untouched, for [`Direct::send`]. Never waits.
+    pub(crate) fn try_cast(&self, body: Request) -> Option<Request> {
+        let Request::Cast { target, subject, sender, payload } = &body else { return Some(body) };
+        // Any call sent again the governor's way: the full path decides what waits behind it.
+        if !lock(&self.retried).is_empty() {
+            return Some(body);
+        }
+        let routed = lock(&self.routes).get(target).and_then(|cached| pick(cached, subject));
+        let Some((actor, false, link)) = routed else { return Some(body) };
+        if lock(&link.fences).contains_key(&actor) {
+            return Some(body);
+        }
+        let sender = sender.map(|id| ActorRef { id, name: lock(&self.names).get(&id).cloned() });
+        let direct =
+            Command::Deliver { delivery: None, actor, subject: subject.clone(), sender, payload: payload.clone() };
+        let Ok(encoded) = encode_parts(Frame::Command(direct)) else { return Some(body) };
+        // Another thread writing, or waiting for room, holds the ring: waiting for it is the
+        // full path's business.
+        let Ok(mut ring) = link.sender.try_lock() else { return Some(body) };
+        if encoded.len() > ring.max_record() {
+            return Some(body);
+        }
+        let slices = encoded.slices_after(0);
+        let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+        // Full, or the peer gone: the full path waits for room, or finds the governor's way.
+        ring.try_send(&parts).is_err().then_some(body)
     }
 
     /// Message `req` to `actor` goes the governor's way: later ones follow it there until the
@@ -580,6 +609,18 @@ impl Direct {
             let info = ErrorInfo::new(ErrorKind::ActorDown, format!("actor {target} ended before it answered: {why}"));
             shared.answer(req, Response::Call(Outcome::Failed(info)));
         }
+    }
+}
+
+/// The actor, whether `subject` is gated for it, and the channel, for a direct message along
+/// a cached route; None for the governor's path (the actor is here, or its peer died).
+fn pick(cached: &Cached, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
+    match cached {
+        Cached::Direct { actor, gating, link } => {
+            let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
+            (!link.dead.load(Ordering::SeqCst)).then(|| (*actor, gated, link.clone()))
+        }
+        Cached::Governor => None,
     }
 }
 

@@ -14,10 +14,10 @@ use crate::channel_tests::{channel, channel_watching, send_with_fds};
 use crate::tests::{connected, request_id};
 use crate::{Client, LOCAL_DELIVERY};
 
-const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 const ACTOR: u64 = 9;
 
-fn call(subject: &str) -> Request {
+pub(crate) fn call(subject: &str) -> Request {
     let payload = Payload { data: vec![1, 2, 3].into(), buffers: vec![] };
     Request::Call {
         target: Target::Name("counter".into()),
@@ -28,7 +28,7 @@ fn call(subject: &str) -> Request {
     }
 }
 
-fn cast(subject: &str) -> Request {
+pub(crate) fn cast(subject: &str) -> Request {
     Request::Cast {
         target: Target::Name("counter".into()),
         subject: subject.into(),
@@ -39,7 +39,7 @@ fn cast(subject: &str) -> Request {
 
 /// Answers the client's route request (the next frame on the socket) with a fresh channel to
 /// actor 9, whose `gated` subjects are gated; returns the test's end of it.
-fn answer_route(s: &mut UnixStream, gated: &[&str], peer: u32) -> (Sender, Receiver) {
+pub(crate) fn answer_route(s: &mut UnixStream, gated: &[&str], peer: u32) -> (Sender, Receiver) {
     let (req, body) = request_id(s);
     assert_eq!(body, Request::Route { target: Target::Name("counter".into()) });
     let (fds, grant, ours) = channel_watching(1, peer);
@@ -54,7 +54,7 @@ fn answer_route(s: &mut UnixStream, gated: &[&str], peer: u32) -> (Sender, Recei
     ours
 }
 
-fn next_record(rx: &mut Receiver) -> Frame {
+pub(crate) fn next_record(rx: &mut Receiver) -> Frame {
     let record = rx.recv(WAIT).expect("a record on the ring");
     decode_frame(bytes::Bytes::copy_from_slice(&record[HEADER_BYTES..])).expect("a frame")
 }
@@ -66,7 +66,7 @@ fn put(tx: &mut Sender, frame: Frame) {
     tx.send(&parts, WAIT).unwrap();
 }
 
-fn reply(value: u8) -> Response {
+pub(crate) fn reply(value: u8) -> Response {
     Response::Call(Outcome::Reply {
         status: Status::Ok,
         payload: Payload { data: vec![value].into(), buffers: vec![] },
@@ -74,7 +74,7 @@ fn reply(value: u8) -> Response {
 }
 
 /// Starts `request` on another thread (it blocks on the route's round trip first).
-fn start(client: &std::sync::Arc<Client>, request: Request) -> std::thread::JoinHandle<Response> {
+pub(crate) fn start(client: &std::sync::Arc<Client>, request: Request) -> std::thread::JoinHandle<Response> {
     let client = client.clone();
     std::thread::spawn(move || client.request(request, Some(WAIT)).expect("answered"))
 }

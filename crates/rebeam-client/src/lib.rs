@@ -37,6 +37,8 @@ mod completions;
 mod direct;
 #[cfg(test)]
 mod direct_tests;
+#[cfg(test)]
+mod fast_cast_tests;
 mod lent;
 mod reader;
 mod reading;

@@ -332,6 +332,8 @@ impl Connection {
         sender: Option<ActorId>,
     ) -> PyResult<bool> {
         let body = self.cast_request(py, target, subject, data, buffers, sender)?;
+        // With the GIL held: a ring write that cannot wait costs less than letting it go.
+        let Some(body) = self.client.try_cast(body) else { return Ok(true) };
         match self.request(py, body, None)? {
             Response::Cast { delivered } => Ok(delivered),
             other => Err(to_pyerr(py, unexpected(&other))),
