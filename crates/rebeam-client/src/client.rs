@@ -17,6 +17,7 @@ use rebeam_proto::{
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
 use crate::lent::{self, Lender};
+use crate::role::{CommandRole, Commands};
 use crate::{reader, reading, ClientError, HANDSHAKE_LIMIT_BYTES};
 
 /// How long the client waits for the governor's answer to a request of its own (a route);
@@ -151,6 +152,8 @@ impl Shared {
 pub struct Client {
     shared: Arc<Shared>,
     commands: Receiver<Command>,
+    /// Which thread takes the commands (`role.rs`).
+    role: Arc<CommandRole>,
     /// A command taken off the queue to end a batch (see [`Client::next_commands`]): the next
     /// one handed out.
     held: Mutex<Option<Command>>,
@@ -190,6 +193,8 @@ impl Client {
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
         let (tx, commands) = unbounded();
+        let role = Arc::new(CommandRole::default());
+        let tx = Commands::new(tx, role.clone());
         shared.direct.set_commands(tx.clone());
         let for_reader = shared.clone();
         let limit = welcome.max_message_bytes + FRAME_OVERHEAD_BYTES;
@@ -197,7 +202,7 @@ impl Client {
             .name("rebeam-reader".into())
             .spawn(move || reader::run(read_half, for_reader, tx, limit))
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client { shared, commands, held: Mutex::new(None), welcome })
+        Ok(Client { shared, commands, role, held: Mutex::new(None), welcome })
     }
 
     pub fn welcome(&self) -> Welcome {
@@ -349,6 +354,29 @@ impl Client {
             }
         }
         batch
+    }
+
+    /// Gives up the command role, to run what was taken (see `role.rs`): until [`Client::resume`],
+    /// a command that arrives goes to a thread in [`Client::standby`].
+    pub fn step_aside(&self) {
+        self.role.step_aside(|| self.queued());
+    }
+
+    /// Takes the command role back after [`Client::step_aside`]; false if a standby claimed it
+    /// meanwhile (this thread may then wait in [`Client::standby`]).
+    pub fn resume(&self) -> bool {
+        self.role.resume()
+    }
+
+    /// Waits, up to `timeout` (None: for ever), until a command arrives while nobody holds the
+    /// command role, and claims it: true if it did, and this thread then takes the commands.
+    pub fn standby(&self, timeout: Option<Duration>) -> bool {
+        self.role.standby(|| self.queued(), timeout)
+    }
+
+    /// Whether a command waits to be taken.
+    fn queued(&self) -> bool {
+        !self.commands.is_empty() || lock(&self.held).is_some()
     }
 
     /// Writes raw bytes on the socket, bypassing the codec (for tests of a governor's handling of

@@ -65,7 +65,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender as CommandTx;
 use rebeam_proto::{
     encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Event, Frame, Gating, Outcome,
     ReqId, Request, Response, Route, Target,
@@ -74,6 +73,7 @@ use rebeam_shm::{Receiver, Sender, ShmError};
 
 use crate::channel::ChannelEnd;
 use crate::client::{lock, Shared};
+use crate::role::Commands;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
 const NOT_WRITTEN: u64 = u64::MAX;
@@ -175,7 +175,7 @@ pub(crate) struct Direct {
     /// Calls sent again the governor's way after `NoProcess`, not answered yet, and their
     /// targets: messages to those go the governor's way meanwhile (see the module doc).
     retried: Mutex<HashMap<ReqId, Target>>,
-    commands: Mutex<Option<CommandTx<Command>>>,
+    commands: Mutex<Option<Commands>>,
     pub(crate) drops: AtomicU64,
     /// Messages taken off channels per actor since the last report, and when that was.
     counted: Mutex<(HashMap<ActorId, u64>, Option<std::time::Instant>)>,
@@ -191,7 +191,7 @@ pub(crate) enum Way {
 }
 
 impl Direct {
-    pub(crate) fn set_commands(&self, commands: CommandTx<Command>) {
+    pub(crate) fn set_commands(&self, commands: Commands) {
         *lock(&self.commands) = Some(commands);
     }
 

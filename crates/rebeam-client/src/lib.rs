@@ -15,6 +15,8 @@
 //! - Commands go, in arrival order, to one queue drained by [`Client::next_command`] (or in
 //!   batches of casts by [`Client::next_commands`]), except
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
+//!   One thread at a time takes them; it may step aside to run what it took while another
+//!   takes the next (the rules are in the `role` module).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
 //! - Frames that hand over a direct channel's end come with its fds; the reader opens the end
@@ -42,6 +44,9 @@ mod fast_cast_tests;
 mod lent;
 mod reader;
 mod reading;
+mod role;
+#[cfg(test)]
+mod role_tests;
 #[cfg(test)]
 mod tests;
 

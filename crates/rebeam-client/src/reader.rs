@@ -6,18 +6,18 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use rebeam_proto::{read_inbound, Command, Frame, Inbound};
 
 use crate::channel::{take_end, FdStream};
 use crate::client::{lock, Shared, Waiter};
 use crate::completions::Completion;
 use crate::lent::{self, Received};
+use crate::role::Commands;
 use crate::ClientError;
 
 /// Reads frames until the socket closes or a frame is malformed, then wakes every waiter and
 /// completes every outstanding completion with `Gone`.
-pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Command>, limit: u64) {
+pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Commands, limit: u64) {
     let mut stream = FdStream::new(stream);
     loop {
         let frame = read_inbound(&mut stream, limit).map(|frame| match frame {
@@ -52,7 +52,7 @@ pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Comm
             Ok(Frame::Command(cmd)) => {
                 shared.direct.note_command(&cmd);
                 shared.commands_in.fetch_add(1, Ordering::SeqCst);
-                if commands.send(cmd).is_err() {
+                if !commands.send(cmd) {
                     break;
                 }
             }
@@ -72,5 +72,5 @@ pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Sender<Comm
         }
     }
     shared.completions.end();
-    let _ = commands.send(Command::Shutdown { code: -1 });
+    commands.send(Command::Shutdown { code: -1 });
 }

@@ -421,6 +421,24 @@ impl Connection {
         self.client.took(delivery);
     }
 
+    /// Gives up the command role to run what this thread took (see `Client::step_aside`).
+    fn step_aside(&self) {
+        self.client.step_aside();
+    }
+
+    /// Takes the command role back; False if a standby claimed it meanwhile.
+    fn resume(&self) -> bool {
+        self.client.resume()
+    }
+
+    /// Waits (without the GIL) until this thread claims the free command role for a command
+    /// that arrived; False after `timeout` seconds (None waits forever).
+    #[pyo3(signature = (timeout=None))]
+    fn standby(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = timeout.map(|t| numbers::timeout("standby()", t)).transpose()?;
+        Ok(py.detach(|| self.client.standby(timeout)))
+    }
+
     /// The next commands, as a list (empty after `timeout` seconds): the first as
     /// `next_command` gives it, then the casts queued right behind it, converted under one hold
     /// of the GIL.
