@@ -28,6 +28,22 @@
 //! - **Arming.** One node, the one started with `--authority`, arms the system; every other
 //!   node gates by its state, and disarms itself when it loses contact with it ([`authority`]
 //!   has the rules).
+//! - **Partitions.** When the links between two groups of nodes are cut, each side sees the
+//!   other side's nodes go (their tokens): at once when the links close (a reset, a closed
+//!   proxy, a killed node), or after Zenoh's lease (10 s) when packets only stop coming. Then:
+//!   - *calls across the cut* are answered with errors, never left to hang: one in flight to a
+//!     node across the cut gets `ActorDown` when that node is seen to go; one made after that
+//!     gets `NoProcess` at once, as a name is asked only of the nodes this side reaches. Over
+//!     a silent cut, a call made before the lease runs out ends at its own timeout
+//!     (`CallTimeout`) or at the lease, whichever comes first.
+//!   - *names*: each side has its own nodes' names only. There is no registry of the whole
+//!     system, so while cut both sides may register the same name; after the heal a call
+//!     takes a name here first, else the node it reached last, else whichever answers first.
+//!   - *safety*: the side without the authority disarms itself (its gated work is stopped by
+//!     the ladder); the side with it stays as the host left it.
+//!   - *the heal*: the nodes that dialled (`--connect`) dial again (every second at most), the
+//!     tokens come back, and calls by name cross again. Safety does not heal by itself: the
+//!     nodes that were cut off stay disarmed until the host arms the system again.
 //!
 //! Not done in stage 1: process ids that carry their node (a call by `ProcessID` stays on its
 //! node), casts, monitors and bus topics across nodes, placing a child or a spawned actor on a
