@@ -232,6 +232,14 @@ struct NodeArgs {
     #[arg(long, value_name = "SECONDS", requires = "node",
           default_value_t = rebeam_node::DEFAULT_JOIN_TIMEOUT.as_secs_f64(), value_parser = seconds)]
     join_timeout: f64,
+
+    /// With --node: this node is the system's arming authority. The host arms and disarms the
+    /// whole system here (`rebeam ctl` on this node's control socket); every other node follows
+    /// its state, refuses `arm` on its own control socket, and disarms itself if it hears
+    /// nothing from the authority for a second. A system has at most one authority; without
+    /// one it is never armed.
+    #[arg(long, requires = "node")]
+    authority: bool,
 }
 
 impl NodeArgs {
@@ -251,6 +259,7 @@ impl NodeArgs {
             connect: self.connect.clone(),
             cookie,
             join_timeout: Duration::from_secs_f64(self.join_timeout),
+            authority: self.authority,
         }))
     }
 }

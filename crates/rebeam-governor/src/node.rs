@@ -17,11 +17,18 @@
 //! - A direct channel never goes to another node: a route to a name that is not here is
 //!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
 //! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
+//! - Arming: one node is the system's arming authority ([`Authority::Here`]); its every
+//!   change of safety state leaves as [`NodeOut::Safety`]. Any other node follows it: it
+//!   arms and disarms on [`NodeIn::Follow`], with the ladder of a local disarm, and refuses
+//!   `arm` on its own control socket with a message that names the authority (`disarm` and
+//!   `force-disarm` stay allowed: stopping is always safe). Until the transport names this
+//!   node's part, it is a follower of no known authority. (The rules of following, and of
+//!   failing safe when the authority is lost, are the transport's: `rebeam-node`'s
+//!   `authority` module.)
 //!
 //! Not done yet (later stages): process ids that carry their node (a call by actor id stays
 //! on its node), casts, monitors and bus topics across nodes, placing a child on a named node,
-//! supervisors restarting children on the nodes that remain, and one arming authority for all
-//! nodes (each node has its own safety state today).
+//! supervisors restarting children on the nodes that remain.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -49,6 +56,24 @@ pub enum NodeOut {
     Answer { query: u64, frame: Vec<u8> },
     /// `NodeIn::Call { query, .. }` named nothing here.
     NotHere { query: u64 },
+    /// The arming authority's safety state changed (sent only by the authority).
+    Safety { state: rebeam_proto::Safety },
+}
+
+/// This node's part in arming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authority {
+    /// This node arms the system.
+    Here,
+    /// Another node does: its name, once known.
+    Elsewhere(Option<String>),
+}
+
+/// What a follower does on its authority's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    Arm,
+    Disarm,
 }
 
 /// Transport → router.
@@ -60,6 +85,10 @@ pub enum NodeIn {
     Answer { call: u64, outcome: Outcome },
     /// The nodes up now, this one included.
     Up(Vec<String>),
+    /// This node's part in arming.
+    Authority(Authority),
+    /// A follower's order from its authority's state.
+    Follow(Follow),
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
@@ -74,6 +103,7 @@ pub(crate) struct Link {
     /// Calls sent to other nodes, by call number: who waits for each.
     pending: HashMap<u64, (ProcIdx, ReqId)>,
     up: Vec<String>,
+    authority: Authority,
 }
 
 /// Starts feeding the transport's inputs to the router; the router's side of the seam.
@@ -86,14 +116,14 @@ pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) ->
             }
         }
     });
-    Link { out, pending: HashMap::new(), up: Vec::new() }
+    Link { out, pending: HashMap::new(), up: Vec::new(), authority: Authority::Elsewhere(None) }
 }
 
 #[cfg(test)]
 impl Link {
     /// A link whose inputs the test hands to the router itself.
     pub(crate) fn detached(out: mpsc::UnboundedSender<NodeOut>) -> Link {
-        Link { out, pending: HashMap::new(), up: Vec::new() }
+        Link { out, pending: HashMap::new(), up: Vec::new(), authority: Authority::Elsewhere(None) }
     }
 }
 
@@ -142,6 +172,51 @@ impl Router {
                 }
             }
             NodeIn::Call { query, frame } => self.call_from_node(query, frame),
+            NodeIn::Authority(authority) => {
+                let here = authority == Authority::Here;
+                if let Some(link) = self.node.as_mut() {
+                    link.authority = authority;
+                }
+                if here {
+                    self.node_out(NodeOut::Safety { state: self.safety_state() });
+                }
+            }
+            NodeIn::Follow(follow) => self.follow_authority(follow),
+        }
+    }
+
+    fn follow_authority(&mut self, follow: Follow) {
+        if self.node.as_ref().is_none_or(|l| l.authority == Authority::Here) {
+            return;
+        }
+        let command = match follow {
+            Follow::Arm => rebeam_core::safety::SafetyCommand::Arm,
+            Follow::Disarm => rebeam_core::safety::SafetyCommand::Disarm,
+        };
+        // A refusal (arming in `error`, disarming in `error`) leaves this node not armed:
+        // what following asks for, or as safe as it.
+        if let Err(why) = self.safety_command(command) {
+            tracing::warn!("safety: this node cannot follow the arming authority's {follow:?}: {why}");
+        }
+    }
+
+    /// Why the host may not arm on this node's control socket, if it may not.
+    pub(crate) fn arm_refusal(&self) -> Option<String> {
+        let link = self.node.as_ref()?;
+        Some(match &link.authority {
+            Authority::Here => return None,
+            Authority::Elsewhere(Some(authority)) => format!(
+                "cannot arm here: node {authority} is this system's arming authority, and every node follows it;                  run `rebeam ctl arm` on node {authority}'s control socket"
+            ),
+            Authority::Elsewhere(None) => "cannot arm here: this node is not the system's arming authority, and has                  heard from none (a system is armed only at the node started with --authority)"
+                .to_string(),
+        })
+    }
+
+    /// The authority's changes of state go to the other nodes.
+    pub(crate) fn safety_changed(&self, state: rebeam_proto::Safety) {
+        if self.node.as_ref().is_some_and(|l| l.authority == Authority::Here) {
+            self.node_out(NodeOut::Safety { state });
         }
     }
 

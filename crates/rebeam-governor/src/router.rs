@@ -660,6 +660,10 @@ impl Router {
                 return ControlResponse::Status { state: self.safety_state(), report: self.status_report() };
             }
         };
+        if let Some(message) = (command == SafetyCommand::Arm).then(|| self.arm_refusal()).flatten() {
+            let kind = rebeam_proto::RefusalKind::SafetyState;
+            return ControlResponse::Refused(rebeam_proto::ControlRefusal { kind, message });
+        }
         match self.safety_command(command) {
             Ok(transitions) => ControlResponse::Safety { state: self.safety_state(), transitions },
             Err(message) => ControlResponse::Refused(rebeam_proto::ControlRefusal {

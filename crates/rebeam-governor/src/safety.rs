@@ -147,6 +147,7 @@ impl Router {
                         reason: t.reason.clone(),
                     });
                     let state = wire(t.to);
+                    self.safety_changed(state);
                     for i in self.procs.ids() {
                         if self.procs[i].state != ProcState::Dead {
                             self.send(i, Frame::Command(Cmd::Safety { state }));

@@ -36,6 +36,8 @@ pub struct NodeOptions {
     /// The shared secret.
     pub cookie: String,
     pub join_timeout: Duration,
+    /// This node is the system's arming authority (`--authority`; see [`crate::authority`]).
+    pub authority: bool,
 }
 
 /// Whether `name` can name a node: it is one chunk of a key expression, and readable in logs.

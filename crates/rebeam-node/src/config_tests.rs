@@ -51,6 +51,7 @@ fn the_zenoh_configuration_is_explicit_and_authenticated() {
         connect: vec!["tcp/127.0.0.1:7002".into(), "tcp/127.0.0.1:7003".into()],
         cookie: "with \"quotes\"".into(),
         join_timeout: Duration::from_millis(2500),
+        authority: false,
     };
     let config = options.zenoh_config(Path::new("/nowhere/dict")).expect("a valid configuration");
     let get = |key: &str| config.get_json(key).expect(key);

@@ -25,13 +25,33 @@
 //!   waiting on it `ActorDown` at once: Zenoh ends a query whose link closed, and a query that
 //!   ends without an answer from a node that was asked is that node's loss, never a hang.
 //!   No answer from anyone, and every asked node said "not here": `NoProcess` naming the name.
+//! - **Arming.** One node, the one started with `--authority`, arms the system; every other
+//!   node gates by its state, and disarms itself when it loses contact with it ([`authority`]
+//!   has the rules).
+//! - **Partitions.** When the links between two groups of nodes are cut, each side sees the
+//!   other side's nodes go (their tokens): at once when the links close (a reset, a closed
+//!   proxy, a killed node), or after Zenoh's lease (10 s) when packets only stop coming. Then:
+//!   - *calls across the cut* are answered with errors, never left to hang: one in flight to a
+//!     node across the cut gets `ActorDown` when that node is seen to go; one made after that
+//!     gets `NoProcess` at once, as a name is asked only of the nodes this side reaches. Over
+//!     a silent cut, a call made before the lease runs out ends at its own timeout
+//!     (`CallTimeout`) or at the lease, whichever comes first.
+//!   - *names*: each side has its own nodes' names only. There is no registry of the whole
+//!     system, so while cut both sides may register the same name; after the heal a call
+//!     takes a name here first, else the node it reached last, else whichever answers first.
+//!   - *safety*: the side without the authority disarms itself (its gated work is stopped by
+//!     the ladder); the side with it stays as the host left it.
+//!   - *the heal*: the nodes that dialled (`--connect`) dial again (every second at most), the
+//!     tokens come back, and calls by name cross again. Safety does not heal by itself: the
+//!     nodes that were cut off stay disarmed until the host arms the system again.
 //!
 //! Not done in stage 1: process ids that carry their node (a call by `ProcessID` stays on its
 //! node), casts, monitors and bus topics across nodes, placing a child or a spawned actor on a
-//! named node, supervisors restarting children on the nodes that remain, one arming authority
-//! for every node (each node has its own safety state today), TLS on the links, and library
+//! named node, supervisors restarting children on the nodes that remain, TLS on the links, and library
 //! mode or the Rust host as nodes.
 
+mod arming;
+pub mod authority;
 mod config;
 mod refusals;
 mod session;
@@ -62,7 +82,27 @@ pub mod keys {
         format!("{ROOT}/call/{node}")
     }
 
-    /// The node a key of [`node`] or [`calls`] names.
+    /// The arming authority's liveliness token (see [`crate::authority`]).
+    pub fn authority(name: &str) -> String {
+        format!("{ROOT}/authority/{name}")
+    }
+
+    /// Every arming authority's token (there is at most one).
+    pub fn authorities() -> String {
+        format!("{ROOT}/authority/*")
+    }
+
+    /// Where the arming authority publishes its safety state.
+    pub fn safety(name: &str) -> String {
+        format!("{ROOT}/safety/{name}")
+    }
+
+    /// Every authority's safety state.
+    pub fn safeties() -> String {
+        format!("{ROOT}/safety/*")
+    }
+
+    /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names.
     pub fn node_of(key: &str) -> Option<&str> {
         key.rsplit('/').next().filter(|n| !n.is_empty() && *n != "*")
     }
@@ -93,6 +133,10 @@ pub enum NodeError {
     Open(String, String),
     #[error("a node named {0} is up already; give this one another --node name")]
     Duplicate(String),
+    #[error(
+        "node {0} cannot be the arming authority: node {1} is already; a system has one (start this node without --authority)"
+    )]
+    TwoAuthorities(String, String),
 }
 
 #[cfg(test)]
@@ -103,6 +147,9 @@ mod tests {
     fn keys_name_their_node() {
         assert_eq!(keys::node_of(&keys::node("a")), Some("a"));
         assert_eq!(keys::node_of(&keys::calls("b.1")), Some("b.1"));
+        assert_eq!(keys::node_of(&keys::authority("c")), Some("c"));
+        assert_eq!(keys::node_of(&keys::safety("d")), Some("d"));
         assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
+        assert_eq!(keys::node_of(&keys::safeties()), None, "a wildcard names no node");
     }
 }

@@ -29,6 +29,7 @@ pub struct Node {
     session: Session,
     /// This node's "up" for the others: withdrawn when the node leaves (or its link is lost).
     _token: zenoh::liveliness::LivelinessToken,
+    _arming: Arc<crate::arming::Arming>,
 }
 
 impl Node {
@@ -51,9 +52,11 @@ struct Shared {
     /// Which node answered for each name last.
     cache: Mutex<HashMap<String, String>>,
     lost: broadcast::Sender<String>,
+    /// This node's part in arming (set once at join).
+    arming: std::sync::OnceLock<Arc<crate::arming::Arming>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -73,6 +76,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         up: Mutex::new(BTreeSet::from([options.name.clone()])),
         cache: Mutex::new(HashMap::new()),
         lost,
+        arming: std::sync::OnceLock::new(),
     });
     let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
     let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
@@ -101,10 +105,13 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         .await
         .map_err(fail)?;
     let token = session.liveliness().declare_token(keys::node(&options.name)).await.map_err(fail)?;
+    let arming = crate::arming::start(&session, &options.name, options.authority, shared.to_router.clone()).await?;
+    let arming = Arc::new(arming);
+    let _ = shared.arming.set(Arc::clone(&arming));
     shared.tell_up();
     tracing::info!("node {} is up; nodes up: {}", options.name, nodes_text(&lock(&shared.up)));
     tokio::spawn(from_router_loop(shared, from_router));
-    Ok((Node { session, _token: token }, Seam { out, inputs }))
+    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs }))
 }
 
 fn nodes_text(nodes: &BTreeSet<String>) -> String {
@@ -296,6 +303,11 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
             }
             NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
             NodeOut::NotHere { query } => shared.answer(query, None).await,
+            NodeOut::Safety { state } => {
+                if let Some(arming) = shared.arming.get() {
+                    arming.announce(state).await;
+                }
+            }
         }
     }
 }
