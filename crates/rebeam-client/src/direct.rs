@@ -61,7 +61,7 @@
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,10 +100,8 @@ pub(crate) struct Link {
     /// The ring from the peer. Whoever holds the lock reads it: a caller waiting for its
     /// reply, else the channel thread (the rules are in the `reading` module).
     pub(crate) receiver: Mutex<Receiver>,
-    /// Callers waiting for a reply on this channel now.
-    pub(crate) readers: AtomicUsize,
-    /// How many times a caller has read the ring (the channel thread stays out while it moves).
-    pub(crate) reads: AtomicU64,
+    /// Who may read the ring besides the lock's holder (the `reading` module).
+    pub(crate) turns: crate::reading::Turns,
     /// Calls sent on it and not answered yet, each with the request to send the governor's
     /// way if the peer answers `NoProcess`.
     /// Calls sent on the channel and not answered: each request and where its record ends in
@@ -200,12 +198,12 @@ impl Direct {
     pub(crate) fn adopt(&self, shared: &Arc<Shared>, end: ChannelEnd) {
         let ChannelEnd { id, sender, mut receiver } = end;
         receiver.set_spin_when_idle(crate::reading::SPIN_BUDGET);
+        let turns = crate::reading::Turns::new(&receiver);
         let link = Arc::new(Link {
             id,
             sender: Mutex::new(sender),
             receiver: Mutex::new(receiver),
-            readers: AtomicUsize::new(0),
-            reads: AtomicU64::new(0),
+            turns,
             inflight: Mutex::new(HashMap::new()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),

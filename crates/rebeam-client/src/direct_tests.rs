@@ -473,3 +473,47 @@ fn a_cast_to_a_stale_id_returns_true_is_lost_and_makes_the_sender_resolve_the_ta
     let _next = start(&client, cast("b"));
     assert!(matches!(request_id(&mut s).1, Request::Route { .. }));
 }
+
+/// A record that arrives just after the last caller stopped reading waits for no timer: the
+/// caller hands the ring back to the channel thread as it goes. Each round, the peer answers
+/// a call, its caller returns, and the peer casts to an actor here; a lost hand-over would
+/// leave every cast in the ring until the channel thread's own wake-up (`COUNT_REPORT` at the
+/// soonest), so most rounds taking well under that shows none was lost (a round slowed by a
+/// busy machine is allowed).
+#[test]
+fn a_record_arriving_just_after_callers_stop_reading_is_taken_at_once() {
+    const ROUNDS: usize = 20;
+    let (client, mut s) = connected();
+    let client = std::sync::Arc::new(client);
+    let first = start(&client, call("warm"));
+    let (mut tx, mut rx) = answer_route(&mut s, &[], std::process::id());
+    let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!("a call") };
+    put(&mut tx, Frame::Response { req, body: reply(0) });
+    first.join().unwrap();
+    client.send_event(Event::Started { actor: 5, result: Ok(Gating::default()) }).unwrap();
+    let prompt = crate::direct::COUNT_REPORT / 2;
+    let mut late = 0;
+    for round in 0..ROUNDS {
+        let caller = start(&client, call("ping"));
+        let Frame::Command(Command::Deliver { delivery: Some(req), .. }) = next_record(&mut rx) else { panic!() };
+        put(&mut tx, Frame::Response { req, body: reply(1) });
+        assert_eq!(caller.join().unwrap(), reply(1));
+        let cast_here = Command::Deliver {
+            delivery: None,
+            actor: 5,
+            subject: format!("after {round}"),
+            sender: None,
+            payload: Payload::default(),
+        };
+        let sent = std::time::Instant::now();
+        put(&mut tx, Frame::Command(cast_here));
+        match client.next_command(Some(WAIT)) {
+            Some(Command::Deliver { subject, .. }) => assert_eq!(subject, format!("after {round}")),
+            other => panic!("expected the cast, got {other:?}"),
+        }
+        if sent.elapsed() >= prompt {
+            late += 1;
+        }
+    }
+    assert!(late < ROUNDS / 4, "{late} of {ROUNDS} records waited for the channel thread's own wake-up");
+}

@@ -17,12 +17,15 @@
 //!   again its way after `NoProcess`, reach without the ring). Once its call is no longer in
 //!   flight on the channel, its answer comes some other way: it stops reading and waits for it.
 //! - **A caller that finds the ring taken** waits on its own waiter, where the holder puts its
-//!   reply, looking again every [`HANDOFF_POLL`] in case the holder left first.
-//! - **The channel thread reads only when no caller does**: while any caller waits on the
-//!   channel, or one has read within the last [`PARK`], it stays away and looks again after
-//!   `PARK`; so a record arriving when no one reads waits about 2 × `PARK` at most. Otherwise
-//!   it sleeps on the doorbell holding the lock, as the only reader; a caller arriving then
-//!   gets its reply from the channel thread (one more hand-off), and the thread then steps aside.
+//!   reply, and on the ring's turn: whoever lets the lock go while callers wait for it wakes
+//!   one of them, so a caller whose reply comes after the holder left reads it at once (no
+//!   record waits on a timer).
+//! - **The channel thread reads only when no caller does.** While any caller waits on the
+//!   channel it stays away, asleep until the last of them stops reading and hands the ring back
+//!   (a signal, not a timer: a record that arrives just after callers stop reading is taken at
+//!   once). Otherwise it sleeps on the doorbell holding the lock, as the only reader; a caller
+//!   arriving then rings the doorbell itself, so the thread lets go of the ring at once and the
+//!   caller reads its own reply (tight call loops never alternate readers).
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`] (zero for now:
 //!   see there), and only while a core is free (`rebeam_shm::idle`): an answer that comes
 //!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
@@ -30,14 +33,14 @@
 //!   broke) stops reading and waits on its waiter; the channel thread takes the ring next, meets
 //!   the failure, and fails every call in flight on it (`Direct::link_lost`), as before.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver as Replies, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{select_biased, unbounded, Receiver as Replies, RecvTimeoutError, Sender, TryRecvError};
 use rebeam_proto::{decode_inbound, ReqId, Response, HEADER_BYTES};
-use rebeam_shm::{Receiver, ShmError};
+use rebeam_shm::{Doorbell, Receiver, ShmError};
 
 use crate::client::{lock, Shared};
 use crate::direct::{Link, COUNT_REPORT, PEER_WHY_WAIT};
@@ -51,10 +54,6 @@ use crate::ClientError;
 pub(crate) const SPIN_BUDGET: Duration = Duration::ZERO;
 /// How long a reading caller sleeps on the doorbell before it looks at its own waiter.
 pub(crate) const READ_SLICE: Duration = Duration::from_millis(50);
-/// How often a caller that found the ring taken looks whether it is free.
-pub(crate) const HANDOFF_POLL: Duration = Duration::from_micros(500);
-/// How long the channel thread stays away from a ring that callers read.
-pub(crate) const PARK: Duration = Duration::from_millis(1);
 /// How often the channel thread looks up from its ring to see whether the connection closed.
 const CLOSED_POLL: Duration = Duration::from_millis(500);
 /// How often the channel thread looks for the governor's word of why a peer died.
@@ -86,20 +85,98 @@ fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<MutexGuard<'_, T>> {
     }
 }
 
-/// Counts a caller among the link's readers for as long as it lives.
-struct Registered<'a>(&'a Link);
+/// Who may read a link's ring, beside its `receiver` lock (see the module rules).
+pub(crate) struct Turns {
+    /// Callers waiting for a reply on this channel now.
+    readers: AtomicUsize,
+    /// The channel thread holds the lock (asleep on the doorbell, or about to be).
+    thread_reads: AtomicBool,
+    /// The ring's doorbell, rung by a caller to wake the channel thread off the ring.
+    bell: Option<Doorbell>,
+    /// The last caller to stop reading hands the ring back to the channel thread here.
+    handover: (Sender<()>, Replies<()>),
+    /// Callers waiting for the lock, and where whoever lets it go wakes one of them.
+    lock_waiters: AtomicUsize,
+    freed: (Sender<()>, Replies<()>),
+}
+
+impl Turns {
+    pub(crate) fn new(receiver: &Receiver) -> Turns {
+        Turns {
+            readers: AtomicUsize::new(0),
+            thread_reads: AtomicBool::new(false),
+            // Without a second handle on it (no fd to spare), a caller arriving waits for the
+            // thread's next wake-up: a record, or CLOSED_POLL.
+            bell: receiver.bell().ok(),
+            handover: unbounded(),
+            lock_waiters: AtomicUsize::new(0),
+            freed: unbounded(),
+        }
+    }
+
+    /// Whoever lets go of the lock calls this: a caller waiting for it takes it.
+    fn let_go(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.lock_waiters.load(Ordering::SeqCst) > 0 {
+            let _ = self.freed.0.send(());
+        }
+    }
+}
+
+/// Counts a caller among the link's readers for as long as it lives; the last to go hands the
+/// ring back to the channel thread.
+struct Registered<'a>(&'a Turns);
 
 impl<'a> Registered<'a> {
-    fn new(link: &'a Link) -> Registered<'a> {
-        link.readers.fetch_add(1, Ordering::SeqCst);
-        Registered(link)
+    fn new(turns: &'a Turns) -> Registered<'a> {
+        turns.readers.fetch_add(1, Ordering::SeqCst);
+        if turns.thread_reads.load(Ordering::SeqCst) {
+            if let Some(bell) = &turns.bell {
+                let _ = bell.ring();
+            }
+        }
+        Registered(turns)
     }
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, Ordering::SeqCst);
+        if self.0.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ = self.0.handover.0.send(());
+        }
     }
+}
+
+/// What a caller waiting for the ring's lock got.
+enum Turn<'a> {
+    /// The lock: it reads.
+    Got(MutexGuard<'a, Receiver>),
+    /// Its reply, put in its waiter by whoever reads.
+    Answered(Response),
+    /// Neither yet (the lock was let go to another, or the slice passed): it looks again.
+    Again,
+}
+
+/// The ring's lock for a caller: at once if free, else once whoever holds it lets go, unless
+/// its reply comes first or `slice` passes.
+fn take_turn<'a>(link: &'a Link, replies: &Replies<Response>, slice: Duration) -> Result<Turn<'a>, ClientError> {
+    if let Some(guard) = try_lock(&link.receiver) {
+        return Ok(Turn::Got(guard));
+    }
+    let turns = &link.turns;
+    turns.lock_waiters.fetch_add(1, Ordering::SeqCst);
+    // Pairs with the fence in `let_go`: either the holder sees a waiter, or this sees the lock free.
+    std::sync::atomic::fence(Ordering::SeqCst);
+    let got = match try_lock(&link.receiver) {
+        Some(guard) => Ok(Turn::Got(guard)),
+        None => select_biased! {
+            recv(replies) -> r => r.map(Turn::Answered).map_err(|_| ClientError::Gone),
+            recv(turns.freed.1) -> _ => Ok(Turn::Again),
+            default(slice) => Ok(Turn::Again),
+        },
+    };
+    turns.lock_waiters.fetch_sub(1, Ordering::SeqCst);
+    got
 }
 
 /// Waits up to `timeout` (None: for ever) for the reply to call `req`, sent on `link`, reading
@@ -112,7 +189,7 @@ pub(crate) fn wait_reply(
     timeout: Option<Duration>,
 ) -> Result<Response, ClientError> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let registered = Registered::new(link);
+    let registered = Registered::new(&link.turns);
     loop {
         match replies.try_recv() {
             Ok(response) => return Ok(response),
@@ -124,14 +201,11 @@ pub(crate) fn wait_reply(
             return Err(ClientError::Timeout);
         }
         let slice = left.map_or(READ_SLICE, |l| l.min(READ_SLICE));
-        let Some(mut receiver) = try_lock(&link.receiver) else {
-            match replies.recv_timeout(slice.min(HANDOFF_POLL)) {
-                Ok(response) => return Ok(response),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return Err(ClientError::Gone),
-            }
+        let mut receiver = match take_turn(link, replies, slice)? {
+            Turn::Got(receiver) => receiver,
+            Turn::Answered(response) => return Ok(response),
+            Turn::Again => continue,
         };
-        link.reads.fetch_add(1, Ordering::Relaxed);
         let read = take_ready(shared, link, &mut receiver).and_then(|()| {
             if !replies.is_empty() {
                 return Ok(true);
@@ -141,11 +215,12 @@ pub(crate) fn wait_reply(
             }
             receiver.wait(slice).map(|()| true)
         });
+        drop(receiver);
+        link.turns.let_go();
         match read {
             Ok(true) | Err(ShmError::TimedOut) => {}
             // Not (or no longer) this ring's to answer: the channel thread takes over.
             Ok(false) | Err(_) => {
-                drop(receiver);
                 drop(registered);
                 return wait_plain(replies, deadline);
             }
@@ -181,22 +256,31 @@ fn peer_why(shared: &Shared, link: &Link) -> String {
 
 /// Reads one channel, whenever no caller does, until its peer dies or the connection closes.
 pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
-    let mut seen_reads = link.reads.load(Ordering::Relaxed);
+    let turns = &link.turns;
     let why = loop {
         if shared.closed.load(Ordering::SeqCst) {
             break "the connection to the governor closed".to_string();
         }
         let waiting = shared.direct.report_counts(&shared);
-        let reads = link.reads.load(Ordering::Relaxed);
-        if link.readers.load(Ordering::SeqCst) > 0 || reads != seen_reads {
-            seen_reads = reads;
-            std::thread::sleep(PARK);
+        let timeout = if waiting { COUNT_REPORT } else { CLOSED_POLL };
+        if turns.readers.load(Ordering::SeqCst) > 0 {
+            // Handovers sent before this look are stale: the readers' count says the truth.
+            while turns.handover.1.try_recv().is_ok() {}
+            if turns.readers.load(Ordering::SeqCst) > 0 {
+                let _ = turns.handover.1.recv_timeout(timeout);
+            }
             continue;
         }
         let mut receiver = lock(&link.receiver);
+        turns.thread_reads.store(true, Ordering::SeqCst);
+        // Pairs with the caller's count-then-look in `Registered::new`: either it sees this
+        // thread on the ring and rings the bell, or this sees it and lets the ring go.
         let read = receiver
-            .wait(if waiting { COUNT_REPORT } else { CLOSED_POLL })
+            .wait_unless(timeout, || turns.readers.load(Ordering::SeqCst) > 0)
             .and_then(|()| take_ready(&shared, &link, &mut receiver));
+        turns.thread_reads.store(false, Ordering::SeqCst);
+        drop(receiver);
+        turns.let_go();
         match read {
             Ok(()) | Err(ShmError::TimedOut) => {}
             Err(ShmError::PeerGone) => break peer_why(&shared, &link),

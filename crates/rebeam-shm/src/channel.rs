@@ -227,7 +227,20 @@ impl Receiver {
 
     /// Waits until a record is ready (see `recv`).
     pub fn wait(&mut self, timeout: Duration) -> Result<()> {
-        if self.ring.ready()? {
+        self.wait_unless(timeout, || false)
+    }
+
+    /// A second handle on the doorbell this receiver sleeps on: ringing it wakes a `wait` (as
+    /// a record would), so another thread can ask a sleeping reader to look up.
+    pub fn bell(&self) -> Result<Doorbell> {
+        self.data_bell.try_clone()
+    }
+
+    /// Like `wait`, but also returns `Ok(())`, with no record ready, once `stop()` is true
+    /// after a wake-up (its bell rung by another thread, see `bell`): checked before sleeping
+    /// and after each wake.
+    pub fn wait_unless(&mut self, timeout: Duration, stop: impl Fn() -> bool) -> Result<()> {
+        if self.ring.ready()? || stop() {
             return Ok(());
         }
         let start = Instant::now();
@@ -262,6 +275,7 @@ impl Receiver {
             let woke = if left.is_zero() { Err(ShmError::TimedOut) } else { self.data_bell.wait(&self.peer, left) };
             self.ring.cancel_sleep();
             match woke {
+                Ok(()) if stop() => return Ok(()),
                 Ok(()) => {}
                 // A record published just before the peer died or the time ran out still counts.
                 Err(_) if self.ring.ready()? => return Ok(()),
