@@ -72,9 +72,12 @@ def connection():
 def starts_trees() -> bool:
     """Whether a Supervisor built here starts its tree: in the main process of a run, or in
     library mode (workers only describe trees)."""
+    if ROLE is not None:
+        # A run's own process: no need to load library mode (and what it imports) to know.
+        return ROLE == "main"
     from . import _library
 
-    return ROLE == "main" or (ROLE is None and _library.enabled())
+    return _library.enabled()
 
 
 #: The actor an ``async def`` handler's task runs as (see ``_aio``): on the worker's event loop

@@ -7,10 +7,15 @@
 //!   lowest id). Starts wait while a non-spare worker is still starting ([`warming`]), so the
 //!   first tree is spread over the whole pool rather than piled onto the first worker to say
 //!   Ready.
-//! - Spares start only once no non-spare worker is still starting ([`spares_due`]): on a
-//!   machine with few cores, interpreters that start together slow each other down, and the
-//!   first reply needs the pool's workers, not the spares. Ready workers' preloads (warming
-//!   what every start needs) wait for the same moment.
+//! - Spares start only once no non-spare worker is still starting and the run's start-up has
+//!   settled ([`spares_due`], [`settled`]): the main process is no longer starting, no actor
+//!   start is queued or in flight, and the run's first actor start has ended (or, for a run
+//!   that starts no actor soon, [`SPARES_HOLD`] has passed since all else had settled: the
+//!   main process says Ready before its script's first line, so the first start comes after).
+//!   On a machine with few cores, interpreters that start together slow each other down, and
+//!   the first reply needs the pool's workers, the main process and the first actors, not
+//!   the spares. Ready workers' preloads (warming what every start needs) wait only for the
+//!   pool's workers.
 //! - A dead non-spare worker is replaced by the spare (a ready one first, so restarts do not
 //!   wait for Python to start), and a new spare is started; with no spare, a new non-spare
 //!   worker is started instead (and no spare). A dead spare is replaced by a new spare.
@@ -22,6 +27,13 @@
 
 /// Consecutive workers that may die before saying Ready before the run is declared broken.
 pub const MAX_EARLY_WORKER_DEATHS: u32 = 3;
+
+/// The longest the first spares wait for the run's first actor start once the pool's workers
+/// and the main process are ready: a script that starts its first actor later (a long import
+/// first, or none at all) gets its spares then. Longer than a script's way from its first
+/// line to its first `Supervisor` (milliseconds), short enough that a worker dying early in a
+/// run without actors rarely finds no spare.
+pub const SPARES_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What the pool needs to know of one live worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +56,28 @@ pub fn warming<P>(workers: impl IntoIterator<Item = Worker<P>>) -> bool {
     workers.into_iter().any(|w| !w.spare && !w.ready)
 }
 
+/// Whether the run's start-up has settled, for the spares: the main process is not starting,
+/// no actor is, and the first actor start has ended or the hold is over.
+pub fn settled(main_starting: bool, actor_starting: bool, first_start_ended: bool, hold_over: bool) -> bool {
+    !main_starting && !actor_starting && (first_start_ended || hold_over)
+}
+
+/// Whether to begin the hold ([`SPARES_HOLD`]) now: everything but the first actor start has
+/// settled (the pool's workers are ready: `warming` is false) and it has not begun yet.
+pub fn begin_hold(
+    main_starting: bool,
+    actor_starting: bool,
+    warming: bool,
+    first_start_ended: bool,
+    begun: bool,
+) -> bool {
+    !main_starting && !actor_starting && !warming && !first_start_ended && !begun
+}
+
 /// How many of the `pending` spares (not started yet) to start now: all of them once no
-/// non-spare worker is still starting, else none.
-pub fn spares_due<P>(pending: usize, workers: impl IntoIterator<Item = Worker<P>>) -> usize {
-    if warming(workers) {
+/// non-spare worker is still starting and the start-up has `settled`, else none.
+pub fn spares_due<P>(pending: usize, settled: bool, workers: impl IntoIterator<Item = Worker<P>>) -> usize {
+    if !settled || warming(workers) {
         0
     } else {
         pending

@@ -132,6 +132,7 @@ impl Router {
         let Some(actor) = self.actors.get_mut(&id) else {
             return;
         };
+        self.first_start_ended = true;
         let waiter = actor.waiter.take();
         match result {
             Ok(gating) => {
@@ -146,6 +147,8 @@ impl Router {
                     Some(StartWaiter::Tree { tree, slot }) => self.tree_child_started(tree, slot, id),
                     None => {}
                 }
+                // It may have been the last start the spares waited for (see pool.rs).
+                self.start_due_spares();
             }
             Err(info) => {
                 actor.waiter = waiter;
@@ -176,6 +179,9 @@ impl Router {
             return;
         };
         actor.release_names(id, &mut self.names);
+        if !actor.started {
+            self.first_start_ended = true; // it ended before it started: that start is over
+        }
         self.queued_starts.retain(|&a| a != id);
         self.unsubscribe_actor(id);
         let why = describe_exit(&exit);
@@ -218,6 +224,8 @@ impl Router {
                 }
             }
         }
+        // An actor that ended before it started no longer holds the spares back.
+        self.start_due_spares();
     }
 
     /// Asks an actor to stop; kills its worker if it has not stopped within `timeout`

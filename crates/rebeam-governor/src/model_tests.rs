@@ -38,6 +38,7 @@ mod invariants;
 mod lent;
 mod nodes;
 mod regressions;
+mod spares;
 mod status_report;
 
 use std::collections::BTreeMap;

@@ -3,9 +3,10 @@
 //!
 //! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
 //! file turns them into spawns and frames. The main process and the pool's workers start at
-//! once; the spares start, and the ready workers are told to preload, when all of those
-//! workers are ready, so neither competes with them for the cores while the first placement
-//! waits for them. A worker that dies is replaced by the warm spare
+//! once; the ready workers are told to preload when all of those workers are ready, and the
+//! spares start once, besides, the main process is ready, the first actor start has ended and
+//! no actor is starting, so neither competes for the cores with what the first placement and
+//! the first reply wait for. A worker that dies is replaced by the warm spare
 //! (which is ready, so restarts do not wait for Python to start) and a new spare is started.
 //! Past `MAX_EARLY_WORKER_DEATHS` workers dying before they were ready, the run stops with a
 //! message that says which interpreter cannot `import rebeam._rebeam`.
@@ -172,9 +173,9 @@ impl Router {
             self.send_due_preloads();
             self.dispatch_queued_starts();
             self.dispatch_waiting_behaviours();
-            // Last: a spawn holds this loop up until the new process has started.
-            self.start_due_spares();
         }
+        // Last: a spawn holds this loop up until the new process has started.
+        self.start_due_spares();
     }
 
     pub(crate) fn on_lost(&mut self, proc: ProcIdx, err: ProtoError) {
@@ -349,12 +350,30 @@ impl Router {
         }
     }
 
-    /// Starts the spares that were held back while the pool's workers started.
-    fn start_due_spares(&mut self) {
-        if self.shutdown.is_some() {
+    /// The hold on the first spares is over (`pool::SPARES_HOLD`).
+    pub(crate) fn on_spares_hold(&mut self) {
+        self.spares_hold_over = true;
+        self.start_due_spares();
+    }
+
+    /// Starts the spares that were held back while the run started (see `pool::spares_due`).
+    /// Called whenever that may have changed: a process is ready or dead, an actor started
+    /// or ended.
+    pub(crate) fn start_due_spares(&mut self) {
+        // Only the first spares are ever held back: once none is pending there is nothing to
+        // look at (so the scan of the actors costs nothing after start-up).
+        if self.shutdown.is_some() || self.spares_pending == 0 {
             return;
         }
-        for _ in 0..pool::spares_due(self.spares_pending, self.workers()) {
+        let main_starting = self.procs.get(self.main).is_some_and(|m| m.state == ProcState::Spawned);
+        let actor_starting = self.actors.values().any(|a| !a.started);
+        let first = self.first_start_ended;
+        if pool::begin_hold(main_starting, actor_starting, self.pool_warming(), first, self.spares_hold_begun) {
+            self.spares_hold_begun = true;
+            self.after(pool::SPARES_HOLD, Input::SparesHold);
+        }
+        let settled = pool::settled(main_starting, actor_starting, first, self.spares_hold_over);
+        for _ in 0..pool::spares_due(self.spares_pending, settled, self.workers()) {
             self.spares_pending -= 1;
             if let Err(e) = self.spawn_process(Role::Worker, self.last_index + 1, true) {
                 tracing::error!("cannot start a spare worker: {e}");

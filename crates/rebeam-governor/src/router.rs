@@ -55,6 +55,8 @@ pub enum Input {
     ReceiveDeadline(u64),
     /// A tree's restart turn (`rebeam_core::trees::Effect::RestartTurn`).
     TreeRestart(crate::tree::TreeId),
+    /// The first spares wait no longer for the first actor start (see pool.rs).
+    SparesHold,
     /// From the other nodes of the system (see node.rs).
     Node(crate::node::NodeIn),
 }
@@ -140,6 +142,11 @@ pub struct Router {
     pub(crate) early_deaths: rebeam_core::pool::EarlyDeaths,
     /// Spares not started yet: they start once the pool's workers are ready (see pool.rs).
     pub(crate) spares_pending: usize,
+    /// An actor start has ended (started or failed); the hold on the first spares has begun,
+    /// and is over: what the spares wait for besides (see pool.rs).
+    pub(crate) first_start_ended: bool,
+    pub(crate) spares_hold_begun: bool,
+    pub(crate) spares_hold_over: bool,
     /// Ready workers whose Preload waits for the pool's other workers to be ready (pool.rs).
     pub(crate) preloads_pending: Vec<ProcIdx>,
     pub(crate) body_done: bool,
@@ -332,6 +339,9 @@ impl Router {
             last_index: 0,
             early_deaths: rebeam_core::pool::EarlyDeaths::default(),
             spares_pending: 0,
+            first_start_ended: false,
+            spares_hold_begun: false,
+            spares_hold_over: false,
             preloads_pending: Vec::new(),
             body_done: false,
             main_sup,
@@ -400,6 +410,7 @@ impl Router {
                     self.proc_died(proc, "its connection to the governor was lost".into(), None);
                 }
             }
+            Input::SparesHold => self.on_spares_hold(),
             Input::ReadyDeadline(proc) => {
                 // A removed process (reaped already) is past any deadline.
                 if let Some(p) =

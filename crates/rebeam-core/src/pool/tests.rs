@@ -20,11 +20,37 @@ fn starts_wait_while_a_pool_worker_is_starting_but_not_for_a_spare() {
 
 #[test]
 fn spares_start_once_the_pool_workers_are_ready() {
-    assert_eq!(spares_due(1, [w(1, false, true, 0), w(2, false, false, 0)]), 0, "worker 2 is starting");
-    assert_eq!(spares_due(2, [w(1, false, true, 0), w(2, false, true, 0)]), 2);
-    assert_eq!(spares_due(1, [w(1, false, true, 0), w(3, true, false, 0)]), 1, "a starting spare does not hold them");
-    assert_eq!(spares_due::<u32>(1, []), 1, "no pool workers: nothing to wait for");
-    assert_eq!(spares_due(0, [w(1, false, true, 0)]), 0);
+    assert_eq!(spares_due(1, true, [w(1, false, true, 0), w(2, false, false, 0)]), 0, "worker 2 is starting");
+    assert_eq!(spares_due(2, true, [w(1, false, true, 0), w(2, false, true, 0)]), 2);
+    assert_eq!(
+        spares_due(1, true, [w(1, false, true, 0), w(3, true, false, 0)]),
+        1,
+        "a starting spare does not hold them"
+    );
+    assert_eq!(spares_due::<u32>(1, true, []), 1, "no pool workers: nothing to wait for");
+    assert_eq!(spares_due(0, true, [w(1, false, true, 0)]), 0);
+}
+
+#[test]
+fn spares_wait_until_the_start_up_has_settled() {
+    let ready = [w(1, false, true, 0), w(2, false, true, 0)];
+    assert_eq!(spares_due(1, false, ready), 0);
+    assert_eq!(spares_due::<u32>(1, false, []), 0, "not even with no pool workers");
+    assert!(settled(false, false, true, false), "the first actor started");
+    assert!(settled(false, false, false, true), "no actor yet, but the hold is over");
+    assert!(!settled(false, false, false, false), "the main process may be about to start one");
+    assert!(!settled(true, false, true, true), "the main process is starting");
+    assert!(!settled(false, true, true, true), "an actor is starting");
+}
+
+#[test]
+fn the_hold_begins_once_all_but_the_first_start_has_settled() {
+    assert!(begin_hold(false, false, false, false, false));
+    assert!(!begin_hold(true, false, false, false, false), "the main process is starting");
+    assert!(!begin_hold(false, true, false, false, false), "an actor is starting");
+    assert!(!begin_hold(false, false, true, false, false), "a pool worker is starting");
+    assert!(!begin_hold(false, false, false, true, false), "the first start is over: nothing to wait for");
+    assert!(!begin_hold(false, false, false, false, true), "once");
 }
 
 #[test]

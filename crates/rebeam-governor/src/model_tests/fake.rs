@@ -310,6 +310,7 @@ pub fn again(input: &Input) -> Option<Input> {
         Input::QuiesceDeadline(t) => Input::QuiesceDeadline(t),
         Input::ReceiveDeadline(t) => Input::ReceiveDeadline(t),
         Input::TreeRestart(t) => Input::TreeRestart(t),
+        Input::SparesHold => Input::SparesHold,
         _ => return None,
     })
 }
@@ -335,6 +336,7 @@ pub fn describe(input: &Input) -> String {
         Input::QuiesceDeadline(t) => format!("QuiesceDeadline({t})"),
         Input::ReceiveDeadline(t) => format!("ReceiveDeadline({t})"),
         Input::TreeRestart(t) => format!("TreeRestart({t})"),
+        Input::SparesHold => "SparesHold".into(),
         Input::Node(n) => format!("Node({n:?})"),
     }
 }

@@ -31,11 +31,22 @@ pub(super) fn router(os: &FakeOs, program: Program) -> Router {
 
 /// As `router`, under safety mode `safety`.
 pub(super) fn router_with(os: &FakeOs, program: Program, safety: SafetyMode) -> Router {
+    router_with_pool(os, program, safety, 1, 0)
+}
+
+/// As `router_with`, with `workers` pool workers and `spares` spares.
+pub(super) fn router_with_pool(
+    os: &FakeOs,
+    program: Program,
+    safety: SafetyMode,
+    workers: usize,
+    spares: usize,
+) -> Router {
     let config = Config {
         python: PathBuf::from("/nonexistent/python"),
         program,
-        workers: 1,
-        spares: 0,
+        workers,
+        spares,
         max_message_bytes: 64,
         shutdown_timeout: Duration::from_secs(10),
         log_filter: String::new(),
