@@ -20,6 +20,7 @@ import threading
 import pytest
 
 from helpers import REBEAM, program_env, wait_until, write_script
+from test_node_safety import CONTACT, Log
 from test_nodes import CALLER, HOST, Nodes, cookie_file, free_port
 
 # Runs in c's namespace: brings its loopback up, opens the listening sockets c connects to and
@@ -233,21 +234,6 @@ def start_cut_off(nodes: Nodes, tmp_path, sockets, ports: list[int], *args: str,
     return p, bridges, Log(p.stderr)
 
 
-class Log:
-    """A node's log lines as they come, so that the test can wait for one while it runs."""
-
-    def __init__(self, stream):
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
-        self._thread.start()
-
-    def count(self, text: str) -> int:
-        return sum(text in line for line in list(self.lines))
-
-    def text(self) -> str:
-        self._thread.join(30)
-        return "".join(self.lines)
-
 
 @pytest.mark.skipif(not namespaces_work(), reason="network namespaces (unshare -rn) are not allowed here")
 def test_a_partition_cut_and_healed(nodes, tmp_path, sockets):
@@ -264,6 +250,7 @@ def test_a_partition_cut_and_healed(nodes, tmp_path, sockets):
     ''')
     b = nodes.start("b", b_script, "--listen", f"tcp/127.0.0.1:{port_b}", "--connect", f"tcp/127.0.0.1:{port_a}",
                     "--control-socket", socks["b"], cookie=cookie)
+    b_log = Log(b.stderr)
     c, bridges, c_log = start_cut_off(nodes, tmp_path, sockets, [port_a, port_b], "--control-socket", socks["c"],
                                cookie=cookie)
     try:
@@ -273,6 +260,8 @@ def test_a_partition_cut_and_healed(nodes, tmp_path, sockets):
         assert "b three: ok (" in before_b and "'a')" in before_b, before_b
         assert "b before: ok 'c'" in before_b, before_b
         assert "c before: ok (" in before_c and "'a')" in before_c, before_c
+        # The host arms once both are in contact: an arm a node did not see happen arms it not.
+        assert wait_until(lambda: b_log.count(CONTACT) == c_log.count(CONTACT) == 1, timeout=10)
         assert ctl(socks["a"], "arm").returncode == 0
         assert wait_until(lambda: state(socks["b"]) == state(socks["c"]) == "armed", timeout=10)
 
@@ -297,8 +286,7 @@ def test_a_partition_cut_and_healed(nodes, tmp_path, sockets):
         assert "c after: ok (" in after_c and "'a')" in after_c, after_c
         # Contact is back and the authority is still armed, at the arm c was cut off from: c
         # stays disarmed until the host arms again.
-        contact = "in contact with the arming authority, node a"
-        assert wait_until(lambda: c_log.count(contact) == 2, timeout=10), c_log.lines
+        assert wait_until(lambda: c_log.count(CONTACT) == 2, timeout=10), c_log.lines
         assert c_log.count("it is armed already, so this node stays disarmed") == 1, c_log.lines
         assert state(socks["c"]) == "disarmed"
         assert ctl(socks["a"], "disarm").returncode == 0 and ctl(socks["a"], "arm").returncode == 0

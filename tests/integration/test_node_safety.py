@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 
 import pytest
@@ -49,6 +50,25 @@ MOTOR = textwrap.dedent(
         print("MOTOR READY", flush=True)
     '''
 )
+
+
+class Log:
+    """A node's log lines as they come, so that a test can wait for one while it runs."""
+
+    def __init__(self, stream):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._thread.start()
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in list(self.lines))
+
+    def text(self) -> str:
+        self._thread.join(30)
+        return "".join(self.lines)
+
+
+CONTACT = "in contact with the arming authority, node a"
 
 
 @pytest.fixture
@@ -96,7 +116,10 @@ def test_gated_work_on_a_follower_goes_by_the_authority(nodes, tmp_path, sockets
         show("spin", call("motor", "spin", None, timeout=60))
     '''), "--authority", "--listen", f"tcp/127.0.0.1:{port}", "--control-socket", a_sock, cookie=cookie)
     motor = nodes.start("b", MOTOR, "--connect", f"tcp/127.0.0.1:{port}", "--control-socket", b_sock, cookie=cookie)
+    motor_log = Log(motor.stderr)
     before = nodes.wait_line(caller, "READY TO ARM")
+    # An arm b did not see happen would not arm it: the host arms once b is in contact.
+    assert wait_until(lambda: motor_log.count(CONTACT) == 1, timeout=10), motor_log.lines
     assert "disarmed: error SafetyError" in before, before
     refused = ctl(b_sock, "arm")
     assert refused.returncode != 0 and "node a is this system's arming authority" in refused.stderr, refused
@@ -131,8 +154,10 @@ def test_a_follower_that_loses_the_authority_disarms_itself_until_it_arms_again(
         print("spin:", r[0], type(r[1]).__name__, r[1], flush=True)
         time.sleep(600)
     '''), "--connect", f"tcp/127.0.0.1:{port}", "--control-socket", b_sock, cookie=cookie)
+    follower_log = Log(follower.stderr)
     nodes.wait_line(follower, "MOTOR READY")
-    assert wait_until(lambda: "a" in json.dumps(state(a_sock)) and ctl(a_sock, "arm").returncode == 0, timeout=10)
+    assert wait_until(lambda: follower_log.count(CONTACT) == 1, timeout=10), follower_log.lines
+    assert ctl(a_sock, "arm").returncode == 0
     assert wait_until(lambda: state(b_sock) == "armed", timeout=10), state(b_sock)
     nodes.wait_line(follower, "SPINNING")
     lost_at = time.monotonic()
@@ -148,11 +173,13 @@ def test_a_follower_that_loses_the_authority_disarms_itself_until_it_arms_again(
     again = nodes.start("a", idle, "--authority", "--listen", f"tcp/127.0.0.1:{port}",
                         "--control-socket", a_sock, cookie=cookie)
     nodes.wait_line(again, "AUTHORITY READY")
+    assert wait_until(lambda: follower_log.count(CONTACT) == 2, timeout=10), follower_log.lines
     assert state(b_sock) == "disarmed"
-    assert wait_until(lambda: ctl(a_sock, "arm").returncode == 0, timeout=10)
+    assert ctl(a_sock, "arm").returncode == 0
     assert wait_until(lambda: state(b_sock) == "armed", timeout=20), state(b_sock)
     follower.send_signal(signal.SIGTERM)
-    _, err = follower.communicate(timeout=30)
+    follower.wait(timeout=30)
+    err = follower_log.text()
     assert "lost contact with the arming authority, node a" in err, err
     assert "this node disarms itself" in err, err
     assert "armed by the arming authority, node a" in err, err

@@ -612,10 +612,17 @@ fn govern(
     };
     let ran = runtime.block_on(async {
         let Some(node) = node else { return rebeam_governor::run(config).await.map_err(|e| e.to_string()) };
-        let (node, seam) = rebeam_node::join(node).await.map_err(|e| e.to_string())?;
-        let ran = rebeam_governor::run_node(config, seam).await.map_err(|e| e.to_string());
-        node.leave().await;
-        ran
+        // On the runtime's one worker thread, not the thread that blocks on it: there the router
+        // shares a thread with its sockets' tasks and the node's, so handing a frame between
+        // them is a task switch, not a wake-up of another thread (several in every cross-node
+        // call).
+        let governed = tokio::spawn(async move {
+            let (node, seam) = rebeam_node::join(node).await.map_err(|e| e.to_string())?;
+            let ran = rebeam_governor::run_node(config, seam).await.map_err(|e| e.to_string());
+            node.leave().await;
+            ran
+        });
+        governed.await.unwrap_or_else(|e| Err(format!("the governor's task ended: {e}")))
     });
     match ran {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
