@@ -18,19 +18,26 @@ from typing import Any, Generic, TypeVar
 from collections.abc import Callable
 
 from .. import _runtime
-from .._threads import end_interruptible, raise_in_thread
+from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
 from ._code import pack, unpack
 
 T = TypeVar("T")
 
 _ids = itertools.count(1)
+#: The connection the id prefix was read from, and that prefix (one per connection: a library
+#: mode runtime started again gets a new connection).
+_prefix: list = [None, 0]
 
 
 def new_id() -> int:
     # Unique across processes: this process's index in the high bits. next() on a count is
     # atomic under the GIL, so threads need no lock here.
-    return (_runtime.connection().index << 40) | next(_ids)
+    conn = _runtime._conn
+    if conn is None or conn is not _prefix[0]:
+        conn = _runtime.connection()
+        _prefix[:] = [conn, conn.index << 40]
+    return _prefix[1] | next(_ids)
 
 
 class Failure:
@@ -276,6 +283,9 @@ def _ids_of(arg: Any) -> Any:
     raise TypeError(f"{_NOT_COWNS}, not {type(arg).__name__} ({arg!r:.60})")
 
 
+_ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
 def check_shape(func: Callable, n_cowns: int) -> None:
     """bocpy's checks at decoration time, minus the closure ban (closures travel by value)."""
     if not callable(func):
@@ -284,7 +294,7 @@ def check_shape(func: Callable, n_cowns: int) -> None:
     if code is None:
         return  # a builtin or a callable object: called with the cowns as they are
     name = code.co_name
-    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE):
+    if code.co_flags & _ASYNC:
         raise SyntaxError(f"@when behavior {name!r} is an async function; @when does not support async functions.")
     if code.co_flags & inspect.CO_GENERATOR:
         raise SyntaxError(
@@ -327,8 +337,9 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
     conn = _runtime.connection()
     conn.raise_refused()
-    # Not waiting for the governor's answer halves the cost of a @when. A refusal (a cown
-    # unknown to this runtime) is raised by the next @when, quiesce() or wait(); a gated
+    # Not waiting for the governor's answer halves the cost of a @when, and the governor
+    # answers such a schedule only if it refuses it. A refusal (a cown unknown to this
+    # runtime) is raised by the next @when, quiesce() or wait(); a gated
     # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
     conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
@@ -395,9 +406,25 @@ _tracked_lock = threading.Lock()
 
 
 def admit(b: int) -> None:
-    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it."""
-    with _tracked_lock:
-        _tracked[b] = _Tracked()
+    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it.
+    No lock: a cancel comes after it on the same connection, so on the same thread."""
+    _tracked[b] = _Tracked()
+
+
+def _end_tracked(b: int, tracked: _Tracked) -> None:
+    """Forgets behaviour ``b`` under the lock a cancel takes, so no new interrupt targets its
+    thread; and drops an interrupt that came too late to land in it. Only a cancel raises in
+    a behaviour's thread, and it sets ``cancelled`` first under this lock: a behaviour never
+    cancelled has no interrupt to drop (the call that drops one is not free)."""
+    while True:
+        try:
+            with _tracked_lock:
+                _tracked.pop(b, None)
+                if tracked.cancelled:
+                    clear_async_exc()
+            return
+        except SafetyInterrupt:
+            continue  # one landing right here is swallowed, as end_interruptible does
 
 
 def cancel_behaviour(b: int) -> None:
@@ -411,6 +438,10 @@ def cancel_behaviour(b: int) -> None:
             raise_in_thread(t.thread, SafetyInterrupt)
 
 
+def _handles(g: Any) -> Any:
+    return Cown._handle(g) if type(g) is int else [Cown._handle(x) for x in g]
+
+
 def run_behaviour(
     conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers, refused=None
 ) -> BaseException | None:
@@ -418,12 +449,20 @@ def run_behaviour(
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         store[cown] = _load_value(cown, data, buffers)
-    lost_here = set(lost)
-    undecoded = next((store[c] for c in cowns if c not in lost_here and isinstance(store.get(c), Undecoded)), None)
+    undecoded = None
+    for c in cowns:
+        v = store.get(c)
+        if type(v) is Undecoded and c not in lost:
+            undecoded = v
+            break
     local = _runtime._local
-    local.acquired, local.lost, local.notices = set(cowns) | {result}, set(lost), None
+    acquired = set(cowns)
+    acquired.add(result)
+    local.acquired, local.lost, local.notices = acquired, set(lost) if lost else (), None
     with _tracked_lock:
-        tracked = _tracked.setdefault(b, _Tracked())
+        tracked = _tracked.get(b)
+        if tracked is None:
+            tracked = _tracked[b] = _Tracked()
         tracked.thread = threading.get_ident()
     previous_host, local.host = getattr(local, "host", None), tracked
     try:
@@ -434,17 +473,13 @@ def run_behaviour(
         if undecoded is not None:
             raise undecoded.error
         fn, groups, captures = unpack(_runtime.loads(code, code_buffers))
-
-        def handles(g):
-            return Cown._handle(g) if isinstance(g, int) else [Cown._handle(x) for x in g]
-
-        store[result] = fn(*[handles(g) for g in groups], *captures)
+        store[result] = fn(*[_handles(g) for g in groups], *captures)
         failure = None
     except BaseException as e:
         store[result] = Failure(e)
         failure = e
     finally:
-        end_interruptible(_tracked_lock, lambda: _tracked.pop(b, None))
+        _end_tracked(b, tracked)
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     conn.behaviour_done(b)
     return failure
