@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import pickle
 import threading
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
@@ -118,6 +119,12 @@ class Cown(Generic[T]):
         return _on_behaviour_thread(self._id) or (_runtime.ROLE != "worker" and self._id in _main_held)
 
     def _check(self) -> None:
+        local = _runtime._local
+        held = getattr(local, "acquired", None)
+        if held and self._id in held:  # inside a behaviour that holds it: the common case
+            if self._id in local.lost:  # run_behaviour sets both
+                raise RuntimeError(f"the value of {self!r} was lost: the worker process holding it died")
+            return
         if not self.acquired:
             raise RuntimeError(
                 f"{self!r} is not acquired: read or write its value inside a behaviour (@when({self!r})), "
@@ -321,28 +328,40 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     cowns); returns its result cown. ``captures`` are snapshotted now."""
     if isinstance(func, str):
         raise TypeError("whencall() takes a behavior function, not a thunk name")
-    groups = [_ids_of(a) for a in args]
+    # The common shape, one plain cown per argument, takes the short way at every step.
+    groups, plain = [], True
+    for a in args:
+        if type(a) is Cown:
+            groups.append(a._id)
+        else:
+            groups.append(_ids_of(a))
+            plain = False
     packed = pack(func, groups, list(captures))
     if packed is None:
         name = getattr(func, "__qualname__", repr(func))
         packed = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
     data, buffers = packed
     result = Cown._handle(new_id())
-    if all(type(g) is int for g in groups):  # the common shape: one cown per argument
+    if plain:
+        requested = sorted(set(groups)) if len(groups) > 1 else groups
+        pinned = False
+    elif all(type(g) is int for g in groups):  # one cown per argument
         requested = sorted(set(groups))
         pinned = any(type(a) is not Cown and isinstance(a, PinnedCown) for a in args)
     else:
         requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
         pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
-    conn = _runtime.connection()
+    conn = _runtime._conn
+    if conn is None or _runtime.ROLE == "worker":  # only a worker can be importing the script
+        conn = _runtime.connection()
     conn.raise_refused()
     # Not waiting for the governor's answer halves the cost of a @when, and the governor
     # answers such a schedule only if it refuses it. A refusal (a cown unknown to this
     # runtime) is raised by the next @when, quiesce() or wait(); a gated
     # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
-    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
+    conn.schedule(new_id(), requested, result._id, data, buffers, False, gated, gated or pinned)  # at_main, gated, wait
     if pinned:
         from .._handled import expect_commands
 
@@ -472,7 +491,11 @@ def run_behaviour(
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
         if undecoded is not None:
             raise undecoded.error
-        fn, groups, captures = unpack(_runtime.loads(code, code_buffers))
+        # Behaviour code is always a pickle (never a Rust host's value): only one that names the
+        # script's module needs the worker's own unpickler (see _runtime.loads).
+        plain = type(code) is bytes and b"main__" not in code
+        sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+        fn, groups, captures = unpack(sent)
         store[result] = fn(*[_handles(g) for g in groups], *captures)
         failure = None
     except BaseException as e:
