@@ -119,6 +119,7 @@ class Worker(Handler, AsyncRuns):
         self.inline: Host | None = None
         self.spares = 0
         self.spares_lock = threading.Lock()
+        self.behaviours: Any = None  # rebeam.boc._local.Runner, once a behaviour came
 
     # -- the command loop (one thread) ---------------------------------------------------
 
@@ -205,28 +206,11 @@ class Worker(Handler, AsyncRuns):
             self.enqueue(cmd.actor, ("bus", fn, cmd.topic, cmd.data, cmd.buffers))
 
     def on_run_behaviour(self, cmd: _rebeam.RunBehaviour) -> None:
-        from . import boc
-        from .boc import _local
+        if self.behaviours is None:  # made on first use: a worker without behaviours never imports them
+            from .boc import _local
 
-        boc.admit(cmd.behaviour)
-        job = cmd.job
-        if _local.arrive(job):  # else it waits here behind behaviours sent before it
-            self.pool.submit(lambda: self.run_behaviours(job))
-
-    def run_behaviours(self, job: tuple) -> None:
-        """Runs a behaviour, then, on this same thread, one that waited here for it (the
-        others that may run now go to the pool)."""
-        from . import boc
-        from .boc import _local
-
-        while True:
-            boc.run_behaviour(self.conn, *job)  # says it is done before its cowns are let go
-            ready = _local.release(job)
-            if not ready:
-                return
-            job, *others = ready
-            for other in others:
-                self.pool.submit(lambda other=other: self.run_behaviours(other))
+            self.behaviours = _local.Runner(self.conn, self.pool.submit)
+        self.behaviours.arrive(cmd)
 
     def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
         use_main_sys_path(cmd.paths)

@@ -56,3 +56,32 @@ def test_a_behaviour_handed_on_while_it_arrives_is_handed_on_once(monkeypatch):
     lock.after = lambda: handed.extend(_local.release(a))  # a ends just as b arrives
     assert not _local.arrive(b), "the release hands it on; arrive must not too"
     assert handed == [b]
+
+
+class Sent:
+    """A RunBehaviour command as the runner reads it."""
+
+    def __init__(self, job: tuple) -> None:
+        self.behaviour, self.job = job[0], job
+
+
+def test_a_runner_runs_a_chain_on_the_thread_that_let_it_go_and_hands_the_rest_to_the_pool():
+    submitted: list = []
+    runner = _local.Runner(conn=None, submit=submitted.append)
+    ran: list = []
+    runner._admit = lambda b: None
+    runner._run = lambda conn, b, *rest: ran.append((b, threading.get_ident()))
+    a, b, c = job(1, [10], 101), job(2, [10], 102), job(3, [10, 11], 103)
+    d, e = job(4, [11], 104), job(5, [101], 105)  # d behind c on 11; e on a's result cown
+    for j in (a, b, c, d, e):
+        runner.arrive(Sent(j))
+    assert len(submitted) == 1, "only a may run when it arrives"
+    submitted.pop()()
+    # a's release lets b and e go: one runs next on this thread, the other goes to the pool.
+    assert len(submitted) == 1
+    submitted.pop()()
+    assert sorted(b for b, _ in ran) == [1, 2, 3, 4, 5]
+    order = [b for b, _ in ran]
+    assert order.index(1) < order.index(2) < order.index(3) < order.index(4), "out of order on shared cowns"
+    assert order.index(1) < order.index(5)
+    assert len({t for _, t in ran}) == 1 and not submitted and _local._held == {}

@@ -13,6 +13,7 @@ use rebeam_proto::{
     encode, encode_parts, read_frame, Command, DeliveryId, ErrorInfo, Event, Frame, ReqId, Request, Response, Role,
     Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
@@ -41,6 +42,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Marks the id of a request sent with [`Client::send_quiet`]: its only answer is a refusal,
+/// which needs no entry to be recognised (one per accepted request would never be removed).
+const QUIET_REQ: ReqId = 1 << 62;
+
 /// Who a request's response goes to.
 pub(crate) enum Waiter {
     /// A thread waiting on a [`PendingResponse`].
@@ -51,7 +56,7 @@ pub(crate) enum Waiter {
 
 /// State shared by the callers and the reader thread.
 pub(crate) struct Shared {
-    writer: Mutex<UnixStream>,
+    pub(crate) writer: Mutex<UnixStream>,
     pub(crate) pending: Mutex<HashMap<ReqId, Waiter>>,
     pub(crate) completions: Completions,
     next_req: AtomicU64,
@@ -86,7 +91,7 @@ impl Shared {
             }
             Some(Waiter::Completion) => self.completions.push(Completion { tag: req, result: Ok(body) }),
             None => {
-                if lock(&self.unawaited).remove(&req) {
+                if req & QUIET_REQ != 0 || lock(&self.unawaited).remove(&req) {
                     if let Response::Refused(info) = body {
                         lock(&self.refused).push(info);
                     }
@@ -96,6 +101,21 @@ impl Shared {
     }
 
     /// Sends request `req` the governor's way.
+    /// Writes `frame` only if that cannot block: no other thread is writing, and the socket
+    /// polls writable, which a Unix stream socket says only while at most a quarter of its
+    /// send buffer is taken (far more room than a small frame needs). Gives it back otherwise.
+    fn try_write(&self, frame: Frame) -> Result<Option<Frame>, ClientError> {
+        let Ok(mut writer) = self.writer.try_lock() else { return Ok(Some(frame)) };
+        let mut fds = [PollFd::new(&*writer, PollFlags::OUT)];
+        let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+        if !matches!(poll(&mut fds, Some(&now)), Ok(1)) || !fds[0].revents().contains(PollFlags::OUT) {
+            return Ok(Some(frame));
+        }
+        let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
+        encoded.write_to(&mut *writer).map_err(ClientError::Write)?;
+        Ok(None)
+    }
+
     pub(crate) fn write_event(&self, event: Event) -> Result<(), ClientError> {
         self.write(Frame::Event(event))
     }
@@ -150,7 +170,7 @@ impl Shared {
 
 /// This process's connection to its governor. Shareable between threads (`&self` everywhere).
 pub struct Client {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     commands: Receiver<Command>,
     /// Which thread takes the commands (`role.rs`).
     role: Arc<CommandRole>,
@@ -230,6 +250,20 @@ impl Client {
         self.shared.write(Frame::Event(event))
     }
 
+    /// Sends a small event to the governor now if that cannot block (see `Shared::try_write`),
+    /// so that a caller holding a lock others wait for (Python's GIL) need not let it go for
+    /// the write; gives it back, unsent, otherwise (send it with [`Client::send_event`]). Only
+    /// for events of the governor's alone (`BehaviourDone`, say): not a reply, a start or an
+    /// exit, which the direct path must see.
+    pub fn try_send_event(&self, event: Event) -> Result<Option<Event>, ClientError> {
+        debug_assert!(!matches!(event, Event::Replied { .. } | Event::Started { .. } | Event::Exited { .. }));
+        match self.shared.try_write(Frame::Event(event))? {
+            None => Ok(None),
+            Some(Frame::Event(event)) => Ok(Some(event)),
+            Some(_) => unreachable!("try_write gives back the frame it was given"),
+        }
+    }
+
     /// Sends a request; wait for its response on the returned handle.
     pub fn start_request(&self, body: Request) -> Result<PendingResponse<'_>, ClientError> {
         let req = self.shared.open()?;
@@ -307,6 +341,13 @@ impl Client {
         self.shared.send_request(req, body).map(drop)
     }
 
+    /// Sends a request the governor answers only if it refuses it (`Request::Schedule` with
+    /// `quiet`): nothing is kept for it, and a refusal is kept for [`Client::take_refused`].
+    pub fn send_quiet(&self, body: Request) -> Result<(), ClientError> {
+        let req = self.shared.open()? | QUIET_REQ;
+        self.shared.send_request(req, body).map(drop)
+    }
+
     /// The refusals of unawaited requests since the last call, oldest first.
     pub fn take_refused(&self) -> Vec<ErrorInfo> {
         std::mem::take(&mut *lock(&self.shared.refused))
@@ -336,16 +377,16 @@ impl Client {
     }
 
     /// The next commands: the first as [`Client::next_command`] gives it, then, without
-    /// waiting, the casts queued right behind it, up to `max` in all, so that a burst of casts
-    /// costs its consumer one wake-up. A batch ends before anything that is not a cast (that
-    /// is held for the next call), so a call only ever heads a batch (a direct one ends with its
-    /// actor once Python puts it in the mailbox: [`Client::took`]).
+    /// waiting, the casts and behaviours queued right behind it, up to `max` in all, so that a
+    /// burst of casts or of behaviours costs its consumer one wake-up. A batch ends before
+    /// anything else (that is held for the next call), so a call only ever heads a batch (a
+    /// direct one ends with its actor once Python puts it in the mailbox: [`Client::took`]).
     pub fn next_commands(&self, timeout: Option<Duration>, max: usize) -> Vec<Command> {
         let Some(first) = self.next_command(timeout) else { return Vec::new() };
         let mut batch = vec![first];
         while batch.len() < max {
             match self.commands.try_recv() {
-                Ok(cast @ Command::Deliver { delivery: None, .. }) => batch.push(cast),
+                Ok(cmd @ (Command::Deliver { delivery: None, .. } | Command::RunBehaviour { .. })) => batch.push(cmd),
                 Ok(other) => {
                     *lock(&self.held) = Some(other);
                     break;

@@ -7,13 +7,16 @@
 //! - Each request gets a fresh id and exactly one waiter. A reader thread (the only reader of the
 //!   socket) hands each response to the thread waiting for its id; a response nobody waits for
 //!   any more (its waiter timed out) is dropped. Requests sent without a waiter
-//!   ([`Client::send_unawaited`]) keep only their refusals, for [`Client::take_refused`].
+//!   ([`Client::send_unawaited`]) keep only their refusals, for [`Client::take_refused`]; so do
+//!   requests the governor answers only when it refuses them ([`Client::send_quiet`]), which
+//!   leave nothing behind when accepted.
 //! - A request may instead be started with a completion ([`Client::start_completion`]): its
 //!   response, or its backstop timeout, or `Gone` at the close, is queued under its tag for
 //!   [`Client::next_completion`], so one thread can drain the answers of many requests in
 //!   flight (the rules are in the `completions` module).
 //! - Commands go, in arrival order, to one queue drained by [`Client::next_command`] (or in
-//!   batches of casts by [`Client::next_commands`]), except
+//!   batches of casts and behaviours by
+//!   [`Client::next_commands`]), except
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //!   One thread at a time takes them; it may step aside to run what it took while another
 //!   takes the next (the rules are in the `role` module).

@@ -11,6 +11,7 @@ use rebeam_proto::{
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 
+use crate::client::lock;
 use crate::{Client, ClientError, Welcome};
 
 const WELCOME: Welcome = Welcome { index: 3, max_message_bytes: 1 << 20, workers: 2 };
@@ -184,6 +185,36 @@ fn a_batch_of_commands_is_the_casts_behind_the_first_and_ends_before_anything_el
 }
 
 #[test]
+fn behaviours_queued_together_come_in_one_batch_with_the_casts_among_them() {
+    let (client, mut s) = connected();
+    let run = |behaviour| Command::RunBehaviour {
+        behaviour,
+        cowns: vec![1],
+        result: 100 + behaviour,
+        values: vec![],
+        lost: vec![],
+        code: rebeam_proto::Payload::default(),
+        refused: None,
+    };
+    let cast = Command::Deliver {
+        delivery: None,
+        actor: 4,
+        subject: "c".into(),
+        sender: None,
+        payload: rebeam_proto::Payload::default(),
+    };
+    for command in [run(1), run(2), cast.clone(), run(3), Command::Surrender { cown: 1 }, run(4)] {
+        write_frame(&mut s, &Frame::Command(command)).unwrap();
+    }
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (req, _) = request_id(&mut s);
+    answer(&mut s, req, Response::Done);
+    pending.wait(None).unwrap();
+    assert_eq!(client.next_commands(None, 10), [run(1), run(2), cast, run(3)]);
+    assert_eq!(client.next_commands(None, 10), [Command::Surrender { cown: 1 }, run(4)]);
+}
+
+#[test]
 fn refusals_of_unawaited_requests_are_kept_for_later() {
     let (client, mut s) = connected();
     client.send_unawaited(Request::Drain { tags: vec![] }).unwrap();
@@ -198,6 +229,59 @@ fn refusals_of_unawaited_requests_are_kept_for_later() {
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].message, "not armed");
     assert!(client.take_refused().is_empty());
+}
+
+#[test]
+fn a_quiet_request_keeps_only_its_refusal_and_nothing_when_accepted() {
+    let (client, mut s) = connected();
+    let quiet = |b| Request::Schedule {
+        behaviour: b,
+        cowns: vec![],
+        result: b + 100,
+        code: Default::default(),
+        at_main: false,
+        gated: false,
+        quiet: true,
+    };
+    client.send_quiet(quiet(1)).unwrap();
+    client.send_quiet(quiet(2)).unwrap();
+    let (_accepted, _) = request_id(&mut s);
+    let (refused, _) = request_id(&mut s);
+    answer(&mut s, refused, Response::Refused(ErrorInfo::new(ErrorKind::BadRequest, "unknown cown")));
+    let pending = client.start_request(Request::BocStats).unwrap();
+    let (later, _) = request_id(&mut s);
+    answer(&mut s, later, Response::Done);
+    pending.wait(None).unwrap();
+    let refused = client.take_refused();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].message, "unknown cown");
+    assert!(lock(&client.shared.unawaited).is_empty() && lock(&client.shared.pending).is_empty());
+}
+
+#[test]
+fn an_event_tried_now_is_sent_while_the_socket_has_room_and_given_back_once_it_has_not() {
+    let (client, mut s) = connected();
+    let done = |behaviour| rebeam_proto::Event::BehaviourDone { behaviour };
+    // The fake governor reads nothing yet: the socket fills, and a try never blocks on it.
+    let mut sent = 0;
+    let unsent = loop {
+        match client.try_send_event(done(sent)).unwrap() {
+            None => sent += 1,
+            Some(event) => break event,
+        }
+        assert!(sent < 10_000_000, "the socket never filled");
+    };
+    assert_eq!(unsent, done(sent));
+    assert!(sent > 0);
+    for expected in 0..sent {
+        assert_eq!(read(&mut s), Frame::Event(done(expected)));
+    }
+    // Another thread writing: given back at once rather than waiting for it.
+    let writing = lock(&client.shared.writer);
+    assert_eq!(client.try_send_event(done(1)).unwrap(), Some(done(1)));
+    drop(writing);
+    assert_eq!(client.try_send_event(done(2)).unwrap(), None);
+    assert_eq!(read(&mut s), Frame::Event(done(2)));
 }
 
 #[test]

@@ -13,7 +13,8 @@
 //!
 //! A frame that hands a process a channel end carries fds (SCM_RIGHTS): the writer sends them
 //! with the frame's first bytes, in one sendmsg, so they reach the reader with that frame and
-//! no other; then they close here, and the governor holds none of a channel's fds.
+//! no other; then they close here, and the governor holds none of a channel's fds. Frames
+//! without fds queued together are written together, in order (one system call a burst).
 //!
 //! Peers send fds too: the segments a call or cast lends. The reader receives them with the
 //! bytes (recvmsg) and hands them to the router with the frame that claims them; the rules,
@@ -40,6 +41,9 @@ use crate::router::{Input, ProcIdx};
 /// How long a fresh connection has to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 64 * 1024;
+/// The most queued frames one write takes: a burst's cost is one system call, and its slices
+/// stay well under the kernel's limit per vectored write (larger ones are written in parts).
+const MAX_BURST_FRAMES: usize = 64;
 
 /// A Hello, handed to the router to match against the children it spawned.
 pub struct Hello {
@@ -117,7 +121,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
         tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
         return;
     }
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, wr) = stream.into_split();
     let mut decoder = FrameDecoder::new(frame_limit);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut fds = PeerFds::default();
@@ -140,7 +144,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
         tracing::warn!(pid = ?peer.pid(), "dropped a connection whose first frame was not a Hello");
         return;
     };
-    let (writer, mut outbox) = outbox::outbox(outbox::budget(frame_limit));
+    let (writer, outbox) = outbox::outbox(outbox::budget(frame_limit));
     let (accept, accepted) = oneshot::channel();
     let hello = Hello { version, role, token, pid, writer, accept };
     if !inputs.send(Input::Hello(hello), 0).await {
@@ -155,16 +159,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
         Err(_) => return,
     };
 
-    tokio::spawn(async move {
-        while let Some(out) = outbox.recv().await {
-            let len = out.bytes.len();
-            if write_outgoing(&mut wr, out).await.is_err() {
-                break;
-            }
-            outbox.written(len);
-        }
-        let _ = wr.shutdown().await;
-    });
+    tokio::spawn(write_queued(wr, outbox));
 
     loop {
         match next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, peer.pid()).await {
@@ -184,6 +179,69 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
             }
         }
     }
+}
+
+/// Writes what the outbox queues, in order, until it closes or a write fails; then shuts the
+/// socket's writing half.
+async fn write_queued(mut wr: tokio::net::unix::OwnedWriteHalf, mut outbox: outbox::Drain) {
+    let mut next = None;
+    loop {
+        let out = match next.take() {
+            Some(out) => out,
+            None => match outbox.recv().await {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        if !out.fds.is_empty() {
+            let len = out.bytes.len();
+            if write_outgoing(&mut wr, out).await.is_err() {
+                break;
+            }
+            outbox.written(len);
+            continue;
+        }
+        // The frames queued behind it go in the same write: a burst (behaviours sent to a
+        // worker, say) costs one system call, not one each. One with fds goes alone next.
+        let mut burst = vec![out.bytes];
+        while burst.len() < MAX_BURST_FRAMES {
+            match outbox.try_next() {
+                Some(more) if more.fds.is_empty() => burst.push(more.bytes),
+                more => {
+                    next = more;
+                    break;
+                }
+            }
+        }
+        let len = burst.iter().map(Encoded::len).sum();
+        if write_burst(&mut wr, &burst).await.is_err() {
+            break;
+        }
+        outbox.written(len);
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Writes frames one after another, in as few vectored writes as the kernel takes.
+async fn write_burst(wr: &mut tokio::net::unix::OwnedWriteHalf, frames: &[Encoded]) -> std::io::Result<()> {
+    let (mut written, total) = (0, frames.iter().map(Encoded::len).sum::<usize>());
+    while written < total {
+        let mut skip = written;
+        let mut slices = Vec::new();
+        for frame in frames {
+            if skip >= frame.len() {
+                skip -= frame.len();
+                continue;
+            }
+            slices.extend(frame.slices_after(skip));
+            skip = 0;
+        }
+        match wr.write_vectored(&slices).await? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => written += n,
+        }
+    }
+    Ok(())
 }
 
 /// Writes one queued frame; its fds (if any) go with its first bytes, then close here.
@@ -354,6 +412,49 @@ mod tests {
             let second = decode_body(&bytes[want.0 + HEADER_BYTES..]).expect("decodes");
             assert!(matches!(second, Frame::Command(rebeam_proto::Command::Deliver { .. })));
         }
+    }
+
+    /// Frames queued together reach the socket whole and in order, however a burst is cut (more
+    /// than one write's worth, a frame of many writes, a frame with fds among them, which
+    /// brings its fd with its own bytes).
+    #[tokio::test]
+    async fn queued_frames_are_written_in_bursts_whole_and_in_order() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let (_rd, wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+        let (writer, outbox) = outbox::outbox(u64::MAX);
+        let sizes: Vec<usize> = (0..3 * MAX_BURST_FRAMES).map(|i| if i == 70 { 4 << 20 } else { 10 + i }).collect();
+        let mut expected = Vec::new();
+        let mut fd_frame = 0..0;
+        for (i, &n) in sizes.iter().enumerate() {
+            let f = frame(n);
+            let fds = if i == 100 {
+                fd_frame = expected.len()..expected.len() + f.len();
+                vec![rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("an eventfd")]
+            } else {
+                vec![]
+            };
+            expected.extend_from_slice(&f.to_vec());
+            assert!(writer.push_with_fds(f, fds, std::time::Instant::now));
+        }
+        drop(writer);
+        let want = expected.len();
+        let reader = std::thread::spawn(move || {
+            let (mut got, mut fds_at) = (Vec::new(), Vec::new());
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < want {
+                let (n, fds) = rebeam_shm::fdpass::recv_fds(&theirs, &mut buf).expect("reads");
+                assert!(n > 0, "the stream ended early");
+                got.extend_from_slice(&buf[..n]);
+                fds_at.extend(fds.into_iter().map(|_| got.len()));
+            }
+            (got, fds_at)
+        });
+        write_queued(wr, outbox).await;
+        let (got, fds_at) = reader.join().expect("the reader");
+        assert!(got == expected, "the bytes written are not the frames queued, in order");
+        assert_eq!(fds_at.len(), 1);
+        assert!(fds_at[0] > fd_frame.start && fds_at[0] <= fd_frame.end, "the fd came outside its frame");
     }
 
     /// A lent call as its sender writes it: the frame's bytes, its one buffer lent.

@@ -171,6 +171,14 @@ impl Drain {
         Some(out)
     }
 
+    /// The next frame if one is queued already, as `recv` gives it (the writer takes a burst
+    /// in one write).
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        let out = self.rx.try_recv().ok()?;
+        self.state.fds.fetch_sub(out.fds.len() as u64, Ordering::SeqCst);
+        Some(out)
+    }
+
     /// A frame already queued, if any, counted as written (the model test's fake processes).
     #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Encoded> {
@@ -180,8 +188,7 @@ impl Drain {
     /// As `try_recv`, with the fds that go with the frame.
     #[cfg(test)]
     pub fn try_recv_with_fds(&mut self) -> Option<Outgoing> {
-        let out = self.rx.try_recv().ok()?;
-        self.state.fds.fetch_sub(out.fds.len() as u64, Ordering::SeqCst);
+        let out = self.try_next()?;
         self.written(out.bytes.len());
         Some(out)
     }

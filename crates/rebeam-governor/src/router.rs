@@ -560,13 +560,13 @@ impl Router {
                 };
                 self.respond(proc, req, body);
             }
-            Request::Schedule { behaviour, cowns, result, code, at_main, gated } => {
+            Request::Schedule { behaviour, cowns, result, code, at_main, gated, quiet } => {
                 let how = crate::boc::How { at_main, gated };
-                let body = match self.schedule(proc, behaviour, cowns, result, code, how) {
-                    Ok(()) => Response::Done,
-                    Err(info) => Response::Refused(info),
-                };
-                self.respond(proc, req, body);
+                match self.schedule(proc, behaviour, cowns, result, code, how) {
+                    Ok(()) if quiet => {}
+                    Ok(()) => self.respond(proc, req, Response::Done),
+                    Err(info) => self.respond(proc, req, Response::Refused(info)),
+                }
             }
             Request::Quiesce { timeout_ms } => self.quiesce(proc, req, timeout_ms),
             Request::SendTagged { tag, payload } => {

@@ -398,7 +398,7 @@ pub enum Request {
         payload: Payload,
     },
     /// Schedule a behaviour on `cowns` (its result goes to the new cown `result`); answered
-    /// at once, before the behaviour runs.
+    /// at once, before the behaviour runs (unless `quiet` and accepted).
     Schedule {
         behaviour: u64,
         cowns: Vec<u64>,
@@ -408,6 +408,9 @@ pub enum Request {
         at_main: bool,
         /// `@requires_armed`: refused unless the system is armed when it is about to run.
         gated: bool,
+        /// The sender does not wait: answered only if refused (the refusal is raised later),
+        /// so a `@when` nobody awaits costs no answer.
+        quiet: bool,
     },
     /// Answered when no scheduled behaviour is left (`wait()`), or after `timeout_ms`.
     Quiesce {

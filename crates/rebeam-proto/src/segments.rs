@@ -209,6 +209,7 @@ mod tests {
                     code: marked(1),
                     at_main: false,
                     gated: false,
+                    quiet: false,
                 }),
                 1,
             ),

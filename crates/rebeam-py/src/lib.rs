@@ -179,8 +179,8 @@ impl Connection {
         Ok(payload)
     }
 
-    fn send_unawaited(&self, py: Python<'_>, body: Request) -> PyResult<()> {
-        py.detach(|| self.client.send_unawaited(body)).map_err(|e| client_err(py, e))
+    fn send_quiet(&self, py: Python<'_>, body: Request) -> PyResult<()> {
+        py.detach(|| self.client.send_quiet(body)).map_err(|e| client_err(py, e))
     }
 
     fn send_event(&self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -605,15 +605,22 @@ impl Connection {
         self.send_event(py, Event::DefineCode { id, code })
     }
 
+    /// Said by the thread that ran the behaviour, which goes on to the next one: a write that
+    /// cannot block is made holding the GIL, since letting it go while other threads wait for
+    /// it hands it to one of them and back (a context switch each way).
     fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
-        self.send_event(py, Event::BehaviourDone { behaviour })
+        match self.client.try_send_event(Event::BehaviourDone { behaviour }) {
+            Ok(None) => Ok(()),
+            Ok(Some(event)) => self.send_event(py, event),
+            Err(e) => Err(client_err(py, e)),
+        }
     }
 
     /// Schedules a behaviour on `cowns`; its result goes to the new cown `result`. `at_main`
     /// places it in this (the main) process (`Cown.acquire`); `gated` is `@requires_armed`.
-    /// With `wait=False` it does not wait for the governor's answer: a refusal is raised by
-    /// the next `raise_refused()` instead (frames on one connection are handled in order, so
-    /// what follows still sees this behaviour scheduled).
+    /// With `wait=False` it does not wait, and the governor answers only a refusal, raised by
+    /// the next `raise_refused()` (frames on one connection are handled in order, so what
+    /// follows still sees this behaviour scheduled).
     #[pyo3(signature = (behaviour, cowns, result, data, buffers, at_main=false, gated=false, wait=true))]
     #[allow(clippy::too_many_arguments)]
     fn schedule(
@@ -630,9 +637,9 @@ impl Connection {
     ) -> PyResult<()> {
         let code = payload_from_py(py, data, buffers)?;
         self.check_size(py, &"a behaviour (its code and captures)", code.len())?;
-        let body = Request::Schedule { behaviour, cowns, result, code, at_main, gated };
+        let body = Request::Schedule { behaviour, cowns, result, code, at_main, gated, quiet: !wait };
         if !wait {
-            return self.send_unawaited(py, body);
+            return self.send_quiet(py, body);
         }
         match self.request(py, body, None)? {
             Response::Done => Ok(()),

@@ -35,8 +35,10 @@ from .. import _logsync, _rebeam, _runtime
 #: by id, ``(data, buffers)`` as defined, replaced by the function on first use.
 _ids: dict[tuple, int] = {}
 _codes: dict[int, Any] = {}
-#: The global names a code object (and the code nested in it) refers to.
-_names: dict[types.CodeType, tuple] = {}
+#: The global names a code object (and the code nested in it) refers to, by the code's id,
+#: with the code itself (kept alive here, so its id is never another code's). By id, since
+#: hashing a code object hashes its constants, at every @when.
+_names: dict[int, tuple[types.CodeType, tuple]] = {}
 _lock = threading.Lock()
 
 _STABLE = (type(None), bool, int, float, complex, str, bytes, types.ModuleType, types.FunctionType,
@@ -44,14 +46,16 @@ _STABLE = (type(None), bool, int, float, complex, str, bytes, types.ModuleType, 
 
 
 def _global_names(code: types.CodeType) -> tuple:
-    names = _names.get(code)
-    if names is None:
-        found, todo = set(), [code]
-        while todo:
-            c = todo.pop()
-            found.update(c.co_names)
-            todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-        names = _names[code] = tuple(sorted(found))
+    entry = _names.get(id(code))
+    if entry is not None and entry[0] is code:
+        return entry[1]
+    found, todo = set(), [code]
+    while todo:
+        c = todo.pop()
+        found.update(c.co_names)
+        todo.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    names = tuple(sorted(found))
+    _names[id(code)] = (code, names)
     return names
 
 
@@ -66,7 +70,8 @@ def _key(func: types.FunctionType, config: Any) -> tuple | None:
         if not (type(v) in _STABLE or isinstance(v, type)):
             return None
         held.append(id(v))
-    return (func.__code__, config and config[0], tuple(held))
+    # The code by id: `_global_names` keeps it alive, so no other code ever has that id.
+    return (id(func.__code__), config and config[0], tuple(held))
 
 
 def _by_reference(func: types.FunctionType) -> bool:
@@ -127,7 +132,9 @@ def pack(func: Any, groups: list, captures: list) -> tuple[bytes, list] | None:
         return None  # an empty cell: cloudpickle knows how to send one
     sent = (code_id, groups, captures, func.__defaults__, func.__kwdefaults__, cells)
     try:
-        return _runtime.dumps(sent, f"behaviour {func.__qualname__!r}")
+        # No name in `what`: a failure here is never shown (the code then travels whole, and
+        # that path names the behaviour).
+        return _runtime.dumps(sent, "a behaviour")
     except Exception:
         return None
 

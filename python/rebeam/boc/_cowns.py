@@ -13,24 +13,32 @@ import contextlib
 import inspect
 import itertools
 import logging
+import pickle
 import threading
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
 
 from .. import _runtime
-from .._threads import end_interruptible, raise_in_thread
+from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
 from ._code import pack, unpack
 
 T = TypeVar("T")
 
 _ids = itertools.count(1)
+#: The connection the id prefix was read from, and that prefix (one per connection: a library
+#: mode runtime started again gets a new connection).
+_prefix: list = [None, 0]
 
 
 def new_id() -> int:
     # Unique across processes: this process's index in the high bits. next() on a count is
     # atomic under the GIL, so threads need no lock here.
-    return (_runtime.connection().index << 40) | next(_ids)
+    conn = _runtime._conn
+    if conn is None or conn is not _prefix[0]:
+        conn = _runtime.connection()
+        _prefix[:] = [conn, conn.index << 40]
+    return _prefix[1] | next(_ids)
 
 
 class Failure:
@@ -111,6 +119,12 @@ class Cown(Generic[T]):
         return _on_behaviour_thread(self._id) or (_runtime.ROLE != "worker" and self._id in _main_held)
 
     def _check(self) -> None:
+        local = _runtime._local
+        held = getattr(local, "acquired", None)
+        if held and self._id in held:  # inside a behaviour that holds it: the common case
+            if self._id in local.lost:  # run_behaviour sets both
+                raise RuntimeError(f"the value of {self!r} was lost: the worker process holding it died")
+            return
         if not self.acquired:
             raise RuntimeError(
                 f"{self!r} is not acquired: read or write its value inside a behaviour (@when({self!r})), "
@@ -276,6 +290,9 @@ def _ids_of(arg: Any) -> Any:
     raise TypeError(f"{_NOT_COWNS}, not {type(arg).__name__} ({arg!r:.60})")
 
 
+_ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
 def check_shape(func: Callable, n_cowns: int) -> None:
     """bocpy's checks at decoration time, minus the closure ban (closures travel by value)."""
     if not callable(func):
@@ -284,7 +301,7 @@ def check_shape(func: Callable, n_cowns: int) -> None:
     if code is None:
         return  # a builtin or a callable object: called with the cowns as they are
     name = code.co_name
-    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE):
+    if code.co_flags & _ASYNC:
         raise SyntaxError(f"@when behavior {name!r} is an async function; @when does not support async functions.")
     if code.co_flags & inspect.CO_GENERATOR:
         raise SyntaxError(
@@ -311,27 +328,40 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     cowns); returns its result cown. ``captures`` are snapshotted now."""
     if isinstance(func, str):
         raise TypeError("whencall() takes a behavior function, not a thunk name")
-    groups = [_ids_of(a) for a in args]
+    # The common shape, one plain cown per argument, takes the short way at every step.
+    groups, plain = [], True
+    for a in args:
+        if type(a) is Cown:
+            groups.append(a._id)
+        else:
+            groups.append(_ids_of(a))
+            plain = False
     packed = pack(func, groups, list(captures))
     if packed is None:
         name = getattr(func, "__qualname__", repr(func))
         packed = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
     data, buffers = packed
     result = Cown._handle(new_id())
-    if all(type(g) is int for g in groups):  # the common shape: one cown per argument
+    if plain:
+        requested = sorted(set(groups)) if len(groups) > 1 else groups
+        pinned = False
+    elif all(type(g) is int for g in groups):  # one cown per argument
         requested = sorted(set(groups))
         pinned = any(type(a) is not Cown and isinstance(a, PinnedCown) for a in args)
     else:
         requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
         pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
-    conn = _runtime.connection()
+    conn = _runtime._conn
+    if conn is None or _runtime.ROLE == "worker":  # only a worker can be importing the script
+        conn = _runtime.connection()
     conn.raise_refused()
-    # Not waiting for the governor's answer halves the cost of a @when. A refusal (a cown
-    # unknown to this runtime) is raised by the next @when, quiesce() or wait(); a gated
+    # Not waiting for the governor's answer halves the cost of a @when, and the governor
+    # answers such a schedule only if it refuses it. A refusal (a cown unknown to this
+    # runtime) is raised by the next @when, quiesce() or wait(); a gated
     # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
-    conn.schedule(new_id(), requested, result._id, data, buffers, gated=gated, wait=gated or pinned)
+    conn.schedule(new_id(), requested, result._id, data, buffers, False, gated, gated or pinned)  # at_main, gated, wait
     if pinned:
         from .._handled import expect_commands
 
@@ -395,9 +425,25 @@ _tracked_lock = threading.Lock()
 
 
 def admit(b: int) -> None:
-    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it."""
-    with _tracked_lock:
-        _tracked[b] = _Tracked()
+    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it.
+    No lock: a cancel comes after it on the same connection, so on the same thread."""
+    _tracked[b] = _Tracked()
+
+
+def _end_tracked(b: int, tracked: _Tracked) -> None:
+    """Forgets behaviour ``b`` under the lock a cancel takes, so no new interrupt targets its
+    thread; and drops an interrupt that came too late to land in it. Only a cancel raises in
+    a behaviour's thread, and it sets ``cancelled`` first under this lock: a behaviour never
+    cancelled has no interrupt to drop (the call that drops one is not free)."""
+    while True:
+        try:
+            with _tracked_lock:
+                _tracked.pop(b, None)
+                if tracked.cancelled:
+                    clear_async_exc()
+            return
+        except SafetyInterrupt:
+            continue  # one landing right here is swallowed, as end_interruptible does
 
 
 def cancel_behaviour(b: int) -> None:
@@ -411,6 +457,10 @@ def cancel_behaviour(b: int) -> None:
             raise_in_thread(t.thread, SafetyInterrupt)
 
 
+def _handles(g: Any) -> Any:
+    return Cown._handle(g) if type(g) is int else [Cown._handle(x) for x in g]
+
+
 def run_behaviour(
     conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers, refused=None
 ) -> BaseException | None:
@@ -418,12 +468,20 @@ def run_behaviour(
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         store[cown] = _load_value(cown, data, buffers)
-    lost_here = set(lost)
-    undecoded = next((store[c] for c in cowns if c not in lost_here and isinstance(store.get(c), Undecoded)), None)
+    undecoded = None
+    for c in cowns:
+        v = store.get(c)
+        if type(v) is Undecoded and c not in lost:
+            undecoded = v
+            break
     local = _runtime._local
-    local.acquired, local.lost, local.notices = set(cowns) | {result}, set(lost), None
+    acquired = set(cowns)
+    acquired.add(result)
+    local.acquired, local.lost, local.notices = acquired, set(lost) if lost else (), None
     with _tracked_lock:
-        tracked = _tracked.setdefault(b, _Tracked())
+        tracked = _tracked.get(b)
+        if tracked is None:
+            tracked = _tracked[b] = _Tracked()
         tracked.thread = threading.get_ident()
     previous_host, local.host = getattr(local, "host", None), tracked
     try:
@@ -433,18 +491,18 @@ def run_behaviour(
             raise SafetyInterrupt("cancelled before it started: the system was disarmed")
         if undecoded is not None:
             raise undecoded.error
-        fn, groups, captures = unpack(_runtime.loads(code, code_buffers))
-
-        def handles(g):
-            return Cown._handle(g) if isinstance(g, int) else [Cown._handle(x) for x in g]
-
-        store[result] = fn(*[handles(g) for g in groups], *captures)
+        # Behaviour code is always a pickle (never a Rust host's value): only one that names the
+        # script's module needs the worker's own unpickler (see _runtime.loads).
+        plain = type(code) is bytes and b"main__" not in code
+        sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+        fn, groups, captures = unpack(sent)
+        store[result] = fn(*[_handles(g) for g in groups], *captures)
         failure = None
     except BaseException as e:
         store[result] = Failure(e)
         failure = e
     finally:
-        end_interruptible(_tracked_lock, lambda: _tracked.pop(b, None))
+        _end_tracked(b, tracked)
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     conn.behaviour_done(b)
     return failure

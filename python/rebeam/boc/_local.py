@@ -66,3 +66,31 @@ def release(job: tuple) -> list:
             if nxt.blocked == 0:
                 ready.append(nxt.job)
     return ready
+
+
+class Runner:
+    """A worker's behaviours: each the governor sends arrives here (on the command thread) and
+    runs on the worker's pool once the behaviours it waits for here are done; one that waited
+    runs next on the thread that let it go (others that may run then go to the pool)."""
+
+    def __init__(self, conn, submit) -> None:
+        from . import _cowns
+
+        self.conn, self.submit = conn, submit
+        self._admit, self._run = _cowns.admit, _cowns.run_behaviour
+
+    def arrive(self, cmd) -> None:
+        self._admit(cmd.behaviour)
+        job = cmd.job
+        if arrive(job):  # else it waits here behind behaviours sent before it
+            self.submit(lambda: self.run(job))
+
+    def run(self, job: tuple) -> None:
+        while True:
+            self._run(self.conn, *job)  # says it is done before its cowns are let go
+            ready = release(job)
+            if not ready:
+                return
+            job, *others = ready
+            for other in others:
+                self.submit(lambda other=other: self.run(other))

@@ -134,7 +134,7 @@ def quiesce_for(timeout: float | None) -> bool:
     """Waits until no scheduled behaviour is left (pumping meanwhile); False on timeout."""
     conn = _runtime.connection()
     done = _quiesce(conn, timeout)
-    conn.raise_refused()  # answers come in order: every earlier schedule has been answered
+    conn.raise_refused()  # answers come in order: a refusal of any earlier schedule has come
     return done
 
 

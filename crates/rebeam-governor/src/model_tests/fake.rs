@@ -141,6 +141,8 @@ pub struct Fake {
     pub next_req: ReqId,
     /// Requests sent and not answered yet.
     pub outstanding: HashSet<ReqId>,
+    /// Quiet schedules sent: answered only if refused, and then once.
+    pub quiet: HashSet<ReqId>,
     /// Calls not answered yet, with the virtual time (ms) their caller gives up at.
     pub calls_due: HashMap<ReqId, u64>,
     /// Checks of the answers to some requests (a refusal that must come).
@@ -176,6 +178,7 @@ impl Fake {
             body_done: false,
             next_req: 0,
             outstanding: HashSet::new(),
+            quiet: HashSet::new(),
             calls_due: HashMap::new(),
             expect: HashMap::new(),
             stalled_until: 0,
@@ -231,6 +234,15 @@ impl Fake {
         *known.seen.entry(kind(&frame)).or_default() += 1;
         match frame {
             Frame::Welcome { .. } => {}
+            Frame::Response { req, body } if self.quiet.contains(&req) => {
+                self.quiet.remove(&req);
+                if !matches!(body, Response::Refused(_)) {
+                    return Err(format!(
+                        "pid {:#x}'s quiet schedule {req} was answered although accepted: {body:?}",
+                        self.pid
+                    ));
+                }
+            }
             Frame::Response { req, body } => {
                 if !self.outstanding.remove(&req) {
                     return Err(format!("pid {:#x} got a response to request {req}, which it never sent or which was already answered: {body:?}", self.pid));

@@ -255,7 +255,9 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
     known.cowns.push(result);
     let at_main = main && rng.chance(1, 6);
     let gated = rng.chance(1, 4);
-    Request::Schedule { behaviour, cowns, result, code: payload(rng), at_main, gated }
+    // A main process's ordinary @when does not wait for its answer (answered only if refused).
+    let quiet = rng.chance(1, 2);
+    Request::Schedule { behaviour, cowns, result, code: payload(rng), at_main, gated, quiet }
 }
 
 /// A well-formed event that answers nothing the governor asked (a late or confused worker).

@@ -514,6 +514,12 @@ impl Harness {
             {
                 f.expect.insert(req, |r| matches!(r, Response::Subscribed(Err(_))));
             }
+            // Answered only if refused: it leaves nothing outstanding, and any answer must be a
+            // refusal (see `Fake::quiet`).
+            Request::Schedule { quiet: true, .. } => {
+                f.outstanding.remove(&req);
+                f.quiet.insert(req);
+            }
             _ => {}
         }
         let what = format!("{body:?}");
