@@ -526,7 +526,7 @@ impl Direct {
         lock(&self.routes).retain(|_, c| !matches!(c, Cached::Direct { link: l, .. } if Arc::ptr_eq(l, link)));
     }
 
-    fn forget_target(&self, original: &Request) {
+    pub(crate) fn forget_target(&self, original: &Request) {
         if let Request::Call { target, .. } | Request::Cast { target, .. } = original {
             lock(&self.routes).remove(target);
         }
