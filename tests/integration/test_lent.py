@@ -365,3 +365,34 @@ def test_a_lent_call_to_an_actor_restarted_in_another_process_falls_back_to_a_co
     assert r.stdout.count("then lent ('ok', ('<f8', (2097152,), False, True))") == 4, r.stdout
     # Before the fallback, about one kill in four gave the caller the new process's refusal.
     assert "refused []" in r.stdout, r.stdout
+
+
+BIG_REPLIES = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        call("sink", "pid")                       # a direct route: small calls go on the ring
+        for n in [1000, 64 * 1024, MIB, 8 * MIB]:  # floats: 8 KB to 64 MiB replies
+            status, got = call("sink", "make", n, timeout=30)
+            ok = status == "ok" and got.shape == (n,) and bool((got == 2.0).all())
+            print("reply", n, ok, got.flags.writeable if ok else got, in_memfd(got) if ok else None, flush=True)
+            del got
+        mine = memfds()
+        for _ in range(3):
+            assert call("sink", "make", 8 * MIB, timeout=30)[1][-1] == 2.0
+        print("caller fds back", memfds() == mine, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_direct_calls_reply_too_large_for_the_ring_comes_the_governors_way_lent(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, BIG_REPLIES, timeout=120)
+    check(r)
+    assert "reply 1000 True False False" in r.stdout, r.stdout
+    # Too large for the ring, too small to lend: bytes the governor's way (it timed out before).
+    assert "reply 65536 True False False" in r.stdout, r.stdout
+    assert f"reply {1 << 20} True False True" in r.stdout, r.stdout
+    assert f"reply {8 << 20} True False True" in r.stdout, r.stdout
+    assert "caller fds back True" in r.stdout, r.stdout

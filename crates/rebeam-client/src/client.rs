@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rebeam_proto::{
     encode, encode_parts, read_frame, Command, DeliveryId, ErrorInfo, Event, Frame, ReqId, Request, Response, Role,
-    Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    Routed, Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::completions::{Completion, Completions, Tag};
@@ -153,6 +153,23 @@ impl Shared {
         written.map_err(ClientError::Write)
     }
 
+    /// A reply to direct call `req` on `link` too large for its ring: the governor's way, as a
+    /// reply naming the channel (the governor answers the call at its other end), its large
+    /// buffers lent to that process (`lent.rs`).
+    pub(crate) fn reply_the_governors_way(&self, link: &Link, req: ReqId, event: Event) -> Result<(), ClientError> {
+        let direct = |routed: Routed| routed.into_direct_reply(link.id, req);
+        let mut frame = Frame::Event(event);
+        if let Some(receiver) = link.peer_watch() {
+            match self.lender.lend_shaped(frame, &receiver, direct) {
+                Ok(lent) => return self.write_lent(lent),
+                Err(back) => frame = back,
+            }
+        }
+        let routed = Routed::from_frame(frame).map_err(|_| ClientError::Closed)?;
+        let encoded = direct(routed).encode().map_err(ClientError::Encode)?;
+        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+    }
+
     /// Sends an event the governor's way: a reply with large buffers lent to its caller's
     /// process when the delivery named one (`lent.rs`).
     fn send_governor_event(&self, event: Event) -> Result<(), ClientError> {
@@ -253,7 +270,7 @@ impl Client {
 
     /// Sends an event; a reply to a direct call goes back on its channel instead.
     pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
-        if self.shared.direct.reply(&event) {
+        if self.shared.direct.reply(&self.shared, &event) {
             return Ok(());
         }
         self.shared.direct.note_event(&event);

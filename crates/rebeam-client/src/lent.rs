@@ -12,6 +12,8 @@
 //!   delivery until the reply, or the actor's end). A delivery that names none (a call from
 //!   another node) is answered with bytes. The caller maps the answer's segments on receipt
 //!   as a delivery's; one it cannot map becomes its call's `BadRequest`.
+//! - **Direct calls' replies.** A reply too large for its channel's ring goes the governor's
+//!   way (`direct.rs`), its large buffers lent to the channel's peer, the caller.
 //! - **Order.** A lent message takes the governor's path like any message too large for a
 //!   ring (the rings cannot carry fds), behind the fence `direct.rs` keeps for those.
 //! - **A stale receiver.** A loan names the process the route said hosts the actor; if the
@@ -164,7 +166,19 @@ impl Lender {
     /// frame back if it lends nothing (see the module rules); by value, as
     /// `Routed::from_frame` (boxing it would cost every message an allocation).
     #[allow(clippy::result_large_err)]
-    pub(crate) fn lend(&self, mut frame: Frame, receiver: &PeerWatch) -> Result<LentFrame, Frame> {
+    pub(crate) fn lend(&self, frame: Frame, receiver: &PeerWatch) -> Result<LentFrame, Frame> {
+        self.lend_shaped(frame, receiver, |routed| routed)
+    }
+
+    /// As [`Lender::lend`], the routed frame given its last touches by `shape` before it is
+    /// encoded (a direct call's reply names its channel).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn lend_shaped(
+        &self,
+        mut frame: Frame,
+        receiver: &PeerWatch,
+        shape: impl FnOnce(Routed) -> Routed,
+    ) -> Result<LentFrame, Frame> {
         let Some(payload) = lendable(&mut frame) else { return Err(frame) };
         let mut pool = lock(&self.pool);
         let built = |b: &Bytes| pool.block_at(b.as_ptr(), b.len()).is_some();
@@ -212,7 +226,7 @@ impl Lender {
         if let Some(payload) = lendable(&mut frame) {
             large.iter().for_each(|&i| payload.buffers[i] = Bytes::new());
         }
-        let routed = Routed::from_frame(frame).ok().map(|r| r.lend(&loans));
+        let routed = Routed::from_frame(frame).ok().map(|r| shape(r).lend(&loans));
         match (routed, fds) {
             (Some(Ok(routed)), Ok(fds)) => match routed.encode() {
                 Ok(encoded) => Ok(LentFrame { encoded, fds, blocks }),

@@ -16,6 +16,9 @@
 //!   that lends pieces is held to the same count, and its fds leave with the caller's answer.
 //! - A delivered call names its caller's pid (none for a call from another node), the one
 //!   process its reply may lend to.
+//! - A reply to a direct call that does not fit its channel's ring comes this way, naming the
+//!   channel and the caller's request id there: it goes to the channel's other end as that
+//!   request's answer, with its fds, if the channel is the replier's own.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -49,9 +52,15 @@ impl Router {
                 Kind::Call => self.respond(proc, hot.request(), Response::Call(Outcome::Failed(info))),
                 Kind::Cast => drop(self.send(proc, Routed::cast_answer(hot.request(), false))),
                 // Its caller gets the refusal in place of a reply it could not read.
-                Kind::Replied => self.replied(hot.delivery().unwrap_or_default(), false, Vec::new(), |req| {
-                    Frame::Response { req, body: Response::Call(Outcome::Failed(info)) }
-                }),
+                Kind::Replied => match hot.direct_reply() {
+                    Some((channel, req)) => {
+                        let failed = Frame::Response { req, body: Response::Call(Outcome::Failed(info)) };
+                        self.direct_replied(proc, channel, failed, Vec::new())
+                    }
+                    None => self.replied(hot.delivery().unwrap_or_default(), false, Vec::new(), |req| {
+                        Frame::Response { req, body: Response::Call(Outcome::Failed(info)) }
+                    }),
+                },
                 _ => self.on_frame(proc, hot.into_frame()),
             };
         }
@@ -73,10 +82,13 @@ impl Router {
                 let delivered = self.deliver(proc, None, hot, fds).is_ok();
                 self.send(proc, Routed::cast_answer(req, delivered));
             }
-            Kind::Replied => {
-                let delivery = hot.delivery().unwrap_or_default();
-                self.replied(delivery, false, fds, |req| hot.into_call_reply(req));
-            }
+            Kind::Replied => match hot.direct_reply() {
+                Some((channel, req)) => self.direct_replied(proc, channel, hot.into_call_reply(req), fds),
+                None => {
+                    let delivery = hot.delivery().unwrap_or_default();
+                    self.replied(delivery, false, fds, |req| hot.into_call_reply(req));
+                }
+            },
             // Deliveries and answers are the governor's to send: the frame path refuses them.
             Kind::Deliver | Kind::CallReply | Kind::CastAnswer | Kind::Bincode => self.on_frame(proc, hot.into_frame()),
         }
@@ -117,6 +129,19 @@ impl Router {
             } else {
                 self.send_with_fds(caller.proc, answer(caller.req), fds);
             }
+        }
+    }
+
+    /// A process's reply to a direct call it hosts that did not fit the ring: `answer` goes to
+    /// the process at the other end of `channel`, one of the replier's own (else it is dropped,
+    /// its fds closed: a process answers only on its own channels).
+    fn direct_replied(&mut self, proc: ProcIdx, channel: u64, answer: impl IntoEncoded, fds: Vec<OwnedFd>) {
+        match self.channels.of(proc).into_iter().find_map(|(id, other)| (id == channel).then_some(other)) {
+            Some(other) => drop(self.send_with_fds(other, answer, fds)),
+            None => tracing::warn!(
+                "{}: a reply for channel {channel}, which is not one of its own; dropped",
+                self.procs[proc].describe()
+            ),
         }
     }
 

@@ -62,6 +62,11 @@ pub const FLAG_DELIVERED: u16 = 1 << 5;
 /// piece is the loan table and its fds came with its first bytes (see `lent.rs`).
 pub const FLAG_LENT: u16 = 1 << 6;
 
+/// A reply to a direct call that goes the governor's way (too large for the channel's ring):
+/// `target` is the channel, `request` the caller's request id on it; the governor sends it to
+/// the channel's other end as that request's answer.
+pub const FLAG_DIRECT: u16 = 1 << 7;
+
 /// What a frame is. The hot kinds are the frames of an ordinary call or cast, laid out in the
 /// header so the governor routes them without decoding anything else; every other frame is
 /// [`Kind::Bincode`].
@@ -78,7 +83,8 @@ pub enum Kind {
     /// the caller's pid, to which its reply may lend), the sender (and its name), subject,
     /// payload.
     Deliver = 3,
-    /// `Event::Replied` with a reply: `delivery`, the status flag, payload.
+    /// `Event::Replied` with a reply: `delivery`, the status flag, payload; or, with
+    /// [`FLAG_DIRECT`], `target` and `request` in place of `delivery`.
     Replied = 4,
     /// `Response::Call` with a reply: `request`, the status flag, payload.
     CallReply = 5,
@@ -114,7 +120,8 @@ impl Kind {
             Kind::Bincode => 0,
             Kind::Call | Kind::Cast => FLAG_TARGET_NAME | FLAG_SENDER | FLAG_LENT,
             Kind::Deliver => FLAG_SENDER | FLAG_SENDER_NAME | FLAG_DELIVERY | FLAG_LENT,
-            Kind::Replied | Kind::CallReply => FLAG_STATUS_ERROR | FLAG_LENT,
+            Kind::Replied => FLAG_STATUS_ERROR | FLAG_LENT | FLAG_DIRECT,
+            Kind::CallReply => FLAG_STATUS_ERROR | FLAG_LENT,
             Kind::CastAnswer => FLAG_DELIVERED,
         }
     }
@@ -229,7 +236,10 @@ impl Fixed {
 
     /// The kind's rules: only its flags, its fields, and the fields its flags imply.
     fn check(&self) -> Result<(), ProtoError> {
-        let (kind, uses) = (self.kind, self.kind.uses());
+        let (kind, mut uses) = (self.kind, self.kind.uses());
+        if kind == Kind::Replied && self.has(FLAG_DIRECT) {
+            (uses.target, uses.request, uses.delivery) = (true, true, false);
+        }
         if self.flags & !kind.flags() != 0 {
             return Err(malformed(format!("flags {:#x} on a {kind:?} frame", self.flags)));
         }

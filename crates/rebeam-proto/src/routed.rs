@@ -226,6 +226,21 @@ impl Routed {
         Routed { fixed: Fixed { flags: self.fixed.flags & (FLAG_STATUS_ERROR | FLAG_LENT), ..fixed }, ..self }
     }
 
+    /// A reply to the direct call `req` on channel `channel`, to go the governor's way (see
+    /// `FLAG_DIRECT`): the governor makes it that call's answer at the channel's other end.
+    pub fn into_direct_reply(mut self, channel: u64, req: ReqId) -> Routed {
+        if self.kind() == Kind::Replied {
+            self.fixed.flags |= FLAG_DIRECT;
+            (self.fixed.target, self.fixed.request, self.fixed.delivery) = (channel, req, 0);
+        }
+        self
+    }
+
+    /// A direct call's reply going the governor's way: its channel and request id there.
+    pub fn direct_reply(&self) -> Option<(u64, ReqId)> {
+        (self.kind() == Kind::Replied && self.fixed.has(FLAG_DIRECT)).then_some((self.fixed.target, self.fixed.request))
+    }
+
     /// A delivered call that names its caller's process, `pid` (0: none known, as for a call
     /// from another node): its reply may lend buffers to that process (`lent.rs`). A delivery
     /// nobody answers names none.

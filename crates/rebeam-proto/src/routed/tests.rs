@@ -232,3 +232,30 @@ fn a_delivered_call_names_its_callers_pid_and_nothing_else_does() {
 fn call_cast_delivery() -> Frame {
     Frame::Command(Command::Deliver { delivery: None, actor: 9, subject: "s".into(), sender: None, payload: payload() })
 }
+
+#[test]
+fn a_direct_reply_names_its_channel_and_request_and_its_answer_neither() {
+    let replied = Frame::Event(Event::Replied {
+        delivery: 6,
+        outcome: Outcome::Reply { status: Status::Ok, payload: payload() },
+    });
+    let plain = Routed::from_frame(replied).unwrap();
+    assert_eq!(plain.direct_reply(), None);
+    let direct = plain.clone().into_direct_reply(12, 34);
+    let wire = direct.clone().encode().unwrap().to_vec();
+    let Inbound::Hot(read) = decode_inbound(Bytes::from(wire.clone()).slice(HEADER_BYTES..)).unwrap() else {
+        panic!("not hot")
+    };
+    assert_eq!((read.direct_reply(), read.delivery()), (Some((12, 34)), Some(0)));
+    let answer = read.into_call_reply(34);
+    assert_eq!((answer.kind(), answer.request(), answer.direct_reply()), (Kind::CallReply, 34, None));
+    // A direct reply with a delivery id, or a plain one with a channel, is malformed.
+    let mut with_delivery = wire.clone();
+    with_delivery[32..40].copy_from_slice(&6u64.to_le_bytes());
+    let mut plain_with_target = plain.encode().unwrap().to_vec();
+    plain_with_target[24..32].copy_from_slice(&12u64.to_le_bytes());
+    for bytes in [with_delivery, plain_with_target] {
+        assert!(matches!(decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)), Err(ProtoError::Malformed(_))));
+    }
+    assert_eq!(Routed::from_frame(call(Target::Actor(5), None)).unwrap().into_direct_reply(1, 2).direct_reply(), None);
+}
