@@ -32,6 +32,12 @@
 //!   Its holder must not write it while a receiver may read it (the receiver's view is
 //!   read-only, but the memory is the same).
 //! - **A sender that dies** leaves every view valid: a view holds its own mapping.
+//! - **Not lent within one process.** A call to an actor hosted in the caller's own process
+//!   has no route (it goes the governor's way, and back) and lends nothing. Passing the object
+//!   itself would save the pickle too, but the actor would then share the caller's object, and
+//!   a write on either side would show on the other: every other call copies (or lends
+//!   read-only), and one in the same process must mean the same. Lending it to this process
+//!   (one copy into a segment, in place of two through the socket) is possible and left to do.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
