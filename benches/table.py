@@ -175,6 +175,24 @@ ROWS = [
         "{:.2f}",
     ),
     (
+        "array_reply",
+        "16. 64 MiB NumPy array in the reply to a small call, p50 (mp: Pipe; Ray: returned)",
+        "ms",
+        True,
+        lambda s: g(s, "array", "reply_p50_ms"),
+        "—",
+        "{:.1f}",
+    ),
+    (
+        "array_both",
+        "16. 64 MiB NumPy array both ways (sent, and returned as it arrived), p50 (mp: Pipe; Ray: argument, returned)",
+        "ms",
+        True,
+        lambda s: g(s, "array", "both_p50_ms"),
+        "—",
+        "{:.1f}",
+    ),
+    (
         "thru_1k",
         "17. message throughput, 1 KiB messages, 1 sender → 1 receiver",
         "MB/s",
@@ -350,6 +368,7 @@ NA = {  # peer cells that are not applicable, and why
         ("pykka", k): "n/a (threads)"
         for k in ("array_call", "array_shared", "thru_1k", "thru_1m", "fan_out", "fan_in", "busy_p50")
     },
+    **{("pykka", k): "n/a (threads)" for k in ("array_reply", "array_both")},
     **{(p, k): "n/a (one node)" for p in PEERS for k in NODE_ROWS},
 }
 
@@ -400,6 +419,8 @@ WORKLOAD_OF = {
     "acall_p99": "acalls",
     "array_call": "array",
     "array_shared": "array",
+    "array_reply": "array",
+    "array_both": "array",
     "thru_1k": "thru",
     "thru_1m": "thru",
     "fan_out": "fan",

@@ -8,7 +8,9 @@ workload: array - a 64 MiB float64 NumPy array (`array_mib`) sent in a call from
                   as an ordinary array (mp: `Pipe.send`; Ray: the array as an argument) and
                   once allocated in shared memory from the start (rebeam: `shared_array`, when
                   the build has it; mp: `shared_memory.SharedMemory`, its name sent; Ray: one
-                  `ray.put`, the reference sent).
+                  `ray.put`, the reference sent). Then the reply direction: a small call
+                  answered with the actor's own 64 MiB array (`reply_p50_ms`), and the array
+                  sent and returned as it arrived (`both_p50_ms`), the caller checking it.
           thru  - message throughput in MB/s: `thru_small_n` casts of 1 KiB `bytes`, then
                   `thru_big_n` casts of 1 MiB, one sender to one receiver in another process,
                   timed until the receiver has counted them all.
@@ -149,6 +151,16 @@ class Sink(GenPy):
     def array(self, source, arr):
         return response_ok(summary(arr))
 
+    @receive("give")
+    def give(self, source, _):
+        if "arr" not in self.state:  # made once: the row times the reply, not the making
+            self.state["arr"] = make_array()
+        return response_ok(self.state["arr"])
+
+    @receive("back")
+    def back(self, source, arr):
+        return response_ok(arr)
+
     @receive("msg")
     def msg(self, source, payload):
         self.state["n"] += 1
@@ -228,6 +240,18 @@ def rebeam_main(workload):
             out["shared_p50_ms"], out["shared_min_ms"] = s["p50_ms"], s["min_ms"]
         else:
             out["not_measured"] = {"array_shared": "no rebeam.shared_array yet"}
+        check(call("sink", "give", None, 60.0), "give")
+
+        def reply(what, a):
+            def go():
+                assert looks_right(*summary(check(call("sink", what, a, 60.0), what)))
+
+            return go
+
+        r = ms_stats(timed(reps, reply("give", None)))
+        out["reply_p50_ms"], out["reply_min_ms"] = r["p50_ms"], r["min_ms"]
+        b = ms_stats(timed(reps, reply("back", arr)))
+        out["both_p50_ms"], out["both_min_ms"] = b["p50_ms"], b["min_ms"]
         return out
 
     def w_thru():
@@ -329,7 +353,7 @@ def _mp_sink(conn):
     import numpy as np
     from multiprocessing import resource_tracker, shared_memory
 
-    n = 0
+    n, kept = 0, None
     while True:
         kind, body = conn.recv()
         if kind == "array":
@@ -344,6 +368,10 @@ def _mp_sink(conn):
             conn.send(summary(arr))
             del arr
             shm.close()
+        elif kind == "give":  # the sink's own array (made once), or the one sent, back
+            if body is None and kept is None:
+                kept = make_array()
+            conn.send(kept if body is None else body)
         elif kind == "bytes":
             m = body
             for _ in range(m):
@@ -418,6 +446,20 @@ def mp_main(workload):
         del shared
         shm.close()
         shm.unlink()
+
+        def reply(x):
+            def go():
+                a.send(("give", x))
+                assert looks_right(*summary(a.recv()))
+
+            return go
+
+        a.send(("give", None))
+        a.recv()
+        r = ms_stats(timed(reps, reply(None)))
+        out["reply_p50_ms"], out["reply_min_ms"] = r["p50_ms"], r["min_ms"]
+        b = ms_stats(timed(reps, reply(arr)))
+        out["both_p50_ms"], out["both_min_ms"] = b["p50_ms"], b["min_ms"]
         stop(a, p)
     elif workload == "thru":
         n_small, n_big = opt("thru_small_n", 20000), opt("thru_big_n", 300)
@@ -520,9 +562,15 @@ def ray_main(workloads):
     class Sink:
         def __init__(self):
             self.n = 0
+            self.kept = None
 
         def array(self, arr):
             return summary(arr)
+
+        def give(self, arr=None):
+            if arr is None and self.kept is None:
+                self.kept = make_array()
+            return self.kept if arr is None else arr
 
         def msg(self, payload):
             self.n += 1
@@ -561,6 +609,18 @@ def ray_main(workloads):
         ref = ray.put(arr)
         r = ms_stats(timed(reps, one(ref)))
         out["shared_p50_ms"], out["shared_min_ms"] = r["p50_ms"], r["min_ms"]
+
+        def reply(x):
+            def go():
+                assert looks_right(*summary(ray.get(s.give.remote(x))))
+
+            return go
+
+        ray.get(s.give.remote())
+        r = ms_stats(timed(reps, reply(None)))
+        out["reply_p50_ms"], out["reply_min_ms"] = r["p50_ms"], r["min_ms"]
+        b = ms_stats(timed(reps, reply(arr)))
+        out["both_p50_ms"], out["both_min_ms"] = b["p50_ms"], b["min_ms"]
         return out
 
     def w_thru():

@@ -1,7 +1,7 @@
 """Large buffers lent in shared memory: values arrive exact (every dtype, non-contiguous arrays
 too), as read-only views; the receiver's fds go back to what they were once it drops them;
-a receiver killed with a loan frees its segment for reuse; and a sender that dies leaves the
-receiver's view valid."""
+a receiver killed with a loan frees its segment for reuse; a sender that dies leaves the
+receiver's view valid; and replies are lent as calls are (a 64 MiB array both ways)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ PRELUDE = textwrap.dedent(
         def sum(self, source, _):
             kept = self.state["kept"]
             return None if kept is None else float(kept.sum())
+
+        @receive("double")
+        def double(self, source, a):
+            return a * 2
+
+        @receive("make")
+        def make(self, source, n):
+            return np.full(n, 2.0)
 
         @receive("fds")
         def fds(self, source, _):
@@ -137,6 +145,8 @@ FD_COUNTS = program(
         Supervisor(modules=[Sink()])
         a = np.ones(16 * MIB // 8)
         call("sink", "pid")                       # the route (and its ring) exists from here
+        # The sink lends its echo in a segment of its own pool, kept for reuse from the first.
+        assert call("sink", "echo", a, timeout=60)[0] == "ok"
         before = call("sink", "fds")[1]
         for _ in range(5):
             assert call("sink", "echo", a, timeout=60)[0] == "ok"
@@ -237,3 +247,152 @@ def test_a_shared_array_is_lent_as_it_is_and_read_only_on_the_receiving_side(tmp
     # into a segment of the pool, lent).
     assert "slice ('<f8', (511, 1024), False, True)" in r.stdout, r.stdout
     assert "empty (0,)" in r.stdout, r.stdout
+
+
+BOTH_WAYS = program(
+    '''
+    class Asker(GenPy):
+        name = "asker"
+
+        @start()
+        def init(self):
+            self.state["kept"] = None
+
+        @receive("pid")
+        def pid(self, source, _):
+            return os.getpid()
+
+        @receive("fetch_and_die")
+        def fetch_and_die(self, source, n):
+            status, got = call("sink", "double", np.ones(n), timeout=60)
+            assert status == "ok" and in_memfd(got), (status, type(got))
+            self.state["kept"] = got
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def double(a):
+        status, got = call("sink", "double", a, timeout=60)
+        assert status == "ok", got
+        return got
+
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink(), Asker()])
+        a = np.arange(64 * MIB // 8, dtype="f8")
+        got = double(a)
+        print("both ways", got.shape == a.shape, bool((got == 2 * a).all()), got.flags.writeable, in_memfd(got), flush=True)
+        del got
+        # From here each side's pool holds the segments it lends in, for reuse (two: the
+        # other side may still hold the last loan when the next message is lent).
+        for _ in range(3):
+            assert double(a)[1] == 2.0
+        sink_before = call("sink", "fds")[1]
+        mine = memfds()
+        for _ in range(5):
+            assert double(a)[-1] == 2 * a[-1]
+        print("caller fds back", memfds() == mine, mine, memfds(), flush=True)
+        print("sink fds steady", call("sink", "fds")[1] == sink_before, flush=True)
+        # A caller killed holding a lent reply: the sink's segment is free for it again.
+        same = call("sink", "pid")[1] == call("asker", "pid")[1]
+        old = call("asker", "pid")[1]
+        cast("asker", "fetch_and_die", 64 * MIB // 8)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = call("asker", "pid")
+            if got[0] == "ok" and got[1] != old:
+                break
+            time.sleep(0.05)
+        print("asker restarted", got[0] == "ok" and got[1] != old, flush=True)
+        for _ in range(3):
+            assert double(a)[0] == 0.0
+        print("sink fds after the caller's kill", call("sink", "fds")[1] == sink_before, flush=True)
+        print("same process", same, flush=True)
+        print("shm names", sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else [], flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_64_mib_array_both_ways_is_lent_each_way_and_nothing_is_left(tmp_path):
+    pytest.importorskip("numpy")
+    import os
+
+    shm_before = sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+    r = run_rebeam(tmp_path, BOTH_WAYS, timeout=180)
+    check(r)
+    assert "same process False" in r.stdout, "the sink and the asker must be in different workers"
+    # The reply arrives as a read-only view of the sink's segment, not as a copy.
+    assert "both ways True True False True" in r.stdout, r.stdout
+    assert "caller fds back True" in r.stdout, r.stdout
+    assert "sink fds steady True" in r.stdout, r.stdout
+    assert "asker restarted True" in r.stdout, r.stdout
+    # Had the dead caller's loan pinned the segment, the sink would have made another.
+    assert "sink fds after the caller's kill True" in r.stdout, r.stdout
+    assert f"shm names {shm_before}" in r.stdout, r.stdout
+
+
+MOVED = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        a = np.ones(2 * MIB)
+        refused = []
+        for _ in range(4):
+            time.sleep(1.5)                       # within the supervisor's restart intensity
+            call("sink", "pid")                   # a route to the sink's worker is cached
+            cast("sink", "die", None)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                # Lent to the process the cached route names, which may no longer host it.
+                status, got = call("sink", "inspect", a, timeout=10)
+                if status == "ok":
+                    break
+                if isinstance(got, rebeam.errors.InvalidRequest):
+                    refused.append(str(got))
+                time.sleep(0.001)
+            print("answered", status, got[:3], flush=True)
+            print("then lent", call("sink", "inspect", a, timeout=10), flush=True)
+        print("refused", refused, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_lent_call_to_an_actor_restarted_in_another_process_falls_back_to_a_copy(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, MOVED, timeout=120)
+    check(r)
+    assert r.stdout.count("answered ok ('<f8', (2097152,), False)") == 4, r.stdout
+    # The stale route is forgotten with the refusal: the next call is lent to the new process.
+    assert r.stdout.count("then lent ('ok', ('<f8', (2097152,), False, True))") == 4, r.stdout
+    # Before the fallback, about one kill in four gave the caller the new process's refusal.
+    assert "refused []" in r.stdout, r.stdout
+
+
+BIG_REPLIES = program(
+    '''
+    if __name__ == "__main__":
+        Supervisor(modules=[Sink()])
+        call("sink", "pid")                       # a direct route: small calls go on the ring
+        for n in [1000, 64 * 1024, MIB, 8 * MIB]:  # floats: 8 KB to 64 MiB replies
+            status, got = call("sink", "make", n, timeout=30)
+            ok = status == "ok" and got.shape == (n,) and bool((got == 2.0).all())
+            print("reply", n, ok, got.flags.writeable if ok else got, in_memfd(got) if ok else None, flush=True)
+            del got
+        mine = memfds()
+        for _ in range(3):
+            assert call("sink", "make", 8 * MIB, timeout=30)[1][-1] == 2.0
+        print("caller fds back", memfds() == mine, flush=True)
+        rebeam.shutdown(0)
+    '''
+)
+
+
+def test_a_direct_calls_reply_too_large_for_the_ring_comes_the_governors_way_lent(tmp_path):
+    pytest.importorskip("numpy")
+    r = run_rebeam(tmp_path, BIG_REPLIES, timeout=120)
+    check(r)
+    assert "reply 1000 True False False" in r.stdout, r.stdout
+    # Too large for the ring, too small to lend: bytes the governor's way (it timed out before).
+    assert "reply 65536 True False False" in r.stdout, r.stdout
+    assert f"reply {1 << 20} True False True" in r.stdout, r.stdout
+    assert f"reply {8 << 20} True False True" in r.stdout, r.stdout
+    assert "caller fds back True" in r.stdout, r.stdout

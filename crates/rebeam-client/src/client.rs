@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rebeam_proto::{
     encode, encode_parts, read_frame, Command, DeliveryId, ErrorInfo, Event, Frame, ReqId, Request, Response, Role,
-    Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
+    Routed, Safety, FRAME_OVERHEAD_BYTES, PROTOCOL_VERSION,
 };
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
@@ -71,7 +71,7 @@ pub(crate) struct Shared {
     /// Calls and casts straight to the actor's process (`direct.rs`).
     pub(crate) direct: Direct,
     /// The segments this process lends large buffers in (`lent.rs`).
-    lender: Lender,
+    pub(crate) lender: Lender,
 }
 
 impl Shared {
@@ -83,6 +83,14 @@ impl Shared {
     /// Hands a response to whoever waits for request `req` (the socket's answers and the
     /// channels' alike).
     pub(crate) fn answer(&self, req: ReqId, body: Response) {
+        if let Some(original) = self.lender.answered(req, &body) {
+            // A loan the receiver could not map: nothing was delivered, so the call goes again
+            // as bytes, under its target resolved afresh (its route was stale).
+            self.direct.forget_target(&original);
+            if self.write_request(req, original).is_ok() {
+                return;
+            }
+        }
         self.direct.answered(req, &body);
         let waiter = lock(&self.pending).remove(&req);
         match waiter {
@@ -137,15 +145,59 @@ impl Shared {
             _ => None,
         };
         let Some(receiver) = receiver else { return self.write_request(req, body).map(|()| None) };
-        match self.lender.lend(req, body, &receiver) {
+        let is_call = matches!(body, Request::Call { .. });
+        let original = is_call.then(|| body.clone());
+        match self.lender.lend(Frame::Request { req, body }, &receiver) {
             Ok(frame) => {
-                let written = lent::write(&mut lock(&self.writer), &frame);
-                if written.is_err() {
-                    self.lender.unsent(frame);
+                // Kept until answered: if the receiver cannot map the loan (the actor now lives
+                // in another process), the call goes again as bytes (see `lent.rs`).
+                if let Some(original) = original {
+                    self.lender.lent_call(req, original);
                 }
-                written.map(|()| None).map_err(ClientError::Write)
+                let written = self.write_lent(frame);
+                if written.is_err() {
+                    self.lender.forget_call(req);
+                }
+                written.map(|()| None)
             }
-            Err(body) => self.write_request(req, body).map(|()| None),
+            Err(Frame::Request { body, .. }) => self.write_request(req, body).map(|()| None),
+            Err(_) => unreachable!("lend gives back the frame it was given"),
+        }
+    }
+
+    /// Writes a lent frame, its fds on its first bytes; a failed write takes its loans back.
+    fn write_lent(&self, frame: lent::LentFrame) -> Result<(), ClientError> {
+        let written = lent::write(&mut lock(&self.writer), &frame);
+        if written.is_err() {
+            self.lender.unsent(frame);
+        }
+        written.map_err(ClientError::Write)
+    }
+
+    /// A reply to direct call `req` on `link` too large for its ring: the governor's way, as a
+    /// reply naming the channel (the governor answers the call at its other end), its large
+    /// buffers lent to that process (`lent.rs`).
+    pub(crate) fn reply_the_governors_way(&self, link: &Link, req: ReqId, event: Event) -> Result<(), ClientError> {
+        let direct = |routed: Routed| routed.into_direct_reply(link.id, req);
+        let mut frame = Frame::Event(event);
+        if let Some(receiver) = link.peer_watch() {
+            match self.lender.lend_shaped(frame, &receiver, direct) {
+                Ok(lent) => return self.write_lent(lent),
+                Err(back) => frame = back,
+            }
+        }
+        let routed = Routed::from_frame(frame).map_err(|_| ClientError::Closed)?;
+        let encoded = direct(routed).encode().map_err(ClientError::Encode)?;
+        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+    }
+
+    /// Sends an event the governor's way: a reply with large buffers lent to its caller's
+    /// process when the delivery named one (`lent.rs`).
+    fn send_governor_event(&self, event: Event) -> Result<(), ClientError> {
+        let Some(receiver) = self.lender.caller_of(&event) else { return self.write_event(event) };
+        match self.lender.lend(Frame::Event(event), &receiver) {
+            Ok(frame) => self.write_lent(frame),
+            Err(frame) => self.write(frame),
         }
     }
 
@@ -243,11 +295,11 @@ impl Client {
 
     /// Sends an event; a reply to a direct call goes back on its channel instead.
     pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
-        if self.shared.direct.reply(&event) {
+        if self.shared.direct.reply(&self.shared, &event) {
             return Ok(());
         }
         self.shared.direct.note_event(&event);
-        self.shared.write(Frame::Event(event))
+        self.shared.send_governor_event(event)
     }
 
     /// Sends a small event to the governor now if that cannot block (see `Shared::try_write`),

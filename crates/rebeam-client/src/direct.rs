@@ -57,7 +57,11 @@
 //!   whichever path each takes.
 //! - **The host side.** A record for an actor here becomes a `Command::Deliver`; a call's gets
 //!   a delivery id of this process's own ([`LOCAL_DELIVERY`] set), and its reply goes back on
-//!   the channel, not to the governor. When an actor here exits, the direct calls it had not
+//!   the channel, not to the governor; one too large for the ring goes the governor's way (a
+//!   reply naming the channel and the caller's request id, its large buffers lent, `lent.rs`),
+//!   written before a small record on the ring ([`AWAY`]) that takes the call off the caller's
+//!   list for the channel, so its caller waits for the governor's answer. (So a message the
+//!   actor sends the caller on the ring after such a reply may overtake it.) When an actor here exits, the direct calls it had not
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
 use std::collections::{HashMap, HashSet};
@@ -77,6 +81,9 @@ use crate::role::Commands;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
 const NOT_WRITTEN: u64 = u64::MAX;
+/// On a channel, the answer to a call that says its reply comes the governor's way: a cast's
+/// answer there never names a request, and says only `delivered: false`.
+const AWAY: Response = Response::Cast { delivered: true };
 /// Delivery ids this process gives the direct calls it hosts: the governor's never reach it.
 pub const LOCAL_DELIVERY: u64 = 1 << 63;
 /// How long a cast waits for room in a full ring before it is counted as dropped.
@@ -95,7 +102,7 @@ pub(crate) const PEER_WHY_WAIT: Duration = Duration::from_secs(1);
 
 /// One channel to a peer process, as both its users see it.
 pub(crate) struct Link {
-    id: u64,
+    pub(crate) id: u64,
     sender: Mutex<Sender>,
     /// The ring from the peer. Whoever holds the lock reads it: a caller waiting for its
     /// reply, else the channel thread (the rules are in the `reading` module).
@@ -116,6 +123,11 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    /// A watch on the peer's process (a loan names it).
+    pub(crate) fn peer_watch(&self) -> Option<rebeam_shm::PeerWatch> {
+        lock(&self.sender).peer().try_clone().ok()
+    }
+
     /// The peer's pid, for messages.
     pub(crate) fn peer_pid(&self) -> u32 {
         lock(&self.sender).peer().pid()
@@ -421,14 +433,22 @@ impl Direct {
         Some(cached)
     }
 
-    /// Takes a reply for a direct call hosted here; false for the governor's deliveries.
-    pub(crate) fn reply(&self, event: &Event) -> bool {
+    /// Takes a reply for a direct call hosted here; false for the governor's deliveries. A
+    /// reply too large for the ring goes the governor's way, its large buffers lent, and
+    /// [`AWAY`] on the ring tells the caller to wait for it there (see the module doc).
+    pub(crate) fn reply(&self, shared: &Shared, event: &Event) -> bool {
         let Event::Replied { delivery, outcome } = event else { return false };
         if delivery & LOCAL_DELIVERY == 0 {
             return false;
         }
         if let Some(hosted) = lock(&self.hosted).remove(delivery) {
-            answer_on(&hosted.link, hosted.req, Response::Call(outcome.clone()));
+            let (link, req) = (&hosted.link, hosted.req);
+            if !answer_on(link, req, Response::Call(outcome.clone()))
+                && matches!(outcome, Outcome::Reply { .. })
+                && shared.reply_the_governors_way(link, req, event.clone()).is_ok()
+            {
+                answer_on(link, req, AWAY);
+            }
         }
         true
     }
@@ -502,6 +522,8 @@ impl Direct {
                 }
             }
             Frame::Response { body: Response::Cast { delivered: false }, .. } => self.forget_link_routes(link),
+            // Call `req`'s reply comes the governor's way: its waiter waits there (see `AWAY`).
+            Frame::Response { req, body: AWAY } => drop(lock(&link.inflight).remove(&req)),
             Frame::Response { req, body } => {
                 let Some((original, _)) = lock(&link.inflight).remove(&req) else { return };
                 if let Response::Call(Outcome::Failed(info)) = &body {
@@ -553,7 +575,7 @@ impl Direct {
         lock(&self.routes).retain(|_, c| !matches!(c, Cached::Direct { link: l, .. } if Arc::ptr_eq(l, link)));
     }
 
-    fn forget_target(&self, original: &Request) {
+    pub(crate) fn forget_target(&self, original: &Request) {
         if let Request::Call { target, .. } | Request::Cast { target, .. } = original {
             lock(&self.routes).remove(target);
         }
@@ -655,10 +677,15 @@ fn drain(link: &Link, wait: Duration) -> Result<(), ShmError> {
     }
 }
 
-fn answer_on(link: &Link, req: ReqId, body: Response) {
-    let Ok(encoded) = encode_parts(Frame::Response { req, body }) else { return };
+/// Writes an answer on the link; false if it is too large for the ring (nothing written).
+fn answer_on(link: &Link, req: ReqId, body: Response) -> bool {
+    let Ok(encoded) = encode_parts(Frame::Response { req, body }) else { return false };
+    if encoded.len() > lock(&link.sender).max_record() {
+        return false;
+    }
     // A caller that is gone or does not read has given up on the answer.
     let _ = write(link, &encoded, REPLY_ROOM_WAIT);
+    true
 }
 
 fn ring_failure(target: &Target, e: &ShmError) -> ErrorInfo {

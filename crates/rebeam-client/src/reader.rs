@@ -21,22 +21,17 @@ pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Commands, l
     let mut stream = FdStream::new(stream);
     loop {
         let frame = read_inbound(&mut stream, limit).map(|frame| match frame {
-            Inbound::Hot(hot) if hot.lent() > 0 => match lent::receive(hot, stream.take_fds()) {
-                Received::Frame(frame) => Some(frame),
-                Received::Refused(answer) => {
-                    if let Some(event) = answer {
-                        let _ = shared.write_event(event);
-                    }
-                    None
+            Inbound::Hot(hot) => {
+                // Before the delivery is queued: its reply may be sent before the next read.
+                if hot.caller_pid().is_some() {
+                    shared.lender.note_delivery(&hot);
                 }
-            },
-            frame => {
-                let (frame, end) = take_end(frame.into_frame(), stream.take_fds());
-                if let Some(end) = end {
-                    shared.direct.adopt(&shared, end);
+                if hot.lent() > 0 {
+                    return lent_frame(&shared, hot, stream.take_fds());
                 }
-                Some(frame)
+                plain_frame(&shared, &mut stream, Inbound::Hot(hot))
             }
+            frame => plain_frame(&shared, &mut stream, frame),
         });
         let frame = match frame {
             Ok(None) => continue,
@@ -73,4 +68,27 @@ pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Commands, l
     }
     shared.completions.end();
     commands.send(Command::Shutdown { code: -1 });
+}
+
+/// A frame that lends pieces, its segments mapped (`lent.rs`); None if refused (a call's
+/// refusal is sent back).
+fn lent_frame(shared: &Shared, hot: rebeam_proto::Routed, fds: Vec<std::os::fd::OwnedFd>) -> Option<Frame> {
+    match lent::receive(hot, fds) {
+        Received::Frame(frame) => Some(frame),
+        Received::Refused(answer) => {
+            if let Some(event) = answer {
+                let _ = shared.write_event(event);
+            }
+            None
+        }
+    }
+}
+
+/// Any other frame; a channel end that came with it is adopted.
+fn plain_frame(shared: &Arc<Shared>, stream: &mut FdStream, frame: Inbound) -> Option<Frame> {
+    let (frame, end) = take_end(frame.into_frame(), stream.take_fds());
+    if let Some(end) = end {
+        shared.direct.adopt(shared, end);
+    }
+    Some(frame)
 }

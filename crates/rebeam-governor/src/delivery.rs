@@ -12,7 +12,13 @@
 //!   no worker yet is parked and follows its Start.
 //! - A call or cast that lends pieces must bring one fd per lent piece, or it is refused (a
 //!   call fails with `BadRequest`, a cast is not delivered); its fds leave with its delivery
-//!   (parked with it if need be) and close with it wherever it is refused or dropped.
+//!   (parked with it if need be) and close with it wherever it is refused or dropped. A reply
+//!   that lends pieces is held to the same count, and its fds leave with the caller's answer.
+//! - A delivered call names its caller's pid (none for a call from another node), the one
+//!   process its reply may lend to.
+//! - A reply to a direct call that does not fit its channel's ring comes this way, naming the
+//!   channel and the caller's request id there: it goes to the channel's other end as that
+//!   request's answer, with its fds, if the channel is the replier's own.
 
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -45,6 +51,16 @@ impl Router {
             return match hot.kind() {
                 Kind::Call => self.respond(proc, hot.request(), Response::Call(Outcome::Failed(info))),
                 Kind::Cast => drop(self.send(proc, Routed::cast_answer(hot.request(), false))),
+                // Its caller gets the refusal in place of a reply it could not read.
+                Kind::Replied => match hot.direct_reply() {
+                    Some((channel, req)) => {
+                        let failed = Frame::Response { req, body: Response::Call(Outcome::Failed(info)) };
+                        self.direct_replied(proc, channel, failed, Vec::new())
+                    }
+                    None => self.replied(hot.delivery().unwrap_or_default(), false, Vec::new(), |req| {
+                        Frame::Response { req, body: Response::Call(Outcome::Failed(info)) }
+                    }),
+                },
                 _ => self.on_frame(proc, hot.into_frame()),
             };
         }
@@ -66,21 +82,27 @@ impl Router {
                 let delivered = self.deliver(proc, None, hot, fds).is_ok();
                 self.send(proc, Routed::cast_answer(req, delivered));
             }
-            Kind::Replied => {
-                let delivery = hot.delivery().unwrap_or_default();
-                self.replied(delivery, false, |req| hot.into_call_reply(req));
-            }
+            Kind::Replied => match hot.direct_reply() {
+                Some((channel, req)) => self.direct_replied(proc, channel, hot.into_call_reply(req), fds),
+                None => {
+                    let delivery = hot.delivery().unwrap_or_default();
+                    self.replied(delivery, false, fds, |req| hot.into_call_reply(req));
+                }
+            },
             // Deliveries and answers are the governor's to send: the frame path refuses them.
             Kind::Deliver | Kind::CallReply | Kind::CastAnswer | Kind::Bincode => self.on_frame(proc, hot.into_frame()),
         }
     }
 
     /// A worker's answer to `delivery`: ends its gated work, and goes to its caller, if one
-    /// still waits, as `answer` for the caller's request.
+    /// still waits, as `answer` for the caller's request, with `fds`, the segments a reply
+    /// lends (they close here if no one waits, or the caller is on another node: the worker
+    /// lends only to the pid the delivery named, which a call from another node does not).
     pub(crate) fn replied<A: IntoEncoded>(
         &mut self,
         delivery: DeliveryId,
         crashed: bool,
+        fds: Vec<OwnedFd>,
         answer: impl FnOnce(ReqId) -> A,
     ) {
         let Some(replied) = self.calls.reply(delivery) else { return };
@@ -97,7 +119,29 @@ impl Router {
                     actor.release_names(replied.actor, &mut self.names);
                 }
             }
-            self.send(caller.proc, answer(caller.req));
+            if fds.is_empty() {
+                self.send(caller.proc, answer(caller.req));
+            } else if caller.proc == crate::node::NODE_PEER {
+                let why = "a reply lending shared memory to a caller on another node; refused, and its fds closed";
+                tracing::warn!("actor <{}>: {why}", replied.actor);
+                let info = ErrorInfo::new(ErrorKind::BadRequest, why);
+                self.respond(caller.proc, caller.req, Response::Call(Outcome::Failed(info)));
+            } else {
+                self.send_with_fds(caller.proc, answer(caller.req), fds);
+            }
+        }
+    }
+
+    /// A process's reply to a direct call it hosts that did not fit the ring: `answer` goes to
+    /// the process at the other end of `channel`, one of the replier's own (else it is dropped,
+    /// its fds closed: a process answers only on its own channels).
+    fn direct_replied(&mut self, proc: ProcIdx, channel: u64, answer: impl IntoEncoded, fds: Vec<OwnedFd>) {
+        match self.channels.of(proc).into_iter().find_map(|(id, other)| (id == channel).then_some(other)) {
+            Some(other) => drop(self.send_with_fds(other, answer, fds)),
+            None => tracing::warn!(
+                "{}: a reply for channel {channel}, which is not one of its own; dropped",
+                self.procs[proc].describe()
+            ),
         }
     }
 
@@ -140,7 +184,10 @@ impl Router {
         let delivery = (call.is_some() || gated).then(|| self.next_id());
         let label = hot.target_label();
         let sender = hot.sender().and_then(|s| self.actors.get(&s)).and_then(|a| a.name.as_deref());
-        let frame = hot.into_delivery(id, delivery, sender);
+        // A call names its caller's process, so that a large reply can be lent to it; one from
+        // another node names none (fds do not cross nodes).
+        let caller_pid = call.and_then(|_| self.procs.get(caller)).map_or(0, |p| p.pid);
+        let frame = hot.into_delivery(id, delivery, sender).with_caller_pid(caller_pid);
         match self.actors.proc_of(id) {
             Some(worker) => {
                 if let Err(refusal) = self.offer_with_fds(worker, frame, fds) {

@@ -615,7 +615,10 @@ impl Router {
         match event {
             Event::Replied { delivery, outcome } => {
                 let crashed = matches!(&outcome, Outcome::Failed(info) if info.kind == ErrorKind::Crashed);
-                self.replied(delivery, crashed, |req| Frame::Response { req, body: Response::Call(outcome) });
+                self.replied(delivery, crashed, Vec::new(), |req| Frame::Response {
+                    req,
+                    body: Response::Call(outcome),
+                });
             }
             Event::Started { actor, result } => self.on_started(actor, result),
             Event::Exited { actor, reason, taken_up_to } => {

@@ -15,7 +15,8 @@
 //! |     20 |    4 | `pieces`   | payload pieces; each has a u64 length in the variable part     |
 //! |     24 |    8 | `target`   | actor id: the call's target (unless named), the delivery's actor|
 //! |     32 |    8 | `delivery` | delivery id chosen by the governor (deliveries, replies)       |
-//! |     40 |    8 | `request`  | request id chosen by the caller (calls, casts, their answers)  |
+//! |     40 |    8 | `request`  | request id chosen by the caller (calls, casts, their answers);  |
+//! |        |      |            | a delivered call's: its caller's pid, 0 if unknown (`lent.rs`)  |
 //! |     48 |    8 | `sender`   | actor id of the sender ([`FLAG_SENDER`])                        |
 //! |     56 |    8 | `timeout`  | a call's timeout in milliseconds                               |
 //!
@@ -57,9 +58,14 @@ pub const FLAG_DELIVERY: u16 = 1 << 3;
 pub const FLAG_STATUS_ERROR: u16 = 1 << 4;
 /// A cast's answer: it was delivered.
 pub const FLAG_DELIVERED: u16 = 1 << 5;
-/// A call, cast or delivery lending buffers in shared memory: its last piece is the loan table
-/// and its fds came with its first bytes (see `lent.rs`).
+/// A call, cast, delivery, reply or call's answer lending buffers in shared memory: its last
+/// piece is the loan table and its fds came with its first bytes (see `lent.rs`).
 pub const FLAG_LENT: u16 = 1 << 6;
+
+/// A reply to a direct call that goes the governor's way (too large for the channel's ring):
+/// `target` is the channel, `request` the caller's request id on it; the governor sends it to
+/// the channel's other end as that request's answer.
+pub const FLAG_DIRECT: u16 = 1 << 7;
 
 /// What a frame is. The hot kinds are the frames of an ordinary call or cast, laid out in the
 /// header so the governor routes them without decoding anything else; every other frame is
@@ -73,10 +79,12 @@ pub enum Kind {
     Call = 1,
     /// `Request::Cast`: as a call, without the timeout.
     Cast = 2,
-    /// `Command::Deliver`: `target` is the actor, `delivery` if answered, the sender (and its
-    /// name), subject, payload.
+    /// `Command::Deliver`: `target` is the actor, `delivery` if answered (and then `request`,
+    /// the caller's pid, to which its reply may lend), the sender (and its name), subject,
+    /// payload.
     Deliver = 3,
-    /// `Event::Replied` with a reply: `delivery`, the status flag, payload.
+    /// `Event::Replied` with a reply: `delivery`, the status flag, payload; or, with
+    /// [`FLAG_DIRECT`], `target` and `request` in place of `delivery`.
     Replied = 4,
     /// `Response::Call` with a reply: `request`, the status flag, payload.
     CallReply = 5,
@@ -112,7 +120,8 @@ impl Kind {
             Kind::Bincode => 0,
             Kind::Call | Kind::Cast => FLAG_TARGET_NAME | FLAG_SENDER | FLAG_LENT,
             Kind::Deliver => FLAG_SENDER | FLAG_SENDER_NAME | FLAG_DELIVERY | FLAG_LENT,
-            Kind::Replied | Kind::CallReply => FLAG_STATUS_ERROR,
+            Kind::Replied => FLAG_STATUS_ERROR | FLAG_LENT | FLAG_DIRECT,
+            Kind::CallReply => FLAG_STATUS_ERROR | FLAG_LENT,
             Kind::CastAnswer => FLAG_DELIVERED,
         }
     }
@@ -135,7 +144,7 @@ impl Kind {
             Kind::Bincode => Uses { body: true, payload: true, ..none },
             Kind::Call => Uses { request: true, timeout: true, ..message },
             Kind::Cast => Uses { request: true, ..message },
-            Kind::Deliver => Uses { delivery: true, ..message },
+            Kind::Deliver => Uses { delivery: true, request: true, ..message },
             Kind::Replied => Uses { payload: true, delivery: true, ..none },
             Kind::CallReply => Uses { payload: true, request: true, ..none },
             Kind::CastAnswer => Uses { request: true, ..none },
@@ -227,7 +236,10 @@ impl Fixed {
 
     /// The kind's rules: only its flags, its fields, and the fields its flags imply.
     fn check(&self) -> Result<(), ProtoError> {
-        let (kind, uses) = (self.kind, self.kind.uses());
+        let (kind, mut uses) = (self.kind, self.kind.uses());
+        if kind == Kind::Replied && self.has(FLAG_DIRECT) {
+            (uses.target, uses.request, uses.delivery) = (true, true, false);
+        }
         if self.flags & !kind.flags() != 0 {
             return Err(malformed(format!("flags {:#x} on a {kind:?} frame", self.flags)));
         }
@@ -243,7 +255,7 @@ impl Fixed {
             (self.pieces == 0 && uses.payload && kind != Kind::Bincode, "payload"),
             (self.target != 0 && !by_id, "target"),
             (self.delivery != 0 && !(uses.delivery && delivery), "delivery"),
-            (self.request != 0 && !uses.request, "request"),
+            (self.request != 0 && !(uses.request && (kind != Kind::Deliver || delivery)), "request"),
             (self.sender != 0 && !(uses.sender && sender), "sender"),
             (self.timeout != 0 && !uses.timeout, "timeout"),
             (self.has(FLAG_SENDER_NAME) && !sender, "sender name"),

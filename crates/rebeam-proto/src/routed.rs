@@ -10,9 +10,11 @@
 //! - Forwarding rewrites the fixed fields, and the name (a call names its target, a delivery
 //!   its sender); the subject and the payload pieces move as they are, so a forwarded payload
 //!   is the very bytes read, never decoded or copied.
-//! - A call, cast or delivery may lend pieces ([`Routed::lend`], `lent.rs`): its loan table is
-//!   checked when it is read, and forwarding keeps the flag and the table, so the delivery
-//!   lends what the call lent. [`Routed::into_frame`] does not know loans: the table stays its
+//! - A call, cast or delivery may lend pieces ([`Routed::lend`], `lent.rs`), and so may a reply
+//!   and the call's answer made of it: its loan table is checked when it is read, and
+//!   forwarding keeps the flag and the table, so the delivery lends what the call lent and the
+//!   answer what the reply lent. A delivered call carries its caller's pid
+//!   ([`Routed::with_caller_pid`]) so that its reply can lend to that process. [`Routed::into_frame`] does not know loans: the table stays its
 //!   payload's last buffer, so a reader asks [`Routed::loans`] before it converts.
 
 use bytes::Bytes;
@@ -184,10 +186,10 @@ impl Routed {
         }
     }
 
-    /// A call or cast that lends `loans` (their pieces empty): appends the loan table and sets
-    /// the flag; malformed if the loans break the rules of `lent.rs`, or it lends already.
+    /// A call, cast or reply that lends `loans` (their pieces empty): appends the loan table and
+    /// sets the flag; malformed if the loans break the rules of `lent.rs`, or it lends already.
     pub fn lend(mut self, loans: &[crate::LentPiece]) -> Result<Routed, ProtoError> {
-        if !matches!(self.kind(), Kind::Call | Kind::Cast) || self.fixed.has(FLAG_LENT) {
+        if !matches!(self.kind(), Kind::Call | Kind::Cast | Kind::Replied) || self.fixed.has(FLAG_LENT) {
             return Err(ProtoError::Malformed(format!("a {:?} frame cannot lend pieces", self.kind())));
         }
         self.pieces.push(crate::lent::table(loans));
@@ -217,10 +219,44 @@ impl Routed {
         Routed { fixed, subject: self.subject, name, pieces: self.pieces }
     }
 
-    /// A reply, forwarded to the caller as the answer to its request `req`.
+    /// A reply, forwarded to the caller as the answer to its request `req` (lending what the
+    /// reply lends).
     pub fn into_call_reply(self, req: ReqId) -> Routed {
         let fixed = Fixed { request: req, ..Fixed::new(Kind::CallReply) };
-        Routed { fixed: Fixed { flags: self.fixed.flags & FLAG_STATUS_ERROR, ..fixed }, ..self }
+        Routed { fixed: Fixed { flags: self.fixed.flags & (FLAG_STATUS_ERROR | FLAG_LENT), ..fixed }, ..self }
+    }
+
+    /// A reply to the direct call `req` on channel `channel`, to go the governor's way (see
+    /// `FLAG_DIRECT`): the governor makes it that call's answer at the channel's other end.
+    pub fn into_direct_reply(mut self, channel: u64, req: ReqId) -> Routed {
+        if self.kind() == Kind::Replied {
+            self.fixed.flags |= FLAG_DIRECT;
+            (self.fixed.target, self.fixed.request, self.fixed.delivery) = (channel, req, 0);
+        }
+        self
+    }
+
+    /// A direct call's reply going the governor's way: its channel and request id there.
+    pub fn direct_reply(&self) -> Option<(u64, ReqId)> {
+        (self.kind() == Kind::Replied && self.fixed.has(FLAG_DIRECT)).then_some((self.fixed.target, self.fixed.request))
+    }
+
+    /// A delivered call that names its caller's process, `pid` (0: none known, as for a call
+    /// from another node): its reply may lend buffers to that process (`lent.rs`). A delivery
+    /// nobody answers names none.
+    pub fn with_caller_pid(mut self, pid: u32) -> Routed {
+        if self.kind() == Kind::Deliver && self.fixed.has(FLAG_DELIVERY) {
+            self.fixed.request = u64::from(pid);
+        }
+        self
+    }
+
+    /// A delivered call's caller's pid, if it names one ([`Routed::with_caller_pid`]).
+    pub fn caller_pid(&self) -> Option<u32> {
+        match self.kind() {
+            Kind::Deliver => u32::try_from(self.fixed.request).ok().filter(|&pid| pid != 0),
+            _ => None,
+        }
     }
 
     /// The answer to a cast.

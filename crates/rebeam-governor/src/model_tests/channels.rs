@@ -185,3 +185,33 @@ fn under_require_armed_a_route_marks_every_subject_gated() {
     let g = route_answer(frames(&mut run.main_conn), 2).0.expect("routed").gating;
     assert!(rebeam_core::gate::marks(&g.subjects, g.catch_all, &g.handled, "any subject at all"), "{g:?}");
 }
+
+/// A direct call's reply sent the governor's way, for request `req` on `channel`.
+fn direct_reply(channel: u64, req: u64) -> rebeam_proto::Routed {
+    let outcome = rebeam_proto::Outcome::Reply { status: rebeam_proto::Status::Ok, payload: Payload::default() };
+    let replied = Frame::Event(Event::Replied { delivery: 0, outcome });
+    rebeam_proto::Routed::from_frame(replied).expect("hot").into_direct_reply(channel, req)
+}
+
+#[test]
+fn a_direct_reply_the_governors_way_answers_at_its_channels_other_end_only() {
+    let mut run = run(Gating::default());
+    ask_route(&mut run.router, run.main, 3, Target::Name("counter".into()));
+    frames(&mut run.main_conn);
+    frames(&mut run.worker_conn);
+    let (channel, other) = run.router.channels.of(run.worker).pop().expect("the route's channel");
+    assert_eq!(other, run.main);
+    run.router.handle(Input::Hot(run.worker, direct_reply(channel, 42)));
+    let answers: Vec<Frame> = frames(&mut run.main_conn).into_iter().map(|(f, _)| f).collect();
+    assert!(
+        matches!(
+            answers.as_slice(),
+            [Frame::Response { req: 42, body: Response::Call(rebeam_proto::Outcome::Reply { .. }) }]
+        ),
+        "{answers:?}"
+    );
+    // Only the replier's own channels: the main process answers nothing on the worker's behalf.
+    run.router.handle(Input::Hot(run.main, direct_reply(channel + 1000, 43)));
+    run.router.handle(Input::Hot(run.worker, direct_reply(channel + 1000, 44)));
+    assert!(frames(&mut run.main_conn).is_empty() && frames(&mut run.worker_conn).is_empty());
+}

@@ -181,3 +181,81 @@ fn only_calls_and_casts_lend_and_a_lent_frame_with_a_bad_table_is_malformed() {
     bytes[6] |= FLAG_LENT as u8;
     assert!(matches!(decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)), Err(ProtoError::Malformed(_))));
 }
+
+fn lent_reply() -> Routed {
+    let replied = Frame::Event(Event::Replied {
+        delivery: 6,
+        outcome: Outcome::Reply { status: Status::Error, payload: payload() },
+    });
+    let mut reply = Routed::from_frame(replied).unwrap();
+    reply.pieces[1] = Bytes::new();
+    reply.lend(&[LentPiece { piece: 1, segment_len: 8192, len: 32, slot: 2 }]).unwrap()
+}
+
+#[test]
+fn a_lent_reply_reads_back_and_its_answer_lends_the_same_pieces() {
+    let reply = lent_reply();
+    let bytes = Bytes::from(reply.clone().encode().unwrap().to_vec()).slice(HEADER_BYTES..);
+    let Inbound::Hot(read) = decode_inbound(bytes).unwrap() else { panic!("not hot") };
+    assert_eq!(read, reply);
+    let answer = read.into_call_reply(11);
+    let bytes = Bytes::from(answer.clone().encode().unwrap().to_vec()).slice(HEADER_BYTES..);
+    let Inbound::Hot(answer) = decode_inbound(bytes).unwrap() else { panic!("not hot") };
+    assert_eq!((answer.kind(), answer.request(), answer.lent()), (Kind::CallReply, 11, 1));
+    assert_eq!(answer.loans().unwrap(), reply.loans().unwrap());
+    let Frame::Response { body: Response::Call(Outcome::Reply { status, .. }), .. } = answer.into_frame() else {
+        panic!("not a call's answer")
+    };
+    assert_eq!(status, Status::Error, "the status survives the loan");
+}
+
+#[test]
+fn a_delivered_call_names_its_callers_pid_and_nothing_else_does() {
+    let call = Routed::from_frame(call(Target::Actor(5), Some(2))).unwrap();
+    let delivery = call.clone().into_delivery(9, Some(4), None).with_caller_pid(4321);
+    let bytes = Bytes::from(delivery.encode().unwrap().to_vec()).slice(HEADER_BYTES..);
+    let Inbound::Hot(read) = decode_inbound(bytes).unwrap() else { panic!("not hot") };
+    assert_eq!(read.caller_pid(), Some(4321));
+    let Frame::Command(Command::Deliver { delivery: Some(4), actor: 9, .. }) = read.into_frame() else {
+        panic!("not the delivery")
+    };
+    let cast = call.clone().into_delivery(9, None, None).with_caller_pid(4321);
+    assert_eq!(cast.caller_pid(), None, "a delivery nobody answers names no caller");
+    assert_eq!(call.caller_pid(), None);
+    assert_eq!(call.into_delivery(9, Some(4), None).with_caller_pid(0).caller_pid(), None);
+    // A pid on a delivery nobody answers, as a peer might send it, is malformed.
+    let mut bytes = Routed::from_frame(call_cast_delivery()).unwrap().encode().unwrap().to_vec();
+    bytes[40..48].copy_from_slice(&7u64.to_le_bytes());
+    assert!(matches!(decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)), Err(ProtoError::Malformed(_))));
+}
+
+fn call_cast_delivery() -> Frame {
+    Frame::Command(Command::Deliver { delivery: None, actor: 9, subject: "s".into(), sender: None, payload: payload() })
+}
+
+#[test]
+fn a_direct_reply_names_its_channel_and_request_and_its_answer_neither() {
+    let replied = Frame::Event(Event::Replied {
+        delivery: 6,
+        outcome: Outcome::Reply { status: Status::Ok, payload: payload() },
+    });
+    let plain = Routed::from_frame(replied).unwrap();
+    assert_eq!(plain.direct_reply(), None);
+    let direct = plain.clone().into_direct_reply(12, 34);
+    let wire = direct.clone().encode().unwrap().to_vec();
+    let Inbound::Hot(read) = decode_inbound(Bytes::from(wire.clone()).slice(HEADER_BYTES..)).unwrap() else {
+        panic!("not hot")
+    };
+    assert_eq!((read.direct_reply(), read.delivery()), (Some((12, 34)), Some(0)));
+    let answer = read.into_call_reply(34);
+    assert_eq!((answer.kind(), answer.request(), answer.direct_reply()), (Kind::CallReply, 34, None));
+    // A direct reply with a delivery id, or a plain one with a channel, is malformed.
+    let mut with_delivery = wire.clone();
+    with_delivery[32..40].copy_from_slice(&6u64.to_le_bytes());
+    let mut plain_with_target = plain.encode().unwrap().to_vec();
+    plain_with_target[24..32].copy_from_slice(&12u64.to_le_bytes());
+    for bytes in [with_delivery, plain_with_target] {
+        assert!(matches!(decode_inbound(Bytes::from(bytes).slice(HEADER_BYTES..)), Err(ProtoError::Malformed(_))));
+    }
+    assert_eq!(Routed::from_frame(call(Target::Actor(5), None)).unwrap().into_direct_reply(1, 2).direct_reply(), None);
+}
