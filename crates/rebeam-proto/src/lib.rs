@@ -56,8 +56,9 @@ pub use status::{
     TimedTransition, TreeStatus, RECENT_TRANSITIONS, STATUS_VERSION,
 };
 
-/// Version spoken by this build; a Hello with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// Version spoken by this build; a Hello with another version is refused. 7: quiet schedules,
+/// lent replies, the caller's pid on deliveries, direct replies sent the governor's way.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.
