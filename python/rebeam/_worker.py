@@ -140,6 +140,10 @@ class Worker(Handler, AsyncRuns):
                 except Exception:
                     # One bad command must not take the worker and all its actors down.
                     traceback.print_exc()
+            # The last command must not stay alive in this frame while the thread runs a
+            # mailbox or waits: a message's lent buffer is freed only when its last view goes,
+            # and with two threads taking turns each would keep one loan out.
+            cmd = None
             self.may_inline, host = False, self.inline
             if host is not None and not self.run_inline(host):
                 self.stand_by()

@@ -332,11 +332,12 @@ def test_a_64_mib_array_both_ways_is_lent_each_way_and_nothing_is_left(tmp_path)
 MOVED = program(
     '''
     if __name__ == "__main__":
-        Supervisor(modules=[Sink()])
+        # Four kills: an intensity that allows them all however fast the rounds go.
+        Supervisor(modules=[Sink()], max_restarts=10, max_seconds=5)
         a = np.ones(2 * MIB)
         refused = []
         for _ in range(4):
-            time.sleep(1.5)                       # within the supervisor's restart intensity
+            time.sleep(1.5)                       # the supervisor has restarted the sink
             call("sink", "pid")                   # a route to the sink's worker is cached
             cast("sink", "die", None)
             deadline = time.monotonic() + 30
