@@ -43,6 +43,14 @@ HOST = textwrap.dedent(
         def boom(self, source, _):
             raise ValueError("boom on the host node")
 
+        @receive("push")
+        def push(self, source, item):
+            self.state.setdefault("pushed", []).append(item)
+
+        @receive("pushed")
+        def pushed(self, source, _):
+            return self.state.get("pushed", [])
+
     if __name__ == "__main__":
         Supervisor(modules=[Counter("counter")])
         print("HOST READY", flush=True)
@@ -232,3 +240,24 @@ def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes,
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b', 'c']" in out
     assert "add: ok (40, 'b')" in out
+
+
+def test_casts_cross_nodes_in_order_and_a_cast_to_a_name_on_no_node_is_not_delivered(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        from rebeam import cast
+        wait_nodes("a", "b")
+        sent = [cast("counter", "push", i) for i in range(300)]
+        print("all delivered:", all(sent), flush=True)
+        show("pushed", call("counter", "pushed"))
+        print("to nobody:", cast("nobody", "push", 1), flush=True)
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "all delivered: True" in out, out
+    # Every cast arrived, in the order sent (FIFO from one sender to one actor).
+    assert f"pushed: ok {list(range(300))!r}" in out, out
+    assert "to nobody: False" in out, out

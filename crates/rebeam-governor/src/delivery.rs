@@ -63,6 +63,7 @@ impl Router {
             }
             Kind::Cast => {
                 let req = hot.request();
+                let Some(hot) = self.cast_elsewhere(proc, hot) else { return };
                 let delivered = self.deliver(proc, None, hot, fds).is_ok();
                 self.send(proc, Routed::cast_answer(req, delivered));
             }

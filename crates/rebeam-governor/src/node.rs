@@ -13,13 +13,23 @@
 //!   that is not here is answered [`NodeOut::NotHere`], so that the caller's node can tell
 //!   "not on that node" from an answer. Calls from other nodes are never sent on again, so no
 //!   call goes round in circles.
-//! - Remote calls carry no sender: an actor id means nothing on another node.
+//! - A cast by name from a process here goes the same way when no name here takes it
+//!   ([`NodeOut::Cast`]), and its sender is answered once the receiver's node says whether it
+//!   reached a live actor's mailbox ([`NodeIn::CastAnswer`]): a cast to a name on no node (or
+//!   whose node is lost before it answers) is not delivered, and returns False, as a local cast
+//!   to a dead actor does. The transport sends casts in the order the router hands them over
+//!   and the receiving node delivers them in the order they arrive, so casts from one sender
+//!   to one actor stay in order across nodes (FIFO per pair). The router never waits for the
+//!   other node: the answer is one more input.
+//! - A cast from another node (a [`NodeIn::Call`] whose frame is a cast) is delivered here as
+//!   a local one, and answered with a cast answer, or "not here" for a name that is not here.
+//! - Remote calls and casts carry no sender: an actor id means nothing on another node.
 //! - A direct channel never goes to another node: a route to a name that is not here is
 //!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
 //! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
 //!
 //! Not done yet (later stages): process ids that carry their node (a call by actor id stays
-//! on its node), casts, monitors and bus topics across nodes, placing a child on a named node,
+//! on its node), monitors and bus topics across nodes, placing a child on a named node,
 //! supervisors restarting children on the nodes that remain, and one arming authority for all
 //! nodes (each node has its own safety state today).
 
@@ -35,12 +45,18 @@ use tokio::sync::mpsc;
 
 use crate::router::{Input, ProcIdx, Router};
 
+#[path = "node_casts.rs"]
+mod casts;
+
 /// The caller of every call that came from another node: a slot no process table reaches.
 pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
 
 /// Router → transport.
 #[derive(Debug)]
 pub enum NodeOut {
+    /// A cast for `name`, which nothing here takes: `frame` as in `Call`. The transport sends
+    /// casts in the order it is given them, and answers `NodeIn::CastAnswer { call, .. }`.
+    Cast { call: u64, name: String, frame: Vec<u8> },
     /// Ask the other nodes for `name`. `frame` is the call as a rebeam frame (length prefix
     /// included, no sender); the answer comes back as `NodeIn::Answer { call, .. }`.
     Call { call: u64, name: String, frame: Vec<u8>, timeout: Duration },
@@ -54,12 +70,14 @@ pub enum NodeOut {
 /// Transport → router.
 #[derive(Debug)]
 pub enum NodeIn {
-    /// A call from another node: a rebeam call frame (without its length prefix).
+    /// A call (or a cast) from another node: a rebeam frame (without its length prefix).
     Call { query: u64, frame: Bytes },
     /// The answer to `NodeOut::Call { call, .. }`.
     Answer { call: u64, outcome: Outcome },
     /// The nodes up now, this one included.
     Up(Vec<String>),
+    /// Whether `NodeOut::Cast { call, .. }` reached a live actor's mailbox on its node.
+    CastAnswer { call: u64, delivered: bool },
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
@@ -142,6 +160,11 @@ impl Router {
                 }
             }
             NodeIn::Call { query, frame } => self.call_from_node(query, frame),
+            NodeIn::CastAnswer { call, delivered } => {
+                if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
+                    self.send(proc, Routed::cast_answer(req, delivered));
+                }
+            }
         }
     }
 
@@ -149,6 +172,7 @@ impl Router {
         let failed = |info: ErrorInfo| Frame::Response { req: query, body: Response::Call(Outcome::Failed(info)) };
         let hot = match rebeam_proto::decode_inbound(frame) {
             Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Call => hot,
+            Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Cast => return self.cast_from_node(query, hot),
             Ok(_) => {
                 let info = ErrorInfo::new(ErrorKind::BadRequest, "another node sent something that is not a call");
                 self.send(NODE_PEER, failed(info));
@@ -208,12 +232,16 @@ impl Router {
     }
 }
 
-/// The call as it goes to another node: no sender, since its actor id means nothing there.
+/// The call or cast as it goes to another node: no sender, since its actor id means nothing there.
 fn strip_sender(hot: Routed) -> Routed {
     match hot.into_frame() {
         Frame::Request { req, body: Request::Call { target, subject, payload, timeout_ms, .. } } => {
             let body = Request::Call { target, subject, sender: None, payload, timeout_ms };
             Routed::from_frame(Frame::Request { req, body }).expect("a call is a hot frame")
+        }
+        Frame::Request { req, body: Request::Cast { target, subject, payload, .. } } => {
+            let body = Request::Cast { target, subject, sender: None, payload };
+            Routed::from_frame(Frame::Request { req, body }).expect("a cast is a hot frame")
         }
         other => Routed::from_frame(other).expect("it was a hot frame"),
     }

@@ -197,17 +197,24 @@ impl Shared {
         let _ = self.to_router.send(NodeIn::Answer { call, outcome });
     }
 
+    /// The tally and the query's target for a first ask: the node that answered for `name`
+    /// last, else every other node.
+    fn first_ask(&self, name: &str) -> (Tally, String) {
+        match lock(&self.cache).get(name).cloned() {
+            Some(node) => (Tally::new(name, BTreeSet::from([node.clone()]), true), node),
+            None => (Tally::new(name, self.others(), false), "*".to_string()),
+        }
+    }
+
     /// One call to other nodes, to its outcome (see `Tally` for what ends it without one).
     async fn call(self: Arc<Self>, call: u64, name: String, frame: Vec<u8>, timeout: Duration) {
         let started = Instant::now();
-        let cached = lock(&self.cache).get(&name).cloned();
-        let mut tally = match &cached {
-            Some(node) => Tally::new(&name, BTreeSet::from([node.clone()]), true),
-            None => Tally::new(&name, self.others(), false),
-        };
-        let mut target = cached.unwrap_or_else(|| "*".to_string());
+        let (mut tally, mut target) = self.first_ask(&name);
         loop {
-            let outcome = self.ask(&name, &target, &frame, timeout, &mut tally, started).await;
+            let outcome = match self.query(&name, &target, &frame, timeout).await {
+                Ok(replies) => self.answer_of(&name, replies, &mut tally, started, timeout, call_outcome).await,
+                Err(verdict) => Err(verdict),
+            };
             match outcome {
                 Ok(outcome) => return self.answer_call(call, outcome),
                 Err(Verdict::Fail(info)) => return self.answer_call(call, Outcome::Failed(info)),
@@ -224,19 +231,9 @@ impl Shared {
         lock(&self.up).iter().filter(|n| **n != self.name).cloned().collect()
     }
 
-    /// One query: the first outcome, or what the tally makes of its end.
-    async fn ask(
-        &self,
-        name: &str,
-        target: &str,
-        frame: &[u8],
-        timeout: Duration,
-        tally: &mut Tally,
-        started: Instant,
-    ) -> Result<Outcome, Verdict> {
-        let mut lost = self.lost.subscribe();
-        let replies = self
-            .session
+    /// Sends one query for `name` to `target` (a node, or `*`); its replies come on the handler.
+    async fn query(&self, name: &str, target: &str, frame: &[u8], timeout: Duration) -> Result<Replies, Verdict> {
+        self.session
             .get(keys::calls(target))
             .payload(frame.to_vec())
             .target(QueryTarget::All)
@@ -247,7 +244,20 @@ impl Shared {
             .await
             .map_err(|e| {
                 Verdict::Fail(ErrorInfo::new(ErrorKind::BadRequest, format!("cannot send the call to '{name}': {e}")))
-            })?;
+            })
+    }
+
+    /// One query's replies: the first answer `decode` takes, or what the tally makes of their end.
+    async fn answer_of<T>(
+        &self,
+        name: &str,
+        replies: Replies,
+        tally: &mut Tally,
+        started: Instant,
+        timeout: Duration,
+        decode: fn(Response) -> Option<T>,
+    ) -> Result<T, Verdict> {
+        let mut lost = self.lost.subscribe();
         loop {
             tokio::select! {
                 reply = replies.recv_async() => {
@@ -255,12 +265,12 @@ impl Shared {
                     match reply.result() {
                         Ok(sample) => {
                             let node = keys::node_of(sample.key_expr().as_str()).unwrap_or_default().to_string();
-                            match decode_outcome(&sample.payload().to_bytes()) {
-                                Some(outcome) => {
+                            match decode_response(&sample.payload().to_bytes()).and_then(decode) {
+                                Some(answer) => {
                                     lock(&self.cache).insert(name.to_string(), node);
-                                    return Ok(outcome);
+                                    return Ok(answer);
                                 }
-                                None => tracing::warn!("node {node} sent a malformed answer to a call to '{name}'"),
+                                None => tracing::warn!("node {node} sent a malformed answer to a message for '{name}'"),
                             }
                         }
                         Err(not_here) => tally.not_here(&String::from_utf8_lossy(&not_here.payload().to_bytes())),
@@ -279,11 +289,21 @@ impl Shared {
     }
 }
 
-/// The outcome in a `Response::Call` frame (length prefix included).
-fn decode_outcome(frame: &[u8]) -> Option<Outcome> {
+/// The replies to one query.
+type Replies = zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>;
+
+fn call_outcome(response: Response) -> Option<Outcome> {
+    match response {
+        Response::Call(outcome) => Some(outcome),
+        _ => None,
+    }
+}
+
+/// The response in a `Response` frame (length prefix included).
+fn decode_response(frame: &[u8]) -> Option<Response> {
     let body = Bytes::copy_from_slice(frame.get(rebeam_proto::HEADER_BYTES..)?);
     match rebeam_proto::decode_frame(body).ok()? {
-        Frame::Response { body: Response::Call(outcome), .. } => Some(outcome),
+        Frame::Response { body, .. } => Some(body),
         _ => None,
     }
 }
@@ -294,11 +314,16 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
             NodeOut::Call { call, name, frame, timeout } => {
                 tokio::spawn(Arc::clone(&shared).call(call, name, frame, timeout));
             }
+            // Sent from this loop, in order: casts from one sender to one name stay in order.
+            NodeOut::Cast { call, name, frame } => shared.cast(call, name, frame).await,
             NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
             NodeOut::NotHere { query } => shared.answer(query, None).await,
         }
     }
 }
+
+#[path = "casts.rs"]
+mod casts;
 
 #[cfg(test)]
 mod tests {
@@ -310,8 +335,8 @@ mod tests {
         let outcome = Outcome::Failed(ErrorInfo::new(ErrorKind::Crashed, "boom"));
         let frame = Frame::Response { req: 3, body: Response::Call(outcome.clone()) };
         let bytes = frame.into_encoded().expect("encodes").to_vec();
-        assert_eq!(decode_outcome(&bytes), Some(outcome));
-        assert_eq!(decode_outcome(&bytes[..3]), None);
-        assert_eq!(decode_outcome(&Frame::Ready.into_encoded().expect("encodes").to_vec()), None);
+        assert_eq!(decode_response(&bytes).and_then(call_outcome), Some(outcome));
+        assert_eq!(decode_response(&bytes[..3]), None);
+        assert_eq!(decode_response(&Frame::Ready.into_encoded().expect("encodes").to_vec()), None);
     }
 }
