@@ -210,6 +210,9 @@ impl Router {
         watcher: Option<ActorId>,
         target: &Target,
     ) -> Result<u64, ErrorInfo> {
+        if let Some(id) = self.monitor_elsewhere(proc, watcher, target) {
+            return Ok(id);
+        }
         let id = self.next_id();
         match self.resolve(target.as_target_ref()) {
             Ok(actor) => {

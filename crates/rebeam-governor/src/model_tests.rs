@@ -35,6 +35,7 @@ mod gen;
 mod harness;
 mod invariants;
 mod lent;
+mod node_monitors;
 mod nodes;
 mod regressions;
 mod status_report;

@@ -24,12 +24,20 @@
 //! - A cast from another node (a [`NodeIn::Call`] whose frame is a cast) is delivered here as
 //!   a local one, and answered with a cast answer, or "not here" for a name that is not here.
 //! - Remote calls and casts carry no sender: an actor id means nothing on another node.
+//! - A process id of another node travels as the target name of `rebeam_proto::remote`
+//!   (`#ID@NODE`, the node by its name), so local pids keep their wire form: such a name goes
+//!   out as any name not here does, the transport sends it to its node alone, and there it is
+//!   read back as the actor id (`pids`); a failure there (the actor ended) is the answer.
+//! - A monitor on a name not here (or a pid of another node) is [`NodeOut::Monitor`]; its
+//!   node sets it with the transport as the watcher ([`NODE_PEER`]), and the actor's end
+//!   leaves as [`NodeOut::Down`] for the node that set it. Its end, its node's loss, or its
+//!   failure to be set comes back as [`NodeIn::Down`] (`monitors`).
 //! - A direct channel never goes to another node: a route to a name that is not here is
 //!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
 //! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
 //!
-//! Not done yet (later stages): process ids that carry their node (a call by actor id stays
-//! on its node), monitors and bus topics across nodes, placing a child on a named node,
+//! Not done yet (later stages): bus topics across nodes, a down notice's ProcessID naming its
+//! node (it carries the actor's id and name), placing a child on a named node,
 //! supervisors restarting children on the nodes that remain, and one arming authority for all
 //! nodes (each node has its own safety state today).
 
@@ -47,6 +55,10 @@ use crate::router::{Input, ProcIdx, Router};
 
 #[path = "node_casts.rs"]
 mod casts;
+#[path = "node_monitors.rs"]
+mod monitors;
+#[path = "node_pids.rs"]
+mod pids;
 
 /// The caller of every call that came from another node: a slot no process table reaches.
 pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
@@ -65,6 +77,12 @@ pub enum NodeOut {
     Answer { query: u64, frame: Vec<u8> },
     /// `NodeIn::Call { query, .. }` named nothing here.
     NotHere { query: u64 },
+    /// Monitor `name` on the node that has it: `frame` is a `Request::Monitor` frame (length
+    /// prefix included). Its end comes back as `NodeIn::Down { monitor, .. }`.
+    Monitor { monitor: u64, name: String, frame: Vec<u8> },
+    /// A monitor another node set here ended: `frame` is its `Command::Down` (length prefix
+    /// included), for the node that set it (the one whose query was answered `Monitored`).
+    Down { monitor: u64, frame: Vec<u8> },
 }
 
 /// Transport → router.
@@ -78,6 +96,9 @@ pub enum NodeIn {
     Up(Vec<String>),
     /// Whether `NodeOut::Cast { call, .. }` reached a live actor's mailbox on its node.
     CastAnswer { call: u64, delivered: bool },
+    /// `NodeOut::Monitor { monitor, .. }` ended: its actor ended (`actor` as its node named
+    /// it), its node was lost, or it could not be set (`actor` None).
+    Down { monitor: u64, actor: Option<rebeam_proto::ActorRef>, reason: rebeam_proto::Exit },
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
@@ -92,6 +113,8 @@ pub(crate) struct Link {
     /// Calls sent to other nodes, by call number: who waits for each.
     pending: HashMap<u64, (ProcIdx, ReqId)>,
     up: Vec<String>,
+    /// Monitors set here on other nodes' actors, by reference.
+    watches: HashMap<u64, monitors::Watch>,
 }
 
 /// Starts feeding the transport's inputs to the router; the router's side of the seam.
@@ -104,14 +127,14 @@ pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) ->
             }
         }
     });
-    Link { out, pending: HashMap::new(), up: Vec::new() }
+    Link { out, pending: HashMap::new(), up: Vec::new(), watches: HashMap::new() }
 }
 
 #[cfg(test)]
 impl Link {
     /// A link whose inputs the test hands to the router itself.
     pub(crate) fn detached(out: mpsc::UnboundedSender<NodeOut>) -> Link {
-        Link { out, pending: HashMap::new(), up: Vec::new() }
+        Link { out, pending: HashMap::new(), up: Vec::new(), watches: HashMap::new() }
     }
 }
 
@@ -160,6 +183,7 @@ impl Router {
                 }
             }
             NodeIn::Call { query, frame } => self.call_from_node(query, frame),
+            NodeIn::Down { monitor, actor, reason } => self.down_from_node(monitor, actor, reason),
             NodeIn::CastAnswer { call, delivered } => {
                 if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
                     self.send(proc, Routed::cast_answer(req, delivered));
@@ -173,6 +197,9 @@ impl Router {
         let hot = match rebeam_proto::decode_inbound(frame) {
             Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Call => hot,
             Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Cast => return self.cast_from_node(query, hot),
+            Ok(rebeam_proto::Inbound::Frame(Frame::Request { body: Request::Monitor { target, .. }, .. })) => {
+                return self.monitor_from_node(query, target)
+            }
             Ok(_) => {
                 let info = ErrorInfo::new(ErrorKind::BadRequest, "another node sent something that is not a call");
                 self.send(NODE_PEER, failed(info));
@@ -194,7 +221,13 @@ impl Router {
             self.send(NODE_PEER, failed(info));
             return;
         }
-        let here = self.names.resolve(name).is_some();
+        // A pid of this node's is here or nowhere: its failure is the answer, never "not here".
+        let pid = self.pid_target(name);
+        let here = pid.is_some() || self.names.resolve(name).is_some();
+        let hot = match pid {
+            Some(id) => pids::to_actor(hot, id),
+            None => hot,
+        };
         let timeout_ms = hot.timeout_ms();
         match self.deliver(NODE_PEER, Some((query, timeout_ms)), strip_sender(hot), Vec::new()) {
             Ok(()) => {}
@@ -210,7 +243,12 @@ impl Router {
         let Ok(encoded) = frame.into_encoded() else { return false };
         let frame = encoded.to_vec();
         // The answer's request id is the transport's query number (see `call_from_node`).
-        let Some(query) = answer_query(&frame) else { return false };
+        let Some(query) = answer_query(&frame) else {
+            // Else the end of a monitor another node set here.
+            let Some(monitor) = monitors::down_monitor(&frame) else { return false };
+            self.node_out(NodeOut::Down { monitor, frame });
+            return true;
+        };
         self.node_out(NodeOut::Answer { query, frame });
         true
     }

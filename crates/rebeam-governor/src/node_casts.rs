@@ -36,7 +36,12 @@ impl Router {
         if self.shutdown.is_some() {
             return self.cast_answered(query, false);
         }
-        let here = self.names.resolve(name).is_some();
+        let pid = self.pid_target(name);
+        let here = pid.is_some() || self.names.resolve(name).is_some();
+        let hot = match pid {
+            Some(id) => super::pids::to_actor(hot, id),
+            None => hot,
+        };
         match self.deliver(NODE_PEER, None, strip_sender(hot), Vec::new()) {
             Ok(()) => self.cast_answered(query, true),
             Err(info) if info.kind == ErrorKind::NoProcess && !here => self.node_out(NodeOut::NotHere { query }),

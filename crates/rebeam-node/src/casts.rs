@@ -40,7 +40,7 @@ impl Shared {
     ) {
         loop {
             let answer = match replies {
-                Ok(r) => self.answer_of(&name, r, &mut tally, started, CAST_WAIT, cast_delivered).await,
+                Ok(r) => self.answer_of(&name, r, &mut tally, started, CAST_WAIT, cast_delivered).await.map(|(d, _)| d),
                 Err(verdict) => Err(verdict),
             };
             let delivered = match answer {

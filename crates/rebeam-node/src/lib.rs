@@ -25,9 +25,10 @@
 //!   waiting on it `ActorDown` at once: Zenoh ends a query whose link closed, and a query that
 //!   ends without an answer from a node that was asked is that node's loss, never a hang.
 //!   No answer from anyone, and every asked node said "not here": `NoProcess` naming the name.
+//! - **Casts, process ids, monitors** across nodes: see `casts.rs`, `monitors.rs` and
+//!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
 //!
-//! Not done in stage 1: process ids that carry their node (a call by `ProcessID` stays on its
-//! node), casts, monitors and bus topics across nodes, placing a child or a spawned actor on a
+//! Not done yet: bus topics across nodes, placing a child or a spawned actor on a
 //! named node, supervisors restarting children on the nodes that remain, one arming authority
 //! for every node (each node has its own safety state today), TLS on the links, and library
 //! mode or the Rust host as nodes.
@@ -62,7 +63,12 @@ pub mod keys {
         format!("{ROOT}/call/{node}")
     }
 
-    /// The node a key of [`node`] or [`calls`] names.
+    /// Where `from` puts the down notices of monitors `to` set on its actors (`*`: any node).
+    pub fn downs(to: &str, from: &str) -> String {
+        format!("{ROOT}/down/{to}/{from}")
+    }
+
+    /// The node a key of [`node`] or [`calls`] names (for [`downs`], the sending node).
     pub fn node_of(key: &str) -> Option<&str> {
         key.rsplit('/').next().filter(|n| !n.is_empty() && *n != "*")
     }
@@ -104,5 +110,6 @@ mod tests {
         assert_eq!(keys::node_of(&keys::node("a")), Some("a"));
         assert_eq!(keys::node_of(&keys::calls("b.1")), Some("b.1"));
         assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
+        assert_eq!(keys::node_of(&keys::downs("a", "b")), Some("b"), "a down notice names its sender");
     }
 }

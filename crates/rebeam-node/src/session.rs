@@ -51,6 +51,7 @@ struct Shared {
     /// Which node answered for each name last.
     cache: Mutex<HashMap<String, String>>,
     lost: broadcast::Sender<String>,
+    monitors: monitors::Monitors,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,6 +74,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         up: Mutex::new(BTreeSet::from([options.name.clone()])),
         cache: Mutex::new(HashMap::new()),
         lost,
+        monitors: monitors::Monitors::default(),
     });
     let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
     let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
@@ -84,6 +86,17 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
     session
         .declare_queryable(keys::calls(&options.name))
         .callback(move |query| calls.call_from_node(query))
+        .background()
+        .await
+        .map_err(fail)?;
+    let downs = Arc::clone(&shared);
+    session
+        .declare_subscriber(keys::downs(&options.name, "*"))
+        .callback(move |sample| {
+            if let Some(node) = keys::node_of(sample.key_expr().as_str()) {
+                downs.down_from_node(node, &sample.payload().to_bytes());
+            }
+        })
         .background()
         .await
         .map_err(fail)?;
@@ -165,6 +178,7 @@ impl Shared {
             tracing::warn!("node {node} is down (it left, or its link was lost)");
             lock(&self.cache).retain(|_, n| n != node);
             let _ = self.lost.send(node.to_string());
+            self.monitors_lost(node);
         }
         self.tell_up();
     }
@@ -185,7 +199,10 @@ impl Shared {
     async fn answer(&self, query: u64, frame: Option<Vec<u8>>) {
         let Some(query) = lock(&self.queries).remove(&query) else { return };
         let sent = match frame {
-            Some(frame) => query.reply(keys::calls(&self.name), frame).await,
+            Some(frame) => {
+                self.answered_monitor(&query, &frame);
+                query.reply(keys::calls(&self.name), frame).await
+            }
             None => query.reply_err(self.name.clone()).await,
         };
         if let Err(e) = sent {
@@ -199,7 +216,13 @@ impl Shared {
 
     /// The tally and the query's target for a first ask: the node that answered for `name`
     /// last, else every other node.
+    /// A process id of another node (`rebeam_proto::remote`) is asked of its node alone, and
+    /// of none when that node is not up.
     fn first_ask(&self, name: &str) -> (Tally, String) {
+        if let Some((_, node)) = rebeam_proto::remote::parse_pid_name(name) {
+            let asked = self.others().into_iter().filter(|n| n == node).collect();
+            return (Tally::new(name, asked, false), node.to_string());
+        }
         match lock(&self.cache).get(name).cloned() {
             Some(node) => (Tally::new(name, BTreeSet::from([node.clone()]), true), node),
             None => (Tally::new(name, self.others(), false), "*".to_string()),
@@ -212,7 +235,9 @@ impl Shared {
         let (mut tally, mut target) = self.first_ask(&name);
         loop {
             let outcome = match self.query(&name, &target, &frame, timeout).await {
-                Ok(replies) => self.answer_of(&name, replies, &mut tally, started, timeout, call_outcome).await,
+                Ok(replies) => {
+                    self.answer_of(&name, replies, &mut tally, started, timeout, call_outcome).await.map(|(o, _)| o)
+                }
                 Err(verdict) => Err(verdict),
             };
             match outcome {
@@ -233,8 +258,19 @@ impl Shared {
 
     /// Sends one query for `name` to `target` (a node, or `*`); its replies come on the handler.
     async fn query(&self, name: &str, target: &str, frame: &[u8], timeout: Duration) -> Result<Replies, Verdict> {
+        self.query_at(name, keys::calls(target), frame, timeout).await
+    }
+
+    /// As `query`, to a selector (a key of `keys::calls`, with parameters maybe).
+    async fn query_at(
+        &self,
+        name: &str,
+        selector: String,
+        frame: &[u8],
+        timeout: Duration,
+    ) -> Result<Replies, Verdict> {
         self.session
-            .get(keys::calls(target))
+            .get(selector)
             .payload(frame.to_vec())
             .target(QueryTarget::All)
             .consolidation(ConsolidationMode::None)
@@ -247,7 +283,8 @@ impl Shared {
             })
     }
 
-    /// One query's replies: the first answer `decode` takes, or what the tally makes of their end.
+    /// One query's replies: the first answer `decode` takes and the node that gave it, or what
+    /// the tally makes of their end.
     async fn answer_of<T>(
         &self,
         name: &str,
@@ -256,7 +293,7 @@ impl Shared {
         started: Instant,
         timeout: Duration,
         decode: fn(Response) -> Option<T>,
-    ) -> Result<T, Verdict> {
+    ) -> Result<(T, String), Verdict> {
         let mut lost = self.lost.subscribe();
         loop {
             tokio::select! {
@@ -267,8 +304,11 @@ impl Shared {
                             let node = keys::node_of(sample.key_expr().as_str()).unwrap_or_default().to_string();
                             match decode_response(&sample.payload().to_bytes()).and_then(decode) {
                                 Some(answer) => {
-                                    lock(&self.cache).insert(name.to_string(), node);
-                                    return Ok(answer);
+                                    // A pid's node is in its name: only names are cached.
+                                    if !tally.is_pid() {
+                                        lock(&self.cache).insert(name.to_string(), node.clone());
+                                    }
+                                    return Ok((answer, node));
                                 }
                                 None => tracing::warn!("node {node} sent a malformed answer to a message for '{name}'"),
                             }
@@ -318,12 +358,16 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
             NodeOut::Cast { call, name, frame } => shared.cast(call, name, frame).await,
             NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
             NodeOut::NotHere { query } => shared.answer(query, None).await,
+            NodeOut::Monitor { monitor, name, frame } => shared.monitor(monitor, name, frame),
+            NodeOut::Down { monitor, frame } => shared.down_to_node(monitor, frame).await,
         }
     }
 }
 
 #[path = "casts.rs"]
 mod casts;
+#[path = "monitors.rs"]
+mod monitors;
 
 #[cfg(test)]
 mod tests {

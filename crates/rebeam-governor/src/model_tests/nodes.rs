@@ -14,7 +14,7 @@ use crate::node::{Link, NodeIn, NodeOut};
 use crate::router::{Input, Router};
 use crate::Program;
 
-fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
+pub(super) fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
     let argv0 = std::ffi::OsString::from("main.py");
     let mut router = router(os, Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] });
     let (out, rx) = mpsc::unbounded_channel();
@@ -37,7 +37,7 @@ fn reply(data: &'static [u8]) -> Outcome {
 }
 
 /// The frame of a `NodeOut` (length prefix included), decoded.
-fn decoded(frame: &[u8]) -> Frame {
+pub(super) fn decoded(frame: &[u8]) -> Frame {
     decode_body(&frame[HEADER_BYTES..]).expect("a frame")
 }
 
