@@ -27,6 +27,9 @@ GOVERNOR_PID = "REBEAM_GOVERNOR_PID"
 LOG = "REBEAM_LOG"
 #: ``require-armed`` under ``rebeam --safety require-armed``: all delivered work is gated.
 SAFETY = "REBEAM_SAFETY"
+#: The node's name under ``rebeam --node NAME`` (set by ``rebeam`` for the whole run), so that
+#: a ProcessID pickled here names its node.
+NODE = "REBEAM_NODE"
 
 # -- set by the user (or by library mode for the governor it starts) ---------------------------
 
@@ -44,6 +47,6 @@ MAIN_TOKEN = "REBEAM_MAIN_TOKEN"
 REQUIRE_ARMED = "require-armed"
 
 #: Every name above, for the check against the native module's list.
-ALL = (SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, LIBRARY, BIN, PYTHON, MAIN_TOKEN)
+ALL = (SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, LIBRARY, BIN, PYTHON, MAIN_TOKEN)
 #: The Python-only ones: rebeam never reads them.
 PYTHON_ONLY = (LIBRARY, BIN)

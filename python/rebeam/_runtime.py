@@ -25,15 +25,38 @@ _conn = None
 _local = threading.local()
 
 
+#: This process's node (``rebeam --node NAME``), or None when the run is not a node.
+NODE: str | None = os.environ.get(_env.NODE)
+
+
 @dataclass(frozen=True)
 class ProcessID:
-    """One incarnation of an actor. A restarted actor gets a new id but keeps its name."""
+    """One incarnation of an actor. A restarted actor gets a new id but keeps its name.
+
+    ``node`` is the node the actor runs on when that is another node than this process's, else
+    None. A ProcessID pickled on a node carries that node, so one handed to another node (in a
+    message, a reply) still names its actor there; unpickled on its own node it is local again.
+    """
 
     id: int
     name: str | None = None
+    node: str | None = None
 
     def __repr__(self) -> str:
+        if self.node:
+            return f"ProcessID({self.id}, {self.name!r}, node={self.node!r})"
         return f"ProcessID({self.id}, {self.name!r})" if self.name else f"ProcessID({self.id})"
+
+    def __reduce__(self):
+        node = self.node or NODE
+        if node is None:
+            return (ProcessID, (self.id, self.name))
+        return (_process_id, (self.id, self.name, node))
+
+
+def _process_id(id: int, name: str | None, node: str) -> ProcessID:
+    """A ProcessID unpickled from a node: local again on its own node."""
+    return ProcessID(id, name, None if node == NODE else node)
 
 
 def connect():

@@ -4,6 +4,7 @@ name across them, a stranger with the wrong cookie, and a node SIGKILLed mid-cal
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,6 +43,22 @@ HOST = textwrap.dedent(
         @receive("boom")
         def boom(self, source, _):
             raise ValueError("boom on the host node")
+
+        @receive("push")
+        def push(self, source, item):
+            self.state.setdefault("pushed", []).append(item)
+
+        @receive("pushed")
+        def pushed(self, source, _):
+            return self.state.get("pushed", [])
+
+        @receive("whoami")
+        def whoami(self, source, _):
+            return self.pid
+
+        @receive("is_me")
+        def is_me(self, source, pid):
+            return (pid == self.pid, repr(pid))
 
     if __name__ == "__main__":
         Supervisor(modules=[Counter("counter")])
@@ -232,3 +249,89 @@ def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes,
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b', 'c']" in out
     assert "add: ok (40, 'b')" in out
+
+
+def test_casts_cross_nodes_in_order_and_a_cast_to_a_name_on_no_node_is_not_delivered(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        from rebeam import cast
+        wait_nodes("a", "b")
+        sent = [cast("counter", "push", i) for i in range(300)]
+        print("all delivered:", all(sent), flush=True)
+        show("pushed", call("counter", "pushed"))
+        print("to nobody:", cast("nobody", "push", 1), flush=True)
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "all delivered: True" in out, out
+    # Every cast arrived, in the order sent (FIFO from one sender to one actor).
+    assert f"pushed: ok {list(range(300))!r}" in out, out
+    assert "to nobody: False" in out, out
+
+
+def test_a_process_id_handed_to_another_node_names_its_node_and_reaches_its_actor(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        from rebeam import cast, ProcessID
+        wait_nodes("a", "b")
+        pid = call("counter", "whoami")[1]
+        print("pid:", repr(pid), flush=True)
+        show("by pid", call(pid, "add", 5))
+        print("cast by pid:", cast(pid, "push", "x"), flush=True)
+        show("pushed", call(pid, "pushed"))
+        # Handed back to its own node, it is a local pid again.
+        show("is me", call("counter", "is_me", pid))
+        gone = ProcessID(pid.id, None, "gone")
+        show("gone", call(gone, "add", 1))
+        print("cast gone:", cast(gone, "push", 1), flush=True)
+        show("stale", call(ProcessID(pid.id + 1000, None, "a"), "add", 1))
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    code, out, err = finish(caller)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert re.search(r"pid: ProcessID\(\d+, 'counter', node='a'\)", out), out
+    assert "by pid: ok (5, 'a')" in out, out
+    assert "cast by pid: True" in out, out
+    assert "pushed: ok ['x']" in out, out
+    assert "is me: ok (True, \"ProcessID" in out and "node=" not in out.split("is me:")[1].splitlines()[0], out
+    assert "gone: error NoProcess" in out and "node gone, which is not up" in out, out
+    assert "cast gone: False" in out, out
+    assert "stale: error NoProcess" in out, out
+
+
+def test_a_monitor_on_another_node_s_actor_fires_when_it_ends_and_when_its_node_is_lost(nodes, tmp_path):
+    cookie = cookie_file(tmp_path, "s3cret-shared")
+    port = free_port()
+    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    nodes.wait_line(host, "HOST READY")
+    caller = nodes.start("b", CALLER + textwrap.dedent('''
+        from rebeam import monitor, receive_down
+        wait_nodes("a", "b")
+        first = monitor("counter")
+        show("boom", call("counter", "boom"))
+        d = receive_down(20)
+        print("down on crash:", d.reason[0], d.ref == first, d.pid.name, flush=True)
+        monitor("nobody")
+        d = receive_down(20)
+        print("down on nobody:", d.reason[0], d.reason[1], flush=True)
+        end = time.monotonic() + 20
+        while call("counter", "add", 0)[0] != "ok" and time.monotonic() < end:
+            time.sleep(0.02)
+        by_pid = monitor(call("counter", "whoami")[1])
+        print("READY TO KILL", flush=True)
+        d = receive_down(30)
+        print("down on loss:", d.reason[0], d.ref == by_pid, d.reason[1], flush=True)
+    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    seen = nodes.wait_line(caller, "READY TO KILL")
+    os.kill(host.pid, signal.SIGKILL)
+    code, out, err = finish(caller)
+    out = seen + out
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "down on crash: crashed True counter" in out, out
+    assert "down on nobody: killed noproc:" in out, out
+    assert "down on loss: killed True node lost: node a" in out, out

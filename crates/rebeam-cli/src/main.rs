@@ -248,10 +248,15 @@ impl NodeArgs {
     fn options(&self) -> Result<Option<rebeam_node::NodeOptions>, rebeam_node::NodeError> {
         let env = std::env::var(rebeam_node::COOKIE_ENV).ok();
         std::env::remove_var(rebeam_node::COOKIE_ENV);
+        // Not inherited from a run this one was started in: only a node's processes name theirs.
+        std::env::remove_var(rebeam_proto::env::NODE);
         let Some(name) = self.node.clone() else { return Ok(None) };
         if !rebeam_node::valid_node_name(&name) {
             return Err(rebeam_node::NodeError::BadName(name));
         }
+        // Every Python process of the run inherits it, so that a ProcessID pickled here names
+        // this node (the governor's children inherit its environment).
+        std::env::set_var(rebeam_proto::env::NODE, &name);
         let cookie = rebeam_node::read_cookie(self.cookie_file.as_deref(), env)?;
         Ok(Some(rebeam_node::NodeOptions {
             name,

@@ -79,6 +79,7 @@ impl Router {
             }
             Kind::Cast => {
                 let req = hot.request();
+                let Some(hot) = self.cast_elsewhere(proc, hot) else { return };
                 let delivered = self.deliver(proc, None, hot, fds).is_ok();
                 self.send(proc, Routed::cast_answer(req, delivered));
             }
@@ -256,6 +257,9 @@ impl Router {
         watcher: Option<ActorId>,
         target: &Target,
     ) -> Result<u64, ErrorInfo> {
+        if let Some(id) = self.monitor_elsewhere(proc, watcher, target) {
+            return Ok(id);
+        }
         let id = self.next_id();
         match self.resolve(target.as_target_ref()) {
             Ok(actor) => {

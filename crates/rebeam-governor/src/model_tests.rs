@@ -36,6 +36,7 @@ mod gen;
 mod harness;
 mod invariants;
 mod lent;
+mod node_monitors;
 mod nodes;
 mod regressions;
 mod spares;

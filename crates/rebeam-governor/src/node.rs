@@ -13,7 +13,25 @@
 //!   that is not here is answered [`NodeOut::NotHere`], so that the caller's node can tell
 //!   "not on that node" from an answer. Calls from other nodes are never sent on again, so no
 //!   call goes round in circles.
-//! - Remote calls carry no sender: an actor id means nothing on another node.
+//! - A cast by name from a process here goes the same way when no name here takes it
+//!   ([`NodeOut::Cast`]), and its sender is answered once the receiver's node says whether it
+//!   reached a live actor's mailbox ([`NodeIn::CastAnswer`]): a cast to a name on no node (or
+//!   whose node is lost before it answers) is not delivered, and returns False, as a local cast
+//!   to a dead actor does. The transport sends casts in the order the router hands them over
+//!   and the receiving node delivers them in the order they arrive, so casts from one sender
+//!   to one actor stay in order across nodes (FIFO per pair). The router never waits for the
+//!   other node: the answer is one more input.
+//! - A cast from another node (a [`NodeIn::Call`] whose frame is a cast) is delivered here as
+//!   a local one, and answered with a cast answer, or "not here" for a name that is not here.
+//! - Remote calls and casts carry no sender: an actor id means nothing on another node.
+//! - A process id of another node travels as the target name of `rebeam_proto::remote`
+//!   (`#ID@NODE`, the node by its name), so local pids keep their wire form: such a name goes
+//!   out as any name not here does, the transport sends it to its node alone, and there it is
+//!   read back as the actor id (`pids`); a failure there (the actor ended) is the answer.
+//! - A monitor on a name not here (or a pid of another node) is [`NodeOut::Monitor`]; its
+//!   node sets it with the transport as the watcher ([`NODE_PEER`]), and the actor's end
+//!   leaves as [`NodeOut::Down`] for the node that set it. Its end, its node's loss, or its
+//!   failure to be set comes back as [`NodeIn::Down`] (`monitors`).
 //! - A direct channel never goes to another node: a route to a name that is not here is
 //!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
 //! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
@@ -26,8 +44,8 @@
 //!   failing safe when the authority is lost, are the transport's: `rebeam-node`'s
 //!   `authority` module.)
 //!
-//! Not done yet (later stages): process ids that carry their node (a call by actor id stays
-//! on its node), casts, monitors and bus topics across nodes, placing a child on a named node,
+//! Not done yet (later stages): bus topics across nodes, a down notice's ProcessID naming its
+//! node (it carries the actor's id and name), placing a child on a named node, and
 //! supervisors restarting children on the nodes that remain.
 
 use std::collections::HashMap;
@@ -42,12 +60,22 @@ use tokio::sync::mpsc;
 
 use crate::router::{Input, ProcIdx, Router};
 
+#[path = "node_casts.rs"]
+mod casts;
+#[path = "node_monitors.rs"]
+mod monitors;
+#[path = "node_pids.rs"]
+mod pids;
+
 /// The caller of every call that came from another node: a slot no process table reaches.
 pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
 
 /// Router → transport.
 #[derive(Debug)]
 pub enum NodeOut {
+    /// A cast for `name`, which nothing here takes: `frame` as in `Call`. The transport sends
+    /// casts in the order it is given them, and answers `NodeIn::CastAnswer { call, .. }`.
+    Cast { call: u64, name: String, frame: Vec<u8> },
     /// Ask the other nodes for `name`. `frame` is the call as a rebeam frame (length prefix
     /// included, no sender); the answer comes back as `NodeIn::Answer { call, .. }`.
     Call { call: u64, name: String, frame: Vec<u8>, timeout: Duration },
@@ -56,6 +84,12 @@ pub enum NodeOut {
     Answer { query: u64, frame: Vec<u8> },
     /// `NodeIn::Call { query, .. }` named nothing here.
     NotHere { query: u64 },
+    /// Monitor `name` on the node that has it: `frame` is a `Request::Monitor` frame (length
+    /// prefix included). Its end comes back as `NodeIn::Down { monitor, .. }`.
+    Monitor { monitor: u64, name: String, frame: Vec<u8> },
+    /// A monitor another node set here ended: `frame` is its `Command::Down` (length prefix
+    /// included), for the node that set it (the one whose query was answered `Monitored`).
+    Down { monitor: u64, frame: Vec<u8> },
     /// The arming authority's safety state changed (sent only by the authority).
     Safety { state: rebeam_proto::Safety },
 }
@@ -79,7 +113,7 @@ pub enum Follow {
 /// Transport → router.
 #[derive(Debug)]
 pub enum NodeIn {
-    /// A call from another node: a rebeam call frame (without its length prefix).
+    /// A call (or a cast) from another node: a rebeam frame (without its length prefix).
     Call { query: u64, frame: Bytes },
     /// The answer to `NodeOut::Call { call, .. }`.
     Answer { call: u64, outcome: Outcome },
@@ -89,6 +123,11 @@ pub enum NodeIn {
     Authority(Authority),
     /// A follower's order from its authority's state.
     Follow(Follow),
+    /// Whether `NodeOut::Cast { call, .. }` reached a live actor's mailbox on its node.
+    CastAnswer { call: u64, delivered: bool },
+    /// `NodeOut::Monitor { monitor, .. }` ended: its actor ended (`actor` as its node named
+    /// it), its node was lost, or it could not be set (`actor` None).
+    Down { monitor: u64, actor: Option<rebeam_proto::ActorRef>, reason: rebeam_proto::Exit },
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
@@ -104,6 +143,8 @@ pub(crate) struct Link {
     pending: HashMap<u64, (ProcIdx, ReqId)>,
     up: Vec<String>,
     authority: Authority,
+    /// Monitors set here on other nodes' actors, by reference.
+    watches: HashMap<u64, monitors::Watch>,
 }
 
 /// Starts feeding the transport's inputs to the router; the router's side of the seam.
@@ -116,14 +157,26 @@ pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) ->
             }
         }
     });
-    Link { out, pending: HashMap::new(), up: Vec::new(), authority: Authority::Elsewhere(None) }
+    Link {
+        out,
+        pending: HashMap::new(),
+        up: Vec::new(),
+        authority: Authority::Elsewhere(None),
+        watches: HashMap::new(),
+    }
 }
 
 #[cfg(test)]
 impl Link {
     /// A link whose inputs the test hands to the router itself.
     pub(crate) fn detached(out: mpsc::UnboundedSender<NodeOut>) -> Link {
-        Link { out, pending: HashMap::new(), up: Vec::new(), authority: Authority::Elsewhere(None) }
+        Link {
+            out,
+            pending: HashMap::new(),
+            up: Vec::new(),
+            authority: Authority::Elsewhere(None),
+            watches: HashMap::new(),
+        }
     }
 }
 
@@ -172,6 +225,12 @@ impl Router {
                 }
             }
             NodeIn::Call { query, frame } => self.call_from_node(query, frame),
+            NodeIn::Down { monitor, actor, reason } => self.down_from_node(monitor, actor, reason),
+            NodeIn::CastAnswer { call, delivered } => {
+                if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
+                    self.send(proc, Routed::cast_answer(req, delivered));
+                }
+            }
             NodeIn::Authority(authority) => {
                 let here = authority == Authority::Here;
                 if let Some(link) = self.node.as_mut() {
@@ -224,6 +283,10 @@ impl Router {
         let failed = |info: ErrorInfo| Frame::Response { req: query, body: Response::Call(Outcome::Failed(info)) };
         let hot = match rebeam_proto::decode_inbound(frame) {
             Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Call => hot,
+            Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Cast => return self.cast_from_node(query, hot),
+            Ok(rebeam_proto::Inbound::Frame(Frame::Request { body: Request::Monitor { target, .. }, .. })) => {
+                return self.monitor_from_node(query, target)
+            }
             Ok(_) => {
                 let info = ErrorInfo::new(ErrorKind::BadRequest, "another node sent something that is not a call");
                 self.send(NODE_PEER, failed(info));
@@ -245,7 +308,13 @@ impl Router {
             self.send(NODE_PEER, failed(info));
             return;
         }
-        let here = self.names.resolve(name).is_some();
+        // A pid of this node's is here or nowhere: its failure is the answer, never "not here".
+        let pid = self.pid_target(name);
+        let here = pid.is_some() || self.names.resolve(name).is_some();
+        let hot = match pid {
+            Some(id) => pids::to_actor(hot, id),
+            None => hot,
+        };
         let timeout_ms = hot.timeout_ms();
         match self.deliver(NODE_PEER, Some((query, timeout_ms)), strip_sender(hot), Vec::new()) {
             Ok(()) => {}
@@ -261,7 +330,12 @@ impl Router {
         let Ok(encoded) = frame.into_encoded() else { return false };
         let frame = encoded.to_vec();
         // The answer's request id is the transport's query number (see `call_from_node`).
-        let Some(query) = answer_query(&frame) else { return false };
+        let Some(query) = answer_query(&frame) else {
+            // Else the end of a monitor another node set here.
+            let Some(monitor) = monitors::down_monitor(&frame) else { return false };
+            self.node_out(NodeOut::Down { monitor, frame });
+            return true;
+        };
         self.node_out(NodeOut::Answer { query, frame });
         true
     }
@@ -283,12 +357,16 @@ impl Router {
     }
 }
 
-/// The call as it goes to another node: no sender, since its actor id means nothing there.
+/// The call or cast as it goes to another node: no sender, since its actor id means nothing there.
 fn strip_sender(hot: Routed) -> Routed {
     match hot.into_frame() {
         Frame::Request { req, body: Request::Call { target, subject, payload, timeout_ms, .. } } => {
             let body = Request::Call { target, subject, sender: None, payload, timeout_ms };
             Routed::from_frame(Frame::Request { req, body }).expect("a call is a hot frame")
+        }
+        Frame::Request { req, body: Request::Cast { target, subject, payload, .. } } => {
+            let body = Request::Cast { target, subject, sender: None, payload };
+            Routed::from_frame(Frame::Request { req, body }).expect("a cast is a hot frame")
         }
         other => Routed::from_frame(other).expect("it was a hot frame"),
     }

@@ -539,6 +539,7 @@ impl Router {
             }
             Request::Demonitor { monitor } => {
                 self.monitors.remove(&monitor);
+                self.forget_watch(monitor);
                 self.respond(proc, req, Response::Done);
             }
             Request::Subscribe { actor, pattern, throttle_ms, queue } => {

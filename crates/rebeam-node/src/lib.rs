@@ -45,8 +45,10 @@
 //!     tokens come back, and calls by name cross again. Safety does not heal by itself: the
 //!     nodes that were cut off stay disarmed until the host arms the system again.
 //!
-//! Not done in stage 1: process ids that carry their node (a call by `ProcessID` stays on its
-//! node), casts, monitors and bus topics across nodes, placing a child or a spawned actor on a
+//! - **Casts, process ids, monitors** across nodes: see `casts.rs`, `monitors.rs` and
+//!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
+//!
+//! Not done yet: bus topics across nodes, placing a child or a spawned actor on a
 //! named node, supervisors restarting children on the nodes that remain, TLS on the links, and library
 //! mode or the Rust host as nodes.
 
@@ -102,7 +104,13 @@ pub mod keys {
         format!("{ROOT}/safety/*")
     }
 
-    /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names.
+    /// Where `from` puts the down notices of monitors `to` set on its actors (`*`: any node).
+    pub fn downs(to: &str, from: &str) -> String {
+        format!("{ROOT}/down/{to}/{from}")
+    }
+
+    /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names (for [`downs`],
+    /// the sending node).
     pub fn node_of(key: &str) -> Option<&str> {
         key.rsplit('/').next().filter(|n| !n.is_empty() && *n != "*")
     }
@@ -151,5 +159,6 @@ mod tests {
         assert_eq!(keys::node_of(&keys::safety("d")), Some("d"));
         assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::safeties()), None, "a wildcard names no node");
+        assert_eq!(keys::node_of(&keys::downs("a", "b")), Some("b"), "a down notice names its sender");
     }
 }

@@ -54,6 +54,7 @@ struct Shared {
     lost: broadcast::Sender<String>,
     /// This node's part in arming (set once at join).
     arming: std::sync::OnceLock<Arc<crate::arming::Arming>>,
+    monitors: monitors::Monitors,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,6 +78,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         cache: Mutex::new(HashMap::new()),
         lost,
         arming: std::sync::OnceLock::new(),
+        monitors: monitors::Monitors::default(),
     });
     let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
     let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
@@ -88,6 +90,17 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
     session
         .declare_queryable(keys::calls(&options.name))
         .callback(move |query| calls.call_from_node(query))
+        .background()
+        .await
+        .map_err(fail)?;
+    let downs = Arc::clone(&shared);
+    session
+        .declare_subscriber(keys::downs(&options.name, "*"))
+        .callback(move |sample| {
+            if let Some(node) = keys::node_of(sample.key_expr().as_str()) {
+                downs.down_from_node(node, &sample.payload().to_bytes());
+            }
+        })
         .background()
         .await
         .map_err(fail)?;
@@ -172,6 +185,7 @@ impl Shared {
             tracing::warn!("node {node} is down (it left, or its link was lost)");
             lock(&self.cache).retain(|_, n| n != node);
             let _ = self.lost.send(node.to_string());
+            self.monitors_lost(node);
         }
         self.tell_up();
     }
@@ -192,7 +206,10 @@ impl Shared {
     async fn answer(&self, query: u64, frame: Option<Vec<u8>>) {
         let Some(query) = lock(&self.queries).remove(&query) else { return };
         let sent = match frame {
-            Some(frame) => query.reply(keys::calls(&self.name), frame).await,
+            Some(frame) => {
+                self.answered_monitor(&query, &frame);
+                query.reply(keys::calls(&self.name), frame).await
+            }
             None => query.reply_err(self.name.clone()).await,
         };
         if let Err(e) = sent {
@@ -204,17 +221,32 @@ impl Shared {
         let _ = self.to_router.send(NodeIn::Answer { call, outcome });
     }
 
+    /// The tally and the query's target for a first ask: the node that answered for `name`
+    /// last, else every other node.
+    /// A process id of another node (`rebeam_proto::remote`) is asked of its node alone, and
+    /// of none when that node is not up.
+    fn first_ask(&self, name: &str) -> (Tally, String) {
+        if let Some((_, node)) = rebeam_proto::remote::parse_pid_name(name) {
+            let asked = self.others().into_iter().filter(|n| n == node).collect();
+            return (Tally::new(name, asked, false), node.to_string());
+        }
+        match lock(&self.cache).get(name).cloned() {
+            Some(node) => (Tally::new(name, BTreeSet::from([node.clone()]), true), node),
+            None => (Tally::new(name, self.others(), false), "*".to_string()),
+        }
+    }
+
     /// One call to other nodes, to its outcome (see `Tally` for what ends it without one).
     async fn call(self: Arc<Self>, call: u64, name: String, frame: Vec<u8>, timeout: Duration) {
         let started = Instant::now();
-        let cached = lock(&self.cache).get(&name).cloned();
-        let mut tally = match &cached {
-            Some(node) => Tally::new(&name, BTreeSet::from([node.clone()]), true),
-            None => Tally::new(&name, self.others(), false),
-        };
-        let mut target = cached.unwrap_or_else(|| "*".to_string());
+        let (mut tally, mut target) = self.first_ask(&name);
         loop {
-            let outcome = self.ask(&name, &target, &frame, timeout, &mut tally, started).await;
+            let outcome = match self.query(&name, &target, &frame, timeout).await {
+                Ok(replies) => {
+                    self.answer_of(&name, replies, &mut tally, started, timeout, call_outcome).await.map(|(o, _)| o)
+                }
+                Err(verdict) => Err(verdict),
+            };
             match outcome {
                 Ok(outcome) => return self.answer_call(call, outcome),
                 Err(Verdict::Fail(info)) => return self.answer_call(call, Outcome::Failed(info)),
@@ -231,20 +263,21 @@ impl Shared {
         lock(&self.up).iter().filter(|n| **n != self.name).cloned().collect()
     }
 
-    /// One query: the first outcome, or what the tally makes of its end.
-    async fn ask(
+    /// Sends one query for `name` to `target` (a node, or `*`); its replies come on the handler.
+    async fn query(&self, name: &str, target: &str, frame: &[u8], timeout: Duration) -> Result<Replies, Verdict> {
+        self.query_at(name, keys::calls(target), frame, timeout).await
+    }
+
+    /// As `query`, to a selector (a key of `keys::calls`, with parameters maybe).
+    async fn query_at(
         &self,
         name: &str,
-        target: &str,
+        selector: String,
         frame: &[u8],
         timeout: Duration,
-        tally: &mut Tally,
-        started: Instant,
-    ) -> Result<Outcome, Verdict> {
-        let mut lost = self.lost.subscribe();
-        let replies = self
-            .session
-            .get(keys::calls(target))
+    ) -> Result<Replies, Verdict> {
+        self.session
+            .get(selector)
             .payload(frame.to_vec())
             .target(QueryTarget::All)
             .consolidation(ConsolidationMode::None)
@@ -254,7 +287,21 @@ impl Shared {
             .await
             .map_err(|e| {
                 Verdict::Fail(ErrorInfo::new(ErrorKind::BadRequest, format!("cannot send the call to '{name}': {e}")))
-            })?;
+            })
+    }
+
+    /// One query's replies: the first answer `decode` takes and the node that gave it, or what
+    /// the tally makes of their end.
+    async fn answer_of<T>(
+        &self,
+        name: &str,
+        replies: Replies,
+        tally: &mut Tally,
+        started: Instant,
+        timeout: Duration,
+        decode: fn(Response) -> Option<T>,
+    ) -> Result<(T, String), Verdict> {
+        let mut lost = self.lost.subscribe();
         loop {
             tokio::select! {
                 reply = replies.recv_async() => {
@@ -262,12 +309,15 @@ impl Shared {
                     match reply.result() {
                         Ok(sample) => {
                             let node = keys::node_of(sample.key_expr().as_str()).unwrap_or_default().to_string();
-                            match decode_outcome(&sample.payload().to_bytes()) {
-                                Some(outcome) => {
-                                    lock(&self.cache).insert(name.to_string(), node);
-                                    return Ok(outcome);
+                            match decode_response(&sample.payload().to_bytes()).and_then(decode) {
+                                Some(answer) => {
+                                    // A pid's node is in its name: only names are cached.
+                                    if !tally.is_pid() {
+                                        lock(&self.cache).insert(name.to_string(), node.clone());
+                                    }
+                                    return Ok((answer, node));
                                 }
-                                None => tracing::warn!("node {node} sent a malformed answer to a call to '{name}'"),
+                                None => tracing::warn!("node {node} sent a malformed answer to a message for '{name}'"),
                             }
                         }
                         Err(not_here) => tally.not_here(&String::from_utf8_lossy(&not_here.payload().to_bytes())),
@@ -286,11 +336,21 @@ impl Shared {
     }
 }
 
-/// The outcome in a `Response::Call` frame (length prefix included).
-fn decode_outcome(frame: &[u8]) -> Option<Outcome> {
+/// The replies to one query.
+type Replies = zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>;
+
+fn call_outcome(response: Response) -> Option<Outcome> {
+    match response {
+        Response::Call(outcome) => Some(outcome),
+        _ => None,
+    }
+}
+
+/// The response in a `Response` frame (length prefix included).
+fn decode_response(frame: &[u8]) -> Option<Response> {
     let body = Bytes::copy_from_slice(frame.get(rebeam_proto::HEADER_BYTES..)?);
     match rebeam_proto::decode_frame(body).ok()? {
-        Frame::Response { body: Response::Call(outcome), .. } => Some(outcome),
+        Frame::Response { body, .. } => Some(body),
         _ => None,
     }
 }
@@ -301,6 +361,8 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
             NodeOut::Call { call, name, frame, timeout } => {
                 tokio::spawn(Arc::clone(&shared).call(call, name, frame, timeout));
             }
+            // Sent from this loop, in order: casts from one sender to one name stay in order.
+            NodeOut::Cast { call, name, frame } => shared.cast(call, name, frame).await,
             NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
             NodeOut::NotHere { query } => shared.answer(query, None).await,
             NodeOut::Safety { state } => {
@@ -308,9 +370,16 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
                     arming.announce(state).await;
                 }
             }
+            NodeOut::Monitor { monitor, name, frame } => shared.monitor(monitor, name, frame),
+            NodeOut::Down { monitor, frame } => shared.down_to_node(monitor, frame).await,
         }
     }
 }
+
+#[path = "casts.rs"]
+mod casts;
+#[path = "monitors.rs"]
+mod monitors;
 
 #[cfg(test)]
 mod tests {
@@ -322,8 +391,8 @@ mod tests {
         let outcome = Outcome::Failed(ErrorInfo::new(ErrorKind::Crashed, "boom"));
         let frame = Frame::Response { req: 3, body: Response::Call(outcome.clone()) };
         let bytes = frame.into_encoded().expect("encodes").to_vec();
-        assert_eq!(decode_outcome(&bytes), Some(outcome));
-        assert_eq!(decode_outcome(&bytes[..3]), None);
-        assert_eq!(decode_outcome(&Frame::Ready.into_encoded().expect("encodes").to_vec()), None);
+        assert_eq!(decode_response(&bytes).and_then(call_outcome), Some(outcome));
+        assert_eq!(decode_response(&bytes[..3]), None);
+        assert_eq!(decode_response(&Frame::Ready.into_encoded().expect("encodes").to_vec()), None);
     }
 }

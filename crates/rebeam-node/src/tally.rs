@@ -6,7 +6,9 @@
 //! - an asked node that did not answer (or was lost meanwhile): `ActorDown`, naming it, since
 //!   it may have had the actor and died with the call;
 //! - the call went to one node (the cache) and it said "not here": ask every node once more;
-//! - every node asked said "not here": `NoProcess`, naming the name.
+//! - every node asked said "not here": `NoProcess`, naming the name;
+//! - a process id of another node (asked of its node alone, as a cached name is, and lost at
+//!   once with it) whose node is not up: `NoProcess`, naming the node.
 
 use std::collections::BTreeSet;
 
@@ -46,7 +48,13 @@ impl Tally {
     /// the call went to that one node. A call asked of every node waits for the others, which
     /// may have the name (Zenoh ends the query once they have all answered).
     pub fn node_lost(&self, node: &str) -> bool {
-        self.cached && self.asked.contains(node) && !self.not_here.contains(node)
+        (self.cached || self.is_pid()) && self.asked.contains(node) && !self.not_here.contains(node)
+    }
+
+    /// Whether the call names an actor of another node by its process id
+    /// (`rebeam_proto::remote`): it is asked of that node alone, as a cached name is.
+    pub fn is_pid(&self) -> bool {
+        rebeam_proto::remote::parse_pid_name(&self.name).is_some()
     }
 
     /// The error for a caller whose node was lost mid-call.
@@ -77,6 +85,13 @@ impl Tally {
                     silent.join(", "),
                     self.name
                 ),
+            ));
+        }
+        if let Some((id, node)) = rebeam_proto::remote::parse_pid_name(&self.name) {
+            // Its node answers a pid's call itself, even with a failure: no answer means no node.
+            return Verdict::Fail(ErrorInfo::new(
+                ErrorKind::NoProcess,
+                format!("actor <{id}> ran on node {node}, which is not up (it left, or its link was lost)"),
             ));
         }
         if self.cached {

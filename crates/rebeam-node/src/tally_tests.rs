@@ -74,3 +74,23 @@ fn past_its_timeout_a_call_times_out() {
     let t = Tally::new("counter", nodes(&["a"]), true);
     assert_eq!(kind(t.end(true)), ErrorKind::Timeout);
 }
+
+#[test]
+fn a_pid_of_a_node_not_up_is_no_process_naming_the_node() {
+    let t = Tally::new(&rebeam_proto::remote::pid_name(7, "gone"), BTreeSet::new(), false);
+    match t.end(false) {
+        Verdict::Fail(info) => {
+            assert_eq!(info.kind, ErrorKind::NoProcess);
+            assert!(info.message.contains("<7>") && info.message.contains("node gone"), "{}", info.message);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_pid_s_node_lost_mid_call_fails_it_at_once() {
+    let t = Tally::new(&rebeam_proto::remote::pid_name(7, "a"), nodes(&["a"]), false);
+    assert!(t.node_lost("a"), "asked of its node alone, as a cached name is");
+    assert!(!t.node_lost("b"));
+    assert_eq!(kind(t.end(false)), ErrorKind::ActorDown, "its node said nothing: lost with the call");
+}

@@ -24,6 +24,9 @@ pub const GOVERNOR_PID: &str = "REBEAM_GOVERNOR_PID";
 pub const LOG: &str = "REBEAM_LOG";
 /// `marked` or `require-armed` (`rebeam --safety`).
 pub const SAFETY: &str = "REBEAM_SAFETY";
+/// The node's name under `rebeam --node NAME`: set by `rebeam` for the whole run, so that the
+/// Python side pickles a process id with its node.
+pub const NODE: &str = "REBEAM_NODE";
 
 // -- read by `rebeam` -----------------------------------------------------------------------
 
@@ -42,7 +45,7 @@ pub const TEST_PANIC_AFTER_MS: &str = "REBEAM_TEST_PANIC_AFTER_MS";
 
 /// The variables both sides name: the ones the governor sets for Python, and the ones library
 /// mode hands to `rebeam serve`.
-pub const ALL: [&str; 10] = [SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, PYTHON, MAIN_TOKEN];
+pub const ALL: [&str; 11] = [SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, PYTHON, MAIN_TOKEN];
 
 #[cfg(test)]
 mod tests {

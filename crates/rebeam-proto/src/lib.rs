@@ -37,6 +37,7 @@ mod frame;
 pub mod header;
 pub mod lent;
 mod pickle;
+pub mod remote;
 mod routed;
 mod segments;
 mod status;

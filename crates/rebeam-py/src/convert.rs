@@ -15,6 +15,10 @@ pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
         return Ok(Target::Actor(id));
     }
     if let Ok(id) = obj.getattr("id").and_then(|id| id.extract::<u64>()) {
+        // A ProcessID of another node goes by its node-carrying name (rebeam_proto::remote).
+        if let Ok(node) = obj.getattr("node").and_then(|n| n.extract::<String>()) {
+            return Ok(Target::Name(rebeam_proto::remote::pid_name(id, &node)));
+        }
         return Ok(Target::Actor(id));
     }
     Err(PyTypeError::new_err(format!(

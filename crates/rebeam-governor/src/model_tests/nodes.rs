@@ -14,7 +14,7 @@ use crate::node::{Link, NodeIn, NodeOut};
 use crate::router::{Input, Router};
 use crate::Program;
 
-fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
+pub(super) fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
     let argv0 = std::ffi::OsString::from("main.py");
     let mut router = router(os, Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] });
     let (out, rx) = mpsc::unbounded_channel();
@@ -37,7 +37,7 @@ fn reply(data: &'static [u8]) -> Outcome {
 }
 
 /// The frame of a `NodeOut` (length prefix included), decoded.
-fn decoded(frame: &[u8]) -> Frame {
+pub(super) fn decoded(frame: &[u8]) -> Frame {
     decode_body(&frame[HEADER_BYTES..]).expect("a frame")
 }
 
@@ -133,4 +133,86 @@ fn a_call_from_another_node_is_served_here_or_told_not_here() {
         },
         other => panic!("a malformed call is answered as such: {other:?}"),
     }
+}
+
+fn cast(name: &str) -> Request {
+    Request::Cast {
+        target: Target::Name(name.into()),
+        subject: "push".into(),
+        sender: Some(99),
+        payload: Payload { data: Bytes::from_static(b"\x80\x05K\x02."), buffers: vec![] },
+    }
+}
+
+#[test]
+fn a_cast_nothing_here_takes_goes_to_the_other_nodes_in_order_and_its_sender_hears_of_it() {
+    let os = FakeOs::default();
+    let (mut router, mut out) = node_router(&os);
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    for req in [7, 8] {
+        router.handle(Input::Frame(main, Frame::Request { req, body: cast("far") }));
+    }
+    let mut sent = Vec::new();
+    while let Ok(NodeOut::Cast { call, name, frame }) = out.try_recv() {
+        assert_eq!(name, "far");
+        match decoded(&frame) {
+            Frame::Request { body: Request::Cast { sender, .. }, req } => {
+                assert_eq!(sender, None, "no sender crosses");
+                sent.push((call, req));
+            }
+            other => panic!("not a cast: {other:?}"),
+        }
+    }
+    assert_eq!(sent.iter().map(|(_, req)| *req).collect::<Vec<_>>(), [7, 8], "handed over in the order sent");
+    assert!(frames(&mut conn).iter().all(|f| !matches!(f, Frame::Response { .. })), "nobody answers before the node");
+    router.handle(Input::Node(NodeIn::CastAnswer { call: sent[1].0, delivered: false }));
+    router.handle(Input::Node(NodeIn::CastAnswer { call: sent[0].0, delivered: true }));
+    router.handle(Input::Node(NodeIn::CastAnswer { call: sent[0].0, delivered: false }));
+    let answers: Vec<_> = frames(&mut conn).into_iter().filter(|f| matches!(f, Frame::Response { .. })).collect();
+    assert_eq!(
+        answers,
+        [
+            Frame::Response { req: 8, body: Response::Cast { delivered: false } },
+            Frame::Response { req: 7, body: Response::Cast { delivered: true } },
+        ],
+        "each cast answered once, as its node said"
+    );
+}
+
+#[test]
+fn a_cast_from_another_node_is_delivered_here_or_told_not_here() {
+    let os = FakeOs::default();
+    let (mut router, mut out) = node_router(&os);
+    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
+    let _main_conn = connect(&mut router, main, 1 << 20);
+    let mut worker_conn = connect(&mut router, worker, 1 << 20);
+    let spec = ChildSpec {
+        name: Some("counter".into()),
+        label: "Counter".into(),
+        restart: Restart::Temporary,
+        shutdown_ms: None,
+        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
+        group: None,
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    let actor = router.actors.on(worker).next().expect("placed on the worker");
+    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
+    let encoded = |r: Request| {
+        Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
+    };
+    router.handle(Input::Node(NodeIn::Call { query: 51, frame: encoded(cast("counter")) }));
+    let delivered = frames(&mut worker_conn).into_iter().any(|f| {
+        matches!(f, Frame::Command(Command::Deliver { delivery: None, ref subject, sender: None, .. }) if subject == "push")
+    });
+    assert!(delivered, "the cast reaches the actor, with no sender");
+    match out.try_recv() {
+        Ok(NodeOut::Answer { query: 51, frame }) => {
+            assert_eq!(decoded(&frame), Frame::Response { req: 51, body: Response::Cast { delivered: true } });
+        }
+        other => panic!("expected the answer to query 51: {other:?}"),
+    }
+    router.handle(Input::Node(NodeIn::Call { query: 52, frame: encoded(cast("nobody")) }));
+    assert!(matches!(out.try_recv(), Ok(NodeOut::NotHere { query: 52 })), "a name not here");
+    assert!(out.try_recv().is_err(), "a cast from another node is never sent on");
 }
