@@ -2,7 +2,7 @@
 //! `rebeam-node` crate, on Zenoh) and what it takes from it. The governor never sees the
 //! transport itself; the transport is one more source of inputs, as a process's socket is.
 //!
-//! The rules (stage 1 of several nodes):
+//! The rules:
 //! - A call by name from a process of this node goes to the other nodes when no actor or group
 //!   here has that name ([`NodeOut::Call`]); its answer comes back as [`NodeIn::Answer`] and
 //!   goes to the caller as a local answer would. A name here always wins: it is never asked for

@@ -1,4 +1,5 @@
-//! Several rebeam nodes as one system, over Zenoh (stage 1: joining, and calls by name).
+//! Several rebeam nodes as one system, over Zenoh: joining, calls and casts by name or pid,
+//! monitors, one arming authority.
 //!
 //! A node is one `rebeam --node NAME …` run: its governor, its processes, and one Zenoh session
 //! in peer mode that this crate owns and feeds to the governor through its node seam
