@@ -152,10 +152,15 @@ FD_COUNTS = program(
             assert call("sink", "echo", a, timeout=60)[0] == "ok"
         after = call("sink", "fds")[1]
         print("receiver fds", before == after, before, after, flush=True)
+        # Bounded, not exact: the pool may add one segment when the sink has not yet let go of
+        # the last loan as the next call is lent (a race the pool is built for); a leak would
+        # add one a call.
         mine = memfds()[0]
-        for _ in range(5):
+        most = mine
+        for _ in range(20):
             call("sink", "echo", a, timeout=60)
-        print("sender memfds steady", memfds()[0] == mine, flush=True)
+            most = max(most, memfds()[0])
+        print("sender memfds steady", most <= mine + 1, mine, most, flush=True)
         # A receiver killed holding its loan: the segment is free for the sender again.
         old = call("sink", "pid")[1]
         cast("sink", "die", a)
@@ -285,10 +290,13 @@ BOTH_WAYS = program(
         for _ in range(3):
             assert double(a)[1] == 2.0
         sink_before = call("sink", "fds")[1]
+        # Bounded, as in FD_COUNTS: at most one more segment than the two kept, never one a call.
         mine = memfds()
-        for _ in range(5):
+        most = mine
+        for _ in range(20):
             assert double(a)[-1] == 2 * a[-1]
-        print("caller fds back", memfds() == mine, mine, memfds(), flush=True)
+            most = max(most, memfds())
+        print("caller fds back", most[0] <= mine[0] + 1, mine, most, flush=True)
         print("sink fds steady", call("sink", "fds")[1] == sink_before, flush=True)
         # A caller killed holding a lent reply: the sink's segment is free for it again.
         same = call("sink", "pid")[1] == call("asker", "pid")[1]
