@@ -123,6 +123,10 @@ class Worker(Handler, AsyncRuns):
     # -- the command loop (one thread) ---------------------------------------------------
 
     def run(self) -> None:
+        # Deliveries count against the process's bound until their mailbox lets them go (not
+        # when the command thread moves them into it), so a slow actor's backlog stays in its
+        # senders' rings: each one that leaves a mailbox, whatever became of it, is reported.
+        self.conn.count_handled()
         self.conn.ready()
         self.serve()
 
@@ -258,6 +262,8 @@ class Worker(Handler, AsyncRuns):
                 elif schedule:
                     self.pool.submit(lambda: self.drain(host))
                 return
+        if item[0] == "msg":
+            self.conn.handled()
         if delivery is not None:
             info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
             self.conn.reply_failure(delivery, info)
@@ -309,6 +315,7 @@ class Worker(Handler, AsyncRuns):
                 host.revoked.add(delivery)  # or it has finished: run_tracked forgets it
                 return
             host.mailbox.remove(queued)
+        self.conn.handled()
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
         self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
@@ -322,6 +329,8 @@ class Worker(Handler, AsyncRuns):
                         host.scheduled = False
                         return
                     item = host.mailbox.popleft()
+                    if item[0] == "msg":
+                        self.conn.handled()
                     if host.async_methods and not self.wait_turn(host, item):
                         host.scheduled = False
                         return
@@ -526,6 +535,7 @@ class Worker(Handler, AsyncRuns):
                 traceback.print_exc()
         with host.lock:
             self.mark_dead(host)
+            self.conn.handled(sum(1 for m in host.mailbox if m[0] == "msg"))
             host.mailbox.clear()
         self.hosts.pop(host.pid.id, None)
         end_handles(host.pid.id)
