@@ -99,6 +99,9 @@ class Host:
         self.limit = 1
         self.runs: set[_aio.Run] = set()
         self.idle = threading.Condition(self.lock)
+        # The sender of the last message it handled, and its ProcessID (immutable: shared).
+        self.last_sender: tuple | None = None
+        self.last_source: ProcessID | None = None
 
 
 class Worker(Handler, AsyncRuns):
@@ -136,13 +139,25 @@ class Worker(Handler, AsyncRuns):
         right here, with no hand-off to a pool thread (see run_inline)."""
         while True:
             self.may_inline, self.inline = True, None
-            # A burst of casts comes as one list: one wake-up and one hold of the GIL.
-            for cmd in self.conn.next_commands():
+            # A burst of casts comes as one list: one wake-up and one hold of the GIL, and
+            # each run of casts for one actor goes into its mailbox under one hold of its lock.
+            batch = self.conn.next_commands()
+            i = 0
+            while i < len(batch):
+                cmd, j = batch[i], i + 1
                 try:
-                    self.command(cmd)
+                    if type(cmd) is _rebeam.Deliver and cmd.delivery is None:
+                        while j < len(batch) and batch[j].actor == cmd.actor and batch[j].delivery is None:
+                            j += 1
+                        self.enqueue_casts(cmd.actor, [mailbox_item(c) for c in batch[i:j]])
+                    else:
+                        self.command(cmd)
                 except Exception:
                     # One bad command must not take the worker and all its actors down.
                     traceback.print_exc()
+                i = j
+            # Nothing here may keep a message (a lent buffer's view) alive past its handling.
+            batch = cmd = None
             self.may_inline, host = False, self.inline
             if host is not None and not self.run_inline(host):
                 self.stand_by()
@@ -182,7 +197,7 @@ class Worker(Handler, AsyncRuns):
     # -- the commands (see _dispatch.TABLE) ------------------------------------------------
 
     def on_deliver(self, cmd: _rebeam.Deliver) -> None:
-        self.enqueue(cmd.actor, ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers))
+        self.enqueue(cmd.actor, mailbox_item(cmd))
 
     def on_start(self, cmd: _rebeam.Start) -> None:
         self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
@@ -267,6 +282,23 @@ class Worker(Handler, AsyncRuns):
         if delivery is not None:
             info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
             self.conn.reply_failure(delivery, info)
+
+    def enqueue_casts(self, actor: int, items: list) -> None:
+        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock."""
+        host = self.hosts.get(actor)
+        if host is not None:
+            with host.lock:
+                alive = not host.dead
+                if alive:
+                    host.mailbox.extend(items)
+                    schedule, host.scheduled = not host.scheduled, True
+            if alive:
+                if schedule and self.may_inline and self.inline is None and runs_inline(host, items[0]):
+                    self.inline = host
+                elif schedule:
+                    self.pool.submit(lambda: self.drain(host))
+                return
+        self.conn.handled(len(items))  # lost, as a cast to an actor that ended is
 
     def stop(self, actor: int) -> None:
         host = self.hosts.get(actor)
@@ -359,7 +391,13 @@ class Worker(Handler, AsyncRuns):
 
                 handles.release(host.pid.id, message)
                 return
-            source = ProcessID(*sender) if sender else None
+            if not sender:
+                source = None
+            elif sender == host.last_sender:  # a burst from one sender builds its ProcessID once
+                source = host.last_source
+            else:
+                source = host.last_source = ProcessID(*sender)
+                host.last_sender = sender
             # A Rust host's message is answered in its own codec: it cannot read a pickle.
             self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
         elif kind == "local":
@@ -566,6 +604,11 @@ class Worker(Handler, AsyncRuns):
         host.dead = True
         end_handles(host.pid.id)
         self.conn.exited(host.pid.id, exit)
+
+
+def mailbox_item(cmd: _rebeam.Deliver) -> tuple:
+    """A delivery as its actor's mailbox holds it."""
+    return ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers)
 
 
 def runs_inline(host: Host, item: tuple) -> bool:
