@@ -99,6 +99,9 @@ class Host:
         self.limit = 1
         self.runs: set[_aio.Run] = set()
         self.idle = threading.Condition(self.lock)
+        # The sender of the last message it handled, and its ProcessID (immutable: shared).
+        self.last_sender: tuple | None = None
+        self.last_source: ProcessID | None = None
 
 
 class Worker(Handler, AsyncRuns):
@@ -124,6 +127,10 @@ class Worker(Handler, AsyncRuns):
     # -- the command loop (one thread) ---------------------------------------------------
 
     def run(self) -> None:
+        # Deliveries count against the process's bound until their mailbox lets them go (not
+        # when the command thread moves them into it), so a slow actor's backlog stays in its
+        # senders' rings: each one that leaves a mailbox, whatever became of it, is reported.
+        self.conn.count_handled()
         self.conn.ready()
         self.serve()
 
@@ -133,17 +140,27 @@ class Worker(Handler, AsyncRuns):
         right here, with no hand-off to a pool thread (see run_inline)."""
         while True:
             self.may_inline, self.inline = True, None
-            # A burst of casts comes as one list: one wake-up and one hold of the GIL.
-            for cmd in self.conn.next_commands():
+            # A burst of casts comes as one list: one wake-up and one hold of the GIL, and
+            # each run of casts for one actor goes into its mailbox under one hold of its lock.
+            batch = self.conn.next_commands()
+            i = 0
+            while i < len(batch):
+                cmd, j = batch[i], i + 1
                 try:
-                    self.command(cmd)
+                    if type(cmd) is _rebeam.Deliver and cmd.delivery is None:
+                        # A batch also carries behaviours (no actor): a run ends at anything
+                        # that is not a cast to this actor.
+                        while j < len(batch) and is_cast_to(batch[j], cmd.actor):
+                            j += 1
+                        self.enqueue_casts(cmd.actor, [mailbox_item(c) for c in batch[i:j]])
+                    else:
+                        self.command(cmd)
                 except Exception:
                     # One bad command must not take the worker and all its actors down.
                     traceback.print_exc()
-            # The last command must not stay alive in this frame while the thread runs a
-            # mailbox or waits: a message's lent buffer is freed only when its last view goes,
-            # and with two threads taking turns each would keep one loan out.
-            cmd = None
+                i = j
+            # Nothing here may keep a message (a lent buffer's view) alive past its handling.
+            batch = cmd = None
             self.may_inline, host = False, self.inline
             if host is not None and not self.run_inline(host):
                 self.stand_by()
@@ -183,7 +200,7 @@ class Worker(Handler, AsyncRuns):
     # -- the commands (see _dispatch.TABLE) ------------------------------------------------
 
     def on_deliver(self, cmd: _rebeam.Deliver) -> None:
-        self.enqueue(cmd.actor, ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers))
+        self.enqueue(cmd.actor, mailbox_item(cmd))
 
     def on_start(self, cmd: _rebeam.Start) -> None:
         self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
@@ -246,9 +263,28 @@ class Worker(Handler, AsyncRuns):
                 elif schedule:
                     self.pool.submit(lambda: self.drain(host))
                 return
+        if item[0] == "msg":
+            self.conn.handled()
         if delivery is not None:
             info = _rebeam.ErrorInfo("no_process", f"actor <{actor}> is not running in this worker")
             self.conn.reply_failure(delivery, info)
+
+    def enqueue_casts(self, actor: int, items: list) -> None:
+        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock."""
+        host = self.hosts.get(actor)
+        if host is not None:
+            with host.lock:
+                alive = not host.dead
+                if alive:
+                    host.mailbox.extend(items)
+                    schedule, host.scheduled = not host.scheduled, True
+            if alive:
+                if schedule and self.may_inline and self.inline is None and runs_inline(host, items[0]):
+                    self.inline = host
+                elif schedule:
+                    self.pool.submit(lambda: self.drain(host))
+                return
+        self.conn.handled(len(items))  # lost, as a cast to an actor that ended is
 
     def stop(self, actor: int) -> None:
         host = self.hosts.get(actor)
@@ -297,6 +333,7 @@ class Worker(Handler, AsyncRuns):
                 host.revoked.add(delivery)  # or it has finished: run_tracked forgets it
                 return
             host.mailbox.remove(queued)
+        self.conn.handled()
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
         self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
@@ -310,6 +347,8 @@ class Worker(Handler, AsyncRuns):
                         host.scheduled = False
                         return
                     item = host.mailbox.popleft()
+                    if item[0] == "msg":
+                        self.conn.handled()
                     if host.async_methods and not self.wait_turn(host, item):
                         host.scheduled = False
                         return
@@ -338,7 +377,13 @@ class Worker(Handler, AsyncRuns):
 
                 handles.release(host.pid.id, message)
                 return
-            source = ProcessID(*sender) if sender else None
+            if not sender:
+                source = None
+            elif sender == host.last_sender:  # a burst from one sender builds its ProcessID once
+                source = host.last_source
+            else:
+                source = host.last_source = ProcessID(*sender)
+                host.last_sender = sender
             # A Rust host's message is answered in its own codec: it cannot read a pickle.
             self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
         elif kind == "local":
@@ -514,6 +559,7 @@ class Worker(Handler, AsyncRuns):
                 traceback.print_exc()
         with host.lock:
             self.mark_dead(host)
+            self.conn.handled(sum(1 for m in host.mailbox if m[0] == "msg"))
             host.mailbox.clear()
         self.hosts.pop(host.pid.id, None)
         end_handles(host.pid.id)
@@ -544,6 +590,16 @@ class Worker(Handler, AsyncRuns):
         host.dead = True
         end_handles(host.pid.id)
         self.conn.exited(host.pid.id, exit)
+
+
+def mailbox_item(cmd: _rebeam.Deliver) -> tuple:
+    """A delivery as its actor's mailbox holds it."""
+    return ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers)
+
+
+def is_cast_to(cmd: Any, actor: int) -> bool:
+    """Whether a command is a cast (a delivery with no delivery id) to this actor."""
+    return type(cmd) is _rebeam.Deliver and cmd.actor == actor and cmd.delivery is None
 
 
 def runs_inline(host: Host, item: tuple) -> bool:

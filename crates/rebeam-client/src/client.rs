@@ -15,6 +15,7 @@ use rebeam_proto::{
 };
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
+use crate::backlog::Backlog;
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
 use crate::lent::{self, Lender};
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) direct: Direct,
     /// The segments this process lends large buffers in (`lent.rs`).
     pub(crate) lender: Lender,
+    /// Deliveries waiting here to be handled (`backlog.rs`).
+    pub(crate) backlog: Arc<Backlog>,
 }
 
 impl Shared {
@@ -261,12 +264,13 @@ impl Client {
             commands_in: AtomicU64::new(0),
             direct: Direct::default(),
             lender: Lender::new(),
+            backlog: Arc::default(),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
         let (tx, commands) = unbounded();
         let role = Arc::new(CommandRole::default());
-        let tx = Commands::new(tx, role.clone());
+        let tx = Commands::new(tx, role.clone(), shared.backlog.clone());
         shared.direct.set_commands(tx.clone());
         let for_reader = shared.clone();
         let limit = welcome.max_message_bytes + FRAME_OVERHEAD_BYTES;
@@ -416,12 +420,16 @@ impl Client {
     /// closed and the queue drained, always `Command::Shutdown { code: -1 }`.
     pub fn next_command(&self, timeout: Option<Duration>) -> Option<Command> {
         if let Some(command) = lock(&self.held).take() {
+            self.handed_out(&command);
             return Some(command);
         }
         let got = match timeout {
             Some(t) => self.commands.recv_timeout(t).ok(),
             None => self.commands.recv().ok(),
         };
+        if let Some(command) = &got {
+            self.handed_out(command);
+        }
         match got {
             None if self.closed() && self.commands.is_empty() => Some(Command::Shutdown { code: -1 }),
             got => got,
@@ -438,8 +446,12 @@ impl Client {
         let mut batch = vec![first];
         while batch.len() < max {
             match self.commands.try_recv() {
-                Ok(cmd @ (Command::Deliver { delivery: None, .. } | Command::RunBehaviour { .. })) => batch.push(cmd),
+                Ok(cmd @ (Command::Deliver { delivery: None, .. } | Command::RunBehaviour { .. })) => {
+                    self.handed_out(&cmd);
+                    batch.push(cmd);
+                }
                 Ok(other) => {
+                    // Handed out when `next_command` takes it from `held`.
                     *lock(&self.held) = Some(other);
                     break;
                 }
@@ -447,6 +459,29 @@ impl Client {
             }
         }
         batch
+    }
+
+    fn handed_out(&self, command: &Command) {
+        if matches!(command, Command::Deliver { .. }) {
+            self.shared.backlog.handed_out(1);
+        }
+    }
+
+    /// From now on a delivery taken off the command queue still counts against
+    /// [`DELIVERY_BOUND`](crate::DELIVERY_BOUND) until [`Client::handled`] reports it (for a
+    /// consumer that keeps mailboxes of its own: see the `backlog` module).
+    pub fn count_handled(&self) {
+        self.shared.backlog.count_by_consumer();
+    }
+
+    /// The consumer is done with `n` deliveries (handled, refused, or dropped with their actor).
+    pub fn handled(&self, n: usize) {
+        self.shared.backlog.done(n);
+    }
+
+    /// Deliveries waiting in this process now, as the backlog counts them.
+    pub fn backlog(&self) -> usize {
+        self.shared.backlog.waiting()
     }
 
     /// Gives up the command role, to run what was taken (see `role.rs`): until [`Client::resume`],

@@ -59,7 +59,7 @@ pub(crate) fn next_record(rx: &mut Receiver) -> Frame {
     decode_frame(bytes::Bytes::copy_from_slice(&record[HEADER_BYTES..])).expect("a frame")
 }
 
-fn put(tx: &mut Sender, frame: Frame) {
+pub(crate) fn put(tx: &mut Sender, frame: Frame) {
     let encoded = encode_parts(frame).unwrap();
     let slices = encoded.slices_after(0);
     let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();

@@ -19,7 +19,8 @@
 //!   [`Client::next_commands`]), except
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //!   One thread at a time takes them; it may step aside to run what it took while another
-//!   takes the next (the rules are in the `role` module).
+//!   takes the next (the rules are in the `role` module). Past [`DELIVERY_BOUND`] deliveries
+//!   waiting here, the channel threads leave records in their rings (the `backlog` module).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
 //! - Frames that hand over a direct channel's end come with its fds; the reader opens the end
@@ -32,6 +33,9 @@
 //! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
 //! does, to run Python's signal handlers in between) without losing the response.
 
+mod backlog;
+#[cfg(test)]
+mod backlog_tests;
 mod channel;
 #[cfg(test)]
 mod channel_tests;
@@ -53,6 +57,7 @@ mod role_tests;
 #[cfg(test)]
 mod tests;
 
+pub use backlog::DELIVERY_BOUND;
 pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};

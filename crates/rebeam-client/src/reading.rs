@@ -29,6 +29,9 @@
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`] (zero for now:
 //!   see there), and only while a core is free (`rebeam_shm::idle`): an answer that comes
 //!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
+//! - **The channel thread leaves records in the ring** while the process's backlog of
+//!   deliveries is over its bound, and sleeps until it falls (the rules are in `backlog.rs`);
+//!   a caller reading its own reply reads on regardless, so replies are never held back.
 //! - **Failures are the channel thread's.** A caller whose read fails (the peer died, the ring
 //!   broke) stops reading and waits on its waiter; the channel thread takes the ring next, meets
 //!   the failure, and fails every call in flight on it (`Direct::link_lost`), as before.
@@ -42,6 +45,7 @@ use crossbeam_channel::{select_biased, unbounded, Receiver as Replies, RecvTimeo
 use rebeam_proto::{decode_inbound, ReqId, Response, HEADER_BYTES};
 use rebeam_shm::{Doorbell, Receiver, ShmError};
 
+use crate::backlog::PEER_LOOK;
 use crate::client::{lock, Shared};
 use crate::direct::{Link, COUNT_REPORT, PEER_WHY_WAIT};
 use crate::ClientError;
@@ -59,9 +63,11 @@ const CLOSED_POLL: Duration = Duration::from_millis(500);
 /// How often the channel thread looks for the governor's word of why a peer died.
 const PEER_WHY_POLL: Duration = Duration::from_millis(1);
 
-/// Takes every record ready on the ring and handles it.
-fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver) -> Result<(), ShmError> {
-    while let Some(record) = receiver.try_recv()? {
+/// Takes every record ready on the ring and handles it; with `bounded`, only while the
+/// process's backlog is within its bound (the channel thread's reading: see `backlog.rs`).
+fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounded: bool) -> Result<(), ShmError> {
+    while !(bounded && shared.backlog.over()) {
+        let Some(record) = receiver.try_recv()? else { break };
         let frame = record
             .get(HEADER_BYTES..)
             .map(Bytes::copy_from_slice)
@@ -74,6 +80,11 @@ fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver) -> Res
         drop(record);
     }
     Ok(())
+}
+
+/// Whether the ring's peer is known to be gone (a ring a caller reads now is its to judge).
+fn peer_gone(link: &Link) -> bool {
+    try_lock(&link.receiver).is_some_and(|receiver| receiver.peer().gone())
 }
 
 fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<MutexGuard<'_, T>> {
@@ -206,7 +217,7 @@ pub(crate) fn wait_reply(
             Turn::Answered(response) => return Ok(response),
             Turn::Again => continue,
         };
-        let read = take_ready(shared, link, &mut receiver).and_then(|()| {
+        let read = take_ready(shared, link, &mut receiver, false).and_then(|()| {
             if !replies.is_empty() {
                 return Ok(true);
             }
@@ -271,13 +282,18 @@ pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
             }
             continue;
         }
+        if shared.backlog.over() && !peer_gone(&link) {
+            // Records stay in the ring (its sender meets a full ring) until the backlog falls.
+            shared.backlog.wait_below(PEER_LOOK);
+            continue;
+        }
         let mut receiver = lock(&link.receiver);
         turns.thread_reads.store(true, Ordering::SeqCst);
         // Pairs with the caller's count-then-look in `Registered::new`: either it sees this
         // thread on the ring and rings the bell, or this sees it and lets the ring go.
         let read = receiver
             .wait_unless(timeout, || turns.readers.load(Ordering::SeqCst) > 0)
-            .and_then(|()| take_ready(&shared, &link, &mut receiver));
+            .and_then(|()| take_ready(&shared, &link, &mut receiver, true));
         turns.thread_reads.store(false, Ordering::SeqCst);
         drop(receiver);
         turns.let_go();

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use rebeam_proto::Command;
 
+use crate::backlog::Backlog;
 use crate::client::lock;
 
 /// The command role of one process (see the module doc).
@@ -96,17 +97,23 @@ impl CommandRole {
 pub(crate) struct Commands {
     tx: Sender<Command>,
     role: Arc<CommandRole>,
+    /// Deliveries count from here (see the `backlog` module).
+    backlog: Arc<Backlog>,
 }
 
 impl Commands {
-    pub(crate) fn new(tx: Sender<Command>, role: Arc<CommandRole>) -> Commands {
-        Commands { tx, role }
+    pub(crate) fn new(tx: Sender<Command>, role: Arc<CommandRole>, backlog: Arc<Backlog>) -> Commands {
+        Commands { tx, role, backlog }
     }
 
     /// Queues a command; false if nobody takes commands any more (the client is gone).
     pub(crate) fn send(&self, command: Command) -> bool {
+        let delivery = matches!(command, Command::Deliver { .. });
         if self.tx.send(command).is_err() {
             return false;
+        }
+        if delivery {
+            self.backlog.queued();
         }
         self.role.pushed();
         true

@@ -18,7 +18,7 @@ const NO_CLAIM_WAIT: Duration = Duration::from_millis(50);
 fn queue() -> (Commands, Receiver<Command>, Arc<CommandRole>) {
     let (tx, rx) = unbounded();
     let role = Arc::new(CommandRole::default());
-    (Commands::new(tx, role.clone()), rx, role)
+    (Commands::new(tx, role.clone(), Default::default()), rx, role)
 }
 
 fn stop(actor: u64) -> Command {

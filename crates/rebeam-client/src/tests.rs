@@ -28,7 +28,7 @@ fn listen() -> (PathBuf, UnixListener) {
     (path, listener)
 }
 
-fn read(s: &mut UnixStream) -> Frame {
+pub(crate) fn read(s: &mut UnixStream) -> Frame {
     read_frame(s, DEFAULT_MAX_MESSAGE_BYTES).expect("a frame from the client")
 }
 

@@ -421,6 +421,23 @@ impl Connection {
         self.client.took(delivery);
     }
 
+    /// From now on each delivery counts against the process's bound until `handled` reports
+    /// it (see `Client::count_handled`).
+    fn count_handled(&self) {
+        self.client.count_handled();
+    }
+
+    /// This worker is done with `n` deliveries: handled, refused, or dropped with their actor.
+    #[pyo3(signature = (n=1))]
+    fn handled(&self, n: usize) {
+        self.client.handled(n);
+    }
+
+    /// Deliveries waiting in this process now, as the bound counts them.
+    fn backlog(&self) -> usize {
+        self.client.backlog()
+    }
+
     /// Gives up the command role to run what this thread took (see `Client::step_aside`).
     fn step_aside(&self) {
         self.client.step_aside();
