@@ -23,6 +23,7 @@ TABLE: dict[type, str] = {
     _rebeam.Down: "on_down",
     _rebeam.Shutdown: "on_shutdown",
     _rebeam.Surrender: "on_surrender",
+    _rebeam.ForgetCowns: "on_forget_cowns",
     _rebeam.RunBehaviour: "on_run_behaviour",
     _rebeam.CancelBehaviour: "on_cancel_behaviour",
     _rebeam.Cancel: "on_cancel",
@@ -55,6 +56,11 @@ class Handler:
         from . import boc
 
         boc.surrender(self.conn, cmd.cown)
+
+    def on_forget_cowns(self, cmd: _rebeam.ForgetCowns) -> None:
+        from .boc import _cowns
+
+        _cowns.forget(cmd.cowns)
 
     def on_define_code(self, cmd: _rebeam.DefineCode) -> None:
         from .boc import _code

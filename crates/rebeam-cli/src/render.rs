@@ -107,7 +107,7 @@ mod tests {
     }
 
     fn process(describe: &str, spare: bool, actors: u32) -> ProcessStatus {
-        ProcessStatus { describe: describe.into(), spare, actors, index: 0, pid: 0, usage: None }
+        ProcessStatus { describe: describe.into(), spare, actors, index: 0, pid: 0, cowns: 0, usage: None }
     }
 
     fn report(program: ProgramStatus, processes: Vec<ProcessStatus>, trees: Vec<TreeStatus>) -> StatusReport {

@@ -23,7 +23,15 @@ fn actor(name: Option<&str>, label: &str, running: Option<(u64, &str)>, delivere
 
 fn process(describe: &str, pid: u32, spare: bool, cpu_ms: u64) -> ProcessStatus {
     let usage = Some(ProcessUsage { cpu_ms, rss_bytes: 48 * 1024 * 1024 });
-    ProcessStatus { describe: describe.into(), spare, actors: if spare { 0 } else { 1 }, index: 0, pid, usage }
+    ProcessStatus {
+        describe: describe.into(),
+        spare,
+        actors: if spare { 0 } else { 1 },
+        index: 0,
+        pid,
+        cowns: 0,
+        usage,
+    }
 }
 
 /// A run 10 s old (or `uptime_ms`): one tree with a nested one, three processes, one

@@ -124,6 +124,11 @@ pub enum Effect<T> {
     },
     /// A behaviour was lost before it was sent: the process it needs is gone.
     LostBeforeDispatch(BehaviourId),
+    /// The process at `at` may let the values of `cowns` go: nothing can reach them any more.
+    Forget {
+        at: Location,
+        cowns: Vec<CownId>,
+    },
     /// The scheduler refused a completion it should not have: for the log.
     Oddity(String),
 }
@@ -159,6 +164,8 @@ pub struct Boc<T> {
     early: HashSet<BehaviourId>,
     early_ready: Vec<(BehaviourId, Location)>,
     send_ahead: bool,
+    /// Forgotten cowns whose holder is not told yet, by holder (see `release`).
+    forget: HashMap<Location, Vec<CownId>>,
 }
 
 impl<T> Default for Boc<T> {
@@ -178,6 +185,7 @@ impl<T> Default for Boc<T> {
             early: HashSet::new(),
             early_ready: Vec::new(),
             send_ahead: false,
+            forget: HashMap::new(),
         }
     }
 }
@@ -191,6 +199,9 @@ impl<T> Boc<T> {
 
 mod ahead;
 mod events;
+mod release;
+
+pub use release::FORGET_BATCH;
 
 /// What the governor's model test may see: where each running and each gathering behaviour
 /// is placed, and who waits in `wait()`.
@@ -270,7 +281,7 @@ impl<T: Clone> Boc<T> {
         }
         self.lost.extend(self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default());
         let _ = self.sched.start(b);
-        match self.sched.complete(b, at) {
+        match self.complete(b, at) {
             Ok(next) => next.into_iter().for_each(|n| self.dispatch(n, pool, effects)),
             Err(e) => {
                 effects.push(Effect::Oddity(format!("behaviour {b}, lost before dispatch, completed oddly: {e}")))
@@ -294,6 +305,7 @@ impl<T: Clone> Boc<T> {
     }
 
     fn answer_quiesce(&mut self, effects: &mut Vec<Effect<T>>) {
+        self.flush_forgets(effects);
         if self.sched.pending() > 0 {
             return;
         }

@@ -282,6 +282,20 @@ impl Scheduler {
         self.behaviours.len()
     }
 
+    /// Cowns known: created and not yet forgotten.
+    pub fn cown_count(&self) -> usize {
+        self.cowns.len()
+    }
+
+    /// How many known cowns have their value at each location.
+    pub fn counts_by_location(&self) -> HashMap<Location, usize> {
+        let mut counts = HashMap::new();
+        for cown in self.cowns.values() {
+            *counts.entry(cown.at).or_default() += 1;
+        }
+        counts
+    }
+
     /// Runnable behaviours not yet started, in scheduling order (for the governor's dispatch loop).
     pub fn runnable(&self) -> Vec<BehaviourId> {
         self.ready.values().copied().collect()

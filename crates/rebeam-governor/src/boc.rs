@@ -119,6 +119,26 @@ impl Router {
         self.carry_out_boc(effects);
     }
 
+    /// The main process dropped its last handles to `cowns` (only its drops count: a worker
+    /// never owns a cown's handle, see `rebeam.boc`).
+    pub fn drop_cowns(&mut self, proc: ProcIdx, cowns: &[CownId]) {
+        if self.procs[proc].role != Role::Main {
+            tracing::warn!(
+                "{} dropped cowns; only the main process's drops count, ignored",
+                self.procs[proc].describe()
+            );
+            return;
+        }
+        let effects = self.boc.machine.drop_cowns(cowns);
+        self.carry_out_boc(effects);
+    }
+
+    /// How many known cowns have their value at each process (for the status report).
+    pub(crate) fn boc_cowns_by_proc(&self) -> std::collections::HashMap<ProcIdx, usize> {
+        let counts = self.boc.machine.cowns_by_location();
+        counts.into_iter().map(|(at, n)| (self.proc_at(at), n)).collect()
+    }
+
     /// A process died: the values it held and the behaviours it ran or was to run are lost
     /// (see `rebeam_core::boc`).
     pub fn boc_proc_died(&mut self, proc: ProcIdx) {
@@ -152,6 +172,9 @@ impl Router {
                 }
                 Effect::LostBeforeDispatch(b) => {
                     tracing::debug!("behaviour {b} needs a process that is gone; it is lost")
+                }
+                Effect::Forget { at, cowns } => {
+                    self.send(self.proc_at(at), Frame::Command(Cmd::ForgetCowns { cowns }));
                 }
                 Effect::Oddity(what) => tracing::warn!("{what}"),
             }

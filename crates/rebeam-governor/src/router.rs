@@ -633,6 +633,7 @@ impl Router {
             Event::Notice { key, payload } => self.notice(proc, &key, payload),
             Event::SysPath { paths } => self.sys_path(proc, paths),
             Event::DefineCode { id, code } => self.define_code(proc, id, code),
+            Event::DropCowns { cowns } => self.drop_cowns(proc, &cowns),
             Event::DirectDeliveries { counts } => {
                 // Only for actors that process hosts: a peer cannot inflate another's counts.
                 for (id, n) in counts {

@@ -59,6 +59,7 @@ impl Router {
             Program::Script { script, .. } => ProgramStatus::Script(script.display().to_string()),
             library => ProgramStatus::Library(library.describe()),
         };
+        let cowns = self.boc_cowns_by_proc();
         let processes = self
             .procs
             .iter()
@@ -70,6 +71,7 @@ impl Router {
                 actors: saturating_u32(self.actors.count_on(id)),
                 index: p.index,
                 pid: p.pid,
+                cowns: saturating_u32(cowns.get(&id).copied().unwrap_or(0)),
                 usage: if n < USAGE_READS_PER_REPORT { self.os.usage(p.pid) } else { None },
             })
             .collect();

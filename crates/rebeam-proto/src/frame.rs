@@ -549,6 +549,8 @@ pub enum Command {
     ChannelOpened(ChannelGrant),
     /// The process at the other end of a channel died, and why (the words its callers see).
     ChannelClosed { channel: u64, why: String },
+    /// Let these cowns' values go: nothing can reach them any more (see `Event::DropCowns`).
+    ForgetCowns { cowns: Vec<u64> },
 }
 
 /// Process → governor, one-way.
@@ -612,5 +614,10 @@ pub enum Event {
     /// governor counts them for the status report; it never carries them).
     DirectDeliveries {
         counts: Vec<(ActorId, u64)>,
+    },
+    /// The main process dropped its last handle to these cowns, none of which ever left it:
+    /// once no pending behaviour names one, the governor forgets it (`Command::ForgetCowns`).
+    DropCowns {
+        cowns: Vec<u64>,
     },
 }

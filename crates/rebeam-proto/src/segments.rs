@@ -103,7 +103,8 @@ fn command<'a>(c: &'a mut Command, out: &mut Vec<&'a mut Payload>) {
         | Command::Surrender { .. }
         | Command::SysPath { .. }
         | Command::ChannelOpened(_)
-        | Command::ChannelClosed { .. } => {}
+        | Command::ChannelClosed { .. }
+        | Command::ForgetCowns { .. } => {}
     }
 }
 
@@ -118,7 +119,8 @@ fn event<'a>(e: &'a mut Event, out: &mut Vec<&'a mut Payload>) {
         | Event::BehaviourDone { .. }
         | Event::BodyDone { .. }
         | Event::SysPath { .. }
-        | Event::DirectDeliveries { .. } => {}
+        | Event::DirectDeliveries { .. }
+        | Event::DropCowns { .. } => {}
     }
 }
 

@@ -67,6 +67,9 @@ pub struct ProcessStatus {
     /// 0 for the main process, 1.. for workers.
     pub index: u32,
     pub pid: u32,
+    /// Cowns whose value the governor places here: made or last used here, not yet freed.
+    #[serde(default)]
+    pub cowns: u32,
     /// What the kernel says it uses; `None` when that cannot be read (it is not our child's
     /// to read, or it just exited).
     pub usage: Option<ProcessUsage>,

@@ -107,6 +107,12 @@ impl RunBehaviour {
     }
 }
 
+/// Let these cowns' values go: nothing can reach them any more.
+#[pyclass(frozen, get_all, module = "rebeam._rebeam")]
+pub struct ForgetCowns {
+    cowns: Vec<u64>,
+}
+
 /// A disarm cancelled this gated behaviour.
 #[pyclass(frozen, get_all, module = "rebeam._rebeam")]
 pub struct CancelBehaviour {
@@ -156,6 +162,7 @@ pub fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Surrender>()?;
     m.add_class::<RunBehaviour>()?;
     m.add_class::<CancelBehaviour>()?;
+    m.add_class::<ForgetCowns>()?;
     m.add_class::<Cancel>()?;
     m.add_class::<SysPath>()?;
     m.add_class::<DefineCode>()?;
@@ -248,6 +255,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
             )?
         }
         Command::CancelBehaviour { behaviour } => new(py, CancelBehaviour { behaviour })?,
+        Command::ForgetCowns { cowns } => new(py, ForgetCowns { cowns })?,
         Command::Cancel { actor, delivery } => new(py, Cancel { actor, delivery })?,
         Command::SysPath { paths } => new(py, SysPath { paths })?,
         Command::DefineCode { id, code } => {

@@ -592,6 +592,11 @@ impl Connection {
         self.send_event(py, Event::CownCreated { cown, pinned })
     }
 
+    /// The main process dropped its last handles to these cowns (see `rebeam.boc._cowns`).
+    fn drop_cowns(&self, py: Python<'_>, cowns: Vec<u64>) -> PyResult<()> {
+        self.send_event(py, Event::DropCowns { cowns })
+    }
+
     /// Hands over a cown's value that the governor asked for (`surrender`).
     fn cown_value(
         &self,

@@ -5,6 +5,16 @@ governor moves it (``surrender``) when a behaviour elsewhere needs it. Inside a 
 the cowns it requested are *acquired* on its thread. The main process may also acquire a
 cown outside any behaviour (``acquire``/``release``, ``with cown as value``): that is a
 behaviour the governor places here, which holds the cown until ``release``.
+
+Releasing: a cown made in the main process (``Cown(value)``, or a ``@when``'s result) is
+*owned* there by the one handle that made it. When that handle is garbage and the cown never
+left this process as a handle (it was never requested by a ``@when``, whose behaviour gets
+handles to it; no handle was pickled; none was made here from its id), nothing outside the
+pending behaviours can name it any more: its id is released, quietly, in batches
+of ``RELEASE_BATCH`` (sent with a ``@when``, and all at ``wait()``/``quiesce()``), and the
+governor frees it once no pending behaviour names it, telling the holder to let the value go.
+A handle that escaped (given to a behaviour, pickled into a capture, a message or another
+cown's value) may come back from anywhere, so such a cown is never released.
 """
 
 from __future__ import annotations
@@ -29,6 +39,29 @@ _ids = itertools.count(1)
 #: The connection the id prefix was read from, and that prefix (one per connection: a library
 #: mode runtime started again gets a new connection).
 _prefix: list = [None, 0]
+
+
+#: Released ids are sent to the governor this many at a time while the program schedules: one
+#: event per batch, and a bound on what the governor and workers keep for nothing.
+RELEASE_BATCH = 256
+
+#: Cowns the main process owns: id -> ``id()`` of the handle that made it (see the module doc).
+_owned: dict[int, int] = {}
+#: Owned cowns whose handle is garbage, not yet sent (appended from ``__del__``, any thread).
+_released: list[int] = []
+
+
+def flush_released(conn=None) -> None:
+    """Sends the released cown ids, if any (never from ``__del__``: a finaliser may run inside
+    any call, the connection's own included)."""
+    if not _released:
+        return
+    batch = []
+    with contextlib.suppress(IndexError):  # another thread flushed the rest meanwhile
+        while _released:
+            batch.append(_released.pop())
+    if batch:
+        (conn or _runtime.connection()).drop_cowns(batch)
 
 
 def new_id() -> int:
@@ -85,15 +118,25 @@ class Cown(Generic[T]):
         self._id = new_id()
         _runtime.cown_store[self._id] = value
         _runtime.connection().cown_created(self._id, False)
+        if _runtime.ROLE != "worker":
+            _owned[self._id] = id(self)
 
     @classmethod
     def _handle(cls, cown_id: int) -> Cown:
         c = cls.__new__(cls)
         c._id = cown_id
+        if _owned and cown_id in _owned:
+            del _owned[cown_id]  # a second handle here: it escaped (see the module doc)
         return c
 
     def __reduce__(self):
+        _owned.pop(self._id, None)  # it leaves as a handle: never released
         return (Cown._handle, (self._id,))
+
+    def __del__(self) -> None:
+        # Only the owning handle releases; a list append is safe in any thread, at any point.
+        if _owned and _owned.get(self._id) == id(self) and _owned.pop(self._id, None) is not None:
+            _released.append(self._id)
 
     def __repr__(self) -> str:
         return f"Cown<{self._id}>"
@@ -261,6 +304,7 @@ class PinnedCown(Cown[T]):
         self._id = new_id()
         _runtime.cown_store[self._id] = value
         _runtime.connection().cown_created(self._id, True)
+        _owned[self._id] = id(self)
 
     def __reduce__(self):
         raise TypeError(
@@ -351,6 +395,11 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     else:
         requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
         pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
+    if _owned:
+        # A behaviour gets handles to its cowns, and may schedule on them or keep them: they
+        # are reachable from where it runs now, so they are never released (see the module doc).
+        for c in requested:
+            _owned.pop(c, None)
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
     conn = _runtime._conn
     if conn is None or _runtime.ROLE == "worker":  # only a worker can be importing the script
@@ -362,6 +411,10 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
     conn.schedule(new_id(), requested, result._id, data, buffers, False, gated, gated or pinned)  # at_main, gated, wait
+    if _runtime.ROLE != "worker":
+        _owned[result._id] = id(result)
+        if len(_released) >= RELEASE_BATCH:
+            flush_released(conn)
     if pinned:
         from .._handled import expect_commands
 
@@ -506,6 +559,13 @@ def run_behaviour(
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     conn.behaviour_done(b)
     return failure
+
+
+def forget(cowns: list) -> None:
+    """The governor freed these cowns: nothing can reach their values here any more."""
+    store = _runtime.cown_store
+    for c in cowns:
+        store.pop(c, None)
 
 
 def surrender(conn, cown: int) -> None:

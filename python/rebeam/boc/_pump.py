@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from .. import _env, _rebeam, _runtime
 from .._handled import handled as _handled, handled_cv as _handled_cv
-from ._cowns import hand_to_acquirer, run_behaviour
+from ._cowns import flush_released, hand_to_acquirer, run_behaviour
 
 log = logging.getLogger("rebeam.boc")
 
@@ -133,6 +133,7 @@ def pump_while(busy: Callable[[], bool], cv: threading.Condition) -> None:
 def quiesce_for(timeout: float | None) -> bool:
     """Waits until no scheduled behaviour is left (pumping meanwhile); False on timeout."""
     conn = _runtime.connection()
+    flush_released(conn)  # what is released now is freed once the behaviours naming it end
     done = _quiesce(conn, timeout)
     conn.raise_refused()  # answers come in order: a refusal of any earlier schedule has come
     return done

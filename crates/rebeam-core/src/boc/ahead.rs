@@ -77,7 +77,7 @@ impl<T: Clone> Boc<T> {
         self.early.retain(|b| !waiting.contains(b));
         let mut work: VecDeque<BehaviourId> = dead.into_iter().filter(|b| !waiting.contains(b)).collect();
         while let Some(b) = work.pop_front() {
-            match self.sched.complete(b, at) {
+            match self.complete(b, at) {
                 Ok(next) => {
                     for n in next {
                         if waiting.remove(&n) {

@@ -109,7 +109,7 @@ impl<T: Clone> Boc<T> {
         }
         // Lost cowns stay lost: a behaviour cannot write them (their value raises), so running
         // one does not bring a value back.
-        let completed = self.sched.complete(b, at);
+        let completed = self.complete(b, at);
         if how.gated {
             effects.push(Effect::GatedEnded(b));
         }
@@ -169,6 +169,7 @@ impl<T: Clone> Boc<T> {
             self.maybe_run(b, &mut effects);
         }
         self.complete_dead(dead, at, describe, pool, &mut effects);
+        self.forget_dead(at);
         // Behaviours deferred while the pool was warming go now, or when the next worker is ready.
         effects.extend(self.dispatch_waiting(pool));
         self.answer_quiesce(&mut effects);

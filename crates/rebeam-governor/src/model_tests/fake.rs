@@ -284,7 +284,8 @@ impl Fake {
                 | Cmd::SysPath { .. }
                 | Cmd::DefineCode { .. }
                 | Cmd::ChannelOpened(_)
-                | Cmd::ChannelClosed { .. } => {}
+                | Cmd::ChannelClosed { .. }
+                | Cmd::ForgetCowns { .. } => {}
             },
             other => {
                 return Err(format!("the governor sent pid {:#x} a frame only a process sends: {other:?}", self.pid))
