@@ -96,7 +96,7 @@ def test_ctl_status_json_is_the_report_with_stable_field_names(run):
             break
         time.sleep(0.05)
     assert status["safety"] == "armed"
-    assert status["version"] == 2 and status["uptime_ms"] > 0
+    assert status["version"] == 3 and status["uptime_ms"] > 0
     assert status["program"]["Script"].endswith("main.py")
 
     main, *workers = status["processes"]
@@ -104,6 +104,7 @@ def test_ctl_status_json_is_the_report_with_stable_field_names(run):
     assert len(workers) == 3 and sum(w["spare"] for w in workers) == 1
     for p in status["processes"]:
         assert p["pid"] > 0 and p["usage"]["rss_bytes"] > 0 and p["usage"]["cpu_ms"] >= 0
+        assert p["cowns"] == 0  # layout 3: the cowns each process holds (this program makes none)
 
     (tree,) = status["trees"]
     assert tree["strategy"] == "OneForOne" and tree["restarts_used"] == 1 and tree["max_restarts"] == 3

@@ -58,8 +58,9 @@ pub use status::{
 };
 
 /// Version spoken by this build; a Hello with another version is refused. 7: quiet schedules,
-/// lent replies, the caller's pid on deliveries, direct replies sent the governor's way.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// lent replies, the caller's pid on deliveries, direct replies sent the governor's way. 8:
+/// cowns released and forgotten (`Event::DropCowns`, `Command::ForgetCowns`).
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.

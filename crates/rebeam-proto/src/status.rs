@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ActorId, Safety, Strategy};
 
-/// The layout of [`StatusReport`]; raised whenever a field is added or changes meaning.
-pub const STATUS_VERSION: u32 = 2;
+/// The layout of [`StatusReport`]; raised whenever a field is added or changes meaning (3: each
+/// process's `cowns`).
+pub const STATUS_VERSION: u32 = 3;
 
 /// How many of the latest safety transitions a report carries.
 pub const RECENT_TRANSITIONS: usize = 16;
