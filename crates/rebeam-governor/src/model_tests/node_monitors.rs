@@ -1,13 +1,9 @@
 //! Monitors and process ids across nodes on a router with the fake OS (see node.rs's rules).
 
-use bytes::Bytes;
-use rebeam_proto::{
-    ActorRef, ChildCode, ChildSpec, Command, Event, Exit, Frame, Gating, IntoEncoded, Payload, Request, Response,
-    Restart, Target, HEADER_BYTES,
-};
+use rebeam_proto::{ActorRef, Command, Event, Exit, Frame, Payload, Request, Response, Target};
 
 use super::fake::FakeOs;
-use super::nodes::{decoded, node_router};
+use super::nodes::{decoded, encoded, node_router, with_counter};
 use super::regressions::{connect, frames};
 use crate::node::{NodeIn, NodeOut};
 use crate::router::Input;
@@ -51,23 +47,7 @@ fn a_monitor_on_a_name_elsewhere_is_asked_of_the_other_nodes_and_fires_when_they
 fn another_node_s_monitor_and_calls_by_pid_reach_the_actor_here() {
     let os = FakeOs::default();
     let (mut router, mut out) = node_router(&os);
-    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
-    let _main_conn = connect(&mut router, main, 1 << 20);
-    let mut worker_conn = connect(&mut router, worker, 1 << 20);
-    let spec = ChildSpec {
-        name: Some("counter".into()),
-        label: "Counter".into(),
-        restart: Restart::Temporary,
-        shutdown_ms: None,
-        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
-        group: None,
-    };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
-    let actor = router.actors.on(worker).next().expect("placed on the worker");
-    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
-    let encoded = |r: Request| {
-        Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
-    };
+    let (_main_conn, mut worker_conn, worker, actor) = with_counter(&mut router);
     let by_pid = Target::Name(rebeam_proto::remote::pid_name(actor, "here"));
     let cast =
         Request::Cast { target: by_pid.clone(), subject: "push".into(), sender: None, payload: Payload::default() };

@@ -3,15 +3,16 @@
 
 use bytes::Bytes;
 use rebeam_proto::{
-    decode_body, ChildCode, ChildSpec, Command, ErrorKind, Event, Frame, Gating, IntoEncoded, Outcome, Payload,
-    Request, Response, Restart, Status, Target, HEADER_BYTES,
+    decode_body, ActorId, ChildCode, ChildSpec, Command, ErrorKind, Event, Frame, Gating, IntoEncoded, Outcome,
+    Payload, Request, Response, Restart, Status, Target, HEADER_BYTES,
 };
 use tokio::sync::mpsc;
 
 use super::fake::FakeOs;
 use super::regressions::{connect, frames, router};
 use crate::node::{Link, NodeIn, NodeOut};
-use crate::router::{Input, Router};
+use crate::outbox::Drain;
+use crate::router::{Input, ProcIdx, Router};
 use crate::Program;
 
 pub(super) fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeOut>) {
@@ -20,6 +21,31 @@ pub(super) fn node_router(os: &FakeOs) -> (Router, mpsc::UnboundedReceiver<NodeO
     let (out, rx) = mpsc::unbounded_channel();
     router.node = Some(Link::detached(out));
     (router, rx)
+}
+
+/// A "counter" actor started on the router's worker: the main process's and the worker's
+/// connections, the worker, and the actor.
+pub(super) fn with_counter(router: &mut Router) -> (Drain, Drain, ProcIdx, ActorId) {
+    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
+    let main_conn = connect(router, main, 1 << 20);
+    let worker_conn = connect(router, worker, 1 << 20);
+    let spec = ChildSpec {
+        name: Some("counter".into()),
+        label: "Counter".into(),
+        restart: Restart::Temporary,
+        shutdown_ms: None,
+        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
+        group: None,
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    let actor = router.actors.on(worker).next().expect("placed on the worker");
+    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
+    (main_conn, worker_conn, worker, actor)
+}
+
+/// A request as another node's transport hands it in (no length prefix).
+pub(super) fn encoded(r: Request) -> Bytes {
+    Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
 }
 
 fn call(name: &str, subject: &str) -> Request {
@@ -83,23 +109,7 @@ fn a_name_nothing_here_takes_is_asked_of_the_other_nodes_and_answered_back() {
 fn a_call_from_another_node_is_served_here_or_told_not_here() {
     let os = FakeOs::default();
     let (mut router, mut out) = node_router(&os);
-    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
-    let _main_conn = connect(&mut router, main, 1 << 20);
-    let mut worker_conn = connect(&mut router, worker, 1 << 20);
-    let spec = ChildSpec {
-        name: Some("counter".into()),
-        label: "Counter".into(),
-        restart: Restart::Temporary,
-        shutdown_ms: None,
-        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
-        group: None,
-    };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
-    let actor = router.actors.on(worker).next().expect("placed on the worker");
-    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
-    let encoded = |r: Request| {
-        Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
-    };
+    let (_main_conn, mut worker_conn, worker, _actor) = with_counter(&mut router);
     router.handle(Input::Node(NodeIn::Call { query: 41, frame: encoded(call("counter", "add")) }));
     let delivery = frames(&mut worker_conn)
         .into_iter()
@@ -184,23 +194,7 @@ fn a_cast_nothing_here_takes_goes_to_the_other_nodes_in_order_and_its_sender_hea
 fn a_cast_from_another_node_is_delivered_here_or_told_not_here() {
     let os = FakeOs::default();
     let (mut router, mut out) = node_router(&os);
-    let (main, worker) = (router.main, router.procs.find(|p| p.role == rebeam_proto::Role::Worker).expect("a worker"));
-    let _main_conn = connect(&mut router, main, 1 << 20);
-    let mut worker_conn = connect(&mut router, worker, 1 << 20);
-    let spec = ChildSpec {
-        name: Some("counter".into()),
-        label: "Counter".into(),
-        restart: Restart::Temporary,
-        shutdown_ms: None,
-        code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
-        group: None,
-    };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
-    let actor = router.actors.on(worker).next().expect("placed on the worker");
-    router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
-    let encoded = |r: Request| {
-        Bytes::from(Frame::Request { req: 0, body: r }.into_encoded().expect("encodes").to_vec()).slice(HEADER_BYTES..)
-    };
+    let (_main_conn, mut worker_conn, _worker, _actor) = with_counter(&mut router);
     router.handle(Input::Node(NodeIn::Call { query: 51, frame: encoded(cast("counter")) }));
     let delivered = frames(&mut worker_conn).into_iter().any(|f| {
         matches!(f, Frame::Command(Command::Deliver { delivery: None, ref subject, sender: None, .. }) if subject == "push")
