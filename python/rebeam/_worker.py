@@ -258,10 +258,8 @@ class Worker(Handler, AsyncRuns):
                     host.mailbox.append(item)
                     schedule, host.scheduled = not host.scheduled, True
             if alive:
-                if schedule and self.may_inline and self.inline is None and runs_inline(host, item):
-                    self.inline = host  # run by the command thread once its batch is in
-                elif schedule:
-                    self.pool.submit(lambda: self.drain(host))
+                if schedule:
+                    self.schedule(host, item)
                 return
         if item[0] == "msg":
             self.conn.handled()
@@ -279,12 +277,18 @@ class Worker(Handler, AsyncRuns):
                     host.mailbox.extend(items)
                     schedule, host.scheduled = not host.scheduled, True
             if alive:
-                if schedule and self.may_inline and self.inline is None and runs_inline(host, items[0]):
-                    self.inline = host
-                elif schedule:
-                    self.pool.submit(lambda: self.drain(host))
+                if schedule:
+                    self.schedule(host, items[0])
                 return
         self.conn.handled(len(items))  # lost, as a cast to an actor that ended is
+
+    def schedule(self, host: Host, item: tuple) -> None:
+        """Has an idle actor's mailbox, whose first item is `item`, run: by the command thread
+        once its batch is in, when it may (see serve), else on a pool thread."""
+        if self.may_inline and self.inline is None and runs_inline(host, item):
+            self.inline = host
+        else:
+            self.pool.submit(lambda: self.drain(host))
 
     def stop(self, actor: int) -> None:
         host = self.hosts.get(actor)
