@@ -61,7 +61,9 @@
 //!   reply naming the channel and the caller's request id, its large buffers lent, `lent.rs`),
 //!   written before a small record on the ring ([`AWAY`]) that takes the call off the caller's
 //!   list for the channel, so its caller waits for the governor's answer. (So a message the
-//!   actor sends the caller on the ring after such a reply may overtake it.) When an actor here exits, the direct calls it had not
+//!   actor sends the caller on the ring after such a reply may overtake it.) A failure too
+//!   large for the ring (a huge exception message or traceback) has no governor's way (the
+//!   governor routes payloads, and a failure is words): it is cut to fit, saying so (`fit.rs`). When an actor here exits, the direct calls it had not
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
 use std::collections::{HashMap, HashSet};
@@ -435,7 +437,8 @@ impl Direct {
 
     /// Takes a reply for a direct call hosted here; false for the governor's deliveries. A
     /// reply too large for the ring goes the governor's way, its large buffers lent, and
-    /// [`AWAY`] on the ring tells the caller to wait for it there (see the module doc).
+    /// [`AWAY`] on the ring tells the caller to wait for it there; a failure too large for it
+    /// is cut to fit, saying so (see the module doc).
     pub(crate) fn reply(&self, shared: &Shared, event: &Event) -> bool {
         let Event::Replied { delivery, outcome } = event else { return false };
         if delivery & LOCAL_DELIVERY == 0 {
@@ -443,11 +446,25 @@ impl Direct {
         }
         if let Some(hosted) = lock(&self.hosted).remove(delivery) {
             let (link, req) = (&hosted.link, hosted.req);
-            if !answer_on(link, req, Response::Call(outcome.clone()))
-                && matches!(outcome, Outcome::Reply { .. })
-                && shared.reply_the_governors_way(link, req, event.clone()).is_ok()
-            {
-                answer_on(link, req, AWAY);
+            if answer_on(link, req, Response::Call(outcome.clone())) {
+                return true;
+            }
+            match outcome {
+                Outcome::Reply { .. } => {
+                    if shared.reply_the_governors_way(link, req, event.clone()).is_ok() {
+                        answer_on(link, req, AWAY);
+                    }
+                }
+                Outcome::Failed(info) => {
+                    let room = lock(&link.sender).max_record();
+                    let fits = |info: &ErrorInfo| {
+                        let body = Response::Call(Outcome::Failed(info.clone()));
+                        encode_parts(Frame::Response { req, body }).is_ok_and(|e| e.len() <= room)
+                    };
+                    if let Some(cut) = crate::fit::fit(info, fits) {
+                        answer_on(link, req, Response::Call(Outcome::Failed(cut)));
+                    }
+                }
             }
         }
         true

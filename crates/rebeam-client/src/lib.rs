@@ -48,6 +48,7 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod fit;
 mod lent;
 mod reader;
 mod reading;
