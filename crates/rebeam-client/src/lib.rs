@@ -49,6 +49,9 @@ mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
 mod fit;
+mod held;
+#[cfg(test)]
+mod held_tests;
 mod lent;
 mod reader;
 mod reading;

@@ -15,7 +15,9 @@
 //!   the lock up as soon as its reply is there, and wakes at least every [`READ_SLICE`] to look
 //!   at its own waiter (which the connection's close, or the governor's answer to a call sent
 //!   again its way after `NoProcess`, reach without the ring). Once its call is no longer in
-//!   flight on the channel, its answer comes some other way: it stops reading and waits for it.
+//!   flight on the channel, its answer comes some other way: it stops reading and waits for it;
+//!   so it does while the link holds records behind a reply that went the governor's way (the
+//!   `held` module), which the channel thread reads on into.
 //! - **A caller that finds the ring taken** waits on its own waiter, where the holder puts its
 //!   reply, and on the ring's turn: whoever lets the lock go while callers wait for it wakes
 //!   one of them, so a caller whose reply comes after the holder left reads it at once (no
@@ -74,7 +76,7 @@ fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounde
             .and_then(|body| decode_inbound(body).ok())
             .map(rebeam_proto::Inbound::into_frame);
         if let Some(frame) = frame {
-            shared.direct.received(shared, link, frame);
+            shared.direct.read(shared, link, frame);
         }
         // Released only now: a drained ring means every record is in the queue.
         drop(record);
@@ -221,7 +223,9 @@ pub(crate) fn wait_reply(
             if !replies.is_empty() {
                 return Ok(true);
             }
-            if !lock(&link.inflight).contains_key(&req) {
+            // Held behind a reply that went the governor's way, a reply here waits until it is in
+            // (`held.rs`): the channel thread reads on meanwhile.
+            if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
             receiver.wait(slice).map(|()| true)
@@ -273,6 +277,7 @@ pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
             break "the connection to the governor closed".to_string();
         }
         let waiting = shared.direct.report_counts(&shared);
+        shared.direct.expire_holds(&shared, &link, Some(Instant::now()));
         let timeout = if waiting { COUNT_REPORT } else { CLOSED_POLL };
         if turns.readers.load(Ordering::SeqCst) > 0 {
             // Handovers sent before this look are stale: the readers' count says the truth.
