@@ -40,6 +40,11 @@ from .errors import SafetyInterrupt, SerializationError
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
 REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
 
+#: A mailbox being drained reports the messages it let go of to the process's delivery bound
+#: at most this many at a time, and at once when it looked empty (so an idle actor owes none):
+#: one report per message cost a call into the extension each, made under the mailbox lock.
+HANDLED_BATCH = 64
+
 
 class Pool:
     """Threads that run actors' mailboxes; a new thread starts whenever none is idle."""
@@ -344,6 +349,7 @@ class Worker(Handler, AsyncRuns):
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
         _runtime._local.host = host
+        let_go = 0  # messages taken out of the mailbox and not yet reported (HANDLED_BATCH)
         try:
             while True:
                 with host.lock:
@@ -352,12 +358,18 @@ class Worker(Handler, AsyncRuns):
                         return
                     item = host.mailbox.popleft()
                     if item[0] == "msg":
-                        self.conn.handled()
+                        let_go += 1
                     if host.async_methods and not self.wait_turn(host, item):
                         host.scheduled = False
                         return
+                    empty = not host.mailbox
+                if let_go >= HANDLED_BATCH or (let_go and empty):
+                    self.conn.handled(let_go)
+                    let_go = 0
                 self.handle(host, item)
         finally:
+            if let_go:
+                self.conn.handled(let_go)
             _runtime.set_current(None)
             _runtime._local.host = None
 

@@ -109,6 +109,8 @@ impl Shared {
                 }
             }
         }
+        // Only now: what its callee sent after a reply that came the governor's way follows it.
+        self.direct.arrived(self, req);
     }
 
     /// Sends request `req` the governor's way.

@@ -20,7 +20,8 @@
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //!   One thread at a time takes them; it may step aside to run what it took while another
 //!   takes the next (the rules are in the `role` module). Past [`DELIVERY_BOUND`] deliveries
-//!   waiting here, the channel threads leave records in their rings (the `backlog` module).
+//!   waiting here, the channel threads leave casts in their rings; calls and answers pass
+//!   (the `backlog` module).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
 //! - Frames that hand over a direct channel's end come with its fds; the reader opens the end
@@ -48,6 +49,10 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod fit;
+mod held;
+#[cfg(test)]
+mod held_tests;
 mod lent;
 mod reader;
 mod reading;
@@ -57,7 +62,7 @@ mod role_tests;
 #[cfg(test)]
 mod tests;
 
-pub use backlog::DELIVERY_BOUND;
+pub use backlog::{CALL_BOUND, DELIVERY_BOUND};
 pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};

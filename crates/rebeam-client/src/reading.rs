@@ -15,7 +15,9 @@
 //!   the lock up as soon as its reply is there, and wakes at least every [`READ_SLICE`] to look
 //!   at its own waiter (which the connection's close, or the governor's answer to a call sent
 //!   again its way after `NoProcess`, reach without the ring). Once its call is no longer in
-//!   flight on the channel, its answer comes some other way: it stops reading and waits for it.
+//!   flight on the channel, its answer comes some other way: it stops reading and waits for it;
+//!   so it does while the link holds records behind a reply that went the governor's way (the
+//!   `held` module), which the channel thread reads on into.
 //! - **A caller that finds the ring taken** waits on its own waiter, where the holder puts its
 //!   reply, and on the ring's turn: whoever lets the lock go while callers wait for it wakes
 //!   one of them, so a caller whose reply comes after the holder left reads it at once (no
@@ -29,8 +31,9 @@
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`] (zero for now:
 //!   see there), and only while a core is free (`rebeam_shm::idle`): an answer that comes
 //!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
-//! - **The channel thread leaves records in the ring** while the process's backlog of
-//!   deliveries is over its bound, and sleeps until it falls (the rules are in `backlog.rs`);
+//! - **The channel thread leaves casts in the ring** while the process's backlog of
+//!   deliveries is over its bound, and sleeps until it falls; calls and answers pass (the
+//!   rules are in `backlog.rs`);
 //!   a caller reading its own reply reads on regardless, so replies are never held back.
 //! - **Failures are the channel thread's.** A caller whose read fails (the peer died, the ring
 //!   broke) stops reading and waits on its waiter; the channel thread takes the ring next, meets
@@ -42,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{select_biased, unbounded, Receiver as Replies, RecvTimeoutError, Sender, TryRecvError};
-use rebeam_proto::{decode_inbound, ReqId, Response, HEADER_BYTES};
+use rebeam_proto::{decode_inbound, Command, Frame, ReqId, Response, HEADER_BYTES};
 use rebeam_shm::{Doorbell, Receiver, ShmError};
 
 use crate::backlog::PEER_LOOK;
@@ -64,22 +67,37 @@ const CLOSED_POLL: Duration = Duration::from_millis(500);
 const PEER_WHY_POLL: Duration = Duration::from_millis(1);
 
 /// Takes every record ready on the ring and handles it; with `bounded`, only while the
-/// process's backlog is within its bound (the channel thread's reading: see `backlog.rs`).
-fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounded: bool) -> Result<(), ShmError> {
-    while !(bounded && shared.backlog.over()) {
-        let Some(record) = receiver.try_recv()? else { break };
+/// process's backlog is within its bound, or the record passes it (the channel thread's
+/// reading: see `backlog.rs`). True if it left a record in the ring at the bound.
+fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounded: bool) -> Result<bool, ShmError> {
+    loop {
+        let Some(record) = receiver.try_recv()? else { return Ok(false) };
         let frame = record
             .get(HEADER_BYTES..)
             .map(Bytes::copy_from_slice)
             .and_then(|body| decode_inbound(body).ok())
             .map(rebeam_proto::Inbound::into_frame);
+        if bounded && shared.backlog.over() && !passes_bound(&shared.backlog, frame.as_ref()) {
+            record.unread();
+            return Ok(true);
+        }
         if let Some(frame) = frame {
-            shared.direct.received(shared, link, frame);
+            shared.direct.read(shared, link, frame);
         }
         // Released only now: a drained ring means every record is in the queue.
         drop(record);
     }
-    Ok(())
+}
+
+/// Whether a record is taken past the delivery bound: an answer, or a call within
+/// [`CALL_BOUND`](crate::backlog::CALL_BOUND) (see `backlog.rs`); one that does not decode is
+/// dropped anyway.
+fn passes_bound(backlog: &crate::backlog::Backlog, frame: Option<&Frame>) -> bool {
+    match frame {
+        Some(Frame::Command(Command::Deliver { delivery: Some(_), .. })) => !backlog.calls_over(),
+        Some(Frame::Command(_)) => false,
+        Some(_) | None => true,
+    }
 }
 
 /// Whether the ring's peer is known to be gone (a ring a caller reads now is its to judge).
@@ -217,11 +235,13 @@ pub(crate) fn wait_reply(
             Turn::Answered(response) => return Ok(response),
             Turn::Again => continue,
         };
-        let read = take_ready(shared, link, &mut receiver, false).and_then(|()| {
+        let read = take_ready(shared, link, &mut receiver, false).and_then(|_| {
             if !replies.is_empty() {
                 return Ok(true);
             }
-            if !lock(&link.inflight).contains_key(&req) {
+            // Held behind a reply that went the governor's way, a reply here waits until it is in
+            // (`held.rs`): the channel thread reads on meanwhile.
+            if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
             receiver.wait(slice).map(|()| true)
@@ -268,11 +288,14 @@ fn peer_why(shared: &Shared, link: &Link) -> String {
 /// Reads one channel, whenever no caller does, until its peer dies or the connection closes.
 pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
     let turns = &link.turns;
+    // The last read left a record in the ring at the delivery bound.
+    let mut stopped = false;
     let why = loop {
         if shared.closed.load(Ordering::SeqCst) {
             break "the connection to the governor closed".to_string();
         }
         let waiting = shared.direct.report_counts(&shared);
+        shared.direct.expire_holds(&shared, &link, Some(Instant::now()));
         let timeout = if waiting { COUNT_REPORT } else { CLOSED_POLL };
         if turns.readers.load(Ordering::SeqCst) > 0 {
             // Handovers sent before this look are stale: the readers' count says the truth.
@@ -282,23 +305,26 @@ pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
             }
             continue;
         }
-        if shared.backlog.over() && !peer_gone(&link) {
-            // Records stay in the ring (its sender meets a full ring) until the backlog falls.
+        if stopped && shared.backlog.over() && !peer_gone(&link) {
+            // A cast stays in the ring (its sender meets a full ring) until the backlog falls.
             shared.backlog.wait_below(PEER_LOOK);
             continue;
         }
         let mut receiver = lock(&link.receiver);
         turns.thread_reads.store(true, Ordering::SeqCst);
+        // A dead peer's ring is read on past the bound: it sends no more.
+        let bounded = !receiver.peer().gone();
         // Pairs with the caller's count-then-look in `Registered::new`: either it sees this
         // thread on the ring and rings the bell, or this sees it and lets the ring go.
         let read = receiver
             .wait_unless(timeout, || turns.readers.load(Ordering::SeqCst) > 0)
-            .and_then(|()| take_ready(&shared, &link, &mut receiver, true));
+            .and_then(|()| take_ready(&shared, &link, &mut receiver, bounded));
         turns.thread_reads.store(false, Ordering::SeqCst);
         drop(receiver);
         turns.let_go();
+        stopped = matches!(read, Ok(true));
         match read {
-            Ok(()) | Err(ShmError::TimedOut) => {}
+            Ok(_) | Err(ShmError::TimedOut) => {}
             Err(ShmError::PeerGone) => break peer_why(&shared, &link),
             Err(e) => break format!("its channel broke ({e})"),
         }
