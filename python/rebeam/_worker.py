@@ -11,6 +11,9 @@ message for an idle actor with only synchronous handlers is not handed to the po
 holder runs the mailbox itself (one wake-up and one GIL hand-off fewer on a call's way), after
 stepping out of the role, so that whatever arrives meanwhile is taken by a standby thread and
 nothing waits behind a long handler. It takes the role back after, or becomes the standby.
+A run of casts for such an actor in one batch is run so too, straight from the batch
+that brought it: one loop on the thread that took it, with no lock per cast and no hand-over of
+the mailbox to another thread; what arrives for the actor meanwhile waits in its mailbox, behind.
 
 Run as ``python -m rebeam._worker`` by the governor; not meant to be started by hand.
 """
@@ -103,6 +106,14 @@ class Host:
         self.last_sender: tuple | None = None
         self.last_source: ProcessID | None = None
 
+    def source(self, sender: tuple | None) -> ProcessID | None:
+        """The ProcessID of a message's sender: a burst from one sender builds it once."""
+        if not sender:
+            return None
+        if sender != self.last_sender:
+            self.last_source, self.last_sender = ProcessID(*sender), sender
+        return self.last_source
+
 
 class Worker(Handler, AsyncRuns):
     """The commands of a worker process: it hosts actors and tasks."""
@@ -117,9 +128,11 @@ class Worker(Handler, AsyncRuns):
         # which this worker answers itself, having found the actor dead (NoProcess).
         self.taken = 0
         # The command role (see serve): whether the thread holding it may run the mailbox it
-        # schedules now itself, the host it will run so, and how many threads wait as standbys.
+        # schedules now itself, the host it will run so (and the run of casts it took for it,
+        # kept out of the mailbox), and how many threads wait as standbys.
         self.may_inline = False
         self.inline: Host | None = None
+        self.inline_casts: list = []
         self.spares = 0
         self.spares_lock = threading.Lock()
         self.behaviours: Any = None  # rebeam.boc._local.Runner, once a behaviour came
@@ -162,14 +175,16 @@ class Worker(Handler, AsyncRuns):
             # Nothing here may keep a message (a lent buffer's view) alive past its handling.
             batch = cmd = None
             self.may_inline, host = False, self.inline
-            if host is not None and not self.run_inline(host):
+            casts, self.inline_casts = self.inline_casts, []
+            if host is not None and not self.run_inline(host, casts):
                 self.stand_by()
 
-    def run_inline(self, host: Host) -> bool:
-        """Runs an actor's mailbox on this thread, having stepped out of the command role
-        first: a command that arrives meanwhile (the next message, a cancel, a stop) is taken
-        by a standby thread, started here if none waits. Returns whether this thread holds
-        the role again after (else a standby claimed it)."""
+    def run_inline(self, host: Host, casts: list) -> bool:
+        """Runs an actor's mailbox on this thread, the run of casts it took for it (if any)
+        first, having stepped out of the command role first: a command that arrives meanwhile
+        (the next message, a cancel, a stop) is taken by a standby thread, started here if
+        none waits. Returns whether this thread holds the role again after (else a standby
+        claimed it)."""
         with self.spares_lock:
             start = self.spares == 0
             if start:
@@ -178,7 +193,11 @@ class Worker(Handler, AsyncRuns):
             threading.Thread(target=self.spare, name="rebeam-commands", daemon=True).start()
         self.conn.step_aside()
         try:
-            self.drain(host)
+            try:
+                self.run_casts(host, casts)
+            finally:
+                casts = None  # no message outlives its handling (see serve)
+                self.drain(host)
         except BaseException:
             traceback.print_exc()  # as a pool thread does: the commands go on
         return self.conn.resume()
@@ -268,14 +287,19 @@ class Worker(Handler, AsyncRuns):
             self.conn.reply_failure(delivery, info)
 
     def enqueue_casts(self, actor: int, items: list) -> None:
-        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock."""
+        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock.
+        For an idle actor this thread may run (see schedule), the run stays out of the
+        mailbox: run_inline runs it from the list, before anything that comes after it."""
         host = self.hosts.get(actor)
         if host is not None:
             with host.lock:
                 alive = not host.dead
                 if alive:
-                    host.mailbox.extend(items)
                     schedule, host.scheduled = not host.scheduled, True
+                    if schedule and self.may_inline and self.inline is None and runs_inline(host, items[0]):
+                        self.inline, self.inline_casts = host, items
+                        return
+                    host.mailbox.extend(items)
             if alive:
                 if schedule:
                     self.schedule(host, items[0])
@@ -341,6 +365,27 @@ class Worker(Handler, AsyncRuns):
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
         self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
+    def run_casts(self, host: Host, items: list) -> None:
+        """Runs casts taken for an idle actor that this thread scheduled, in order, straight
+        from their list: no lock per cast (nothing else takes from this list, and what arrives
+        for the actor meanwhile waits in its mailbox, run after). Stops if the actor ends: the
+        rest are lost, as those in its mailbox are. All count as handled once, at the end."""
+        if not items:
+            return
+        taken = len(items)
+        items.reverse()  # taken from the end, so that each (a lent buffer with it) goes once run
+        _runtime.set_current(host.pid)
+        _runtime._local.host = host
+        try:
+            while items and not host.dead:
+                _, delivery, subject, sender, data, buffers = items.pop()
+                self.deliver(host, delivery, subject, sender, data, buffers)
+        finally:
+            items.clear()
+            _runtime.set_current(None)
+            _runtime._local.host = None
+            self.conn.handled(taken)
+
     def drain(self, host: Host) -> None:
         _runtime.set_current(host.pid)
         _runtime._local.host = host
@@ -366,30 +411,7 @@ class Worker(Handler, AsyncRuns):
         if kind == "start":
             self.start(host, *item[1:])
         elif kind == "msg":
-            _, delivery, subject, sender, data, buffers = item
-            try:
-                message = _runtime.loads(data, buffers)
-            except BaseException as e:
-                if delivery is not None:
-                    why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
-                    info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
-                    self.conn.reply_failure(delivery, info)
-                return
-            if subject == _rebeam.HANDLE_RELEASE and _runtime.is_host_value(data):
-                # The host dropped a handle this actor holds: not a message for its handlers.
-                from . import handles
-
-                handles.release(host.pid.id, message)
-                return
-            if not sender:
-                source = None
-            elif sender == host.last_sender:  # a burst from one sender builds its ProcessID once
-                source = host.last_source
-            else:
-                source = host.last_source = ProcessID(*sender)
-                host.last_sender = sender
-            # A Rust host's message is answered in its own codec: it cannot read a pickle.
-            self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
+            self.deliver(host, *item[1:])
         elif kind == "local":
             _, subject, source, message = item
             self.dispatch(host, None, subject, source, message)
@@ -404,6 +426,26 @@ class Worker(Handler, AsyncRuns):
                 self.stop_task(host)
             else:
                 self.finish(host, _rebeam.Exit.shutdown())
+
+    def deliver(self, host: Host, delivery: int | None, subject: str, sender, data, buffers) -> None:
+        """Runs one message (a mailbox's "msg" item) in its actor."""
+        from_host = _runtime.is_host_value(data)
+        try:
+            message = _runtime.loads(data, buffers, from_host)
+        except BaseException as e:
+            if delivery is not None:
+                why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
+                info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
+                self.conn.reply_failure(delivery, info)
+            return
+        if from_host and subject == _rebeam.HANDLE_RELEASE:
+            # The host dropped a handle this actor holds: not a message for its handlers.
+            from . import handles
+
+            handles.release(host.pid.id, message)
+            return
+        # A Rust host's message is answered in its own codec: it cannot read a pickle.
+        self.dispatch(host, delivery, subject, host.source(sender), message, from_host)
 
     def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
         try:
@@ -481,7 +523,12 @@ class Worker(Handler, AsyncRuns):
             self.start_run(host, delivery, subject, handler, source, message, gated, to_host)
             return
         try:
-            result = self.run_tracked(host, delivery, handler, source, message, gated)
+            if delivery is None and not gated:
+                # An ungated cast: no cancel can name it (it has no delivery id), so there is
+                # nothing to track (and no interrupt aimed at it to clear after).
+                result = _aio.resolve(handler(source, message))
+            else:
+                result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
             self.interrupted(host, delivery, subject)
             return
