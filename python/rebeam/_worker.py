@@ -11,7 +11,7 @@ message for an idle actor with only synchronous handlers is not handed to the po
 holder runs the mailbox itself (one wake-up and one GIL hand-off fewer on a call's way), after
 stepping out of the role, so that whatever arrives meanwhile is taken by a standby thread and
 nothing waits behind a long handler. It takes the role back after, or becomes the standby.
-A run of casts for such an actor in one batch is run so too, straight from the batch
+A run of casts for such an actor (one ``_rebeam.Casts``) is run so too, straight from the batch
 that brought it: one loop on the thread that took it, with no lock per cast and no hand-over of
 the mailbox to another thread; what arrives for the actor meanwhile waits in its mailbox, behind.
 
@@ -154,24 +154,14 @@ class Worker(Handler, AsyncRuns):
         while True:
             self.may_inline, self.inline = True, None
             # A burst of casts comes as one list: one wake-up and one hold of the GIL, and
-            # each run of casts for one actor goes into its mailbox under one hold of its lock.
+            # each run of casts for one actor as one Casts, its items ready for the mailbox.
             batch = self.conn.next_commands()
-            i = 0
-            while i < len(batch):
-                cmd, j = batch[i], i + 1
+            for cmd in batch:
                 try:
-                    if type(cmd) is _rebeam.Deliver and cmd.delivery is None:
-                        # A batch also carries behaviours (no actor): a run ends at anything
-                        # that is not a cast to this actor.
-                        while j < len(batch) and is_cast_to(batch[j], cmd.actor):
-                            j += 1
-                        self.enqueue_casts(cmd.actor, [mailbox_item(c) for c in batch[i:j]])
-                    else:
-                        self.command(cmd)
+                    self.command(cmd)
                 except Exception:
                     # One bad command must not take the worker and all its actors down.
                     traceback.print_exc()
-                i = j
             # Nothing here may keep a message (a lent buffer's view) alive past its handling.
             batch = cmd = None
             self.may_inline, host = False, self.inline
@@ -220,6 +210,9 @@ class Worker(Handler, AsyncRuns):
 
     def on_deliver(self, cmd: _rebeam.Deliver) -> None:
         self.enqueue(cmd.actor, mailbox_item(cmd))
+
+    def on_casts(self, cmd: _rebeam.Casts) -> None:
+        self.enqueue_casts(cmd.actor, cmd.items)
 
     def on_start(self, cmd: _rebeam.Start) -> None:
         self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
@@ -646,11 +639,6 @@ class Worker(Handler, AsyncRuns):
 def mailbox_item(cmd: _rebeam.Deliver) -> tuple:
     """A delivery as its actor's mailbox holds it."""
     return ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers)
-
-
-def is_cast_to(cmd: Any, actor: int) -> bool:
-    """Whether a command is a cast (a delivery with no delivery id) to this actor."""
-    return type(cmd) is _rebeam.Deliver and cmd.actor == actor and cmd.delivery is None
 
 
 def runs_inline(host: Host, item: tuple) -> bool:
