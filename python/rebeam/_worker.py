@@ -99,6 +99,8 @@ class Host:
         # Its async def handlers' runs in flight (see _aio), at most `limit` of them; `idle`
         # (on `lock`) is notified whenever one ends, for the pool thread waiting for room.
         self.async_methods: frozenset[str] = frozenset()
+        # Its class's handlers (see GenPy._rebeam_handlers), looked up once, at its start.
+        self.handlers: tuple = ({}, None, None)
         self.limit = 1
         self.runs: set[_aio.Run] = set()
         self.idle = threading.Condition(self.lock)
@@ -183,11 +185,7 @@ class Worker(Handler, AsyncRuns):
             threading.Thread(target=self.spare, name="rebeam-commands", daemon=True).start()
         self.conn.step_aside()
         try:
-            try:
-                self.run_casts(host, casts)
-            finally:
-                casts = None  # no message outlives its handling (see serve)
-                self.drain(host)
+            self.drain(host, casts)
         except BaseException:
             traceback.print_exc()  # as a pool thread does: the commands go on
         return self.conn.resume()
@@ -359,41 +357,49 @@ class Worker(Handler, AsyncRuns):
         self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
     def run_casts(self, host: Host, items: list) -> None:
-        """Runs casts taken for an idle actor that this thread scheduled, in order, straight
-        from their list: no lock per cast (nothing else takes from this list, and what arrives
-        for the actor meanwhile waits in its mailbox, run after). Stops if the actor ends: the
-        rest are lost, as those in its mailbox are. All count as handled once, at the end."""
-        if not items:
-            return
+        """Runs casts taken for a synchronous actor by the thread running its mailbox, in
+        order, straight from their list: no lock per cast (nobody else takes from this list;
+        what arrives for the actor meanwhile waits in its mailbox, run after). Stops if the
+        actor ends: the rest are lost, as those in its mailbox are. All count as handled once,
+        at the end (none can be cancelled: a cancel names a delivery id, which casts have not)."""
         taken = len(items)
         items.reverse()  # taken from the end, so that each (a lent buffer with it) goes once run
-        _runtime.set_current(host.pid)
-        _runtime._local.host = host
         try:
             while items and not host.dead:
                 _, delivery, subject, sender, data, buffers = items.pop()
                 self.deliver(host, delivery, subject, sender, data, buffers)
         finally:
             items.clear()
-            _runtime.set_current(None)
-            _runtime._local.host = None
             self.conn.handled(taken)
 
-    def drain(self, host: Host) -> None:
+    def drain(self, host: Host, casts: list | None = None) -> None:
+        """Runs an actor's mailbox until it is empty, `casts` (a run taken for it, kept out of
+        the mailbox) first. A run of casts at the head of the mailbox of a synchronous actor is
+        taken out whole, under one hold of its lock, and run as one."""
         _runtime.set_current(host.pid)
         _runtime._local.host = host
         try:
+            if casts:
+                self.run_casts(host, casts)
             while True:
                 with host.lock:
                     if not host.mailbox or host.dead:
                         host.scheduled = False
                         return
                     item = host.mailbox.popleft()
-                    if item[0] == "msg":
-                        self.conn.handled()
-                    if host.async_methods and not self.wait_turn(host, item):
+                    if item[0] == "msg" and item[1] is None and not host.async_methods:
+                        casts = take_casts(host.mailbox, item)
+                    elif host.async_methods and not self.wait_turn(host, item):
                         host.scheduled = False
+                        if item[0] == "msg":
+                            self.conn.handled()
                         return
+                if casts:
+                    self.run_casts(host, casts)
+                    casts = None
+                    continue
+                if item[0] == "msg":
+                    self.conn.handled()
                 self.handle(host, item)
         finally:
             _runtime.set_current(None)
@@ -465,7 +471,8 @@ class Worker(Handler, AsyncRuns):
                 host.instance = obj
                 host.limit = check_concurrency(obj.max_concurrency, f"actor {host.label}")
                 host.async_methods = type(obj)._rebeam_async_methods()
-                _, _, start_name = type(obj)._rebeam_handlers()
+                host.handlers = type(obj)._rebeam_handlers()
+                _, _, start_name = host.handlers
                 if start_name:
                     _aio.resolve(getattr(obj, start_name)())
             else:
@@ -492,7 +499,7 @@ class Worker(Handler, AsyncRuns):
                 info = _rebeam.ErrorInfo("no_mailbox", why)
                 self.conn.reply_failure(delivery, info)
             return
-        subjects, catch_all, _ = type(obj)._rebeam_handlers()
+        subjects, catch_all, _ = host.handlers
         method = subjects.get(subject, catch_all)
         if method is None:
             if delivery is not None:
@@ -504,7 +511,10 @@ class Worker(Handler, AsyncRuns):
                 self.conn.reply_failure(delivery, info)
             return
         handler = getattr(obj, method)
-        gated = getattr(handler, "_rebeam_requires_armed", False) or (REQUIRE_ARMED and delivery is not None)
+        # Asked of the function, not of the bound method, which would make (and format) an
+        # AttributeError for every message to an ungated handler.
+        gated = getattr(getattr(handler, "__func__", handler), "_rebeam_requires_armed", False)
+        gated = gated or (REQUIRE_ARMED and delivery is not None)
         if gated and self.conn.safety_state() != "armed":
             # The governor refuses gated work before dispatch; this covers a disarm that
             # overtook the message on its way here.
@@ -639,6 +649,18 @@ class Worker(Handler, AsyncRuns):
 def mailbox_item(cmd: _rebeam.Deliver) -> tuple:
     """A delivery as its actor's mailbox holds it."""
     return ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers)
+
+
+def take_casts(mailbox: collections.deque, first: tuple) -> list:
+    """`first` (a cast taken from the head of a mailbox) and the casts right behind it, taken
+    out too: a run ends at anything that is not a cast (a call, a stop, a bus message)."""
+    casts = [first]
+    while mailbox:
+        item = mailbox[0]
+        if item[0] != "msg" or item[1] is not None:
+            break
+        casts.append(mailbox.popleft())
+    return casts
 
 
 def runs_inline(host: Host, item: tuple) -> bool:

@@ -1,8 +1,9 @@
 """A run of casts for an idle actor runs on the command thread that took it, straight from the
-batch (`Worker.enqueue_casts`, `run_inline`), driven in this process with a recording connection
-in place of the governor's: in arrival order, before what came for the actor after it, each
-cast reported handled exactly once (the delivery bound counts them), and a crash mid-run loses
-the rest as a mailbox's would be."""
+batch (`Worker.enqueue_casts`, `run_inline`), and a run of casts at the head of a mailbox is
+taken out whole (`drain`), driven in this process with a recording connection in place of the
+governor's: in arrival order, before what came for the actor after it, each cast reported
+handled exactly once (the delivery bound counts them), and a crash mid-run loses the rest as a
+mailbox's would be."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class Conn:
     def exited(self, actor, exit, taken_up_to=None):
         self.events.put(("exited", actor, exit.kind))
 
+    def reply(self, delivery, ok, data, buffers):
+        self.events.put(("reply", delivery, pickle.loads(data)))
+
     def reply_failure(self, delivery, info):
         self.events.put(("failure", delivery, info.kind))
 
@@ -58,6 +62,7 @@ class Counter(GenPy):
         LOG.append((i, threading.get_ident(), source))
         if i == "boom":
             raise ValueError("boom")
+        return i
 
 
 class Waiter(GenPy):
@@ -131,3 +136,16 @@ def test_a_run_for_a_busy_or_async_actor_waits_in_its_mailbox():
             break
         threading.Event().wait(0.005)
     assert [i for i, _, _ in LOG] == [0, 1] and threading.get_ident() not in {t for _, t, _ in LOG}
+
+
+def test_a_run_of_casts_at_the_head_of_a_mailbox_is_taken_whole_and_ends_at_a_call():
+    w, conn = started(Counter)
+    host = w.hosts[1]
+    host.scheduled = True  # the mailbox fills while its actor is busy
+    w.enqueue_casts(1, casts(0, 1))
+    w.enqueue(1, ("msg", 5, "inc", None, pickle.dumps(2), []))  # a call
+    w.enqueue_casts(1, casts(3, 4, 5))
+    w.drain(host)
+    assert [i for i, _, _ in LOG] == [0, 1, 2, 3, 4, 5]
+    assert conn.next() == ("reply", 5, 2)
+    assert conn.handled_counts == [2, 1, 3] and not host.scheduled
