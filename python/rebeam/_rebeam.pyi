@@ -185,6 +185,14 @@ Command = (
     | SysPath | DefineCode | Publication
 )
 
+# A run of casts to one actor, as `Connection.next_commands()` batches them: each item is
+# ("msg", None, subject, sender, data, buffers), the form the actor's mailbox holds.
+MailboxItem = tuple[str, None, str, ActorRef | None, bytes, list[bytearray] | tuple[()]]
+
+class Casts:
+    actor: int
+    items: list[MailboxItem]
+
 class Connection:
     index: int
     max_message_bytes: int
@@ -217,7 +225,7 @@ class Connection:
     def demonitor(self, monitor: int) -> None: ...
     def shutdown(self, code: int) -> None: ...
     def next_command(self, timeout: float | None = None) -> Command | None: ...
-    def next_commands(self, timeout: float | None = None) -> list[Command]: ...
+    def next_commands(self, timeout: float | None = None) -> list[Command | Casts]: ...
     def reply(self, delivery: int, ok: bool, data: bytes, buffers: Buffers) -> None: ...
     def reply_failure(self, delivery: int, info: ErrorInfo) -> None: ...
     def started(

@@ -14,6 +14,7 @@
 
 mod boc_methods;
 mod bus;
+mod casts;
 mod commands;
 mod constants;
 mod convert;
