@@ -29,6 +29,8 @@
 //! - Ordinary calls and casts go straight to the actor's process once its route is known, and
 //!   their answers reach the same waiters (the rules are in the `direct` module).
 //! - Writers share one lock, so frames from several threads never interleave on the socket.
+//!   Frames nobody waits for may be held to go in one write, before anything else is sent (the
+//!   rules are in the `held` module).
 //!
 //! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
 //! does, to run Python's signal handlers in between) without losing the response.
@@ -48,6 +50,9 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod held;
+#[cfg(test)]
+mod held_tests;
 mod lent;
 mod reader;
 mod reading;
@@ -62,6 +67,7 @@ pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};
 pub use direct::{CAST_ROOM_WAIT, LOCAL_DELIVERY};
+pub use held::{HELD_FRAMES, HELD_FRAME_MAX_BYTES};
 pub use lent::LEND_ABOVE;
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
 pub use rebeam_shm::Block;
