@@ -69,7 +69,16 @@ def connect():
     except KeyError:
         raise NotRunning("this process was not started by rebeam") from None
     _conn = _rebeam.Connection.connect(socket, token, ROLE or "main")
+    _stop_flusher_at_exit(_conn)
     return _conn
+
+
+def _stop_flusher_at_exit(conn) -> None:
+    """The connection's flusher (the thread that sends held @whens and "done"s) is stopped
+    while the interpreter is whole: at exit it must not wait for the GIL any more."""
+    import atexit
+
+    atexit.register(conn.stop_flusher)
 
 
 def connection():

@@ -245,7 +245,7 @@ class Worker(Handler, AsyncRuns):
         if self.behaviours is None:  # made on first use: a worker without behaviours never imports them
             from .boc import _local
 
-            self.behaviours = _local.Runner(self.conn, self.pool.submit)
+            self.behaviours = _local.Runner(self.conn, self.pool.submit, self.conn.flush_held)
         self.behaviours.arrive(cmd)
 
     def on_sys_path(self, cmd: _rebeam.SysPath) -> None:

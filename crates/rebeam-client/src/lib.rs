@@ -30,6 +30,8 @@
 //! - Ordinary calls and casts go straight to the actor's process once its route is known, and
 //!   their answers reach the same waiters (the rules are in the `direct` module).
 //! - Writers share one lock, so frames from several threads never interleave on the socket.
+//!   Frames nobody waits for may be held to go in one write, before anything else is sent (the
+//!   rules are in the `batch` module).
 //!
 //! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
 //! does, to run Python's signal handlers in between) without losing the response.
@@ -49,6 +51,9 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 mod fit;
 mod held;
 #[cfg(test)]
@@ -67,6 +72,7 @@ pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};
 pub use direct::{CAST_ROOM_WAIT, LOCAL_DELIVERY};
+pub use batch::{HELD_FRAMES, HELD_FRAME_MAX_BYTES};
 pub use lent::LEND_ABOVE;
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
 pub use rebeam_shm::Block;

@@ -557,7 +557,8 @@ def run_behaviour(
     finally:
         _end_tracked(b, tracked)
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
-    conn.behaviour_done(b)
+    # A worker's "done" is held to go with the next ones: its Runner flushes when the run ends.
+    conn.behaviour_done(b, _runtime.ROLE == "worker")
     return failure
 
 
