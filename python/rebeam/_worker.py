@@ -728,4 +728,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if _env.ZYGOTE_FD in os.environ:
+        # Started as the zygote: it forks the workers, and each runs main (see _zygote.py).
+        from . import _zygote
+
+        _zygote.main(main)
+    else:
+        main()

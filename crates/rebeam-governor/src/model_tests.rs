@@ -41,6 +41,7 @@ mod nodes;
 mod regressions;
 mod spares;
 mod status_report;
+mod zygote;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

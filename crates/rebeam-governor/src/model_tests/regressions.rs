@@ -56,6 +56,7 @@ pub(super) fn router_with_pool(
         control_socket: None,
         python_user: None,
         main_restart: Default::default(),
+        zygote: false,
     };
     let bus = crate::bus::Bus::new(&[]).expect("no patterns");
     let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
