@@ -402,6 +402,9 @@ class Worker(Handler, AsyncRuns):
                         return
                     empty = not host.mailbox
                 if casts:
+                    if let_go:  # reported first, so the counts go in the order handled
+                        self.conn.handled(let_go)
+                        let_go = 0
                     self.run_casts(host, casts)
                     casts = None
                     continue
