@@ -232,6 +232,10 @@ ROWS = [
      lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
     ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
      lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
+    ("failover_answered", "21. node SIGKILLed → its callers answered (3 nodes, loopback, median)", "ms", True,
+     lambda s: g(s, "failover", "answered_ms"), "—", "{:.1f}"),
+    ("failover_serving", "21. node SIGKILLed → its child serving again on another node (median)", "ms", True,
+     lambda s: g(s, "failover", "serving_ms"), "—", "{:.1f}"),
 ]
 
 BOC_ROWS = [
