@@ -351,7 +351,9 @@ def host_systems(raw: dict) -> dict:
         "py2py": {"call_p50": g(rb, "call", "p50_us"), "call_p99": g(rb, "call", "p99_us")},
     }
 
-NODE_ROWS = ("node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh")
+NODE_ROWS = (
+    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh", "failover_answered", "failover_serving",
+)
 
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
@@ -435,6 +437,8 @@ WORKLOAD_OF = {
     "node_zenoh_p50": "nodes",
     "node_same_p50": "nodes",
     "node_vs_zenoh": "nodes",
+    "failover_answered": "nodes",
+    "failover_serving": "nodes",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",
