@@ -175,6 +175,25 @@ fn a_child_whose_node_is_lost_restarts_on_a_node_that_remains_and_is_stopped_the
     assert!(!router.trees.is_empty(), "the tree waits for its child's end");
     router.handle(Input::Node(NodeIn::Down { monitor, actor: None, reason: Exit::Shutdown }));
     assert!(router.trees.is_empty(), "the child's end ends the tree");
+
+    // A tree stopped while its child starts elsewhere: once started, the child is stopped there.
+    let spec = TreeSpec {
+        name: None,
+        strategy: Strategy::OneForOne,
+        max_restarts: 3,
+        max_seconds_ms: 5000,
+        children: vec![child("late", nodes(&["c"]))],
+    };
+    router.handle(Input::Frame(main, Frame::Request { req: 2, body: Request::StartTree { spec } }));
+    let (call, ..) = spawn_sent(&mut out);
+    let tree = router.trees.roots()[0];
+    router.stop_tree(tree);
+    router.handle(Input::Node(NodeIn::Spawned { call, result: Ok(ActorRef { id: 9, name: Some("late".into()) }) }));
+    let stopped = std::iter::from_fn(|| out.try_recv().ok()).find_map(|o| match o {
+        NodeOut::Stop { node, actor, .. } => Some((node, actor)),
+        _ => None,
+    });
+    assert_eq!(stopped, Some(("c".to_string(), 9)), "its tree is stopping: it does not keep running on c");
 }
 
 #[test]
@@ -249,4 +268,26 @@ fn children_run_here_for_another_node_s_supervisor_stop_when_it_is_asked_or_that
     assert!(router.actors.get(&plain).is_some());
     // Nothing was sent on to other nodes meanwhile.
     assert!(out.try_recv().is_err());
+}
+
+#[test]
+fn a_placement_on_another_node_in_a_run_that_is_not_a_node_is_a_start_failure_saying_so() {
+    let os = FakeOs::default();
+    let argv0 = std::ffi::OsString::from("main.py");
+    let mut router = router(&os, Program::Script { script: "/nonexistent/main.py".into(), argv0, args: vec![] });
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    let spawn = Request::Spawn { child: child("far", nodes(&["b"])).into() };
+    router.handle(Input::Frame(main, Frame::Request { req: 3, body: spawn }));
+    let failed = frames(&mut conn).into_iter().find_map(|f| match f {
+        Frame::Response { req: 3, body: Response::Spawned(Err(e)) } => Some(e),
+        _ => None,
+    });
+    let failed = failed.expect("answered at once");
+    assert_eq!(failed.kind, ErrorKind::StartFailed);
+    assert!(failed.message.contains("node b") && failed.message.contains("not a node"), "{}", failed.message);
+    // Any node, in a run of one: this one.
+    let any = Request::Spawn { child: child("near", Placement::Any).into() };
+    router.handle(Input::Frame(main, Frame::Request { req: 4, body: any }));
+    assert!(router.names.resolve("near").is_some(), "started here");
 }
