@@ -18,6 +18,7 @@ DEFAULT_MAX_RESTARTS: int  # a supervisor's restart intensity: restarts ...
 DEFAULT_MAX_SECONDS: float  # ... within this many seconds
 DEFAULT_SHUTDOWN: float  # seconds a child gets to stop politely before it is killed
 DEFAULT_RESTART: str  # a child's restart kind when it names none (one of RESTARTS)
+ANY_NODE: str  # a child's node= for "any node up" (no node can have this name)
 STRATEGIES: tuple[str, ...]  # supervision strategies, as spelled on the wire
 RESTARTS: tuple[str, ...]  # restart kinds, as spelled on the wire
 BALANCES: tuple[str, ...]  # how a group's name picks a member, as spelled on the wire

@@ -38,6 +38,7 @@ mod invariants;
 mod lent;
 mod node_monitors;
 mod nodes;
+mod placement;
 mod regressions;
 mod spares;
 mod status_report;

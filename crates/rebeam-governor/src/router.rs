@@ -517,7 +517,11 @@ impl Router {
                     self.on_hot(proc, hot, Vec::new());
                 }
             }
-            Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),
+            Request::Spawn { child } => {
+                if !self.spawn_elsewhere(proc, req, &child) {
+                    self.spawn_unsupervised(proc, req, *child);
+                }
+            }
             Request::StartTree { spec } => {
                 if self.procs[proc].role != Role::Main {
                     let info = ErrorInfo::new(

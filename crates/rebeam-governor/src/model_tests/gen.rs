@@ -118,7 +118,7 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
         size: 2 + rng.below(2) as u32,
         balance: pick(rng, &Balance::ALL),
     });
-    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group }
+    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group, node: Default::default() }
 }
 
 pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
@@ -190,7 +190,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             payload: payload(rng),
         },
         10 | 11 if main => Request::StartTree { spec: tree(rng, known, 0) },
-        8..=11 => Request::Spawn { child: child(rng, known, 1) },
+        8..=11 => Request::Spawn { child: child(rng, known, 1).into() },
         12 => Request::Call {
             target: target(rng, known),
             subject: "arm".into(),
