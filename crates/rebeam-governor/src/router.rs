@@ -658,6 +658,8 @@ impl Router {
             Event::SysPath { paths } => self.sys_path(proc, paths),
             Event::DefineCode { id, code } => self.define_code(proc, id, code),
             Event::DropCowns { cowns } => self.drop_cowns(proc, &cowns),
+            Event::ReleaseCowns { cowns } => self.release_cowns(proc, &cowns),
+            Event::KeepCowns { cowns } => self.keep_cowns(&cowns),
             Event::DirectDeliveries { counts } => {
                 // Only for actors that process hosts: a peer cannot inflate another's counts.
                 for (id, n) in counts {

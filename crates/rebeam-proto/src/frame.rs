@@ -633,9 +633,20 @@ pub enum Event {
     DirectDeliveries {
         counts: Vec<(ActorId, u64)>,
     },
-    /// The main process dropped its last handle to these cowns, none of which ever left it:
+    /// This process dropped its last handle to these cowns it made, none of which ever left it:
     /// once no pending behaviour names one, the governor forgets it (`Command::ForgetCowns`).
     DropCowns {
+        cowns: Vec<u64>,
+    },
+    /// This process made these cowns and dropped its last handle to each, but a `@when` here
+    /// requested each, so behaviours got handles to it: once no behaviour is queued on one and
+    /// no process keeps a handle (`KeepCowns`), the governor forgets it.
+    ReleaseCowns {
+        cowns: Vec<u64>,
+    },
+    /// This process keeps handles to these cowns past the behaviour that gave them, or sent
+    /// one away (pickled): they are never freed. Sent before that behaviour's done.
+    KeepCowns {
         cowns: Vec<u64>,
     },
 }

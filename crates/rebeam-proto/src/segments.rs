@@ -120,7 +120,9 @@ fn event<'a>(e: &'a mut Event, out: &mut Vec<&'a mut Payload>) {
         | Event::BodyDone { .. }
         | Event::SysPath { .. }
         | Event::DirectDeliveries { .. }
-        | Event::DropCowns { .. } => {}
+        | Event::DropCowns { .. }
+        | Event::ReleaseCowns { .. }
+        | Event::KeepCowns { .. } => {}
     }
 }
 

@@ -14,6 +14,15 @@ use crate::inflight::unexpected;
 use crate::{client_err, convert, numbers, shared, Connection};
 
 impl Connection {
+    /// Sends an event about cowns now, or held (`flusher.rs`).
+    fn send_cowns_event(&self, py: Python<'_>, event: Event, held: bool) -> PyResult<()> {
+        if held && !self.flusher.stopped() {
+            self.flusher.ensure(&self.client);
+            return self.hold(py, |c| c.hold_event(event));
+        }
+        self.send_event(py, event)
+    }
+
     /// Holds a frame with `hold`; a full batch is sent without the GIL.
     fn hold(
         &self,
@@ -35,9 +44,24 @@ impl Connection {
         self.send_event(py, Event::CownCreated { cown, pinned })
     }
 
-    /// The main process dropped its last handles to these cowns (see `rebeam.boc._cowns`).
-    fn drop_cowns(&self, py: Python<'_>, cowns: Vec<u64>) -> PyResult<()> {
-        self.send_event(py, Event::DropCowns { cowns })
+    /// This process dropped its last handles to these cowns it made (see `rebeam.boc._cowns`).
+    /// With `held`, held to go with the frames after it (a worker's, before its "done").
+    #[pyo3(signature = (cowns, held=false))]
+    fn drop_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::DropCowns { cowns }, held)
+    }
+
+    /// This process made these cowns, and a `@when` here requested each: its handle is
+    /// garbage, and they are freed once no behaviour is queued on them (see `rebeam.boc._cowns`).
+    #[pyo3(signature = (cowns, held=false))]
+    fn release_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::ReleaseCowns { cowns }, held)
+    }
+
+    /// This process keeps handles to these cowns past their behaviour: never freed.
+    #[pyo3(signature = (cowns, held=false))]
+    fn keep_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::KeepCowns { cowns }, held)
     }
 
     /// Hands over a cown's value that the governor asked for (`surrender`).
