@@ -46,10 +46,15 @@
 //!     tokens come back, and calls by name cross again. Safety does not heal by itself: the
 //!     nodes that were cut off stay disarmed until the host arms the system again.
 //!
+//! - **Bus topics** across nodes: a Python process's publication reaches the subscribers of
+//!   every node, in order per publishing node, waiting for none (`bus.rs`; which topics may
+//!   cross is the governor's rule, in its node seam's doc).
+//! - **`whereis`** of a name on another node gives a ProcessID naming that node (`names.rs`);
+//!   names are first-wins, not unique across the system (the governor's node seam has why).
 //! - **Casts, process ids, monitors** across nodes: see `casts.rs`, `monitors.rs` and
 //!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
 //!
-//! Not done yet: bus topics across nodes, placing a child or a spawned actor on a
+//! Not done yet: placing a child or a spawned actor on a
 //! named node, supervisors restarting children on the nodes that remain, TLS on the links, and library
 //! mode or the Rust host as nodes.
 
@@ -110,6 +115,21 @@ pub mod keys {
         format!("{ROOT}/down/{to}/{from}")
     }
 
+    /// Where `from` takes off monitors it set on `to`'s actors (`*`: any node).
+    pub fn demonitors(to: &str, from: &str) -> String {
+        format!("{ROOT}/demonitor/{to}/{from}")
+    }
+
+    /// Where a node puts its Python processes' bus publications.
+    pub fn bus(node: &str) -> String {
+        format!("{ROOT}/bus/{node}")
+    }
+
+    /// Every node's bus publications.
+    pub fn buses() -> String {
+        format!("{ROOT}/bus/*")
+    }
+
     /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names (for [`downs`],
     /// the sending node).
     pub fn node_of(key: &str) -> Option<&str> {
@@ -161,5 +181,7 @@ mod tests {
         assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::safeties()), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::downs("a", "b")), Some("b"), "a down notice names its sender");
+        assert_eq!(keys::node_of(&keys::bus("e")), Some("e"), "a publication names its node");
+        assert_eq!(keys::node_of(&keys::demonitors("a", "f")), Some("f"), "a demonitor names its sender");
     }
 }
