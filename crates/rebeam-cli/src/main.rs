@@ -240,6 +240,12 @@ struct NodeArgs {
     /// one it is never armed.
     #[arg(long, requires = "node")]
     authority: bool,
+
+    /// With --node: seconds a node whose packets stop coming (nothing closes its link) is
+    /// still taken for up; then its callers get ActorDown and its monitors fire.
+    #[arg(long, value_name = "SECONDS", requires = "node",
+          default_value_t = rebeam_node::DEFAULT_LEASE.as_secs_f64(), value_parser = seconds)]
+    lease: f64,
 }
 
 impl NodeArgs {
@@ -265,6 +271,7 @@ impl NodeArgs {
             cookie,
             join_timeout: Duration::from_secs_f64(self.join_timeout),
             authority: self.authority,
+            lease: Duration::from_secs_f64(self.lease),
         }))
     }
 }

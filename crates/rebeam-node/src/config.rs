@@ -16,6 +16,10 @@ pub const COOKIE_ENV: &str = "REBEAM_COOKIE";
 /// How long a node tries its `--connect` endpoints before it gives up.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a node whose packets stop coming (a silent cut: nothing closes the link) is still
+/// taken for up: Zenoh's own default lease. Its keep-alives go out four times a lease.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
 /// The user name of the handshake: every node is the same user; the cookie tells them apart
 /// from strangers.
 const HANDSHAKE_USER: &str = "rebeam";
@@ -38,6 +42,8 @@ pub struct NodeOptions {
     pub join_timeout: Duration,
     /// This node is the system's arming authority (`--authority`; see [`crate::authority`]).
     pub authority: bool,
+    /// How long a silent link is taken for up (`--lease`; [`DEFAULT_LEASE`]).
+    pub lease: Duration,
 }
 
 /// Whether `name` can name a node: it is one chunk of a key expression, and readable in logs.
@@ -74,7 +80,8 @@ impl NodeOptions {
         use serde_json::Value;
         let json = |v: Value| v.to_string();
         let join_ms = self.join_timeout.as_millis().to_string();
-        let settings: [(&str, String); 11] = [
+        let lease_ms = self.lease.as_millis().max(1).to_string();
+        let settings: [(&str, String); 12] = [
             ("mode", json("peer".into())),
             ("scouting/multicast/enabled", "false".into()),
             ("listen/endpoints", json(self.listen.clone().into())),
@@ -90,6 +97,7 @@ impl NodeOptions {
             ("transport/auth/usrpwd/user", json(HANDSHAKE_USER.into())),
             ("transport/auth/usrpwd/password", json(self.cookie.as_str().into())),
             ("transport/auth/usrpwd/dictionary_file", json(dictionary.display().to_string().into())),
+            ("transport/link/tx/lease", lease_ms),
             // The admin space would answer anyone's queries about this node; nobody needs it.
             ("adminspace/enabled", "false".into()),
         ];

@@ -52,6 +52,7 @@ fn the_zenoh_configuration_is_explicit_and_authenticated() {
         cookie: "with \"quotes\"".into(),
         join_timeout: Duration::from_millis(2500),
         authority: false,
+        lease: Duration::from_millis(1500),
     };
     let config = options.zenoh_config(Path::new("/nowhere/dict")).expect("a valid configuration");
     let get = |key: &str| config.get_json(key).expect(key);
@@ -59,6 +60,7 @@ fn the_zenoh_configuration_is_explicit_and_authenticated() {
     assert_eq!(get("listen/endpoints"), r#"["tcp/127.0.0.1:7001"]"#);
     assert_eq!(get("connect/endpoints"), r#"["tcp/127.0.0.1:7002","tcp/127.0.0.1:7003"]"#);
     assert_eq!(get("connect/timeout_ms"), "2500");
+    assert_eq!(get("transport/link/tx/lease"), "1500");
     assert_eq!(get("transport/auth/usrpwd/password"), r#""with \"quotes\"""#);
     assert_eq!(options.dictionary_line(), "rebeam:with \"quotes\"\n");
 }

@@ -31,7 +31,9 @@
 //!   has the rules).
 //! - **Partitions.** When the links between two groups of nodes are cut, each side sees the
 //!   other side's nodes go (their tokens): at once when the links close (a reset, a closed
-//!   proxy, a killed node), or after Zenoh's lease (10 s) when packets only stop coming. Then:
+//!   proxy, a killed node), or after the link's lease (`--lease`, 10 s by default) when packets
+//!   only stop coming (a silent cut: a node stopped, a cable pulled, a firewall dropping).
+//!   Then:
 //!   - *calls across the cut* are answered with errors, never left to hang: one in flight to a
 //!     node across the cut gets `ActorDown` when that node is seen to go; one made after that
 //!     gets `NoProcess` at once, as a name is asked only of the nodes this side reaches. Over
@@ -65,7 +67,7 @@ mod refusals;
 mod session;
 mod tally;
 
-pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT};
+pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
 pub use refusals::{refusals, Refusals};
 pub use session::{join, Node};
 pub use tally::{Tally, Verdict};
