@@ -15,6 +15,8 @@
 //!   node with another cookie gets no link, so it can call nothing and nothing can call it;
 //!   it does not start, and says why; the node that refused it logs the refusal
 //!   ([`refusals`]). A cookie file must be readable by its owner only.
+//! - **TLS.** Given a CA, a certificate and its key, links are TLS only, each side's
+//!   certificate checked against the CA; the cookie is still asked for on top (`config`).
 //! - **Names.** A node's liveliness token (`rebeam/node/NAME`) says it is up; two nodes of one
 //!   name are refused at join. `rebeam.nodes()` is the set of tokens seen, this node's included.
 //! - **Calls by name.** A call for a name nothing on this node has is a Zenoh query: to the
@@ -57,7 +59,7 @@
 //!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
 //!
 //! Not done yet: placing a child or a spawned actor on a
-//! named node, supervisors restarting children on the nodes that remain, TLS on the links, and library
+//! named node, supervisors restarting children on the nodes that remain, and library
 //! mode or the Rust host as nodes.
 
 mod arming;
@@ -67,7 +69,7 @@ mod refusals;
 mod session;
 mod tally;
 
-pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
+pub use config::{read_cookie, valid_node_name, NodeOptions, Tls, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
 pub use refusals::{refusals, Refusals};
 pub use session::{join, Node};
 pub use tally::{Tally, Verdict};
@@ -152,6 +154,8 @@ pub enum NodeError {
     EmptyCookie,
     #[error("'{0}' is not a node name: use letters, digits, '-', '_' and '.'")]
     BadName(String),
+    #[error("{}", endpoint_error(endpoint, *tls))]
+    Endpoint { endpoint: String, tls: bool },
     #[error("bad Zenoh setting {key}: {why}")]
     Config { key: String, why: String },
     #[error("cannot write the handshake's password file: {0}")]
@@ -168,6 +172,16 @@ pub enum NodeError {
         "node {0} cannot be the arming authority: node {1} is already; a system has one (start this node without --authority)"
     )]
     TwoAuthorities(String, String),
+}
+
+fn endpoint_error(endpoint: &str, tls: bool) -> String {
+    if tls {
+        format!("the endpoint {endpoint} is not a TLS one: with --tls-ca, --tls-cert and --tls-key every link is TLS (tls/HOST:PORT)")
+    } else {
+        format!(
+            "the endpoint {endpoint} needs TLS files: give --tls-ca, --tls-cert and --tls-key, or use tcp/HOST:PORT"
+        )
+    }
 }
 
 #[cfg(test)]
