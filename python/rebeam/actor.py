@@ -258,7 +258,9 @@ _pickle_dumps = pickle.dumps
 
 def whereis(name: str) -> ProcessID | None:
     """The live actor registered as ``name``, or None. For a group's name: its first member
-    present (:func:`~rebeam.members` lists them all)."""
+    present (:func:`~rebeam.members` lists them all). On a node, a name no actor here has is
+    looked for on the other nodes: the ProcessID then names the node that has it (the first
+    to answer, as names are not unique across nodes)."""
     found = _runtime.connection().whereis(name)
     return ProcessID(*found) if found else None
 

@@ -56,7 +56,7 @@ struct Cli {
 enum Command {
     /// Run a Python script under the governor (the default: `rebeam main.py` = `rebeam run main.py`).
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Control a running system: arm, disarm, force-disarm, status. Only the host arms.
     #[command(after_help = CTL_EXAMPLES)]
     Ctl(CtlArgs),
@@ -240,6 +240,26 @@ struct NodeArgs {
     /// one it is never armed.
     #[arg(long, requires = "node")]
     authority: bool,
+
+    /// With --node: seconds a node whose packets stop coming (nothing closes its link) is
+    /// still taken for up; then its callers get ActorDown and its monitors fire.
+    #[arg(long, value_name = "SECONDS", requires = "node",
+          default_value_t = rebeam_node::DEFAULT_LEASE.as_secs_f64(), value_parser = seconds)]
+    lease: f64,
+
+    /// With --node: links are TLS (tls/HOST:PORT endpoints only), each node's certificate
+    /// checked against this CA (PEM); give --tls-cert and --tls-key too. The cookie is still
+    /// asked for on top.
+    #[arg(long, value_name = "PATH", requires_all = ["node", "tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+
+    /// With --tls-ca: this node's certificate (PEM), signed by the CA.
+    #[arg(long, value_name = "PATH", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+
+    /// With --tls-ca: this node's certificate's private key (PEM).
+    #[arg(long, value_name = "PATH", requires = "tls_ca")]
+    tls_key: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -265,7 +285,14 @@ impl NodeArgs {
             cookie,
             join_timeout: Duration::from_secs_f64(self.join_timeout),
             authority: self.authority,
+            lease: Duration::from_secs_f64(self.lease),
+            tls: self.tls(),
         }))
+    }
+
+    fn tls(&self) -> Option<rebeam_node::Tls> {
+        let (ca, cert, key) = (self.tls_ca.clone()?, self.tls_cert.clone()?, self.tls_key.clone()?);
+        Some(rebeam_node::Tls { ca, cert, key })
     }
 }
 
@@ -430,7 +457,7 @@ fn interval(text: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize(std::env::args_os().collect()));
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Ctl(args) => ctl(args),
         Command::Top(args) => top(args),
         Command::Serve(args) => serve(args),

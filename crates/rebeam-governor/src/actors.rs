@@ -201,6 +201,7 @@ impl Router {
                 monitor,
                 watcher: m.watcher,
                 actor: ActorRef { id, name: actor.name.clone() },
+                node: None,
                 reason: exit.clone(),
             });
             self.send(m.watcher_proc, frame);

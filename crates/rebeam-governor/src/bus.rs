@@ -48,8 +48,19 @@ impl Router {
         Ok(id)
     }
 
-    /// Publishes from a Python process: reserved prefixes are refused unless opened.
+    /// Publishes from a Python process: reserved prefixes are refused unless opened. On a
+    /// node, a publication taken here goes to the other nodes too (`node_bus.rs`).
     pub fn publish(&mut self, topic: &str, payload: Payload) -> Result<(), ErrorInfo> {
+        let far = self.node.is_some().then(|| payload.clone());
+        self.publish_here(topic, payload)?;
+        if let Some(payload) = far {
+            self.publish_elsewhere(topic, payload);
+        }
+        Ok(())
+    }
+
+    /// Publishes to this node's subscribers by a Python process's rules.
+    pub(crate) fn publish_here(&mut self, topic: &str, payload: Payload) -> Result<(), ErrorInfo> {
         let now = self.os.now();
         let effects = self.bus.publish(topic, payload, now).map_err(refusal)?;
         self.carry_out_bus(effects, now);

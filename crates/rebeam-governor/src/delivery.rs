@@ -272,7 +272,7 @@ impl Router {
                     Target::Name(n) => ActorRef { id: 0, name: Some(n.clone()) },
                 };
                 let reason = rebeam_proto::Exit::Killed(format!("noproc: {}", info.message));
-                self.send(proc, Frame::Command(Cmd::Down { monitor: id, watcher, actor, reason }));
+                self.send(proc, Frame::Command(Cmd::Down { monitor: id, watcher, actor, node: None, reason }));
             }
         }
         Ok(id)

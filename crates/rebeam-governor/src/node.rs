@@ -31,9 +31,26 @@
 //! - A monitor on a name not here (or a pid of another node) is [`NodeOut::Monitor`]; its
 //!   node sets it with the transport as the watcher ([`NODE_PEER`]), and the actor's end
 //!   leaves as [`NodeOut::Down`] for the node that set it. Its end, its node's loss, or its
-//!   failure to be set comes back as [`NodeIn::Down`] (`monitors`).
+//!   failure to be set comes back as [`NodeIn::Down`] (`monitors`), whose notice names the
+//!   actor's node (the ProcessID a watcher reads then names it). A demonitor here leaves as
+//!   [`NodeOut::Demonitor`] and takes the monitor off its node ([`NodeIn::Demonitor`]), so
+//!   no monitor outlives its watcher's interest there.
 //! - A direct channel never goes to another node: a route to a name that is not here is
 //!   refused, so the asker stays on the governor's path, which is the one that crosses nodes.
+//! - Bus topics: a publication a Python process here makes, once this node took it (a
+//!   reserved prefix refused unless opened here), also leaves as [`NodeOut::Publish`], in the
+//!   order made; one from another node ([`NodeIn::Publication`]) reaches this node's
+//!   subscribers by the rules a Python process here publishes under, so a reserved prefix is
+//!   refused unless this node opened it too, and is never sent on. The governor's own
+//!   publications (`safety.transition`, …) and a host program's stay on their node: every
+//!   node publishes its own, and no node, the arming authority included, speaks for another's
+//!   governor on the bus (the authority's word travels on its own key, see `Follow`).
+//! - `whereis` of a name not here is [`NodeOut::Whereis`], asked as a call by name is (the
+//!   node that answered for it last, else every other node), and answered with the actor and
+//!   the node that has it ([`NodeIn::Found`]; Python's ProcessID then names that node), or
+//!   None when no node has it. Names are not unique across the system, as there is no
+//!   registry of it: a name here wins, else the first node to answer (the cached one first).
+//!   Of a group's name, another node answers its first member present.
 //! - [`NodeIn::Up`] is the set of nodes up (this one included), for `rebeam.nodes()`.
 //! - Arming: one node is the system's arming authority ([`Authority::Here`]); its every
 //!   change of safety state leaves as [`NodeOut::Safety`]. Any other node follows it: it
@@ -48,8 +65,7 @@
 //!   `spawn(..., node=)`, tree children placed on other nodes, and their restarts on the nodes
 //!   that remain; the rules are in `node_placement.rs`.
 //!
-//! Not done yet (later stages): bus topics across nodes, and a down notice's ProcessID naming
-//! its node (it carries the actor's id and name).
+//! Not done yet (later stages): library mode and the Rust host as nodes.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -63,10 +79,14 @@ use tokio::sync::mpsc;
 
 use crate::router::{Input, ProcIdx, Router};
 
+#[path = "node_bus.rs"]
+mod bus;
 #[path = "node_casts.rs"]
 mod casts;
 #[path = "node_monitors.rs"]
 mod monitors;
+#[path = "node_names.rs"]
+mod names;
 #[path = "node_pids.rs"]
 mod pids;
 #[path = "node_placement.rs"]
@@ -103,6 +123,14 @@ pub enum NodeOut {
     Spawn { call: u64, node: String, supervised: bool, frame: Vec<u8> },
     /// Stop actor `actor` of `node` (a tree child placed there), politely within `shutdown_ms`.
     Stop { node: String, actor: rebeam_proto::ActorId, shutdown_ms: Option<u64> },
+    /// `NodeOut::Monitor { monitor, .. }` was demonitored here: take it off its node.
+    Demonitor { monitor: u64 },
+    /// A publication a Python process here made: `frame` is its `Request::Publish` (length
+    /// prefix included), for every other node's subscribers, in the order given.
+    Publish { frame: Vec<u8> },
+    /// Where is `name` on the other nodes: `frame` is its `Request::Whereis` (length prefix
+    /// included); the answer comes back as `NodeIn::Found { call, .. }`.
+    Whereis { call: u64, name: String, frame: Vec<u8> },
 }
 
 /// This node's part in arming.
@@ -136,9 +164,6 @@ pub enum NodeIn {
     Follow(Follow),
     /// Whether `NodeOut::Cast { call, .. }` reached a live actor's mailbox on its node.
     CastAnswer { call: u64, delivered: bool },
-    /// `NodeOut::Monitor { monitor, .. }` ended: its actor ended (`actor` as its node named
-    /// it), its node was lost, or it could not be set (`actor` None).
-    Down { monitor: u64, actor: Option<rebeam_proto::ActorRef>, reason: rebeam_proto::Exit },
     /// Another node asks for an actor to start here: a `Request::Spawn` frame (without its
     /// length prefix); `supervisor`: the node whose supervisor it is for, if one is.
     Spawn { query: u64, supervisor: Option<String>, frame: Bytes },
@@ -146,6 +171,17 @@ pub enum NodeIn {
     Spawned { call: u64, result: Result<rebeam_proto::ActorRef, ErrorInfo> },
     /// Another node's supervisor stops its child `actor` here.
     Stop { actor: rebeam_proto::ActorId, shutdown_ms: Option<u64> },
+    /// `NodeOut::Monitor { monitor, .. }` ended: its actor ended (`actor` as its node named
+    /// it), its node was lost, or it could not be set (`actor` None); `node`: the actor's
+    /// node, when known.
+    Down { monitor: u64, actor: Option<rebeam_proto::ActorRef>, node: Option<String>, reason: rebeam_proto::Exit },
+    /// The node that set monitor `monitor` here (a `NodeOut::Down` reference) took it off.
+    Demonitor { monitor: u64 },
+    /// A publication from node `from`: its `Request::Publish` frame (without its length prefix).
+    Publication { from: String, frame: Bytes },
+    /// The answer to `NodeOut::Whereis { call, .. }`: the actor and the node that has it, or
+    /// None when no node does (or the one that did was lost before it answered).
+    Found { call: u64, found: Option<(rebeam_proto::ActorRef, String)> },
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
@@ -262,7 +298,8 @@ impl Router {
                 }
             }
             NodeIn::Call { query, frame } => self.call_from_node(query, frame),
-            NodeIn::Down { monitor, actor, reason } => self.down_from_node(monitor, actor, reason),
+            NodeIn::Down { monitor, actor, node, reason } => self.down_from_node(monitor, actor, node, reason),
+            NodeIn::Demonitor { monitor } => self.demonitor_from_node(monitor),
             NodeIn::CastAnswer { call, delivered } => {
                 if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
                     self.send(proc, Routed::cast_answer(req, delivered));
@@ -278,6 +315,8 @@ impl Router {
                 }
             }
             NodeIn::Follow(follow) => self.follow_authority(follow),
+            NodeIn::Publication { from, frame } => self.publication_from_node(&from, frame),
+            NodeIn::Found { call, found } => self.found(call, found),
         }
     }
 
@@ -323,6 +362,9 @@ impl Router {
             Ok(rebeam_proto::Inbound::Hot(hot)) if hot.kind() == Kind::Cast => return self.cast_from_node(query, hot),
             Ok(rebeam_proto::Inbound::Frame(Frame::Request { body: Request::Monitor { target, .. }, .. })) => {
                 return self.monitor_from_node(query, target)
+            }
+            Ok(rebeam_proto::Inbound::Frame(Frame::Request { body: Request::Whereis { name }, .. })) => {
+                return self.whereis_from_node(query, name)
             }
             Ok(_) => {
                 let info = ErrorInfo::new(ErrorKind::BadRequest, "another node sent something that is not a call");

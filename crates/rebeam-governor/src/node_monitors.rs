@@ -7,11 +7,13 @@ use rebeam_proto::{
 use super::{NodeOut, NODE_PEER};
 use crate::router::{Monitor, ProcIdx, Router};
 
-/// A monitor set here on an actor of another node: who watches, and the actor as it was named.
+/// A monitor set here on an actor of another node: who watches, and the actor as it was named
+/// (and its node, when the name was a pid's).
 pub(crate) struct Watch {
     proc: ProcIdx,
     watcher: Option<ActorId>,
     actor: ActorRef,
+    node: Option<String>,
 }
 
 impl Router {
@@ -29,34 +31,43 @@ impl Router {
         }
         let request = Frame::Request { req: 0, body: Request::Monitor { watcher: None, target: target.clone() } };
         let frame = request.into_encoded().ok()?.to_vec();
-        let actor = match rebeam_proto::remote::parse_pid_name(name) {
-            Some((id, _)) => ActorRef { id, name: None },
-            None => ActorRef { id: 0, name: Some(name.clone()) },
+        let (actor, node) = match rebeam_proto::remote::parse_pid_name(name) {
+            Some((id, node)) => (ActorRef { id, name: None }, Some(node.to_string())),
+            None => (ActorRef { id: 0, name: Some(name.clone()) }, None),
         };
         let monitor = self.next_id();
         let link = self.node.as_mut().expect("checked above");
-        link.watches.insert(monitor, Watch { proc, watcher, actor });
+        link.watches.insert(monitor, Watch { proc, watcher, actor, node });
         if link.out.send(NodeOut::Monitor { monitor, name: name.clone(), frame }).is_err() {
             let reason = Exit::Killed(format!("noproc: no actor named '{name}' here, and no link to the other nodes"));
-            self.down_from_node(monitor, None, reason);
+            self.down_from_node(monitor, None, None, reason);
         }
         Some(monitor)
     }
 
-    /// `demonitor` of a monitor set on another node's actor: forgotten here (its node's side
-    /// ends with the actor, and a notice from it then reaches nobody).
+    /// `demonitor` of a monitor set on another node's actor: forgotten here, and taken off
+    /// its node too ([`NodeOut::Demonitor`]; a notice that crossed it reaches nobody).
     pub(crate) fn forget_watch(&mut self, monitor: u64) {
-        if let Some(link) = self.node.as_mut() {
-            link.watches.remove(&monitor);
+        let Some(link) = self.node.as_mut() else { return };
+        if link.watches.remove(&monitor).is_some() {
+            let _ = link.out.send(NodeOut::Demonitor { monitor });
         }
     }
 
     /// A monitor's end told by its node (the actor ended, the node was lost, or it could not
-    /// be set): the watcher's down notice.
-    pub(super) fn down_from_node(&mut self, monitor: u64, actor: Option<ActorRef>, reason: Exit) {
+    /// be set): the watcher's down notice, naming the actor's node when it is known.
+    pub(super) fn down_from_node(&mut self, monitor: u64, actor: Option<ActorRef>, node: Option<String>, reason: Exit) {
         let Some(watch) = self.node.as_mut().and_then(|l| l.watches.remove(&monitor)) else { return };
         let actor = actor.unwrap_or(watch.actor);
-        self.send(watch.proc, Frame::Command(Cmd::Down { monitor, watcher: watch.watcher, actor, reason }));
+        let node = node.or(watch.node);
+        self.send(watch.proc, Frame::Command(Cmd::Down { monitor, watcher: watch.watcher, actor, node, reason }));
+    }
+
+    /// Another node took off a monitor it had set here.
+    pub(super) fn demonitor_from_node(&mut self, monitor: u64) {
+        if self.monitors.get(&monitor).is_some_and(|m| m.watcher_proc == NODE_PEER) {
+            self.monitors.remove(&monitor);
+        }
     }
 
     /// Another node monitors an actor here: set with the transport as its watcher, and answered

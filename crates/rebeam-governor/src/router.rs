@@ -548,6 +548,9 @@ impl Router {
                 self.respond(proc, req, body);
             }
             Request::Whereis { name } => {
+                if self.whereis_elsewhere(proc, req, &name) {
+                    return;
+                }
                 let body = match self.names.resolve(&name) {
                     Some(Named::Actor(id)) => Response::Whereis(Some(ActorRef { id, name: Some(name) })),
                     Some(Named::Group(group)) => Response::Group(

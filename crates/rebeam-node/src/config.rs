@@ -4,6 +4,12 @@
 //! one another with no router; every link authenticated by user/password with the cookie as
 //! the password; a node that has `--connect` endpoints must reach one within its join
 //! timeout, else it does not start (Zenoh would otherwise retry forever, silently).
+//! - **TLS** ([`Tls`]): with a CA, a certificate and its key, every link is TLS with both
+//!   sides' certificates checked against the CA (mutual TLS), and so are the endpoints: only
+//!   `tls/` ones are taken, and Zenoh is told to open and accept no other kind of link. A node
+//!   whose certificate the CA did not sign gets no link. The cookie is still asked for on top:
+//!   TLS says who may link, the cookie which system they belong to. Without the files,
+//!   `tls/` endpoints are refused (there would be nothing to check a peer against).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +22,13 @@ pub const COOKIE_ENV: &str = "REBEAM_COOKIE";
 /// How long a node tries its `--connect` endpoints before it gives up.
 pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a node whose packets stop coming (a silent cut: nothing closes the link) is still
+/// taken for up: Zenoh's own default lease. Its keep-alives go out four times a lease.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// How a TLS endpoint begins.
+const TLS_PREFIX: &str = "tls/";
+
 /// The user name of the handshake: every node is the same user; the cookie tells them apart
 /// from strangers.
 const HANDSHAKE_USER: &str = "rebeam";
@@ -24,6 +37,15 @@ const HANDSHAKE_USER: &str = "rebeam";
 /// moment before its peer wait a whole second); attempts back off to `RETRY_MAX_MS`.
 const RETRY_INIT_MS: u64 = 50;
 const RETRY_MAX_MS: u64 = 1000;
+
+/// The files a node's TLS links are made with (PEM): the CA every node's certificate is
+/// signed by, and this node's certificate and private key (used both to listen and to dial).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// One node's start-up settings.
 #[derive(Debug, Clone)]
@@ -38,6 +60,10 @@ pub struct NodeOptions {
     pub join_timeout: Duration,
     /// This node is the system's arming authority (`--authority`; see [`crate::authority`]).
     pub authority: bool,
+    /// How long a silent link is taken for up (`--lease`; [`DEFAULT_LEASE`]).
+    pub lease: Duration,
+    /// TLS links (`--tls-ca`, `--tls-cert`, `--tls-key`), or plain TCP.
+    pub tls: Option<Tls>,
 }
 
 /// Whether `name` can name a node: it is one chunk of a key expression, and readable in logs.
@@ -74,7 +100,8 @@ impl NodeOptions {
         use serde_json::Value;
         let json = |v: Value| v.to_string();
         let join_ms = self.join_timeout.as_millis().to_string();
-        let settings: [(&str, String); 11] = [
+        let lease_ms = self.lease.as_millis().max(1).to_string();
+        let settings: [(&str, String); 12] = [
             ("mode", json("peer".into())),
             ("scouting/multicast/enabled", "false".into()),
             ("listen/endpoints", json(self.listen.clone().into())),
@@ -90,16 +117,29 @@ impl NodeOptions {
             ("transport/auth/usrpwd/user", json(HANDSHAKE_USER.into())),
             ("transport/auth/usrpwd/password", json(self.cookie.as_str().into())),
             ("transport/auth/usrpwd/dictionary_file", json(dictionary.display().to_string().into())),
+            ("transport/link/tx/lease", lease_ms),
             // The admin space would answer anyone's queries about this node; nobody needs it.
             ("adminspace/enabled", "false".into()),
         ];
+        self.check_endpoints()?;
         let mut config = zenoh::Config::default();
-        for (key, value) in settings {
+        let tls = self.tls.iter().flat_map(tls_settings);
+        for (key, value) in settings.into_iter().chain(tls) {
             config
                 .insert_json5(key, &value)
                 .map_err(|e| NodeError::Config { key: key.to_string(), why: e.to_string() })?;
         }
         Ok(config)
+    }
+
+    /// With TLS, only `tls/` endpoints; without it, none.
+    fn check_endpoints(&self) -> Result<(), NodeError> {
+        let tls = self.tls.is_some();
+        let wrong = self.listen.iter().chain(&self.connect).find(|e| e.starts_with(TLS_PREFIX) != tls);
+        match wrong {
+            Some(endpoint) => Err(NodeError::Endpoint { endpoint: endpoint.clone(), tls }),
+            None => Ok(()),
+        }
     }
 
     /// The handshake's dictionary line: the one user, with the cookie as its password.
@@ -111,6 +151,20 @@ impl NodeOptions {
     pub(crate) fn dictionary_path(&self) -> PathBuf {
         std::env::temp_dir().join(format!("rebeam-node-{}-{}.auth", self.name, std::process::id()))
     }
+}
+
+/// Zenoh's TLS settings for `tls`: mutual TLS against the CA, and no link of another kind.
+fn tls_settings(tls: &Tls) -> Vec<(&'static str, String)> {
+    let path = |p: &Path| serde_json::Value::from(p.display().to_string()).to_string();
+    vec![
+        ("transport/link/protocols", r#"["tls"]"#.to_string()),
+        ("transport/link/tls/root_ca_certificate", path(&tls.ca)),
+        ("transport/link/tls/listen_certificate", path(&tls.cert)),
+        ("transport/link/tls/listen_private_key", path(&tls.key)),
+        ("transport/link/tls/connect_certificate", path(&tls.cert)),
+        ("transport/link/tls/connect_private_key", path(&tls.key)),
+        ("transport/link/tls/enable_mtls", "true".to_string()),
+    ]
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ fn the_zenoh_configuration_is_explicit_and_authenticated() {
         cookie: "with \"quotes\"".into(),
         join_timeout: Duration::from_millis(2500),
         authority: false,
+        lease: Duration::from_millis(1500),
+        tls: None,
     };
     let config = options.zenoh_config(Path::new("/nowhere/dict")).expect("a valid configuration");
     let get = |key: &str| config.get_json(key).expect(key);
@@ -59,6 +61,44 @@ fn the_zenoh_configuration_is_explicit_and_authenticated() {
     assert_eq!(get("listen/endpoints"), r#"["tcp/127.0.0.1:7001"]"#);
     assert_eq!(get("connect/endpoints"), r#"["tcp/127.0.0.1:7002","tcp/127.0.0.1:7003"]"#);
     assert_eq!(get("connect/timeout_ms"), "2500");
+    assert_eq!(get("transport/link/tx/lease"), "1500");
     assert_eq!(get("transport/auth/usrpwd/password"), r#""with \"quotes\"""#);
     assert_eq!(options.dictionary_line(), "rebeam:with \"quotes\"\n");
+}
+
+fn tls_options(listen: &str, connect: &str) -> NodeOptions {
+    NodeOptions {
+        name: "a".into(),
+        listen: vec![listen.into()],
+        connect: vec![connect.into()],
+        cookie: "c".into(),
+        join_timeout: Duration::from_secs(1),
+        authority: false,
+        lease: crate::DEFAULT_LEASE,
+        tls: Some(crate::Tls { ca: "/k/ca.pem".into(), cert: "/k/a.pem".into(), key: "/k/a.key".into() }),
+    }
+}
+
+#[test]
+fn with_tls_every_link_is_mutual_tls_against_the_ca() {
+    let config = tls_options("tls/127.0.0.1:7001", "tls/127.0.0.1:7002").zenoh_config(Path::new("/d")).expect("valid");
+    let get = |key: &str| config.get_json(key).expect(key);
+    assert_eq!(get("transport/link/protocols"), r#"["tls"]"#);
+    assert_eq!(get("transport/link/tls/root_ca_certificate"), r#""/k/ca.pem""#);
+    assert_eq!(get("transport/link/tls/connect_certificate"), r#""/k/a.pem""#);
+    assert_eq!(get("transport/link/tls/listen_certificate"), r#""/k/a.pem""#);
+    assert_eq!(get("transport/link/tls/enable_mtls"), "true");
+    assert_eq!(get("transport/auth/usrpwd/user"), r#""rebeam""#, "the cookie is asked for on top");
+}
+
+#[test]
+fn tls_and_plain_endpoints_do_not_mix() {
+    let plain = tls_options("tls/127.0.0.1:7001", "tcp/127.0.0.1:7002").zenoh_config(Path::new("/d"));
+    assert!(matches!(plain, Err(NodeError::Endpoint { tls: true, .. })), "a tcp/ endpoint with TLS files");
+    let mut bare = tls_options("tls/127.0.0.1:7001", "tls/127.0.0.1:7002");
+    bare.tls = None;
+    assert!(
+        matches!(bare.zenoh_config(Path::new("/d")), Err(NodeError::Endpoint { tls: false, .. })),
+        "a tls/ endpoint with nothing to check a peer against"
+    );
 }

@@ -15,6 +15,8 @@
 //!   node with another cookie gets no link, so it can call nothing and nothing can call it;
 //!   it does not start, and says why; the node that refused it logs the refusal
 //!   ([`refusals`]). A cookie file must be readable by its owner only.
+//! - **TLS.** Given a CA, a certificate and its key, links are TLS only, each side's
+//!   certificate checked against the CA; the cookie is still asked for on top (`config`).
 //! - **Names.** A node's liveliness token (`rebeam/node/NAME`) says it is up; two nodes of one
 //!   name are refused at join. `rebeam.nodes()` is the set of tokens seen, this node's included.
 //! - **Calls by name.** A call for a name nothing on this node has is a Zenoh query: to the
@@ -31,7 +33,9 @@
 //!   has the rules).
 //! - **Partitions.** When the links between two groups of nodes are cut, each side sees the
 //!   other side's nodes go (their tokens): at once when the links close (a reset, a closed
-//!   proxy, a killed node), or after Zenoh's lease (10 s) when packets only stop coming. Then:
+//!   proxy, a killed node), or after the link's lease (`--lease`, 10 s by default) when packets
+//!   only stop coming (a silent cut: a node stopped, a cable pulled, a firewall dropping).
+//!   Then:
 //!   - *calls across the cut* are answered with errors, never left to hang: one in flight to a
 //!     node across the cut gets `ActorDown` when that node is seen to go; one made after that
 //!     gets `NoProcess` at once, as a name is asked only of the nodes this side reaches. Over
@@ -46,14 +50,18 @@
 //!     tokens come back, and calls by name cross again. Safety does not heal by itself: the
 //!     nodes that were cut off stay disarmed until the host arms the system again.
 //!
+//! - **Bus topics** across nodes: a Python process's publication reaches the subscribers of
+//!   every node, in order per publishing node, waiting for none (`bus.rs`; which topics may
+//!   cross is the governor's rule, in its node seam's doc).
+//! - **`whereis`** of a name on another node gives a ProcessID naming that node (`names.rs`);
+//!   names are first-wins, not unique across the system (the governor's node seam has why).
 //! - **Casts, process ids, monitors** across nodes: see `casts.rs`, `monitors.rs` and
 //!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
 //! - **Placement** of a spawned actor or a tree child on a named node, and a supervisor's
 //!   restarts on the nodes that remain: see `placement.rs`, and the governor's
 //!   `node_placement.rs` for the rules.
 //!
-//! Not done yet: bus topics across nodes, TLS on the links, and library mode or the Rust host
-//! as nodes.
+//! Not done yet: library mode or the Rust host as nodes.
 
 mod arming;
 pub mod authority;
@@ -62,7 +70,7 @@ mod refusals;
 mod session;
 mod tally;
 
-pub use config::{read_cookie, valid_node_name, NodeOptions, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT};
+pub use config::{read_cookie, valid_node_name, NodeOptions, Tls, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
 pub use refusals::{refusals, Refusals};
 pub use session::{join, Node};
 pub use tally::{Tally, Verdict};
@@ -117,6 +125,21 @@ pub mod keys {
         format!("{ROOT}/stop/{node}")
     }
 
+    /// Where `from` takes off monitors it set on `to`'s actors (`*`: any node).
+    pub fn demonitors(to: &str, from: &str) -> String {
+        format!("{ROOT}/demonitor/{to}/{from}")
+    }
+
+    /// Where a node puts its Python processes' bus publications.
+    pub fn bus(node: &str) -> String {
+        format!("{ROOT}/bus/{node}")
+    }
+
+    /// Every node's bus publications.
+    pub fn buses() -> String {
+        format!("{ROOT}/bus/*")
+    }
+
     /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names (for [`downs`],
     /// the sending node).
     pub fn node_of(key: &str) -> Option<&str> {
@@ -137,6 +160,8 @@ pub enum NodeError {
     EmptyCookie,
     #[error("'{0}' is not a node name: use letters, digits, '-', '_' and '.'")]
     BadName(String),
+    #[error("{}", endpoint_error(endpoint, *tls))]
+    Endpoint { endpoint: String, tls: bool },
     #[error("bad Zenoh setting {key}: {why}")]
     Config { key: String, why: String },
     #[error("cannot write the handshake's password file: {0}")]
@@ -155,6 +180,16 @@ pub enum NodeError {
     TwoAuthorities(String, String),
 }
 
+fn endpoint_error(endpoint: &str, tls: bool) -> String {
+    if tls {
+        format!("the endpoint {endpoint} is not a TLS one: with --tls-ca, --tls-cert and --tls-key every link is TLS (tls/HOST:PORT)")
+    } else {
+        format!(
+            "the endpoint {endpoint} needs TLS files: give --tls-ca, --tls-cert and --tls-key, or use tcp/HOST:PORT"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::keys;
@@ -169,5 +204,7 @@ mod tests {
         assert_eq!(keys::node_of(&keys::safeties()), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::downs("a", "b")), Some("b"), "a down notice names its sender");
         assert_eq!(keys::node_of(&keys::stops("c")), Some("c"));
+        assert_eq!(keys::node_of(&keys::bus("e")), Some("e"), "a publication names its node");
+        assert_eq!(keys::node_of(&keys::demonitors("a", "f")), Some("f"), "a demonitor names its sender");
     }
 }

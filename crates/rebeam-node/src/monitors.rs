@@ -14,7 +14,12 @@
 //!   reason `killed`, "node lost: …"; a monitor that cannot be set (no node has the name, or
 //!   its node is lost meanwhile) fires at once too ("noproc: …" or "node lost: …"). The
 //!   monitors other nodes set here on a lost node's behalf are forgotten.
-//! - A demonitor is the router's alone: the other node's side ends with its actor.
+//! - **Demonitor.** A demonitor here takes the monitor off its node: a put of that node's
+//!   reference under `rebeam/demonitor/NODE/WATCHING` ([`crate::keys::demonitors`]), which
+//!   that node takes only from the node that set it. One demonitored while it is still being
+//!   set is taken off as soon as its node answers.
+//! - **Pids.** A down notice names the node of the actor that ended (or was lost), so the
+//!   ProcessID a watcher reads names it.
 
 use rebeam_proto::{ActorRef, Command, Exit};
 
@@ -40,6 +45,8 @@ struct Inner {
     early: HashMap<(String, u64), (ActorRef, Exit)>,
     /// Set here by other nodes: this node's reference → the node that set it.
     set_here: HashMap<u64, String>,
+    /// Demonitored here while still being set (kept while `setting` > 0).
+    dropped: std::collections::HashSet<u64>,
 }
 
 fn node_lost(node: &str) -> Exit {
@@ -75,27 +82,78 @@ impl Shared {
                 }
             }
         };
+        let mut take_off = None;
         let down = {
             let mut inner = lock(&self.monitors.inner);
             inner.setting -= 1;
+            let dropped = inner.dropped.remove(&monitor);
             let down = match end {
-                Ok((node, _)) if !lock(&self.up).contains(&node) => Some((None, node_lost(&node))),
+                Ok((node, _)) if !lock(&self.up).contains(&node) => Some((None, Some(node.clone()), node_lost(&node))),
                 Ok((node, theirs)) => match inner.early.remove(&(node.clone(), theirs)) {
-                    Some((actor, reason)) => Some((Some(actor), reason)),
+                    Some((actor, reason)) => Some((Some(actor), Some(node), reason)),
+                    None if dropped => {
+                        take_off = Some((node, theirs));
+                        None
+                    }
                     None => {
                         inner.watching.insert((node, theirs), monitor);
                         None
                     }
                 },
-                Err(reason) => Some((None, reason)),
+                Err(reason) => Some((None, None, reason)),
             };
             if inner.setting == 0 {
                 inner.early.clear();
+                inner.dropped.clear();
             }
             down
         };
-        if let Some((actor, reason)) = down {
-            let _ = self.to_router.send(NodeIn::Down { monitor, actor, reason });
+        if let Some((actor, node, reason)) = down {
+            let _ = self.to_router.send(NodeIn::Down { monitor, actor, node, reason });
+        }
+        if let Some((node, theirs)) = take_off {
+            self.take_off(&node, theirs).await;
+        }
+    }
+
+    /// The router's demonitor of a monitor set on another node: taken off there too.
+    pub(super) async fn demonitor(&self, monitor: u64) {
+        let found = {
+            let mut inner = lock(&self.monitors.inner);
+            let key = inner.watching.iter().find(|(_, &m)| m == monitor).map(|(k, _)| k.clone());
+            match key {
+                Some(key) => inner.watching.remove(&key).map(|_| key),
+                None => {
+                    if inner.setting > 0 {
+                        inner.dropped.insert(monitor);
+                    }
+                    None
+                }
+            }
+        };
+        if let Some((node, theirs)) = found {
+            self.take_off(&node, theirs).await;
+        }
+    }
+
+    async fn take_off(&self, node: &str, theirs: u64) {
+        if let Err(e) = self.session.put(keys::demonitors(node, &self.name), theirs.to_le_bytes().to_vec()).await {
+            tracing::debug!("cannot take a monitor off node {node}: {e}");
+        }
+    }
+
+    /// `node` takes off a monitor it set here (its reference here, in `payload`); a node can
+    /// take off only its own.
+    pub(super) fn demonitor_from_node(&self, node: &str, payload: &[u8]) {
+        let Some(theirs) = payload.try_into().ok().map(u64::from_le_bytes) else {
+            return tracing::warn!("node {node} sent a malformed demonitor");
+        };
+        let mut inner = lock(&self.monitors.inner);
+        if inner.set_here.get(&theirs).is_some_and(|n| n == node) {
+            inner.set_here.remove(&theirs);
+            drop(inner);
+            tracing::debug!("node {node} took off its monitor {theirs} here");
+            let _ = self.to_router.send(NodeIn::Demonitor { monitor: theirs });
         }
     }
 
@@ -126,7 +184,8 @@ impl Shared {
         match inner.watching.remove(&key) {
             Some(monitor) => {
                 drop(inner);
-                let _ = self.to_router.send(NodeIn::Down { monitor, actor: Some(actor), reason });
+                let node = Some(node.to_string());
+                let _ = self.to_router.send(NodeIn::Down { monitor, actor: Some(actor), node, reason });
             }
             None if inner.setting > 0 => {
                 inner.early.insert(key, (actor, reason));
@@ -151,7 +210,8 @@ impl Shared {
             fired
         };
         for monitor in fired {
-            let _ = self.to_router.send(NodeIn::Down { monitor, actor: None, reason: node_lost(node) });
+            let down = NodeIn::Down { monitor, actor: None, node: Some(node.to_string()), reason: node_lost(node) };
+            let _ = self.to_router.send(down);
         }
     }
 }
@@ -183,6 +243,7 @@ mod tests {
             monitor: 17,
             watcher: None,
             actor: ActorRef { id: 4, name: Some("counter".into()) },
+            node: None,
             reason: Exit::Normal,
         });
         let bytes = down.clone().into_encoded().expect("encodes").to_vec();

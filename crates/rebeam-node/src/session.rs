@@ -111,6 +111,18 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         .background()
         .await
         .map_err(fail)?;
+    shared.hear_publications().await.map_err(fail)?;
+    let demonitors = Arc::clone(&shared);
+    session
+        .declare_subscriber(keys::demonitors(&options.name, "*"))
+        .callback(move |sample| {
+            if let Some(node) = keys::node_of(sample.key_expr().as_str()) {
+                demonitors.demonitor_from_node(node, &sample.payload().to_bytes());
+            }
+        })
+        .background()
+        .await
+        .map_err(fail)?;
     let watch = Arc::clone(&shared);
     session
         .liveliness()
@@ -391,16 +403,26 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
                 tokio::spawn(Arc::clone(&shared).spawn(call, node, supervised, frame));
             }
             NodeOut::Stop { node, actor, shutdown_ms } => shared.stop_on(&node, actor, shutdown_ms).await,
+            NodeOut::Demonitor { monitor } => shared.demonitor(monitor).await,
+            // Put from this loop, in order: one node's publications stay in order.
+            NodeOut::Publish { frame } => shared.publish(frame).await,
+            NodeOut::Whereis { call, name, frame } => {
+                tokio::spawn(Arc::clone(&shared).whereis(call, name, frame));
+            }
         }
     }
 }
 
+#[path = "bus.rs"]
+mod bus;
 #[path = "casts.rs"]
 mod casts;
 #[path = "monitors.rs"]
 mod monitors;
 #[path = "placement.rs"]
 mod placement;
+#[path = "names.rs"]
+mod names;
 
 #[cfg(test)]
 mod tests {

@@ -511,6 +511,11 @@ pub enum Response {
     Refused(ErrorInfo),
     /// The answer to a [`Request::Nodes`]: names, sorted.
     Nodes(Vec<String>),
+    /// [`Request::Whereis`] of a name another node has: its actor there, and that node.
+    WhereisAt {
+        actor: ActorRef,
+        node: String,
+    },
 }
 
 /// Governor → process, one-way.
@@ -530,8 +535,8 @@ pub enum Command {
     Stop { actor: ActorId },
     /// Import the user's script now, so the first start on this worker is fast.
     Preload,
-    /// A monitored actor ended.
-    Down { monitor: u64, watcher: Option<ActorId>, actor: ActorRef, reason: Exit },
+    /// A monitored actor ended; `node` is the node it ran on when that is another node.
+    Down { monitor: u64, watcher: Option<ActorId>, actor: ActorRef, node: Option<String>, reason: Exit },
     /// Leave: finish up and exit with this status.
     Shutdown { code: i32 },
     /// The safety state changed (sent to every process).

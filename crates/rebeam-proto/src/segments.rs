@@ -79,7 +79,8 @@ fn response<'a>(r: &'a mut Response, out: &mut Vec<&'a mut Payload>) {
         | Response::Route(_)
         | Response::Done
         | Response::Refused(_)
-        | Response::Nodes(_) => {}
+        | Response::Nodes(_)
+        | Response::WhereisAt { .. } => {}
     }
 }
 

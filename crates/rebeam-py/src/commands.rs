@@ -58,7 +58,8 @@ pub struct Preload;
 pub struct Down {
     monitor: u64,
     watcher: Option<ActorId>,
-    actor: Ref,
+    /// Id, name, and node (None for this node's own), as a ProcessID takes them.
+    actor: (ActorId, Option<String>, Option<String>),
     reason: Py<PyAny>,
 }
 
@@ -222,8 +223,9 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         }
         Command::Stop { actor } => new(py, Stop { actor })?,
         Command::Preload => new(py, Preload)?,
-        Command::Down { monitor, watcher, actor, reason } => {
-            new(py, Down { monitor, watcher, actor: actor_ref(actor), reason: exit_to_py(py, reason)?.unbind() })?
+        Command::Down { monitor, watcher, actor, node, reason } => {
+            let actor = (actor.id, actor.name, node);
+            new(py, Down { monitor, watcher, actor, reason: exit_to_py(py, reason)?.unbind() })?
         }
         Command::Shutdown { code } => new(py, Shutdown { code })?,
         Command::Safety { .. } => return Ok(None),

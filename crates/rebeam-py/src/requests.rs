@@ -155,11 +155,13 @@ impl Connection {
         }
     }
 
-    /// The actor named `name`; for a group's name, its first present member.
-    fn whereis(&self, py: Python<'_>, name: String) -> PyResult<Option<(ActorId, Option<String>)>> {
+    /// The actor named `name`: its id, name and node (None for this node's own).
+    #[allow(clippy::type_complexity)]
+    fn whereis(&self, py: Python<'_>, name: String) -> PyResult<Option<(ActorId, Option<String>, Option<String>)>> {
         match self.request(py, Request::Whereis { name }, None)? {
-            Response::Whereis(found) => Ok(found.map(|r| (r.id, r.name))),
-            Response::Group(members) => Ok(members.into_iter().flatten().next().map(|r| (r.id, r.name))),
+            Response::Whereis(found) => Ok(found.map(|r| (r.id, r.name, None))),
+            Response::WhereisAt { actor, node } => Ok(Some((actor.id, actor.name, Some(node)))),
+            Response::Group(members) => Ok(members.into_iter().flatten().next().map(|r| (r.id, r.name, None))),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
     }
@@ -168,7 +170,7 @@ impl Connection {
     /// `name` is not a group's (an actor's, or nobody's).
     fn members(&self, py: Python<'_>, name: String) -> PyResult<Option<Vec<Option<ActorId>>>> {
         match self.request(py, Request::Whereis { name }, None)? {
-            Response::Whereis(_) => Ok(None),
+            Response::Whereis(_) | Response::WhereisAt { .. } => Ok(None),
             Response::Group(members) => Ok(Some(members.into_iter().map(|m| m.map(|r| r.id)).collect())),
             other => Err(to_pyerr(py, unexpected(&other))),
         }

@@ -25,21 +25,21 @@ fn a_monitor_on_a_name_elsewhere_is_asked_of_the_other_nodes_and_fires_when_they
     assert!(answers.contains(&Frame::Response { req: 7, body: Response::Monitored(Ok(reference)) }), "{answers:?}");
     assert!(!answers.iter().any(|f| matches!(f, Frame::Command(Command::Down { .. }))), "no notice yet");
     let reason = Exit::Killed("node lost: node a was lost".into());
-    router.handle(Input::Node(NodeIn::Down { monitor: reference, actor: None, reason: reason.clone() }));
-    router.handle(Input::Node(NodeIn::Down { monitor: reference, actor: None, reason: Exit::Normal }));
+    router.handle(Input::Node(NodeIn::Down { monitor: reference, actor: None, node: None, reason: reason.clone() }));
+    router.handle(Input::Node(NodeIn::Down { monitor: reference, actor: None, node: None, reason: Exit::Normal }));
     let downs: Vec<_> =
         frames(&mut conn).into_iter().filter(|f| matches!(f, Frame::Command(Command::Down { .. }))).collect();
     let actor = ActorRef { id: 0, name: Some("far".into()) };
     assert_eq!(
         downs,
-        [Frame::Command(Command::Down { monitor: reference, watcher: None, actor, reason })],
+        [Frame::Command(Command::Down { monitor: reference, watcher: None, actor, node: None, reason })],
         "one notice, naming the actor as it was named"
     );
     // A demonitor forgets it: a late notice reaches nobody.
     router.handle(Input::Frame(main, Frame::Request { req: 8, body: monitor("far") }));
     let Ok(NodeOut::Monitor { monitor: second, .. }) = out.try_recv() else { panic!("no monitor went out") };
     router.handle(Input::Frame(main, Frame::Request { req: 9, body: Request::Demonitor { monitor: second } }));
-    router.handle(Input::Node(NodeIn::Down { monitor: second, actor: None, reason: Exit::Normal }));
+    router.handle(Input::Node(NodeIn::Down { monitor: second, actor: None, node: None, reason: Exit::Normal }));
     assert!(!frames(&mut conn).iter().any(|f| matches!(f, Frame::Command(Command::Down { .. }))));
 }
 

@@ -148,7 +148,7 @@ fn a_child_whose_node_is_lost_restarts_on_a_node_that_remains_and_is_stopped_the
     // Node b is lost: the router hears of it first, then the monitor fires.
     router.handle(Input::Node(NodeIn::Up(vec!["a".into(), "c".into()])));
     let lost = Exit::Killed("node lost: node b was lost (it left, or its link was lost)".into());
-    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, reason: lost }));
+    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, node: None, reason: lost }));
     run_timers(&os, &mut router);
     let (call, node, supervised, _) = spawn_sent(&mut out);
     assert_eq!((node.as_str(), supervised), ("c", true), "restarted on the node that remains");
@@ -173,7 +173,7 @@ fn a_child_whose_node_is_lost_restarts_on_a_node_that_remains_and_is_stopped_the
         other => panic!("expected a stop for c: {other:?}"),
     }
     assert!(!router.trees.is_empty(), "the tree waits for its child's end");
-    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, reason: Exit::Shutdown }));
+    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, node: None, reason: Exit::Shutdown }));
     assert!(router.trees.is_empty(), "the child's end ends the tree");
 
     // A tree stopped while its child starts elsewhere: once started, the child is stopped there.
@@ -214,7 +214,7 @@ fn a_child_of_one_node_that_is_lost_fails_to_start_and_its_supervisor_gives_up()
     router.handle(Input::Node(NodeIn::Spawned { call, result: Ok(ActorRef { id: 40, name: None }) }));
     let Ok(NodeOut::Monitor { monitor, .. }) = out.try_recv() else { panic!("monitored") };
     router.handle(Input::Node(NodeIn::Up(vec!["a".into()])));
-    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, reason: Exit::Killed("node lost: b".into()) }));
+    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, node: None, reason: Exit::Killed("node lost: b".into()) }));
     run_timers(&os, &mut router);
     assert!(out.try_recv().is_err(), "no node of its spec is up: nothing is asked");
     assert!(router.trees.root_failed(), "each failed start counts, and the supervisor gave up");
