@@ -178,7 +178,11 @@ impl Shared {
             Way::Governor(body) => body,
         };
         let receiver = match &body {
-            Request::Call { target, .. } | Request::Cast { target, .. } => self.direct.peer_of(target),
+            Request::Call { target, payload, .. } | Request::Cast { target, payload, .. }
+                if !payload.buffers.is_empty() =>
+            {
+                self.direct.peer_of(target)
+            }
             _ => None,
         };
         let Some(receiver) = receiver else { return self.write_request(req, body).map(|()| None) };

@@ -167,7 +167,10 @@ enum Cached {
         gating: Gating,
         link: Arc<Link>,
     },
-    /// The actor lives in this process: the governor's path.
+    /// The actor lives in this process: the governor's path, its large buffers lent to this
+    /// process (`lent.rs`).
+    Here,
+    /// A task, or no channel to be had: the governor's path.
     Governor,
 }
 
@@ -339,13 +342,25 @@ impl Direct {
         }
     }
 
-    /// The process hosting `target`, if a live route to it is cached (a loan names it).
+    /// The process hosting `target`, if a live route to it is cached, or it is this one (a
+    /// loan names it).
     pub(crate) fn peer_of(&self, target: &Target) -> Option<rebeam_shm::PeerWatch> {
         match lock(&self.routes).get(target)? {
             Cached::Direct { link, .. } if !link.dead.load(Ordering::SeqCst) => {
                 lock(&link.sender).peer().try_clone().ok()
             }
+            Cached::Here => rebeam_shm::PeerWatch::new(std::process::id()).ok(),
             _ => None,
+        }
+    }
+
+    /// Whether `target` names an actor started in this process and not exited (as the
+    /// governor's refusal of a route to it says).
+    fn hosts(&self, target: &Target) -> bool {
+        let live = lock(&self.live);
+        match target {
+            Target::Actor(id) => live.contains(id),
+            Target::Name(name) => lock(&self.names).iter().any(|(id, n)| n == name && live.contains(id)),
         }
     }
 
@@ -435,7 +450,11 @@ impl Direct {
             }
             // The actor is here, or a task: the governor's path, which says so to each message.
             Some(Response::Route(Err(info))) if matches!(info.kind, ErrorKind::BadRequest | ErrorKind::NoMailbox) => {
-                Cached::Governor
+                if self.hosts(target) {
+                    Cached::Here
+                } else {
+                    Cached::Governor
+                }
             }
             _ => return None,
         };
@@ -725,7 +744,7 @@ fn pick(cached: &Cached, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
             let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
             (!link.dead.load(Ordering::SeqCst)).then(|| (*actor, gated, link.clone()))
         }
-        Cached::Governor => None,
+        Cached::Here | Cached::Governor => None,
     }
 }
 

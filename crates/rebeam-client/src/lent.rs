@@ -1,8 +1,8 @@
 //! Large buffers lent in shared memory on the governor's path (`rebeam_proto::lent`).
 //!
 //! The rules:
-//! - **What is lent.** A call or cast that goes the governor's way to an actor in another
-//!   process whose route is known (so its pid: a loan names its receiver) lends each buffer of
+//! - **What is lent.** A call or cast that goes the governor's way to an actor whose process
+//!   is known (a route's, or this one: a loan names its receiver) lends each buffer of
 //!   at least [`LEND_ABOVE`] bytes, up to [`MAX_LENT_PIECES`] of them: the buffer is copied once
 //!   into a segment of this process's [`Pool`] (pre-faulted, reused) and the segment's fd goes
 //!   with the frame's first bytes. Anything else travels as bytes, as before; so does a message
@@ -32,12 +32,14 @@
 //!   Its holder must not write it while a receiver may read it (the receiver's view is
 //!   read-only, but the memory is the same).
 //! - **A sender that dies** leaves every view valid: a view holds its own mapping.
-//! - **Not lent within one process.** A call to an actor hosted in the caller's own process
-//!   has no route (it goes the governor's way, and back) and lends nothing. Passing the object
-//!   itself would save the pickle too, but the actor would then share the caller's object, and
-//!   a write on either side would show on the other: every other call copies (or lends
-//!   read-only), and one in the same process must mean the same. Lending it to this process
-//!   (one copy into a segment, in place of two through the socket) is possible and left to do.
+//! - **Lent within one process too.** A call or cast to an actor hosted in the caller's own
+//!   process has no route (it goes the governor's way, and back); once the governor's refusal
+//!   of a route and this process's own actors say the actor is here, its large buffers are
+//!   lent to this process: one copy into a segment, in place of two through the socket, and a
+//!   read-only view on arrival, as from any other process. Passing the object itself would save
+//!   the pickle too, but the actor would then share the caller's object, and a write on either
+//!   side would show on the other: every other call copies (or lends read-only), and one in
+//!   the same process must mean the same. A buffer built in the pool is lent with no copy.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};

@@ -6,7 +6,11 @@
 //! processes say Hello and Ready, answer starts, calls, stops, surrenders and behaviours as a
 //! worker would, and also send requests of every kind, stray and late events, stop reading for
 //! a while (their outboxes fill; the sweep kills a hung worker), die, get killed and reaped;
-//! the host arms and disarms; timers fire in random order, late, some twice.
+//! the host arms and disarms; timers fire in random order, late, some twice. Calls, casts and
+//! replies lend shared-memory pieces now and then (fds the harness watches), and in half the
+//! episodes routes open real channels, on which direct calls are made whose hosts reply the
+//! governor's way (`harness/data_plane.rs` has the rules checked: a lent fd is released
+//! exactly once; a direct reply reaches its caller, or the caller learns its channel closed).
 //! After every input `invariants::check_invariants` must hold, and a finished run must have
 //! torn everything down.
 //!
@@ -98,6 +102,11 @@ fn episode(seed: u64, seen: &mut BTreeMap<String, u64>) -> u64 {
         Ok(Ok(done)) => {
             for (k, n) in h.seen() {
                 *seen.entry(k.clone()).or_default() += n;
+            }
+            let lent = h.take_lent();
+            drop(h);
+            if let Err(why) = harness::lent_fds_released(lent) {
+                panic!("invariant broken: {why}\nepisode seed {seed:#x} (replay: REBEAM_MODEL_EPISODE={seed:#x})");
             }
             done
         }

@@ -129,6 +129,8 @@ pub struct Known {
     pub next_router_id: u64,
     /// How often each kind of frame reached a fake process: the run's coverage.
     pub seen: BTreeMap<String, u64>,
+    /// Every lent fd a fake process received (device and inode of its pipe): each may come once.
+    pub forwarded: HashSet<(u64, u64)>,
 }
 
 impl Known {
@@ -176,6 +178,16 @@ pub struct Fake {
     pub shutdown_asked: bool,
     /// The safety state it was last told.
     pub safety: Option<Safety>,
+    /// The channels of the routes it was given (it asked: it may call direct on them).
+    pub routes: Vec<u64>,
+    /// Direct calls it made, not answered yet: each request's channel.
+    pub direct_waiting: HashMap<ReqId, u64>,
+    /// Those of its direct calls whose host replied the governor's way.
+    pub direct_replied: HashSet<ReqId>,
+    /// Direct calls it hosts and owes a reply: the channel, the caller's request, the caller.
+    pub direct_owed: Vec<(u64, ReqId, usize)>,
+    /// Channels whose other end it was told died.
+    pub channels_closed: HashSet<u64>,
 }
 
 impl Fake {
@@ -206,6 +218,11 @@ impl Fake {
             runs: Vec::new(),
             shutdown_asked: false,
             safety: None,
+            routes: Vec::new(),
+            direct_waiting: HashMap::new(),
+            direct_replied: HashSet::new(),
+            direct_owed: Vec::new(),
+            channels_closed: HashSet::new(),
         }
     }
 
@@ -230,13 +247,15 @@ impl Fake {
         }
         let Some(rx) = self.conn.as_mut() else { return Ok(()) };
         let mut frames = Vec::new();
-        while let Some(encoded) = rx.try_recv() {
-            let bytes = encoded.to_vec();
+        while let Some(out) = rx.try_recv_with_fds() {
+            let bytes = out.bytes.to_vec();
             let len = bytes.get(..HEADER_BYTES).map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
             if len != Some((bytes.len() - HEADER_BYTES) as u32) {
                 return Err(format!("a frame to pid {:#x} has a bad length prefix", self.pid));
             }
-            frames.push(decode_body(&bytes[HEADER_BYTES..]).map_err(|e| format!("undecodable frame: {e}"))?);
+            let frame = decode_body(&bytes[HEADER_BYTES..]).map_err(|e| format!("undecodable frame: {e}"))?;
+            lent_fds(&frame, &bytes, out.fds, known)?;
+            frames.push(frame);
         }
         for frame in frames {
             self.take(frame, known)?;
@@ -257,6 +276,15 @@ impl Fake {
                     ));
                 }
             }
+            Frame::Response { req, body } if self.direct_waiting.contains_key(&req) => {
+                self.direct_waiting.remove(&req);
+                if !matches!(body, Response::Call(_)) {
+                    return Err(format!(
+                        "pid {:#x}'s direct call {req} was answered as no call is: {body:?}",
+                        self.pid
+                    ));
+                }
+            }
             Frame::Response { req, body } => {
                 if !self.outstanding.remove(&req) {
                     return Err(format!("pid {:#x} got a response to request {req}, which it never sent or which was already answered: {body:?}", self.pid));
@@ -270,6 +298,7 @@ impl Fake {
                     Response::TreeStarted(Ok(t)) => known.trees.push(t),
                     Response::Monitored(Ok(m)) => known.monitors.push(m),
                     Response::Subscribed(Ok(s)) => known.subs.push(s),
+                    Response::Route(Ok(r)) => self.routes.push(r.channel.id),
                     _ => {}
                 }
             }
@@ -298,8 +327,10 @@ impl Fake {
                 | Cmd::SysPath { .. }
                 | Cmd::DefineCode { .. }
                 | Cmd::ChannelOpened(_)
-                | Cmd::ChannelClosed { .. }
                 | Cmd::ForgetCowns { .. } => {}
+                Cmd::ChannelClosed { channel, .. } => {
+                    self.channels_closed.insert(channel);
+                }
             },
             other => {
                 return Err(format!("the governor sent pid {:#x} a frame only a process sends: {other:?}", self.pid))
@@ -307,6 +338,34 @@ impl Fake {
         }
         Ok(())
     }
+}
+
+/// The fds that came with a frame to a fake process: a channel's ends with its grant (as
+/// many as it takes), else only a delivery or answer that lends, one per lent piece; a lent fd
+/// (a watched pipe) may reach a process once. They close here, as a process lets them go.
+fn lent_fds(frame: &Frame, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>, known: &mut Known) -> Result<(), String> {
+    if fds.is_empty() {
+        return Ok(());
+    }
+    let grant =
+        matches!(frame, Frame::Command(Cmd::ChannelOpened(_)) | Frame::Response { body: Response::Route(Ok(_)), .. });
+    if grant {
+        return Ok(());
+    }
+    let lends = match rebeam_proto::decode_inbound(bytes::Bytes::copy_from_slice(&bytes[HEADER_BYTES..])) {
+        Ok(rebeam_proto::Inbound::Hot(hot)) => hot.lent(),
+        _ => 0,
+    };
+    if lends != fds.len() {
+        return Err(format!("a frame lending {lends} piece(s) reached a process with {} fd(s): {frame:?}", fds.len()));
+    }
+    for fd in &fds {
+        let stat = rustix::fs::fstat(fd).map_err(|e| format!("fstat of a lent fd: {e}"))?;
+        if !known.forwarded.insert((stat.st_dev as u64, stat.st_ino as u64)) {
+            return Err(format!("a lent fd reached a process a second time: {frame:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// A frame's kind for the coverage counts: `Response::Spawned(Ok)`, `Command::Start`.

@@ -236,7 +236,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             _ => Request::BocStats,
         },
         24 if rng.chance(1, 200) => Request::Shutdown { code: rng.below(3) as i32 },
-        // The fake OS makes no channels: a route is answered, refused, and opens nothing.
+        // A route is answered at once: refused, or (in episodes with channels) with a new one.
         25 => Request::Route { target: target(rng, known) },
         _ => Request::Whereis { name: "nobody".into() },
     }

@@ -30,7 +30,10 @@ use crate::router::{Input, ProcIdx, ProcState, Router};
 use crate::{Config, Program, SafetyMode};
 
 mod answers;
+mod data_plane;
 mod stalls;
+
+pub use data_plane::lent_fds_released;
 
 /// Inputs kept for the failure report.
 const LOG_TAIL: usize = 100;
@@ -67,6 +70,9 @@ pub struct Harness {
     len: u64,
     pub log: VecDeque<String>,
     pub inputs: u64,
+    /// The read ends of the pipes whose write ends were lent (`data_plane.rs`), and the frame
+    /// that lent each.
+    lent: Vec<(std::io::PipeReader, String)>,
 }
 
 fn config(rng: &mut Rng, library: bool) -> Config {
@@ -125,7 +131,10 @@ impl Harness {
             len,
             log: VecDeque::new(),
             inputs: 0,
+            lent: Vec::new(),
         };
+        // Half the episodes have real channels: routes open them, and direct calls are made.
+        h.os.world().channels = h.rng.chance(1, 2);
         h.note(format!("start: {library}, {} workers + {} spares", h.router.config.workers, h.router.config.spares));
         h
     }
@@ -261,6 +270,7 @@ impl Harness {
             f.read(&mut self.known)?;
         }
         self.calls_answered_or_pending()?;
+        self.directs_answered_or_closed()?;
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
         self.known.live_names = self.router.names.iter().map(|(n, _)| n.to_string()).collect();
@@ -337,7 +347,9 @@ impl Harness {
             100..=179 => self.os_event()?,
             180..=219 => self.hello()?,
             220..=259 => self.ready()?,
-            260..=509 => self.answer()?,
+            260..=489 => self.answer()?,
+            490..=499 => self.direct_call()?,
+            500..=509 => self.direct_reply()?,
             510..=759 => self.request()?,
             760..=774 => self.exit_actor()?,
             775..=794 => self.stray()?,
@@ -524,7 +536,7 @@ impl Harness {
             _ => {}
         }
         let what = format!("{body:?}");
-        self.frame(i, Frame::Request { req, body })?;
+        self.send_maybe_lent(i, Frame::Request { req, body })?;
         // (A library-mode main process let go at the end of a shutdown is answered no more.)
         let talking = self.router.procs.get(self.ids[i]).is_some_and(|p| p.state != ProcState::Dead && p.tx.is_some());
         if !waits && talking && self.fakes[i].outstanding.contains(&req) {

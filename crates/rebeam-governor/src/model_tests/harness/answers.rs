@@ -1,6 +1,6 @@
 //! How a well-behaved fake process answers what the governor asked of it.
 
-use rebeam_proto::{ErrorKind, Event, Outcome, Status};
+use rebeam_proto::{ErrorKind, Event, Frame, Outcome, Status};
 
 use super::super::{gen, Rng};
 use super::Harness;
@@ -24,7 +24,7 @@ impl Harness {
         }
         for event in events {
             if self.fakes[i].talking() {
-                self.event(i, event)?;
+                self.send_maybe_lent(i, Frame::Event(event))?;
             }
         }
         Ok(true)
