@@ -48,6 +48,9 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod idle_reader;
+#[cfg(test)]
+mod idle_reader_tests;
 mod lent;
 mod reader;
 mod reading;
