@@ -31,7 +31,7 @@ use rebeam_shm::{Receiver, Woke};
 
 use crate::client::Shared;
 use crate::direct::Link;
-use crate::reading::{leave, take_ready, try_lock, Turns};
+use crate::reading::{hold, leave, take_ready, try_lock, Turns};
 use crate::role::CommandRole;
 
 /// The command queue, as its consumer sees it.
@@ -134,6 +134,7 @@ fn take_free<'a>(waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&
                     link.turns.let_go();
                     continue;
                 }
+                hold(link);
                 held.push(Held { link, receiver });
             }
             None => still.push(link),

@@ -185,10 +185,21 @@ pub(crate) fn leave(shared: &Shared, link: &Arc<Link>, mut receiver: MutexGuard<
             break;
         }
     }
+    if let Some(backstop) = &link.turns.backstop {
+        let _ = backstop.resume();
+    }
     drop(receiver);
     link.turns.let_go();
     if let Some(backstop) = &link.turns.backstop {
         let _ = if left_records { backstop.wake() } else { backstop.left() };
+    }
+}
+
+/// A reader that will sleep on the ring itself took it: the channel thread, behind it, is not
+/// woken for its records meanwhile (`leave` undoes this).
+pub(crate) fn hold(link: &Link) {
+    if let Some(backstop) = &link.turns.backstop {
+        let _ = backstop.pause();
     }
 }
 
@@ -258,6 +269,7 @@ pub(crate) fn wait_reply(
             if !lock(&link.inflight).contains_key(&req) {
                 return Ok(false);
             }
+            hold(link);
             receiver.wait(slice).map(|()| true)
         });
         leave(shared, link, receiver, false);

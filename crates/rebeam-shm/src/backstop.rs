@@ -11,10 +11,15 @@
 //!   again). After it has let go of the ring it calls [`Backstop::left`]: if the flag came down
 //!   meanwhile (a record was published, and its ring may have woken a backstop that found the
 //!   ring still held and went back to sleep), the bell is rung again.
+//! - A reader that sleeps on the ring itself may [`Backstop::pause`] the backstop's sleep on
+//!   the bell while it holds the ring (so a record wakes one thread, not two) and must
+//!   [`Backstop::resume`] it before it lets go: a ring that came while paused, not drained by
+//!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is).
 //! - The flag may be up while nobody sleeps (the backstop is reading, say): a record then costs
 //!   its sender a ring and the next sleeper a spurious wake-up, never a lost record.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -30,12 +35,31 @@ use crate::segment::Segment;
 #[derive(Debug)]
 pub struct Backstop {
     epoll: OwnedFd,
+    /// The data bell (a second handle; also what `left` rings).
+    watched: Doorbell,
+    paused: AtomicBool,
     /// The ring's header, mapped a second time: the flag is read after the ring is let go.
     header: Segment,
     bell: Doorbell,
 }
 
 impl Backstop {
+    /// Stops waking for the bell, for a reader that holds the ring and sleeps on it itself.
+    pub fn pause(&self) -> Result<()> {
+        self.paused.store(true, Ordering::SeqCst);
+        epoll::modify(&self.epoll, &self.watched, EventData::new_u64(0), EventFlags::empty())
+            .map_err(ShmError::os("epoll_ctl"))
+    }
+
+    /// Wakes for the bell again (at once if it rang and was not drained); nothing if not paused.
+    pub fn resume(&self) -> Result<()> {
+        if !self.paused.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        epoll::modify(&self.epoll, &self.watched, EventData::new_u64(0), EventFlags::IN | EventFlags::ET)
+            .map_err(ShmError::os("epoll_ctl"))
+    }
+
     /// Sleeps until the bell rings after the last wait, the peer dies (then at once, each
     /// time), or `timeout` passes (`TimedOut`). An interrupted sleep returns early.
     pub fn wait(&self, timeout: Duration) -> Result<()> {
@@ -68,10 +92,17 @@ impl Receiver {
     /// A backstop for this ring (see the `backstop` module).
     pub fn backstop(&self) -> Result<Backstop> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(ShmError::os("epoll_create"))?;
-        epoll::add(&epoll, &self.data_bell, EventData::new_u64(0), EventFlags::IN | EventFlags::ET)
+        let watched = self.data_bell.try_clone()?;
+        epoll::add(&epoll, &watched, EventData::new_u64(0), EventFlags::IN | EventFlags::ET)
             .map_err(ShmError::os("epoll_ctl"))?;
         epoll::add(&epoll, &self.peer, EventData::new_u64(1), EventFlags::IN).map_err(ShmError::os("epoll_ctl"))?;
-        Ok(Backstop { epoll, header: self.ring.second_mapping()?, bell: self.data_bell.try_clone()? })
+        Ok(Backstop {
+            epoll,
+            watched,
+            paused: AtomicBool::new(false),
+            header: self.ring.second_mapping()?,
+            bell: self.data_bell.try_clone()?,
+        })
     }
 
     /// Raises the ring's "going to sleep" flag for a reader about to let go of it, so that the
@@ -149,6 +180,27 @@ mod tests {
         drop(rx.try_recv().unwrap());
         assert!(!rx.announce().unwrap());
         backstop.left().unwrap();
+        assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+    }
+
+    #[test]
+    fn a_paused_backstop_sleeps_through_a_ring_and_wakes_for_it_on_resume() {
+        let (mut tx, mut rx) = ends();
+        let backstop = rx.backstop().unwrap();
+        assert!(!rx.announce().unwrap());
+        backstop.pause().unwrap();
+        tx.send(&[b"x"], LONG).unwrap();
+        assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+        // Not drained by the holder: resuming wakes the backstop for it.
+        backstop.resume().unwrap();
+        backstop.wait(LONG).unwrap();
+        // Drained by the holder: resuming wakes nobody.
+        backstop.pause().unwrap();
+        drop(rx.try_recv().unwrap());
+        assert!(!rx.announce().unwrap());
+        tx.send(&[b"y"], LONG).unwrap();
+        rx.drain_bell();
+        backstop.resume().unwrap();
         assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
     }
 
