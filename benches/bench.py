@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -88,6 +89,8 @@ SIZES = {
     # Two nodes on loopback (nodes_bench.py) and Zenoh's own query floor
     "node_n": 5000,
     "node_warm": 500,
+    # Three nodes on loopback, the child's node SIGKILLed (failover_bench.py): runs, median kept
+    "failover_reps": 3,
 }
 QUICK = {
     "call_n": 3000,
@@ -120,6 +123,7 @@ QUICK = {
     "busy_n": 300,
     "node_n": 1000,
     "node_warm": 100,
+    "failover_reps": 1,
 }
 # Per-system overrides: a size that would take minutes on that system.
 OVERRIDES = {
@@ -435,6 +439,8 @@ def bench_rebeam(sizes: dict, only: set[str], notes: list[str]) -> dict:
     if "nodes" in only:
         log("rebeam: nodes (a cross-node call on loopback, beside Zenoh's own query)")
         out["nodes"] = bench_nodes(rebeam, sizes)
+        log("rebeam: failover (three nodes, the child's node SIGKILLed under calls)")
+        out["failover"] = bench_failover(rebeam, sizes)
     reap_leftovers("rebeam", notes)
     return out
 
@@ -512,6 +518,66 @@ def bench_nodes(rebeam: str, sizes: dict) -> dict:
     if "p50_us" in out and "p50_us" in zenoh:
         out["vs_zenoh_p50"] = out["p50_us"] / zenoh["p50_us"]
     return out
+
+
+def bench_failover(rebeam: str, sizes: dict) -> dict:
+    """Row 21: three nodes on loopback (failover_bench.py), a supervisor on a whose child runs on
+    b (allowed on b or c) under calls by name from a; the whole of node b SIGKILLed (its
+    process group: governor and workers); the time from the kill to the last caller answered,
+    and to the child serving again on c. `failover_reps` fresh systems, the median of each."""
+    runs = []
+    for rep in range(sizes["failover_reps"]):
+        env = {**os.environ, "REBEAM_COOKIE": "bench-" + os.urandom(8).hex()}
+        node = [rebeam, "--workers", "1", "--spares", "0", "--node"]
+        ep_c, ep_b = f"tcp/127.0.0.1:{free_port()}", f"tcp/127.0.0.1:{free_port()}"
+        killed = WORKLOADS / f".failover-killed-{os.getpid()}-{rep}"
+        killed.unlink(missing_ok=True)
+        started = []
+
+        def start(name: str, *args: str) -> subprocess.Popen:
+            p = subprocess.Popen(
+                [*node, name, *args, "failover_bench.py", "idle"],
+                cwd=WORKLOADS, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                start_new_session=True,
+            )
+            started.append(p)
+            p.stdout.readline()  # "IDLE READY"
+            return p
+
+        try:
+            start("c", "--listen", ep_c)
+            b = start("b", "--listen", ep_b, "--connect", ep_c)
+            cmd = [*node, "a", "--connect", ep_c, "failover_bench.py", "supervisor", str(killed)] + kv(sizes)
+            a = subprocess.Popen(
+                ["timeout", "-k", "5", "180", *cmd], cwd=WORKLOADS, env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, start_new_session=True,
+            )
+            started.append(a)
+            lines = []
+            for line in a.stdout:
+                lines.append(line)
+                if "LOADED" in line:
+                    break
+            t = time.time()
+            _killpg(b.pid)
+            killed.write_text(repr(t))
+            out, err = a.communicate(timeout=200)
+            result = [json.loads(x.split(" ", 1)[1]) for x in (lines + out.splitlines()) if x.startswith("BENCH_JSON ")]
+            runs.append(result[0] if result else {"error": f"exit {a.returncode}: {err[-300:]}"})
+        finally:
+            for p in started:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in started:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    _killpg(p.pid)
+            killed.unlink(missing_ok=True)
+    good = [r for r in runs if "serving_ms" in r]
+    if not good:
+        return runs[0] if runs else {"error": "no run"}
+    return {key: statistics.median(r[key] for r in good) for key in ("answered_ms", "serving_ms")} | {"runs": runs}
 
 
 def bench_boc(system: str, sizes: dict) -> dict:

@@ -232,6 +232,10 @@ ROWS = [
      lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
     ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
      lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
+    ("failover_answered", "21. node SIGKILLed → its callers answered (3 nodes, loopback, median)", "ms", True,
+     lambda s: g(s, "failover", "answered_ms"), "—", "{:.1f}"),
+    ("failover_serving", "21. node SIGKILLed → its child serving again on another node (median)", "ms", True,
+     lambda s: g(s, "failover", "serving_ms"), "—", "{:.1f}"),
 ]
 
 BOC_ROWS = [
@@ -347,7 +351,9 @@ def host_systems(raw: dict) -> dict:
         "py2py": {"call_p50": g(rb, "call", "p50_us"), "call_p99": g(rb, "call", "p99_us")},
     }
 
-NODE_ROWS = ("node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh")
+NODE_ROWS = (
+    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh", "failover_answered", "failover_serving",
+)
 
 NA = {  # peer cells that are not applicable, and why
     ("pykka", "rss"): "n/a (threads)",
@@ -431,6 +437,8 @@ WORKLOAD_OF = {
     "node_zenoh_p50": "nodes",
     "node_same_p50": "nodes",
     "node_vs_zenoh": "nodes",
+    "failover_answered": "nodes",
+    "failover_serving": "nodes",
     "boc_rate": "boc_trivial",
     "boc_cpu_time1": "boc_cpu",
     "boc_cpu_time2": "boc_cpu",

@@ -50,9 +50,34 @@ def children(pid):
 def _is_worker(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"rebeam._worker" in f.read()
+            return b"rebeam._worker" in f.read() and not is_zygote(pid)
     except OSError:
         return False
+
+
+def is_zygote(pid):
+    """The process that forks rebeam's workers (it names itself so; it hosts no actor)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == "rebeam-zygote"
+    except OSError:
+        return False
+
+
+def memory_kb(pid):
+    """RSS, PSS and USS (private clean + dirty) in KiB: a forked worker shares pages with the
+    zygote, which RSS counts in full for each process, PSS shares out, and USS leaves out."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                    found[key] = int(rest.split()[0])
+    except OSError:
+        return None
+    return {"rss": found.get("Rss"), "pss": found.get("Pss"),
+            "uss": found.get("Private_Clean", 0) + found.get("Private_Dirty", 0)}
 
 
 def _connected(pid):

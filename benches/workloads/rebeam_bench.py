@@ -16,7 +16,7 @@ import time
 import rebeam
 from rebeam import GenPy, SafetyInterrupt, Supervisor, call, cast, receive, requires_armed, response_ok, start
 
-from common import children, emit, opt, pct, rss_kb, wait_workers_ready  # noqa: E402  (beside this script)
+from common import children, emit, is_zygote, memory_kb, opt, pct, rss_kb, wait_workers_ready  # noqa: E402  (beside this script)
 
 WORKLOAD = sys.argv[1] if len(sys.argv) > 1 else "call"
 
@@ -326,10 +326,13 @@ def w_rss():
     worker_rss = [rss_kb(p) for p in pids]
     governor = os.getppid()
     others = [p for p in children(governor) if p not in pids and p != os.getpid()]
-    spare_rss = [rss_kb(p) for p in others]
+    spare_rss = [rss_kb(p) for p in others if not is_zygote(p)]
     return {
         "worker_pids": pids,
+        # VmRSS, the row's figure: pages a forked worker shares with the zygote count in full.
         "worker_rss_kb": worker_rss,
+        "worker_memory_kb": [memory_kb(p) for p in pids],
+        "zygote_memory_kb": [memory_kb(p) for p in others if is_zygote(p)],
         "mean_worker_rss_mb": sum(worker_rss) / len(worker_rss) / 1024.0,
         "spare_rss_kb": spare_rss,
         "main_rss_kb": rss_kb(os.getpid()),

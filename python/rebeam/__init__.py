@@ -68,6 +68,7 @@ from .errors import (
 from .groups import LEAST_BUSY, ROUND_ROBIN, Group, broadcast, members
 from .safety import armed, cancelled, dropped, off, on, publish, requires_armed, safety_state
 from .supervisor import (
+    ANY_NODE,
     ONE_FOR_ALL,
     ONE_FOR_ONE,
     PERMANENT,
@@ -114,7 +115,7 @@ __all__ = [
     "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
     "Group", "members", "broadcast", "ROUND_ROBIN", "LEAST_BUSY",
     "spawn", "whereis", "stats", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
-    "nodes",
+    "nodes", "ANY_NODE",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
     "requires_armed", "safety_state", "armed", "cancelled", "on", "off", "publish", "dropped",

@@ -17,6 +17,7 @@ from . import _rebeam
 
 TABLE: dict[type, str] = {
     _rebeam.Deliver: "on_deliver",
+    _rebeam.Casts: "on_casts",  # a run of casts to one actor (Connection.next_commands)
     _rebeam.Start: "on_start",
     _rebeam.Stop: "on_stop",
     _rebeam.Preload: "on_preload",
@@ -47,7 +48,7 @@ class Handler:
     def ignore(self, cmd) -> None:
         """A command this role does not act on."""
 
-    on_deliver = on_start = on_stop = on_preload = on_cancel = on_sys_path = ignore
+    on_deliver = on_casts = on_start = on_stop = on_preload = on_cancel = on_sys_path = ignore
     on_down = on_shutdown = on_run_behaviour = on_publication = ignore
 
     # -- what every process does alike ---------------------------------------------------

@@ -30,6 +30,9 @@ SAFETY = "REBEAM_SAFETY"
 #: The node's name under ``rebeam --node NAME`` (set by ``rebeam`` for the whole run), so that
 #: a ProcessID pickled here names its node.
 NODE = "REBEAM_NODE"
+#: The zygote's end of its socket to the governor (an fd number): set for the zygote alone,
+#: which removes it before it forks a worker (see _zygote.py).
+ZYGOTE_FD = "REBEAM_ZYGOTE_FD"
 
 # -- set by the user (or by library mode for the governor it starts) ---------------------------
 
@@ -47,6 +50,6 @@ MAIN_TOKEN = "REBEAM_MAIN_TOKEN"
 REQUIRE_ARMED = "require-armed"
 
 #: Every name above, for the check against the native module's list.
-ALL = (SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, LIBRARY, BIN, PYTHON, MAIN_TOKEN)
+ALL = (SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, ZYGOTE_FD, LIBRARY, BIN, PYTHON, MAIN_TOKEN)
 #: The Python-only ones: rebeam never reads them.
 PYTHON_ONLY = (LIBRARY, BIN)

@@ -73,6 +73,7 @@ def start(workers: int | None = None):
         _runtime.ROLE = "main"
         _runtime.main_by_value = True
         conn = _rebeam.Connection.connect(paths[_env.SOCKET], token, "main")
+        _runtime._stop_flusher_at_exit(conn)
         _runtime._conn = conn
         _runtime.share_sys_path()  # what was pickled before this connection existed needs it too
         from . import _main

@@ -69,7 +69,16 @@ def connect():
     except KeyError:
         raise NotRunning("this process was not started by rebeam") from None
     _conn = _rebeam.Connection.connect(socket, token, ROLE or "main")
+    _stop_flusher_at_exit(_conn)
     return _conn
+
+
+def _stop_flusher_at_exit(conn) -> None:
+    """The connection's flusher (the thread that sends held @whens and "done"s) is stopped
+    while the interpreter is whole: at exit it must not wait for the GIL any more."""
+    import atexit
+
+    atexit.register(conn.stop_flusher)
 
 
 def connection():
@@ -246,15 +255,18 @@ def host_actor(spec: dict) -> Any:
     return cls(*spec.get("args", []), **spec.get("kwargs", {}))
 
 
-def loads(data: bytes, buffers: list) -> Any:
-    if is_host_value(data):
+def loads(data: bytes, buffers: list, host_value: bool | None = None) -> Any:
+    """A received payload's value; ``host_value`` is ``is_host_value(data)`` if the caller
+    has asked it already."""
+    if host_value or (host_value is None and is_host_value(data)):
         from . import _rebeam
 
         return _rebeam.value_loads(data, buffers)
     # Only a pickle naming the script's module needs the worker's own unpickler; a scan for
     # that name costs far less than a Python-level unpickler (a behaviour's captures, say).
     if ROLE != "worker" or (type(data) is bytes and b"main__" not in data):  # __main__, __rebeam_main__
-        return pickle.loads(data, buffers=buffers)
+        # A plain value (a cast's small int, say) has no out-of-band buffers to hand over.
+        return pickle.loads(data, buffers=buffers) if buffers else pickle.loads(data)
     return _Unpickler(io.BytesIO(data), buffers=buffers).load()
 
 

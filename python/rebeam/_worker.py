@@ -11,6 +11,9 @@ message for an idle actor with only synchronous handlers is not handed to the po
 holder runs the mailbox itself (one wake-up and one GIL hand-off fewer on a call's way), after
 stepping out of the role, so that whatever arrives meanwhile is taken by a standby thread and
 nothing waits behind a long handler. It takes the role back after, or becomes the standby.
+A run of casts for such an actor (one ``_rebeam.Casts``) is run so too, straight from the batch
+that brought it: one loop on the thread that took it, with no lock per cast and no hand-over of
+the mailbox to another thread; what arrives for the actor meanwhile waits in its mailbox, behind.
 
 Run as ``python -m rebeam._worker`` by the governor; not meant to be started by hand.
 """
@@ -39,6 +42,11 @@ from .errors import SafetyInterrupt, SerializationError
 
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
 REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
+
+#: A mailbox being drained reports the messages it let go of to the process's delivery bound
+#: at most this many at a time, and at once when it looked empty (so an idle actor owes none):
+#: one report per message cost a call into the extension each, made under the mailbox lock.
+HANDLED_BATCH = 64
 
 
 class Pool:
@@ -96,12 +104,22 @@ class Host:
         # Its async def handlers' runs in flight (see _aio), at most `limit` of them; `idle`
         # (on `lock`) is notified whenever one ends, for the pool thread waiting for room.
         self.async_methods: frozenset[str] = frozenset()
+        # Its class's handlers (see GenPy._rebeam_handlers), looked up once, at its start.
+        self.handlers: tuple = ({}, None, None)
         self.limit = 1
         self.runs: set[_aio.Run] = set()
         self.idle = threading.Condition(self.lock)
         # The sender of the last message it handled, and its ProcessID (immutable: shared).
         self.last_sender: tuple | None = None
         self.last_source: ProcessID | None = None
+
+    def source(self, sender: tuple | None) -> ProcessID | None:
+        """The ProcessID of a message's sender: a burst from one sender builds it once."""
+        if not sender:
+            return None
+        if sender != self.last_sender:
+            self.last_source, self.last_sender = ProcessID(*sender), sender
+        return self.last_source
 
 
 class Worker(Handler, AsyncRuns):
@@ -117,9 +135,11 @@ class Worker(Handler, AsyncRuns):
         # which this worker answers itself, having found the actor dead (NoProcess).
         self.taken = 0
         # The command role (see serve): whether the thread holding it may run the mailbox it
-        # schedules now itself, the host it will run so, and how many threads wait as standbys.
+        # schedules now itself, the host it will run so (and the run of casts it took for it,
+        # kept out of the mailbox), and how many threads wait as standbys.
         self.may_inline = False
         self.inline: Host | None = None
+        self.inline_casts: list = []
         self.spares = 0
         self.spares_lock = threading.Lock()
         self.behaviours: Any = None  # rebeam.boc._local.Runner, once a behaviour came
@@ -144,35 +164,27 @@ class Worker(Handler, AsyncRuns):
         while True:
             self.may_inline, self.inline = True, None
             # A burst of casts comes as one list: one wake-up and one hold of the GIL, and
-            # each run of casts for one actor goes into its mailbox under one hold of its lock.
+            # each run of casts for one actor as one Casts, its items ready for the mailbox.
             batch = self.conn.next_commands()
-            i = 0
-            while i < len(batch):
-                cmd, j = batch[i], i + 1
+            for cmd in batch:
                 try:
-                    if type(cmd) is _rebeam.Deliver and cmd.delivery is None:
-                        # A batch also carries behaviours (no actor): a run ends at anything
-                        # that is not a cast to this actor.
-                        while j < len(batch) and is_cast_to(batch[j], cmd.actor):
-                            j += 1
-                        self.enqueue_casts(cmd.actor, [mailbox_item(c) for c in batch[i:j]])
-                    else:
-                        self.command(cmd)
+                    self.command(cmd)
                 except Exception:
                     # One bad command must not take the worker and all its actors down.
                     traceback.print_exc()
-                i = j
             # Nothing here may keep a message (a lent buffer's view) alive past its handling.
             batch = cmd = None
             self.may_inline, host = False, self.inline
-            if host is not None and not self.run_inline(host):
+            casts, self.inline_casts = self.inline_casts, []
+            if host is not None and not self.run_inline(host, casts):
                 self.stand_by()
 
-    def run_inline(self, host: Host) -> bool:
-        """Runs an actor's mailbox on this thread, having stepped out of the command role
-        first: a command that arrives meanwhile (the next message, a cancel, a stop) is taken
-        by a standby thread, started here if none waits. Returns whether this thread holds
-        the role again after (else a standby claimed it)."""
+    def run_inline(self, host: Host, casts: list) -> bool:
+        """Runs an actor's mailbox on this thread, the run of casts it took for it (if any)
+        first, having stepped out of the command role first: a command that arrives meanwhile
+        (the next message, a cancel, a stop) is taken by a standby thread, started here if
+        none waits. Returns whether this thread holds the role again after (else a standby
+        claimed it)."""
         with self.spares_lock:
             start = self.spares == 0
             if start:
@@ -181,7 +193,7 @@ class Worker(Handler, AsyncRuns):
             threading.Thread(target=self.spare, name="rebeam-commands", daemon=True).start()
         self.conn.step_aside()
         try:
-            self.drain(host)
+            self.drain(host, casts)
         except BaseException:
             traceback.print_exc()  # as a pool thread does: the commands go on
         return self.conn.resume()
@@ -204,6 +216,9 @@ class Worker(Handler, AsyncRuns):
 
     def on_deliver(self, cmd: _rebeam.Deliver) -> None:
         self.enqueue(cmd.actor, mailbox_item(cmd))
+
+    def on_casts(self, cmd: _rebeam.Casts) -> None:
+        self.enqueue_casts(cmd.actor, cmd.items)
 
     def on_start(self, cmd: _rebeam.Start) -> None:
         self.hosts[cmd.actor] = Host(cmd.actor, cmd.name, cmd.label)
@@ -233,7 +248,7 @@ class Worker(Handler, AsyncRuns):
         if self.behaviours is None:  # made on first use: a worker without behaviours never imports them
             from .boc import _local
 
-            self.behaviours = _local.Runner(self.conn, self.pool.submit)
+            self.behaviours = _local.Runner(self.conn, self.pool.submit, self.conn.flush_held)
         self.behaviours.arrive(cmd)
 
     def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
@@ -271,14 +286,19 @@ class Worker(Handler, AsyncRuns):
             self.conn.reply_failure(delivery, info)
 
     def enqueue_casts(self, actor: int, items: list) -> None:
-        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock."""
+        """As enqueue, for casts to one actor (no delivery ids), under one hold of its lock.
+        For an idle actor this thread may run (see schedule), the run stays out of the
+        mailbox: run_inline runs it from the list, before anything that comes after it."""
         host = self.hosts.get(actor)
         if host is not None:
             with host.lock:
                 alive = not host.dead
                 if alive:
-                    host.mailbox.extend(items)
                     schedule, host.scheduled = not host.scheduled, True
+                    if schedule and self.may_inline and self.inline is None and runs_inline(host, items[0]):
+                        self.inline, self.inline_casts = host, items
+                        return
+                    host.mailbox.extend(items)
             if alive:
                 if schedule:
                     self.schedule(host, items[0])
@@ -344,23 +364,60 @@ class Worker(Handler, AsyncRuns):
         why = f"actor {host.label} {queued[2]!r} was cancelled before it started: the system was disarmed"
         self.conn.reply_failure(delivery, _rebeam.ErrorInfo("safety", why, "SafetyInterrupt"))
 
-    def drain(self, host: Host) -> None:
+    def run_casts(self, host: Host, items: list) -> None:
+        """Runs casts taken for a synchronous actor by the thread running its mailbox, in
+        order, straight from their list: no lock per cast (nobody else takes from this list;
+        what arrives for the actor meanwhile waits in its mailbox, run after). Stops if the
+        actor ends: the rest are lost, as those in its mailbox are. All count as handled once,
+        at the end (none can be cancelled: a cancel names a delivery id, which casts have not)."""
+        taken = len(items)
+        items.reverse()  # taken from the end, so that each (a lent buffer with it) goes once run
+        try:
+            while items and not host.dead:
+                _, delivery, subject, sender, data, buffers = items.pop()
+                self.deliver(host, delivery, subject, sender, data, buffers)
+        finally:
+            items.clear()
+            self.conn.handled(taken)
+
+    def drain(self, host: Host, casts: list | None = None) -> None:
+        """Runs an actor's mailbox until it is empty, `casts` (a run taken for it, kept out of
+        the mailbox) first. A run of casts at the head of the mailbox of a synchronous actor is
+        taken out whole, under one hold of its lock, and run as one."""
         _runtime.set_current(host.pid)
         _runtime._local.host = host
+        let_go = 0  # messages taken out of the mailbox and not yet reported (HANDLED_BATCH)
         try:
+            if casts:
+                self.run_casts(host, casts)
             while True:
                 with host.lock:
                     if not host.mailbox or host.dead:
                         host.scheduled = False
                         return
                     item = host.mailbox.popleft()
-                    if item[0] == "msg":
-                        self.conn.handled()
+                    if item[0] == "msg" and item[1] is None and not host.async_methods:
+                        casts = take_casts(host.mailbox, item)
+                    elif item[0] == "msg":
+                        let_go += 1
                     if host.async_methods and not self.wait_turn(host, item):
                         host.scheduled = False
                         return
+                    empty = not host.mailbox
+                if casts:
+                    if let_go:  # reported first, so the counts go in the order handled
+                        self.conn.handled(let_go)
+                        let_go = 0
+                    self.run_casts(host, casts)
+                    casts = None
+                    continue
+                if let_go >= HANDLED_BATCH or (let_go and empty):
+                    self.conn.handled(let_go)
+                    let_go = 0
                 self.handle(host, item)
         finally:
+            if let_go:
+                self.conn.handled(let_go)
             _runtime.set_current(None)
             _runtime._local.host = None
 
@@ -369,30 +426,7 @@ class Worker(Handler, AsyncRuns):
         if kind == "start":
             self.start(host, *item[1:])
         elif kind == "msg":
-            _, delivery, subject, sender, data, buffers = item
-            try:
-                message = _runtime.loads(data, buffers)
-            except BaseException as e:
-                if delivery is not None:
-                    why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
-                    info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
-                    self.conn.reply_failure(delivery, info)
-                return
-            if subject == _rebeam.HANDLE_RELEASE and _runtime.is_host_value(data):
-                # The host dropped a handle this actor holds: not a message for its handlers.
-                from . import handles
-
-                handles.release(host.pid.id, message)
-                return
-            if not sender:
-                source = None
-            elif sender == host.last_sender:  # a burst from one sender builds its ProcessID once
-                source = host.last_source
-            else:
-                source = host.last_source = ProcessID(*sender)
-                host.last_sender = sender
-            # A Rust host's message is answered in its own codec: it cannot read a pickle.
-            self.dispatch(host, delivery, subject, source, message, _runtime.is_host_value(data))
+            self.deliver(host, *item[1:])
         elif kind == "local":
             _, subject, source, message = item
             self.dispatch(host, None, subject, source, message)
@@ -407,6 +441,26 @@ class Worker(Handler, AsyncRuns):
                 self.stop_task(host)
             else:
                 self.finish(host, _rebeam.Exit.shutdown())
+
+    def deliver(self, host: Host, delivery: int | None, subject: str, sender, data, buffers) -> None:
+        """Runs one message (a mailbox's "msg" item) in its actor."""
+        from_host = _runtime.is_host_value(data)
+        try:
+            message = _runtime.loads(data, buffers, from_host)
+        except BaseException as e:
+            if delivery is not None:
+                why = f"actor {host.label} cannot unpickle a {subject!r} message: {e}"
+                info = _rebeam.ErrorInfo("bad_request", why, type(e).__qualname__)
+                self.conn.reply_failure(delivery, info)
+            return
+        if from_host and subject == _rebeam.HANDLE_RELEASE:
+            # The host dropped a handle this actor holds: not a message for its handlers.
+            from . import handles
+
+            handles.release(host.pid.id, message)
+            return
+        # A Rust host's message is answered in its own codec: it cannot read a pickle.
+        self.dispatch(host, delivery, subject, host.source(sender), message, from_host)
 
     def start(self, host: Host, code_kind: str, data: Any, buffers: list) -> None:
         try:
@@ -433,7 +487,8 @@ class Worker(Handler, AsyncRuns):
                 host.instance = obj
                 host.limit = check_concurrency(obj.max_concurrency, f"actor {host.label}")
                 host.async_methods = type(obj)._rebeam_async_methods()
-                _, _, start_name = type(obj)._rebeam_handlers()
+                host.handlers = type(obj)._rebeam_handlers()
+                _, _, start_name = host.handlers
                 if start_name:
                     _aio.resolve(getattr(obj, start_name)())
             else:
@@ -460,7 +515,7 @@ class Worker(Handler, AsyncRuns):
                 info = _rebeam.ErrorInfo("no_mailbox", why)
                 self.conn.reply_failure(delivery, info)
             return
-        subjects, catch_all, _ = type(obj)._rebeam_handlers()
+        subjects, catch_all, _ = host.handlers
         method = subjects.get(subject, catch_all)
         if method is None:
             if delivery is not None:
@@ -472,7 +527,10 @@ class Worker(Handler, AsyncRuns):
                 self.conn.reply_failure(delivery, info)
             return
         handler = getattr(obj, method)
-        gated = getattr(handler, "_rebeam_requires_armed", False) or (REQUIRE_ARMED and delivery is not None)
+        # Asked of the function, not of the bound method, which would make (and format) an
+        # AttributeError for every message to an ungated handler.
+        gated = getattr(getattr(handler, "__func__", handler), "_rebeam_requires_armed", False)
+        gated = gated or (REQUIRE_ARMED and delivery is not None)
         if gated and self.conn.safety_state() != "armed":
             # The governor refuses gated work before dispatch; this covers a disarm that
             # overtook the message on its way here.
@@ -484,7 +542,12 @@ class Worker(Handler, AsyncRuns):
             self.start_run(host, delivery, subject, handler, source, message, gated, to_host)
             return
         try:
-            result = self.run_tracked(host, delivery, handler, source, message, gated)
+            if delivery is None and not gated:
+                # An ungated cast: no cancel can name it (it has no delivery id), so there is
+                # nothing to track (and no interrupt aimed at it to clear after).
+                result = _aio.resolve(handler(source, message))
+            else:
+                result = self.run_tracked(host, delivery, handler, source, message, gated)
         except SafetyInterrupt:
             self.interrupted(host, delivery, subject)
             return
@@ -604,9 +667,16 @@ def mailbox_item(cmd: _rebeam.Deliver) -> tuple:
     return ("msg", cmd.delivery, cmd.subject, cmd.sender, cmd.data, cmd.buffers)
 
 
-def is_cast_to(cmd: Any, actor: int) -> bool:
-    """Whether a command is a cast (a delivery with no delivery id) to this actor."""
-    return type(cmd) is _rebeam.Deliver and cmd.actor == actor and cmd.delivery is None
+def take_casts(mailbox: collections.deque, first: tuple) -> list:
+    """`first` (a cast taken from the head of a mailbox) and the casts right behind it, taken
+    out too: a run ends at anything that is not a cast (a call, a stop, a bus message)."""
+    casts = [first]
+    while mailbox:
+        item = mailbox[0]
+        if item[0] != "msg" or item[1] is not None:
+            break
+        casts.append(mailbox.popleft())
+    return casts
 
 
 def runs_inline(host: Host, item: tuple) -> bool:
@@ -664,4 +734,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if _env.ZYGOTE_FD in os.environ:
+        # Started as the zygote: it forks the workers, and each runs main (see _zygote.py).
+        from . import _zygote
+
+        _zygote.main(main)
+    else:
+        main()

@@ -54,14 +54,43 @@ class Child:
     name: str | None = None
     restart: str | None = None
     shutdown: Any = _UNSET
+    node: Any = None
 
 
-def child(spec: Any, *, name: str | None = None, restart: str | None = None, shutdown: Any = _UNSET) -> Child:
-    """Wraps a child to set its registered ``name``, ``restart`` kind, or ``shutdown`` time
-    (seconds for a polite stop before it is killed; 0 kills at once; None waits forever)."""
+#: A child's ``node=`` for "any node up" (the first in name order).
+ANY_NODE: str = _rebeam.ANY_NODE
+
+
+def child(
+    spec: Any,
+    *,
+    name: str | None = None,
+    restart: str | None = None,
+    shutdown: Any = _UNSET,
+    node: Any = None,
+) -> Child:
+    """Wraps a child to set its registered ``name``, ``restart`` kind, ``shutdown`` time
+    (seconds for a polite stop before it is killed; 0 kills at once; None waits forever), or
+    the ``node`` it runs on when the run is one node of several (``rebeam --node``).
+
+    ``node`` is a node's name, a list of names, or :data:`ANY_NODE`; None (the default) is the
+    supervisor's own node. The child starts on the first node of the list that is up (this
+    node may be one of them), and so does each restart: a child whose node is lost restarts on
+    a node that remains when its list has one (or it allows any); a child of one node that is
+    lost fails to start, which its supervisor counts as a crash (it may give up). The node
+    runs the same script, so the child's class must be importable there."""
     if restart is not None:
         _rebeam.check_restart(restart)
-    return Child(spec, name, restart, shutdown)
+    return Child(spec, name, restart, shutdown, _check_node(node))
+
+
+def _check_node(node: Any) -> Any:
+    """``node=`` as the governor takes it: a name, a list of names, ANY_NODE, or None."""
+    if node is None or isinstance(node, str):
+        return node
+    if isinstance(node, (list, tuple)) and node and all(isinstance(n, str) for n in node):
+        return list(node)
+    raise ValueError(f"node={node!r} must be a node's name, a non-empty list of names, or ANY_NODE")
 
 
 class _ModuleTask:
@@ -135,6 +164,10 @@ def child_spec(obj: Any) -> dict:
         spec["restart"] = opts.restart
     if opts.shutdown is not _UNSET:
         spec["shutdown_ms"] = _shutdown_ms(opts.shutdown)
+    if opts.node is not None:
+        if spec["kind"] in ("tree", "adopt"):
+            raise TypeError("a Supervisor runs on its parent's node: give node= to its children instead")
+        spec["node"] = opts.node
     return spec
 
 
@@ -197,26 +230,38 @@ class Supervisor:
         return f"Supervisor({self.name or ''!s}{self.strategy}, {len(self.modules)} children, {state})"
 
 
-def spawn(actor: Any, name: str | None = None) -> Any:
+def spawn(actor: Any, name: str | None = None, node: str | None = None) -> Any:
     """Starts an actor (or a task) outside any tree and returns its ProcessID once it runs.
+
+    ``node``: the node to start it on, when the run is one node of several (``rebeam
+    --node``); its governor starts it there, and the ProcessID names that node. A node that is
+    not up, or that cannot start it, raises StartFailed naming the node.
 
     A :class:`~rebeam.Group` gets a supervisor of its own (started in the main process; from a
     worker, its members start unsupervised and are not restarted); ``spawn`` then returns the
     members' ProcessIDs, in member order."""
     from .groups import Group
 
+    if node is not None and not isinstance(node, str):
+        raise TypeError(f"spawn(node={node!r}): give one node's name (a list is for a child spec)")
     if isinstance(actor, Group):
+        if node is not None:
+            raise TypeError("a Group is supervised on this node: give its members node= instead")
         return actor._spawn()[1]
-    spec = child_spec(child(actor, name=name) if name is not None else actor)
+    if name is not None or node is not None:
+        actor = child(actor, name=name, node=node)
+    spec = child_spec(actor)
     if spec["kind"] in ("tree", "adopt"):
         raise TypeError("spawn starts actors and tasks; build a Supervisor to start a tree")
-    return _runtime.ProcessID(*_runtime.connection().spawn(spec))
+    id, actor_name = _runtime.connection().spawn(spec)
+    return _runtime.ProcessID(id, actor_name, None if node == _runtime.NODE else node)
 
 
 __all__ = [
     "Supervisor",
     "child",
     "spawn",
+    "ANY_NODE",
     "ONE_FOR_ONE",
     "ONE_FOR_ALL",
     "REST_FOR_ONE",

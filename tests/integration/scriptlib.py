@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import rebeam
@@ -41,3 +42,21 @@ def show(label, r):
     """Prints a call's result as `label: status value`, naming exceptions by their type."""
     v = r[1]
     print(f"{label}:", r[0], type(v).__name__ if isinstance(v, BaseException) else repr(v), flush=True)
+
+
+def zygotes_of(governor: int) -> list[int]:
+    """The governor's live children named as the zygote names itself (see rebeam._zygote)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == governor and comm == "rebeam-zygote":
+            found.append(int(pid))
+    return found

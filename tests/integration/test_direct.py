@@ -174,3 +174,44 @@ def test_a_cast_dropped_at_a_full_ring_is_counted_in_stats(tmp_path):
     assert "refused after a few" in out, r.stdout
     assert "after: {'casts_dropped': 1}" in out, r.stdout
     assert "serving: ('ok', 3)" in out, r.stdout
+
+
+HUGE_FAILURE = """
+import os
+import rebeam
+from rebeam import GenPy, Supervisor, call, receive
+
+
+class Loud(GenPy):
+    name = "loud"
+
+    @receive("pid")
+    def pid(self, source, _):
+        return os.getpid()
+
+    @receive("fail")
+    def fail(self, source, n):
+        raise ValueError("x" * n)
+
+
+if __name__ == "__main__":
+    Supervisor(modules=[Loud()])
+    call("loud", "pid")                       # the route is cached: calls go direct
+    for n in [10, 1 << 20]:                   # a failure far larger than the ring's record
+        status, err = call("loud", "fail", n, timeout=20)
+        words = str(err)
+        print("failed", n, status, type(err).__name__, "ValueError" in words,
+              "too large for the channel" in words, len(words) < 300_000, flush=True)
+        while call("loud", "pid")[0] != "ok":  # until its supervisor has restarted it
+            pass
+    rebeam.shutdown(0)
+"""
+
+
+def test_a_direct_calls_failure_too_large_for_the_ring_reaches_its_caller_cut(tmp_path):
+    r = run_rebeam(tmp_path, HUGE_FAILURE, timeout=120)
+    check(r)
+    out = outputs(r)
+    assert "failed 10 error RemoteError True False True" in out, r.stdout
+    # Before, the failure was dropped and its caller waited out its timeout.
+    assert f"failed {1 << 20} error RemoteError True True True" in out, r.stdout

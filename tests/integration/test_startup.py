@@ -13,16 +13,19 @@ from rebeam import GenPy, Supervisor, call, receive, start
 from scriptlib import wait_for
 
 def governor_children(governor):
-    """The governor's live child processes: the main process and every worker."""
+    """The governor's live child processes: the main process and every worker (not the
+    zygote, which forks workers and hosts no actor)."""
     found = 0
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/comm") as f:
+                    zygote = f.read().strip() == "rebeam-zygote"
             except OSError:
                 continue
-            if fields[0] != "Z" and int(fields[1]) == governor:
+            if fields[0] != "Z" and int(fields[1]) == governor and not zygote:
                 found += 1
     return found
 

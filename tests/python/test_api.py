@@ -99,6 +99,20 @@ def test_child_specs_for_every_kind(tmp_path):
     assert child_spec(child(a_task, shutdown=0))["shutdown_ms"] == 0
 
 
+def test_a_child_s_node_is_a_name_a_list_or_any_and_a_supervisor_has_none():
+    assert "node" not in child_spec(a_task), "none given: the supervisor's own node"
+    assert child_spec(child(a_task, node="b"))["node"] == "b"
+    assert child_spec(child(a_task, node=("b", "c")))["node"] == ["b", "c"]
+    assert child_spec(child(a_task, node=rebeam.ANY_NODE))["node"] == rebeam.ANY_NODE
+    for bad in ([], [1], 3):
+        with pytest.raises(ValueError, match="node="):
+            child(a_task, node=bad)
+    with pytest.raises(TypeError, match="runs on its parent's node"):
+        child_spec(child(Supervisor(modules=[a_task]), node="b"))
+    with pytest.raises(TypeError, match="give one node's name"):
+        rebeam.spawn(a_task, node=["b", "c"])
+
+
 def test_nested_supervisor_outside_the_main_process_is_only_a_description():
     inner = Supervisor(modules=[Counter(name="a")], strategy=rebeam.REST_FOR_ONE, max_restarts=1, max_seconds=2)
     assert inner.tree_id is None  # not in a rebeam main process: nothing starts

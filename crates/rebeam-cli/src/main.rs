@@ -335,6 +335,17 @@ struct Options {
     /// Governor log level or filter (error, warn, info, debug, trace); also REBEAM_LOG.
     #[arg(long, env = rebeam_proto::env::LOG, value_name = "LEVEL", default_value = "info")]
     log_level: String,
+
+    /// Fork workers from one Python that imported rebeam once (on), or start each worker as a
+    /// fresh interpreter (off); also REBEAM_ZYGOTE.
+    #[arg(long, env = rebeam_proto::env::ZYGOTE, value_enum, default_value = "on")]
+    zygote: OnOff,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 /// `rebeam main.py …` is `rebeam run main.py …`: insert `run` unless a subcommand or a
@@ -601,6 +612,7 @@ fn govern(
         control_socket: options.control_socket,
         python_user,
         main_restart,
+        zygote: options.zygote == OnOff::On,
     };
     // Zenoh's runtime refuses tokio's current-thread scheduler: a node's governor runs on one
     // worker thread instead.

@@ -9,10 +9,15 @@
 //!   worker) says so once ([`Client::count_handled`]) and from then on reports each delivery it
 //!   has finished with, whatever became of it ([`Client::handled`]).
 //! - **Who waits.** Only a channel thread: while more than [`DELIVERY_BOUND`] deliveries
-//!   count, it stops taking records off its ring (between two records, never inside one) and
-//!   sleeps until the count falls to [`RESUME_AT`] (a signal, not a timer; half the bound,
-//!   so that under a steady flood it wakes once per half-bound of deliveries handled, not
-//!   once per delivery). A caller reading its
+//!   count, it stops taking records off its ring at the next cast (between two records, never
+//!   inside one; the cast stays in the ring) and sleeps until the count falls to [`RESUME_AT`]
+//!   (a signal, not a timer; half the bound, so that under a steady flood it wakes once per
+//!   half-bound of deliveries handled, not once per delivery).
+//! - **Calls and answers pass it.** A call, or an answer to a call of ours, at the head of a
+//!   ring is taken past the bound (up to [`CALL_BOUND`] for calls): each has a sender waiting
+//!   for it, so calls are few, and holding them would stall a call cycle through a flooded
+//!   process (A calls B, whose handler calls an actor in A's process) until it timed out. A
+//!   caller reading its
 //!   own reply reads past the bound: its reply may be behind deliveries, and it stops at its
 //!   reply, so it adds at most one ring's worth per call. Replies are never held back.
 //! - **A dead peer's records are still read.** A waiting channel thread looks at its peer each
@@ -33,6 +38,9 @@ use crate::client::lock;
 /// A few thousand small casts are a few MB at most, and far more than a handler can fall
 /// behind by and still catch up while its senders stay busy.
 pub const DELIVERY_BOUND: usize = 4096;
+/// Deliveries past which even calls stay in the rings: they pass [`DELIVERY_BOUND`] (see the
+/// module rules), and this keeps what a process holds bounded whatever its senders do.
+pub const CALL_BOUND: usize = 2 * DELIVERY_BOUND;
 /// Where a channel thread that stopped at the bound takes its ring again.
 pub(crate) const RESUME_AT: usize = DELIVERY_BOUND / 2;
 /// How often a channel thread waiting for the backlog to fall looks whether its peer died or
@@ -85,6 +93,11 @@ impl Backlog {
     /// Whether more deliveries wait than the bound allows.
     pub(crate) fn over(&self) -> bool {
         self.waiting.load(Ordering::SeqCst) > DELIVERY_BOUND
+    }
+
+    /// Whether more deliveries wait than even a call may pass.
+    pub(crate) fn calls_over(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > CALL_BOUND
     }
 
     /// How many deliveries count now.

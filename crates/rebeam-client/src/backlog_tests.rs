@@ -1,6 +1,7 @@
-//! The backlog's bound on a real channel: past it the channel thread leaves records in the
+//! The backlog's bound on a real channel: past it the channel thread leaves casts in the
 //! ring (so the sender meets a full ring), takes them again once deliveries are handled, in
-//! order, and a caller still reads its reply from behind deliveries.
+//! order, a caller still reads its reply from behind deliveries, and a call from another
+//! peer still comes in (a call cycle through a flooded process is answered).
 
 use std::time::Instant;
 
@@ -91,4 +92,39 @@ fn a_caller_reads_its_reply_from_behind_deliveries_past_the_bound() {
     put(&mut tx, Frame::Response { req, body: reply(7) });
     assert_eq!(caller.join().unwrap(), reply(7));
     assert!(client.backlog() > DELIVERY_BOUND);
+}
+
+#[test]
+fn past_the_bound_a_call_is_still_taken_and_a_cast_behind_it_waits() {
+    let (client, s) = connected();
+    client.count_handled();
+    client.send_event(Event::Started { actor: HERE, result: Ok(Gating::default()) }).unwrap();
+    let (fds, flooded, (mut flood, _rx)) = channel(11);
+    send_with_fds(&s, &Frame::Command(Command::ChannelOpened(flooded.clone())), &fds);
+    assert_eq!(client.next_command(Some(WAIT)), Some(Command::ChannelOpened(flooded)));
+    let (fds, other, (mut tx, mut rx)) = channel(12);
+    send_with_fds(&s, &Frame::Command(Command::ChannelOpened(other.clone())), &fds);
+    assert_eq!(client.next_command(Some(WAIT)), Some(Command::ChannelOpened(other)));
+    for _ in 0..=DELIVERY_BOUND {
+        put(&mut flood, cast_for(HERE, 0));
+    }
+    backlog_reaches(&client, DELIVERY_BOUND + 1);
+    for _ in 0..=DELIVERY_BOUND {
+        assert_eq!(next_note(&client), 0);
+    }
+    // Another peer's call (say from an actor this process called, calling back into it).
+    let payload = Payload::default();
+    let ping = Command::Deliver { delivery: Some(40), actor: HERE, subject: "ping".into(), sender: None, payload };
+    put(&mut tx, Frame::Command(ping));
+    put(&mut tx, cast_for(HERE, 1));
+    let Some(Command::Deliver { delivery: Some(delivery), subject, .. }) = client.next_command(Some(WAIT)) else {
+        panic!("the call was left in the ring")
+    };
+    assert_eq!(subject, "ping");
+    assert_eq!(client.next_command(Some(std::time::Duration::from_millis(300))), None, "the cast behind it waits");
+    let outcome = rebeam_proto::Outcome::Reply { status: rebeam_proto::Status::Ok, payload: Payload::default() };
+    client.send_event(Event::Replied { delivery, outcome }).unwrap();
+    assert!(matches!(next_record(&mut rx), Frame::Response { req: 40, .. }), "answered on its ring");
+    client.handled(DELIVERY_BOUND + 2);
+    assert_eq!(next_note(&client), 1, "and comes once deliveries are handled");
 }

@@ -16,6 +16,7 @@ use rebeam_proto::{
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::backlog::Backlog;
+use crate::batch::{Held, Pushed};
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
 use crate::lent::{self, Lender};
@@ -75,12 +76,41 @@ pub(crate) struct Shared {
     pub(crate) lender: Lender,
     /// Deliveries waiting here to be handled (`backlog.rs`).
     pub(crate) backlog: Arc<Backlog>,
+    /// Frames held to go in one write (`held.rs`).
+    pub(crate) held: Held,
 }
 
 impl Shared {
     fn write(&self, frame: Frame) -> Result<(), ClientError> {
         let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
-        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+        encoded.write_to(&mut *self.writer()?).map_err(ClientError::Write)
+    }
+
+    /// The writer's lock, the held frames written first (`held.rs`).
+    fn writer(&self) -> Result<MutexGuard<'_, UnixStream>, ClientError> {
+        let mut writer = lock(&self.writer);
+        self.held.write_to(&mut *writer).map_err(ClientError::Write)?;
+        Ok(writer)
+    }
+
+    /// Writes the held frames now, if any: before a message goes elsewhere than the socket.
+    pub(crate) fn flush_held(&self) -> Result<(), ClientError> {
+        if self.held.any() {
+            drop(self.writer()?);
+        }
+        Ok(())
+    }
+
+    /// Holds `frame` (see `held.rs`), or writes it after the held ones when it is too large to
+    /// hold; true when the batch is full and the caller should [`Shared::flush_held`] (the
+    /// write a caller holding a lock others wait for, Python's GIL, lets it go for).
+    fn hold(&self, frame: Frame) -> Result<bool, ClientError> {
+        let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
+        match self.held.push(&encoded) {
+            Pushed::Held => Ok(false),
+            Pushed::Full => Ok(true),
+            Pushed::Refused => encoded.write_to(&mut *self.writer()?).map(|()| false).map_err(ClientError::Write),
+        }
     }
 
     /// Hands a response to whoever waits for request `req` (the socket's answers and the
@@ -109,6 +139,8 @@ impl Shared {
                 }
             }
         }
+        // Only now: what its callee sent after a reply that came the governor's way follows it.
+        self.direct.arrived(self, req);
     }
 
     /// Sends request `req` the governor's way.
@@ -123,6 +155,7 @@ impl Shared {
             return Ok(Some(frame));
         }
         let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
+        self.held.write_to(&mut *writer).map_err(ClientError::Write)?;
         encoded.write_to(&mut *writer).map_err(ClientError::Write)?;
         Ok(None)
     }
@@ -139,6 +172,7 @@ impl Shared {
     /// lent if its receiver is known (`lent.rs`); the channel a call's reply will come on, if it
     /// went direct.
     fn send_request(&self, req: ReqId, body: Request) -> Result<Option<Arc<Link>>, ClientError> {
+        self.flush_held()?;
         let body = match self.direct.send(self, req, body) {
             Way::Sent(link) => return Ok(link),
             Way::Governor(body) => body,
@@ -170,11 +204,14 @@ impl Shared {
 
     /// Writes a lent frame, its fds on its first bytes; a failed write takes its loans back.
     fn write_lent(&self, frame: lent::LentFrame) -> Result<(), ClientError> {
-        let written = lent::write(&mut lock(&self.writer), &frame);
+        let written = match self.writer() {
+            Ok(mut writer) => lent::write(&mut writer, &frame).map_err(ClientError::Write),
+            Err(e) => Err(e),
+        };
         if written.is_err() {
             self.lender.unsent(frame);
         }
-        written.map_err(ClientError::Write)
+        written
     }
 
     /// A reply to direct call `req` on `link` too large for its ring: the governor's way, as a
@@ -191,7 +228,7 @@ impl Shared {
         }
         let routed = Routed::from_frame(frame).map_err(|_| ClientError::Closed)?;
         let encoded = direct(routed).encode().map_err(ClientError::Encode)?;
-        encoded.write_to(&mut *lock(&self.writer)).map_err(ClientError::Write)
+        encoded.write_to(&mut *self.writer()?).map_err(ClientError::Write)
     }
 
     /// Sends an event the governor's way: a reply with large buffers lent to its caller's
@@ -267,6 +304,7 @@ impl Client {
             direct: Direct::default(),
             lender: Lender::new(),
             backlog: Arc::default(),
+            held: Held::default(),
         });
         // Unbounded, as before: the reader must never block on a slow dispatcher, or responses
         // queued behind a command would stall every waiting caller.
@@ -301,6 +339,7 @@ impl Client {
 
     /// Sends an event; a reply to a direct call goes back on its channel instead.
     pub fn send_event(&self, event: Event) -> Result<(), ClientError> {
+        self.shared.flush_held()?;
         if self.shared.direct.reply(&self.shared, &event) {
             return Ok(());
         }
@@ -338,8 +377,8 @@ impl Client {
     /// `Response::Cast { delivered: true }` says on the full path, and None is returned.
     /// Otherwise the request comes back untouched, for [`Client::request`]. Never blocks.
     pub fn try_cast(&self, body: Request) -> Option<Request> {
-        if self.closed() {
-            return Some(body);
+        if self.closed() || self.shared.held.any() {
+            return Some(body); // held frames go first, which may wait for the writer
         }
         self.shared.direct.try_cast(body)
     }
@@ -404,6 +443,45 @@ impl Client {
     pub fn send_quiet(&self, body: Request) -> Result<(), ClientError> {
         let req = self.shared.open()? | QUIET_REQ;
         self.shared.send_request(req, body).map(drop)
+    }
+
+    /// As [`Client::send_quiet`], but the request is held to go with the frames after it (the
+    /// rules are in the `held` module); true when the batch is full: call
+    /// [`Client::flush_held`] then. A request larger than [`HELD_FRAME_MAX_BYTES`] is written
+    /// at once.
+    ///
+    /// [`HELD_FRAME_MAX_BYTES`]: crate::HELD_FRAME_MAX_BYTES
+    pub fn hold_request(&self, body: Request) -> Result<bool, ClientError> {
+        let req = self.shared.open()? | QUIET_REQ;
+        self.shared.hold(Frame::Request { req, body })
+    }
+
+    /// Sends an event of the governor's alone (as [`Client::try_send_event`] says), held to go
+    /// with the frames after it (the `held` module); true when the batch is full, as for
+    /// [`Client::hold_request`].
+    pub fn hold_event(&self, event: Event) -> Result<bool, ClientError> {
+        debug_assert!(!matches!(event, Event::Replied { .. } | Event::Started { .. } | Event::Exited { .. }));
+        if self.closed() {
+            return Err(ClientError::Closed);
+        }
+        self.shared.hold(Frame::Event(event))
+    }
+
+    /// Writes the held frames now (the burst that held them is over).
+    pub fn flush_held(&self) -> Result<(), ClientError> {
+        self.shared.flush_held()
+    }
+
+    /// Waits until frames are held, for a thread that flushes them once the burst is over;
+    /// false once the connection is closed (no frame will be held again) or `stop` is set
+    /// (and [`Client::wake_held`] called).
+    pub fn wait_held(&self, stop: &AtomicBool) -> bool {
+        self.shared.held.wait(|| self.closed() || stop.load(Ordering::SeqCst))
+    }
+
+    /// Wakes a thread in [`Client::wait_held`] to look at its `stop` again.
+    pub fn wake_held(&self) {
+        self.shared.held.wake();
     }
 
     /// The refusals of unawaited requests since the last call, oldest first.
@@ -524,7 +602,9 @@ impl Client {
     /// Writes raw bytes on the socket, bypassing the codec (for tests of a governor's handling of
     /// malformed frames).
     pub fn send_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
-        lock(&self.shared.writer).write_all(bytes)
+        let mut writer = lock(&self.shared.writer);
+        self.shared.held.write_to(&mut *writer)?;
+        writer.write_all(bytes)
     }
 
     /// The safety state, as last broadcast by the governor.

@@ -60,8 +60,11 @@
 //!   the channel, not to the governor; one too large for the ring goes the governor's way (a
 //!   reply naming the channel and the caller's request id, its large buffers lent, `lent.rs`),
 //!   written before a small record on the ring ([`AWAY`]) that takes the call off the caller's
-//!   list for the channel, so its caller waits for the governor's answer. (So a message the
-//!   actor sends the caller on the ring after such a reply may overtake it.) When an actor here exits, the direct calls it had not
+//!   list for the channel, so its caller waits for the governor's answer; what its process writes on the ring after
+//!   that is held in the caller's process until the reply is in, so it cannot overtake it
+//!   (`held.rs`). A failure too
+//!   large for the ring (a huge exception message or traceback) has no governor's way (the
+//!   governor routes payloads, and a failure is words): it is cut to fit, saying so (`fit.rs`). When an actor here exits, the direct calls it had not
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
 use std::collections::{HashMap, HashSet};
@@ -77,6 +80,7 @@ use rebeam_shm::{Receiver, Sender, ShmError};
 
 use crate::channel::ChannelEnd;
 use crate::client::{lock, Shared};
+use crate::held::Held;
 use crate::role::Commands;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
@@ -120,6 +124,8 @@ pub(crate) struct Link {
     /// Actors of the peer that messages of ours reach the governor's way for now: the number
     /// of the last such message to each (see the module doc's rule on order).
     fences: Mutex<HashMap<ActorId, u64>>,
+    /// Records from the peer held behind its replies that went the governor's way (`held.rs`).
+    pub(crate) held: Held,
 }
 
 impl Link {
@@ -182,6 +188,9 @@ pub(crate) struct Direct {
     next_fence: AtomicU64,
     /// Calls sent the governor's way behind a fence: the fence their answer may lift.
     fence_calls: Mutex<HashMap<ReqId, Fence>>,
+    /// Calls of ours whose reply comes the governor's way while their links hold what follows
+    /// it (`held.rs`).
+    away: Mutex<HashMap<ReqId, Arc<Link>>>,
     /// Calls sent again the governor's way after `NoProcess`, not answered yet, and their
     /// targets: messages to those go the governor's way meanwhile (see the module doc).
     retried: Mutex<HashMap<ReqId, Target>>,
@@ -220,6 +229,7 @@ impl Direct {
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
             fences: Mutex::new(HashMap::new()),
+            held: Held::default(),
         });
         lock(&self.links).insert(id, link.clone());
         let shared = shared.clone();
@@ -440,7 +450,8 @@ impl Direct {
 
     /// Takes a reply for a direct call hosted here; false for the governor's deliveries. A
     /// reply too large for the ring goes the governor's way, its large buffers lent, and
-    /// [`AWAY`] on the ring tells the caller to wait for it there (see the module doc).
+    /// [`AWAY`] on the ring tells the caller to wait for it there; a failure too large for it
+    /// is cut to fit, saying so (see the module doc).
     pub(crate) fn reply(&self, shared: &Shared, event: &Event) -> bool {
         let Event::Replied { delivery, outcome } = event else { return false };
         if delivery & LOCAL_DELIVERY == 0 {
@@ -448,11 +459,25 @@ impl Direct {
         }
         if let Some(hosted) = lock(&self.hosted).remove(delivery) {
             let (link, req) = (&hosted.link, hosted.req);
-            if !answer_on(link, req, Response::Call(outcome.clone()))
-                && matches!(outcome, Outcome::Reply { .. })
-                && shared.reply_the_governors_way(link, req, event.clone()).is_ok()
-            {
-                answer_on(link, req, AWAY);
+            if answer_on(link, req, Response::Call(outcome.clone())) {
+                return true;
+            }
+            match outcome {
+                Outcome::Reply { .. } => {
+                    if shared.reply_the_governors_way(link, req, event.clone()).is_ok() {
+                        answer_on(link, req, AWAY);
+                    }
+                }
+                Outcome::Failed(info) => {
+                    let room = lock(&link.sender).max_record();
+                    let fits = |info: &ErrorInfo| {
+                        let body = Response::Call(Outcome::Failed(info.clone()));
+                        encode_parts(Frame::Response { req, body }).is_ok_and(|e| e.len() <= room)
+                    };
+                    if let Some(cut) = crate::fit::fit(info, fits) {
+                        answer_on(link, req, Response::Call(Outcome::Failed(cut)));
+                    }
+                }
             }
         }
         true
@@ -527,8 +552,21 @@ impl Direct {
                 }
             }
             Frame::Response { body: Response::Cast { delivered: false }, .. } => self.forget_link_routes(link),
-            // Call `req`'s reply comes the governor's way: its waiter waits there (see `AWAY`).
-            Frame::Response { req, body: AWAY } => drop(lock(&link.inflight).remove(&req)),
+            // Call `req`'s reply comes the governor's way: its waiter waits there (see `AWAY`),
+            // and what follows on the ring waits for it, if it is still awaited (`held.rs`).
+            Frame::Response { req, body: AWAY } => {
+                let Some((original, _)) = lock(&link.inflight).remove(&req) else { return };
+                let wait = match original {
+                    Request::Call { timeout_ms, .. } => Duration::from_millis(timeout_ms),
+                    _ => return,
+                };
+                // Under `away`, as `arrived` takes it only once the answer left `pending`.
+                let mut away = lock(&self.away);
+                if lock(&shared.pending).contains_key(&req) {
+                    link.held.hold(req, Instant::now() + wait);
+                    away.insert(req, link.clone());
+                }
+            }
             Frame::Response { req, body } => {
                 let Some((original, _)) = lock(&link.inflight).remove(&req) else { return };
                 if let Response::Call(Outcome::Failed(info)) = &body {
@@ -541,6 +579,50 @@ impl Direct {
             // A peer sends nothing else on a channel; a stray record is ignored, not fatal.
             _ => {}
         }
+    }
+
+    /// A record read off `link`'s ring: handled now, or held behind a reply that went the
+    /// governor's way (a held delivery counts in the backlog as a queued one: `held.rs`).
+    pub(crate) fn read(&self, shared: &Shared, link: &Arc<Link>, frame: Frame) {
+        let delivery = matches!(frame, Frame::Command(Command::Deliver { .. }));
+        match link.held.pass(frame) {
+            Some(frame) => self.received(shared, link, frame),
+            None if delivery => shared.backlog.queued(),
+            None => {}
+        }
+    }
+
+    /// The answer to call `req` was handed to its waiter: what its link held behind it goes on.
+    pub(crate) fn arrived(&self, shared: &Shared, req: ReqId) {
+        let link = {
+            let mut away = lock(&self.away);
+            if away.is_empty() {
+                return;
+            }
+            away.remove(&req)
+        };
+        if let Some(link) = link.filter(|link| link.held.release(req)) {
+            self.hand_on(shared, &link);
+        }
+    }
+
+    /// Ends `link`'s holds past their time (all of them with `now` None), and hands on what
+    /// they held.
+    pub(crate) fn expire_holds(&self, shared: &Shared, link: &Arc<Link>, now: Option<Instant>) {
+        if link.held.expire(now) {
+            lock(&self.away).retain(|req, l| !Arc::ptr_eq(l, link) || link.held.has(*req));
+            self.hand_on(shared, link);
+        }
+    }
+
+    fn hand_on(&self, shared: &Shared, link: &Arc<Link>) {
+        link.held.drain(|frame| {
+            if matches!(frame, Frame::Command(Command::Deliver { .. })) {
+                // It counts again once queued.
+                shared.backlog.done(1);
+            }
+            self.received(shared, link, frame);
+        });
     }
 
     fn deliver(
@@ -604,6 +686,9 @@ impl Direct {
     }
 
     pub(crate) fn link_lost(&self, shared: &Shared, link: &Arc<Link>, why: &str) {
+        // What the peer sent before it died is handed on first, replies to calls in flight
+        // among it (the governor forwards a reply sent its way before it says the peer died).
+        self.expire_holds(shared, link, None);
         link.dead.store(true, Ordering::SeqCst);
         lock(&self.links).remove(&link.id);
         self.forget_link_routes(link);

@@ -305,6 +305,45 @@ fn the_host_side_delivers_ring_records_as_commands_and_replies_on_the_ring() {
 }
 
 #[test]
+fn a_failure_too_large_for_the_ring_is_answered_on_it_cut_to_fit() {
+    let (client, s) = connected();
+    let (fds, grant, (mut tx, mut rx)) = channel(12);
+    client.send_event(Event::Started { actor: ACTOR, result: Ok(Gating::default()) }).unwrap();
+    send_with_fds(&s, &Frame::Command(Command::ChannelOpened(grant.clone())), &fds);
+    assert_eq!(client.next_command(Some(WAIT)), Some(Command::ChannelOpened(grant)));
+    let payload = Payload::default();
+    put(
+        &mut tx,
+        Frame::Command(Command::Deliver {
+            delivery: Some(80),
+            actor: ACTOR,
+            subject: "boom".into(),
+            sender: None,
+            payload,
+        }),
+    );
+    let Some(Command::Deliver { delivery: Some(delivery), .. }) = client.next_command(Some(WAIT)) else {
+        panic!("expected the call as a delivery")
+    };
+    // Many times the ring's largest record (about 2 KiB here).
+    let info = ErrorInfo {
+        kind: ErrorKind::Crashed,
+        message: "m".repeat(20_000),
+        exc_type: Some("ValueError".into()),
+        traceback: Some(format!("Traceback (most recent call last):\n{}ValueError: end", "t".repeat(20_000))),
+    };
+    client.send_event(Event::Replied { delivery, outcome: Outcome::Failed(info) }).unwrap();
+    match next_record(&mut rx) {
+        Frame::Response { req: 80, body: Response::Call(Outcome::Failed(cut)) } => {
+            assert_eq!((cut.kind, cut.exc_type.as_deref()), (ErrorKind::Crashed, Some("ValueError")));
+            assert!(cut.message.starts_with("mmm") && cut.message.contains("too large for the channel"));
+            assert!(cut.traceback.is_some_and(|t| t.ends_with("ValueError: end")));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn after_a_message_the_governors_way_later_ones_follow_it_until_a_call_is_answered_by_the_actor() {
     let (client, mut s) = connected();
     let client = std::sync::Arc::new(client);

@@ -13,7 +13,8 @@
 //! - **Reading.** Holding the rings it has, it sleeps on all of them and on the command role's
 //!   doorbell (rung for anything queued: the socket's commands, or a ring a channel thread still
 //!   read), and reads a ring that has records as its channel thread would (`take_ready`: ring
-//!   order, each record released once queued, bounded). It stops as soon as a command is
+//!   order, each record released once queued, kept behind a hold as any reader's (`held.rs`),
+//!   calls and answers passing the bound as they pass it there). It stops as soon as a command is
 //!   queued, and lets go of a ring whose peer died (its channel thread meets the death) or that
 //!   a caller wants (the caller rings the ring's bell; the holder lets go and wakes it).
 //! - **Giving the rings back.** Before it returns (to run what it took) it lets go of every
@@ -77,7 +78,7 @@ pub(crate) fn read_until_queued(
     if links.is_empty() {
         return;
     }
-    let mut held = take_rings(&links, queue, &queued, deadline);
+    let mut held = take_rings(shared, &links, queue, &queued, deadline);
     role.rings_waiting.store(true, Ordering::SeqCst);
     // Pairs with the fence in `CommandRole::pushed`: either it sees the flag and rings, or
     // this sees its command.
@@ -117,7 +118,7 @@ pub(crate) fn read_until_queued(
 
 /// Takes the locks that are free; gives back the rings still to wait for (a ring a caller of
 /// this process wants is left to it).
-fn take_free<'a>(waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&'a Arc<Link>> {
+fn take_free<'a>(shared: &Shared, waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&'a Arc<Link>> {
     let mut still = Vec::new();
     for link in waiting {
         if link.turns.readers.load(Ordering::SeqCst) > 0 {
@@ -130,8 +131,9 @@ fn take_free<'a>(waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&
                 if link.turns.readers.load(Ordering::SeqCst) > 0 {
                     link.turns.thread_reads.store(false, Ordering::SeqCst);
                     still.push(link);
-                    drop(receiver);
-                    link.turns.let_go();
+                    // As any reader lets go: what came while it held the lock is read and the
+                    // ring announced, so the channel thread wakes for the next record.
+                    leave(shared, link, receiver, true);
                     continue;
                 }
                 hold(link);
@@ -146,13 +148,14 @@ fn take_free<'a>(waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&
 /// Counts the holder a reader of every link and takes each ring's lock as its channel thread
 /// lets go of it; stops waiting for the rest once a command is queued or `deadline` passes.
 fn take_rings<'a>(
+    shared: &Shared,
     links: &'a [Arc<Link>],
     queue: &Commands,
     queued: &impl Fn() -> bool,
     deadline: Option<Instant>,
 ) -> Vec<Held<'a>> {
     let mut held = Vec::with_capacity(links.len());
-    let mut waiting = take_free(links.iter().collect(), &mut held);
+    let mut waiting = take_free(shared, links.iter().collect(), &mut held);
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if waiting.is_empty() || queued() || left.is_some_and(|l| l.is_zero()) {
@@ -166,7 +169,7 @@ fn take_rings<'a>(
         }
         std::sync::atomic::fence(Ordering::SeqCst);
         let before = waiting.len();
-        waiting = take_free(waiting, &mut held);
+        waiting = take_free(shared, waiting, &mut held);
         if !waiting.is_empty() && waiting.len() == before {
             // A command queued meanwhile (a channel thread letting go queues what it read) ends
             // the wait too.

@@ -20,7 +20,8 @@
 //!   `Command::Safety`, which only updates [`Client::safety`] (read without a round trip).
 //!   One thread at a time takes them; it may step aside to run what it took while another
 //!   takes the next (the rules are in the `role` module). Past [`DELIVERY_BOUND`] deliveries
-//!   waiting here, the channel threads leave records in their rings (the `backlog` module).
+//!   waiting here, the channel threads leave casts in their rings; calls and answers pass
+//!   (the `backlog` module).
 //! - When the socket closes, every waiter wakes with [`ClientError::Gone`], later requests fail
 //!   with [`ClientError::Closed`], and the command queue ends with `Command::Shutdown { code: -1 }`.
 //! - Frames that hand over a direct channel's end come with its fds; the reader opens the end
@@ -29,6 +30,8 @@
 //! - Ordinary calls and casts go straight to the actor's process once its route is known, and
 //!   their answers reach the same waiters (the rules are in the `direct` module).
 //! - Writers share one lock, so frames from several threads never interleave on the socket.
+//!   Frames nobody waits for may be held to go in one write, before anything else is sent (the
+//!   rules are in the `batch` module).
 //!
 //! Waits take a timeout and never hold a lock, so a caller can wait in slices (as `rebeam-py`
 //! does, to run Python's signal handlers in between) without losing the response.
@@ -36,6 +39,9 @@
 mod backlog;
 #[cfg(test)]
 mod backlog_tests;
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 mod channel;
 #[cfg(test)]
 mod channel_tests;
@@ -48,6 +54,10 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
+mod fit;
+mod held;
+#[cfg(test)]
+mod held_tests;
 mod idle_reader;
 #[cfg(test)]
 mod idle_reader_tests;
@@ -60,7 +70,8 @@ mod role_tests;
 #[cfg(test)]
 mod tests;
 
-pub use backlog::DELIVERY_BOUND;
+pub use backlog::{CALL_BOUND, DELIVERY_BOUND};
+pub use batch::{HELD_FRAMES, HELD_FRAME_MAX_BYTES};
 pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};

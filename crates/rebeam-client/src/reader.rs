@@ -59,6 +59,7 @@ pub(crate) fn run(stream: UnixStream, shared: Arc<Shared>, commands: Commands, l
     // `closed` first: a request registered after the map is emptied sees it and takes itself
     // back (see `Client::start_completion`).
     shared.closed.store(true, Ordering::SeqCst);
+    shared.held.wake();
     // Dropping the senders wakes every waiting request with a disconnect.
     let outstanding = std::mem::take(&mut *lock(&shared.pending));
     for (tag, waiter) in outstanding {

@@ -15,7 +15,9 @@
 //!   the lock up as soon as its reply is there, and wakes at least every [`READ_SLICE`] to look
 //!   at its own waiter (which the connection's close, or the governor's answer to a call sent
 //!   again its way after `NoProcess`, reach without the ring). Once its call is no longer in
-//!   flight on the channel, its answer comes some other way: it stops reading and waits for it.
+//!   flight on the channel, its answer comes some other way: it stops reading and waits for it;
+//!   so it does while the link holds records behind a reply that went the governor's way (the
+//!   `held` module), which the channel thread reads on into.
 //! - **A caller that finds the ring taken** waits on its own waiter, where the holder puts its
 //!   reply, and on the ring's turn: whoever lets the lock go while callers wait for it wakes
 //!   one of them, so a caller whose reply comes after the holder left reads it at once (no
@@ -33,8 +35,9 @@
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`] (zero for now:
 //!   see there), and only while a core is free (`rebeam_shm::idle`): an answer that comes
 //!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
-//! - **The channel thread leaves records in the ring** while the process's backlog of
-//!   deliveries is over its bound, and sleeps until it falls (the rules are in `backlog.rs`);
+//! - **The channel thread leaves casts in the ring** while the process's backlog of
+//!   deliveries is over its bound, and sleeps until it falls; calls and answers pass (the
+//!   rules are in `backlog.rs`);
 //!   a caller reading its own reply reads on regardless, so replies are never held back.
 //! - **Failures are the channel thread's.** A caller whose read fails (the peer died, the ring
 //!   broke) stops reading and waits on its waiter; the channel thread takes the ring next, meets
@@ -46,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{select_biased, unbounded, Receiver as Replies, RecvTimeoutError, Sender, TryRecvError};
-use rebeam_proto::{decode_inbound, ReqId, Response, HEADER_BYTES};
+use rebeam_proto::{decode_inbound, Command, Frame, ReqId, Response, HEADER_BYTES};
 use rebeam_shm::{Backstop, Doorbell, Receiver, ShmError};
 
 use crate::backlog::PEER_LOOK;
@@ -68,27 +71,43 @@ const CLOSED_POLL: Duration = Duration::from_millis(500);
 const PEER_WHY_POLL: Duration = Duration::from_millis(1);
 
 /// Takes every record ready on the ring and handles it; with `bounded`, only while the
-/// process's backlog is within its bound (the channel thread's reading: see `backlog.rs`).
+/// process's backlog is within its bound, or the record passes it (the channel thread's
+/// reading: see `backlog.rs`). True if it left a record in the ring at the bound.
 pub(crate) fn take_ready(
     shared: &Shared,
     link: &Arc<Link>,
     receiver: &mut Receiver,
     bounded: bool,
-) -> Result<(), ShmError> {
-    while !(bounded && shared.backlog.over()) {
-        let Some(record) = receiver.try_recv()? else { break };
+) -> Result<bool, ShmError> {
+    loop {
+        let Some(record) = receiver.try_recv()? else { return Ok(false) };
         let frame = record
             .get(HEADER_BYTES..)
             .map(Bytes::copy_from_slice)
             .and_then(|body| decode_inbound(body).ok())
             .map(rebeam_proto::Inbound::into_frame);
+        if bounded && shared.backlog.over() && !passes_bound(&shared.backlog, frame.as_ref()) {
+            record.unread();
+            return Ok(true);
+        }
         if let Some(frame) = frame {
-            shared.direct.received(shared, link, frame);
+            // Held behind a reply that went the governor's way, it is kept, in order (`held.rs`).
+            shared.direct.read(shared, link, frame);
         }
         // Released only now: a drained ring means every record is in the queue.
         drop(record);
     }
-    Ok(())
+}
+
+/// Whether a record is taken past the delivery bound: an answer, or a call within
+/// [`CALL_BOUND`](crate::backlog::CALL_BOUND) (see `backlog.rs`); one that does not decode is
+/// dropped anyway.
+fn passes_bound(backlog: &crate::backlog::Backlog, frame: Option<&Frame>) -> bool {
+    match frame {
+        Some(Frame::Command(Command::Deliver { delivery: Some(_), .. })) => !backlog.calls_over(),
+        Some(Frame::Command(_)) => false,
+        Some(_) | None => true,
+    }
 }
 
 /// Whether the ring's peer is gone.
@@ -171,18 +190,20 @@ impl Drop for Registered<'_> {
 }
 
 /// Lets go of the ring, leaving it to the channel thread's backstop (see the module rules):
-/// what is ready is read first (with `bounded`, only while the backlog is within its bound;
-/// records left for that wake the channel thread, which waits for the backlog to fall).
-pub(crate) fn leave(shared: &Shared, link: &Arc<Link>, mut receiver: MutexGuard<'_, Receiver>, bounded: bool) {
+/// what is ready is read first (with `bounded`, as `take_ready` reads at the bound; a record
+/// left at the bound wakes the channel thread, which waits for the backlog to fall). True if
+/// it left a record at the bound.
+pub(crate) fn leave(shared: &Shared, link: &Arc<Link>, mut receiver: MutexGuard<'_, Receiver>, bounded: bool) -> bool {
     let mut left_records = false;
     // A failed read is left to the channel thread, which meets it next.
     while let Ok(true) = receiver.announce() {
-        if bounded && shared.backlog.over() {
-            left_records = true;
-            break;
-        }
-        if take_ready(shared, link, &mut receiver, bounded).is_err() {
-            break;
+        match take_ready(shared, link, &mut receiver, bounded) {
+            Ok(false) => {}
+            Ok(true) => {
+                left_records = true;
+                break;
+            }
+            Err(_) => break,
         }
     }
     if let Some(backstop) = &link.turns.backstop {
@@ -193,6 +214,7 @@ pub(crate) fn leave(shared: &Shared, link: &Arc<Link>, mut receiver: MutexGuard<
     if let Some(backstop) = &link.turns.backstop {
         let _ = if left_records { backstop.wake() } else { backstop.left() };
     }
+    left_records
 }
 
 /// A reader that will sleep on the ring itself took it: the channel thread, behind it, is not
@@ -262,11 +284,13 @@ pub(crate) fn wait_reply(
             Turn::Answered(response) => return Ok(response),
             Turn::Again => continue,
         };
-        let read = take_ready(shared, link, &mut receiver, false).and_then(|()| {
+        let read = take_ready(shared, link, &mut receiver, false).and_then(|_| {
             if !replies.is_empty() {
                 return Ok(true);
             }
-            if !lock(&link.inflight).contains_key(&req) {
+            // Held behind a reply that went the governor's way, a reply here waits until it is in
+            // (`held.rs`): the channel thread reads on meanwhile.
+            if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
             hold(link);
@@ -322,14 +346,20 @@ pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
 
 /// The channel thread's reading: why it stopped.
 fn read_behind(shared: &Shared, link: &Arc<Link>, backstop: &Backstop) -> String {
+    // The last read left a record in the ring at the delivery bound.
+    let mut stopped = false;
     loop {
         if shared.closed.load(Ordering::SeqCst) {
             return "the connection to the governor closed".to_string();
         }
         let waiting = shared.direct.report_counts(shared);
-        let timeout = if waiting { COUNT_REPORT } else { CLOSED_POLL };
-        if shared.backlog.over() && !peer_gone(link) {
-            // Records stay in the ring (its sender meets a full ring) until the backlog falls.
+        // This thread wakes for a hold's end even while others read the ring (it sleeps on
+        // the backstop, not the ring): whoever reads, a hold past its time is let go here.
+        shared.direct.expire_holds(shared, link, Some(Instant::now()));
+        let poll = if waiting { COUNT_REPORT } else { CLOSED_POLL };
+        let timeout = link.held.next_end().map_or(poll, |end| poll.min(end.saturating_duration_since(Instant::now())));
+        if stopped && shared.backlog.over() && !peer_gone(link) {
+            // A cast stays in the ring (its sender meets a full ring) until the backlog falls.
             shared.backlog.wait_below(PEER_LOOK);
             continue;
         }
@@ -348,7 +378,8 @@ fn read_behind(shared: &Shared, link: &Arc<Link>, backstop: &Backstop) -> String
                 link.turns.let_go();
                 return peer_why(shared, link);
             }
-            leave(shared, link, receiver, true);
+            // Leaving reads on (the ring is announced first), so its word is the last.
+            stopped = leave(shared, link, receiver, true);
         }
         match backstop.wait(timeout) {
             Ok(()) | Err(ShmError::TimedOut) => {}

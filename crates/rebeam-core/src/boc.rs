@@ -166,6 +166,10 @@ pub struct Boc<T> {
     send_ahead: bool,
     /// Forgotten cowns whose holder is not told yet, by holder (see `release`).
     forget: HashMap<Location, Vec<CownId>>,
+    /// Shared cowns their maker released, freed once nothing is queued on them; and cowns a
+    /// process keeps a handle to, never freed (see `release`).
+    released: HashSet<CownId>,
+    kept: HashSet<CownId>,
 }
 
 impl<T> Default for Boc<T> {
@@ -186,6 +190,8 @@ impl<T> Default for Boc<T> {
             early_ready: Vec::new(),
             send_ahead: false,
             forget: HashMap::new(),
+            released: HashSet::new(),
+            kept: HashSet::new(),
         }
     }
 }

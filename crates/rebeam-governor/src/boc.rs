@@ -16,6 +16,9 @@
 //! in the same way (`DefineCode`), kept here for the workers to come, up to
 //! [`rebeam_core::boc::MAX_CODES`] (the main process stops defining codes there, and sends
 //! the rest with each behaviour); behaviours name it and carry only their captures.
+//!
+//! A process drops or releases only cowns it made ([`COWN_ID_MAKER_SHIFT`]); which cowns are
+//! freed, and when, is the machine's rule (rebeam-core's `boc/release.rs`).
 
 use rebeam_core::boc::{Effect, Pool, Run};
 use rebeam_core::cowns::{BehaviourId, CownId, Location};
@@ -24,6 +27,10 @@ use rebeam_proto::{Command as Cmd, ErrorInfo, ErrorKind, Frame, Payload, ReqId, 
 use crate::router::{Input, ProcIdx, ProcState, Router};
 
 pub use rebeam_core::boc::How;
+
+/// A cown's id carries the index of the process that made it in its bits from here up
+/// (`rebeam.boc`'s `new_id`): only that process may drop or release it.
+pub const COWN_ID_MAKER_SHIFT: u32 = 40;
 
 pub struct Boc {
     machine: rebeam_core::boc::Boc<Payload>,
@@ -119,18 +126,40 @@ impl Router {
         self.carry_out_boc(effects);
     }
 
-    /// The main process dropped its last handles to `cowns` (only its drops count: a worker
-    /// never owns a cown's handle, see `rebeam.boc`).
+    /// A process dropped its last handles to cowns it made, none of which ever left it (see
+    /// `rebeam.boc`). Only its own count: the others are ignored, with a warning.
     pub fn drop_cowns(&mut self, proc: ProcIdx, cowns: &[CownId]) {
-        if self.procs[proc].role != Role::Main {
-            tracing::warn!(
-                "{} dropped cowns; only the main process's drops count, ignored",
-                self.procs[proc].describe()
-            );
-            return;
-        }
-        let effects = self.boc.machine.drop_cowns(cowns);
+        let Some(cowns) = self.made_by(proc, cowns, "dropped") else { return };
+        let effects = self.boc.machine.drop_cowns(&cowns);
         self.carry_out_boc(effects);
+    }
+
+    /// A process released cowns it made that behaviours got handles to (rebeam-core's
+    /// `release`); only its own count.
+    pub fn release_cowns(&mut self, proc: ProcIdx, cowns: &[CownId]) {
+        let Some(cowns) = self.made_by(proc, cowns, "released") else { return };
+        let effects = self.boc.machine.release_cowns(&cowns);
+        self.carry_out_boc(effects);
+    }
+
+    /// A process keeps handles to `cowns`: they are never freed.
+    pub fn keep_cowns(&mut self, cowns: &[CownId]) {
+        self.boc.machine.keep_cowns(cowns);
+    }
+
+    /// Those of `cowns` that `proc` made (its index is in their ids' high bits), or None if
+    /// none; a warning names the others.
+    fn made_by(&self, proc: ProcIdx, cowns: &[CownId], what: &str) -> Option<Vec<CownId>> {
+        let index = u64::from(self.procs[proc].index);
+        let (own, others): (Vec<CownId>, Vec<CownId>) = cowns.iter().partition(|&&c| c >> COWN_ID_MAKER_SHIFT == index);
+        if !others.is_empty() {
+            tracing::warn!(
+                "{} {what} {} cown(s) another process made; only a cown's maker may, ignored",
+                self.procs[proc].describe(),
+                others.len()
+            );
+        }
+        (!own.is_empty()).then_some(own)
     }
 
     /// How many known cowns have their value at each process (for the status report).

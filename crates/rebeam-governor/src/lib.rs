@@ -7,8 +7,10 @@
 //!
 //! Lifecycle of a run:
 //! 1. Listen on a private Unix socket (`$XDG_RUNTIME_DIR/rebeam` or `/tmp/rebeam-<uid>`, 0700).
-//! 2. Spawn the main process and `workers + spares` workers from one long-lived thread, each in
-//!    its own process group, each with PR_SET_PDEATHSIG so it dies with the governor.
+//! 2. Spawn the main process and the zygote from one long-lived thread, each in its own process
+//!    group, each with PR_SET_PDEATHSIG so it dies with the governor; the zygote forks the
+//!    `workers + spares` workers, each re-parented to the governor and tied to it the same way
+//!    (without a zygote, the thread spawns them too; see zygote.rs).
 //! 3. Route frames until the root tree ends, `rebeam.shutdown()` is called, the script body ends
 //!    with no tree, or SIGINT/SIGTERM arrives.
 //! 4. Shut down in reverse start order: trees (children in reverse order, polite stop, timeout,
@@ -40,6 +42,7 @@ mod status;
 mod tree;
 mod usage;
 mod user;
+mod zygote;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -87,6 +90,8 @@ pub struct Config {
     pub python_user: Option<PythonUser>,
     /// Whether and how often the script is run again when it ends (`--restart`).
     pub main_restart: MainRestartPolicy,
+    /// Fork workers from a zygote, a Python imported once (`--zygote`; see zygote.rs).
+    pub zygote: bool,
 }
 
 /// What the main process is.

@@ -70,7 +70,7 @@ impl Router {
             // Library mode: the user's process goes on without us; nothing to wait for.
             self.procs[main].state = ProcState::Dead;
         }
-        let mut alive = false;
+        let mut alive = self.stop_zygote();
         for i in self.procs.ids() {
             if self.procs[i].state != ProcState::Dead {
                 alive = true;

@@ -38,9 +38,11 @@ mod invariants;
 mod lent;
 mod node_monitors;
 mod nodes;
+mod placement;
 mod regressions;
 mod spares;
 mod status_report;
+mod zygote;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

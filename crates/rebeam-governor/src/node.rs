@@ -44,9 +44,12 @@
 //!   failing safe when the authority is lost, are the transport's: `rebeam-node`'s
 //!   `authority` module.)
 //!
-//! Not done yet (later stages): bus topics across nodes, a down notice's ProcessID naming its
-//! node (it carries the actor's id and name), placing a child on a named node, and
-//! supervisors restarting children on the nodes that remain.
+//! - Placement on a named node ([`NodeOut::Spawn`], [`NodeIn::Spawn`], [`NodeOut::Stop`]):
+//!   `spawn(..., node=)`, tree children placed on other nodes, and their restarts on the nodes
+//!   that remain; the rules are in `node_placement.rs`.
+//!
+//! Not done yet (later stages): bus topics across nodes, and a down notice's ProcessID naming
+//! its node (it carries the actor's id and name).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -66,6 +69,8 @@ mod casts;
 mod monitors;
 #[path = "node_pids.rs"]
 mod pids;
+#[path = "node_placement.rs"]
+mod placement;
 
 /// The caller of every call that came from another node: a slot no process table reaches.
 pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
@@ -92,6 +97,12 @@ pub enum NodeOut {
     Down { monitor: u64, frame: Vec<u8> },
     /// The arming authority's safety state changed (sent only by the authority).
     Safety { state: rebeam_proto::Safety },
+    /// Start an actor on `node`: `frame` is a `Request::Spawn` frame (length prefix included)
+    /// whose placement is `Here`; `supervised`: for a supervisor here, so that `node` stops it
+    /// when this node is lost. The answer comes back as `NodeIn::Spawned { call, .. }`.
+    Spawn { call: u64, node: String, supervised: bool, frame: Vec<u8> },
+    /// Stop actor `actor` of `node` (a tree child placed there), politely within `shutdown_ms`.
+    Stop { node: String, actor: rebeam_proto::ActorId, shutdown_ms: Option<u64> },
 }
 
 /// This node's part in arming.
@@ -128,12 +139,21 @@ pub enum NodeIn {
     /// `NodeOut::Monitor { monitor, .. }` ended: its actor ended (`actor` as its node named
     /// it), its node was lost, or it could not be set (`actor` None).
     Down { monitor: u64, actor: Option<rebeam_proto::ActorRef>, reason: rebeam_proto::Exit },
+    /// Another node asks for an actor to start here: a `Request::Spawn` frame (without its
+    /// length prefix); `supervisor`: the node whose supervisor it is for, if one is.
+    Spawn { query: u64, supervisor: Option<String>, frame: Bytes },
+    /// The answer to `NodeOut::Spawn { call, .. }`.
+    Spawned { call: u64, result: Result<rebeam_proto::ActorRef, ErrorInfo> },
+    /// Another node's supervisor stops its child `actor` here.
+    Stop { actor: rebeam_proto::ActorId, shutdown_ms: Option<u64> },
 }
 
 /// Both ends of the seam, as the transport hands them to [`crate::run_node`].
 pub struct Seam {
     pub out: mpsc::UnboundedSender<NodeOut>,
     pub inputs: mpsc::UnboundedReceiver<NodeIn>,
+    /// This node's name.
+    pub name: String,
 }
 
 /// The router's side of the seam.
@@ -145,11 +165,14 @@ pub(crate) struct Link {
     authority: Authority,
     /// Monitors set here on other nodes' actors, by reference.
     watches: HashMap<u64, monitors::Watch>,
+    /// This node's name (None in tests that give none).
+    here: Option<String>,
+    placements: placement::Placements,
 }
 
 /// Starts feeding the transport's inputs to the router; the router's side of the seam.
 pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) -> Link {
-    let Seam { out, mut inputs } = seam;
+    let Seam { out, mut inputs, name } = seam;
     tokio::spawn(async move {
         while let Some(input) = inputs.recv().await {
             if router_inputs.send(Input::Node(input)).is_err() {
@@ -163,6 +186,8 @@ pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) ->
         up: Vec::new(),
         authority: Authority::Elsewhere(None),
         watches: HashMap::new(),
+        here: Some(name),
+        placements: placement::Placements::default(),
     }
 }
 
@@ -176,7 +201,14 @@ impl Link {
             up: Vec::new(),
             authority: Authority::Elsewhere(None),
             watches: HashMap::new(),
+            here: None,
+            placements: placement::Placements::default(),
         }
+    }
+
+    /// As `detached`, for node `name`.
+    pub(crate) fn named(out: mpsc::UnboundedSender<NodeOut>, name: &str) -> Link {
+        Link { here: Some(name.to_string()), ..Link::detached(out) }
     }
 }
 
@@ -216,9 +248,14 @@ impl Router {
         match input {
             NodeIn::Up(up) => {
                 if let Some(link) = self.node.as_mut() {
-                    link.up = up;
+                    let before = std::mem::replace(&mut link.up, up);
+                    self.orphans_after(&before);
                 }
             }
+            NodeIn::Spawn { query, supervisor, frame } => self.spawn_from_node(query, supervisor, frame),
+            NodeIn::Spawned { call, result } => self.spawn_answered(call, result),
+            NodeIn::Stop { actor, shutdown_ms } => self.stop_from_node(actor, shutdown_ms),
+            NodeIn::Down { monitor, reason, .. } if self.child_down_elsewhere(monitor, &reason) => {}
             NodeIn::Answer { call, outcome } => {
                 if let Some((proc, req)) = self.node.as_mut().and_then(|l| l.pending.remove(&call)) {
                     self.respond(proc, req, Response::Call(outcome));

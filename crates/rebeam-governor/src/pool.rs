@@ -3,7 +3,7 @@
 //!
 //! The rules (placement, warming, replacement, early deaths) are `rebeam_core::pool`'s; this
 //! file turns them into spawns and frames. The main process and the pool's workers start at
-//! once; the ready workers are told to preload when all of those workers are ready, and the
+//! once (the workers forked by the zygote when there is one: see zygote.rs); the ready workers are told to preload when all of those workers are ready, and the
 //! spares start once, besides, the main process is ready, the first actor start has ended and
 //! no actor is starting, so neither competes for the cores with what the first placement and
 //! the first reply wait for. A worker that dies is replaced by the warm spare
@@ -44,6 +44,9 @@ impl Router {
                 reaped: false,
             }),
         };
+        // Beside the main process: the two interpreters start together, and the workers are
+        // forks of the second.
+        self.start_zygote();
         for i in 0..self.config.workers {
             self.spawn_process(Role::Worker, i as u32 + 1, false)?;
         }
@@ -62,27 +65,61 @@ impl Router {
 
     pub(crate) fn spawn_process(&mut self, role: Role, index: u32, spare: bool) -> Result<ProcIdx, GovernorError> {
         let token = process::random_token();
+        // A worker is forked by the zygote when there is one (see zygote.rs), its pid known later.
+        let pid = if role == Role::Worker && self.fork_worker(&token, index) {
+            crate::zygote::NOT_FORKED_YET
+        } else {
+            let module = if role == Role::Main { "rebeam._main" } else { "rebeam._worker" };
+            let cmd = self.python_command(role, module, Some((&token, index)));
+            let what = match role {
+                Role::Main => "the main process".to_string(),
+                Role::Worker => format!("worker {index}"),
+            };
+            self.os.spawn(cmd).map_err(|source| GovernorError::Spawn {
+                what,
+                python: self.config.python.clone(),
+                source,
+            })?
+        };
+        self.last_index = self.last_index.max(index);
+        let idx = self.procs.insert(Proc {
+            role,
+            index,
+            pid,
+            token,
+            state: ProcState::Spawned,
+            tx: None,
+            spare,
+            lost: false,
+            external: false,
+            reaped: false,
+        });
+        match pid {
+            crate::zygote::NOT_FORKED_YET => tracing::debug!("asked the zygote for worker {index}"),
+            _ => tracing::debug!("spawned {}", self.procs[idx].describe()),
+        }
+        self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
+        Ok(idx)
+    }
+
+    /// The command that runs `python -m module` as a process of the run in `role`, with the
+    /// environment every one of them gets; `id` is its token and index (none for the zygote:
+    /// each worker it forks gets its own).
+    pub(crate) fn python_command(&self, role: Role, module: &str, id: Option<(&str, u32)>) -> Command {
         let mut cmd = Command::new(&self.config.python);
-        match (role, &self.config.program) {
-            (Role::Main, Program::Script { argv0, args, .. }) => {
-                cmd.args(["-m", "rebeam._main"]).arg(argv0).args(args);
-            }
-            (Role::Main, Program::Library { .. }) => unreachable!("the library-mode main process is not spawned"),
-            // A worker may import the script (code sent by reference): its module level then
-            // sees the `sys.argv` the main process saw, as multiprocessing's spawn does.
-            (Role::Worker, Program::Script { argv0, args, .. }) => {
-                cmd.args(["-m", "rebeam._worker"]).arg(argv0).args(args);
-            }
-            (Role::Worker, Program::Library { .. }) => {
-                cmd.args(["-m", "rebeam._worker"]);
-            }
+        cmd.args(["-m", module]);
+        // A worker may import the script (code sent by reference): its module level then
+        // sees the `sys.argv` the main process saw, as multiprocessing's spawn does.
+        if let Program::Script { argv0, args, .. } = &self.config.program {
+            cmd.arg(argv0).args(args);
+        }
+        if let Some((token, index)) = id {
+            cmd.env(env::TOKEN, token).env(env::INDEX, index.to_string());
         }
         cmd.env(env::SOCKET, &self.socket_path)
-            .env(env::TOKEN, &token)
             // The control socket's path stays with the host (see control.rs).
             .env_remove(env::CONTROL)
             .env(env::ROLE, if role == Role::Main { "main" } else { "worker" })
-            .env(env::INDEX, index.to_string())
             .env(
                 env::SCRIPT,
                 match &self.config.program {
@@ -104,31 +141,7 @@ impl Router {
             use std::os::unix::process::CommandExt;
             cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
         }
-        let what = match role {
-            Role::Main => "the main process".to_string(),
-            Role::Worker => format!("worker {index}"),
-        };
-        let pid = self.os.spawn(cmd).map_err(|source| GovernorError::Spawn {
-            what,
-            python: self.config.python.clone(),
-            source,
-        })?;
-        self.last_index = self.last_index.max(index);
-        let idx = self.procs.insert(Proc {
-            role,
-            index,
-            pid,
-            token,
-            state: ProcState::Spawned,
-            tx: None,
-            spare,
-            lost: false,
-            external: false,
-            reaped: false,
-        });
-        tracing::debug!("spawned {}", self.procs[idx].describe());
-        self.after(READY_TIMEOUT, Input::ReadyDeadline(idx));
-        Ok(idx)
+        cmd
     }
 
     pub(crate) fn on_hello(&mut self, hello: Hello) {
@@ -139,12 +152,25 @@ impl Router {
                 hello.version
             )),
             None => Err("unknown or reused token".to_string()),
-            Some(idx) if self.procs[idx].role != hello.role || self.procs[idx].pid != hello.pid => {
+            // A forked worker's Hello may come before the zygote's word of its pid: its token
+            // is the credential.
+            Some(idx)
+                if self.procs[idx].role != hello.role
+                    || (self.procs[idx].pid != hello.pid && self.procs[idx].pid != crate::zygote::NOT_FORKED_YET) =>
+            {
                 Err(format!("token of {} presented by pid {}", self.procs[idx].describe(), hello.pid))
             }
             Some(idx) => Ok(idx),
         };
         if let Ok(idx) = verdict {
+            if self.procs[idx].pid == crate::zygote::NOT_FORKED_YET {
+                self.learn_pid(idx, hello.pid);
+                if !self.is_live(idx) {
+                    // It was reaped before anyone knew its pid (see zygote.rs).
+                    let _ = hello.accept.send(Err("it has died already".to_string()));
+                    return;
+                }
+            }
             let p = &mut self.procs[idx];
             p.tx = Some(hello.writer);
             p.state = ProcState::Connected;
@@ -221,7 +247,7 @@ impl Router {
                     self.procs.remove(proc);
                 }
             }
-            None => tracing::debug!("reaped orphan pid {pid} ({exit})"),
+            None => self.reaped_unknown(pid, exit),
         }
     }
 
@@ -410,9 +436,13 @@ impl Router {
         for proc in self.procs.ids() {
             self.kill_proc(proc);
         }
+        if let Some(z) = &self.zygote {
+            self.os.kill_group(z.pid, libc::SIGKILL);
+        }
     }
 
     /// SIGKILLs a process and its group, unless it is not ours to kill (library mode's main).
+    /// A worker the zygote has not forked yet has no pid: nothing to signal (see zygote.rs).
     pub fn kill_proc(&self, proc: ProcIdx) {
         if let Some(p) = self.procs.get(proc).filter(|p| !p.external) {
             self.os.kill_group(p.pid, libc::SIGKILL);

@@ -128,6 +128,16 @@ pub trait Os: Send {
     fn usage(&self, _pid: u32) -> Option<rebeam_proto::ProcessUsage> {
         None
     }
+
+    /// Starts a zygote with `cmd` (see zygote.rs); `None`: this OS forks no workers, so every
+    /// worker is spawned.
+    fn start_zygote(&self, _cmd: Command, _generation: u32) -> io::Result<Option<crate::zygote::Zygote>> {
+        Ok(None)
+    }
+
+    /// A child that the governor did not spawn itself (a worker forked by the zygote, re-parented
+    /// to it) is one of its processes from now on: its group is killed if the governor panics.
+    fn adopted(&self, _pid: u32) {}
 }
 
 /// The real processes, signals and timers of a run.
@@ -173,6 +183,16 @@ impl Os for RealOs {
 
     fn usage(&self, pid: u32) -> Option<rebeam_proto::ProcessUsage> {
         crate::usage::read(pid)
+    }
+
+    fn start_zygote(&self, cmd: Command, generation: u32) -> io::Result<Option<crate::zygote::Zygote>> {
+        crate::zygote::start(cmd, generation, |cmd| self.spawner.spawn(cmd), self.inputs.clone()).map(Some)
+    }
+
+    fn adopted(&self, pid: u32) {
+        guarded(&STARTED_GROUPS, |g| {
+            g.insert(pid);
+        });
     }
 }
 
@@ -311,10 +331,14 @@ fn exit_of(status: WaitStatus) -> ProcessExit {
     }
 }
 
-/// Makes the governor the reaper of every orphan below it.
-pub fn become_subreaper() {
-    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-        tracing::warn!("cannot become the reaper of orphaned processes: {e}");
+/// Makes the governor the reaper of every orphan below it; whether it is.
+pub fn become_subreaper() -> bool {
+    match rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot become the reaper of orphaned processes: {e}");
+            false
+        }
     }
 }
 

@@ -59,6 +59,8 @@ pub enum Input {
     SparesHold,
     /// From the other nodes of the system (see node.rs).
     Node(crate::node::NodeIn),
+    /// From a zygote (its generation), or its end (see zygote.rs).
+    Zygote(u32, crate::zygote::Event),
 }
 
 /// How long a lost connection waits for its process's exit status, to name the cause.
@@ -160,10 +162,16 @@ pub struct Router {
     pub(crate) transitions: VecDeque<rebeam_proto::TimedTransition>,
     /// The seam to the other nodes, when this run is one node of several (node.rs).
     pub(crate) node: Option<crate::node::Link>,
+    /// The zygote that forks workers, while there is a working one; how many were started;
+    /// reaps of pids not known yet; whether the governor is its orphans' reaper (zygote.rs).
+    pub(crate) zygote: Option<crate::zygote::Zygote>,
+    pub(crate) zygote_starts: u32,
+    pub(crate) unmatched_reaps: VecDeque<(u32, ProcessExit)>,
+    pub(crate) subreaper: bool,
 }
 
 pub async fn run(config: Config, node: Option<crate::node::Seam>) -> Result<i32, GovernorError> {
-    process::become_subreaper();
+    let subreaper = process::become_subreaper();
     let dir = runtime_dir()?;
     let (socket_path, socket_dir) = crate::user::process_socket_path(&dir, config.python_user.as_ref())?;
     let _cleanup = crate::user::RemoveOnDrop(socket_dir);
@@ -205,6 +213,7 @@ pub async fn run(config: Config, node: Option<crate::node::Seam>) -> Result<i32,
     let os = Box::new(RealOs::new(inputs.clone()));
     let mut router = Router::new(config, os, socket_path.clone(), control_path.clone(), bus);
     router.node = node.map(|seam| crate::node::attach(seam, inputs.clone()));
+    router.subreaper = subreaper;
     let started = router.start_processes();
     let code = match started {
         Err(e) => {
@@ -350,6 +359,10 @@ impl Router {
             started,
             transitions: VecDeque::new(),
             node: None,
+            zygote: None,
+            zygote_starts: 0,
+            unmatched_reaps: VecDeque::new(),
+            subreaper: false,
         }
     }
 
@@ -417,7 +430,13 @@ impl Router {
                     self.procs.get(proc).filter(|p| matches!(p.state, ProcState::Spawned | ProcState::Connected))
                 {
                     tracing::error!("{} was not ready after {READY_TIMEOUT:?}; killing it", p.describe());
+                    let unforked = p.pid == crate::zygote::NOT_FORKED_YET;
                     self.kill_proc(proc);
+                    if unforked {
+                        // Never forked: no reap will come (a late fork is killed, see zygote.rs).
+                        self.proc_died(proc, "the zygote never forked it".into(), None);
+                        self.procs.remove(proc);
+                    }
                 }
             }
             Input::StopDeadline(actor) => self.on_stop_deadline(actor),
@@ -442,6 +461,7 @@ impl Router {
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::TreeRestart(tree) => self.tree_restart(tree),
             Input::Node(input) => self.on_node(input),
+            Input::Zygote(generation, event) => self.on_zygote(generation, event),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
             Input::Sweep => {
                 let now = self.os.now();
@@ -497,7 +517,11 @@ impl Router {
                     self.on_hot(proc, hot, Vec::new());
                 }
             }
-            Request::Spawn { child } => self.spawn_unsupervised(proc, req, child),
+            Request::Spawn { child } => {
+                if !self.spawn_elsewhere(proc, req, &child) {
+                    self.spawn_unsupervised(proc, req, *child);
+                }
+            }
             Request::StartTree { spec } => {
                 if self.procs[proc].role != Role::Main {
                     let info = ErrorInfo::new(
@@ -634,6 +658,8 @@ impl Router {
             Event::SysPath { paths } => self.sys_path(proc, paths),
             Event::DefineCode { id, code } => self.define_code(proc, id, code),
             Event::DropCowns { cowns } => self.drop_cowns(proc, &cowns),
+            Event::ReleaseCowns { cowns } => self.release_cowns(proc, &cowns),
+            Event::KeepCowns { cowns } => self.keep_cowns(&cowns),
             Event::DirectDeliveries { counts } => {
                 // Only for actors that process hosts: a peer cannot inflate another's counts.
                 for (id, n) in counts {

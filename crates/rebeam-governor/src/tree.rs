@@ -195,11 +195,17 @@ impl Router {
         for effect in effects {
             match effect {
                 Effect::Start { tree, slot, spec } => {
+                    // A child placed on another node starts there (`node_placement.rs`).
+                    let Some(spec) = self.start_child_elsewhere(tree, slot, spec) else { continue };
                     if let Err(info) = self.create_actor(&spec, Some((tree, slot)), StartWaiter::Tree { tree, slot }) {
                         self.tree_child_start_failed(tree, slot, info);
                     }
                 }
-                Effect::Stop { actor, shutdown } => self.stop_actor(actor, shutdown),
+                Effect::Stop { actor, shutdown } => {
+                    if !self.stop_child_elsewhere(actor, shutdown) {
+                        self.stop_actor(actor, shutdown);
+                    }
+                }
                 Effect::RestartTurn(tree) => self.after(Duration::ZERO, Input::TreeRestart(tree)),
                 Effect::Answer { requester: (proc, req), result } => {
                     self.send(proc, Frame::Response { req, body: Response::TreeStarted(result) });
@@ -307,6 +313,9 @@ impl Router {
         let (running, mailbox, delivered) = match actor {
             Some(a) => {
                 let place = self.actors.proc_of(a).and_then(|p| self.procs.get(p)).map(|p| p.describe());
+                // A child placed on another node: its proxy here names where it runs.
+                let place =
+                    place.or_else(|| self.child_elsewhere(a).map(|(n, id)| format!("actor <{id}> on node {n}")));
                 let (mailbox, delivered) = self.actors.get(&a).map_or((0, 0), |actor| {
                     let waiting = self.calls.of_actor(a).count() + actor.parked.len();
                     (u32::try_from(waiting).unwrap_or(u32::MAX), actor.delivered)

@@ -48,10 +48,12 @@
 //!
 //! - **Casts, process ids, monitors** across nodes: see `casts.rs`, `monitors.rs` and
 //!   `rebeam_proto::remote` (a pid of another node is asked of its node alone).
+//! - **Placement** of a spawned actor or a tree child on a named node, and a supervisor's
+//!   restarts on the nodes that remain: see `placement.rs`, and the governor's
+//!   `node_placement.rs` for the rules.
 //!
-//! Not done yet: bus topics across nodes, placing a child or a spawned actor on a
-//! named node, supervisors restarting children on the nodes that remain, TLS on the links, and library
-//! mode or the Rust host as nodes.
+//! Not done yet: bus topics across nodes, TLS on the links, and library mode or the Rust host
+//! as nodes.
 
 mod arming;
 pub mod authority;
@@ -110,6 +112,11 @@ pub mod keys {
         format!("{ROOT}/down/{to}/{from}")
     }
 
+    /// Where other nodes' supervisors ask `node` to stop the children they placed there.
+    pub fn stops(node: &str) -> String {
+        format!("{ROOT}/stop/{node}")
+    }
+
     /// The node a key of [`node`], [`calls`], [`authority`] or [`safety`] names (for [`downs`],
     /// the sending node).
     pub fn node_of(key: &str) -> Option<&str> {
@@ -161,5 +168,6 @@ mod tests {
         assert_eq!(keys::node_of(&keys::calls("*")), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::safeties()), None, "a wildcard names no node");
         assert_eq!(keys::node_of(&keys::downs("a", "b")), Some("b"), "a down notice names its sender");
+        assert_eq!(keys::node_of(&keys::stops("c")), Some("c"));
     }
 }

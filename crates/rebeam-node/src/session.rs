@@ -104,6 +104,13 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         .background()
         .await
         .map_err(fail)?;
+    let stops = Arc::clone(&shared);
+    session
+        .declare_subscriber(keys::stops(&options.name))
+        .callback(move |sample| stops.stop_from_node(&sample.payload().to_bytes()))
+        .background()
+        .await
+        .map_err(fail)?;
     let watch = Arc::clone(&shared);
     session
         .liveliness()
@@ -124,7 +131,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
     shared.tell_up();
     tracing::info!("node {} is up; nodes up: {}", options.name, nodes_text(&lock(&shared.up)));
     tokio::spawn(from_router_loop(shared, from_router));
-    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs }))
+    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs, name: options.name }))
 }
 
 fn nodes_text(nodes: &BTreeSet<String>) -> String {
@@ -185,7 +192,11 @@ impl Shared {
             tracing::warn!("node {node} is down (it left, or its link was lost)");
             lock(&self.cache).retain(|_, n| n != node);
             let _ = self.lost.send(node.to_string());
+            // The router knows the node is gone before its monitors fire: a supervisor that
+            // restarts a child on their word places it on a node that remains.
+            self.tell_up();
             self.monitors_lost(node);
+            return;
         }
         self.tell_up();
     }
@@ -197,8 +208,12 @@ impl Shared {
         let Some(body) = bytes.get(rebeam_proto::HEADER_BYTES..) else { return };
         let frame = Bytes::copy_from_slice(body);
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
+        let input = match placement::spawn_asked(&query) {
+            Some(supervisor) => NodeIn::Spawn { query: id, supervisor, frame },
+            None => NodeIn::Call { query: id, frame },
+        };
         lock(&self.queries).insert(id, query);
-        if self.to_router.send(NodeIn::Call { query: id, frame }).is_err() {
+        if self.to_router.send(input).is_err() {
             lock(&self.queries).remove(&id);
         }
     }
@@ -372,6 +387,10 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
             }
             NodeOut::Monitor { monitor, name, frame } => shared.monitor(monitor, name, frame),
             NodeOut::Down { monitor, frame } => shared.down_to_node(monitor, frame).await,
+            NodeOut::Spawn { call, node, supervised, frame } => {
+                tokio::spawn(Arc::clone(&shared).spawn(call, node, supervised, frame));
+            }
+            NodeOut::Stop { node, actor, shutdown_ms } => shared.stop_on(&node, actor, shutdown_ms).await,
         }
     }
 }
@@ -380,6 +399,8 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
 mod casts;
 #[path = "monitors.rs"]
 mod monitors;
+#[path = "placement.rs"]
+mod placement;
 
 #[cfg(test)]
 mod tests {

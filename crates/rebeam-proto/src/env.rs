@@ -27,6 +27,9 @@ pub const SAFETY: &str = "REBEAM_SAFETY";
 /// The node's name under `rebeam --node NAME`: set by `rebeam` for the whole run, so that the
 /// Python side pickles a process id with its node.
 pub const NODE: &str = "REBEAM_NODE";
+/// The zygote's end of its socket to the governor (an fd number; see the governor's
+/// `zygote.rs`): set for the zygote alone, which removes it before it forks a worker.
+pub const ZYGOTE_FD: &str = "REBEAM_ZYGOTE_FD";
 
 // -- read by `rebeam` -----------------------------------------------------------------------
 
@@ -36,6 +39,9 @@ pub const PYTHON: &str = "REBEAM_PYTHON";
 pub const WORKERS: &str = "REBEAM_WORKERS";
 /// The control socket `rebeam ctl` talks to; never handed to the Python processes.
 pub const CONTROL: &str = "REBEAM_CONTROL";
+/// `off` starts every worker as a fresh interpreter instead of forking it from the zygote
+/// (`--zygote`).
+pub const ZYGOTE: &str = "REBEAM_ZYGOTE";
 /// Where `rebeam` keeps the environments it provisions for scripts' declared dependencies.
 pub const CACHE_DIR: &str = "REBEAM_CACHE_DIR";
 /// The main process's token, handed to `rebeam serve` by library mode.
@@ -45,7 +51,8 @@ pub const TEST_PANIC_AFTER_MS: &str = "REBEAM_TEST_PANIC_AFTER_MS";
 
 /// The variables both sides name: the ones the governor sets for Python, and the ones library
 /// mode hands to `rebeam serve`.
-pub const ALL: [&str; 11] = [SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, PYTHON, MAIN_TOKEN];
+pub const ALL: [&str; 12] =
+    [SOCKET, TOKEN, ROLE, INDEX, SCRIPT, GOVERNOR_PID, LOG, SAFETY, NODE, ZYGOTE_FD, PYTHON, MAIN_TOKEN];
 
 #[cfg(test)]
 mod tests {
@@ -54,7 +61,7 @@ mod tests {
     #[test]
     fn names_are_distinct_and_prefixed() {
         let mut seen = std::collections::HashSet::new();
-        for name in ALL.iter().chain(&[WORKERS, CONTROL, CACHE_DIR, TEST_PANIC_AFTER_MS]) {
+        for name in ALL.iter().chain(&[WORKERS, CONTROL, ZYGOTE, CACHE_DIR, TEST_PANIC_AFTER_MS]) {
             assert!(name.starts_with("REBEAM_"), "{name}");
             assert!(seen.insert(name), "{name} named twice");
         }

@@ -231,7 +231,24 @@ pub struct ChildSpec {
     pub code: ChildCode,
     /// A group member (then `name` is `None`: the group's name is in the slot).
     pub group: Option<GroupSlot>,
+    /// Which node it runs on (see [`Placement`]).
+    pub node: Placement,
 }
+
+/// Which node a child or a spawned actor runs on, when the run is one node of several.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// The node that starts it (a tree's: its supervisor's), as on a single node.
+    #[default]
+    Here,
+    /// The first of these nodes that is up, in this order (this node may be one of them).
+    Nodes(Vec<String>),
+    /// Any node up: the first up in name order.
+    Any,
+}
+
+/// How a user spells [`Placement::Any`] (no node can have this name).
+pub const ANY_NODE: &str = "*";
 
 /// A group member's place: the group, its position there, and the group's size and balance
 /// (`rebeam_core::registry::groups` has the rules).
@@ -360,7 +377,8 @@ pub enum Request {
         payload: Payload,
     },
     Spawn {
-        child: ChildSpec,
+        /// Boxed: the largest request by far, and a rare one, so every other request stays small.
+        child: Box<ChildSpec>,
     },
     StartTree {
         spec: TreeSpec,
@@ -615,9 +633,20 @@ pub enum Event {
     DirectDeliveries {
         counts: Vec<(ActorId, u64)>,
     },
-    /// The main process dropped its last handle to these cowns, none of which ever left it:
+    /// This process dropped its last handle to these cowns it made, none of which ever left it:
     /// once no pending behaviour names one, the governor forgets it (`Command::ForgetCowns`).
     DropCowns {
+        cowns: Vec<u64>,
+    },
+    /// This process made these cowns and dropped its last handle to each, but a `@when` here
+    /// requested each, so behaviours got handles to it: once no behaviour is queued on one and
+    /// no process keeps a handle (`KeepCowns`), the governor forgets it.
+    ReleaseCowns {
+        cowns: Vec<u64>,
+    },
+    /// This process keeps handles to these cowns past the behaviour that gave them, or sent
+    /// one away (pickled): they are never freed. Sent before that behaviour's done.
+    KeepCowns {
         cowns: Vec<u64>,
     },
 }

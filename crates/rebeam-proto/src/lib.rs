@@ -59,8 +59,10 @@ pub use status::{
 
 /// Version spoken by this build; a Hello with another version is refused. 7: quiet schedules,
 /// lent replies, the caller's pid on deliveries, direct replies sent the governor's way. 8:
-/// cowns released and forgotten (`Event::DropCowns`, `Command::ForgetCowns`).
-pub const PROTOCOL_VERSION: u32 = 8;
+/// cowns released and forgotten (`Event::DropCowns`, `Command::ForgetCowns`). 9: a child's
+/// placement on a node (`ChildSpec::node`), cowns a `@when` requested released and kept
+/// (`Event::ReleaseCowns`, `Event::KeepCowns`), `DropCowns` from any process for its own cowns.
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
 /// with room to spare; `--max-message-bytes` changes it.

@@ -120,7 +120,9 @@ fn event<'a>(e: &'a mut Event, out: &mut Vec<&'a mut Payload>) {
         | Event::BodyDone { .. }
         | Event::SysPath { .. }
         | Event::DirectDeliveries { .. }
-        | Event::DropCowns { .. } => {}
+        | Event::DropCowns { .. }
+        | Event::ReleaseCowns { .. }
+        | Event::KeepCowns { .. } => {}
     }
 }
 
@@ -163,7 +165,15 @@ mod tests {
     }
 
     fn child(code: ChildCode) -> ChildSpec {
-        ChildSpec { name: None, label: "c".into(), restart: Restart::Permanent, shutdown_ms: None, code, group: None }
+        ChildSpec {
+            name: None,
+            label: "c".into(),
+            restart: Restart::Permanent,
+            shutdown_ms: None,
+            code,
+            group: None,
+            node: Placement::Here,
+        }
     }
 
     /// One frame for every place a payload can be, and how many payloads it holds.
@@ -200,7 +210,7 @@ mod tests {
                 1,
             ),
             (req(Request::Cast { target: t(), subject: "s".into(), sender: None, payload: marked(1) }), 1),
-            (req(Request::Spawn { child: child(ChildCode::Task { function: marked(1) }) }), 1),
+            (req(Request::Spawn { child: child(ChildCode::Task { function: marked(1) }).into() }), 1),
             (req(Request::StartTree { spec: tree }), 2),
             (req(Request::Publish { topic: "t".into(), payload: marked(1) }), 1),
             (

@@ -5,12 +5,37 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use rebeam_client::HELD_FRAME_MAX_BYTES;
 use rebeam_proto::{ErrorKind, Event, Request, Response};
 
 use crate::convert::payload_from_py;
 use crate::errors::to_pyerr;
 use crate::inflight::unexpected;
 use crate::{client_err, convert, numbers, shared, Connection};
+
+impl Connection {
+    /// Sends an event about cowns now, or held (`flusher.rs`).
+    fn send_cowns_event(&self, py: Python<'_>, event: Event, held: bool) -> PyResult<()> {
+        if held && !self.flusher.stopped() {
+            self.flusher.ensure(&self.client);
+            return self.hold(py, |c| c.hold_event(event));
+        }
+        self.send_event(py, event)
+    }
+
+    /// Holds a frame with `hold`; a full batch is sent without the GIL.
+    fn hold(
+        &self,
+        py: Python<'_>,
+        hold: impl FnOnce(&rebeam_client::Client) -> Result<bool, rebeam_client::ClientError>,
+    ) -> PyResult<()> {
+        match hold(&self.client) {
+            Ok(false) => Ok(()),
+            Ok(true) => self.flush_held(py),
+            Err(e) => Err(client_err(py, e)),
+        }
+    }
+}
 
 #[pymethods]
 impl Connection {
@@ -19,9 +44,24 @@ impl Connection {
         self.send_event(py, Event::CownCreated { cown, pinned })
     }
 
-    /// The main process dropped its last handles to these cowns (see `rebeam.boc._cowns`).
-    fn drop_cowns(&self, py: Python<'_>, cowns: Vec<u64>) -> PyResult<()> {
-        self.send_event(py, Event::DropCowns { cowns })
+    /// This process dropped its last handles to these cowns it made (see `rebeam.boc._cowns`).
+    /// With `held`, held to go with the frames after it (a worker's, before its "done").
+    #[pyo3(signature = (cowns, held=false))]
+    fn drop_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::DropCowns { cowns }, held)
+    }
+
+    /// This process made these cowns, and a `@when` here requested each: its handle is
+    /// garbage, and they are freed once no behaviour is queued on them (see `rebeam.boc._cowns`).
+    #[pyo3(signature = (cowns, held=false))]
+    fn release_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::ReleaseCowns { cowns }, held)
+    }
+
+    /// This process keeps handles to these cowns past their behaviour: never freed.
+    #[pyo3(signature = (cowns, held=false))]
+    fn keep_cowns(&self, py: Python<'_>, cowns: Vec<u64>, held: bool) -> PyResult<()> {
+        self.send_cowns_event(py, Event::KeepCowns { cowns }, held)
     }
 
     /// Hands over a cown's value that the governor asked for (`surrender`).
@@ -56,8 +96,15 @@ impl Connection {
 
     /// Said by the thread that ran the behaviour, which goes on to the next one: a write that
     /// cannot block is made holding the GIL, since letting it go while other threads wait for
-    /// it hands it to one of them and back (a context switch each way).
-    fn behaviour_done(&self, py: Python<'_>, behaviour: u64) -> PyResult<()> {
+    /// it hands it to one of them and back (a context switch each way). With `held`, it is held
+    /// to go with the next ones (a worker's run of behaviours, which calls `flush_held()` when
+    /// the run ends; see `flusher.rs`).
+    #[pyo3(signature = (behaviour, held=false))]
+    fn behaviour_done(&self, py: Python<'_>, behaviour: u64, held: bool) -> PyResult<()> {
+        if held && !self.flusher.stopped() {
+            self.flusher.ensure(&self.client);
+            return self.hold(py, |c| c.hold_event(Event::BehaviourDone { behaviour }));
+        }
         match self.client.try_send_event(Event::BehaviourDone { behaviour }) {
             Ok(None) => Ok(()),
             Ok(Some(event)) => self.send_event(py, event),
@@ -86,7 +133,13 @@ impl Connection {
     ) -> PyResult<()> {
         let code = payload_from_py(py, data, buffers)?;
         self.check_size(py, &"a behaviour (its code and captures)", code.len())?;
+        let small = code.len() <= HELD_FRAME_MAX_BYTES as u64;
         let body = Request::Schedule { behaviour, cowns, result, code, at_main, gated, quiet: !wait };
+        if !wait && small && !self.flusher.stopped() {
+            // Held to go with the @whens after it: one write for a burst (see `flusher.rs`).
+            self.flusher.ensure(&self.client);
+            return self.hold(py, |c| c.hold_request(body));
+        }
         if !wait {
             return self.send_quiet(py, body);
         }
@@ -95,6 +148,17 @@ impl Connection {
             Response::Refused(info) => Err(to_pyerr(py, info)),
             other => Err(to_pyerr(py, unexpected(&other))),
         }
+    }
+
+    /// Sends the frames held so far (`flusher.rs`): a worker's run of behaviours is over.
+    fn flush_held(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.client.flush_held()).map_err(|e| client_err(py, e))
+    }
+
+    /// Stops the flusher and sends what is held: called at exit, before the interpreter
+    /// finalises (`flusher.rs`); from then on nothing is held.
+    fn stop_flusher(&self, py: Python<'_>) {
+        py.detach(|| self.flusher.stop(&self.client));
     }
 
     /// Waits until no behaviour is pending; False if `timeout` seconds passed first.

@@ -167,6 +167,7 @@ pub fn add_classes(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SysPath>()?;
     m.add_class::<DefineCode>()?;
     m.add_class::<Publication>()?;
+    m.add_class::<crate::casts::Casts>()?;
     Ok(())
 }
 

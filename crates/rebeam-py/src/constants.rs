@@ -35,6 +35,7 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_SHUTDOWN", supervision::DEFAULT_SHUTDOWN.as_secs_f64())?;
     // A child's restart kind when its spec names none (`GenPy.restart`).
     m.add("DEFAULT_RESTART", Restart::default().as_str())?;
+    m.add("ANY_NODE", rebeam_proto::ANY_NODE)?;
     m.add("STRATEGIES", PyTuple::new(py, Strategy::ALL.map(Strategy::as_str))?)?;
     m.add("RESTARTS", PyTuple::new(py, Restart::ALL.map(Restart::as_str))?)?;
     m.add("BALANCES", PyTuple::new(py, Balance::ALL.map(Balance::as_str))?)?;

@@ -5,7 +5,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use rebeam_core::supervision::SpecError;
-use rebeam_proto::{Balance, ChildCode, ChildSpec, GroupSlot, Payload, Restart, Strategy, Target, TreeSpec};
+use rebeam_proto::{
+    Balance, ChildCode, ChildSpec, GroupSlot, Payload, Placement, Restart, Strategy, Target, TreeSpec, ANY_NODE,
+};
 
 pub fn target_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
     if let Ok(name) = obj.cast::<PyString>() {
@@ -76,7 +78,28 @@ pub fn child_from_py(py: Python<'_>, d: &Bound<'_, PyDict>) -> PyResult<ChildSpe
             Some(g) if !g.is_none() => Some(group_from_py(g.cast::<PyDict>()?)?),
             _ => None,
         },
+        node: match d.get_item("node")? {
+            Some(n) if !n.is_none() => placement_from_py(&n)?,
+            _ => Placement::Here,
+        },
     })
+}
+
+/// A child's `node=`: a node's name, a list of them (tried in order), or `"*"` for any node.
+fn placement_from_py(value: &Bound<'_, PyAny>) -> PyResult<Placement> {
+    let names: Vec<String> = match value.extract::<String>() {
+        Ok(any) if any == ANY_NODE => return Ok(Placement::Any),
+        Ok(one) => vec![one],
+        Err(_) => value.extract().map_err(|_| {
+            PyValueError::new_err(format!(
+                "node={value} must be a node's name, a list of names, or {ANY_NODE:?} for any node"
+            ))
+        })?,
+    };
+    if names.is_empty() {
+        return Err(PyValueError::new_err(format!("node=[] names no node: give one, or {ANY_NODE:?} for any")));
+    }
+    Ok(Placement::Nodes(names))
 }
 
 /// A group member's slot: `{"name", "position", "size", "balance"}`.

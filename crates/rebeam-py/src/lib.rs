@@ -14,11 +14,13 @@
 
 mod boc_methods;
 mod bus;
+mod casts;
 mod commands;
 mod constants;
 mod convert;
 mod errors;
 mod exits;
+mod flusher;
 mod inflight;
 mod numbers;
 mod requests;
@@ -28,6 +30,7 @@ mod views;
 mod worker_side;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -36,12 +39,13 @@ use rebeam_proto::{encode, ActorId, ErrorInfo, ErrorKind, Event, Frame, Payload,
 
 use convert::{payload_from_py, target_from_py};
 use errors::to_pyerr;
+use flusher::Flusher;
 use inflight::{Inflight, Started};
 
 /// The connection of this process to its governor.
 #[pyclass(frozen, module = "rebeam._rebeam")]
 struct Connection {
-    client: Client,
+    client: Arc<Client>,
     #[pyo3(get)]
     index: u32,
     #[pyo3(get)]
@@ -51,6 +55,8 @@ struct Connection {
     workers: u32,
     /// Calls and casts started without a waiting thread (`call_start`, `cast_start`).
     inflight: Inflight,
+    /// Sends held frames once the burst that held them is over (`flusher.rs`).
+    flusher: Flusher,
 }
 
 /// How long a wait on the main thread blocks before it looks for signals: Ctrl-C must raise
@@ -222,11 +228,12 @@ impl Connection {
         let client = py.detach(|| Client::connect(Path::new(socket), token, role)).map_err(|e| client_err(py, e))?;
         let welcome = client.welcome();
         Ok(Connection {
-            client,
+            client: Arc::new(client),
             index: welcome.index,
             max_message_bytes: welcome.max_message_bytes,
             workers: welcome.workers,
             inflight: Inflight::default(),
+            flusher: Flusher::default(),
         })
     }
 

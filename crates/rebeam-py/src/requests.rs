@@ -129,7 +129,7 @@ impl Connection {
     /// Starts an actor or task outside any tree; returns `(id, name)`.
     fn spawn(&self, py: Python<'_>, child: &Bound<'_, PyDict>) -> PyResult<(ActorId, Option<String>)> {
         let child = child_from_py(py, child)?;
-        match self.request(py, Request::Spawn { child }, None)? {
+        match self.request(py, Request::Spawn { child: Box::new(child) }, None)? {
             Response::Spawned(Ok(r)) => Ok((r.id, r.name)),
             Response::Spawned(Err(info)) | Response::Refused(info) => Err(to_pyerr(py, info)),
             other => Err(to_pyerr(py, unexpected(&other))),

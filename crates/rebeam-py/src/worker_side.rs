@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 use rebeam_proto::{ActorId, ErrorInfo, ErrorKind, Event, Gating, Outcome, Status};
 
+use crate::casts::batch_to_py;
 use crate::commands::command_to_py;
 use crate::convert::payload_from_py;
 use crate::errors::{info_from_py, to_pyerr};
@@ -71,16 +72,12 @@ impl Connection {
 
     /// The next commands, as a list (empty after `timeout` seconds): the first as
     /// `next_command` gives it, then the casts queued right behind it, converted under one hold
-    /// of the GIL.
+    /// of the GIL, each run of casts to one actor as one `Casts` (see `casts.rs`).
     #[pyo3(signature = (timeout=None))]
     fn next_commands<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let timeout = timeout.map(|t| numbers::timeout("next_commands()", t)).transpose()?;
         let batch = py.detach(|| self.client.next_commands(timeout, COMMAND_BATCH));
-        let mut commands = Vec::with_capacity(batch.len());
-        for cmd in batch {
-            commands.extend(command_to_py(py, cmd)?);
-        }
-        Ok(commands)
+        batch_to_py(py, batch)
     }
 
     /// Answers a delivered call with a handler's result.

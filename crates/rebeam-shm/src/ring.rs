@@ -442,6 +442,15 @@ impl std::ops::Deref for Record<'_> {
     }
 }
 
+impl Record<'_> {
+    /// Leaves the record in the ring, unreleased: the next `try_recv` returns it again (a
+    /// reader that looked at it and chose not to take it yet).
+    pub fn unread(self) {
+        // Dropping would release its bytes; it owns nothing else.
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Record<'_> {
     fn drop(&mut self) {
         self.consumer.release(self.advance);

@@ -65,6 +65,18 @@ fn a_full_ring_refuses_without_writing_and_accepts_after_a_release() {
 }
 
 #[test]
+fn a_record_left_unread_comes_again_and_keeps_its_room() {
+    let (mut p, mut c, _s) = pair(64);
+    p.try_send(&[b"one"]).unwrap();
+    p.try_send(&[b"two"]).unwrap();
+    let free = p.free().unwrap();
+    c.try_recv().unwrap().expect("a record").unread();
+    assert_eq!(p.free().unwrap(), free, "not released");
+    assert_eq!(recv(&mut c).as_deref(), Some(&b"one"[..]), "the same record again");
+    assert_eq!(recv(&mut c).as_deref(), Some(&b"two"[..]));
+}
+
+#[test]
 fn a_record_past_the_largest_is_too_large_even_when_empty() {
     let (mut p, _, _) = pair(64);
     assert!(matches!(p.try_send(&[&[0; 25]]), Err(ShmError::TooLarge { len: 25, max: 24 })));

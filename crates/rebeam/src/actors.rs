@@ -129,6 +129,7 @@ impl Spawn {
             shutdown_ms: self.shutdown.map(|d| d.as_millis() as u64),
             code: ChildCode::Actor { class_name: self.class.clone(), instance: encode_value(&spec) },
             group: None,
+            node: Default::default(),
         }
     }
 }
@@ -191,7 +192,7 @@ impl Runtime {
     /// Starts an actor outside any supervision tree and returns it once it has started.
     pub fn spawn(&self, spec: Spawn) -> Result<ActorRef, Error> {
         let label = spec.class.clone();
-        match self.client.request(Request::Spawn { child: spec.child_spec() }, Some(START_TIMEOUT))? {
+        match self.client.request(Request::Spawn { child: spec.child_spec().into() }, Some(START_TIMEOUT))? {
             Response::Spawned(Ok(actor)) => Ok(actor),
             Response::Spawned(Err(info)) | Response::Refused(info) => {
                 Err(Error::StartFailed { what: label, info: Box::new(info) })

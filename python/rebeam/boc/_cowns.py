@@ -6,15 +6,22 @@ the cowns it requested are *acquired* on its thread. The main process may also a
 cown outside any behaviour (``acquire``/``release``, ``with cown as value``): that is a
 behaviour the governor places here, which holds the cown until ``release``.
 
-Releasing: a cown made in the main process (``Cown(value)``, or a ``@when``'s result) is
-*owned* there by the one handle that made it. When that handle is garbage and the cown never
-left this process as a handle (it was never requested by a ``@when``, whose behaviour gets
-handles to it; no handle was pickled; none was made here from its id), nothing outside the
-pending behaviours can name it any more: its id is released, quietly, in batches
-of ``RELEASE_BATCH`` (sent with a ``@when``, and all at ``wait()``/``quiesce()``), and the
-governor frees it once no pending behaviour names it, telling the holder to let the value go.
-A handle that escaped (given to a behaviour, pickled into a capture, a message or another
-cown's value) may come back from anywhere, so such a cown is never released.
+Releasing: a cown made in any process (``Cown(value)``, or a ``@when``'s result) is *owned*
+there by the one handle that made it. When that handle is garbage and the cown never left
+this process as a handle (no handle was pickled; none was made here from its id), its id is
+sent, quietly: from the main process in batches of ``RELEASE_BATCH`` (with a ``@when``, and
+all at ``wait()``/``quiesce()``); from a worker just before the "done" of the behaviour that
+let it go, in the same write:
+- *dropped*, if no ``@when`` requested it: nothing outside the pending behaviours can name it,
+  and the governor frees it once no pending behaviour names it, telling the holder to let the
+  value go;
+- *released*, if a ``@when`` here requested it: the behaviours got handles to it and may
+  schedule on it again (bocpy's dining philosophers do), so the governor frees it once no
+  behaviour is queued on it, unless a process *keeps* a handle.
+A behaviour's handles are its own: when it ends, a handle still referenced from elsewhere (a
+global, another cown's value) is kept, and so is one pickled (into a capture, a message or a
+value), which may come back from anywhere. A kept cown is never freed: the process says so
+before it says the behaviour is done, and a maker that pickled its own never releases it.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import inspect
 import itertools
 import logging
 import pickle
+import sys
 import threading
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
@@ -45,23 +53,54 @@ _prefix: list = [None, 0]
 #: event per batch, and a bound on what the governor and workers keep for nothing.
 RELEASE_BATCH = 256
 
-#: Cowns the main process owns: id -> ``id()`` of the handle that made it (see the module doc).
+#: Cowns this process owns: id -> ``id()`` of the handle that made it (see the module doc);
+#: and those of them a ``@when`` here requested.
 _owned: dict[int, int] = {}
-#: Owned cowns whose handle is garbage, not yet sent (appended from ``__del__``, any thread).
+_shared: set[int] = set()
+#: Owned cowns whose handle is garbage, not yet sent (appended from ``__del__``, any thread):
+#: dropped, and released (shared).
 _released: list[int] = []
+_released_shared: list[int] = []
+#: Cowns this process keeps a handle to (told once), and those not told yet.
+_kept: set[int] = set()
+_to_keep: list[int] = []
 
 
-def flush_released(conn=None) -> None:
-    """Sends the released cown ids, if any (never from ``__del__``: a finaliser may run inside
-    any call, the connection's own included)."""
-    if not _released:
-        return
+def _take(ids: list) -> list:
     batch = []
     with contextlib.suppress(IndexError):  # another thread flushed the rest meanwhile
-        while _released:
-            batch.append(_released.pop())
+        while ids:
+            batch.append(ids.pop())
+    return batch
+
+
+def flush_kept(conn=None, held: bool = False) -> None:
+    """Tells the governor which cowns this process keeps handles to: before the behaviour
+    that gave them is said to be done, so none is freed under them."""
+    batch = _take(_to_keep)
     if batch:
-        (conn or _runtime.connection()).drop_cowns(batch)
+        (conn or _runtime.connection()).keep_cowns(batch, held)
+
+
+def flush_released(conn=None, held: bool = False) -> None:
+    """Sends the released cown ids, if any (never from ``__del__``: a finaliser may run inside
+    any call, the connection's own included). ``held``: with the frames held to go together
+    (a worker's, before its behaviour's "done")."""
+    if not (_released or _released_shared or _to_keep):
+        return
+    conn = conn or _runtime.connection()
+    flush_kept(conn, held)
+    dropped, released = _take(_released), _take(_released_shared)
+    if dropped:
+        conn.drop_cowns(dropped, held)
+    if released:
+        conn.release_cowns(released, held)
+
+
+def _keep(cown: int) -> None:
+    if cown not in _kept:
+        _kept.add(cown)
+        _to_keep.append(cown)
 
 
 def new_id() -> int:
@@ -118,8 +157,7 @@ class Cown(Generic[T]):
         self._id = new_id()
         _runtime.cown_store[self._id] = value
         _runtime.connection().cown_created(self._id, False)
-        if _runtime.ROLE != "worker":
-            _owned[self._id] = id(self)
+        _owned[self._id] = id(self)
 
     @classmethod
     def _handle(cls, cown_id: int) -> Cown:
@@ -129,14 +167,27 @@ class Cown(Generic[T]):
             del _owned[cown_id]  # a second handle here: it escaped (see the module doc)
         return c
 
+    @classmethod
+    def _arg(cls, cown_id: int) -> Cown:
+        """A behaviour's handle: its own while it runs (one it keeps is noted when it ends)."""
+        c = cls.__new__(cls)
+        c._id = cown_id
+        return c
+
     def __reduce__(self):
-        _owned.pop(self._id, None)  # it leaves as a handle: never released
+        # It leaves as a handle: kept. Its maker just never releases it; another process says so.
+        if _owned.pop(self._id, None) is None:
+            _keep(self._id)
         return (Cown._handle, (self._id,))
 
     def __del__(self) -> None:
         # Only the owning handle releases; a list append is safe in any thread, at any point.
         if _owned and _owned.get(self._id) == id(self) and _owned.pop(self._id, None) is not None:
-            _released.append(self._id)
+            if self._id in _shared:
+                _shared.discard(self._id)
+                _released_shared.append(self._id)
+            else:
+                _released.append(self._id)
 
     def __repr__(self) -> str:
         return f"Cown<{self._id}>"
@@ -396,10 +447,11 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
         requested = sorted({i for g in groups for i in ([g] if isinstance(g, int) else g)})
         pinned = any(isinstance(c, PinnedCown) for a in args for c in (a if isinstance(a, (list, tuple)) else [a]))
     if _owned:
-        # A behaviour gets handles to its cowns, and may schedule on them or keep them: they
-        # are reachable from where it runs now, so they are never released (see the module doc).
+        # A behaviour gets handles to its cowns, and may schedule on them again: such a cown
+        # is released, not dropped, when its handle here is garbage (see the module doc).
         for c in requested:
-            _owned.pop(c, None)
+            if c in _owned:
+                _shared.add(c)
     gated = bool(getattr(func, "_rebeam_requires_armed", False))
     conn = _runtime._conn
     if conn is None or _runtime.ROLE == "worker":  # only a worker can be importing the script
@@ -411,10 +463,9 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     # behaviour waits, so a SafetyError is raised right here. So does a main-side one: once
     # answered, the governor has sent it here if it could run, and the next pump() sees it.
     conn.schedule(new_id(), requested, result._id, data, buffers, False, gated, gated or pinned)  # at_main, gated, wait
-    if _runtime.ROLE != "worker":
-        _owned[result._id] = id(result)
-        if len(_released) >= RELEASE_BATCH:
-            flush_released(conn)
+    _owned[result._id] = id(result)
+    if len(_released) + len(_released_shared) >= RELEASE_BATCH:
+        flush_released(conn)
     if pinned:
         from .._handled import expect_commands
 
@@ -511,7 +562,7 @@ def cancel_behaviour(b: int) -> None:
 
 
 def _handles(g: Any) -> Any:
-    return Cown._handle(g) if type(g) is int else [Cown._handle(x) for x in g]
+    return Cown._arg(g) if type(g) is int else [Cown._arg(x) for x in g]
 
 
 def run_behaviour(
@@ -528,6 +579,7 @@ def run_behaviour(
             undecoded = v
             break
     local = _runtime._local
+    handles = None
     acquired = set(cowns)
     acquired.add(result)
     local.acquired, local.lost, local.notices = acquired, set(lost) if lost else (), None
@@ -549,7 +601,8 @@ def run_behaviour(
         plain = type(code) is bytes and b"main__" not in code
         sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
         fn, groups, captures = unpack(sent)
-        store[result] = fn(*[_handles(g) for g in groups], *captures)
+        handles = [_handles(g) for g in groups]
+        store[result] = fn(*handles, *captures)
         failure = None
     except BaseException as e:
         store[result] = Failure(e)
@@ -557,8 +610,44 @@ def run_behaviour(
     finally:
         _end_tracked(b, tracked)
         local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
-    conn.behaviour_done(b)
+    if handles:
+        _note_kept(handles)
+        handles = None
+    if _runtime.ROLE == "worker":
+        # What this behaviour let go (and kept) goes just before its "done", in the same
+        # write: after the program's wait() the tables hold only what it still can reach.
+        if _released or _released_shared or _to_keep:
+            flush_released(conn, True)
+    elif _to_keep:
+        flush_kept(conn)
+    # A worker's "done" is held to go with the next ones: its Runner flushes when the run ends.
+    conn.behaviour_done(b, _runtime.ROLE == "worker")
     return failure
+
+
+def _refs_of_unreferenced() -> int:
+    # What `sys.getrefcount` says of an object only a list and a loop over it hold, measured
+    # as _note_kept loops (the count varies between interpreters).
+    for h in [object()]:
+        return sys.getrefcount(h)
+    return 0
+
+
+#: References to a behaviour's handle once it returned, when nothing else holds it.
+_UNREFERENCED = _refs_of_unreferenced()
+
+
+def _note_kept(handles: list) -> None:
+    """The handles a behaviour got that are still referenced from elsewhere once it returned
+    (a global, another cown's value, an exception's frame) are kept (see the module doc)."""
+    for h in handles:
+        if type(h) is list:
+            whole = sys.getrefcount(h) > _UNREFERENCED
+            for x in h:
+                if whole or sys.getrefcount(x) > _UNREFERENCED:
+                    _keep(x._id)
+        elif sys.getrefcount(h) > _UNREFERENCED:
+            _keep(h._id)
 
 
 def forget(cowns: list) -> None:

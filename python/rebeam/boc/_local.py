@@ -9,7 +9,9 @@ sent the ordinary way finds its cowns free (the governor saw every earlier one d
 for a moment by one that has said it is done and is about to let go.
 
 A behaviour's "done" goes to the governor *before* its cowns are let go here, so the governor
-always hears of a behaviour before it hears of the ones that waited for it.
+always hears of a behaviour before it hears of the ones that waited for it. It is held, in
+order, to go with the others of its run in one write when the run ends (anything else this
+process sends first sends what is held).
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ class Runner:
     runs on the worker's pool once the behaviours it waits for here are done; one that waited
     runs next on the thread that let it go (others that may run then go to the pool)."""
 
-    def __init__(self, conn, submit) -> None:
+    def __init__(self, conn, submit, flush=None) -> None:
         from . import _cowns
 
-        self.conn, self.submit = conn, submit
+        # `flush` sends the "done"s a run held (the connection's flush_held); None: nothing to send.
+        self.conn, self.submit, self.flush = conn, submit, flush
         self._admit, self._run = _cowns.admit, _cowns.run_behaviour
 
     def arrive(self, cmd) -> None:
@@ -86,11 +89,17 @@ class Runner:
             self.submit(lambda: self.run(job))
 
     def run(self, job: tuple) -> None:
-        while True:
-            self._run(self.conn, *job)  # says it is done before its cowns are let go
-            ready = release(job)
-            if not ready:
-                return
-            job, *others = ready
-            for other in others:
-                self.submit(lambda other=other: self.run(other))
+        try:
+            while True:
+                self._run(self.conn, *job)  # says it is done before its cowns are let go
+                ready = release(job)
+                if not ready:
+                    return
+                job, *others = ready
+                for other in others:
+                    self.submit(lambda other=other: self.run(other))
+        finally:
+            # The "done"s of this run were held (in order, before anything else this process
+            # sends): one write for the run.
+            if self.flush is not None:
+                self.flush()

@@ -11,6 +11,14 @@
 //!   process is told to let the value go ([`Effect::Forget`]). A lost value is nowhere, so
 //!   nobody is told. Drops of unknown cowns (an earlier runtime's, or one already forgotten)
 //!   are ignored.
+//! - A cown a `@when` requested is *shared*: the behaviour that got it holds handles to it, and
+//!   may schedule on it again (bocpy's dining philosophers do) after its maker let go. Its maker
+//!   releases it instead ([`Boc::release_cowns`]): it is freed once no behaviour is queued on it
+//!   (at once, or when the last one queued completes), unless a process said it keeps a
+//!   handle past its behaviour ([`Boc::keep_cowns`]; such a cown is never freed). A released
+//!   cown is not dropped: behaviours still queued on it may schedule on it again.
+//! - A process says it keeps a handle before it says the behaviour that gave it is done, so a
+//!   keep always arrives while a behaviour is queued on the cown, before it could be freed.
 //! - The tellings are batched per process: a process is told once [`FORGET_BATCH`] of its
 //!   cowns are forgotten, and every process is told whatever is left once no behaviour is
 //!   pending (so after `wait()` the tables are back to what the program still holds). What
@@ -37,6 +45,36 @@ impl<T: Clone> Boc<T> {
         effects
     }
 
+    /// The maker of each of `cowns` dropped its handle, but behaviours were given handles to
+    /// them (see the module's rules on shared cowns).
+    pub fn release_cowns(&mut self, cowns: &[CownId]) -> Vec<Effect<T>> {
+        let mut effects = Vec::new();
+        for &c in cowns {
+            if self.kept.contains(&c) {
+                continue;
+            }
+            let Some(at) = self.sched.location(c) else { continue };
+            if self.sched.tail(c).is_some() {
+                self.released.insert(c);
+            } else if let Ok(true) = self.sched.drop_cown(c) {
+                self.forgotten(c, at);
+            }
+        }
+        self.flush_forgets(&mut effects);
+        effects
+    }
+
+    /// A process keeps handles to `cowns` past the behaviour that gave them (or sent one away):
+    /// they are never freed.
+    pub fn keep_cowns(&mut self, cowns: &[CownId]) {
+        for &c in cowns {
+            if self.sched.location(c).is_some() {
+                self.kept.insert(c);
+                self.released.remove(&c);
+            }
+        }
+    }
+
     /// Cowns the scheduler knows: created and not yet freed.
     pub fn cown_count(&self) -> usize {
         self.sched.cown_count()
@@ -54,12 +92,20 @@ impl<T: Clone> Boc<T> {
         for c in cowns {
             if self.sched.location(c).is_none() {
                 self.forgotten(c, at);
+            } else if self.released.contains(&c) && self.sched.tail(c).is_none() {
+                // Its maker let go, and the last behaviour queued on it is over.
+                let held_at = self.sched.location(c).unwrap_or(at);
+                if let Ok(true) = self.sched.drop_cown(c) {
+                    self.forgotten(c, held_at);
+                }
             }
         }
         Ok(next)
     }
 
     fn forgotten(&mut self, c: CownId, at: Location) {
+        self.released.remove(&c);
+        self.kept.remove(&c);
         if !self.lost.remove(&c) {
             self.forget.entry(at).or_default().push(c);
         }

@@ -98,8 +98,9 @@ fn the_authority_s_disarm_stops_gated_work_here_from_another_node_mid_flight() {
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Arm".into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec.into() } }));
     let actor = router.actors.on(worker).next().expect("placed on the worker");
     let gating = Gating { handled: vec!["move".into()], subjects: vec!["move".into()], catch_all: false };
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(gating) })));

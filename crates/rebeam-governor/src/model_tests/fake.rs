@@ -42,6 +42,9 @@ pub struct World {
     pub channels: bool,
     /// Channels opened so far.
     pub channels_opened: u32,
+    /// Give the router a zygote (see zygote.rs); the zygotes' ends of their sockets, in order.
+    pub zygote: bool,
+    pub zygotes: Vec<std::os::unix::net::UnixStream>,
 }
 
 #[derive(Clone, Default)]
@@ -90,6 +93,17 @@ impl Os for FakeOs {
         w.channels_opened += 1;
         let me = std::process::id();
         crate::channels::create(me, me, crate::channels::MIN_RING_BYTES)
+    }
+
+    fn start_zygote(&self, _cmd: Command, generation: u32) -> io::Result<Option<crate::zygote::Zygote>> {
+        let mut w = self.world();
+        if !w.zygote {
+            return Ok(None);
+        }
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        w.spawned += 1;
+        w.zygotes.push(theirs);
+        Ok(Some(crate::zygote::Zygote::new(FAKE_PID_BASE + w.spawned, generation, ours)))
     }
 }
 
@@ -351,5 +365,6 @@ pub fn describe(input: &Input) -> String {
         Input::TreeRestart(t) => format!("TreeRestart({t})"),
         Input::SparesHold => "SparesHold".into(),
         Input::Node(n) => format!("Node({n:?})"),
+        Input::Zygote(g, e) => format!("Zygote({g}, {e:?})"),
     }
 }

@@ -38,8 +38,9 @@ pub(super) fn with_actor_and_caller(os: &FakeOs) -> (Router, ProcIdx, Drain, Dra
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Echo".into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec.into() } }));
     let actor = router.actors.on(worker).next().expect("the actor is placed on the worker");
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
     while worker_conn.try_recv().is_some() {}

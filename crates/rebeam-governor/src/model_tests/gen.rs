@@ -118,7 +118,7 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
         size: 2 + rng.below(2) as u32,
         balance: pick(rng, &Balance::ALL),
     });
-    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group }
+    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group, node: Default::default() }
 }
 
 pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {
@@ -190,7 +190,7 @@ pub fn request(rng: &mut Rng, known: &mut Known, sender: Option<ActorId>, main: 
             payload: payload(rng),
         },
         10 | 11 if main => Request::StartTree { spec: tree(rng, known, 0) },
-        8..=11 => Request::Spawn { child: child(rng, known, 1) },
+        8..=11 => Request::Spawn { child: child(rng, known, 1).into() },
         12 => Request::Call {
             target: target(rng, known),
             subject: "arm".into(),
@@ -262,7 +262,7 @@ fn schedule(rng: &mut Rng, known: &mut Known, main: bool) -> Request {
 
 /// A well-formed event that answers nothing the governor asked (a late or confused worker).
 pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
-    match rng.below(11) {
+    match rng.below(13) {
         0 => Event::Replied {
             delivery: some_id(rng, &known.deliveries),
             outcome: Outcome::Reply { status: Status::Ok, payload: payload(rng) },
@@ -285,8 +285,11 @@ pub fn stray_event(rng: &mut Rng, known: &mut Known) -> Event {
         7 => Event::DirectDeliveries {
             counts: (0..rng.below(3)).map(|_| (some_id(rng, &known.actors), rng.below(u64::MAX))).collect(),
         },
-        // From a worker it is ignored; from the main process, a cown a behaviour still names stays.
+        // Only the cowns the sender made count (the model's, with small ids, are the main
+        // process's); a cown a behaviour still names stays, and a kept one is never freed.
         9 => Event::DropCowns { cowns: (0..rng.below(4)).map(|_| some_id(rng, &known.cowns)).collect() },
+        10 => Event::ReleaseCowns { cowns: (0..rng.below(4)).map(|_| some_id(rng, &known.cowns)).collect() },
+        11 => Event::KeepCowns { cowns: (0..rng.below(4)).map(|_| some_id(rng, &known.cowns)).collect() },
         _ => Event::Notice { key: pick(rng, &KEYS).into(), payload: rng.chance(2, 3).then(|| payload(rng)) },
     }
 }

@@ -89,6 +89,7 @@ fn config(rng: &mut Rng, library: bool) -> Config {
         control_socket: None,
         python_user: None,
         main_restart: Default::default(),
+        zygote: false,
     }
 }
 

@@ -36,8 +36,9 @@ pub(super) fn with_counter(router: &mut Router) -> (Drain, Drain, ProcIdx, Actor
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Counter".into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec.into() } }));
     let actor = router.actors.on(worker).next().expect("placed on the worker");
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
     (main_conn, worker_conn, worker, actor)

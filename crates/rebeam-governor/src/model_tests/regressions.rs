@@ -56,6 +56,7 @@ pub(super) fn router_with_pool(
         control_socket: None,
         python_user: None,
         main_restart: Default::default(),
+        zygote: false,
     };
     let bus = crate::bus::Bus::new(&[]).expect("no patterns");
     let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
@@ -116,8 +117,9 @@ fn a_full_outbox_is_timed_on_the_routers_clock() {
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "Slow".into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
-    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec } }));
+    router.handle(Input::Frame(main, Frame::Request { req: 1, body: Request::Spawn { child: spec.into() } }));
     let actor = router.actors.on(worker).next().expect("the actor is placed on the worker");
     router.handle(Input::Frame(worker, Frame::Event(Event::Started { actor, result: Ok(Gating::default()) })));
     // The router's clock is an hour past the wall clock's when the worker stops reading.
@@ -192,6 +194,7 @@ fn a_supervisor_adopting_itself_or_its_ancestor_is_told_so() {
         shutdown_ms: None,
         code,
         group: None,
+        node: Default::default(),
     };
     // The id the router hands the new tree next: the one a confused peer would name.
     let itself = router.next_id + 1;
@@ -231,6 +234,7 @@ fn a_child_that_ends_as_it_starts_is_restarted_on_a_later_input_not_recursively(
         shutdown_ms: None,
         code: ChildCode::Tree(empty),
         group: None,
+        node: Default::default(),
     };
     let spec = TreeSpec {
         name: Some("outer".into()),

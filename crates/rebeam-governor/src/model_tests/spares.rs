@@ -38,9 +38,10 @@ fn spawn_actor(router: &mut Router, req: u64) -> (rebeam_proto::ActorId, ProcIdx
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: "A".into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
     let main = router.main;
-    router.handle(Input::Frame(main, Frame::Request { req, body: Request::Spawn { child } }));
+    router.handle(Input::Frame(main, Frame::Request { req, body: Request::Spawn { child: child.into() } }));
     let (&actor, _) = router.actors.iter().find(|(_, a)| !a.started).expect("an actor is starting");
     (actor, router.actors.proc_of(actor).expect("placed"))
 }

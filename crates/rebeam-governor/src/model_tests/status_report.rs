@@ -173,6 +173,7 @@ fn one_actor_tree(name: Option<&str>, class: &str, restart: Restart) -> TreeSpec
         shutdown_ms: None,
         code: ChildCode::Actor { class_name: class.into(), instance: Payload::default() },
         group: None,
+        node: Default::default(),
     };
     TreeSpec { name: None, strategy: Strategy::OneForOne, max_restarts: 3, max_seconds_ms: 5000, children: vec![child] }
 }

@@ -57,6 +57,7 @@ fn sample_frames() -> Vec<Frame> {
                             shutdown_ms: Some(5000),
                             code: ChildCode::Script { path: "x.py".into() },
                             group: None,
+                            node: Placement::Nodes(vec!["b".into(), "c".into()]),
                         },
                         ChildSpec {
                             name: None,
@@ -70,6 +71,7 @@ fn sample_frames() -> Vec<Frame> {
                                 size: 3,
                                 balance: Balance::LeastBusy,
                             }),
+                            node: Placement::Any,
                         },
                     ],
                 },

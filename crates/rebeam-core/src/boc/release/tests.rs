@@ -96,3 +96,49 @@ fn a_lost_value_is_nobody_s_to_let_go_and_a_dead_holder_is_told_nothing() {
     assert!(forgets(&boc.drop_cowns(&[3])).is_empty());
     assert_eq!(boc.cown_count(), 2);
 }
+
+/// Cown 1 (its value on worker 1), requested by behaviour 10, which runs there with handles.
+fn shared_cown() -> TestBoc {
+    let mut boc = TestBoc::sending_ahead();
+    boc.create_cown(W1, 1, false).unwrap();
+    boc.schedule(MAIN, 10, vec![1], 100, "a", How::default(), &pool()).unwrap();
+    boc
+}
+
+#[test]
+fn a_released_cown_may_be_scheduled_on_again_and_is_freed_when_nothing_is_queued_on_it() {
+    let mut boc = shared_cown();
+    assert!(boc.release_cowns(&[1]).is_empty(), "10 is queued on it");
+    // The behaviour holding it schedules on it again (as the dining philosophers do).
+    boc.schedule(W1, 11, vec![1], 101, "b", How::default(), &pool()).unwrap();
+    assert!(forgets(&boc.behaviour_done(W1, 10, &pool())).is_empty(), "11 is queued on it");
+    assert_eq!(boc.cown_count(), 3);
+    let done = boc.behaviour_done(W1, 11, &pool());
+    assert!(forgets(&done).iter().any(|(at, cs)| *at == W1 && cs.contains(&1)), "{done:?}");
+    assert_eq!(boc.cown_count(), 2, "the two result cowns are their makers' to drop");
+    assert!(boc.release_cowns(&[1]).is_empty(), "a second release changes nothing");
+}
+
+#[test]
+fn an_idle_released_cown_is_freed_at_once() {
+    let mut boc = shared_cown();
+    boc.behaviour_done(W1, 10, &pool());
+    assert_eq!(forgets(&boc.release_cowns(&[1, 555])), vec![(W1, vec![1])]);
+    assert_eq!(boc.cown_count(), 1);
+}
+
+#[test]
+fn a_kept_cown_is_never_freed() {
+    let mut boc = shared_cown();
+    boc.keep_cowns(&[1, 555]);
+    boc.release_cowns(&[1]);
+    assert!(forgets(&boc.behaviour_done(W1, 10, &pool())).is_empty());
+    assert!(boc.release_cowns(&[1]).is_empty());
+    assert_eq!(boc.cown_count(), 2, "cown 1 and the result cown");
+    // Kept after its release (the behaviour kept a handle and said so before it was done).
+    let mut boc = shared_cown();
+    boc.release_cowns(&[1]);
+    boc.keep_cowns(&[1]);
+    assert!(forgets(&boc.behaviour_done(W1, 10, &pool())).is_empty());
+    assert_eq!(boc.cown_count(), 2);
+}
