@@ -151,6 +151,9 @@ class Worker(Handler, AsyncRuns):
         # when the command thread moves them into it), so a slow actor's backlog stays in its
         # senders' rings: each one that leaves a mailbox, whatever became of it, is reported.
         self.conn.count_handled()
+        # The command thread, idle, sleeps on the rings itself: a call for an idle actor wakes
+        # only the thread that runs it (serve, run_inline).
+        self.conn.read_rings_when_idle()
         self.conn.ready()
         self.serve()
 

@@ -16,9 +16,9 @@ use rebeam_proto::{
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::backlog::Backlog;
+use crate::batch::{Held, Pushed};
 use crate::completions::{Completion, Completions, Tag};
 use crate::direct::{Direct, Link, Way};
-use crate::batch::{Held, Pushed};
 use crate::lent::{self, Lender};
 use crate::role::{CommandRole, Commands};
 use crate::{reader, reading, ClientError, HANDSHAKE_LIMIT_BYTES};
@@ -273,6 +273,8 @@ pub struct Client {
     /// A command taken off the queue to end a batch (see [`Client::next_commands`]): the next
     /// one handed out.
     held: Mutex<Option<Command>>,
+    /// The command thread, when idle, sleeps on the rings itself (`idle_reader.rs`).
+    rings_when_idle: AtomicBool,
     welcome: Welcome,
 }
 
@@ -320,7 +322,7 @@ impl Client {
             .name("rebeam-reader".into())
             .spawn(move || reader::run(read_half, for_reader, tx, limit))
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        Ok(Client { shared, commands, role, held: Mutex::new(None), welcome })
+        Ok(Client { shared, commands, role, held: Mutex::new(None), rings_when_idle: AtomicBool::new(false), welcome })
     }
 
     pub fn welcome(&self) -> Welcome {
@@ -505,8 +507,12 @@ impl Client {
             self.handed_out(&command);
             return Some(command);
         }
-        let got = match timeout {
-            Some(t) => self.commands.recv_timeout(t).ok(),
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        if self.rings_when_idle.load(Ordering::Relaxed) && self.commands.is_empty() {
+            crate::idle_reader::read_until_queued(&self.shared, &self.role, &self.commands, || self.queued(), deadline);
+        }
+        let got = match deadline {
+            Some(d) => self.commands.recv_deadline(d).ok(),
             None => self.commands.recv().ok(),
         };
         if let Some(command) = &got {
@@ -547,6 +553,14 @@ impl Client {
         if matches!(command, Command::Deliver { .. }) {
             self.shared.backlog.handed_out(1);
         }
+    }
+
+    /// From now on the thread waiting in [`Client::next_command`] for a command sleeps on this
+    /// process's rings itself, and reads them, while it would otherwise wait on an empty queue,
+    /// so a message for an idle actor wakes only the thread that takes it (the rules are in
+    /// the `idle_reader` module). For a consumer whose command thread runs what it takes.
+    pub fn read_rings_when_idle(&self) {
+        self.rings_when_idle.store(true, Ordering::Relaxed);
     }
 
     /// From now on a delivery taken off the command queue still counts against

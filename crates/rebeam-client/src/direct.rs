@@ -263,6 +263,11 @@ impl Direct {
         lock(&self.routes).len()
     }
 
+    /// Every channel in use here now.
+    pub(crate) fn links(&self) -> Vec<Arc<Link>> {
+        lock(&self.links).values().cloned().collect()
+    }
+
     /// Whether channel `id` is in use here.
     pub(crate) fn has_channel(&self, id: u64) -> bool {
         lock(&self.links).contains_key(&id)

@@ -67,6 +67,12 @@ impl Held {
         lock(&self.state).holds.insert(req, until);
     }
 
+    /// When the first hold on now ends at the latest (whoever reads the ring, the channel
+    /// thread wakes for it then).
+    pub(crate) fn next_end(&self) -> Option<Instant> {
+        lock(&self.state).holds.values().min().copied()
+    }
+
     /// Whether call `req`'s hold is on.
     pub(crate) fn has(&self, req: ReqId) -> bool {
         lock(&self.state).holds.contains_key(&req)
@@ -153,6 +159,20 @@ mod tests {
         assert_eq!(drained(&held), vec![record(1), record(2), record(3)]);
         assert_eq!(held.pass(record(4)), Some(record(4)));
         assert!(!held.release(7), "once");
+    }
+
+    #[test]
+    fn the_next_end_is_the_earliest_hold_still_on() {
+        let held = Held::default();
+        assert_eq!(held.next_end(), None);
+        let now = Instant::now();
+        held.hold(1, now + Duration::from_secs(60));
+        held.hold(2, now + Duration::from_secs(5));
+        assert_eq!(held.next_end(), Some(now + Duration::from_secs(5)));
+        held.release(2);
+        assert_eq!(held.next_end(), Some(now + Duration::from_secs(60)));
+        assert!(held.expire(Some(now + Duration::from_secs(61))));
+        assert_eq!(held.next_end(), None);
     }
 
     #[test]

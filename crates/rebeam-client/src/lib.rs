@@ -39,6 +39,9 @@
 mod backlog;
 #[cfg(test)]
 mod backlog_tests;
+mod batch;
+#[cfg(test)]
+mod batch_tests;
 mod channel;
 #[cfg(test)]
 mod channel_tests;
@@ -51,13 +54,13 @@ mod direct;
 mod direct_tests;
 #[cfg(test)]
 mod fast_cast_tests;
-mod batch;
-#[cfg(test)]
-mod batch_tests;
 mod fit;
 mod held;
 #[cfg(test)]
 mod held_tests;
+mod idle_reader;
+#[cfg(test)]
+mod idle_reader_tests;
 mod lent;
 mod reader;
 mod reading;
@@ -68,11 +71,11 @@ mod role_tests;
 mod tests;
 
 pub use backlog::{CALL_BOUND, DELIVERY_BOUND};
+pub use batch::{HELD_FRAMES, HELD_FRAME_MAX_BYTES};
 pub use channel::ChannelEnd;
 pub use client::{Client, PendingResponse, Welcome};
 pub use completions::{Completion, Tag};
 pub use direct::{CAST_ROOM_WAIT, LOCAL_DELIVERY};
-pub use batch::{HELD_FRAMES, HELD_FRAME_MAX_BYTES};
 pub use lent::LEND_ABOVE;
 use rebeam_proto::{ErrorInfo, ErrorKind, ProtoError};
 pub use rebeam_shm::Block;

@@ -22,12 +22,16 @@
 //!   reply, and on the ring's turn: whoever lets the lock go while callers wait for it wakes
 //!   one of them, so a caller whose reply comes after the holder left reads it at once (no
 //!   record waits on a timer).
-//! - **The channel thread reads only when no caller does.** While any caller waits on the
-//!   channel it stays away, asleep until the last of them stops reading and hands the ring back
-//!   (a signal, not a timer: a record that arrives just after callers stop reading is taken at
-//!   once). Otherwise it sleeps on the doorbell holding the lock, as the only reader; a caller
-//!   arriving then rings the doorbell itself, so the thread lets go of the ring at once and the
-//!   caller reads its own reply (tight call loops never alternate readers).
+//! - **The channel thread is the ring's backstop** (`rebeam_shm::backstop`). It never sleeps
+//!   holding the ring: it sleeps on the ring's bell (edge-triggered) and its peer, and when
+//!   woken reads the ring if nobody else holds it (callers and the idle command thread read
+//!   what they find, as it would). Whoever stops reading leaves the ring announced, after
+//!   reading what is ready, so the next record rings the bell and wakes the channel thread
+//!   (and whoever else sleeps on the ring): no reader hands the ring to another with a signal,
+//!   and a record that arrives just after the last reader left is taken at once.
+//! - **The idle command thread reads too** (`idle_reader.rs`): marked as the thread on the
+//!   ring (so a caller arriving rings it off), it reads as the channel thread would, and
+//!   leaves a ring to any caller that comes.
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`] (zero for now:
 //!   see there), and only while a core is free (`rebeam_shm::idle`): an answer that comes
 //!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
@@ -46,7 +50,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::{select_biased, unbounded, Receiver as Replies, RecvTimeoutError, Sender, TryRecvError};
 use rebeam_proto::{decode_inbound, Command, Frame, ReqId, Response, HEADER_BYTES};
-use rebeam_shm::{Doorbell, Receiver, ShmError};
+use rebeam_shm::{Backstop, Doorbell, Receiver, ShmError};
 
 use crate::backlog::PEER_LOOK;
 use crate::client::{lock, Shared};
@@ -69,7 +73,12 @@ const PEER_WHY_POLL: Duration = Duration::from_millis(1);
 /// Takes every record ready on the ring and handles it; with `bounded`, only while the
 /// process's backlog is within its bound, or the record passes it (the channel thread's
 /// reading: see `backlog.rs`). True if it left a record in the ring at the bound.
-fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounded: bool) -> Result<bool, ShmError> {
+pub(crate) fn take_ready(
+    shared: &Shared,
+    link: &Arc<Link>,
+    receiver: &mut Receiver,
+    bounded: bool,
+) -> Result<bool, ShmError> {
     loop {
         let Some(record) = receiver.try_recv()? else { return Ok(false) };
         let frame = record
@@ -82,6 +91,7 @@ fn take_ready(shared: &Shared, link: &Arc<Link>, receiver: &mut Receiver, bounde
             return Ok(true);
         }
         if let Some(frame) = frame {
+            // Held behind a reply that went the governor's way, it is kept, in order (`held.rs`).
             shared.direct.read(shared, link, frame);
         }
         // Released only now: a drained ring means every record is in the queue.
@@ -100,12 +110,12 @@ fn passes_bound(backlog: &crate::backlog::Backlog, frame: Option<&Frame>) -> boo
     }
 }
 
-/// Whether the ring's peer is known to be gone (a ring a caller reads now is its to judge).
+/// Whether the ring's peer is gone.
 fn peer_gone(link: &Link) -> bool {
-    try_lock(&link.receiver).is_some_and(|receiver| receiver.peer().gone())
+    link.turns.peer.as_ref().is_some_and(rebeam_shm::PeerWatch::gone)
 }
 
-fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<MutexGuard<'_, T>> {
+pub(crate) fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match m.try_lock() {
         Ok(guard) => Some(guard),
         // As `lock`: a panic elsewhere leaves the ring as consistent as any reader leaves it.
@@ -116,17 +126,21 @@ fn try_lock<T>(m: &std::sync::Mutex<T>) -> Option<MutexGuard<'_, T>> {
 
 /// Who may read a link's ring, beside its `receiver` lock (see the module rules).
 pub(crate) struct Turns {
-    /// Callers waiting for a reply on this channel now.
-    readers: AtomicUsize,
-    /// The channel thread holds the lock (asleep on the doorbell, or about to be).
-    thread_reads: AtomicBool,
-    /// The ring's doorbell, rung by a caller to wake the channel thread off the ring.
+    /// Callers waiting for a reply on this channel now (and the idle command thread).
+    pub(crate) readers: AtomicUsize,
+    /// The channel thread (or the idle command thread) holds the lock, asleep on the doorbell
+    /// or about to be.
+    pub(crate) thread_reads: AtomicBool,
+    /// The ring's doorbell, rung by a caller to wake the idle command thread off the ring.
     bell: Option<Doorbell>,
-    /// The last caller to stop reading hands the ring back to the channel thread here.
-    handover: (Sender<()>, Replies<()>),
+    /// Where the channel thread sleeps behind whoever reads (None without fds for it: the
+    /// channel is then given up at once, and its messages go the governor's way).
+    pub(crate) backstop: Option<Backstop>,
+    /// A watch on the peer (None without an fd for it: its death is met on the ring instead).
+    peer: Option<rebeam_shm::PeerWatch>,
     /// Callers waiting for the lock, and where whoever lets it go wakes one of them.
-    lock_waiters: AtomicUsize,
-    freed: (Sender<()>, Replies<()>),
+    pub(crate) lock_waiters: AtomicUsize,
+    pub(crate) freed: (Sender<()>, Replies<()>),
 }
 
 impl Turns {
@@ -137,14 +151,15 @@ impl Turns {
             // Without a second handle on it (no fd to spare), a caller arriving waits for the
             // thread's next wake-up: a record, or CLOSED_POLL.
             bell: receiver.bell().ok(),
-            handover: unbounded(),
+            backstop: receiver.backstop().ok(),
+            peer: receiver.peer().try_clone().ok(),
             lock_waiters: AtomicUsize::new(0),
             freed: unbounded(),
         }
     }
 
     /// Whoever lets go of the lock calls this: a caller waiting for it takes it.
-    fn let_go(&self) {
+    pub(crate) fn let_go(&self) {
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.lock_waiters.load(Ordering::SeqCst) > 0 {
             let _ = self.freed.0.send(());
@@ -152,12 +167,12 @@ impl Turns {
     }
 }
 
-/// Counts a caller among the link's readers for as long as it lives; the last to go hands the
-/// ring back to the channel thread.
-struct Registered<'a>(&'a Turns);
+/// Counts a caller among the link's readers for as long as it lives (the idle command thread
+/// leaves the ring to it).
+pub(crate) struct Registered<'a>(&'a Turns);
 
 impl<'a> Registered<'a> {
-    fn new(turns: &'a Turns) -> Registered<'a> {
+    pub(crate) fn new(turns: &'a Turns) -> Registered<'a> {
         turns.readers.fetch_add(1, Ordering::SeqCst);
         if turns.thread_reads.load(Ordering::SeqCst) {
             if let Some(bell) = &turns.bell {
@@ -170,9 +185,43 @@ impl<'a> Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        if self.0.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _ = self.0.handover.0.send(());
+        self.0.readers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Lets go of the ring, leaving it to the channel thread's backstop (see the module rules):
+/// what is ready is read first (with `bounded`, as `take_ready` reads at the bound; a record
+/// left at the bound wakes the channel thread, which waits for the backlog to fall). True if
+/// it left a record at the bound.
+pub(crate) fn leave(shared: &Shared, link: &Arc<Link>, mut receiver: MutexGuard<'_, Receiver>, bounded: bool) -> bool {
+    let mut left_records = false;
+    // A failed read is left to the channel thread, which meets it next.
+    while let Ok(true) = receiver.announce() {
+        match take_ready(shared, link, &mut receiver, bounded) {
+            Ok(false) => {}
+            Ok(true) => {
+                left_records = true;
+                break;
+            }
+            Err(_) => break,
         }
+    }
+    if let Some(backstop) = &link.turns.backstop {
+        let _ = backstop.resume();
+    }
+    drop(receiver);
+    link.turns.let_go();
+    if let Some(backstop) = &link.turns.backstop {
+        let _ = if left_records { backstop.wake() } else { backstop.left() };
+    }
+    left_records
+}
+
+/// A reader that will sleep on the ring itself took it: the channel thread, behind it, is not
+/// woken for its records meanwhile (`leave` undoes this).
+pub(crate) fn hold(link: &Link) {
+    if let Some(backstop) = &link.turns.backstop {
+        let _ = backstop.pause();
     }
 }
 
@@ -244,10 +293,10 @@ pub(crate) fn wait_reply(
             if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
+            hold(link);
             receiver.wait(slice).map(|()| true)
         });
-        drop(receiver);
-        link.turns.let_go();
+        leave(shared, link, receiver, false);
         match read {
             Ok(true) | Err(ShmError::TimedOut) => {}
             // Not (or no longer) this ring's to answer: the channel thread takes over.
@@ -285,49 +334,56 @@ fn peer_why(shared: &Shared, link: &Link) -> String {
     }
 }
 
-/// Reads one channel, whenever no caller does, until its peer dies or the connection closes.
+/// Reads one channel, behind whoever else reads it, until its peer dies or the connection
+/// closes (see the module rules).
 pub(crate) fn channel_thread(shared: Arc<Shared>, link: Arc<Link>) {
-    let turns = &link.turns;
+    let why = match &link.turns.backstop {
+        Some(backstop) => read_behind(&shared, &link, backstop),
+        None => "its channel has no reader (no file descriptor to spare)".to_string(),
+    };
+    shared.direct.link_lost(&shared, &link, &why);
+}
+
+/// The channel thread's reading: why it stopped.
+fn read_behind(shared: &Shared, link: &Arc<Link>, backstop: &Backstop) -> String {
     // The last read left a record in the ring at the delivery bound.
     let mut stopped = false;
-    let why = loop {
+    loop {
         if shared.closed.load(Ordering::SeqCst) {
-            break "the connection to the governor closed".to_string();
+            return "the connection to the governor closed".to_string();
         }
-        let waiting = shared.direct.report_counts(&shared);
-        shared.direct.expire_holds(&shared, &link, Some(Instant::now()));
-        let timeout = if waiting { COUNT_REPORT } else { CLOSED_POLL };
-        if turns.readers.load(Ordering::SeqCst) > 0 {
-            // Handovers sent before this look are stale: the readers' count says the truth.
-            while turns.handover.1.try_recv().is_ok() {}
-            if turns.readers.load(Ordering::SeqCst) > 0 {
-                let _ = turns.handover.1.recv_timeout(timeout);
-            }
-            continue;
-        }
-        if stopped && shared.backlog.over() && !peer_gone(&link) {
+        let waiting = shared.direct.report_counts(shared);
+        // This thread wakes for a hold's end even while others read the ring (it sleeps on
+        // the backstop, not the ring): whoever reads, a hold past its time is let go here.
+        shared.direct.expire_holds(shared, link, Some(Instant::now()));
+        let poll = if waiting { COUNT_REPORT } else { CLOSED_POLL };
+        let timeout = link.held.next_end().map_or(poll, |end| poll.min(end.saturating_duration_since(Instant::now())));
+        if stopped && shared.backlog.over() && !peer_gone(link) {
             // A cast stays in the ring (its sender meets a full ring) until the backlog falls.
             shared.backlog.wait_below(PEER_LOOK);
             continue;
         }
-        let mut receiver = lock(&link.receiver);
-        turns.thread_reads.store(true, Ordering::SeqCst);
-        // A dead peer's ring is read on past the bound: it sends no more.
-        let bounded = !receiver.peer().gone();
-        // Pairs with the caller's count-then-look in `Registered::new`: either it sees this
-        // thread on the ring and rings the bell, or this sees it and lets the ring go.
-        let read = receiver
-            .wait_unless(timeout, || turns.readers.load(Ordering::SeqCst) > 0)
-            .and_then(|()| take_ready(&shared, &link, &mut receiver, bounded));
-        turns.thread_reads.store(false, Ordering::SeqCst);
-        drop(receiver);
-        turns.let_go();
-        stopped = matches!(read, Ok(true));
-        match read {
-            Ok(_) | Err(ShmError::TimedOut) => {}
-            Err(ShmError::PeerGone) => break peer_why(&shared, &link),
-            Err(e) => break format!("its channel broke ({e})"),
+        // A dead peer's ring is this thread's to finish: whoever holds it lets go at once,
+        // having met the death too.
+        let dead = peer_gone(link);
+        let held = if dead { Some(lock(&link.receiver)) } else { try_lock(&link.receiver) };
+        if let Some(mut receiver) = held {
+            receiver.drain_bell();
+            // A dead peer's ring is read on whatever the backlog: none can follow its records.
+            if let Err(e) = take_ready(shared, link, &mut receiver, !dead) {
+                return format!("its channel broke ({e})");
+            }
+            if dead {
+                drop(receiver);
+                link.turns.let_go();
+                return peer_why(shared, link);
+            }
+            // Leaving reads on (the ring is announced first), so its word is the last.
+            stopped = leave(shared, link, receiver, true);
         }
-    };
-    shared.direct.link_lost(&shared, &link, &why);
+        match backstop.wait(timeout) {
+            Ok(()) | Err(ShmError::TimedOut) => {}
+            Err(e) => return format!("its channel broke ({e})"),
+        }
+    }
 }

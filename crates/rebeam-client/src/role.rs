@@ -16,6 +16,10 @@
 //!   after the command is in, and the holder stepping aside looks whether a command is queued
 //!   after the role is free (both behind a `SeqCst` fence, so at least one of the two sees the
 //!   other); a standby checks both under its lock before it sleeps, and is woken under it.
+//! - **An idle holder may sleep on the rings** (`idle.rs`) instead of the queue: it says so
+//!   ([`CommandRole::rings_waiting`]) before it looks at the queue a last time, and whoever
+//!   queues a command looks at that after the command is in (the same fence), ringing the
+//!   role's doorbell, which that holder sleeps on beside the rings.
 //!
 //! [`Client::next_commands`]: crate::Client::next_commands
 //! [`Client::step_aside`]: crate::Client::step_aside
@@ -28,27 +32,49 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use rebeam_proto::Command;
+use rebeam_shm::Doorbell;
 
 use crate::backlog::Backlog;
 use crate::client::lock;
 
 /// The command role of one process (see the module doc).
-#[derive(Default)]
 pub(crate) struct CommandRole {
     /// Nobody holds the role: the next command goes to a standby.
     free: AtomicBool,
     /// Standbys sleep on `wake` under this lock.
     standby: Mutex<()>,
     wake: Condvar,
+    /// The holder sleeps on the rings and on `bell` (see `idle.rs`): a queued command rings it.
+    pub(crate) rings_waiting: AtomicBool,
+    /// None if no eventfd could be made: the holder then always sleeps on the queue.
+    pub(crate) bell: Option<Doorbell>,
+}
+
+impl Default for CommandRole {
+    fn default() -> CommandRole {
+        CommandRole {
+            free: AtomicBool::new(false),
+            standby: Mutex::new(()),
+            wake: Condvar::new(),
+            rings_waiting: AtomicBool::new(false),
+            bell: Doorbell::new().ok(),
+        }
+    }
 }
 
 impl CommandRole {
-    /// A command was queued: a standby claims the role if it is free.
+    /// A command was queued: a standby claims the role if it is free, and a holder asleep on
+    /// the rings is woken.
     fn pushed(&self) {
         fence(Ordering::SeqCst);
         if self.free.load(Ordering::SeqCst) {
             let _guard = lock(&self.standby);
             self.wake.notify_one();
+        }
+        if self.rings_waiting.load(Ordering::SeqCst) {
+            if let Some(bell) = &self.bell {
+                let _ = bell.ring();
+            }
         }
     }
 

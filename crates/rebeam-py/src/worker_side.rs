@@ -35,6 +35,12 @@ impl Connection {
         self.client.count_handled();
     }
 
+    /// From now on the idle command thread sleeps on the rings itself (see
+    /// `Client::read_rings_when_idle`).
+    fn read_rings_when_idle(&self) {
+        self.client.read_rings_when_idle();
+    }
+
     /// This worker is done with `n` deliveries: handled, refused, or dropped with their actor.
     #[pyo3(signature = (n=1))]
     fn handled(&self, n: usize) {

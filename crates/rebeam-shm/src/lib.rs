@@ -22,6 +22,7 @@
 //!   has said it is going to sleep (and the receiver wakes the sender only when it waits for
 //!   room).
 
+pub mod backstop;
 pub mod bulk;
 pub mod channel;
 pub mod doorbell;
@@ -34,6 +35,7 @@ pub mod ring;
 pub mod segment;
 pub mod select;
 
+pub use backstop::Backstop;
 pub use bulk::{BulkView, Loan};
 pub use channel::{ChannelFds, Receiver, Sender};
 pub use doorbell::Doorbell;
@@ -42,4 +44,4 @@ pub use peer::PeerWatch;
 pub use pool::{Block, Limits, Pool};
 pub use ring::{Consumer, Producer, Record};
 pub use segment::Segment;
-pub use select::{wait_any, Ready};
+pub use select::{wait_any, wait_once, Ready, Woke};

@@ -47,6 +47,7 @@
 //!   slice: a peer that writes into a record it already published can change what the receiver
 //!   reads (garbage in, garbage out) but never where it reads.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use crate::doorbell::Doorbell;
@@ -383,6 +384,13 @@ impl Consumer {
         fence(Ordering::SeqCst);
     }
 
+    /// A second mapping of this ring's segment, for [`announced`] (its pages mapped lazily:
+    /// only the header is ever touched).
+    pub(crate) fn second_mapping(&self) -> Result<Segment> {
+        let fd = self.seg.as_fd().try_clone_to_owned().map_err(|e| ShmError::Os { op: "dup", source: e })?;
+        Segment::from_fd_lazy(fd, self.seg.len())
+    }
+
     /// Withdraws `prepare_sleep` after waking (or not sleeping after all).
     pub fn cancel_sleep(&self) {
         self.view().u32_at(OFF_CONSUMER_SLEEPING).store(0, Ordering::Relaxed);
@@ -405,6 +413,13 @@ impl Consumer {
     fn view(&self) -> View<'_> {
         View { seg: &self.seg }
     }
+}
+
+/// Whether the consumer's "going to sleep" flag is still up in the ring of `seg` (a producer
+/// that publishes takes it down as it rings). Read with the same fence as the producer's.
+pub(crate) fn announced(seg: &Segment) -> bool {
+    fence(Ordering::SeqCst);
+    View { seg }.u32_at(OFF_CONSUMER_SLEEPING).load(Ordering::Relaxed) != 0
 }
 
 /// One received record, borrowed from the ring until dropped.

@@ -6,7 +6,14 @@
 //! peer's pidfd in one call. A ready record wins over a dead peer (records published before a
 //! death are still delivered), and the lowest index wins among ready receivers, so callers that
 //! want fairness rotate the slice.
+//!
+//! [`wait_once`] is the same wait over the receivers and one more fd of the caller's (its own
+//! doorbell, say), returning after one sleep whatever woke it (or nothing did), so that a
+//! caller with conditions of its own (a command queued elsewhere, another reader wanting a
+//! ring) looks at them after every wake-up; `stop` is asked after sleep is announced, so a
+//! condition raised before the announcement is never slept through.
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -40,9 +47,9 @@ pub fn wait_any(receivers: &mut [&mut Receiver], timeout: Duration) -> Result<Re
             return ready.map(|i| Ready::Record(i.expect("matched Some")));
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let polled = if left.is_zero() { Ok(Vec::new()) } else { poll(receivers, left) };
+        let polled = if left.is_zero() { Ok((Vec::new(), false)) } else { poll(receivers, None, left) };
         cancel(receivers);
-        let gone = polled?;
+        let (gone, _) = polled?;
         if let Some(i) = first_ready(receivers)? {
             return Ok(Ready::Record(i));
         }
@@ -53,6 +60,50 @@ pub fn wait_any(receivers: &mut [&mut Receiver], timeout: Duration) -> Result<Re
             return Err(ShmError::TimedOut);
         }
     }
+}
+
+/// What woke [`wait_once`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// This receiver has a record.
+    Record(usize),
+    /// This receiver's ring is empty and its sender is dead.
+    PeerGone(usize),
+    /// The caller's own fd was readable (it is drained: the caller looks at its conditions).
+    Also,
+    /// `stop` said so, the time ran out, or a bell rang with nothing behind it.
+    Nothing,
+}
+
+/// Sleeps once until a receiver has a record, an empty one's peer is gone, `also` is readable
+/// or `timeout` passes; returns without sleeping if `stop` is true once sleep is announced.
+pub fn wait_once(
+    receivers: &mut [&mut Receiver],
+    also: BorrowedFd<'_>,
+    timeout: Duration,
+    stop: impl Fn() -> bool,
+) -> Result<Woke> {
+    if let Some(i) = first_ready(receivers)? {
+        return Ok(Woke::Record(i));
+    }
+    for r in receivers.iter() {
+        r.ring.prepare_sleep();
+    }
+    let ready = first_ready(receivers);
+    if !matches!(ready, Ok(None)) || stop() || timeout.is_zero() {
+        cancel(receivers);
+        return ready.map(|i| i.map_or(Woke::Nothing, Woke::Record));
+    }
+    let polled = poll(receivers, Some(also), timeout);
+    cancel(receivers);
+    let (gone, also_rang) = polled?;
+    if let Some(i) = first_ready(receivers)? {
+        return Ok(Woke::Record(i));
+    }
+    if let Some(&i) = gone.first() {
+        return Ok(Woke::PeerGone(i));
+    }
+    Ok(if also_rang { Woke::Also } else { Woke::Nothing })
 }
 
 fn first_ready(receivers: &mut [&mut Receiver]) -> Result<Option<usize>> {
@@ -70,13 +121,16 @@ fn cancel(receivers: &[&mut Receiver]) {
     }
 }
 
-/// Polls every data bell and pidfd; returns the indices whose peer is gone, draining the bells
-/// that rang.
-fn poll(receivers: &[&mut Receiver], timeout: Duration) -> Result<Vec<usize>> {
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 * receivers.len());
+/// Polls every data bell and pidfd, and `also`; returns the indices whose peer is gone and
+/// whether `also` was readable, draining the bells that rang (`also` too, as an eventfd).
+fn poll(receivers: &[&mut Receiver], also: Option<BorrowedFd<'_>>, timeout: Duration) -> Result<(Vec<usize>, bool)> {
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 * receivers.len() + 1);
     for r in receivers {
         fds.push(PollFd::new(&r.data_bell, PollFlags::IN));
         fds.push(PollFd::new(&r.peer, PollFlags::IN));
+    }
+    if let Some(fd) = also {
+        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
     }
     let ts = Timespec { tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64, tv_nsec: timeout.subsec_nanos().into() };
     match rustix::event::poll(&mut fds, Some(&ts)) {
@@ -92,12 +146,22 @@ fn poll(receivers: &[&mut Receiver], timeout: Duration) -> Result<Vec<usize>> {
             gone.push(i);
         }
     }
-    Ok(gone)
+    let also_rang = also.is_some_and(|fd| {
+        let rang = fds.last().is_some_and(|p| !p.revents().is_empty());
+        if rang {
+            // Drained as a doorbell is: any number of rings give one wake-up.
+            let _ = rustix::io::read(fd, &mut [0u8; 8]);
+        }
+        rang
+    });
+    Ok((gone, also_rang))
 }
 
 #[cfg(test)]
 mod tests {
     use std::thread;
+
+    use std::os::fd::AsFd;
 
     use super::*;
     use crate::{ChannelFds, PeerWatch, Sender};
@@ -145,6 +209,38 @@ mod tests {
         assert_eq!(wait_any(&mut [&mut rx0, &mut rx1], LONG).unwrap(), Ready::Record(1));
         drop(rx1.recv(LONG).unwrap());
         assert_eq!(wait_any(&mut [&mut rx0, &mut rx1], LONG).unwrap(), Ready::PeerGone(0));
+    }
+
+    #[test]
+    fn wait_once_wakes_for_a_record_or_the_callers_own_fd() {
+        let (mut tx, mut rx) = ends(me());
+        let bell = crate::Doorbell::new().unwrap();
+        let ringer = bell.try_clone().unwrap();
+        let t = thread::spawn(move || ringer.ring().unwrap());
+        assert_eq!(wait_once(&mut [&mut rx], bell.as_fd(), LONG, || false).unwrap(), Woke::Also);
+        t.join().unwrap();
+        // Drained: nothing wakes it now.
+        let short = Duration::from_millis(5);
+        assert_eq!(wait_once(&mut [&mut rx], bell.as_fd(), short, || false).unwrap(), Woke::Nothing);
+        let t = thread::spawn(move || {
+            tx.send(&[b"x"], LONG).unwrap();
+            tx
+        });
+        assert_eq!(wait_once(&mut [&mut rx], bell.as_fd(), LONG, || false).unwrap(), Woke::Record(0));
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn wait_once_does_not_sleep_when_stopped_or_on_a_dead_peer() {
+        let (_tx, mut rx) = ends(me());
+        let bell = crate::Doorbell::new().unwrap();
+        // A stop raised before the wait would hang it for LONG if it were slept through.
+        assert_eq!(wait_once(&mut [&mut rx], bell.as_fd(), LONG, || true).unwrap(), Woke::Nothing);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = PeerWatch::new(child.id()).unwrap();
+        child.wait().unwrap();
+        let (_tx0, mut rx0) = ends(dead);
+        assert_eq!(wait_once(&mut [&mut rx, &mut rx0], bell.as_fd(), LONG, || false).unwrap(), Woke::PeerGone(1));
     }
 
     #[test]
