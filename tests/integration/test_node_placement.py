@@ -4,6 +4,7 @@ restarted on c when the whole of node b is SIGKILLed under steady calls by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -182,7 +183,9 @@ def test_a_child_on_a_node_killed_whole_restarts_on_a_node_that_remains_with_eve
     assert len(whole_b) >= 2, whole_b
     killed_at = time.time()
     for pid in whole_b:
-        os.kill(pid, signal.SIGKILL)
+        # A process listed a moment ago may have ended since (the zygote's short-lived fork).
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     killed_file.write_text(repr(killed_at))
     code, out, err = finish(a, timeout=120)
     out = seen + out
