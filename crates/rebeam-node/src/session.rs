@@ -419,10 +419,10 @@ mod bus;
 mod casts;
 #[path = "monitors.rs"]
 mod monitors;
-#[path = "placement.rs"]
-mod placement;
 #[path = "names.rs"]
 mod names;
+#[path = "placement.rs"]
+mod placement;
 
 #[cfg(test)]
 mod tests {

@@ -214,7 +214,12 @@ fn a_child_of_one_node_that_is_lost_fails_to_start_and_its_supervisor_gives_up()
     router.handle(Input::Node(NodeIn::Spawned { call, result: Ok(ActorRef { id: 40, name: None }) }));
     let Ok(NodeOut::Monitor { monitor, .. }) = out.try_recv() else { panic!("monitored") };
     router.handle(Input::Node(NodeIn::Up(vec!["a".into()])));
-    router.handle(Input::Node(NodeIn::Down { monitor, actor: None, node: None, reason: Exit::Killed("node lost: b".into()) }));
+    router.handle(Input::Node(NodeIn::Down {
+        monitor,
+        actor: None,
+        node: None,
+        reason: Exit::Killed("node lost: b".into()),
+    }));
     run_timers(&os, &mut router);
     assert!(out.try_recv().is_err(), "no node of its spec is up: nothing is asked");
     assert!(router.trees.root_failed(), "each failed start counts, and the supervisor gave up");
