@@ -8,9 +8,7 @@ import os
 import signal
 import textwrap
 
-import pytest
-
-from test_nodes import CALLER, Nodes, cookie_file, finish, free_port
+from test_nodes import CALLER, cookie_file, finish, free_port
 
 PUBLISHER = CALLER + textwrap.dedent(
     '''
@@ -63,13 +61,6 @@ SUBSCRIBER = CALLER + textwrap.dedent(
         time.sleep(600)
     '''
 )
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
 
 
 def test_a_publication_reaches_the_subscribers_of_every_other_node_in_order(nodes, tmp_path):

@@ -8,16 +8,7 @@ import re
 import signal
 import textwrap
 
-import pytest
-
-from test_nodes import CALLER, HOST, Nodes, cookie_file, finish, free_port
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
+from test_nodes import CALLER, HOST, cookie_file, finish, free_port
 
 
 def test_whereis_of_a_name_on_another_node_names_that_node(nodes, tmp_path):

@@ -171,13 +171,6 @@ def namespaces_work() -> bool:
 
 
 @pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
-
-
-@pytest.fixture
 def sockets():
     d = tempfile.mkdtemp(prefix="rbp-", dir="/tmp")
     yield d

@@ -12,10 +12,8 @@ import signal
 import textwrap
 import time
 
-import pytest
-
 from helpers import wait_until
-from test_nodes import Nodes, cookie_file, finish, free_port
+from test_nodes import cookie_file, finish, free_port
 
 PROGRAM = textwrap.dedent(
     '''
@@ -124,13 +122,6 @@ def program(role: str = "idle", *args: str) -> str:
     """The one program every node runs (so that a child's class is importable on each), with
     this node's part in the test."""
     return f"ROLE = {role!r}\nARGS = {list(args)!r}\n" + PROGRAM
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
 
 
 def descendants(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from helpers import REBEAM, wait_until
-from test_nodes import CALLER, Nodes, cookie_file, finish, free_port
+from test_nodes import CALLER, cookie_file, finish, free_port
 
 MOTOR = textwrap.dedent(
     '''
@@ -69,13 +69,6 @@ class Log:
 
 
 CONTACT = "in contact with the arming authority, node a"
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from test_nodes import CALLER, HOST, Nodes, cookie_file, finish, free_port
+from test_nodes import CALLER, HOST, cookie_file, finish, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
 
@@ -39,13 +39,6 @@ def leaf(d, ca: str, name: str) -> tuple[str, ...]:
     (d / f"{name}.key").chmod(0o600)
     return ("--tls-ca", str(d / f"{ca}-ca.pem"), "--tls-cert", str(d / f"{name}.pem"),
             "--tls-key", str(d / f"{name}.key"))
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
 
 
 def test_two_nodes_link_over_tls_and_a_stranger_of_another_ca_is_refused(nodes, tmp_path):

@@ -11,8 +11,6 @@ import subprocess
 import textwrap
 import uuid
 
-import pytest
-
 from helpers import REBEAM, processes_with, program_env, wait_until, write_script
 
 HOST = textwrap.dedent(
@@ -139,13 +137,6 @@ class Nodes:
                 p.wait()
         leftovers = wait_until(lambda: not processes_with(self.mark), timeout=10)
         assert leftovers, f"processes left behind: {processes_with(self.mark)}"
-
-
-@pytest.fixture
-def nodes(tmp_path):
-    n = Nodes(tmp_path)
-    yield n
-    n.stop()
 
 
 def finish(p: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
