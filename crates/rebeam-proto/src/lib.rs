@@ -61,7 +61,8 @@ pub use status::{
 /// lent replies, the caller's pid on deliveries, direct replies sent the governor's way. 8:
 /// cowns released and forgotten (`Event::DropCowns`, `Command::ForgetCowns`). 9: a child's
 /// placement on a node (`ChildSpec::node`), cowns a `@when` requested released and kept
-/// (`Event::ReleaseCowns`, `Event::KeepCowns`), `DropCowns` from any process for its own cowns.
+/// (`Event::ReleaseCowns`, `Event::KeepCowns`), `DropCowns` from any process for its own cowns,
+/// `Response::WhereisAt` (a name found on another node) and the node on `Command::Down`.
 pub const PROTOCOL_VERSION: u32 = 9;
 
 /// Default limit on one message's payload (pickle plus buffers). Large enough for a 64 MiB array
