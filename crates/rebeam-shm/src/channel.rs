@@ -6,10 +6,9 @@
 //!   on it). Both ends get the same three fds, plus the other end's pid for a [`PeerWatch`].
 //! - Sending never blocks unless asked: `try_send` returns `Full`; `send` waits for room up to
 //!   its timeout, then returns that `Full`, or `PeerGone` at once if the receiver dies.
-//! - Receiving: `try_recv` never blocks; `recv` spins for the receiver's spin budget (zero by
+//! - Receiving: `try_recv` never blocks; `recv` spins by the receiver's [`Spin`] (none by
 //!   default: spinning only pays when another core is idle; with `set_spin_when_idle` it spins
-//!   only while the `idle` module says a core is free, asking again every [`SPIN_RECHECK`]),
-//!   then announces sleep, re-checks the ring, and sleeps on the data bell and the peer's pidfd
+//!   only while the `idle` module says a core is free), then announces sleep, re-checks the ring, and sleeps on the data bell and the peer's pidfd
 //!   together. Records published before the
 //!   peer died are still delivered (a record is published whole or not at all); a wait on an empty
 //!   ring of a dead peer returns `PeerGone` at once.
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::doorbell::Doorbell;
 use crate::error::{Result, ShmError};
-use crate::idle;
+use crate::idle::Spin;
 use crate::peer::PeerWatch;
 use crate::ring::{self, Consumer, Producer, Record};
 use crate::segment::Segment;
@@ -74,9 +73,6 @@ impl ChannelFds {
         })
     }
 }
-
-/// How often a receiver spinning only while a core is free asks again whether one is.
-pub const SPIN_RECHECK: Duration = Duration::from_micros(10);
 
 fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
     fd.try_clone_to_owned().map_err(|e| ShmError::Os { op: "dup", source: e })
@@ -176,9 +172,8 @@ pub struct Receiver {
     pub(crate) ring: Consumer,
     pub(crate) data_bell: Doorbell,
     pub(crate) peer: PeerWatch,
-    spin: Duration,
-    /// Spin only while a core is free (`set_spin_when_idle`).
-    spin_idle_only: bool,
+    /// How it polls the ring before it sleeps.
+    pub(crate) spin: Spin,
 }
 
 impl Receiver {
@@ -189,8 +184,7 @@ impl Receiver {
             ring: Consumer::open(Segment::from_fd(fds.segment, fds.len)?, Some(space_bell))?,
             data_bell: Doorbell::from_fd(fds.data_bell),
             peer,
-            spin: Duration::ZERO,
-            spin_idle_only: false,
+            spin: Spin::default(),
         })
     }
 
@@ -202,15 +196,13 @@ impl Receiver {
     /// How long `recv` polls the ring before it sleeps. Worth it only when another core is idle
     /// (spinning on the core the sender needs delays the sender).
     pub fn set_spin(&mut self, budget: Duration) {
-        self.spin = budget;
-        self.spin_idle_only = false;
+        self.spin = Spin { budget, idle_only: false };
     }
 
     /// Like `set_spin`, but `recv` spins only while a core is free (the `idle` module's rule),
     /// so a spin never takes a CPU a runnable thread waits for.
     pub fn set_spin_when_idle(&mut self, budget: Duration) {
-        self.spin = budget;
-        self.spin_idle_only = true;
+        self.spin = Spin { budget, idle_only: true };
     }
 
     /// The next record, if one is there now.
@@ -243,27 +235,10 @@ impl Receiver {
         if self.ring.ready()? || stop() {
             return Ok(());
         }
-        let start = Instant::now();
-        let deadline = start + timeout;
-        if !self.spin.is_zero() && (!self.spin_idle_only || idle::core_free()) {
-            let until = start + self.spin.min(timeout);
-            let mut recheck = start + SPIN_RECHECK;
-            loop {
-                if self.ring.ready()? {
-                    return Ok(());
-                }
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                if self.spin_idle_only && now >= recheck {
-                    if !idle::core_free() {
-                        break;
-                    }
-                    recheck = now + SPIN_RECHECK;
-                }
-                std::hint::spin_loop();
-            }
+        let deadline = Instant::now() + timeout;
+        let spin = self.spin;
+        if spin.run(timeout, || self.ring.ready())? {
+            return Ok(());
         }
         loop {
             self.ring.prepare_sleep();

@@ -6,21 +6,78 @@
 //!   CPUs this process may run on: then no runnable thread waits for a CPU while the asker
 //!   spins, so spinning takes nothing from anyone. A spinner asks again as it spins and stops
 //!   as soon as the answer is no (see `Receiver::wait`).
-//! - The count is read with one `pread` of a file each thread keeps open. If it cannot be read
-//!   (no procfs), no core is free: spinning is only ever an optimisation.
+//! - The count is read with one `pread` of a file the process opens once, on the first ask
+//!   (one fd for the process's life, however many threads ask: `pread` needs no lock). If it
+//!   cannot be read (no procfs), no core is free: spinning is only ever an optimisation.
+//! - A [`Spin`] is one receiver's rule: poll for up to its budget (never past the wait's own
+//!   timeout), and, when it spins only while a core is free, ask before the first poll and
+//!   again every [`SPIN_RECHECK`], stopping at the first no. Every wait on a ring (one
+//!   receiver's or several at once) spins by the same rule before it announces sleep.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+
+/// How often a receiver spinning only while a core is free asks again whether one is.
+pub const SPIN_RECHECK: Duration = Duration::from_micros(10);
+
+/// How a receiver polls its ring before it sleeps (see the module rules). The default does not
+/// spin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spin {
+    /// The longest it polls.
+    pub budget: Duration,
+    /// Poll only while a core is free.
+    pub idle_only: bool,
+}
+
+impl Spin {
+    /// The larger of two rules: the longer budget, spinning only while a core is free if
+    /// either does (a wait over several receivers spins once, for all of them).
+    pub fn max(self, other: Spin) -> Spin {
+        Spin { budget: self.budget.max(other.budget), idle_only: self.idle_only || other.idle_only }
+    }
+
+    /// Polls `done` until it says yes (true), or the budget, capped at `timeout`, runs out or a
+    /// core is no longer free (false).
+    pub fn run(self, timeout: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<bool> {
+        if self.budget.is_zero() || (self.idle_only && !core_free()) {
+            return Ok(false);
+        }
+        let start = Instant::now();
+        let until = start + self.budget.min(timeout);
+        let mut recheck = start + SPIN_RECHECK;
+        loop {
+            if done()? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            if self.idle_only && now >= recheck {
+                if !core_free() {
+                    return Ok(false);
+                }
+                recheck = now + SPIN_RECHECK;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
 
 /// Where the kernel says how many threads are runnable now.
 const LOADAVG: &str = "/proc/loadavg";
 /// Enough for `/proc/loadavg`'s one line (five short fields).
 const LOADAVG_BYTES: usize = 128;
 
-thread_local! {
-    static LOADAVG_FILE: RefCell<Option<File>> = RefCell::new(File::open(LOADAVG).ok());
+/// `/proc/loadavg`, opened on the first ask; None if it cannot be.
+fn loadavg() -> Option<&'static File> {
+    static FILE: OnceLock<Option<File>> = OnceLock::new();
+    FILE.get_or_init(|| File::open(LOADAVG).ok()).as_ref()
 }
 
 /// The CPUs this process may run on (its affinity and quota), read once.
@@ -31,12 +88,9 @@ pub fn cpus() -> usize {
 
 /// The threads runnable on the machine now, the asker included; None if it cannot be read.
 pub fn runnable() -> Option<usize> {
-    LOADAVG_FILE.with(|file| {
-        let file = file.borrow();
-        let mut buf = [0u8; LOADAVG_BYTES];
-        let n = file.as_ref()?.read_at(&mut buf, 0).ok()?;
-        parse_runnable(&buf[..n])
-    })
+    let mut buf = [0u8; LOADAVG_BYTES];
+    let n = loadavg()?.read_at(&mut buf, 0).ok()?;
+    parse_runnable(&buf[..n])
 }
 
 /// Whether a core is free for a spinner now (see the module rules).
@@ -53,6 +107,43 @@ fn parse_runnable(line: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spin_without_a_budget_never_polls() {
+        let mut polls = 0;
+        assert!(!Spin::default()
+            .run(Duration::from_secs(1), || {
+                polls += 1;
+                Ok(true)
+            })
+            .unwrap());
+        assert_eq!(polls, 0);
+    }
+
+    #[test]
+    fn a_spin_stops_when_done_or_at_its_budget_capped_by_the_timeout() {
+        let spin = Spin { budget: Duration::from_millis(20), idle_only: false };
+        let mut polls = 0;
+        assert!(spin
+            .run(Duration::from_secs(1), || {
+                polls += 1;
+                Ok(polls == 3)
+            })
+            .unwrap());
+        assert_eq!(polls, 3);
+        let start = Instant::now();
+        assert!(!spin.run(Duration::from_millis(2), || Ok(false)).unwrap());
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(2), "it spun {took:?}");
+    }
+
+    #[test]
+    fn the_larger_rule_takes_the_longer_budget_and_the_idle_condition() {
+        let a = Spin { budget: Duration::from_micros(5), idle_only: true };
+        let b = Spin { budget: Duration::from_micros(50), idle_only: false };
+        assert_eq!(a.max(b), Spin { budget: Duration::from_micros(50), idle_only: true });
+        assert_eq!(Spin::default().max(b), b);
+    }
 
     #[test]
     fn the_runnable_count_is_the_fourth_fields_first_number() {

@@ -8,10 +8,12 @@
 //! want fairness rotate the slice.
 //!
 //! [`wait_once`] is the same wait over the receivers and one more fd of the caller's (its own
-//! doorbell, say), returning after one sleep whatever woke it (or nothing did), so that a
-//! caller with conditions of its own (a command queued elsewhere, another reader wanting a
-//! ring) looks at them after every wake-up; `stop` is asked after sleep is announced, so a
-//! condition raised before the announcement is never slept through.
+//! doorbell, say), spinning first as a single receiver's wait does (the longest of the
+//! receivers' spins, see `idle::Spin`; `stop` ends the spin early), then returning after one
+//! sleep whatever woke it (or nothing did), so that a caller with conditions of its own (a
+//! command queued elsewhere, another reader wanting a ring) looks at them after every wake-up;
+//! `stop` is asked after sleep is announced, so a condition raised before the announcement is
+//! never slept through.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::channel::Receiver;
 use crate::error::{Result, ShmError};
+use crate::idle::Spin;
 
 /// What `wait_any` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,9 @@ pub fn wait_once(
     if let Some(i) = first_ready(receivers)? {
         return Ok(Woke::Record(i));
     }
+    let spin = receivers.iter().fold(Spin::default(), |spin, r| spin.max(r.spin));
+    // A record or `stop` that comes within the spin is found below, before any sleep.
+    spin.run(timeout, || Ok(first_ready(receivers)?.is_some() || stop()))?;
     for r in receivers.iter() {
         r.ring.prepare_sleep();
     }
