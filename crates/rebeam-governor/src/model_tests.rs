@@ -11,6 +11,10 @@
 //! episodes routes open real channels, on which direct calls are made whose hosts reply the
 //! governor's way (`harness/data_plane.rs` has the rules checked: a lent fd is released
 //! exactly once; a direct reply reaches its caller, or the caller learns its channel closed).
+//! In a third of the episodes the router is a node of a system, and the other nodes send what
+//! a transport could hand in (queries well-formed or not, answers to what the router asked or
+//! to nothing, the nodes up, arming) and answer what it asks of them
+//! (`harness/other_nodes.rs`: every query from another node is answered exactly once).
 //! After every input `invariants::check_invariants` must hold, and a finished run must have
 //! torn everything down.
 //!

@@ -246,6 +246,11 @@ impl Link {
     pub(crate) fn named(out: mpsc::UnboundedSender<NodeOut>, name: &str) -> Link {
         Link { here: Some(name.to_string()), ..Link::detached(out) }
     }
+
+    /// Who waits for an answer from another node: each waiter's process and request.
+    pub(crate) fn waiting(&self) -> impl Iterator<Item = (ProcIdx, ReqId)> + '_ {
+        self.pending.values().copied()
+    }
 }
 
 impl Router {

@@ -5,7 +5,7 @@
 
 use rebeam_proto::{
     ActorId, Balance, ChildCode, ChildSpec, ErrorInfo, ErrorKind, Event, Exit, Gating, GroupSlot, Outcome, Payload,
-    Request, Restart, Status, Strategy, Target, TreeSpec,
+    Placement, Request, Restart, Status, Strategy, Target, TreeSpec,
 };
 
 use rebeam_core::topics::MAX_QUEUE;
@@ -118,7 +118,16 @@ pub fn child(rng: &mut Rng, known: &Known, depth: u32) -> ChildSpec {
         size: 2 + rng.below(2) as u32,
         balance: pick(rng, &Balance::ALL),
     });
-    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group, node: Default::default() }
+    ChildSpec { name, label: "Model".into(), restart, shutdown_ms, code, group, node: placement(rng) }
+}
+
+/// Where a child runs: mostly here; else on named nodes (this one, others, none up), or any.
+fn placement(rng: &mut Rng) -> Placement {
+    match rng.below(8) {
+        0 => Placement::Any,
+        1 => Placement::Nodes((0..rng.below(3)).map(|_| pick(rng, &["a", "b", "c", "z"]).to_string()).collect()),
+        _ => Placement::Here,
+    }
 }
 
 pub fn tree(rng: &mut Rng, known: &Known, depth: u32) -> TreeSpec {

@@ -17,6 +17,7 @@ use super::invariants::{check_invariants, check_torn_down};
 use super::{gen, Rng};
 use crate::control::Peer;
 use crate::listener::Hello;
+use crate::node::{Follow, NodeIn};
 
 /// The host's `rebeam ctl`: no process of the run among its ancestors.
 const HOST_PID: u32 = super::fake::FAKE_PID_BASE - 0x100;
@@ -31,6 +32,7 @@ use crate::{Config, Program, SafetyMode};
 
 mod answers;
 mod data_plane;
+mod other_nodes;
 mod stalls;
 
 pub use data_plane::lent_fds_released;
@@ -73,6 +75,8 @@ pub struct Harness {
     /// The read ends of the pipes whose write ends were lent (`data_plane.rs`), and the frame
     /// that lent each.
     lent: Vec<(std::io::PipeReader, String)>,
+    /// The other nodes, when this router is node "a" of a system (`other_nodes.rs`).
+    nodes: Option<other_nodes::OtherNodes>,
 }
 
 fn config(rng: &mut Rng, library: bool) -> Config {
@@ -109,6 +113,7 @@ impl Harness {
         let paths = (PathBuf::from("/nonexistent/run.sock"), PathBuf::from("/nonexistent/ctl.sock"));
         let mut router = Router::new(config, Box::new(os.clone()), paths.0, paths.1, bus);
         router.start_processes().expect("the fake OS starts every process");
+        let nodes = other_nodes::OtherNodes::maybe(&mut rng, &mut router);
         let len = 1 + rng.below(max_len);
         let budget = if rng.chance(1, 2) { ROOMY_OUTBOX_BUDGET } else { 100 + rng.below(400) };
         let mut h = Harness {
@@ -132,6 +137,7 @@ impl Harness {
             log: VecDeque::new(),
             inputs: 0,
             lent: Vec::new(),
+            nodes,
         };
         // Half the episodes have real channels: routes open them, and direct calls are made.
         h.os.world().channels = h.rng.chance(1, 2);
@@ -235,7 +241,8 @@ impl Harness {
         self.note(describe(&input));
         self.forced |= matches!(input, Input::ShutdownDeadline) && self.router.is_shutting_down();
         self.inputs += 1;
-        let host = matches!(input, Input::Control(..));
+        // The host, or on a follower node the arming authority's word (its host's, there).
+        let host = matches!(input, Input::Control(..) | Input::Node(NodeIn::Follow(Follow::Arm)));
         let armed = self.router.safety_state() == Safety::Armed;
         self.router.handle(input);
         // The rule: only the host arms; nothing a process sends, and no timer, does.
@@ -271,6 +278,9 @@ impl Harness {
         }
         self.calls_answered_or_pending()?;
         self.directs_answered_or_closed()?;
+        if let Some(nodes) = &mut self.nodes {
+            nodes.take_out(&mut self.known.seen)?;
+        }
         self.known.live_actors = self.router.actors.keys().copied().collect();
         self.known.live_actors.sort_unstable();
         self.known.live_names = self.router.names.iter().map(|(n, _)| n.to_string()).collect();
@@ -295,6 +305,9 @@ impl Harness {
         }
         if self.router.finished {
             check_torn_down(&self.router, &self.killed, self.forced)?;
+            if let Some(nodes) = &self.nodes {
+                nodes.all_answered(self.now)?;
+            }
         }
         Ok(())
     }
@@ -367,6 +380,7 @@ impl Harness {
             884 => self.signal_governor()?,
             885..=894 => self.refire()?,
             895..=899 => self.stall(),
+            900..=939 => self.node_input()?,
             _ => false,
         };
         // Drawing again would favour what always applies (control, signals) while the
@@ -380,7 +394,12 @@ impl Harness {
 
     /// What a healthy run does next: handshakes, answers, deaths and timers that are due.
     fn calm(&mut self) -> Result<bool, String> {
-        Ok(self.hello()? || self.ready()? || self.answer()? || self.os_event()? || self.fire_timer()?)
+        Ok(self.hello()?
+            || self.ready()?
+            || self.answer()?
+            || self.os_event()?
+            || self.fire_timer()?
+            || self.node_answer()?)
     }
 
     /// A fake process (its index in `fakes`) that `ok` accepts; `ok` gets its router id.
@@ -516,7 +535,9 @@ impl Harness {
                 | Request::StartTree { .. }
                 | Request::Quiesce { .. }
                 | Request::Receive { .. }
-        );
+        ) || (self.nodes.is_some()
+            // On a node, these may go to the other nodes and wait for their answer.
+            && matches!(body, Request::Cast { .. } | Request::Whereis { .. } | Request::Monitor { .. }));
         match &body {
             Request::Call { timeout_ms, .. } => {
                 f.calls_due.insert(req, self.now.saturating_add(*timeout_ms));

@@ -26,6 +26,10 @@ pub fn check_invariants(r: &Router) -> Result<(), String> {
 }
 
 fn live(r: &Router, p: ProcIdx) -> bool {
+    // The transport stands for the other nodes' callers and watchers while the node is linked.
+    if p == crate::node::NODE_PEER {
+        return r.node.is_some();
+    }
     // At the end of a shutdown the library-mode main process is let go (marked dead, as the
     // governor has nothing to wait for) rather than torn down like a process that died.
     r.procs.get(p).is_some_and(|p| p.state != ProcState::Dead || (p.external && r.is_shutting_down()))
@@ -171,8 +175,10 @@ fn trees(r: &Router) -> Result<(), String> {
         }
         for (slot, running) in t.slots.iter().enumerate() {
             match running {
+                // A child on another node is a proxy id here (node_placement.rs).
                 Some(Running::Actor(a)) => ensure!(
-                    r.actors.get(a).is_some_and(|actor| actor.parent == Some((id, slot))),
+                    r.actors.get(a).is_some_and(|actor| actor.parent == Some((id, slot)))
+                        || r.child_elsewhere(*a).is_some(),
                     "tree {id} slot {slot} holds actor <{a}>, which is gone or has another parent"
                 ),
                 Some(Running::Tree(sub)) => ensure!(

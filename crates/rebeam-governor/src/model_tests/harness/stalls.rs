@@ -57,8 +57,16 @@ impl Harness {
 
     pub(super) fn calls_answered_or_pending(&mut self) -> Result<(), String> {
         let now = self.now;
-        let pending: HashSet<(ProcIdx, u64)> =
-            self.router.calls.iter().filter_map(|(_, d)| d.caller.as_ref().map(|c| (c.proc, c.req))).collect();
+        // In flight here, or asked of another node (whose answer, or the transport's timeout,
+        // is still to come).
+        let far = self.router.node.iter().flat_map(|l| l.waiting());
+        let pending: HashSet<(ProcIdx, u64)> = self
+            .router
+            .calls
+            .iter()
+            .filter_map(|(_, d)| d.caller.as_ref().map(|c| (c.proc, c.req)))
+            .chain(far)
+            .collect();
         for (i, f) in self.fakes.iter_mut().enumerate() {
             f.calls_due.retain(|_, due| *due >= now);
             let id = self.ids[i];
