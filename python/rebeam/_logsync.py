@@ -45,7 +45,7 @@ def snapshot() -> tuple | None:
 def _root_config() -> tuple | None:
     """The root logger's level and its first handler's format and destination, or None when
     the process has not configured logging."""
-    root = logging.getLogger()
+    root = logging.root  # what getLogger() returns, without the call
     if not root.handlers and root.level == logging.WARNING:
         return None
     fmt = datefmt = dest = None

@@ -28,6 +28,7 @@ def conn(monkeypatch):
     monkeypatch.setattr(_runtime, "connection", lambda: fake)
     monkeypatch.setattr(_code, "_ids", {})
     monkeypatch.setattr(_code, "_codes", {})
+    monkeypatch.setattr(_code, "_sites", {})
     return fake
 
 

@@ -20,10 +20,14 @@ The rules, so that a behaviour sees what it saw when its code travelled whole ea
   fails, the behaviour fails as it would have, and the next one tries again.
 - At most ``MAX_BEHAVIOUR_CODES`` templates per run (one per ``@when`` site in a program;
   more only for code made in a loop): past that, code travels whole.
+- A behaviour that carries nothing but its cowns (no captures, defaults, keyword defaults or
+  closure: the common shape) is pickled on a short path: its tuple holds only ints and lists
+  of ints, so there is no buffer to collect and nothing that needs cloudpickle.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import types
 from typing import Any
@@ -85,18 +89,49 @@ def _by_reference(func: types.FunctionType) -> bool:
     return True if check is None else bool(check(func))
 
 
+#: The template a code object last resolved to, by the code's id (kept alive by `_names`):
+#: ``(code, logging generation, globals, names, ids of what each name is bound to, template
+#: id)``. A `@when` site whose globals still bind the same objects skips `_key`.
+_sites: dict[int, tuple] = {}
+
+
+def _bound_ids(g: dict, names: tuple) -> tuple:
+    # `_key` itself for a name not bound: a new binding of it changes the tuple too.
+    return tuple([id(g.get(name, _key)) for name in names])
+
+
+def _still_bound(g: dict, names: tuple, ids: tuple) -> bool:
+    """Whether each of `names` is bound in `g` as `_bound_ids` saw it (a plain loop: this is
+    every `@when`'s path)."""
+    i = 0
+    for name in names:
+        if id(g.get(name, _key)) != ids[i]:
+            return False
+        i += 1
+    return True
+
+
 def _template_id(func: Any) -> int | None:
     """The id of ``func``'s template, defined now if it is new; None if it travels whole."""
     if type(func) is not types.FunctionType or func.__dict__ or _runtime.ROLE == "worker":
         return None
     config = _logsync.snapshot()
+    code, g = func.__code__, func.__globals__
+    site = _sites.get(id(code))
+    generation = config and config[0]
+    if site is not None and site[0] is code and site[1] == generation and site[2] is g:
+        if _still_bound(g, site[3], site[4]):
+            return site[5]
     key = _key(func, config)
     if key is None:
         return None
     found = _ids.get(key)
-    if found is not None:
-        return found
-    return _define(func, key)
+    if found is None:
+        found = _define(func, key)
+    if found is not None and len(_sites) < _rebeam.MAX_BEHAVIOUR_CODES:
+        names = _global_names(code)
+        _sites[id(code)] = (code, generation, g, names, _bound_ids(g, names), found)
+    return found
 
 
 def _define(func: types.FunctionType, key: tuple) -> int | None:
@@ -121,11 +156,18 @@ def _define(func: types.FunctionType, key: tuple) -> int | None:
         return code_id
 
 
-def pack(func: Any, groups: list, captures: list) -> tuple[bytes, list] | None:
+#: The buffers of a behaviour pickled on the short path (see the module doc): none.
+_NO_BUFFERS: tuple = ()
+
+
+def pack(func: Any, groups: list, captures: list) -> tuple[bytes, Any] | None:
     """A behaviour's code as its captures and a template id; None when it must travel whole."""
     code_id = _template_id(func)
     if code_id is None:
         return None
+    if not captures and func.__closure__ is None and func.__defaults__ is None and func.__kwdefaults__ is None:
+        _runtime.share_sys_path()  # as `_runtime.dumps` does: workers import as this process does
+        return pickle.dumps((code_id, groups, captures, None, None, None), 5), _NO_BUFFERS
     try:
         cells = None if func.__closure__ is None else tuple(c.cell_contents for c in func.__closure__)
     except ValueError:

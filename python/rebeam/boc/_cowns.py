@@ -33,10 +33,11 @@ import logging
 import pickle
 import sys
 import threading
+import types
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
 
-from .. import _runtime
+from .. import _rebeam, _runtime
 from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
 from ._code import pack, unpack
@@ -388,8 +389,25 @@ def _ids_of(arg: Any) -> Any:
 _ASYNC = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
+#: Code objects that passed `check_shape`, by id (the code kept alive here, so no other code
+#: ever has that id; hashing a code object hashes its constants): with the cown count and the
+#: defaults count they passed with. A `@when` site is checked once, not at every call.
+_shaped: dict[int, tuple] = {}
+
+
 def check_shape(func: Callable, n_cowns: int) -> None:
     """bocpy's checks at decoration time, minus the closure ban (closures travel by value)."""
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        seen = _shaped.get(id(code))
+        if seen is not None and seen[0] is code and seen[1] == n_cowns and seen[2] == len(func.__defaults__ or ()):
+            return
+    _check_shape(func, n_cowns)
+    if code is not None and len(_shaped) < _rebeam.MAX_BEHAVIOUR_CODES:
+        _shaped[id(code)] = (code, n_cowns, len(func.__defaults__ or ()))
+
+
+def _check_shape(func: Callable, n_cowns: int) -> None:
     if not callable(func):
         raise TypeError(f"@when decorates a function, not {type(func).__name__}")
     code = getattr(func, "__code__", None)
@@ -436,7 +454,9 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
         name = getattr(func, "__qualname__", repr(func))
         packed = _runtime.dumps_code((func, groups, list(captures)), f"behaviour {name!r}")
     data, buffers = packed
-    result = Cown._handle(new_id())
+    # A new id: never owned here yet, so not the checks of `Cown._handle`.
+    result = Cown.__new__(Cown)
+    result._id = new_id()
     if plain:
         requested = sorted(set(groups)) if len(groups) > 1 else groups
         pinned = False
@@ -452,7 +472,11 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
         for c in requested:
             if c in _owned:
                 _shared.add(c)
-    gated = bool(getattr(func, "_rebeam_requires_armed", False))
+    # A plain function's flag is in its __dict__ (an empty one, usually): no AttributeError made.
+    if type(func) is types.FunctionType:
+        gated = bool(func.__dict__) and bool(func.__dict__.get("_rebeam_requires_armed", False))
+    else:
+        gated = bool(getattr(func, "_rebeam_requires_armed", False))
     conn = _runtime._conn
     if conn is None or _runtime.ROLE == "worker":  # only a worker can be importing the script
         conn = _runtime.connection()
