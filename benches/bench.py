@@ -89,6 +89,9 @@ SIZES = {
     # Two nodes on loopback (nodes_bench.py) and Zenoh's own query floor
     "node_n": 5000,
     "node_warm": 500,
+    # Cross-node casts wait for their node's word that they were delivered: ~1 round trip each.
+    "node_cast_n": 5000,
+    "node_cast_reps": 3,
     # Three nodes on loopback, the child's node SIGKILLed (failover_bench.py): runs, median kept
     "failover_reps": 3,
 }
@@ -123,6 +126,8 @@ QUICK = {
     "busy_n": 300,
     "node_n": 1000,
     "node_warm": 100,
+    "node_cast_n": 1000,
+    "node_cast_reps": 1,
     "failover_reps": 1,
 }
 # Per-system overrides: a size that would take minutes on that system.

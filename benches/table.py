@@ -232,6 +232,10 @@ ROWS = [
      lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
     ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
      lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
+    ("node_casts", "20. casts to another node, 1 → 1 (main → actor, loopback)", "msgs/s", False,
+     lambda s: g(s, "nodes", "casts_per_s"), "—", "{:,.0f}"),
+    ("node_same_casts", "20. the same casts within one node, same run", "msgs/s", False,
+     lambda s: g(s, "nodes", "same_node_casts_per_s"), "—", "{:,.0f}"),
     ("failover_answered", "21. node SIGKILLed → its callers answered (3 nodes, loopback, median)", "ms", True,
      lambda s: g(s, "failover", "answered_ms"), "—", "{:.1f}"),
     ("failover_serving", "21. node SIGKILLed → its child serving again on another node (median)", "ms", True,
@@ -352,7 +356,8 @@ def host_systems(raw: dict) -> dict:
     }
 
 NODE_ROWS = (
-    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh", "failover_answered", "failover_serving",
+    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh", "node_casts", "node_same_casts",
+    "failover_answered", "failover_serving",
 )
 
 NA = {  # peer cells that are not applicable, and why
@@ -437,6 +442,8 @@ WORKLOAD_OF = {
     "node_zenoh_p50": "nodes",
     "node_same_p50": "nodes",
     "node_vs_zenoh": "nodes",
+    "node_casts": "nodes",
+    "node_same_casts": "nodes",
     "failover_answered": "nodes",
     "failover_serving": "nodes",
     "boc_rate": "boc_trivial",

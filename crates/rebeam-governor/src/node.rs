@@ -77,7 +77,7 @@ use rebeam_proto::{
 };
 use tokio::sync::mpsc;
 
-use crate::router::{Input, ProcIdx, Router};
+use crate::router::{ProcIdx, Router};
 
 #[path = "node_bus.rs"]
 mod bus;
@@ -206,17 +206,11 @@ pub(crate) struct Link {
     placements: placement::Placements,
 }
 
-/// Starts feeding the transport's inputs to the router; the router's side of the seam.
-pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) -> Link {
-    let Seam { out, mut inputs, name } = seam;
-    tokio::spawn(async move {
-        while let Some(input) = inputs.recv().await {
-            if router_inputs.send(Input::Node(input)).is_err() {
-                return;
-            }
-        }
-    });
-    Link {
+/// The router's side of the seam, and the transport's inputs, which the router's loop reads
+/// itself: a call from another node reaches the router with no task between them.
+pub(crate) fn attach(seam: Seam) -> (Link, mpsc::UnboundedReceiver<NodeIn>) {
+    let Seam { out, inputs, name } = seam;
+    let link = Link {
         out,
         pending: HashMap::new(),
         up: Vec::new(),
@@ -224,7 +218,18 @@ pub(crate) fn attach(seam: Seam, router_inputs: mpsc::UnboundedSender<Input>) ->
         watches: HashMap::new(),
         here: Some(name),
         placements: placement::Placements::default(),
+    };
+    (link, inputs)
+}
+
+/// The transport's next input; never, when this run is not a node or the transport is gone.
+pub(crate) async fn next_input(inputs: &mut Option<mpsc::UnboundedReceiver<NodeIn>>) -> NodeIn {
+    if let Some(input) = inputs.as_mut() {
+        if let Some(input) = input.recv().await {
+            return input;
+        }
     }
+    std::future::pending().await
 }
 
 #[cfg(test)]

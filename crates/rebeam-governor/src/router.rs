@@ -57,7 +57,9 @@ pub enum Input {
     TreeRestart(crate::tree::TreeId),
     /// The first spares wait no longer for the first actor start (see pool.rs).
     SparesHold,
-    /// From the other nodes of the system (see node.rs).
+    /// From the other nodes of the system (see node.rs), as tests hand them in: a run's loop
+    /// reads the transport's own channel (`node::next_input`).
+    #[cfg(test)]
     Node(crate::node::NodeIn),
     /// From a zygote (its generation), or its end (see zygote.rs).
     Zygote(u32, crate::zygote::Event),
@@ -212,7 +214,8 @@ pub async fn run(config: Config, node: Option<crate::node::Seam>) -> Result<i32,
 
     let os = Box::new(RealOs::new(inputs.clone()));
     let mut router = Router::new(config, os, socket_path.clone(), control_path.clone(), bus);
-    router.node = node.map(|seam| crate::node::attach(seam, inputs.clone()));
+    let (link, mut node_inputs) = node.map(crate::node::attach).unzip();
+    router.node = link;
     router.subreaper = subreaper;
     let started = router.start_processes();
     let code = match started {
@@ -229,6 +232,7 @@ pub async fn run(config: Config, node: Option<crate::node::Seam>) -> Result<i32,
                 tokio::select! {
                     Some(input) = rx.recv() => router.handle(input),
                     Some(peer) = peer_rx.recv() => router.handle(peer.input),
+                    input = crate::node::next_input(&mut node_inputs) => router.on_node(input),
                     _ = sigint.recv() => {
                         interrupts += 1;
                         router.on_interrupt(interrupts);
@@ -460,6 +464,7 @@ impl Router {
             Input::QuiesceDeadline(token) => self.quiesce_deadline(token),
             Input::ReceiveDeadline(token) => self.receive_deadline(token),
             Input::TreeRestart(tree) => self.tree_restart(tree),
+            #[cfg(test)]
             Input::Node(input) => self.on_node(input),
             Input::Zygote(generation, event) => self.on_zygote(generation, event),
             Input::ParentGone => self.begin_shutdown(0, "the Python process that started rebeam has exited"),
