@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import uuid
 
@@ -113,6 +114,15 @@ class Nodes:
         cmd = [REBEAM, "--workers", str(workers), "--node", name, "--cookie-file", str(cookie), *args, str(script)]
         env = program_env({"REBEAM_TEST_MARK": self.mark, "NODE_TAG": name})
         p = subprocess.Popen(cmd, cwd=self.tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def python(self, name: str, source: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+        """A plain `python` program (library mode) that joins as a node itself (rebeam.init)."""
+        script = write_script(self.tmp_path, source, f"{name}.py")
+        env = program_env({"REBEAM_TEST_MARK": self.mark, "NODE_TAG": name, **(env or {})})
+        p = subprocess.Popen([sys.executable, str(script), *args], cwd=self.tmp_path, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(p)
         return p
