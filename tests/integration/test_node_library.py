@@ -9,7 +9,7 @@ import os
 import signal
 import textwrap
 
-from test_nodes import CALLER, HOST, cookie_file, finish, free_port
+from test_nodes import CALLER, HOST, cookie_file, finish
 
 # The host's Counter, and an actor that calls back whatever it is given (a name or a pid).
 CALLS_BACK = HOST.replace('if __name__ == "__main__":', textwrap.dedent('''
@@ -47,12 +47,9 @@ LIBRARY = CALLER + textwrap.dedent('''
 
 
 def test_a_plain_python_program_joins_as_a_node_calls_is_called_and_sees_the_other_node_lost(nodes, tmp_path):
-    cookie = "s3cret-shared"
-    port = free_port()
-    host = nodes.start("a", CALLS_BACK, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, cookie))
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a", CALLS_BACK)
     # The cookie as REBEAM_COOKIE, as `rebeam --node` takes it without --cookie-file.
-    library = nodes.python("b", LIBRARY, f"tcp/127.0.0.1:{port}", env={"REBEAM_COOKIE": cookie})
+    library = nodes.python("b", LIBRARY, endpoint, env={"REBEAM_COOKIE": nodes.cookie.read_text().strip()})
     nodes.wait_line(host, "SLEEPING")
     os.kill(host.pid, signal.SIGKILL)
     code, out, err = finish(library, timeout=60)
@@ -66,9 +63,7 @@ def test_a_plain_python_program_joins_as_a_node_calls_is_called_and_sees_the_oth
 
 
 def test_a_library_node_with_another_cookie_is_refused_and_runs_nothing(nodes, tmp_path):
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, "the-real-one"))
-    nodes.wait_line(host, "HOST READY")
+    _, endpoint = nodes.listening("a")
     stranger = nodes.python("intruder", textwrap.dedent('''
         import sys
         import rebeam
@@ -78,7 +73,7 @@ def test_a_library_node_with_another_cookie_is_refused_and_runs_nothing(nodes, t
             print("refused:", e, flush=True)
         else:
             print("JOINED", rebeam.nodes(), flush=True)
-    '''), f"tcp/127.0.0.1:{port}", str(cookie_file(tmp_path, "a-guess", "wrong-cookie")))
+    '''), endpoint, str(cookie_file(tmp_path, "a-guess", "wrong-cookie")))
     code, out, err = finish(stranger)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "JOINED" not in out and "refused: the rebeam governor did not start" in out, out
