@@ -91,6 +91,7 @@ _LAZY = {
     "call_async": "futures",
     "Executor": "executor",
     "handle": "handles",
+    "init": "_library",
     "HandleError": "handles",
     "shared_array": "_shared",
 }
@@ -115,7 +116,7 @@ __all__ = [
     "start", "receive", "call", "cast", "response_ok", "response_error", "call_async", "acall", "acast",
     "Group", "members", "broadcast", "ROUND_ROBIN", "LEAST_BUSY",
     "spawn", "whereis", "stats", "shutdown", "monitor", "demonitor", "receive_down", "self_pid", "child",
-    "nodes", "ANY_NODE",
+    "nodes", "ANY_NODE", "init",
     "ONE_FOR_ONE", "ONE_FOR_ALL", "REST_FOR_ONE", "PERMANENT", "TRANSIENT", "TEMPORARY",
     "DOWN", "DEFAULT_CALL_TIMEOUT", "errors",
     "requires_armed", "safety_state", "armed", "cancelled", "on", "off", "publish", "dropped",

@@ -6,6 +6,9 @@ connects this process as the main process. The governor ends when this process d
 connection closes, or it is no longer the governor's parent) and takes its workers with it.
 ``rebeam.shutdown()`` stops it early; the next call starts a fresh one.
 
+``rebeam.init(workers, node=NAME, connect=[...], ...)`` starts it at once with settings, as
+``rebeam``'s command-line options give them (see ``_node_options`` for a node's).
+
 Set ``REBEAM_LIBRARY=0`` to make calls outside ``rebeam script.py`` raise ``NotRunning``
 instead.
 """
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import threading
 
-from . import _env, _rebeam, _runtime
+from . import _env, _node_options, _rebeam, _runtime
 from .errors import NotRunning
 
 #: How long the governor may take to start listening.
@@ -49,7 +52,43 @@ def find_binary() -> str:
     )
 
 
-def start(workers: int | None = None):
+def init(
+    workers: int | None = None,
+    *,
+    node: str | None = None,
+    listen=(),
+    connect=(),
+    cookie_file=None,
+    join_timeout: float | None = None,
+    lease: float | None = None,
+    authority: bool = False,
+    tls=None,
+):
+    """Starts rebeam for this process now, with these settings, instead of at the first call
+    that needs it: ``workers`` worker processes (default one per core) and, with ``node=NAME``,
+    as the node NAME of a system of several, as ``rebeam --node NAME`` does (keyword-only:
+    ``listen``, ``connect``, ``cookie_file``, ``join_timeout``, ``lease``, ``authority``,
+    ``tls={"ca": ..., "cert": ..., "key": ...}``; the cookie is the file's first line, else
+    ``REBEAM_COOKIE``). Raises RuntimeError if rebeam already runs in this process (under
+    ``rebeam script.py`` its command-line options say all this)."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise TypeError(f"workers={workers!r} must be a whole number ≥ 1, or None for one per core")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers={workers!r} must be a whole number ≥ 1, or None for one per core")
+    node_args = _node_options.serve_args(
+        node, listen, connect, cookie_file, join_timeout, lease, authority, tls
+    )
+    if _runtime._conn is not None or _env.SOCKET in os.environ:
+        raise RuntimeError(
+            "rebeam already runs in this process: call rebeam.init() before anything else that uses "
+            "it (or rebeam.shutdown() first); under `rebeam script.py`, give its options there"
+        )
+    if not enabled():
+        raise NotRunning(f"library mode is off ({_env.LIBRARY}=0)")
+    return start(workers, node_args, _node_options.join_seconds(join_timeout), node)
+
+
+def start(workers: int | None = None, node_args: tuple = (), join_seconds: float = 0.0, node: str | None = None):
     """Starts a governor for this process and connects to it (once)."""
     with _lock:
         if _runtime._conn is not None:
@@ -61,6 +100,7 @@ def start(workers: int | None = None):
         cmd = [find_binary(), "serve", "--parent-pid", str(os.getpid()), "--ready-fd", str(write_end)]
         if workers:
             cmd += ["--workers", str(int(workers))]
+        cmd += node_args
         env = {**os.environ, _env.MAIN_TOKEN: token, _env.PYTHON: sys.executable}
         env.setdefault(_env.LOG, "warn")  # a REPL is no place for the governor's story
         try:
@@ -69,7 +109,9 @@ def start(workers: int | None = None):
             )
         finally:
             os.close(write_end)
-        paths = _read_paths(read_end, proc)
+        paths = _read_paths(read_end, proc, START_TIMEOUT + join_seconds)
+        # A ProcessID pickled here names this node, as one pickled in a `rebeam --node` run does.
+        _runtime.NODE = node
         _runtime.ROLE = "main"
         _runtime.main_by_value = True
         conn = _rebeam.Connection.connect(paths[_env.SOCKET], token, "main")
@@ -87,7 +129,7 @@ def start(workers: int | None = None):
         return conn
 
 
-def _read_paths(fd: int, proc: subprocess.Popen) -> dict:
+def _read_paths(fd: int, proc: subprocess.Popen, timeout: float) -> dict:
     """The process socket's path, as the governor writes it once listening. (It never tells
     us the control socket's: the safety state is the host's to change, not this process's.)"""
     import select
@@ -95,12 +137,14 @@ def _read_paths(fd: int, proc: subprocess.Popen) -> dict:
     data = b""
     with os.fdopen(fd, "rb") as pipe:
         while b"\n" not in data:
-            ready, _, _ = select.select([pipe], [], [], START_TIMEOUT)
+            ready, _, _ = select.select([pipe], [], [], timeout)
             chunk = pipe.read1(4096) if ready else b""
             if not chunk:
                 proc.kill()
                 proc.wait()
-                raise NotRunning(f"the rebeam governor did not start (exit status {proc.returncode})")
+                raise NotRunning(
+                    f"the rebeam governor did not start (exit status {proc.returncode}; it said why on stderr)"
+                )
             data += chunk
     return dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
 

@@ -8,14 +8,11 @@ import re
 import signal
 import textwrap
 
-from test_nodes import CALLER, HOST, cookie_file, finish, free_port
+from test_nodes import CALLER, HOST, finish
 
 
 def test_whereis_of_a_name_on_another_node_names_that_node(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    _, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         from rebeam import whereis
         wait_nodes("a", "b")
@@ -24,7 +21,7 @@ def test_whereis_of_a_name_on_another_node_names_that_node(nodes, tmp_path):
         show("by found pid", call(pid, "add", 7))
         show("same actor", call("counter", "is_me", pid))
         print("nobody:", whereis("nobody"), flush=True)
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert re.search(r"found: ProcessID\(\d+, 'counter', node='a'\)", out), out
@@ -34,11 +31,7 @@ def test_whereis_of_a_name_on_another_node_names_that_node(nodes, tmp_path):
 
 
 def test_a_down_notice_names_the_actor_s_node_and_a_demonitor_takes_the_monitor_off_it(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", "--log-level", "info,rebeam_node=debug",
-                       cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a", HOST, "--log-level", "info,rebeam_node=debug")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         from rebeam import demonitor, monitor, receive_down
         wait_nodes("a", "b")
@@ -56,7 +49,7 @@ def test_a_down_notice_names_the_actor_s_node_and_a_demonitor_takes_the_monitor_
         demonitor(later)
         print("DEMONITORED", flush=True)
         time.sleep(600)
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     seen = nodes.wait_line(caller, "DEMONITORED")
     assert re.search(r"down: True ProcessID\(\d+, 'counter', node='a'\)", seen), seen
     host.send_signal(signal.SIGTERM)

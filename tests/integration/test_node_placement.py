@@ -140,11 +140,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_spawn_on_a_named_node_starts_it_there_and_a_node_not_up_or_refusing_is_a_clear_error(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    b = nodes.start("b", program(), "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(b, "IDLE READY")
-    a = nodes.start("a", program("spawning"), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    _, endpoint = nodes.listening("b", program(), ready="IDLE READY")
+    a = nodes.start("a", program("spawning"), "--connect", endpoint, cookie=nodes.cookie)
     code, out, err = finish(a)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert re.search(r"pid: ProcessID\(\d+, 'far', node='b'\)", out), out

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from test_nodes import CALLER, HOST, Nodes, cookie_file, finish, free_port
+from test_nodes import CALLER, HOST, Nodes, finish
 
 # Short, so the test waits little; the rule is the same at the default.
 LEASE = "2"
@@ -28,10 +28,7 @@ def nodes(tmp_path):
 
 
 def test_a_stopped_node_is_lost_at_its_lease_and_rejoins_when_it_goes_on(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", "--lease", LEASE, cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a", HOST, "--lease", LEASE)
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         import pathlib
         from rebeam import monitor, receive_down
@@ -58,7 +55,7 @@ def test_a_stopped_node_is_lost_at_its_lease_and_rejoins_when_it_goes_on(nodes, 
                 break
             time.sleep(0.1)
         show("after", call("counter", "add", 1))
-    '''), "--connect", f"tcp/127.0.0.1:{port}", "--lease", LEASE, cookie=cookie)
+    '''), "--connect", endpoint, "--lease", LEASE, cookie=nodes.cookie)
     seen = nodes.wait_line(caller, "READY TO STOP")
     # The governor alone: its link goes silent, and nothing closes it.
     os.kill(host.pid, signal.SIGSTOP)

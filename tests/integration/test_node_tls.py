@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from test_nodes import CALLER, HOST, cookie_file, finish, free_port
+from test_nodes import CALLER, HOST, cookie_file, finish
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
 
@@ -46,31 +46,29 @@ def test_two_nodes_link_over_tls_and_a_stranger_of_another_ca_is_refused(nodes, 
     keys.mkdir()
     authority(keys, "system")
     authority(keys, "other")
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tls/127.0.0.1:{port}", *leaf(keys, "system", "a"), cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    cookie = nodes.cookie
+    _, endpoint = nodes.listening("a", HOST, *leaf(keys, "system", "a"), scheme="tls")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         wait_nodes("a", "b")
         show("add", call("counter", "add", 2))
-    '''), "--connect", f"tls/127.0.0.1:{port}", *leaf(keys, "system", "b"), cookie=cookie)
+    '''), "--connect", endpoint, *leaf(keys, "system", "b"), cookie=cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "add: ok (2, 'a')" in out, out
     # The right cookie, but a certificate the system's CA did not sign: no link.
     stranger = nodes.start("intruder", CALLER + textwrap.dedent('''
         print("STRANGER RAN", flush=True)
-    '''), "--connect", f"tls/127.0.0.1:{port}", "--join-timeout", "1", *leaf(keys, "other", "intruder"),
+    '''), "--connect", endpoint, "--join-timeout", "1", *leaf(keys, "other", "intruder"),
         cookie=cookie)
     code, out, err = finish(stranger)
     assert code != 0 and "STRANGER RAN" not in out, out
     assert "intruder cannot join" in err, err
     # A certificate the CA signed, but another cookie: still no link.
-    guesser = nodes.start("guesser", CALLER, "--connect", f"tls/127.0.0.1:{port}", "--join-timeout", "1",
+    guesser = nodes.start("guesser", CALLER, "--connect", endpoint, "--join-timeout", "1",
                           *leaf(keys, "system", "guesser"), cookie=cookie_file(tmp_path, "a-guess", "wrong-cookie"))
     code, out, err = finish(guesser)
     assert code != 0 and "guesser cannot join" in err, err
     # A plain endpoint beside TLS files is refused before anything starts.
-    plain = nodes.start("c", CALLER, "--connect", f"tcp/127.0.0.1:{port}", *leaf(keys, "system", "c"), cookie=cookie)
+    plain = nodes.start("c", CALLER, "--connect", endpoint.replace("tls/", "tcp/"), *leaf(keys, "system", "c"), cookie=cookie)
     code, out, err = finish(plain)
     assert code != 0 and "is not a TLS one" in err, err

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import uuid
 
@@ -107,12 +108,38 @@ class Nodes:
         self.tmp_path = tmp_path
         self.mark = f"nodes-{uuid.uuid4().hex}"
         self.procs: list[subprocess.Popen] = []
+        self._cookie = None
+
+    @property
+    def cookie(self):
+        """The system's cookie file, made on first use: the nodes of a test share it."""
+        if self._cookie is None:
+            self._cookie = cookie_file(self.tmp_path, "s3cret-shared")
+        return self._cookie
+
+    def listening(self, name: str, source: str = HOST, *args: str, ready: str = "HOST READY", scheme: str = "tcp",
+                  cookie=None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+        """Node `name` listening on a free loopback port, once it printed `ready`: its process and
+        its endpoint (the others `--connect` to it). The cookie is the system's unless one is given."""
+        endpoint = f"{scheme}/127.0.0.1:{free_port()}"
+        p = self.start(name, source, "--listen", endpoint, *args, cookie=cookie or self.cookie, workers=workers)
+        self.wait_line(p, ready)
+        return p, endpoint
 
     def start(self, name: str, source: str, *args: str, cookie, workers: int = 1) -> subprocess.Popen:
         script = write_script(self.tmp_path, source, f"{name}.py")
         cmd = [REBEAM, "--workers", str(workers), "--node", name, "--cookie-file", str(cookie), *args, str(script)]
         env = program_env({"REBEAM_TEST_MARK": self.mark, "NODE_TAG": name})
         p = subprocess.Popen(cmd, cwd=self.tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        return p
+
+    def python(self, name: str, source: str, *args: str, env: dict | None = None) -> subprocess.Popen:
+        """A plain `python` program (library mode) that joins as a node itself (rebeam.init)."""
+        script = write_script(self.tmp_path, source, f"{name}.py")
+        env = program_env({"REBEAM_TEST_MARK": self.mark, "NODE_TAG": name, **(env or {})})
+        p = subprocess.Popen([sys.executable, str(script), *args], cwd=self.tmp_path, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(p)
         return p
@@ -145,10 +172,7 @@ def finish(p: subprocess.Popen, timeout: float = 60) -> tuple[int, str, str]:
 
 
 def test_a_name_on_one_node_is_callable_from_another(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         wait_nodes("a", "b")
         print("nodes:", rebeam.nodes(), flush=True)
@@ -156,7 +180,7 @@ def test_a_name_on_one_node_is_callable_from_another(nodes, tmp_path):
         show("add again", call("counter", "add", 3))
         show("boom", call("counter", "boom"))
         show("nobody", call("nobody", "add", 1))
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b']" in out
@@ -169,13 +193,11 @@ def test_a_name_on_one_node_is_callable_from_another(nodes, tmp_path):
 
 
 def test_a_stranger_with_another_cookie_is_refused(nodes, tmp_path):
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, "the-real-one"))
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a", cookie=cookie_file(tmp_path, "the-real-one"))
     stranger = nodes.start("intruder", CALLER + textwrap.dedent('''
         print("STRANGER RAN", flush=True)
         show("add", call("counter", "add", 1))
-    '''), "--connect", f"tcp/127.0.0.1:{port}", "--join-timeout", "1",
+    '''), "--connect", endpoint, "--join-timeout", "1",
         cookie=cookie_file(tmp_path, "a-guess", "wrong-cookie"))
     code, out, err = finish(stranger)
     assert code != 0, out
@@ -185,7 +207,7 @@ def test_a_stranger_with_another_cookie_is_refused(nodes, tmp_path):
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         wait_nodes("a", "b")
         print("nodes:", rebeam.nodes(), flush=True)
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie_file(tmp_path, "the-real-one", "right-cookie"))
+    '''), "--connect", endpoint, cookie=cookie_file(tmp_path, "the-real-one", "right-cookie"))
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b']" in out
@@ -195,10 +217,7 @@ def test_a_stranger_with_another_cookie_is_refused(nodes, tmp_path):
 
 
 def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         wait_nodes("a", "b")
         show("add", call("counter", "add", 1))
@@ -209,7 +228,7 @@ def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_
             time.sleep(0.02)
         print("nodes after:", rebeam.nodes(), flush=True)
         show("after", call("counter", "add", 1))
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     nodes.wait_line(host, "SLEEPING")
     # The call runs on node a, which dies whole: its governor, then its workers with it.
     os.kill(host.pid, signal.SIGKILL)
@@ -222,20 +241,15 @@ def test_a_node_killed_mid_call_gives_its_callers_actor_down_at_once(nodes, tmp_
 
 
 def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port_a, port_b = free_port(), free_port()
-    idle = nodes.start("a", "import time\nprint('IDLE READY', flush=True)\ntime.sleep(600)\n",
-                       "--listen", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
-    nodes.wait_line(idle, "IDLE READY")
-    host = nodes.start("b", HOST, "--listen", f"tcp/127.0.0.1:{port_b}", "--connect", f"tcp/127.0.0.1:{port_a}",
-                       cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    _, endpoint_a = nodes.listening("a", "import time\nprint('IDLE READY', flush=True)\ntime.sleep(600)\n",
+                                    ready="IDLE READY")
+    nodes.listening("b", HOST, "--connect", endpoint_a)
     # c knows only a's endpoint; it learns of b through a.
     caller = nodes.start("c", CALLER + textwrap.dedent('''
         wait_nodes("a", "b", "c")
         print("nodes:", rebeam.nodes(), flush=True)
         show("add", call("counter", "add", 40))
-    '''), "--connect", f"tcp/127.0.0.1:{port_a}", cookie=cookie)
+    '''), "--connect", endpoint_a, cookie=nodes.cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "nodes: ['a', 'b', 'c']" in out
@@ -243,10 +257,7 @@ def test_three_nodes_a_caller_reaches_a_name_on_a_node_it_was_not_told_of(nodes,
 
 
 def test_casts_cross_nodes_in_order_and_a_cast_to_a_name_on_no_node_is_not_delivered(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         from rebeam import cast
         wait_nodes("a", "b")
@@ -254,7 +265,7 @@ def test_casts_cross_nodes_in_order_and_a_cast_to_a_name_on_no_node_is_not_deliv
         print("all delivered:", all(sent), flush=True)
         show("pushed", call("counter", "pushed"))
         print("to nobody:", cast("nobody", "push", 1), flush=True)
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "all delivered: True" in out, out
@@ -264,10 +275,7 @@ def test_casts_cross_nodes_in_order_and_a_cast_to_a_name_on_no_node_is_not_deliv
 
 
 def test_a_process_id_handed_to_another_node_names_its_node_and_reaches_its_actor(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         from rebeam import cast, ProcessID
         wait_nodes("a", "b")
@@ -282,7 +290,7 @@ def test_a_process_id_handed_to_another_node_names_its_node_and_reaches_its_acto
         show("gone", call(gone, "add", 1))
         print("cast gone:", cast(gone, "push", 1), flush=True)
         show("stale", call(ProcessID(pid.id + 1000, None, "a"), "add", 1))
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     code, out, err = finish(caller)
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert re.search(r"pid: ProcessID\(\d+, 'counter', node='a'\)", out), out
@@ -296,10 +304,7 @@ def test_a_process_id_handed_to_another_node_names_its_node_and_reaches_its_acto
 
 
 def test_a_monitor_on_another_node_s_actor_fires_when_it_ends_and_when_its_node_is_lost(nodes, tmp_path):
-    cookie = cookie_file(tmp_path, "s3cret-shared")
-    port = free_port()
-    host = nodes.start("a", HOST, "--listen", f"tcp/127.0.0.1:{port}", cookie=cookie)
-    nodes.wait_line(host, "HOST READY")
+    host, endpoint = nodes.listening("a")
     caller = nodes.start("b", CALLER + textwrap.dedent('''
         from rebeam import monitor, receive_down
         wait_nodes("a", "b")
@@ -317,7 +322,7 @@ def test_a_monitor_on_another_node_s_actor_fires_when_it_ends_and_when_its_node_
         print("READY TO KILL", flush=True)
         d = receive_down(30)
         print("down on loss:", d.reason[0], d.ref == by_pid, d.reason[1], flush=True)
-    '''), "--connect", f"tcp/127.0.0.1:{port}", cookie=cookie)
+    '''), "--connect", endpoint, cookie=nodes.cookie)
     seen = nodes.wait_line(caller, "READY TO KILL")
     os.kill(host.pid, signal.SIGKILL)
     code, out, err = finish(caller)

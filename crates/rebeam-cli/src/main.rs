@@ -1,5 +1,6 @@
 //! `rebeam`: run a Python program as a supervised, parallel system.
 
+mod node_args;
 mod provision;
 mod render;
 mod top;
@@ -15,6 +16,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
+
+use node_args::NodeArgs;
 
 const ABOUT: &str = "Run Python programs as parallel, fault-tolerant systems.
 
@@ -66,7 +69,7 @@ enum Command {
     /// Serve a Python process that imported rebeam (library mode; started by `import rebeam`
     /// itself, not by hand).
     #[command(hide = true)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 const CTL_EXAMPLES: &str = "Examples:
@@ -204,98 +207,6 @@ struct RunArgs {
     node: NodeArgs,
 }
 
-/// Joining other rebeam runs as one system over Zenoh (`--node`).
-#[derive(Args)]
-#[command(next_help_heading = "Several nodes")]
-struct NodeArgs {
-    /// Run as the node NAME of a system of several (letters, digits, '-', '_', '.'): names
-    /// registered on any node are callable from every node, and rebeam.nodes() lists them.
-    #[arg(long, value_name = "NAME")]
-    node: Option<String>,
-
-    /// With --node: take links from other nodes at this endpoint (tcp/HOST:PORT); repeat for
-    /// more. Nothing is found by multicast: each node is told where to listen and connect.
-    #[arg(long, value_name = "ENDPOINT", requires = "node")]
-    listen: Vec<String>,
-
-    /// With --node: join the node listening at this endpoint (tcp/HOST:PORT); repeat for more.
-    /// Nodes that one of them knows are joined too.
-    #[arg(long, value_name = "ENDPOINT", requires = "node")]
-    connect: Vec<String>,
-
-    /// With --node: the shared secret every node of the system has (its first line), in a
-    /// file only you can read; a node with another cookie is refused [default: REBEAM_COOKIE].
-    #[arg(long, value_name = "PATH", requires = "node")]
-    cookie_file: Option<PathBuf>,
-
-    /// With --node and --connect: seconds to keep trying the --connect endpoints before giving up.
-    #[arg(long, value_name = "SECONDS", requires = "node",
-          default_value_t = rebeam_node::DEFAULT_JOIN_TIMEOUT.as_secs_f64(), value_parser = seconds)]
-    join_timeout: f64,
-
-    /// With --node: this node is the system's arming authority. The host arms and disarms the
-    /// whole system here (`rebeam ctl` on this node's control socket); every other node follows
-    /// its state, refuses `arm` on its own control socket, and disarms itself if it hears
-    /// nothing from the authority for a second. A system has at most one authority; without
-    /// one it is never armed.
-    #[arg(long, requires = "node")]
-    authority: bool,
-
-    /// With --node: seconds a node whose packets stop coming (nothing closes its link) is
-    /// still taken for up; then its callers get ActorDown and its monitors fire.
-    #[arg(long, value_name = "SECONDS", requires = "node",
-          default_value_t = rebeam_node::DEFAULT_LEASE.as_secs_f64(), value_parser = seconds)]
-    lease: f64,
-
-    /// With --node: links are TLS (tls/HOST:PORT endpoints only), each node's certificate
-    /// checked against this CA (PEM); give --tls-cert and --tls-key too. The cookie is still
-    /// asked for on top.
-    #[arg(long, value_name = "PATH", requires_all = ["node", "tls_cert", "tls_key"])]
-    tls_ca: Option<PathBuf>,
-
-    /// With --tls-ca: this node's certificate (PEM), signed by the CA.
-    #[arg(long, value_name = "PATH", requires = "tls_ca")]
-    tls_cert: Option<PathBuf>,
-
-    /// With --tls-ca: this node's certificate's private key (PEM).
-    #[arg(long, value_name = "PATH", requires = "tls_ca")]
-    tls_key: Option<PathBuf>,
-}
-
-impl NodeArgs {
-    /// The node's settings, or None when this run is not a node; the cookie is taken out of
-    /// the environment, so the run's Python processes never see it.
-    fn options(&self) -> Result<Option<rebeam_node::NodeOptions>, rebeam_node::NodeError> {
-        let env = std::env::var(rebeam_node::COOKIE_ENV).ok();
-        std::env::remove_var(rebeam_node::COOKIE_ENV);
-        // Not inherited from a run this one was started in: only a node's processes name theirs.
-        std::env::remove_var(rebeam_proto::env::NODE);
-        let Some(name) = self.node.clone() else { return Ok(None) };
-        if !rebeam_node::valid_node_name(&name) {
-            return Err(rebeam_node::NodeError::BadName(name));
-        }
-        // Every Python process of the run inherits it, so that a ProcessID pickled here names
-        // this node (the governor's children inherit its environment).
-        std::env::set_var(rebeam_proto::env::NODE, &name);
-        let cookie = rebeam_node::read_cookie(self.cookie_file.as_deref(), env)?;
-        Ok(Some(rebeam_node::NodeOptions {
-            name,
-            listen: self.listen.clone(),
-            connect: self.connect.clone(),
-            cookie,
-            join_timeout: Duration::from_secs_f64(self.join_timeout),
-            authority: self.authority,
-            lease: Duration::from_secs_f64(self.lease),
-            tls: self.tls(),
-        }))
-    }
-
-    fn tls(&self) -> Option<rebeam_node::Tls> {
-        let (ca, cert, key) = (self.tls_ca.clone()?, self.tls_cert.clone()?, self.tls_key.clone()?);
-        Some(rebeam_node::Tls { ca, cert, key })
-    }
-}
-
 /// `rebeam serve`: the governor of a Python process that imported rebeam (library mode).
 #[derive(Args)]
 struct ServeArgs {
@@ -315,6 +226,10 @@ struct ServeArgs {
     /// disarm on the control socket itself. Never set by `import rebeam`.
     #[arg(long)]
     host: bool,
+
+    /// The same node options as `rebeam run`: library mode and the Rust host join as nodes.
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// Options of every governor.
@@ -428,7 +343,7 @@ fn init_logging(filter: &str) {
 
 /// A number of seconds for a flag: finite, ≥ 0 and short enough for a `Duration`, so the
 /// conversion after parsing cannot panic.
-fn seconds(text: &str) -> Result<f64, String> {
+pub(crate) fn seconds(text: &str) -> Result<f64, String> {
     let secs: f64 = text.trim().parse().map_err(|_| format!("'{text}' is not a number of seconds"))?;
     if !secs.is_finite() || secs < 0.0 || Duration::try_from_secs_f64(secs).is_err() {
         return Err(format!("{text} is not a finite number of seconds ≥ 0 (for example 2.5)"));
@@ -460,7 +375,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Ctl(args) => ctl(args),
         Command::Top(args) => top(args),
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
     }
 }
 
@@ -555,12 +470,9 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let node = match args.node.options() {
+    let node = match node_options(&args.node) {
         Ok(node) => node,
-        Err(e) => {
-            eprintln!("rebeam: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut python = rebeam_governor::find_python(args.options.python.as_deref());
     if !args.no_env {
@@ -587,18 +499,30 @@ fn run(args: RunArgs) -> ExitCode {
     govern(args.options, program, python_user, python, main_restart, node)
 }
 
+/// The node settings of `run` and `serve` alike, or the exit status of a run refused for them.
+fn node_options(args: &NodeArgs) -> Result<Option<rebeam_node::NodeOptions>, ExitCode> {
+    args.options().map_err(|e| {
+        eprintln!("rebeam: {e}");
+        ExitCode::from(2)
+    })
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.options.log_level);
     let Some(token) = std::env::var(rebeam_proto::env::MAIN_TOKEN).ok().filter(|t| !t.is_empty()) else {
         eprintln!("rebeam serve: REBEAM_MAIN_TOKEN is not set; `import rebeam` starts this by itself");
         return ExitCode::from(2);
     };
+    let node = match node_options(&args.node) {
+        Ok(node) => node,
+        Err(code) => return code,
+    };
     let program =
         rebeam_governor::Program::Library { parent: args.parent_pid, token, ready_fd: args.ready_fd, host: args.host };
     let python = rebeam_governor::find_python(args.options.python.as_deref());
     // The library-mode main process is the user's own: it cannot be made another user, nor
     // restarted.
-    govern(args.options, program, None, python, Default::default(), None)
+    govern(args.options, program, None, python, Default::default(), node)
 }
 
 fn govern(

@@ -14,6 +14,9 @@ pub enum Error {
          into the Python environment, or name the command with Builder::governor or REBEAM_BIN"
     )]
     NoGovernor { looked: String },
+    /// The builder's settings make no run (the message says which and what to do).
+    #[error("cannot start rebeam with these settings: {0}")]
+    Settings(String),
     /// The governor could not be started, or ended before it was listening.
     #[error("the rebeam governor {command} did not start: {why}")]
     Start { command: PathBuf, why: String },

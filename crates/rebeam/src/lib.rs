@@ -52,6 +52,7 @@ mod handles;
 mod logs;
 pub mod messages;
 mod monitors;
+mod node;
 mod runtime;
 mod safety;
 mod start;

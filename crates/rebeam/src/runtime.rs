@@ -7,7 +7,8 @@
 //! 2. Make a private directory (0700) for the control socket, so that only this user can reach
 //!    it and its path is never told to Python.
 //! 3. Run `rebeam serve --parent-pid <our pid> --ready-fd <pipe>` with a fresh token in
-//!    `REBEAM_MAIN_TOKEN`, its stderr piped into `tracing` (see `logs`).
+//!    `REBEAM_MAIN_TOKEN`, its stderr piped into `tracing` (see `logs`), and a node's options
+//!    when [`Builder::node`] names one (see `node`: it joins the other nodes before it listens).
 //! 4. Read `REBEAM_SOCKET=<path>` from the pipe (end of file first means the governor failed:
 //!    its exit status is in the error), connect as the main process and say Ready.
 //!
@@ -58,6 +59,8 @@ pub struct Builder {
     allow_publish: Vec<String>,
     shutdown_timeout: Option<Duration>,
     log_filter: Option<String>,
+    /// Set by the node methods (see the `node` module).
+    pub(crate) node: crate::node::NodeSettings,
 }
 
 impl Builder {
@@ -139,7 +142,7 @@ impl Builder {
     }
 
     /// The arguments of `rebeam serve` for these settings.
-    pub(crate) fn serve_args(&self, ready_fd: i32, control: &Path) -> Vec<String> {
+    pub(crate) fn serve_args(&self, ready_fd: i32, control: &Path) -> Result<Vec<String>, Error> {
         let mut args = vec!["serve".into(), "--host".into(), "--parent-pid".into(), std::process::id().to_string()];
         args.extend(["--ready-fd".into(), ready_fd.to_string()]);
         args.extend(["--control-socket".into(), control.display().to_string()]);
@@ -166,7 +169,13 @@ impl Builder {
         args.extend(["--shutdown-timeout".into(), self.shutdown_wait().as_secs_f64().to_string()]);
         let filter = self.log_filter.clone().or_else(|| std::env::var(env::LOG).ok()).unwrap_or("warn".into());
         args.extend(["--log-level".into(), filter]);
-        args
+        args.extend(self.node.serve_args()?);
+        Ok(args)
+    }
+
+    /// How long the governor may take to listen: a node joins the others first.
+    pub(crate) fn start_wait(&self) -> Duration {
+        START_TIMEOUT + self.node.join_wait()
     }
 
     pub(crate) fn shutdown_wait(&self) -> Duration {

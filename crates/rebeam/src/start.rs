@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rebeam_proto::env;
 
-use crate::runtime::{connect, say_ready, spawn_governor, Builder, Runtime, START_TIMEOUT};
+use crate::runtime::{connect, say_ready, spawn_governor, Builder, Runtime};
 use crate::Error;
 
 /// Bytes of randomness in the main process's token (as hex, twice as many characters).
@@ -16,13 +16,15 @@ const TOKEN_BYTES: usize = 16;
 
 pub(crate) fn start(builder: Builder) -> Result<Runtime, Error> {
     let command = builder.command()?;
+    // Settings that make no run are refused before anything is made for one.
+    builder.node.serve_args()?;
     let fail = |why: String| Error::Start { command: command.clone(), why };
     let token = random_hex().map_err(|e| fail(format!("no randomness for its token ({e})")))?;
     let private_dir = private_dir(&token).map_err(|e| fail(format!("cannot make a private directory ({e})")))?;
     let control = private_dir.join("ctl.sock");
     let (read_end, write_end) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| fail(format!("no pipe ({e})")))?;
-    let args = builder.serve_args(write_end.as_raw_fd(), &control);
+    let args = builder.serve_args(write_end.as_raw_fd(), &control)?;
     let spawned = spawn_governor(&command, &args, &token, write_end.as_raw_fd());
     // Our copy closed, the governor's is the pipe's only writer: its exit ends our read.
     drop(write_end);
@@ -42,7 +44,7 @@ pub(crate) fn start(builder: Builder) -> Result<Runtime, Error> {
         let _ = std::fs::remove_dir(&private_dir);
         fail(format!("{why} ({status})"))
     };
-    let socket = match read_socket_path(read_end, START_TIMEOUT) {
+    let socket = match read_socket_path(read_end, builder.start_wait()) {
         Ok(socket) => socket,
         Err(why) => return Err(abandon(child, why)),
     };
