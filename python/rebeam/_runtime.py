@@ -22,7 +22,19 @@ from .errors import NotRunning, SerializationError
 
 ROLE: str | None = os.environ.get(_env.ROLE)
 _conn = None
-_local = threading.local()
+
+
+class _ThreadState(threading.local):
+    """What each thread runs for rebeam. Every attribute has a class default: looking up one a
+    thread never set would otherwise raise (and catch) an AttributeError, several µs each, and
+    ``connection()`` and ``current()`` look them up on every message sent."""
+
+    actor: Any = None  # ProcessID of the actor running on this thread
+    host: Any = None  # its _worker.Host
+    importing_script: str | None = None  # a script a worker imports for a type it defines
+
+
+_local = _ThreadState()
 
 
 #: This process's node (``rebeam --node NAME``), or None when the run is not a node.

@@ -28,7 +28,7 @@ import threading
 import traceback
 from typing import Any
 
-from . import _aio, _env, _rebeam, _runtime
+from . import _aio, _casts, _env, _rebeam, _runtime
 from ._dispatch import Handler
 from ._exits import error_info, exit_now
 from ._output import PrefixedStream
@@ -373,9 +373,7 @@ class Worker(Handler, AsyncRuns):
         taken = len(items)
         items.reverse()  # taken from the end, so that each (a lent buffer with it) goes once run
         try:
-            while items and not host.dead:
-                _, delivery, subject, sender, data, buffers = items.pop()
-                self.deliver(host, delivery, subject, sender, data, buffers)
+            _casts.run(self, host, items)  # plain ones without deliver's layers (see _casts)
         finally:
             items.clear()
             self.conn.handled(taken)

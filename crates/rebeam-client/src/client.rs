@@ -384,7 +384,7 @@ impl Client {
         if self.closed() || self.shared.held.any() {
             return Some(body); // held frames go first, which may wait for the writer
         }
-        self.shared.direct.try_cast(body)
+        self.shared.direct.try_cast(&self.shared, body)
     }
 
     /// Sends a request and waits for its response, up to `timeout` (None: for ever).

@@ -5,7 +5,7 @@
 //!   (`Request::Route`): the actor's id, its gated handlers, a channel to its process. The
 //!   route is cached under the target; a refusal because the actor lives in this process, or
 //!   is a task, is cached too (such messages stay on the governor's path, which answers them as
-//!   before); any other refusal is not cached.
+//!   before, except the casts `here.rs` queues here at once); any other refusal is not cached.
 //! - **What goes direct:** an ordinary call or cast to a cached route whose subject is not
 //!   gated. Gated subjects (every subject under `--safety require-armed`, which the governor
 //!   says in the route) and everything else keep the governor's path, with its refusal and
@@ -67,7 +67,7 @@
 //!   governor routes payloads, and a failure is words): it is cut to fit, saying so (`fit.rs`). When an actor here exits, the direct calls it had not
 //!   answered are answered `ActorDown`, as the governor does for its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,15 +161,16 @@ struct Fence {
 
 /// What is known about sending to a target.
 #[derive(Clone)]
-enum Cached {
+pub(crate) enum Cached {
     Direct {
         actor: ActorId,
         gating: Gating,
         link: Arc<Link>,
     },
     /// The actor lives in this process: the governor's path, its large buffers lent to this
-    /// process (`lent.rs`).
-    Here,
+    /// process (`lent.rs`); a cast to an actor with a mailbox (its id here) may be queued
+    /// here at once instead (`here.rs`).
+    Here(Option<ActorId>),
     /// A task, or no channel to be had: the governor's path.
     Governor,
 }
@@ -177,15 +178,16 @@ enum Cached {
 /// The direct path's state, shared by callers, the socket's reader and the channel threads.
 #[derive(Default)]
 pub(crate) struct Direct {
-    routes: Mutex<HashMap<Target, Cached>>,
+    pub(crate) routes: Mutex<HashMap<Target, Cached>>,
     links: Mutex<HashMap<u64, Arc<Link>>>,
     /// Direct calls this process hosts, not yet answered: where the reply goes.
     hosted: Mutex<HashMap<DeliveryId, Hosted>>,
-    /// Actors started here and not exited: a record for any other id is answered `NoProcess`.
-    live: Mutex<HashSet<ActorId>>,
+    /// Actors started here and not exited, with their gated handlers: a record for any other
+    /// id is answered `NoProcess`.
+    pub(crate) live: Mutex<HashMap<ActorId, Gating>>,
     /// The names of the actors here, as their `Start` said: a direct message names its sender
     /// as the governor would.
-    names: Mutex<HashMap<ActorId, String>>,
+    pub(crate) names: Mutex<HashMap<ActorId, String>>,
     next_delivery: AtomicU64,
     /// Numbers the messages sent the governor's way to routed actors (fences).
     next_fence: AtomicU64,
@@ -199,6 +201,8 @@ pub(crate) struct Direct {
     retried: Mutex<HashMap<ReqId, Target>>,
     commands: Mutex<Option<Commands>>,
     pub(crate) drops: AtomicU64,
+    /// Calls and casts sent the governor's way, not answered yet (`here.rs`).
+    pub(crate) unanswered: Mutex<crate::here::Unanswered>,
     /// Messages taken off channels per actor since the last report, and when that was.
     counted: Mutex<(HashMap<ActorId, u64>, Option<std::time::Instant>)>,
 }
@@ -274,8 +278,17 @@ impl Direct {
     }
 
     /// Sends request `req` on a channel if it may go direct (see the module doc), else hands
-    /// it back for the governor.
+    /// it back for the governor, noting a call or cast so handed back as unanswered
+    /// (`here.rs`).
     pub(crate) fn send(&self, shared: &Shared, req: ReqId, body: Request) -> Way {
+        let way = self.send_somewhere(shared, req, body);
+        if let Way::Governor(Request::Call { sender, .. } | Request::Cast { sender, .. }) = &way {
+            lock(&self.unanswered).sent(req, *sender);
+        }
+        way
+    }
+
+    fn send_somewhere(&self, shared: &Shared, req: ReqId, body: Request) -> Way {
         let (target, subject) = match &body {
             Request::Call { target, subject, .. } | Request::Cast { target, subject, .. } => (target, subject),
             _ => return Way::Governor(body),
@@ -354,18 +367,18 @@ impl Direct {
             Cached::Direct { link, .. } if !link.dead.load(Ordering::SeqCst) => {
                 lock(&link.sender).peer().try_clone().ok()
             }
-            Cached::Here => rebeam_shm::PeerWatch::new(std::process::id()).ok(),
+            Cached::Here(_) => rebeam_shm::PeerWatch::new(std::process::id()).ok(),
             _ => None,
         }
     }
 
     /// Whether `target` names an actor started in this process and not exited (as the
     /// governor's refusal of a route to it says).
-    fn hosts(&self, target: &Target) -> bool {
+    pub(crate) fn hosts(&self, target: &Target) -> bool {
         let live = lock(&self.live);
         match target {
-            Target::Actor(id) => live.contains(id),
-            Target::Name(name) => lock(&self.names).iter().any(|(id, n)| n == name && live.contains(id)),
+            Target::Actor(id) => live.contains_key(id),
+            Target::Name(name) => lock(&self.names).iter().any(|(id, n)| n == name && live.contains_key(id)),
         }
     }
 
@@ -387,13 +400,23 @@ impl Direct {
 
     /// Sends cast `body` on its ring if it can go there at once (see the module doc's rule
     /// "A cast at once"); else hands it back untouched, for [`Direct::send`]. Never waits.
-    pub(crate) fn try_cast(&self, body: Request) -> Option<Request> {
+    pub(crate) fn try_cast(&self, shared: &Shared, body: Request) -> Option<Request> {
         let Request::Cast { target, subject, sender, payload } = &body else { return Some(body) };
         // Any call sent again the governor's way: the full path decides what waits behind it.
         if !lock(&self.retried).is_empty() {
             return Some(body);
         }
-        let routed = lock(&self.routes).get(target).and_then(|cached| pick(cached, subject));
+        let routed = {
+            let routes = lock(&self.routes);
+            match routes.get(target) {
+                Some(Cached::Here(Some(actor))) => Err(*actor),
+                cached => Ok(cached.and_then(|cached| pick(cached, subject))),
+            }
+        };
+        let routed = match routed {
+            Ok(routed) => routed,
+            Err(actor) => return self.cast_here(shared, actor, body),
+        };
         let Some((actor, false, link)) = routed else { return Some(body) };
         if lock(&link.fences).contains_key(&actor) {
             return Some(body);
@@ -427,6 +450,7 @@ impl Direct {
     /// An answer from the governor's way: lifts the fence it may end (before its waiter sees it,
     /// so the caller's next message may go direct).
     pub(crate) fn answered(&self, req: ReqId, body: &Response) {
+        lock(&self.unanswered).answered(req);
         {
             let mut retried = lock(&self.retried);
             if !retried.is_empty() {
@@ -453,10 +477,11 @@ impl Direct {
                 let link = lock(&self.links).get(&channel.id).cloned()?;
                 Cached::Direct { actor: actor.id, gating, link }
             }
-            // The actor is here, or a task: the governor's path, which says so to each message.
+            // The actor is here, or a task: the governor's path, which says so to each message
+            // (but casts to an actor here, with a mailbox, may be queued here: `here.rs`).
             Some(Response::Route(Err(info))) if matches!(info.kind, ErrorKind::BadRequest | ErrorKind::NoMailbox) => {
                 if self.hosts(target) {
-                    Cached::Here
+                    Cached::Here(self.hosted_id(target).filter(|_| info.kind == ErrorKind::BadRequest))
                 } else {
                     Cached::Governor
                 }
@@ -522,8 +547,8 @@ impl Direct {
     /// Keeps the set of actors hosted here, as this process reports them to the governor.
     pub(crate) fn note_event(&self, event: &Event) {
         match event {
-            Event::Started { actor, result: Ok(_) } => {
-                lock(&self.live).insert(*actor);
+            Event::Started { actor, result: Ok(gating) } => {
+                lock(&self.live).insert(*actor, gating.clone());
             }
             Event::Exited { actor, .. } => {
                 lock(&self.live).remove(actor);
@@ -552,7 +577,7 @@ impl Direct {
     pub(crate) fn received(&self, shared: &Shared, link: &Arc<Link>, frame: Frame) {
         match frame {
             Frame::Command(Command::Deliver { delivery: Some(req), actor, subject, sender, payload }) => {
-                if !lock(&self.live).contains(&actor) {
+                if !lock(&self.live).contains_key(&actor) {
                     let info = ErrorInfo::new(ErrorKind::NoProcess, format!("actor <{actor}> is not alive here"));
                     answer_on(link, req, Response::Call(Outcome::Failed(info)));
                     return;
@@ -562,7 +587,7 @@ impl Direct {
                 self.deliver(Some(delivery), actor, subject, sender, payload);
             }
             Frame::Command(Command::Deliver { delivery: None, actor, subject, sender, payload }) => {
-                if lock(&self.live).contains(&actor) {
+                if lock(&self.live).contains_key(&actor) {
                     self.deliver(None, actor, subject, sender, payload);
                 } else {
                     // Lost, as a cast to an actor that ended is; the answer (no request id: a
@@ -644,7 +669,7 @@ impl Direct {
         });
     }
 
-    fn deliver(
+    pub(crate) fn deliver(
         &self,
         delivery: Option<DeliveryId>,
         actor: ActorId,
@@ -749,7 +774,7 @@ fn pick(cached: &Cached, subject: &str) -> Option<(ActorId, bool, Arc<Link>)> {
             let gated = rebeam_core::gate::marks(&gating.subjects, gating.catch_all, &gating.handled, subject);
             (!link.dead.load(Ordering::SeqCst)).then(|| (*actor, gated, link.clone()))
         }
-        Cached::Here | Cached::Governor => None,
+        Cached::Here(_) | Cached::Governor => None,
     }
 }
 

@@ -58,6 +58,9 @@ mod fit;
 mod held;
 #[cfg(test)]
 mod held_tests;
+mod here;
+#[cfg(test)]
+mod here_tests;
 mod idle_reader;
 #[cfg(test)]
 mod idle_reader_tests;
