@@ -22,7 +22,22 @@ from .errors import NotRunning, SerializationError
 
 ROLE: str | None = os.environ.get(_env.ROLE)
 _conn = None
-_local = threading.local()
+
+
+class _Local(threading.local):
+    """What runs on this thread. The class attributes are the defaults a thread starts with:
+    read with no ``getattr`` default, which would build and drop an AttributeError (about a
+    microsecond) on every call from a thread that never set one."""
+
+    #: The script a worker imports for a type it defines, while it does (see ``_script``).
+    importing_script: str | None = None
+    #: The actor whose code runs on this thread.
+    actor: ProcessID | None = None
+    #: The ``_worker.Host`` whose mailbox this thread runs.
+    host: Any = None
+
+
+_local = _Local()
 
 
 #: This process's node (``rebeam --node NAME``), or None when the run is not a node.
@@ -82,7 +97,7 @@ def _stop_flusher_at_exit(conn) -> None:
 
 
 def connection():
-    importing = getattr(_local, "importing_script", None)
+    importing = _local.importing_script
     if importing:
         raise NotRunning(
             f"{importing} called rebeam while a worker imported it for a type it defines; put the "
@@ -119,7 +134,7 @@ current_task_actor: contextvars.ContextVar[ProcessID | None] = contextvars.Conte
 
 def current() -> ProcessID | None:
     """The actor whose code runs on this thread (or in this coroutine), if any."""
-    return current_task_actor.get() or getattr(_local, "actor", None)
+    return current_task_actor.get() or _local.actor
 
 
 def set_current(pid: ProcessID | None) -> None:
@@ -135,7 +150,7 @@ def current_work() -> Any:
     """What this coroutine or thread runs for the safety gate: an ``_aio.Run`` in an ``async
     def`` handler, else the thread's ``_worker.Host`` (both have ``gated`` and ``cancelled``),
     or None outside actors."""
-    return current_run.get() or getattr(_local, "host", None)
+    return current_run.get() or _local.host
 
 
 #: In library mode workers have no script to import: what the main process defines in

@@ -15,6 +15,9 @@
 //!   the bell while it holds the ring (so a record wakes one thread, not two) and must
 //!   [`Backstop::resume`] it before it lets go: a ring that came while paused, not drained by
 //!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is).
+//! - A reader that takes the ring over may take the flag down at once ([`Receiver::quiet`]):
+//!   while it polls the ring, records then ring nobody; it raises the flag again before it
+//!   sleeps, and announces before it lets go.
 //! - The flag may be up while nobody sleeps (the backstop is reading, say): a record then costs
 //!   its sender a ring and the next sleeper a spurious wake-up, never a lost record.
 
@@ -113,6 +116,14 @@ impl Receiver {
         self.ring.ready()
     }
 
+    /// Takes the ring's "going to sleep" flag down, for a reader that took the ring over and
+    /// polls it before it sleeps (see the `backstop` module): while it polls, a record costs its
+    /// sender no ring of the bell. The flag goes up again before any sleep (`wait`) and when the
+    /// reader lets go (`announce`), so no record is slept through.
+    pub fn quiet(&self) {
+        self.ring.cancel_sleep();
+    }
+
     /// Clears the bell's pending rings (for the one holding the ring, which reads it next).
     pub fn drain_bell(&self) {
         self.data_bell.drain();
@@ -202,6 +213,25 @@ mod tests {
         rx.drain_bell();
         backstop.resume().unwrap();
         assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+    }
+
+    #[test]
+    fn a_quiet_ring_rings_nobody_until_its_reader_announces_again() {
+        let (mut tx, mut rx) = ends();
+        let backstop = rx.backstop().unwrap();
+        assert!(!rx.announce().unwrap());
+        // Taken over by a reader that polls it: a record rings neither the backstop nor the bell.
+        rx.quiet();
+        tx.send(&[b"x"], LONG).unwrap();
+        assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+        let mut fds = [rustix::event::PollFd::new(&rx.data_bell, rustix::event::PollFlags::IN)];
+        assert_eq!(rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })).unwrap(), 0);
+        drop(rx.try_recv().unwrap().expect("the record is in the ring"));
+        // Let go again: the next record rings the bell and wakes the backstop.
+        assert!(!rx.announce().unwrap());
+        backstop.left().unwrap();
+        tx.send(&[b"y"], LONG).unwrap();
+        backstop.wait(LONG).unwrap();
     }
 
     #[test]
