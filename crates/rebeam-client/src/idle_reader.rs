@@ -93,9 +93,11 @@ pub(crate) fn read_until_queued(
         let timeout = left.map_or(IDLE_SLICE, |l| l.min(IDLE_SLICE));
         let woke = {
             let turns: Vec<&Turns> = held.iter().map(|h| &h.link.turns).collect();
+            let links: Vec<&Arc<Link>> = held.iter().map(|h| h.link).collect();
             let wanted = || turns.iter().any(|t| t.readers.load(Ordering::SeqCst) > 0);
+            let sleeps = || links.iter().for_each(|link| hold(link));
             let mut receivers: Vec<&mut Receiver> = held.iter_mut().map(|h| &mut *h.receiver).collect();
-            rebeam_shm::wait_once(&mut receivers, bell.as_fd(), timeout, || queued() || wanted())
+            rebeam_shm::wait_once_then(&mut receivers, bell.as_fd(), timeout, || queued() || wanted(), sleeps)
         };
         let lost = match woke {
             Ok(Woke::Record(i)) => {
@@ -146,8 +148,8 @@ fn take_free<'a>(shared: &Shared, waiting: Vec<&'a Arc<Link>>, held: &mut Vec<He
                     leave(shared, link, receiver, true);
                     continue;
                 }
-                hold(link);
-                // It spins on the ring before it sleeps: meanwhile a record rings nobody.
+                // It spins on the ring before it sleeps: meanwhile a record rings nobody (and the
+                // channel thread is paused only once it sleeps: see the loop).
                 receiver.quiet();
                 held.push(Held { link, receiver });
             }

@@ -296,10 +296,10 @@ pub(crate) fn wait_reply(
             if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
-            hold(link);
-            // While it spins for its reply, the reply costs its sender no ring of the bell.
+            // While it spins for its reply, the reply costs its sender no ring of the bell, and
+            // the channel thread behind it is paused only if it sleeps (one system call less).
             receiver.quiet();
-            receiver.wait(slice).map(|()| true)
+            receiver.wait_then(slice, || false, || hold(link)).map(|()| true)
         });
         leave(shared, link, receiver, false);
         match read {

@@ -14,7 +14,9 @@
 //! - A reader that sleeps on the ring itself may [`Backstop::pause`] the backstop's sleep on
 //!   the bell while it holds the ring (so a record wakes one thread, not two) and must
 //!   [`Backstop::resume`] it before it lets go: a ring that came while paused, not drained by
-//!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is).
+//!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is). A
+//!   reader pauses only once it is about to sleep (after its spin): while it spins on a quiet
+//!   ring, no record rings the bell, so the backstop sleeps on anyway.
 //! - A reader that takes the ring over may take the flag down at once ([`Receiver::quiet`]):
 //!   while it polls the ring, records then ring nobody; it raises the flag again before it
 //!   sleeps, and announces before it lets go.
@@ -49,7 +51,10 @@ pub struct Backstop {
 impl Backstop {
     /// Stops waking for the bell, for a reader that holds the ring and sleeps on it itself.
     pub fn pause(&self) -> Result<()> {
-        self.paused.store(true, Ordering::SeqCst);
+        // Paused already (a reader sleeping on the ring again): its sleep is off already.
+        if self.paused.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         epoll::modify(&self.epoll, &self.watched, EventData::new_u64(0), EventFlags::empty())
             .map_err(ShmError::os("epoll_ctl"))
     }
