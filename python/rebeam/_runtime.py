@@ -94,7 +94,7 @@ def _stop_flusher_at_exit(conn) -> None:
 
 
 def connection():
-    importing = getattr(_local, "importing_script", None)
+    importing = _local.importing_script
     if importing:
         raise NotRunning(
             f"{importing} called rebeam while a worker imported it for a type it defines; put the "
@@ -131,7 +131,7 @@ current_task_actor: contextvars.ContextVar[ProcessID | None] = contextvars.Conte
 
 def current() -> ProcessID | None:
     """The actor whose code runs on this thread (or in this coroutine), if any."""
-    return current_task_actor.get() or getattr(_local, "actor", None)
+    return current_task_actor.get() or _local.actor
 
 
 def set_current(pid: ProcessID | None) -> None:
@@ -147,7 +147,7 @@ def current_work() -> Any:
     """What this coroutine or thread runs for the safety gate: an ``_aio.Run`` in an ``async
     def`` handler, else the thread's ``_worker.Host`` (both have ``gated`` and ``cancelled``),
     or None outside actors."""
-    return current_run.get() or getattr(_local, "host", None)
+    return current_run.get() or _local.host
 
 
 #: In library mode workers have no script to import: what the main process defines in

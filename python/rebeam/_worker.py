@@ -36,7 +36,7 @@ from ._runs import AsyncRuns
 from ._runtime import ProcessID
 from ._script import script_child
 from ._threads import end_interruptible, raise_in_thread
-from .actor import DOWN, Down, GenPy, Response, check_concurrency
+from .actor import _PLAIN, DOWN, Down, GenPy, Response, _pickle_dumps, check_concurrency
 from .errors import SafetyInterrupt, SerializationError
 
 
@@ -585,6 +585,10 @@ class Worker(Handler, AsyncRuns):
         if delivery is None:
             return
         status, value = result if isinstance(result, Response) else ("ok", result)
+        if type(value) in _PLAIN and not to_host:
+            # A small plain answer: pickled as it is, with no words made for a failure.
+            self.conn.reply(delivery, status == "ok", _pickle_dumps(value, 5), ())
+            return
         try:
             dumps = _runtime.dumps_host_value if to_host else _runtime.dumps
             data, buffers = dumps(value, f"the reply of actor {host.label} to {subject!r}")

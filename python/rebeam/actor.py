@@ -200,9 +200,15 @@ def call(
     ``await`` :func:`~rebeam.acall` instead (a blocking call there warns once); for several
     calls at once, :func:`~rebeam.call_async`.
     """
-    _check_target(target)
+    if type(target) is not str:
+        _check_target(target)
     _warn_if_loop_running()
-    data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
+    if type(message) in _PLAIN:
+        # As in cast: nothing out of band, no class to name, no message to format.
+        _runtime.share_sys_path()
+        data, buffers = _pickle_dumps(message, 5), ()
+    else:
+        data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
     return call_result(_runtime.connection().call(target, subject, data, buffers, _sender(None), float(timeout)))
 
 
@@ -251,7 +257,8 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
     return _runtime.connection().cast(target, subject, data, buffers, _sender(sender_pid))
 
 
-#: Message types ``cast`` pickles as they are: no buffer to take out of band, no class to name.
+#: Message types ``call`` and ``cast`` pickle as they are: no buffer to take out of band, no
+#: class to name.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 _pickle_dumps = pickle.dumps
 

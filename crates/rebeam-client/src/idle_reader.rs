@@ -16,7 +16,9 @@
 //!   order, each record released once queued, kept behind a hold as any reader's (`held.rs`),
 //!   calls and answers passing the bound as they pass it there). It stops as soon as a command is
 //!   queued, and lets go of a ring whose peer died (its channel thread meets the death) or that
-//!   a caller wants (the caller rings the ring's bell; the holder lets go and wakes it).
+//!   a caller wants (the caller rings the ring's bell; the holder lets go and wakes it). What it
+//!   queues itself does not ring its own doorbell (it looks at the queue right after), and a
+//!   ring it holds is quiet while it spins (`Receiver::quiet`): a record then rings nobody.
 //! - **Giving the rings back.** Before it returns (to run what it took) it lets go of every
 //!   ring as any reader does (`reading::leave`: announced, so the channel thread, asleep behind
 //!   it, wakes for the next record), with no wake-up of anyone: the channel threads read while
@@ -91,14 +93,24 @@ pub(crate) fn read_until_queued(
         let timeout = left.map_or(IDLE_SLICE, |l| l.min(IDLE_SLICE));
         let woke = {
             let turns: Vec<&Turns> = held.iter().map(|h| &h.link.turns).collect();
+            let links: Vec<&Arc<Link>> = held.iter().map(|h| h.link).collect();
             let wanted = || turns.iter().any(|t| t.readers.load(Ordering::SeqCst) > 0);
+            let sleeps = || links.iter().for_each(|link| hold(link));
             let mut receivers: Vec<&mut Receiver> = held.iter_mut().map(|h| &mut *h.receiver).collect();
-            rebeam_shm::wait_once(&mut receivers, bell.as_fd(), timeout, || queued() || wanted())
+            rebeam_shm::wait_once_then(&mut receivers, bell.as_fd(), timeout, || queued() || wanted(), sleeps)
         };
         let lost = match woke {
             Ok(Woke::Record(i)) => {
+                // Awake, it looks at the queue right after: what it queues itself need not ring
+                // its own bell (a write now, a wasted wake-up of its next wait).
+                role.rings_waiting.store(false, Ordering::SeqCst);
                 let h = &mut held[i];
-                take_ready(shared, h.link, &mut h.receiver, true).err().map(|_| i)
+                let read = take_ready(shared, h.link, &mut h.receiver, true).err().map(|_| i);
+                role.rings_waiting.store(true, Ordering::SeqCst);
+                // As before the loop: either a pusher sees the flag again, or the loop's
+                // condition sees its command.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                read
             }
             Ok(Woke::PeerGone(i)) => Some(i),
             Ok(Woke::Also | Woke::Nothing) => None,
@@ -136,7 +148,9 @@ fn take_free<'a>(shared: &Shared, waiting: Vec<&'a Arc<Link>>, held: &mut Vec<He
                     leave(shared, link, receiver, true);
                     continue;
                 }
-                hold(link);
+                // It spins on the ring before it sleeps: meanwhile a record rings nobody (and the
+                // channel thread is paused only once it sleeps: see the loop).
+                receiver.quiet();
                 held.push(Held { link, receiver });
             }
             None => still.push(link),

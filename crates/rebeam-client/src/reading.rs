@@ -34,7 +34,9 @@
 //!   leaves a ring to any caller that comes.
 //! - **A reader may spin briefly before it sleeps**, for up to [`SPIN_BUDGET`], and only while
 //!   a core is free (`rebeam_shm::idle`): an answer that comes
-//!   within it costs no wake-up, and a spin never takes a CPU another thread waits for.
+//!   within it costs no wake-up, and a spin never takes a CPU another thread waits for. The
+//!   ring is quiet while its reader spins (`Receiver::quiet`): the answer costs its sender no
+//!   ring of the bell either.
 //! - **The channel thread leaves casts in the ring** while the process's backlog of
 //!   deliveries is over its bound, and sleeps until it falls; calls and answers pass (the
 //!   rules are in `backlog.rs`);
@@ -294,8 +296,10 @@ pub(crate) fn wait_reply(
             if !lock(&link.inflight).contains_key(&req) || link.held.holding() {
                 return Ok(false);
             }
-            hold(link);
-            receiver.wait(slice).map(|()| true)
+            // While it spins for its reply, the reply costs its sender no ring of the bell, and
+            // the channel thread behind it is paused only if it sleeps (one system call less).
+            receiver.quiet();
+            receiver.wait_then(slice, || false, || hold(link)).map(|()| true)
         });
         leave(shared, link, receiver, false);
         match read {

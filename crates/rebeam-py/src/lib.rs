@@ -92,9 +92,36 @@ fn client_err(py: Python<'_>, e: ClientError) -> PyErr {
 }
 
 /// Whether this is the process's main thread, the only one Python runs signal handlers on.
+/// Asked once per thread and process: every call asks it, and its two system calls cost more
+/// than the rest of a small call's bookkeeping. A fork starts a new generation (the forking
+/// thread is the child's main thread, whatever it was in the parent), so the child asks again.
 fn on_main_thread() -> bool {
-    // SAFETY: both calls only read the calling thread's and process's ids.
-    unsafe { libc::gettid() == libc::getpid() }
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FORKS: AtomicU64 = AtomicU64::new(0);
+    static WATCH_FORKS: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forked() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
+    thread_local! {
+        /// The answer, and the generation it was given in.
+        static ASKED: Cell<Option<(u64, bool)>> = const { Cell::new(None) };
+    }
+    // SAFETY: `forked` only bumps an atomic, which is async-signal-safe, as a fork handler
+    // must be.
+    WATCH_FORKS.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(forked));
+    });
+    let generation = FORKS.load(Ordering::Relaxed);
+    ASKED.with(|asked| match asked.get() {
+        Some((g, main)) if g == generation => main,
+        _ => {
+            // SAFETY: both calls only read the calling thread's and process's ids.
+            let main = unsafe { libc::gettid() == libc::getpid() };
+            asked.set(Some((generation, main)));
+            main
+        }
+    })
 }
 
 impl Connection {
@@ -139,7 +166,8 @@ impl Connection {
         timeout: f64,
     ) -> PyResult<(Request, Duration, String)> {
         let target = target_from_py(target)?;
-        let wait = numbers::timeout(&format!("call({target}, {subject:?})"), timeout)?;
+        // Words made only for a bad timeout: a good one is checked with no allocation.
+        let wait = numbers::timeout(format_args!("call({target}, {subject:?})"), timeout)?;
         let timeout_ms = numbers::timeout_ms("call()", timeout)?;
         let payload = payload_from_py(py, data, buffers)?;
         self.check_size(py, &target, payload.len())?;

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::PyResult;
 
 /// A timeout in seconds: finite and ≥ 0. One too long for a `Duration` is as good as forever.
-pub fn timeout(what: &str, secs: f64) -> PyResult<Duration> {
+pub fn timeout(what: impl std::fmt::Display, secs: f64) -> PyResult<Duration> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(PyValueError::new_err(format!(
             "{what}: timeout={secs} is not a finite number of seconds ≥ 0; pass one (or None to wait without a limit, where allowed)"

@@ -14,7 +14,12 @@
 //! - A reader that sleeps on the ring itself may [`Backstop::pause`] the backstop's sleep on
 //!   the bell while it holds the ring (so a record wakes one thread, not two) and must
 //!   [`Backstop::resume`] it before it lets go: a ring that came while paused, not drained by
-//!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is).
+//!   the reader, then wakes the backstop at once (re-arming looks at the bell as it is). A
+//!   reader pauses only once it is about to sleep (after its spin): while it spins on a quiet
+//!   ring, no record rings the bell, so the backstop sleeps on anyway.
+//! - A reader that takes the ring over may take the flag down at once ([`Receiver::quiet`]):
+//!   while it polls the ring, records then ring nobody; it raises the flag again before it
+//!   sleeps, and announces before it lets go.
 //! - The flag may be up while nobody sleeps (the backstop is reading, say): a record then costs
 //!   its sender a ring and the next sleeper a spurious wake-up, never a lost record.
 
@@ -46,7 +51,10 @@ pub struct Backstop {
 impl Backstop {
     /// Stops waking for the bell, for a reader that holds the ring and sleeps on it itself.
     pub fn pause(&self) -> Result<()> {
-        self.paused.store(true, Ordering::SeqCst);
+        // Paused already (a reader sleeping on the ring again): its sleep is off already.
+        if self.paused.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         epoll::modify(&self.epoll, &self.watched, EventData::new_u64(0), EventFlags::empty())
             .map_err(ShmError::os("epoll_ctl"))
     }
@@ -111,6 +119,14 @@ impl Receiver {
     pub fn announce(&mut self) -> Result<bool> {
         self.ring.prepare_sleep();
         self.ring.ready()
+    }
+
+    /// Takes the ring's "going to sleep" flag down, for a reader that took the ring over and
+    /// polls it before it sleeps (see the `backstop` module): while it polls, a record costs its
+    /// sender no ring of the bell. The flag goes up again before any sleep (`wait`) and when the
+    /// reader lets go (`announce`), so no record is slept through.
+    pub fn quiet(&self) {
+        self.ring.cancel_sleep();
     }
 
     /// Clears the bell's pending rings (for the one holding the ring, which reads it next).
@@ -202,6 +218,25 @@ mod tests {
         rx.drain_bell();
         backstop.resume().unwrap();
         assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+    }
+
+    #[test]
+    fn a_quiet_ring_rings_nobody_until_its_reader_announces_again() {
+        let (mut tx, mut rx) = ends();
+        let backstop = rx.backstop().unwrap();
+        assert!(!rx.announce().unwrap());
+        // Taken over by a reader that polls it: a record rings neither the backstop nor the bell.
+        rx.quiet();
+        tx.send(&[b"x"], LONG).unwrap();
+        assert!(matches!(backstop.wait(SHORT), Err(ShmError::TimedOut)));
+        let mut fds = [rustix::event::PollFd::new(&rx.data_bell, rustix::event::PollFlags::IN)];
+        assert_eq!(rustix::event::poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })).unwrap(), 0);
+        drop(rx.try_recv().unwrap().expect("the record is in the ring"));
+        // Let go again: the next record rings the bell and wakes the backstop.
+        assert!(!rx.announce().unwrap());
+        backstop.left().unwrap();
+        tx.send(&[b"y"], LONG).unwrap();
+        backstop.wait(LONG).unwrap();
     }
 
     #[test]

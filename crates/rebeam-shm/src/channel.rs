@@ -232,6 +232,13 @@ impl Receiver {
     /// after a wake-up (its bell rung by another thread, see `bell`): checked before sleeping
     /// and after each wake.
     pub fn wait_unless(&mut self, timeout: Duration, stop: impl Fn() -> bool) -> Result<()> {
+        self.wait_then(timeout, stop, || ())
+    }
+
+    /// Like `wait_unless`, running `before_sleep` once the spin found nothing, before sleep is
+    /// first announced: for a reader whose preparations for sleep are worth making only when it
+    /// really sleeps (a backstop paused, say).
+    pub fn wait_then(&mut self, timeout: Duration, stop: impl Fn() -> bool, before_sleep: impl FnOnce()) -> Result<()> {
         if self.ring.ready()? || stop() {
             return Ok(());
         }
@@ -240,6 +247,7 @@ impl Receiver {
         if spin.run(timeout, || self.ring.ready())? {
             return Ok(());
         }
+        before_sleep();
         loop {
             self.ring.prepare_sleep();
             if self.ring.ready()? {

@@ -194,3 +194,25 @@ fn a_sender_is_drained_once_the_receiver_has_released_every_record() {
     drop(record);
     assert!(tx.drained().unwrap());
 }
+
+#[test]
+fn a_wait_prepares_for_sleep_only_when_it_sleeps() {
+    let (mut tx, mut rx, _) = ends(4096, me(), me());
+    let slept = std::cell::Cell::new(0);
+    // A record that comes within the spin: no sleep, no preparation.
+    rx.set_spin(LONG);
+    let sender = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(2));
+        tx.send(&[b"x"], LONG).unwrap();
+        tx
+    });
+    rx.wait_then(LONG, || false, || slept.set(slept.get() + 1)).unwrap();
+    assert_eq!(slept.get(), 0);
+    drop(rx.recv(LONG).unwrap());
+    let _tx = sender.join().unwrap();
+    // Nothing comes: prepared once, before its sleep.
+    rx.set_spin(Duration::ZERO);
+    let waited = rx.wait_then(Duration::from_millis(5), || false, || slept.set(slept.get() + 1));
+    assert!(matches!(waited, Err(ShmError::TimedOut)));
+    assert_eq!(slept.get(), 1);
+}

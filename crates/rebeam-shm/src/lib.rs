@@ -44,4 +44,4 @@ pub use peer::PeerWatch;
 pub use pool::{Block, Limits, Pool};
 pub use ring::{Consumer, Producer, Record};
 pub use segment::Segment;
-pub use select::{wait_any, wait_once, Ready, Woke};
+pub use select::{wait_any, wait_once, wait_once_then, Ready, Woke};

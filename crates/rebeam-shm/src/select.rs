@@ -86,12 +86,29 @@ pub fn wait_once(
     timeout: Duration,
     stop: impl Fn() -> bool,
 ) -> Result<Woke> {
+    wait_once_then(receivers, also, timeout, stop, || ())
+}
+
+/// Like [`wait_once`], running `before_sleep` after the spin, before sleep is announced (as
+/// `Receiver::wait_then`).
+pub fn wait_once_then(
+    receivers: &mut [&mut Receiver],
+    also: BorrowedFd<'_>,
+    timeout: Duration,
+    stop: impl Fn() -> bool,
+    before_sleep: impl FnOnce(),
+) -> Result<Woke> {
     if let Some(i) = first_ready(receivers)? {
         return Ok(Woke::Record(i));
     }
     let spin = receivers.iter().fold(Spin::default(), |spin, r| spin.max(r.spin));
     // A record or `stop` that comes within the spin is found below, before any sleep.
-    spin.run(timeout, || Ok(first_ready(receivers)?.is_some() || stop()))?;
+    if spin.run(timeout, || Ok(first_ready(receivers)?.is_some() || stop()))? {
+        if let Some(i) = first_ready(receivers)? {
+            return Ok(Woke::Record(i));
+        }
+    }
+    before_sleep();
     for r in receivers.iter() {
         r.ring.prepare_sleep();
     }
@@ -247,6 +264,29 @@ mod tests {
         child.wait().unwrap();
         let (_tx0, mut rx0) = ends(dead);
         assert_eq!(wait_once(&mut [&mut rx, &mut rx0], bell.as_fd(), LONG, || false).unwrap(), Woke::PeerGone(1));
+    }
+
+    #[test]
+    fn wait_once_prepares_for_sleep_only_when_it_sleeps() {
+        let (mut tx, mut rx) = ends(me());
+        let bell = crate::Doorbell::new().unwrap();
+        let slept = std::cell::Cell::new(0);
+        // A record that comes within the spin: no sleep, no preparation.
+        rx.set_spin(LONG);
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(2));
+            tx.send(&[b"x"], LONG).unwrap();
+            tx
+        });
+        let got = wait_once_then(&mut [&mut rx], bell.as_fd(), LONG, || false, || slept.set(slept.get() + 1));
+        assert_eq!((got.unwrap(), slept.get()), (Woke::Record(0), 0));
+        drop(rx.recv(LONG).unwrap());
+        let _tx = t.join().unwrap();
+        // Nothing comes: prepared once, before the one sleep.
+        rx.set_spin(Duration::ZERO);
+        let short = Duration::from_millis(5);
+        let got = wait_once_then(&mut [&mut rx], bell.as_fd(), short, || false, || slept.set(slept.get() + 1));
+        assert_eq!((got.unwrap(), slept.get()), (Woke::Nothing, 1));
     }
 
     #[test]
