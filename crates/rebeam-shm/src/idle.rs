@@ -11,8 +11,9 @@
 //!   cannot be read (no procfs), no core is free: spinning is only ever an optimisation.
 //! - A [`Spin`] is one receiver's rule: poll for up to its budget (never past the wait's own
 //!   timeout), and, when it spins only while a core is free, ask before the first poll and
-//!   again every [`SPIN_RECHECK`], stopping at the first no. Every wait on a ring (one
-//!   receiver's or several at once) spins by the same rule before it announces sleep.
+//!   again every [`SPIN_RECHECK`], stopping at the first no; it yields its CPU every
+//!   [`SPIN_YIELD`] (to a thread woken onto it meanwhile, if there is one). Every wait on a
+//!   ring (one receiver's or several at once) spins by the same rule before it announces sleep.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -23,6 +24,13 @@ use crate::error::Result;
 
 /// How often a receiver spinning only while a core is free asks again whether one is.
 pub const SPIN_RECHECK: Duration = Duration::from_micros(10);
+/// How often a spinner offers its CPU to a thread woken onto it (`sched_yield`, which returns at
+/// once when none is): a free core can stop being free between two asks, and the thread woken
+/// then should not wait for the next ask. Measured on two cores: 10,000 async calls in flight
+/// ran at 23-25k/s spinning without yielding, 27-28k/s without spinning, 27-28k/s yielding at
+/// every poll (calls' p99 better too, casts a little slower), 25-40k/s (median 32k) yielding
+/// every 2 µs, with call p50 9-12 µs and casts 500-547k/s.
+pub const SPIN_YIELD: Duration = Duration::from_micros(2);
 
 /// How a receiver polls its ring before it sleeps (see the module rules). The default does not
 /// spin.
@@ -49,7 +57,7 @@ impl Spin {
         }
         let start = Instant::now();
         let until = start + self.budget.min(timeout);
-        let mut recheck = start + SPIN_RECHECK;
+        let (mut recheck, mut offer) = (start + SPIN_RECHECK, start + SPIN_YIELD);
         loop {
             if done()? {
                 return Ok(true);
@@ -64,7 +72,12 @@ impl Spin {
                 }
                 recheck = now + SPIN_RECHECK;
             }
-            std::hint::spin_loop();
+            if now >= offer {
+                std::thread::yield_now();
+                offer = now + SPIN_YIELD;
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
