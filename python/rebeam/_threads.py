@@ -32,15 +32,18 @@ def clear_async_exc() -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
 
 
-def end_interruptible(lock: threading.Lock, forget: Callable[[], None]) -> None:
-    """Ends work a disarm may interrupt: under ``lock`` (the one a cancel takes), ``forget()``
-    it so no new interrupt targets it, and drop an interrupt that came too late to land in
-    it, so it never reaches what this thread runs next. One landing right here is swallowed."""
+def end_interruptible(
+    lock: threading.Lock, forget: Callable[[], None], interrupt: type[BaseException] = SafetyInterrupt
+) -> None:
+    """Ends work that ``interrupt`` (a disarm's, or a stop's) may be raised in: under ``lock``
+    (the one the interrupter takes), ``forget()`` it so no new interrupt targets it, and drop
+    one that came too late to land in it, so it never reaches what this thread runs next. One
+    landing right here is swallowed."""
     while True:
         try:
             with lock:
                 forget()
                 clear_async_exc()
             return
-        except SafetyInterrupt:
+        except interrupt:
             continue

@@ -88,6 +88,9 @@ class Host:
         self.scheduled = False
         self.instance: Any = None
         self.task_thread: threading.Thread | None = None
+        # The task thread is inside `run_task`'s try (on `lock`): only then may a stop raise in
+        # it; before, it would land in the threading module's own start-up code.
+        self.task_running = False
         self.stopping = False
         self.dead = False
         # The worker's `taken` when this actor died (see Worker.enqueue): what its Exited says.
@@ -324,10 +327,13 @@ class Worker(Handler, AsyncRuns):
 
     def stop_task(self, host: Host) -> None:
         # The governor learns a task started just before its thread starts, so a stop can
-        # come before the thread runs (raising in it would then do nothing): run_task checks
-        # `stopping` before it calls the task.
-        host.stopping = True
-        raise_in_thread(host.task_thread.ident, SystemExit)
+        # come before the thread runs, or while it is still in the threading module's start-up
+        # (raising there would end the thread without `run_task` reporting the exit): until the
+        # thread is inside `run_task`, the flag alone stops it, checked there under the lock.
+        with host.lock:
+            host.stopping = True
+            if host.task_running:
+                raise_in_thread(host.task_thread.ident, SystemExit)
 
     # -- on pool threads ------------------------------------------------------------------
 
@@ -646,7 +652,10 @@ class Worker(Handler, AsyncRuns):
     def run_task(self, host: Host, fn) -> None:
         _runtime.set_current(host.pid)
         try:
-            if host.stopping:
+            with host.lock:
+                host.task_running = True
+                stopping = host.stopping
+            if stopping:
                 raise SystemExit
             fn()
             exit = _rebeam.Exit.shutdown() if host.stopping else _rebeam.Exit.normal()
@@ -658,6 +667,7 @@ class Worker(Handler, AsyncRuns):
             exit = _rebeam.Exit.shutdown() if host.stopping else _rebeam.Exit.crashed(error_info(e))
         finally:
             _runtime.set_current(None)
+        end_interruptible(host.lock, lambda: setattr(host, "task_running", False), SystemExit)
         self.hosts.pop(host.pid.id, None)
         host.dead = True
         end_handles(host.pid.id)
