@@ -1,7 +1,9 @@
 """Library mode as a node: a plain `python` program that calls rebeam.init(node=..., connect=...)
 joins a `rebeam --node` run: it calls an actor there by name, its own actor is called from
 there (by name and by a ProcessID it handed over), it sees rebeam.nodes(), and a call into the
-other node gets ActorDown when that node is SIGKILLed."""
+other node gets ActorDown when that node is SIGKILLed; and it places actors with spawn(node=) on
+the other node and on its own, with StartError naming a node that is not up or a name taken
+there."""
 
 from __future__ import annotations
 
@@ -78,3 +80,58 @@ def test_a_library_node_with_another_cookie_is_refused_and_runs_nothing(nodes, t
     assert code == 0, f"{out}\n--- stderr ---\n{err}"
     assert "JOINED" not in out and "refused: the rebeam governor did not start" in out, out
     assert "intruder cannot join" in err and "same cookie" in err, err
+
+
+# One source for both nodes, as a real deployment has: under `rebeam --node a` it serves, and
+# as a plain `python` program it joins as node b and places actors on both nodes.
+PLACING = textwrap.dedent('''
+    import os, sys, time
+    import rebeam
+    from rebeam import GenPy, StartError, Supervisor, call, receive, spawn
+
+    class Svc(GenPy):
+        def __init__(self, name):
+            self.name = name
+
+        @receive("where")
+        def where(self, source, _):
+            return os.environ["NODE_TAG"]
+
+    def wait_nodes(*names):
+        end = time.monotonic() + 20
+        while not set(names) <= set(rebeam.nodes()):
+            if time.monotonic() > end:
+                print("TIMED OUT waiting for nodes", rebeam.nodes(), flush=True)
+                sys.exit(3)
+            time.sleep(0.05)
+
+    if __name__ == "__main__":
+        if os.environ["NODE_TAG"] == "a":
+            Supervisor(modules=[Svc("home")])
+            print("HOST READY", flush=True)
+        else:
+            rebeam.init(1, node="b", connect=[sys.argv[1]])
+            wait_nodes("a", "b")
+            far = spawn(Svc("far"), node="a")
+            print("far:", far.node, call("far", "where"), call(far, "where"), flush=True)
+            near = spawn(Svc("near"), node="b")
+            print("near:", near.node, call(near, "where"), flush=True)
+            for node, name in [("nowhere", "lost"), ("a", "far")]:
+                try:
+                    spawn(Svc(name), node=node)
+                    print(f"{node}: started", flush=True)
+                except StartError as e:
+                    print(f"{node}: StartError", e, flush=True)
+            rebeam.shutdown()
+''')
+
+
+def test_a_library_node_places_actors_on_the_other_node_and_on_its_own(nodes, tmp_path):
+    _, endpoint = nodes.listening("a", PLACING)
+    library = nodes.python("b", PLACING, endpoint, env={"REBEAM_COOKIE": nodes.cookie.read_text().strip()})
+    code, out, err = finish(library, timeout=60)
+    assert code == 0, f"{out}\n--- stderr ---\n{err}"
+    assert "far: a ('ok', 'a') ('ok', 'a')" in out, out
+    assert "near: None ('ok', 'b')" in out, out
+    assert "nowhere: StartError cannot start actor Svc: node nowhere is not up (nodes up: a, b)" in out, out
+    assert "a: StartError on node a: the name 'far' is already registered" in out, out
