@@ -46,8 +46,8 @@ class _Resolver:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self._lock = threading.Lock()
-        # tag -> (inbox, future, finish): an event loop's inbox and its future, or (None, a
-        # concurrent Future, finish); one tuple per call, not a closure (see the module rules).
+        # tag -> (deliver, target, finish), handed the answer as deliver(target, finish,
+        # answer): one tuple per call, not a closure (see the module rules).
         self._waiting: dict[int, tuple] = {}
         # The drain thread may take an answer before `track` has stored where it goes.
         self._early: dict[int, Any] = {}
@@ -101,11 +101,12 @@ class _Resolver:
 
 def _hand(waiter: tuple, answer: Any) -> None:
     """Gives an answer to where ``track`` was told it goes."""
-    inbox, future, finish = waiter
-    if inbox is None:
-        _resolve(future, finish, answer)
-    else:
-        inbox.put(future, _outcome(finish, answer))
+    deliver, target, finish = waiter
+    deliver(target, finish, answer)
+
+
+def _then(then: Callable[[bool, Any], None], finish: Callable[[Any], Any], answer: Any) -> None:
+    then(*_outcome(finish, answer))
 
 
 def _outcome(finish: Callable[[Any], Any], answer: Any) -> tuple[bool, Any]:
@@ -136,6 +137,12 @@ class _LoopInbox:
         self._loop = weakref.ref(loop)
         self._lock = threading.Lock()
         self._items: list = []
+        # What a call's waiter names, made once (a bound method made per call would be one
+        # more object per call for the collector).
+        self.deliver = self._deliver
+
+    def _deliver(self, future: Any, finish: Callable[[Any], Any], answer: Any) -> None:
+        self.put(future, _outcome(finish, answer))
 
     def put(self, future: Any, outcome: tuple[bool, Any]) -> None:
         with self._lock:
@@ -202,9 +209,20 @@ def _cast_start(target: Any, subject: str, message: Any, sender_pid: ProcessID |
 
 def _future(tag: int, resolver: _Resolver, finish: Callable[[Any], Any]) -> Future:
     future: Future = Future()
-    resolver.track(tag, (None, future, finish))
+    resolver.track(tag, (_resolve, future, finish))
     future.add_done_callback(lambda f: resolver.cancelled(tag) if f.cancelled() else None)
     return future
+
+
+def call_then(
+    target: str | ProcessID, subject: str, message: Any, timeout: float, then: Callable[[bool, Any], None]
+) -> None:
+    """:func:`call_async` without a Future: ``then(True, (status, value))`` with what
+    :func:`~rebeam.call` would return, or ``then(False, exc)`` where it would raise, runs on
+    the thread that hands out answers (so it must not block). For rebeam's own users of many
+    calls (the Executor), each of which a Future and its callbacks would cost as much again."""
+    tag, resolver = _call_start(target, subject, message, timeout)
+    resolver.track(tag, (_then, then, call_result))
 
 
 #: asyncio, imported by the first ``acall`` or ``acast`` (most programs never need it).
@@ -220,7 +238,7 @@ def _loop_future(tag: int, resolver: _Resolver, finish: Callable[[Any], Any]) ->
         _asyncio = asyncio
     loop = _asyncio.get_running_loop()
     future = loop.create_future()
-    resolver.track(tag, (resolver.inbox(loop), future, finish))
+    resolver.track(tag, (resolver.inbox(loop).deliver, future, finish))
     return future
 
 

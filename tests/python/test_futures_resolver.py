@@ -133,3 +133,25 @@ def test_a_call_in_flight_holds_few_objects_for_the_collector(conn):
     finally:
         gc.enable()
     assert extra < 4, f"{extra} more tracked objects per call than a bare future's"
+
+
+def test_call_then_hands_its_outcome_to_its_function_on_the_answering_thread(conn):
+    import threading
+
+    got, done = [], threading.Event()
+
+    def then(ok, value):
+        got.append((ok, value, threading.current_thread().name))
+        done.set()
+
+    futures.call_then("echo", "echo", [1, 2], 5, then)
+    futures.call_then("echo", "echo", None, 5, then)
+    (first, *sent), (second, *_) = conn.started
+    assert sent == ["echo", "echo", [1, 2], 5.0]
+    conn.reply(first, [3])
+    assert done.wait(3)
+    done.clear()
+    down = ConnectionError("gone")  # an answer that is an exception is what `call` would raise
+    conn.answers.put((second, down))
+    assert done.wait(3)
+    assert got == [(True, ("ok", [3]), "rebeam-futures"), (False, down, "rebeam-futures")]
