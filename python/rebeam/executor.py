@@ -190,7 +190,7 @@ class Executor(_Executor):
 
     def _pump(self) -> None:
         """Sends waiting tasks to idle runners."""
-        from .futures import call_async
+        from .futures import call_then
 
         while True:
             with self._lock:
@@ -205,24 +205,26 @@ class Executor(_Executor):
                     continue
                 slot.task, pid = task, slot.pid
             try:
-                call = call_async(ProcessID(pid), "run", (task.fn, task.args, task.kwargs), TASK_TIMEOUT)
+                call_then(ProcessID(pid), "run", (task.fn, task.args, task.kwargs), TASK_TIMEOUT,
+                          partial(self._answered, slot, task))
             except BaseException as e:  # what the caller passed cannot be sent
                 with self._lock:
                     slot.task = None
                 task.future.set_exception(e)
                 continue
-            call.add_done_callback(partial(self._answered, slot, task))
 
-    def _answered(self, slot: _Slot, task: _Task, call: Future) -> None:
+    def _answered(self, slot: _Slot, task: _Task, ok: bool, answer: Any) -> None:
         with self._lock:
             slot.task = None
-        try:
-            status, value = call.result()
-        except BaseException as e:  # the connection closed (ShuttingDown)
-            task.future.set_exception(e)
+        if not ok:  # the connection closed (ShuttingDown)
+            task.future.set_exception(answer)
             return self._pump()
+        status, value = answer
         if status == "ok" and value[0] == "ok":
-            task.future.set_result(value[1])
+            # The next task goes first: the runner is free now, and it can run while this
+            # task's future wakes whoever waits for it.
+            self._pump()
+            return task.future.set_result(value[1])
         elif status == "ok":
             _, exc, remote_tb = value
             exc.add_note(f"the task raised it in a rebeam worker:\n{remote_tb.rstrip()}")
