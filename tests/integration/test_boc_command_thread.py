@@ -1,6 +1,7 @@
 """Behaviours run on a worker's command thread: one that blocks there does not hold up the
 worker's other commands, nor the behaviours after it in its batch (the watchdog hands the
-command role and the rest of the run over)."""
+command role and the rest of the run over); and a worker's start-up objects are out of the
+collector's way."""
 
 from __future__ import annotations
 
@@ -24,8 +25,14 @@ PROGRAM = """
         import threading, rebeam
         rebeam.__dict__.setdefault("_test_event", threading.Event()).set()
 
+    @when(a)
+    def frozen(a):
+        import gc
+        return gc.get_freeze_count() > 0
+
     quiesce(90)
     print("waited:", waits.unwrap(), flush=True)
+    print("frozen:", frozen.unwrap(), flush=True)
     for _ in range(200):                  # and behaviours go on running there afterwards
         @when(a, b)
         def step(a, b):
@@ -44,4 +51,5 @@ def test_a_behaviour_blocked_on_the_command_thread_lets_the_next_ones_run(tmp_pa
     check(r)
     out = outputs(r)
     assert "waited: True" in out, out
+    assert "frozen: True" in out, out
     assert "total: 400" in out, out
