@@ -21,6 +21,7 @@ Run as ``python -m rebeam._worker`` by the governor; not meant to be started by 
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import queue
 import sys
@@ -146,6 +147,7 @@ class Worker(Handler, AsyncRuns):
         self.spares = 0
         self.spares_lock = threading.Lock()
         self.behaviours: Any = None  # rebeam.boc._local.Runner, once a behaviour came
+        self.arrived: list = []  # the behaviours of the batch being taken
 
     # -- the command loop (one thread) ---------------------------------------------------
 
@@ -157,6 +159,10 @@ class Worker(Handler, AsyncRuns):
         # The command thread, idle, sleeps on the rings itself: a call for an idle actor wakes
         # only the thread that runs it (serve, run_inline).
         self.conn.read_rings_when_idle()
+        # What start-up made (modules, code objects, the runtime's tables) lives as long as the
+        # worker: the collector need not walk it again at every full collection, which the
+        # short-lived objects of each message and behaviour set off.
+        gc.freeze()
         self.conn.ready()
         self.serve()
 
@@ -179,8 +185,25 @@ class Worker(Handler, AsyncRuns):
             batch = cmd = None
             self.may_inline, host = False, self.inline
             casts, self.inline_casts = self.inline_casts, []
-            if host is not None and not self.run_inline(host, casts):
+            if self.arrived and not self.run_behaviours():
+                # The watchdog gave the role away during them: the actor goes to the pool.
+                if host is not None:
+                    self.pool.submit(lambda host=host, casts=casts: self.drain(host, casts))
+                if not self.conn.resume():
+                    self.stand_by()
+            elif host is not None and not self.run_inline(host, casts):
                 self.stand_by()
+
+    def run_behaviours(self) -> bool:
+        """Runs the behaviours of the batch that may run now here, keeping the command role
+        (see boc._handover); False if it was handed to another thread meanwhile."""
+        cmds, self.arrived = self.arrived, []
+        try:
+            ready = self.behaviours.take(cmds)
+        except Exception:
+            traceback.print_exc()  # as for any command: the worker goes on
+            return True
+        return self.behaviours.run_here(ready)
 
     def run_inline(self, host: Host, casts: list) -> bool:
         """Runs an actor's mailbox on this thread, the run of casts it took for it (if any)
@@ -188,6 +211,16 @@ class Worker(Handler, AsyncRuns):
         (the next message, a cancel, a stop) is taken by a standby thread, started here if
         none waits. Returns whether this thread holds the role again after (else a standby
         claimed it)."""
+        self.step_aside()
+        try:
+            self.drain(host, casts)
+        except BaseException:
+            traceback.print_exc()  # as a pool thread does: the commands go on
+        return self.conn.resume()
+
+    def step_aside(self) -> None:
+        """Gives up the command role (this thread's, or the command thread's, for the behaviours
+        watchdog), with a standby thread on its way to take the next command."""
         with self.spares_lock:
             start = self.spares == 0
             if start:
@@ -195,11 +228,6 @@ class Worker(Handler, AsyncRuns):
         if start:
             threading.Thread(target=self.spare, name="rebeam-commands", daemon=True).start()
         self.conn.step_aside()
-        try:
-            self.drain(host, casts)
-        except BaseException:
-            traceback.print_exc()  # as a pool thread does: the commands go on
-        return self.conn.resume()
 
     def spare(self) -> None:
         self.stand_by(counted=True)
@@ -251,8 +279,8 @@ class Worker(Handler, AsyncRuns):
         if self.behaviours is None:  # made on first use: a worker without behaviours never imports them
             from .boc import _local
 
-            self.behaviours = _local.Runner(self.conn, self.pool.submit, self.conn.flush_held)
-        self.behaviours.arrive(cmd)
+            self.behaviours = _local.Runner(self.conn, self.pool.submit, self.conn.flush_held, self.step_aside)
+        self.arrived.append(cmd)  # the batch's behaviours go in together (serve)
 
     def on_sys_path(self, cmd: _rebeam.SysPath) -> None:
         use_main_sys_path(cmd.paths)

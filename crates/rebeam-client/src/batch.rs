@@ -12,10 +12,13 @@
 //! - They go when [`HELD_FRAMES`] are held, when anything else is written, or at
 //!   [`Client::flush_held`]. Holding never waits on a timer: the binding decides when a burst is
 //!   over (rebeam-py flushes once the thread that held them lets Python run elsewhere), and
-//!   [`Client::wait_held`] is how its flusher learns that frames are held.
+//!   [`Client::wait_held`] is how its flusher learns that frames are held. A holder that flushes
+//!   itself when its burst ends holds without waking the flusher
+//!   ([`Client::hold_event_unwoken`]): no wake-up, and no other thread asking for the GIL.
 //!
 //! [`Client::hold_request`]: crate::Client::hold_request
 //! [`Client::hold_event`]: crate::Client::hold_event
+//! [`Client::hold_event_unwoken`]: crate::Client::hold_event_unwoken
 //! [`Client::flush_held`]: crate::Client::flush_held
 //! [`Client::wait_held`]: crate::Client::wait_held
 
@@ -63,8 +66,10 @@ pub(crate) enum Pushed {
 }
 
 impl Held {
-    /// Holds an encoded frame (see the module's rules).
-    pub(crate) fn push(&self, frame: &Encoded) -> Pushed {
+    /// Holds an encoded frame (see the module's rules). `wake`: the flusher, if asleep, is woken
+    /// for it; without, the frame waits for the holder's own flush (or anything else written),
+    /// and a later frame held with `wake` wakes the flusher for both.
+    pub(crate) fn push(&self, frame: &Encoded, wake: bool) -> Pushed {
         if frame.len() > HELD_FRAME_MAX_BYTES {
             return Pushed::Refused;
         }
@@ -73,10 +78,10 @@ impl Held {
         batch.frames += 1;
         if batch.frames == 1 {
             self.any.store(true, Ordering::SeqCst);
-            if batch.asleep {
-                batch.asleep = false;
-                self.bell.notify_one();
-            }
+        }
+        if wake && batch.asleep {
+            batch.asleep = false;
+            self.bell.notify_one();
         }
         if batch.frames >= HELD_FRAMES {
             Pushed::Full

@@ -42,7 +42,7 @@ fn a_batch_fills_at_its_bound_and_is_written_whole_in_order() {
         let frame = encode_parts(Frame::Event(done(b))).unwrap();
         expected.extend_from_slice(&frame.to_vec());
         let want = if b + 1 == HELD_FRAMES as u64 { Pushed::Full } else { Pushed::Held };
-        assert_eq!(held.push(&frame), want, "frame {b}");
+        assert_eq!(held.push(&frame, true), want, "frame {b}");
         assert!(held.any());
     }
     let mut out = Vec::new();
@@ -53,7 +53,7 @@ fn a_batch_fills_at_its_bound_and_is_written_whole_in_order() {
     held.write_to(&mut again).unwrap();
     assert!(again.is_empty(), "written once");
     let large = encode_parts(Frame::Request { req: 1, body: schedule(1, HELD_FRAME_MAX_BYTES) }).unwrap();
-    assert_eq!(held.push(&large), Pushed::Refused);
+    assert_eq!(held.push(&large, true), Pushed::Refused);
     assert!(!held.any());
 }
 
@@ -146,4 +146,33 @@ fn a_flusher_ends_when_the_connection_closes() {
     drop(s);
     assert!(!waiting.join().unwrap());
     assert!(client.hold_event(done(1)).is_err());
+}
+
+#[test]
+fn a_frame_held_unwoken_leaves_the_flusher_asleep_until_one_held_woken() {
+    let (client, mut s) = connected();
+    let client = Arc::new(client);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let (client, stop) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0;
+            while client.wait_held(&stop) {
+                client.flush_held().unwrap();
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    std::thread::sleep(SHORT); // the flusher is asleep now
+    assert!(!client.hold_event_unwoken(done(1)).unwrap());
+    std::thread::sleep(SHORT);
+    assert!(!readable(&s), "a frame held unwoken waits for its holder's flush");
+    assert!(!client.hold_event(done(2)).unwrap());
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(read(&mut s), Frame::Event(done(1)));
+    assert_eq!(read(&mut s), Frame::Event(done(2)));
+    stop.store(true, Ordering::SeqCst);
+    client.wake_held();
+    assert_eq!(flusher.join().unwrap(), 1, "one wake-up sent both");
 }

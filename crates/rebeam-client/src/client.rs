@@ -104,9 +104,9 @@ impl Shared {
     /// Holds `frame` (see `held.rs`), or writes it after the held ones when it is too large to
     /// hold; true when the batch is full and the caller should [`Shared::flush_held`] (the
     /// write a caller holding a lock others wait for, Python's GIL, lets it go for).
-    fn hold(&self, frame: Frame) -> Result<bool, ClientError> {
+    fn hold(&self, frame: Frame, wake: bool) -> Result<bool, ClientError> {
         let encoded = encode_parts(frame).map_err(ClientError::Encode)?;
-        match self.held.push(&encoded) {
+        match self.held.push(&encoded, wake) {
             Pushed::Held => Ok(false),
             Pushed::Full => Ok(true),
             Pushed::Refused => encoded.write_to(&mut *self.writer()?).map(|()| false).map_err(ClientError::Write),
@@ -457,7 +457,7 @@ impl Client {
     /// [`HELD_FRAME_MAX_BYTES`]: crate::HELD_FRAME_MAX_BYTES
     pub fn hold_request(&self, body: Request) -> Result<bool, ClientError> {
         let req = self.shared.open()? | QUIET_REQ;
-        self.shared.hold(Frame::Request { req, body })
+        self.shared.hold(Frame::Request { req, body }, true)
     }
 
     /// Sends an event of the governor's alone (as [`Client::try_send_event`] says), held to go
@@ -468,7 +468,16 @@ impl Client {
         if self.closed() {
             return Err(ClientError::Closed);
         }
-        self.shared.hold(Frame::Event(event))
+        self.shared.hold(Frame::Event(event), true)
+    }
+
+    /// As [`Client::hold_event`], without waking the flusher: for a holder that calls
+    /// [`Client::flush_held`] itself when its burst ends (see the `batch` module).
+    pub fn hold_event_unwoken(&self, event: Event) -> Result<bool, ClientError> {
+        if self.closed() {
+            return Err(ClientError::Closed);
+        }
+        self.shared.hold(Frame::Event(event), false)
     }
 
     /// Writes the held frames now (the burst that held them is over).

@@ -98,9 +98,13 @@ impl Connection {
     /// cannot block is made holding the GIL, since letting it go while other threads wait for
     /// it hands it to one of them and back (a context switch each way). With `held`, it is held
     /// to go with the next ones (a worker's run of behaviours, which calls `flush_held()` when
-    /// the run ends; see `flusher.rs`).
-    #[pyo3(signature = (behaviour, held=false))]
-    fn behaviour_done(&self, py: Python<'_>, behaviour: u64, held: bool) -> PyResult<()> {
+    /// the run ends; see `flusher.rs`). With `wake=False` too, the flusher is not woken for it:
+    /// the caller flushes itself, even if the run blocks (a worker's command thread).
+    #[pyo3(signature = (behaviour, held=false, wake=true))]
+    fn behaviour_done(&self, py: Python<'_>, behaviour: u64, held: bool, wake: bool) -> PyResult<()> {
+        if held && !wake && !self.flusher.stopped() {
+            return self.hold(py, |c| c.hold_event_unwoken(Event::BehaviourDone { behaviour }));
+        }
         if held && !self.flusher.stopped() {
             self.flusher.ensure(&self.client);
             return self.hold(py, |c| c.hold_event(Event::BehaviourDone { behaviour }));

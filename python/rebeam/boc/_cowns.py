@@ -590,9 +590,20 @@ def _handles(g: Any) -> Any:
 
 
 def run_behaviour(
-    conn, b: int, cowns: list, result: int, moved: list, lost: list, code: bytes, code_buffers, refused=None
+    conn,
+    b: int,
+    cowns: list,
+    result: int,
+    moved: list,
+    lost: list,
+    code: bytes,
+    code_buffers,
+    refused=None,
+    *,
+    wake: bool = True,
 ) -> BaseException | None:
-    """Runs a behaviour in this process; returns the exception it raised, if any."""
+    """Runs a behaviour in this process; returns the exception it raised, if any. A worker's
+    "done" is held; ``wake=False``: the caller flushes it itself, the flusher is not woken."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         store[cown] = _load_value(cown, data, buffers)
@@ -645,7 +656,7 @@ def run_behaviour(
     elif _to_keep:
         flush_kept(conn)
     # A worker's "done" is held to go with the next ones: its Runner flushes when the run ends.
-    conn.behaviour_done(b, _runtime.ROLE == "worker")
+    conn.behaviour_done(b, _runtime.ROLE == "worker", wake)
     return failure
 
 
