@@ -108,6 +108,10 @@ def cast_message(data: Any) -> Any:
     """``pickle.loads(data)`` for a plain cast payload (bytes, not a Rust host's value, naming
     no script module), small values decoded natively; ``NOT_PLAIN`` for any other payload."""
 
+def plain_dumps(obj: Any) -> bytes:
+    """``pickle.dumps(obj, 5)``, byte for byte; written natively for a small value of exactly
+    type None, bool, int, float, str or bytes."""
+
 def plain_decode(data: bytes) -> Any:
     """The value of a pickle the native decoder reads itself; ValueError for one it leaves to
     ``pickle.loads`` (for tests)."""

@@ -1,7 +1,8 @@
-"""The native decoder of plain cast payloads (`_rebeam.cast_message`, `plain.rs`): every value
-it decodes itself equals, in type and value, what `pickle.loads` gives; every pickle it does not
-read (other opcodes, malformed, not UTF-8) goes to `pickle.loads`, which answers or raises as
-before; and payloads that are not plain are told apart."""
+"""The native pickles of plain values (`plain.rs`). The decoder of cast payloads
+(`_rebeam.cast_message`): every value it decodes itself equals, in type and value, what
+`pickle.loads` gives; every pickle it does not read (other opcodes, malformed, not UTF-8) goes to
+`pickle.loads`, which answers or raises as before; payloads that are not plain are told apart.
+The encoder (`_rebeam.plain_dumps`) writes what `pickle.dumps(obj, 5)` writes, byte for byte."""
 
 from __future__ import annotations
 
@@ -134,3 +135,17 @@ def test_payloads_that_are_not_plain_are_told_apart():
     assert _rebeam.cast_message(memoryview(pickle.dumps(1))) is _rebeam.NOT_PLAIN
     assert _rebeam.cast_message(bytearray(pickle.dumps(1))) is _rebeam.NOT_PLAIN
     assert _rebeam.cast_message(pickle.dumps("__rebeam_main__")) is _rebeam.NOT_PLAIN
+
+
+class Text(str):
+    pass
+
+
+ENCODED = SCALARS + [2**64, -(2**64), 10**30, "x" * 5000, b"y" * 5000, b"z" * 70000, "\ud800", 255.0]
+ENCODED += [n + d for n in (2**7, 2**8, 2**15, 2**16, 2**31, 2**32, 2**39, 2**47, 2**55, 2**63) for d in (-1, 0, 1)]
+ENCODED += [-n for n in ENCODED if type(n) is int]
+
+
+@pytest.mark.parametrize("value", ENCODED + [Text("t"), (1, 2), [3], Point(4), 2j], ids=repr)
+def test_the_encoder_writes_what_pickle_writes(value):
+    assert _rebeam.plain_dumps(value) == pickle.dumps(value, protocol=5)

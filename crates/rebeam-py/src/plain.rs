@@ -1,7 +1,11 @@
+//! Pickles of plain values, both ways, without a pickler or an unpickler per message.
+//!
 //! A cast's message as a worker's run of casts takes it (`_casts.run`): `cast_message(data)`
-//! is `pickle.loads(data)` for a plain payload, and [`NOT_PLAIN`] for one that must go the
+//! is `pickle.loads(data)` for a plain payload, and `NOT_PLAIN` for one that must go the
 //! general way (`Worker.deliver`). One call, where Python spent a prefix check, a substring
-//! search that raised and caught a `TypeError` inside CPython, and an unpickler per cast.
+//! search that raised and caught a `TypeError` inside CPython, and an unpickler per cast. And a
+//! cast's plain message as its sender sends it (`rebeam.cast`): `plain_dumps(obj)` is
+//! `pickle.dumps(obj, 5)`, byte for byte.
 //!
 //! The rules:
 //! - **Plain** is exactly what `_casts` ran itself before: `bytes` (not a lent buffer), not
@@ -13,11 +17,16 @@
 //!   what the unpickler builds, and none runs code, so the value is the one `pickle.loads`
 //!   gives. Anything else (another opcode, a string that is not UTF-8, a malformed pickle)
 //!   goes to `pickle.loads` itself, which gives the value or raises as it always did.
+//! - **Encoding** writes what the pickler writes for a value of exactly type `None`, `bool`,
+//!   `int` (within 64 bits), `float`, `str` (UTF-8) or `bytes`, up to [`ENCODED_MAX`] bytes:
+//!   the protocol, one frame when the body reaches the pickler's minimum, the opcode the
+//!   pickler chooses for the value, the memo mark after a string, STOP. Anything else is
+//!   `pickle.dumps(obj, 5)`'s.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use rebeam_proto::value::VALUE_TAG;
 
@@ -27,8 +36,22 @@ const SCRIPT_MODULE_MARK: &[u8] = b"main__";
 /// The newest pickle protocol `pickle.loads` reads.
 const HIGHEST_PROTOCOL: u8 = 5;
 
+/// The largest `str` or `bytes` encoded here: far below the pickler's frame size target
+/// (64 KiB, past which it writes large data outside frames), so one frame holds it all.
+const ENCODED_MAX: usize = 4096;
+
+/// The pickler writes a frame only for a body of at least this many bytes.
+const FRAME_SIZE_MIN: usize = 4;
+
+/// The protocol `rebeam.cast` pickles with.
+const PROTOCOL: u8 = 5;
+
+/// Where the body starts after the protocol and a frame's header (opcode, 8-byte length).
+const FRAMED_AT: usize = 11;
+
 static NOT_PLAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DUMPS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn not_plain(py: Python<'_>) -> PyResult<&Py<PyAny>> {
     NOT_PLAIN.get_or_try_init(py, || Ok(py.import("builtins")?.getattr("object")?.call0()?.unbind()))
@@ -291,6 +314,96 @@ impl<'py> Decoder<'py, '_> {
     }
 }
 
+/// `pickle.dumps(obj, 5)` (see the module rules).
+#[pyfunction]
+fn plain_dumps<'py>(py: Python<'py>, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // The frame's header is written in place, then taken out again if the body is too short.
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&[0x80, PROTOCOL, 0x95, 0, 0, 0, 0, 0, 0, 0, 0]);
+    if encode_body(obj, &mut out).is_some() {
+        let body = out.len() - FRAMED_AT;
+        if body >= FRAME_SIZE_MIN {
+            out[3..FRAMED_AT].copy_from_slice(&(body as u64).to_le_bytes());
+        } else {
+            out.drain(2..FRAMED_AT);
+        }
+        return Ok(PyBytes::new(py, &out).into_any());
+    }
+    let dumps = DUMPS.get_or_try_init(py, || Ok::<_, PyErr>(py.import("pickle")?.getattr("dumps")?.unbind()))?;
+    dumps.bind(py).call1((obj, PROTOCOL))
+}
+
+/// Appends the pickler's opcodes for `obj` (what follows the protocol and the frame's header,
+/// STOP included) to `body`; None if `obj` is not one this module encodes.
+fn encode_body(obj: &Bound<'_, PyAny>, body: &mut Vec<u8>) -> Option<()> {
+    if obj.is_none() {
+        body.push(b'N');
+    } else if let Ok(b) = obj.cast_exact::<PyBool>() {
+        body.push(if b.is_true() { 0x88 } else { 0x89 });
+    } else if let Ok(i) = obj.cast_exact::<PyInt>() {
+        encode_int(body, i.extract::<i64>().ok()?);
+    } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        body.push(b'G');
+        body.extend_from_slice(&f.value().to_be_bytes());
+    } else if let Ok(s) = obj.cast_exact::<PyString>() {
+        // A string with lone surrogates is not UTF-8: the pickler's "surrogatepass" is pickle's.
+        let s = s.to_str().ok()?;
+        encode_sized(body, s.as_bytes(), 0x8c, b'X')?;
+    } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        encode_sized(body, b.as_bytes(), b'C', b'B')?;
+    } else {
+        return None;
+    }
+    body.push(b'.');
+    Some(())
+}
+
+/// An int as the pickler writes it: BININT1, BININT2 or BININT within 32 bits, else LONG1
+/// with the fewest bytes of two's complement that hold it.
+fn encode_int(body: &mut Vec<u8>, v: i64) {
+    if let Ok(small) = i32::try_from(v) {
+        let b = small.to_le_bytes();
+        if b[3] != 0 || b[2] != 0 {
+            body.push(b'J');
+            body.extend_from_slice(&b);
+        } else if b[1] != 0 {
+            body.extend_from_slice(&[b'M', b[0], b[1]]);
+        } else {
+            body.extend_from_slice(&[b'K', b[0]]);
+        }
+        return;
+    }
+    let wide = i128::from(v);
+    let bits = 128 - wide.unsigned_abs().leading_zeros() as usize;
+    let mut n = bits / 8 + 1;
+    let bytes = wide.to_le_bytes();
+    // As the pickler: a negative number's top byte of all ones goes when the next one's sign
+    // bit says the same.
+    if v < 0 && n > 1 && bytes[n - 1] == 0xff && bytes[n - 2] & 0x80 != 0 {
+        n -= 1;
+    }
+    body.extend_from_slice(&[0x8a, n as u8]);
+    body.extend_from_slice(&bytes[..n]);
+}
+
+/// A `str`'s or `bytes`' opcode with a one-byte length (`short`) or a four-byte one (`long`),
+/// the data, and the memo mark the pickler puts after it; None past [`ENCODED_MAX`].
+fn encode_sized(body: &mut Vec<u8>, data: &[u8], short: u8, long: u8) -> Option<()> {
+    if data.len() > ENCODED_MAX {
+        return None;
+    }
+    match u8::try_from(data.len()) {
+        Ok(n) => body.extend_from_slice(&[short, n]),
+        Err(_) => {
+            body.push(long);
+            body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        }
+    }
+    body.extend_from_slice(data);
+    body.push(0x94);
+    Some(())
+}
+
 /// Decodes `data` as `cast_message` would, for tests: the value, or a `ValueError` if the
 /// pickle is not one this module reads itself (so a test can tell the two roads apart).
 #[pyfunction]
@@ -302,5 +415,6 @@ pub fn add(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NOT_PLAIN", not_plain(m.py())?.clone_ref(m.py()))?;
     m.add_function(wrap_pyfunction!(cast_message, m)?)?;
     m.add_function(wrap_pyfunction!(plain_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(plain_dumps, m)?)?;
     Ok(())
 }
