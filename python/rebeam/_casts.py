@@ -7,8 +7,9 @@ The rules:
   are).
 - **Plain casts run here.** A cast whose handler is plain (a synchronous, ungated handler of
   an actor) and whose payload is a plain pickle (``bytes``, no out-of-band buffers, not a Rust
-  host's value, naming no script module) is run in this loop: its pickle loaded (one that
-  cannot be is dropped, as ``deliver`` drops it), its handler called, a coroutine it returns
+  host's value, naming no script module) is run in this loop: its pickle loaded (by the native
+  ``cast_message``, which tells a plain payload and decodes small values itself; one that
+  cannot be loaded is dropped, as ``deliver`` drops it), its handler called, a coroutine it returns
   run to its end, an exception crashing the actor as in ``Worker.dispatch``, and what it
   returns dropped (a cast has nobody to answer). Every other cast goes through
   ``Worker.deliver``.
@@ -19,14 +20,15 @@ The rules:
 
 from __future__ import annotations
 
-import pickle
 import types
 from typing import Any
 
-from . import _aio, _runtime
+from . import _aio, _rebeam
 from .errors import SafetyInterrupt
 
-_loads = pickle.loads
+# pickle.loads of a plain payload, small values decoded in Rust; NOT_PLAIN for the rest.
+_message = _rebeam.cast_message
+_NOT_PLAIN = _rebeam.NOT_PLAIN
 _Coroutine = types.CoroutineType
 
 
@@ -48,25 +50,20 @@ def plain_handler(host: Any, subject: str) -> Any:
 def run(worker: Any, host: Any, items: list) -> None:
     """Runs ``items`` (mailbox items of casts, in reverse order: taken from the end, so that
     each goes once run) in ``host``'s actor."""
-    tag = _runtime._host_value_tag or _runtime._load_host_value_tag()
     last = handler = from_ = source = None
     while items and not host.dead:
         _, delivery, subject, sender, data, buffers = items.pop()
         if subject is not last:
             last, handler = subject, plain_handler(host, subject)
-        if (
-            handler is None
-            or delivery is not None
-            or buffers
-            or type(data) is not bytes
-            or data.startswith(tag)
-            or b"main__" in data  # __main__, __rebeam_main__: the worker's own unpickler
-        ):
+        if handler is None or delivery is not None or buffers:
             worker.deliver(host, delivery, subject, sender, data, buffers)
             continue
         try:
-            message = _loads(data)
+            message = _message(data)
         except BaseException:
+            continue
+        if message is _NOT_PLAIN:
+            worker.deliver(host, delivery, subject, sender, data, buffers)
             continue
         try:
             if sender is not from_:

@@ -102,6 +102,20 @@ def value_dumps_exact(obj: Any) -> tuple[bytes, list[bytes]] | None:
     """``obj`` as a neutral value if that carries it with its exact types (a Python receiver
     gets what a pickle would give), else None."""
 
+NOT_PLAIN: object  # cast_message's answer for a payload that goes through Worker.deliver
+
+def cast_message(data: Any) -> Any:
+    """``pickle.loads(data)`` for a plain cast payload (bytes, not a Rust host's value, naming
+    no script module), small values decoded natively; ``NOT_PLAIN`` for any other payload."""
+
+def plain_dumps(obj: Any) -> bytes:
+    """``pickle.dumps(obj, 5)``, byte for byte; written natively for a small value of exactly
+    type None, bool, int, float, str or bytes."""
+
+def plain_decode(data: bytes) -> Any:
+    """The value of a pickle the native decoder reads itself; ValueError for one it leaves to
+    ``pickle.loads`` (for tests)."""
+
 def check_strategy(value: str) -> str: ...  # ValueError unless one of STRATEGIES
 def check_restart(value: str) -> str: ...  # ValueError unless one of RESTARTS
 def check_balance(value: str) -> str: ...  # ValueError unless one of BALANCES

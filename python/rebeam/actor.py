@@ -249,9 +249,10 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
     if type(target) is not str:
         _check_target(target)
     if type(message) in _PLAIN:
-        # Nothing of these can go out of band or name a module: plain pickle, no buffers.
+        # Nothing of these can go out of band or name a module: plain pickle, no buffers
+        # (pickle.dumps(message, 5) byte for byte, small values written natively).
         _runtime.share_sys_path()
-        data, buffers = _pickle_dumps(message, 5), ()
+        data, buffers = _plain_dumps(message), ()
     else:
         data, buffers = _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
     return _runtime.connection().cast(target, subject, data, buffers, _sender(sender_pid))
@@ -261,6 +262,7 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
 #: class to name.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 _pickle_dumps = pickle.dumps
+_plain_dumps = _rebeam.plain_dumps
 
 
 def whereis(name: str) -> ProcessID | None:

@@ -23,6 +23,7 @@ mod exits;
 mod flusher;
 mod inflight;
 mod numbers;
+mod plain;
 mod requests;
 mod shared;
 mod value;
@@ -296,5 +297,6 @@ fn _rebeam(m: &Bound<'_, PyModule>) -> PyResult<()> {
     commands::add_classes(m)?;
     constants::add(m)?;
     value::add(m)?;
+    plain::add(m)?;
     Ok(())
 }
