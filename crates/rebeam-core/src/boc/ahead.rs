@@ -1,7 +1,9 @@
 //! Sending a behaviour ahead: to the worker where the behaviours queued before it were sent,
 //! before they are done (the rule is in the module doc of `boc`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashSet;
 
 use super::{Boc, Effect, How, Pool, Run};
 use crate::cowns::{BehaviourId, CownId, Location};

@@ -1,6 +1,6 @@
 //! The inputs of [`Boc`], one method per event the governor reports.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use super::{Boc, BocError, Effect, How, Pool, ReqId, Waiting};
 use crate::cowns::{BehaviourId, CownError, CownId, Location};
@@ -32,7 +32,7 @@ impl<T: Clone> Boc<T> {
         let tails = self.tails(&cowns, how);
         let mut request = cowns;
         request.push(result);
-        let runnable = match self.sched.schedule(b, &request) {
+        let runnable = match self.sched.schedule_owned(b, request) {
             Ok(runnable) => runnable,
             Err(e) => {
                 // Refused: the result cown made for it must not linger.
