@@ -44,7 +44,7 @@
 //!   when it becomes runnable it is started where it already is. It counts as running there
 //!   (load, and the death of that worker: it is lost with it, like a behaviour gathering there).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::cowns::{place, BehaviourId, CownError, CownId, Location, Scheduler};
 

@@ -71,9 +71,18 @@
 //! cown or scheduling a pending behaviour id again is refused; a behaviour id may be reused
 //! once it completed. Only a runnable behaviour that is not running may be started, and
 //! only a running one may complete. A behaviour holding a pinned cown completes in `Main`.
+//!
+//! # Tables
+//!
+//! The tables here and in [`crate::boc`] are keyed by ids the processes of one run chose, and
+//! touched several times per behaviour: they hash with foldhash (seeded per table), not std's
+//! SipHash, whose resistance to chosen keys buys nothing against the run's own processes and
+//! was a sixth of the governor's time per behaviour.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::{HashMap, HashMapExt};
 
 pub type CownId = u64;
 pub type BehaviourId = u64;
@@ -173,10 +182,14 @@ impl Scheduler {
 
     /// Enqueues `b` on all of `cowns` (deduplicated). Returns true if `b` is runnable at once.
     pub fn schedule(&mut self, b: BehaviourId, cowns: &[CownId]) -> Result<bool, CownError> {
+        self.schedule_owned(b, cowns.to_vec())
+    }
+
+    /// As [`Scheduler::schedule`], keeping `cowns` as the behaviour's own list (no copy).
+    pub fn schedule_owned(&mut self, b: BehaviourId, mut cowns: Vec<CownId>) -> Result<bool, CownError> {
         if self.behaviours.contains_key(&b) {
             return Err(CownError::DuplicateBehaviour(b));
         }
-        let mut cowns = cowns.to_vec();
         cowns.sort_unstable();
         cowns.dedup();
         // Check every cown before touching any queue: a refusal changes nothing.
@@ -218,6 +231,16 @@ impl Scheduler {
 
     /// `b` completed (or failed — same thing for the queues); its values are now at `at`. Returns the behaviours that became runnable, in scheduling order.
     pub fn complete(&mut self, b: BehaviourId, at: Location) -> Result<Vec<BehaviourId>, CownError> {
+        self.complete_taking(b, at).map(|(woken, _)| woken)
+    }
+
+    /// As [`Scheduler::complete`], also handing back the cowns `b` requested (its own list,
+    /// no copy): what became runnable, and those cowns.
+    pub fn complete_taking(
+        &mut self,
+        b: BehaviourId,
+        at: Location,
+    ) -> Result<(Vec<BehaviourId>, Vec<CownId>), CownError> {
         let behaviour = self.behaviours.get(&b).ok_or(CownError::UnknownBehaviour(b))?;
         if !behaviour.running {
             return Err(CownError::NotRunning(b));
@@ -229,7 +252,7 @@ impl Scheduler {
         }
         let behaviour = self.behaviours.remove(&b).expect("checked above");
         let mut woken = Vec::new();
-        for c in behaviour.cowns {
+        for &c in &behaviour.cowns {
             let cown = self.cown_mut(c);
             let head = cown.queue.pop_front();
             debug_assert_eq!(head, Some(b), "a running behaviour is at the head of each of its queues");
@@ -248,7 +271,7 @@ impl Scheduler {
             }
         }
         woken.sort_unstable();
-        Ok(woken.into_iter().map(|(_, b)| b).collect())
+        Ok((woken.into_iter().map(|(_, b)| b).collect(), behaviour.cowns))
     }
 
     /// The cowns a pending behaviour requested: deduplicated, sorted.
@@ -678,6 +701,19 @@ mod tests {
         ) {
             run_case(steps);
         }
+    }
+
+    #[test]
+    fn the_owned_forms_keep_and_hand_back_the_behaviours_own_list() {
+        let mut s = with_cowns(&[1, 2, 3]);
+        assert_eq!(s.schedule_owned(7, vec![3, 1, 3, 2]), Ok(true));
+        assert_eq!(s.cowns_of(7), Some(&[1, 2, 3][..]), "deduplicated and sorted, as by schedule");
+        assert_eq!(s.schedule_owned(8, vec![2]), Ok(false));
+        assert_eq!(s.schedule_owned(7, vec![1]), Err(DuplicateBehaviour(7)));
+        assert_eq!(s.complete_taking(7, Worker(1)), Err(NotRunning(7)));
+        s.start(7).unwrap();
+        assert_eq!(s.complete_taking(7, Worker(1)), Ok((vec![8], vec![1, 2, 3])));
+        assert_eq!((s.location(1), s.cowns_of(7)), (Some(Worker(1)), None));
     }
 
     #[test]

@@ -38,13 +38,16 @@ pub struct Boc {
     sys_path: Option<Vec<String>>,
     /// The main process's behaviour code, by id, in the order it came.
     codes: Vec<(u64, Payload)>,
+    /// The effects of a schedule or a done, carried out and kept empty for the next one (no
+    /// buffer made per behaviour).
+    effects: Vec<Effect<Payload>>,
 }
 
 impl Default for Boc {
     fn default() -> Self {
         // Chains of behaviours on one worker go there ahead (see `rebeam_core::boc`): the
         // worker keeps their order, and each costs no round trip through here.
-        Boc { machine: rebeam_core::boc::Boc::sending_ahead(), sys_path: None, codes: Vec::new() }
+        Boc { machine: rebeam_core::boc::Boc::sending_ahead(), sys_path: None, codes: Vec::new(), effects: Vec::new() }
     }
 }
 
@@ -103,9 +106,12 @@ impl Router {
             return Err(self.behaviour_refusal());
         }
         let (at, pool) = (self.location_of(proc), self.boc_pool());
-        let effects = self.boc.machine.schedule(at, behaviour, cowns, result, code, how, &pool).map_err(bad)?;
-        self.carry_out_boc(effects);
-        Ok(())
+        // Taken, not borrowed: carrying an effect out may schedule or finish another behaviour.
+        let mut effects = std::mem::take(&mut self.boc.effects);
+        let scheduled = self.boc.machine.schedule_into(at, behaviour, cowns, result, code, how, &pool, &mut effects);
+        self.carry_out_boc_from(&mut effects);
+        self.boc.effects = effects;
+        scheduled.map_err(bad)
     }
 
     /// Runnable behaviours that found no worker (at start-up) go once workers are ready.
@@ -122,8 +128,10 @@ impl Router {
 
     pub fn behaviour_done(&mut self, proc: ProcIdx, b: BehaviourId) {
         let (at, pool) = (self.location_of(proc), self.boc_pool());
-        let effects = self.boc.machine.behaviour_done(at, b, &pool);
-        self.carry_out_boc(effects);
+        let mut effects = std::mem::take(&mut self.boc.effects);
+        self.boc.machine.behaviour_done_into(at, b, &pool, &mut effects);
+        self.carry_out_boc_from(&mut effects);
+        self.boc.effects = effects;
     }
 
     /// A process dropped its last handles to cowns it made, none of which ever left it (see
@@ -176,8 +184,13 @@ impl Router {
         self.carry_out_boc(effects);
     }
 
-    fn carry_out_boc(&mut self, effects: Vec<Effect<Payload>>) {
-        for effect in effects {
+    fn carry_out_boc(&mut self, mut effects: Vec<Effect<Payload>>) {
+        self.carry_out_boc_from(&mut effects);
+    }
+
+    /// Carries out `effects` in order, leaving the buffer empty.
+    fn carry_out_boc_from(&mut self, effects: &mut Vec<Effect<Payload>>) {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Surrender { from, cown } => {
                     self.send(self.proc_at(from), Frame::Command(Cmd::Surrender { cown }));

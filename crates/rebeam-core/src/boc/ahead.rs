@@ -1,30 +1,27 @@
 //! Sending a behaviour ahead: to the worker where the behaviours queued before it were sent,
 //! before they are done (the rule is in the module doc of `boc`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashSet;
 
 use super::{Boc, Effect, How, Pool, Run};
 use crate::cowns::{BehaviourId, CownId, Location};
 
-/// A requested cown and the behaviour last queued on it before the one being scheduled.
-pub(super) type Tail = (CownId, Option<BehaviourId>);
-
 impl<T: Clone> Boc<T> {
-    /// The tails of `cowns`' queues, read before a behaviour is scheduled on them; None when
-    /// that behaviour is never sent ahead.
-    pub(super) fn tails(&self, cowns: &[CownId], how: How) -> Option<Vec<Tail>> {
-        let may = self.send_ahead && !how.at_main && !how.gated;
-        may.then(|| cowns.iter().map(|&c| (c, self.sched.tail(c))).collect())
-    }
-
-    /// The worker everything a behaviour queued behind `tails` needs will be at, if any.
-    fn ahead_target(&self, tails: &[Tail], pool: &Pool) -> Option<Location> {
+    /// Where a behaviour about to be scheduled on `cowns` would go ahead, if it is not runnable
+    /// then: the worker everything it needs will be at, read from the tails of their queues
+    /// before it joins them. None when it may not go ahead.
+    pub(super) fn ahead_target(&self, cowns: &[CownId], how: How, pool: &Pool) -> Option<Location> {
+        if !self.send_ahead || how.at_main || how.gated {
+            return None;
+        }
         let mut target = None;
-        for &(c, tail) in tails {
+        for &c in cowns {
             if self.lost.contains(&c) || self.sched.is_pinned(c) {
                 return None;
             }
-            let at = match tail {
+            let at = match self.sched.tail(c) {
                 Some(before) => {
                     if self.how.get(&before).is_some_and(|h| h.gated || h.at_main) {
                         return None;
@@ -45,22 +42,14 @@ impl<T: Clone> Boc<T> {
         target.filter(|at| matches!(at, Location::Worker(w) if pool.workers.contains(w)))
     }
 
-    /// Sends the just-scheduled, not runnable `b` ahead if it may go (true if it went).
-    pub(super) fn try_send_ahead(
-        &mut self,
-        b: BehaviourId,
-        tails: &[Tail],
-        pool: &Pool,
-        effects: &mut Vec<Effect<T>>,
-    ) -> bool {
-        let Some(at) = self.ahead_target(tails, pool) else { return false };
+    /// Sends the just-scheduled, not runnable `b` ahead to `at` (its `ahead_target`).
+    pub(super) fn dispatch_ahead(&mut self, b: BehaviourId, at: Location, effects: &mut Vec<Effect<T>>) {
         let (code, result) = self.code.get(&b).cloned().expect("scheduled");
         let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
         self.ahead.insert(b);
         self.running.insert(b, at);
         let run = Run { at, behaviour: b, cowns, result, values: Vec::new(), lost: Vec::new(), code, gated: false };
         effects.push(Effect::Run(run));
-        true
     }
 
     /// Completes the behaviours lost with the process at `at` (`describe` names it): those

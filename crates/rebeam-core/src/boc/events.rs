@@ -1,6 +1,6 @@
 //! The inputs of [`Boc`], one method per event the governor reports.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use super::{Boc, BocError, Effect, How, Pool, ReqId, Waiting};
 use crate::cowns::{BehaviourId, CownError, CownId, Location};
@@ -24,15 +24,34 @@ impl<T: Clone> Boc<T> {
         how: How,
         pool: &Pool,
     ) -> Result<Vec<Effect<T>>, BocError> {
+        let mut effects = Vec::new();
+        self.schedule_into(at, b, cowns, result, code, how, pool, &mut effects)?;
+        Ok(effects)
+    }
+
+    /// As [`Boc::schedule`], its effects appended to `effects` (a caller's buffer, reused
+    /// from one behaviour to the next).
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule_into(
+        &mut self,
+        at: Location,
+        b: BehaviourId,
+        cowns: Vec<CownId>,
+        result: CownId,
+        code: T,
+        how: How,
+        pool: &Pool,
+        effects: &mut Vec<Effect<T>>,
+    ) -> Result<(), BocError> {
         if how.at_main && at != Location::Main {
             return Err(BocError::AcquireOffMain);
         }
         self.sched.create_cown(result, at, false)?;
         self.empty.insert(result);
-        let tails = self.tails(&cowns, how);
+        let ahead = self.ahead_target(&cowns, how, pool);
         let mut request = cowns;
         request.push(result);
-        let runnable = match self.sched.schedule(b, &request) {
+        let runnable = match self.sched.schedule_owned(b, request) {
             Ok(runnable) => runnable,
             Err(e) => {
                 // Refused: the result cown made for it must not linger.
@@ -45,13 +64,12 @@ impl<T: Clone> Boc<T> {
         if how.at_main || how.gated {
             self.how.insert(b, how);
         }
-        let mut effects = Vec::new();
         if runnable {
-            self.dispatch(b, pool, &mut effects);
-        } else if let Some(tails) = tails {
-            self.try_send_ahead(b, &tails, pool, &mut effects);
+            self.dispatch(b, pool, effects);
+        } else if let Some(at) = ahead {
+            self.dispatch_ahead(b, at, effects);
         }
-        Ok(effects)
+        Ok(())
     }
 
     /// Runnable behaviours that found no place (no worker ready yet, or the pool warming) go now.
@@ -78,21 +96,26 @@ impl<T: Clone> Boc<T> {
     /// The process at `at` says behaviour `b` is done (a late or unknown one is ignored).
     pub fn behaviour_done(&mut self, at: Location, b: BehaviourId, pool: &Pool) -> Vec<Effect<T>> {
         let mut effects = Vec::new();
+        self.behaviour_done_into(at, b, pool, &mut effects);
+        effects
+    }
+
+    /// As [`Boc::behaviour_done`], its effects appended to `effects`.
+    pub fn behaviour_done_into(&mut self, at: Location, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
         if self.ahead.contains(&b) {
             // Sent ahead and not runnable yet: a worker keeps the order, so this one is early
             // (a confused worker); it counts once the behaviours before it are done.
             if self.running.get(&b) == Some(&at) {
                 self.early.insert(b);
             }
-            return effects;
+            return;
         }
-        let mut work = vec![(b, at)];
-        while let Some((b, at)) = work.pop() {
-            self.finish(at, b, pool, &mut effects);
-            work.append(&mut self.early_ready);
+        // Those sent ahead that were early are finished in turn, last woken first.
+        self.finish(at, b, pool, effects);
+        while let Some((b, at)) = self.early_ready.pop() {
+            self.finish(at, b, pool, effects);
         }
-        self.answer_quiesce(&mut effects);
-        effects
+        self.answer_quiesce(effects);
     }
 
     fn finish(&mut self, at: Location, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {

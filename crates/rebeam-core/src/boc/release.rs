@@ -81,14 +81,13 @@ impl<T: Clone> Boc<T> {
     }
 
     /// How many known cowns have their value at each location (for the status report).
-    pub fn cowns_by_location(&self) -> std::collections::HashMap<Location, usize> {
+    pub fn cowns_by_location(&self) -> foldhash::HashMap<Location, usize> {
         self.sched.counts_by_location()
     }
 
     /// Completes `b` at `at`, noting the dropped cowns it was the last to name.
     pub(super) fn complete(&mut self, b: BehaviourId, at: Location) -> Result<Vec<BehaviourId>, CownError> {
-        let cowns = self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
-        let next = self.sched.complete(b, at)?;
+        let (next, cowns) = self.sched.complete_taking(b, at)?;
         for c in cowns {
             if self.sched.location(c).is_none() {
                 self.forgotten(c, at);
