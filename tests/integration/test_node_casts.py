@@ -9,9 +9,22 @@ import re
 import signal
 import textwrap
 
-from test_nodes import CALLER, finish
+from helpers import wait_until
+from test_nodes import CALLER, HOST, finish
 
 PER_SENDER = 2000
+#: Seconds: longer than a loaded machine could take between stopping a node and killing it.
+LONG_LEASE = "60"
+
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (state T in its stat line)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    states = []
+    for task in tasks:
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            states.append(f.read().rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(s == "T" for s in states)
 
 
 def test_casts_from_several_senders_at_once_stay_in_order_per_sender(nodes, tmp_path):
@@ -46,7 +59,8 @@ def test_casts_from_several_senders_at_once_stay_in_order_per_sender(nodes, tmp_
 
 
 def test_casts_in_flight_when_their_node_is_lost_are_counted_lost_and_later_ones_not_delivered(nodes, tmp_path):
-    host, endpoint = nodes.listening("a")
+    # A long lease: node a is stopped on purpose, and is to be lost only when it is killed.
+    host, endpoint = nodes.listening("a", HOST, "--lease", LONG_LEASE)
     stopped = tmp_path / "a-stopped"
     caller = nodes.start("b", CALLER + textwrap.dedent(f'''
         from rebeam import cast
@@ -65,9 +79,11 @@ def test_casts_in_flight_when_their_node_is_lost_are_counted_lost_and_later_ones
         print("a gone:", "a" not in rebeam.nodes(), flush=True)
         print("after the loss:", cast("counter", "push", -1), flush=True)
         time.sleep(2)
-    '''), "--connect", endpoint, cookie=nodes.cookie)
+    '''), "--connect", endpoint, "--lease", LONG_LEASE, cookie=nodes.cookie)
     seen = nodes.wait_line(caller, "READY TO STOP")
     os.kill(host.pid, signal.SIGSTOP)
+    # Every thread of it stopped before the casts start (a loaded machine may take a while).
+    assert wait_until(lambda: all_stopped(host.pid), timeout=30), "node a did not stop"
     stopped.touch()
     seen += nodes.wait_line(caller, "READY TO KILL")
     os.kill(host.pid, signal.SIGKILL)

@@ -275,9 +275,9 @@ impl Link {
         }
     }
 
-    /// As `detached`, with the transport's `window` on casts.
-    pub(crate) fn windowed(out: mpsc::UnboundedSender<NodeOut>, window: Arc<dyn CastWindow>) -> Link {
-        Link { window, ..Link::detached(out) }
+    /// This link, with the transport's `window` on casts.
+    pub(crate) fn with_window(self, window: Arc<dyn CastWindow>) -> Link {
+        Link { window, ..self }
     }
 
     /// As `detached`, for node `name`.

@@ -207,7 +207,7 @@ fn a_cast_the_transport_s_window_opens_for_is_answered_sent_at_once_and_its_node
     let os = FakeOs::default();
     let (mut router, _) = node_router(&os);
     let (tx, mut out) = mpsc::unbounded_channel();
-    router.node = Some(Link::windowed(tx, std::sync::Arc::new(Window(std::sync::Mutex::new(vec!["far"])))));
+    router.node = Some(Link::detached(tx).with_window(std::sync::Arc::new(Window(std::sync::Mutex::new(vec!["far"])))));
     let main = router.main;
     let mut conn = connect(&mut router, main, 1 << 20);
     for req in [7, 8] {
