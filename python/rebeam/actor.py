@@ -242,7 +242,9 @@ def _warn_if_loop_running() -> None:
 def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid: ProcessID | None = None) -> bool:
     """Sends ``message`` without waiting; True if it reached a live actor's mailbox (or, sent
     straight to the actor's process, its ring: a cast that its actor's end overtakes there is
-    lost, as one that reached the mailbox just before the end is).
+    lost, as one that reached the mailbox just before the end is). To a name or ProcessID on
+    another node that is up and known to have it, True once it is on its way: one that its node
+    is lost before delivering is lost, and the governor logs how many were.
 
     ``sender_pid`` is what the receiver sees as ``source`` (by default, the calling actor).
     """

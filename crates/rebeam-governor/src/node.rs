@@ -17,7 +17,12 @@
 //!   ([`NodeOut::Cast`]), and its sender is answered once the receiver's node says whether it
 //!   reached a live actor's mailbox ([`NodeIn::CastAnswer`]): a cast to a name on no node (or
 //!   whose node is lost before it answers) is not delivered, and returns False, as a local cast
-//!   to a dead actor does. The transport sends casts in the order the router hands them over
+//!   to a dead actor does. But when the transport's [`CastWindow`] opens for it (it knows which
+//!   node is up with that name, and has room in flight), its sender is answered "sent" (True)
+//!   at once, as a cast into an actor's own ring is, and the cast goes out marked `sent`: its
+//!   node's word then goes to no one (the transport counts the ones lost). So a sender's casts
+//!   to another node follow each other without a round trip to that node, or to the
+//!   transport. The transport sends casts in the order the router hands them over
 //!   and the receiving node delivers them in the order they arrive, so casts from one sender
 //!   to one actor stay in order across nodes (FIFO per pair). The router never waits for the
 //!   other node: the answer is one more input.
@@ -68,6 +73,7 @@
 //! Not done yet (later stages): library mode and the Rust host as nodes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -99,8 +105,9 @@ pub const NODE_PEER: ProcIdx = ProcId::from_raw(u64::MAX - 1);
 #[derive(Debug)]
 pub enum NodeOut {
     /// A cast for `name`, which nothing here takes: `frame` as in `Call`. The transport sends
-    /// casts in the order it is given them, and answers `NodeIn::CastAnswer { call, .. }`.
-    Cast { call: u64, name: String, frame: Vec<u8> },
+    /// casts in the order it is given them, and answers `NodeIn::CastAnswer { call, .. }`,
+    /// unless `sent`: its sender was answered already, as its [`CastWindow`] opened for it.
+    Cast { call: u64, name: String, frame: Vec<u8>, sent: bool },
     /// Ask the other nodes for `name`. `frame` is the call as a rebeam frame (length prefix
     /// included, no sender); the answer comes back as `NodeIn::Answer { call, .. }`.
     Call { call: u64, name: String, frame: Vec<u8>, timeout: Duration },
@@ -190,6 +197,24 @@ pub struct Seam {
     pub inputs: mpsc::UnboundedReceiver<NodeIn>,
     /// This node's name.
     pub name: String,
+    pub window: Arc<dyn CastWindow>,
+}
+
+/// The transport's word, asked by the router as it hands a cast over, on whether the cast's
+/// sender may be answered "sent" at once (see the module doc).
+pub trait CastWindow: Send + Sync {
+    /// True if a cast for `name` goes to a node that is up and known to have it, and the
+    /// transport took a place in flight for it (given back when that node answers).
+    fn open(&self, name: &str) -> bool;
+}
+
+/// A window that never opens: every cast's sender waits for its node's word.
+pub struct Closed;
+
+impl CastWindow for Closed {
+    fn open(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// The router's side of the seam.
@@ -204,12 +229,13 @@ pub(crate) struct Link {
     /// This node's name (None in tests that give none).
     here: Option<String>,
     placements: placement::Placements,
+    window: Arc<dyn CastWindow>,
 }
 
 /// The router's side of the seam, and the transport's inputs, which the router's loop reads
 /// itself: a call from another node reaches the router with no task between them.
 pub(crate) fn attach(seam: Seam) -> (Link, mpsc::UnboundedReceiver<NodeIn>) {
-    let Seam { out, inputs, name } = seam;
+    let Seam { out, inputs, name, window } = seam;
     let link = Link {
         out,
         pending: HashMap::new(),
@@ -218,6 +244,7 @@ pub(crate) fn attach(seam: Seam) -> (Link, mpsc::UnboundedReceiver<NodeIn>) {
         watches: HashMap::new(),
         here: Some(name),
         placements: placement::Placements::default(),
+        window,
     };
     (link, inputs)
 }
@@ -244,7 +271,13 @@ impl Link {
             watches: HashMap::new(),
             here: None,
             placements: placement::Placements::default(),
+            window: Arc::new(Closed),
         }
+    }
+
+    /// This link, with the transport's `window` on casts.
+    pub(crate) fn with_window(self, window: Arc<dyn CastWindow>) -> Link {
+        Link { window, ..self }
     }
 
     /// As `detached`, for node `name`.

@@ -7,8 +7,9 @@ use crate::router::{ProcIdx, Router};
 
 impl Router {
     /// A cast from a process here for a name nothing here takes: sent to the other nodes, and
-    /// `None` (its sender is answered when the receiver's node says whether it was delivered);
-    /// else the cast back, to be delivered here.
+    /// `None` (its sender is answered at once if the transport's window opens for it, else when
+    /// the receiver's node says whether it was delivered); else the cast back, to be delivered
+    /// here.
     pub(crate) fn cast_elsewhere(&mut self, proc: ProcIdx, hot: Routed) -> Option<Routed> {
         let TargetRef::Name(name) = hot.target() else { return Some(hot) };
         if self.node.is_none() || proc == NODE_PEER || self.names.resolve(name).is_some() || self.shutdown.is_some() {
@@ -21,10 +22,16 @@ impl Router {
         };
         let call = self.next_id();
         let link = self.node.as_mut().expect("checked above");
-        link.pending.insert(call, (proc, req));
-        if link.out.send(NodeOut::Cast { call, name, frame: encoded.to_vec() }).is_err() {
+        let sent = link.window.open(&name);
+        if !sent {
+            link.pending.insert(call, (proc, req));
+        }
+        let handed = link.out.send(NodeOut::Cast { call, name, frame: encoded.to_vec(), sent }).is_ok();
+        if !handed {
             link.pending.remove(&call);
-            self.send(proc, Routed::cast_answer(req, false));
+        }
+        if sent || !handed {
+            self.send(proc, Routed::cast_answer(req, handed));
         }
         None
     }

@@ -3,7 +3,7 @@
 //! liveliness tokens that say which nodes are up (see the crate doc for the rules).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,7 @@ struct Shared {
     /// This node's part in arming (set once at join).
     arming: std::sync::OnceLock<Arc<crate::arming::Arming>>,
     monitors: monitors::Monitors,
+    casts: casts::CastsInFlight,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,6 +80,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         lost,
         arming: std::sync::OnceLock::new(),
         monitors: monitors::Monitors::default(),
+        casts: casts::CastsInFlight::default(),
     });
     let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
     let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
@@ -142,8 +144,9 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
     let _ = shared.arming.set(Arc::clone(&arming));
     shared.tell_up();
     tracing::info!("node {} is up; nodes up: {}", options.name, nodes_text(&lock(&shared.up)));
+    let window = Arc::clone(&shared) as Arc<dyn rebeam_governor::node::CastWindow>;
     tokio::spawn(from_router_loop(shared, from_router));
-    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs, name: options.name }))
+    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs, name: options.name, window }))
 }
 
 fn nodes_text(nodes: &BTreeSet<String>) -> String {
@@ -389,7 +392,7 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
                 tokio::spawn(Arc::clone(&shared).call(call, name, frame, timeout));
             }
             // Sent from this loop, in order: casts from one sender to one name stay in order.
-            NodeOut::Cast { call, name, frame } => shared.cast(call, name, frame).await,
+            NodeOut::Cast { call, name, frame, sent } => shared.cast(call, name, frame, sent).await,
             NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
             NodeOut::NotHere { query } => shared.answer(query, None).await,
             NodeOut::Safety { state } => {

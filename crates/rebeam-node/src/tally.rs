@@ -40,6 +40,11 @@ impl Tally {
         Tally { name: name.to_string(), cached, asked, not_here: BTreeSet::new() }
     }
 
+    /// Whether one node alone is asked, and it is up: its cached node, or a pid's node.
+    pub fn one_node_up(&self) -> bool {
+        (self.cached || self.is_pid()) && self.asked.len() == 1
+    }
+
     pub fn not_here(&mut self, node: &str) {
         self.not_here.insert(node.to_string());
     }

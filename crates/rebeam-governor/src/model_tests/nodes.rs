@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::fake::FakeOs;
 use super::regressions::{connect, frames, router};
-use crate::node::{Link, NodeIn, NodeOut};
+use crate::node::{CastWindow, Link, NodeIn, NodeOut};
 use crate::outbox::Drain;
 use crate::router::{Input, ProcIdx, Router};
 use crate::Program;
@@ -165,7 +165,7 @@ fn a_cast_nothing_here_takes_goes_to_the_other_nodes_in_order_and_its_sender_hea
         router.handle(Input::Frame(main, Frame::Request { req, body: cast("far") }));
     }
     let mut sent = Vec::new();
-    while let Ok(NodeOut::Cast { call, name, frame }) = out.try_recv() {
+    while let Ok(NodeOut::Cast { call, name, frame, .. }) = out.try_recv() {
         assert_eq!(name, "far");
         match decoded(&frame) {
             Frame::Request { body: Request::Cast { sender, .. }, req } => {
@@ -188,6 +188,48 @@ fn a_cast_nothing_here_takes_goes_to_the_other_nodes_in_order_and_its_sender_hea
             Frame::Response { req: 7, body: Response::Cast { delivered: true } },
         ],
         "each cast answered once, as its node said"
+    );
+}
+
+/// A window that opens for the names it has, once each.
+struct Window(std::sync::Mutex<Vec<&'static str>>);
+
+impl CastWindow for Window {
+    fn open(&self, name: &str) -> bool {
+        let mut names = self.0.lock().expect("not poisoned");
+        let found = names.iter().position(|n| *n == name);
+        found.map(|at| names.remove(at)).is_some()
+    }
+}
+
+#[test]
+fn a_cast_the_transport_s_window_opens_for_is_answered_sent_at_once_and_its_node_s_word_ignored() {
+    let os = FakeOs::default();
+    let (mut router, _) = node_router(&os);
+    let (tx, mut out) = mpsc::unbounded_channel();
+    router.node = Some(Link::detached(tx).with_window(std::sync::Arc::new(Window(std::sync::Mutex::new(vec!["far"])))));
+    let main = router.main;
+    let mut conn = connect(&mut router, main, 1 << 20);
+    for req in [7, 8] {
+        router.handle(Input::Frame(main, Frame::Request { req, body: cast("far") }));
+    }
+    let handed: Vec<_> = std::iter::from_fn(|| out.try_recv().ok())
+        .map(|o| match o {
+            NodeOut::Cast { call, sent, .. } => (call, sent),
+            other => panic!("not a cast: {other:?}"),
+        })
+        .collect();
+    assert_eq!(handed.iter().map(|(_, sent)| *sent).collect::<Vec<_>>(), [true, false], "in order, one window");
+    let answers = |conn: &mut Drain| -> Vec<Frame> {
+        frames(conn).into_iter().filter(|f| matches!(f, Frame::Response { .. })).collect()
+    };
+    assert_eq!(answers(&mut conn), [Frame::Response { req: 7, body: Response::Cast { delivered: true } }], "sent");
+    router.handle(Input::Node(NodeIn::CastAnswer { call: handed[0].0, delivered: false }));
+    router.handle(Input::Node(NodeIn::CastAnswer { call: handed[1].0, delivered: false }));
+    assert_eq!(
+        answers(&mut conn),
+        [Frame::Response { req: 8, body: Response::Cast { delivered: false } }],
+        "the sent one's word goes to no one; the other's sender hears it"
     );
 }
 

@@ -12,6 +12,10 @@
 //!   transport decodes.
 //! - **Only an arming authority's word arms a follower** (besides the host): `feed` lets a
 //!   `NodeIn::Follow(Arm)` arm, and nothing else that comes from another node.
+//!
+//! In half of these episodes the transport's cast window opens now and then (`Window`): those
+//! casts' senders are answered at once, and their nodes' answers, which still come, go to no
+//! one; every request of the router's processes is still answered once.
 
 use std::collections::HashMap;
 
@@ -37,6 +41,16 @@ enum Owed {
     Whereis(u64),
 }
 
+/// A cast window that opens for one cast in two, at random (its own generator, seeded from
+/// the episode's, so a run replays).
+struct Window(std::sync::Mutex<Rng>);
+
+impl crate::node::CastWindow for Window {
+    fn open(&self, _name: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).chance(1, 2)
+    }
+}
+
 /// The transport's side of the seam.
 pub(super) struct OtherNodes {
     out: mpsc::UnboundedReceiver<NodeOut>,
@@ -55,7 +69,11 @@ impl OtherNodes {
             return None;
         }
         let (tx, out) = mpsc::unbounded_channel();
-        router.node = Some(Link::named(tx, NODES[0]));
+        let link = Link::named(tx, NODES[0]);
+        router.node = Some(match rng.chance(1, 2) {
+            true => link.with_window(std::sync::Arc::new(Window(std::sync::Mutex::new(Rng::new(rng.next()))))),
+            false => link,
+        });
         Some(OtherNodes { out, next_query: 0, asked: HashMap::new(), owed: Vec::new() })
     }
 
