@@ -10,6 +10,7 @@ impl Router {
         if count > 1 {
             tracing::warn!("interrupted again; killing everything now");
             self.kill_everything();
+            self.answer_node_calls_at_exit();
             self.shutdown.get_or_insert(130);
             self.finished = true;
             return;

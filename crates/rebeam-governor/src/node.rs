@@ -447,6 +447,30 @@ impl Router {
         }
     }
 
+    /// The run ends now (its shutdown's deadline passed, or a second Ctrl-C) with calls from
+    /// other nodes still in flight, e.g. parked for an actor that never got a worker: each is
+    /// answered here, so that no caller on another node is left waiting on a node that is gone.
+    pub(crate) fn answer_node_calls_at_exit(&mut self) {
+        if self.node.is_none() {
+            return;
+        }
+        let mut owed: Vec<_> = self
+            .calls
+            .iter()
+            .filter_map(|(delivery, d)| d.caller.filter(|c| c.proc == NODE_PEER).map(|c| (delivery, c.req)))
+            .collect();
+        owed.sort_unstable(); // the answers go out in a deterministic order
+        let here = self.node.as_ref().and_then(|l| l.here.clone()).unwrap_or_else(|| "this node".to_string());
+        for (delivery, req) in owed {
+            if self.calls.reply(delivery).is_some_and(|r| r.gated) {
+                self.gated_work_ended();
+            }
+            let info =
+                ErrorInfo::new(ErrorKind::ShuttingDown, format!("node {here} shut down before the call was answered"));
+            self.send(NODE_PEER, Frame::Response { req, body: Response::Call(Outcome::Failed(info)) });
+        }
+    }
+
     /// A frame the router sends to [`NODE_PEER`]: the answer to a call from another node.
     pub(crate) fn send_to_node(&self, frame: impl IntoEncoded) -> bool {
         let Ok(encoded) = frame.into_encoded() else { return false };

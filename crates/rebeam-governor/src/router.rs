@@ -451,6 +451,7 @@ impl Router {
                         self.config.shutdown_timeout
                     );
                     self.kill_everything();
+                    self.answer_node_calls_at_exit();
                     self.finished = true;
                 }
             }

@@ -146,6 +146,34 @@ fn a_call_from_another_node_is_served_here_or_told_not_here() {
     }
 }
 
+/// Found by the model (a call from another node parked for a group member that never got a
+/// worker, left unanswered when the shutdown's deadline killed what was left): whatever the run
+/// ends with in flight for another node is answered as it ends.
+#[test]
+fn calls_from_other_nodes_still_in_flight_when_the_shutdown_deadline_passes_are_answered() {
+    let os = FakeOs::default();
+    let (mut router, mut out) = node_router(&os);
+    let (_main_conn, _worker_conn, _worker, _actor) = with_counter(&mut router);
+    router.handle(Input::Node(NodeIn::Call { query: 51, frame: encoded(call("counter", "add")) }));
+    router.begin_shutdown(0, "the test ends the run");
+    // The worker never answers, nor stops its actor: only the deadline ends the run.
+    assert!(out.try_recv().is_err(), "nothing is answered before the run ends");
+    router.handle(Input::ShutdownDeadline);
+    let answers: Vec<_> = std::iter::from_fn(|| out.try_recv().ok())
+        .filter_map(|o| match o {
+            NodeOut::Answer { query, frame } => Some((query, decoded(&frame))),
+            _ => None,
+        })
+        .collect();
+    match answers.as_slice() {
+        [(51, Frame::Response { req: 51, body: Response::Call(Outcome::Failed(e)) })] => {
+            assert_eq!(e.kind, ErrorKind::ShuttingDown);
+            assert!(e.message.contains("shut down before the call was answered"), "{}", e.message);
+        }
+        other => panic!("expected one answer to query 51: {other:?}"),
+    }
+}
+
 fn cast(name: &str) -> Request {
     Request::Cast {
         target: Target::Name(name.into()),
