@@ -610,7 +610,10 @@ def run_behaviour(
     wake: bool = True,
 ) -> BaseException | None:
     """Runs a behaviour in this process; returns the exception it raised, if any. A worker's
-    "done" is held; ``wake=False``: the caller flushes it itself, the flusher is not woken."""
+    "done" is held; ``wake=False``: one of a run on this thread (``Runner.run_here``), which
+    flushes the "done"s itself (the flusher is not woken), runs nothing else in between, and
+    calls ``end_run`` when it ends: the thread's behaviour state is left for it to reset once
+    (each behaviour sets all of it anew)."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         store[cown] = _load_value(cown, data, buffers)
@@ -655,7 +658,8 @@ def run_behaviour(
         failure = e
     finally:
         _end_tracked(b, tracked)
-        local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
+        if wake:
+            local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     if handles:
         _note_kept(handles)
         handles = None
@@ -669,6 +673,13 @@ def run_behaviour(
     # A worker's "done" is held to go with the next ones: its Runner flushes when the run ends.
     conn.behaviour_done(b, _runtime.ROLE == "worker", wake)
     return failure
+
+
+def end_run(host: Any) -> None:
+    """A run of behaviours (``run_behaviour(wake=False)``) on this thread ended: the thread is in
+    none any more, and runs for ``host`` again (what it ran for before the run)."""
+    local = _runtime._local
+    local.acquired, local.lost, local.notices, local.host = None, (), None, host
 
 
 def _refs_of_unreferenced() -> int:
