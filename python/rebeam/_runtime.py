@@ -32,6 +32,10 @@ class _ThreadState(threading.local):
     actor: Any = None  # ProcessID of the actor running on this thread
     host: Any = None  # its _worker.Host
     importing_script: str | None = None  # a script a worker imports for a type it defines
+    # What the behaviour running on this thread holds (see boc._cowns.run_behaviour).
+    acquired: set | None = None  # the cowns it acquired, None outside a behaviour
+    lost: Any = ()  # those of them whose value was lost with a worker
+    notices: Any = None  # its noticeboard snapshot, once it read one
 
 
 _local = _ThreadState()

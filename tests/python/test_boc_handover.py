@@ -159,3 +159,39 @@ def test_a_run_that_ended_is_never_handed_afterwards():
         assert time.monotonic() < deadline
         time.sleep(_handover.HANDOVER_S)
     assert len(calls) == (0 if kept else 1), "a run that ended was handed over after it"
+
+
+SEEN: list = []
+
+
+def record(c) -> None:
+    from rebeam import _runtime
+
+    SEEN.append((c._id, set(_runtime._local.acquired), _runtime._local.host is not None))
+
+
+class DoneConnection:
+    def __init__(self) -> None:
+        self.done: list = []
+
+    def behaviour_done(self, b, held, wake) -> None:
+        self.done.append((b, wake))
+
+
+def test_a_run_sets_each_behaviours_state_and_resets_the_thread_once_at_its_end(monkeypatch):
+    import pickle
+
+    from rebeam import _runtime
+
+    monkeypatch.setattr(_runtime, "cown_store", {10: 1, 11: 2})
+    monkeypatch.setattr(_runtime._local, "host", "before")
+    SEEN.clear()
+    r, _, flushes, _ = runner()
+    r.conn = conn = DoneConnection()
+    a = (1, [10, 101], 101, [], [], pickle.dumps((record, [10], []), 5), [], None)
+    b = (2, [11, 102], 102, [], [], pickle.dumps((record, [11], []), 5), [], None)
+    assert r.run_here(r.take([Sent(a), Sent(b)]))
+    assert SEEN == [(10, {10, 101}, True), (11, {11, 102}, True)], "each behaviour holds only its own cowns"
+    assert conn.done == [(1, False), (2, False)] and flushes == [1]
+    assert _runtime._local.acquired is None and _runtime._local.lost == () and _runtime._local.notices is None
+    assert _runtime._local.host == "before", "the thread runs for what it ran for before the run"

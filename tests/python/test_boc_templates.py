@@ -101,3 +101,38 @@ def test_code_that_could_change_under_a_template_travels_whole(conn):
 def test_a_template_id_no_process_defined_fails_the_behaviour(conn):
     with pytest.raises(RuntimeError, match="never reached this process"):
         _code.unpack((12345, [], [], None, None, None))
+
+
+def bare():
+    def behaviour(c):  # no captures, defaults or closure: the short path
+        return c
+
+    return behaviour
+
+
+def test_a_short_path_behaviour_is_decoded_once_per_site_and_cowns(conn, monkeypatch):
+    monkeypatch.setattr(_code, "_decoded", {})
+    plain = bare()
+    data, buffers = _code.pack(plain, [1, [2, 3]], [])
+    assert buffers == ()
+    first = _code.decode(data)
+    assert first == (first[0], [1, [2, 3]], [], None, None, None)
+    assert _code.decode(bytes(data)) is first, "the same bytes again: decoded once"
+    other, _ = _code.pack(plain, [4], [])
+    assert _code.decode(other)[1] == [4]
+    assert len(_code._decoded) == 2
+
+
+def test_only_the_short_path_shape_is_kept_and_the_cache_is_bounded(conn, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr(_code, "_decoded", {})
+    monkeypatch.setattr(_code, "DECODED_MAX", 2)
+    with_captures = pickle.dumps((1, [1], [ITEMS], None, None, None), 5)
+    whole = pickle.dumps((len, [1], []), 5)
+    assert _code.decode(with_captures)[2] == [ITEMS]
+    assert _code.decode(whole) == (len, [1], [])
+    assert _code._decoded == {}, "a behaviour with captures, or whole code, is decoded anew"
+    for k in range(3):
+        _code.decode(pickle.dumps((1, [k], [], None, None, None), 5))
+    assert len(_code._decoded) == 1, "full at two: it started again empty"

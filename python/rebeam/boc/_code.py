@@ -23,6 +23,10 @@ The rules, so that a behaviour sees what it saw when its code travelled whole ea
 - A behaviour that carries nothing but its cowns (no captures, defaults, keyword defaults or
   closure: the common shape) is pickled on a short path: its tuple holds only ints and lists
   of ints, so there is no buffer to collect and nothing that needs cloudpickle.
+- A worker keeps what such a short-path behaviour decoded to, by the bytes that came (a
+  template id and cown ids: the same bytes each time a site runs on the same cowns), for at
+  most ``DECODED_MAX`` distinct ones; it holds only ints and lists of ints that nothing
+  changes, so sharing it between behaviours is not seen. Any other behaviour is decoded anew.
 """
 
 from __future__ import annotations
@@ -179,6 +183,24 @@ def pack(func: Any, groups: list, captures: list) -> tuple[bytes, Any] | None:
         return _runtime.dumps(sent, "a behaviour")
     except Exception:
         return None
+
+
+#: Short-path behaviours decoded, by the bytes that came (see the module doc). Past this many
+#: distinct ones (a site run over many cowns), it starts again empty.
+DECODED_MAX = 4096
+_decoded: dict[bytes, tuple] = {}
+
+
+def decode(code: bytes) -> tuple:
+    """What a behaviour's plain-pickle ``code`` (no buffers, nothing from the script) decodes to."""
+    sent = _decoded.get(code)
+    if sent is None:
+        sent = pickle.loads(code)
+        if type(sent[0]) is int and not sent[2] and sent[3] is None and sent[4] is None and sent[5] is None:
+            if len(_decoded) >= DECODED_MAX:
+                _decoded.clear()
+            _decoded[code] = sent
+    return sent
 
 
 def define(code_id: int, data: bytes, buffers: list) -> None:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from .. import _rebeam, _runtime
 from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
-from ._code import pack, unpack
+from ._code import decode, pack, unpack
 
 T = TypeVar("T")
 
@@ -523,10 +523,17 @@ def hand_to_acquirer(job: tuple) -> bool:
     return True
 
 
+#: Whether a cown's value here ever failed to unpickle: until then no behaviour looks for one
+#: (the only place an `Undecoded` is made is `_load_value`).
+_any_undecoded = False
+
+
 def _load_value(cown: int, data: bytes, buffers: list) -> Any:
+    global _any_undecoded
     try:
         return _runtime.loads(data, buffers)
     except BaseException as e:
+        _any_undecoded = True
         where = "the main process" if _runtime.ROLE != "worker" else f"worker {_runtime.connection().index}"
         e.add_note(
             f"rebeam: the value of Cown<{cown}> cannot be unpickled in {where}; behaviours here fail with "
@@ -603,27 +610,29 @@ def run_behaviour(
     wake: bool = True,
 ) -> BaseException | None:
     """Runs a behaviour in this process; returns the exception it raised, if any. A worker's
-    "done" is held; ``wake=False``: the caller flushes it itself, the flusher is not woken."""
+    "done" is held; ``wake=False``: one of a run on this thread (``Runner.run_here``), which
+    flushes the "done"s itself (the flusher is not woken), runs nothing else in between, and
+    calls ``end_run`` when it ends: the thread's behaviour state is left for it to reset once
+    (each behaviour sets all of it anew)."""
     store = _runtime.cown_store
     for cown, data, buffers in moved:
         store[cown] = _load_value(cown, data, buffers)
     undecoded = None
-    for c in cowns:
-        v = store.get(c)
-        if type(v) is Undecoded and c not in lost:
-            undecoded = v
-            break
+    if _any_undecoded:
+        for c in cowns:
+            v = store.get(c)
+            if type(v) is Undecoded and c not in lost:
+                undecoded = v
+                break
     local = _runtime._local
     handles = None
-    acquired = set(cowns)
-    acquired.add(result)
-    local.acquired, local.lost, local.notices = acquired, set(lost) if lost else (), None
+    local.acquired, local.lost, local.notices = {*cowns, result}, set(lost) if lost else (), None
     with _tracked_lock:
         tracked = _tracked.get(b)
         if tracked is None:
             tracked = _tracked[b] = _Tracked()
         tracked.thread = threading.get_ident()
-    previous_host, local.host = getattr(local, "host", None), tracked
+    previous_host, local.host = local.host, tracked
     try:
         if refused is not None:
             raise refused
@@ -634,7 +643,12 @@ def run_behaviour(
         # Behaviour code is always a pickle (never a Rust host's value): only one that names the
         # script's module needs the worker's own unpickler (see _runtime.loads).
         plain = type(code) is bytes and b"main__" not in code
-        sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+        if plain and not code_buffers:
+            sent = decode(code)  # the common shape, decoded once per site and cowns
+        elif plain:
+            sent = pickle.loads(code, buffers=code_buffers)
+        else:
+            sent = _runtime.loads(code, code_buffers)
         fn, groups, captures = unpack(sent)
         handles = [_handles(g) for g in groups]
         store[result] = fn(*handles, *captures)
@@ -644,7 +658,8 @@ def run_behaviour(
         failure = e
     finally:
         _end_tracked(b, tracked)
-        local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
+        if wake:
+            local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     if handles:
         _note_kept(handles)
         handles = None
@@ -658,6 +673,13 @@ def run_behaviour(
     # A worker's "done" is held to go with the next ones: its Runner flushes when the run ends.
     conn.behaviour_done(b, _runtime.ROLE == "worker", wake)
     return failure
+
+
+def end_run(host: Any) -> None:
+    """A run of behaviours (``run_behaviour(wake=False)``) on this thread ended: the thread is in
+    none any more, and runs for ``host`` again (what it ran for before the run)."""
+    local = _runtime._local
+    local.acquired, local.lost, local.notices, local.host = None, (), None, host
 
 
 def _refs_of_unreferenced() -> int:

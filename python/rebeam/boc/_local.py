@@ -20,6 +20,7 @@ import collections
 import threading
 import traceback
 
+from .. import _runtime
 from . import _handover
 
 _lock = threading.Lock()
@@ -96,7 +97,7 @@ class Runner:
 
         # `flush` sends the "done"s a run held (the connection's flush_held); None: nothing to send.
         self.conn, self.submit, self.flush = conn, submit, flush
-        self._admit, self._run = _cowns.admit, _cowns.run_behaviour
+        self._admit, self._run, self._end_run = _cowns.admit, _cowns.run_behaviour, _cowns.end_run
         # `hand_over` gives the command role to another thread (see _handover).
         self._hand_over = hand_over
         self.watchdog = None if hand_over is None else _handover.Watchdog(self._handed)
@@ -125,6 +126,7 @@ class Runner:
             return True
         run = self.watchdog.begin(collections.deque(jobs))
         todo = run.todo
+        host = _runtime._local.host
         try:
             while not run.handed:
                 try:
@@ -133,11 +135,14 @@ class Runner:
                     break
                 run.started += 1
                 # Says it is done before its cowns are let go; held, for the flush at the end
-                # (or the watchdog's, should one block): the flusher thread is not woken.
+                # (or the watchdog's, should one block): the flusher thread is not woken. The
+                # thread's behaviour state is reset once, after the run.
                 self._run(self.conn, *job, wake=False)
                 todo.extend(release(job))
         except BaseException:
             traceback.print_exc()  # as a pool thread does: the commands go on
+        finally:
+            self._end_run(host)
         kept = self.watchdog.end(run)
         try:
             if todo:  # handed over, or one raised here: the rest runs all the same, on the pool
