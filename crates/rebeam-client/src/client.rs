@@ -424,7 +424,8 @@ impl Client {
         // Where a command thread reads the rings when idle, they are its (`completion_reader.rs`).
         let reads = !self.rings_when_idle.load(Ordering::Relaxed);
         self.shared.completions.next(&self.shared.pending, timeout, |until| {
-            if reads {
+            // With no completion outstanding, a caller here would only have to ring it off.
+            if reads && lock(&self.shared.pending).values().any(|w| matches!(w, Waiter::Completion)) {
                 crate::completion_reader::read_until_completed(&self.shared, until);
             }
         })

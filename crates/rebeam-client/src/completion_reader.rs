@@ -5,8 +5,10 @@
 //! The rules:
 //! - **Only where no command thread reads the rings** (a process that did not ask for
 //!   [`Client::read_rings_when_idle`](crate::Client::read_rings_when_idle)), only while the
-//!   drainer would otherwise sleep on an empty queue, and never while the process's backlog is
-//!   over its bound (the channel threads' rule for that holds: records stay in the rings).
+//!   drainer would otherwise sleep on an empty queue with a completion outstanding (with none,
+//!   a caller of this process would only have to ring it off its ring), and never while the
+//!   process's backlog is over its bound (the channel threads' rule for that holds: records
+//!   stay in the rings).
 //! - **Taking the rings.** It takes only the locks that are free at once (a ring a caller of
 //!   this process reads, or the channel thread holds for a moment, is left to them), marked as
 //!   the thread on the ring so that a caller arriving rings it off.
