@@ -421,7 +421,14 @@ impl Client {
     /// [`ClientError::Timeout`] if none came in time; [`ClientError::Closed`] once the
     /// connection is closed and every completion has been taken (none will come again).
     pub fn next_completion(&self, timeout: Option<Duration>) -> Result<Completion, ClientError> {
-        self.shared.completions.next(&self.shared.pending, timeout)
+        // Where a command thread reads the rings when idle, they are its (`completion_reader.rs`).
+        let reads = !self.rings_when_idle.load(Ordering::Relaxed);
+        self.shared.completions.next(&self.shared.pending, timeout, |until| {
+            // With no completion outstanding, a caller here would only have to ring it off.
+            if reads && lock(&self.shared.pending).values().any(|w| matches!(w, Waiter::Completion)) {
+                crate::completion_reader::read_until_completed(&self.shared, until);
+            }
+        })
     }
 
     /// Forgets a request started with a completion: none is queued for it from now on (a late

@@ -17,17 +17,23 @@
 //!   the process started: one entry per outstanding completion, one wake-up per start that
 //!   brought the earliest deadline forward, and one at the close.
 //!
+//! - The drainer may read the rings itself while the queue is empty (`completion_reader.rs`):
+//!   it says so ([`Completions::rings_waiting`]) before it looks at the queue a last time, and
+//!   whoever queues anything looks at that after it is in (behind a `SeqCst` fence on both
+//!   sides), ringing the queue's doorbell, which the drainer sleeps on beside the rings.
+//!
 //! Lock order: the deadlines, then the pending map; nothing holds the pending map while
 //! taking the deadlines.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use rebeam_proto::{ReqId, Response};
+use rebeam_shm::Doorbell;
 
 use crate::client::{lock, Waiter};
 use crate::ClientError;
@@ -56,18 +62,51 @@ pub(crate) struct Completions {
     deadlines: Mutex<BinaryHeap<Reverse<(Instant, Tag)>>>,
     /// Set by the reader once every completion outstanding at the close is queued.
     ended: AtomicBool,
+    /// The drainer sleeps on the rings and on `bell` (see `completion_reader.rs`).
+    pub(crate) rings_waiting: AtomicBool,
+    /// None if no eventfd could be made: the drainer then always sleeps on the queue.
+    bell: Option<Doorbell>,
 }
 
 impl Completions {
     pub(crate) fn new() -> Completions {
         let (tx, rx) = unbounded();
-        Completions { tx, rx, deadlines: Mutex::new(BinaryHeap::new()), ended: AtomicBool::new(false) }
+        Completions {
+            tx,
+            rx,
+            deadlines: Mutex::new(BinaryHeap::new()),
+            ended: AtomicBool::new(false),
+            rings_waiting: AtomicBool::new(false),
+            bell: Doorbell::new().ok(),
+        }
+    }
+
+    /// The doorbell a drainer reading the rings sleeps on.
+    pub(crate) fn bell(&self) -> Option<&Doorbell> {
+        self.bell.as_ref()
+    }
+
+    /// Whether anything is queued for the drainer to look at.
+    pub(crate) fn queued(&self) -> bool {
+        !self.rx.is_empty()
     }
 
     /// Queues the end of a request the caller has just removed from the pending map.
     pub(crate) fn push(&self, completion: Completion) {
+        self.send(Queued::Done(completion));
+    }
+
+    fn send(&self, queued: Queued) {
         // The receiver lives as long as `self`, so the send cannot fail.
-        let _ = self.tx.send(Queued::Done(completion));
+        let _ = self.tx.send(queued);
+        // Pairs with the fence in `completion_reader`: either this sees the flag, or the
+        // drainer sees the entry before it sleeps.
+        fence(Ordering::SeqCst);
+        if self.rings_waiting.load(Ordering::SeqCst) {
+            if let Some(bell) = &self.bell {
+                let _ = bell.ring();
+            }
+        }
     }
 
     /// Arms the backstop for `tag`. Entries of requests answered or forgotten meanwhile stay
@@ -79,21 +118,24 @@ impl Completions {
         drop(heap);
         if earliest {
             // A consumer may be blocked until a later deadline (or for ever): it must look again.
-            let _ = self.tx.send(Queued::Wake);
+            self.send(Queued::Wake);
         }
     }
 
     /// Called by the reader after it queued `Gone` for every outstanding completion.
     pub(crate) fn end(&self) {
         self.ended.store(true, Ordering::SeqCst);
-        let _ = self.tx.send(Queued::Wake);
+        self.send(Queued::Wake);
     }
 
     /// The next completion, waiting up to `timeout` (None: until there is one or the queue ends).
+    /// Before it sleeps on an empty queue it calls `idle` with the time it would wake at
+    /// (None: for ever), which may wait meanwhile (reading the rings) until something is queued.
     pub(crate) fn next(
         &self,
         pending: &Mutex<HashMap<ReqId, Waiter>>,
         timeout: Option<Duration>,
+        idle: impl Fn(Option<Instant>),
     ) -> Result<Completion, ClientError> {
         let until = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
@@ -112,6 +154,9 @@ impl Completions {
                 }
             }
             let wake = [until, next_deadline].into_iter().flatten().min();
+            if self.rx.is_empty() {
+                idle(wake);
+            }
             let got = match wake {
                 Some(at) => self.rx.recv_deadline(at),
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),

@@ -46,6 +46,9 @@ mod channel;
 #[cfg(test)]
 mod channel_tests;
 mod client;
+mod completion_reader;
+#[cfg(test)]
+mod completion_reader_tests;
 #[cfg(test)]
 mod completion_tests;
 mod completions;
