@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 
 use rebeam_proto::{
     encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Frame, Gating, Outcome, ReqId,
-    Request, Response, Route, Target,
+    Request, Response, Route, Routed, Target,
 };
 use rebeam_shm::{Receiver, Sender, ShmError};
 
@@ -77,6 +77,16 @@ mod host;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
 const NOT_WRITTEN: u64 = u64::MAX;
+
+/// Parts of a direct cast's ring record (its head, its pickle, its buffers) gathered on the
+/// stack; a cast with more buffers gathers them in a `Vec`.
+const STACK_PARTS: usize = 8;
+
+thread_local! {
+    /// A direct cast's head, written here afresh for each cast: the buffer is kept, so a cast
+    /// allocates nothing for it.
+    static CAST_HEAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// On a channel, the answer to a call that says its reply comes the governor's way: a cast's
 /// answer there never names a request, and says only `delivered: false`.
 const AWAY: Response = Response::Cast { delivered: true };
@@ -413,20 +423,42 @@ impl Direct {
         if lock(&link.fences).contains_key(&actor) {
             return Some(body);
         }
-        let sender = sender.map(|id| ActorRef { id, name: lock(&self.names).get(&id).cloned() });
-        let direct =
-            Command::Deliver { delivery: None, actor, subject: subject.clone(), sender, payload: payload.clone() };
-        let Ok(encoded) = encode_parts(Frame::Command(direct)) else { return Some(body) };
-        // Another thread writing, or waiting for room, holds the ring: waiting for it is the
-        // full path's business.
-        let Ok(mut ring) = link.sender.try_lock() else { return Some(body) };
-        if encoded.len() > ring.max_record() {
-            return Some(body);
-        }
-        let slices = encoded.slices_after(0);
-        let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+        // The head is written from the borrowed request into this thread's buffer, and the
+        // payload's pieces go from the request itself: the request is kept whole, to be
+        // handed back if the ring has no room, at no copy of its strings or handles.
+        let sent = CAST_HEAD.with_borrow_mut(|head| {
+            head.clear();
+            let written = match sender {
+                Some(id) => {
+                    let names = lock(&self.names);
+                    let sender = Some((*id, names.get(id).map(String::as_str)));
+                    Routed::write_cast_delivery(head, actor, subject, sender, payload)
+                }
+                None => Routed::write_cast_delivery(head, actor, subject, None, payload),
+            };
+            if written.is_err() {
+                return false;
+            }
+            // Another thread writing, or waiting for room, holds the ring: waiting for it is
+            // the full path's business.
+            let Ok(mut ring) = link.sender.try_lock() else { return false };
+            if head.len() + payload.len() as usize > ring.max_record() {
+                return false;
+            }
+            let pieces = std::iter::once(&payload.data).chain(&payload.buffers).map(|p| &p[..]);
+            let mut on_stack: [&[u8]; STACK_PARTS] = [&[]; STACK_PARTS];
+            let parts = 1 + 1 + payload.buffers.len();
+            if parts <= STACK_PARTS {
+                on_stack[0] = head;
+                on_stack[1..parts].iter_mut().zip(pieces).for_each(|(slot, piece)| *slot = piece);
+                ring.try_send(&on_stack[..parts]).is_ok()
+            } else {
+                let parts: Vec<&[u8]> = std::iter::once(&head[..]).chain(pieces).collect();
+                ring.try_send(&parts).is_ok()
+            }
+        });
         // Full, or the peer gone: the full path waits for room, or finds the governor's way.
-        ring.try_send(&parts).is_err().then_some(body)
+        (!sent).then_some(body)
     }
 
     /// Message `req` to `actor` goes the governor's way: later ones follow it there until the
