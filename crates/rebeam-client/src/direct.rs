@@ -57,7 +57,6 @@
 //!   whichever path each takes.
 //! - **The host side** (records for actors here, and their replies) is in `direct/host.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -77,6 +76,10 @@ mod host;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
 const NOT_WRITTEN: u64 = u64::MAX;
+
+/// The direct path's maps, keyed by this process's own ids and names and looked up several
+/// times per message: a fast hasher, not one hardened against chosen keys.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Parts of a direct cast's ring record (its head, its pickle, its buffers) gathered on the
 /// stack; a cast with more buffers gathers them in a `Vec`.
@@ -234,10 +237,10 @@ impl Direct {
             sender: Mutex::new(sender),
             receiver: Mutex::new(receiver),
             turns,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::default()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
-            fences: Mutex::new(HashMap::new()),
+            fences: Mutex::new(HashMap::default()),
             held: Held::default(),
         });
         lock(&self.links).insert(id, link.clone());
