@@ -57,14 +57,13 @@
 //!   whichever path each takes.
 //! - **The host side** (records for actors here, and their replies) is in `direct/host.rs`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rebeam_proto::{
     encode_parts, ActorId, ActorRef, Command, DeliveryId, Encoded, ErrorInfo, ErrorKind, Frame, Gating, Outcome, ReqId,
-    Request, Response, Route, Target,
+    Request, Response, Route, Routed, Target,
 };
 use rebeam_shm::{Receiver, Sender, ShmError};
 
@@ -77,6 +76,20 @@ mod host;
 
 /// A call's place in its ring before its record is in (see `Link::inflight`).
 const NOT_WRITTEN: u64 = u64::MAX;
+
+/// The direct path's maps, keyed by this process's own ids and names and looked up several
+/// times per message: a fast hasher, not one hardened against chosen keys.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Parts of a direct cast's ring record (its head, its pickle, its buffers) gathered on the
+/// stack; a cast with more buffers gathers them in a `Vec`.
+const STACK_PARTS: usize = 8;
+
+thread_local! {
+    /// A direct cast's head, written here afresh for each cast: the buffer is kept, so a cast
+    /// allocates nothing for it.
+    static CAST_HEAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// On a channel, the answer to a call that says its reply comes the governor's way: a cast's
 /// answer there never names a request, and says only `delivered: false`.
 const AWAY: Response = Response::Cast { delivered: true };
@@ -224,10 +237,10 @@ impl Direct {
             sender: Mutex::new(sender),
             receiver: Mutex::new(receiver),
             turns,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::default()),
             dead: AtomicBool::new(false),
             why: Mutex::new(None),
-            fences: Mutex::new(HashMap::new()),
+            fences: Mutex::new(HashMap::default()),
             held: Held::default(),
         });
         lock(&self.links).insert(id, link.clone());
@@ -413,20 +426,42 @@ impl Direct {
         if lock(&link.fences).contains_key(&actor) {
             return Some(body);
         }
-        let sender = sender.map(|id| ActorRef { id, name: lock(&self.names).get(&id).cloned() });
-        let direct =
-            Command::Deliver { delivery: None, actor, subject: subject.clone(), sender, payload: payload.clone() };
-        let Ok(encoded) = encode_parts(Frame::Command(direct)) else { return Some(body) };
-        // Another thread writing, or waiting for room, holds the ring: waiting for it is the
-        // full path's business.
-        let Ok(mut ring) = link.sender.try_lock() else { return Some(body) };
-        if encoded.len() > ring.max_record() {
-            return Some(body);
-        }
-        let slices = encoded.slices_after(0);
-        let parts: Vec<&[u8]> = slices.iter().map(|s| &**s).collect();
+        // The head is written from the borrowed request into this thread's buffer, and the
+        // payload's pieces go from the request itself: the request is kept whole, to be
+        // handed back if the ring has no room, at no copy of its strings or handles.
+        let sent = CAST_HEAD.with_borrow_mut(|head| {
+            head.clear();
+            let written = match sender {
+                Some(id) => {
+                    let names = lock(&self.names);
+                    let sender = Some((*id, names.get(id).map(String::as_str)));
+                    Routed::write_cast_delivery(head, actor, subject, sender, payload)
+                }
+                None => Routed::write_cast_delivery(head, actor, subject, None, payload),
+            };
+            if written.is_err() {
+                return false;
+            }
+            // Another thread writing, or waiting for room, holds the ring: waiting for it is
+            // the full path's business.
+            let Ok(mut ring) = link.sender.try_lock() else { return false };
+            if head.len() + payload.len() as usize > ring.max_record() {
+                return false;
+            }
+            let pieces = std::iter::once(&payload.data).chain(&payload.buffers).map(|p| &p[..]);
+            let mut on_stack: [&[u8]; STACK_PARTS] = [&[]; STACK_PARTS];
+            let parts = 1 + 1 + payload.buffers.len();
+            if parts <= STACK_PARTS {
+                on_stack[0] = head;
+                on_stack[1..parts].iter_mut().zip(pieces).for_each(|(slot, piece)| *slot = piece);
+                ring.try_send(&on_stack[..parts]).is_ok()
+            } else {
+                let parts: Vec<&[u8]> = std::iter::once(&head[..]).chain(pieces).collect();
+                ring.try_send(&parts).is_ok()
+            }
+        });
         // Full, or the peer gone: the full path waits for room, or finds the governor's way.
-        ring.try_send(&parts).is_err().then_some(body)
+        (!sent).then_some(body)
     }
 
     /// Message `req` to `actor` goes the governor's way: later ones follow it there until the

@@ -107,26 +107,44 @@ impl From<Vec<u8>> for Encoded {
 
 /// A frame from its fixed fields, variable part and pieces; fills in the lengths.
 pub(crate) fn assemble(
-    mut fixed: Fixed,
+    fixed: Fixed,
     subject: &[u8],
     name: &[u8],
     body: &[u8],
     pieces: Vec<Bytes>,
 ) -> Result<Encoded, ProtoError> {
+    let variable = subject.len() + name.len() + body.len() + U64_BYTES * pieces.len();
+    let mut head = Vec::with_capacity(FIXED_HEADER_BYTES + variable);
+    write_head(fixed, subject, name, body, pieces.iter().map(Bytes::len), &mut head)?;
+    Ok(Encoded { head, pieces })
+}
+
+/// Appends a frame's length prefix, fixed header and variable part (the piece table last) to
+/// `out`, filling in the lengths from the parts; the pieces, of lengths `piece_lens`, follow
+/// it on the wire as they are. On an error nothing is appended.
+pub(crate) fn write_head(
+    mut fixed: Fixed,
+    subject: &[u8],
+    name: &[u8],
+    body: &[u8],
+    piece_lens: impl Iterator<Item = usize> + Clone,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     let too_large = |len: u64| ProtoError::TooLarge { len, limit: u32::MAX as u64 };
     let u32_len = |n: usize| u32::try_from(n).map_err(|_| too_large(n as u64));
+    let count = piece_lens.clone().count();
     (fixed.subject, fixed.name, fixed.body, fixed.pieces) =
-        (u32_len(subject.len())?, u32_len(name.len())?, u32_len(body.len())?, u32_len(pieces.len())?);
-    let variable = subject.len() + name.len() + body.len() + U64_BYTES * pieces.len();
-    let len = (FIXED_AFTER_LENGTH + variable) as u64 + pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+        (u32_len(subject.len())?, u32_len(name.len())?, u32_len(body.len())?, u32_len(count)?);
+    let variable = subject.len() + name.len() + body.len() + U64_BYTES * count;
+    let len = (FIXED_AFTER_LENGTH + variable) as u64 + piece_lens.clone().map(|n| n as u64).sum::<u64>();
     let len = u32::try_from(len).map_err(|_| too_large(len))?;
-    let mut head = Vec::with_capacity(FIXED_HEADER_BYTES + variable);
-    fixed.write(len, &mut head);
-    head.extend_from_slice(subject);
-    head.extend_from_slice(name);
-    head.extend_from_slice(body);
-    pieces.iter().for_each(|p| head.extend_from_slice(&(p.len() as u64).to_le_bytes()));
-    Ok(Encoded { head, pieces })
+    out.reserve(FIXED_HEADER_BYTES + variable);
+    fixed.write(len, out);
+    out.extend_from_slice(subject);
+    out.extend_from_slice(name);
+    out.extend_from_slice(body);
+    piece_lens.for_each(|n| out.extend_from_slice(&(n as u64).to_le_bytes()));
+    Ok(())
 }
 
 /// Encodes a frame for a vectored write; the payload bytes are moved out of it, not copied. It

@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 
-use crate::codec::{assemble, Encoded};
+use crate::codec::{assemble, write_head, Encoded};
 use crate::header::*;
 use crate::{
     ActorId, ActorRef, Command, DeliveryId, Event, Frame, Outcome, Payload, ProtoError, ReqId, Request, Response,
@@ -264,6 +264,32 @@ impl Routed {
         let flags = if delivered { FLAG_DELIVERED } else { 0 };
         let fixed = Fixed { request: req, flags, ..Fixed::new(Kind::CastAnswer) };
         Routed { fixed, subject: Bytes::new(), name: Bytes::new(), pieces: Vec::new() }
+    }
+
+    /// Appends to `out` the head of the delivery of a cast to `actor` (nobody answers it) from
+    /// borrowed parts: byte for byte what [`crate::encode_parts`] writes before the payload's
+    /// pieces for that `Command::Deliver`, whose pieces follow it as they are (the pickle,
+    /// then the buffers). `sender` is the sending actor and its registered name, if any. A
+    /// sender that keeps its message (to hand it back when the ring is full) so pays no copy
+    /// of the subject, name or payload handles.
+    pub fn write_cast_delivery(
+        out: &mut Vec<u8>,
+        actor: ActorId,
+        subject: &str,
+        sender: Option<(ActorId, Option<&str>)>,
+        payload: &Payload,
+    ) -> Result<(), ProtoError> {
+        let mut fixed = Fixed::new(Kind::Deliver);
+        fixed.target = actor;
+        let mut name: &[u8] = &[];
+        if let Some((id, sender_name)) = sender {
+            (fixed.flags, fixed.sender) = (fixed.flags | FLAG_SENDER, id);
+            if let Some(n) = sender_name {
+                (fixed.flags, name) = (fixed.flags | FLAG_SENDER_NAME, n.as_bytes());
+            }
+        }
+        let lens = std::iter::once(payload.data.len()).chain(payload.buffers.iter().map(Bytes::len));
+        write_head(fixed, subject.as_bytes(), name, &[], lens, out)
     }
 
     /// The frame for the wire: a fixed header, the subject and name, then the pieces as they are.

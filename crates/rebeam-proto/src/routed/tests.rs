@@ -259,3 +259,27 @@ fn a_direct_reply_names_its_channel_and_request_and_its_answer_neither() {
     }
     assert_eq!(Routed::from_frame(call(Target::Actor(5), None)).unwrap().into_direct_reply(1, 2).direct_reply(), None);
 }
+
+#[test]
+fn a_cast_delivery_from_borrowed_parts_is_the_one_encoded_from_the_frame() {
+    let senders = [None, Some((9, None)), Some((9, Some("logger")))];
+    let payloads = [payload(), Payload { data: vec![0x80].into(), buffers: Vec::new() }, Payload::default()];
+    let mut out = vec![0xAA; 3]; // appended to, not overwritten
+    for sender in senders {
+        for payload in payloads.clone() {
+            let name = |n: Option<&str>| n.map(str::to_owned);
+            let frame = Frame::Command(Command::Deliver {
+                delivery: None,
+                actor: 31,
+                subject: "note".into(),
+                sender: sender.map(|(id, n)| ActorRef { id, name: name(n) }),
+                payload: payload.clone(),
+            });
+            out.truncate(3);
+            Routed::write_cast_delivery(&mut out, 31, "note", sender, &payload).unwrap();
+            out.extend(std::iter::once(&payload.data).chain(&payload.buffers).flat_map(|p| p.iter().copied()));
+            assert_eq!(out[..3], [0xAA; 3]);
+            assert_eq!(out[3..], encode(&frame).unwrap()[..], "sender {sender:?}, payload {payload:?}");
+        }
+    }
+}
