@@ -53,7 +53,16 @@ pub struct Hello {
     pub pid: u32,
     pub writer: Outbox,
     /// The router answers with the process this connection belongs to, or why it is refused.
-    pub accept: oneshot::Sender<Result<ProcIdx, String>>,
+    pub accept: oneshot::Sender<Result<ProcIdx, Refusal>>,
+}
+
+/// Why the router refused a Hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub why: String,
+    /// The run is shutting down: a worker (a spare, say) started before the shutdown and
+    /// connecting after it is expected, and worth a debug line, not a warning.
+    pub late: bool,
 }
 
 /// Budget units are KiB, so a budget of several GiB still counts in a semaphore's permits.
@@ -152,7 +161,11 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
     }
     let proc = match accepted.await {
         Ok(Ok(proc)) => proc,
-        Ok(Err(why)) => {
+        Ok(Err(Refusal { why, late: true })) => {
+            tracing::debug!(pid, "refused a connection during the shutdown: {why}");
+            return;
+        }
+        Ok(Err(Refusal { why, late: false })) => {
             tracing::warn!(pid, "refused a connection: {why}");
             return;
         }

@@ -20,7 +20,7 @@ use rebeam_proto::{
     env, ActorId, Command as Cmd, ErrorInfo, ErrorKind, Frame, Outcome, ProtoError, Response, Role, PROTOCOL_VERSION,
 };
 
-use crate::listener::Hello;
+use crate::listener::{Hello, Refusal};
 use crate::process::{self, ProcessExit};
 use rebeam_core::pool;
 
@@ -167,7 +167,8 @@ impl Router {
                 self.learn_pid(idx, hello.pid);
                 if !self.is_live(idx) {
                     // It was reaped before anyone knew its pid (see zygote.rs).
-                    let _ = hello.accept.send(Err("it has died already".to_string()));
+                    let late = self.shutdown.is_some();
+                    let _ = hello.accept.send(Err(Refusal { why: "it has died already".to_string(), late }));
                     return;
                 }
             }
@@ -181,7 +182,8 @@ impl Router {
             };
             self.send(idx, welcome);
         }
-        let _ = hello.accept.send(verdict);
+        let late = self.shutdown.is_some();
+        let _ = hello.accept.send(verdict.map_err(|why| Refusal { why, late }));
     }
 
     pub(crate) fn on_ready(&mut self, proc: ProcIdx) {

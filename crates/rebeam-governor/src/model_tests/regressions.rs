@@ -288,3 +288,32 @@ fn a_timer_for_a_reaped_worker_never_reaches_the_next_worker_in_its_slot() {
     assert!(signals.iter().all(|&(pid, _, _)| pid != new_pid), "the new worker was signalled: {signals:?}");
     assert_eq!(router.procs[reused].state, ProcState::Spawned);
 }
+
+/// A Hello the router cannot match is refused; during the shutdown (a spare started just before
+/// it, connecting just after) that is expected, and the refusal says so, so that the listener
+/// logs it quietly instead of warning the user of a stranger.
+#[test]
+fn a_hello_refused_during_the_shutdown_is_marked_late_and_one_refused_before_is_not() {
+    let os = FakeOs::default();
+    let mut router = script_router(&os);
+    let say_hello = |router: &mut Router| {
+        let (writer, _drain) = outbox(1 << 20);
+        let (accept, mut accepted) = oneshot::channel();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: rebeam_proto::Role::Worker,
+            token: "nobody's".into(),
+            pid: 4242,
+            writer,
+            accept,
+        };
+        router.handle(Input::Hello(hello));
+        accepted.try_recv().expect("answered")
+    };
+    let before = say_hello(&mut router).expect_err("an unknown token is refused");
+    assert!(!before.late, "{before:?}");
+    router.begin_shutdown(0, "the test ends the run");
+    let during = say_hello(&mut router).expect_err("an unknown token is refused");
+    assert!(during.late, "{during:?}");
+    assert_eq!(during.why, before.why);
+}

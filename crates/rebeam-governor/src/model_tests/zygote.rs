@@ -64,7 +64,7 @@ fn hello(router: &mut Router, proc: ProcIdx, pid: u32) -> Result<ProcIdx, String
     let (accept, mut accepted) = oneshot::channel();
     let token = router.procs[proc].token.clone();
     router.handle(Input::Hello(Hello { version: PROTOCOL_VERSION, role: Role::Worker, token, pid, writer, accept }));
-    accepted.try_recv().expect("answered")
+    accepted.try_recv().expect("answered").map_err(|r| r.why)
 }
 
 fn generation(router: &Router) -> u32 {
