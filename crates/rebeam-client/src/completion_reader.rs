@@ -26,35 +26,16 @@
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use rebeam_shm::{Receiver, Woke};
 
 use crate::client::Shared;
 use crate::direct::Link;
-use crate::reading::{hold, leave, take_ready, try_lock};
+use crate::held_rings::{wait_and_read, Held, Taken};
 
 /// How long it sleeps at a time when nothing nearer is due: it looks whether the connection
 /// closed (the close rings the queue's doorbell, so this is only a backstop).
 const COMPLETION_SLICE: Duration = Duration::from_millis(500);
-
-/// One ring it reads: its link and its lock.
-struct Held<'a> {
-    link: &'a Arc<Link>,
-    receiver: MutexGuard<'a, Receiver>,
-}
-
-impl Held<'_> {
-    fn release(self, shared: &Shared) {
-        self.link.turns.thread_reads.store(false, Ordering::SeqCst);
-        leave(shared, self.link, self.receiver, true);
-    }
-
-    fn wanted(&self) -> bool {
-        self.link.turns.readers.load(Ordering::SeqCst) > 0
-    }
-}
 
 /// Reads the rings until something is queued for the drainer, `until` passes, or nothing is
 /// left to read (see the module rules); the drainer then takes from the queue as it would have.
@@ -76,41 +57,10 @@ pub(crate) fn read_until_completed(shared: &Shared, until: Option<Instant>) {
             break;
         }
         let timeout = left.map_or(COMPLETION_SLICE, |l| l.min(COMPLETION_SLICE));
-        let woke = {
-            let links: Vec<&Arc<Link>> = held.iter().map(|h| h.link).collect();
-            let wanted = || links.iter().any(|l| l.turns.readers.load(Ordering::SeqCst) > 0);
-            let sleeps = || links.iter().for_each(|link| hold(link));
-            let mut receivers: Vec<&mut Receiver> = held.iter_mut().map(|h| &mut *h.receiver).collect();
-            rebeam_shm::wait_once_then(
-                &mut receivers,
-                bell.as_fd(),
-                timeout,
-                || completions.queued() || wanted(),
-                sleeps,
-            )
-        };
-        let lost = match woke {
-            Ok(Woke::Record(i)) => {
-                // It looks at the queue right after: what it queues itself need not ring its bell.
-                completions.rings_waiting.store(false, Ordering::SeqCst);
-                let h = &mut held[i];
-                let read = take_ready(shared, h.link, &mut h.receiver, true).err().map(|_| i);
-                completions.rings_waiting.store(true, Ordering::SeqCst);
-                // As before the loop: either another pusher sees the flag, or the loop sees its entry.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                read
-            }
-            Ok(Woke::PeerGone(i)) => Some(i),
-            Ok(Woke::Also | Woke::Nothing) => None,
-            // The poll itself failed: the channel threads read on, as they did before.
-            Err(_) => break,
-        };
-        if let Some(i) = lost {
-            held.swap_remove(i).release(shared);
+        if !wait_and_read(shared, &mut held, bell.as_fd(), timeout, || completions.queued(), &completions.rings_waiting)
+        {
+            break;
         }
-        let (wanted, kept): (Vec<_>, Vec<_>) = held.into_iter().partition(Held::wanted);
-        held = kept;
-        wanted.into_iter().for_each(|h| h.release(shared));
     }
     completions.rings_waiting.store(false, Ordering::SeqCst);
     held.into_iter().for_each(|h| h.release(shared));
@@ -118,23 +68,11 @@ pub(crate) fn read_until_completed(shared: &Shared, until: Option<Instant>) {
 
 /// Takes the locks that are free now, leaving a ring a caller of this process wants to it.
 fn take_free<'a>(shared: &Shared, links: &'a [Arc<Link>]) -> Vec<Held<'a>> {
-    let mut held = Vec::with_capacity(links.len());
-    for link in links {
-        if link.turns.readers.load(Ordering::SeqCst) > 0 {
-            continue;
-        }
-        let Some(receiver) = try_lock(&link.receiver) else { continue };
-        link.turns.thread_reads.store(true, Ordering::SeqCst);
-        // A caller that came between the look and the mark may not have rung.
-        if link.turns.readers.load(Ordering::SeqCst) > 0 {
-            link.turns.thread_reads.store(false, Ordering::SeqCst);
-            leave(shared, link, receiver, true);
-            continue;
-        }
-        // It spins on the ring before it sleeps: meanwhile a record rings nobody (and the
-        // channel thread is paused only once it sleeps).
-        receiver.quiet();
-        held.push(Held { link, receiver });
-    }
-    held
+    links
+        .iter()
+        .filter_map(|link| match Held::take(shared, link) {
+            Taken::Held(h) => Some(h),
+            Taken::Busy | Taken::Wanted => None,
+        })
+        .collect()
 }

@@ -26,15 +26,14 @@
 
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Select;
-use rebeam_shm::{Receiver, Woke};
 
 use crate::client::Shared;
 use crate::direct::Link;
-use crate::reading::{hold, leave, take_ready, try_lock, Turns};
+use crate::held_rings::{wait_and_read, Held, Taken};
 use crate::role::CommandRole;
 
 /// The command queue, as its consumer sees it.
@@ -43,25 +42,6 @@ type Commands = crossbeam_channel::Receiver<rebeam_proto::Command>;
 /// How long the holder sleeps at a time when no deadline is nearer: it looks whether the
 /// connection closed (the reader queues a last command then, so this is only a backstop).
 const IDLE_SLICE: Duration = Duration::from_millis(500);
-
-/// One ring the holder reads: its link and its lock.
-struct Held<'a> {
-    link: &'a Arc<Link>,
-    receiver: MutexGuard<'a, Receiver>,
-}
-
-impl Held<'_> {
-    /// Lets go of the ring (see `reading::leave`); a caller waiting for it takes it.
-    fn release(self, shared: &Shared) {
-        self.link.turns.thread_reads.store(false, Ordering::SeqCst);
-        leave(shared, self.link, self.receiver, true);
-    }
-
-    /// A caller of this process wants the ring.
-    fn wanted(&self) -> bool {
-        self.link.turns.readers.load(Ordering::SeqCst) > 0
-    }
-}
 
 /// Reads the rings until a command is queued (`queued`), `deadline` passes, or nothing is left
 /// to read; the caller then takes from the queue as it would have (see the module rules).
@@ -91,38 +71,9 @@ pub(crate) fn read_until_queued(
             break;
         }
         let timeout = left.map_or(IDLE_SLICE, |l| l.min(IDLE_SLICE));
-        let woke = {
-            let turns: Vec<&Turns> = held.iter().map(|h| &h.link.turns).collect();
-            let links: Vec<&Arc<Link>> = held.iter().map(|h| h.link).collect();
-            let wanted = || turns.iter().any(|t| t.readers.load(Ordering::SeqCst) > 0);
-            let sleeps = || links.iter().for_each(|link| hold(link));
-            let mut receivers: Vec<&mut Receiver> = held.iter_mut().map(|h| &mut *h.receiver).collect();
-            rebeam_shm::wait_once_then(&mut receivers, bell.as_fd(), timeout, || queued() || wanted(), sleeps)
-        };
-        let lost = match woke {
-            Ok(Woke::Record(i)) => {
-                // Awake, it looks at the queue right after: what it queues itself need not ring
-                // its own bell (a write now, a wasted wake-up of its next wait).
-                role.rings_waiting.store(false, Ordering::SeqCst);
-                let h = &mut held[i];
-                let read = take_ready(shared, h.link, &mut h.receiver, true).err().map(|_| i);
-                role.rings_waiting.store(true, Ordering::SeqCst);
-                // As before the loop: either a pusher sees the flag again, or the loop's
-                // condition sees its command.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                read
-            }
-            Ok(Woke::PeerGone(i)) => Some(i),
-            Ok(Woke::Also | Woke::Nothing) => None,
-            // The poll itself failed: the channel threads read on, as they did before.
-            Err(_) => break,
-        };
-        if let Some(i) = lost {
-            held.swap_remove(i).release(shared);
+        if !wait_and_read(shared, &mut held, bell.as_fd(), timeout, &queued, &role.rings_waiting) {
+            break;
         }
-        let (wanted, kept): (Vec<_>, Vec<_>) = held.into_iter().partition(Held::wanted);
-        held = kept;
-        wanted.into_iter().for_each(|h| h.release(shared));
     }
     role.rings_waiting.store(false, Ordering::SeqCst);
     held.into_iter().for_each(|h| h.release(shared));
@@ -133,27 +84,10 @@ pub(crate) fn read_until_queued(
 fn take_free<'a>(shared: &Shared, waiting: Vec<&'a Arc<Link>>, held: &mut Vec<Held<'a>>) -> Vec<&'a Arc<Link>> {
     let mut still = Vec::new();
     for link in waiting {
-        if link.turns.readers.load(Ordering::SeqCst) > 0 {
-            continue;
-        }
-        match try_lock(&link.receiver) {
-            Some(receiver) => {
-                link.turns.thread_reads.store(true, Ordering::SeqCst);
-                // A caller that came between the look and the mark may not have rung.
-                if link.turns.readers.load(Ordering::SeqCst) > 0 {
-                    link.turns.thread_reads.store(false, Ordering::SeqCst);
-                    still.push(link);
-                    // As any reader lets go: what came while it held the lock is read and the
-                    // ring announced, so the channel thread wakes for the next record.
-                    leave(shared, link, receiver, true);
-                    continue;
-                }
-                // It spins on the ring before it sleeps: meanwhile a record rings nobody (and the
-                // channel thread is paused only once it sleeps: see the loop).
-                receiver.quiet();
-                held.push(Held { link, receiver });
-            }
-            None => still.push(link),
+        match Held::take(shared, link) {
+            Taken::Held(h) => held.push(h),
+            Taken::Busy => still.push(link),
+            Taken::Wanted => {}
         }
     }
     still

@@ -59,6 +59,7 @@ mod direct_tests;
 mod fast_cast_tests;
 mod fit;
 mod held;
+mod held_rings;
 #[cfg(test)]
 mod held_tests;
 mod here;
