@@ -84,10 +84,8 @@ def test_a_library_node_with_another_cookie_is_refused_and_runs_nothing(nodes, t
 
 # One source for both nodes, as a real deployment has: under `rebeam --node a` it serves, and
 # as a plain `python` program it joins as node b and places actors on both nodes.
-PLACING = textwrap.dedent('''
-    import os, sys, time
-    import rebeam
-    from rebeam import GenPy, StartError, Supervisor, call, receive, spawn
+PLACING = CALLER + textwrap.dedent('''
+    from rebeam import GenPy, StartError, Supervisor, receive, spawn
 
     class Svc(GenPy):
         def __init__(self, name):
@@ -96,14 +94,6 @@ PLACING = textwrap.dedent('''
         @receive("where")
         def where(self, source, _):
             return os.environ["NODE_TAG"]
-
-    def wait_nodes(*names):
-        end = time.monotonic() + 20
-        while not set(names) <= set(rebeam.nodes()):
-            if time.monotonic() > end:
-                print("TIMED OUT waiting for nodes", rebeam.nodes(), flush=True)
-                sys.exit(3)
-            time.sleep(0.05)
 
     if __name__ == "__main__":
         if os.environ["NODE_TAG"] == "a":
