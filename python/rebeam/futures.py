@@ -32,7 +32,7 @@ from typing import Any
 from collections.abc import Callable
 
 from . import _runtime
-from .actor import _PLAIN, DEFAULT_CALL_TIMEOUT, _check_target, _pickle_dumps, _sender, call_result
+from .actor import DEFAULT_CALL_TIMEOUT, _sender, _payload, call_result
 from ._runtime import ProcessID
 from .errors import ShuttingDown
 
@@ -177,16 +177,6 @@ def _resolver_for(conn: Any) -> _Resolver:
         if _resolver is None or _resolver.conn is not conn:
             _resolver = _Resolver(conn)
         return _resolver
-
-
-def _payload(target: Any, subject: str, message: Any) -> tuple[bytes, Any]:
-    """The message pickled as ``call`` pickles it (plain values directly), the target checked."""
-    if type(target) is not str:
-        _check_target(target)
-    if type(message) in _PLAIN:
-        _runtime.share_sys_path()
-        return _pickle_dumps(message, 5), ()
-    return _runtime.dumps(message, f"the message for {target!r} (subject {subject!r})")
 
 
 def _call_start(target: Any, subject: str, message: Any, timeout: float) -> tuple[int, _Resolver]:
