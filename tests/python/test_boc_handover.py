@@ -149,6 +149,21 @@ def test_the_watchdog_marks_only_the_run_it_saw_twice_and_parks_when_idle():
     w.end(again)
 
 
+def test_a_run_whose_thread_cpu_time_is_unknown_counts_as_busy_and_is_handed(monkeypatch):
+    # Unknown CPU time reads as infinite; were it "not busy", a thread the kernel shows
+    # runnable would be taken for one waiting for a core and keep the role for ever.
+    monkeypatch.setattr(_handover, "_cpu_time", lambda thread: float("inf"))
+    monkeypatch.setattr(_handover, "_runnable", lambda native: True)
+    calls: list = []
+    w = _handover.Watchdog(calls.append)
+    run = w.begin(collections.deque())
+    deadline = time.monotonic() + PATIENCE_S
+    while not calls:
+        assert time.monotonic() < deadline, "a run of unknown CPU time was never handed over"
+        time.sleep(_handover.HANDOVER_S)
+    assert calls == [run] and not w.end(run)
+
+
 def test_a_run_that_ended_is_never_handed_afterwards():
     calls: list = []
     w = _handover.Watchdog(calls.append)

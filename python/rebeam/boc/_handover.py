@@ -111,7 +111,8 @@ class Watchdog:
             if run is not seen or now != started:
                 seen, started, cpu = run, now, _cpu_time(run.thread)
                 continue
-            busy = _cpu_time(run.thread) - cpu >= HANDOVER_S / 2
+            # Not `>=`: an unknown CPU time (infinite, so inf - inf is NaN) counts as busy.
+            busy = not (_cpu_time(run.thread) - cpu < HANDOVER_S / 2)
             if not busy and (late >= HANDOVER_S / 2 or _runnable(run.native)):
                 continue  # waiting for a core: watched on, from the same sighting
             with self._lock:
