@@ -168,13 +168,6 @@ class Cown(Generic[T]):
             del _owned[cown_id]  # a second handle here: it escaped (see the module doc)
         return c
 
-    @classmethod
-    def _arg(cls, cown_id: int) -> Cown:
-        """A behaviour's handle: its own while it runs (one it keeps is noted when it ends)."""
-        c = cls.__new__(cls)
-        c._id = cown_id
-        return c
-
     def __reduce__(self):
         # It leaves as a handle: kept. Its maker just never releases it; another process says so.
         if _owned.pop(self._id, None) is None:
@@ -592,8 +585,19 @@ def cancel_behaviour(b: int) -> None:
             raise_in_thread(t.thread, SafetyInterrupt)
 
 
+def _arg(cown_id: int) -> Cown:
+    """A behaviour's handle: its own while it runs (one it keeps is noted when it ends). Not
+    through ``Cown.__init__`` or ``Cown._handle``: it makes no cown and claims no ownership."""
+    c = _new_cown(Cown)
+    c._id = cown_id
+    return c
+
+
+_new_cown = object.__new__
+
+
 def _handles(g: Any) -> Any:
-    return Cown._arg(g) if type(g) is int else [Cown._arg(x) for x in g]
+    return _arg(g) if type(g) is int else [_arg(x) for x in g]
 
 
 def run_behaviour(
@@ -644,20 +648,24 @@ def run_behaviour(
         # script's module needs the worker's own unpickler (see _runtime.loads).
         plain = type(code) is bytes and b"main__" not in code
         if plain and not code_buffers:
-            sent = decode(code)  # the common shape, decoded once per site and cowns
-        elif plain:
-            sent = pickle.loads(code, buffers=code_buffers)
+            fn, groups, captures = decode(code)  # the common shape, decoded once per site and cowns
         else:
-            sent = _runtime.loads(code, code_buffers)
-        fn, groups, captures = unpack(sent)
-        handles = [_handles(g) for g in groups]
+            sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+            fn, groups, captures = unpack(sent)
+        handles = [_arg(g) if type(g) is int else _handles(g) for g in groups]
         store[result] = fn(*handles, *captures)
         failure = None
     except BaseException as e:
         store[result] = Failure(e)
         failure = e
     finally:
-        _end_tracked(b, tracked)
+        try:  # _end_tracked's first try, inline: this is every behaviour's way out
+            with _tracked_lock:
+                _tracked.pop(b, None)
+                if tracked.cancelled:
+                    clear_async_exc()
+        except SafetyInterrupt:
+            _end_tracked(b, tracked)
         if wake:
             local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host
     if handles:
