@@ -40,6 +40,7 @@ from collections.abc import Callable
 from .. import _rebeam, _runtime
 from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
+from . import _code
 from ._code import decode, pack, unpack
 
 T = TypeVar("T")
@@ -645,13 +646,18 @@ def run_behaviour(
         if undecoded is not None:
             raise undecoded.error
         # Behaviour code is always a pickle (never a Rust host's value): only one that names the
-        # script's module needs the worker's own unpickler (see _runtime.loads).
-        plain = type(code) is bytes and b"main__" not in code
-        if plain and not code_buffers:
-            fn, groups, captures = decode(code)  # the common shape, decoded once per site and cowns
-        else:
-            sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
-            fn, groups, captures = unpack(sent)
+        # script's module needs the worker's own unpickler (see _runtime.loads). The common
+        # shape was decoded before, by these very bytes: looked up first.
+        plain = type(code) is bytes
+        unpacked = _code._decoded.get(code) if plain and not code_buffers else None
+        if unpacked is None:
+            plain = plain and b"main__" not in code
+            if plain and not code_buffers:
+                unpacked = decode(code)  # the common shape, decoded once per site and cowns
+            else:
+                sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+                unpacked = unpack(sent)
+        fn, groups, captures = unpacked
         handles = [_arg(g) if type(g) is int else _handles(g) for g in groups]
         store[result] = fn(*handles, *captures)
         failure = None
