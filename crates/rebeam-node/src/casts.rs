@@ -3,8 +3,9 @@
 //! whether the receiver's node put it in a live actor's mailbox.
 //!
 //! The rules:
-//! - **Order.** A cast's first query is sent from the loop that takes the router's outputs, in
-//!   the order the router gave them, and Zenoh keeps one link's messages in order: so casts
+//! - **Order.** A cast's first query is sent in the order the router gave the outputs (from
+//!   the loop that takes them, or from the router's thread when nothing waits in that loop:
+//!   `session.rs`'s `Inline`), and Zenoh keeps one link's messages in order: so casts
 //!   from one sender to one actor arrive in the order sent. Only the wait for the answer is a
 //!   task of its own. A cast re-asked of every node (its cached node no longer had the name)
 //!   may arrive after later ones: the name's actor moved, so it is another actor anyway.
@@ -84,10 +85,10 @@ impl CastWindow for Shared {
 impl Shared {
     /// Sends a cast's first query now (see the module doc on order), and waits for its answer
     /// in a task of its own; `early`: its sender was answered already (the window opened).
-    pub(super) async fn cast(self: &Arc<Self>, call: u64, name: String, frame: Vec<u8>, early: bool) {
+    pub(super) fn cast(self: &Arc<Self>, call: u64, name: String, frame: Vec<u8>, early: bool) {
         let started = Instant::now();
         let (tally, target) = self.first_ask(&name);
-        let replies = self.query(&name, &target, &frame, CAST_WAIT).await;
+        let replies = self.query_now(&name, keys::calls(&target), &frame, CAST_WAIT);
         let cast = Cast { call, name, frame, started, early };
         tokio::spawn(Arc::clone(self).cast_answered(cast, replies, tally));
     }
