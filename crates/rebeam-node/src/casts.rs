@@ -3,9 +3,8 @@
 //! whether the receiver's node put it in a live actor's mailbox.
 //!
 //! The rules:
-//! - **Order.** A cast's first query is sent in the order the router gave the outputs (from
-//!   the loop that takes them, or from the router's thread when nothing waits in that loop:
-//!   `session.rs`'s `Inline`), and Zenoh keeps one link's messages in order: so casts
+//! - **Order.** A cast's first query is sent from the loop that takes the router's outputs, in
+//!   the order the router gave them, and Zenoh keeps one link's messages in order: so casts
 //!   from one sender to one actor arrive in the order sent. Only the wait for the answer is a
 //!   task of its own. A cast re-asked of every node (its cached node no longer had the name)
 //!   may arrive after later ones: the name's actor moved, so it is another actor anyway.
