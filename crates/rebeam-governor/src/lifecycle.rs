@@ -1,7 +1,7 @@
 //! How a run ends: Ctrl-C, a shutdown in reverse start order (trees, then the main process,
 //! then the workers), and the check after every input of whether everything has stopped.
 
-use rebeam_proto::{ActorId, Command as Cmd, Frame};
+use rebeam_proto::{ActorId, Command as Cmd, Frame, Role};
 
 use crate::router::{Input, ProcState, Router};
 
@@ -77,7 +77,12 @@ impl Router {
                 alive = true;
                 if !self.procs[i].lost {
                     self.procs[i].lost = true;
-                    if !self.send(i, Frame::Command(Cmd::Shutdown { code })) {
+                    // A spare, or a worker still starting, has hosted nothing: no actor's output
+                    // to flush. Killed at once, as a Shutdown would wait for the end of its start
+                    // (its imports) before it is read, and the run's exit with it.
+                    let idle = self.procs[i].role == Role::Worker
+                        && (self.procs[i].spare || self.procs[i].state != ProcState::Ready);
+                    if idle || !self.send(i, Frame::Command(Cmd::Shutdown { code })) {
                         self.kill_proc(i);
                     }
                 }
