@@ -184,6 +184,9 @@ impl<T> Pending<T> {
 pub struct Boc<T> {
     sched: Scheduler,
     pending: HashMap<BehaviourId, Pending<T>>,
+    /// How many behaviours are placed at each process (gathering there, or sent there and not
+    /// done): the load placement weighs, kept as they move, not counted per dispatch.
+    load: HashMap<Location, usize>,
     /// Which behaviour asked for a cown's value.
     surrenders: HashMap<CownId, BehaviourId>,
     /// Result cowns whose behaviour has not finished: nothing to move yet.
@@ -211,6 +214,7 @@ impl<T> Default for Boc<T> {
         Boc {
             sched: Scheduler::default(),
             pending: HashMap::new(),
+            load: HashMap::new(),
             surrenders: HashMap::new(),
             empty: HashSet::new(),
             lost: HashSet::new(),
@@ -257,6 +261,14 @@ impl<T: Clone> Boc<T> {
                 Stage::Running { at, .. } => view.running.push((b, *at)),
             }
         }
+        // The load placement reads is kept as behaviours move: it must match a recount.
+        let mut recount: HashMap<Location, usize> = HashMap::new();
+        for &(_, at) in view.running.iter().chain(&view.gathering) {
+            *recount.entry(at).or_default() += 1;
+        }
+        let kept: HashMap<Location, usize> =
+            self.load.iter().filter(|(_, &n)| n > 0).map(|(&at, &n)| (at, n)).collect();
+        assert_eq!(kept, recount, "the load kept per process drifted from what is placed there");
         view
     }
 
@@ -282,11 +294,8 @@ impl<T: Clone> Boc<T> {
             return;
         }
         let at_main = p.how.at_main;
-        let pending = &self.pending;
-        let load = |w: u64| {
-            let w = Some(Location::Worker(w));
-            pending.values().filter(|p| p.stage.placed() == w).count()
-        };
+        let placed_at = &self.load;
+        let load = |w: u64| placed_at.get(&Location::Worker(w)).copied().unwrap_or(0);
         if pool.warming && !pool.workers.is_empty() && pool.workers.iter().all(|&w| load(w) > 0) {
             return;
         }
@@ -311,6 +320,7 @@ impl<T: Clone> Boc<T> {
         let _ = self.sched.start(b);
         if let Some(p) = self.pending.get_mut(&b) {
             p.stage = Stage::Gathering(Waiting { target: at, missing, values: Vec::new() });
+            *self.load.entry(at).or_default() += 1;
         }
         self.maybe_run(b, effects);
     }
@@ -344,6 +354,13 @@ impl<T: Clone> Boc<T> {
         let (code, result, gated) = (p.code.clone(), p.result, p.how.gated);
         let run = Run { at: w.target, behaviour: b, cowns, result, values: w.values, lost, code, gated };
         effects.push(Effect::Run(run));
+    }
+
+    /// A behaviour placed at `at` is done there, or lost.
+    fn unload(&mut self, at: Location) {
+        if let Some(n) = self.load.get_mut(&at) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     fn answer_quiesce(&mut self, effects: &mut Vec<Effect<T>>) {

@@ -50,6 +50,7 @@ impl<T: Clone> Boc<T> {
     pub(super) fn dispatch_ahead(&mut self, b: BehaviourId, at: Location, effects: &mut Vec<Effect<T>>) {
         let p = self.pending.get_mut(&b).expect("scheduled");
         p.stage = Stage::Running { at, ahead: true, early: false };
+        *self.load.entry(at).or_default() += 1;
         let (code, result) = (p.code.clone(), p.result);
         let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
         let run = Run { at, behaviour: b, cowns, result, values: Vec::new(), lost: Vec::new(), code, gated: false };

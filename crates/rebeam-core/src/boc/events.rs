@@ -120,7 +120,10 @@ impl<T: Clone> Boc<T> {
         if !matches!(self.pending.get(&b), Some(Pending { stage: Stage::Running { .. }, .. })) {
             return;
         }
-        let Pending { how, result, .. } = self.pending.remove(&b).expect("checked");
+        let Pending { how, result, stage, .. } = self.pending.remove(&b).expect("checked");
+        if let Some(there) = stage.placed() {
+            self.unload(there);
+        }
         self.empty.remove(&result);
         if !how.at_main {
             *self.ran.entry(at).or_default() += 1;
@@ -171,6 +174,7 @@ impl<T: Clone> Boc<T> {
             }
         }
         dead.append(&mut gathering_here);
+        self.load.remove(&at);
         for &(b, _) in &dead {
             let cowns = self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
             self.lost.extend(cowns);
