@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 from . import _rebeam
 
@@ -15,6 +14,8 @@ def error_info(e: BaseException, kind: str = "crashed") -> _rebeam.ErrorInfo:
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None and _is_rebeam_frame(tb):
         tb = tb.tb_next
+    import traceback  # here, not at import: it imports re, textwrap... (only a failure needs it)
+
     tb = "".join(traceback.format_exception(type(e), e, tb))
     return _rebeam.ErrorInfo(kind, str(e), type(e).__qualname__, tb)
 

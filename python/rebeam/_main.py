@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 import types
 
 from . import _rebeam, _runtime
@@ -109,6 +108,8 @@ def _run_bus(q) -> None:
         try:
             fn(topic, _runtime.loads(data, buffers))
         except Exception:
+            import traceback
+
             traceback.print_exc()
 
 
@@ -129,6 +130,8 @@ def _print_exception(e: BaseException, script: str) -> None:
         tb = tb.tb_next
     # Ctrl-C: where the script was is the news, not the rebeam call it was blocked in.
     limit = _user_depth(tb) if isinstance(e, KeyboardInterrupt) else None
+    import traceback  # here, not at import: it imports re, textwrap... (only a failure needs it)
+
     traceback.print_exception(type(e), e, tb, limit=limit)
 
 

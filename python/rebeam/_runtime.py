@@ -7,18 +7,25 @@ and with cloudpickle when it cannot (lambdas, closures, classes defined in a REP
 
 from __future__ import annotations
 
+import _queue
 import contextvars
 import io
 import os
-import pickle
-import queue as _queue
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Any
+
+# The C modules behind pickle and queue, which those modules re-export: importing pickle.py,
+# queue.py, dataclasses and typing costs the main process more than the rest of its start
+# before the script's first line (re, inspect, ast...), and a script that needs them imports
+# them itself.
+import _pickle as pickle
 
 from . import _env
 from .errors import NotRunning, SerializationError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ROLE: str | None = os.environ.get(_env.ROLE)
 _conn = None
@@ -45,18 +52,43 @@ _local = _ThreadState()
 NODE: str | None = os.environ.get(_env.NODE)
 
 
-@dataclass(frozen=True)
 class ProcessID:
     """One incarnation of an actor. A restarted actor gets a new id but keeps its name.
 
     ``node`` is the node the actor runs on when that is another node than this process's, else
     None. A ProcessID pickled on a node carries that node, so one handed to another node (in a
     message, a reply) still names its actor there; unpickled on its own node it is local again.
+
+    Immutable, compared and hashed by its three fields (what ``@dataclass(frozen=True)`` would
+    make, written out: dataclasses imports inspect, and every process of a run imports this).
     """
 
+    __slots__ = ("id", "name", "node")
+    __match_args__ = ("id", "name", "node")
+
     id: int
-    name: str | None = None
-    node: str | None = None
+    name: str | None
+    node: str | None
+
+    def __init__(self, id: int, name: str | None = None, node: str | None = None) -> None:
+        _set = object.__setattr__
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "node", node)
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {attr!r}: a ProcessID is immutable")
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"cannot delete field {attr!r}: a ProcessID is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not ProcessID:
+            return NotImplemented
+        return (self.id, self.name, self.node) == (other.id, other.name, other.node)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.name, self.node))
 
     def __repr__(self) -> str:
         if self.node:

@@ -44,6 +44,8 @@ from .errors import SafetyInterrupt, SerializationError
 #: Under `rebeam --safety require-armed`, every message the governor delivers is gated work.
 REQUIRE_ARMED = os.environ.get(_env.SAFETY) == _env.REQUIRE_ARMED
 
+RunBehaviour = _rebeam.RunBehaviour
+
 #: A mailbox being drained reports the messages it let go of to the process's delivery bound
 #: at most this many at a time, and at once when it looked empty (so an idle actor owes none):
 #: one report per message cost a call into the extension each, made under the mailbox lock.
@@ -176,6 +178,11 @@ class Worker(Handler, AsyncRuns):
             # each run of casts for one actor as one Casts, its items ready for the mailbox.
             batch = self.conn.next_commands()
             for cmd in batch:
+                # A behaviour only joins the batch's (run_behaviours): no dispatch through
+                # the table for the command a busy BoC worker gets most.
+                if type(cmd) is RunBehaviour and self.behaviours is not None:
+                    self.arrived.append(cmd)
+                    continue
                 try:
                     self.command(cmd)
                 except Exception:

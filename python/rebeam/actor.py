@@ -21,14 +21,21 @@ Rules an actor can rely on:
 
 from __future__ import annotations
 
-import pickle
 import sys
 import warnings
-from typing import Any, NamedTuple
-from collections.abc import Callable
+from collections import namedtuple
+
+# pickle.py re-exports these C functions; importing it would cost every process of the run
+# its own imports (re, struct...) before the script's first line.
+from _pickle import dumps as _c_pickle_dumps
 
 from . import _rebeam, _runtime
 from ._runtime import ProcessID
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: Default time ``call`` waits for an answer, in seconds (declared in rebeam-core).
 DEFAULT_CALL_TIMEOUT: float = _rebeam.DEFAULT_CALL_TIMEOUT
@@ -37,9 +44,10 @@ DEFAULT_CALL_TIMEOUT: float = _rebeam.DEFAULT_CALL_TIMEOUT
 DOWN = "DOWN"
 
 
-class Response(NamedTuple):
-    status: str
-    value: Any
+#: What a handler returns to answer a call: ``(status, value)``, a named tuple (as
+#: ``typing.NamedTuple`` would make it, without importing typing).
+Response = namedtuple("Response", ("status", "value"))
+Response.__annotations__ = {"status": "str", "value": "Any"}
 
 
 def response_ok(value: Any = None) -> Response:
@@ -268,7 +276,7 @@ def cast(target: str | ProcessID, subject: str, message: Any = None, sender_pid:
 #: Message types ``call`` and ``cast`` pickle as they are: no buffer to take out of band, no
 #: class to name.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
-_pickle_dumps = pickle.dumps
+_pickle_dumps = _c_pickle_dumps
 _plain_dumps = _rebeam.plain_dumps
 
 
@@ -305,13 +313,10 @@ def shutdown(code: int = 0) -> None:
     _runtime.connection().shutdown(int(code))
 
 
-class Down(NamedTuple):
-    """Notice that a monitored actor ended. ``reason`` is ``(kind, detail)``: kind is
-    "normal", "shutdown", "crashed" (detail: error info) or "killed" (detail: why)."""
-
-    ref: int
-    pid: ProcessID
-    reason: tuple
+Down = namedtuple("Down", ("ref", "pid", "reason"))
+Down.__doc__ = """Notice that a monitored actor ended. ``reason`` is ``(kind, detail)``: kind is
+"normal", "shutdown", "crashed" (detail: error info) or "killed" (detail: why)."""
+Down.__annotations__ = {"ref": "int", "pid": "ProcessID", "reason": "tuple"}
 
 
 def monitor(target: str | ProcessID) -> int:

@@ -8,10 +8,15 @@ message, one over the size limit, a bad target) are raised at once and nothing i
 
 from __future__ import annotations
 
-import pickle
-import re
 import sys
-from typing import NoReturn
+
+# The C pickler's class is pickle.PicklingError itself; importing it from there spares every
+# process of the run pickle.py's own imports (re, struct...) before the script's first line.
+from _pickle import PicklingError as _PicklingError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class RebeamError(Exception):
@@ -112,6 +117,8 @@ def _remote_module(qualname: str, traceback: str) -> str:
     """The module of the remote exception's type. Its traceback's last line names it as
     ``module.Qualname: message`` (a builtin as ``Qualname: message``); the last such line is
     the exception itself (causes and contexts print before it)."""
+    import re  # here, not at import: only a remote error being re-raised needs it
+
     line = re.compile(rf"^(?:([\w.]+)\.)?{re.escape(qualname)}(?::|$)")
     module = "builtins"
     for text in traceback.splitlines():
@@ -146,7 +153,7 @@ class MessageTooLarge(RebeamError, ValueError):
     """The message is bigger than the run's limit (``rebeam --max-message-bytes``)."""
 
 
-class SerializationError(RebeamError, TypeError, pickle.PicklingError):
+class SerializationError(RebeamError, TypeError, _PicklingError):
     """The message cannot be pickled; nothing was sent. (A ``PicklingError`` too, which is
     what bocpy raises.)"""
 

@@ -22,12 +22,14 @@ The rules:
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import _rebeam, _runtime
 from ._runtime import ProcessID
 from .actor import DEFAULT_CALL_TIMEOUT, GenPy
 from .errors import NoProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: ``Group(balance=...)``: the next member in member order, or the one with fewest calls in flight.
 ROUND_ROBIN = "round_robin"

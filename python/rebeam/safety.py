@@ -16,10 +16,12 @@ time with its messages (in the main process, on a bus thread). Topics under ``sa
 
 from __future__ import annotations
 
-from typing import Any
-from collections.abc import Callable
-
 from . import _rebeam, _runtime
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: Default bound of a subscription's queue; when full, the oldest publication is dropped.
 DEFAULT_QUEUE: int = _rebeam.DEFAULT_QUEUE

@@ -23,11 +23,13 @@ from __future__ import annotations
 import importlib
 import os
 import types
-from dataclasses import dataclass
-from typing import Any
 
 from . import _rebeam, _runtime
 from .actor import GenPy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # The spellings of rebeam-core's `Strategy` and `Restart`, which the native module parses
 # into those enums for the wire (tests/python/test_stub.py checks they agree).
@@ -46,15 +48,44 @@ DEFAULT_SHUTDOWN: float = _rebeam.DEFAULT_SHUTDOWN
 _UNSET = object()
 
 
-@dataclass(frozen=True)
 class Child:
-    """A child with explicit options; see :func:`child`."""
+    """A child with explicit options; see :func:`child`.
 
-    spec: Any
-    name: str | None = None
-    restart: str | None = None
-    shutdown: Any = _UNSET
-    node: Any = None
+    Immutable, compared by its fields (``@dataclass(frozen=True)`` written out: dataclasses
+    imports inspect, and ``import rebeam`` runs before every script's first line)."""
+
+    __slots__ = ("spec", "name", "restart", "shutdown", "node")
+    __match_args__ = __slots__
+
+    def __init__(
+        self, spec: Any, name: str | None = None, restart: str | None = None, shutdown: Any = _UNSET, node: Any = None
+    ) -> None:
+        for field, value in zip(Child.__slots__, (spec, name, restart, shutdown, node), strict=True):
+            object.__setattr__(self, field, value)
+
+    def _fields(self) -> tuple:
+        return (self.spec, self.name, self.restart, self.shutdown, self.node)
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {attr!r}: a Child is immutable")
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"cannot delete field {attr!r}: a Child is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Child:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={v!r}" for f, v in zip(Child.__slots__, self._fields(), strict=True))
+        return f"Child({shown})"
+
+    def __reduce__(self):
+        return (Child, self._fields())
 
 
 #: A child's ``node=`` for "any node up" (the first in name order).

@@ -115,9 +115,14 @@ def test_a_short_path_behaviour_is_decoded_once_per_site_and_cowns(conn, monkeyp
     plain = bare()
     data, buffers = _code.pack(plain, [1, [2, 3]], [])
     assert buffers == ()
+    as_worker(conn)
     first = _code.decode(data)
-    assert first == (first[0], [1, [2, 3]], [], None, None, None)
-    assert _code.decode(bytes(data)) is first, "the same bytes again: decoded once"
+    fn, groups, captures = first
+    assert (groups, captures) == ([1, [2, 3]], [])
+    assert fn.__qualname__ == plain.__qualname__
+    assert (fn.__defaults__, fn.__kwdefaults__, fn.__closure__) == (None, None, None)
+    assert fn("cown") == "cown"
+    assert _code.decode(bytes(data)) is first, "the same bytes again: decoded once, one function per site"
     other, _ = _code.pack(plain, [4], [])
     assert _code.decode(other)[1] == [4]
     assert len(_code._decoded) == 2
@@ -128,11 +133,34 @@ def test_only_the_short_path_shape_is_kept_and_the_cache_is_bounded(conn, monkey
 
     monkeypatch.setattr(_code, "_decoded", {})
     monkeypatch.setattr(_code, "DECODED_MAX", 2)
-    with_captures = pickle.dumps((1, [1], [ITEMS], None, None, None), 5)
+    code_id = _runtime.loads(*_code.pack(bare(), [1], []))[0]
+    with_captures = pickle.dumps((code_id, [1], [ITEMS], None, None, None), 5)
     whole = pickle.dumps((len, [1], []), 5)
     assert _code.decode(with_captures)[2] == [ITEMS]
     assert _code.decode(whole) == (len, [1], [])
     assert _code._decoded == {}, "a behaviour with captures, or whole code, is decoded anew"
     for k in range(3):
-        _code.decode(pickle.dumps((1, [k], [], None, None, None), 5))
+        _code.decode(pickle.dumps((code_id, [k], [], None, None, None), 5))
     assert len(_code._decoded) == 1, "full at two: it started again empty"
+
+
+def test_a_short_path_behaviour_whose_template_is_missing_is_not_kept(conn, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr(_code, "_decoded", {})
+    data = pickle.dumps((12345, [1], [], None, None, None), 5)
+    for _ in range(2):  # each one fails as it comes: nothing kept
+        with pytest.raises(RuntimeError, match="never reached this process"):
+            _code.decode(data)
+    assert _code._decoded == {}
+
+
+def test_a_short_path_behaviour_on_one_cown_is_pickled_once_per_site_and_cown(conn, monkeypatch):
+    monkeypatch.setattr(_code, "_packed", {})
+    plain = bare()
+    first, _ = _code.pack(plain, [5], [])
+    assert _code.pack(plain, [5], [])[0] is first, "the same site and cown: the same bytes, pickled once"
+    other, _ = _code.pack(plain, [6], [])
+    assert _runtime.loads(other, [])[1] == [6]
+    assert _runtime.loads(first, [])[1] == [5]
+    assert len(_code._packed) == 2

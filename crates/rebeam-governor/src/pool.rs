@@ -29,6 +29,10 @@ use crate::{GovernorError, Program, READY_TIMEOUT};
 
 impl Router {
     pub(crate) fn start_processes(&mut self) -> Result<(), GovernorError> {
+        // The zygote first, then the main process beside it: the zygote's imports are the
+        // longer way to the first reply (a worker is a fork of it), so it gets the head start
+        // of the main process's spawn. The workers are forks of it.
+        self.start_zygote();
         self.main = match &self.config.program {
             Program::Script { .. } => self.spawn_process(Role::Main, 0, false)?,
             Program::Library { parent, token, .. } => self.procs.insert(Proc {
@@ -44,9 +48,6 @@ impl Router {
                 reaped: false,
             }),
         };
-        // Beside the main process: the two interpreters start together, and the workers are
-        // forks of the second.
-        self.start_zygote();
         for i in 0..self.config.workers {
             self.spawn_process(Role::Worker, i as u32 + 1, false)?;
         }

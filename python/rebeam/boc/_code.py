@@ -25,8 +25,10 @@ The rules, so that a behaviour sees what it saw when its code travelled whole ea
   of ints, so there is no buffer to collect and nothing that needs cloudpickle.
 - A worker keeps what such a short-path behaviour decoded to, by the bytes that came (a
   template id and cown ids: the same bytes each time a site runs on the same cowns), for at
-  most ``DECODED_MAX`` distinct ones; it holds only ints and lists of ints that nothing
-  changes, so sharing it between behaviours is not seen. Any other behaviour is decoded anew.
+  most ``DECODED_MAX`` distinct ones: the function rebuilt from the template, and the groups
+  (ints and lists of ints that nothing changes). A function with no defaults, keyword
+  defaults or closure carries nothing a run could change for the next, so sharing it is not
+  seen. Any other behaviour is decoded anew.
 """
 
 from __future__ import annotations
@@ -163,6 +165,10 @@ def _define(func: types.FunctionType, key: tuple) -> int | None:
 #: The buffers of a behaviour pickled on the short path (see the module doc): none.
 _NO_BUFFERS: tuple = ()
 
+#: What a short-path behaviour on one cown pickled to, by template id and cown (the same bytes
+#: each time: they hold only those two ints), for at most ``DECODED_MAX`` distinct ones.
+_packed: dict[tuple, bytes] = {}
+
 
 def pack(func: Any, groups: list, captures: list) -> tuple[bytes, Any] | None:
     """A behaviour's code as its captures and a template id; None when it must travel whole."""
@@ -171,7 +177,16 @@ def pack(func: Any, groups: list, captures: list) -> tuple[bytes, Any] | None:
         return None
     if not captures and func.__closure__ is None and func.__defaults__ is None and func.__kwdefaults__ is None:
         _runtime.share_sys_path()  # as `_runtime.dumps` does: workers import as this process does
-        return pickle.dumps((code_id, groups, captures, None, None, None), 5), _NO_BUFFERS
+        if len(groups) != 1 or type(groups[0]) is not int:
+            return pickle.dumps((code_id, groups, captures, None, None, None), 5), _NO_BUFFERS
+        key = (code_id, groups[0])
+        data = _packed.get(key)
+        if data is None:
+            data = pickle.dumps((code_id, groups, captures, None, None, None), 5)
+            if len(_packed) >= DECODED_MAX:
+                _packed.clear()
+            _packed[key] = data
+        return data, _NO_BUFFERS
     try:
         cells = None if func.__closure__ is None else tuple(c.cell_contents for c in func.__closure__)
     except ValueError:
@@ -192,15 +207,19 @@ _decoded: dict[bytes, tuple] = {}
 
 
 def decode(code: bytes) -> tuple:
-    """What a behaviour's plain-pickle ``code`` (no buffers, nothing from the script) decodes to."""
-    sent = _decoded.get(code)
-    if sent is None:
+    """``(fn, groups, captures)`` for a behaviour's plain-pickle ``code`` (no buffers, nothing
+    from the script). A short-path one is kept whole: its function is the template's code with
+    no defaults, closure or attributes a behaviour could tell apart from a fresh one, so one
+    function per site serves every run (no function object made per behaviour)."""
+    unpacked = _decoded.get(code)
+    if unpacked is None:
         sent = pickle.loads(code)
+        unpacked = unpack(sent)
         if type(sent[0]) is int and not sent[2] and sent[3] is None and sent[4] is None and sent[5] is None:
             if len(_decoded) >= DECODED_MAX:
                 _decoded.clear()
-            _decoded[code] = sent
-    return sent
+            _decoded[code] = unpacked
+    return unpacked
 
 
 def define(code_id: int, data: bytes, buffers: list) -> None:

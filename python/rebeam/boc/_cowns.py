@@ -40,6 +40,7 @@ from collections.abc import Callable
 from .. import _rebeam, _runtime
 from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
+from . import _code
 from ._code import decode, pack, unpack
 
 T = TypeVar("T")
@@ -166,13 +167,6 @@ class Cown(Generic[T]):
         c._id = cown_id
         if _owned and cown_id in _owned:
             del _owned[cown_id]  # a second handle here: it escaped (see the module doc)
-        return c
-
-    @classmethod
-    def _arg(cls, cown_id: int) -> Cown:
-        """A behaviour's handle: its own while it runs (one it keeps is noted when it ends)."""
-        c = cls.__new__(cls)
-        c._id = cown_id
         return c
 
     def __reduce__(self):
@@ -595,8 +589,19 @@ def cancel_behaviour(b: int) -> None:
             raise_in_thread(t.thread, SafetyInterrupt)
 
 
+def _arg(cown_id: int) -> Cown:
+    """A behaviour's handle: its own while it runs (one it keeps is noted when it ends). Not
+    through ``Cown.__init__`` or ``Cown._handle``: it makes no cown and claims no ownership."""
+    c = _new_cown(Cown)
+    c._id = cown_id
+    return c
+
+
+_new_cown = object.__new__
+
+
 def _handles(g: Any) -> Any:
-    return Cown._arg(g) if type(g) is int else [Cown._arg(x) for x in g]
+    return _arg(g) if type(g) is int else [_arg(x) for x in g]
 
 
 def run_behaviour(
@@ -648,16 +653,19 @@ def run_behaviour(
         if undecoded is not None:
             raise undecoded.error
         # Behaviour code is always a pickle (never a Rust host's value): only one that names the
-        # script's module needs the worker's own unpickler (see _runtime.loads).
-        plain = type(code) is bytes and b"main__" not in code
-        if plain and not code_buffers:
-            sent = decode(code)  # the common shape, decoded once per site and cowns
-        elif plain:
-            sent = pickle.loads(code, buffers=code_buffers)
-        else:
-            sent = _runtime.loads(code, code_buffers)
-        fn, groups, captures = unpack(sent)
-        handles = [_handles(g) for g in groups]
+        # script's module needs the worker's own unpickler (see _runtime.loads). The common
+        # shape was decoded before, by these very bytes: looked up first.
+        plain = type(code) is bytes
+        unpacked = _code._decoded.get(code) if plain and not code_buffers else None
+        if unpacked is None:
+            plain = plain and b"main__" not in code
+            if plain and not code_buffers:
+                unpacked = decode(code)  # the common shape, decoded once per site and cowns
+            else:
+                sent = pickle.loads(code, buffers=code_buffers) if plain else _runtime.loads(code, code_buffers)
+                unpacked = unpack(sent)
+        fn, groups, captures = unpacked
+        handles = [_arg(g) if type(g) is int else _handles(g) for g in groups]
         store[result] = fn(*handles, *captures)
         failure = None
     except BaseException as e:
@@ -665,6 +673,13 @@ def run_behaviour(
         failure = e
     finally:
         if gated:
+            try:  # _end_tracked's first try, inline: every gated behaviour's way out
+                with _tracked_lock:
+                    _tracked.pop(b, None)
+                    if tracked.cancelled:
+                        clear_async_exc()
+            except SafetyInterrupt:
+                _end_tracked(b, tracked)
             _end_tracked(b, tracked)
         if wake:
             local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host

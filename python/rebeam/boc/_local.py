@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import threading
 import traceback
+from typing import Any
 
 from .. import _runtime
 from . import _handover
@@ -38,9 +39,14 @@ class _Waiting:
         self.job, self.blocked = job, 0
 
 
-def _cowns_of(job: tuple) -> set:
-    # The job's cowns (its result cown among them), and the result cown itself.
-    return {*job[1], job[2]}
+def _cowns_of(job: tuple) -> Any:
+    # The job's cowns (its result cown among them, as the governor sends them), each once; the
+    # common shape, one cown and the result, as it came (a new set per arrival and release
+    # cost more than the rest of the queueing).
+    cowns = job[1]
+    if len(cowns) == 2 and cowns[0] != cowns[1]:
+        return cowns
+    return {*cowns, job[2]}
 
 
 def arrive(job: tuple) -> bool:
@@ -101,6 +107,7 @@ class Runner:
         # `flush` sends the "done"s a run held (the connection's flush_held); None: nothing to send.
         self.conn, self.submit, self.flush = conn, submit, flush
         self._admit, self._run, self._end_run = _cowns.admit, _cowns.run_behaviour, _cowns.end_run
+        self._tracked, self._track = _cowns._tracked, _cowns._Tracked
         # `hand_over` gives the command role to another thread (see _handover).
         self._hand_over = hand_over
         self.watchdog = None if hand_over is None else _handover.Watchdog(self._handed)
@@ -115,12 +122,12 @@ class Runner:
     def take(self, cmds: list) -> list:
         """A batch of behaviours arrived, in order: the gated admitted, and queued under one hold of the
         lock; returns the jobs that may run now (for ``run_here``)."""
-        admit = self._admit
+        tracked, track = self._tracked, self._track  # _cowns.admit's, for each gated behaviour
         jobs = []
         for cmd in cmds:
             job = cmd.job
             if job[GATED]:
-                admit(cmd.behaviour)
+                tracked[cmd.behaviour] = track()
             jobs.append(job)
         return arrive_all(jobs)
 
