@@ -268,12 +268,24 @@ def _load_host_value_tag() -> bytes:
     return _host_value_tag
 
 
-def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:
-    """A reply to a Rust host: the neutral value model, which Rust reads without pickle."""
+#: The native module, looked up on the first host value (as the tag above): a ``from .
+#: import`` in a function walks the package's import machinery each time (0.4 us), and a Rust
+#: host's call takes two of them (its message and its reply).
+_native: Any = None
+
+
+def _load_native() -> Any:
+    global _native
     from . import _rebeam
 
+    _native = _rebeam
+    return _rebeam
+
+
+def dumps_host_value(obj: Any, what: str) -> tuple[bytes, list]:
+    """A reply to a Rust host: the neutral value model, which Rust reads without pickle."""
     try:
-        return _rebeam.value_dumps(obj)
+        return (_native or _load_native()).value_dumps(obj)
     except (TypeError, ValueError) as e:
         raise SerializationError(f"{what}: {e}") from e
 
@@ -307,9 +319,7 @@ def loads(data: bytes, buffers: list, host_value: bool | None = None) -> Any:
     """A received payload's value; ``host_value`` is ``is_host_value(data)`` if the caller
     has asked it already."""
     if host_value or (host_value is None and is_host_value(data)):
-        from . import _rebeam
-
-        return _rebeam.value_loads(data, buffers)
+        return (_native or _load_native()).value_loads(data, buffers)
     # Only a pickle naming the script's module needs the worker's own unpickler; a scan for
     # that name costs far less than a Python-level unpickler (a behaviour's captures, say).
     if ROLE != "worker" or (type(data) is bytes and b"main__" not in data):  # __main__, __rebeam_main__

@@ -311,3 +311,49 @@ def test_a_refused_behaviour_leaves_nothing_pending(tmp_path):
     out = lines(r)
     assert any(x.startswith("refused: a behaviour scheduled earlier was refused: unknown cown 999999") for x in out), out
     assert "nothing pending: True" in out
+
+
+def test_a_warm_one_cown_site_raises_an_earlier_refusal_and_sees_a_rebound_global(tmp_path):
+    # A @when on one cown whose site ran before takes the short path in the main process:
+    # the same refusal, raised before anything is sent, and a global rebound since is seen.
+    r = run_rebeam(tmp_path, """
+        import time
+        import rebeam
+        from rebeam.boc import Cown, quiesce, when, whencall
+
+        c = Cown(0)
+        K = 1
+
+        def bump():
+            @when(c)
+            def r(c):
+                c.value += K
+                return c.value
+
+            return r
+
+        for _ in range(3):
+            bump()
+        quiesce(10)
+        whencall(lambda g: None, [Cown._handle(999_999)], [])  # no such cown: refused
+        for _ in range(2000):
+            try:
+                bump()
+            except rebeam.InvalidRequest as e:
+                print("refused:", e, flush=True)
+                break
+            time.sleep(0.005)
+        quiesce(10)
+        with c as before:
+            pass
+        K = 100
+        bump()
+        quiesce(10)
+        with c as after:
+            pass
+        print("added:", after - before, flush=True)
+    """, timeout=60)
+    check(r)
+    out = lines(r)
+    assert any(x.startswith("refused: a behaviour scheduled earlier was refused: unknown cown 999999") for x in out), out
+    assert "added: 100" in out, out

@@ -58,7 +58,7 @@
 //! - **The host side** (records for actors here, and their replies) is in `direct/host.rs`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rebeam_proto::{
@@ -204,7 +204,8 @@ pub(crate) struct Direct {
     /// Calls sent again the governor's way after `NoProcess`, not answered yet, and their
     /// targets: messages to those go the governor's way meanwhile (see the module doc).
     retried: Mutex<HashMap<ReqId, Target>>,
-    commands: Mutex<Option<Commands>>,
+    /// The command queue, set once at connect: read without a lock by every ring's reader.
+    commands: OnceLock<Commands>,
     pub(crate) drops: AtomicU64,
     /// Calls and casts sent the governor's way, not answered yet (`here.rs`).
     pub(crate) unanswered: Mutex<crate::here::Unanswered>,
@@ -223,7 +224,7 @@ pub(crate) enum Way {
 
 impl Direct {
     pub(crate) fn set_commands(&self, commands: Commands) {
-        *lock(&self.commands) = Some(commands);
+        let _ = self.commands.set(commands);
     }
 
     /// Starts using a channel end that just arrived (on the socket reader's thread, so that the

@@ -46,7 +46,8 @@ async fn ready_now(inputs: &mut Option<mpsc::UnboundedReceiver<NodeIn>>) -> Opti
 async fn the_router_reads_the_transports_inputs_in_order_and_none_once_it_is_gone() {
     let (out, _outputs) = mpsc::unbounded_channel();
     let (to_router, inputs) = mpsc::unbounded_channel();
-    let (_link, inputs) = attach(Seam { out, inputs, name: "a".into(), window: Arc::new(Closed) });
+    let (_link, inputs) =
+        attach(Seam { out, inputs, name: "a".into(), window: Arc::new(Closed), now: Arc::new(Queued) });
     let mut inputs = Some(inputs);
     to_router.send(NodeIn::Up(vec!["a".into()])).expect("open");
     to_router

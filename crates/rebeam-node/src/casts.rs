@@ -84,10 +84,10 @@ impl CastWindow for Shared {
 impl Shared {
     /// Sends a cast's first query now (see the module doc on order), and waits for its answer
     /// in a task of its own; `early`: its sender was answered already (the window opened).
-    pub(super) async fn cast(self: &Arc<Self>, call: u64, name: String, frame: Vec<u8>, early: bool) {
+    pub(super) fn cast(self: &Arc<Self>, call: u64, name: String, frame: Vec<u8>, early: bool) {
         let started = Instant::now();
         let (tally, target) = self.first_ask(&name);
-        let replies = self.query(&name, &target, &frame, CAST_WAIT).await;
+        let replies = self.query_now(&name, keys::calls(&target), &frame, CAST_WAIT);
         let cast = Cast { call, name, frame, started, early };
         tokio::spawn(Arc::clone(self).cast_answered(cast, replies, tally));
     }

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rebeam_governor::node::{NodeIn, NodeOut, Seam};
+use rebeam_governor::node::{NodeIn, NodeOut, Now, Seam};
 use rebeam_proto::{ErrorInfo, ErrorKind, Frame, Outcome, Response};
 use tokio::sync::{broadcast, mpsc};
 use zenoh::query::{ConsolidationMode, Query, QueryTarget};
 use zenoh::sample::{Locality, SampleKind};
-use zenoh::Session;
+use zenoh::{Session, Wait};
 
 use crate::tally::{Tally, Verdict};
 use crate::{keys, NodeError, NodeOptions};
@@ -56,6 +56,8 @@ struct Shared {
     arming: std::sync::OnceLock<Arc<crate::arming::Arming>>,
     monitors: monitors::Monitors,
     casts: casts::CastsInFlight,
+    /// The router's outputs queued for `from_router_loop` and not yet handled (see `Inline`).
+    queued: AtomicUsize,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,6 +83,7 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
         arming: std::sync::OnceLock::new(),
         monitors: monitors::Monitors::default(),
         casts: casts::CastsInFlight::default(),
+        queued: AtomicUsize::new(0),
     });
     let fail = |e: zenoh::Error| NodeError::Open(options.name.clone(), e.to_string());
     let duplicate = session.liveliness().get(keys::node(&options.name)).await.map_err(fail)?;
@@ -145,8 +148,10 @@ pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
     shared.tell_up();
     tracing::info!("node {} is up; nodes up: {}", options.name, nodes_text(&lock(&shared.up)));
     let window = Arc::clone(&shared) as Arc<dyn rebeam_governor::node::CastWindow>;
+    let now = Arc::new(Inline(Arc::clone(&shared)));
     tokio::spawn(from_router_loop(shared, from_router));
-    Ok((Node { session, _token: token, _arming: arming }, Seam { out, inputs, name: options.name, window }))
+    let seam = Seam { out, inputs, name: options.name, window, now };
+    Ok((Node { session, _token: token, _arming: arming }, seam))
 }
 
 fn nodes_text(nodes: &BTreeSet<String>) -> String {
@@ -233,14 +238,15 @@ impl Shared {
         }
     }
 
-    async fn answer(&self, query: u64, frame: Option<Vec<u8>>) {
+    /// Answers a call from another node; dropping its query then ends it (Zenoh's final).
+    fn answer(&self, query: u64, frame: Option<Vec<u8>>) {
         let Some(query) = lock(&self.queries).remove(&query) else { return };
         let sent = match frame {
             Some(frame) => {
                 self.answered_monitor(&query, &frame);
-                query.reply(keys::calls(&self.name), frame).await
+                query.reply(keys::calls(&self.name), frame).wait()
             }
-            None => query.reply_err(self.name.clone()).await,
+            None => query.reply_err(self.name.clone()).wait(),
         };
         if let Err(e) = sent {
             tracing::debug!("cannot answer a call from another node: {e}");
@@ -266,12 +272,22 @@ impl Shared {
         }
     }
 
-    /// One call to other nodes, to its outcome (see `Tally` for what ends it without one).
-    async fn call(self: Arc<Self>, call: u64, name: String, frame: Vec<u8>, timeout: Duration) {
+    /// One call to other nodes: its first query sent now (so that it leaves in the order the
+    /// router gave it, as casts do), and a task of its own waiting for its outcome.
+    fn call(self: &Arc<Self>, call: u64, name: String, frame: Vec<u8>, timeout: Duration) {
         let started = Instant::now();
-        let (mut tally, mut target) = self.first_ask(&name);
+        let (tally, target) = self.first_ask(&name);
+        let first = self.query_now(&name, keys::calls(&target), &frame, timeout);
+        let asked = Asked { call, name, frame, timeout, started };
+        tokio::spawn(Arc::clone(self).call_answered(asked, first, tally));
+    }
+
+    /// A call to other nodes, to its outcome (see `Tally` for what ends it without one).
+    async fn call_answered(self: Arc<Self>, asked: Asked, first: Result<Replies, Verdict>, mut tally: Tally) {
+        let Asked { call, name, frame, timeout, started } = asked;
+        let mut replies = first;
         loop {
-            let outcome = match self.query(&name, &target, &frame, timeout).await {
+            let outcome = match replies {
                 Ok(replies) => {
                     self.answer_of(&name, replies, &mut tally, started, timeout, call_outcome).await.map(|(o, _)| o)
                 }
@@ -283,7 +299,7 @@ impl Shared {
                 Err(Verdict::AskAll) => {
                     lock(&self.cache).remove(&name);
                     tally = Tally::new(&name, self.others(), false);
-                    target = "*".to_string();
+                    replies = self.query(&name, "*", &frame, timeout).await;
                 }
             }
         }
@@ -306,6 +322,11 @@ impl Shared {
         frame: &[u8],
         timeout: Duration,
     ) -> Result<Replies, Verdict> {
+        self.query_now(name, selector, frame, timeout)
+    }
+
+    /// As `query_at`, sent before it returns (Zenoh sends a query as it is made, awaited or not).
+    fn query_now(&self, name: &str, selector: String, frame: &[u8], timeout: Duration) -> Result<Replies, Verdict> {
         self.session
             .get(selector)
             .payload(frame.to_vec())
@@ -314,7 +335,7 @@ impl Shared {
             .allowed_destination(Locality::Remote)
             // Past the caller's own timeout it has given up: the query only has to end.
             .timeout(timeout + QUERY_SLACK)
-            .await
+            .wait()
             .map_err(|e| {
                 Verdict::Fail(ErrorInfo::new(ErrorKind::BadRequest, format!("cannot send the call to '{name}': {e}")))
             })
@@ -369,6 +390,47 @@ impl Shared {
 /// The replies to one query.
 type Replies = zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>;
 
+/// A call to other nodes waiting for its outcome.
+struct Asked {
+    call: u64,
+    name: String,
+    frame: Vec<u8>,
+    timeout: Duration,
+    started: Instant,
+}
+
+/// The transport's side of the router's [`Now`]: a call's first query and the answer to
+/// another node's call are sent from the router's own thread while nothing waits in
+/// `from_router_loop`, so they still leave in the order the router gave them (the rule casts'
+/// and calls' order across nodes rests on), without a task wake-up between. Casts still go by
+/// the loop: sent from the router itself, a burst outran its receiving node and filled the
+/// cast window, and its sender then waited a round trip a cast (3-4k casts/s, not ~11k).
+struct Inline(Arc<Shared>);
+
+impl Now for Inline {
+    fn now(&self, out: NodeOut) -> Result<(), NodeOut> {
+        let shared = &self.0;
+        if shared.queued.load(Ordering::Acquire) > 0 {
+            return shared.queue(out);
+        }
+        match out {
+            NodeOut::Call { call, name, frame, timeout } => shared.call(call, name, frame, timeout),
+            NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)),
+            NodeOut::NotHere { query } => shared.answer(query, None),
+            other => return shared.queue(other),
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// `out` goes by the queue: counted until `from_router_loop` has handled it.
+    fn queue(&self, out: NodeOut) -> Result<(), NodeOut> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Err(out)
+    }
+}
+
 fn call_outcome(response: Response) -> Option<Outcome> {
     match response {
         Response::Call(outcome) => Some(outcome),
@@ -388,13 +450,11 @@ fn decode_response(frame: &[u8]) -> Option<Response> {
 async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedReceiver<NodeOut>) {
     while let Some(out) = from_router.recv().await {
         match out {
-            NodeOut::Call { call, name, frame, timeout } => {
-                tokio::spawn(Arc::clone(&shared).call(call, name, frame, timeout));
-            }
+            NodeOut::Call { call, name, frame, timeout } => shared.call(call, name, frame, timeout),
             // Sent from this loop, in order: casts from one sender to one name stay in order.
-            NodeOut::Cast { call, name, frame, sent } => shared.cast(call, name, frame, sent).await,
-            NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)).await,
-            NodeOut::NotHere { query } => shared.answer(query, None).await,
+            NodeOut::Cast { call, name, frame, sent } => shared.cast(call, name, frame, sent),
+            NodeOut::Answer { query, frame } => shared.answer(query, Some(frame)),
+            NodeOut::NotHere { query } => shared.answer(query, None),
             NodeOut::Safety { state } => {
                 if let Some(arming) = shared.arming.get() {
                     arming.announce(state).await;
@@ -413,6 +473,8 @@ async fn from_router_loop(shared: Arc<Shared>, mut from_router: mpsc::UnboundedR
                 tokio::spawn(Arc::clone(&shared).whereis(call, name, frame));
             }
         }
+        // Handled (sent, for what sends): the router may send the next one itself (`Inline`).
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -11,6 +11,8 @@
 //! - Decoding checks what it is given: an array's bytes must be shape × item size, and a
 //!   buffer index must exist; anything else is [`ValueError`] naming what was wrong.
 
+use std::cell::Cell;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -148,8 +150,10 @@ impl Array {
 #[error("{0}")]
 pub struct ValueError(pub String);
 
-/// The value's structure on the wire: arrays refer to payload buffers by index.
-#[derive(Serialize, Deserialize)]
+/// The value's structure on the wire: arrays refer to payload buffers by index. Encoding
+/// writes it straight from the [`Value`] ([`OnWire`]); decoding reads it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 enum Wire {
     None,
     Bool(bool),
@@ -162,6 +166,87 @@ enum Wire {
     Array { dtype: DType, shape: Vec<u64>, buffer: u32 },
 }
 
+/// [`Wire`]'s encoding of a value, written from the value itself: the very serializer calls
+/// `#[derive(Serialize)]` makes for `Wire` (so the bytes are the same, which a test pins),
+/// without first building a `Wire` tree (every string copied, a vector per list), which cost a
+/// Rust host's call and its Python reply each an allocation per item. Arrays are numbered in
+/// the order met, depth first, as [`arrays`] collects their buffers.
+struct OnWire<'a> {
+    value: &'a Value,
+    next_buffer: &'a Cell<u32>,
+}
+
+impl Serialize for OnWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStructVariant, SerializeTuple};
+        match self.value {
+            Value::None => s.serialize_unit_variant("Wire", 0, "None"),
+            Value::Bool(b) => s.serialize_newtype_variant("Wire", 1, "Bool", b),
+            Value::Int(i) => s.serialize_newtype_variant("Wire", 2, "Int", i),
+            Value::Float(f) => s.serialize_newtype_variant("Wire", 3, "Float", f),
+            Value::Str(v) => s.serialize_newtype_variant("Wire", 4, "Str", v.as_str()),
+            Value::Bytes(b) => s.serialize_newtype_variant("Wire", 5, "Bytes", b),
+            Value::List(items) => {
+                struct Items<'a>(&'a [Value], &'a Cell<u32>);
+                impl Serialize for Items<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                        for value in self.0 {
+                            seq.serialize_element(&OnWire { value, next_buffer: self.1 })?;
+                        }
+                        seq.end()
+                    }
+                }
+                s.serialize_newtype_variant("Wire", 6, "List", &Items(items, self.next_buffer))
+            }
+            Value::Map(items) => {
+                struct Entries<'a>(&'a [(String, Value)], &'a Cell<u32>);
+                impl Serialize for Entries<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                        for (key, value) in self.0 {
+                            seq.serialize_element(&Entry(key, OnWire { value, next_buffer: self.1 }))?;
+                        }
+                        seq.end()
+                    }
+                }
+                struct Entry<'a>(&'a str, OnWire<'a>);
+                impl Serialize for Entry<'_> {
+                    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                        let mut pair = s.serialize_tuple(2)?;
+                        pair.serialize_element(self.0)?;
+                        pair.serialize_element(&self.1)?;
+                        pair.end()
+                    }
+                }
+                s.serialize_newtype_variant("Wire", 7, "Map", &Entries(items, self.next_buffer))
+            }
+            Value::Array(a) => {
+                let buffer = self.next_buffer.get();
+                self.next_buffer.set(buffer + 1);
+                let mut v = s.serialize_struct_variant("Wire", 8, "Array", 3)?;
+                v.serialize_field("dtype", &a.dtype)?;
+                v.serialize_field("shape", &a.shape)?;
+                v.serialize_field("buffer", &buffer)?;
+                v.end()
+            }
+        }
+    }
+}
+
+/// The arrays' buffers of `v`, in the order [`OnWire`] numbers them.
+fn arrays(v: &Value, buffers: &mut Vec<Bytes>) {
+    match v {
+        Value::List(items) => items.iter().for_each(|i| arrays(i, buffers)),
+        Value::Map(items) => items.iter().for_each(|(_, i)| arrays(i, buffers)),
+        Value::Array(a) => buffers.push(a.data.clone()),
+        _ => {}
+    }
+}
+
+/// `v` as a [`Wire`] tree: what the encoding was written from before [`OnWire`], kept to pin
+/// that the two give the same bytes.
+#[cfg(test)]
 fn to_wire(v: &Value, buffers: &mut Vec<Bytes>) -> Wire {
     match v {
         Value::None => Wire::None,
@@ -205,12 +290,20 @@ pub fn is_value(payload: &Payload) -> bool {
     payload.data.starts_with(VALUE_TAG)
 }
 
+/// What an encoding's vector starts with room for: a control step's few numbers, with no
+/// reallocation on the way.
+const ENCODED_GUESS_BYTES: usize = 128;
+
 /// `value` as a tagged payload.
 pub fn encode_value(value: &Value) -> Payload {
     let mut buffers = Vec::new();
-    let wire = to_wire(value, &mut buffers);
-    let mut data = VALUE_TAG.to_vec();
-    bincode::serialize_into(&mut data, &wire).expect("a Vec accepts every write");
+    arrays(value, &mut buffers);
+    let mut data = Vec::with_capacity(ENCODED_GUESS_BYTES);
+    data.extend_from_slice(VALUE_TAG);
+    let next_buffer = Cell::new(0);
+    bincode::serialize_into(&mut data, &OnWire { value, next_buffer: &next_buffer })
+        .expect("a Vec accepts every write");
+    debug_assert_eq!(next_buffer.get() as usize, buffers.len());
     Payload { data: Bytes::from(data), buffers }
 }
 

@@ -6,7 +6,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rebeam_client::HELD_FRAME_MAX_BYTES;
-use rebeam_proto::{ErrorKind, Event, Request, Response};
+use rebeam_proto::{ErrorKind, Event, Payload, Request, Response};
 
 use crate::convert::payload_from_py;
 use crate::errors::to_pyerr;
@@ -216,6 +216,30 @@ impl Connection {
 
     fn drain(&self, py: Python<'_>, tags: Vec<String>) -> PyResult<()> {
         self.request(py, Request::Drain { tags }, None).map(|_| ())
+    }
+
+    /// A plain `@when` on one cown, the common case, in one call: `raise_refused()`, then
+    /// `schedule(behaviour, [cown], result, data, [], wait=False)`. Nothing is sent when an
+    /// earlier behaviour's refusal is raised, as on the long path.
+    fn schedule_one(
+        &self,
+        py: Python<'_>,
+        behaviour: u64,
+        cown: u64,
+        result: u64,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.raise_refused(py)?;
+        let code = Payload { data: shared::bytes_of(py, data)?, buffers: Vec::new() };
+        self.check_size(py, &"a behaviour (its code and captures)", code.len())?;
+        let small = code.len() <= HELD_FRAME_MAX_BYTES as u64;
+        let body =
+            Request::Schedule { behaviour, cowns: vec![cown], result, code, at_main: false, gated: false, quiet: true };
+        if small && !self.flusher.stopped() {
+            self.flusher.ensure(&self.client);
+            return self.hold(py, |c| c.hold_request(body));
+        }
+        self.send_quiet(py, body)
     }
 
     /// Raises the first refusal of an unawaited request since the last call (and forgets the rest).

@@ -37,7 +37,7 @@ pub fn value_dumps<'py>(
     py: Python<'py>,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>)> {
-    let value = from_py(py, obj, "$")?;
+    let value = from_py(py, obj, &At::Root)?;
     let payload = encode_value(&value);
     let buffers = PyList::new(py, payload.buffers.iter().map(|b| PyBytes::new(py, b)))?;
     Ok((PyBytes::new(py, &payload.data), buffers))
@@ -150,7 +150,27 @@ fn to_py(py: Python<'_>, value: Value) -> PyResult<Bound<'_, PyAny>> {
     })
 }
 
-fn refuse(obj: &Bound<'_, PyAny>, path: &str, why: &str) -> PyErr {
+/// Where a value sits in what is being sent (`$["pose"][2]`), written out only for an error:
+/// a reply is encoded on every call, and most never fail.
+enum At<'a> {
+    Root,
+    Index(&'a At<'a>, usize),
+    Key(&'a At<'a>, &'a str),
+    MapKey(&'a At<'a>),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => f.write_str("$"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+            At::Key(parent, key) => write!(f, "{parent}[{key:?}]"),
+            At::MapKey(parent) => write!(f, "{parent} (a key)"),
+        }
+    }
+}
+
+fn refuse(obj: &Bound<'_, PyAny>, path: &At<'_>, why: &str) -> PyErr {
     let ty = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
     PyTypeError::new_err(format!("cannot send {ty} at {path} to the Rust host: {why}"))
 }
@@ -158,7 +178,7 @@ fn refuse(obj: &Bound<'_, PyAny>, path: &str, why: &str) -> PyErr {
 const CROSSES: &str = "only None, bool, int, float, str, bytes, list, tuple, dict with str keys, dataclasses, \
                        NumPy arrays and NumPy scalars cross";
 
-fn from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+fn from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &At<'_>) -> PyResult<Value> {
     if obj.is_none() {
         return Ok(Value::None);
     }
@@ -184,7 +204,7 @@ fn from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
         for (i, item) in obj.try_iter()?.enumerate() {
-            items.push(from_py(py, &item?, &format!("{path}[{i}]"))?);
+            items.push(from_py(py, &item?, &At::Index(path, i))?);
         }
         return Ok(Value::List(items));
     }
@@ -192,11 +212,11 @@ fn from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value
         let mut items = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             let Ok(key) = k.cast::<PyString>() else {
-                return Err(refuse(&k, &format!("{path} (a key)"), "map keys must be str"));
+                return Err(refuse(&k, &At::MapKey(path), "map keys must be str"));
             };
-            let key = key.to_str()?.to_owned();
-            let at = format!("{path}[{key:?}]");
-            items.push((key, from_py(py, &v, &at)?));
+            let key = key.to_str()?;
+            let value = from_py(py, &v, &At::Key(path, key))?;
+            items.push((key.to_owned(), value));
         }
         return Ok(Value::Map(items));
     }
@@ -217,7 +237,7 @@ fn from_py(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value
 
 /// A NumPy array or scalar, if `obj` is one (NumPy is looked up only if already imported:
 /// an object of NumPy's cannot exist before that).
-fn numpy_value(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Option<Value>> {
+fn numpy_value(py: Python<'_>, obj: &Bound<'_, PyAny>, path: &At<'_>) -> PyResult<Option<Value>> {
     let modules = py.import("sys")?.getattr("modules")?;
     let Some(numpy) = modules.cast::<PyDict>()?.get_item("numpy")? else { return Ok(None) };
     if obj.is_instance(&numpy.getattr("generic")?)? {

@@ -37,7 +37,7 @@ import types
 from typing import Any, Generic, TypeVar
 from collections.abc import Callable
 
-from .. import _rebeam, _runtime
+from .. import _logsync, _rebeam, _runtime
 from .._threads import clear_async_exc, raise_in_thread
 from ..errors import SafetyInterrupt
 from . import _code
@@ -491,16 +491,68 @@ def whencall(func: Callable, args: list, captures: list) -> Cown:
     return result
 
 
+def _schedule(func: Callable, cowns: tuple) -> Cown:
+    check_shape(func, len(cowns))
+    return whencall(func, list(cowns), [])
+
+
 def when(*cowns: Any) -> Callable[[Callable], Cown]:
     """``@when(a, b)``: runs the function as a behaviour holding ``a`` and ``b`` (each a cown
     or a list of cowns), after every behaviour scheduled on them before; the decorated name
     becomes its result cown. Parameters beyond the cowns take their defaults, snapshotted now."""
 
-    def schedule(func: Callable) -> Cown:
-        check_shape(func, len(cowns))
-        return whencall(func, list(cowns), [])
+    if len(cowns) != 1 or type(cowns[0]) is not Cown:
 
-    return schedule
+        def schedule(func: Callable) -> Cown:
+            return _schedule(func, cowns)
+
+        return schedule
+    cown = cowns[0]._id
+
+    def schedule_one(func: Callable) -> Cown:
+        # The common `@when`, one plain cown and a plain function whose site has run before
+        # (shape checked, template defined, packed for this cown), in one call to the
+        # connection; anything new, changed or unusual takes `_schedule`. Each test is the one
+        # `check_shape`, `_code._template_id` and `_code.pack` would pass on their fast paths.
+        if type(func) is not types.FunctionType or func.__dict__ or func.__defaults__ is not None:
+            return _schedule(func, cowns)
+        if func.__closure__ is not None or func.__kwdefaults__ is not None:
+            return _schedule(func, cowns)
+        conn = _runtime._conn
+        if conn is None or conn is not _prefix[0] or _runtime.ROLE == "worker":
+            return _schedule(func, cowns)
+        code, g = func.__code__, func.__globals__
+        shaped, site = _shaped.get(id(code)), _code._sites.get(id(code))
+        if shaped is None or shaped[0] is not code or shaped[1] != 1 or shaped[2] != 0:
+            return _schedule(func, cowns)
+        if site is None or site[0] is not code or site[2] is not g:
+            return _schedule(func, cowns)
+        root = logging.root
+        if root.handlers or root.level != logging.WARNING:
+            config = _logsync.snapshot()  # configured: compared as `_template_id` does
+            if (config and config[0]) != site[1]:
+                return _schedule(func, cowns)
+        elif site[1] is not None:
+            return _schedule(func, cowns)
+        if site[3] and not _code._still_bound(g, site[3], site[4]):
+            return _schedule(func, cowns)
+        data = _code._packed.get((site[5], cown))
+        if data is None:
+            return _schedule(func, cowns)
+        if sys.path != _runtime._sent_path:
+            _runtime.share_sys_path()
+        result = Cown.__new__(Cown)
+        prefix = _prefix[1]
+        result._id = rid = prefix | next(_ids)
+        if _owned and cown in _owned:
+            _shared.add(cown)  # as in `whencall`
+        conn.schedule_one(prefix | next(_ids), cown, rid, data)
+        _owned[rid] = id(result)
+        if len(_released) + len(_released_shared) >= RELEASE_BATCH:
+            flush_released(conn)
+        return result
+
+    return schedule_one
 
 
 # -- running here ------------------------------------------------------------------------------

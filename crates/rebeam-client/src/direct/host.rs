@@ -39,7 +39,10 @@ impl Direct {
         if delivery & LOCAL_DELIVERY == 0 {
             return false;
         }
-        if let Some(hosted) = lock(&self.hosted).remove(delivery) {
+        // Out of the map before the answer is written: the write may wake the caller onto this
+        // CPU (or wait for room), and the next call's delivery must not wait for this lock.
+        let hosted = lock(&self.hosted).remove(delivery);
+        if let Some(hosted) = hosted {
             let (link, req) = (&hosted.link, hosted.req);
             if answer_on(link, req, Response::Call(outcome.clone())) {
                 return true;
@@ -215,7 +218,7 @@ impl Direct {
         sender: Option<ActorRef>,
         payload: rebeam_proto::Payload,
     ) {
-        if let Some(tx) = lock(&self.commands).as_ref() {
+        if let Some(tx) = self.commands.get() {
             let _ = tx.send(Command::Deliver { delivery, actor, subject, sender, payload });
         }
         *lock(&self.counted).0.entry(actor).or_default() += 1;

@@ -26,6 +26,20 @@ fn every_kind_round_trips_with_arrays_out_of_band() {
 }
 
 #[test]
+fn the_encoding_is_byte_for_byte_the_wire_trees() {
+    // Every kind, nested, arrays at several depths: their numbering must match too.
+    let nested = Value::List(vec![sample(), Value::List(vec![]), Value::Map(vec![]), sample()]);
+    for value in [sample(), nested, Value::None, Value::Str(String::new())] {
+        let mut buffers = Vec::new();
+        let mut old = VALUE_TAG.to_vec();
+        bincode::serialize_into(&mut old, &to_wire(&value, &mut buffers)).unwrap();
+        let payload = encode_value(&value);
+        assert_eq!(payload.data[..], old[..]);
+        assert_eq!(payload.buffers, buffers);
+    }
+}
+
+#[test]
 fn a_pickle_is_not_taken_for_a_value() {
     let pickle = Payload { data: Bytes::from_static(b"\x80\x05N."), buffers: vec![] };
     assert!(!is_value(&pickle));
