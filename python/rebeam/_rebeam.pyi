@@ -167,6 +167,7 @@ class RunBehaviour:
     code: bytes
     code_buffers: list[bytearray]
     refused: BaseException | None
+    gated: bool  # a disarm may cancel it (CancelBehaviour): only then is it admitted
     job: tuple[Any, ...]  # rebeam.boc._cowns.run_behaviour's arguments after the connection
 
 class CancelBehaviour:

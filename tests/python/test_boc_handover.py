@@ -15,9 +15,9 @@ from rebeam.boc import _handover, _local
 PATIENCE_S = 30
 
 
-def job(b: int, cowns: list[int], result: int) -> tuple:
+def job(b: int, cowns: list[int], result: int, gated: bool = False) -> tuple:
     # The shape of RunBehaviour.job: behaviour, cowns (its result among them), result, ...
-    return (b, [*cowns, result], result, [], [], b"", [], None)
+    return (b, [*cowns, result], result, [], [], b"", [], None, gated)
 
 
 class Sent:
@@ -53,10 +53,10 @@ def test_a_batch_and_what_it_lets_go_run_on_this_thread_in_order_with_one_flush(
     r, submitted, flushes, admitted = runner()
     ran: list = []
     r._run = lambda conn, b, *rest, **kw: ran.append((b, threading.get_ident(), kw))
-    a, b, c = job(1, [10], 101), job(2, [10], 102), job(3, [10, 11], 103)
-    d, e = job(4, [11], 104), job(5, [101], 105)
+    a, b, c = job(1, [10], 101), job(2, [10], 102, gated=True), job(3, [10, 11], 103)
+    d, e = job(4, [11], 104, gated=True), job(5, [101], 105)
     ready = r.take([Sent(j) for j in (a, b, c, d, e)])
-    assert list(admitted) == [1, 2, 3, 4, 5], "every behaviour is admitted for its cancel, in order"
+    assert list(admitted) == [2, 4], "a gated behaviour is admitted for its cancel, in order; no other"
     assert not any(t.cancelled or t.thread is not None for t in admitted.values())
     assert ready == [a]
     assert r.run_here(ready), "a short run keeps the command role"
@@ -206,8 +206,8 @@ def test_a_run_sets_each_behaviours_state_and_resets_the_thread_once_at_its_end(
     SEEN.clear()
     r, _, flushes, _ = runner()
     r.conn = conn = DoneConnection()
-    a = (1, [10, 101], 101, [], [], pickle.dumps((record, [10], []), 5), [], None)
-    b = (2, [11, 102], 102, [], [], pickle.dumps((record, [11], []), 5), [], None)
+    a = (1, [10, 101], 101, [], [], pickle.dumps((record, [10], []), 5), [], None, False)
+    b = (2, [11, 102], 102, [], [], pickle.dumps((record, [11], []), 5), [], None, False)
     assert r.run_here(r.take([Sent(a), Sent(b)]))
     assert SEEN == [(10, {10, 101}, True), (11, {11, 102}, True)], "each behaviour holds only its own cowns"
     assert conn.done == [(1, False), (2, False)] and flushes == [1]

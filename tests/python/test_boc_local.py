@@ -10,9 +10,9 @@ import pytest
 from rebeam.boc import _local
 
 
-def job(b: int, cowns: list[int], result: int) -> tuple:
+def job(b: int, cowns: list[int], result: int, gated: bool = False) -> tuple:
     # The shape of RunBehaviour.job: behaviour, cowns (its result among them), result, ...
-    return (b, [*cowns, result], result, [], [], b"", [], None)
+    return (b, [*cowns, result], result, [], [], b"", [], None, gated)
 
 
 @pytest.fixture(autouse=True)

@@ -195,6 +195,7 @@ fn behaviours_queued_together_come_in_one_batch_with_the_casts_among_them() {
         lost: vec![],
         code: rebeam_proto::Payload::default(),
         refused: None,
+        gated: false,
     };
     let cast = Command::Deliver {
         delivery: None,

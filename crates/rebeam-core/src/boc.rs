@@ -139,16 +139,56 @@ struct Waiting<T> {
     values: Vec<(CownId, T)>,
 }
 
+/// Where a pending behaviour stands.
+enum Stage<T> {
+    /// Not runnable yet, or runnable with no place yet.
+    Queued,
+    /// Placed, its values on their way there.
+    Gathering(Waiting<T>),
+    /// Sent to `at`, not done. `ahead`: sent ahead and not runnable yet; `early`: such a one
+    /// said it was done before it was runnable (it completes once it is).
+    Running { at: Location, ahead: bool, early: bool },
+}
+
+impl<T> Stage<T> {
+    /// The process it counts against (load, and the death of that process).
+    fn placed(&self) -> Option<Location> {
+        match self {
+            Stage::Queued => None,
+            Stage::Gathering(w) => Some(w.target),
+            Stage::Running { at, .. } => Some(*at),
+        }
+    }
+}
+
+/// One record per behaviour from its scheduling until it is done or lost: one lookup finds
+/// all that the machine keeps of it.
+struct Pending<T> {
+    how: How,
+    code: T,
+    result: CownId,
+    stage: Stage<T>,
+}
+
+impl<T> Pending<T> {
+    fn gathering(&self) -> Option<&Waiting<T>> {
+        match &self.stage {
+            Stage::Gathering(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
 /// The behaviours of one run. `T` is a payload (code or a value), moved, never cloned but
 /// for the code of a behaviour as it is sent.
 pub struct Boc<T> {
     sched: Scheduler,
-    how: HashMap<BehaviourId, How>,
-    code: HashMap<BehaviourId, (T, CownId)>,
-    gathering: HashMap<BehaviourId, Waiting<T>>,
+    pending: HashMap<BehaviourId, Pending<T>>,
+    /// How many behaviours are placed at each process (gathering there, or sent there and not
+    /// done): the load placement weighs, kept as they move, not counted per dispatch.
+    load: HashMap<Location, usize>,
     /// Which behaviour asked for a cown's value.
     surrenders: HashMap<CownId, BehaviourId>,
-    running: HashMap<BehaviourId, Location>,
     /// Result cowns whose behaviour has not finished: nothing to move yet.
     empty: HashSet<CownId>,
     /// Cowns whose value died with a process.
@@ -157,11 +197,8 @@ pub struct Boc<T> {
     quiesce: Vec<(Location, ReqId, u64)>,
     /// Behaviours each process has run.
     ran: HashMap<Location, u64>,
-    /// Sent ahead, not runnable yet (in `running` too, at the worker they were sent to).
-    ahead: HashSet<BehaviourId>,
-    /// Sent ahead and said to be done before they were runnable; and those of them that became
-    /// runnable since, with where they ran, to be completed now.
-    early: HashSet<BehaviourId>,
+    /// Behaviours sent ahead and early that became runnable, with where they ran, to be
+    /// completed now.
     early_ready: Vec<(BehaviourId, Location)>,
     send_ahead: bool,
     /// Forgotten cowns whose holder is not told yet, by holder (see `release`).
@@ -176,17 +213,13 @@ impl<T> Default for Boc<T> {
     fn default() -> Self {
         Boc {
             sched: Scheduler::default(),
-            how: HashMap::new(),
-            code: HashMap::new(),
-            gathering: HashMap::new(),
+            pending: HashMap::new(),
+            load: HashMap::new(),
             surrenders: HashMap::new(),
-            running: HashMap::new(),
             empty: HashSet::new(),
             lost: HashSet::new(),
             quiesce: Vec::new(),
             ran: HashMap::new(),
-            ahead: HashSet::new(),
-            early: HashSet::new(),
             early_ready: Vec::new(),
             send_ahead: false,
             forget: HashMap::new(),
@@ -220,11 +253,23 @@ pub struct View {
 
 impl<T: Clone> Boc<T> {
     pub fn view(&self) -> View {
-        View {
-            running: self.running.iter().map(|(&b, &at)| (b, at)).collect(),
-            gathering: self.gathering.iter().map(|(&b, w)| (b, w.target)).collect(),
-            quiesce: self.quiesce.iter().map(|&(at, _, _)| at).collect(),
+        let mut view = View { quiesce: self.quiesce.iter().map(|&(at, _, _)| at).collect(), ..View::default() };
+        for (&b, p) in &self.pending {
+            match &p.stage {
+                Stage::Queued => {}
+                Stage::Gathering(w) => view.gathering.push((b, w.target)),
+                Stage::Running { at, .. } => view.running.push((b, *at)),
+            }
         }
+        // The load placement reads is kept as behaviours move: it must match a recount.
+        let mut recount: HashMap<Location, usize> = HashMap::new();
+        for &(_, at) in view.running.iter().chain(&view.gathering) {
+            *recount.entry(at).or_default() += 1;
+        }
+        let kept: HashMap<Location, usize> =
+            self.load.iter().filter(|(_, &n)| n > 0).map(|(&at, &n)| (at, n)).collect();
+        assert_eq!(kept, recount, "the load kept per process drifted from what is placed there");
+        view
     }
 
     /// How many behaviours the process at `at` has run.
@@ -238,23 +283,22 @@ impl<T: Clone> Boc<T> {
     }
 
     fn dispatch(&mut self, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
-        if self.ahead.remove(&b) {
+        let Some(p) = self.pending.get_mut(&b) else { return };
+        if let Stage::Running { at, ahead: ahead @ true, early } = &mut p.stage {
             // Already where it runs, waiting there behind what was sent before it.
+            *ahead = false;
             let _ = self.sched.start(b);
-            if self.early.remove(&b) {
-                self.early_ready.extend(self.running.get(&b).map(|&at| (b, at)));
+            if std::mem::take(early) {
+                self.early_ready.push((b, *at));
             }
             return;
         }
-        let (running, gathering) = (&self.running, &self.gathering);
-        let load = |w: u64| {
-            let w = Location::Worker(w);
-            running.values().filter(|&&at| at == w).count() + gathering.values().filter(|g| g.target == w).count()
-        };
+        let at_main = p.how.at_main;
+        let placed_at = &self.load;
+        let load = |w: u64| placed_at.get(&Location::Worker(w)).copied().unwrap_or(0);
         if pool.warming && !pool.workers.is_empty() && pool.workers.iter().all(|&w| load(w) > 0) {
             return;
         }
-        let at_main = self.how.get(&b).is_some_and(|h| h.at_main);
         let placed = if at_main { Some(Location::Main) } else { place(&self.sched, b, &pool.workers, &load) };
         // No worker is ready yet: try again when one is (`dispatch_waiting`).
         let Some(at) = placed else { return };
@@ -262,9 +306,8 @@ impl<T: Clone> Boc<T> {
         if at == Location::Main && pool.main_gone {
             return self.lost_before_dispatch(b, at, pool, effects);
         }
-        let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
         let mut missing = HashSet::new();
-        for c in cowns {
+        for &c in self.sched.cowns_of(b).expect("scheduled") {
             let here = self.sched.location(c) == Some(at);
             if here || self.empty.contains(&c) || self.lost.contains(&c) {
                 continue;
@@ -275,15 +318,17 @@ impl<T: Clone> Boc<T> {
             effects.push(Effect::Surrender { from, cown: c });
         }
         let _ = self.sched.start(b);
-        self.gathering.insert(b, Waiting { target: at, missing, values: Vec::new() });
+        if let Some(p) = self.pending.get_mut(&b) {
+            p.stage = Stage::Gathering(Waiting { target: at, missing, values: Vec::new() });
+            *self.load.entry(at).or_default() += 1;
+        }
         self.maybe_run(b, effects);
     }
 
     fn lost_before_dispatch(&mut self, b: BehaviourId, at: Location, pool: &Pool, effects: &mut Vec<Effect<T>>) {
         effects.push(Effect::LostBeforeDispatch(b));
-        self.how.remove(&b);
-        if let Some((_, result)) = self.code.remove(&b) {
-            self.empty.remove(&result);
+        if let Some(p) = self.pending.remove(&b) {
+            self.empty.remove(&p.result);
         }
         self.lost.extend(self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default());
         let _ = self.sched.start(b);
@@ -297,17 +342,25 @@ impl<T: Clone> Boc<T> {
     }
 
     fn maybe_run(&mut self, b: BehaviourId, effects: &mut Vec<Effect<T>>) {
-        if !self.gathering.get(&b).is_some_and(|w| w.missing.is_empty()) {
+        let Some(p) = self.pending.get_mut(&b) else { return };
+        let Stage::Gathering(w) = &p.stage else { return };
+        if !w.missing.is_empty() {
             return;
         }
-        let w = self.gathering.remove(&b).expect("checked");
-        let (code, result) = self.code.get(&b).cloned().expect("scheduled");
+        let running = Stage::Running { at: w.target, ahead: false, early: false };
+        let Stage::Gathering(w) = std::mem::replace(&mut p.stage, running) else { unreachable!("checked") };
         let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
         let lost = cowns.iter().copied().filter(|c| self.lost.contains(c)).collect();
-        self.running.insert(b, w.target);
-        let gated = self.how.get(&b).is_some_and(|h| h.gated);
+        let (code, result, gated) = (p.code.clone(), p.result, p.how.gated);
         let run = Run { at: w.target, behaviour: b, cowns, result, values: w.values, lost, code, gated };
         effects.push(Effect::Run(run));
+    }
+
+    /// A behaviour placed at `at` is done there, or lost.
+    fn unload(&mut self, at: Location) {
+        if let Some(n) = self.load.get_mut(&at) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     fn answer_quiesce(&mut self, effects: &mut Vec<Effect<T>>) {

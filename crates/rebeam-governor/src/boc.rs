@@ -198,10 +198,12 @@ impl Router {
                 Effect::Run(Run { at, behaviour, cowns, result, values, lost, code, gated }) => {
                     let target = self.proc_at(at);
                     let refused = (gated && !self.is_armed()).then(|| self.behaviour_refusal());
-                    if gated && refused.is_none() {
+                    let tracked = gated && refused.is_none();
+                    if tracked {
                         self.track_gated_behaviour(behaviour, target);
                     }
-                    let run = Cmd::RunBehaviour { behaviour, cowns, result, values, lost, code, refused };
+                    let run =
+                        Cmd::RunBehaviour { behaviour, cowns, result, values, lost, code, refused, gated: tracked };
                     self.send(target, Frame::Command(run));
                 }
                 Effect::GatedEnded(b) => self.gated_behaviour_done(b),

@@ -412,7 +412,8 @@ impl Router {
 
     /// True while a (non-spare) pool worker has been spawned but is not ready yet.
     pub fn pool_warming(&self) -> bool {
-        pool::warming(self.workers())
+        // Asked for every behaviour scheduled or done: no list made for it.
+        pool::warming(self.live_workers())
     }
 
     /// The ready, non-spare worker with the fewest actors.
@@ -422,16 +423,13 @@ impl Router {
 
     /// The live workers as the pool's rules see them, in slot order.
     fn workers(&self) -> Vec<pool::Worker<ProcIdx>> {
-        self.procs
-            .iter()
-            .filter(|(_, p)| p.role == Role::Worker && p.state != ProcState::Dead)
-            .map(|(id, p)| pool::Worker {
-                id,
-                spare: p.spare,
-                ready: p.state == ProcState::Ready,
-                load: self.actors.count_on(id),
-            })
-            .collect()
+        self.live_workers().collect()
+    }
+
+    fn live_workers(&self) -> impl Iterator<Item = pool::Worker<ProcIdx>> + '_ {
+        self.procs.iter().filter(|(_, p)| p.role == Role::Worker && p.state != ProcState::Dead).map(|(id, p)| {
+            pool::Worker { id, spare: p.spare, ready: p.state == ProcState::Ready, load: self.actors.count_on(id) }
+        })
     }
 
     pub(crate) fn kill_everything(&mut self) {

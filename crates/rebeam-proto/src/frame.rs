@@ -561,6 +561,9 @@ pub enum Command {
         /// Set when the behaviour must not run (`@requires_armed` while not armed): its
         /// result cown gets this error instead.
         refused: Option<ErrorInfo>,
+        /// Gated work the governor tracks: a disarm may cancel it (`CancelBehaviour`), so the
+        /// process keeps it where a cancel finds it; no other behaviour is ever cancelled.
+        gated: bool,
     },
     /// A publication for a subscription; `dropped` counts what its bounded queue discarded.
     Publication { subscription: u64, actor: Option<ActorId>, topic: String, payload: Payload, dropped: u64 },

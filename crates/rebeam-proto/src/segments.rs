@@ -260,6 +260,7 @@ mod tests {
                     lost: vec![],
                     code: marked(3),
                     refused: None,
+                    gated: false,
                 }),
                 3,
             ),

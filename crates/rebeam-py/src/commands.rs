@@ -87,6 +87,8 @@ pub struct RunBehaviour {
     code: Py<PyAny>,
     code_buffers: Py<PyAny>,
     refused: Py<PyAny>,
+    /// A disarm may cancel it: only then does the process keep it for a cancel to find.
+    gated: bool,
 }
 
 #[pymethods]
@@ -103,6 +105,7 @@ impl RunBehaviour {
             self.code.clone_ref(py),
             self.code_buffers.clone_ref(py),
             self.refused.clone_ref(py),
+            self.gated,
         )
             .into_pyobject(py)
     }
@@ -232,7 +235,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
         // The reader keeps the channel's end (`Client::take_channel`); Python has no part in it.
         Command::ChannelOpened(_) | Command::ChannelClosed { .. } => return Ok(None),
         Command::Surrender { cown } => new(py, Surrender { cown })?,
-        Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused } => {
+        Command::RunBehaviour { behaviour, cowns, result, values, lost, code, refused, gated } => {
             let mut moved = Vec::new();
             for (cown, payload) in values {
                 let (data, buffers) = payload_to_py(py, payload, Use::State)?;
@@ -254,6 +257,7 @@ pub fn command_to_py(py: Python<'_>, cmd: Command) -> PyResult<Option<Bound<'_, 
                     code: code.unbind(),
                     code_buffers: code_buffers.unbind(),
                     refused: refused.unbind(),
+                    gated,
                 },
             )?
         }

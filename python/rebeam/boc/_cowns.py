@@ -603,11 +603,14 @@ class _Tracked:
 
 _tracked: dict[int, _Tracked] = {}
 _tracked_lock = threading.Lock()
+#: The host of every behaviour a disarm cannot cancel (not gated): never in `_tracked`, so no
+#: cancel finds it, and it stays as it is.
+_UNTRACKED = _Tracked()
 
 
 def admit(b: int) -> None:
-    """The governor sent behaviour ``b``: a cancel for it may come before a thread runs it.
-    No lock: a cancel comes after it on the same connection, so on the same thread."""
+    """The governor sent gated behaviour ``b``: a cancel for it may come before a thread runs
+    it. No lock: a cancel comes after it on the same connection, so on the same thread."""
     _tracked[b] = _Tracked()
 
 
@@ -663,6 +666,7 @@ def run_behaviour(
     code: bytes,
     code_buffers,
     refused=None,
+    gated: bool = False,
     *,
     wake: bool = True,
 ) -> BaseException | None:
@@ -684,11 +688,14 @@ def run_behaviour(
     local = _runtime._local
     handles = None
     local.acquired, local.lost, local.notices = {*cowns, result}, set(lost) if lost else (), None
-    with _tracked_lock:
-        tracked = _tracked.get(b)
-        if tracked is None:
-            tracked = _tracked[b] = _Tracked()
-        tracked.thread = threading.get_ident()
+    if gated:
+        with _tracked_lock:
+            tracked = _tracked.get(b)
+            if tracked is None:
+                tracked = _tracked[b] = _Tracked()
+            tracked.thread = threading.get_ident()
+    else:
+        tracked = _UNTRACKED  # no cancel ever comes for it: no lock, no entry
     previous_host, local.host = local.host, tracked
     try:
         if refused is not None:
@@ -717,12 +724,14 @@ def run_behaviour(
         store[result] = Failure(e)
         failure = e
     finally:
-        try:  # _end_tracked's first try, inline: this is every behaviour's way out
-            with _tracked_lock:
-                _tracked.pop(b, None)
-                if tracked.cancelled:
-                    clear_async_exc()
-        except SafetyInterrupt:
+        if gated:
+            try:  # _end_tracked's first try, inline: every gated behaviour's way out
+                with _tracked_lock:
+                    _tracked.pop(b, None)
+                    if tracked.cancelled:
+                        clear_async_exc()
+            except SafetyInterrupt:
+                _end_tracked(b, tracked)
             _end_tracked(b, tracked)
         if wake:
             local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host

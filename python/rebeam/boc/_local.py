@@ -24,6 +24,9 @@ from typing import Any
 from .. import _runtime
 from . import _handover
 
+#: Where a job (RunBehaviour.job) says it is gated: only then may a cancel come for it.
+GATED = 8
+
 _lock = threading.Lock()
 #: A cown is a key while a behaviour here holds it; the value lists those waiting for it next.
 _held: dict[int, collections.deque] = {}
@@ -110,19 +113,22 @@ class Runner:
         self.watchdog = None if hand_over is None else _handover.Watchdog(self._handed)
 
     def arrive(self, cmd) -> None:
-        self._admit(cmd.behaviour)
         job = cmd.job
+        if job[GATED]:
+            self._admit(cmd.behaviour)
         if arrive(job):  # else it waits here behind behaviours sent before it
             self.submit(lambda: self.run(job))
 
     def take(self, cmds: list) -> list:
-        """A batch of behaviours arrived, in order: admitted, and queued under one hold of the
+        """A batch of behaviours arrived, in order: the gated admitted, and queued under one hold of the
         lock; returns the jobs that may run now (for ``run_here``)."""
-        tracked, track = self._tracked, self._track  # _cowns.admit's, for each behaviour
+        tracked, track = self._tracked, self._track  # _cowns.admit's, for each gated behaviour
         jobs = []
         for cmd in cmds:
-            tracked[cmd.behaviour] = track()
-            jobs.append(cmd.job)
+            job = cmd.job
+            if job[GATED]:
+                tracked[cmd.behaviour] = track()
+            jobs.append(job)
         return arrive_all(jobs)
 
     def run_here(self, jobs: list) -> bool:

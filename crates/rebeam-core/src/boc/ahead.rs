@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use foldhash::HashSet;
 
-use super::{Boc, Effect, How, Pool, Run};
+use super::{Boc, Effect, How, Pool, Run, Stage};
 use crate::cowns::{BehaviourId, CownId, Location};
 
 impl<T: Clone> Boc<T> {
@@ -23,12 +23,16 @@ impl<T: Clone> Boc<T> {
             }
             let at = match self.sched.tail(c) {
                 Some(before) => {
-                    if self.how.get(&before).is_some_and(|h| h.gated || h.at_main) {
+                    let before = self.pending.get(&before)?;
+                    if before.how.gated || before.how.at_main {
                         return None;
                     }
                     // Only one already sent: one still gathering is sent later, and the worker
                     // keeps the order in which behaviours arrive.
-                    *self.running.get(&before)?
+                    match before.stage {
+                        Stage::Running { at, .. } => at,
+                        _ => return None,
+                    }
                 }
                 None if self.empty.contains(&c) => continue,
                 None => self.sched.location(c)?,
@@ -44,27 +48,28 @@ impl<T: Clone> Boc<T> {
 
     /// Sends the just-scheduled, not runnable `b` ahead to `at` (its `ahead_target`).
     pub(super) fn dispatch_ahead(&mut self, b: BehaviourId, at: Location, effects: &mut Vec<Effect<T>>) {
-        let (code, result) = self.code.get(&b).cloned().expect("scheduled");
+        let p = self.pending.get_mut(&b).expect("scheduled");
+        p.stage = Stage::Running { at, ahead: true, early: false };
+        *self.load.entry(at).or_default() += 1;
+        let (code, result) = (p.code.clone(), p.result);
         let cowns = self.sched.cowns_of(b).expect("scheduled").to_vec();
-        self.ahead.insert(b);
-        self.running.insert(b, at);
         let run = Run { at, behaviour: b, cowns, result, values: Vec::new(), lost: Vec::new(), code, gated: false };
         effects.push(Effect::Run(run));
     }
 
-    /// Completes the behaviours lost with the process at `at` (`describe` names it): those
-    /// started first; one sent ahead is started, and completed, once what it waited for is.
+    /// Completes the behaviours lost with the process at `at` (`describe` names it), each with
+    /// whether it was sent ahead and not runnable yet: those started first; one sent ahead is
+    /// started, and completed, once what it waited for is.
     pub(super) fn complete_dead(
         &mut self,
-        dead: Vec<BehaviourId>,
+        dead: Vec<(BehaviourId, bool)>,
         at: Location,
         describe: &str,
         pool: &Pool,
         effects: &mut Vec<Effect<T>>,
     ) {
-        let mut waiting: HashSet<BehaviourId> = dead.iter().copied().filter(|b| self.ahead.remove(b)).collect();
-        self.early.retain(|b| !waiting.contains(b));
-        let mut work: VecDeque<BehaviourId> = dead.into_iter().filter(|b| !waiting.contains(b)).collect();
+        let mut waiting: HashSet<BehaviourId> = dead.iter().filter(|&&(_, ahead)| ahead).map(|&(b, _)| b).collect();
+        let mut work: VecDeque<BehaviourId> = dead.into_iter().filter(|&(_, ahead)| !ahead).map(|(b, _)| b).collect();
         while let Some(b) = work.pop_front() {
             match self.complete(b, at) {
                 Ok(next) => {

@@ -2,7 +2,7 @@
 
 use foldhash::HashSet;
 
-use super::{Boc, BocError, Effect, How, Pool, ReqId, Waiting};
+use super::{Boc, BocError, Effect, How, Pending, Pool, ReqId, Stage};
 use crate::cowns::{BehaviourId, CownError, CownId, Location};
 
 impl<T: Clone> Boc<T> {
@@ -60,10 +60,7 @@ impl<T: Clone> Boc<T> {
                 return Err(e.into());
             }
         };
-        self.code.insert(b, (code, result));
-        if how.at_main || how.gated {
-            self.how.insert(b, how);
-        }
+        self.pending.insert(b, Pending { how, code, result, stage: Stage::Queued });
         if runnable {
             self.dispatch(b, pool, effects);
         } else if let Some(at) = ahead {
@@ -85,7 +82,7 @@ impl<T: Clone> Boc<T> {
     pub fn cown_value(&mut self, cown: CownId, value: T) -> Vec<Effect<T>> {
         let mut effects = Vec::new();
         let Some(b) = self.surrenders.remove(&cown) else { return effects };
-        if let Some(w) = self.gathering.get_mut(&b) {
+        if let Some(Pending { stage: Stage::Gathering(w), .. }) = self.pending.get_mut(&b) {
             w.missing.remove(&cown);
             w.values.push((cown, value));
         }
@@ -102,11 +99,12 @@ impl<T: Clone> Boc<T> {
 
     /// As [`Boc::behaviour_done`], its effects appended to `effects`.
     pub fn behaviour_done_into(&mut self, at: Location, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
-        if self.ahead.contains(&b) {
+        if let Some(Pending { stage: Stage::Running { at: there, ahead: true, early }, .. }) = self.pending.get_mut(&b)
+        {
             // Sent ahead and not runnable yet: a worker keeps the order, so this one is early
             // (a confused worker); it counts once the behaviours before it are done.
-            if self.running.get(&b) == Some(&at) {
-                self.early.insert(b);
+            if *there == at {
+                *early = true;
             }
             return;
         }
@@ -119,14 +117,14 @@ impl<T: Clone> Boc<T> {
     }
 
     fn finish(&mut self, at: Location, b: BehaviourId, pool: &Pool, effects: &mut Vec<Effect<T>>) {
-        if self.running.remove(&b).is_none() {
+        if !matches!(self.pending.get(&b), Some(Pending { stage: Stage::Running { .. }, .. })) {
             return;
         }
-        let result = self.code.remove(&b).map(|(_, result)| result);
-        if let Some(result) = result {
-            self.empty.remove(&result);
+        let Pending { how, result, stage, .. } = self.pending.remove(&b).expect("checked");
+        if let Some(there) = stage.placed() {
+            self.unload(there);
         }
-        let how = self.how.remove(&b).unwrap_or_default();
+        self.empty.remove(&result);
         if !how.at_main {
             *self.ran.entry(at).or_default() += 1;
         }
@@ -136,7 +134,7 @@ impl<T: Clone> Boc<T> {
         if how.gated {
             effects.push(Effect::GatedEnded(b));
         }
-        if let (true, Some(result)) = (how.at_main, result) {
+        if how.at_main {
             // An acquire's result cown is never seen by the program.
             let _ = self.sched.drop_cown(result);
         }
@@ -151,39 +149,49 @@ impl<T: Clone> Boc<T> {
         let mut effects = Vec::new();
         // Its own `wait()` calls: nobody is left to answer.
         self.quiesce.retain(|&(p, _, _)| p != at);
-        let mut dead: Vec<BehaviourId> = self.running.iter().filter(|(_, &p)| p == at).map(|(&b, _)| b).collect();
-        for &b in &dead {
-            self.running.remove(&b);
-            if self.how.get(&b).is_some_and(|h| h.gated) {
-                effects.push(Effect::GatedEnded(b));
-            }
-        }
-        let gathering_here: Vec<BehaviourId> =
-            self.gathering.iter().filter(|(_, w)| w.target == at).map(|(&b, _)| b).collect();
-        for b in gathering_here {
-            if let Some(w) = self.gathering.remove(&b) {
-                for c in w.missing {
-                    self.surrenders.remove(&c);
+        // Those sent there first, then those gathering to run there; each with whether it was
+        // sent ahead and not runnable yet.
+        let (mut dead, mut gathering_here) = (Vec::new(), Vec::new());
+        let here: Vec<BehaviourId> =
+            self.pending.iter().filter(|(_, p)| p.stage.placed() == Some(at)).map(|(&b, _)| b).collect();
+        for b in here {
+            let p = self.pending.remove(&b).expect("listed");
+            self.empty.remove(&p.result);
+            match p.stage {
+                Stage::Running { ahead, .. } => {
+                    if p.how.gated {
+                        effects.push(Effect::GatedEnded(b));
+                    }
+                    dead.push((b, ahead));
                 }
+                Stage::Gathering(w) => {
+                    for c in w.missing {
+                        self.surrenders.remove(&c);
+                    }
+                    gathering_here.push((b, false));
+                }
+                Stage::Queued => unreachable!("placed"),
             }
-            dead.push(b);
         }
-        for &b in &dead {
-            self.how.remove(&b);
-            if let Some((_, result)) = self.code.remove(&b) {
-                self.empty.remove(&result);
-            }
+        dead.append(&mut gathering_here);
+        self.load.remove(&at);
+        for &(b, _) in &dead {
             let cowns = self.sched.cowns_of(b).map(<[CownId]>::to_vec).unwrap_or_default();
             self.lost.extend(cowns);
         }
         // A value it surrendered before dying is safe with the governor, on its way elsewhere.
-        let in_transit: HashSet<CownId> =
-            self.gathering.values().flat_map(|w: &Waiting<T>| w.values.iter().map(|(c, _)| *c)).collect();
+        let in_transit: HashSet<CownId> = self
+            .pending
+            .values()
+            .filter_map(Pending::gathering)
+            .flat_map(|w| w.values.iter().map(|(c, _)| *c))
+            .collect();
         let held: Vec<CownId> = self.sched.cowns_at(at).into_iter().filter(|c| !in_transit.contains(c)).collect();
         self.lost.extend(held);
-        let waiting: Vec<BehaviourId> = self.gathering.keys().copied().collect();
+        let waiting: Vec<BehaviourId> =
+            self.pending.iter().filter(|(_, p)| p.gathering().is_some()).map(|(&b, _)| b).collect();
         for b in waiting {
-            let Some(w) = self.gathering.get_mut(&b) else { continue };
+            let Some(Pending { stage: Stage::Gathering(w), .. }) = self.pending.get_mut(&b) else { continue };
             let gone: Vec<CownId> = w.missing.iter().copied().filter(|c| self.lost.contains(c)).collect();
             for c in gone {
                 w.missing.remove(&c);
