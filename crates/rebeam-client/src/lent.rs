@@ -203,7 +203,7 @@ impl Lender {
             let block = pool.block_at(bytes.as_ptr(), bytes.len()).or_else(|| {
                 let block = pool.take(bytes.len()).ok().flatten()?;
                 // SAFETY: the block is ours alone (no loan yet) and holds at least `len` bytes.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), block.data().0, bytes.len()) };
+                unsafe { rebeam_shm::copy::copy_in(bytes, block.data().0) };
                 Some(block)
             });
             let lent = block.and_then(|block| {

@@ -7,9 +7,10 @@
 //! A process with several peers sleeps on all its receivers at once with [`wait_any`].
 //!
 //! A buffer too large for a ring travels in a [`bulk`] segment of its own: the sender takes one
-//! from its [`Pool`] (pre-faulted once, reused), copies the buffer in (or built it there), and
-//! hands the segment's fd over with a [`Loan`]; the receiver maps it as a [`BulkView`] and gives
-//! the loan back, in the segment's header, when the view is dropped.
+//! from its [`Pool`] (pre-faulted once, reused), copies the buffer in (a large one on every core:
+//! [`copy`]) or built it there, and hands the segment's fd over with a [`Loan`]; the receiver
+//! maps it as a [`BulkView`] and gives the loan back, in the segment's header, when the view is
+//! dropped.
 //!
 //! Rules the crate keeps:
 //! - No names anywhere: segments are memfds, doorbells eventfds, peers pidfds. Everything dies
@@ -25,6 +26,7 @@
 pub mod backstop;
 pub mod bulk;
 pub mod channel;
+pub mod copy;
 pub mod doorbell;
 pub mod error;
 pub mod fdpass;
