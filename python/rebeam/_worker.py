@@ -776,7 +776,13 @@ def main() -> None:
     # thread, then the actor's thread). A shorter interval bounds that wait; a CPU-bound actor
     # alone in its worker is unaffected (no thread asks for the GIL).
     sys.setswitchinterval(WORKER_SWITCH_INTERVAL)
-    conn = _runtime.connect()
+    try:
+        conn = _runtime.connect()
+    except Exception as e:  # noqa: BLE001 - any failure at the handshake ends this worker alike
+        # Refused at the handshake (the governor's log says why; a worker forked as the run
+        # shuts down is refused, then killed): one true line, not a traceback cut off by the kill.
+        print(f"not started: {e}", file=sys.stderr, flush=True)
+        os._exit(_rebeam.INTERNAL_ERROR_EXIT_STATUS)
     Worker(conn).run()
 
 
