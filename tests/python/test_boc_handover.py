@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rebeam.boc import _handover, _local
+from rebeam.boc import _cowns, _handover, _local
 
 #: How long a test waits for what must happen before it fails (never a timing assert).
 PATIENCE_S = 30
@@ -38,8 +38,7 @@ def runner(hand_over=lambda: None) -> tuple[_local.Runner, list, list, dict]:
     r = _local.Runner(conn=None, submit=submitted.append, flush=lambda: flushes.append(1), hand_over=hand_over)
     # What a cancel looks behaviours up in (_cowns._tracked), this runner's own.
     admitted: dict = {}
-    r._tracked = admitted
-    r._admit = lambda b: admitted.__setitem__(b, r._track())
+    r._admit = lambda b: admitted.__setitem__(b, _cowns._Tracked())
     return r, submitted, flushes, admitted
 
 

@@ -725,13 +725,6 @@ def run_behaviour(
         failure = e
     finally:
         if gated:
-            try:  # _end_tracked's first try, inline: every gated behaviour's way out
-                with _tracked_lock:
-                    _tracked.pop(b, None)
-                    if tracked.cancelled:
-                        clear_async_exc()
-            except SafetyInterrupt:
-                _end_tracked(b, tracked)
             _end_tracked(b, tracked)
         if wake:
             local.acquired, local.lost, local.notices, local.host = None, (), None, previous_host

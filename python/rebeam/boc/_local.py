@@ -107,7 +107,6 @@ class Runner:
         # `flush` sends the "done"s a run held (the connection's flush_held); None: nothing to send.
         self.conn, self.submit, self.flush = conn, submit, flush
         self._admit, self._run, self._end_run = _cowns.admit, _cowns.run_behaviour, _cowns.end_run
-        self._tracked, self._track = _cowns._tracked, _cowns._Tracked
         # `hand_over` gives the command role to another thread (see _handover).
         self._hand_over = hand_over
         self.watchdog = None if hand_over is None else _handover.Watchdog(self._handed)
@@ -122,12 +121,12 @@ class Runner:
     def take(self, cmds: list) -> list:
         """A batch of behaviours arrived, in order: the gated admitted, and queued under one hold of the
         lock; returns the jobs that may run now (for ``run_here``)."""
-        tracked, track = self._tracked, self._track  # _cowns.admit's, for each gated behaviour
+        admit = self._admit
         jobs = []
         for cmd in cmds:
             job = cmd.job
             if job[GATED]:
-                tracked[cmd.behaviour] = track()
+                admit(cmd.behaviour)
             jobs.append(job)
         return arrive_all(jobs)
 
