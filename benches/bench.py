@@ -487,9 +487,10 @@ def free_port() -> int:
 
 
 def bench_nodes(rebeam: str, sizes: dict) -> dict:
-    """Row 12: calls by name from node b to node a (two `rebeam --node` runs on loopback), and
+    """Row 20: calls by name from node b to node a (two `rebeam --node` runs on loopback), and
     in the same run Zenoh's own query/reply between two processes (rebeam-zenoh-floor, built
-    with `cargo build --release -p rebeam-node`), both with one call in flight at a time."""
+    with `cargo build --release -p rebeam-node`; its sessions opened as a node's are, cookie
+    handshake and lease included), both with one call in flight at a time."""
     floor = os.environ.get("REBEAM_ZENOH_FLOOR") or str(HERE.parent / "target" / "release" / "rebeam-zenoh-floor")
     if not os.path.exists(floor):
         return {"error": f"no {floor}: cargo build --release -p rebeam-node builds it"}

@@ -71,10 +71,10 @@ install_peer pykka 300 pykka
 install_peer bocpy 300 "bocpy==0.14.0"
 install_peer ray "${BENCH_RAY_INSTALL_LIMIT:-420}" ray
 
-# Zenoh's own query/reply floor, for row 12 beside the cross-node call (bench.py skips the row
+# Zenoh's own query/reply floor, for row 20 beside the cross-node call (bench.py skips the row
 # without it).
 timeout 1800 cargo build --release --locked --quiet -p rebeam-node --bin rebeam-zenoh-floor \
-  || echo "run.sh: rebeam-zenoh-floor not built; row 12 will say so" >&2
+  || echo "run.sh: rebeam-zenoh-floor not built; row 20 will say so" >&2
 
 # 3. The benchmark itself (every workload has its own time limit inside).
 say "running benches/bench.py"

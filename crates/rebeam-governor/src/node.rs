@@ -69,8 +69,6 @@
 //! - Placement on a named node ([`NodeOut::Spawn`], [`NodeIn::Spawn`], [`NodeOut::Stop`]):
 //!   `spawn(..., node=)`, tree children placed on other nodes, and their restarts on the nodes
 //!   that remain; the rules are in `node_placement.rs`.
-//!
-//! Not done yet (later stages): library mode and the Rust host as nodes.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -60,8 +60,8 @@
 //! - **Placement** of a spawned actor or a tree child on a named node, and a supervisor's
 //!   restarts on the nodes that remain: see `placement.rs`, and the governor's
 //!   `node_placement.rs` for the rules.
-//!
-//! Not done yet: library mode or the Rust host as nodes.
+//! - **Library mode and the Rust host** join as `rebeam --node` does (`rebeam.init(node=...)`,
+//!   the `rebeam` crate's `Builder::node`), with the same options and the same rules.
 
 mod arming;
 pub mod authority;
@@ -72,7 +72,7 @@ mod tally;
 
 pub use config::{read_cookie, valid_node_name, NodeOptions, Tls, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
 pub use refusals::{refusals, Refusals};
-pub use session::{join, Node};
+pub use session::{join, open_session, Node};
 pub use tally::{Tally, Verdict};
 
 /// Key expressions, under one root so that rebeam's traffic never meets another Zenoh user's.

@@ -67,7 +67,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Opens the node's session, joins the nodes at its `connect` endpoints, and returns the node
 /// with the seam for `rebeam_governor::run_node`.
 pub async fn join(options: NodeOptions) -> Result<(Node, Seam), NodeError> {
-    let session = open(&options).await?;
+    let session = open_session(&options).await?;
     let (to_router, inputs) = mpsc::unbounded_channel();
     let (out, from_router) = mpsc::unbounded_channel();
     let (lost, _) = broadcast::channel(LOSS_BACKLOG);
@@ -158,7 +158,11 @@ fn nodes_text(nodes: &BTreeSet<String>) -> String {
     nodes.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
-async fn open(options: &NodeOptions) -> Result<Session, NodeError> {
+/// A Zenoh session opened exactly as a node's is (peer mode, explicit endpoints, the cookie's
+/// handshake, the lease, TLS when given), without joining: nothing is declared on it. `join`
+/// opens its session this way; the Zenoh floor benchmark does too, so that the floor and a
+/// cross-node call are measured over the same kind of link.
+pub async fn open_session(options: &NodeOptions) -> Result<Session, NodeError> {
     if !crate::valid_node_name(&options.name) {
         return Err(NodeError::BadName(options.name.clone()));
     }

@@ -4,7 +4,10 @@
 //! `rebeam-zenoh-floor serve tcp/127.0.0.1:PORT` answers every query with its own payload until
 //! killed; `rebeam-zenoh-floor query tcp/127.0.0.1:PORT N` sends N queries with a small payload
 //! (after a warm-up of N/10) and prints one JSON line: `{"n": N, "p50_us": …, "p99_us": …}`.
-//! Both sessions are peers with multicast scouting off, as rebeam's nodes are.
+//! Both sessions are opened as rebeam's nodes open theirs (`rebeam_node::open_session`: peer
+//! mode, explicit endpoints, the cookie's handshake, the lease), so the floor and a cross-node
+//! call cross the same kind of link; `--plain` (after the mode) takes Zenoh's defaults instead
+//! (peers, multicast scouting off, no handshake), to show what those settings cost.
 
 use std::time::{Duration, Instant};
 
@@ -14,9 +17,29 @@ use zenoh::sample::Locality;
 const KEY: &str = "rebeam-floor/echo";
 /// About the size of a small rebeam call's frame (header, subject, a pickled dict).
 const PAYLOAD_BYTES: usize = 96;
-const USAGE: &str = "usage: rebeam-zenoh-floor serve ENDPOINT | query ENDPOINT N";
+const USAGE: &str = "usage: rebeam-zenoh-floor serve [--plain] ENDPOINT | query [--plain] ENDPOINT N";
+/// The floor's cookie: both of its sessions are this benchmark's, so it guards nothing.
+const FLOOR_COOKIE: &str = "rebeam-zenoh-floor";
 
-fn config(listen: Option<&str>, connect: Option<&str>) -> zenoh::Config {
+/// A session listening on `listen` or joining `connect`: a node's kind, or Zenoh's defaults.
+async fn open(plain: bool, listen: Option<&str>, connect: Option<&str>) -> zenoh::Result<zenoh::Session> {
+    if plain {
+        return zenoh::open(plain_config(listen, connect)).await;
+    }
+    let options = rebeam_node::NodeOptions {
+        name: if listen.is_some() { "floor-serve" } else { "floor-query" }.to_string(),
+        listen: listen.into_iter().map(str::to_string).collect(),
+        connect: connect.into_iter().map(str::to_string).collect(),
+        cookie: FLOOR_COOKIE.to_string(),
+        join_timeout: rebeam_node::DEFAULT_JOIN_TIMEOUT,
+        authority: false,
+        lease: rebeam_node::DEFAULT_LEASE,
+        tls: None,
+    };
+    Ok(rebeam_node::open_session(&options).await?)
+}
+
+fn plain_config(listen: Option<&str>, connect: Option<&str>) -> zenoh::Config {
     let mut config = zenoh::Config::default();
     let list =
         |e: Option<&str>| serde_json::Value::from(e.map(|e| vec![e.to_string()]).unwrap_or_default()).to_string();
@@ -41,10 +64,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> zenoh::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let plain = args.get(1).is_some_and(|a| a == "--plain");
+    if plain {
+        args.remove(1);
+    }
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["serve", endpoint] => {
-            let session = zenoh::open(config(Some(endpoint), None)).await?;
+            let session = open(plain, Some(endpoint), None).await?;
             let _queryable = session
                 .declare_queryable(KEY)
                 .callback(|query| {
@@ -59,7 +86,7 @@ async fn main() -> zenoh::Result<()> {
         }
         ["query", endpoint, n] => {
             let n: usize = n.parse()?;
-            let session = zenoh::open(config(None, Some(endpoint))).await?;
+            let session = open(plain, None, Some(endpoint)).await?;
             let payload = vec![7u8; PAYLOAD_BYTES];
             let mut times = Vec::with_capacity(n);
             for i in 0..n + n / 10 {
