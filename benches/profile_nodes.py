@@ -3,7 +3,9 @@ Zenoh's own floor, from the kernel's scheduler trace (`perf sched`).
 
     python3 benches/profile_nodes.py [--seconds S] [--keep DIR]
 
-Runs, one after the other: `rebeam-zenoh-floor` serving and querying on loopback, then two
+Runs, one after the other: `rebeam-zenoh-floor` serving and querying on loopback, then one
+node calling a group of one by its name (the governor's path, the hops a cross-node call has on
+each side), then two
 `rebeam --node` runs with `workloads/nodes_bench.py` (node b calling an echo actor on node a, one
 call at a time), and records every context switch and wake-up on the machine for `--seconds`
 of each (`perf sched record -a`). It then follows each call through the trace: every thread
@@ -48,6 +50,15 @@ FLOOR_PATH = [
     ("q.zenoh", "q.main", "query: Zenoh rx -> the querying task"),
     ("q.main", "q.tx", "(the next query)"),
 ]
+GOVERNOR_PATH = [
+    ("m.main", "g.main", "main's Python -> the governor (socket)"),
+    ("g.main", "w.reader", "the governor -> the worker's socket reader"),
+    ("w.reader", "w.main", "the worker's reader -> its Python thread"),
+    ("w.main", "g.main", "the worker's answer -> the governor (socket)"),
+    ("g.main", "m.reader", "the governor -> main's socket reader"),
+    ("m.reader", "m.main", "main's reader -> main's Python thread"),
+    ("m.main", "g.main", "(the next call)"),
+]
 REBEAM_PATH = [
     ("mb.main", "gb.tokio", "b: main's Python -> b's governor (socket)"),
     ("gb.tokio", "gb.tx", "b: the router sends the query -> b's Zenoh tx"),
@@ -79,7 +90,7 @@ def kind_of(comm: str) -> str:
         return "zenoh"
     if comm == "rebeam-reader":
         return "reader"
-    if comm.startswith(("python", "rebeam-zenoh")):
+    if comm.startswith(("python", "rebeam-zenoh")) or comm == "rebeam":
         return "main"
     return "other"
 
@@ -251,6 +262,24 @@ def profile_rebeam(rebeam: str, tmp: Path, seconds: float) -> dict:
     return follow(hist, pids, REBEAM_PATH)
 
 
+def profile_governor_path(rebeam: str, tmp: Path, seconds: float) -> dict:
+    """One node: calls by a group's name, which go by the governor (no direct channel)."""
+    cmd = [rebeam, "--workers", "1", "--spares", "0", "nodes_bench.py", "governor_path"]
+    run = subprocess.Popen(cmd, cwd=WORKLOADS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           start_new_session=True)
+    try:
+        run.stdout.readline()  # "GOVERNOR PATH READY"
+        time.sleep(2)
+        worker = [pid for pid, comm, args in children(run.pid) if "rebeam._worker" in args and comm != "rebeam-zygote"]
+        main = [pid for pid, _, args in children(run.pid) if "rebeam._main" in args]
+        if not worker or not main:
+            raise SystemExit("profile_nodes: could not find the run's worker or main process")
+        hist = record(tmp / "governor.data", seconds)
+    finally:
+        kill_group(run)
+    return follow(hist, {"g": run.pid, "w": worker[0], "m": main[0]}, GOVERNOR_PATH)
+
+
 def table(name: str, result: dict) -> str:
     rows = [f"### {name}: {result['calls']} calls followed, median chain {result['chain_p50_us']:.0f} µs", ""]
     rows += ["| hand-off | wake-up, p50 µs | to the next hand-off, p50 µs |", "|---|---|---|"]
@@ -283,6 +312,7 @@ def main() -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         floor_result = profile_floor(floor, tmp, args.seconds)
+        governor_result = profile_governor_path(rebeam, tmp, args.seconds)
         rebeam_result = profile_rebeam(rebeam, tmp, args.seconds)
     except subprocess.CalledProcessError as e:
         print(f"profile_nodes: `{' '.join(e.cmd)}` failed (perf needs root or kernel.perf_event_paranoid=-1)",
@@ -292,9 +322,11 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
     print(table("Zenoh's own query (rebeam-zenoh-floor)", floor_result))
+    print(table("rebeam, one node: a call by a group's name (the governor's path)", governor_result))
     print(table("rebeam: a call by name from node b's main process to node a's worker", rebeam_result))
     if args.keep:
-        (tmp / "profile.json").write_text(json.dumps({"floor": floor_result, "rebeam": rebeam_result}, indent=1))
+        results = {"floor": floor_result, "governor_path": governor_result, "rebeam": rebeam_result}
+        (tmp / "profile.json").write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -230,6 +230,8 @@ ROWS = [
      lambda s: g(s, "nodes", "zenoh", "p50_us"), "—", "{:.1f}"),
     ("node_same_p50", "20. the same call within one node, same run, p50", "µs", True,
      lambda s: g(s, "nodes", "same_node_p50_us"), "—", "{:.1f}"),
+    ("node_same_gov_p50", "20. the same call within one node by the governor's path (a group's name), p50", "µs",
+     True, lambda s: g(s, "nodes", "same_node_governor_p50_us"), "—", "{:.1f}"),
     ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
      lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
     ("node_casts", "20. casts to another node, 1 → 1 (main → actor, loopback)", "msgs/s", False,
@@ -356,7 +358,8 @@ def host_systems(raw: dict) -> dict:
     }
 
 NODE_ROWS = (
-    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_vs_zenoh", "node_casts", "node_same_casts",
+    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_same_gov_p50", "node_vs_zenoh", "node_casts",
+    "node_same_casts",
     "failover_answered", "failover_serving",
 )
 
@@ -441,6 +444,7 @@ WORKLOAD_OF = {
     "node_p99": "nodes",
     "node_zenoh_p50": "nodes",
     "node_same_p50": "nodes",
+    "node_same_gov_p50": "nodes",
     "node_vs_zenoh": "nodes",
     "node_casts": "nodes",
     "node_same_casts": "nodes",

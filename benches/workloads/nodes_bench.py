@@ -1,17 +1,23 @@
 """Cross-node calls: `rebeam --node a … nodes_bench.py host` serves an Echo actor on node a;
 `rebeam --node b … nodes_bench.py caller [key=value ...]` times calls by name from b's main
 process to it (b's governor → Zenoh query → a's governor → a's worker, and back), then the same
-calls to an Echo on b itself; then casts from b's main process to each Echo, `node_cast_n` a
+calls to an Echo on b itself, by its direct channel and then by the governor's path (a group of
+one: a group's name never gets a direct channel, so each call goes main → b's governor → the
+worker and back, the hops a cross-node call has on each side); then casts from b's main process
+to each Echo, `node_cast_n` a
 rep, timed to the answer of a call sent after them (casts and calls from one sender to one actor
 stay in order, across nodes too), the median of `node_cast_reps`; and prints one `BENCH_JSON`
 line. Sizes: node_n, node_warm, node_cast_n, node_cast_reps.
+
+`rebeam … nodes_bench.py governor_path` calls such a group by its name until stopped (for
+`benches/profile_nodes.py`).
 """
 
 import sys
 import time
 
 import rebeam
-from rebeam import GenPy, Supervisor, call, cast, receive, response_ok
+from rebeam import GenPy, Group, Supervisor, call, cast, receive, response_ok
 
 from common import emit, opt, pct  # noqa: E402  (beside this script)
 
@@ -19,7 +25,7 @@ ROLE = sys.argv[1] if len(sys.argv) > 1 else "caller"
 
 
 class Echo(GenPy):
-    def __init__(self, name):
+    def __init__(self, name=None):
         self.name = name
         self.casts = 0
 
@@ -66,7 +72,7 @@ def cast_rate(target, n, reps):
 
 def caller():
     n, warm = opt("node_n", 5000), opt("node_warm", 500)
-    Supervisor(modules=[Echo("local_echo")])
+    Supervisor(modules=[Echo("local_echo"), Group(Echo(), 1, "local_group")])
     end = time.monotonic() + 30
     while "a" not in rebeam.nodes():
         if time.monotonic() > end:
@@ -76,6 +82,8 @@ def caller():
     remote = timed("remote_echo", n)
     timed("local_echo", warm)
     local = timed("local_echo", n)
+    timed("local_group", warm)
+    governed = timed("local_group", n)
     cast_n, cast_reps = opt("node_cast_n", 5000), opt("node_cast_reps", 3)
     cast_rate("remote_echo", cast_n // 4, 1)
     remote_casts, remote_lost = cast_rate("remote_echo", cast_n, cast_reps)
@@ -87,6 +95,8 @@ def caller():
         "p99_us": pct(remote, 99),
         "same_node_p50_us": pct(local, 50),
         "same_node_p99_us": pct(local, 99),
+        "same_node_governor_p50_us": pct(governed, 50),
+        "same_node_governor_p99_us": pct(governed, 99),
         "cast_n": cast_n,
         "casts_per_s": remote_casts,
         "casts_lost": remote_lost,
@@ -102,5 +112,10 @@ if __name__ == "__main__":
     if ROLE == "host":
         Supervisor(modules=[Echo("remote_echo")])
         print("HOST READY", flush=True)
+    elif ROLE == "governor_path":
+        Supervisor(modules=[Group(Echo(), 1, "local_group")])
+        print("GOVERNOR PATH READY", flush=True)
+        while True:
+            call("local_group", "ping", 0)
     else:
         caller()

@@ -89,6 +89,8 @@ impl NodeArgs {
         // Every Python process of the run inherits it, so that a ProcessID pickled here names
         // this node (the governor's children inherit its environment).
         std::env::set_var(rebeam_proto::env::NODE, &name);
+        // Before the runtime starts a thread (and Zenoh its own).
+        rebeam_node::use_node_runtimes();
         let cookie = rebeam_node::read_cookie(self.cookie_file.as_deref(), env)?;
         Ok(Some(rebeam_node::NodeOptions {
             name,

@@ -23,7 +23,9 @@ use rebeam_shm::{ChannelFds, PeerWatch, Receiver, Sender, ShmError};
 /// Fds in a channel's grant per ring: its segment and its two doorbells.
 const FDS_PER_RING: usize = 3;
 
-/// The socket as the reader reads it: bytes with recvmsg, and the fds that come with them.
+/// The socket as the reader reads it: bytes with recvmsg, and the fds that come with them;
+/// asleep in `poll` for input between them (`fdpass::recv_fds_when_readable`: so the
+/// governor's every read of what this process sent does not wake the reader for nothing).
 pub(crate) struct FdStream {
     stream: UnixStream,
     fds: Vec<OwnedFd>,
@@ -42,7 +44,7 @@ impl FdStream {
 
 impl Read for FdStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match rebeam_shm::fdpass::recv_fds(&self.stream, buf) {
+        match rebeam_shm::fdpass::recv_fds_when_readable(&self.stream, buf) {
             Ok((n, fds)) => {
                 self.fds.extend(fds);
                 Ok(n)

@@ -102,3 +102,16 @@ fn tls_and_plain_endpoints_do_not_mix() {
         "a tls/ endpoint with nothing to check a peer against"
     );
 }
+
+#[test]
+fn a_node_takes_its_zenoh_runtimes_unless_the_user_named_their_own() {
+    // The only test here that touches the variable; no test of this crate starts Zenoh.
+    std::env::remove_var(ZENOH_RUNTIME_ENV);
+    use_node_runtimes();
+    assert_eq!(std::env::var(ZENOH_RUNTIME_ENV).as_deref(), Ok(ZENOH_RUNTIME));
+    let theirs = "(app: (worker_threads: 2))";
+    std::env::set_var(ZENOH_RUNTIME_ENV, theirs);
+    use_node_runtimes();
+    assert_eq!(std::env::var(ZENOH_RUNTIME_ENV).as_deref(), Ok(theirs), "the user's own settings win");
+    std::env::remove_var(ZENOH_RUNTIME_ENV);
+}

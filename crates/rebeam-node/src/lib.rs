@@ -70,7 +70,10 @@ mod refusals;
 mod session;
 mod tally;
 
-pub use config::{read_cookie, valid_node_name, NodeOptions, Tls, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE};
+pub use config::{
+    read_cookie, use_node_runtimes, valid_node_name, NodeOptions, Tls, COOKIE_ENV, DEFAULT_JOIN_TIMEOUT, DEFAULT_LEASE,
+    ZENOH_RUNTIME, ZENOH_RUNTIME_ENV,
+};
 pub use refusals::{refusals, Refusals};
 pub use session::{join, open_session, Node};
 pub use tally::{Tally, Verdict};

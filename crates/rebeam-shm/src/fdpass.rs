@@ -6,6 +6,11 @@
 //! - Received fds arrive close-on-exec. A message carrying more fds than [`MAX_FDS`] (the kernel
 //!   truncates it) is an error, and every fd that did arrive is closed: a peer cannot make us
 //!   hold descriptors we did not ask for. Ancillary messages other than SCM_RIGHTS are dropped.
+//! - [`recv_fds_when_readable`] sleeps in `poll` for input, never in `recvmsg`: a thread asleep
+//!   in a Unix stream socket's `recvmsg` is woken each time its peer reads what this end sent
+//!   (the kernel's "write space" wake-up, which a waiter in `recvmsg` does not filter out),
+//!   only to find nothing and sleep again, at a wake-up's cost to the peer's read. A `poll`
+//!   waiter asks for input alone, and sleeps through those.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -39,11 +44,32 @@ pub fn send_fds(socket: impl AsFd, data: &[u8], fds: &[BorrowedFd<'_>]) -> Resul
         .map_err(ShmError::os("sendmsg"))
 }
 
+/// As [`recv_fds`], on a blocking socket, but sleeping in `poll` for input while there is none
+/// (see the module rules): for a thread that reads one socket and has nothing else to do.
+pub fn recv_fds_when_readable(socket: impl AsFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>)> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        match recv_fds_with(&socket, buf, RecvFlags::DONTWAIT) {
+            Err(ShmError::Os { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => return other,
+        }
+        let mut fds = [PollFd::new(&socket, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(ShmError::os("poll")(e)),
+        }
+    }
+}
+
 /// Receives one message into `buf`: the bytes read (0 at end of stream) and the fds attached.
 pub fn recv_fds(socket: impl AsFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>)> {
+    recv_fds_with(socket, buf, RecvFlags::empty())
+}
+
+fn recv_fds_with(socket: impl AsFd, buf: &mut [u8], flags: RecvFlags) -> Result<(usize, Vec<OwnedFd>)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let msg = rustix::net::recvmsg(socket, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC)
+    let msg = rustix::net::recvmsg(socket, &mut [IoSliceMut::new(buf)], &mut control, flags | RecvFlags::CMSG_CLOEXEC)
         .map_err(ShmError::os("recvmsg"))?;
     let mut fds = Vec::new();
     for m in control.drain() {
@@ -92,6 +118,27 @@ mod tests {
         let got = crate::Segment::from_fd(fds.pop().unwrap(), seg.len()).unwrap();
         // SAFETY: within the mapping.
         assert_eq!(unsafe { *got.base().as_ptr() }, 99);
+    }
+
+    #[test]
+    fn waiting_for_input_in_poll_receives_what_recvmsg_receives() {
+        let (a, b) = pair();
+        let seg = crate::Segment::create(4096).unwrap();
+        let late = std::thread::spawn(move || {
+            // Sent only once the reader sleeps, so that it sleeps in `poll` first.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            send_fds(&a, b"late", &[seg.as_fd()]).unwrap();
+            send_fds(&a, b"plain", &[]).unwrap();
+            // `a` closes here: the end of the stream.
+        });
+        let mut buf = [0u8; 4];
+        let (n, fds) = recv_fds_when_readable(&b, &mut buf).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"late"[..], 1));
+        late.join().unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fds) = recv_fds_when_readable(&b, &mut buf).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"plain"[..], 0));
+        assert_eq!(recv_fds_when_readable(&b, &mut buf).unwrap().0, 0);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! Both sessions are opened as rebeam's nodes open theirs (`rebeam_node::open_session`: peer
 //! mode, explicit endpoints, the cookie's handshake, the lease), so the floor and a cross-node
 //! call cross the same kind of link; `--plain` (after the mode) takes Zenoh's defaults instead
-//! (peers, multicast scouting off, no handshake), to show what those settings cost.
+//! (peers, multicast scouting off, no handshake, Zenoh's own threads), to show what those
+//! settings cost. Without it, Zenoh's runtimes are a node's too (`rebeam_node::ZENOH_RUNTIME`,
+//! unless `ZENOH_RUNTIME` is set).
 
 use std::time::{Duration, Instant};
 
@@ -62,13 +64,19 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[at].as_secs_f64() * 1e6
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
-async fn main() -> zenoh::Result<()> {
+fn main() -> zenoh::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let plain = args.get(1).is_some_and(|a| a == "--plain");
     if plain {
         args.remove(1);
+    } else {
+        // As a node's `rebeam` does, before any thread starts.
+        rebeam_node::use_node_runtimes();
     }
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?.block_on(run(plain, args))
+}
+
+async fn run(plain: bool, args: Vec<String>) -> zenoh::Result<()> {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["serve", endpoint] => {
             let session = open(plain, Some(endpoint), None).await?;
