@@ -42,13 +42,14 @@ ROOT = HERE.parent
 WORKLOADS = HERE / "workloads"
 
 # Each step: the thread kinds of the waker and of the woken, and what the hand-off is.
+# A node's Zenoh runs on one thread (`rebeam_node::ZENOH_RUNTIME`): its sending, receiving and
+# callbacks are one kind, "zenoh" (with Zenoh's default runtimes, its tx threads are of it too).
 FLOOR_PATH = [
-    ("q.main", "q.tx", "query: the querying task -> its Zenoh tx thread"),
-    ("q.tx", "s.zenoh", "query -> serve: TCP, to the serving side's Zenoh threads"),
-    ("s.zenoh", "s.tx", "serve: the reply callback -> its Zenoh tx thread"),
-    ("s.tx", "q.zenoh", "serve -> query: TCP, to the querying side's Zenoh threads"),
-    ("q.zenoh", "q.main", "query: Zenoh rx -> the querying task"),
-    ("q.main", "q.tx", "(the next query)"),
+    ("q.main", "q.zenoh", "query: the querying task -> its Zenoh thread (the query out)"),
+    ("q.zenoh", "s.zenoh", "query -> serve: TCP; the reply sent from the callback"),
+    ("s.zenoh", "q.zenoh", "serve -> query: TCP, to the querying side's Zenoh"),
+    ("q.zenoh", "q.main", "query: Zenoh -> the querying task"),
+    ("q.main", "q.zenoh", "(the next query)"),
 ]
 GOVERNOR_PATH = [
     ("m.main", "g.main", "main's Python -> the governor (socket)"),
@@ -61,14 +62,14 @@ GOVERNOR_PATH = [
 ]
 REBEAM_PATH = [
     ("mb.main", "gb.tokio", "b: main's Python -> b's governor (socket)"),
-    ("gb.tokio", "gb.tx", "b: the router sends the query -> b's Zenoh tx"),
-    ("gb.tx", "ga.zenoh", "b -> a: TCP, to a's Zenoh threads"),
+    ("gb.tokio", "gb.zenoh", "b: the router sends the query -> b's Zenoh"),
+    ("gb.zenoh", "ga.zenoh", "b -> a: TCP, to a's Zenoh"),
     ("ga.zenoh", "ga.tokio", "a: the query callback -> a's router (channel)"),
     ("ga.tokio", "wa.reader", "a: the router -> the worker's socket reader"),
     ("wa.reader", "wa.main", "a: the worker's reader -> its Python thread"),
     ("wa.main", "ga.tokio", "a: the worker's answer -> a's router (socket)"),
-    ("ga.tokio", "ga.tx", "a: the router replies -> a's Zenoh tx"),
-    ("ga.tx", "gb.zenoh", "a -> b: TCP, to b's Zenoh threads"),
+    ("ga.tokio", "ga.zenoh", "a: the router replies -> a's Zenoh"),
+    ("ga.zenoh", "gb.zenoh", "a -> b: TCP, to b's Zenoh"),
     ("gb.zenoh", "gb.tokio", "b: the reply -> b's governor (its task, the router)"),
     ("gb.tokio", "mb.reader", "b: the router -> main's socket reader"),
     ("mb.reader", "mb.main", "b: main's reader -> main's Python thread"),
@@ -112,8 +113,8 @@ def roles(timehist: str, pids: dict[str, int]) -> dict[str, set[int]]:
 
 
 def parse(timehist: str):
-    """The wake-ups (time, waker tid, woken tid), each thread's run starts (sorted), its CPU
-    time, and the trace's span in seconds."""
+    """The wake-ups (time, waker tid, woken tid), each thread's runs (ends and starts, by end),
+    its CPU time, and the trace's span in seconds."""
     wakes, starts, cpu, first, last = [], {}, {}, None, 0.0
     for line in timehist.splitlines():
         m = LINE.match(line)
@@ -128,7 +129,7 @@ def parse(timehist: str):
         fields = rest.split()
         if len(fields) == 3:  # wait, scheduling delay, run time (ms), at the switch out
             run = float(fields[2]) / 1e3
-            starts.setdefault(tid, []).append(t - run)
+            starts.setdefault(tid, []).append((t, t - run))
             cpu[tid] = cpu.get(tid, 0.0) + run
     for v in starts.values():
         v.sort()
@@ -160,10 +161,12 @@ def follow(timehist: str, pids: dict[str, int], path) -> dict:
             for k, (t, _, woken) in enumerate(found):
                 if k + 1 < len(found):
                     to_next[k].append(found[k + 1][0] - t)
+                # The run that ends first after the wake-up: it began after it (the latency), or
+                # the woken thread was running already (it spun, or had not yet slept): none.
                 runs = starts.get(woken, [])
-                at = bisect.bisect_left(runs, t)
+                at = bisect.bisect_left(runs, (t, 0.0))
                 if at < len(runs):
-                    latency[k].append(runs[at] - t)
+                    latency[k].append(max(0.0, runs[at][1] - t))
         i = j
     med = lambda xs: statistics.median(xs) * 1e6 if xs else float("nan")  # noqa: E731
     # Each kind of thread's CPU over the trace, as a share of one core (a call at a time runs
