@@ -208,6 +208,14 @@ def children(parent: int) -> list[tuple[int, str, str]]:
     return out
 
 
+def python_of(governor: int, role: str) -> int:
+    """The pid of a run's Python process of `role` ("worker", not the zygote; or "main")."""
+    for pid, comm, args in children(governor):
+        if f"rebeam._{role}" in args and comm != "rebeam-zygote":
+            return pid
+    raise SystemExit(f"profile_nodes: the run of governor {governor} has no {role} process")
+
+
 def kill_group(p: subprocess.Popen, sig=signal.SIGTERM) -> None:
     try:
         os.killpg(p.pid, sig)
@@ -252,16 +260,13 @@ def profile_rebeam(rebeam: str, tmp: Path, seconds: float) -> dict:
             stdout=subprocess.DEVNULL, **quiet,
         )
         time.sleep(5)  # joined, warmed up, calling
-        worker = [pid for pid, comm, args in children(host.pid) if "rebeam._worker" in args and comm != "rebeam-zygote"]
-        main = [pid for pid, _, args in children(caller.pid) if "rebeam._main" in args]
-        if not worker or not main:
-            raise SystemExit("profile_nodes: could not find node a's worker or node b's main process")
+        worker, main = python_of(host.pid, "worker"), python_of(caller.pid, "main")
         hist = record(tmp / "rebeam.data", seconds)
     finally:
         for p in (caller, host):
             if p is not None:
                 kill_group(p)
-    pids = {"ga": host.pid, "gb": caller.pid, "wa": worker[0], "mb": main[0]}
+    pids = {"ga": host.pid, "gb": caller.pid, "wa": worker, "mb": main}
     return follow(hist, pids, REBEAM_PATH)
 
 
@@ -273,14 +278,11 @@ def profile_governor_path(rebeam: str, tmp: Path, seconds: float) -> dict:
     try:
         run.stdout.readline()  # "GOVERNOR PATH READY"
         time.sleep(2)
-        worker = [pid for pid, comm, args in children(run.pid) if "rebeam._worker" in args and comm != "rebeam-zygote"]
-        main = [pid for pid, _, args in children(run.pid) if "rebeam._main" in args]
-        if not worker or not main:
-            raise SystemExit("profile_nodes: could not find the run's worker or main process")
+        worker, main = python_of(run.pid, "worker"), python_of(run.pid, "main")
         hist = record(tmp / "governor.data", seconds)
     finally:
         kill_group(run)
-    return follow(hist, {"g": run.pid, "w": worker[0], "m": main[0]}, GOVERNOR_PATH)
+    return follow(hist, {"g": run.pid, "w": worker, "m": main}, GOVERNOR_PATH)
 
 
 def table(name: str, result: dict) -> str:
