@@ -33,7 +33,11 @@
 //!   Except the calls the dead peer never took off the ring (its reader releases a record only
 //!   once it is queued, and the ring's released position says how far it got), and any
 //!   message it died before the ring took: nothing of those was delivered, so they go again
-//!   the governor's way, as after `NoProcess` (a restarted actor answers them).
+//!   the governor's way, as after `NoProcess` (a restarted actor answers them). A call whose
+//!   sender picked the route just before the link was lost, and was still writing it (or
+//!   had not yet put it in flight) when the calls in flight were taken, is settled so by its
+//!   sender (the link is marked dead before they are taken, and the sender looks once its
+//!   write returns).
 //! - **A restarted actor.** Its process answers a record for an id it does not host with
 //!   `NoProcess`: nothing was delivered, so the call is sent again the governor's way, once,
 //!   under its original target (the governor resolves it afresh), and its route is forgotten.
@@ -302,6 +306,24 @@ impl Direct {
         let Some((actor, gated, link)) = self.route(shared, target, subject) else {
             return Way::Governor(body);
         };
+        self.send_on(shared, req, body, actor, gated, link)
+    }
+
+    /// Sends request `req` to `actor` on `link`, the route picked for it (which another thread
+    /// may be losing meanwhile), or hands it back for the governor.
+    pub(crate) fn send_on(
+        &self,
+        shared: &Shared,
+        req: ReqId,
+        body: Request,
+        actor: ActorId,
+        gated: bool,
+        link: Arc<Link>,
+    ) -> Way {
+        let target = match &body {
+            Request::Call { target, .. } | Request::Cast { target, .. } => target,
+            _ => return Way::Governor(body),
+        };
         let (is_call, wait) = match &body {
             Request::Call { timeout_ms, .. } => (true, Duration::from_millis(*timeout_ms)),
             _ => (false, CAST_ROOM_WAIT),
@@ -332,11 +354,31 @@ impl Direct {
         }
         match write(&link, &encoded, wait) {
             Ok(Some(end)) => {
-                if let Some(entry) = lock(&link.inflight).get_mut(&req) {
-                    entry.1 = end;
-                }
                 if !is_call {
                     shared.answer(req, Response::Cast { delivered: true });
+                    return Way::Sent(None);
+                }
+                // The peer may have been lost while this call went in, and `link_lost` took
+                // the calls in flight before this one was among them (it marks the link dead
+                // first, and leaves calls still being written): then it is this thread's to
+                // settle, as `link_lost` would.
+                let stranded = {
+                    let mut inflight = lock(&link.inflight);
+                    if let Some(entry) = inflight.get_mut(&req) {
+                        entry.1 = end;
+                    }
+                    if link.dead.load(Ordering::SeqCst) {
+                        inflight.remove(&req)
+                    } else {
+                        None
+                    }
+                };
+                if let Some((original, end)) = stranded {
+                    let why = lock(&link.why)
+                        .clone()
+                        .unwrap_or_else(|| format!("its process (pid {}) died", link.peer_pid()));
+                    let released = released_if_gone(&link);
+                    self.settle_lost(shared, req, original, end, released, &why);
                     return Way::Sent(None);
                 }
                 Way::Sent(Some(link))
@@ -559,28 +601,41 @@ impl Direct {
         // (a reader releases a record only once it is queued): it was not delivered, so it
         // goes again the governor's way, as after NoProcess, in the order it was sent. Only
         // when the peer is gone: a live peer might still read it.
-        let released = {
-            let mut sender = lock(&link.sender);
-            if sender.peer().gone() {
-                sender.released().ok()
-            } else {
-                None
-            }
-        };
-        let mut inflight: Vec<_> = std::mem::take(&mut *lock(&link.inflight)).into_iter().collect();
+        let released = released_if_gone(link);
+        // A call still being written is its sender's to settle once the write returns (it
+        // looks then whether the link was lost): whether it reached the ring is known only there.
+        let mut inflight: Vec<_> = lock(&link.inflight).extract_if(|_, (_, end)| *end != NOT_WRITTEN).collect();
         inflight.sort_unstable_by_key(|(_, (_, end))| *end);
         for (req, (original, end)) in inflight {
-            let unread = released.is_some_and(|r| end != NOT_WRITTEN && end > r);
-            if unread && matches!(original, Request::Call { .. }) && self.send_again(shared, req, original.clone()) {
-                continue;
-            }
-            let target = match &original {
-                Request::Call { target, .. } => target.to_string(),
-                _ => "the actor".into(),
-            };
-            let info = ErrorInfo::new(ErrorKind::ActorDown, format!("actor {target} ended before it answered: {why}"));
-            shared.answer(req, Response::Call(Outcome::Failed(info)));
+            self.settle_lost(shared, req, original, end, released, why);
         }
+    }
+
+    /// Answers call `req`, in flight on a lost link: sent again the governor's way if the dead
+    /// peer never released its record (it ends at `end`; `released` is how far the peer got,
+    /// if it is gone), else failed with `ActorDown` for `why`.
+    fn settle_lost(&self, shared: &Shared, req: ReqId, original: Request, end: u64, released: Option<u64>, why: &str) {
+        let unread = released.is_some_and(|r| end != NOT_WRITTEN && end > r);
+        if unread && matches!(original, Request::Call { .. }) && self.send_again(shared, req, original.clone()) {
+            return;
+        }
+        let target = match &original {
+            Request::Call { target, .. } => target.to_string(),
+            _ => "the actor".into(),
+        };
+        let info = ErrorInfo::new(ErrorKind::ActorDown, format!("actor {target} ended before it answered: {why}"));
+        shared.answer(req, Response::Call(Outcome::Failed(info)));
+    }
+}
+
+/// How far the peer of `link` released what it read, if it is gone (a live peer might still
+/// read on: None).
+fn released_if_gone(link: &Link) -> Option<u64> {
+    let mut sender = lock(&link.sender);
+    if sender.peer().gone() {
+        sender.released().ok()
+    } else {
+        None
     }
 }
 

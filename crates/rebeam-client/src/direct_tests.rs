@@ -11,6 +11,7 @@ use rebeam_proto::{
 use rebeam_shm::{Receiver, Sender};
 
 use crate::channel_tests::{channel, channel_watching, send_with_fds};
+use crate::client::lock;
 use crate::tests::{connected, request_id};
 use crate::{Client, LOCAL_DELIVERY};
 
@@ -239,6 +240,42 @@ fn a_call_the_dead_peer_never_took_off_the_ring_goes_again_the_governors_way() {
     }
     rebeam_proto::write_frame(&mut s, &Frame::Response { req, body: reply(3) }).unwrap();
     assert_eq!(unread.join().unwrap(), reply(3));
+}
+
+#[test]
+fn a_call_that_picked_its_route_just_before_the_link_was_lost_is_settled_not_stranded() {
+    // A caller picks a route, then the channel thread loses the link (taking the calls in
+    // flight) before the caller's call is among them: the caller itself must settle it.
+    let (client, mut s) = connected();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let client = std::sync::Arc::new(client);
+    let mut peer = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let first = start(&client, call("ping"));
+    let (_tx, mut rx) = answer_route(&mut s, &[], peer.id());
+    next_record(&mut rx);
+    let stale = client.shared.direct.links().pop().expect("the channel in use");
+    let why = "worker 1 (pid 1234) died: killed by SIGKILL".to_string();
+    rebeam_proto::write_frame(&mut s, &Frame::Command(Command::ChannelClosed { channel: 1, why })).unwrap();
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+    assert!(matches!(
+        first.join().unwrap(),
+        Response::Call(Outcome::Failed(ErrorInfo { kind: ErrorKind::ActorDown, .. }))
+    ));
+    assert!(stale.dead.load(std::sync::atomic::Ordering::SeqCst), "the link was lost");
+    // The late call goes onto the dead peer's ring (it has room) after the losing is over.
+    let way = client.shared.direct.send_on(&client.shared, 4242, call("late"), ACTOR, false, stale.clone());
+    assert!(matches!(way, crate::direct::Way::Sent(None)), "its answer must come some other way than the dead ring");
+    assert!(lock(&stale.inflight).is_empty(), "nothing is left for a reader that will never come");
+    // Never taken off the ring, it goes again the governor's way, under its original target.
+    let (req, body) = request_id(&mut s);
+    assert_eq!(req, 4242);
+    match body {
+        Request::Call { target, subject, .. } => {
+            assert_eq!((target, subject.as_str()), (Target::Name("counter".into()), "late"))
+        }
+        other => panic!("expected the call again, got {other:?}"),
+    }
 }
 
 #[test]

@@ -329,7 +329,7 @@ pub(crate) fn wait_plain(replies: &Replies<Response>, deadline: Option<Instant>)
 fn peer_why(shared: &Shared, link: &Link) -> String {
     let deadline = Instant::now() + PEER_WHY_WAIT;
     loop {
-        if let Some(why) = lock(&link.why).take() {
+        if let Some(why) = lock(&link.why).clone() {
             return why;
         }
         if Instant::now() >= deadline || shared.closed.load(Ordering::SeqCst) {
