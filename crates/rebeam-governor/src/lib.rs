@@ -20,6 +20,7 @@ mod actors;
 mod boc;
 mod bus;
 mod channels;
+mod conn;
 mod control;
 mod delivery;
 mod lent;

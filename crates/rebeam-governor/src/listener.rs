@@ -20,20 +20,15 @@
 //! bytes (recvmsg) and hands them to the router with the frame that claims them; the rules,
 //! and what becomes of fds no frame claims, are in `lent.rs`.
 
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rebeam_proto::{Encoded, Frame, FrameDecoder, Inbound, ProtoError, Role};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage,
-    SendFlags,
-};
-use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::conn::Conn;
 use crate::lent::{PeerFds, Stray, MAX_FDS};
 use crate::outbox::{self, Outbox, Outgoing};
 use crate::router::{Input, ProcIdx};
@@ -130,27 +125,34 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
         tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
         return;
     }
-    let (mut rd, wr) = stream.into_split();
+    let peer_pid = peer.pid();
+    let conn = match stream.into_std().and_then(Conn::new) {
+        Ok(conn) => Arc::new(conn),
+        Err(e) => {
+            tracing::warn!(pid = ?peer_pid, "dropped a connection that cannot be taken over: {e}");
+            return;
+        }
+    };
+    let rd = &*conn;
     let mut decoder = FrameDecoder::new(frame_limit);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut fds = PeerFds::default();
 
-    let first =
-        tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, peer.pid())).await;
+    let first = tokio::time::timeout(HELLO_TIMEOUT, next_frame(rd, &mut decoder, &mut buf, &mut fds, peer_pid)).await;
     let first = first.map(|got| got.map(|(frame, _, _)| frame.into_frame()));
     let hello = match first {
         Err(_) => {
-            tracing::warn!(pid = ?peer.pid(), "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
+            tracing::warn!(pid = ?peer_pid, "dropped a connection that said nothing for {HELLO_TIMEOUT:?}");
             return;
         }
         Ok(Err(e)) => {
-            tracing::warn!(pid = ?peer.pid(), "dropped a connection before its Hello: {e}");
+            tracing::warn!(pid = ?peer_pid, "dropped a connection before its Hello: {e}");
             return;
         }
         Ok(Ok(frame)) => frame,
     };
     let Frame::Hello { version, role, token, pid } = hello else {
-        tracing::warn!(pid = ?peer.pid(), "dropped a connection whose first frame was not a Hello");
+        tracing::warn!(pid = ?peer_pid, "dropped a connection whose first frame was not a Hello");
         return;
     };
     let (writer, outbox) = outbox::outbox(outbox::budget(frame_limit));
@@ -172,10 +174,10 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
         Err(_) => return,
     };
 
-    tokio::spawn(write_queued(wr, outbox));
+    tokio::spawn(write_queued(conn.clone(), outbox));
 
     loop {
-        match next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, peer.pid()).await {
+        match next_frame(rd, &mut decoder, &mut buf, &mut fds, peer_pid).await {
             Ok((frame, bytes, lent)) => {
                 let input = match frame {
                     Inbound::Hot(hot) if hot.lent() > 0 => Input::Lent(proc, hot, lent),
@@ -196,7 +198,7 @@ async fn serve(stream: UnixStream, inputs: PeerInputs, frame_limit: u64, python_
 
 /// Writes what the outbox queues, in order, until it closes or a write fails; then shuts the
 /// socket's writing half.
-async fn write_queued(mut wr: tokio::net::unix::OwnedWriteHalf, mut outbox: outbox::Drain) {
+async fn write_queued(wr: Arc<Conn>, mut outbox: outbox::Drain) {
     let mut next = None;
     loop {
         let out = match next.take() {
@@ -208,7 +210,7 @@ async fn write_queued(mut wr: tokio::net::unix::OwnedWriteHalf, mut outbox: outb
         };
         if !out.fds.is_empty() {
             let len = out.bytes.len();
-            if write_outgoing(&mut wr, out).await.is_err() {
+            if write_outgoing(&wr, out).await.is_err() {
                 break;
             }
             outbox.written(len);
@@ -227,16 +229,16 @@ async fn write_queued(mut wr: tokio::net::unix::OwnedWriteHalf, mut outbox: outb
             }
         }
         let len = burst.iter().map(Encoded::len).sum();
-        if write_burst(&mut wr, &burst).await.is_err() {
+        if write_burst(&wr, &burst).await.is_err() {
             break;
         }
         outbox.written(len);
     }
-    let _ = wr.shutdown().await;
+    wr.shutdown_write();
 }
 
 /// Writes frames one after another, in as few vectored writes as the kernel takes.
-async fn write_burst(wr: &mut tokio::net::unix::OwnedWriteHalf, frames: &[Encoded]) -> std::io::Result<()> {
+async fn write_burst(wr: &Conn, frames: &[Encoded]) -> std::io::Result<()> {
     let (mut written, total) = (0, frames.iter().map(Encoded::len).sum::<usize>());
     while written < total {
         let mut skip = written;
@@ -258,42 +260,24 @@ async fn write_burst(wr: &mut tokio::net::unix::OwnedWriteHalf, frames: &[Encode
 }
 
 /// Writes one queued frame; its fds (if any) go with its first bytes, then close here.
-async fn write_outgoing(wr: &mut tokio::net::unix::OwnedWriteHalf, out: Outgoing) -> std::io::Result<()> {
-    let written = if out.fds.is_empty() { 0 } else { send_with_fds(wr.as_ref(), &out.bytes, &out.fds).await? };
+async fn write_outgoing(wr: &Conn, out: Outgoing) -> std::io::Result<()> {
+    let written = if out.fds.is_empty() { 0 } else { send_with_fds(wr, &out.bytes, &out.fds).await? };
     write_vectored_all(wr, &out.bytes, written).await
 }
 
 /// Writes the first bytes of `frame` with `fds` attached, in one sendmsg once the socket takes
-/// bytes. The kernel attaches the fds to the first byte written, and a receiver's recvmsg
-/// returns them no later than that byte: they arrive with the frame that names them.
-async fn send_with_fds(sock: &UnixStream, frame: &Encoded, fds: &[OwnedFd]) -> std::io::Result<usize> {
+/// bytes: they arrive with the frame that names them (see `Conn::send_with_fds`).
+async fn send_with_fds(wr: &Conn, frame: &Encoded, fds: &[OwnedFd]) -> std::io::Result<usize> {
     let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-    loop {
-        sock.writable().await?;
-        let sent = sock.try_io(Interest::WRITABLE, || {
-            let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
-            let mut control = SendAncillaryBuffer::new(&mut space);
-            if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-                return Err(std::io::Error::other("the fds do not fit the control buffer"));
-            }
-            Ok(rustix::net::sendmsg(sock, &frame.slices_after(0), &mut control, SendFlags::NOSIGNAL)?)
-        });
-        match sent {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
+    match wr.send_with_fds(&frame.slices_after(0), &fds).await? {
+        0 => Err(std::io::ErrorKind::WriteZero.into()),
+        n => Ok(n),
     }
 }
 
 /// Writes a frame's header and payload pieces after its first `written` bytes, without
 /// concatenating them.
-async fn write_vectored_all(
-    wr: &mut tokio::net::unix::OwnedWriteHalf,
-    frame: &Encoded,
-    mut written: usize,
-) -> std::io::Result<()> {
+async fn write_vectored_all(wr: &Conn, frame: &Encoded, mut written: usize) -> std::io::Result<()> {
     let total = frame.len();
     while written < total {
         match wr.write_vectored(&frame.slices_after(written)).await? {
@@ -308,14 +292,14 @@ async fn write_vectored_all(
 /// the fds it lends; fds no frame claims are closed (see `lent.rs`). `pid` names the peer in
 /// the warning.
 async fn next_frame(
-    rd: &mut tokio::net::unix::OwnedReadHalf,
+    rd: &Conn,
     decoder: &mut FrameDecoder,
     buf: &mut [u8],
     fds: &mut PeerFds,
     pid: Option<i32>,
 ) -> Result<(Inbound, usize, Vec<OwnedFd>), ProtoError> {
     let warn = |Stray(n): Stray, why: &str| {
-        tracing::warn!(?pid, "closed {n} fd(s) a peer sent {why}");
+        tracing::warn!(pid, "closed {n} fd(s) a peer sent {why}");
     };
     loop {
         let held = decoder.pending();
@@ -345,40 +329,13 @@ async fn next_frame(
 
 /// Reads what the socket holds into `buf`, with the fds that came with it (see `lent.rs`: a
 /// read that brought more than [`MAX_FDS`] closes them all and brings none).
-async fn read_with_fds(
-    rd: &mut tokio::net::unix::OwnedReadHalf,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-    let sock: &UnixStream = rd.as_ref();
-    loop {
-        sock.readable().await?;
-        let got = sock.try_io(Interest::READABLE, || {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let msg = rustix::net::recvmsg(
-                sock,
-                &mut [std::io::IoSliceMut::new(buf)],
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            )?;
-            let mut fds = Vec::new();
-            for m in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(rights) = m {
-                    fds.extend(rights);
-                }
-            }
-            Ok((msg.bytes, msg.flags.contains(ReturnFlags::CTRUNC), fds))
-        });
-        match got {
-            Ok((n, true, fds)) => {
-                tracing::warn!("closed the {} fd(s) of a read that brought more than {MAX_FDS}", fds.len());
-                return Ok((n, Vec::new()));
-            }
-            Ok((n, false, fds)) => return Ok((n, fds)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
+async fn read_with_fds(rd: &Conn, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let read = rd.recv(buf).await?;
+    if read.truncated {
+        tracing::warn!("closed the {} fd(s) of a read that brought more than {MAX_FDS}", read.fds.len());
+        return Ok((read.bytes, Vec::new()));
     }
+    Ok((read.bytes, read.fds))
 }
 
 #[cfg(test)]
@@ -400,8 +357,7 @@ mod tests {
     async fn fds_arrive_with_the_frame_that_carries_them() {
         for size in [16, 4 << 20] {
             let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
-            ours.set_nonblocking(true).expect("nonblocking");
-            let (_rd, mut wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+            let wr = Conn::new(ours).expect("registered");
             let bell = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).expect("an eventfd");
             let (plain, carrying) = (frame(size), frame(size));
             let want = (plain.len(), carrying.len());
@@ -416,8 +372,8 @@ mod tests {
                 }
                 got
             });
-            write_outgoing(&mut wr, Outgoing { bytes: plain, fds: vec![] }).await.expect("written");
-            write_outgoing(&mut wr, Outgoing { bytes: carrying, fds: vec![bell] }).await.expect("written");
+            write_outgoing(&wr, Outgoing { bytes: plain, fds: vec![] }).await.expect("written");
+            write_outgoing(&wr, Outgoing { bytes: carrying, fds: vec![bell] }).await.expect("written");
             let (bytes, fds) = reader.join().expect("the reader");
             assert_eq!(fds.len(), 1);
             let at = fds[0].0;
@@ -433,8 +389,7 @@ mod tests {
     #[tokio::test]
     async fn queued_frames_are_written_in_bursts_whole_and_in_order() {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
-        ours.set_nonblocking(true).expect("nonblocking");
-        let (_rd, wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+        let wr = Arc::new(Conn::new(ours).expect("registered"));
         let (writer, outbox) = outbox::outbox(u64::MAX);
         let sizes: Vec<usize> = (0..3 * MAX_BURST_FRAMES).map(|i| if i == 70 { 4 << 20 } else { 10 + i }).collect();
         let mut expected = Vec::new();
@@ -485,8 +440,7 @@ mod tests {
     #[tokio::test]
     async fn fds_go_to_the_frame_that_lends_them_and_stray_ones_close() {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a pair");
-        ours.set_nonblocking(true).expect("nonblocking");
-        let (mut rd, _wr) = UnixStream::from_std(ours).expect("tokio").into_split();
+        let rd = Conn::new(ours).expect("registered");
         let (lent_read, lent_write) = std::io::pipe().expect("a pipe");
         let (stray_read, stray_write) = std::io::pipe().expect("a pipe");
         let (lent_write, stray_write): (OwnedFd, OwnedFd) = (lent_write.into(), stray_write.into());
@@ -496,7 +450,7 @@ mod tests {
         rebeam_shm::fdpass::send_fds(&theirs, &plain, &[stray_write.as_fd()]).expect("sent");
         drop((lent_write, stray_write));
         let (mut decoder, mut buf, mut fds) = (FrameDecoder::new(1 << 20), vec![0u8; READ_CHUNK], PeerFds::default());
-        let mut next = async || next_frame(&mut rd, &mut decoder, &mut buf, &mut fds, None).await.expect("a frame");
+        let mut next = async || next_frame(&rd, &mut decoder, &mut buf, &mut fds, None).await.expect("a frame");
         let (first, _, none) = next().await;
         assert!(!matches!(first, Inbound::Hot(ref hot) if hot.lent() > 0) && none.is_empty());
         let (second, _, lent) = next().await;
