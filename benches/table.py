@@ -24,6 +24,16 @@ def g(d: dict, *path):
     return d
 
 
+def node_vs_parts(nodes: dict | None) -> float | None:
+    """A cross-node call's p50 over the parts it is made of, each measured in the same run:
+    Zenoh's own query (the link) plus a call by the governor's path within one node (the
+    hops a cross-node call has on its two sides, main -> governor and governor -> worker)."""
+    parts = [g(nodes or {}, *path) for path in (("p50_us",), ("zenoh", "p50_us"), ("same_node_governor_p50_us",))]
+    if any(not isinstance(x, (int, float)) for x in parts) or parts[1] + parts[2] <= 0:
+        return None
+    return parts[0] / (parts[1] + parts[2])
+
+
 ROWS = [
     # key, measure, unit, lower_is_better, getter, target, format
     (
@@ -234,6 +244,8 @@ ROWS = [
      True, lambda s: g(s, "nodes", "same_node_governor_p50_us"), "—", "{:.1f}"),
     ("node_vs_zenoh", "20. call to another node p50 / Zenoh's query p50", "×", True,
      lambda s: g(s, "nodes", "vs_zenoh_p50"), "≤ 1.2×", "{:.2f}"),
+    ("node_vs_parts", "20. call to another node p50 / (Zenoh's query p50 + the governor's path p50)", "×", True,
+     lambda s: node_vs_parts(g(s, "nodes")), "—", "{:.2f}"),
     ("node_casts", "20. casts to another node, 1 → 1 (main → actor, loopback)", "msgs/s", False,
      lambda s: g(s, "nodes", "casts_per_s"), "—", "{:,.0f}"),
     ("node_same_casts", "20. the same casts within one node, same run", "msgs/s", False,
@@ -358,8 +370,8 @@ def host_systems(raw: dict) -> dict:
     }
 
 NODE_ROWS = (
-    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_same_gov_p50", "node_vs_zenoh", "node_casts",
-    "node_same_casts",
+    "node_p50", "node_p99", "node_zenoh_p50", "node_same_p50", "node_same_gov_p50", "node_vs_zenoh", "node_vs_parts",
+    "node_casts", "node_same_casts",
     "failover_answered", "failover_serving",
 )
 
@@ -446,6 +458,7 @@ WORKLOAD_OF = {
     "node_same_p50": "nodes",
     "node_same_gov_p50": "nodes",
     "node_vs_zenoh": "nodes",
+    "node_vs_parts": "nodes",
     "node_casts": "nodes",
     "node_same_casts": "nodes",
     "failover_answered": "nodes",
