@@ -17,7 +17,7 @@
 //!   socket for more (one `recvmsg` that says `EAGAIN` saved per frame). Tokio clears only
 //!   the readiness that read saw, so input that came after it still wakes the reader.
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -102,9 +102,15 @@ impl Conn {
         }
     }
 
-    /// Writes some of `slices`, as `write_vectored` does.
+    /// Writes some of `slices`, as `write_vectored` does, but as a `sendmsg` that raises no
+    /// SIGPIPE when the peer is gone (the write fails with `EPIPE` instead, whatever the
+    /// process does with the signal).
     pub(crate) async fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write_with(|mut io| io.write_vectored(slices)).await
+        self.write_with(|io| {
+            let mut no_control = SendAncillaryBuffer::default();
+            Ok(rustix::net::sendmsg(io, slices, &mut no_control, SendFlags::NOSIGNAL)?)
+        })
+        .await
     }
 
     /// Writes some of `slices` with `fds` attached to their first byte, in one sendmsg. The
@@ -144,6 +150,7 @@ impl AsFd for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::time::Duration;
 
     const WAIT: Duration = Duration::from_secs(5);
@@ -223,5 +230,15 @@ mod tests {
             written += n;
         }
         assert_eq!(reader.join().expect("the reader"), total);
+    }
+
+    /// A write to a peer that is gone fails, and the next one too: the writer stops.
+    #[tokio::test]
+    async fn a_write_to_a_peer_that_is_gone_fails() {
+        let (ours, theirs) = UnixStream::pair().expect("a pair");
+        let conn = Conn::new(ours).expect("registered");
+        drop(theirs);
+        let err = conn.write_vectored(&[IoSlice::new(b"to nobody")]).await.expect_err("nobody reads");
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
     }
 }
