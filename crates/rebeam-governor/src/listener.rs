@@ -299,7 +299,7 @@ async fn next_frame(
     pid: Option<i32>,
 ) -> Result<(Inbound, usize, Vec<OwnedFd>), ProtoError> {
     let warn = |Stray(n): Stray, why: &str| {
-        tracing::warn!(pid, "closed {n} fd(s) a peer sent {why}");
+        tracing::warn!(?pid, "closed {n} fd(s) a peer sent {why}");
     };
     loop {
         let held = decoder.pending();
